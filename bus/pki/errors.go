@@ -1,0 +1,39 @@
+package pki
+
+import "errors"
+
+// Reasons a certificate is refused. Every refusal wraps exactly one of them,
+// so callers can tell them apart with errors.Is.
+var (
+	ErrUnknownAuthority = errors.New("not issued by the project root CA")
+	ErrExpired          = errors.New("certificate expired")
+	ErrNotYetValid      = errors.New("certificate not yet valid")
+	ErrRevoked          = errors.New("certificate revoked")
+	ErrBadIdentity      = errors.New("certificate identity malformed")
+	ErrWrongKind        = errors.New("certificate kind not allowed here")
+)
+
+// CertError is a refused certificate: which one, and why.
+type CertError struct {
+	Name   string // the certificate's CN, as presented (not trusted)
+	Serial string
+	Reason error // one of the Err* values above
+	Detail string
+}
+
+func (e *CertError) Error() string {
+	msg := "certificate " + quote(e.Name)
+	if e.Serial != "" {
+		msg += " (serial " + e.Serial + ")"
+	}
+	msg += " refused: " + e.Reason.Error()
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	return msg
+}
+
+// Unwrap returns the reason, so errors.Is(err, ErrRevoked) works.
+func (e *CertError) Unwrap() error { return e.Reason }
+
+func quote(s string) string { return "\"" + s + "\"" }

@@ -1,0 +1,64 @@
+package bus
+
+import (
+	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/hearthfl/hearth/bus/pki"
+)
+
+// The subject scheme. Every subject Hearth uses is built here, and the NATS
+// permissions of each participant are generated from the same builders, so
+// the two cannot drift apart.
+//
+//	hearth.msg.<recipient>.<sender>   one signed envelope from sender to recipient
+//
+// A participant may publish only on subjects that name it as the sender and
+// subscribe only to subjects that name it as the recipient. Names are
+// certificate CNs; a '.' in a name (admins are often e-mail addresses) is
+// written as '~' in a subject token ('~' is not allowed in names, so the
+// mapping is one to one).
+const (
+	subjectRoot   = "hearth"
+	subjectDirect = subjectRoot + ".msg."
+)
+
+// Token renders a participant name as one subject token.
+func Token(name string) string { return strings.ReplaceAll(name, ".", "~") }
+
+// nameOf reverses Token.
+func nameOf(token string) string { return strings.ReplaceAll(token, "~", ".") }
+
+// Direct is the subject for a message from sender to recipient.
+func Direct(recipient, sender string) string {
+	return subjectDirect + Token(recipient) + "." + Token(sender)
+}
+
+// Inbox is the subscription that receives every message addressed to name.
+func Inbox(name string) string { return subjectDirect + Token(name) + ".*" }
+
+// ParseDirect returns the recipient and sender a Direct subject names.
+func ParseDirect(subject string) (recipient, sender string, ok bool) {
+	rest, found := strings.CutPrefix(subject, subjectDirect)
+	if !found {
+		return "", "", false
+	}
+	to, from, found := strings.Cut(rest, ".")
+	if !found || to == "" || from == "" || strings.Contains(from, ".") {
+		return "", "", false
+	}
+	return nameOf(to), nameOf(from), true
+}
+
+// Permissions are the NATS permissions of participant id, written from its
+// point of view: it may publish only as itself and receive only what is
+// addressed to it. Nothing else is allowed: no JetStream API ($JS.API.>),
+// no system subjects, no _INBOX (replies travel as Direct messages).
+func Permissions(id pki.Identity) *server.Permissions {
+	me := Token(id.Name)
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{subjectDirect + "*." + me}},
+		Subscribe: &server.SubjectPermission{Allow: []string{subjectDirect + me + ".*"}},
+	}
+}
