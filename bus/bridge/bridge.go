@@ -1,0 +1,358 @@
+// Package bridge connects protoactor-go actors to the bus: what an actor
+// sends to the bridge is signed and published to its recipient; what
+// arrives is verified (bus/envelope) before it is handed, as a typed
+// protobuf message, to the local actor routed for its type. Requests and
+// responses cross processes: a handler answers with ctx.Respond, and the
+// asker receives a *Reply (or *Failed).
+//
+// Actor code never sees NATS, envelopes or subjects: it sends *Send and
+// *Ask to the bridge's PID and reads the sender of what it receives with
+// SenderOf.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/bus"
+	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/pki"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// Send asks the bridge to deliver Msg to participant To; no answer.
+type Send struct {
+	To    string
+	Msg   proto.Message
+	JobID string
+	Round int64
+}
+
+// Ask asks the bridge to deliver a request to participant To. The bridge
+// answers the asking actor (or future) with *Reply or *Failed.
+type Ask struct {
+	To      string
+	Msg     proto.Message
+	JobID   string
+	Round   int64
+	Timeout time.Duration // default Config.RequestTimeout
+}
+
+// Reply is the answer to an Ask.
+type Reply struct {
+	From pki.Identity
+	Msg  proto.Message
+}
+
+// Failed is an Ask that got no answer: refused, failed at the recipient,
+// or timed out.
+type Failed struct {
+	To  string
+	Err error
+}
+
+// ErrTimeout is the cause of a Failed whose recipient did not answer in time.
+var ErrTimeout = errors.New("no response in time")
+
+// RemoteError is a failure reported by the recipient of a request.
+type RemoteError struct {
+	From, Code, Message string
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("%s answered %s: %s", e.From, e.Code, e.Message)
+}
+
+// Config configures a bridge.
+type Config struct {
+	Conn     *nats.Conn
+	Signer   *envelope.Signer
+	Verifier *envelope.Verifier
+	System   *actor.ActorSystem
+	// Routes names the local actor that handles each inbound message type
+	// (fully qualified protobuf name). Types without a route are refused.
+	Routes         map[string]*actor.PID
+	RequestTimeout time.Duration // default 10s
+	Logger         *slog.Logger
+	// OnRefused, if set, sees every envelope refused on arrival.
+	OnRefused func(subject string, err error)
+	Now       func() time.Time
+}
+
+// Bridge is one process's link between its actors and the bus.
+type Bridge struct {
+	cfg  Config
+	self string
+	log  *slog.Logger
+	now  func() time.Time
+	pid  *actor.PID
+	sub  *nats.Subscription
+
+	mu      sync.Mutex
+	pending map[string]*pendingAsk // request id -> asker
+
+	routesMu sync.RWMutex
+	routes   map[string]*actor.PID
+}
+
+type pendingAsk struct {
+	to     string
+	sender *actor.PID
+	timer  *time.Timer
+}
+
+// Start subscribes to this participant's inbox and spawns the bridge actor.
+func Start(cfg Config) (*Bridge, error) {
+	switch {
+	case cfg.Conn == nil, cfg.Signer == nil, cfg.Verifier == nil, cfg.System == nil:
+		return nil, errors.New("bridge: connection, signer, verifier and actor system are required")
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	b := &Bridge{
+		cfg:     cfg,
+		self:    cfg.Signer.Identity().Name,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		pending: map[string]*pendingAsk{},
+		routes:  map[string]*actor.PID{},
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	for t, pid := range cfg.Routes {
+		b.routes[t] = pid
+	}
+	b.pid = cfg.System.Root.Spawn(actor.PropsFromFunc(b.receive))
+	sub, err := cfg.Conn.Subscribe(bus.Inbox(b.self), b.arrive)
+	if err != nil {
+		cfg.System.Root.Stop(b.pid)
+		return nil, fmt.Errorf("bridge: subscribe to inbox: %w", err)
+	}
+	sub.SetPendingLimits(-1, 256<<20)
+	b.sub = sub
+	if err := cfg.Conn.Flush(); err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	return b, nil
+}
+
+// PID is the bridge actor: send it *Send and *Ask.
+func (b *Bridge) PID() *actor.PID { return b.pid }
+
+// Route sets the local actor for an inbound message type.
+func (b *Bridge) Route(messageType string, pid *actor.PID) {
+	b.routesMu.Lock()
+	b.routes[messageType] = pid
+	b.routesMu.Unlock()
+}
+
+// Close unsubscribes and stops the bridge actor. Pending asks fail.
+func (b *Bridge) Close() {
+	if b.sub != nil {
+		_ = b.sub.Unsubscribe()
+	}
+	b.cfg.System.Root.Stop(b.pid)
+	b.mu.Lock()
+	for id, p := range b.pending {
+		p.timer.Stop()
+		b.cfg.System.Root.Send(p.sender, &Failed{To: p.to, Err: errors.New("bridge closed")})
+		delete(b.pending, id)
+	}
+	b.mu.Unlock()
+}
+
+// Request is a convenience for code outside actors: it asks and waits.
+func (b *Bridge) Request(ctx context.Context, to string, msg proto.Message) (*Reply, error) {
+	timeout := b.cfg.RequestTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	f := b.cfg.System.Root.RequestFuture(b.pid, &Ask{To: to, Msg: msg, Timeout: timeout}, timeout+time.Second)
+	res, err := f.Result()
+	if err != nil {
+		return nil, fmt.Errorf("request to %s: %w", to, err)
+	}
+	switch r := res.(type) {
+	case *Reply:
+		return r, nil
+	case *Failed:
+		return nil, fmt.Errorf("request to %s: %w", r.To, r.Err)
+	}
+	return nil, fmt.Errorf("request to %s: unexpected %T", to, res)
+}
+
+// receive is the bridge actor: it signs and publishes what actors send.
+func (b *Bridge) receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *Send:
+		if _, err := b.publish(envelope.Outgoing{Recipient: m.To, Body: m.Msg, JobID: m.JobID, Round: m.Round,
+			Kind: hearthv1.Header_KIND_MESSAGE}); err != nil {
+			b.log.Error("send failed", "to", m.To, "err", err)
+		}
+	case *Ask:
+		b.ask(ctx, m)
+	}
+}
+
+func (b *Bridge) ask(ctx actor.Context, m *Ask) {
+	sender := ctx.Sender()
+	if sender == nil {
+		b.log.Error("ask without a sender to answer", "to", m.To)
+		return
+	}
+	timeout := m.Timeout
+	if timeout <= 0 {
+		timeout = b.cfg.RequestTimeout
+	}
+	data, id, err := b.cfg.Signer.Sign(envelope.Outgoing{Recipient: m.To, Body: m.Msg, JobID: m.JobID, Round: m.Round,
+		Kind: hearthv1.Header_KIND_REQUEST}, b.now())
+	if err != nil {
+		ctx.Send(sender, &Failed{To: m.To, Err: err})
+		return
+	}
+	p := &pendingAsk{to: m.To, sender: sender}
+	b.mu.Lock()
+	b.pending[id] = p
+	p.timer = time.AfterFunc(timeout, func() {
+		if q := b.take(id); q != nil {
+			b.cfg.System.Root.Send(q.sender, &Failed{To: q.to, Err: fmt.Errorf("%w (%v)", ErrTimeout, timeout)})
+		}
+	})
+	b.mu.Unlock()
+	if err := b.cfg.Conn.Publish(bus.Direct(m.To, b.self), data); err != nil {
+		if q := b.take(id); q != nil {
+			ctx.Send(sender, &Failed{To: m.To, Err: fmt.Errorf("publish: %w", err)})
+		}
+	}
+}
+
+func (b *Bridge) take(id string) *pendingAsk {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.pending[id]
+	if p != nil {
+		p.timer.Stop()
+		delete(b.pending, id)
+	}
+	return p
+}
+
+func (b *Bridge) publish(m envelope.Outgoing) (string, error) {
+	data, id, err := b.cfg.Signer.Sign(m, b.now())
+	if err != nil {
+		return "", err
+	}
+	return id, b.cfg.Conn.Publish(bus.Direct(m.Recipient, b.self), data)
+}
+
+// arrive runs for every message on this participant's inbox. Nothing of an
+// envelope reaches an actor before Verifier.Open accepted it.
+func (b *Bridge) arrive(msg *nats.Msg) {
+	_, from, ok := bus.ParseDirect(msg.Subject)
+	if !ok {
+		b.refused(msg.Subject, fmt.Errorf("malformed subject %q", msg.Subject))
+		return
+	}
+	m, err := b.cfg.Verifier.Open(from, msg.Data)
+	if err != nil {
+		b.refused(msg.Subject, err)
+		return
+	}
+	h := m.Header
+	switch h.Kind {
+	case hearthv1.Header_KIND_RESPONSE, hearthv1.Header_KIND_ERROR:
+		p := b.take(h.CorrelationId)
+		if p == nil {
+			b.log.Warn("response to no pending request (late or unknown)", "from", from, "correlation_id", h.CorrelationId)
+			return
+		}
+		if p.to != m.Sender.Name {
+			b.log.Warn("response from a participant the request was not sent to", "from", from, "asked", p.to)
+			b.cfg.System.Root.Send(p.sender, &Failed{To: p.to, Err: fmt.Errorf("response came from %s, not %s", m.Sender.Name, p.to)})
+			return
+		}
+		if h.Kind == hearthv1.Header_KIND_ERROR {
+			f, _ := m.Body.(*hearthv1.Failure)
+			b.cfg.System.Root.Send(p.sender, &Failed{To: p.to, Err: &RemoteError{From: from, Code: f.GetCode(), Message: f.GetMessage()}})
+			return
+		}
+		b.cfg.System.Root.Send(p.sender, &Reply{From: m.Sender, Msg: m.Body})
+	case hearthv1.Header_KIND_MESSAGE, hearthv1.Header_KIND_REQUEST:
+		b.deliver(m)
+	}
+}
+
+func (b *Bridge) deliver(m *envelope.Message) {
+	h := m.Header
+	b.routesMu.RLock()
+	pid := b.routes[h.MessageType]
+	b.routesMu.RUnlock()
+	if pid == nil {
+		b.log.Warn("no local handler for message type", "type", h.MessageType, "from", h.Sender)
+		if h.Kind == hearthv1.Header_KIND_REQUEST {
+			b.answer(m, nil, &hearthv1.Failure{Code: "no_handler", Message: "no handler for " + h.MessageType + " at " + b.self})
+		}
+		return
+	}
+	headers := map[string]string{
+		headerSender: m.Sender.Name, headerOrg: m.Sender.Org, headerKind: string(m.Sender.Kind),
+		headerRole: string(m.Sender.Role), headerJob: h.JobId, headerRound: strconv.FormatInt(h.Round, 10),
+		headerID: h.Id,
+	}
+	if h.Kind == hearthv1.Header_KIND_MESSAGE {
+		b.cfg.System.Root.Send(pid, &actor.MessageEnvelope{Header: headers, Message: m.Body})
+		return
+	}
+	future := actor.NewFuture(b.cfg.System, b.cfg.RequestTimeout)
+	b.cfg.System.Root.Send(pid, &actor.MessageEnvelope{Header: headers, Message: m.Body, Sender: future.PID()})
+	go func() {
+		res, err := future.Result()
+		switch r := res.(type) {
+		case nil:
+			code := "handler_error"
+			if errors.Is(err, actor.ErrTimeout) {
+				code = "timeout"
+			}
+			b.answer(m, nil, &hearthv1.Failure{Code: code, Message: fmt.Sprint(err)})
+		case proto.Message:
+			b.answer(m, r, nil)
+		case error:
+			b.answer(m, nil, &hearthv1.Failure{Code: "handler_error", Message: r.Error()})
+		default:
+			b.answer(m, nil, &hearthv1.Failure{Code: "handler_error", Message: fmt.Sprintf("handler answered %T", res)})
+		}
+	}()
+}
+
+// answer sends the response (or failure) to a request.
+func (b *Bridge) answer(req *envelope.Message, body proto.Message, failure *hearthv1.Failure) {
+	out := envelope.Outgoing{Recipient: req.Sender.Name, CorrelationID: req.Header.Id,
+		JobID: req.Header.JobId, Round: req.Header.Round, Kind: hearthv1.Header_KIND_RESPONSE, Body: body}
+	if failure != nil {
+		out.Kind, out.Body = hearthv1.Header_KIND_ERROR, failure
+	}
+	if _, err := b.publish(out); err != nil {
+		b.log.Error("answer failed", "to", req.Sender.Name, "err", err)
+	}
+}
+
+func (b *Bridge) refused(subject string, err error) {
+	b.log.Warn("envelope refused", "subject", subject, "reason", envelope.Reason(err), "err", err)
+	if b.cfg.OnRefused != nil {
+		b.cfg.OnRefused(subject, err)
+	}
+}

@@ -1,0 +1,284 @@
+// Package node assembles one participant's presence on the bus from its
+// verified startup kit: the project trust (with the kit's revocation list,
+// reloaded when it changes), the envelope signer and verifier, the embedded
+// NATS server (hub for the server, leaf for a site) or a client connection
+// (admin), the actor system and the bridge. Commands and tests start
+// participants only through here, so they run the same code paths.
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/nats-io/nats.go"
+
+	"github.com/hearthfl/hearth/actors/protocol"
+	"github.com/hearthfl/hearth/bus"
+	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/pki"
+)
+
+// Options tune a node; the zero value is ready to use.
+type Options struct {
+	Logger *slog.Logger
+	// ListenHost is where the hub listens (server only); default "0.0.0.0".
+	ListenHost string
+	// OnRefusal sees connections the hub or leaf refused.
+	OnRefusal func(bus.Refusal)
+	// OnRefusedEnvelope sees envelopes the bridge refused.
+	OnRefusedEnvelope func(subject string, err error)
+	// CRLPoll is how often the kit's crl.pem is checked for a newer list
+	// (default 2s; negative: never).
+	CRLPoll time.Duration
+}
+
+// Node is a running participant.
+type Node struct {
+	Kit      *kit.Kit
+	Identity pki.Identity
+	Trust    *pki.Trust
+	Signer   *envelope.Signer
+	Verifier *envelope.Verifier
+	Conn     *nats.Conn
+	System   *actor.ActorSystem
+	Bridge   *bridge.Bridge
+	Hub      *bus.Hub  // server only
+	Leaf     *bus.Leaf // sites and aggregators only
+
+	log    *slog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// StartServer starts the hub from a server kit and connects the server's
+// bridge to it in process.
+func StartServer(ctx context.Context, k *kit.Kit, o Options) (*Node, error) {
+	if k.Config.Kind != pki.KindServer {
+		return nil, fmt.Errorf("kit %s is a %s kit, not a server kit", k.Dir, k.Config.Kind)
+	}
+	n, err := prepare(k, o)
+	if err != nil {
+		return nil, err
+	}
+	state, err := k.StateDir()
+	if err != nil {
+		return nil, err
+	}
+	host := o.ListenHost
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	n.Hub, err = bus.StartHub(bus.HubConfig{
+		Name: k.Config.Name, Host: host,
+		LeafPort: k.Config.Server.LeafPort, ClientPort: k.Config.Server.ClientPort, WebsocketPort: k.Config.Server.WebsocketPort,
+		Certificate: k.TLSCertificate(), Trust: n.Trust, Participants: k.Participants,
+		StoreDir: filepath.Join(state, "jetstream"), Logger: n.log, OnRefusal: o.OnRefusal,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n.Conn, err = n.Hub.Connect(); err != nil {
+		n.Hub.Shutdown()
+		return nil, err
+	}
+	return n.finish(ctx, o)
+}
+
+// StartSite starts a site's (or aggregator's) leaf node and bridge. The link
+// to the hub comes up in the background; see WaitHub.
+func StartSite(ctx context.Context, k *kit.Kit, o Options) (*Node, error) {
+	if k.Config.Kind != pki.KindSite && k.Config.Kind != pki.KindAggregator {
+		return nil, fmt.Errorf("kit %s is a %s kit: only site and aggregator kits run a leaf node", k.Dir, k.Config.Kind)
+	}
+	n, err := prepare(k, o)
+	if err != nil {
+		return nil, err
+	}
+	lc := kit.LeafConfig{}
+	if k.Config.Leaf != nil {
+		lc = *k.Config.Leaf
+	}
+	local := lc.LocalPort
+	if local == 0 {
+		local = -1
+	}
+	n.Leaf, err = bus.StartLeaf(bus.LeafConfig{
+		Name: k.Config.Name, HubURLs: k.Config.LeafURLs(), LocalPort: local,
+		Certificate: k.TLSCertificate(), Trust: n.Trust, Proxy: lc.Proxy,
+		Logger: n.log, OnRefusal: o.OnRefusal,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n.Conn, err = n.Leaf.Connect(); err != nil {
+		n.Leaf.Shutdown()
+		return nil, err
+	}
+	return n.finish(ctx, o)
+}
+
+// StartAdmin connects an admin console to the hub's client listener.
+func StartAdmin(ctx context.Context, k *kit.Kit, o Options) (*Node, error) {
+	if k.Config.Kind != pki.KindAdmin {
+		return nil, fmt.Errorf("kit %s is a %s kit, not an admin kit", k.Dir, k.Config.Kind)
+	}
+	n, err := prepare(k, o)
+	if err != nil {
+		return nil, err
+	}
+	cert := k.TLSCertificate()
+	n.Conn, err = nats.Connect(joinURLs(k.Config.ClientURLs()),
+		nats.Secure(&tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: n.Trust.Pool()}),
+		nats.Name(k.Config.Name), nats.Timeout(10*time.Second), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("admin %s: connect to %v: %w", k.Config.Name, k.Config.ClientURLs(), err)
+	}
+	return n.finish(ctx, o)
+}
+
+func prepare(k *kit.Kit, o Options) (*Node, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	trust, err := k.Trust()
+	if err != nil {
+		return nil, err
+	}
+	signer, err := envelope.NewSigner(k.Cert, k.Key)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := envelope.NewVerifier(envelope.Config{
+		Self: k.Config.Name, Trust: trust, Registry: protocol.Registry(), Allow: protocol.Allow(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Node{Kit: k, Identity: k.Config.Identity(), Trust: trust, Signer: signer, Verifier: verifier,
+		log: log.With("participant", k.Config.Name)}, nil
+}
+
+func (n *Node) finish(ctx context.Context, o Options) (*Node, error) {
+	actorLog := n.log.With("component", "actor")
+	n.System = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }))
+	var err error
+	n.Bridge, err = bridge.Start(bridge.Config{
+		Conn: n.Conn, Signer: n.Signer, Verifier: n.Verifier, System: n.System,
+		Logger: n.log.With("component", "bridge"), OnRefused: o.OnRefusedEnvelope,
+	})
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	ctx, n.cancel = context.WithCancel(ctx)
+	n.done = make(chan struct{})
+	go n.watchCRL(ctx, o.CRLPoll)
+	return n, nil
+}
+
+// WaitHub waits until a site's link to the hub is up (at once for others).
+func (n *Node) WaitHub(ctx context.Context) error {
+	if n.Leaf == nil {
+		return nil
+	}
+	return n.Leaf.WaitHub(ctx)
+}
+
+// Log is the node's logger.
+func (n *Node) Log() *slog.Logger { return n.log }
+
+// Close stops the bridge, the actor system and the NATS server or
+// connection.
+func (n *Node) Close() {
+	if n.cancel != nil {
+		n.cancel()
+		<-n.done
+	}
+	if n.Bridge != nil {
+		n.Bridge.Close()
+	}
+	if n.System != nil {
+		n.System.Shutdown()
+	}
+	if n.Conn != nil {
+		_ = n.Conn.Drain()
+		n.Conn.Close()
+	}
+	if n.Hub != nil {
+		n.Hub.Shutdown()
+	}
+	if n.Leaf != nil {
+		n.Leaf.Shutdown()
+	}
+}
+
+// watchCRL installs a newer revocation list as soon as one appears in the
+// kit (hearth cert revoke writes it), so revoked certificates are refused
+// by this process's verifiers without a restart.
+func (n *Node) watchCRL(ctx context.Context, every time.Duration) {
+	defer close(n.done)
+	if every == 0 {
+		every = 2 * time.Second
+	}
+	if every < 0 {
+		return
+	}
+	var last time.Time
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fi, err := os.Stat(n.Kit.CRLPath())
+		if err != nil || !fi.ModTime().After(last) {
+			continue
+		}
+		last = fi.ModTime()
+		if err := n.reloadCRL(); err != nil {
+			n.log.Error("revocation list not installed", "file", n.Kit.CRLPath(), "err", err)
+		}
+	}
+}
+
+func (n *Node) reloadCRL() error {
+	data, err := os.ReadFile(n.Kit.CRLPath())
+	if err != nil {
+		return err
+	}
+	der, err := pki.DecodeCRL(data)
+	if err != nil {
+		return err
+	}
+	before := n.Trust.CRLNumber()
+	if err := n.Trust.SetCRL(der); err != nil && !errors.Is(err, pki.ErrStaleCRL) {
+		return err
+	}
+	if after := n.Trust.CRLNumber(); after != before {
+		n.log.Info("revocation list installed", "number", after)
+	}
+	return nil
+}
+
+func joinURLs(urls []string) string {
+	s := ""
+	for i, u := range urls {
+		if i > 0 {
+			s += ","
+		}
+		s += u
+	}
+	return s
+}

@@ -1,0 +1,97 @@
+// Command hearth is Hearth's single binary: provisioning, certificates, the
+// server (hub), a site (leaf gateway), and the local proof of concept. Each
+// subcommand lives in its own file; this file only dispatches.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// cli is what a subcommand may touch of the outside world besides files.
+type cli struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, c *cli, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"provision", "create or extend a project's CA and startup kits from a project file", runProvision},
+		{"cert", "certificate requests, approvals and revocation (request|approve|revoke)", runCert},
+		{"server", "run the server: the NATS hub with JetStream, and the server's actors", runServer},
+		{"site", "run a site: a NATS leaf node dialing the hub, and the site's actors", runSite},
+		{"poc", "run everything on this machine: provision, hub, sites, and a job", runPOC},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "hearth:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+func run(ctx context.Context, c *cli, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(c.stderr)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	for _, cmd := range commands() {
+		if cmd.name == args[0] {
+			return cmd.run(ctx, c, args[1:])
+		}
+	}
+	usage(c.stderr)
+	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+}
+
+var errUsage = errors.New("usage")
+
+// errUsageMsg is a usage error with a message.
+func errUsageMsg(msg string) error { return fmt.Errorf("%w: %s", errUsage, msg) }
+
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: hearth <command> [flags]\n\ncommands:")
+	for _, cmd := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", cmd.name, cmd.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'hearth <command> -h' for a command's flags.")
+}
+
+// newFlags makes a flag set for a subcommand that reports errors instead of
+// exiting, and prints its usage to c.stderr.
+func newFlags(c *cli, name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet("hearth "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "usage: hearth %s %s\n\nflags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+
+	"github.com/hearthfl/hearth/actors/liveness"
+	"github.com/hearthfl/hearth/actors/protocol"
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/node"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+func runServer(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "server", "-k KIT [flags]")
+	kitDir := fs.String("k", "", "the server's startup kit folder (required)")
+	listen := fs.String("listen", "0.0.0.0", "address the hub's listeners bind to")
+	var lf logFlags
+	lf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *kitDir == "" {
+		fs.Usage()
+		return errUsageMsg("-k KIT is required")
+	}
+	log, err := lf.logger(c.stderr)
+	if err != nil {
+		return err
+	}
+	k, err := kit.Load(*kitDir)
+	if err != nil {
+		return err
+	}
+	n, err := node.StartServer(ctx, k, node.Options{Logger: log, ListenHost: *listen})
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	startLiveness(n)
+	n.Log().Info("ready", "kind", "server", "leaf", n.Hub.LeafAddr(), "client", n.Hub.ClientAddr(),
+		"websocket", n.Hub.WebsocketAddr(), "participants", len(k.Participants))
+	<-ctx.Done()
+	n.Log().Info("stopping")
+	return nil
+}
+
+// startLiveness runs the liveness responder and routes pings and notices
+// to it.
+func startLiveness(n *node.Node) {
+	r := &liveness.Responder{Self: n.Identity.Name, Log: n.Log().With("component", "liveness")}
+	pid := n.System.Root.Spawn(r.Props())
+	n.Bridge.Route(protocol.Name(&hearthv1.Ping{}), pid)
+	n.Bridge.Route(protocol.Name(&hearthv1.Notice{}), pid)
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/node"
+)
+
+func runSite(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "site", "-k KIT [flags]")
+	kitDir := fs.String("k", "", "the site's startup kit folder (required)")
+	var lf logFlags
+	lf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *kitDir == "" {
+		fs.Usage()
+		return errUsageMsg("-k KIT is required")
+	}
+	log, err := lf.logger(c.stderr)
+	if err != nil {
+		return err
+	}
+	k, err := kit.Load(*kitDir)
+	if err != nil {
+		return err
+	}
+	n, err := node.StartSite(ctx, k, node.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	startLiveness(n)
+	n.Log().Info("waiting for the hub", "urls", k.Config.LeafURLs(), "local", n.Leaf.LocalAddr())
+	if err := n.WaitHub(ctx); err != nil {
+		return fmt.Errorf("site %s: %w", k.Config.Name, err)
+	}
+	n.Log().Info("ready", "kind", string(k.Config.Kind), "hub", k.Config.LeafURLs(), "local", n.Leaf.LocalAddr())
+	<-ctx.Done()
+	n.Log().Info("stopping")
+	return nil
+}
