@@ -185,4 +185,3 @@ func (p *Proc) Kill() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.exited
 }
-

@@ -1,0 +1,298 @@
+package bridge_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/liveness"
+	"github.com/hearthfl/hearth/actors/protocol"
+	"github.com/hearthfl/hearth/bus"
+	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/pki/pkitest"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// world is a hub and leaf nodes in this process, on loopback with real
+// TLS, each participant with its own bridge and actor system.
+type world struct {
+	project *pkitest.Project
+	hub     *bus.Hub
+	parts   map[string]*member
+}
+
+type member struct {
+	part     *pkitest.Participant
+	conn     *nats.Conn
+	system   *actor.ActorSystem
+	bridge   *bridge.Bridge
+	signer   *envelope.Signer
+	refusals chan error
+}
+
+func newWorld(t testing.TB, sites ...string) *world {
+	t.Helper()
+	p := pkitest.New(t)
+	w := &world{project: p, parts: map[string]*member{}}
+	server := p.Issue(t, "server", "hearth", pki.KindServer)
+	admin := p.Issue(t, "admin@hearth.org", "hearth", pki.KindAdmin)
+	ids := []pki.Identity{server.Identity, admin.Identity}
+	var siteParts []*pkitest.Participant
+	for _, s := range sites {
+		sp := p.Issue(t, s, "org-"+s, pki.KindSite)
+		siteParts = append(siteParts, sp)
+		ids = append(ids, sp.Identity)
+	}
+	hub, err := bus.StartHub(bus.HubConfig{Name: "server", Host: "127.0.0.1", LeafPort: -1, ClientPort: -1,
+		Certificate: server.TLS(), Trust: p.Trust, Participants: ids, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hub.Shutdown)
+	w.hub = hub
+	nc, err := hub.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.join(t, server, nc)
+	for _, sp := range siteParts {
+		leaf, err := bus.StartLeaf(bus.LeafConfig{Name: sp.Identity.Name, HubURLs: []string{"tls://" + hub.LeafAddr()},
+			LocalPort: -1, Certificate: sp.TLS(), Trust: p.Trust})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(leaf.Shutdown)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = leaf.WaitHub(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := leaf.Connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.join(t, sp, nc)
+	}
+	// Every bridge must see every other before tests start: interest
+	// propagates across leaf links asynchronously.
+	for from := range w.parts {
+		for to := range w.parts {
+			if from != to {
+				w.ping(t, from, to)
+			}
+		}
+	}
+	return w
+}
+
+func (w *world) join(t testing.TB, part *pkitest.Participant, nc *nats.Conn) {
+	t.Helper()
+	signer, err := envelope.NewSigner(part.Cert, part.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := envelope.NewVerifier(envelope.Config{Self: part.Identity.Name, Trust: w.project.Trust,
+		Registry: protocol.Registry(), Allow: protocol.Allow(), MaxSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &member{part: part, conn: nc, signer: signer, refusals: make(chan error, 16)}
+	m.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return discard() }))
+	m.bridge, err = bridge.Start(bridge.Config{Conn: nc, Signer: signer, Verifier: verifier, System: m.system,
+		RequestTimeout: 2 * time.Second,
+		OnRefused: func(_ string, err error) {
+			select {
+			case m.refusals <- err:
+			default:
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &liveness.Responder{Self: part.Identity.Name, Log: discard()}
+	pid := m.system.Root.Spawn(r.Props())
+	m.bridge.Route(protocol.Name(&hearthv1.Ping{}), pid)
+	t.Cleanup(func() { m.bridge.Close(); m.system.Shutdown(); nc.Close() })
+	w.parts[part.Identity.Name] = m
+}
+
+// ping asks until the answer comes, so that interest has propagated.
+func (w *world) ping(t testing.TB, from, to string) *bridge.Reply {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		r, err := w.parts[from].bridge.Request(ctx, to, &hearthv1.Ping{Seq: 7, Text: "hi"})
+		cancel()
+		if err == nil {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s -> %s: %v", from, to, err)
+		}
+	}
+}
+
+func TestRequestResponseBetweenActorsAcrossHubAndLeaves(t *testing.T) {
+	w := newWorld(t, "site-1", "site-2")
+	for _, c := range []struct{ from, to string }{
+		{"site-1", "server"}, {"server", "site-2"}, {"site-1", "site-2"}, {"site-2", "site-1"},
+	} {
+		r := w.ping(t, c.from, c.to)
+		pong, ok := r.Msg.(*hearthv1.Pong)
+		if !ok || pong.Responder != c.to || pong.Seq != 7 || r.From.Name != c.to {
+			t.Fatalf("%s -> %s: reply %+v from %v", c.from, c.to, r.Msg, r.From)
+		}
+	}
+}
+
+// recorder is an actor that records what it receives, with its origin.
+type recorder struct {
+	mu   sync.Mutex
+	got  []proto.Message
+	from []bridge.Origin
+	seen chan struct{}
+}
+
+func (r *recorder) Receive(ctx actor.Context) {
+	if m, ok := ctx.Message().(proto.Message); ok {
+		o, _ := bridge.OriginOf(ctx)
+		r.mu.Lock()
+		r.got = append(r.got, m)
+		r.from = append(r.from, o)
+		r.mu.Unlock()
+		r.seen <- struct{}{}
+	}
+}
+
+func TestOneWayMessageReachesTheRoutedActorWithItsOrigin(t *testing.T) {
+	w := newWorld(t, "site-1")
+	rec := &recorder{seen: make(chan struct{}, 8)}
+	site := w.parts["site-1"]
+	site.bridge.Route(protocol.Name(&hearthv1.Notice{}), site.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return rec })))
+	server := w.parts["server"]
+	server.system.Root.Send(server.bridge.PID(), &bridge.Send{To: "site-1", Msg: &hearthv1.Notice{Text: "round 3 starts"}, JobID: "job-9", Round: 3})
+	select {
+	case <-rec.seen:
+	case <-time.After(5 * time.Second):
+		t.Fatal("notice not delivered")
+	}
+	n := rec.got[0].(*hearthv1.Notice)
+	o := rec.from[0]
+	if n.Text != "round 3 starts" || o.Sender.Name != "server" || o.Sender.Kind != pki.KindServer || o.JobID != "job-9" || o.Round != 3 {
+		t.Fatalf("got %v from %+v", n, o)
+	}
+}
+
+func TestRefusedEnvelopesNeverReachAnActor(t *testing.T) {
+	w := newWorld(t, "site-1", "site-2")
+	site1, site2, server := w.parts["site-1"], w.parts["site-2"], w.parts["server"]
+	rec := &recorder{seen: make(chan struct{}, 64)}
+	server.bridge.Route(protocol.Name(&hearthv1.Notice{}), server.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return rec })))
+	rogue := w.project.Issue(t, "site-1", "org-site-1", pki.KindSite) // another key
+
+	sign := func(s *envelope.Signer, to string, msg proto.Message) []byte {
+		data, _, err := s.Sign(envelope.Outgoing{Recipient: to, Body: msg}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	mutate := func(data []byte, f func(*hearthv1.Envelope)) []byte {
+		var env hearthv1.Envelope
+		if err := proto.Unmarshal(data, &env); err != nil {
+			t.Fatal(err)
+		}
+		f(&env)
+		out, _ := proto.Marshal(&env)
+		return out
+	}
+	genuine := sign(site1.signer, "server", &hearthv1.Ping{Seq: 1})
+	if err := site1.conn.Publish(bus.Direct("server", "site-1"), genuine); err != nil {
+		t.Fatal(err)
+	}
+	waitRefusalOrNone(t, server, nil) // the genuine one is answered, not refused
+
+	cases := []struct {
+		name string
+		from *member
+		data []byte
+		want error
+	}{
+		{"tampered body", site1, mutate(sign(site1.signer, "server", &hearthv1.Ping{Seq: 2, Text: "abc"}), func(e *hearthv1.Envelope) { e.Body[len(e.Body)-1] ^= 1 }), envelope.ErrBadSignature},
+		{"forged signature", site1, mutate(sign(site1.signer, "server", &hearthv1.Ping{Seq: 3}), func(e *hearthv1.Envelope) {
+			// Signed by a key the certificate does not hold.
+			e.Signature = ed25519.Sign(rogue.Key, append(append([]byte{}, e.Header...), e.Body...))
+		}), envelope.ErrBadSignature},
+		{"replayed envelope", site1, genuine, envelope.ErrReplay},
+		{"message type not allowed for a site", site1, sign(site1.signer, "server", &hearthv1.Notice{Text: "sites may not send notices"}), envelope.ErrTypeNotAllowed},
+		{"oversize message", site1, sign(site1.signer, "server", &hearthv1.Ping{Payload: make([]byte, 100<<10)}), envelope.ErrTooLarge},
+		{"another site's envelope relayed on its own subject", site1, sign(site2.signer, "server", &hearthv1.Ping{Seq: 4}), envelope.ErrSenderMismatch},
+		{"envelope for another recipient", site1, sign(site1.signer, "site-2", &hearthv1.Ping{Seq: 5}), envelope.ErrWrongRecipient},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.from.conn.Publish(bus.Direct("server", tc.from.part.Identity.Name), tc.data); err != nil {
+				t.Fatal(err)
+			}
+			waitRefusalOrNone(t, server, tc.want)
+		})
+	}
+	select {
+	case <-rec.seen:
+		t.Fatalf("an actor received %v", rec.got)
+	default:
+	}
+}
+
+// waitRefusalOrNone waits for m's bridge to refuse an envelope with want,
+// or, with want nil, checks that nothing was refused.
+func waitRefusalOrNone(t *testing.T, m *member, want error) {
+	t.Helper()
+	if want == nil {
+		select {
+		case err := <-m.refusals:
+			t.Fatalf("refused: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		return
+	}
+	select {
+	case err := <-m.refusals:
+		if !errors.Is(err, want) {
+			t.Fatalf("refused with %v, want %v", err, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("not refused; want %v", want)
+	}
+}
+
+func TestAskFailures(t *testing.T) {
+	w := newWorld(t, "site-1")
+	site := w.parts["site-1"]
+	ctx := context.Background()
+
+	// No actor handles Pong at the server: it answers no_handler.
+	_, err := site.bridge.Request(ctx, "server", &hearthv1.Pong{})
+	var remote *bridge.RemoteError
+	if !errors.As(err, &remote) || remote.Code != "no_handler" {
+		t.Fatalf("unrouted type: %v, want a no_handler failure", err)
+	}
+	// Nobody is there to answer.
+	tctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := site.bridge.Request(tctx, "site-9", &hearthv1.Ping{}); !errors.Is(err, bridge.ErrTimeout) {
+		t.Fatalf("absent recipient: %v, want timeout", err)
+	}
+}

@@ -1,0 +1,35 @@
+package kit
+
+import "errors"
+
+// ErrTampered is wrapped by every manifest failure: a kit file changed,
+// missing or added since the root CA signed the kit, or a manifest whose
+// signature does not verify. Test for it with errors.Is.
+var ErrTampered = errors.New("startup kit failed verification")
+
+// TamperError is a manifest failure: which kit, which file, and why.
+// Reason is one of "changed since provisioning", "missing",
+// "not in the signed manifest", "is not a regular file" or
+// "manifest signature does not verify against rootCA.pem".
+type TamperError struct {
+	Kit    string // the kit folder
+	File   string // slash-separated path inside the kit, e.g. "local/authorization.json"
+	Reason string
+}
+
+// Reasons a TamperError gives.
+const (
+	reasonChanged      = "changed since provisioning"
+	reasonMissing      = "missing"
+	reasonExtra        = "not in the signed manifest"
+	reasonNotRegular   = "is not a regular file"
+	reasonBadSignature = "manifest signature does not verify against " + RootFile
+)
+
+// Error says `startup kit DIR failed verification: FILE REASON`.
+func (e *TamperError) Error() string {
+	return "startup kit " + e.Kit + " failed verification: " + e.File + " " + e.Reason
+}
+
+// Unwrap returns ErrTampered.
+func (e *TamperError) Unwrap() error { return ErrTampered }

@@ -1,0 +1,260 @@
+// Package provision turns a project file into a project root CA and one
+// startup kit per participant, and keeps that workspace current: adding
+// participants, approving certificate requests, revoking certificates.
+//
+// Workspace layout:
+//
+//	project.yml      the project as provisioned so far (rewritten as participants are added)
+//	ca/rootCA.pem    the project root certificate (10 years)
+//	ca/rootCA.key    its private key, encrypted under the CA passphrase (mode 0600)
+//	ca/issued.json   name -> serial (hex), kind, org, role, not_after of every certificate issued
+//	ca/revoked.json  revoked certificates and the number of the newest revocation list
+//	ca/crl.pem       the newest revocation list
+//	kits/<name>/     each participant's startup kit (see package kit), mode 0700
+//
+// Kits are never rewritten once made, with two exceptions that the root
+// re-signs or signs itself: the server kit's participants.json (so the hub
+// admits participants added later) and crl.pem (after a revocation).
+// Workspace operations are not safe to run concurrently on one workspace.
+package provision
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"time"
+
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/policies"
+)
+
+// backdate is how far before "now" a certificate starts to be valid, so
+// that a participant whose clock runs a little behind can use it at once.
+const backdate = 5 * time.Minute
+
+// Result says what Provision did.
+type Result struct {
+	CreatedCA bool     `json:"created_ca"` // a new root CA was made (first run on the workspace)
+	Added     []string `json:"added"`      // participants whose kits were made now
+	Kept      []string `json:"kept"`       // participants whose kits already existed, left untouched
+	Workspace string   `json:"workspace"`  // absolute workspace folder; kits are in KitDir(Workspace, name)
+}
+
+// Provision makes or extends the workspace for p. On a new workspace it
+// creates the root CA (its key encrypted under passphrase) and a kit for
+// every participant. On an existing one it opens the CA with passphrase
+// (a wrong passphrase is an error, never a new CA), refuses a different
+// project or a changed server, keeps existing kits untouched (a participant
+// whose spec changed is refused: kits are never rewritten), adds kits for
+// new participants, and updates the server kit's participants.json so the
+// hub admits them. Participants provisioned before but absent from p are
+// kept. now is the issue time.
+func Provision(p *Project, workspace string, passphrase []byte, now time.Time) (*Result, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid project: %w", err)
+	}
+	w, err := openWorkspace(workspace)
+	if err != nil {
+		return nil, err
+	}
+	done, err := w.project()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Workspace: w.dir, Added: []string{}, Kept: []string{}}
+	fresh := done == nil
+	if fresh {
+		if err := w.checkFresh(); err != nil {
+			return nil, err
+		}
+		if len(passphrase) < 8 { // checked here too, so that nothing is written
+			return nil, errors.New("create CA: passphrase must be at least 8 characters")
+		}
+		done = &Project{APIVersion: 1, Name: p.Name, Server: p.Server, CertValidityDays: p.validityDays()}
+		done.Server.Hosts = append([]string(nil), p.Server.Hosts...)
+	} else {
+		if done.Name != p.Name {
+			return nil, fmt.Errorf("workspace %s holds project %s, not %s", w.dir, done.Name, p.Name)
+		}
+		if !reflect.DeepEqual(done.Server, p.Server) {
+			return nil, fmt.Errorf("server: differs from the server provisioned in %s (every kit carries its address and its certificate names its hosts; start a new project to change it)", w.dir)
+		}
+		done.CertValidityDays = p.validityDays()
+	}
+	issued, err := w.issued()
+	if err != nil {
+		return nil, err
+	}
+
+	// Sort p's participants into kept and new; a changed one is an error.
+	final := done.clone()
+	var add []member
+	for _, m := range p.members() {
+		prev, known := done.find(m.id.Name)
+		switch {
+		case !known:
+			final.add(m.spec)
+			add = append(add, m)
+		case !reflect.DeepEqual(prev.spec, m.spec) || prev.id.Name != m.id.Name:
+			return nil, fmt.Errorf("%s: participant %q differs from the one provisioned in %s (kits are never rewritten: revoke it and provision it under a new name)",
+				m.field, m.id.Name, w.dir)
+		case m.id.Kind == pki.KindServer:
+			if _, ok := issued[m.id.Name]; !ok { // an earlier run stopped before the server kit
+				add = append(add, m)
+			}
+		}
+	}
+	if err := final.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid project after adding participants: %w", err)
+	}
+	for _, m := range done.members() {
+		if _, ok := issued[m.id.Name]; ok {
+			res.Kept = append(res.Kept, m.id.Name)
+		}
+	}
+
+	var ca *pki.CA
+	if fresh {
+		if err := os.MkdirAll(w.dir, 0o700); err != nil {
+			return nil, fmt.Errorf("workspace: %w", err)
+		}
+		if ca, err = w.createCA(p.Name, passphrase, now); err != nil {
+			return nil, err
+		}
+		res.CreatedCA = true
+		if err := w.writeProject(done); err != nil {
+			return nil, err
+		}
+	} else if ca, err = w.openCA(passphrase); err != nil {
+		return nil, err
+	}
+
+	// Make the new kits, the server's last so that its participants.json
+	// names exactly the participants that have kits. After each kit the
+	// workspace records it, so a run that stops half way can be resumed.
+	var server *member
+	for i := range add {
+		m := add[i]
+		if m.id.Kind == pki.KindServer {
+			server = &add[i]
+			continue
+		}
+		key, err := pki.NewKey()
+		if err != nil {
+			return nil, err
+		}
+		rec, err := w.newKit(ca, final, m, key.Public().(ed25519.PublicKey), key, nil, now)
+		if err != nil {
+			return nil, err
+		}
+		issued[m.id.Name] = rec
+		done.add(m.spec)
+		if err := w.record(done, issued); err != nil {
+			return nil, err
+		}
+		res.Added = append(res.Added, m.id.Name)
+	}
+	if server != nil {
+		key, err := pki.NewKey()
+		if err != nil {
+			return nil, err
+		}
+		rec, err := w.newKit(ca, final, *server, key.Public().(ed25519.PublicKey), key, done.others(), now)
+		if err != nil {
+			return nil, err
+		}
+		issued[server.id.Name] = rec
+		if err := w.record(done, issued); err != nil {
+			return nil, err
+		}
+		res.Added = append(res.Added, server.id.Name)
+	} else if err := w.updateServer(ca, done, now); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// record writes project.yml and ca/issued.json.
+func (w workspace) record(p *Project, issued map[string]issuedCert) error {
+	if err := w.writeIssued(issued); err != nil {
+		return err
+	}
+	return w.writeProject(p)
+}
+
+// updateServer rewrites the server kit's participants.json to name every
+// other participant of p, re-signing its manifest; nothing changes when it
+// already does.
+func (w workspace) updateServer(ca *pki.CA, p *Project, now time.Time) error {
+	dir := KitDir(w.dir, p.Server.Name)
+	if err := kit.UpdateParticipants(dir, p.others(), ca.Cert, ca, now); err != nil {
+		return fmt.Errorf("update the server kit's participants: %w", err)
+	}
+	return nil
+}
+
+// newKit issues a certificate for m's public key and writes m's kit to
+// kits/<name>: in a temporary folder first, renamed into place once
+// sealed. key may be nil (a certificate request: its owner holds the key).
+// participants is the server kit's participants.json (nil for others).
+func (w workspace) newKit(ca *pki.CA, p *Project, m member, pub ed25519.PublicKey, key ed25519.PrivateKey, participants []pki.Identity, now time.Time) (issuedCert, error) {
+	name := m.id.Name
+	final := KitDir(w.dir, name)
+	if _, err := os.Lstat(final); err == nil {
+		return issuedCert{}, fmt.Errorf("kit for %s: %s exists but no certificate was recorded for %s: move it away and run again", name, final, name)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return issuedCert{}, fmt.Errorf("kit for %s: %w", name, err)
+	}
+	cert, err := ca.Issue(pki.Template{
+		Identity:  m.id,
+		PublicKey: pub,
+		Hosts:     m.hosts,
+		NotBefore: now.Add(-backdate),
+		NotAfter:  now.Add(time.Duration(p.validityDays()) * 24 * time.Hour),
+	})
+	if err != nil {
+		return issuedCert{}, fmt.Errorf("kit for %s: %w", name, err)
+	}
+	if err := os.MkdirAll(filepath.Join(w.dir, kitsDir), 0o700); err != nil {
+		return issuedCert{}, fmt.Errorf("kit for %s: %w", name, err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(w.dir, kitsDir), "."+name+".new-*")
+	if err != nil {
+		return issuedCert{}, fmt.Errorf("kit for %s: %w", name, err)
+	}
+	defer os.RemoveAll(tmp) // gone after the rename
+	cfg := kit.Config{
+		Project: p.Name,
+		Name:    name,
+		Org:     m.id.Org,
+		Kind:    m.id.Kind,
+		Role:    m.id.Role,
+		Server:  p.serverConfig(),
+	}
+	if m.leaf != nil {
+		leaf := *m.leaf
+		cfg.Leaf = &leaf
+	}
+	if m.id.Kind == pki.KindServer && participants == nil {
+		participants = []pki.Identity{}
+	}
+	contents := kit.Contents{Config: cfg, Cert: cert, Key: key, Root: ca.Cert, Participants: participants}
+	if err := kit.Write(tmp, contents); err != nil {
+		return issuedCert{}, err
+	}
+	if err := policies.WriteDefaults(filepath.Join(tmp, kit.LocalDir)); err != nil {
+		return issuedCert{}, fmt.Errorf("kit for %s: %w", name, err)
+	}
+	if err := kit.Seal(tmp, p.Name, name, ca, now); err != nil {
+		return issuedCert{}, err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return issuedCert{}, fmt.Errorf("kit for %s: %w", name, err)
+	}
+	return issuedCert{Serial: serialHex(cert.SerialNumber), Kind: m.id.Kind, Org: m.id.Org, Role: m.id.Role, NotAfter: cert.NotAfter}, nil
+}

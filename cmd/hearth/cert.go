@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/provision"
+)
+
+func runCert(_ context.Context, c *cli, args []string) error {
+	sub := ""
+	if len(args) > 0 {
+		sub, args = args[0], args[1:]
+	}
+	switch sub {
+	case "request":
+		return certRequest(c, args)
+	case "approve":
+		return certApprove(c, args)
+	case "revoke":
+		return certRevoke(c, args)
+	case "-h", "--help", "help":
+		certUsage(c)
+		return flag.ErrHelp
+	}
+	certUsage(c)
+	return fmt.Errorf("%w: cert needs a subcommand: request, approve or revoke", errUsage)
+}
+
+func certUsage(c *cli) {
+	fmt.Fprint(c.stderr, `usage:
+  hearth cert request --name N --org O --kind site|aggregator|admin [--role R] [--host H ...] -o DIR
+  hearth cert approve -w WORKSPACE [--passphrase-file F] FILE.csr
+  hearth cert revoke  -w WORKSPACE [--passphrase-file F] NAME
+`)
+}
+
+// hostList is a repeatable --host flag.
+type hostList []string
+
+func (h *hostList) String() string     { return strings.Join(*h, ",") }
+func (h *hostList) Set(s string) error { *h = append(*h, s); return nil }
+
+func certRequest(c *cli, args []string) error {
+	fs := newFlags(c, "cert request", "--name N --org O --kind site|aggregator|admin [--role R] [--host H ...] -o DIR")
+	name := fs.String("name", "", "participant name")
+	org := fs.String("org", "", "organization")
+	kind := fs.String("kind", "", "participant kind: site, aggregator or admin")
+	role := fs.String("role", "", "admin role: project_admin, org_admin, lead or member")
+	var hosts hostList
+	fs.Var(&hosts, "host", "host name for the certificate (repeatable; sites: localhost, 127.0.0.1)")
+	out := fs.String("o", "", "folder for key.pem and NAME.csr")
+	if _, err := parseArgs(fs, args, 0); err != nil {
+		return err
+	}
+	if *name == "" || *org == "" || *kind == "" || *out == "" {
+		fs.Usage()
+		return fmt.Errorf("%w: cert request needs --name, --org, --kind and -o", errUsage)
+	}
+	id := pki.Identity{Name: *name, Org: *org, Kind: pki.Kind(*kind), Role: pki.Role(*role)}
+	files, err := provision.Request(*out, id, hosts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, `wrote %s (your private key: it never leaves this machine)
+wrote %s
+
+next:
+  1. send %s to the project admin, who runs: hearth cert approve -w WORKSPACE %s
+  2. you receive a startup kit folder without a key; copy the key into it:
+       cp -p %s KIT/key.pem && chmod 600 KIT/key.pem
+`, files.Key, files.CSR, files.CSR, files.CSR, files.Key)
+	return nil
+}
+
+func certApprove(c *cli, args []string) error {
+	fs := newFlags(c, "cert approve", "-w WORKSPACE [--passphrase-file F] FILE.csr")
+	ws := fs.String("w", "", "workspace folder made by hearth provision")
+	passFile := fs.String("passphrase-file", "", "file holding the CA passphrase (default: $"+passphraseEnv+")")
+	rest, err := parseArgs(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	if *ws == "" {
+		fs.Usage()
+		return fmt.Errorf("%w: cert approve needs -w", errUsage)
+	}
+	csr, err := os.ReadFile(rest[0])
+	if err != nil {
+		return fmt.Errorf("read certificate request: %w", err)
+	}
+	pass, err := readPassphrase(c, *passFile)
+	if err != nil {
+		return err
+	}
+	dir, err := provision.Approve(*ws, pass, csr, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, `approved: startup kit %s
+
+send this folder to the requester; it holds no private key. They copy in the
+key.pem made by hearth cert request (mode 0600) before starting.
+`, dir)
+	return nil
+}
+
+func certRevoke(c *cli, args []string) error {
+	fs := newFlags(c, "cert revoke", "-w WORKSPACE [--passphrase-file F] NAME")
+	ws := fs.String("w", "", "workspace folder made by hearth provision")
+	passFile := fs.String("passphrase-file", "", "file holding the CA passphrase (default: $"+passphraseEnv+")")
+	rest, err := parseArgs(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	if *ws == "" {
+		fs.Usage()
+		return fmt.Errorf("%w: cert revoke needs -w", errUsage)
+	}
+	pass, err := readPassphrase(c, *passFile)
+	if err != nil {
+		return err
+	}
+	if err := provision.Revoke(*ws, pass, rest[0], time.Now()); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, `revoked %s: the new revocation list is in %s/ca/crl.pem and in every kit under %s/kits
+
+deliver crl.pem to every participant already running (copy it into its kit) so that they refuse %s
+`, rest[0], *ws, *ws, rest[0])
+	return nil
+}
+
+// parseArgs parses flags that may come before or after the positional
+// arguments, and requires exactly want positional arguments.
+func parseArgs(fs *flag.FlagSet, args []string, want int) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
+	if len(rest) != want {
+		fs.Usage()
+		return nil, fmt.Errorf("%w: want %d argument(s), got %d", errUsage, want, len(rest))
+	}
+	return rest, nil
+}
