@@ -15,6 +15,10 @@ import (
 	"github.com/hearthfl/hearth/bus/pki"
 )
 
+// MaxEnvelope is the largest envelope a verifier accepts: control messages
+// are small; model data travels in chunks.
+const MaxEnvelope = 256 << 10
+
 // MaxPayload is the largest NATS message on every Hearth link. Hub and
 // leaves must agree: a leaf with a smaller limit than the hub drops the whole
 // leaf connection on an oversized message. Large payloads travel in chunks.
@@ -92,7 +96,7 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 		now = time.Now
 	}
 	report := func(r Refusal) {
-		log.Warn("connection refused", "listener", r.Listener, "peer", r.Peer, "err", r.Err)
+		log.Warn("connection refused", "listener", r.Listener, "peer", r.Peer, "reason", r.Reason(), "err", r.Err)
 		if cfg.OnRefusal != nil {
 			cfg.OnRefusal(r)
 		}

@@ -89,7 +89,7 @@ func StartLeaf(cfg LeafConfig) (*Leaf, error) {
 		now = time.Now
 	}
 	report := func(r Refusal) {
-		log.Warn("connection refused", "listener", r.Listener, "peer", r.Peer, "err", r.Err)
+		log.Warn("connection refused", "listener", r.Listener, "peer", r.Peer, "reason", r.Reason(), "err", r.Err)
 		if cfg.OnRefusal != nil {
 			cfg.OnRefusal(r)
 		}

@@ -18,6 +18,18 @@ type Refusal struct {
 	Err      error  // wraps a pki reason (errors.Is(err, pki.ErrRevoked), ...) or ErrPermission
 }
 
+// Reason is a short code for the refusal: a pki.Code ("revoked",
+// "wrong_kind", ...), "permission" or "no_certificate".
+func (r Refusal) Reason() string {
+	if errors.Is(r.Err, ErrPermission) {
+		return "permission"
+	}
+	if code := pki.Code(r.Err); code != "" {
+		return code
+	}
+	return "no_certificate"
+}
+
 // ErrPermission marks a NATS permission violation reported by the hub.
 var ErrPermission = errors.New("nats permission violation")
 

@@ -76,15 +76,8 @@ func Reason(err error) string {
 	case err == nil:
 		return ""
 	case errors.Is(err, ErrUntrustedSender):
-		switch {
-		case errors.Is(err, pki.ErrRevoked):
-			return "revoked"
-		case errors.Is(err, pki.ErrExpired):
-			return "expired"
-		case errors.Is(err, pki.ErrNotYetValid):
-			return "not_yet_valid"
-		case errors.Is(err, pki.ErrUnknownAuthority):
-			return "unknown_authority"
+		if code := pki.Code(err); code != "" && code != "bad_identity" && code != "wrong_kind" {
+			return code
 		}
 		return "untrusted_sender"
 	}

@@ -160,6 +160,7 @@ func prepare(k *kit.Kit, o Options) (*Node, error) {
 	}
 	verifier, err := envelope.NewVerifier(envelope.Config{
 		Self: k.Config.Name, Trust: trust, Registry: protocol.Registry(), Allow: protocol.Allow(),
+		MaxSize: bus.MaxEnvelope,
 	})
 	if err != nil {
 		return nil, err

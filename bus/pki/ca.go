@@ -102,8 +102,15 @@ func (ca *CA) Issue(t Template) (*x509.Certificate, error) {
 	if !t.NotAfter.After(t.NotBefore) {
 		return nil, fmt.Errorf("participant %s: validity ends before it starts", t.Identity.Name)
 	}
+	// A certificate never outlives, nor predates, its issuer.
 	if t.NotAfter.After(ca.Cert.NotAfter) {
 		t.NotAfter = ca.Cert.NotAfter
+	}
+	if t.NotBefore.Before(ca.Cert.NotBefore) {
+		t.NotBefore = ca.Cert.NotBefore
+	}
+	if !t.NotAfter.After(t.NotBefore) {
+		return nil, fmt.Errorf("participant %s: validity lies outside the root CA's", t.Identity.Name)
 	}
 	serial, err := newSerial()
 	if err != nil {

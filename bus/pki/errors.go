@@ -37,3 +37,27 @@ func (e *CertError) Error() string {
 func (e *CertError) Unwrap() error { return e.Reason }
 
 func quote(s string) string { return "\"" + s + "\"" }
+
+// Code is a short stable code for a certificate refusal, for logs and
+// metrics: "unknown_authority", "expired", "not_yet_valid", "revoked",
+// "bad_identity", "wrong_kind"; "" when err is none of them.
+func Code(err error) string {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return ""
+}
+
+var codes = []struct {
+	err  error
+	code string
+}{
+	{ErrRevoked, "revoked"},
+	{ErrExpired, "expired"},
+	{ErrNotYetValid, "not_yet_valid"},
+	{ErrUnknownAuthority, "unknown_authority"},
+	{ErrBadIdentity, "bad_identity"},
+	{ErrWrongKind, "wrong_kind"},
+}

@@ -1,0 +1,135 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/node"
+	"github.com/hearthfl/hearth/integration/cluster"
+)
+
+// hearthBin is the hearth binary built once for all tests.
+var hearthBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hearth-integration-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	hearthBin = filepath.Join(dir, "hearth")
+	build := exec.Command("go", "build", "-o", hearthBin, "../cmd/hearth")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build hearth:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// project is a local project with its server and some sites running as
+// separate processes.
+type project struct {
+	*cluster.Local
+	server *cluster.Proc
+	sites  map[string]*cluster.Proc
+	logs   string
+}
+
+// startProject provisions `provisioned` sites and runs the server and the
+// first `running` of them as processes.
+func startProject(t *testing.T, provisioned, running int) *project {
+	t.Helper()
+	ws := t.TempDir()
+	// Provisioned three days ago, so that tests can issue certificates that
+	// have already expired.
+	local, err := cluster.ProvisionLocal(ws, provisioned, time.Now().Add(-72*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &project{Local: local, sites: map[string]*cluster.Proc{}, logs: filepath.Join(ws, "logs")}
+	if err := os.MkdirAll(p.logs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p.server = p.start(t, "server", "server", "-k", local.Kit("server"), "--listen", "127.0.0.1")
+	p.await(t, p.server)
+	for _, s := range local.Sites[:running] {
+		p.sites[s] = p.start(t, s, "site", "-k", local.Kit(s))
+	}
+	for _, s := range local.Sites[:running] {
+		p.await(t, p.sites[s])
+	}
+	return p
+}
+
+// start runs a hearth process with JSON logs; it is stopped when the test ends.
+func (p *project) start(t *testing.T, name string, args ...string) *cluster.Proc {
+	t.Helper()
+	proc, err := cluster.Start(hearthBin, filepath.Join(p.logs, name+".log"), name, append(args, "--log-format", "json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := proc.Stop(10 * time.Second); err != nil && !t.Failed() {
+			t.Errorf("%s: %v", name, err)
+		}
+	})
+	return proc
+}
+
+func (p *project) await(t *testing.T, proc *cluster.Proc) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := proc.AwaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// awaitLog waits for a record of proc that match accepts.
+func awaitLog(t *testing.T, proc *cluster.Proc, what string, match func(cluster.Record) bool) cluster.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	r, err := proc.Await(ctx, what, match)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// inProcess starts a participant of the project inside the test process:
+// an admin console, or a site's leaf node dialing the hub process.
+func (p *project) inProcess(t *testing.T, name string, opts node.Options) *node.Node {
+	t.Helper()
+	k, err := kit.Load(p.Kit(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var n *node.Node
+	switch k.Config.Kind {
+	case "admin":
+		n, err = node.StartAdmin(ctx, k, opts)
+	default:
+		n, err = node.StartSite(ctx, k, opts)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := n.WaitHub(wctx); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
