@@ -387,3 +387,27 @@ func drainSub(s *nats.Subscription) {
 		}
 	}
 }
+
+func TestReachableFollowsTheLeafLink(t *testing.T) {
+	tp := newTopology(t, "site-1", "site-2")
+	leaf, nc := tp.joinedLeaf(t, "site-1")
+	if _, err := nc.Subscribe(Inbox("site-1"), func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if !tp.hub.Reachable("site-1") {
+			return errors.New("site-1 not reachable after subscribing")
+		}
+		return nil
+	})
+	if tp.hub.Reachable("site-2") {
+		t.Fatal("site-2 reachable without a leaf")
+	}
+	leaf.Shutdown()
+	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if tp.hub.Reachable("site-1") {
+			return errors.New("site-1 still reachable after its leaf stopped")
+		}
+		return nil
+	})
+}

@@ -15,14 +15,15 @@ import (
 	"github.com/hearthfl/hearth/bus/pki"
 )
 
-// MaxEnvelope is the largest envelope a verifier accepts: control messages
-// are small; model data travels in chunks.
-const MaxEnvelope = 256 << 10
-
 // MaxPayload is the largest NATS message on every Hearth link. Hub and
 // leaves must agree: a leaf with a smaller limit than the hub drops the whole
-// leaf connection on an oversized message. Large payloads travel in chunks.
-const MaxPayload = 1 << 20
+// leaf connection on an oversized message.
+const MaxPayload = 4 << 20
+
+// MaxEnvelope is the largest envelope a verifier accepts. A whole model
+// travels in one envelope today, which bounds models to about a million
+// parameters; larger ones need chunked streams (issue 4).
+const MaxEnvelope = MaxPayload - 64<<10
 
 // HubConfig configures the server's embedded nats-server.
 type HubConfig struct {
@@ -201,6 +202,14 @@ func hostPort(host string, port int) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// Reachable reports whether anyone listens for messages addressed to
+// participant name: for a site, whether its leaf node is connected with its
+// inbox subscribed (only the site's own certificate may subscribe to it).
+// The hub's own interest table answers, so it costs no network round trip.
+func (h *Hub) Reachable(name string) bool {
+	return h.srv.GlobalAccount().Interest(Direct(name, "probe")) > 0
 }
 
 // NumLeafs is the number of connected leaf nodes.

@@ -23,7 +23,7 @@ import (
 )
 
 // request asks `to` for a Pong, retrying while interest propagates.
-func request(t *testing.T, n *node.Node, to string) *bridge.Reply {
+func request(t testing.TB, n *node.Node, to string) *bridge.Reply {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -139,7 +139,7 @@ func TestEnvelopesRefusedAcrossProcesses(t *testing.T) {
 
 // leafWith dials the hub process with an arbitrary certificate and reports
 // whether the link came up within a short time.
-func leafWith(t *testing.T, p *project, name string, cert *pkiCert, trust *pki.Trust) bool {
+func leafWith(t testing.TB, p *project, name string, cert *pkiCert, trust *pki.Trust) bool {
 	t.Helper()
 	kitCfg := p.Project.Server
 	leaf, err := bus.StartLeaf(bus.LeafConfig{

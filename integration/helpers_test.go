@@ -27,7 +27,7 @@ func (c *pkiCert) tls() tls.Certificate {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // openCA opens the project's CA with its passphrase, as its holder would.
-func (p *project) openCA(t *testing.T) *pki.CA {
+func (p *project) openCA(t testing.TB) *pki.CA {
 	t.Helper()
 	certPEM, err := os.ReadFile(filepath.Join(p.Workspace, "ca", "rootCA.pem"))
 	if err != nil {
@@ -46,7 +46,7 @@ func (p *project) openCA(t *testing.T) *pki.CA {
 
 // issue issues a site certificate valid for validity from now (negative:
 // expired that long ago).
-func issue(t *testing.T, ca *pki.CA, name string, kind pki.Kind, validity time.Duration) *pkiCert {
+func issue(t testing.TB, ca *pki.CA, name string, kind pki.Kind, validity time.Duration) *pkiCert {
 	t.Helper()
 	key, err := pki.NewKey()
 	if err != nil {
@@ -65,7 +65,7 @@ func issue(t *testing.T, ca *pki.CA, name string, kind pki.Kind, validity time.D
 	return &pkiCert{cert: cert, key: key, root: ca.Cert}
 }
 
-func loadKit(t *testing.T, dir string) *kit.Kit {
+func loadKit(t testing.TB, dir string) *kit.Kit {
 	t.Helper()
 	k, err := kit.Load(dir)
 	if err != nil {
@@ -76,7 +76,7 @@ func loadKit(t *testing.T, dir string) *kit.Kit {
 
 // rawKit reads a kit's certificate and key without verifying the kit (for a
 // revoked kit, which Load refuses).
-func rawKit(t *testing.T, dir string) *pkiCert {
+func rawKit(t testing.TB, dir string) *pkiCert {
 	t.Helper()
 	read := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join(dir, name))

@@ -46,7 +46,7 @@ type project struct {
 
 // startProject provisions `provisioned` sites and runs the server and the
 // first `running` of them as processes.
-func startProject(t *testing.T, provisioned, running int) *project {
+func startProject(t testing.TB, provisioned, running int) *project {
 	t.Helper()
 	ws := t.TempDir()
 	// Provisioned three days ago, so that tests can issue certificates that
@@ -71,7 +71,7 @@ func startProject(t *testing.T, provisioned, running int) *project {
 }
 
 // start runs a hearth process with JSON logs; it is stopped when the test ends.
-func (p *project) start(t *testing.T, name string, args ...string) *cluster.Proc {
+func (p *project) start(t testing.TB, name string, args ...string) *cluster.Proc {
 	t.Helper()
 	proc, err := cluster.Start(hearthBin, filepath.Join(p.logs, name+".log"), name, append(args, "--log-format", "json")...)
 	if err != nil {
@@ -85,7 +85,7 @@ func (p *project) start(t *testing.T, name string, args ...string) *cluster.Proc
 	return proc
 }
 
-func (p *project) await(t *testing.T, proc *cluster.Proc) {
+func (p *project) await(t testing.TB, proc *cluster.Proc) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -95,7 +95,7 @@ func (p *project) await(t *testing.T, proc *cluster.Proc) {
 }
 
 // awaitLog waits for a record of proc that match accepts.
-func awaitLog(t *testing.T, proc *cluster.Proc, what string, match func(cluster.Record) bool) cluster.Record {
+func awaitLog(t testing.TB, proc *cluster.Proc, what string, match func(cluster.Record) bool) cluster.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -108,7 +108,7 @@ func awaitLog(t *testing.T, proc *cluster.Proc, what string, match func(cluster.
 
 // inProcess starts a participant of the project inside the test process:
 // an admin console, or a site's leaf node dialing the hub process.
-func (p *project) inProcess(t *testing.T, name string, opts node.Options) *node.Node {
+func (p *project) inProcess(t testing.TB, name string, opts node.Options) *node.Node {
 	t.Helper()
 	k, err := kit.Load(p.Kit(name))
 	if err != nil {

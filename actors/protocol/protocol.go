@@ -12,12 +12,33 @@ import (
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
+// Who may send what. Liveness and failures are everyone's; the rest
+// follows the roles: admins command the server, the server coordinates the
+// sites, the sites answer.
+var (
+	everyone = []proto.Message{&hearthv1.Ping{}, &hearthv1.Pong{}, &hearthv1.Failure{}}
+	byKind   = map[pki.Kind][]proto.Message{
+		pki.KindAdmin: {&hearthv1.Notice{},
+			&hearthv1.SubmitJob{}, &hearthv1.ListJobs{}, &hearthv1.GetJob{}, &hearthv1.AbortJob{}, &hearthv1.DownloadJob{}},
+		pki.KindServer: {&hearthv1.Notice{},
+			&hearthv1.JobAccepted{}, &hearthv1.JobList{}, &hearthv1.JobInfo{}, &hearthv1.JobResult{},
+			&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{}},
+		pki.KindSite:       {&hearthv1.JobJoined{}, &hearthv1.TrainResult{}, &hearthv1.EvaluateResult{}},
+		pki.KindAggregator: {},
+	}
+)
+
 // Messages are the prototypes of every message type on the bus.
 func Messages() []proto.Message {
-	return []proto.Message{
-		&hearthv1.Failure{},
-		&hearthv1.Ping{}, &hearthv1.Pong{}, &hearthv1.Notice{},
+	out := append([]proto.Message{}, everyone...)
+	for _, kind := range []pki.Kind{pki.KindAdmin, pki.KindServer, pki.KindSite, pki.KindAggregator} {
+		for _, m := range byKind[kind] {
+			if !contains(out, m) {
+				out = append(out, m)
+			}
+		}
 	}
+	return out
 }
 
 // Registry decodes exactly the types in Messages.
@@ -25,17 +46,24 @@ func Registry() *envelope.Registry { return envelope.NewRegistry(Messages()...) 
 
 // Allow is who may send what.
 func Allow() envelope.AllowList {
-	everyone := []string{name(&hearthv1.Ping{}), name(&hearthv1.Pong{}), name(&hearthv1.Failure{})}
-	return envelope.AllowList{
-		pki.KindServer:     append(everyone, name(&hearthv1.Notice{})),
-		pki.KindSite:       everyone,
-		pki.KindAggregator: everyone,
-		pki.KindAdmin:      append(everyone, name(&hearthv1.Notice{})),
+	allow := envelope.AllowList{}
+	for kind, msgs := range byKind {
+		for _, m := range append(append([]proto.Message{}, everyone...), msgs...) {
+			allow[kind] = append(allow[kind], Name(m))
+		}
 	}
+	return allow
 }
 
 // Name is a message's fully qualified type name, as carried in envelope
 // headers and used in Allow and bridge routes.
-func Name(m proto.Message) string { return name(m) }
+func Name(m proto.Message) string { return string(proto.MessageName(m)) }
 
-func name(m proto.Message) string { return string(proto.MessageName(m)) }
+func contains(ms []proto.Message, m proto.Message) bool {
+	for _, x := range ms {
+		if Name(x) == Name(m) {
+			return true
+		}
+	}
+	return false
+}

@@ -7,7 +7,7 @@
 //
 // Actor code never sees NATS, envelopes or subjects: it sends *Send and
 // *Ask to the bridge's PID and reads the sender of what it receives with
-// SenderOf.
+// OriginOf. A handler refuses a request by responding a *hearthv1.Failure.
 package bridge
 
 import (
@@ -82,6 +82,10 @@ type Config struct {
 	// (fully qualified protobuf name). Types without a route are refused.
 	Routes         map[string]*actor.PID
 	RequestTimeout time.Duration // default 10s
+	// HandlerTimeout bounds how long a local actor may take to answer a
+	// request from another process (default 10m); the asker's own timeout
+	// usually ends the wait sooner.
+	HandlerTimeout time.Duration
 	Logger         *slog.Logger
 	// OnRefused, if set, sees every envelope refused on arrival.
 	OnRefused func(subject string, err error)
@@ -118,6 +122,9 @@ func Start(cfg Config) (*Bridge, error) {
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.HandlerTimeout <= 0 {
+		cfg.HandlerTimeout = 10 * time.Minute
 	}
 	b := &Bridge{
 		cfg:     cfg,
@@ -317,7 +324,7 @@ func (b *Bridge) deliver(m *envelope.Message) {
 		b.cfg.System.Root.Send(pid, &actor.MessageEnvelope{Header: headers, Message: m.Body})
 		return
 	}
-	future := actor.NewFuture(b.cfg.System, b.cfg.RequestTimeout)
+	future := actor.NewFuture(b.cfg.System, b.cfg.HandlerTimeout)
 	b.cfg.System.Root.Send(pid, &actor.MessageEnvelope{Header: headers, Message: m.Body, Sender: future.PID()})
 	go func() {
 		res, err := future.Result()
@@ -328,6 +335,8 @@ func (b *Bridge) deliver(m *envelope.Message) {
 				code = "timeout"
 			}
 			b.answer(m, nil, &hearthv1.Failure{Code: code, Message: fmt.Sprint(err)})
+		case *hearthv1.Failure:
+			b.answer(m, nil, r)
 		case proto.Message:
 			b.answer(m, r, nil)
 		case error:

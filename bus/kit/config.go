@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/hearthfl/hearth/bus/pki"
 )
@@ -39,6 +40,10 @@ type LeafConfig struct {
 	LocalPort int    `json:"local_port"`          // the site's loopback listener for site-local processes; 0 = pick a free one at start
 	Websocket bool   `json:"websocket,omitempty"` // dial the hub over wss instead of tls
 	Proxy     string `json:"proxy,omitempty"`     // HTTP CONNECT proxy URL, e.g. http://127.0.0.1:3128
+	// DataDir is where the site's local data lives (a path relative to the
+	// kit folder, or absolute): DataDir/<dataset>/{train,val,test}.bin.
+	// Nothing but the site's own process ever reads it.
+	DataDir string `json:"data_dir,omitempty"`
 }
 
 // Identity is the participant identity the kit's certificate must carry.
@@ -138,6 +143,9 @@ func (l LeafConfig) Validate(server ServerConfig) error {
 		case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
 			errs = append(errs, fmt.Errorf("proxy: %q is not an HTTP CONNECT proxy URL like http://127.0.0.1:3128", l.Proxy))
 		}
+	}
+	if strings.ContainsRune(l.DataDir, 0) {
+		errs = append(errs, errors.New("data_dir: contains a NUL byte"))
 	}
 	return errors.Join(errs...)
 }

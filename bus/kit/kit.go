@@ -202,6 +202,18 @@ func (k *Kit) StateDir() (string, error) {
 // CRLPath is Dir/crl.pem, where a newer revocation list may be installed.
 func (k *Kit) CRLPath() string { return filepath.Join(k.Dir, CRLFile) }
 
+// DataDir is the absolute folder of the site's local data ("" when the kit
+// names none).
+func (k *Kit) DataDir() string {
+	if k.Config.Leaf == nil || k.Config.Leaf.DataDir == "" {
+		return ""
+	}
+	if filepath.IsAbs(k.Config.Leaf.DataDir) {
+		return filepath.Clean(k.Config.Leaf.DataDir)
+	}
+	return filepath.Join(k.Dir, k.Config.Leaf.DataDir)
+}
+
 // PolicyDir is Dir/local, the site's policy files.
 func (k *Kit) PolicyDir() string { return filepath.Join(k.Dir, LocalDir) }
 

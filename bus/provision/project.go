@@ -45,6 +45,7 @@ type SiteSpec struct {
 	LocalPort int    `yaml:"local_port,omitempty"` // loopback listener for site-local processes; 0 = pick at start
 	Websocket bool   `yaml:"websocket,omitempty"`  // dial the hub over wss
 	Proxy     string `yaml:"proxy,omitempty"`      // HTTP CONNECT proxy URL
+	DataDir   string `yaml:"data_dir,omitempty"`   // the site's local data, relative to its kit or absolute
 }
 
 // AdminSpec is a person who runs the admin console.
@@ -173,7 +174,7 @@ func (p *Project) members() []member {
 			field: fmt.Sprintf("sites[%d]", i),
 			id:    pki.Identity{Name: s.Name, Org: s.Org, Kind: pki.KindSite},
 			hosts: slices.Clone(siteHosts),
-			leaf:  &kit.LeafConfig{LocalPort: s.LocalPort, Websocket: s.Websocket, Proxy: s.Proxy},
+			leaf:  &kit.LeafConfig{LocalPort: s.LocalPort, Websocket: s.Websocket, Proxy: s.Proxy, DataDir: s.DataDir},
 			spec:  s,
 		})
 	}

@@ -31,6 +31,7 @@ func commands() []command {
 		{"cert", "certificate requests, approvals and revocation (request|approve|revoke)", runCert},
 		{"server", "run the server: the NATS hub with JetStream, and the server's actors", runServer},
 		{"site", "run a site: a NATS leaf node dialing the hub, and the site's actors", runSite},
+		{"admin", "the admin console: submit, list, status, abort, download jobs", runAdmin},
 		{"poc", "run everything on this machine: provision, hub, sites, and a job", runPOC},
 	}
 }

@@ -3,201 +3,375 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
-	"github.com/hearthfl/hearth/bus"
-	"github.com/hearthfl/hearth/bus/bridge"
-	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/report"
+	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/bus/kit"
-	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/integration/cluster"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
-	"google.golang.org/protobuf/proto"
 )
+
+// pocMarker marks a folder as a POC workspace, which a later run may wipe.
+const pocMarker = ".hearth-poc"
+
+// pocOptions are hearth poc's flags.
+type pocOptions struct {
+	sites       int
+	rounds      int
+	dataset     string
+	model       string
+	alpha       float64
+	seed        int64
+	workspace   string
+	asJSON      bool
+	centralized bool
+	timeout     time.Duration
+}
 
 // pocSummary is what `hearth poc --json` prints.
 type pocSummary struct {
-	Workspace string        `json:"workspace"`
-	Sites     []string      `json:"sites"`
-	Pings     []pingResult  `json:"pings"`
-	Notices   int           `json:"notices_delivered"`
-	Refused   []refusalSeen `json:"refused"`
-	Seconds   float64       `json:"seconds"`
+	Workspace   string              `json:"workspace"`
+	Dataset     string              `json:"dataset"`
+	Model       string              `json:"model"`
+	Alpha       float64             `json:"alpha"`
+	LabelSkew   float64             `json:"label_skew"`
+	Sites       []cluster.SiteData  `json:"sites"`
+	JobID       string              `json:"job_id"`
+	Status      string              `json:"status"`
+	Reason      string              `json:"reason,omitempty"`
+	Rounds      []roundLine         `json:"rounds"`
+	TestAcc     float64             `json:"test_accuracy"`
+	TestSamples int64               `json:"test_samples"`
+	Central     *trainer.Metrics    `json:"centralized,omitempty"`
+	Files       map[string]string   `json:"files"`
+	Seconds     float64             `json:"seconds"`
+	Trainer     job.TrainerSpec     `json:"trainer"`
+	Answered    map[string][]string `json:"-"`
 }
 
-type pingResult struct {
-	To        string  `json:"to"`
-	Responder string  `json:"responder"`
-	RTTMillis float64 `json:"rtt_ms"`
-}
-
-type refusalSeen struct {
-	At     string `json:"at"`
-	Reason string `json:"reason"`
+type roundLine struct {
+	Round     int64   `json:"round"`
+	Answered  int     `json:"sites_answered"`
+	Of        int     `json:"sites"`
+	TrainLoss float64 `json:"train_loss"`
+	ValAcc    float64 `json:"validation_accuracy"`
+	Bytes     int64   `json:"bytes_moved"`
+	Millis    float64 `json:"ms"`
 }
 
 func runPOC(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "poc", "[flags]")
-	sites := fs.Int("sites", 3, "number of sites")
-	workspace := fs.String("workspace", "", "workspace folder (default: a new temporary folder, removed afterwards)")
-	asJSON := fs.Bool("json", false, "print a JSON summary instead of progress")
+	var o pocOptions
+	fs.IntVar(&o.sites, "sites", 5, "number of sites")
+	fs.IntVar(&o.rounds, "rounds", 0, "federated rounds (default: the recommended number for the dataset and model)")
+	fs.StringVar(&o.dataset, "dataset", "optdigits", "dataset: optdigits, wdbc, mnist or adult")
+	fs.StringVar(&o.model, "model", "logreg", "model: logreg or mlp")
+	fs.Float64Var(&o.alpha, "alpha", 0.5, "Dirichlet label-skew concentration (smaller: more skewed sites)")
+	fs.Int64Var(&o.seed, "seed", 1, "seed for the data split and training")
+	fs.StringVar(&o.workspace, "workspace", "hearth-poc", "folder for kits, data, logs and results (a previous POC workspace there is replaced)")
+	fs.BoolVar(&o.asJSON, "json", false, "print a JSON summary instead of progress")
+	fs.BoolVar(&o.centralized, "centralized", false, "also train the same model on the pooled data, for comparison")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return errUsageMsg("poc takes no arguments")
+	}
+	if o.rounds == 0 {
+		o.rounds = trainer.DefaultRounds(o.dataset, o.model)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	sum, err := poc(ctx, c, o)
+	if o.asJSON && sum != nil {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(sum); jerr != nil && err == nil {
+			err = jerr
+		}
+	}
+	return err
+}
+
+func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	start := time.Now()
 	say := func(format string, a ...any) {
-		if !*asJSON {
+		if !o.asJSON {
 			fmt.Fprintf(c.stdout, format+"\n", a...)
 		}
 	}
-	ws := *workspace
-	if ws == "" {
-		tmp, err := os.MkdirTemp("", "hearth-poc-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		ws = tmp
-	}
-	binary, err := os.Executable()
+	ws, err := pocWorkspace(o.workspace)
 	if err != nil {
-		return fmt.Errorf("locate the hearth binary: %w", err)
+		return nil, err
 	}
-	local, err := cluster.ProvisionLocal(ws, *sites, time.Now())
+	spec := trainer.Defaults(o.dataset, o.model)
+	spec.Seed = o.seed
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("--dataset %s --model %s: %w", o.dataset, o.model, err)
+	}
+	local, err := cluster.ProvisionLocal(ws, o.sites, time.Now())
 	if err != nil {
-		return fmt.Errorf("provision: %w", err)
+		return nil, fmt.Errorf("provision: %w", err)
 	}
-	say("provisioned project %q in %s: server, %d sites, admin %s", local.Project.Name, ws, *sites, local.Admin)
-
-	logs := filepath.Join(ws, "logs")
-	if err := os.MkdirAll(logs, 0o700); err != nil {
-		return err
-	}
-	var procs []*cluster.Proc
-	defer func() {
-		for i := len(procs) - 1; i >= 0; i-- {
-			if err := procs[i].Stop(10 * time.Second); err != nil {
-				fmt.Fprintf(c.stderr, "hearth: stopping %s: %v\n", procs[i].Name, err)
-			}
-		}
-	}()
-	readyCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	startProc := func(name string, args ...string) (*cluster.Proc, error) {
-		p, err := cluster.Start(binary, filepath.Join(logs, name+".log"), name, append(args, "--log-format", "json")...)
-		if err != nil {
-			return nil, err
-		}
-		procs = append(procs, p)
-		return p, nil
-	}
-	server, err := startProc("server", "server", "-k", local.Kit("server"), "--listen", "127.0.0.1")
+	split, err := local.PrepareData(o.dataset, o.alpha, o.seed)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("data: %w", err)
 	}
-	rec, err := server.AwaitReady(readyCtx)
-	if err != nil {
-		return err
-	}
-	say("server: hub up, leafnodes on %s, admin clients on %s (mTLS, TLS 1.3)", rec.Str("leaf"), rec.Str("client"))
-	siteProcs := map[string]*cluster.Proc{}
-	for _, s := range local.Sites {
-		p, err := startProc(s, "site", "-k", local.Kit(s))
-		if err != nil {
-			return err
-		}
-		siteProcs[s] = p
-	}
-	for _, s := range local.Sites {
-		if _, err := siteProcs[s].AwaitReady(readyCtx); err != nil {
-			return err
-		}
-		say("%s: leaf node joined the hub", s)
+	sum := &pocSummary{Workspace: ws, Dataset: o.dataset, Model: o.model, Alpha: o.alpha, LabelSkew: split.Skew,
+		Sites: split.Sites, Files: map[string]string{}, Trainer: trainerSpec(spec)}
+	say("hearth poc: %s, %s, %d sites, Dirichlet alpha %g (label skew %.2f), %d rounds", o.dataset, o.model, o.sites, o.alpha, split.Skew, o.rounds)
+	say("provisioned project %q in %s: root CA, server, %d sites, admin %s", local.Project.Name, ws, o.sites, local.Admin)
+	for _, s := range split.Sites {
+		say("  %s: %d train, %d validation, %d test samples; classes %v", s.Site, s.Train, s.Val, s.Test, s.ClassCounts)
 	}
 
+	procs, err := startLocal(ctx, local, filepath.Join(ws, "logs"))
+	defer procs.stop(c.stderr)
+	if err != nil {
+		return sum, err
+	}
+	say("server and %d sites running as separate processes (mTLS leaf links, signed envelopes); logs in %s", o.sites, filepath.Join(ws, "logs"))
+
+	jobDir := filepath.Join(ws, "jobs", o.dataset+"-fedavg")
+	if err := writeJob(jobDir, o, spec); err != nil {
+		return sum, err
+	}
 	k, err := kit.Load(local.Kit(local.Admin))
 	if err != nil {
-		return err
+		return sum, err
 	}
-	admin, err := node.StartAdmin(ctx, k, node.Options{})
+	admin, err := openConsole(ctx, k, 30*time.Second)
 	if err != nil {
-		return err
+		return sum, err
 	}
 	defer admin.Close()
-	summary := pocSummary{Workspace: ws, Sites: local.Sites}
+	sum.JobID, err = admin.Submit(ctx, jobDir)
+	if err != nil {
+		return sum, err
+	}
+	say("submitted job %s, signed by %s\n", sum.JobID, local.Admin)
+	say("round  sites  train loss  val acc    bytes moved   time")
+	info, err := admin.Follow(ctx, sum.JobID, 100*time.Millisecond, func(r *hearthv1.RoundSummary) {
+		line := roundLine{Round: r.Round, Answered: len(r.Answered), Of: len(r.Answered) + len(r.Missing), TrainLoss: r.TrainLoss,
+			ValAcc: r.GetValidation().GetAccuracy(), Bytes: r.BytesMoved, Millis: float64(r.DurationMicros) / 1000}
+		sum.Rounds = append(sum.Rounds, line)
+		say("%5d  %2d/%-2d  %10.4f  %6.2f%%  %10s  %6.0f ms", line.Round, line.Answered, line.Of, line.TrainLoss, 100*line.ValAcc, bytesText(line.Bytes), line.Millis)
+	})
+	if info != nil {
+		sum.Status, sum.Reason = status(info.Status), info.Reason
+	}
+	if err != nil {
+		return sum, err
+	}
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED {
+		return sum, fmt.Errorf("job %s %s: %s", info.Id, status(info.Status), info.Reason)
+	}
+	sum.TestAcc, sum.TestSamples = info.GetTest().GetAccuracy(), info.GetTest().GetSamples()
+	say("\nfederated: test accuracy %.2f%% on %d held-out samples (evaluated at the sites)", 100*sum.TestAcc, sum.TestSamples)
 
-	for _, to := range append([]string{local.Server}, local.Sites...) {
-		t0 := time.Now()
-		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-		reply, err := admin.Bridge.Request(rctx, to, &hearthv1.Ping{Seq: 1, Text: "hello from the admin console"})
-		rcancel()
+	resultDir := filepath.Join(ws, "result")
+	if _, err := admin.Download(ctx, sum.JobID, resultDir); err != nil {
+		return sum, err
+	}
+	sum.Files["model"], sum.Files["metrics"] = filepath.Join(resultDir, "model.pb"), filepath.Join(resultDir, "metrics.json")
+	if err := procs.stop(c.stderr); err != nil {
+		return sum, err
+	}
+	if o.centralized {
+		central, err := centralBaseline(ctx, spec, o.rounds, split)
 		if err != nil {
-			return err
+			return sum, err
 		}
-		pong := reply.Msg.(*hearthv1.Pong)
-		r := pingResult{To: to, Responder: pong.Responder, RTTMillis: float64(time.Since(t0).Microseconds()) / 1000}
-		summary.Pings = append(summary.Pings, r)
-		say("admin -> %-8s signed Ping, verified Pong from %s (%s, org %s) in %.2f ms", to, pong.Responder,
-			reply.From.Kind, reply.From.Org, r.RTTMillis)
+		sum.Central = central
+		say("centralized (same model, pooled data, %d epochs): test accuracy %.2f%%", o.rounds*spec.Epochs, 100*central.Accuracy)
 	}
-	for _, s := range local.Sites {
-		admin.System.Root.Send(admin.Bridge.PID(), &bridge.Send{To: s, Msg: &hearthv1.Notice{Text: "welcome to the federation, " + s}})
+	plot := filepath.Join(resultDir, "accuracy.png")
+	if err := writePlot(plot, sum); err != nil {
+		return sum, err
 	}
-	for _, s := range local.Sites {
-		if _, err := siteProcs[s].Await(readyCtx, "notice", func(r cluster.Record) bool { return r.Msg() == "notice" }); err != nil {
-			return err
-		}
-		summary.Notices++
-	}
-	say("admin -> sites: %d signed notices delivered to the sites' actors", summary.Notices)
+	sum.Files["plot"] = plot
+	sum.Seconds = time.Since(start).Seconds()
+	say("wrote %s, %s and %s", sum.Files["model"], sum.Files["metrics"], plot)
+	say("all processes stopped cleanly; %.1f s in all", sum.Seconds)
+	return sum, nil
+}
 
-	// Show the envelope checks at work: a tampered and a replayed envelope.
-	target := local.Sites[0]
-	data, _, err := admin.Signer.Sign(envelope.Outgoing{Recipient: target, Body: &hearthv1.Notice{Text: "genuine"}}, time.Now())
+// pocWorkspace prepares the workspace folder: new, or a previous POC's
+// (replaced); any other existing folder is refused.
+func pocWorkspace(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	entries, err := os.ReadDir(abs)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return "", err
+	case len(entries) > 0:
+		if _, err := os.Stat(filepath.Join(abs, pocMarker)); err != nil {
+			return "", fmt.Errorf("--workspace %s exists and is not a POC workspace; choose another folder", dir)
+		}
+		if err := os.RemoveAll(abs); err != nil {
+			return "", err
+		}
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return "", err
+	}
+	return abs, os.WriteFile(filepath.Join(abs, pocMarker), []byte("made by hearth poc; the next run replaces this folder\n"), 0o600)
+}
+
+// localProcs are the POC's server and site processes.
+type localProcs []*cluster.Proc
+
+// startLocal starts the server and every site of a local project and waits
+// until all are up.
+func startLocal(ctx context.Context, local *cluster.Local, logs string) (localProcs, error) {
+	binary, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("locate the hearth binary: %w", err)
+	}
+	if err := os.MkdirAll(logs, 0o700); err != nil {
+		return nil, err
+	}
+	var procs localProcs
+	start := func(name string, args ...string) (*cluster.Proc, error) {
+		p, err := cluster.Start(binary, filepath.Join(logs, name+".log"), name, append(args, "--log-format", "json")...)
+		if err == nil {
+			procs = append(procs, p)
+		}
+		return p, err
+	}
+	ready, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	server, err := start("server", "server", "-k", local.Kit(local.Server), "--listen", "127.0.0.1")
+	if err != nil {
+		return procs, err
+	}
+	if _, err := server.AwaitReady(ready); err != nil {
+		return procs, err
+	}
+	for _, s := range local.Sites {
+		if _, err := start(s, "site", "-k", local.Kit(s)); err != nil {
+			return procs, err
+		}
+	}
+	for _, p := range procs[1:] {
+		if _, err := p.AwaitReady(ready); err != nil {
+			return procs, err
+		}
+	}
+	return procs, nil
+}
+
+// stop stops the processes, sites first; it may be called twice.
+func (ps *localProcs) stop(stderr io.Writer) error {
+	var errs []error
+	for i := len(*ps) - 1; i >= 0; i-- {
+		if err := (*ps)[i].Stop(10 * time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("%s did not stop cleanly: %w", (*ps)[i].Name, err))
+		}
+	}
+	*ps = nil
+	return errors.Join(errs...)
+}
+
+// writeJob writes the job folder the POC submits.
+func writeJob(dir string, o pocOptions, spec trainer.Spec) error {
+	hidden := ""
+	if len(spec.Hidden) > 0 {
+		hidden = fmt.Sprintf("  hidden: %s\n", strings.ReplaceAll(fmt.Sprint(spec.Hidden), " ", ", "))
+	}
+	manifest := fmt.Sprintf(`# A FedAvg job written by hearth poc. Submit your own with: hearth admin -k KIT submit FOLDER
+name: %s-fedavg
+workflow: fedavg
+rounds: %d
+sites: ["@all"]
+min_sites: %d
+round_timeout: 60s
+dataset: %s
+trainer:
+  kind: %s
+%s  learning_rate: %g
+  epochs: %d
+  batch_size: %d
+  l2: %g
+  seed: %d
+evaluation:
+  validation: true
+  test: true
+`, o.dataset, o.rounds, max(1, o.sites/2+1), o.dataset, spec.Kind, hidden, spec.LearningRate, spec.Epochs, spec.BatchSize, spec.L2, spec.Seed)
+	if _, err := job.ParseManifest([]byte(manifest)); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, job.ManifestFile), []byte(manifest), 0o644)
+}
+
+// centralBaseline trains the same model on the pooled training data for as
+// many epochs as the federation ran in all, and scores it on the test split.
+func centralBaseline(ctx context.Context, spec trainer.Spec, rounds int, split *cluster.Split) (*trainer.Metrics, error) {
+	m, err := trainer.Init(spec, split.Pooled.Features, split.Pooled.Classes)
+	if err != nil {
+		return nil, err
+	}
+	s := spec
+	s.Epochs = rounds * spec.Epochs
+	m, _, err = trainer.Train(ctx, s, m, split.Pooled)
+	if err != nil {
+		return nil, err
+	}
+	mt, err := trainer.Evaluate(spec, m, split.TestSet)
+	return &mt, err
+}
+
+func writePlot(path string, sum *pocSummary) error {
+	var x, y []float64
+	for _, r := range sum.Rounds {
+		x, y = append(x, float64(r.Round)), append(y, r.ValAcc)
+	}
+	chart := report.Chart{
+		Title:  fmt.Sprintf("FedAvg on %s, %s, %d sites (alpha %g)", sum.Dataset, sum.Model, len(sum.Sites), sum.Alpha),
+		XLabel: "round", YLabel: "accuracy", YMin: 0, YMax: 1,
+		Series: []report.Series{{Name: "validation (global model at round start)", X: x, Y: y}},
+		HLines: []report.HLine{{Name: fmt.Sprintf("federated test %.1f%%", 100*sum.TestAcc), Y: sum.TestAcc}},
+	}
+	if sum.Central != nil {
+		chart.HLines = append(chart.HLines, report.HLine{Name: fmt.Sprintf("centralized test %.1f%%", 100*sum.Central.Accuracy), Y: sum.Central.Accuracy})
+	}
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	var env hearthv1.Envelope
-	if err := proto.Unmarshal(data, &env); err != nil {
+	if err := chart.PNG(f, 900, 540); err != nil {
+		f.Close()
 		return err
 	}
-	env.Body[len(env.Body)-1] ^= 1 // "genuine" becomes "genuind"
-	tampered, err := proto.Marshal(&env)
-	if err != nil {
-		return err
-	}
-	subject := bus.Direct(target, local.Admin)
-	for _, d := range [][]byte{tampered, data, data} {
-		if err := admin.Conn.Publish(subject, d); err != nil {
-			return err
-		}
-	}
-	for _, want := range []string{"bad_signature", "replay"} {
-		_, err := siteProcs[target].Await(readyCtx, "refusal "+want, func(r cluster.Record) bool {
-			return r.Msg() == "envelope refused" && r.Str("reason") == want
-		})
-		if err != nil {
-			return err
-		}
-		summary.Refused = append(summary.Refused, refusalSeen{At: target, Reason: want})
-		say("%s: refused a %s envelope (%s) before any actor saw it", target, map[string]string{"bad_signature": "tampered", "replay": "replayed"}[want], want)
-	}
+	return f.Close()
+}
 
-	for i := len(procs) - 1; i >= 0; i-- {
-		if err := procs[i].Stop(10 * time.Second); err != nil {
-			return fmt.Errorf("%s did not stop cleanly: %w", procs[i].Name, err)
-		}
+func trainerSpec(s trainer.Spec) job.TrainerSpec {
+	return job.TrainerSpec{Kind: s.Kind, Hidden: s.Hidden, LearningRate: s.LearningRate, Epochs: s.Epochs, BatchSize: s.BatchSize, L2: s.L2, Seed: s.Seed}
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
-	procs = nil
-	summary.Seconds = time.Since(start).Seconds()
-	say("all processes stopped cleanly in %.1fs; logs were in %s", summary.Seconds, logs)
-	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(summary)
-	}
-	return nil
+	return fmt.Sprintf("%d B", n)
 }

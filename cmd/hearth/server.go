@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 
-	"github.com/hearthfl/hearth/actors/liveness"
-	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
-	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
 func runServer(ctx context.Context, c *cli, args []string) error {
@@ -36,19 +33,18 @@ func runServer(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer n.Close()
+	audit, err := openAudit(n)
+	if err != nil {
+		return err
+	}
+	defer audit.Close()
 	startLiveness(n)
+	if err := startCoordinator(ctx, n, audit); err != nil {
+		return err
+	}
 	n.Log().Info("ready", "kind", "server", "leaf", n.Hub.LeafAddr(), "client", n.Hub.ClientAddr(),
 		"websocket", n.Hub.WebsocketAddr(), "participants", len(k.Participants))
 	<-ctx.Done()
 	n.Log().Info("stopping")
 	return nil
-}
-
-// startLiveness runs the liveness responder and routes pings and notices
-// to it.
-func startLiveness(n *node.Node) {
-	r := &liveness.Responder{Self: n.Identity.Name, Log: n.Log().With("component", "liveness")}
-	pid := n.System.Root.Spawn(r.Props())
-	n.Bridge.Route(protocol.Name(&hearthv1.Ping{}), pid)
-	n.Bridge.Route(protocol.Name(&hearthv1.Notice{}), pid)
 }

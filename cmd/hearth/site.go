@@ -33,7 +33,15 @@ func runSite(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer n.Close()
+	audit, err := openAudit(n)
+	if err != nil {
+		return err
+	}
+	defer audit.Close()
 	startLiveness(n)
+	if err := startParticipant(n, audit); err != nil {
+		return err
+	}
 	n.Log().Info("waiting for the hub", "urls", k.Config.LeafURLs(), "local", n.Leaf.LocalAddr())
 	if err := n.WaitHub(ctx); err != nil {
 		return fmt.Errorf("site %s: %w", k.Config.Name, err)

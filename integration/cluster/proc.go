@@ -34,6 +34,7 @@ type Proc struct {
 	cmd  *exec.Cmd
 
 	mu      sync.Mutex
+	killed  bool // by Kill: its exit status is expected
 	records []Record
 	tail    []string // last lines, for errors
 	changed chan struct{}
@@ -163,10 +164,17 @@ func (p *Proc) ExitErr() error {
 }
 
 // Stop asks the process to stop (SIGTERM) and kills it if it has not exited
-// within grace. It returns the exit error, nil for a clean stop.
+// within grace. It returns the exit error, nil for a clean stop or for a
+// process that Kill already ended.
 func (p *Proc) Stop(grace time.Duration) error {
 	select {
 	case <-p.exited:
+		p.mu.Lock()
+		killed := p.killed
+		p.mu.Unlock()
+		if killed {
+			return nil
+		}
 		return p.ExitErr()
 	default:
 	}
@@ -182,6 +190,16 @@ func (p *Proc) Stop(grace time.Duration) error {
 
 // Kill kills the process and its children at once, as a crash would.
 func (p *Proc) Kill() {
+	p.mu.Lock()
+	p.killed = true
+	p.mu.Unlock()
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.exited
 }
+
+// Pause stops the process (SIGSTOP) without closing its connections, as a
+// hung process would look to its peers; Resume lets it go on.
+func (p *Proc) Pause() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGSTOP) }
+
+// Resume continues a paused process.
+func (p *Proc) Resume() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT) }

@@ -43,7 +43,8 @@ func ProvisionLocal(workspace string, sites int, now time.Time) (*Local, error) 
 	l := &Local{Workspace: workspace, Project: p, Server: "server", Admin: "admin@hearth.local"}
 	for i := 1; i <= sites; i++ {
 		name := fmt.Sprintf("site-%d", i)
-		p.Sites = append(p.Sites, provision.SiteSpec{Name: name, Org: fmt.Sprintf("org-%c", 'a'+(i-1)%2)})
+		p.Sites = append(p.Sites, provision.SiteSpec{Name: name, Org: fmt.Sprintf("org-%c", 'a'+(i-1)%2),
+			DataDir: filepath.Join("..", "..", dataDir, name)})
 		l.Sites = append(l.Sites, name)
 	}
 	secret := make([]byte, 24)
@@ -59,6 +60,10 @@ func ProvisionLocal(workspace string, sites int, now time.Time) (*Local, error) 
 	}
 	return l, nil
 }
+
+// dataDir is where a local project keeps each site's data, under the
+// workspace: data/<site>/<dataset>/{train,val,test}.bin.
+const dataDir = "data"
 
 // Kit is the kit folder of a participant.
 func (l *Local) Kit(name string) string { return provision.KitDir(l.Workspace, name) }

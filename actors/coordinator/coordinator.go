@@ -1,0 +1,343 @@
+// Package coordinator is the server's job actor: it takes admin requests
+// (submit, list, status, abort, download), keeps every job in JetStream,
+// and runs each job's workflow (FedAvg) as a child actor that sends tasks
+// to the sites through the bridge, folds their updates in the aggregator,
+// checkpoints the global model after every round, and resumes running jobs
+// after a restart from their last completed round.
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/pki"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// Recorder records audit events; *auditor.Log is one.
+type Recorder interface {
+	Append(auditor.Event) (auditor.Record, error)
+}
+
+// Authorizer decides by the server's own policy whether requester may
+// exercise right ("submit_job", "view", "manage_job", "download_job");
+// submitter is the job's submitter for rights over an existing job. Each
+// site decides for itself again before it takes part.
+type Authorizer interface {
+	Allow(right string, requester pki.Identity, submitter *pki.Identity) (allowed bool, reason string)
+}
+
+// Config is what the coordinator needs.
+type Config struct {
+	Self   pki.Identity
+	Trust  *pki.Trust
+	Sites  []string // the project's sites
+	Policy Authorizer
+	Store  *Store
+	Bridge *actor.PID
+	// Reachable reports whether a site's leaf link is up (nil: assume so).
+	// A site that is not is left out of a round at once instead of costing
+	// the round timeout; at the start of a job, sites get up to one round
+	// timeout to (re)connect.
+	Reachable func(site string) bool
+	Audit     Recorder
+	Log       *slog.Logger
+	Now       func() time.Time
+}
+
+// Messages are the admin requests the coordinator handles, for bridge routes.
+func Messages() []proto.Message {
+	return []proto.Message{&hearthv1.SubmitJob{}, &hearthv1.ListJobs{}, &hearthv1.GetJob{}, &hearthv1.AbortJob{}, &hearthv1.DownloadJob{}}
+}
+
+// Coordinator is the actor. Create it with New.
+type Coordinator struct {
+	cfg       Config
+	workflows map[string]*actor.PID // running jobs
+}
+
+// New makes a coordinator.
+func New(cfg Config) (*Coordinator, error) {
+	if cfg.Trust == nil || cfg.Policy == nil || cfg.Store == nil || cfg.Bridge == nil || cfg.Audit == nil {
+		return nil, errors.New("coordinator: trust, policy, store, bridge and audit are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Coordinator{cfg: cfg, workflows: map[string]*actor.PID{}}, nil
+}
+
+// Props makes the actor's props.
+func (c *Coordinator) Props() *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return c })
+}
+
+// Receive implements actor.Actor.
+func (c *Coordinator) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		c.resume(ctx)
+	case *actor.Terminated:
+		for id, pid := range c.workflows {
+			if pid.Equal(m.Who) {
+				delete(c.workflows, id)
+			}
+		}
+	case *hearthv1.SubmitJob:
+		ctx.Respond(c.submit(ctx, m))
+	case *hearthv1.ListJobs:
+		ctx.Respond(c.list(ctx))
+	case *hearthv1.GetJob:
+		ctx.Respond(c.get(ctx, m.JobId))
+	case *hearthv1.AbortJob:
+		c.abort(ctx, m.JobId)
+	case *hearthv1.DownloadJob:
+		ctx.Respond(c.download(ctx, m.JobId))
+	}
+}
+
+// requester is the verified admin behind an admin request, with the
+// command audited.
+func (c *Coordinator) requester(ctx actor.Context, command, jobID string) (pki.Identity, *hearthv1.Failure) {
+	o, ok := bridge.OriginOf(ctx)
+	if !ok || o.Sender.Kind != pki.KindAdmin {
+		return pki.Identity{}, failure("forbidden", "admin commands come from admin consoles only")
+	}
+	c.audit(auditor.Event{Action: "admin.command", JobID: jobID, Peer: o.Sender.Name, Detail: map[string]string{"command": command}})
+	return o.Sender, nil
+}
+
+func (c *Coordinator) authorize(right string, who pki.Identity, submitter *pki.Identity) *hearthv1.Failure {
+	if ok, reason := c.cfg.Policy.Allow(right, who, submitter); !ok {
+		return failure("forbidden", reason)
+	}
+	return nil
+}
+
+func (c *Coordinator) submit(ctx actor.Context, m *hearthv1.SubmitJob) proto.Message {
+	who, f := c.requester(ctx, "submit", "")
+	if f != nil {
+		return f
+	}
+	v, err := job.Verify(m.Job, c.cfg.Trust, c.cfg.Now())
+	if err != nil {
+		c.audit(auditor.Event{Action: "job.refused", Peer: who.Name, Detail: map[string]string{"reason": err.Error()}})
+		return failure("refused", err.Error())
+	}
+	if v.Submitter.Name != who.Name {
+		return failure("refused", fmt.Sprintf("job signed by %s, submitted by %s: submit your own jobs", v.Submitter.Name, who.Name))
+	}
+	if f := c.authorize("submit_job", who, nil); f != nil {
+		return f
+	}
+	for _, s := range v.Manifest.Sites {
+		if s != job.AllSites && !slices.Contains(c.cfg.Sites, s) {
+			return failure("refused", fmt.Sprintf("job names site %q, which is not in this project", s))
+		}
+	}
+	id, err := newJobID()
+	if err != nil {
+		return failure("internal", err.Error())
+	}
+	rec := &hearthv1.JobRecord{Job: m.Job, Info: &hearthv1.JobInfo{
+		Id: id, Name: v.Manifest.Name, Status: hearthv1.JobStatus_JOB_STATUS_SUBMITTED, Submitter: who.Name,
+		SubmitterOrg: who.Org, Rounds: int64(v.Manifest.Rounds), SubmittedUnixNano: c.cfg.Now().UnixNano(),
+	}}
+	if err := c.cfg.Store.Put(context.Background(), rec); err != nil {
+		return failure("internal", err.Error())
+	}
+	c.audit(auditor.Event{Action: "job.submitted", JobID: id, Peer: who.Name, Detail: map[string]string{"name": v.Manifest.Name}})
+	c.cfg.Log.Info("job submitted", "job", id, "name", v.Manifest.Name, "submitter", who.Name, "rounds", v.Manifest.Rounds)
+	c.startWorkflow(ctx, rec, v.Manifest, nil)
+	return &hearthv1.JobAccepted{JobId: id}
+}
+
+func (c *Coordinator) list(ctx actor.Context) proto.Message {
+	who, f := c.requester(ctx, "list", "")
+	if f != nil {
+		return f
+	}
+	if f := c.authorize("view", who, nil); f != nil {
+		return f
+	}
+	recs, err := c.cfg.Store.List(context.Background())
+	if err != nil {
+		return failure("internal", err.Error())
+	}
+	out := &hearthv1.JobList{}
+	for _, r := range recs {
+		out.Jobs = append(out.Jobs, r.Info)
+	}
+	slices.SortFunc(out.Jobs, func(a, b *hearthv1.JobInfo) int { return int(a.SubmittedUnixNano - b.SubmittedUnixNano) })
+	return out
+}
+
+// job reads a job for a request, refusing unknown ids.
+func (c *Coordinator) job(id string) (*hearthv1.JobRecord, *hearthv1.Failure) {
+	rec, err := c.cfg.Store.Get(context.Background(), id)
+	if errors.Is(err, ErrNoJob) {
+		return nil, failure("not_found", err.Error())
+	}
+	if err != nil {
+		return nil, failure("internal", err.Error())
+	}
+	return rec, nil
+}
+
+func (c *Coordinator) get(ctx actor.Context, id string) proto.Message {
+	who, f := c.requester(ctx, "status", id)
+	if f != nil {
+		return f
+	}
+	if f := c.authorize("view", who, nil); f != nil {
+		return f
+	}
+	rec, f := c.job(id)
+	if f != nil {
+		return f
+	}
+	return rec.Info
+}
+
+func (c *Coordinator) abort(ctx actor.Context, id string) {
+	who, f := c.requester(ctx, "abort", id)
+	if f != nil {
+		ctx.Respond(f)
+		return
+	}
+	rec, f := c.job(id)
+	if f != nil {
+		ctx.Respond(f)
+		return
+	}
+	sub := submitterOf(rec)
+	if f := c.authorize("manage_job", who, &sub); f != nil {
+		ctx.Respond(f)
+		return
+	}
+	pid := c.workflows[id]
+	if pid == nil {
+		ctx.Respond(failure("not_running", fmt.Sprintf("job %s is %s", id, rec.Info.Status)))
+		return
+	}
+	future := ctx.RequestFuture(pid, &abortJob{reason: "aborted by " + who.Name}, 30*time.Second)
+	ctx.ReenterAfter(future, func(res any, err error) {
+		if info, ok := res.(*hearthv1.JobInfo); ok && err == nil {
+			ctx.Respond(info)
+			return
+		}
+		ctx.Respond(failure("internal", fmt.Sprintf("abort of %s: %v", id, err)))
+	})
+}
+
+func (c *Coordinator) download(ctx actor.Context, id string) proto.Message {
+	who, f := c.requester(ctx, "download", id)
+	if f != nil {
+		return f
+	}
+	rec, f := c.job(id)
+	if f != nil {
+		return f
+	}
+	sub := submitterOf(rec)
+	if f := c.authorize("download_job", who, &sub); f != nil {
+		return f
+	}
+	res := &hearthv1.JobResult{Info: rec.Info}
+	if rec.Info.CompletedRounds > 0 {
+		m, err := c.cfg.Store.Model(context.Background(), id, rec.Info.CompletedRounds)
+		if err != nil {
+			return failure("internal", err.Error())
+		}
+		res.Model = m
+	}
+	return res
+}
+
+// resume restarts the workflows of jobs that were running when the server
+// stopped, from their last completed round.
+func (c *Coordinator) resume(ctx actor.Context) {
+	recs, err := c.cfg.Store.List(context.Background())
+	if err != nil {
+		c.cfg.Log.Error("cannot list jobs to resume", "err", err)
+		return
+	}
+	for _, rec := range recs {
+		st := rec.Info.Status
+		if st != hearthv1.JobStatus_JOB_STATUS_SUBMITTED && st != hearthv1.JobStatus_JOB_STATUS_RUNNING {
+			continue
+		}
+		v, err := job.Verify(rec.Job, c.cfg.Trust, c.cfg.Now())
+		if err != nil {
+			c.cfg.Log.Error("stored job no longer verifies; not resumed", "job", rec.Info.Id, "err", err)
+			rec.Info.Status, rec.Info.Reason = hearthv1.JobStatus_JOB_STATUS_FAILED, "not resumed: "+err.Error()
+			_ = c.cfg.Store.Put(context.Background(), rec)
+			continue
+		}
+		var global *hearthv1.Model
+		if rec.Info.CompletedRounds > 0 || len(rec.Joined) > 0 {
+			global, err = c.cfg.Store.Model(context.Background(), rec.Info.Id, rec.Info.CompletedRounds)
+			if err != nil {
+				c.cfg.Log.Warn("no checkpoint to resume from; starting the job over", "job", rec.Info.Id, "err", err)
+				rec.Info.CompletedRounds, rec.Info.History = 0, nil
+			}
+		}
+		c.cfg.Log.Info("resuming job", "job", rec.Info.Id, "completed_rounds", rec.Info.CompletedRounds)
+		c.audit(auditor.Event{Action: "job.resumed", JobID: rec.Info.Id, Detail: map[string]string{"completed_rounds": fmt.Sprint(rec.Info.CompletedRounds)}})
+		c.startWorkflow(ctx, rec, v.Manifest, global)
+	}
+}
+
+func (c *Coordinator) startWorkflow(ctx actor.Context, rec *hearthv1.JobRecord, m *job.Manifest, checkpoint *hearthv1.Model) {
+	targets := c.cfg.Sites
+	if m.Sites[0] != job.AllSites {
+		targets = m.Sites
+	}
+	w := &workflow{cfg: &c.cfg, rec: rec, manifest: m, targets: slices.Clone(targets), checkpoint: checkpoint}
+	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return w }), rec.Info.Id)
+	if err != nil {
+		c.cfg.Log.Error("cannot start job workflow", "job", rec.Info.Id, "err", err)
+		return
+	}
+	c.workflows[rec.Info.Id] = pid
+}
+
+func (c *Coordinator) audit(e auditor.Event) string { return record(c.cfg, e) }
+
+func record(cfg Config, e auditor.Event) string {
+	r, err := cfg.Audit.Append(e)
+	if err != nil {
+		cfg.Log.Error("audit append failed", "action", e.Action, "job", e.JobID, "err", err)
+		return ""
+	}
+	return r.ID
+}
+
+func submitterOf(rec *hearthv1.JobRecord) pki.Identity {
+	return pki.Identity{Name: rec.Info.Submitter, Org: rec.Info.SubmitterOrg, Kind: pki.KindAdmin}
+}
+
+func newJobID() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "job-" + hex.EncodeToString(b), nil
+}
+
+func failure(code, msg string) *hearthv1.Failure { return &hearthv1.Failure{Code: code, Message: msg} }

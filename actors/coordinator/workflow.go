@@ -1,0 +1,411 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/aggregator"
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/bus/bridge"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// abortJob stops a workflow; it responds with the final *hearthv1.JobInfo.
+type abortJob struct{ reason string }
+
+// retryJoin is the workflow's reminder to look again for sites that were
+// not reachable yet.
+type retryJoin struct{}
+
+type phase int
+
+const (
+	joining phase = iota
+	training
+	closing // waiting for the aggregator
+	evaluating
+)
+
+// workflow runs one FedAvg job: join the sites, then for each round send
+// the global model to every joined site, fold the updates that arrive
+// within the round timeout, and close the round when every site answered
+// or timed out: with at least min_sites answers the weighted mean is the
+// new global model, checkpointed before the next round starts; below
+// quorum the job fails. No step waits longer than the round timeout.
+type workflow struct {
+	cfg        *Config
+	rec        *hearthv1.JobRecord
+	manifest   *job.Manifest
+	targets    []string
+	checkpoint *hearthv1.Model // global model to resume from, if any
+
+	agg     *actor.PID
+	phase   phase
+	pending map[string]bool
+	// Joining: sites not yet reachable, and until when to wait for them.
+	awaiting     []string
+	joinDeadline time.Time
+	joinEvent    string
+	round        int64
+	global       *model.Model
+
+	// The open round.
+	started                    time.Time
+	answered, missing          []string
+	reasons                    []string
+	trainLoss                  float64
+	valLoss, valAcc            float64
+	trainSamples, valSamples   int64
+	bytes, maxTrain            int64
+	shapeFeatures, shapeLabels int64
+	events                     map[string]string // site -> audit event of the task sent
+}
+
+func (w *workflow) id() string { return w.rec.Info.Id }
+
+func (w *workflow) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		w.agg = ctx.Spawn(aggregator.Props())
+		w.rec.Info.Status = hearthv1.JobStatus_JOB_STATUS_RUNNING
+		w.save()
+		w.join(ctx)
+	case *bridge.Reply:
+		w.reply(ctx, m)
+	case *bridge.Failed:
+		w.failed(ctx, m)
+	case *aggregator.Closed:
+		w.closed(ctx, m)
+	case *retryJoin:
+		if w.phase == joining {
+			w.tryJoin(ctx)
+		}
+	case *abortJob:
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_ABORTED, m.reason)
+		ctx.Respond(w.rec.Info)
+	}
+}
+
+// ask sends a request to a site through the bridge; the answer comes back
+// to this actor as *bridge.Reply or *bridge.Failed.
+func (w *workflow) ask(ctx actor.Context, site string, msg proto.Message) {
+	w.pending[site] = true
+	ctx.Request(w.cfg.Bridge, &bridge.Ask{To: site, Msg: msg, JobID: w.id(), Round: w.round, Timeout: w.manifest.RoundTimeout})
+}
+
+func (w *workflow) join(ctx actor.Context) {
+	w.phase, w.pending, w.missing, w.reasons = joining, map[string]bool{}, nil, nil
+	if w.rec.Joined == nil {
+		w.rec.Joined = map[string]int64{}
+	}
+	clear(w.rec.Joined)
+	w.joinEvent = w.audit(auditor.Event{Action: "job.started", JobID: w.id(), Detail: map[string]string{"sites": strings.Join(w.targets, ",")}})
+	w.awaiting, w.joinDeadline = slices.Clone(w.targets), time.Now().Add(w.manifest.RoundTimeout)
+	w.tryJoin(ctx)
+}
+
+// tryJoin asks every awaited site that is reachable now to join; the others
+// are looked for again shortly, until the round timeout has passed.
+func (w *workflow) tryJoin(ctx actor.Context) {
+	w.awaiting = slices.DeleteFunc(w.awaiting, func(s string) bool {
+		if !w.reachable(s) {
+			return false
+		}
+		w.ask(ctx, s, &hearthv1.JoinJob{JobId: w.id(), Job: w.rec.Job, AuditEvent: w.joinEvent})
+		return true
+	})
+	if len(w.awaiting) == 0 {
+		return
+	}
+	if time.Now().After(w.joinDeadline) {
+		for _, s := range w.awaiting {
+			w.miss(s, "not connected to the hub within the round timeout")
+		}
+		w.awaiting = nil
+		w.next(ctx)
+		return
+	}
+	self, system := ctx.Self(), ctx.ActorSystem()
+	time.AfterFunc(100*time.Millisecond, func() { system.Root.Send(self, &retryJoin{}) })
+}
+
+func (w *workflow) reachable(site string) bool {
+	return w.cfg.Reachable == nil || w.cfg.Reachable(site)
+}
+
+func (w *workflow) reply(ctx actor.Context, r *bridge.Reply) {
+	site := r.From.Name
+	if !w.pending[site] {
+		return // late or duplicate
+	}
+	delete(w.pending, site)
+	switch m := r.Msg.(type) {
+	case *hearthv1.JobJoined:
+		w.joined(ctx, site, m)
+	case *hearthv1.TrainResult:
+		w.result(ctx, site, m)
+	case *hearthv1.EvaluateResult:
+		w.evaluated(ctx, site, m)
+	default:
+		w.miss(site, fmt.Sprintf("unexpected answer %T", r.Msg))
+	}
+	w.next(ctx)
+}
+
+func (w *workflow) failed(ctx actor.Context, f *bridge.Failed) {
+	if !w.pending[f.To] {
+		return
+	}
+	delete(w.pending, f.To)
+	w.miss(f.To, f.Err.Error())
+	w.next(ctx)
+}
+
+func (w *workflow) miss(site, reason string) {
+	w.missing = append(w.missing, site)
+	w.reasons = append(w.reasons, site+": "+reason)
+	w.cfg.Log.Warn("site left out", "job", w.id(), "round", w.round, "site", site, "reason", reason)
+}
+
+func (w *workflow) joined(ctx actor.Context, site string, m *hearthv1.JobJoined) {
+	if w.shapeFeatures == 0 {
+		w.shapeFeatures, w.shapeLabels = m.Features, m.Classes
+	}
+	if m.Features != w.shapeFeatures || m.Classes != w.shapeLabels || m.TrainSamples < 1 {
+		w.miss(site, fmt.Sprintf("local data has %d features, %d classes, %d samples; the job's first site has %d features, %d classes",
+			m.Features, m.Classes, m.TrainSamples, w.shapeFeatures, w.shapeLabels))
+		return
+	}
+	w.rec.Joined[site] = m.TrainSamples
+	w.audit(auditor.Event{Action: "site.joined", JobID: w.id(), Peer: site, PeerEvent: m.AuditEvent})
+}
+
+// next moves on once every site of the phase has answered or timed out.
+func (w *workflow) next(ctx actor.Context) {
+	if len(w.pending) > 0 || len(w.awaiting) > 0 {
+		return
+	}
+	switch w.phase {
+	case joining:
+		if n := len(w.rec.Joined); n < w.manifest.MinSites {
+			w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("only %d of %d sites joined (min_sites %d): %s",
+				n, len(w.targets), w.manifest.MinSites, strings.Join(w.reasons, "; ")))
+			return
+		}
+		if err := w.initialModel(); err != nil {
+			w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
+			return
+		}
+		w.startRound(ctx, w.rec.Info.CompletedRounds+1)
+	case training:
+		if len(w.answered) < w.manifest.MinSites {
+			w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %d of %d sites answered (min_sites %d): %s",
+				w.round, len(w.answered), len(w.rec.Joined), w.manifest.MinSites, strings.Join(w.reasons, "; ")))
+			return
+		}
+		w.phase = closing
+		ctx.Request(w.agg, &aggregator.Close{Round: w.round})
+	case evaluating:
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FINISHED, "")
+	}
+}
+
+// initialModel is the checkpoint to resume from, or a fresh model shaped by
+// what the sites reported of their data.
+func (w *workflow) initialModel() error {
+	if w.checkpoint != nil {
+		m, err := job.FromWire(w.checkpoint)
+		if err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		w.global, w.checkpoint = m, nil
+		return nil
+	}
+	m, err := trainer.Init(w.manifest.Trainer.Spec(), int(w.shapeFeatures), int(w.shapeLabels))
+	if err != nil {
+		return fmt.Errorf("initial model: %w", err)
+	}
+	w.global = m
+	w.rec.Info.CompletedRounds, w.rec.Info.History = 0, nil
+	if err := w.cfg.Store.PutModel(context.Background(), w.id(), 0, job.ToWire(m)); err != nil {
+		return err
+	}
+	w.save()
+	return nil
+}
+
+func (w *workflow) startRound(ctx actor.Context, round int64) {
+	w.phase, w.round, w.pending = training, round, map[string]bool{}
+	w.started, w.answered, w.missing, w.reasons = time.Now(), nil, nil, nil
+	w.trainLoss, w.valLoss, w.valAcc, w.trainSamples, w.valSamples, w.bytes, w.maxTrain = 0, 0, 0, 0, 0, 0, 0
+	w.events = map[string]string{}
+	ctx.Send(w.agg, &aggregator.Begin{Round: round, Layout: w.global})
+	wire := job.ToWire(w.global)
+	size := int64(proto.Size(wire))
+	for _, s := range w.sites() {
+		if !w.reachable(s) {
+			w.miss(s, "not connected to the hub")
+			continue
+		}
+		id := w.audit(auditor.Event{Action: "task.sent", JobID: w.id(), Round: round, Peer: s})
+		w.events[s] = id
+		w.bytes += size
+		w.ask(ctx, s, &hearthv1.TrainTask{JobId: w.id(), Round: round, Global: wire, AuditEvent: id})
+	}
+	w.next(ctx) // when no site was reachable, the round closes now
+}
+
+func (w *workflow) result(ctx actor.Context, site string, m *hearthv1.TrainResult) {
+	if w.phase != training || m.JobId != w.id() || m.Round != w.round {
+		w.miss(site, fmt.Sprintf("result for %s round %d during round %d", m.JobId, m.Round, w.round))
+		return
+	}
+	w.bytes += int64(proto.Size(m.Update))
+	update, err := job.FromWire(m.Update)
+	if err != nil {
+		w.miss(site, err.Error())
+		return
+	}
+	if m.Samples < 1 {
+		w.miss(site, fmt.Sprintf("reported %d training samples", m.Samples))
+		return
+	}
+	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Round: w.round, Peer: site, PeerEvent: m.AuditEvent,
+		Detail: map[string]string{"task": w.events[site]}})
+	ctx.Send(w.agg, &aggregator.Fold{Round: w.round, Site: site, Update: update, Weight: float64(m.Samples)})
+	w.answered = append(w.answered, site)
+	w.trainLoss += m.TrainLoss * float64(m.Samples)
+	w.trainSamples += m.Samples
+	if v := m.Validation; v != nil && v.Samples > 0 {
+		w.valLoss += v.Loss * float64(v.Samples)
+		w.valAcc += v.Accuracy * float64(v.Samples)
+		w.valSamples += v.Samples
+	}
+	w.maxTrain = max(w.maxTrain, m.TrainMicros)
+}
+
+func (w *workflow) closed(ctx actor.Context, c *aggregator.Closed) {
+	if w.phase != closing || c.Round != w.round {
+		return
+	}
+	for site, reason := range c.Refused {
+		w.answered = slices.DeleteFunc(w.answered, func(s string) bool { return s == site })
+		w.miss(site, "update refused by the aggregator: "+reason)
+	}
+	if c.Err != nil || len(w.answered) < w.manifest.MinSites {
+		reason := fmt.Sprintf("round %d: %d of %d updates aggregated (min_sites %d): %s", w.round, len(w.answered),
+			len(w.rec.Joined), w.manifest.MinSites, strings.Join(w.reasons, "; "))
+		if c.Err != nil {
+			reason += ": " + c.Err.Error()
+		}
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, reason)
+		return
+	}
+	w.global = c.Mean
+	sum := &hearthv1.RoundSummary{Round: w.round, Answered: sorted(w.answered), Missing: sorted(w.missing),
+		BytesMoved: w.bytes, DurationMicros: time.Since(w.started).Microseconds(), MaxTrainMicros: w.maxTrain}
+	if w.trainSamples > 0 {
+		sum.TrainLoss = w.trainLoss / float64(w.trainSamples)
+	}
+	if w.valSamples > 0 {
+		sum.Validation = &hearthv1.Metrics{Samples: w.valSamples, Loss: w.valLoss / float64(w.valSamples), Accuracy: w.valAcc / float64(w.valSamples)}
+	}
+	if err := w.cfg.Store.PutModel(context.Background(), w.id(), w.round, job.ToWire(w.global)); err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
+		return
+	}
+	w.rec.Info.History = append(w.rec.Info.History, sum)
+	w.rec.Info.CompletedRounds = w.round
+	w.save()
+	w.audit(auditor.Event{Action: "round.closed", JobID: w.id(), Round: w.round,
+		Detail: map[string]string{"answered": strings.Join(sum.Answered, ","), "missing": strings.Join(sum.Missing, ",")}})
+	w.cfg.Log.Info("round closed", "job", w.id(), "round", w.round, "answered", len(sum.Answered), "missing", sum.Missing,
+		"train_loss", sum.TrainLoss, "val_accuracy", sum.GetValidation().GetAccuracy(), "ms", sum.DurationMicros/1000)
+
+	if w.round < int64(w.manifest.Rounds) {
+		w.startRound(ctx, w.round+1)
+		return
+	}
+	if !w.manifest.Evaluation.Test {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FINISHED, "")
+		return
+	}
+	w.phase, w.pending, w.missing, w.reasons = evaluating, map[string]bool{}, nil, nil
+	w.valLoss, w.valAcc, w.valSamples = 0, 0, 0
+	wire := job.ToWire(w.global)
+	for _, s := range w.sites() {
+		if !w.reachable(s) {
+			w.miss(s, "not connected to the hub")
+			continue
+		}
+		id := w.audit(auditor.Event{Action: "eval.sent", JobID: w.id(), Peer: s})
+		w.ask(ctx, s, &hearthv1.EvaluateTask{JobId: w.id(), Model: wire, AuditEvent: id})
+	}
+	w.next(ctx)
+}
+
+func (w *workflow) evaluated(_ actor.Context, site string, m *hearthv1.EvaluateResult) {
+	if w.phase != evaluating || m.Test == nil || m.Test.Samples < 1 {
+		w.miss(site, "no test metrics")
+		return
+	}
+	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Peer: site, PeerEvent: m.AuditEvent})
+	w.valLoss += m.Test.Loss * float64(m.Test.Samples)
+	w.valAcc += m.Test.Accuracy * float64(m.Test.Samples)
+	w.valSamples += m.Test.Samples
+	w.rec.Info.Test = &hearthv1.Metrics{Samples: w.valSamples, Loss: w.valLoss / float64(w.valSamples), Accuracy: w.valAcc / float64(w.valSamples)}
+}
+
+// finish ends the job: status stored, sites told, actor stopped.
+func (w *workflow) finish(ctx actor.Context, status hearthv1.JobStatus, reason string) {
+	if reason == "" && status == hearthv1.JobStatus_JOB_STATUS_FINISHED && len(w.missing) > 0 {
+		reason = "test evaluation missed: " + strings.Join(w.reasons, "; ")
+	}
+	w.rec.Info.Status, w.rec.Info.Reason, w.rec.Info.FinishedUnixNano = status, reason, w.cfg.Now().UnixNano()
+	w.save()
+	for site := range w.rec.Joined {
+		ctx.Request(w.cfg.Bridge, &bridge.Send{To: site, Msg: &hearthv1.LeaveJob{JobId: w.id(), Status: status, Reason: reason}, JobID: w.id()})
+	}
+	w.audit(auditor.Event{Action: "job.finished", JobID: w.id(), Detail: map[string]string{"status": status.String(), "reason": reason}})
+	log := w.cfg.Log.Info
+	if status != hearthv1.JobStatus_JOB_STATUS_FINISHED {
+		log = w.cfg.Log.Warn
+	}
+	log("job ended", "job", w.id(), "status", status.String(), "reason", reason, "rounds", w.rec.Info.CompletedRounds)
+	w.pending = map[string]bool{}
+	ctx.Stop(ctx.Self())
+}
+
+// sites are the joined sites, in name order.
+func (w *workflow) sites() []string {
+	out := make([]string, 0, len(w.rec.Joined))
+	for s := range w.rec.Joined {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (w *workflow) save() {
+	if err := w.cfg.Store.Put(context.Background(), w.rec); err != nil {
+		w.cfg.Log.Error("job state not stored", "job", w.id(), "err", err)
+	}
+}
+
+func (w *workflow) audit(e auditor.Event) string { return record(*w.cfg, e) }
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,69 @@
+package job
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/hearthfl/hearth/actors/learning/model"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// MaxModelParams bounds a model received from the wire (64 Mi parameters).
+const MaxModelParams = 64 << 20
+
+// ToWire converts a model to its wire form (float32, little-endian).
+func ToWire(m *model.Model) *hearthv1.Model {
+	out := &hearthv1.Model{Tensors: make([]*hearthv1.Tensor, len(m.Tensors))}
+	for i, t := range m.Tensors {
+		shape := make([]int64, len(t.Shape))
+		for j, d := range t.Shape {
+			shape[j] = int64(d)
+		}
+		data := make([]byte, 4*len(t.Data))
+		for j, v := range t.Data {
+			binary.LittleEndian.PutUint32(data[4*j:], math.Float32bits(v))
+		}
+		out.Tensors[i] = &hearthv1.Tensor{Name: t.Name, Shape: shape, Data: data}
+	}
+	return out
+}
+
+// FromWire converts a wire model and validates it: shapes match the data,
+// names are unique, values are finite, and the size is bounded.
+func FromWire(w *hearthv1.Model) (*model.Model, error) {
+	if w == nil || len(w.Tensors) == 0 {
+		return nil, fmt.Errorf("model: no tensors")
+	}
+	m := &model.Model{Tensors: make([]model.Tensor, len(w.Tensors))}
+	total := 0
+	for i, t := range w.Tensors {
+		n := 1
+		shape := make([]int, len(t.Shape))
+		for j, d := range t.Shape {
+			if d < 1 || d > MaxModelParams {
+				return nil, fmt.Errorf("model: tensor %q: dimension %d out of range", t.Name, d)
+			}
+			shape[j] = int(d)
+			n *= int(d)
+			if n > MaxModelParams {
+				return nil, fmt.Errorf("model: tensor %q larger than %d parameters", t.Name, MaxModelParams)
+			}
+		}
+		if len(t.Data) != 4*n {
+			return nil, fmt.Errorf("model: tensor %q: %d data bytes for shape %v (want %d)", t.Name, len(t.Data), t.Shape, 4*n)
+		}
+		if total += n; total > MaxModelParams {
+			return nil, fmt.Errorf("model: more than %d parameters", MaxModelParams)
+		}
+		data := make([]float32, n)
+		for j := range data {
+			data[j] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*j:]))
+		}
+		m.Tensors[i] = model.Tensor{Name: t.Name, Shape: shape, Data: data}
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	return m, nil
+}

@@ -1,0 +1,15 @@
+// Package learning is the home of the pure-Go machine learning that Hearth's
+// sites run in federated learning. It holds no code itself; the work is split
+// by role into three packages:
+//
+//   - model: named float32 tensors (the unit that travels between sites and
+//     the aggregator) and WeightedSum, the streaming FedAvg accumulator whose
+//     memory does not grow with the number of sites.
+//   - dataset: the real public datasets embedded into the binary (optdigits,
+//     WDBC, MNIST t10k, Adult), their fixed train/test splits and feature
+//     scaling, Dirichlet label-skew partitioning across sites, and the
+//     checksummed binary file a site keeps its local partition in.
+//   - trainer: the built-in trainers (logistic regression and a ReLU MLP) on
+//     gonum's BLAS, deterministic given a seed, with the recommended federated
+//     defaults per dataset.
+package learning

@@ -1,0 +1,281 @@
+// Package participant is the site's learning actor: it takes part in jobs
+// the server proposes (after verifying each signed job and deciding by the
+// site's own policy), trains on the site's local data, evaluates models,
+// and answers with model updates and metrics. Raw data never leaves it.
+package participant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/dataset"
+	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/pki"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// Recorder records audit events; *auditor.Log is one.
+type Recorder interface {
+	Append(auditor.Event) (auditor.Record, error)
+}
+
+// Authorizer decides by the site's own policy whether requester may
+// exercise right (e.g. "submit_job") here; submitter is the job's submitter
+// for rights over an existing job.
+type Authorizer interface {
+	Allow(right string, requester pki.Identity, submitter *pki.Identity) (allowed bool, reason string)
+}
+
+// Config is what a participant needs.
+type Config struct {
+	Self    pki.Identity
+	Trust   *pki.Trust
+	Policy  Authorizer
+	DataDir string // DataDir/<dataset>/{train,val,test}.bin
+	Audit   Recorder
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
+// Participant is the actor. Create it with New.
+type Participant struct {
+	cfg  Config
+	jobs map[string]*joined
+}
+
+type joined struct {
+	manifest         *job.Manifest
+	spec             trainer.Spec
+	train, val, test *dataset.Set
+}
+
+// New makes a participant.
+func New(cfg Config) (*Participant, error) {
+	if cfg.Trust == nil || cfg.Policy == nil || cfg.Audit == nil {
+		return nil, errors.New("participant: trust, policy and audit are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Participant{cfg: cfg, jobs: map[string]*joined{}}, nil
+}
+
+// Props makes the actor's props.
+func (p *Participant) Props() *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return p })
+}
+
+// Messages are the types the participant handles, for bridge routes.
+func Messages() []proto.Message {
+	return []proto.Message{&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{}}
+}
+
+// Receive implements actor.Actor.
+func (p *Participant) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *hearthv1.JoinJob:
+		ctx.Respond(p.join(ctx, m))
+	case *hearthv1.TrainTask:
+		p.train(ctx, m)
+	case *hearthv1.EvaluateTask:
+		p.evaluate(ctx, m)
+	case *hearthv1.LeaveJob:
+		if from, ok := p.fromServer(ctx); ok {
+			delete(p.jobs, m.JobId)
+			p.audit(auditor.Event{Action: "job.left", JobID: m.JobId, Peer: from.Sender.Name,
+				Detail: map[string]string{"status": m.Status.String(), "reason": m.Reason}})
+		}
+	}
+}
+
+// fromServer checks that a message came from the project's server: only
+// the server coordinates jobs.
+func (p *Participant) fromServer(ctx actor.Context) (bridge.Origin, bool) {
+	o, ok := bridge.OriginOf(ctx)
+	if !ok || o.Sender.Kind != pki.KindServer {
+		p.cfg.Log.Warn("job message not from the server refused", "from", o.Sender.Name, "kind", o.Sender.Kind)
+		if ctx.Sender() != nil {
+			ctx.Respond(failure("forbidden", "only the server coordinates jobs"))
+		}
+		return o, false
+	}
+	return o, true
+}
+
+func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
+	from, ok := p.fromServer(ctx)
+	if !ok {
+		return failure("forbidden", "only the server coordinates jobs")
+	}
+	received := p.audit(auditor.Event{Action: "job.received", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: m.AuditEvent})
+	refuse := func(reason string) any {
+		p.cfg.Log.Warn("job refused", "job", m.JobId, "reason", reason)
+		p.audit(auditor.Event{Action: "job.refused", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
+			Detail: map[string]string{"reason": reason}})
+		return failure("refused", fmt.Sprintf("%s refused job %s: %s", p.cfg.Self.Name, m.JobId, reason))
+	}
+	v, err := job.Verify(m.Job, p.cfg.Trust, p.cfg.Now())
+	if err != nil {
+		return refuse(err.Error())
+	}
+	if allowed, reason := p.cfg.Policy.Allow("submit_job", v.Submitter, nil); !allowed {
+		return refuse("site policy: " + reason)
+	}
+	if !deployedHere(v.Manifest.Sites, p.cfg.Self.Name) {
+		return refuse("this site is not in the job's sites")
+	}
+	j := &joined{manifest: v.Manifest, spec: v.Manifest.Trainer.Spec()}
+	if j.train, err = p.load(v.Manifest.Dataset, "train"); err != nil {
+		return refuse(err.Error())
+	}
+	if v.Manifest.Evaluation.Validation {
+		if j.val, err = p.load(v.Manifest.Dataset, "val"); err != nil {
+			return refuse(err.Error())
+		}
+	}
+	if v.Manifest.Evaluation.Test {
+		if j.test, err = p.load(v.Manifest.Dataset, "test"); err != nil {
+			return refuse(err.Error())
+		}
+	}
+	p.jobs[m.JobId] = j
+	id := p.audit(auditor.Event{Action: "job.joined", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
+		Detail: map[string]string{"submitter": v.Submitter.Name, "dataset": v.Manifest.Dataset, "samples": fmt.Sprint(j.train.Rows())}})
+	p.cfg.Log.Info("job joined", "job", m.JobId, "name", v.Manifest.Name, "submitter", v.Submitter.Name, "samples", j.train.Rows())
+	return &hearthv1.JobJoined{JobId: m.JobId, TrainSamples: int64(j.train.Rows()), AuditEvent: id,
+		Features: int64(j.train.Features), Classes: int64(j.train.Classes)}
+}
+
+func deployedHere(sites []string, self string) bool {
+	for _, s := range sites {
+		if s == job.AllSites || s == self {
+			return true
+		}
+	}
+	return false
+}
+
+// load reads one split of the site's local copy of a dataset.
+func (p *Participant) load(name, split string) (*dataset.Set, error) {
+	if p.cfg.DataDir == "" {
+		return nil, errors.New("this site's kit names no data_dir")
+	}
+	path := filepath.Join(p.cfg.DataDir, name, split+".bin")
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("local data for %s: %w", name, err)
+	}
+	defer f.Close()
+	s, err := dataset.Read(f)
+	if err != nil {
+		return nil, fmt.Errorf("local data %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// train evaluates the global model on local validation data and trains
+// from it, off the actor's goroutine so that other jobs go on meanwhile.
+func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
+	from, ok := p.fromServer(ctx)
+	if !ok {
+		return
+	}
+	received := p.audit(auditor.Event{Action: "task.received", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: m.AuditEvent})
+	j := p.jobs[m.JobId]
+	if j == nil {
+		ctx.Respond(failure("unknown_job", "this site has not joined job "+m.JobId))
+		return
+	}
+	global, err := job.FromWire(m.Global)
+	if err != nil {
+		ctx.Respond(failure("bad_model", err.Error()))
+		return
+	}
+	reply, system := ctx.Sender(), ctx.ActorSystem()
+	go func() {
+		start := time.Now()
+		res := &hearthv1.TrainResult{JobId: m.JobId, Round: m.Round}
+		if j.val != nil {
+			mt, err := trainer.Evaluate(j.spec, global, j.val)
+			if err != nil {
+				system.Root.Send(reply, failure("bad_model", err.Error()))
+				return
+			}
+			res.Validation = metrics(mt)
+		}
+		spec := j.spec
+		spec.Seed += m.Round // a different local order each round
+		update, r, err := trainer.Train(context.Background(), spec, global, j.train)
+		if err != nil {
+			system.Root.Send(reply, failure("training_failed", err.Error()))
+			return
+		}
+		res.TrainMicros = time.Since(start).Microseconds()
+		res.Update, res.Samples, res.TrainLoss = job.ToWire(update), int64(r.Samples), r.Loss
+		executed := p.audit(auditor.Event{Action: "task.executed", JobID: m.JobId, Round: m.Round, PeerEvent: received,
+			Detail: map[string]string{"samples": fmt.Sprint(r.Samples), "loss": fmt.Sprintf("%.4f", r.Loss)}})
+		res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: executed})
+		system.Root.Send(reply, res)
+	}()
+}
+
+func (p *Participant) evaluate(ctx actor.Context, m *hearthv1.EvaluateTask) {
+	from, ok := p.fromServer(ctx)
+	if !ok {
+		return
+	}
+	received := p.audit(auditor.Event{Action: "eval.received", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: m.AuditEvent})
+	j := p.jobs[m.JobId]
+	switch {
+	case j == nil:
+		ctx.Respond(failure("unknown_job", "this site has not joined job "+m.JobId))
+		return
+	case j.test == nil:
+		ctx.Respond(failure("no_test_data", "the job asked for no test evaluation"))
+		return
+	}
+	mdl, err := job.FromWire(m.Model)
+	if err != nil {
+		ctx.Respond(failure("bad_model", err.Error()))
+		return
+	}
+	mt, err := trainer.Evaluate(j.spec, mdl, j.test)
+	if err != nil {
+		ctx.Respond(failure("bad_model", err.Error()))
+		return
+	}
+	id := p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
+		Detail: map[string]string{"test_accuracy": fmt.Sprintf("%.4f", mt.Accuracy)}})
+	ctx.Respond(&hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt), AuditEvent: id})
+}
+
+// audit appends an event and returns its id; a failure to audit is logged
+// loudly (the event is not silently lost from the process log).
+func (p *Participant) audit(e auditor.Event) string {
+	r, err := p.cfg.Audit.Append(e)
+	if err != nil {
+		p.cfg.Log.Error("audit append failed", "action", e.Action, "job", e.JobID, "err", err)
+		return ""
+	}
+	return r.ID
+}
+
+func metrics(m trainer.Metrics) *hearthv1.Metrics {
+	return &hearthv1.Metrics{Samples: int64(m.Samples), Loss: m.Loss, Accuracy: m.Accuracy}
+}
+
+func failure(code, msg string) *hearthv1.Failure { return &hearthv1.Failure{Code: code, Message: msg} }

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/coordinator"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/node"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+const adminSynopsis = `-k KIT [--json] [--timeout D] <command>
+
+commands:
+  submit JOBDIR        sign JOBDIR/manifest.yml with this admin's key and submit it
+  list                 list jobs
+  status JOB           a job's status and per-round history
+  abort JOB            abort a running job
+  download JOB [-o DIR]  the job's final model (model.pb) and metrics (metrics.json) into DIR (default ./JOB)`
+
+func runAdmin(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "admin", adminSynopsis)
+	kitDir := fs.String("k", "", "the admin's startup kit folder (required)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the server")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *kitDir == "" || fs.NArg() == 0 {
+		fs.Usage()
+		return errUsageMsg("-k KIT and a command are required")
+	}
+	k, err := kit.Load(*kitDir)
+	if err != nil {
+		return err
+	}
+	a, err := openConsole(ctx, k, *timeout)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	rest := fs.Args()[1:]
+	switch cmd := fs.Arg(0); cmd {
+	case "submit":
+		if len(rest) != 1 {
+			return errUsageMsg("submit takes one job folder")
+		}
+		id, err := a.Submit(ctx, rest[0])
+		if err != nil {
+			return err
+		}
+		return printResult(c.stdout, *asJSON, &hearthv1.JobAccepted{JobId: id}, func(w io.Writer) { fmt.Fprintln(w, "submitted", id) })
+	case "list":
+		var list hearthv1.JobList
+		if err := a.Call(ctx, &hearthv1.ListJobs{}, &list); err != nil {
+			return err
+		}
+		return printResult(c.stdout, *asJSON, &list, func(w io.Writer) { printJobList(w, list.Jobs) })
+	case "status":
+		if len(rest) != 1 {
+			return errUsageMsg("status takes one job id")
+		}
+		var info hearthv1.JobInfo
+		if err := a.Call(ctx, &hearthv1.GetJob{JobId: rest[0]}, &info); err != nil {
+			return err
+		}
+		return printResult(c.stdout, *asJSON, &info, func(w io.Writer) { printJob(w, &info) })
+	case "abort":
+		if len(rest) != 1 {
+			return errUsageMsg("abort takes one job id")
+		}
+		var info hearthv1.JobInfo
+		if err := a.Call(ctx, &hearthv1.AbortJob{JobId: rest[0]}, &info); err != nil {
+			return err
+		}
+		return printResult(c.stdout, *asJSON, &info, func(w io.Writer) { printJob(w, &info) })
+	case "download":
+		dfs := flag.NewFlagSet("download", flag.ContinueOnError)
+		dfs.SetOutput(c.stderr)
+		out := dfs.String("o", "", "output folder (default ./JOB)")
+		if len(rest) < 1 {
+			return errUsageMsg("download takes a job id")
+		}
+		if err := dfs.Parse(rest[1:]); err != nil {
+			return err
+		}
+		dir := *out
+		if dir == "" {
+			dir = rest[0]
+		}
+		res, err := a.Download(ctx, rest[0], dir)
+		if err != nil {
+			return err
+		}
+		return printResult(c.stdout, *asJSON, res.Info, func(w io.Writer) {
+			printJob(w, res.Info)
+			fmt.Fprintf(w, "\nwrote %s and %s\n", filepath.Join(dir, "model.pb"), filepath.Join(dir, "metrics.json"))
+		})
+	default:
+		fs.Usage()
+		return errUsageMsg(fmt.Sprintf("unknown admin command %q", cmd))
+	}
+}
+
+// console is an admin console connected to the server.
+type console struct {
+	*node.Node
+	*coordinator.Client
+}
+
+func openConsole(ctx context.Context, k *kit.Kit, timeout time.Duration) (*console, error) {
+	n, err := node.StartAdmin(ctx, k, node.Options{CRLPoll: -1})
+	if err != nil {
+		return nil, err
+	}
+	return &console{Node: n, Client: &coordinator.Client{
+		Bus: n.Bridge, Server: k.Config.Server.Name, Timeout: timeout,
+		SignJob: func(manifest []byte) (*hearthv1.SignedJob, error) { return job.Sign(manifest, k.Cert, k.Key) },
+	}}, nil
+}
+
+func printResult(w io.Writer, asJSON bool, m proto.Message, text func(io.Writer)) error {
+	if !asJSON {
+		text(w)
+		return nil
+	}
+	data, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var v any // re-indent consistently
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func status(s hearthv1.JobStatus) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "JOB_STATUS_"))
+}
+
+func printJobList(w io.Writer, jobs []*hearthv1.JobInfo) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tNAME\tSTATUS\tROUND\tSUBMITTER\tTEST ACC")
+	for _, j := range jobs {
+		acc := "-"
+		if j.Test != nil {
+			acc = fmt.Sprintf("%.2f%%", 100*j.Test.Accuracy)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.Id, j.Name, status(j.Status), j.CompletedRounds, j.Rounds, j.Submitter, acc)
+	}
+	tw.Flush()
+}
+
+func printJob(w io.Writer, j *hearthv1.JobInfo) {
+	fmt.Fprintf(w, "job %s (%s): %s, round %d of %d, submitted by %s\n", j.Id, j.Name, status(j.Status), j.CompletedRounds, j.Rounds, j.Submitter)
+	if j.Reason != "" {
+		fmt.Fprintf(w, "reason: %s\n", j.Reason)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUND\tSITES\tTRAIN LOSS\tVAL ACC\tBYTES\tMS\tMISSING")
+	for _, r := range j.History {
+		fmt.Fprintf(tw, "%d\t%d\t%.4f\t%.2f%%\t%d\t%.1f\t%s\n", r.Round, len(r.Answered), r.TrainLoss,
+			100*r.GetValidation().GetAccuracy(), r.BytesMoved, float64(r.DurationMicros)/1000, strings.Join(r.Missing, ","))
+	}
+	tw.Flush()
+	if j.Test != nil {
+		fmt.Fprintf(w, "test: accuracy %.2f%%, loss %.4f, %d samples\n", 100*j.Test.Accuracy, j.Test.Loss, j.Test.Samples)
+	}
+}

@@ -1,0 +1,148 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hearthfl/hearth/actors/coordinator"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/bus/node"
+	"github.com/hearthfl/hearth/integration/cluster"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// TestPOCReachesAccuracy runs the newcomer's command, smaller, and checks
+// what it learned.
+func TestPOCReachesAccuracy(t *testing.T) {
+	for _, tc := range []struct {
+		dataset string
+		sites   int
+		floor   float64
+	}{
+		{"optdigits", 3, 0.93},
+		{"wdbc", 3, 0.95},
+	} {
+		t.Run(tc.dataset, func(t *testing.T) {
+			ws := filepath.Join(t.TempDir(), "poc")
+			out, err := exec.Command(hearthBin, "poc", "--sites", fmt.Sprint(tc.sites), "--dataset", tc.dataset,
+				"--workspace", ws, "--json").Output()
+			if err != nil {
+				t.Fatalf("hearth poc: %v\n%s", err, out)
+			}
+			var sum struct {
+				Status  string             `json:"status"`
+				TestAcc float64            `json:"test_accuracy"`
+				Samples int64              `json:"test_samples"`
+				Rounds  []json.RawMessage  `json:"rounds"`
+				Files   map[string]string  `json:"files"`
+				Sites   []cluster.SiteData `json:"sites"`
+			}
+			if err := json.Unmarshal(out, &sum); err != nil {
+				t.Fatalf("summary: %v\n%s", err, out)
+			}
+			if sum.Status != "finished" || sum.TestAcc < tc.floor {
+				t.Fatalf("status %s, test accuracy %.4f (floor %.2f)", sum.Status, sum.TestAcc, tc.floor)
+			}
+			t.Logf("%s: %d sites, %d rounds, test accuracy %.2f%% on %d samples", tc.dataset, len(sum.Sites), len(sum.Rounds), 100*sum.TestAcc, sum.Samples)
+			for _, f := range []string{"model", "metrics", "plot"} {
+				if fi, err := os.Stat(sum.Files[f]); err != nil || fi.Size() == 0 {
+					t.Errorf("%s file %q: %v", f, sum.Files[f], err)
+				}
+			}
+		})
+	}
+}
+
+// learningProject is a running project with data at every site and an
+// admin console in the test process.
+type learningProject struct {
+	*project
+	admin *coordinator.Client
+	node  *node.Node
+}
+
+func startLearning(t testing.TB, sites int) *learningProject {
+	t.Helper()
+	p := startProject(t, sites, sites)
+	if _, err := p.PrepareData("optdigits", 0.5, 1); err != nil {
+		t.Fatal(err)
+	}
+	n := p.inProcess(t, p.Admin, node.Options{})
+	k := n.Kit
+	return &learningProject{project: p, node: n, admin: &coordinator.Client{Bus: n.Bridge, Server: "server",
+		SignJob: func(m []byte) (*hearthv1.SignedJob, error) { return job.Sign(m, k.Cert, k.Key) }}}
+}
+
+// jobSpec is a small optdigits job.
+type jobSpec struct {
+	rounds, minSites int
+	timeout          string // round timeout
+	trainer          string // YAML flow mapping
+}
+
+// slowTrainer makes rounds long enough (~0.1-0.3 s) to act in the middle of
+// a job.
+const slowTrainer = "{kind: mlp, hidden: [128], learning_rate: 0.003, epochs: 6, batch_size: 32, seed: 1}"
+
+func (j jobSpec) manifest() string {
+	tr := j.trainer
+	if tr == "" {
+		tr = "{kind: logreg, learning_rate: 0.01, epochs: 1, batch_size: 32, seed: 1}"
+	}
+	return fmt.Sprintf(`name: test-job
+workflow: fedavg
+rounds: %d
+sites: ["@all"]
+min_sites: %d
+round_timeout: %s
+dataset: optdigits
+trainer: %s
+evaluation: {validation: true, test: true}
+`, j.rounds, j.minSites, j.timeout, tr)
+}
+
+func (lp *learningProject) submit(t testing.TB, manifestText string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, job.ManifestFile), []byte(manifestText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id, err := lp.admin.Submit(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// waitRound waits until the job has completed at least n rounds.
+func (lp *learningProject) waitRound(t testing.TB, id string, n int64) *hearthv1.JobInfo {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		info, err := lp.admin.Status(context.Background(), id)
+		if err == nil && (info.CompletedRounds >= n || coordinator.Ended(info.Status)) {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s did not reach round %d: %v %v", id, n, info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (lp *learningProject) waitEnd(t testing.TB, id string, limit time.Duration) *hearthv1.JobInfo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	info, err := lp.admin.Follow(ctx, id, 50*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
