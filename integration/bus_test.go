@@ -255,7 +255,7 @@ func TestTamperedKitsRefuseToStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []struct{ command, kit, file string }{
-		{"site", local.Kit("site-1"), "local/authorization.json"},
+		{"site", local.Kit("site-1"), "local/authorization.json.default"},
 		{"server", local.Kit("server"), "participants.json"},
 		{"site", local.Kit("site-1"), "kit.json"},
 	}

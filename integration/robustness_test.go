@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/coordinator"
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/kit"
@@ -208,4 +209,41 @@ func readAudit(t testing.TB, kitDir string) []auditor.Record {
 		t.Fatal(err)
 	}
 	return recs
+}
+
+// TestSiteDecidesForItself: site-2's operator writes its own policy, in
+// which no project admin may submit jobs there. The server accepts the job
+// (its policy allows it) but cannot override site-2: site-2 refuses, with
+// the reason in its audit log, and the job runs with the other sites.
+func TestSiteDecidesForItself(t *testing.T) {
+	p := startProject(t, 3, 0)
+	if _, err := p.PrepareData("optdigits", 0.5, 1); err != nil {
+		t.Fatal(err)
+	}
+	own := `{"format_version": "1.0", "permissions": {"project_admin": {"view": "any"}, "lead": "none", "org_admin": "none", "member": "none"}}`
+	if err := os.WriteFile(filepath.Join(p.Kit("site-2"), "local", "authorization.json"), []byte(own), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range p.Sites {
+		p.sites[s] = p.start(t, s, "site", "-k", p.Kit(s))
+		p.await(t, p.sites[s])
+	}
+	n := p.inProcess(t, p.Admin, node.Options{})
+	admin := &coordinator.Client{Bus: n.Bridge, Server: "server",
+		SignJob: func(m []byte) (*hearthv1.SignedJob, error) { return job.Sign(m, n.Kit.Cert, n.Kit.Key) }}
+	lp := &learningProject{project: p, node: n, admin: admin}
+	id := lp.submit(t, jobSpec{rounds: 2, minSites: 2, timeout: "10s"}.manifest())
+	info := lp.waitEnd(t, id, 30*time.Second)
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED {
+		t.Fatalf("job %s: %s", info.Status, info.Reason)
+	}
+	if got := info.History[0].Answered; !slices.Equal(got, []string{"site-1", "site-3"}) {
+		t.Fatalf("sites in round 1: %v, want site-1 and site-3 only", got)
+	}
+	recs := readAudit(t, p.Kit("site-2"))
+	i := slices.IndexFunc(recs, func(r auditor.Record) bool { return r.Action == "job.refused" && r.JobID == id })
+	if i < 0 || !strings.Contains(recs[i].Detail["reason"], "may not submit_job") {
+		t.Fatalf("site-2's audit log has no policy refusal of job %s: %+v", id, recs)
+	}
+	t.Logf("site-2 refused: %s", recs[i].Detail["reason"])
 }

@@ -27,9 +27,26 @@ func DefaultFiles() []string {
 	return names
 }
 
+// DefaultSuffix marks a provisioned default policy file in a kit's local/
+// folder ("authorization.json.default"). Defaults are covered by the kit's
+// signed manifest; a file of the same name without the suffix is the site's
+// own override, which the site writes and the project cannot change.
+const DefaultSuffix = ".default"
+
+// Path is the policy file name in dir (a kit's local/ folder) that is in
+// force: the site's own override if there is one, else the provisioned
+// default.
+func Path(dir, name string) string {
+	own := filepath.Join(dir, name)
+	if _, err := os.Stat(own); err == nil {
+		return own
+	}
+	return own + DefaultSuffix
+}
+
 // WriteDefaults writes the default policy files into dir, a kit's local/
-// folder, creating it (mode 0755) if missing. Files are written with mode
-// 0644 and replace files of the same name.
+// folder, as NAME.default, creating dir (mode 0755) if missing. Files are
+// written with mode 0644 and replace files of the same name.
 func WriteDefaults(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write default policies: %w", err)
@@ -42,7 +59,7 @@ func WriteDefaults(dir string) error {
 		if err != nil {
 			return fmt.Errorf("write default policies: %w", err)
 		}
-		dst := filepath.Join(dir, name)
+		dst := filepath.Join(dir, name+DefaultSuffix)
 		if err := os.WriteFile(dst, data, 0o644); err != nil {
 			return fmt.Errorf("write default policies: %w", err)
 		}

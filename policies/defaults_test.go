@@ -24,7 +24,7 @@ func TestWriteDefaults(t *testing.T) {
 		t.Fatalf("local/ = %v, %v; want a folder with mode 0755", fi, err)
 	}
 	for _, name := range DefaultFiles() {
-		fi, err := os.Stat(filepath.Join(dir, name))
+		fi, err := os.Stat(filepath.Join(dir, name+DefaultSuffix))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,14 +36,14 @@ func TestWriteDefaults(t *testing.T) {
 		t.Errorf("README.md written into local/: %v", err)
 	}
 	// Writing again replaces the files.
-	if err := os.WriteFile(filepath.Join(dir, "resources.json"), []byte("{}"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "resources.json"+DefaultSuffix), []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := WriteDefaults(dir); err != nil {
 		t.Fatal(err)
 	}
 	var res map[string]int
-	readJSON(t, filepath.Join(dir, "resources.json"), &res)
+	readJSON(t, filepath.Join(dir, "resources.json"+DefaultSuffix), &res)
 	if len(res) != 2 {
 		t.Errorf("resources.json not restored: %v", res)
 	}
@@ -59,7 +59,7 @@ func TestDefaultContents(t *testing.T) {
 		FormatVersion string                     `json:"format_version"`
 		Permissions   map[string]json.RawMessage `json:"permissions"`
 	}
-	readJSON(t, filepath.Join(dir, "authorization.json"), &authz)
+	readJSON(t, filepath.Join(dir, "authorization.json"+DefaultSuffix), &authz)
 	if authz.FormatVersion != "1.0" {
 		t.Errorf("format_version = %q, want 1.0", authz.FormatVersion)
 	}
@@ -113,7 +113,7 @@ func TestDefaultContents(t *testing.T) {
 		} `json:"scopes"`
 		DefaultScope string `json:"default_scope"`
 	}
-	readJSON(t, filepath.Join(dir, "privacy.json"), &privacy)
+	readJSON(t, filepath.Join(dir, "privacy.json"+DefaultSuffix), &privacy)
 	if privacy.DefaultScope != "public" || len(privacy.Scopes) != 2 ||
 		privacy.Scopes[0].Name != "public" || privacy.Scopes[1].Name != "private" {
 		t.Errorf("privacy.json = %+v, want scopes public and private, default public", privacy)
@@ -125,7 +125,7 @@ func TestDefaultContents(t *testing.T) {
 	}
 
 	var res map[string]int
-	readJSON(t, filepath.Join(dir, "resources.json"), &res)
+	readJSON(t, filepath.Join(dir, "resources.json"+DefaultSuffix), &res)
 	if v, ok := res["num_of_gpus"]; !ok || v != 0 {
 		t.Errorf("num_of_gpus = %v", res)
 	}

@@ -122,7 +122,7 @@ func TestLoadAcceptsSealedKits(t *testing.T) {
 				t.Errorf("Participants = %v in a %s kit", k.Participants, tt.cfg.Kind)
 			}
 			for _, f := range policies.DefaultFiles() {
-				if _, err := os.Stat(filepath.Join(k.PolicyDir(), f)); err != nil {
+				if _, err := os.Stat(filepath.Join(k.PolicyDir(), f+policies.DefaultSuffix)); err != nil {
 					t.Error(err)
 				}
 			}
@@ -181,12 +181,12 @@ func TestLoadRefuses(t *testing.T) {
 		{
 			name: "changed policy byte",
 			mutate: func(t *testing.T, dir string) {
-				p := filepath.Join(dir, "local", "authorization.json")
+				p := filepath.Join(dir, "local", "authorization.json.default")
 				data, _ := os.ReadFile(p)
 				data[10] ^= 1
 				write(t, p, data, 0o644)
 			},
-			tampered: true, want: "local/authorization.json changed since provisioning",
+			tampered: true, want: "local/authorization.json.default changed since provisioning",
 		},
 		{
 			name:     "deleted certificate",
@@ -195,8 +195,8 @@ func TestLoadRefuses(t *testing.T) {
 		},
 		{
 			name:     "deleted policy",
-			mutate:   func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "local", "privacy.json")) },
-			tampered: true, want: "local/privacy.json missing",
+			mutate:   func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "local", "privacy.json.default")) },
+			tampered: true, want: "local/privacy.json.default missing",
 		},
 		{
 			name:     "deleted manifest",
@@ -204,11 +204,11 @@ func TestLoadRefuses(t *testing.T) {
 			tampered: true, want: "manifest.json missing",
 		},
 		{
-			name: "extra policy file",
+			name: "extra default policy file",
 			mutate: func(t *testing.T, dir string) {
-				write(t, filepath.Join(dir, "local", "authorization.override.json"), []byte(`{"permissions":{"member":"any"}}`), 0o644)
+				write(t, filepath.Join(dir, "local", "extra.json.default"), []byte(`{"permissions":{"member":"any"}}`), 0o644)
 			},
-			tampered: true, want: "local/authorization.override.json not in the signed manifest",
+			tampered: true, want: "local/extra.json.default not in the signed manifest",
 		},
 		{
 			name:     "extra top-level file",
@@ -218,11 +218,11 @@ func TestLoadRefuses(t *testing.T) {
 		{
 			name: "symbolic link",
 			mutate: func(t *testing.T, dir string) {
-				if err := os.Symlink("/etc/passwd", filepath.Join(dir, "local", "link.json")); err != nil {
+				if err := os.Symlink("/etc/passwd", filepath.Join(dir, "local", "link.json.default")); err != nil {
 					t.Fatal(err)
 				}
 			},
-			tampered: true, want: "local/link.json is not a regular file",
+			tampered: true, want: "local/link.json.default is not a regular file",
 		},
 		{
 			name: "manifest signed by another CA",
@@ -444,14 +444,14 @@ func TestUpdateParticipants(t *testing.T) {
 	}
 
 	t.Run("refuses a tampered kit", func(t *testing.T) {
-		if err := os.WriteFile(filepath.Join(dir, "local", "extra.json"), []byte("{}"), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "local", "extra.json.default"), []byte("{}"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		err := kit.UpdateParticipants(dir, same, ca.Cert, ca, time.Now())
 		if !errors.Is(err, kit.ErrTampered) {
 			t.Fatalf("UpdateParticipants re-signed a tampered kit: %v", err)
 		}
-		os.Remove(filepath.Join(dir, "local", "extra.json"))
+		os.Remove(filepath.Join(dir, "local", "extra.json.default"))
 	})
 	t.Run("refuses another root", func(t *testing.T) {
 		other := newCA(t)
@@ -509,4 +509,25 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// A site's own policy overrides are the site's: they do not break the kit,
+// while the provisioned defaults beside them stay signed.
+func TestSiteOwnedPolicyOverridesAreOutsideTheManifest(t *testing.T) {
+	ca := newCA(t)
+	dir := writeKit(t, ca, siteConfig("site-1"))
+	override := []byte(`{"format_version": "1.0", "permissions": {"project_admin": "none"}}`)
+	if err := os.WriteFile(filepath.Join(dir, "local", "authorization.json"), override, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k, err := kit.Load(dir)
+	if err != nil {
+		t.Fatalf("a site's own policy override broke its kit: %v", err)
+	}
+	if got := policies.Path(k.PolicyDir(), "authorization.json"); got != filepath.Join(k.PolicyDir(), "authorization.json") {
+		t.Fatalf("policy in force %s, want the site's override", got)
+	}
+	if got := policies.Path(k.PolicyDir(), "privacy.json"); got != filepath.Join(k.PolicyDir(), "privacy.json.default") {
+		t.Fatalf("policy in force %s, want the default", got)
+	}
 }

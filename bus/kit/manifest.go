@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/policies"
 )
 
 // Manifest is manifest.json: the SHA-256 of every kit file the root CA
@@ -230,6 +231,15 @@ func outsideManifest(top string) bool {
 // manifestPaths lists, sorted and slash-separated, the files in dir that a
 // manifest covers. Anything that is neither a regular file nor a folder
 // (a symbolic link, a device) is refused: it could point outside the kit.
+// siteOwned reports whether rel is a site's own policy override: a file in
+// local/ that is not a provisioned NAME.default. The site decides for itself
+// (federated authorization), so its overrides are outside the manifest; the
+// defaults it overrides stay signed.
+func siteOwned(rel string, d fs.DirEntry) bool {
+	dir, name := path.Split(rel)
+	return dir == LocalDir+"/" && !d.IsDir() && !strings.HasSuffix(name, policies.DefaultSuffix)
+}
+
 func manifestPaths(dir string) ([]string, error) {
 	var paths []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -248,6 +258,9 @@ func manifestPaths(dir string) ([]string, error) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
+			return nil
+		}
+		if siteOwned(rel, d) {
 			return nil
 		}
 		switch {

@@ -197,7 +197,7 @@ func TestProvisionWritesLoadableKits(t *testing.T) {
 					t.Errorf("%s: %v %v, want mode %#o", rel, fi, err, want)
 				}
 			}
-			if _, err := os.Stat(filepath.Join(k.Dir, "local", "authorization.json")); err != nil {
+			if _, err := os.Stat(filepath.Join(k.Dir, "local", "authorization.json.default")); err != nil {
 				t.Error(err)
 			}
 		})

@@ -103,7 +103,7 @@ func defaultPolicy(t testing.TB) *authz.Policy {
 	if err := policies.WriteDefaults(dir); err != nil {
 		t.Fatal(err)
 	}
-	p, err := authz.ParseFile(filepath.Join(dir, "authorization.json"))
+	p, err := authz.ParseFile(policies.Path(dir, "authorization.json"))
 	if err != nil {
 		t.Fatalf("default policy: %v", err)
 	}
