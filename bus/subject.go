@@ -12,7 +12,11 @@ import (
 // permissions of each participant are generated from the same builders, so
 // the two cannot drift apart.
 //
-//	hearth.msg.<recipient>.<sender>   one signed envelope from sender to recipient
+//	hearth.msg.<recipient>.<sender>          one signed envelope from sender to recipient
+//	hearth.stream.<recipient>.<sender>.<id>  one chunk (or flow-control message) of stream id
+//
+// Stream chunks are not signed one by one: the signed envelope that offers
+// a stream carries the SHA-256 of every chunk (bus/stream).
 //
 // A participant may publish only on subjects that name it as the sender and
 // subscribe only to subjects that name it as the recipient. Names are
@@ -22,6 +26,7 @@ import (
 const (
 	subjectRoot   = "hearth"
 	subjectDirect = subjectRoot + ".msg."
+	subjectStream = subjectRoot + ".stream."
 )
 
 // Token renders a participant name as one subject token.
@@ -51,6 +56,29 @@ func ParseDirect(subject string) (recipient, sender string, ok bool) {
 	return nameOf(to), nameOf(from), true
 }
 
+// Stream is the subject of stream id's messages from sender to recipient.
+func Stream(recipient, sender, id string) string {
+	return subjectStream + Token(recipient) + "." + Token(sender) + "." + id
+}
+
+// StreamInbox is the subscription that receives every stream message
+// addressed to name.
+func StreamInbox(name string) string { return subjectStream + Token(name) + ".*.*" }
+
+// ParseStream returns the recipient, sender and stream id a Stream subject
+// names.
+func ParseStream(subject string) (recipient, sender, id string, ok bool) {
+	rest, found := strings.CutPrefix(subject, subjectStream)
+	if !found {
+		return "", "", "", false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return "", "", "", false
+	}
+	return nameOf(parts[0]), nameOf(parts[1]), parts[2], true
+}
+
 // Permissions are the NATS permissions of participant id, written from its
 // point of view: it may publish only as itself and receive only what is
 // addressed to it. Nothing else is allowed: no JetStream API ($JS.API.>),
@@ -58,7 +86,7 @@ func ParseDirect(subject string) (recipient, sender string, ok bool) {
 func Permissions(id pki.Identity) *server.Permissions {
 	me := Token(id.Name)
 	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: []string{subjectDirect + "*." + me}},
-		Subscribe: &server.SubjectPermission{Allow: []string{subjectDirect + me + ".*"}},
+		Publish:   &server.SubjectPermission{Allow: []string{subjectDirect + "*." + me, subjectStream + "*." + me + ".*"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{Inbox(id.Name), StreamInbox(id.Name)}},
 	}
 }

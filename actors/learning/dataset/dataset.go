@@ -69,15 +69,24 @@ type Set struct {
 	Name     string
 }
 
-// Rows is the number of samples.
-func (s *Set) Rows() int { return len(s.Y) }
+// Rows is the number of samples; 0 for a nil set.
+func (s *Set) Rows() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.Y)
+}
 
-// Row returns sample i's features. The slice aliases s.X.
+// Row returns the features of sample i, 0 <= i < Rows(). The slice aliases
+// s.X.
 func (s *Set) Row(i int) []float32 { return s.X[i*s.Features : (i+1)*s.Features] }
 
 // ClassCounts returns how many samples carry each label, indexed by label.
-// Labels outside 0..Classes-1 are not counted.
+// Labels outside 0..Classes-1 are not counted; a nil set has no counts.
 func (s *Set) ClassCounts() []int {
+	if s == nil {
+		return nil
+	}
 	counts := make([]int, max(s.Classes, 0))
 	for _, y := range s.Y {
 		if y >= 0 && y < len(counts) {

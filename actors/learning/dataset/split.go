@@ -52,7 +52,7 @@ func DirichletSplit(s *Set, sites int, alpha float64, seed int64) ([]*Set, error
 	if math.IsNaN(alpha) || math.IsInf(alpha, 0) || alpha <= 0 {
 		return nil, fmt.Errorf("dirichlet split: alpha %v is not a finite positive number", alpha)
 	}
-	if s.Rows() < sites*MinPerSite {
+	if sites > s.Rows()/MinPerSite {
 		return nil, fmt.Errorf("dirichlet split: %d samples cannot give %d sites %d each", s.Rows(), sites, MinPerSite)
 	}
 	src := newSource(seed)
@@ -174,11 +174,14 @@ func rebalance(assign [][]int) {
 // their pooled distribution: the mean, over parts, of the total variation
 // distance between a part's label distribution and the pooled one. It is 0
 // when every part has the pooled class mix and approaches 1 when each part
-// holds classes no other part has. Empty parts are skipped.
+// holds classes no other part has. Empty and nil parts are skipped.
 func LabelSkew(parts []*Set) float64 {
 	var pooled []float64
 	total := 0
 	for _, p := range parts {
+		if p == nil {
+			continue
+		}
 		for c, n := range p.ClassCounts() {
 			if c >= len(pooled) {
 				pooled = append(pooled, make([]float64, c+1-len(pooled))...)
@@ -192,6 +195,9 @@ func LabelSkew(parts []*Set) float64 {
 	}
 	sumTV, used := 0.0, 0
 	for _, p := range parts {
+		if p == nil {
+			continue
+		}
 		counts := p.ClassCounts()
 		rows := 0
 		for _, n := range counts {

@@ -151,6 +151,7 @@ func TestDirichletSplitRefusals(t *testing.T) {
 		{"nan alpha", 2, math.NaN(), "alpha"},
 		{"inf alpha", 2, math.Inf(1), "alpha"},
 		{"too few samples", 5, 0.5, "49 samples cannot give 5 sites 10 each"},
+		{"absurd sites", 1 << 62, 0.5, "cannot give"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,6 +175,9 @@ func TestLabelSkew(t *testing.T) {
 	}
 	if got := LabelSkew([]*Set{a, b}); got != 0.5 {
 		t.Errorf("disjoint halves: skew %v, want 0.5", got)
+	}
+	if got := LabelSkew([]*Set{a, nil, b}); got != 0.5 {
+		t.Errorf("nil part: skew %v, want 0.5", got)
 	}
 	if got := LabelSkew(nil); got != 0 {
 		t.Errorf("no parts: skew %v, want 0", got)

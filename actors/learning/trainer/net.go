@@ -49,8 +49,9 @@ func layout(spec Spec, features, classes int) (*model.Model, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	if features < 1 || classes < 2 {
-		return nil, fmt.Errorf("data with %d features and %d classes cannot be trained on", features, classes)
+	if features < 1 || features > maxFeatures || classes < 2 || classes > maxClasses {
+		return nil, fmt.Errorf("data with %d features and %d classes cannot be trained on (want 1..%d features, 2..%d classes)",
+			features, classes, maxFeatures, maxClasses)
 	}
 	w := spec.widths(features, classes)
 	m := &model.Model{}

@@ -60,6 +60,9 @@ func TestInitLayout(t *testing.T) {
 	if _, err := Init(Spec{Kind: "logreg", LearningRate: 1, Epochs: 1, BatchSize: 1}, 3, 1); err == nil {
 		t.Fatal("Init for one class succeeded")
 	}
+	if _, err := Init(Spec{Kind: "logreg", LearningRate: 1, Epochs: 1, BatchSize: 1}, 1<<40, 1<<40); err == nil {
+		t.Fatal("Init for absurd data succeeded")
+	}
 	if _, err := Init(Spec{Kind: "nope"}, 3, 2); err == nil {
 		t.Fatal("Init with an invalid spec succeeded")
 	}

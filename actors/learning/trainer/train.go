@@ -27,19 +27,22 @@ type Result struct {
 
 // Metrics is the quality of a model on a dataset.
 type Metrics struct {
-	Samples  int
+	Samples  int     // number of samples evaluated
 	Loss     float64 // mean cross-entropy
 	Accuracy float64 // share of samples whose most likely class is the label
 }
 
-// Train runs spec.Epochs epochs of mini-batch SGD with momentum from m over data and
-// returns the trained model; m itself is left untouched. Each epoch visits
-// the samples in an order drawn from spec.Seed, so equal inputs give equal
-// outputs. Train checks the spec, the data, and that m has the layout spec
+// Train runs spec.Epochs epochs of mini-batch SGD with momentum over data,
+// starting from m, and returns the trained model; m itself is left
+// untouched. Each epoch visits the samples in an order drawn from
+// spec.Seed, so equal inputs give equal outputs. Train checks the spec, the data, and that m has the layout spec
 // prescribes for data's features and classes; it stops between batches
 // with ctx's error once ctx is done, and reports a model that diverged to
 // NaN or infinity as an error.
 func Train(ctx context.Context, spec Spec, m *model.Model, data *dataset.Set) (*model.Model, Result, error) {
+	if ctx == nil {
+		return nil, Result{}, fmt.Errorf("train: nil context")
+	}
 	if err := data.Validate(); err != nil {
 		return nil, Result{}, fmt.Errorf("train: %w", err)
 	}

@@ -162,6 +162,10 @@ func TestTrainRefusals(t *testing.T) {
 		{"empty data", spec, m, &dataset.Set{Classes: 2, Features: 30}, "no samples"},
 		{"diverging", Spec{Kind: "logreg", LearningRate: 1e38, Epochs: 3, BatchSize: 1}, m, train, "diverged"},
 	}
+	//lint:ignore SA1012 a nil context is the bad input under test
+	if _, _, err := Train(nil, spec, m, train); err == nil {
+		t.Fatal("Train with a nil context succeeded")
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, _, err := Train(context.Background(), tc.spec, tc.m, tc.data)
