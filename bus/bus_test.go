@@ -411,3 +411,27 @@ func TestReachableFollowsTheLeafLink(t *testing.T) {
 		return nil
 	})
 }
+
+func TestStreamSubjectsCrossTheLeafLinkBothWays(t *testing.T) {
+	tp := newTopology(t, "site-1", "site-2")
+	_, nc1 := tp.joinedLeaf(t, "site-1")
+	server, err := tp.hub.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	toServer, _ := server.SubscribeSync(StreamInbox("server"))
+	toSite, _ := nc1.SubscribeSync(StreamInbox("site-1"))
+	m := deliverUntilSeen(t, nc1, Stream("server", "site-1", "abc"), toServer)
+	if to, from, id, ok := ParseStream(m.Subject); !ok || to != "server" || from != "site-1" || id != "abc" {
+		t.Fatalf("parsed %q as %q %q %q %v", m.Subject, to, from, id, ok)
+	}
+	deliverUntilSeen(t, server, Stream("site-1", "server", "abc"), toSite)
+	// site-1 cannot send stream data under site-2's name.
+	drainSub(toServer)
+	nc1.Publish(Stream("server", "site-2", "abc"), []byte("forged"))
+	nc1.Publish(Stream("server", "site-1", "abc"), []byte("genuine"))
+	if m, err := toServer.NextMsg(5 * time.Second); err != nil || string(m.Data) != "genuine" {
+		t.Fatalf("got %v %v", m, err)
+	}
+}

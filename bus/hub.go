@@ -20,6 +20,12 @@ import (
 // leaf connection on an oversized message.
 const MaxPayload = 4 << 20
 
+// MaxPending is how many bytes a connection may have queued before
+// nats-server cuts it off as a slow consumer: room for the windows of the
+// model streams a leaf link carries (bus/stream), above nats-server's
+// 64 MiB default.
+const MaxPending = 256 << 20
+
 // MaxEnvelope is the largest envelope a verifier accepts. A whole model
 // travels in one envelope today, which bounds models to about a million
 // parameters; larger ones need chunked streams (issue 4).
@@ -122,6 +128,7 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 		Port:       cfg.ClientPort,
 		NoSigs:     true,
 		MaxPayload: MaxPayload,
+		MaxPending: MaxPending,
 		Users:      users,
 		Nkeys:      []*server.NkeyUser{internal.user()},
 		// Client listener: admin consoles, mTLS, certificate mapped to user.

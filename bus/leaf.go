@@ -135,6 +135,7 @@ func StartLeaf(cfg LeafConfig) (*Leaf, error) {
 		Port:       cfg.LocalPort,
 		NoSigs:     true,
 		MaxPayload: MaxPayload,
+		MaxPending: MaxPending,
 		Nkeys:      []*server.NkeyUser{internal.user()},
 		Users: []*server.User{
 			// Site-local processes present the site's own certificate.

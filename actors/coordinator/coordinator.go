@@ -52,9 +52,15 @@ type Config struct {
 	// the round timeout; at the start of a job, sites get up to one round
 	// timeout to (re)connect.
 	Reachable func(site string) bool
-	Audit     Recorder
-	Log       *slog.Logger
-	Now       func() time.Time
+	// Streams moves models too large for one envelope (nil: such jobs
+	// fail). Models larger than SpillAbove bytes are kept in file
+	// mappings in SpillDir rather than memory.
+	Streams    Streams
+	SpillDir   string
+	SpillAbove int64
+	Audit      Recorder
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // Messages are the admin requests the coordinator handles, for bridge routes.
@@ -163,7 +169,7 @@ func (c *Coordinator) submit(ctx actor.Context, m *hearthv1.SubmitJob) proto.Mes
 	}
 	c.audit(auditor.Event{Action: "job.submitted", JobID: id, Peer: who.Name, Detail: map[string]string{"name": v.Manifest.Name}})
 	c.cfg.Log.Info("job submitted", "job", id, "name", v.Manifest.Name, "submitter", who.Name, "rounds", v.Manifest.Rounds)
-	c.startWorkflow(ctx, rec, v.Manifest, nil)
+	c.startWorkflow(ctx, rec, v.Manifest, nil, false)
 	return &hearthv1.JobAccepted{JobId: id}
 }
 
@@ -290,25 +296,31 @@ func (c *Coordinator) resume(ctx actor.Context) {
 			continue
 		}
 		var global *hearthv1.Model
+		big := false
 		if rec.Info.CompletedRounds > 0 || len(rec.Joined) > 0 {
 			global, err = c.cfg.Store.Model(context.Background(), rec.Info.Id, rec.Info.CompletedRounds)
 			if err != nil {
-				c.cfg.Log.Warn("no checkpoint to resume from; starting the job over", "job", rec.Info.Id, "err", err)
-				rec.Info.CompletedRounds, rec.Info.History = 0, nil
+				if _, r, rerr := c.cfg.Store.Raw(context.Background(), rec.Info.Id, rec.Info.CompletedRounds); rerr == nil {
+					r.Close()
+					big = true
+				} else {
+					c.cfg.Log.Warn("no checkpoint to resume from; starting the job over", "job", rec.Info.Id, "err", err)
+					rec.Info.CompletedRounds, rec.Info.History = 0, nil
+				}
 			}
 		}
 		c.cfg.Log.Info("resuming job", "job", rec.Info.Id, "completed_rounds", rec.Info.CompletedRounds)
 		c.audit(auditor.Event{Action: "job.resumed", JobID: rec.Info.Id, Detail: map[string]string{"completed_rounds": fmt.Sprint(rec.Info.CompletedRounds)}})
-		c.startWorkflow(ctx, rec, v.Manifest, global)
+		c.startWorkflow(ctx, rec, v.Manifest, global, big)
 	}
 }
 
-func (c *Coordinator) startWorkflow(ctx actor.Context, rec *hearthv1.JobRecord, m *job.Manifest, checkpoint *hearthv1.Model) {
+func (c *Coordinator) startWorkflow(ctx actor.Context, rec *hearthv1.JobRecord, m *job.Manifest, checkpoint *hearthv1.Model, resumeBig bool) {
 	targets := c.cfg.Sites
 	if m.Sites[0] != job.AllSites {
 		targets = m.Sites
 	}
-	w := &workflow{cfg: &c.cfg, rec: rec, manifest: m, targets: slices.Clone(targets), checkpoint: checkpoint}
+	w := &workflow{cfg: &c.cfg, rec: rec, manifest: m, targets: slices.Clone(targets), checkpoint: checkpoint, resumeBig: resumeBig}
 	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return w }), rec.Info.Id)
 	if err != nil {
 		c.cfg.Log.Error("cannot start job workflow", "job", rec.Info.Id, "err", err)

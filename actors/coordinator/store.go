@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -127,3 +128,44 @@ func (s *Store) Model(ctx context.Context, id string, round int64) (*hearthv1.Mo
 }
 
 func modelName(id string, round int64) string { return id + "/round-" + strconv.FormatInt(round, 10) }
+
+// PutRaw checkpoints a large global model after round from r (its float32
+// bytes, little-endian), streaming into the object store rather than
+// holding a second copy; layout goes beside it. The checkpoint before it is
+// dropped.
+func (s *Store) PutRaw(ctx context.Context, id string, round int64, layout *hearthv1.ModelLayout, r io.Reader) error {
+	meta, err := proto.Marshal(layout)
+	if err != nil {
+		return err
+	}
+	if _, err := s.models.PutBytes(ctx, rawName(id, round)+".layout", meta); err != nil {
+		return fmt.Errorf("checkpoint job %s round %d: %w", id, round, err)
+	}
+	if _, err := s.models.Put(ctx, jetstream.ObjectMeta{Name: rawName(id, round)}, r); err != nil {
+		return fmt.Errorf("checkpoint job %s round %d: %w", id, round, err)
+	}
+	if round > 0 {
+		_ = s.models.Delete(ctx, rawName(id, round-1))
+		_ = s.models.Delete(ctx, rawName(id, round-1)+".layout")
+	}
+	return nil
+}
+
+// Raw opens a large model checkpoint: its layout and a reader of its bytes.
+func (s *Store) Raw(ctx context.Context, id string, round int64) (*hearthv1.ModelLayout, io.ReadCloser, error) {
+	meta, err := s.models.GetBytes(ctx, rawName(id, round)+".layout")
+	if err != nil {
+		return nil, nil, fmt.Errorf("job %s: checkpoint of round %d: %w", id, round, err)
+	}
+	var layout hearthv1.ModelLayout
+	if err := proto.Unmarshal(meta, &layout); err != nil {
+		return nil, nil, err
+	}
+	r, err := s.models.Get(ctx, rawName(id, round))
+	if err != nil {
+		return nil, nil, fmt.Errorf("job %s: checkpoint of round %d: %w", id, round, err)
+	}
+	return &layout, r, nil
+}
+
+func rawName(id string, round int64) string { return modelName(id, round) + ".f32" }

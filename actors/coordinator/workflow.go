@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -52,6 +53,14 @@ type workflow struct {
 	agg     *actor.PID
 	phase   phase
 	pending map[string]bool
+	// Models too large for one envelope: the global model as a flat
+	// buffer, the round's streaming sum, the streams in flight.
+	big       *model.Flat
+	sum       *aggregator.StreamSum
+	pulling   map[string]bool
+	pulls     *sync.WaitGroup // the round's update streams
+	offered   []outgoing
+	resumeBig bool // resume from a large (raw) checkpoint
 	// Joining: sites not yet reachable, and until when to wait for them.
 	awaiting     []string
 	joinDeadline time.Time
@@ -69,6 +78,7 @@ type workflow struct {
 	bytes, maxTrain            int64
 	shapeFeatures, shapeLabels int64
 	events                     map[string]string // site -> audit event of the task sent
+	exchanged, checkpointed    time.Duration     // the round's exchange and aggregation; its checkpoint
 }
 
 func (w *workflow) id() string { return w.rec.Info.Id }
@@ -86,6 +96,8 @@ func (w *workflow) Receive(ctx actor.Context) {
 		w.failed(ctx, m)
 	case *aggregator.Closed:
 		w.closed(ctx, m)
+	case *pulled:
+		w.pulled(ctx, m)
 	case *retryJoin:
 		if w.phase == joining {
 			w.tryJoin(ctx)
@@ -192,7 +204,7 @@ func (w *workflow) joined(ctx actor.Context, site string, m *hearthv1.JobJoined)
 
 // next moves on once every site of the phase has answered or timed out.
 func (w *workflow) next(ctx actor.Context) {
-	if len(w.pending) > 0 || len(w.awaiting) > 0 {
+	if len(w.pending) > 0 || len(w.awaiting) > 0 || len(w.pulling) > 0 {
 		return
 	}
 	switch w.phase {
@@ -214,6 +226,10 @@ func (w *workflow) next(ctx actor.Context) {
 			return
 		}
 		w.phase = closing
+		if w.big != nil {
+			w.closeStreamed(ctx)
+			return
+		}
 		ctx.Request(w.agg, &aggregator.Close{Round: w.round})
 	case evaluating:
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FINISHED, "")
@@ -223,6 +239,16 @@ func (w *workflow) next(ctx actor.Context) {
 // initialModel is the checkpoint to resume from, or a fresh model shaped by
 // what the sites reported of their data.
 func (w *workflow) initialModel() error {
+	if w.resumeBig {
+		w.resumeBig = false
+		if err := w.loadBig(w.rec.Info.CompletedRounds); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+		return nil
+	}
+	if layout, err := trainer.Layout(w.manifest.Trainer.Spec(), int(w.shapeFeatures), int(w.shapeLabels)); err == nil && bytesOf(layout) > job.InlineLimit {
+		return w.initialBig(layout)
+	}
 	if w.checkpoint != nil {
 		m, err := job.FromWire(w.checkpoint)
 		if err != nil {
@@ -249,6 +275,10 @@ func (w *workflow) startRound(ctx actor.Context, round int64) {
 	w.started, w.answered, w.missing, w.reasons = time.Now(), nil, nil, nil
 	w.trainLoss, w.valLoss, w.valAcc, w.trainSamples, w.valSamples, w.bytes, w.maxTrain = 0, 0, 0, 0, 0, 0, 0
 	w.events = map[string]string{}
+	if w.big != nil {
+		w.startStreamedRound(ctx)
+		return
+	}
 	ctx.Send(w.agg, &aggregator.Begin{Round: round, Layout: w.global})
 	wire := job.ToWire(w.global)
 	size := int64(proto.Size(wire))
@@ -268,6 +298,10 @@ func (w *workflow) startRound(ctx actor.Context, round int64) {
 func (w *workflow) result(ctx actor.Context, site string, m *hearthv1.TrainResult) {
 	if w.phase != training || m.JobId != w.id() || m.Round != w.round {
 		w.miss(site, fmt.Sprintf("result for %s round %d during round %d", m.JobId, m.Round, w.round))
+		return
+	}
+	if m.UpdateStream != nil {
+		w.pull(ctx, site, m)
 		return
 	}
 	w.bytes += int64(proto.Size(m.Update))
@@ -312,17 +346,26 @@ func (w *workflow) closed(ctx actor.Context, c *aggregator.Closed) {
 		return
 	}
 	w.global = c.Mean
+	w.exchanged = time.Since(w.started)
+	if err := w.cfg.Store.PutModel(context.Background(), w.id(), w.round, job.ToWire(w.global)); err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
+		return
+	}
+	w.checkpointed = time.Since(w.started) - w.exchanged
+	w.roundClosed(ctx)
+}
+
+// roundClosed records the closed round (its global model checkpointed) and
+// moves on to the next round or the evaluation.
+func (w *workflow) roundClosed(ctx actor.Context) {
 	sum := &hearthv1.RoundSummary{Round: w.round, Answered: sorted(w.answered), Missing: sorted(w.missing),
-		BytesMoved: w.bytes, DurationMicros: time.Since(w.started).Microseconds(), MaxTrainMicros: w.maxTrain}
+		BytesMoved: w.bytes, DurationMicros: w.exchanged.Microseconds(), MaxTrainMicros: w.maxTrain,
+		CheckpointMicros: w.checkpointed.Microseconds()}
 	if w.trainSamples > 0 {
 		sum.TrainLoss = w.trainLoss / float64(w.trainSamples)
 	}
 	if w.valSamples > 0 {
 		sum.Validation = &hearthv1.Metrics{Samples: w.valSamples, Loss: w.valLoss / float64(w.valSamples), Accuracy: w.valAcc / float64(w.valSamples)}
-	}
-	if err := w.cfg.Store.PutModel(context.Background(), w.id(), w.round, job.ToWire(w.global)); err != nil {
-		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
-		return
 	}
 	w.rec.Info.History = append(w.rec.Info.History, sum)
 	w.rec.Info.CompletedRounds = w.round
@@ -338,6 +381,10 @@ func (w *workflow) closed(ctx actor.Context, c *aggregator.Closed) {
 	}
 	if !w.manifest.Evaluation.Test {
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FINISHED, "")
+		return
+	}
+	if w.big != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FINISHED, "test evaluation of streamed models is not supported yet; the model is in the server's checkpoint")
 		return
 	}
 	w.phase, w.pending, w.missing, w.reasons = evaluating, map[string]bool{}, nil, nil
@@ -383,6 +430,7 @@ func (w *workflow) finish(ctx actor.Context, status hearthv1.JobStatus, reason s
 	}
 	log("job ended", "job", w.id(), "status", status.String(), "reason", reason, "rounds", w.rec.Info.CompletedRounds)
 	w.pending = map[string]bool{}
+	w.release()
 	ctx.Stop(ctx.Self())
 }
 

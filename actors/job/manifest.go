@@ -39,7 +39,8 @@ type Manifest struct {
 
 // TrainerSpec is the built-in trainer and its parameters.
 type TrainerSpec struct {
-	Kind         string  `yaml:"kind"` // logreg | mlp
+	Kind         string  `yaml:"kind"`             // logreg | mlp | noop (learns nothing: for benchmarks)
+	Params       int     `yaml:"params,omitempty"` // noop: the model's parameter count
 	Hidden       []int   `yaml:"hidden,omitempty"`
 	LearningRate float64 `yaml:"learning_rate"`
 	Epochs       int     `yaml:"epochs"`
@@ -61,7 +62,7 @@ type Evaluation struct {
 // Spec is the trainer spec the sites run.
 func (t TrainerSpec) Spec() trainer.Spec {
 	return trainer.Spec{Kind: t.Kind, Hidden: t.Hidden, LearningRate: t.LearningRate, Epochs: t.Epochs,
-		BatchSize: t.BatchSize, L2: t.L2, Seed: t.Seed}
+		BatchSize: t.BatchSize, L2: t.L2, Seed: t.Seed, Params: t.Params}
 }
 
 // ParseManifest parses manifest bytes strictly (unknown fields are errors)

@@ -67,3 +67,48 @@ func FromWire(w *hearthv1.Model) (*model.Model, error) {
 	}
 	return m, nil
 }
+
+// InlineLimit is the largest model (in bytes of float32 data) sent inline in
+// one envelope; larger models travel as chunked streams.
+const InlineLimit = 1 << 20
+
+// LayoutToWire converts a model layout to its wire form.
+func LayoutToWire(l []model.TensorShape) *hearthv1.ModelLayout {
+	out := &hearthv1.ModelLayout{}
+	for _, t := range l {
+		shape := make([]int64, len(t.Shape))
+		for i, d := range t.Shape {
+			shape[i] = int64(d)
+		}
+		out.Tensors = append(out.Tensors, &hearthv1.TensorLayout{Name: t.Name, Shape: shape})
+	}
+	return out
+}
+
+// LayoutFromWire converts and checks a wire layout; it returns the layout and
+// its size in bytes.
+func LayoutFromWire(w *hearthv1.ModelLayout) ([]model.TensorShape, int64, error) {
+	if w == nil || len(w.Tensors) == 0 {
+		return nil, 0, fmt.Errorf("model layout: no tensors")
+	}
+	var out []model.TensorShape
+	total := int64(0)
+	for _, t := range w.Tensors {
+		shape := make([]int, len(t.Shape))
+		n := int64(1)
+		for i, d := range t.Shape {
+			if d < 1 || d > 1<<30 {
+				return nil, 0, fmt.Errorf("model layout: tensor %q: dimension %d out of range", t.Name, d)
+			}
+			shape[i] = int(d)
+			if n *= d; n > 1<<30 {
+				return nil, 0, fmt.Errorf("model layout: tensor %q too large", t.Name)
+			}
+		}
+		if total += n; total > 1<<30 {
+			return nil, 0, fmt.Errorf("model layout: more than %d parameters", 1<<30)
+		}
+		out = append(out, model.TensorShape{Name: t.Name, Shape: shape})
+	}
+	return out, 4 * total, nil
+}

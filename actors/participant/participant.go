@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"io"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -37,6 +40,12 @@ type Authorizer interface {
 	Allow(right string, requester pki.Identity, submitter *pki.Identity) (allowed bool, reason string)
 }
 
+// Streams pulls and offers chunked streams; *stream.Manager is one.
+type Streams interface {
+	Receive(ctx context.Context, sender string, man *hearthv1.StreamManifest, sink stream.Sink) (stream.Stats, error)
+	Offer(ctx context.Context, recipient string, src io.ReaderAt, size int64) (*stream.Outgoing, error)
+}
+
 // Config is what a participant needs.
 type Config struct {
 	Self    pki.Identity
@@ -44,8 +53,14 @@ type Config struct {
 	Policy  Authorizer
 	DataDir string // DataDir/<dataset>/{train,val,test}.bin
 	Audit   Recorder
-	Log     *slog.Logger
-	Now     func() time.Time
+	// Streams moves models too large for one envelope. Models larger than
+	// SpillAbove bytes are kept in file mappings in SpillDir instead of
+	// memory.
+	Streams    Streams
+	SpillDir   string
+	SpillAbove int64
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // Participant is the actor. Create it with New.
@@ -198,6 +213,10 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 	j := p.jobs[m.JobId]
 	if j == nil {
 		ctx.Respond(failure("unknown_job", "this site has not joined job "+m.JobId))
+		return
+	}
+	if m.GlobalStream != nil {
+		p.trainStreamed(ctx, m, j, from, received)
 		return
 	}
 	global, err := job.FromWire(m.Global)

@@ -25,6 +25,7 @@ import (
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/stream"
 )
 
 // Options tune a node; the zero value is ready to use.
@@ -51,8 +52,9 @@ type Node struct {
 	Conn     *nats.Conn
 	System   *actor.ActorSystem
 	Bridge   *bridge.Bridge
-	Hub      *bus.Hub  // server only
-	Leaf     *bus.Leaf // sites and aggregators only
+	Streams  *stream.Manager // chunked transfers of large payloads
+	Hub      *bus.Hub        // server only
+	Leaf     *bus.Leaf       // sites and aggregators only
 
 	log    *slog.Logger
 	cancel context.CancelFunc
@@ -181,6 +183,11 @@ func (n *Node) finish(ctx context.Context, o Options) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
+	if n.Streams, err = stream.NewManager(stream.Config{Conn: n.Conn, Self: n.Identity.Name, Window: 64,
+		Logger: n.log.With("component", "stream")}); err != nil {
+		n.Close()
+		return nil, err
+	}
 	ctx, n.cancel = context.WithCancel(ctx)
 	n.done = make(chan struct{})
 	go n.watchCRL(ctx, o.CRLPoll)
@@ -204,6 +211,9 @@ func (n *Node) Close() {
 	if n.cancel != nil {
 		n.cancel()
 		<-n.done
+	}
+	if n.Streams != nil {
+		n.Streams.Close()
 	}
 	if n.Bridge != nil {
 		n.Bridge.Close()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -20,6 +21,24 @@ import (
 
 // auditFile is the audit log's name in a kit's state folder.
 const auditFile = "audit.jsonl"
+
+// spillAbove is the model size above which the server's global models and
+// sums, and the sites' copies, are kept in file mappings (state/spill)
+// rather than memory.
+const spillAbove = 2 << 30
+
+// spillDir is the kit's folder for models kept on disk, emptied at start.
+func spillDir(n *node.Node) (string, error) {
+	state, err := n.Kit.StateDir()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(state, "spill")
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	return dir, os.MkdirAll(dir, 0o700)
+}
 
 // startLiveness runs the liveness responder and routes pings and notices
 // to it.
@@ -60,6 +79,10 @@ func startCoordinator(ctx context.Context, n *node.Node, audit *auditor.Log) err
 	if err != nil {
 		return err
 	}
+	spill, err := spillDir(n)
+	if err != nil {
+		return err
+	}
 	var sites []string
 	for _, p := range n.Kit.Participants {
 		if p.Kind == pki.KindSite {
@@ -68,7 +91,7 @@ func startCoordinator(ctx context.Context, n *node.Node, audit *auditor.Log) err
 	}
 	c, err := coordinator.New(coordinator.Config{Self: n.Identity, Trust: n.Trust, Sites: sites, Policy: policy,
 		Store: store, Bridge: n.Bridge.PID(), Audit: audit, Log: n.Log().With("component", "coordinator"),
-		Reachable: n.Hub.Reachable})
+		Reachable: n.Hub.Reachable, Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove})
 	if err != nil {
 		return err
 	}
@@ -89,8 +112,13 @@ func startParticipant(n *node.Node, audit *auditor.Log) error {
 	if err != nil {
 		return err
 	}
+	spill, err := spillDir(n)
+	if err != nil {
+		return err
+	}
 	p, err := participant.New(participant.Config{Self: n.Identity, Trust: n.Trust, Policy: policy,
-		DataDir: n.Kit.DataDir(), Audit: audit, Log: n.Log().With("component", "participant")})
+		DataDir: n.Kit.DataDir(), Audit: audit, Log: n.Log().With("component", "participant"),
+		Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove})
 	if err != nil {
 		return err
 	}

@@ -236,7 +236,7 @@ type localProcs []*cluster.Proc
 
 // startLocal starts the server and every site of a local project and waits
 // until all are up.
-func startLocal(ctx context.Context, local *cluster.Local, logs string) (localProcs, error) {
+func startLocal(ctx context.Context, local *cluster.Local, logs string, extra ...func(name string) []string) (localProcs, error) {
 	binary, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("locate the hearth binary: %w", err)
@@ -246,7 +246,11 @@ func startLocal(ctx context.Context, local *cluster.Local, logs string) (localPr
 	}
 	var procs localProcs
 	start := func(name string, args ...string) (*cluster.Proc, error) {
-		p, err := cluster.Start(binary, filepath.Join(logs, name+".log"), name, append(args, "--log-format", "json")...)
+		args = append(args, "--log-format", "json")
+		for _, e := range extra {
+			args = append(args, e(name)...)
+		}
+		p, err := cluster.Start(binary, filepath.Join(logs, name+".log"), name, args...)
 		if err == nil {
 			procs = append(procs, p)
 		}

@@ -24,6 +24,11 @@ func runServer(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopProfile, err := lf.profile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	k, err := kit.Load(*kitDir)
 	if err != nil {
 		return err

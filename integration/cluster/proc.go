@@ -203,3 +203,24 @@ func (p *Proc) Pause() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.S
 
 // Resume continues a paused process.
 func (p *Proc) Resume() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT) }
+
+// PeakRSS is the process's peak resident set size so far (VmHWM), in bytes.
+func (p *Proc) PeakRSS() (int64, error) { return PeakRSS(p.cmd.Process.Pid) }
+
+// PeakRSS reads a process's peak resident set size (VmHWM) from /proc.
+func PeakRSS(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
+				return 0, fmt.Errorf("VmHWM %q: %w", rest, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}

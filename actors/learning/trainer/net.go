@@ -74,6 +74,9 @@ func layout(spec Spec, features, classes int) (*model.Model, error) {
 // hidden weights are drawn He-uniform and its output weights
 // Glorot-uniform.
 func Init(spec Spec, features, classes int) (*model.Model, error) {
+	if spec.Kind == KindNoop {
+		return initNoop(spec)
+	}
 	m, err := layout(spec, features, classes)
 	if err != nil {
 		return nil, fmt.Errorf("init: %w", err)

@@ -70,6 +70,9 @@ type Spec struct {
 	// L2 is the weight-decay coefficient: L2/2*|W|^2 joins the loss for
 	// every weight matrix.
 	L2 float64
+	// Params is the parameter count of a "noop" model; other kinds ignore
+	// it.
+	Params int
 	// Seed makes Init and the shuffling of Train deterministic. Give each
 	// round (and each site, if desired) its own seed to vary the order in
 	// which a site visits its samples.
@@ -79,6 +82,8 @@ type Spec struct {
 // Validate reports the first thing wrong with s; the error wraps ErrSpec.
 func (s Spec) Validate() error {
 	switch s.Kind {
+	case KindNoop:
+		return s.validateNoop()
 	case "logreg":
 		if len(s.Hidden) != 0 {
 			return fmt.Errorf("%w: logreg takes no hidden layers, got %v", ErrSpec, s.Hidden)
@@ -93,7 +98,7 @@ func (s Spec) Validate() error {
 			}
 		}
 	default:
-		return fmt.Errorf("%w: kind %q, want logreg or mlp", ErrSpec, s.Kind)
+		return fmt.Errorf("%w: kind %q, want logreg, mlp or noop", ErrSpec, s.Kind)
 	}
 	switch {
 	case !(s.LearningRate > 0) || math.IsInf(s.LearningRate, 0):

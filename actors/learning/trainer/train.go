@@ -46,6 +46,9 @@ func Train(ctx context.Context, spec Spec, m *model.Model, data *dataset.Set) (*
 	if err := data.Validate(); err != nil {
 		return nil, Result{}, fmt.Errorf("train: %w", err)
 	}
+	if spec.Kind == KindNoop {
+		return trainNoop(spec, m, data)
+	}
 	out := m.Clone()
 	net, err := bind(spec, out, data.Features, data.Classes)
 	if err != nil {
@@ -94,6 +97,9 @@ func Train(ctx context.Context, spec Spec, m *model.Model, data *dataset.Set) (*
 func Evaluate(spec Spec, m *model.Model, data *dataset.Set) (Metrics, error) {
 	if err := data.Validate(); err != nil {
 		return Metrics{}, fmt.Errorf("evaluate: %w", err)
+	}
+	if spec.Kind == KindNoop {
+		return Metrics{Samples: data.Rows()}, nil
 	}
 	net, err := bind(spec, m, data.Features, data.Classes)
 	if err != nil {

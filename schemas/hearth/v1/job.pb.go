@@ -331,8 +331,11 @@ type RoundSummary struct {
 	// of the slowest site; the difference is the round's overhead.
 	DurationMicros int64 `protobuf:"varint,7,opt,name=duration_micros,json=durationMicros,proto3" json:"duration_micros,omitempty"`
 	MaxTrainMicros int64 `protobuf:"varint,8,opt,name=max_train_micros,json=maxTrainMicros,proto3" json:"max_train_micros,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Writing the round's global model to JetStream, after the round (not in
+	// duration_micros).
+	CheckpointMicros int64 `protobuf:"varint,9,opt,name=checkpoint_micros,json=checkpointMicros,proto3" json:"checkpoint_micros,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RoundSummary) Reset() {
@@ -417,6 +420,13 @@ func (x *RoundSummary) GetDurationMicros() int64 {
 func (x *RoundSummary) GetMaxTrainMicros() int64 {
 	if x != nil {
 		return x.MaxTrainMicros
+	}
+	return 0
+}
+
+func (x *RoundSummary) GetCheckpointMicros() int64 {
+	if x != nil {
+		return x.CheckpointMicros
 	}
 	return 0
 }
@@ -1057,11 +1067,16 @@ func (x *JobJoined) GetClasses() int64 {
 // TrainTask asks a site to evaluate the global model on its validation data,
 // then train from it on its local data.
 type TrainTask struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Round         int64                  `protobuf:"varint,2,opt,name=round,proto3" json:"round,omitempty"`
-	Global        *Model                 `protobuf:"bytes,3,opt,name=global,proto3" json:"global,omitempty"`
-	AuditEvent    string                 `protobuf:"bytes,4,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Round int64                  `protobuf:"varint,2,opt,name=round,proto3" json:"round,omitempty"`
+	// The global model, inline; or, for models too large for one envelope,
+	// offered as a stream (the site pulls it chunk by chunk, checking each
+	// chunk against the hashes in this signed manifest) with its layout.
+	Global        *Model          `protobuf:"bytes,3,opt,name=global,proto3" json:"global,omitempty"`
+	AuditEvent    string          `protobuf:"bytes,4,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	GlobalStream  *StreamManifest `protobuf:"bytes,5,opt,name=global_stream,json=globalStream,proto3" json:"global_stream,omitempty"`
+	Layout        *ModelLayout    `protobuf:"bytes,6,opt,name=layout,proto3" json:"layout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1124,16 +1139,33 @@ func (x *TrainTask) GetAuditEvent() string {
 	return ""
 }
 
+func (x *TrainTask) GetGlobalStream() *StreamManifest {
+	if x != nil {
+		return x.GlobalStream
+	}
+	return nil
+}
+
+func (x *TrainTask) GetLayout() *ModelLayout {
+	if x != nil {
+		return x.Layout
+	}
+	return nil
+}
+
 type TrainResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Round         int64                  `protobuf:"varint,2,opt,name=round,proto3" json:"round,omitempty"`
-	Update        *Model                 `protobuf:"bytes,3,opt,name=update,proto3" json:"update,omitempty"`    // the locally trained model
-	Samples       int64                  `protobuf:"varint,4,opt,name=samples,proto3" json:"samples,omitempty"` // training samples: the FedAvg weight
-	TrainLoss     float64                `protobuf:"fixed64,5,opt,name=train_loss,json=trainLoss,proto3" json:"train_loss,omitempty"`
-	Validation    *Metrics               `protobuf:"bytes,6,opt,name=validation,proto3" json:"validation,omitempty"`                       // the received global model on local validation data
-	TrainMicros   int64                  `protobuf:"varint,7,opt,name=train_micros,json=trainMicros,proto3" json:"train_micros,omitempty"` // local work: validation and training
-	AuditEvent    string                 `protobuf:"bytes,8,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	JobId       string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Round       int64                  `protobuf:"varint,2,opt,name=round,proto3" json:"round,omitempty"`
+	Update      *Model                 `protobuf:"bytes,3,opt,name=update,proto3" json:"update,omitempty"`    // the locally trained model
+	Samples     int64                  `protobuf:"varint,4,opt,name=samples,proto3" json:"samples,omitempty"` // training samples: the FedAvg weight
+	TrainLoss   float64                `protobuf:"fixed64,5,opt,name=train_loss,json=trainLoss,proto3" json:"train_loss,omitempty"`
+	Validation  *Metrics               `protobuf:"bytes,6,opt,name=validation,proto3" json:"validation,omitempty"`                       // the received global model on local validation data
+	TrainMicros int64                  `protobuf:"varint,7,opt,name=train_micros,json=trainMicros,proto3" json:"train_micros,omitempty"` // local work: validation and training
+	AuditEvent  string                 `protobuf:"bytes,8,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	// The update as a stream (same layout as the task's), when the task
+	// came as one; the server pulls it and folds each chunk as it arrives.
+	UpdateStream  *StreamManifest `protobuf:"bytes,9,opt,name=update_stream,json=updateStream,proto3" json:"update_stream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1222,6 +1254,13 @@ func (x *TrainResult) GetAuditEvent() string {
 		return x.AuditEvent
 	}
 	return ""
+}
+
+func (x *TrainResult) GetUpdateStream() *StreamManifest {
+	if x != nil {
+		return x.UpdateStream
+	}
+	return nil
 }
 
 // EvaluateTask asks a site to score a model on its held-out test data.
@@ -1474,7 +1513,7 @@ var File_hearth_v1_job_proto protoreflect.FileDescriptor
 
 const file_hearth_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x13hearth/v1/job.proto\x12\thearth.v1\"F\n" +
+	"\x13hearth/v1/job.proto\x12\thearth.v1\x1a\x16hearth/v1/stream.proto\"F\n" +
 	"\x06Tensor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05shape\x18\x02 \x03(\x03R\x05shape\x12\x12\n" +
@@ -1488,7 +1527,7 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\aMetrics\x12\x18\n" +
 	"\asamples\x18\x01 \x01(\x03R\asamples\x12\x12\n" +
 	"\x04loss\x18\x02 \x01(\x01R\x04loss\x12\x1a\n" +
-	"\baccuracy\x18\x03 \x01(\x01R\baccuracy\"\xa1\x02\n" +
+	"\baccuracy\x18\x03 \x01(\x01R\baccuracy\"\xce\x02\n" +
 	"\fRoundSummary\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x03R\x05round\x12\x1a\n" +
 	"\banswered\x18\x02 \x03(\tR\banswered\x12\x18\n" +
@@ -1501,7 +1540,8 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\vbytes_moved\x18\x06 \x01(\x03R\n" +
 	"bytesMoved\x12'\n" +
 	"\x0fduration_micros\x18\a \x01(\x03R\x0edurationMicros\x12(\n" +
-	"\x10max_train_micros\x18\b \x01(\x03R\x0emaxTrainMicros\"\xc8\x03\n" +
+	"\x10max_train_micros\x18\b \x01(\x03R\x0emaxTrainMicros\x12+\n" +
+	"\x11checkpoint_micros\x18\t \x01(\x03R\x10checkpointMicros\"\xc8\x03\n" +
 	"\aJobInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12,\n" +
@@ -1545,13 +1585,15 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\vaudit_event\x18\x03 \x01(\tR\n" +
 	"auditEvent\x12\x1a\n" +
 	"\bfeatures\x18\x04 \x01(\x03R\bfeatures\x12\x18\n" +
-	"\aclasses\x18\x05 \x01(\x03R\aclasses\"\x83\x01\n" +
+	"\aclasses\x18\x05 \x01(\x03R\aclasses\"\xf3\x01\n" +
 	"\tTrainTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12(\n" +
 	"\x06global\x18\x03 \x01(\v2\x10.hearth.v1.ModelR\x06global\x12\x1f\n" +
 	"\vaudit_event\x18\x04 \x01(\tR\n" +
-	"auditEvent\"\x95\x02\n" +
+	"auditEvent\x12>\n" +
+	"\rglobal_stream\x18\x05 \x01(\v2\x19.hearth.v1.StreamManifestR\fglobalStream\x12.\n" +
+	"\x06layout\x18\x06 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\"\xd5\x02\n" +
 	"\vTrainResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12(\n" +
@@ -1564,7 +1606,8 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"validation\x12!\n" +
 	"\ftrain_micros\x18\a \x01(\x03R\vtrainMicros\x12\x1f\n" +
 	"\vaudit_event\x18\b \x01(\tR\n" +
-	"auditEvent\"n\n" +
+	"auditEvent\x12>\n" +
+	"\rupdate_stream\x18\t \x01(\v2\x19.hearth.v1.StreamManifestR\fupdateStream\"n\n" +
 	"\fEvaluateTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
 	"\x05model\x18\x02 \x01(\v2\x10.hearth.v1.ModelR\x05model\x12\x1f\n" +
@@ -1633,6 +1676,8 @@ var file_hearth_v1_job_proto_goTypes = []any{
 	(*LeaveJob)(nil),       // 21: hearth.v1.LeaveJob
 	(*JobRecord)(nil),      // 22: hearth.v1.JobRecord
 	nil,                    // 23: hearth.v1.JobRecord.JoinedEntry
+	(*StreamManifest)(nil), // 24: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),    // 25: hearth.v1.ModelLayout
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
@@ -1646,19 +1691,22 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	2,  // 8: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
 	3,  // 9: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
 	2,  // 10: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	2,  // 11: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
-	4,  // 12: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	2,  // 13: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	4,  // 14: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	0,  // 15: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	6,  // 16: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 17: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	23, // 18: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	24, // 11: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	25, // 12: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	2,  // 13: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
+	4,  // 14: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
+	24, // 15: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	2,  // 16: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
+	4,  // 17: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	0,  // 18: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	6,  // 19: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 20: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	23, // 21: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
@@ -1666,6 +1714,7 @@ func file_hearth_v1_job_proto_init() {
 	if File_hearth_v1_job_proto != nil {
 		return
 	}
+	file_hearth_v1_stream_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1,0 +1,130 @@
+package aggregator
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+	"unsafe"
+
+	"github.com/hearthfl/hearth/actors/learning/model"
+)
+
+// StreamSum is FedAvg for streamed models: each site's update arrives as
+// chunks (already checked against the hashes of its signed manifest), and
+// each chunk is folded into one running weighted sum as it arrives, so the
+// aggregator holds about one model whatever the number of sites. Chunks of
+// different sites fold concurrently.
+//
+// Weights are kept per chunk, so each parameter is the weighted mean of the
+// sites that delivered it: a site whose stream breaks off is left out of the
+// chunks it did not deliver, and nothing it did not deliver is averaged in.
+// A chunk that fails its hash never reaches the sum (the stream re-requests
+// it); a chunk holding NaN or infinity is refused here, which fails that
+// site's stream.
+type StreamSum struct {
+	acc        *model.Flat
+	chunkBytes int
+	mu         []sync.Mutex // one per chunk
+	weights    []float64    // total weight folded into each chunk
+}
+
+// NewStreamSum makes a sum for models of layout streamed in chunks of
+// chunkBytes (a multiple of 4). spillDir, if set, keeps the sum in a file
+// mapping instead of memory.
+func NewStreamSum(layout []model.TensorShape, chunkBytes int, spillDir string) (*StreamSum, error) {
+	if chunkBytes <= 0 || chunkBytes%4 != 0 {
+		return nil, fmt.Errorf("chunk size %d is not a positive multiple of 4", chunkBytes)
+	}
+	acc, err := model.NewFlat(layout, spillDir)
+	if err != nil {
+		return nil, err
+	}
+	chunks := int((acc.Size() + int64(chunkBytes) - 1) / int64(chunkBytes))
+	return &StreamSum{acc: acc, chunkBytes: chunkBytes, mu: make([]sync.Mutex, chunks), weights: make([]float64, chunks)}, nil
+}
+
+// Site returns the sink for one site's update stream, folded with weight
+// (its training sample count).
+func (s *StreamSum) Site(weight float64) *SiteSink { return &SiteSink{sum: s, weight: weight} }
+
+// SiteSink folds one site's chunks; it implements the stream package's Sink.
+type SiteSink struct {
+	sum    *StreamSum
+	weight float64
+}
+
+// WriteChunk folds chunk index (bytes at offset) into the sum.
+func (k *SiteSink) WriteChunk(index int, offset int64, data []byte) error {
+	s := k.sum
+	switch {
+	case !(k.weight > 0) || math.IsInf(k.weight, 0):
+		return fmt.Errorf("weight %v is not positive", k.weight)
+	case index < 0 || index >= len(s.weights) || offset != int64(index)*int64(s.chunkBytes):
+		return fmt.Errorf("chunk %d at offset %d does not fit the model", index, offset)
+	case len(data)%4 != 0 || offset+int64(len(data)) > s.acc.Size():
+		return fmt.Errorf("chunk %d: %d bytes do not fit the model", index, len(data))
+	}
+	xs := floats(data)
+	// Check the whole chunk before folding any of it: x*0 is NaN exactly
+	// when x is NaN or infinite.
+	var probe float32
+	for _, x := range xs {
+		probe += x * 0
+	}
+	if probe != 0 {
+		for i, x := range xs {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return fmt.Errorf("chunk %d holds %v at byte %d", index, x, 4*i)
+			}
+		}
+	}
+	w := float32(k.weight)
+	acc := s.acc.Data[offset/4 : offset/4+int64(len(xs))]
+	s.mu[index].Lock()
+	for i, x := range xs {
+		acc[i] += w * x
+	}
+	s.weights[index] += k.weight
+	s.mu[index].Unlock()
+	return nil
+}
+
+// floats views little-endian float32 bytes as floats: in place when the
+// bytes are 4-aligned (the common case), else through a copy.
+func floats(data []byte) []float32 {
+	n := len(data) / 4
+	if n == 0 {
+		return nil
+	}
+	if uintptr(unsafe.Pointer(&data[0]))%4 == 0 {
+		return unsafe.Slice((*float32)(unsafe.Pointer(&data[0])), n)
+	}
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+	}
+	return out
+}
+
+// Mean divides the sum by the weights, in place, and hands the result over:
+// the StreamSum must not be used afterwards. It fails, releasing the
+// memory, if some chunk was delivered by no site.
+func (s *StreamSum) Mean() (*model.Flat, error) {
+	floats := s.chunkBytes / 4
+	for c, w := range s.weights {
+		if w == 0 {
+			s.acc.Close()
+			return nil, fmt.Errorf("chunk %d of the model was delivered by no site", c)
+		}
+		inv := float32(1 / w)
+		end := min((c+1)*floats, len(s.acc.Data))
+		for i := c * floats; i < end; i++ {
+			s.acc.Data[i] *= inv
+		}
+	}
+	return s.acc, nil
+}
+
+// Close releases the sum without computing a mean.
+func (s *StreamSum) Close() error { return s.acc.Close() }

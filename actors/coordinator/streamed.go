@@ -1,0 +1,235 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/hearthfl/hearth/actors/aggregator"
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/bus/stream"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// Streams offers and pulls chunked streams; *stream.Manager is one.
+type Streams interface {
+	Offer(ctx context.Context, recipient string, src io.ReaderAt, size int64) (*stream.Outgoing, error)
+	Receive(ctx context.Context, sender string, man *hearthv1.StreamManifest, sink stream.Sink) (stream.Stats, error)
+}
+
+// outgoing is a stream of the global model offered to one site.
+type outgoing struct {
+	site string
+	out  *stream.Outgoing
+}
+
+// pulled reports the end of a site's update stream to the workflow.
+type pulled struct {
+	site  string
+	round int64
+	stats stream.Stats
+	err   error
+}
+
+func bytesOf(layout []model.TensorShape) int64 {
+	n := int64(0)
+	for _, t := range layout {
+		size, _ := model.ShapeSize(t.Shape)
+		n += int64(size)
+	}
+	return 4 * n
+}
+
+// spill is where a model of size bytes is kept: "" for memory.
+func (w *workflow) spill(size int64) string {
+	if w.cfg.SpillDir != "" && w.cfg.SpillAbove > 0 && size > w.cfg.SpillAbove {
+		return w.cfg.SpillDir
+	}
+	return ""
+}
+
+// initialBig makes the first global model of a large job.
+func (w *workflow) initialBig(layout []model.TensorShape) error {
+	if w.cfg.Streams == nil {
+		return fmt.Errorf("the model is %d bytes, more than one envelope carries (%d), and this server streams nothing", bytesOf(layout), job.InlineLimit)
+	}
+	spec := w.manifest.Trainer.Spec()
+	var err error
+	if spec.Kind == trainer.KindNoop {
+		w.big, err = model.NewFlat(layout, w.spill(bytesOf(layout)))
+	} else {
+		var m *model.Model
+		if m, err = trainer.Init(spec, int(w.shapeFeatures), int(w.shapeLabels)); err == nil {
+			w.big, err = model.FlatCopy(m, w.spill(bytesOf(layout)))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("initial model: %w", err)
+	}
+	w.rec.Info.CompletedRounds, w.rec.Info.History = 0, nil
+	if err := w.checkpointBig(0); err != nil {
+		return err
+	}
+	w.save()
+	return nil
+}
+
+func (w *workflow) checkpointBig(round int64) error {
+	return w.cfg.Store.PutRaw(context.Background(), w.id(), round, job.LayoutToWire(w.big.Layout),
+		io.NewSectionReader(w.big, 0, w.big.Size()))
+}
+
+// loadBig reads a large checkpoint back into a flat model (on resume).
+func (w *workflow) loadBig(round int64) error {
+	wl, r, err := w.cfg.Store.Raw(context.Background(), w.id(), round)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	layout, size, err := job.LayoutFromWire(wl)
+	if err != nil {
+		return err
+	}
+	f, err := model.NewFlat(layout, w.spill(size))
+	if err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(r, f.Bytes()); err != nil {
+		f.Close()
+		return fmt.Errorf("checkpoint of round %d: %w", round, err)
+	}
+	w.big = f
+	return nil
+}
+
+// startStreamedRound offers the global model to every reachable site as a
+// stream and asks each to train on it; the update streams are pulled as
+// their results arrive, each chunk folded into the round's sum.
+func (w *workflow) startStreamedRound(ctx actor.Context) {
+	var err error
+	if w.sum, err = aggregator.NewStreamSum(w.big.Layout, stream.DefaultChunkBytes, w.spill(w.big.Size())); err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %v", w.round, err))
+		return
+	}
+	w.pulling, w.pulls = map[string]bool{}, &sync.WaitGroup{}
+	layout := job.LayoutToWire(w.big.Layout)
+	for _, s := range w.sites() {
+		if !w.reachable(s) {
+			w.miss(s, "not connected to the hub")
+			continue
+		}
+		out, err := w.cfg.Streams.Offer(context.Background(), s, w.big, w.big.Size())
+		if err != nil {
+			w.miss(s, "offer of the global model: "+err.Error())
+			continue
+		}
+		w.offered = append(w.offered, outgoing{site: s, out: out})
+		id := w.audit(auditor.Event{Action: "task.sent", JobID: w.id(), Round: w.round, Peer: s,
+			Detail: map[string]string{"stream": out.Manifest.StreamId, "bytes": fmt.Sprint(w.big.Size())}})
+		w.events[s] = id
+		w.bytes += w.big.Size()
+		w.ask(ctx, s, &hearthv1.TrainTask{JobId: w.id(), Round: w.round, GlobalStream: out.Manifest, Layout: layout, AuditEvent: id})
+	}
+	w.next(ctx)
+}
+
+// pull starts pulling a site's update stream into the round's sum.
+func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult) {
+	if m.Samples < 1 || m.UpdateStream.TotalBytes != w.big.Size() {
+		w.miss(site, fmt.Sprintf("update of %d bytes with %d samples for a %d-byte model", m.UpdateStream.TotalBytes, m.Samples, w.big.Size()))
+		return
+	}
+	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Round: w.round, Peer: site, PeerEvent: m.AuditEvent,
+		Detail: map[string]string{"task": w.events[site], "stream": m.UpdateStream.StreamId}})
+	w.pulling[site] = true
+	w.trainLoss += m.TrainLoss * float64(m.Samples)
+	w.trainSamples += m.Samples
+	if v := m.Validation; v != nil && v.Samples > 0 {
+		w.valLoss += v.Loss * float64(v.Samples)
+		w.valAcc += v.Accuracy * float64(v.Samples)
+		w.valSamples += v.Samples
+	}
+	w.maxTrain = max(w.maxTrain, m.TrainMicros)
+	self, system, round, sink := ctx.Self(), ctx.ActorSystem(), w.round, w.sum.Site(float64(m.Samples))
+	w.pulls.Add(1)
+	go func() {
+		defer w.pulls.Done()
+		stats, err := w.cfg.Streams.Receive(context.Background(), site, m.UpdateStream, sink)
+		system.Root.Send(self, &pulled{site: site, round: round, stats: stats, err: err})
+	}()
+}
+
+func (w *workflow) pulled(ctx actor.Context, p *pulled) {
+	if p.round != w.round || !w.pulling[p.site] {
+		return
+	}
+	delete(w.pulling, p.site)
+	w.bytes += p.stats.Bytes
+	if p.err != nil {
+		w.miss(p.site, "update stream: "+p.err.Error())
+	} else {
+		w.answered = append(w.answered, p.site)
+		w.cfg.Log.Info("update pulled", "job", w.id(), "round", w.round, "site", p.site, "bytes", p.stats.Bytes,
+			"ms", p.stats.Duration.Milliseconds(), "resent", p.stats.Resent, "corrupt", p.stats.Corrupt)
+	}
+	w.next(ctx)
+}
+
+// closeStreamed makes the round's mean the new global model and
+// checkpoints it.
+func (w *workflow) closeStreamed(ctx actor.Context) {
+	mean, err := w.sum.Mean()
+	w.sum = nil
+	if err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %v", w.round, err))
+		return
+	}
+	old, offered := w.big, w.offered
+	w.big, w.offered = mean, nil
+	retire(old, offered)
+	w.exchanged = time.Since(w.started)
+	if err := w.checkpointBig(w.round); err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
+		return
+	}
+	w.checkpointed = time.Since(w.started) - w.exchanged
+	w.cfg.Log.Info("checkpoint written", "job", w.id(), "round", w.round, "bytes", w.big.Size(), "ms", w.checkpointed.Milliseconds())
+	w.roundClosed(ctx)
+}
+
+// retire releases a global model once every stream offering it has ended
+// (a site that never pulled it is cancelled first), so that no stream reads
+// released memory.
+func retire(f *model.Flat, offered []outgoing) {
+	go func() {
+		for _, o := range offered {
+			o.out.Cancel()
+			_ = o.out.Wait(context.Background())
+		}
+		f.Close()
+	}()
+}
+
+// release frees a large job's buffers when it ends; a sum that update
+// streams may still be writing into is freed once they have ended.
+func (w *workflow) release() {
+	if w.sum != nil {
+		sum, pulls := w.sum, w.pulls
+		go func() {
+			pulls.Wait()
+			sum.Close()
+		}()
+		w.sum = nil
+	}
+	if w.big != nil {
+		retire(w.big, w.offered)
+		w.big, w.offered = nil, nil
+	}
+}

@@ -1,0 +1,151 @@
+package model
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// TensorShape is a tensor's name and shape: a model's layout without data.
+type TensorShape struct {
+	Name  string
+	Shape []int
+}
+
+// LayoutOf returns m's layout.
+func LayoutOf(m *Model) []TensorShape {
+	out := make([]TensorShape, len(m.Tensors))
+	for i, t := range m.Tensors {
+		out[i] = TensorShape{Name: t.Name, Shape: append([]int{}, t.Shape...)}
+	}
+	return out
+}
+
+// Flat is a model held as one contiguous float32 buffer, in the order of its
+// layout: the form large models take in transit and in aggregation. The
+// buffer lives outside the Go heap (an anonymous memory mapping, or a file
+// mapping when it spills to disk), so a model of gigabytes neither counts
+// towards the garbage collector's pacing nor doubles the heap's growth
+// target; Close releases it. Its bytes are the tensors' float32 values,
+// little-endian.
+type Flat struct {
+	Layout []TensorShape
+	Data   []float32
+	mem    []byte
+	file   *os.File
+}
+
+// ErrBigEndian refuses flat models on big-endian hosts, whose memory layout
+// is not the wire's.
+var ErrBigEndian = errors.New("flat models need a little-endian host")
+
+// NewFlat allocates a zeroed flat model of the given layout. With spillDir
+// set, the buffer is a mapping of a temporary file there, so the kernel can
+// page it out instead of the process running out of memory.
+func NewFlat(layout []TensorShape, spillDir string) (*Flat, error) {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		return nil, ErrBigEndian
+	}
+	n := 0
+	seen := map[string]bool{}
+	for _, t := range layout {
+		size, err := ShapeSize(t.Shape)
+		if err != nil {
+			return nil, fmt.Errorf("%w: tensor %q: %v", ErrInvalid, t.Name, err)
+		}
+		if t.Name == "" || seen[t.Name] {
+			return nil, fmt.Errorf("%w: tensor name %q empty or repeated", ErrInvalid, t.Name)
+		}
+		seen[t.Name] = true
+		if n += size; n > maxParams {
+			return nil, fmt.Errorf("%w: more than %d parameters", ErrInvalid, maxParams)
+		}
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: a flat model needs at least one parameter", ErrInvalid)
+	}
+	f := &Flat{Layout: layout}
+	size := 4 * n
+	var err error
+	if spillDir != "" {
+		if f.file, err = os.CreateTemp(spillDir, "model-*.f32"); err != nil {
+			return nil, fmt.Errorf("spill file: %w", err)
+		}
+		os.Remove(f.file.Name()) // unlinked: it goes away with the mapping
+		if err = f.file.Truncate(int64(size)); err == nil {
+			f.mem, err = syscall.Mmap(int(f.file.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+		}
+	} else {
+		f.mem, err = syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("allocate %d bytes for a flat model: %w", size, err)
+	}
+	f.Data = unsafe.Slice((*float32)(unsafe.Pointer(&f.mem[0])), n)
+	return f, nil
+}
+
+// FlatCopy copies m into a new flat model.
+func FlatCopy(m *Model, spillDir string) (*Flat, error) {
+	f, err := NewFlat(LayoutOf(m), spillDir)
+	if err != nil {
+		return nil, err
+	}
+	off := 0
+	for _, t := range m.Tensors {
+		off += copy(f.Data[off:], t.Data)
+	}
+	return f, nil
+}
+
+// Bytes is the model's byte view (float32, little-endian); no copy.
+func (f *Flat) Bytes() []byte { return f.mem }
+
+// Size is the model's size in bytes.
+func (f *Flat) Size() int64 { return int64(len(f.mem)) }
+
+// ReadAt implements io.ReaderAt over Bytes, so a flat model can be streamed.
+func (f *Flat) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > int64(len(f.mem)) {
+		return 0, fmt.Errorf("read at %d of a %d-byte model", off, len(f.mem))
+	}
+	n := copy(p, f.mem[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Model is a view of f as a Model whose tensors share f's memory: no copy,
+// valid until Close.
+func (f *Flat) Model() *Model {
+	m := &Model{Tensors: make([]Tensor, len(f.Layout))}
+	off := 0
+	for i, t := range f.Layout {
+		n, _ := ShapeSize(t.Shape)
+		m.Tensors[i] = Tensor{Name: t.Name, Shape: t.Shape, Data: f.Data[off : off+n : off+n]}
+		off += n
+	}
+	return m
+}
+
+// Close releases the buffer; f must not be used afterwards.
+func (f *Flat) Close() error {
+	var err error
+	if f.mem != nil {
+		err = syscall.Munmap(f.mem)
+		f.mem, f.Data = nil, nil
+	}
+	if f.file != nil {
+		if cerr := f.file.Close(); err == nil {
+			err = cerr
+		}
+		f.file = nil
+	}
+	return err
+}

@@ -1,0 +1,107 @@
+package participant
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/bus/bridge"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// flatSink writes a stream's verified chunks into a flat model.
+type flatSink struct{ f *model.Flat }
+
+func (s flatSink) WriteChunk(index int, offset int64, data []byte) error {
+	if offset < 0 || offset+int64(len(data)) > s.f.Size() {
+		return fmt.Errorf("chunk %d (%d bytes at %d) does not fit a %d-byte model", index, len(data), offset, s.f.Size())
+	}
+	copy(s.f.Bytes()[offset:], data)
+	return nil
+}
+
+// trainStreamed handles a task whose global model comes as a stream: pull it
+// into a flat buffer (outside the heap, or spilled to disk), evaluate and
+// train, then offer the update as a stream for the server to pull. Memory
+// is the model (twice when training makes a new one), whatever its size.
+func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j *joined, from bridge.Origin, received string) {
+	if p.cfg.Streams == nil {
+		ctx.Respond(failure("no_streams", "this site cannot receive streamed models"))
+		return
+	}
+	layout, size, err := job.LayoutFromWire(m.Layout)
+	if err != nil || size != m.GlobalStream.TotalBytes {
+		ctx.Respond(failure("bad_model", fmt.Sprintf("layout of %d bytes for a %d-byte stream: %v", size, m.GlobalStream.TotalBytes, err)))
+		return
+	}
+	reply, system := ctx.Sender(), ctx.ActorSystem()
+	go func() {
+		fail := func(code string, err error) { system.Root.Send(reply, failure(code, err.Error())) }
+		spill := ""
+		if p.cfg.SpillAbove > 0 && size > p.cfg.SpillAbove {
+			spill = p.cfg.SpillDir
+		}
+		global, err := model.NewFlat(layout, spill)
+		if err != nil {
+			fail("no_memory", err)
+			return
+		}
+		defer global.Close()
+		bg := context.Background()
+		got, err := p.cfg.Streams.Receive(bg, from.Sender.Name, m.GlobalStream, flatSink{global})
+		if err != nil {
+			fail("stream_failed", fmt.Errorf("global model: %w", err))
+			return
+		}
+		p.cfg.Log.Info("global model received", "job", m.JobId, "round", m.Round, "bytes", got.Bytes, "ms", got.Duration.Milliseconds(), "resent", got.Resent, "corrupt", got.Corrupt)
+		start := time.Now()
+		res := &hearthv1.TrainResult{JobId: m.JobId, Round: m.Round}
+		if j.val != nil {
+			mt, err := trainer.Evaluate(j.spec, global.Model(), j.val)
+			if err != nil {
+				fail("bad_model", err)
+				return
+			}
+			res.Validation = metrics(mt)
+		}
+		update, samples := global, j.train.Rows()
+		if j.spec.Kind != trainer.KindNoop { // a noop update is the global model itself: no copy
+			spec := j.spec
+			spec.Seed += m.Round
+			trained, r, err := trainer.Train(bg, spec, global.Model(), j.train)
+			if err != nil {
+				fail("training_failed", err)
+				return
+			}
+			if update, err = model.FlatCopy(trained, spill); err != nil {
+				fail("no_memory", err)
+				return
+			}
+			defer update.Close()
+			samples, res.TrainLoss = r.Samples, r.Loss
+		}
+		res.TrainMicros = time.Since(start).Microseconds()
+		res.Samples = int64(samples)
+		executed := p.audit(auditor.Event{Action: "task.executed", JobID: m.JobId, Round: m.Round, PeerEvent: received,
+			Detail: map[string]string{"samples": fmt.Sprint(samples), "bytes": fmt.Sprint(update.Size())}})
+		out, err := p.cfg.Streams.Offer(bg, from.Sender.Name, update, update.Size())
+		if err != nil {
+			fail("stream_failed", fmt.Errorf("update: %w", err))
+			return
+		}
+		res.UpdateStream = out.Manifest
+		res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: executed})
+		system.Root.Send(reply, res)
+		// Serve the update until the server has pulled it all (or stalls);
+		// the deferred Close calls free the buffers after that.
+		if err := out.Wait(bg); err != nil {
+			p.cfg.Log.Warn("update stream failed", "job", m.JobId, "round", m.Round, "err", err)
+		}
+	}()
+}

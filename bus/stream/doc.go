@@ -1,0 +1,89 @@
+// Package stream moves large payloads (model tensors, hundreds of MB to many
+// GB) between two participants through the NATS hub, in chunks checked
+// against a signed manifest, with memory bounded by a window at both ends
+// and at the hub, progress-based stall detection and resumption after a
+// leaf reconnect.
+//
+// # Use
+//
+// One Manager per process subscribes bus.StreamInbox(Self) once and
+// demultiplexes every stream by (peer, stream id). The sender calls Offer,
+// which reads the source once to hash every chunk and returns an Outgoing
+// whose Manifest the caller puts inside the signed message that offers the
+// stream (bus/envelope): the manifest is authenticated by that signature,
+// so chunks need no signature of their own. The recipient verifies that
+// message, then calls Receive with the manifest and the sender's name; its
+// Sink gets every chunk in order, after its SHA-256 matched the manifest.
+// The sender's Outgoing.Wait returns once the recipient confirmed the last
+// chunk.
+//
+// # Protocol
+//
+// Stream id is 128 random bits in hex. Two subjects carry a stream:
+//
+//	bus.Stream(recipient, sender, id)  sender -> recipient: chunks, probes, abort
+//	bus.Stream(sender, recipient, id)  recipient -> sender: credit, abort
+//
+// NATS permissions let a participant publish only under its own name, so
+// only the sender can publish chunks of its streams and only the recipient
+// can grant credit for them. A chunk message carries its index in the NATS
+// header Hearth-Chunk (decimal) and the chunk's bytes as its payload, so
+// OfferBytes publishes chunks straight from the caller's memory. The other
+// messages have no header and a binary payload whose first byte is the
+// kind; integers are big-endian uint32:
+//
+//	chunk   Hearth-Chunk: index; data   one chunk, index < chunk count
+//	probe   0x02                        "tell me where you are" (sender idle)
+//	abort   0x03 reason                 the sender gave up (Cancel, Close, read error)
+//	credit  0x10 ack limit seq          chunks < ack delivered; send chunks < limit;
+//	                                    a seq the sender has not seen yet asks it
+//	                                    to rewind to ack (go-back-N)
+//	abort   0x11 reason                 the recipient gave up
+//
+// The sender sends nothing until the recipient grants credit, and then only
+// chunks below the latest limit; the recipient grants credit in batches (a
+// quarter of the window) as its Sink takes chunks, so the Sink's pace
+// throttles the sender and at most a window of chunks is in flight.
+//
+// The recipient delivers strictly in order and keeps no reorder buffer:
+//
+//   - chunk == next, hash matches: delivered to the Sink; next advances.
+//   - chunk == next, hash (or length) wrong: refused, never delivered, and
+//     re-requested with a rewind; the third bad copy of one chunk fails
+//     the stream with ErrCorrupt naming it.
+//   - chunk > next (a gap: chunks were lost, e.g. while a leaf link was
+//     down): dropped, and the recipient asks the sender to rewind to next;
+//     until next arrives it drops later chunks without asking again.
+//   - chunk < next: a duplicate, dropped.
+//
+// Because a rewind restarts at the first missing chunk, a transfer cut by
+// a leaf reconnect resumes where it stopped instead of starting over.
+//
+// Liveness: with no chunk delivered for RetryInterval the recipient asks
+// for a rewind to next, which restarts a sender whose chunks or credit were
+// lost (after a leaf reconnect, say); until the first chunk arrives it also
+// repeats its first credit, quickly at first (50 ms, doubling), in case
+// that was lost. With no chunk delivered for StallTimeout it fails with
+// ErrStalled. A sender that has sent all it may and hears nothing for
+// RetryInterval sends a probe, which the recipient answers with its credit
+// (a Manager also answers probes for streams it finished within
+// StallTimeout, in case the last credit was lost); hearing nothing for
+// StallTimeout it fails with ErrStalled. The recipient must therefore
+// start Receive within StallTimeout of the Offer. Cancel, Close, a
+// cancelled context, a failed Sink or a corrupt chunk send an abort, so
+// the peer fails at once with ErrAborted instead of waiting for the stall.
+//
+// # Memory
+//
+// The sender holds one chunk buffer per stream (it re-reads the source to
+// resend; Publish copies), none with OfferBytes. The recipient holds the
+// chunks in flight (at most a window, twice that just after a rewind; more
+// are dropped and re-requested) and verifies and delivers one at a time.
+// All incoming streams of a Manager share ReceiveBudget bytes of window,
+// which keeps the hub's outbound buffer to the receiving connection well
+// below nats-server's max_pending (64 MiB), past which it disconnects the
+// client; the hub itself holds at most the windows in flight. Nothing
+// grows with the stream's size but the manifest (32 bytes a chunk), which
+// bounds a stream to MaxChunks chunks (MaxStreamBytes); Offer grows the
+// chunk size beyond Config.ChunkBytes when a stream would need more.
+package stream

@@ -1,0 +1,260 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hearthfl/hearth/bus"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// Sink receives a stream's verified chunks, in order, each exactly once.
+type Sink interface {
+	// WriteChunk takes chunk index, which starts at offset in the stream.
+	// data is only valid during the call. An error fails the stream. A
+	// call that blocks for longer than StallTimeout fails it at the sender.
+	WriteChunk(index int, offset int64, data []byte) error
+}
+
+// SinkFunc adapts a function to a Sink.
+type SinkFunc func(index int, offset int64, data []byte) error
+
+// WriteChunk calls f.
+func (f SinkFunc) WriteChunk(index int, offset int64, data []byte) error {
+	return f(index, offset, data)
+}
+
+// Stats describes an incoming stream.
+type Stats struct {
+	Bytes    int64         // delivered to the Sink
+	Chunks   int           // delivered to the Sink
+	Resent   int           // times the recipient asked the sender to resend (rewinds)
+	Corrupt  int           // chunk copies refused because their hash did not match
+	Dropped  int           // chunk copies discarded: duplicates, after a gap, over the window
+	Duration time.Duration // from Receive's start to its end
+}
+
+// incoming is a stream being received, as the dispatcher sees it.
+type incoming struct {
+	ch       chan *nats.Msg // chunks and probes
+	abort    chan string    // the sender's abort reason
+	overflow atomic.Int64   // chunk messages dropped because ch was full
+}
+
+// deliver queues a message from the sender without blocking.
+func (in *incoming) deliver(msg *nats.Msg) {
+	if !isChunk(msg) && msg.Data[0] == kindSenderAbort {
+		select {
+		case in.abort <- parseAbort(msg.Data):
+		default:
+		}
+		return
+	}
+	select {
+	case in.ch <- msg:
+	default:
+		in.overflow.Add(1)
+	}
+}
+
+// Receive pulls the stream a manifest describes from sender and gives each
+// chunk to sink, in order, after checking its SHA-256 against the manifest.
+// The manifest must come from a verified message signed by sender. Receive
+// returns when every chunk is delivered, or fails: ErrManifest, ErrStalled
+// (no progress for StallTimeout), ErrCorrupt, ErrAborted (the sender gave
+// up), ErrClosed, ctx's error, or the Sink's; on failure it tells the
+// sender. An empty stream returns at once.
+func (m *Manager) Receive(ctx context.Context, sender string, man *hearthv1.StreamManifest, sink Sink) (Stats, error) {
+	start := time.Now()
+	if !validName(sender) {
+		return Stats{}, fmt.Errorf("stream: sender name %q cannot be a subject token", sender)
+	}
+	l, err := checkManifest(man)
+	if err != nil {
+		return Stats{}, err
+	}
+	if sink == nil {
+		return Stats{}, errors.New("stream: no sink")
+	}
+	if l.count == 0 {
+		return Stats{Duration: time.Since(start)}, nil
+	}
+	key := streamKey{peer: sender, id: l.id}
+	in := &incoming{ch: make(chan *nats.Msg, 2*m.cfg.Window+2), abort: make(chan string, 1)}
+	var busy bool
+	err = m.register(func() {
+		if busy = m.in[key] != nil; !busy {
+			m.in[key] = in
+		}
+	})
+	if err != nil {
+		return Stats{}, err
+	}
+	defer m.wg.Done()
+	if busy {
+		return Stats{}, fmt.Errorf("stream: %s from %s is already being received", l.id, sender)
+	}
+	r := &receiver{
+		m: m, in: in, l: l, hashes: man.GetChunkSha256(), sink: sink,
+		ctl: bus.Stream(sender, m.cfg.Self, l.id), lastProgress: start,
+		backoff: min(firstRetry, m.cfg.RetryInterval),
+	}
+	err = r.run(ctx)
+	m.mu.Lock()
+	delete(m.in, key)
+	m.mu.Unlock()
+	r.stats.Dropped += int(in.overflow.Load())
+	r.stats.Duration = time.Since(start)
+	if err != nil {
+		if !errors.Is(err, ErrAborted) { // the sender knows
+			m.publish(r.ctl, encodeAbort(kindReceiverAbort, reasonOf(err)))
+		}
+		m.log.Info("incoming stream failed", "stream", l.id, "from", sender, "err", err)
+		return r.stats, fmt.Errorf("stream %s from %s: %w", l.id, sender, err)
+	}
+	m.remember(key, l.count)
+	return r.stats, nil
+}
+
+// receiver is the state of one Receive.
+type receiver struct {
+	m      *Manager
+	in     *incoming
+	l      layout
+	hashes [][]byte
+	sink   Sink
+	ctl    string // credit and abort: bus.Stream(sender, self, id)
+
+	next    int           // first chunk not delivered
+	granted int           // next as of the last credit sent
+	seq     uint32        // rewinds asked for
+	pending bool          // a rewind to next is outstanding: drop later chunks quietly
+	corrupt int           // bad copies of chunk next
+	started bool          // a chunk message arrived
+	backoff time.Duration // between first credits, until started
+	stats   Stats
+
+	lastProgress time.Time // a chunk delivered (or the start)
+	lastRewind   time.Time
+	lastCredit   time.Time
+}
+
+func (r *receiver) run(ctx context.Context) error {
+	r.sendCredit()
+	timer := time.NewTimer(r.backoff)
+	defer timer.Stop()
+	for {
+		select {
+		case msg := <-r.in.ch:
+			if !isChunk(msg) { // a probe
+				r.sendCredit()
+				continue
+			}
+			if err := r.chunk(msg); err != nil || r.next == r.l.count {
+				return err
+			}
+		case <-timer.C:
+			wait, err := r.tick(time.Now())
+			if err != nil {
+				return err
+			}
+			timer.Reset(wait)
+		case reason := <-r.in.abort:
+			return fmt.Errorf("%w: %q", ErrAborted, reason)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.m.closed:
+			return ErrClosed
+		}
+	}
+}
+
+// chunk handles one chunk message from the sender.
+func (r *receiver) chunk(msg *nats.Msg) error {
+	i, payload, ok := parseChunk(msg)
+	r.started = true
+	switch {
+	case !ok || i >= r.l.count || i < r.next:
+		r.stats.Dropped++
+		return nil
+	case i > r.next: // a gap: go back to next
+		r.stats.Dropped++
+		if !r.pending {
+			r.rewind()
+		}
+		return nil
+	}
+	if sum := sha256.Sum256(payload); len(payload) != r.l.chunkLen(i) || !bytes.Equal(sum[:], r.hashes[i]) {
+		r.stats.Corrupt++
+		r.corrupt++
+		if r.corrupt >= maxCorrupt {
+			return fmt.Errorf("%w: chunk %d failed its check %d times", ErrCorrupt, i, r.corrupt)
+		}
+		r.m.log.Debug("chunk refused", "stream", r.l.id, "chunk", i, "bytes", len(payload))
+		r.rewind()
+		return nil
+	}
+	if err := r.sink.WriteChunk(i, r.l.offset(i), payload); err != nil {
+		return fmt.Errorf("sink: chunk %d: %w", i, err)
+	}
+	r.next++
+	r.corrupt, r.pending = 0, false
+	r.stats.Chunks++
+	r.stats.Bytes += int64(len(payload))
+	r.lastProgress = time.Now()
+	if r.next == r.l.count || r.next-r.granted >= max(r.m.window(r.l.chunkBytes)/4, 1) {
+		r.sendCredit()
+	}
+	return nil
+}
+
+// tick runs when the timer fires: it fails a stalled stream, asks for a
+// resend after RetryInterval without progress, re-sends the first credit
+// (in case it was lost) until the sender's first chunk arrives, and says
+// when to look again.
+func (r *receiver) tick(now time.Time) (time.Duration, error) {
+	stallAt := r.lastProgress.Add(r.m.cfg.StallTimeout)
+	if !now.Before(stallAt) {
+		return 0, fmt.Errorf("%w: no chunk for %v (%d of %d delivered)",
+			ErrStalled, now.Sub(r.lastProgress).Round(time.Millisecond), r.next, r.l.count)
+	}
+	if r.m.nc.IsClosed() {
+		return 0, nats.ErrConnectionClosed
+	}
+	retry := r.m.cfg.RetryInterval
+	if now.Sub(later(r.lastProgress, r.lastRewind)) >= retry {
+		r.rewind()
+		r.lastRewind = now
+	} else if !r.started && now.Sub(r.lastCredit) >= r.backoff {
+		r.sendCredit()
+		r.backoff = min(2*r.backoff, retry)
+	}
+	wait := min(time.Until(stallAt), time.Until(later(r.lastProgress, r.lastRewind).Add(retry)))
+	if !r.started {
+		wait = min(wait, time.Until(r.lastCredit.Add(r.backoff)))
+	}
+	return max(wait, time.Millisecond), nil
+}
+
+// rewind asks the sender to resend from next.
+func (r *receiver) rewind() {
+	r.seq++
+	r.pending = true
+	r.stats.Resent++
+	r.sendCredit()
+}
+
+// sendCredit tells the sender what was delivered and grants a window.
+func (r *receiver) sendCredit() {
+	limit := min(r.next+r.m.window(r.l.chunkBytes), r.l.count)
+	r.granted = r.next
+	r.lastCredit = time.Now()
+	r.m.publish(r.ctl, credit{ack: r.next, limit: limit, seq: r.seq}.encode())
+}

@@ -1,0 +1,365 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/bus"
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/integration/cluster"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// benchRow is one measured configuration.
+type benchRow struct {
+	ModelBytes   int64   `json:"model_bytes"`
+	Sites        int     `json:"sites"`
+	RoundSeconds float64 `json:"round_seconds"` // broadcast, gather, aggregate
+	Checkpoint   float64 `json:"checkpoint_seconds"`
+	BytesMoved   int64   `json:"bytes_moved"`
+	MBps         float64 `json:"mb_per_s"`
+	VsPlain      float64 `json:"ratio_to_plain_nats"`
+	ServerRSS    int64   `json:"server_peak_rss"`
+	SiteRSS      int64   `json:"site_peak_rss"`
+	TotalRSS     int64   `json:"all_processes_peak_rss"`
+}
+
+type benchReport struct {
+	PlainMBps float64    `json:"plain_nats_mb_per_s"`
+	Rows      []benchRow `json:"rounds"`
+}
+
+func runBench(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "bench", "[flags]")
+	sizes := fs.String("sizes", "16MiB,256MiB,1GiB", "model sizes, comma-separated (KiB, MiB, GiB, MB, GB)")
+	sites := fs.String("sites", "2,4,8", "site counts, comma-separated")
+	nvflare := fs.Bool("nvflare", false, "measure the sizes NVFlare's figures are for instead: 100MB x 2 sites, 500MB x 4, 1GB x 2")
+	plainBytes := fs.String("plain", "2GiB", "bytes to send for the plain NATS baseline")
+	workspace := fs.String("workspace", "", "folder for the benchmark's projects (default: a temporary folder, removed afterwards)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	profiles := fs.String("profile", "", "write each process's CPU profile into this folder as <config>-<name>.pprof")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	type config struct {
+		size  int64
+		sites int
+	}
+	var grid []config
+	if *nvflare {
+		grid = []config{{100e6, 2}, {500e6, 4}, {1e9, 2}}
+	} else {
+		ss, err := parseList(*sizes, parseSize)
+		if err != nil {
+			return fmt.Errorf("--sizes: %w", err)
+		}
+		ns, err := parseList(*sites, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 0) })
+		if err != nil {
+			return fmt.Errorf("--sites: %w", err)
+		}
+		for _, s := range ss {
+			for _, n := range ns {
+				grid = append(grid, config{s, int(n)})
+			}
+		}
+	}
+	plain, err := parseSize(*plainBytes)
+	if err != nil {
+		return fmt.Errorf("--plain: %w", err)
+	}
+	ws := *workspace
+	if ws == "" {
+		if ws, err = os.MkdirTemp("", "hearth-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(ws)
+	}
+	say := func(format string, a ...any) {
+		if !*asJSON {
+			fmt.Fprintf(c.stdout, format+"\n", a...)
+		}
+	}
+	var rep benchReport
+	if rep.PlainMBps, err = plainThroughput(ctx, filepath.Join(ws, "plain"), plain); err != nil {
+		return fmt.Errorf("plain NATS baseline: %w", err)
+	}
+	say("plain NATS, leaf -> hub, mTLS, compression off, %s in 1 MiB messages: %.0f MB/s", sizeText(plain), rep.PlainMBps)
+	say("\n%-9s %5s %9s %9s %9s %9s %11s %11s %11s %8s", "model", "sites", "round s", "moved", "MB/s", "vs plain", "server RSS", "site RSS", "all RSS", "ckpt s")
+	for i, g := range grid {
+		var extra []func(string) []string
+		if *profiles != "" {
+			extra = append(extra, func(name string) []string {
+				return []string{"--cpu-profile", filepath.Join(*profiles, fmt.Sprintf("%s-%d-%s.pprof", sizeText(g.size), g.sites, name))}
+			})
+		}
+		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.size, g.sites, extra...)
+		if err != nil {
+			return fmt.Errorf("%s with %d sites: %w", sizeText(g.size), g.sites, err)
+		}
+		row.VsPlain = row.MBps / rep.PlainMBps
+		rep.Rows = append(rep.Rows, *row)
+		say("%-9s %5d %9.2f %9s %9.0f %8.0f%% %11s %11s %11s %8.2f", sizeText(row.ModelBytes), row.Sites, row.RoundSeconds, sizeText(row.BytesMoved),
+			row.MBps, 100*row.VsPlain, sizeText(row.ServerRSS), sizeText(row.SiteRSS), sizeText(row.TotalRSS), row.Checkpoint)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return nil
+}
+
+// benchRound runs one FedAvg round of a noop model of size bytes on a
+// server and `sites` sites as separate processes, and measures it.
+func benchRound(ctx context.Context, ws string, size int64, sites int, extra ...func(string) []string) (*benchRow, error) {
+	if err := os.MkdirAll(ws, 0o700); err != nil {
+		return nil, err
+	}
+	local, err := cluster.ProvisionLocal(ws, sites, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := local.PrepareData("wdbc", 100, 1); err != nil { // sites need local data to join; noop ignores it
+		return nil, err
+	}
+	procs, err := startLocal(ctx, local, filepath.Join(ws, "logs"), extra...)
+	defer procs.stop(os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	k, err := kit.Load(local.Kit(local.Admin))
+	if err != nil {
+		return nil, err
+	}
+	admin, err := openConsole(ctx, k, time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	dir := filepath.Join(ws, "job")
+	manifest := fmt.Sprintf(`name: bench
+workflow: fedavg
+rounds: 1
+sites: ["@all"]
+min_sites: %d
+round_timeout: 30m
+dataset: wdbc
+trainer: {kind: noop, params: %d}
+evaluation: {validation: false, test: false}
+`, sites, size/4)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, job.ManifestFile), []byte(manifest), 0o644); err != nil {
+		return nil, err
+	}
+	id, err := admin.Submit(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	info, err := admin.Follow(ctx, id, 100*time.Millisecond, nil)
+	if err != nil {
+		return nil, err
+	}
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || len(info.History) == 0 {
+		return nil, fmt.Errorf("job %s: %s", status(info.Status), info.Reason)
+	}
+	r := info.History[len(info.History)-1]
+	row := &benchRow{ModelBytes: size / 4 * 4, Sites: sites, RoundSeconds: float64(r.DurationMicros) / 1e6, BytesMoved: r.BytesMoved,
+		Checkpoint: float64(r.CheckpointMicros) / 1e6}
+	row.MBps = float64(r.BytesMoved) / 1e6 / row.RoundSeconds
+	for i, p := range procs {
+		rss, err := p.PeakRSS()
+		if err != nil {
+			return nil, err
+		}
+		row.TotalRSS += rss
+		switch i {
+		case 0:
+			row.ServerRSS = rss
+		case 1:
+			row.SiteRSS = rss
+		}
+	}
+	return row, nil
+}
+
+// plainThroughput measures plain NATS on the path the sites' updates take:
+// a leaf node's connection publishing 1 MiB messages to a subscriber on the
+// hub, over the project's mTLS leaf link with compression off, with a
+// window of 16 messages in flight (the receiver acknowledges every 8) so
+// that nothing is dropped.
+func plainThroughput(ctx context.Context, ws string, total int64) (float64, error) {
+	if err := os.MkdirAll(ws, 0o700); err != nil {
+		return 0, err
+	}
+	local, err := cluster.ProvisionLocal(ws, 1, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	sk, err := kit.Load(local.Kit(local.Server))
+	if err != nil {
+		return 0, err
+	}
+	lk, err := kit.Load(local.Kit(local.Sites[0]))
+	if err != nil {
+		return 0, err
+	}
+	trust, err := sk.Trust()
+	if err != nil {
+		return 0, err
+	}
+	state, err := sk.StateDir()
+	if err != nil {
+		return 0, err
+	}
+	hub, err := bus.StartHub(bus.HubConfig{Name: sk.Config.Name, Host: "127.0.0.1", LeafPort: sk.Config.Server.LeafPort,
+		ClientPort: sk.Config.Server.ClientPort, Certificate: sk.TLSCertificate(), Trust: trust, Participants: sk.Participants,
+		StoreDir: filepath.Join(state, "jetstream")})
+	if err != nil {
+		return 0, err
+	}
+	defer hub.Shutdown()
+	leaf, err := bus.StartLeaf(bus.LeafConfig{Name: lk.Config.Name, HubURLs: lk.Config.LeafURLs(), LocalPort: -1,
+		Certificate: lk.TLSCertificate(), Trust: trust})
+	if err != nil {
+		return 0, err
+	}
+	defer leaf.Shutdown()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := leaf.WaitHub(wctx); err != nil {
+		return 0, err
+	}
+	hc, err := hub.Connect()
+	if err != nil {
+		return 0, err
+	}
+	defer hc.Close()
+	lc, err := leaf.Connect()
+	if err != nil {
+		return 0, err
+	}
+	defer lc.Close()
+	site := lk.Config.Name
+	data, acks := bus.Stream(sk.Config.Name, site, "plain"), bus.Stream(site, sk.Config.Name, "plain")
+	const chunk, window = 1 << 20, 16
+	n := int((total + chunk - 1) / chunk)
+	var mu sync.Mutex
+	got := 0
+	sub, err := hc.Subscribe(data, func(m *nats.Msg) {
+		if len(m.Data) == 1 { // warm-up: the links carry interest both ways
+			_ = hc.Publish(acks, []byte("0"))
+			return
+		}
+		mu.Lock()
+		got++
+		g := got
+		mu.Unlock()
+		if g%(window/2) == 0 || g == n {
+			_ = hc.Publish(acks, []byte(strconv.Itoa(g)))
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer sub.Unsubscribe()
+	sub.SetPendingLimits(-1, -1)
+	acked := make(chan int, 1024)
+	asub, err := lc.Subscribe(acks, func(m *nats.Msg) {
+		v, _ := strconv.Atoi(string(m.Data))
+		acked <- v
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer asub.Unsubscribe()
+	if err := lc.Flush(); err != nil {
+		return 0, err
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := lc.Publish(data, []byte{0}); err != nil {
+			return 0, err
+		}
+		select {
+		case <-acked:
+		case <-time.After(20 * time.Millisecond):
+			if time.Now().After(deadline) {
+				return 0, errors.New("nothing crosses the leaf link")
+			}
+			continue
+		}
+		break
+	}
+	payload := make([]byte, chunk)
+	start := time.Now()
+	confirmed := 0
+	for sent := 0; sent < n || confirmed < n; {
+		for sent < n && sent-confirmed < window {
+			if err := lc.Publish(data, payload); err != nil {
+				return 0, err
+			}
+			sent++
+		}
+		select {
+		case confirmed = <-acked:
+		case <-time.After(30 * time.Second):
+			return 0, fmt.Errorf("stalled at %d of %d messages", confirmed, n)
+		}
+	}
+	return float64(int64(n)*chunk) / 1e6 / time.Since(start).Seconds(), nil
+}
+
+func parseList(s string, parse func(string) (int64, error)) ([]int64, error) {
+	var out []int64
+	for _, f := range strings.Split(s, ",") {
+		v, err := parse(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		if v <= 0 {
+			return nil, fmt.Errorf("%q is not positive", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// parseSize reads "16MiB", "1GiB", "500MB", "1GB" or a byte count.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.ParseFloat(num, 64)
+			if err != nil {
+				return 0, fmt.Errorf("size %q: %w", s, err)
+			}
+			return int64(v * float64(u.mult)), nil
+		}
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+	}
+	return bytesText(n)
+}
