@@ -26,9 +26,9 @@ const MaxPayload = 4 << 20
 // 64 MiB default.
 const MaxPending = 256 << 20
 
-// MaxEnvelope is the largest envelope a verifier accepts. A whole model
-// travels in one envelope today, which bounds models to about a million
-// parameters; larger ones need chunked streams (issue 4).
+// MaxEnvelope is the largest envelope a verifier accepts. Models up to 1 MiB
+// travel inline in one envelope; larger ones in chunked streams (bus/stream)
+// whose signed manifest is itself an envelope.
 const MaxEnvelope = MaxPayload - 64<<10
 
 // HubConfig configures the server's embedded nats-server.

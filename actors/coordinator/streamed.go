@@ -20,7 +20,8 @@ import (
 
 // Streams offers and pulls chunked streams; *stream.Manager is one.
 type Streams interface {
-	Offer(ctx context.Context, recipient string, src io.ReaderAt, size int64) (*stream.Outgoing, error)
+	Prepare(ctx context.Context, data []byte) (*stream.Payload, error)
+	OfferPayload(ctx context.Context, recipient string, p *stream.Payload) (*stream.Outgoing, error)
 	Receive(ctx context.Context, sender string, man *hearthv1.StreamManifest, sink stream.Sink) (stream.Stats, error)
 }
 
@@ -120,12 +121,18 @@ func (w *workflow) startStreamedRound(ctx actor.Context) {
 	}
 	w.pulling, w.pulls = map[string]bool{}, &sync.WaitGroup{}
 	layout := job.LayoutToWire(w.big.Layout)
+	// Hashed once for every site: each gets its own stream of the same bytes.
+	payload, err := w.cfg.Streams.Prepare(context.Background(), w.big.Bytes())
+	if err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %v", w.round, err))
+		return
+	}
 	for _, s := range w.sites() {
 		if !w.reachable(s) {
 			w.miss(s, "not connected to the hub")
 			continue
 		}
-		out, err := w.cfg.Streams.Offer(context.Background(), s, w.big, w.big.Size())
+		out, err := w.cfg.Streams.OfferPayload(context.Background(), s, payload)
 		if err != nil {
 			w.miss(s, "offer of the global model: "+err.Error())
 			continue

@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"io"
-
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
@@ -43,7 +41,7 @@ type Authorizer interface {
 // Streams pulls and offers chunked streams; *stream.Manager is one.
 type Streams interface {
 	Receive(ctx context.Context, sender string, man *hearthv1.StreamManifest, sink stream.Sink) (stream.Stats, error)
-	Offer(ctx context.Context, recipient string, src io.ReaderAt, size int64) (*stream.Outgoing, error)
+	OfferBytes(ctx context.Context, recipient string, data []byte) (*stream.Outgoing, error)
 }
 
 // Config is what a participant needs.

@@ -90,7 +90,7 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 		res.Samples = int64(samples)
 		executed := p.audit(auditor.Event{Action: "task.executed", JobID: m.JobId, Round: m.Round, PeerEvent: received,
 			Detail: map[string]string{"samples": fmt.Sprint(samples), "bytes": fmt.Sprint(update.Size())}})
-		out, err := p.cfg.Streams.Offer(bg, from.Sender.Name, update, update.Size())
+		out, err := p.cfg.Streams.OfferBytes(bg, from.Sender.Name, update.Bytes())
 		if err != nil {
 			fail("stream_failed", fmt.Errorf("update: %w", err))
 			return

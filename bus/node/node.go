@@ -183,7 +183,7 @@ func (n *Node) finish(ctx context.Context, o Options) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
-	if n.Streams, err = stream.NewManager(stream.Config{Conn: n.Conn, Self: n.Identity.Name, Window: 64,
+	if n.Streams, err = stream.NewManager(stream.Config{Conn: n.Conn, Self: n.Identity.Name, Window: 64, ReceiveBudget: 128 << 20,
 		Logger: n.log.With("component", "stream")}); err != nil {
 		n.Close()
 		return nil, err

@@ -7,15 +7,15 @@
 // # Use
 //
 // One Manager per process subscribes bus.StreamInbox(Self) once and
-// demultiplexes every stream by (peer, stream id). The sender calls Offer,
-// which reads the source once to hash every chunk and returns an Outgoing
-// whose Manifest the caller puts inside the signed message that offers the
-// stream (bus/envelope): the manifest is authenticated by that signature,
-// so chunks need no signature of their own. The recipient verifies that
-// message, then calls Receive with the manifest and the sender's name; its
-// Sink gets every chunk in order, after its SHA-256 matched the manifest.
-// The sender's Outgoing.Wait returns once the recipient confirmed the last
-// chunk.
+// demultiplexes every stream by (peer, stream id). The sender calls Offer
+// (OfferBytes for data in memory), which reads the source once to hash
+// every chunk and returns an Outgoing whose Manifest the caller puts inside
+// the signed message that offers the stream (bus/envelope): the manifest
+// is authenticated by that signature, so chunks need no signature of their
+// own. The recipient verifies that message, then calls Receive with the
+// manifest and the sender's name; its Sink gets every chunk in order, after
+// its SHA-256 matched the manifest. The sender's Outgoing.Wait returns once
+// the recipient confirmed the last chunk.
 //
 // # Protocol
 //
@@ -80,9 +80,10 @@
 // chunks in flight (at most a window, twice that just after a rewind; more
 // are dropped and re-requested) and verifies and delivers one at a time.
 // All incoming streams of a Manager share ReceiveBudget bytes of window,
-// which keeps the hub's outbound buffer to the receiving connection well
-// below nats-server's max_pending (64 MiB), past which it disconnects the
-// client; the hub itself holds at most the windows in flight. Nothing
+// which keeps the outbound buffer of the hub (or leaf) to the receiving
+// connection well below its max_pending (bus.MaxPending), past which
+// nats-server disconnects the client; the hub itself holds at most the
+// windows in flight. Nothing
 // grows with the stream's size but the manifest (32 bytes a chunk), which
 // bounds a stream to MaxChunks chunks (MaxStreamBytes); Offer grows the
 // chunk size beyond Config.ChunkBytes when a stream would need more.

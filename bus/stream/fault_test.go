@@ -271,28 +271,55 @@ func TestCancelAndCloseTellThePeer(t *testing.T) {
 	}
 }
 
-// resume runs a 64 MiB transfer and calls cut once chunk 8 is delivered;
-// the transfer must finish without starting over.
-func resume(t *testing.T, from, to *Manager, cut func()) {
-	t.Helper()
-	data := randomBytes(64<<20, 8)
-	var once sync.Once
-	sink := newCheckSink()
-	sink.hook = func(i int) {
-		if i == 8 {
-			once.Do(cut)
-		}
+// cutSource is data that calls cut the first time chunk `at` is read after
+// it is armed: the link goes down just as the sender publishes that chunk,
+// with more in flight behind it.
+type cutSource struct {
+	data  []byte
+	at    int64 // offset of the chunk
+	cut   func() error
+	armed atomic.Bool
+	once  sync.Once
+	err   error
+}
+
+func (s *cutSource) ReadAt(p []byte, off int64) (int, error) {
+	if s.armed.Load() && off == s.at {
+		s.once.Do(func() { s.err = s.cut() })
 	}
-	out, st, err := transfer(t, from, to, data, false, sink)
+	return bytes.NewReader(s.data).ReadAt(p, off)
+}
+
+// resume runs a 64 MiB transfer (256 chunks) whose link is cut as chunk 64
+// goes out; it must finish without starting over.
+func resume(t *testing.T, from, to *Manager, cut func() error) {
+	t.Helper()
+	src := &cutSource{data: randomBytes(64<<20, 8), at: 64 * int64(from.cfg.ChunkBytes), cut: cut}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := from.Offer(ctx, to.cfg.Self, src, int64(len(src.data)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink.check(t, data)
+	src.armed.Store(true)
+	sink := newCheckSink()
+	st, err := to.Receive(ctx, from.cfg.Self, out.Manifest, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if src.err != nil {
+		t.Fatalf("cut: %v", src.err)
+	}
+	sink.check(t, src.data)
 	chunks := len(out.Manifest.ChunkSha256)
 	sent := out.Stats()
-	t.Logf("%d chunks: sent %d (%d again); recipient asked %d times, dropped %d", chunks, sent.Sent, sent.Resent, st.Resent, st.Dropped)
-	if st.Resent < 1 {
-		t.Fatalf("stats %+v: nothing was lost, the cut did not happen", st)
+	t.Logf("%d chunks in %v: sent %d (%d again); recipient asked %d times, dropped %d",
+		chunks, st.Duration.Round(time.Millisecond), sent.Sent, sent.Resent, st.Resent, st.Dropped)
+	if st.Resent < 1 || sent.Resent < 1 {
+		t.Fatalf("stats %+v, sender %+v: nothing was lost, the cut did not happen", st, sent)
 	}
 	if sent.Sent > chunks+chunks/2 {
 		t.Fatalf("sent %d chunk messages for %d chunks: the transfer started over", sent.Sent, chunks)
@@ -307,12 +334,12 @@ func resumeConfig(c *Config) {
 
 func TestResumeAfterLeafLinkCut(t *testing.T) {
 	tp := newTopology(t, "site-1")
-	_, nc := tp.joinedLeaf(t, "site-1")
+	leaf, nc := tp.joinedLeaf(t, "site-1")
 	site := newManager(t, nc, "site-1", resumeConfig)
 	srv := newManager(t, tp.hubConn(t), "server", resumeConfig)
 	reachable(t, site, srv)
 	reachable(t, srv, site)
-	resume(t, site, srv, func() { tp.cutLeaf(t, "site-1") })
+	resume(t, site, srv, func() error { return tp.cutLeaf("site-1", leaf) })
 }
 
 func TestResumeAfterHubRestart(t *testing.T) {
@@ -323,7 +350,7 @@ func TestResumeAfterHubRestart(t *testing.T) {
 	s2 := newManager(t, nc2, "site-2", resumeConfig)
 	reachable(t, s1, s2)
 	reachable(t, s2, s1)
-	resume(t, s1, s2, func() { tp.restartHub(t) })
+	resume(t, s1, s2, tp.restartHub)
 }
 
 func TestManyStreamsAtOnce(t *testing.T) {

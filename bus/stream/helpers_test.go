@@ -31,19 +31,24 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// checkFor polls f until it returns nil or total passes.
-func checkFor(t testing.TB, total, every time.Duration, f func() error) {
-	t.Helper()
+// poll calls f every `every` until it returns nil or total passes, and
+// returns its last error.
+func poll(total, every time.Duration, f func() error) error {
 	deadline := time.Now().Add(total)
 	for {
 		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(every)
+	}
+}
+
+// checkFor polls f until it returns nil or total passes.
+func checkFor(t testing.TB, total, every time.Duration, f func() error) {
+	t.Helper()
+	if err := poll(total, every, f); err != nil {
+		t.Fatalf("after %v: %v", total, err)
 	}
 }
 
@@ -83,32 +88,38 @@ func newTopology(t testing.TB, sites ...string) *topology {
 }
 
 // restartHub shuts the hub down and starts a new one on the same ports.
-func (tp *topology) restartHub(t testing.TB) {
-	t.Helper()
+// (No t.Fatal: it runs on a stream's goroutine.)
+func (tp *topology) restartHub() error {
 	tp.hub.Shutdown()
 	hub, err := bus.StartHub(tp.hubCfg)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	tp.hub = hub
+	return nil
 }
 
-// cutLeaf closes site's leaf link at the hub; the leaf dials again.
-func (tp *topology) cutLeaf(t testing.TB, site string) {
-	t.Helper()
+// cutLeaf closes site's leaf link at the hub and waits until the leaf
+// noticed; the leaf dials again after its reconnect interval.
+func (tp *topology) cutLeaf(site string, leaf *bus.Leaf) error {
 	lz, err := tp.hub.Server().Leafz(&server.LeafzOptions{})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for _, l := range lz.Leafs {
 		if l.Name == site {
 			if err := tp.hub.Server().DisconnectClientByID(l.ID); err != nil {
-				t.Fatal(err)
+				return err
 			}
-			return
+			return poll(5*time.Second, time.Millisecond, func() error {
+				if leaf.HubConnected() {
+					return fmt.Errorf("leaf %s still linked", site)
+				}
+				return nil
+			})
 		}
 	}
-	t.Fatalf("no leaf link of %s", site)
+	return fmt.Errorf("no leaf link of %s", site)
 }
 
 // joinedLeaf starts site's leaf node and returns a connection on it once

@@ -16,7 +16,7 @@ import (
 var (
 	// ErrStalled: no progress for Config.StallTimeout.
 	ErrStalled = errors.New("stream: stalled")
-	// ErrCorrupt: a chunk failed its hash check maxCorrupt times.
+	// ErrCorrupt: three copies of one chunk failed their hash check.
 	ErrCorrupt = errors.New("stream: chunk corrupt")
 	// ErrClosed: the Manager was closed.
 	ErrClosed = errors.New("stream: manager closed")
@@ -32,11 +32,11 @@ var (
 
 // Defaults and limits of Config.
 const (
-	DefaultChunkBytes    = 1 << 20
-	DefaultWindow        = 16
-	MaxWindow            = 1024
-	DefaultStallTimeout  = 30 * time.Second
-	DefaultReceiveBudget = 32 << 20
+	DefaultChunkBytes    = 1 << 20          // Config.ChunkBytes
+	DefaultWindow        = 16               // Config.Window
+	MaxWindow            = 1024             // the largest Config.Window
+	DefaultStallTimeout  = 30 * time.Second // Config.StallTimeout
+	DefaultReceiveBudget = 32 << 20         // Config.ReceiveBudget
 	// maxCorrupt bad copies of one chunk fail the stream with ErrCorrupt.
 	maxCorrupt = 3
 	// firstRetry is how long the recipient waits for the sender's first
@@ -58,10 +58,11 @@ type Config struct {
 	RetryInterval time.Duration
 	// ReceiveBudget bounds the bytes of chunks in flight to this process,
 	// all incoming streams together: each gets an equal share of it as its
-	// window (at least two chunks, at most Window). Default 32 MiB: the
-	// hub disconnects a client whose outbound buffer passes 64 MiB.
+	// window (at least two chunks, at most Window). Default 32 MiB, well
+	// under bus.MaxPending, past which nats-server disconnects a client
+	// that cannot keep up.
 	ReceiveBudget int64
-	Logger        *slog.Logger
+	Logger        *slog.Logger // nil: no logs
 }
 
 // withDefaults returns c with zero fields set to their defaults.

@@ -137,8 +137,8 @@ type receiver struct {
 	seq     uint32        // rewinds asked for
 	pending bool          // a rewind to next is outstanding: drop later chunks quietly
 	corrupt int           // bad copies of chunk next
-	started bool          // a chunk message arrived
-	backoff time.Duration // between first credits, until started
+	arrived int           // chunk messages handled
+	backoff time.Duration // between first credits, until a chunk arrives
 	stats   Stats
 
 	lastProgress time.Time // a chunk delivered (or the start)
@@ -179,7 +179,7 @@ func (r *receiver) run(ctx context.Context) error {
 // chunk handles one chunk message from the sender.
 func (r *receiver) chunk(msg *nats.Msg) error {
 	i, payload, ok := parseChunk(msg)
-	r.started = true
+	r.arrived++
 	switch {
 	case !ok || i >= r.l.count || i < r.next:
 		r.stats.Dropped++
@@ -222,8 +222,8 @@ func (r *receiver) chunk(msg *nats.Msg) error {
 func (r *receiver) tick(now time.Time) (time.Duration, error) {
 	stallAt := r.lastProgress.Add(r.m.cfg.StallTimeout)
 	if !now.Before(stallAt) {
-		return 0, fmt.Errorf("%w: no chunk for %v (%d of %d delivered)",
-			ErrStalled, now.Sub(r.lastProgress).Round(time.Millisecond), r.next, r.l.count)
+		return 0, fmt.Errorf("%w: no chunk for %v (%d of %d delivered, %d chunk messages arrived)",
+			ErrStalled, now.Sub(r.lastProgress).Round(time.Millisecond), r.next, r.l.count, r.arrived)
 	}
 	if r.m.nc.IsClosed() {
 		return 0, nats.ErrConnectionClosed
@@ -232,12 +232,12 @@ func (r *receiver) tick(now time.Time) (time.Duration, error) {
 	if now.Sub(later(r.lastProgress, r.lastRewind)) >= retry {
 		r.rewind()
 		r.lastRewind = now
-	} else if !r.started && now.Sub(r.lastCredit) >= r.backoff {
+	} else if r.arrived == 0 && now.Sub(r.lastCredit) >= r.backoff {
 		r.sendCredit()
 		r.backoff = min(2*r.backoff, retry)
 	}
 	wait := min(time.Until(stallAt), time.Until(later(r.lastProgress, r.lastRewind).Add(retry)))
-	if !r.started {
+	if r.arrived == 0 {
 		wait = min(wait, time.Until(r.lastCredit.Add(r.backoff)))
 	}
 	return max(wait, time.Millisecond), nil

@@ -62,17 +62,19 @@ func (m *Manager) Offer(ctx context.Context, recipient string, src io.ReaderAt, 
 	if src == nil {
 		return nil, errors.New("stream: no source")
 	}
-	return m.offer(ctx, recipient, src, size, nil)
+	return m.offer(ctx, recipient, src, size, nil, nil)
 }
 
 // OfferBytes is Offer of data, which stays in memory: its chunks are
 // published straight from it, without a copy. data must not change until
 // the stream has ended.
 func (m *Manager) OfferBytes(ctx context.Context, recipient string, data []byte) (*Outgoing, error) {
-	return m.offer(ctx, recipient, bytes.NewReader(data), int64(len(data)), data)
+	return m.offer(ctx, recipient, bytes.NewReader(data), int64(len(data)), data, nil)
 }
 
-func (m *Manager) offer(ctx context.Context, recipient string, src io.ReaderAt, size int64, mem []byte) (*Outgoing, error) {
+// offer starts an outgoing stream; hashes, when not nil, are the chunk
+// hashes of src under this manager's layout, computed before (Prepare).
+func (m *Manager) offer(ctx context.Context, recipient string, src io.ReaderAt, size int64, mem []byte, hashes [][]byte) (*Outgoing, error) {
 	if !validName(recipient) {
 		return nil, fmt.Errorf("stream: recipient name %q cannot be a subject token", recipient)
 	}
@@ -84,9 +86,12 @@ func (m *Manager) offer(ctx context.Context, recipient string, src io.ReaderAt, 
 	if err != nil {
 		return nil, err
 	}
-	hashes, err := hashChunks(ctx, src, l)
-	if err != nil {
-		return nil, fmt.Errorf("stream: offer: %w", err)
+	if hashes == nil {
+		if hashes, err = hashChunks(ctx, src, l); err != nil {
+			return nil, fmt.Errorf("stream: offer: %w", err)
+		}
+	} else if len(hashes) != l.count {
+		return nil, fmt.Errorf("%w: %d prepared hashes for %d chunks", ErrManifest, len(hashes), l.count)
 	}
 	o := &Outgoing{
 		Manifest: &hearthv1.StreamManifest{StreamId: id, TotalBytes: size, ChunkBytes: int32(l.chunkBytes), ChunkSha256: hashes},
@@ -179,6 +184,7 @@ func (o *Outgoing) run() {
 			m.publish(o.subject, encodeAbort(kindSenderAbort, reasonOf(err)))
 		}
 		m.log.Info("outgoing stream failed", "stream", o.l.id, "to", o.key.peer, "err", err)
+		err = fmt.Errorf("stream %s to %s: %w", o.l.id, o.key.peer, err)
 	}
 	o.err = err
 	close(o.done)
