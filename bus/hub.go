@@ -83,10 +83,7 @@ func (c *HubConfig) Validate() error {
 // Hub is the server's embedded nats-server: the hub of the leaf-node
 // topology, with JetStream for durable state.
 type Hub struct {
-	srv      *server.Server
-	opts     *server.Options
-	internal *internalUser
-	log      *slog.Logger
+	*embedded
 }
 
 // StartHub starts the hub and waits until it accepts connections.
@@ -94,25 +91,13 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
-	report := func(r Refusal) {
-		log.Warn("connection refused", "listener", r.Listener, "peer", r.Peer, "reason", r.Reason(), "err", r.Err)
-		if cfg.OnRefusal != nil {
-			cfg.OnRefusal(r)
-		}
-	}
-	internal, err := newInternalUser()
+	log, now := withDefaults(cfg.Logger, cfg.Now)
+	report := reporter(log, cfg.OnRefusal)
+	e, err := newEmbedded("hub")
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{internal: internal, log: log}
+	h := &Hub{embedded: e}
 
 	var users []*server.User
 	for _, p := range cfg.Participants {
@@ -130,7 +115,7 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 		MaxPayload: MaxPayload,
 		MaxPending: MaxPending,
 		Users:      users,
-		Nkeys:      []*server.NkeyUser{internal.user()},
+		Nkeys:      []*server.NkeyUser{e.internal.user()},
 		// Client listener: admin consoles, mTLS, certificate mapped to user.
 		TLS:        true,
 		TLSVerify:  true,
@@ -158,33 +143,15 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 			NoAuthUser: "",
 		}
 	}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("hub: %w", err)
+	if err := e.start(opts, log, report); err != nil {
+		return nil, err
 	}
-	srv.SetLoggerV2(natsLogger{log: log.With("component", "nats-hub"), report: report}, false, false, false)
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, errors.New("hub: nats-server did not become ready within 10s")
-	}
-	h.srv, h.opts = srv, opts
 	return h, nil
 }
 
 // Connect opens an in-process connection for the server's own actors.
 func (h *Hub) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{
-		nats.InProcessServer(h.srv),
-		h.internal.option(),
-		nats.Name("hearth-server-actors"),
-		nats.MaxReconnects(-1),
-	}, opts...)
-	nc, err := nats.Connect("", opts...)
-	if err != nil {
-		return nil, fmt.Errorf("hub: in-process connection: %w", err)
-	}
-	return nc, nil
+	return h.connect("hearth-server-actors", opts...)
 }
 
 // LeafAddr is the leafnode listener's host:port.
@@ -226,7 +193,4 @@ func (h *Hub) NumLeafs() int { return h.srv.NumLeafNodes() }
 func (h *Hub) Server() *server.Server { return h.srv }
 
 // Shutdown stops the hub and waits for it.
-func (h *Hub) Shutdown() {
-	h.srv.Shutdown()
-	h.srv.WaitForShutdown()
-}
+func (h *Hub) Shutdown() { h.shutdown() }

@@ -69,9 +69,7 @@ func (c *LeafConfig) Validate() error {
 
 // Leaf is a site's embedded nats-server, a leaf node of the hub.
 type Leaf struct {
-	srv      *server.Server
-	opts     *server.Options
-	internal *internalUser
+	*embedded
 }
 
 // StartLeaf starts the leaf node. It returns once the local server accepts
@@ -80,20 +78,8 @@ func StartLeaf(cfg LeafConfig) (*Leaf, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
-	report := func(r Refusal) {
-		log.Warn("connection refused", "listener", r.Listener, "peer", r.Peer, "reason", r.Reason(), "err", r.Err)
-		if cfg.OnRefusal != nil {
-			cfg.OnRefusal(r)
-		}
-	}
+	log, now := withDefaults(cfg.Logger, cfg.Now)
+	report := reporter(log, cfg.OnRefusal)
 	reconnect := cfg.ReconnectInterval
 	if reconnect <= 0 {
 		reconnect = time.Second
@@ -116,11 +102,11 @@ func StartLeaf(cfg LeafConfig) (*Leaf, error) {
 		remote.Proxy.Timeout = 10 * time.Second
 	}
 
-	internal, err := newInternalUser()
+	e, err := newEmbedded("leaf")
 	if err != nil {
 		return nil, err
 	}
-	l := &Leaf{internal: internal}
+	l := &Leaf{embedded: e}
 	cert, err := x509.ParseCertificate(cfg.Certificate.Certificate[0])
 	if err != nil {
 		return nil, fmt.Errorf("leaf: own certificate: %w", err)
@@ -136,7 +122,7 @@ func StartLeaf(cfg LeafConfig) (*Leaf, error) {
 		NoSigs:     true,
 		MaxPayload: MaxPayload,
 		MaxPending: MaxPending,
-		Nkeys:      []*server.NkeyUser{internal.user()},
+		Nkeys:      []*server.NkeyUser{e.internal.user()},
 		Users: []*server.User{
 			// Site-local processes present the site's own certificate.
 			{Username: natsUser(self)},
@@ -162,33 +148,15 @@ func StartLeaf(cfg LeafConfig) (*Leaf, error) {
 			Compression:       server.CompressionOpts{Mode: server.CompressionOff},
 		},
 	}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("leaf: %w", err)
+	if err := e.start(opts, log, report); err != nil {
+		return nil, err
 	}
-	srv.SetLoggerV2(natsLogger{log: log.With("component", "nats-leaf"), report: report}, false, false, false)
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, errors.New("leaf: nats-server did not become ready within 10s")
-	}
-	l.srv, l.opts = srv, opts
 	return l, nil
 }
 
 // Connect opens an in-process connection for the site's own actors.
 func (l *Leaf) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{
-		nats.InProcessServer(l.srv),
-		l.internal.option(),
-		nats.Name("hearth-site-actors"),
-		nats.MaxReconnects(-1),
-	}, opts...)
-	nc, err := nats.Connect("", opts...)
-	if err != nil {
-		return nil, fmt.Errorf("leaf: in-process connection: %w", err)
-	}
-	return nc, nil
+	return l.connect("hearth-site-actors", opts...)
 }
 
 // HubConnected reports whether the link to the hub is up.
@@ -212,7 +180,4 @@ func (l *Leaf) WaitHub(ctx context.Context) error {
 func (l *Leaf) LocalAddr() string { return l.srv.Addr().String() }
 
 // Shutdown stops the leaf node and waits for it.
-func (l *Leaf) Shutdown() {
-	l.srv.Shutdown()
-	l.srv.WaitForShutdown()
-}
+func (l *Leaf) Shutdown() { l.shutdown() }

@@ -3,36 +3,19 @@ package main
 import (
 	"context"
 
-	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
 )
 
 func runServer(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "server", "-k KIT [flags]")
-	kitDir := fs.String("k", "", "the server's startup kit folder (required)")
+	var d daemonFlags
+	d.register(fs, "server")
 	listen := fs.String("listen", "0.0.0.0", "address the hub's listeners bind to")
-	var lf logFlags
-	lf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *kitDir == "" {
-		fs.Usage()
-		return errUsageMsg("-k KIT is required")
-	}
-	log, err := lf.logger(c.stderr)
-	if err != nil {
-		return err
-	}
-	stopProfile, err := lf.profile()
+	k, log, stopProfile, err := d.open(c, fs, args)
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
-	k, err := kit.Load(*kitDir)
-	if err != nil {
-		return err
-	}
 	n, err := node.StartServer(ctx, k, node.Options{Logger: log, ListenHost: *listen})
 	if err != nil {
 		return err

@@ -4,35 +4,18 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
 )
 
 func runSite(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "site", "-k KIT [flags]")
-	kitDir := fs.String("k", "", "the site's startup kit folder (required)")
-	var lf logFlags
-	lf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *kitDir == "" {
-		fs.Usage()
-		return errUsageMsg("-k KIT is required")
-	}
-	log, err := lf.logger(c.stderr)
-	if err != nil {
-		return err
-	}
-	stopProfile, err := lf.profile()
+	var d daemonFlags
+	d.register(fs, "site")
+	k, log, stopProfile, err := d.open(c, fs, args)
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
-	k, err := kit.Load(*kitDir)
-	if err != nil {
-		return err
-	}
 	n, err := node.StartSite(ctx, k, node.Options{Logger: log})
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+
+	"github.com/hearthfl/hearth/bus/kit"
 )
 
 // logFlags are the logging and diagnostics flags every long-running
@@ -51,4 +53,39 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", l.format)
+}
+
+// daemonFlags are the flags of the long-running commands (server, site):
+// the startup kit, logging and diagnostics.
+type daemonFlags struct {
+	kitDir string
+	logFlags
+}
+
+func (d *daemonFlags) register(fs *flag.FlagSet, whose string) {
+	fs.StringVar(&d.kitDir, "k", "", "the "+whose+"'s startup kit folder (required)")
+	d.logFlags.register(fs)
+}
+
+// open parses args, then makes the logger, starts the CPU profile if asked
+// and loads (verifies) the kit. stop ends the profile.
+func (d *daemonFlags) open(c *cli, fs *flag.FlagSet, args []string) (k *kit.Kit, log *slog.Logger, stop func(), err error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, nil, err
+	}
+	if d.kitDir == "" {
+		fs.Usage()
+		return nil, nil, nil, errUsageMsg("-k KIT is required")
+	}
+	if log, err = d.logger(c.stderr); err != nil {
+		return nil, nil, nil, err
+	}
+	if stop, err = d.profile(); err != nil {
+		return nil, nil, nil, err
+	}
+	if k, err = kit.Load(d.kitDir); err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return k, log, stop, nil
 }
