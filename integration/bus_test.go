@@ -111,6 +111,7 @@ func TestEnvelopesRefusedAcrossProcesses(t *testing.T) {
 		{"type not allowed for a site", site2, sign(site2, &hearthv1.Notice{Text: "sites may not send notices"}), "type_not_allowed"},
 		{"oversize", admin, sign(admin, &hearthv1.Ping{Payload: make([]byte, bus.MaxEnvelope)}), "too_large"},
 		{"another participant's envelope relayed", site2, sign(admin, &hearthv1.Notice{Text: "relayed"}), "sender_mismatch"},
+		{"a job task from an admin (only the server coordinates)", admin, sign(admin, &hearthv1.TrainTask{JobId: "job-x"}), "type_not_allowed"},
 	}
 	for _, tc := range cases {
 		if err := tc.from.Conn.Publish(bus.Direct("site-1", tc.from.Identity.Name), tc.data); err != nil {

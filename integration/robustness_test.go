@@ -247,3 +247,41 @@ func TestSiteDecidesForItself(t *testing.T) {
 	}
 	t.Logf("site-2 refused: %s", recs[i].Detail["reason"])
 }
+
+// TestServerAuthorizesAdminCommands: the server decides admin commands by
+// its own policy. With an override that lets project admins only view,
+// submitting is refused with the policy's reason, and nothing runs.
+func TestServerAuthorizesAdminCommands(t *testing.T) {
+	p := startProject(t, 1, 0)
+	if err := p.server.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	own := `{"format_version": "1.0", "permissions": {"project_admin": {"view": "any"}}}`
+	if err := os.WriteFile(filepath.Join(p.Kit("server"), "local", "authorization.json"), []byte(own), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.server = p.start(t, "server-restricted", "server", "-k", p.Kit("server"), "--listen", "127.0.0.1")
+	p.await(t, p.server)
+	n := p.inProcess(t, p.Admin, node.Options{})
+	lp := &learningProject{project: p, node: n, admin: &coordinator.Client{Bus: n.Bridge, Server: "server",
+		SignJob: func(m []byte) (*hearthv1.SignedJob, error) { return job.Sign(m, n.Kit.Cert, n.Kit.Key) }}}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, job.ManifestFile), []byte(jobSpec{rounds: 1, minSites: 1, timeout: "5s"}.manifest()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err = lp.admin.Submit(context.Background(), dir)
+		if err == nil || !errors.Is(err, bridge.ErrTimeout) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "may not submit_job") {
+		t.Fatalf("submit under a view-only policy: %v", err)
+	}
+	var list hearthv1.JobList
+	if err := lp.admin.Call(context.Background(), &hearthv1.ListJobs{}, &list); err != nil || len(list.Jobs) != 0 {
+		t.Fatalf("jobs after the refusal: %v, %v", list.Jobs, err)
+	}
+}
