@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthfl/hearth/integration/cluster"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -34,4 +35,32 @@ func TestStreamedModelTrains(t *testing.T) {
 		t.Logf("round %d: %d sites, val acc %.3f, %.0f ms, checkpoint %.0f ms", r.Round, len(r.Answered), r.GetValidation().GetAccuracy(),
 			float64(r.DurationMicros)/1000, float64(r.CheckpointMicros)/1000)
 	}
+}
+
+// TestStreamedJobResumesAfterServerRestart: the server is killed in the
+// middle of a job whose model travels as streams; restarted, it reloads the
+// last raw checkpoint from JetStream and finishes the job.
+func TestStreamedJobResumesAfterServerRestart(t *testing.T) {
+	lp := startLearning(t, 2)
+	id := lp.submit(t, jobSpec{rounds: 6, minSites: 2, timeout: "60s",
+		trainer: "{kind: mlp, hidden: [2048, 128], learning_rate: 0.05, epochs: 1, batch_size: 32, seed: 1}"}.manifest())
+	before := lp.waitRound(t, id, 2)
+	lp.server.Kill()
+	restarted := lp.start(t, "server-restarted", "server", "-k", lp.Kit("server"), "--listen", "127.0.0.1")
+	lp.await(t, restarted)
+	resumed := awaitLog(t, restarted, "resume", func(r cluster.Record) bool { return r.Msg() == "resuming job" && r.Str("job") == id })
+	if from := int64(resumed["completed_rounds"].(float64)); from < before.CompletedRounds {
+		t.Fatalf("resumed from round %d; round %d had completed", from, before.CompletedRounds)
+	}
+	info := lp.waitEnd(t, id, 120*time.Second)
+	if over := restarted.Records(func(r cluster.Record) bool { return strings.Contains(r.Msg(), "starting the job over") }); len(over) > 0 {
+		t.Fatalf("the restarted server started the job over: %v", over)
+	}
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 6 || len(info.History) != 6 {
+		t.Fatalf("job %s, %d rounds, %d in history: %s", info.Status, info.CompletedRounds, len(info.History), info.Reason)
+	}
+	if acc := info.History[5].GetValidation().GetAccuracy(); acc < 0.85 {
+		t.Fatalf("round 6 started from a model at %.3f validation accuracy: the resumed model was not the checkpoint", acc)
+	}
+	t.Logf("crashed after round %d; finished with round-6 validation accuracy %.3f", before.CompletedRounds, info.History[5].GetValidation().GetAccuracy())
 }
