@@ -15,7 +15,9 @@
 // own. The recipient verifies that message, then calls Receive with the
 // manifest and the sender's name; its Sink gets every chunk in order, after
 // its SHA-256 matched the manifest. The sender's Outgoing.Wait returns once
-// the recipient confirmed the last chunk.
+// the recipient confirmed the last chunk. To send the same bytes to many
+// recipients (the global model to every site), Prepare hashes them once and
+// OfferPayload opens one stream per recipient with those hashes.
 //
 // # Protocol
 //

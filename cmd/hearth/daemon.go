@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 
 	"github.com/hearthfl/hearth/bus/kit"
@@ -80,6 +81,7 @@ func (d *daemonFlags) open(c *cli, fs *flag.FlagSet, args []string) (k *kit.Kit,
 	if log, err = d.logger(c.stderr); err != nil {
 		return nil, nil, nil, err
 	}
+	tuneRuntime(c.getenv)
 	if stop, err = d.profile(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -88,4 +90,22 @@ func (d *daemonFlags) open(c *cli, fs *flag.FlagSet, args []string) (k *kit.Kit,
 		return nil, nil, nil, err
 	}
 	return k, log, stop, nil
+}
+
+// tuneRuntime sets the garbage collector for a process whose models live
+// outside the Go heap while model streams allocate a 1 MiB buffer per chunk:
+// a small live heap and a high allocation rate would otherwise make the GC
+// run every few chunks. GOGC 400 lets garbage grow longer between
+// collections; a 512 MiB soft limit on the heap keeps that bounded (the
+// off-heap models do not count towards it). Measured with hearth bench,
+// 1 GiB model, 8 sites: round 42.3 s -> 35.4 s, server peak RSS 1.49 ->
+// 1.51 GiB (GOGC 400 alone: 36.6 s, 2.63 GiB). GOGC and GOMEMLIMIT in the
+// environment take precedence.
+func tuneRuntime(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(512 << 20)
+	}
 }
