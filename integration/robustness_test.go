@@ -285,3 +285,23 @@ func TestServerAuthorizesAdminCommands(t *testing.T) {
 		t.Fatalf("jobs after the refusal: %v, %v", list.Jobs, err)
 	}
 }
+
+// TestSiteWithoutTheDataRefusesTheJob: a site that has no local copy of the
+// job's dataset refuses to join, saying why in its audit log, and the job
+// runs with the sites that have it.
+func TestSiteWithoutTheDataRefusesTheJob(t *testing.T) {
+	lp := startLearning(t, 2)
+	if err := os.RemoveAll(filepath.Join(lp.Workspace, "data", "site-2", "optdigits")); err != nil {
+		t.Fatal(err)
+	}
+	id := lp.submit(t, jobSpec{rounds: 2, minSites: 1, timeout: "10s"}.manifest())
+	info := lp.waitEnd(t, id, 30*time.Second)
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || !slices.Equal(info.History[0].Answered, []string{"site-1"}) {
+		t.Fatalf("job %s, round 1 answered by %v: %s", info.Status, info.History[0].GetAnswered(), info.Reason)
+	}
+	recs := readAudit(t, lp.Kit("site-2"))
+	i := slices.IndexFunc(recs, func(r auditor.Record) bool { return r.Action == "job.refused" && r.JobID == id })
+	if i < 0 || !strings.Contains(recs[i].Detail["reason"], "local data for optdigits") {
+		t.Fatalf("site-2's audit log has no refusal naming its missing data: %+v", recs)
+	}
+}
