@@ -158,11 +158,7 @@ func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult)
 	w.pulling[site] = true
 	w.trainLoss += m.TrainLoss * float64(m.Samples)
 	w.trainSamples += m.Samples
-	if v := m.Validation; v != nil && v.Samples > 0 {
-		w.valLoss += v.Loss * float64(v.Samples)
-		w.valAcc += v.Accuracy * float64(v.Samples)
-		w.valSamples += v.Samples
-	}
+	w.val.add(m.Validation)
 	w.maxTrain = max(w.maxTrain, m.TrainMicros)
 	self, system, round, sink := ctx.Self(), ctx.ActorSystem(), w.round, w.sum.Site(float64(m.Samples))
 	w.pulls.Add(1)

@@ -73,8 +73,8 @@ type workflow struct {
 	answered, missing          []string
 	reasons                    []string
 	trainLoss                  float64
-	valLoss, valAcc            float64
-	trainSamples, valSamples   int64
+	trainSamples               int64
+	val, test                  meanMetrics // validation this round; the final test evaluation
 	bytes, maxTrain            int64
 	shapeFeatures, shapeLabels int64
 	events                     map[string]string // site -> audit event of the task sent
@@ -273,7 +273,7 @@ func (w *workflow) initialModel() error {
 func (w *workflow) startRound(ctx actor.Context, round int64) {
 	w.phase, w.round, w.pending = training, round, map[string]bool{}
 	w.started, w.answered, w.missing, w.reasons = time.Now(), nil, nil, nil
-	w.trainLoss, w.valLoss, w.valAcc, w.trainSamples, w.valSamples, w.bytes, w.maxTrain = 0, 0, 0, 0, 0, 0, 0
+	w.trainLoss, w.trainSamples, w.val, w.bytes, w.maxTrain = 0, 0, meanMetrics{}, 0, 0
 	w.events = map[string]string{}
 	if w.big != nil {
 		w.startStreamedRound(ctx)
@@ -320,11 +320,7 @@ func (w *workflow) result(ctx actor.Context, site string, m *hearthv1.TrainResul
 	w.answered = append(w.answered, site)
 	w.trainLoss += m.TrainLoss * float64(m.Samples)
 	w.trainSamples += m.Samples
-	if v := m.Validation; v != nil && v.Samples > 0 {
-		w.valLoss += v.Loss * float64(v.Samples)
-		w.valAcc += v.Accuracy * float64(v.Samples)
-		w.valSamples += v.Samples
-	}
+	w.val.add(m.Validation)
 	w.maxTrain = max(w.maxTrain, m.TrainMicros)
 }
 
@@ -364,9 +360,7 @@ func (w *workflow) roundClosed(ctx actor.Context) {
 	if w.trainSamples > 0 {
 		sum.TrainLoss = w.trainLoss / float64(w.trainSamples)
 	}
-	if w.valSamples > 0 {
-		sum.Validation = &hearthv1.Metrics{Samples: w.valSamples, Loss: w.valLoss / float64(w.valSamples), Accuracy: w.valAcc / float64(w.valSamples)}
-	}
+	sum.Validation = w.val.mean()
 	w.rec.Info.History = append(w.rec.Info.History, sum)
 	w.rec.Info.CompletedRounds = w.round
 	w.save()
@@ -388,7 +382,7 @@ func (w *workflow) roundClosed(ctx actor.Context) {
 		return
 	}
 	w.phase, w.pending, w.missing, w.reasons = evaluating, map[string]bool{}, nil, nil
-	w.valLoss, w.valAcc, w.valSamples = 0, 0, 0
+	w.test = meanMetrics{}
 	wire := job.ToWire(w.global)
 	for _, s := range w.sites() {
 		if !w.reachable(s) {
@@ -407,10 +401,8 @@ func (w *workflow) evaluated(_ actor.Context, site string, m *hearthv1.EvaluateR
 		return
 	}
 	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Peer: site, PeerEvent: m.AuditEvent})
-	w.valLoss += m.Test.Loss * float64(m.Test.Samples)
-	w.valAcc += m.Test.Accuracy * float64(m.Test.Samples)
-	w.valSamples += m.Test.Samples
-	w.rec.Info.Test = &hearthv1.Metrics{Samples: w.valSamples, Loss: w.valLoss / float64(w.valSamples), Accuracy: w.valAcc / float64(w.valSamples)}
+	w.test.add(m.Test)
+	w.rec.Info.Test = w.test.mean()
 }
 
 // finish ends the job: status stored, sites told, actor stopped.
@@ -456,4 +448,27 @@ func sorted(s []string) []string {
 	out := slices.Clone(s)
 	sort.Strings(out)
 	return out
+}
+
+// meanMetrics averages metrics weighted by their sample counts.
+type meanMetrics struct {
+	loss, acc float64
+	samples   int64
+}
+
+func (a *meanMetrics) add(m *hearthv1.Metrics) {
+	if m == nil || m.Samples < 1 {
+		return
+	}
+	a.loss += m.Loss * float64(m.Samples)
+	a.acc += m.Accuracy * float64(m.Samples)
+	a.samples += m.Samples
+}
+
+// mean is the weighted mean, nil when nothing was added.
+func (a meanMetrics) mean() *hearthv1.Metrics {
+	if a.samples == 0 {
+		return nil
+	}
+	return &hearthv1.Metrics{Samples: a.samples, Loss: a.loss / float64(a.samples), Accuracy: a.acc / float64(a.samples)}
 }
