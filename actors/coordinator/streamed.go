@@ -156,10 +156,7 @@ func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult)
 	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Round: w.round, Peer: site, PeerEvent: m.AuditEvent,
 		Detail: map[string]string{"task": w.events[site], "stream": m.UpdateStream.StreamId}})
 	w.pulling[site] = true
-	w.trainLoss += m.TrainLoss * float64(m.Samples)
-	w.trainSamples += m.Samples
-	w.val.add(m.Validation)
-	w.maxTrain = max(w.maxTrain, m.TrainMicros)
+	w.account(m)
 	self, system, round, sink := ctx.Self(), ctx.ActorSystem(), w.round, w.sum.Site(float64(m.Samples))
 	w.pulls.Add(1)
 	go func() {

@@ -318,6 +318,11 @@ func (w *workflow) result(ctx actor.Context, site string, m *hearthv1.TrainResul
 		Detail: map[string]string{"task": w.events[site]}})
 	ctx.Send(w.agg, &aggregator.Fold{Round: w.round, Site: site, Update: update, Weight: float64(m.Samples)})
 	w.answered = append(w.answered, site)
+	w.account(m)
+}
+
+// account adds a site's training result to the round's figures.
+func (w *workflow) account(m *hearthv1.TrainResult) {
 	w.trainLoss += m.TrainLoss * float64(m.Samples)
 	w.trainSamples += m.Samples
 	w.val.add(m.Validation)
