@@ -80,25 +80,20 @@ next:
 
 func certApprove(c *cli, args []string) error {
 	fs := newFlags(c, "cert approve", "-w WORKSPACE [--passphrase-file F] FILE.csr")
-	ws := fs.String("w", "", "workspace folder made by hearth provision")
-	passFile := fs.String("passphrase-file", "", "file holding the CA passphrase (default: $"+passphraseEnv+")")
+	ca := registerCAFlags(fs)
 	rest, err := parseArgs(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	if *ws == "" {
-		fs.Usage()
-		return fmt.Errorf("%w: cert approve needs -w", errUsage)
+	ws, pass, err := ca.open(c, fs, "cert approve")
+	if err != nil {
+		return err
 	}
 	csr, err := os.ReadFile(rest[0])
 	if err != nil {
 		return fmt.Errorf("read certificate request: %w", err)
 	}
-	pass, err := readPassphrase(c, *passFile)
-	if err != nil {
-		return err
-	}
-	dir, err := provision.Approve(*ws, pass, csr, time.Now())
+	dir, err := provision.Approve(ws, pass, csr, time.Now())
 	if err != nil {
 		return err
 	}
@@ -112,27 +107,22 @@ key.pem made by hearth cert request (mode 0600) before starting.
 
 func certRevoke(c *cli, args []string) error {
 	fs := newFlags(c, "cert revoke", "-w WORKSPACE [--passphrase-file F] NAME")
-	ws := fs.String("w", "", "workspace folder made by hearth provision")
-	passFile := fs.String("passphrase-file", "", "file holding the CA passphrase (default: $"+passphraseEnv+")")
+	ca := registerCAFlags(fs)
 	rest, err := parseArgs(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	if *ws == "" {
-		fs.Usage()
-		return fmt.Errorf("%w: cert revoke needs -w", errUsage)
-	}
-	pass, err := readPassphrase(c, *passFile)
+	ws, pass, err := ca.open(c, fs, "cert revoke")
 	if err != nil {
 		return err
 	}
-	if err := provision.Revoke(*ws, pass, rest[0], time.Now()); err != nil {
+	if err := provision.Revoke(ws, pass, rest[0], time.Now()); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, `revoked %s: the new revocation list is in %s/ca/crl.pem and in every kit under %s/kits
 
 deliver crl.pem to every participant already running (copy it into its kit) so that they refuse %s
-`, rest[0], *ws, *ws, rest[0])
+`, rest[0], ws, ws, rest[0])
 	return nil
 }
 
@@ -156,4 +146,24 @@ func parseArgs(fs *flag.FlagSet, args []string, want int) ([]string, error) {
 		return nil, fmt.Errorf("%w: want %d argument(s), got %d", errUsage, want, len(rest))
 	}
 	return rest, nil
+}
+
+// caFlags are the flags of the commands that open a workspace's CA.
+type caFlags struct{ workspace, passFile *string }
+
+func registerCAFlags(fs *flag.FlagSet) caFlags {
+	return caFlags{
+		workspace: fs.String("w", "", "workspace folder made by hearth provision"),
+		passFile:  passphraseFlag(fs),
+	}
+}
+
+// open checks that -w was given and reads the CA passphrase.
+func (f caFlags) open(c *cli, fs *flag.FlagSet, command string) (workspace string, passphrase []byte, err error) {
+	if *f.workspace == "" {
+		fs.Usage()
+		return "", nil, fmt.Errorf("%w: %s needs -w", errUsage, command)
+	}
+	pass, err := readPassphrase(c, *f.passFile)
+	return *f.workspace, pass, err
 }

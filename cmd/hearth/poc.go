@@ -38,23 +38,22 @@ type pocOptions struct {
 
 // pocSummary is what `hearth poc --json` prints.
 type pocSummary struct {
-	Workspace   string              `json:"workspace"`
-	Dataset     string              `json:"dataset"`
-	Model       string              `json:"model"`
-	Alpha       float64             `json:"alpha"`
-	LabelSkew   float64             `json:"label_skew"`
-	Sites       []cluster.SiteData  `json:"sites"`
-	JobID       string              `json:"job_id"`
-	Status      string              `json:"status"`
-	Reason      string              `json:"reason,omitempty"`
-	Rounds      []roundLine         `json:"rounds"`
-	TestAcc     float64             `json:"test_accuracy"`
-	TestSamples int64               `json:"test_samples"`
-	Central     *trainer.Metrics    `json:"centralized,omitempty"`
-	Files       map[string]string   `json:"files"`
-	Seconds     float64             `json:"seconds"`
-	Trainer     job.TrainerSpec     `json:"trainer"`
-	Answered    map[string][]string `json:"-"`
+	Workspace   string             `json:"workspace"`
+	Dataset     string             `json:"dataset"`
+	Model       string             `json:"model"`
+	Alpha       float64            `json:"alpha"`
+	LabelSkew   float64            `json:"label_skew"`
+	Sites       []cluster.SiteData `json:"sites"`
+	JobID       string             `json:"job_id"`
+	Status      string             `json:"status"`
+	Reason      string             `json:"reason,omitempty"`
+	Rounds      []roundLine        `json:"rounds"`
+	TestAcc     float64            `json:"test_accuracy"`
+	TestSamples int64              `json:"test_samples"`
+	Central     *trainer.Metrics   `json:"centralized,omitempty"`
+	Files       map[string]string  `json:"files"`
+	Seconds     float64            `json:"seconds"`
+	Trainer     job.TrainerSpec    `json:"trainer"`
 }
 
 type roundLine struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -20,7 +21,7 @@ func runProvision(_ context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "provision", "-p project.yml -o WORKSPACE [--passphrase-file FILE] [--json]")
 	projectPath := fs.String("p", "", "project file (YAML)")
 	out := fs.String("o", "", "workspace folder: the CA, and one startup kit per participant under kits/")
-	passFile := fs.String("passphrase-file", "", "file holding the CA passphrase (default: $"+passphraseEnv+")")
+	passFile := passphraseFlag(fs)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -67,6 +68,12 @@ func runProvision(_ context.Context, c *cli, args []string) error {
 		fmt.Fprintln(c.stdout, "\nsend each new kit to its participant over a private channel; it holds the participant's private key")
 	}
 	return nil
+}
+
+// passphraseFlag registers --passphrase-file, where the CA passphrase comes
+// from when it is not in the environment.
+func passphraseFlag(fs *flag.FlagSet) *string {
+	return fs.String("passphrase-file", "", "file holding the CA passphrase (default: $"+passphraseEnv+")")
 }
 
 // readPassphrase reads the CA passphrase from file, or else from the
