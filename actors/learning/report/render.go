@@ -80,21 +80,20 @@ type legendItem struct {
 
 // layout is where every part of the chart goes for one image size.
 type layout struct {
-	xr, yr     axisRange
-	frame      image.Rectangle // the axes box; data is drawn clipped to its inside
-	data       image.Rectangle // the rectangle the axis ranges map onto
-	title      string
-	titleAt    image.Point // baseline start
-	xLabel     string
-	xLabelAt   image.Point // baseline start
-	yLabel     string
-	yLabelAt   image.Point // top-left of the rotated text
-	xTicks     []tick
-	yTicks     []tick
-	xTickBase  int // baseline of x tick labels
-	legend     [][]legendItem
-	legendTop  int
-	pointsWide bool // whether series points are sparse enough for markers
+	xr, yr    axisRange
+	frame     image.Rectangle // the axes box; data is drawn clipped to its inside
+	data      image.Rectangle // the rectangle the axis ranges map onto
+	title     string
+	titleAt   image.Point // baseline start
+	xLabel    string
+	xLabelAt  image.Point // baseline start
+	yLabel    string
+	yLabelAt  image.Point // top-left of the rotated text
+	xTicks    []tick
+	yTicks    []tick
+	xTickBase int // baseline of x tick labels
+	legend    [][]legendItem
+	legendTop int
 }
 
 // render validates the chart and size and draws the image.
