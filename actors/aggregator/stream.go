@@ -7,6 +7,8 @@ import (
 	"sync"
 	"unsafe"
 
+	"gonum.org/v1/gonum/blas/blas32"
+
 	"github.com/hearthfl/hearth/actors/learning/model"
 )
 
@@ -27,6 +29,7 @@ type StreamSum struct {
 	chunkBytes int
 	mu         []sync.Mutex // one per chunk
 	weights    []float64    // total weight folded into each chunk
+	zeros      []float32    // a chunk of zeros, for the finiteness check
 }
 
 // NewStreamSum makes a sum for models of layout streamed in chunks of
@@ -41,7 +44,8 @@ func NewStreamSum(layout []model.TensorShape, chunkBytes int, spillDir string) (
 		return nil, err
 	}
 	chunks := int((acc.Size() + int64(chunkBytes) - 1) / int64(chunkBytes))
-	return &StreamSum{acc: acc, chunkBytes: chunkBytes, mu: make([]sync.Mutex, chunks), weights: make([]float64, chunks)}, nil
+	return &StreamSum{acc: acc, chunkBytes: chunkBytes, mu: make([]sync.Mutex, chunks), weights: make([]float64, chunks),
+		zeros: make([]float32, chunkBytes/4)}, nil
 }
 
 // Site returns the sink for one site's update stream, folded with weight
@@ -62,29 +66,22 @@ func (k *SiteSink) WriteChunk(index int, offset int64, data []byte) error {
 		return fmt.Errorf("weight %v is not positive", k.weight)
 	case index < 0 || index >= len(s.weights) || offset != int64(index)*int64(s.chunkBytes):
 		return fmt.Errorf("chunk %d at offset %d does not fit the model", index, offset)
-	case len(data)%4 != 0 || offset+int64(len(data)) > s.acc.Size():
+	case len(data)%4 != 0 || len(data) > s.chunkBytes || offset+int64(len(data)) > s.acc.Size():
 		return fmt.Errorf("chunk %d: %d bytes do not fit the model", index, len(data))
 	}
-	xs := floats(data)
+	xs := blas32.Vector{N: len(data) / 4, Inc: 1, Data: floats(data)}
 	// Check the whole chunk before folding any of it: x*0 is NaN exactly
-	// when x is NaN or infinite.
-	var probe float32
-	for _, x := range xs {
-		probe += x * 0
-	}
-	if probe != 0 {
-		for i, x := range xs {
+	// when x is NaN or infinite, so x·0 is 0 exactly when all of x is finite.
+	if blas32.Dot(xs, blas32.Vector{N: xs.N, Inc: 1, Data: s.zeros[:xs.N]}) != 0 {
+		for i, x := range xs.Data {
 			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
 				return fmt.Errorf("chunk %d holds %v at byte %d", index, x, 4*i)
 			}
 		}
 	}
-	w := float32(k.weight)
-	acc := s.acc.Data[offset/4 : offset/4+int64(len(xs))]
+	acc := blas32.Vector{N: xs.N, Inc: 1, Data: s.acc.Data[offset/4 : offset/4+int64(xs.N)]}
 	s.mu[index].Lock()
-	for i, x := range xs {
-		acc[i] += w * x
-	}
+	blas32.Axpy(float32(k.weight), xs, acc)
 	s.weights[index] += k.weight
 	s.mu[index].Unlock()
 	return nil
@@ -117,11 +114,8 @@ func (s *StreamSum) Mean() (*model.Flat, error) {
 			s.acc.Close()
 			return nil, fmt.Errorf("chunk %d of the model was delivered by no site", c)
 		}
-		inv := float32(1 / w)
-		end := min((c+1)*floats, len(s.acc.Data))
-		for i := c * floats; i < end; i++ {
-			s.acc.Data[i] *= inv
-		}
+		chunk := s.acc.Data[c*floats : min((c+1)*floats, len(s.acc.Data))]
+		blas32.Scal(float32(1/w), blas32.Vector{N: len(chunk), Inc: 1, Data: chunk})
 	}
 	return s.acc, nil
 }

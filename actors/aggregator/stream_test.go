@@ -47,11 +47,17 @@ func TestStreamSumIsFedAvgChunkByChunk(t *testing.T) {
 	if err := b.WriteChunk(2, 16, le(float32(math.NaN()))); err == nil || !strings.Contains(err.Error(), "NaN") {
 		t.Fatalf("NaN chunk: %v", err)
 	}
+	if err := b.WriteChunk(2, 16, le(float32(math.Inf(-1)))); err == nil || !strings.Contains(err.Error(), "-Inf") {
+		t.Fatalf("infinite chunk: %v", err)
+	}
 	if err := a.WriteChunk(3, 24, le(1)); err == nil {
 		t.Fatal("a chunk past the end was folded")
 	}
 	if err := a.WriteChunk(1, 12, le(1, 1)); err == nil {
 		t.Fatal("a chunk at the wrong offset was folded")
+	}
+	if err := a.WriteChunk(0, 0, le(1, 1, 1)); err == nil || !strings.Contains(err.Error(), "do not fit") {
+		t.Fatalf("a chunk longer than the chunk size: %v", err)
 	}
 	mean, err := sum.Mean()
 	if err != nil {

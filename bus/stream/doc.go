@@ -29,8 +29,10 @@
 // NATS permissions let a participant publish only under its own name, so
 // only the sender can publish chunks of its streams and only the recipient
 // can grant credit for them. A chunk message carries its index in the NATS
-// header Hearth-Chunk (decimal) and the chunk's bytes as its payload, so
-// OfferBytes publishes chunks straight from the caller's memory. The other
+// header Hearth-Chunk (decimal, zero-padded to 8 digits so that the payload
+// lands 4-byte aligned at the recipient) and the chunk's bytes as its
+// payload, so OfferBytes publishes chunks straight from the caller's
+// memory. The other
 // messages have no header and a binary payload whose first byte is the
 // kind; integers are big-endian uint32:
 //

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -215,6 +216,9 @@ type checkSink struct {
 	err    error
 	last   time.Time
 	hook   func(index int)
+	// misaligned counts chunks whose data did not start 4-byte aligned:
+	// model sinks read chunks as float32s in place only when they do.
+	misaligned int
 }
 
 func newCheckSink() *checkSink { return &checkSink{h: sha256.New(), seen: map[int]bool{}} }
@@ -227,6 +231,9 @@ func (s *checkSink) WriteChunk(index int, offset int64, data []byte) error {
 	defer s.mu.Unlock()
 	if s.err == nil && (index != s.next || offset != s.offset) {
 		s.err = fmt.Errorf("got chunk %d at %d, want chunk %d at %d", index, offset, s.next, s.offset)
+	}
+	if len(data) > 0 && uintptr(unsafe.Pointer(&data[0]))%4 != 0 {
+		s.misaligned++
 	}
 	s.seen[index] = true
 	s.next++
@@ -247,6 +254,9 @@ func (s *checkSink) check(t testing.TB, want []byte) {
 	sum := sha256.Sum256(want)
 	if s.offset != int64(len(want)) || !bytes.Equal(s.h.Sum(nil), sum[:]) {
 		t.Fatalf("sink got %d bytes that differ from the %d sent", s.offset, len(want))
+	}
+	if s.misaligned > 0 {
+		t.Fatalf("%d chunks arrived at addresses that are not 4-byte aligned", s.misaligned)
 	}
 }
 

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -26,9 +27,16 @@ const (
 	maxReason = 128 // bytes of an abort reason kept
 )
 
+// indexDigits is the width of a chunk's index in its header, zero-padded.
+// A fixed width makes the header "NATS/1.0\r\nHearth-Chunk: dddddddd\r\n\r\n"
+// 36 bytes long, so the data that follows it in the receiver's buffer
+// starts 4-byte aligned and a model chunk can be read as float32s in
+// place. It holds every index below MaxChunks.
+const indexDigits = 8
+
 // chunkMsg is the message carrying chunk index.
 func chunkMsg(subject string, index int, data []byte) *nats.Msg {
-	return &nats.Msg{Subject: subject, Header: nats.Header{chunkKey: {strconv.Itoa(index)}}, Data: data}
+	return &nats.Msg{Subject: subject, Header: nats.Header{chunkKey: {fmt.Sprintf("%0*d", indexDigits, index)}}, Data: data}
 }
 
 // isChunk reports whether msg is a chunk message.
@@ -37,7 +45,7 @@ func isChunk(msg *nats.Msg) bool { return msg.Header != nil && msg.Header[chunkK
 // parseChunk returns a chunk message's index and data.
 func parseChunk(msg *nats.Msg) (index int, data []byte, ok bool) {
 	v := msg.Header[chunkKey]
-	if len(v) != 1 || len(v[0]) > 6 {
+	if len(v) != 1 || len(v[0]) > indexDigits {
 		return 0, nil, false
 	}
 	i, err := strconv.Atoi(v[0])

@@ -80,7 +80,9 @@ func NewFlat(layout []TensorShape, spillDir string) (*Flat, error) {
 			f.mem, err = syscall.Mmap(int(f.file.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 		}
 	} else {
-		f.mem, err = syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+		if f.mem, err = syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE); err == nil {
+			adviseHugePages(f.mem)
+		}
 	}
 	if err != nil {
 		f.Close()
