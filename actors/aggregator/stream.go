@@ -36,16 +36,35 @@ type StreamSum struct {
 // chunkBytes (a multiple of 4). spillDir, if set, keeps the sum in a file
 // mapping instead of memory.
 func NewStreamSum(layout []model.TensorShape, chunkBytes int, spillDir string) (*StreamSum, error) {
-	if chunkBytes <= 0 || chunkBytes%4 != 0 {
-		return nil, fmt.Errorf("chunk size %d is not a positive multiple of 4", chunkBytes)
+	if err := checkChunkBytes(chunkBytes); err != nil {
+		return nil, err
 	}
 	acc, err := model.NewFlat(layout, spillDir)
 	if err != nil {
 		return nil, err
 	}
+	return NewStreamSumOver(acc, chunkBytes)
+}
+
+// NewStreamSumOver is NewStreamSum in a buffer the caller already has (the
+// previous round's global model, say), whatever it holds: each chunk's
+// first fold overwrites it, and Mean refuses a chunk no site delivered.
+// The sum owns acc from then on (Mean hands it back, Close releases it).
+func NewStreamSumOver(acc *model.Flat, chunkBytes int) (*StreamSum, error) {
+	if err := checkChunkBytes(chunkBytes); err != nil {
+		acc.Close()
+		return nil, err
+	}
 	chunks := int((acc.Size() + int64(chunkBytes) - 1) / int64(chunkBytes))
 	return &StreamSum{acc: acc, chunkBytes: chunkBytes, mu: make([]sync.Mutex, chunks), weights: make([]float64, chunks),
 		zeros: make([]float32, chunkBytes/4)}, nil
+}
+
+func checkChunkBytes(n int) error {
+	if n <= 0 || n%4 != 0 {
+		return fmt.Errorf("chunk size %d is not a positive multiple of 4", n)
+	}
+	return nil
 }
 
 // Site returns the sink for one site's update stream, folded with weight
@@ -81,7 +100,12 @@ func (k *SiteSink) WriteChunk(index int, offset int64, data []byte) error {
 	}
 	acc := blas32.Vector{N: xs.N, Inc: 1, Data: s.acc.Data[offset/4 : offset/4+int64(xs.N)]}
 	s.mu[index].Lock()
-	blas32.Axpy(float32(k.weight), xs, acc)
+	if s.weights[index] == 0 { // the chunk's first site: whatever the buffer held is overwritten
+		blas32.Copy(xs, acc)
+		blas32.Scal(float32(k.weight), acc)
+	} else {
+		blas32.Axpy(float32(k.weight), xs, acc)
+	}
 	s.weights[index] += k.weight
 	s.mu[index].Unlock()
 	return nil

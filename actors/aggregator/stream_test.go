@@ -3,6 +3,7 @@ package aggregator_test
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -100,5 +101,31 @@ func BenchmarkStreamSumFold(b *testing.B) {
 		if err := site.WriteChunk(i%256, int64(i%256)*chunk, data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestStreamSumOverIgnoresWhatTheBufferHeld(t *testing.T) {
+	layout := []model.TensorShape{{Name: "w", Shape: []int{3}}}
+	acc, err := model.NewFlat(layout, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(acc.Data, []float32{9, 9, 9}) // last round's model
+	sum, err := aggregator.NewStreamSumOver(acc, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := sum.Site(2).WriteChunk(i, int64(4*i), le(float32(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mean, err := sum.Mean()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mean.Close()
+	if want := []float32{0, 1, 2}; !slices.Equal(mean.Data, want) {
+		t.Fatalf("mean %v, want %v: the buffer's old values leaked into the sum", mean.Data, want)
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/pki"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -320,7 +321,8 @@ func (c *Coordinator) startWorkflow(ctx actor.Context, rec *hearthv1.JobRecord, 
 	if m.Sites[0] != job.AllSites {
 		targets = m.Sites
 	}
-	w := &workflow{cfg: &c.cfg, rec: rec, manifest: m, targets: slices.Clone(targets), checkpoint: checkpoint, resumeBig: resumeBig}
+	w := &workflow{cfg: &c.cfg, rec: rec, manifest: m, targets: slices.Clone(targets), checkpoint: checkpoint, resumeBig: resumeBig,
+		spare: &model.Spare{}}
 	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return w }), rec.Info.Id)
 	if err != nil {
 		c.cfg.Log.Error("cannot start job workflow", "job", rec.Info.Id, "err", err)

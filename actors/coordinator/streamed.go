@@ -114,8 +114,15 @@ func (w *workflow) loadBig(round int64) error {
 // stream and asks each to train on it; the update streams are pulled as
 // their results arrive, each chunk folded into the round's sum.
 func (w *workflow) startStreamedRound(ctx actor.Context) {
-	var err error
-	if w.sum, err = aggregator.NewStreamSum(w.big.Layout, stream.DefaultChunkBytes, w.spill(w.big.Size())); err != nil {
+	// The sum goes into the buffer of the model before last (retired at
+	// the end of the previous round), so that rounds after the first
+	// allocate no large buffer: two alternate, the global model and the
+	// sum that becomes the next one.
+	acc, err := w.spare.Take(w.big.Layout, w.spill(w.big.Size()))
+	if err == nil {
+		w.sum, err = aggregator.NewStreamSumOver(acc, stream.DefaultChunkBytes)
+	}
+	if err != nil {
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %v", w.round, err))
 		return
 	}
@@ -193,7 +200,7 @@ func (w *workflow) closeStreamed(ctx actor.Context) {
 	}
 	old, offered := w.big, w.offered
 	w.big, w.offered = mean, nil
-	retire(old, offered)
+	retire(old, offered, w.spare)
 	w.exchanged = time.Since(w.started)
 	if err := w.checkpointBig(w.round); err != nil {
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
@@ -204,16 +211,16 @@ func (w *workflow) closeStreamed(ctx actor.Context) {
 	w.roundClosed(ctx)
 }
 
-// retire releases a global model once every stream offering it has ended
-// (a site that never pulled it is cancelled first), so that no stream reads
-// released memory.
-func retire(f *model.Flat, offered []outgoing) {
+// retire hands a global model's buffer to spare (which releases it once
+// closed) when every stream offering it has ended (a site that never
+// pulled it is cancelled first), so that no stream reads memory in reuse.
+func retire(f *model.Flat, offered []outgoing, spare *model.Spare) {
 	go func() {
 		for _, o := range offered {
 			o.out.Cancel()
 			_ = o.out.Wait(context.Background())
 		}
-		f.Close()
+		spare.Put(f)
 	}()
 }
 
@@ -228,8 +235,9 @@ func (w *workflow) release() {
 		}()
 		w.sum = nil
 	}
+	w.spare.Close()
 	if w.big != nil {
-		retire(w.big, w.offered)
+		retire(w.big, w.offered, w.spare) // released: the spare is closed
 		w.big, w.offered = nil, nil
 	}
 }

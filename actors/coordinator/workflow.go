@@ -54,9 +54,11 @@ type workflow struct {
 	phase   phase
 	pending map[string]bool
 	// Models too large for one envelope: the global model as a flat
-	// buffer, the round's streaming sum, the streams in flight.
+	// buffer, the round's streaming sum, the streams in flight, and the
+	// previous global model's buffer, kept to hold the next round's sum.
 	big       *model.Flat
 	sum       *aggregator.StreamSum
+	spare     *model.Spare
 	pulling   map[string]bool
 	pulls     *sync.WaitGroup // the round's update streams
 	offered   []outgoing

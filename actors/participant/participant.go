@@ -19,6 +19,7 @@ import (
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/dataset"
+	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/pki"
@@ -71,6 +72,9 @@ type joined struct {
 	manifest         *job.Manifest
 	spec             trainer.Spec
 	train, val, test *dataset.Set
+	// spare keeps a streamed global model's buffer from one round to the
+	// next, so a job allocates it once.
+	spare model.Spare
 }
 
 // New makes a participant.
@@ -108,6 +112,9 @@ func (p *Participant) Receive(ctx actor.Context) {
 		p.evaluate(ctx, m)
 	case *hearthv1.LeaveJob:
 		if from, ok := p.fromServer(ctx); ok {
+			if j := p.jobs[m.JobId]; j != nil {
+				j.spare.Close()
+			}
 			delete(p.jobs, m.JobId)
 			p.audit(auditor.Event{Action: "job.left", JobID: m.JobId, Peer: from.Sender.Name,
 				Detail: map[string]string{"status": m.Status.String(), "reason": m.Reason}})

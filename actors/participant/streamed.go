@@ -47,12 +47,12 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 		if p.cfg.SpillAbove > 0 && size > p.cfg.SpillAbove {
 			spill = p.cfg.SpillDir
 		}
-		global, err := model.NewFlat(layout, spill)
+		global, err := j.spare.Take(layout, spill)
 		if err != nil {
 			fail("no_memory", err)
 			return
 		}
-		defer global.Close()
+		defer j.spare.Put(global) // after the update stream, which may be global itself, has ended
 		bg := context.Background()
 		got, err := p.cfg.Streams.Receive(bg, from.Sender.Name, m.GlobalStream, flatSink{global})
 		if err != nil {

@@ -77,30 +77,40 @@ func smallChunks(c *Config) {
 	c.StallTimeout = time.Second
 }
 
+// TestCorruptChunkIsRefusedAndResent: a chunk that changes after it was
+// hashed fails its check at the recipient, under either hash function, is
+// never delivered, and is sent again.
 func TestCorruptChunkIsRefusedAndResent(t *testing.T) {
-	p := newPair(t, smallChunks)
-	src := &flakySource{data: randomBytes(20*64<<10+100, 1), chunkBytes: 64 << 10, bad: 5, left: 1, reads: map[int]int{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := p.sender.Offer(ctx, "server", src, int64(len(src.data)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src.armed.Store(true)
-	sink := newCheckSink()
-	st, err := p.receiver.Receive(ctx, "site-1", out.Manifest, sink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink.check(t, src.data)
-	if st.Corrupt != 1 || st.Resent < 1 {
-		t.Fatalf("stats %+v, want Corrupt 1 and Resent >= 1", st)
-	}
-	if err := out.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if s := out.Stats(); s.Resent < 1 || src.reads[5] < 2 {
-		t.Fatalf("sender stats %+v, chunk 5 read %d times: want it resent", s, src.reads[5])
+	for _, h := range []Hash{BLAKE3, SHA256} {
+		t.Run(h.String(), func(t *testing.T) {
+			p := newPair(t, func(c *Config) { smallChunks(c); c.Hash = h })
+			src := &flakySource{data: randomBytes(20*64<<10+100, 1), chunkBytes: 64 << 10, bad: 5, left: 1, reads: map[int]int{}}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			out, err := p.sender.Offer(ctx, "server", src, int64(len(src.data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.Manifest.ChunkHash != h {
+				t.Fatalf("manifest names %v, want %v", out.Manifest.ChunkHash, h)
+			}
+			src.armed.Store(true)
+			sink := newCheckSink()
+			st, err := p.receiver.Receive(ctx, "site-1", out.Manifest, sink)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sink.check(t, src.data)
+			if st.Corrupt != 1 || st.Resent < 1 {
+				t.Fatalf("stats %+v, want Corrupt 1 and Resent >= 1", st)
+			}
+			if err := out.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if s := out.Stats(); s.Resent < 1 || src.reads[5] < 2 {
+				t.Fatalf("sender stats %+v, chunk 5 read %d times: want it resent", s, src.reads[5])
+			}
+		})
 	}
 }
 
@@ -225,7 +235,7 @@ func TestSlowSenderIsNotAStall(t *testing.T) {
 	if err := out.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%v for %d chunks; stats %+v", st.Duration, len(out.Manifest.ChunkSha256), st)
+	t.Logf("%v for %d chunks; stats %+v", st.Duration, len(out.Manifest.ChunkHashes), st)
 }
 
 func TestCancelAndCloseTellThePeer(t *testing.T) {
@@ -314,7 +324,7 @@ func resume(t *testing.T, from, to *Manager, cut func() error) {
 		t.Fatalf("cut: %v", src.err)
 	}
 	sink.check(t, src.data)
-	chunks := len(out.Manifest.ChunkSha256)
+	chunks := len(out.Manifest.ChunkHashes)
 	sent := out.Stats()
 	t.Logf("%d chunks in %v: sent %d (%d again); recipient asked %d times, dropped %d",
 		chunks, st.Duration.Round(time.Millisecond), sent.Sent, sent.Resent, st.Resent, st.Dropped)

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hearthfl/hearth/bus"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
 // Errors a stream fails with; test them with errors.Is.
@@ -21,8 +22,9 @@ var (
 	// ErrClosed: the Manager was closed.
 	ErrClosed = errors.New("stream: manager closed")
 	// ErrManifest: a manifest is invalid (sizes, chunk count and hash
-	// lengths inconsistent, a bad stream id, over MaxStreamBytes or
-	// MaxChunks), or a stream too large for one.
+	// lengths inconsistent, a hash function unknown or unspecified, a bad
+	// stream id, over MaxStreamBytes or MaxChunks), or a stream too large
+	// for one.
 	ErrManifest = errors.New("stream: invalid manifest")
 	// ErrCanceled: the stream was cancelled with Outgoing.Cancel.
 	ErrCanceled = errors.New("stream: cancelled")
@@ -62,7 +64,11 @@ type Config struct {
 	// under bus.MaxPending, past which nats-server disconnects a client
 	// that cannot keep up.
 	ReceiveBudget int64
-	Logger        *slog.Logger // nil: no logs
+	// Hash is the function this process hashes the chunks it sends with:
+	// BLAKE3 (the default) or SHA256. Received streams are checked with
+	// whichever of the two their manifest names.
+	Hash   Hash
+	Logger *slog.Logger // nil: no logs
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -81,6 +87,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReceiveBudget == 0 {
 		c.ReceiveBudget = DefaultReceiveBudget
+	}
+	if c.Hash == hearthv1.ChunkHash_CHUNK_HASH_UNSPECIFIED {
+		c.Hash = BLAKE3
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -109,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReceiveBudget < 0 {
 		errs = append(errs, fmt.Errorf("stream: receive budget %d is negative", c.ReceiveBudget))
+	}
+	if err := checkHash(c.Hash); err != nil {
+		errs = append(errs, fmt.Errorf("stream: %w", err))
 	}
 	return errors.Join(errs...)
 }

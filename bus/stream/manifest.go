@@ -3,7 +3,6 @@ package stream
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -76,14 +75,17 @@ func checkManifest(man *hearthv1.StreamManifest) (layout, error) {
 		return layout{}, fmt.Errorf("%w: %d chunks, more than %d", ErrManifest, n, MaxChunks)
 	}
 	l.count = int(n)
-	hashes := man.GetChunkSha256()
+	if err := checkHash(man.GetChunkHash()); err != nil {
+		return layout{}, fmt.Errorf("%w: %v", ErrManifest, err)
+	}
+	hashes := man.GetChunkHashes()
 	if len(hashes) != l.count {
 		return layout{}, fmt.Errorf("%w: %d chunk hashes for %d bytes in chunks of %d (want %d)",
 			ErrManifest, len(hashes), l.total, l.chunkBytes, l.count)
 	}
 	for i, h := range hashes {
-		if len(h) != sha256.Size {
-			return layout{}, fmt.Errorf("%w: hash of chunk %d is %d bytes, want %d", ErrManifest, i, len(h), sha256.Size)
+		if len(h) != hashBytes {
+			return layout{}, fmt.Errorf("%w: hash of chunk %d is %d bytes, want %d", ErrManifest, i, len(h), hashBytes)
 		}
 	}
 	return l, nil
@@ -154,10 +156,10 @@ func readChunk(src io.ReaderAt, l layout, i int, buf []byte) error {
 	return fmt.Errorf("read chunk %d: %w", i, err)
 }
 
-// hashChunks reads src once and returns the SHA-256 of every chunk. Chunks
-// are hashed in parallel (io.ReaderAt allows parallel reads), one buffer a
-// worker.
-func hashChunks(ctx context.Context, src io.ReaderAt, l layout) ([][]byte, error) {
+// hashChunks reads src once and returns the hash (by h) of every chunk.
+// Chunks are hashed in parallel (io.ReaderAt allows parallel reads), one
+// buffer a worker.
+func hashChunks(ctx context.Context, src io.ReaderAt, l layout, h Hash) ([][]byte, error) {
 	hashes := make([][]byte, l.count)
 	workers := min(runtime.GOMAXPROCS(0), l.count, 8)
 	var (
@@ -188,7 +190,7 @@ func hashChunks(ctx context.Context, src io.ReaderAt, l layout) ([][]byte, error
 					fail(err)
 					return
 				}
-				sum := sha256.Sum256(b)
+				sum := sum(h, b)
 				hashes[i] = sum[:]
 			}
 		})

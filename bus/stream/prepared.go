@@ -11,6 +11,7 @@ import (
 // must not change while any stream of it is open.
 type Payload struct {
 	mem    []byte
+	hash   Hash
 	hashes [][]byte
 }
 
@@ -20,15 +21,15 @@ func (m *Manager) Prepare(ctx context.Context, data []byte) (*Payload, error) {
 	if err != nil {
 		return nil, err
 	}
-	hashes, err := hashChunks(ctx, bytes.NewReader(data), l)
+	hashes, err := hashChunks(ctx, bytes.NewReader(data), l, m.cfg.Hash)
 	if err != nil {
 		return nil, fmt.Errorf("stream: prepare: %w", err)
 	}
-	return &Payload{mem: data, hashes: hashes}, nil
+	return &Payload{mem: data, hash: m.cfg.Hash, hashes: hashes}, nil
 }
 
 // OfferPayload is OfferBytes of a prepared payload: a new stream (its own
 // id, so its own manifest), with the hashes computed once.
 func (m *Manager) OfferPayload(ctx context.Context, recipient string, p *Payload) (*Outgoing, error) {
-	return m.offer(ctx, recipient, bytes.NewReader(p.mem), int64(len(p.mem)), p.mem, p.hashes)
+	return m.offer(ctx, recipient, bytes.NewReader(p.mem), int64(len(p.mem)), p.mem, p.hashes, p.hash)
 }

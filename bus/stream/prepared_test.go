@@ -29,7 +29,7 @@ func TestPreparedPayloadIsOfferedToManyWithTheSameHashes(t *testing.T) {
 			t.Fatal(err)
 		}
 		sink.check(t, data)
-		if !bytes.Equal(out.Manifest.ChunkSha256[0], p.hashes[0]) {
+		if !bytes.Equal(out.Manifest.ChunkHashes[0], p.hashes[0]) {
 			t.Fatal("the manifest does not carry the prepared hashes")
 		}
 	}

@@ -3,7 +3,6 @@ package stream
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -102,7 +101,7 @@ func (m *Manager) Receive(ctx context.Context, sender string, man *hearthv1.Stre
 		return Stats{}, fmt.Errorf("stream: %s from %s is already being received", l.id, sender)
 	}
 	r := &receiver{
-		m: m, in: in, l: l, hashes: man.GetChunkSha256(), sink: sink,
+		m: m, in: in, l: l, hash: man.GetChunkHash(), hashes: man.GetChunkHashes(), sink: sink,
 		ctl: bus.Stream(sender, m.cfg.Self, l.id), lastProgress: start,
 		backoff: min(firstRetry, m.cfg.RetryInterval),
 	}
@@ -128,6 +127,7 @@ type receiver struct {
 	m      *Manager
 	in     *incoming
 	l      layout
+	hash   Hash // what hashes were made with
 	hashes [][]byte
 	sink   Sink
 	ctl    string // credit and abort: bus.Stream(sender, self, id)
@@ -191,7 +191,7 @@ func (r *receiver) chunk(msg *nats.Msg) error {
 		}
 		return nil
 	}
-	if sum := sha256.Sum256(payload); len(payload) != r.l.chunkLen(i) || !bytes.Equal(sum[:], r.hashes[i]) {
+	if sum := sum(r.hash, payload); len(payload) != r.l.chunkLen(i) || !bytes.Equal(sum[:], r.hashes[i]) {
 		r.stats.Corrupt++
 		r.corrupt++
 		if r.corrupt >= maxCorrupt {

@@ -62,19 +62,20 @@ func (m *Manager) Offer(ctx context.Context, recipient string, src io.ReaderAt, 
 	if src == nil {
 		return nil, errors.New("stream: no source")
 	}
-	return m.offer(ctx, recipient, src, size, nil, nil)
+	return m.offer(ctx, recipient, src, size, nil, nil, m.cfg.Hash)
 }
 
 // OfferBytes is Offer of data, which stays in memory: its chunks are
 // published straight from it, without a copy. data must not change until
 // the stream has ended.
 func (m *Manager) OfferBytes(ctx context.Context, recipient string, data []byte) (*Outgoing, error) {
-	return m.offer(ctx, recipient, bytes.NewReader(data), int64(len(data)), data, nil)
+	return m.offer(ctx, recipient, bytes.NewReader(data), int64(len(data)), data, nil, m.cfg.Hash)
 }
 
 // offer starts an outgoing stream; hashes, when not nil, are the chunk
-// hashes of src under this manager's layout, computed before (Prepare).
-func (m *Manager) offer(ctx context.Context, recipient string, src io.ReaderAt, size int64, mem []byte, hashes [][]byte) (*Outgoing, error) {
+// hashes of src under this manager's layout, made with hash before
+// (Prepare); when nil, they are made here with hash.
+func (m *Manager) offer(ctx context.Context, recipient string, src io.ReaderAt, size int64, mem []byte, hashes [][]byte, hash Hash) (*Outgoing, error) {
 	if !validName(recipient) {
 		return nil, fmt.Errorf("stream: recipient name %q cannot be a subject token", recipient)
 	}
@@ -87,15 +88,16 @@ func (m *Manager) offer(ctx context.Context, recipient string, src io.ReaderAt, 
 		return nil, err
 	}
 	if hashes == nil {
-		if hashes, err = hashChunks(ctx, src, l); err != nil {
+		if hashes, err = hashChunks(ctx, src, l, hash); err != nil {
 			return nil, fmt.Errorf("stream: offer: %w", err)
 		}
 	} else if len(hashes) != l.count {
 		return nil, fmt.Errorf("%w: %d prepared hashes for %d chunks", ErrManifest, len(hashes), l.count)
 	}
 	o := &Outgoing{
-		Manifest: &hearthv1.StreamManifest{StreamId: id, TotalBytes: size, ChunkBytes: int32(l.chunkBytes), ChunkSha256: hashes},
-		m:        m, key: streamKey{peer: recipient, id: id},
+		Manifest: &hearthv1.StreamManifest{StreamId: id, TotalBytes: size, ChunkBytes: int32(l.chunkBytes),
+			ChunkHash: hash, ChunkHashes: hashes},
+		m: m, key: streamKey{peer: recipient, id: id},
 		subject: bus.Stream(recipient, m.cfg.Self, id), src: src, mem: mem, l: l,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 		heard: time.Now(),

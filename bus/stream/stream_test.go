@@ -3,13 +3,13 @@ package stream
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"lukechampine.com/blake3"
 
 	"github.com/hearthfl/hearth/bus"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -56,7 +56,7 @@ func TestRoundTrip(t *testing.T) {
 					t.Fatal(err)
 				}
 				sink.check(t, data)
-				chunks := len(out.Manifest.ChunkSha256)
+				chunks := len(out.Manifest.ChunkHashes)
 				if st.Chunks != chunks || st.Bytes != sz.size || st.Corrupt != 0 {
 					t.Fatalf("stats %+v, want %d chunks, %d bytes, none corrupt", st, chunks, sz.size)
 				}
@@ -79,7 +79,7 @@ func TestBadManifestsAreRefused(t *testing.T) {
 		return h
 	}
 	const id = "00112233445566778899aabbccddeeff"
-	good := &hearthv1.StreamManifest{StreamId: id, TotalBytes: 2500, ChunkBytes: 1000, ChunkSha256: hashes(3, 32)}
+	good := &hearthv1.StreamManifest{StreamId: id, TotalBytes: 2500, ChunkBytes: 1000, ChunkHash: BLAKE3, ChunkHashes: hashes(3, 32)}
 	edit := func(f func(*hearthv1.StreamManifest)) *hearthv1.StreamManifest {
 		c := proto.Clone(good).(*hearthv1.StreamManifest)
 		f(c)
@@ -90,18 +90,20 @@ func TestBadManifestsAreRefused(t *testing.T) {
 		man  *hearthv1.StreamManifest
 	}{
 		{"none", nil},
-		{"one chunk hash too few", edit(func(m *hearthv1.StreamManifest) { m.ChunkSha256 = m.ChunkSha256[:2] })},
-		{"one chunk hash too many", edit(func(m *hearthv1.StreamManifest) { m.ChunkSha256 = hashes(4, 32) })},
+		{"one chunk hash too few", edit(func(m *hearthv1.StreamManifest) { m.ChunkHashes = m.ChunkHashes[:2] })},
+		{"one chunk hash too many", edit(func(m *hearthv1.StreamManifest) { m.ChunkHashes = hashes(4, 32) })},
 		{"hashes for an empty stream", edit(func(m *hearthv1.StreamManifest) { m.TotalBytes = 0 })},
-		{"short hash", edit(func(m *hearthv1.StreamManifest) { m.ChunkSha256[1] = make([]byte, 31) })},
-		{"long hash", edit(func(m *hearthv1.StreamManifest) { m.ChunkSha256[2] = make([]byte, 64) })},
+		{"short hash", edit(func(m *hearthv1.StreamManifest) { m.ChunkHashes[1] = make([]byte, 31) })},
+		{"long hash", edit(func(m *hearthv1.StreamManifest) { m.ChunkHashes[2] = make([]byte, 64) })},
+		{"hash function unspecified", edit(func(m *hearthv1.StreamManifest) { m.ChunkHash = 0 })},
+		{"unknown hash function", edit(func(m *hearthv1.StreamManifest) { m.ChunkHash = 99 })},
 		{"negative size", edit(func(m *hearthv1.StreamManifest) { m.TotalBytes = -1 })},
 		{"huge size", edit(func(m *hearthv1.StreamManifest) { m.TotalBytes = 1 << 62 })},
 		{"over the maximum size", edit(func(m *hearthv1.StreamManifest) {
 			m.TotalBytes, m.ChunkBytes = MaxStreamBytes+1, MaxChunkBytes
 		})},
 		{"too many chunks", edit(func(m *hearthv1.StreamManifest) {
-			m.TotalBytes, m.ChunkBytes, m.ChunkSha256 = MaxChunks+1, 1, hashes(MaxChunks+1, 32)
+			m.TotalBytes, m.ChunkBytes, m.ChunkHashes = MaxChunks+1, 1, hashes(MaxChunks+1, 32)
 		})},
 		{"zero chunk size", edit(func(m *hearthv1.StreamManifest) { m.ChunkBytes = 0 })},
 		{"negative chunk size", edit(func(m *hearthv1.StreamManifest) { m.ChunkBytes = -1000 })},
@@ -167,11 +169,14 @@ func TestConfigValidate(t *testing.T) {
 		{"chunk over max payload", Config{Conn: nc, Self: "server", ChunkBytes: bus.MaxPayload}},
 		{"negative window", Config{Conn: nc, Self: "server", Window: -1}},
 		{"retry longer than stall", Config{Conn: nc, Self: "server", StallTimeout: time.Second, RetryInterval: 2 * time.Second}},
+		{"unknown hash function", Config{Conn: nc, Self: "server", Hash: 99}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := NewManager(tc.cfg); err == nil {
 				t.Fatal("accepted")
+			} else {
+				t.Log(err)
 			}
 		})
 	}
@@ -216,8 +221,8 @@ func TestOtherParticipantsCannotInject(t *testing.T) {
 	if err := out.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(data[:DefaultChunkBytes])
-	if !bytes.Equal(out.Manifest.ChunkSha256[0], sum[:]) {
-		t.Fatal("manifest hash of chunk 0 is wrong")
+	sum := blake3.Sum256(data[:DefaultChunkBytes])
+	if out.Manifest.ChunkHash != BLAKE3 || !bytes.Equal(out.Manifest.ChunkHashes[0], sum[:]) {
+		t.Fatalf("manifest says %v and hash %x for chunk 0, want BLAKE3 and %x", out.Manifest.ChunkHash, out.Manifest.ChunkHashes[0], sum)
 	}
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,7 +27,9 @@ import (
 type benchRow struct {
 	ModelBytes   int64   `json:"model_bytes"`
 	Sites        int     `json:"sites"`
-	RoundSeconds float64 `json:"round_seconds"` // broadcast, gather, aggregate
+	Rounds       int     `json:"rounds"`
+	FirstSeconds float64 `json:"first_round_seconds"` // allocating every buffer
+	RoundSeconds float64 `json:"round_seconds"`       // steady state: broadcast, gather, aggregate
 	Checkpoint   float64 `json:"checkpoint_seconds"`
 	BytesMoved   int64   `json:"bytes_moved"`
 	MBps         float64 `json:"mb_per_s"`
@@ -44,6 +48,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "bench", "[flags]")
 	sizes := fs.String("sizes", "16MiB,256MiB,1GiB", "model sizes, comma-separated (KiB, MiB, GiB, MB, GB)")
 	sites := fs.String("sites", "2,4,8", "site counts, comma-separated")
+	rounds := fs.Int("rounds", 3, "rounds a configuration runs: the first is reported apart, the others give the steady-state figures")
 	nvflare := fs.Bool("nvflare", false, "measure the sizes NVFlare's figures are for instead: 100MB x 2 sites, 500MB x 4, 1GB x 2")
 	plainBytes := fs.String("plain", "2GiB", "bytes to send for the plain NATS baseline")
 	workspace := fs.String("workspace", "", "folder for the benchmark's projects (default: a temporary folder, removed afterwards)")
@@ -95,7 +100,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("plain NATS baseline: %w", err)
 	}
 	say("plain NATS, leaf -> hub, mTLS, compression off, %s in 1 MiB messages: %.0f MB/s", sizeText(plain), rep.PlainMBps)
-	say("\n%-9s %5s %9s %9s %9s %9s %11s %11s %11s %8s", "model", "sites", "round s", "moved", "MB/s", "vs plain", "server RSS", "site RSS", "all RSS", "ckpt s")
+	say("\n%-9s %5s %8s %8s %10s %7s %9s %11s %11s %11s %7s", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "server RSS", "site RSS", "all RSS", "ckpt s")
 	for i, g := range grid {
 		var extra []func(string) []string
 		if *profiles != "" {
@@ -103,13 +108,13 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 				return []string{"--cpu-profile", filepath.Join(*profiles, fmt.Sprintf("%s-%d-%s.pprof", sizeText(g.size), g.sites, name))}
 			})
 		}
-		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.size, g.sites, extra...)
+		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.size, g.sites, *rounds, extra...)
 		if err != nil {
 			return fmt.Errorf("%s with %d sites: %w", sizeText(g.size), g.sites, err)
 		}
 		row.VsPlain = row.MBps / rep.PlainMBps
 		rep.Rows = append(rep.Rows, *row)
-		say("%-9s %5d %9.2f %9s %9.0f %8.0f%% %11s %11s %11s %8.2f", sizeText(row.ModelBytes), row.Sites, row.RoundSeconds, sizeText(row.BytesMoved),
+		say("%-9s %5d %8.2f %8.2f %10s %7.0f %8.0f%% %11s %11s %11s %7.2f", sizeText(row.ModelBytes), row.Sites, row.FirstSeconds, row.RoundSeconds, sizeText(row.BytesMoved),
 			row.MBps, 100*row.VsPlain, sizeText(row.ServerRSS), sizeText(row.SiteRSS), sizeText(row.TotalRSS), row.Checkpoint)
 	}
 	if *asJSON {
@@ -122,7 +127,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 
 // benchRound runs one FedAvg round of a noop model of size bytes on a
 // server and `sites` sites as separate processes, and measures it.
-func benchRound(ctx context.Context, ws string, size int64, sites int, extra ...func(string) []string) (*benchRow, error) {
+func benchRound(ctx context.Context, ws string, size int64, sites, rounds int, extra ...func(string) []string) (*benchRow, error) {
 	if err := os.MkdirAll(ws, 0o700); err != nil {
 		return nil, err
 	}
@@ -150,14 +155,14 @@ func benchRound(ctx context.Context, ws string, size int64, sites int, extra ...
 	dir := filepath.Join(ws, "job")
 	manifest := fmt.Sprintf(`name: bench
 workflow: fedavg
-rounds: 1
+rounds: %d
 sites: ["@all"]
 min_sites: %d
 round_timeout: 30m
 dataset: wdbc
 trainer: {kind: noop, params: %d}
 evaluation: {validation: false, test: false}
-`, sites, size/4)
+`, rounds, sites, size/4)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -175,10 +180,25 @@ evaluation: {validation: false, test: false}
 	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || len(info.History) == 0 {
 		return nil, fmt.Errorf("job %s: %s", status(info.Status), info.Reason)
 	}
-	r := info.History[len(info.History)-1]
-	row := &benchRow{ModelBytes: size / 4 * 4, Sites: sites, RoundSeconds: float64(r.DurationMicros) / 1e6, BytesMoved: r.BytesMoved,
-		Checkpoint: float64(r.CheckpointMicros) / 1e6}
-	row.MBps = float64(r.BytesMoved) / 1e6 / row.RoundSeconds
+	if len(info.History) != rounds {
+		return nil, fmt.Errorf("job finished after %d of %d rounds", len(info.History), rounds)
+	}
+	first := info.History[0]
+	row := &benchRow{ModelBytes: size / 4 * 4, Sites: sites, Rounds: rounds, FirstSeconds: float64(first.DurationMicros) / 1e6}
+	// Steady state: the median round after the first (the first alone when
+	// there is no other), so one slow round does not move the figure.
+	steady := info.History
+	if len(steady) > 1 {
+		steady = steady[1:]
+	}
+	steady = slices.Clone(steady)
+	slices.SortFunc(steady, func(a, b *hearthv1.RoundSummary) int { return cmp.Compare(a.DurationMicros, b.DurationMicros) })
+	mid := steady[len(steady)/2]
+	if len(steady)%2 == 0 {
+		mid = steady[len(steady)/2-1]
+	}
+	row.RoundSeconds, row.BytesMoved, row.Checkpoint = float64(mid.DurationMicros)/1e6, mid.BytesMoved, float64(mid.CheckpointMicros)/1e6
+	row.MBps = float64(row.BytesMoved) / 1e6 / row.RoundSeconds
 	for i, p := range procs {
 		rss, err := p.PeakRSS()
 		if err != nil {

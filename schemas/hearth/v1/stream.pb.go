@@ -23,6 +23,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ChunkHash is the hash function of a manifest's chunk hashes. Both are
+// 256-bit cryptographic hashes; BLAKE3 is about three times faster than
+// SHA-256 (with SHA extensions) on the chunks streams carry, and SHA-256 is
+// there for deployments that must use FIPS-approved algorithms.
+type ChunkHash int32
+
+const (
+	ChunkHash_CHUNK_HASH_UNSPECIFIED ChunkHash = 0 // refused
+	ChunkHash_CHUNK_HASH_SHA256      ChunkHash = 1
+	ChunkHash_CHUNK_HASH_BLAKE3      ChunkHash = 2 // BLAKE3 with 32 bytes of output
+)
+
+// Enum value maps for ChunkHash.
+var (
+	ChunkHash_name = map[int32]string{
+		0: "CHUNK_HASH_UNSPECIFIED",
+		1: "CHUNK_HASH_SHA256",
+		2: "CHUNK_HASH_BLAKE3",
+	}
+	ChunkHash_value = map[string]int32{
+		"CHUNK_HASH_UNSPECIFIED": 0,
+		"CHUNK_HASH_SHA256":      1,
+		"CHUNK_HASH_BLAKE3":      2,
+	}
+)
+
+func (x ChunkHash) Enum() *ChunkHash {
+	p := new(ChunkHash)
+	*p = x
+	return p
+}
+
+func (x ChunkHash) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChunkHash) Descriptor() protoreflect.EnumDescriptor {
+	return file_hearth_v1_stream_proto_enumTypes[0].Descriptor()
+}
+
+func (ChunkHash) Type() protoreflect.EnumType {
+	return &file_hearth_v1_stream_proto_enumTypes[0]
+}
+
+func (x ChunkHash) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChunkHash.Descriptor instead.
+func (ChunkHash) EnumDescriptor() ([]byte, []int) {
+	return file_hearth_v1_stream_proto_rawDescGZIP(), []int{0}
+}
+
 // StreamManifest offers a stream. It always travels inside a signed
 // envelope (as a field of the message that offers the stream), so the
 // chunk hashes it lists are authenticated by the sender's signature and
@@ -34,8 +87,9 @@ type StreamManifest struct {
 	TotalBytes int64  `protobuf:"varint,2,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
 	// Every chunk but the last is exactly chunk_bytes long.
 	ChunkBytes int32 `protobuf:"varint,3,opt,name=chunk_bytes,json=chunkBytes,proto3" json:"chunk_bytes,omitempty"`
-	// SHA-256 of each chunk, in order.
-	ChunkSha256   [][]byte `protobuf:"bytes,4,rep,name=chunk_sha256,json=chunkSha256,proto3" json:"chunk_sha256,omitempty"`
+	// The hash of each chunk, in order, by chunk_hash.
+	ChunkHashes   [][]byte  `protobuf:"bytes,4,rep,name=chunk_hashes,json=chunkHashes,proto3" json:"chunk_hashes,omitempty"`
+	ChunkHash     ChunkHash `protobuf:"varint,5,opt,name=chunk_hash,json=chunkHash,proto3,enum=hearth.v1.ChunkHash" json:"chunk_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -91,11 +145,18 @@ func (x *StreamManifest) GetChunkBytes() int32 {
 	return 0
 }
 
-func (x *StreamManifest) GetChunkSha256() [][]byte {
+func (x *StreamManifest) GetChunkHashes() [][]byte {
 	if x != nil {
-		return x.ChunkSha256
+		return x.ChunkHashes
 	}
 	return nil
+}
+
+func (x *StreamManifest) GetChunkHash() ChunkHash {
+	if x != nil {
+		return x.ChunkHash
+	}
+	return ChunkHash_CHUNK_HASH_UNSPECIFIED
 }
 
 // ModelLayout names a streamed model's tensors: the stream's bytes are the
@@ -200,19 +261,25 @@ var File_hearth_v1_stream_proto protoreflect.FileDescriptor
 
 const file_hearth_v1_stream_proto_rawDesc = "" +
 	"\n" +
-	"\x16hearth/v1/stream.proto\x12\thearth.v1\"\x92\x01\n" +
+	"\x16hearth/v1/stream.proto\x12\thearth.v1\"\xc7\x01\n" +
 	"\x0eStreamManifest\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\tR\bstreamId\x12\x1f\n" +
 	"\vtotal_bytes\x18\x02 \x01(\x03R\n" +
 	"totalBytes\x12\x1f\n" +
 	"\vchunk_bytes\x18\x03 \x01(\x05R\n" +
 	"chunkBytes\x12!\n" +
-	"\fchunk_sha256\x18\x04 \x03(\fR\vchunkSha256\"@\n" +
+	"\fchunk_hashes\x18\x04 \x03(\fR\vchunkHashes\x123\n" +
+	"\n" +
+	"chunk_hash\x18\x05 \x01(\x0e2\x14.hearth.v1.ChunkHashR\tchunkHash\"@\n" +
 	"\vModelLayout\x121\n" +
 	"\atensors\x18\x01 \x03(\v2\x17.hearth.v1.TensorLayoutR\atensors\"8\n" +
 	"\fTensorLayout\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05shape\x18\x02 \x03(\x03R\x05shapeB7Z5github.com/hearthfl/hearth/schemas/hearth/v1;hearthv1b\x06proto3"
+	"\x05shape\x18\x02 \x03(\x03R\x05shape*U\n" +
+	"\tChunkHash\x12\x1a\n" +
+	"\x16CHUNK_HASH_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11CHUNK_HASH_SHA256\x10\x01\x12\x15\n" +
+	"\x11CHUNK_HASH_BLAKE3\x10\x02B7Z5github.com/hearthfl/hearth/schemas/hearth/v1;hearthv1b\x06proto3"
 
 var (
 	file_hearth_v1_stream_proto_rawDescOnce sync.Once
@@ -226,19 +293,22 @@ func file_hearth_v1_stream_proto_rawDescGZIP() []byte {
 	return file_hearth_v1_stream_proto_rawDescData
 }
 
+var file_hearth_v1_stream_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_hearth_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_hearth_v1_stream_proto_goTypes = []any{
-	(*StreamManifest)(nil), // 0: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),    // 1: hearth.v1.ModelLayout
-	(*TensorLayout)(nil),   // 2: hearth.v1.TensorLayout
+	(ChunkHash)(0),         // 0: hearth.v1.ChunkHash
+	(*StreamManifest)(nil), // 1: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),    // 2: hearth.v1.ModelLayout
+	(*TensorLayout)(nil),   // 3: hearth.v1.TensorLayout
 }
 var file_hearth_v1_stream_proto_depIdxs = []int32{
-	2, // 0: hearth.v1.ModelLayout.tensors:type_name -> hearth.v1.TensorLayout
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	0, // 0: hearth.v1.StreamManifest.chunk_hash:type_name -> hearth.v1.ChunkHash
+	3, // 1: hearth.v1.ModelLayout.tensors:type_name -> hearth.v1.TensorLayout
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_stream_proto_init() }
@@ -251,13 +321,14 @@ func file_hearth_v1_stream_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_stream_proto_rawDesc), len(file_hearth_v1_stream_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_hearth_v1_stream_proto_goTypes,
 		DependencyIndexes: file_hearth_v1_stream_proto_depIdxs,
+		EnumInfos:         file_hearth_v1_stream_proto_enumTypes,
 		MessageInfos:      file_hearth_v1_stream_proto_msgTypes,
 	}.Build()
 	File_hearth_v1_stream_proto = out.File
