@@ -89,15 +89,32 @@ func (c *Client) Status(ctx context.Context, id string) (*hearthv1.JobInfo, erro
 }
 
 // Follow polls a job's status every `every`, calling round for each round
-// as it closes, until the job has ended or ctx is done.
+// as it closes, until the job has ended or ctx is done. The first request
+// failing fails Follow; later ones may fail for up to followPatience in a
+// row (a server busy moving gigabytes can answer late).
 func (c *Client) Follow(ctx context.Context, id string, every time.Duration, round func(*hearthv1.RoundSummary)) (*hearthv1.JobInfo, error) {
 	seen := 0
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var last *hearthv1.JobInfo
+	var failingSince time.Time
 	for {
 		info, err := c.Status(ctx, id)
-		if err != nil {
-			return nil, err
+		switch {
+		case err != nil && last == nil:
+			return nil, err // no such job, forbidden, no server: at once
+		case err != nil && failingSince.IsZero():
+			failingSince = time.Now()
+			fallthrough
+		case err != nil:
+			// A busy server (a round moving gigabytes) may answer late:
+			// keep following until it has failed for followPatience.
+			if time.Since(failingSince) > followPatience {
+				return last, fmt.Errorf("job %s: status failing for %v: %w", id, followPatience, err)
+			}
+			info = last
+		default:
+			last, failingSince = info, time.Time{}
 		}
 		for ; seen < len(info.History); seen++ {
 			if round != nil {
@@ -114,6 +131,10 @@ func (c *Client) Follow(ctx context.Context, id string, every time.Duration, rou
 		}
 	}
 }
+
+// followPatience is how long Follow keeps trying while the server's status
+// answers fail, once it has had one.
+const followPatience = 30 * time.Second
 
 // Ended reports whether a job in status s has ended.
 func Ended(s hearthv1.JobStatus) bool {

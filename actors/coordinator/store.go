@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hearthfl/hearth/actors/job"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -129,43 +130,119 @@ func (s *Store) Model(ctx context.Context, id string, round int64) (*hearthv1.Mo
 
 func modelName(id string, round int64) string { return id + "/round-" + strconv.FormatInt(round, 10) }
 
-// PutRaw checkpoints a large global model after round from r (its float32
-// bytes, little-endian), streaming into the object store rather than
-// holding a second copy; layout goes beside it. The checkpoint before it is
-// dropped.
-func (s *Store) PutRaw(ctx context.Context, id string, round int64, layout *hearthv1.ModelLayout, r io.Reader) error {
-	meta, err := proto.Marshal(layout)
+// rawPartBytes is the size of the objects a large checkpoint is cut into.
+// The object store publishes an object's chunks (128 KiB) with up to 4000
+// acknowledgements outstanding, about 500 MiB, while JetStream queues at
+// most 128 MiB for a stream before it refuses with 429 "too many
+// requests"; a server short of CPU (a round of 8 sites on 2 cores) had
+// 1 GiB checkpoints refused so. Each part is put, and acknowledged, before
+// the next, so no more than a part is ever queued.
+const rawPartBytes = 64 << 20
+
+// PutRaw checkpoints a large global model after round from data (size
+// bytes: its float32 values, little-endian), streaming it into the object
+// store in parts rather than holding a second copy; layout goes beside it.
+// The checkpoint before it is dropped.
+func (s *Store) PutRaw(ctx context.Context, id string, round int64, layout *hearthv1.ModelLayout, data io.ReaderAt, size int64) error {
+	return s.putRaw(ctx, id, round, layout, data, size, rawPartBytes)
+}
+
+func (s *Store) putRaw(ctx context.Context, id string, round int64, layout *hearthv1.ModelLayout, data io.ReaderAt, size, partBytes int64) error {
+	if _, n, err := job.LayoutFromWire(layout); err != nil || n != size {
+		return fmt.Errorf("checkpoint job %s round %d: %d bytes for a layout of %d: %v", id, round, size, n, err)
+	}
+	meta, err := proto.Marshal(&hearthv1.RawCheckpoint{Layout: layout, PartBytes: partBytes})
 	if err != nil {
 		return err
 	}
-	if _, err := s.models.PutBytes(ctx, rawName(id, round)+".layout", meta); err != nil {
-		return fmt.Errorf("checkpoint job %s round %d: %w", id, round, err)
+	for i, off := 0, int64(0); off < size; i, off = i+1, off+partBytes {
+		part := io.NewSectionReader(data, off, min(partBytes, size-off))
+		if _, err := s.models.Put(ctx, jetstream.ObjectMeta{Name: rawPart(id, round, i)}, part); err != nil {
+			return fmt.Errorf("checkpoint job %s round %d, part %d: %w", id, round, i, err)
+		}
 	}
-	if _, err := s.models.Put(ctx, jetstream.ObjectMeta{Name: rawName(id, round)}, r); err != nil {
+	// The description last: a checkpoint cut short by a crash has none,
+	// and Raw does not open it.
+	if _, err := s.models.PutBytes(ctx, rawName(id, round), meta); err != nil {
 		return fmt.Errorf("checkpoint job %s round %d: %w", id, round, err)
 	}
 	if round > 0 {
-		_ = s.models.Delete(ctx, rawName(id, round-1))
-		_ = s.models.Delete(ctx, rawName(id, round-1)+".layout")
+		s.dropRaw(ctx, id, round-1)
 	}
 	return nil
 }
 
+// dropRaw deletes a large checkpoint, best effort.
+func (s *Store) dropRaw(ctx context.Context, id string, round int64) {
+	_ = s.models.Delete(ctx, rawName(id, round))
+	for i := 0; s.models.Delete(ctx, rawPart(id, round, i)) == nil; i++ {
+	}
+}
+
 // Raw opens a large model checkpoint: its layout and a reader of its bytes.
 func (s *Store) Raw(ctx context.Context, id string, round int64) (*hearthv1.ModelLayout, io.ReadCloser, error) {
-	meta, err := s.models.GetBytes(ctx, rawName(id, round)+".layout")
+	meta, err := s.models.GetBytes(ctx, rawName(id, round))
 	if err != nil {
 		return nil, nil, fmt.Errorf("job %s: checkpoint of round %d: %w", id, round, err)
 	}
-	var layout hearthv1.ModelLayout
-	if err := proto.Unmarshal(meta, &layout); err != nil {
-		return nil, nil, err
-	}
-	r, err := s.models.Get(ctx, rawName(id, round))
-	if err != nil {
+	var cp hearthv1.RawCheckpoint
+	if err := proto.Unmarshal(meta, &cp); err != nil {
 		return nil, nil, fmt.Errorf("job %s: checkpoint of round %d: %w", id, round, err)
 	}
-	return &layout, r, nil
+	_, size, err := job.LayoutFromWire(cp.Layout)
+	if err != nil || cp.PartBytes <= 0 {
+		return nil, nil, fmt.Errorf("job %s: checkpoint of round %d: parts of %d bytes, layout: %v", id, round, cp.PartBytes, err)
+	}
+	parts := int((size + cp.PartBytes - 1) / cp.PartBytes)
+	return cp.Layout, &partsReader{open: func(i int) (io.ReadCloser, error) {
+		if i >= parts {
+			return nil, io.EOF
+		}
+		r, err := s.models.Get(ctx, rawPart(id, round, i))
+		if err != nil {
+			return nil, fmt.Errorf("job %s: checkpoint of round %d, part %d: %w", id, round, i, err)
+		}
+		return r, nil
+	}}, nil
+}
+
+// partsReader reads the parts open returns, in order, until it returns
+// io.EOF.
+type partsReader struct {
+	open func(i int) (io.ReadCloser, error)
+	next int
+	cur  io.ReadCloser
+}
+
+func (p *partsReader) Read(b []byte) (int, error) {
+	for {
+		if p.cur == nil {
+			r, err := p.open(p.next)
+			if err != nil {
+				return 0, err
+			}
+			p.cur, p.next = r, p.next+1
+		}
+		n, err := p.cur.Read(b)
+		if err == io.EOF {
+			p.cur.Close()
+			p.cur = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (p *partsReader) Close() error {
+	if p.cur != nil {
+		return p.cur.Close()
+	}
+	return nil
 }
 
 func rawName(id string, round int64) string { return modelName(id, round) + ".f32" }
+
+func rawPart(id string, round int64, i int) string { return rawName(id, round) + "." + strconv.Itoa(i) }

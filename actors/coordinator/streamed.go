@@ -83,8 +83,7 @@ func (w *workflow) initialBig(layout []model.TensorShape) error {
 }
 
 func (w *workflow) checkpointBig(round int64) error {
-	return w.cfg.Store.PutRaw(context.Background(), w.id(), round, job.LayoutToWire(w.big.Layout),
-		io.NewSectionReader(w.big, 0, w.big.Size()))
+	return w.cfg.Store.PutRaw(context.Background(), w.id(), round, job.LayoutToWire(w.big.Layout), w.big, w.big.Size())
 }
 
 // loadBig reads a large checkpoint back into a flat model (on resume).

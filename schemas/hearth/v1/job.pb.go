@@ -1509,6 +1509,61 @@ func (x *JobRecord) GetJoined() map[string]int64 {
 	return nil
 }
 
+// RawCheckpoint describes a large model checkpoint in the server's object
+// store (never sent on the bus): the model's float32 bytes are kept as
+// objects of part_bytes each (the last shorter), in order.
+type RawCheckpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Layout        *ModelLayout           `protobuf:"bytes,1,opt,name=layout,proto3" json:"layout,omitempty"`
+	PartBytes     int64                  `protobuf:"varint,2,opt,name=part_bytes,json=partBytes,proto3" json:"part_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RawCheckpoint) Reset() {
+	*x = RawCheckpoint{}
+	mi := &file_hearth_v1_job_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RawCheckpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RawCheckpoint) ProtoMessage() {}
+
+func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RawCheckpoint.ProtoReflect.Descriptor instead.
+func (*RawCheckpoint) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RawCheckpoint) GetLayout() *ModelLayout {
+	if x != nil {
+		return x.Layout
+	}
+	return nil
+}
+
+func (x *RawCheckpoint) GetPartBytes() int64 {
+	if x != nil {
+		return x.PartBytes
+	}
+	return 0
+}
+
 var File_hearth_v1_job_proto protoreflect.FileDescriptor
 
 const file_hearth_v1_job_proto_rawDesc = "" +
@@ -1628,7 +1683,11 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\x06joined\x18\x03 \x03(\v2 .hearth.v1.JobRecord.JoinedEntryR\x06joined\x1a9\n" +
 	"\vJoinedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xa1\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"^\n" +
+	"\rRawCheckpoint\x12.\n" +
+	"\x06layout\x18\x01 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\x12\x1d\n" +
+	"\n" +
+	"part_bytes\x18\x02 \x01(\x03R\tpartBytes*\xa1\x01\n" +
 	"\tJobStatus\x12\x1a\n" +
 	"\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14JOB_STATUS_SUBMITTED\x10\x01\x12\x16\n" +
@@ -1650,7 +1709,7 @@ func file_hearth_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_hearth_v1_job_proto_goTypes = []any{
 	(JobStatus)(0),         // 0: hearth.v1.JobStatus
 	(*Tensor)(nil),         // 1: hearth.v1.Tensor
@@ -1675,9 +1734,10 @@ var file_hearth_v1_job_proto_goTypes = []any{
 	(*EvaluateResult)(nil), // 20: hearth.v1.EvaluateResult
 	(*LeaveJob)(nil),       // 21: hearth.v1.LeaveJob
 	(*JobRecord)(nil),      // 22: hearth.v1.JobRecord
-	nil,                    // 23: hearth.v1.JobRecord.JoinedEntry
-	(*StreamManifest)(nil), // 24: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),    // 25: hearth.v1.ModelLayout
+	(*RawCheckpoint)(nil),  // 23: hearth.v1.RawCheckpoint
+	nil,                    // 24: hearth.v1.JobRecord.JoinedEntry
+	(*StreamManifest)(nil), // 25: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),    // 26: hearth.v1.ModelLayout
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
@@ -1691,22 +1751,23 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	2,  // 8: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
 	3,  // 9: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
 	2,  // 10: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	24, // 11: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	25, // 12: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	25, // 11: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	26, // 12: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
 	2,  // 13: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
 	4,  // 14: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	24, // 15: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	25, // 15: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
 	2,  // 16: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
 	4,  // 17: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
 	0,  // 18: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
 	6,  // 19: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
 	3,  // 20: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	23, // 21: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	24, // 21: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	26, // 22: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
@@ -1721,7 +1782,7 @@ func file_hearth_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_job_proto_rawDesc), len(file_hearth_v1_job_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
