@@ -64,7 +64,12 @@ func (w *workflow) initialBig(layout []model.TensorShape) error {
 	spec := w.manifest.Trainer.Spec()
 	var err error
 	if spec.Kind == trainer.KindNoop {
-		w.big, err = model.NewFlat(layout, w.spill(bytesOf(layout)))
+		// The noop model's zeros are written, not left to the mapping: an
+		// untouched mapping reads as the kernel's shared zero page, and
+		// the global model would then hold no memory, as no real one does.
+		if w.big, err = model.NewFlat(layout, w.spill(bytesOf(layout))); err == nil {
+			clear(w.big.Data)
+		}
 	} else {
 		var m *model.Model
 		if m, err = trainer.Init(spec, int(w.shapeFeatures), int(w.shapeLabels)); err == nil {
@@ -109,22 +114,32 @@ func (w *workflow) loadBig(round int64) error {
 	return nil
 }
 
+// pullGrace is how long update streams wait, once the first is offered,
+// for every stream of the global model to end so that the sum can fold
+// into the global model's own buffer. Sites download at about the same
+// pace and each uploads only after its download, so the wait is usually
+// short and the round holds one model; past it (a site still downloading),
+// the sum takes a buffer of its own and the updates are pulled at once. It
+// is well under stream.DefaultStallTimeout, within which an offered stream
+// must be pulled.
+const pullGrace = 5 * time.Second
+
+// waitingUpdate is a site's offered update, waiting for the round's sum.
+type waitingUpdate struct {
+	site   string
+	result *hearthv1.TrainResult
+}
+
+// sumReady tells the workflow to choose the round's sum buffer: every
+// stream of the global model has ended, or pullGrace has passed.
+type sumReady struct{ round int64 }
+
 // startStreamedRound offers the global model to every reachable site as a
 // stream and asks each to train on it; the update streams are pulled as
-// their results arrive, each chunk folded into the round's sum.
+// their results arrive (see pullGrace), each chunk folded into the round's
+// sum.
 func (w *workflow) startStreamedRound(ctx actor.Context) {
-	// The sum goes into the buffer of the model before last (retired at
-	// the end of the previous round), so that rounds after the first
-	// allocate no large buffer: two alternate, the global model and the
-	// sum that becomes the next one.
-	acc, err := w.spare.Take(w.big.Layout, w.spill(w.big.Size()))
-	if err == nil {
-		w.sum, err = aggregator.NewStreamSumOver(acc, stream.DefaultChunkBytes)
-	}
-	if err != nil {
-		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %v", w.round, err))
-		return
-	}
+	w.sum, w.sumInPlace, w.waiting = nil, false, nil
 	w.pulling, w.pulls = map[string]bool{}, &sync.WaitGroup{}
 	layout := job.LayoutToWire(w.big.Layout)
 	// Hashed once for every site: each gets its own stream of the same bytes.
@@ -153,7 +168,8 @@ func (w *workflow) startStreamedRound(ctx actor.Context) {
 	w.next(ctx)
 }
 
-// pull starts pulling a site's update stream into the round's sum.
+// pull takes a site's offered update: pulled into the round's sum at once
+// if it has one, else once it has (the first update starts the wait).
 func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult) {
 	if m.Samples < 1 || m.UpdateStream.TotalBytes != w.big.Size() {
 		w.miss(site, fmt.Sprintf("update of %d bytes with %d samples for a %d-byte model", m.UpdateStream.TotalBytes, m.Samples, w.big.Size()))
@@ -163,6 +179,66 @@ func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult)
 		Detail: map[string]string{"task": w.events[site], "stream": m.UpdateStream.StreamId}})
 	w.pulling[site] = true
 	w.account(m)
+	if w.sum != nil {
+		w.startPull(ctx, site, m)
+		return
+	}
+	if len(w.waiting) == 0 {
+		self, system, round, offered := ctx.Self(), ctx.ActorSystem(), w.round, w.offered
+		go func() {
+			grace := time.NewTimer(pullGrace)
+			defer grace.Stop()
+			for _, o := range offered {
+				select {
+				case <-o.out.Done():
+				case <-grace.C:
+					system.Root.Send(self, &sumReady{round: round})
+					return
+				}
+			}
+			system.Root.Send(self, &sumReady{round: round})
+		}()
+	}
+	w.waiting = append(w.waiting, waitingUpdate{site: site, result: m})
+}
+
+// sumReady chooses the round's sum buffer, the global model's own when no
+// stream reads it any more, and pulls the updates that waited.
+func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
+	if m.round != w.round || w.phase != training || w.sum != nil {
+		return
+	}
+	w.sumInPlace = true
+	for _, o := range w.offered {
+		select {
+		case <-o.out.Done():
+		default:
+			w.sumInPlace = false
+		}
+	}
+	acc := w.big
+	if !w.sumInPlace {
+		var err error
+		if acc, err = w.spare.Take(w.big.Layout, w.spill(w.big.Size())); err != nil {
+			w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %v", w.round, err))
+			return
+		}
+	}
+	sum, err := aggregator.NewStreamSumOver(acc, stream.DefaultChunkBytes)
+	if err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %v", w.round, err))
+		return
+	}
+	w.sum = sum
+	waiting := w.waiting
+	w.waiting = nil
+	for _, u := range waiting {
+		w.startPull(ctx, u.site, u.result)
+	}
+}
+
+// startPull pulls a site's update stream into the round's sum.
+func (w *workflow) startPull(ctx actor.Context, site string, m *hearthv1.TrainResult) {
 	self, system, round, sink := ctx.Self(), ctx.ActorSystem(), w.round, w.sum.Site(float64(m.Samples))
 	w.pulls.Add(1)
 	go func() {
@@ -191,15 +267,26 @@ func (w *workflow) pulled(ctx actor.Context, p *pulled) {
 // closeStreamed makes the round's mean the new global model and
 // checkpoints it.
 func (w *workflow) closeStreamed(ctx actor.Context) {
+	if w.sum == nil { // no update was pulled (next fails such a round first)
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: no update to aggregate", w.round))
+		return
+	}
 	mean, err := w.sum.Mean()
-	w.sum = nil
-	if err != nil {
+	inPlace := w.sumInPlace
+	w.sum, w.sumInPlace = nil, false
+	if err != nil { // Mean released the sum's buffer: the global model's too when in place
+		if !inPlace {
+			retire(w.big, w.offered, w.spare)
+		}
+		w.big, w.offered = nil, nil
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %v", w.round, err))
 		return
 	}
 	old, offered := w.big, w.offered
 	w.big, w.offered = mean, nil
-	retire(old, offered, w.spare)
+	if !inPlace { // the old global model's buffer holds the next sum that cannot be in place
+		retire(old, offered, w.spare)
+	}
 	w.exchanged = time.Since(w.started)
 	if err := w.checkpointBig(w.round); err != nil {
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
@@ -226,17 +313,20 @@ func retire(f *model.Flat, offered []outgoing, spare *model.Spare) {
 // release frees a large job's buffers when it ends; a sum that update
 // streams may still be writing into is freed once they have ended.
 func (w *workflow) release() {
+	w.spare.Close()
 	if w.sum != nil {
 		sum, pulls := w.sum, w.pulls
 		go func() {
 			pulls.Wait()
 			sum.Close()
 		}()
-		w.sum = nil
+		if w.sumInPlace {
+			w.big = nil // the sum's buffer: closed with it
+		}
+		w.sum, w.sumInPlace = nil, false
 	}
-	w.spare.Close()
 	if w.big != nil {
 		retire(w.big, w.offered, w.spare) // released: the spare is closed
-		w.big, w.offered = nil, nil
 	}
+	w.big, w.offered, w.waiting = nil, nil, nil
 }

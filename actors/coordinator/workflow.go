@@ -54,14 +54,17 @@ type workflow struct {
 	phase   phase
 	pending map[string]bool
 	// Models too large for one envelope: the global model as a flat
-	// buffer, the round's streaming sum, the streams in flight, and the
-	// previous global model's buffer, kept to hold the next round's sum.
-	big       *model.Flat
-	sum       *aggregator.StreamSum
-	spare     *model.Spare
-	pulling   map[string]bool
-	pulls     *sync.WaitGroup // the round's update streams
-	offered   []outgoing
+	// buffer, the round's streaming sum (nil until its buffer is chosen;
+	// sumInPlace when that is the global model's own), the updates waiting
+	// for it, the streams in flight, and a buffer kept for a later sum.
+	big        *model.Flat
+	sum        *aggregator.StreamSum
+	sumInPlace bool
+	waiting    []waitingUpdate
+	spare      *model.Spare
+	pulling    map[string]bool
+	pulls      *sync.WaitGroup // the round's update streams
+	offered    []outgoing
 	resumeBig bool // resume from a large (raw) checkpoint
 	// Joining: sites not yet reachable, and until when to wait for them.
 	awaiting     []string
@@ -100,6 +103,8 @@ func (w *workflow) Receive(ctx actor.Context) {
 		w.closed(ctx, m)
 	case *pulled:
 		w.pulled(ctx, m)
+	case *sumReady:
+		w.sumReady(ctx, m)
 	case *retryJoin:
 		if w.phase == joining {
 			w.tryJoin(ctx)

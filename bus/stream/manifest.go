@@ -158,8 +158,8 @@ func readChunk(src io.ReaderAt, l layout, i int, buf []byte) error {
 
 // hashChunks reads src once and returns the hash (by h) of every chunk.
 // Chunks are hashed in parallel (io.ReaderAt allows parallel reads), one
-// buffer a worker.
-func hashChunks(ctx context.Context, src io.ReaderAt, l layout, h Hash) ([][]byte, error) {
+// buffer a worker; when mem is not nil it is src's data, hashed in place.
+func hashChunks(ctx context.Context, src io.ReaderAt, mem []byte, l layout, h Hash) ([][]byte, error) {
 	hashes := make([][]byte, l.count)
 	workers := min(runtime.GOMAXPROCS(0), l.count, 8)
 	var (
@@ -175,7 +175,10 @@ func hashChunks(ctx context.Context, src io.ReaderAt, l layout, h Hash) ([][]byt
 	}
 	for range workers {
 		wg.Go(func() {
-			buf := make([]byte, min(int64(l.chunkBytes), l.total))
+			var buf []byte
+			if mem == nil {
+				buf = make([]byte, min(int64(l.chunkBytes), l.total))
+			}
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= l.count || stop.Load() {
@@ -185,10 +188,15 @@ func hashChunks(ctx context.Context, src io.ReaderAt, l layout, h Hash) ([][]byt
 					fail(err)
 					return
 				}
-				b := buf[:l.chunkLen(i)]
-				if err := readChunk(src, l, i, b); err != nil {
-					fail(err)
-					return
+				var b []byte
+				if mem != nil {
+					b = mem[l.offset(i):][:l.chunkLen(i)]
+				} else {
+					b = buf[:l.chunkLen(i)]
+					if err := readChunk(src, l, i, b); err != nil {
+						fail(err)
+						return
+					}
 				}
 				sum := sum(h, b)
 				hashes[i] = sum[:]

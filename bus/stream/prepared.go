@@ -21,7 +21,7 @@ func (m *Manager) Prepare(ctx context.Context, data []byte) (*Payload, error) {
 	if err != nil {
 		return nil, err
 	}
-	hashes, err := hashChunks(ctx, bytes.NewReader(data), l, m.cfg.Hash)
+	hashes, err := hashChunks(ctx, bytes.NewReader(data), data, l, m.cfg.Hash)
 	if err != nil {
 		return nil, fmt.Errorf("stream: prepare: %w", err)
 	}

@@ -88,7 +88,7 @@ func (m *Manager) offer(ctx context.Context, recipient string, src io.ReaderAt, 
 		return nil, err
 	}
 	if hashes == nil {
-		if hashes, err = hashChunks(ctx, src, l, hash); err != nil {
+		if hashes, err = hashChunks(ctx, src, mem, l, hash); err != nil {
 			return nil, fmt.Errorf("stream: offer: %w", err)
 		}
 	} else if len(hashes) != l.count {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,7 +47,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "bench", "[flags]")
 	sizes := fs.String("sizes", "16MiB,256MiB,1GiB", "model sizes, comma-separated (KiB, MiB, GiB, MB, GB)")
 	sites := fs.String("sites", "2,4,8", "site counts, comma-separated")
-	rounds := fs.Int("rounds", 3, "rounds a configuration runs: the first is reported apart, the others give the steady-state figures")
+	rounds := fs.Int("rounds", 4, "rounds a configuration runs: the first is reported apart, the others give the steady-state figures")
 	nvflare := fs.Bool("nvflare", false, "measure the sizes NVFlare's figures are for instead: 100MB x 2 sites, 500MB x 4, 1GB x 2")
 	plainBytes := fs.String("plain", "2GiB", "bytes to send for the plain NATS baseline")
 	workspace := fs.String("workspace", "", "folder for the benchmark's projects (default: a temporary folder, removed afterwards)")
@@ -185,19 +184,18 @@ evaluation: {validation: false, test: false}
 	}
 	first := info.History[0]
 	row := &benchRow{ModelBytes: size / 4 * 4, Sites: sites, Rounds: rounds, FirstSeconds: float64(first.DurationMicros) / 1e6}
-	// Steady state: the median round after the first (the first alone when
-	// there is no other), so one slow round does not move the figure.
+	// Steady state: the median of the rounds after the first (the first
+	// alone when there is no other), so one slow round does not move it.
 	steady := info.History
 	if len(steady) > 1 {
 		steady = steady[1:]
 	}
-	steady = slices.Clone(steady)
-	slices.SortFunc(steady, func(a, b *hearthv1.RoundSummary) int { return cmp.Compare(a.DurationMicros, b.DurationMicros) })
-	mid := steady[len(steady)/2]
-	if len(steady)%2 == 0 {
-		mid = steady[len(steady)/2-1]
+	var secs, ckpt []float64
+	for _, r := range steady {
+		secs = append(secs, float64(r.DurationMicros)/1e6)
+		ckpt = append(ckpt, float64(r.CheckpointMicros)/1e6)
 	}
-	row.RoundSeconds, row.BytesMoved, row.Checkpoint = float64(mid.DurationMicros)/1e6, mid.BytesMoved, float64(mid.CheckpointMicros)/1e6
+	row.RoundSeconds, row.Checkpoint, row.BytesMoved = median(secs), median(ckpt), steady[0].BytesMoved
 	row.MBps = float64(row.BytesMoved) / 1e6 / row.RoundSeconds
 	for i, p := range procs {
 		rss, err := p.PeakRSS()
@@ -339,6 +337,13 @@ func plainThroughput(ctx context.Context, ws string, total int64) (float64, erro
 		}
 	}
 	return float64(int64(n)*chunk) / 1e6 / time.Since(start).Seconds(), nil
+}
+
+// median of xs (which it sorts).
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	return (xs[(n-1)/2] + xs[n/2]) / 2
 }
 
 func parseList(s string, parse func(string) (int64, error)) ([]int64, error) {
