@@ -65,7 +65,7 @@ type workflow struct {
 	pulling    map[string]bool
 	pulls      *sync.WaitGroup // the round's update streams
 	offered    []outgoing
-	resumeBig bool // resume from a large (raw) checkpoint
+	resumeBig  bool // resume from a large (raw) checkpoint
 	// Joining: sites not yet reachable, and until when to wait for them.
 	awaiting     []string
 	joinDeadline time.Time
