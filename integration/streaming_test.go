@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,4 +64,43 @@ func TestStreamedJobResumesAfterServerRestart(t *testing.T) {
 		t.Fatalf("round 6 started from a model at %.3f validation accuracy: the resumed model was not the checkpoint", acc)
 	}
 	t.Logf("crashed after round %d; finished with round-6 validation accuracy %.3f", before.CompletedRounds, info.History[5].GetValidation().GetAccuracy())
+}
+
+// TestStreamedRoundsWithAHungSite: with every site keeping pace, a round
+// of a streamed model folds the updates into the global model's own buffer
+// (one model in memory); with a site hung (SIGSTOP) its download never
+// ends, so after the grace the other updates fold into a buffer of their
+// own, the hung site is left out at the round timeout, and the model goes
+// on learning.
+func TestStreamedRoundsWithAHungSite(t *testing.T) {
+	lp := startLearning(t, 3)
+	id := lp.submit(t, jobSpec{rounds: 3, minSites: 2, timeout: "7s",
+		trainer: "{kind: mlp, hidden: [2048, 128], learning_rate: 0.05, epochs: 1, batch_size: 32, seed: 1}"}.manifest())
+	lp.waitRound(t, id, 1)
+	hung := lp.sites["site-3"]
+	if err := hung.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Resume()
+	info := lp.waitEnd(t, id, 120*time.Second)
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 3 {
+		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
+	}
+	last := info.History[len(info.History)-1]
+	if !slices.Equal(last.Missing, []string{"site-3"}) || len(last.Answered) != 2 {
+		t.Fatalf("last round answered %v, missing %v", last.Answered, last.Missing)
+	}
+	if acc := last.GetValidation().GetAccuracy(); acc < 0.8 {
+		t.Fatalf("validation accuracy %.3f after a round summed apart from the global model", acc)
+	}
+	inPlace := map[int64]bool{}
+	for _, r := range lp.server.Records(func(r cluster.Record) bool { return r.Msg() == "round sum ready" && r.Str("job") == id }) {
+		inPlace[int64(r["round"].(float64))] = r["in_place"].(bool)
+	}
+	if p, ok := inPlace[1]; !ok || !p {
+		t.Fatalf("round 1, every site keeping pace, summed in place: %v (logged %v)", p, inPlace)
+	}
+	if p, ok := inPlace[3]; !ok || p {
+		t.Fatalf("round 3, site-3 hung mid-broadcast, summed in place: %v (logged %v)", p, inPlace)
+	}
 }

@@ -230,6 +230,7 @@ func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
 		return
 	}
 	w.sum = sum
+	w.cfg.Log.Info("round sum ready", "job", w.id(), "round", w.round, "in_place", w.sumInPlace, "waiting", len(w.waiting))
 	waiting := w.waiting
 	w.waiting = nil
 	for _, u := range waiting {
