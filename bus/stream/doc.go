@@ -14,7 +14,8 @@
 // is authenticated by that signature, so chunks need no signature of their
 // own. The recipient verifies that message, then calls Receive with the
 // manifest and the sender's name; its Sink gets every chunk in order, after
-// its SHA-256 matched the manifest. The sender's Outgoing.Wait returns once
+// its hash matched the manifest (BLAKE3 by default, or SHA-256: the
+// manifest names the function, see Hash). The sender's Outgoing.Wait returns once
 // the recipient confirmed the last chunk. To send the same bytes to many
 // recipients (the global model to every site), Prepare hashes them once and
 // OfferPayload opens one stream per recipient with those hashes.

@@ -99,8 +99,10 @@ func (d *daemonFlags) open(c *cli, fs *flag.FlagSet, args []string) (k *kit.Kit,
 // collections; a 512 MiB soft limit on the heap keeps that bounded (the
 // off-heap models do not count towards it). Measured with hearth bench,
 // 1 GiB model, 8 sites: round 42.3 s -> 35.4 s, server peak RSS 1.49 ->
-// 1.51 GiB (GOGC 400 alone: 36.6 s, 2.63 GiB). GOGC and GOMEMLIMIT in the
-// environment take precedence.
+// 1.51 GiB (GOGC 400 alone: 36.6 s, 2.63 GiB). A 256 MiB limit was slower
+// again (500 MB model, 4 sites: 5.1-5.2 s a round against 4.9-5.0 s), its
+// more frequent collections handing pages back that are then faulted in
+// anew. GOGC and GOMEMLIMIT in the environment take precedence.
 func tuneRuntime(getenv func(string) string) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
