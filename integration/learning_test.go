@@ -75,7 +75,7 @@ func startLearning(t testing.TB, sites int) *learningProject {
 	}
 	n := p.inProcess(t, p.Admin, node.Options{})
 	k := n.Kit
-	return &learningProject{project: p, node: n, admin: &coordinator.Client{Bus: n.Bridge, Server: "server",
+	return &learningProject{project: p, node: n, admin: &coordinator.Client{Bus: n.Bridge, Streams: n.Streams, Server: "server",
 		SignJob: func(m []byte) (*hearthv1.SignedJob, error) { return job.Sign(m, k.Cert, k.Key) }}}
 }
 

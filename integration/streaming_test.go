@@ -1,10 +1,23 @@
 package integration
 
 import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/coordinator"
+	"github.com/hearthfl/hearth/actors/learning/dataset"
+	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/learning/trainer"
 
 	"github.com/hearthfl/hearth/integration/cluster"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -36,6 +49,72 @@ func TestStreamedModelTrains(t *testing.T) {
 		t.Logf("round %d: %d sites, val acc %.3f, %.0f ms, checkpoint %.0f ms", r.Round, len(r.Answered), r.GetValidation().GetAccuracy(),
 			float64(r.DurationMicros)/1000, float64(r.CheckpointMicros)/1000)
 	}
+
+	// The admin downloads the final model as a stream; it classifies the
+	// held-out test set as the sites' validation said it would.
+	dir := t.TempDir()
+	res, err := lp.admin.Download(context.Background(), id, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ModelStream == nil || res.Model != nil {
+		t.Fatalf("a %d-byte model came back inline", proto.Size(res.Model))
+	}
+	m := readLargeModel(t, dir)
+	_, test, err := dataset.Load("optdigits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := trainer.Evaluate(trainer.Spec{Kind: "mlp", Hidden: []int{2048, 128}, LearningRate: 0.05, Epochs: 1, BatchSize: 32, Seed: 1}, m, test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Accuracy < 0.8 {
+		t.Fatalf("the downloaded model classifies %.3f of the test set", got.Accuracy)
+	}
+	t.Logf("downloaded model: test accuracy %.3f on %d samples", got.Accuracy, got.Samples)
+}
+
+// readLargeModel reads what Download writes for a large model.
+func readLargeModel(t *testing.T, dir string) *model.Model {
+	t.Helper()
+	var layout struct {
+		Dtype   string `json:"dtype"`
+		Order   string `json:"byte_order"`
+		Tensors []struct {
+			Name  string `json:"name"`
+			Shape []int  `json:"shape"`
+		} `json:"tensors"`
+	}
+	text, err := os.ReadFile(filepath.Join(dir, coordinator.LargeLayoutFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(text, &layout); err != nil || layout.Dtype != "float32" || layout.Order != "little" {
+		t.Fatalf("layout file %s: %v", text, err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, coordinator.LargeModelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &model.Model{}
+	off := 0
+	for _, tl := range layout.Tensors {
+		n, err := model.ShapeSize(tl.Shape)
+		if err != nil || 4*(off+n) > len(data) {
+			t.Fatalf("tensor %s %v does not fit %d bytes: %v", tl.Name, tl.Shape, len(data), err)
+		}
+		vals := make([]float32, n)
+		for i := range vals {
+			vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*(off+i):]))
+		}
+		m.Tensors = append(m.Tensors, model.Tensor{Name: tl.Name, Shape: tl.Shape, Data: vals})
+		off += n
+	}
+	if 4*off != len(data) {
+		t.Fatalf("layout covers %d of %d bytes", 4*off, len(data))
+	}
+	return m
 }
 
 // TestStreamedJobResumesAfterServerRestart: the server is killed in the

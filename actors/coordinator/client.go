@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -22,11 +24,17 @@ type Requester interface {
 	Request(ctx context.Context, to string, msg proto.Message) (*bridge.Reply, error)
 }
 
+// Receiver pulls a stream offered to this console; *stream.Manager is one.
+type Receiver interface {
+	Receive(ctx context.Context, sender string, man *hearthv1.StreamManifest, sink stream.Sink) (stream.Stats, error)
+}
+
 // Client is the admin console's side of the coordinator: every call is a
 // signed request to the server, authorized there and audited.
 type Client struct {
-	Bus    Requester
-	Server string // the server's participant name
+	Bus     Requester
+	Streams Receiver // pulls large models (Download); nil: none
+	Server  string   // the server's participant name
 	// SignJob signs a manifest with the admin's key (job.Sign over the
 	// admin's kit); the key itself stays with the caller.
 	SignJob func(manifest []byte) (*hearthv1.SignedJob, error)
@@ -141,8 +149,18 @@ func Ended(s hearthv1.JobStatus) bool {
 	return s != hearthv1.JobStatus_JOB_STATUS_SUBMITTED && s != hearthv1.JobStatus_JOB_STATUS_RUNNING
 }
 
-// Download fetches a job's result and writes model.pb (the final global
-// model, protobuf hearth.v1.Model) and metrics.json into dir.
+// Files Download writes.
+const (
+	ModelFile       = "model.pb"          // the global model, protobuf hearth.v1.Model
+	LargeModelFile  = "model.f32"         // a large global model: float32 values, little-endian
+	LargeLayoutFile = "model_layout.json" // the tensors of model.f32, in order
+	MetricsFile     = "metrics.json"      // the job's state and per-round metrics
+)
+
+// Download fetches a job's result into dir: its latest global model, as
+// ModelFile, or for a model too large for one envelope as LargeModelFile
+// with LargeLayoutFile (pulled as a stream, each chunk checked against the
+// server's signed manifest), and MetricsFile.
 func (c *Client) Download(ctx context.Context, id, dir string) (*hearthv1.JobResult, error) {
 	var res hearthv1.JobResult
 	if err := c.Call(ctx, &hearthv1.DownloadJob{JobId: id}, &res); err != nil {
@@ -156,16 +174,69 @@ func (c *Client) Download(ctx context.Context, id, dir string) (*hearthv1.JobRes
 		if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(dir, "model.pb"), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, ModelFile), data, 0o644); err != nil {
 			return nil, err
+		}
+	}
+	if res.ModelStream != nil {
+		if err := c.pullModel(ctx, &res, dir); err != nil {
+			return nil, fmt.Errorf("job %s: model: %w", id, err)
 		}
 	}
 	metrics, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(res.Info)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "metrics.json"), append(metrics, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, MetricsFile), append(metrics, '\n'), 0o644); err != nil {
 		return nil, err
 	}
 	return &res, nil
+}
+
+// pullModel receives a large model's stream into LargeModelFile and writes
+// its layout beside it.
+func (c *Client) pullModel(ctx context.Context, res *hearthv1.JobResult, dir string) error {
+	if c.Streams == nil {
+		return errors.New("the server offers the model as a stream, and this console receives none")
+	}
+	layout, size, err := job.LayoutFromWire(res.Layout)
+	if err != nil {
+		return err
+	}
+	if size != res.ModelStream.GetTotalBytes() {
+		return fmt.Errorf("a %d-byte stream for a layout of %d bytes", res.ModelStream.GetTotalBytes(), size)
+	}
+	path := filepath.Join(dir, LargeModelFile)
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = c.Streams.Receive(ctx, c.Server, res.ModelStream, stream.SinkFunc(func(_ int, offset int64, data []byte) error {
+		_, err := f.WriteAt(data, offset)
+		return err
+	}))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return err
+	}
+	type tensor struct {
+		Name  string `json:"name"`
+		Shape []int  `json:"shape"`
+	}
+	doc := struct {
+		Dtype   string   `json:"dtype"`
+		Order   string   `json:"byte_order"`
+		Tensors []tensor `json:"tensors"`
+	}{Dtype: "float32", Order: "little"}
+	for _, t := range layout {
+		doc.Tensors = append(doc.Tensors, tensor{Name: t.Name, Shape: t.Shape})
+	}
+	data, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, LargeLayoutFile), append(data, '\n'), 0o644)
 }

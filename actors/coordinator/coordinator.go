@@ -12,11 +12,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/auditor"
@@ -24,6 +26,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -114,7 +117,9 @@ func (c *Coordinator) Receive(ctx actor.Context) {
 	case *hearthv1.AbortJob:
 		c.abort(ctx, m.JobId)
 	case *hearthv1.DownloadJob:
-		ctx.Respond(c.download(ctx, m.JobId))
+		if res := c.download(ctx, m.JobId); res != nil {
+			ctx.Respond(res)
+		}
 	}
 }
 
@@ -266,14 +271,77 @@ func (c *Coordinator) download(ctx actor.Context, id string) proto.Message {
 		return f
 	}
 	res := &hearthv1.JobResult{Info: rec.Info}
-	if rec.Info.CompletedRounds > 0 {
-		m, err := c.cfg.Store.Model(context.Background(), id, rec.Info.CompletedRounds)
-		if err != nil {
-			return failure("internal", err.Error())
-		}
-		res.Model = m
+	if rec.Info.CompletedRounds == 0 {
+		return res
 	}
-	return res
+	m, err := c.cfg.Store.Model(context.Background(), id, rec.Info.CompletedRounds)
+	if err == nil {
+		res.Model = m
+		return res
+	}
+	if !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return failure("internal", err.Error())
+	}
+	// A large model: offered to the admin as a stream, answered once it is
+	// loaded and hashed (nil: the answer comes from there).
+	c.offerModel(ctx, who.Name, rec.Info.CompletedRounds, res)
+	return nil
+}
+
+// offerModel loads a job's large checkpoint after round, offers it to the
+// admin console as a stream and answers the download with its manifest;
+// the model's buffer is released once the console has pulled it (or the
+// stream failed).
+func (c *Coordinator) offerModel(ctx actor.Context, admin string, round int64, res *hearthv1.JobResult) {
+	reply, system, id := ctx.Sender(), ctx.ActorSystem(), res.Info.Id
+	go func() {
+		fail := func(err error) { system.Root.Send(reply, failure("internal", err.Error())) }
+		if c.cfg.Streams == nil {
+			fail(errors.New("this server streams nothing"))
+			return
+		}
+		wl, r, err := c.cfg.Store.Raw(context.Background(), id, round)
+		if err != nil {
+			fail(err)
+			return
+		}
+		defer r.Close()
+		layout, size, err := job.LayoutFromWire(wl)
+		if err != nil {
+			fail(err)
+			return
+		}
+		spill := ""
+		if c.cfg.SpillAbove > 0 && size > c.cfg.SpillAbove {
+			spill = c.cfg.SpillDir
+		}
+		f, err := model.NewFlat(layout, spill)
+		if err != nil {
+			fail(err)
+			return
+		}
+		if _, err := io.ReadFull(r, f.Bytes()); err != nil {
+			f.Close()
+			fail(fmt.Errorf("checkpoint of round %d: %w", round, err))
+			return
+		}
+		payload, err := c.cfg.Streams.Prepare(context.Background(), f.Bytes())
+		var out *stream.Outgoing
+		if err == nil {
+			out, err = c.cfg.Streams.OfferPayload(context.Background(), admin, payload)
+		}
+		if err != nil {
+			f.Close()
+			fail(err)
+			return
+		}
+		res.ModelStream, res.Layout = out.Manifest, wl
+		system.Root.Send(reply, res)
+		if err := out.Wait(context.Background()); err != nil {
+			c.cfg.Log.Warn("model download failed", "job", id, "admin", admin, "err", err)
+		}
+		f.Close()
+	}()
 }
 
 // resume restarts the workflows of jobs that were running when the server

@@ -28,7 +28,9 @@ commands:
   list                 list jobs
   status JOB           a job's status and per-round history
   abort JOB            abort a running job
-  download JOB [-o DIR]  the job's final model (model.pb) and metrics (metrics.json) into DIR (default ./JOB)`
+  download JOB [-o DIR]  the job's latest model (model.pb; a large one as model.f32, float32
+                         little-endian, with model_layout.json) and metrics (metrics.json)
+                         into DIR (default ./JOB)`
 
 func runAdmin(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "admin", adminSynopsis)
@@ -106,7 +108,15 @@ func runAdmin(ctx context.Context, c *cli, args []string) error {
 		}
 		return printResult(c.stdout, *asJSON, res.Info, func(w io.Writer) {
 			printJob(w, res.Info)
-			fmt.Fprintf(w, "\nwrote %s and %s\n", filepath.Join(dir, "model.pb"), filepath.Join(dir, "metrics.json"))
+			switch {
+			case res.Model != nil:
+				fmt.Fprintf(w, "\nwrote %s and %s\n", filepath.Join(dir, coordinator.ModelFile), filepath.Join(dir, coordinator.MetricsFile))
+			case res.ModelStream != nil:
+				fmt.Fprintf(w, "\nwrote %s (%s), %s and %s\n", filepath.Join(dir, coordinator.LargeModelFile), bytesText(res.ModelStream.TotalBytes),
+					filepath.Join(dir, coordinator.LargeLayoutFile), filepath.Join(dir, coordinator.MetricsFile))
+			default:
+				fmt.Fprintf(w, "\nno round completed: wrote %s\n", filepath.Join(dir, coordinator.MetricsFile))
+			}
 		})
 	default:
 		fs.Usage()
@@ -126,7 +136,7 @@ func openConsole(ctx context.Context, k *kit.Kit, timeout time.Duration) (*conso
 		return nil, err
 	}
 	return &console{Node: n, Client: &coordinator.Client{
-		Bus: n.Bridge, Server: k.Config.Server.Name, Timeout: timeout,
+		Bus: n.Bridge, Streams: n.Streams, Server: k.Config.Server.Name, Timeout: timeout,
 		SignJob: func(manifest []byte) (*hearthv1.SignedJob, error) { return job.Sign(manifest, k.Cert, k.Key) },
 	}}, nil
 }

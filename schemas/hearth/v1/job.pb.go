@@ -872,10 +872,16 @@ func (x *DownloadJob) GetJobId() string {
 	return ""
 }
 
+// JobResult is a job's state and its latest global model: inline as model,
+// or, for a model too large for one envelope, offered as the stream
+// model_stream of the float32 values of layout (the admin console pulls
+// it).
 type JobResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Info          *JobInfo               `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
 	Model         *Model                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	ModelStream   *StreamManifest        `protobuf:"bytes,3,opt,name=model_stream,json=modelStream,proto3" json:"model_stream,omitempty"`
+	Layout        *ModelLayout           `protobuf:"bytes,4,opt,name=layout,proto3" json:"layout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -920,6 +926,20 @@ func (x *JobResult) GetInfo() *JobInfo {
 func (x *JobResult) GetModel() *Model {
 	if x != nil {
 		return x.Model
+	}
+	return nil
+}
+
+func (x *JobResult) GetModelStream() *StreamManifest {
+	if x != nil {
+		return x.ModelStream
+	}
+	return nil
+}
+
+func (x *JobResult) GetLayout() *ModelLayout {
+	if x != nil {
+		return x.Layout
 	}
 	return nil
 }
@@ -1625,10 +1645,12 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\bAbortJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"$\n" +
 	"\vDownloadJob\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"[\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xc9\x01\n" +
 	"\tJobResult\x12&\n" +
 	"\x04info\x18\x01 \x01(\v2\x12.hearth.v1.JobInfoR\x04info\x12&\n" +
-	"\x05model\x18\x02 \x01(\v2\x10.hearth.v1.ModelR\x05model\"i\n" +
+	"\x05model\x18\x02 \x01(\v2\x10.hearth.v1.ModelR\x05model\x12<\n" +
+	"\fmodel_stream\x18\x03 \x01(\v2\x19.hearth.v1.StreamManifestR\vmodelStream\x12.\n" +
+	"\x06layout\x18\x04 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\"i\n" +
 	"\aJoinJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
 	"\x03job\x18\x02 \x01(\v2\x14.hearth.v1.SignedJobR\x03job\x12\x1f\n" +
@@ -1749,25 +1771,27 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	6,  // 6: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
 	6,  // 7: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
 	2,  // 8: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
-	3,  // 9: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
-	2,  // 10: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	25, // 11: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	26, // 12: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
-	2,  // 13: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
-	4,  // 14: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	25, // 15: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
-	2,  // 16: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	4,  // 17: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	0,  // 18: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	6,  // 19: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 20: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	24, // 21: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	26, // 22: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	25, // 9: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
+	26, // 10: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
+	3,  // 11: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
+	2,  // 12: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
+	25, // 13: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	26, // 14: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	2,  // 15: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
+	4,  // 16: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
+	25, // 17: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	2,  // 18: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
+	4,  // 19: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	0,  // 20: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	6,  // 21: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 22: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	24, // 23: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	26, // 24: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
