@@ -35,8 +35,8 @@ func TestStreamedModelTrains(t *testing.T) {
 	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 4 {
 		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
 	}
-	if !strings.Contains(info.Reason, "streamed") {
-		t.Logf("reason: %q", info.Reason)
+	if info.Reason != "" || info.Test.GetSamples() < 1 || info.Test.GetAccuracy() < 0.8 {
+		t.Fatalf("test evaluation of the streamed final model: %v (reason %q)", info.Test, info.Reason)
 	}
 	last := info.History[len(info.History)-1]
 	if acc := last.GetValidation().GetAccuracy(); acc < 0.8 {
@@ -72,7 +72,8 @@ func TestStreamedModelTrains(t *testing.T) {
 	if got.Accuracy < 0.8 {
 		t.Fatalf("the downloaded model classifies %.3f of the test set", got.Accuracy)
 	}
-	t.Logf("downloaded model: test accuracy %.3f on %d samples", got.Accuracy, got.Samples)
+	t.Logf("downloaded model: test accuracy %.3f on %d samples; the sites' test evaluation: %.3f on %d", got.Accuracy, got.Samples,
+		info.Test.Accuracy, info.Test.Samples)
 }
 
 // readLargeModel reads what Download writes for a large model.

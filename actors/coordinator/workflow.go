@@ -389,22 +389,51 @@ func (w *workflow) roundClosed(ctx actor.Context) {
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FINISHED, "")
 		return
 	}
-	if w.big != nil {
-		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FINISHED, "test evaluation of streamed models is not supported yet; the model is in the server's checkpoint")
-		return
-	}
 	w.phase, w.pending, w.missing, w.reasons = evaluating, map[string]bool{}, nil, nil
 	w.test = meanMetrics{}
-	wire := job.ToWire(w.global)
+	task, err := w.evaluateTask()
+	if err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("test evaluation: %v", err))
+		return
+	}
 	for _, s := range w.sites() {
 		if !w.reachable(s) {
 			w.miss(s, "not connected to the hub")
 			continue
 		}
-		id := w.audit(auditor.Event{Action: "eval.sent", JobID: w.id(), Peer: s})
-		w.ask(ctx, s, &hearthv1.EvaluateTask{JobId: w.id(), Model: wire, AuditEvent: id})
+		t, err := task(s)
+		if err != nil {
+			w.miss(s, "offer of the final model: "+err.Error())
+			continue
+		}
+		t.AuditEvent = w.audit(auditor.Event{Action: "eval.sent", JobID: w.id(), Peer: s})
+		w.ask(ctx, s, t)
 	}
 	w.next(ctx)
+}
+
+// evaluateTask returns the maker of each site's EvaluateTask: the final
+// model inline, or a stream of it (hashed once, one stream a site).
+func (w *workflow) evaluateTask() (func(site string) (*hearthv1.EvaluateTask, error), error) {
+	if w.big == nil {
+		wire := job.ToWire(w.global)
+		return func(string) (*hearthv1.EvaluateTask, error) {
+			return &hearthv1.EvaluateTask{JobId: w.id(), Model: wire}, nil
+		}, nil
+	}
+	payload, err := w.cfg.Streams.Prepare(context.Background(), w.big.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	layout := job.LayoutToWire(w.big.Layout)
+	return func(site string) (*hearthv1.EvaluateTask, error) {
+		out, err := w.cfg.Streams.OfferPayload(context.Background(), site, payload)
+		if err != nil {
+			return nil, err
+		}
+		w.offered = append(w.offered, outgoing{site: site, out: out}) // ended (or cancelled) when the job finishes
+		return &hearthv1.EvaluateTask{JobId: w.id(), ModelStream: out.Manifest, Layout: layout}, nil
+	}, nil
 }
 
 func (w *workflow) evaluated(_ actor.Context, site string, m *hearthv1.EvaluateResult) {

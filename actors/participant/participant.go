@@ -272,6 +272,10 @@ func (p *Participant) evaluate(ctx actor.Context, m *hearthv1.EvaluateTask) {
 		ctx.Respond(failure("no_test_data", "the job asked for no test evaluation"))
 		return
 	}
+	if m.ModelStream != nil {
+		p.evaluateStreamed(ctx, m, j, from, received)
+		return
+	}
 	mdl, err := job.FromWire(m.Model)
 	if err != nil {
 		ctx.Respond(failure("bad_model", err.Error()))

@@ -2,6 +2,7 @@ package participant
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -26,6 +28,77 @@ func (s flatSink) WriteChunk(index int, offset int64, data []byte) error {
 	return nil
 }
 
+// receiveModel pulls a streamed model of layout into the job's kept buffer
+// (spilled to disk when large); the caller hands it back with
+// j.spare.Put.
+func (p *Participant) receiveModel(j *joined, from bridge.Origin, man *hearthv1.StreamManifest, wl *hearthv1.ModelLayout) (*model.Flat, stream.Stats, error) {
+	layout, size, err := job.LayoutFromWire(wl)
+	if err != nil || size != man.GetTotalBytes() {
+		return nil, stream.Stats{}, fmt.Errorf("%w: layout of %d bytes for a %d-byte stream: %v", errBadModel, size, man.GetTotalBytes(), err)
+	}
+	f, err := j.spare.Take(layout, p.spill(size))
+	if err != nil {
+		return nil, stream.Stats{}, fmt.Errorf("%w: %v", errNoMemory, err)
+	}
+	got, err := p.cfg.Streams.Receive(context.Background(), from.Sender.Name, man, flatSink{f})
+	if err != nil {
+		j.spare.Put(f)
+		return nil, got, fmt.Errorf("%w: %v", errStream, err)
+	}
+	return f, got, nil
+}
+
+// spill is where a model of size bytes is kept: "" for memory.
+func (p *Participant) spill(size int64) string {
+	if p.cfg.SpillAbove > 0 && size > p.cfg.SpillAbove {
+		return p.cfg.SpillDir
+	}
+	return ""
+}
+
+// Reasons receiveModel fails, with the failure code each answers with.
+var (
+	errBadModel = errors.New("bad_model")
+	errNoMemory = errors.New("no_memory")
+	errStream   = errors.New("stream_failed")
+)
+
+// failureOf answers a receiveModel error with its code.
+func failureOf(err error) *hearthv1.Failure {
+	for _, e := range []error{errBadModel, errNoMemory, errStream} {
+		if errors.Is(err, e) {
+			return failure(e.Error(), err.Error())
+		}
+	}
+	return failure("internal", err.Error())
+}
+
+// evaluateStreamed evaluates a final model that comes as a stream on the
+// site's test data.
+func (p *Participant) evaluateStreamed(ctx actor.Context, m *hearthv1.EvaluateTask, j *joined, from bridge.Origin, received string) {
+	if p.cfg.Streams == nil {
+		ctx.Respond(failure("no_streams", "this site cannot receive streamed models"))
+		return
+	}
+	reply, system := ctx.Sender(), ctx.ActorSystem()
+	go func() {
+		f, _, err := p.receiveModel(j, from, m.ModelStream, m.Layout)
+		if err != nil {
+			system.Root.Send(reply, failureOf(fmt.Errorf("final model: %w", err)))
+			return
+		}
+		defer j.spare.Put(f)
+		mt, err := trainer.Evaluate(j.spec, f.Model(), j.test)
+		if err != nil {
+			system.Root.Send(reply, failure("bad_model", err.Error()))
+			return
+		}
+		id := p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
+			Detail: map[string]string{"test_accuracy": fmt.Sprintf("%.4f", mt.Accuracy)}})
+		system.Root.Send(reply, &hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt), AuditEvent: id})
+	}()
+}
+
 // trainStreamed handles a task whose global model comes as a stream: pull it
 // into a flat buffer (outside the heap, or spilled to disk), evaluate and
 // train, then offer the update as a stream for the server to pull. Memory
@@ -35,30 +108,16 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 		ctx.Respond(failure("no_streams", "this site cannot receive streamed models"))
 		return
 	}
-	layout, size, err := job.LayoutFromWire(m.Layout)
-	if err != nil || size != m.GlobalStream.TotalBytes {
-		ctx.Respond(failure("bad_model", fmt.Sprintf("layout of %d bytes for a %d-byte stream: %v", size, m.GlobalStream.TotalBytes, err)))
-		return
-	}
 	reply, system := ctx.Sender(), ctx.ActorSystem()
 	go func() {
 		fail := func(code string, err error) { system.Root.Send(reply, failure(code, err.Error())) }
-		spill := ""
-		if p.cfg.SpillAbove > 0 && size > p.cfg.SpillAbove {
-			spill = p.cfg.SpillDir
-		}
-		global, err := j.spare.Take(layout, spill)
+		global, got, err := p.receiveModel(j, from, m.GlobalStream, m.Layout)
 		if err != nil {
-			fail("no_memory", err)
+			system.Root.Send(reply, failureOf(fmt.Errorf("global model: %w", err)))
 			return
 		}
 		defer j.spare.Put(global) // after the update stream, which may be global itself, has ended
 		bg := context.Background()
-		got, err := p.cfg.Streams.Receive(bg, from.Sender.Name, m.GlobalStream, flatSink{global})
-		if err != nil {
-			fail("stream_failed", fmt.Errorf("global model: %w", err))
-			return
-		}
 		p.cfg.Log.Info("global model received", "job", m.JobId, "round", m.Round, "bytes", got.Bytes, "ms", got.Duration.Milliseconds(), "resent", got.Resent, "corrupt", got.Corrupt)
 		start := time.Now()
 		res := &hearthv1.TrainResult{JobId: m.JobId, Round: m.Round}
@@ -79,7 +138,7 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 				fail("training_failed", err)
 				return
 			}
-			if update, err = model.FlatCopy(trained, spill); err != nil {
+			if update, err = model.FlatCopy(trained, p.spill(global.Size())); err != nil {
 				fail("no_memory", err)
 				return
 			}

@@ -1284,11 +1284,16 @@ func (x *TrainResult) GetUpdateStream() *StreamManifest {
 }
 
 // EvaluateTask asks a site to score a model on its held-out test data.
+// EvaluateTask asks a site to evaluate the final global model on its test
+// data: the model inline, or offered as the stream model_stream of the
+// float32 values of layout when too large for one envelope.
 type EvaluateTask struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	Model         *Model                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
 	AuditEvent    string                 `protobuf:"bytes,3,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	ModelStream   *StreamManifest        `protobuf:"bytes,4,opt,name=model_stream,json=modelStream,proto3" json:"model_stream,omitempty"`
+	Layout        *ModelLayout           `protobuf:"bytes,5,opt,name=layout,proto3" json:"layout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1342,6 +1347,20 @@ func (x *EvaluateTask) GetAuditEvent() string {
 		return x.AuditEvent
 	}
 	return ""
+}
+
+func (x *EvaluateTask) GetModelStream() *StreamManifest {
+	if x != nil {
+		return x.ModelStream
+	}
+	return nil
+}
+
+func (x *EvaluateTask) GetLayout() *ModelLayout {
+	if x != nil {
+		return x.Layout
+	}
+	return nil
 }
 
 type EvaluateResult struct {
@@ -1684,12 +1703,14 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\ftrain_micros\x18\a \x01(\x03R\vtrainMicros\x12\x1f\n" +
 	"\vaudit_event\x18\b \x01(\tR\n" +
 	"auditEvent\x12>\n" +
-	"\rupdate_stream\x18\t \x01(\v2\x19.hearth.v1.StreamManifestR\fupdateStream\"n\n" +
+	"\rupdate_stream\x18\t \x01(\v2\x19.hearth.v1.StreamManifestR\fupdateStream\"\xdc\x01\n" +
 	"\fEvaluateTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
 	"\x05model\x18\x02 \x01(\v2\x10.hearth.v1.ModelR\x05model\x12\x1f\n" +
 	"\vaudit_event\x18\x03 \x01(\tR\n" +
-	"auditEvent\"p\n" +
+	"auditEvent\x12<\n" +
+	"\fmodel_stream\x18\x04 \x01(\v2\x19.hearth.v1.StreamManifestR\vmodelStream\x12.\n" +
+	"\x06layout\x18\x05 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\"p\n" +
 	"\x0eEvaluateResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
 	"\x04test\x18\x02 \x01(\v2\x12.hearth.v1.MetricsR\x04test\x12\x1f\n" +
@@ -1781,17 +1802,19 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	4,  // 16: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
 	25, // 17: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
 	2,  // 18: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	4,  // 19: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	0,  // 20: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	6,  // 21: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 22: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	24, // 23: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	26, // 24: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	25, // 19: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	26, // 20: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	4,  // 21: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	0,  // 22: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	6,  // 23: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 24: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	24, // 25: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	26, // 26: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
