@@ -194,6 +194,11 @@ func (w *workflow) miss(site, reason string) {
 	w.missing = append(w.missing, site)
 	w.reasons = append(w.reasons, site+": "+reason)
 	w.cfg.Log.Warn("site left out", "job", w.id(), "round", w.round, "site", site, "reason", reason)
+	for _, o := range w.offered { // a model it is still pulling: no use now
+		if o.site == site {
+			o.out.Cancel()
+		}
+	}
 }
 
 func (w *workflow) joined(ctx actor.Context, site string, m *hearthv1.JobJoined) {
