@@ -311,11 +311,7 @@ func (c *Coordinator) offerModel(ctx actor.Context, admin string, round int64, r
 			fail(err)
 			return
 		}
-		spill := ""
-		if c.cfg.SpillAbove > 0 && size > c.cfg.SpillAbove {
-			spill = c.cfg.SpillDir
-		}
-		f, err := model.NewFlat(layout, spill)
+		f, err := model.NewFlat(layout, c.cfg.spill(size))
 		if err != nil {
 			fail(err)
 			return

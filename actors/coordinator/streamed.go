@@ -49,9 +49,9 @@ func bytesOf(layout []model.TensorShape) int64 {
 }
 
 // spill is where a model of size bytes is kept: "" for memory.
-func (w *workflow) spill(size int64) string {
-	if w.cfg.SpillDir != "" && w.cfg.SpillAbove > 0 && size > w.cfg.SpillAbove {
-		return w.cfg.SpillDir
+func (c *Config) spill(size int64) string {
+	if c.SpillDir != "" && c.SpillAbove > 0 && size > c.SpillAbove {
+		return c.SpillDir
 	}
 	return ""
 }
@@ -67,13 +67,13 @@ func (w *workflow) initialBig(layout []model.TensorShape) error {
 		// The noop model's zeros are written, not left to the mapping: an
 		// untouched mapping reads as the kernel's shared zero page, and
 		// the global model would then hold no memory, as no real one does.
-		if w.big, err = model.NewFlat(layout, w.spill(bytesOf(layout))); err == nil {
+		if w.big, err = model.NewFlat(layout, w.cfg.spill(bytesOf(layout))); err == nil {
 			clear(w.big.Data)
 		}
 	} else {
 		var m *model.Model
 		if m, err = trainer.Init(spec, int(w.shapeFeatures), int(w.shapeLabels)); err == nil {
-			w.big, err = model.FlatCopy(m, w.spill(bytesOf(layout)))
+			w.big, err = model.FlatCopy(m, w.cfg.spill(bytesOf(layout)))
 		}
 	}
 	if err != nil {
@@ -102,7 +102,7 @@ func (w *workflow) loadBig(round int64) error {
 	if err != nil {
 		return err
 	}
-	f, err := model.NewFlat(layout, w.spill(size))
+	f, err := model.NewFlat(layout, w.cfg.spill(size))
 	if err != nil {
 		return err
 	}
@@ -219,13 +219,16 @@ func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
 	acc := w.big
 	if !w.sumInPlace {
 		var err error
-		if acc, err = w.spare.Take(w.big.Layout, w.spill(w.big.Size())); err != nil {
+		if acc, err = w.spare.Take(w.big.Layout, w.cfg.spill(w.big.Size())); err != nil {
 			w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %v", w.round, err))
 			return
 		}
 	}
 	sum, err := aggregator.NewStreamSumOver(acc, stream.DefaultChunkBytes)
-	if err != nil {
+	if err != nil { // acc released: the global model too when in place
+		if w.sumInPlace {
+			w.big = nil
+		}
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %v", w.round, err))
 		return
 	}
