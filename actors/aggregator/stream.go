@@ -32,25 +32,12 @@ type StreamSum struct {
 	zeros      []float32    // a chunk of zeros, for the finiteness check
 }
 
-// NewStreamSum makes a sum for models of layout streamed in chunks of
-// chunkBytes (a multiple of 4). spillDir, if set, keeps the sum in a file
-// mapping instead of memory.
-func NewStreamSum(layout []model.TensorShape, chunkBytes int, spillDir string) (*StreamSum, error) {
-	if err := checkChunkBytes(chunkBytes); err != nil {
-		return nil, err
-	}
-	acc, err := model.NewFlat(layout, spillDir)
-	if err != nil {
-		return nil, err
-	}
-	return NewStreamSumOver(acc, chunkBytes)
-}
-
-// NewStreamSumOver is NewStreamSum in a buffer the caller already has (the
-// previous round's global model, say), whatever it holds: each chunk's
-// first fold overwrites it, and Mean refuses a chunk no site delivered.
-// The sum owns acc from then on (Mean hands it back, Close releases it).
-func NewStreamSumOver(acc *model.Flat, chunkBytes int) (*StreamSum, error) {
+// NewStreamSum makes a sum of models streamed in chunks of chunkBytes (a
+// multiple of 4) in acc, a buffer of their layout, whatever it holds (the
+// previous round's global model, say): each chunk's first fold overwrites
+// it, and Mean refuses a chunk no site delivered. The sum owns acc from
+// then on (Mean hands it back, Close releases it; on error it is released).
+func NewStreamSum(acc *model.Flat, chunkBytes int) (*StreamSum, error) {
 	if err := checkChunkBytes(chunkBytes); err != nil {
 		acc.Close()
 		return nil, err

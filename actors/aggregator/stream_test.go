@@ -20,9 +20,18 @@ func le(v ...float32) []byte {
 	return b
 }
 
+// newSum is a StreamSum in a new buffer of layout.
+func newSum(layout []model.TensorShape, chunkBytes int) (*aggregator.StreamSum, error) {
+	acc, err := model.NewFlat(layout, "")
+	if err != nil {
+		return nil, err
+	}
+	return aggregator.NewStreamSum(acc, chunkBytes)
+}
+
 func TestStreamSumIsFedAvgChunkByChunk(t *testing.T) {
 	layout := []model.TensorShape{{Name: "w", Shape: []int{5}}}
-	sum, err := aggregator.NewStreamSum(layout, 8, "") // chunks of 2 floats: [0,1] [2,3] [4]
+	sum, err := newSum(layout, 8) // chunks of 2 floats: [0,1] [2,3] [4]
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +83,7 @@ func TestStreamSumIsFedAvgChunkByChunk(t *testing.T) {
 }
 
 func TestStreamSumRefusesAChunkNobodyDelivered(t *testing.T) {
-	sum, err := aggregator.NewStreamSum([]model.TensorShape{{Name: "w", Shape: []int{4}}}, 8, "")
+	sum, err := newSum([]model.TensorShape{{Name: "w", Shape: []int{4}}}, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +97,7 @@ func TestStreamSumRefusesAChunkNobodyDelivered(t *testing.T) {
 
 func BenchmarkStreamSumFold(b *testing.B) {
 	const chunk = 1 << 20
-	sum, err := aggregator.NewStreamSum([]model.TensorShape{{Name: "w", Shape: []int{64 << 20}}}, chunk, "")
+	sum, err := newSum([]model.TensorShape{{Name: "w", Shape: []int{64 << 20}}}, chunk)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -104,14 +113,14 @@ func BenchmarkStreamSumFold(b *testing.B) {
 	}
 }
 
-func TestStreamSumOverIgnoresWhatTheBufferHeld(t *testing.T) {
+func TestStreamSumIgnoresWhatTheBufferHeld(t *testing.T) {
 	layout := []model.TensorShape{{Name: "w", Shape: []int{3}}}
 	acc, err := model.NewFlat(layout, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	copy(acc.Data, []float32{9, 9, 9}) // last round's model
-	sum, err := aggregator.NewStreamSumOver(acc, 4)
+	sum, err := aggregator.NewStreamSum(acc, 4)
 	if err != nil {
 		t.Fatal(err)
 	}

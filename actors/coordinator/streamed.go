@@ -224,7 +224,7 @@ func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
 			return
 		}
 	}
-	sum, err := aggregator.NewStreamSumOver(acc, stream.DefaultChunkBytes)
+	sum, err := aggregator.NewStreamSum(acc, stream.DefaultChunkBytes)
 	if err != nil { // acc released: the global model too when in place
 		if w.sumInPlace {
 			w.big = nil
