@@ -138,3 +138,18 @@ func TestStreamSumIgnoresWhatTheBufferHeld(t *testing.T) {
 		t.Fatalf("mean %v, want %v: the buffer's old values leaked into the sum", mean.Data, want)
 	}
 }
+
+func TestStreamSumRefusesChunksThatSplitAFloat(t *testing.T) {
+	for _, chunk := range []int{0, -4, 6} {
+		acc, err := model.NewFlat([]model.TensorShape{{Name: "w", Shape: []int{4}}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := aggregator.NewStreamSum(acc, chunk); err == nil || !strings.Contains(err.Error(), "multiple of 4") {
+			t.Fatalf("chunks of %d bytes: %v", chunk, err)
+		}
+		if acc.Data != nil {
+			t.Fatalf("chunks of %d bytes: the refused buffer was not released", chunk)
+		}
+	}
+}
