@@ -39,6 +39,9 @@ type Client struct {
 	// admin's kit); the key itself stays with the caller.
 	SignJob func(manifest []byte) (*hearthv1.SignedJob, error)
 	Timeout time.Duration // per call; default 30s
+	// FollowPatience is how long Follow keeps polling while status
+	// requests fail, once one has answered; default DefaultFollowPatience.
+	FollowPatience time.Duration
 }
 
 // Call sends req to the server and decodes its answer into out; a refusal
@@ -98,7 +101,7 @@ func (c *Client) Status(ctx context.Context, id string) (*hearthv1.JobInfo, erro
 
 // Follow polls a job's status every `every`, calling round for each round
 // as it closes, until the job has ended or ctx is done. The first request
-// failing fails Follow; later ones may fail for up to followPatience in a
+// failing fails Follow; later ones may fail for up to FollowPatience in a
 // row (a server busy moving gigabytes can answer late).
 func (c *Client) Follow(ctx context.Context, id string, every time.Duration, round func(*hearthv1.RoundSummary)) (*hearthv1.JobInfo, error) {
 	seen := 0
@@ -106,23 +109,27 @@ func (c *Client) Follow(ctx context.Context, id string, every time.Duration, rou
 	defer t.Stop()
 	var last *hearthv1.JobInfo
 	var failingSince time.Time
+	patience := c.FollowPatience
+	if patience <= 0 {
+		patience = DefaultFollowPatience
+	}
 	for {
 		info, err := c.Status(ctx, id)
-		switch {
-		case err != nil && last == nil:
-			return nil, err // no such job, forbidden, no server: at once
-		case err != nil && failingSince.IsZero():
-			failingSince = time.Now()
-			fallthrough
-		case err != nil:
+		if err == nil {
+			last, failingSince = info, time.Time{}
+		} else {
+			if last == nil {
+				return nil, err // no such job, forbidden, no server: at once
+			}
 			// A busy server (a round moving gigabytes) may answer late:
-			// keep following until it has failed for followPatience.
-			if time.Since(failingSince) > followPatience {
-				return last, fmt.Errorf("job %s: status failing for %v: %w", id, followPatience, err)
+			// keep following until it has failed for FollowPatience.
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
+			if time.Since(failingSince) > patience {
+				return last, fmt.Errorf("job %s: status failing for %v: %w", id, patience, err)
 			}
 			info = last
-		default:
-			last, failingSince = info, time.Time{}
 		}
 		for ; seen < len(info.History); seen++ {
 			if round != nil {
@@ -140,9 +147,8 @@ func (c *Client) Follow(ctx context.Context, id string, every time.Duration, rou
 	}
 }
 
-// followPatience is how long Follow keeps trying while the server's status
-// answers fail, once it has had one.
-const followPatience = 30 * time.Second
+// DefaultFollowPatience is Client.FollowPatience's default.
+const DefaultFollowPatience = 30 * time.Second
 
 // Ended reports whether a job in status s has ended.
 func Ended(s hearthv1.JobStatus) bool {
