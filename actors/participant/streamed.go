@@ -32,6 +32,9 @@ func (s flatSink) WriteChunk(index int, offset int64, data []byte) error {
 // (spilled to disk when large); the caller hands it back with
 // j.spare.Put.
 func (p *Participant) receiveModel(j *joined, from bridge.Origin, man *hearthv1.StreamManifest, wl *hearthv1.ModelLayout) (*model.Flat, stream.Stats, error) {
+	if p.cfg.Streams == nil {
+		return nil, stream.Stats{}, fmt.Errorf("%w: this site cannot receive streamed models", errNoStreams)
+	}
 	layout, size, err := job.LayoutFromWire(wl)
 	if err != nil || size != man.GetTotalBytes() {
 		return nil, stream.Stats{}, fmt.Errorf("%w: layout of %d bytes for a %d-byte stream: %v", errBadModel, size, man.GetTotalBytes(), err)
@@ -58,14 +61,15 @@ func (p *Participant) spill(size int64) string {
 
 // Reasons receiveModel fails, with the failure code each answers with.
 var (
-	errBadModel = errors.New("bad_model")
-	errNoMemory = errors.New("no_memory")
-	errStream   = errors.New("stream_failed")
+	errNoStreams = errors.New("no_streams")
+	errBadModel  = errors.New("bad_model")
+	errNoMemory  = errors.New("no_memory")
+	errStream    = errors.New("stream_failed")
 )
 
 // failureOf answers a receiveModel error with its code.
 func failureOf(err error) *hearthv1.Failure {
-	for _, e := range []error{errBadModel, errNoMemory, errStream} {
+	for _, e := range []error{errNoStreams, errBadModel, errNoMemory, errStream} {
 		if errors.Is(err, e) {
 			return failure(e.Error(), err.Error())
 		}
@@ -76,10 +80,6 @@ func failureOf(err error) *hearthv1.Failure {
 // evaluateStreamed evaluates a final model that comes as a stream on the
 // site's test data.
 func (p *Participant) evaluateStreamed(ctx actor.Context, m *hearthv1.EvaluateTask, j *joined, from bridge.Origin, received string) {
-	if p.cfg.Streams == nil {
-		ctx.Respond(failure("no_streams", "this site cannot receive streamed models"))
-		return
-	}
 	reply, system := ctx.Sender(), ctx.ActorSystem()
 	go func() {
 		f, _, err := p.receiveModel(j, from, m.ModelStream, m.Layout)
@@ -104,10 +104,6 @@ func (p *Participant) evaluateStreamed(ctx actor.Context, m *hearthv1.EvaluateTa
 // train, then offer the update as a stream for the server to pull. Memory
 // is the model (twice when training makes a new one), whatever its size.
 func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j *joined, from bridge.Origin, received string) {
-	if p.cfg.Streams == nil {
-		ctx.Respond(failure("no_streams", "this site cannot receive streamed models"))
-		return
-	}
 	reply, system := ctx.Sender(), ctx.ActorSystem()
 	go func() {
 		fail := func(code string, err error) { system.Root.Send(reply, failure(code, err.Error())) }
