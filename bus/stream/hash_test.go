@@ -37,3 +37,17 @@ func TestUnknownHashFunctionsAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkChunkHash hashes one default-size chunk with each function;
+// SHA-256 is the baseline BLAKE3 is held against.
+func BenchmarkChunkHash(b *testing.B) {
+	chunk := randomBytes(DefaultChunkBytes, 1)
+	for _, h := range []Hash{SHA256, BLAKE3} {
+		b.Run(h.String(), func(b *testing.B) {
+			b.SetBytes(int64(len(chunk)))
+			for range b.N {
+				sum(h, chunk)
+			}
+		})
+	}
+}
