@@ -7,6 +7,7 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -65,6 +67,36 @@ type Config struct {
 	Audit      Recorder
 	Log        *slog.Logger
 	Now        func() time.Time
+	// Limits bound what one submitter can hold on the server.
+	Limits Limits
+}
+
+// Limits bound what one submitter can hold on the server; zero fields take
+// the defaults.
+type Limits struct {
+	// JobsPerSubmitter is how many jobs one admin may have running at once
+	// (default 4); a submission past it is refused.
+	JobsPerSubmitter int
+	// CheckpointsPerSubmitter is how many ended jobs of one admin keep their
+	// final model (default 16); past it the oldest ones' are dropped.
+	CheckpointsPerSubmitter int
+	// CheckpointRetention is how long an ended job's final model is kept
+	// (default 30 days; negative: for ever).
+	CheckpointRetention time.Duration
+}
+
+// Defaults of Limits.
+const (
+	DefaultJobsPerSubmitter        = 4
+	DefaultCheckpointsPerSubmitter = 16
+	DefaultCheckpointRetention     = 30 * 24 * time.Hour
+)
+
+func (l Limits) withDefaults() Limits {
+	l.JobsPerSubmitter = cmp.Or(l.JobsPerSubmitter, DefaultJobsPerSubmitter)
+	l.CheckpointsPerSubmitter = cmp.Or(l.CheckpointsPerSubmitter, DefaultCheckpointsPerSubmitter)
+	l.CheckpointRetention = cmp.Or(l.CheckpointRetention, DefaultCheckpointRetention)
+	return l
 }
 
 // Messages are the admin requests the coordinator handles, for bridge routes.
@@ -76,6 +108,7 @@ func Messages() []proto.Message {
 type Coordinator struct {
 	cfg       Config
 	workflows map[string]*actor.PID // running jobs
+	running   map[string]string     // running job -> its submitter
 }
 
 // New makes a coordinator.
@@ -89,7 +122,11 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Coordinator{cfg: cfg, workflows: map[string]*actor.PID{}}, nil
+	if cfg.Limits.JobsPerSubmitter < 0 || cfg.Limits.CheckpointsPerSubmitter < 0 {
+		return nil, fmt.Errorf("coordinator: limits %+v: negative counts", cfg.Limits)
+	}
+	cfg.Limits = cfg.Limits.withDefaults()
+	return &Coordinator{cfg: cfg, workflows: map[string]*actor.PID{}, running: map[string]string{}}, nil
 }
 
 // Props makes the actor's props.
@@ -102,12 +139,15 @@ func (c *Coordinator) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		c.resume(ctx)
+		c.sweepCheckpoints()
 	case *actor.Terminated:
 		for id, pid := range c.workflows {
 			if pid.Equal(m.Who) {
 				delete(c.workflows, id)
+				delete(c.running, id)
 			}
 		}
+		c.sweepCheckpoints()
 	case *hearthv1.SubmitJob:
 		ctx.Respond(c.submit(ctx, m))
 	case *hearthv1.ListJobs:
@@ -134,36 +174,63 @@ func (c *Coordinator) requester(ctx actor.Context, command, jobID string) (pki.I
 	return o.Sender, nil
 }
 
-func (c *Coordinator) authorize(right string, who pki.Identity, submitter *pki.Identity) *hearthv1.Failure {
+// authorize decides by the server's policy; a denial is audited.
+func (c *Coordinator) authorize(right string, who pki.Identity, submitter *pki.Identity, jobID string) *hearthv1.Failure {
 	if ok, reason := c.cfg.Policy.Allow(right, who, submitter); !ok {
+		c.audit(auditor.Event{Action: "admin.refused", JobID: jobID, Peer: who.Name, Detail: map[string]string{"right": right, "reason": reason}})
 		return failure("forbidden", reason)
 	}
 	return nil
 }
 
+// submit takes a signed job. Everything that needs no content comes first
+// (the requester's right, the size), so that an admin who may not submit
+// never reaches the signature check or the parser; then the signature,
+// and only then the (linear, bounded) manifest parser; then freshness, the
+// submitter's limits and the nonce, which is claimed last, in JetStream, so
+// that the same signed job never starts twice, across restarts too.
 func (c *Coordinator) submit(ctx actor.Context, m *hearthv1.SubmitJob) proto.Message {
 	who, f := c.requester(ctx, "submit", "")
 	if f != nil {
 		return f
 	}
-	v, err := job.Verify(m.Job, c.cfg.Trust, c.cfg.Now())
+	if f := c.authorize("submit_job", who, nil, ""); f != nil {
+		return f
+	}
+	refuse := func(reason string) *hearthv1.Failure {
+		c.audit(auditor.Event{Action: "job.refused", Peer: who.Name, Detail: map[string]string{"reason": reason}})
+		return failure("refused", reason)
+	}
+	if n := len(m.GetJob().GetManifest()); n > job.MaxManifestBytes {
+		return refuse(fmt.Sprintf("manifest of %d bytes, more than the %d allowed", n, job.MaxManifestBytes))
+	}
+	now := c.cfg.Now()
+	v, err := job.Verify(m.Job, c.cfg.Trust, now)
 	if err != nil {
-		c.audit(auditor.Event{Action: "job.refused", Peer: who.Name, Detail: map[string]string{"reason": err.Error()}})
-		return failure("refused", err.Error())
+		return refuse(err.Error())
 	}
 	if v.Submitter.Name != who.Name {
-		return failure("refused", fmt.Sprintf("job signed by %s, submitted by %s: submit your own jobs", v.Submitter.Name, who.Name))
+		return refuse(fmt.Sprintf("job signed by %s, submitted by %s: submit your own jobs", v.Submitter.Name, who.Name))
 	}
-	if f := c.authorize("submit_job", who, nil); f != nil {
-		return f
+	if err := v.Fresh(now); err != nil {
+		return refuse(err.Error())
 	}
 	for _, s := range v.Manifest.Sites {
 		if s != job.AllSites && !slices.Contains(c.cfg.Sites, s) {
-			return failure("refused", fmt.Sprintf("job names site %q, which is not in this project", s))
+			return refuse(fmt.Sprintf("job names site %q, which is not in this project", s))
 		}
+	}
+	if n := c.runningOf(who.Name); n >= c.cfg.Limits.JobsPerSubmitter {
+		return refuse(fmt.Sprintf("%s has %d jobs running, the most one submitter may (%d)", who.Name, n, c.cfg.Limits.JobsPerSubmitter))
 	}
 	id, err := newJobID()
 	if err != nil {
+		return failure("internal", err.Error())
+	}
+	if err := c.cfg.Store.ClaimNonce(context.Background(), v.Nonce, id, v.NotAfter); err != nil {
+		if errors.Is(err, ErrNonceUsed) {
+			return refuse(err.Error())
+		}
 		return failure("internal", err.Error())
 	}
 	rec := &hearthv1.JobRecord{Job: m.Job, Info: &hearthv1.JobInfo{
@@ -184,7 +251,7 @@ func (c *Coordinator) list(ctx actor.Context) proto.Message {
 	if f != nil {
 		return f
 	}
-	if f := c.authorize("view", who, nil); f != nil {
+	if f := c.authorize("view", who, nil, ""); f != nil {
 		return f
 	}
 	recs, err := c.cfg.Store.List(context.Background())
@@ -199,8 +266,12 @@ func (c *Coordinator) list(ctx actor.Context) proto.Message {
 	return out
 }
 
-// job reads a job for a request, refusing unknown ids.
+// job reads a job for a request, refusing unknown and malformed ids
+// alike (before any store lookup).
 func (c *Coordinator) job(id string) (*hearthv1.JobRecord, *hearthv1.Failure) {
+	if !validJobID(id) {
+		return nil, failure("not_found", fmt.Sprintf("%v: %q", ErrNoJob, clip(id)))
+	}
 	rec, err := c.cfg.Store.Get(context.Background(), id)
 	if errors.Is(err, ErrNoJob) {
 		return nil, failure("not_found", err.Error())
@@ -216,7 +287,7 @@ func (c *Coordinator) get(ctx actor.Context, id string) proto.Message {
 	if f != nil {
 		return f
 	}
-	if f := c.authorize("view", who, nil); f != nil {
+	if f := c.authorize("view", who, nil, ""); f != nil {
 		return f
 	}
 	rec, f := c.job(id)
@@ -238,7 +309,7 @@ func (c *Coordinator) abort(ctx actor.Context, id string) {
 		return
 	}
 	sub := submitterOf(rec)
-	if f := c.authorize("manage_job", who, &sub); f != nil {
+	if f := c.authorize("manage_job", who, &sub, id); f != nil {
 		ctx.Respond(f)
 		return
 	}
@@ -267,12 +338,15 @@ func (c *Coordinator) download(ctx actor.Context, id string) proto.Message {
 		return f
 	}
 	sub := submitterOf(rec)
-	if f := c.authorize("download_job", who, &sub); f != nil {
+	if f := c.authorize("download_job", who, &sub, id); f != nil {
 		return f
 	}
 	res := &hearthv1.JobResult{Info: rec.Info}
 	if rec.Info.CompletedRounds == 0 {
 		return res
+	}
+	if rec.Info.ModelDropped {
+		return failure("expired", fmt.Sprintf("job %s's model is no longer kept (retention or its submitter's checkpoint limit)", id))
 	}
 	m, err := c.cfg.Store.Model(context.Background(), id, rec.Info.CompletedRounds)
 	if err == nil {
@@ -393,6 +467,56 @@ func (c *Coordinator) startWorkflow(ctx actor.Context, rec *hearthv1.JobRecord, 
 		return
 	}
 	c.workflows[rec.Info.Id] = pid
+	c.running[rec.Info.Id] = rec.Info.Submitter
+}
+
+// runningOf counts the jobs submitter has running.
+func (c *Coordinator) runningOf(submitter string) int {
+	n := 0
+	for _, s := range c.running {
+		if s == submitter {
+			n++
+		}
+	}
+	return n
+}
+
+// sweepCheckpoints drops the final models of ended jobs past the
+// retention, and of each submitter's ended jobs past the newest
+// CheckpointsPerSubmitter, so that no submitter can fill the server's
+// storage. The jobs' records and histories stay.
+func (c *Coordinator) sweepCheckpoints() {
+	recs, err := c.cfg.Store.List(context.Background())
+	if err != nil {
+		c.cfg.Log.Warn("checkpoint sweep: cannot list jobs", "err", err)
+		return
+	}
+	now, lim := c.cfg.Now(), c.cfg.Limits
+	kept := map[string]int{}
+	slices.SortFunc(recs, func(a, b *hearthv1.JobRecord) int { return cmp.Compare(b.Info.FinishedUnixNano, a.Info.FinishedUnixNano) })
+	for _, r := range recs {
+		info := r.Info
+		if c.workflows[info.Id] != nil || info.ModelDropped || info.FinishedUnixNano == 0 {
+			continue
+		}
+		kept[info.Submitter]++
+		age := now.Sub(time.Unix(0, info.FinishedUnixNano))
+		why := ""
+		switch {
+		case lim.CheckpointRetention > 0 && age > lim.CheckpointRetention:
+			why = fmt.Sprintf("ended %v ago, retention %v", age.Round(time.Second), lim.CheckpointRetention)
+		case kept[info.Submitter] > lim.CheckpointsPerSubmitter:
+			why = fmt.Sprintf("%s's ended jobs past the newest %d", info.Submitter, lim.CheckpointsPerSubmitter)
+		default:
+			continue
+		}
+		c.cfg.Store.DropCheckpoint(context.Background(), info.Id, info.CompletedRounds)
+		info.ModelDropped = true
+		if err := c.cfg.Store.Put(context.Background(), r); err != nil {
+			c.cfg.Log.Warn("checkpoint sweep: job not updated", "job", info.Id, "err", err)
+		}
+		c.audit(auditor.Event{Action: "checkpoint.dropped", JobID: info.Id, Detail: map[string]string{"reason": why}})
+	}
 }
 
 func (c *Coordinator) audit(e auditor.Event) string { return record(c.cfg, e) }
@@ -408,6 +532,24 @@ func record(cfg Config, e auditor.Event) string {
 
 func submitterOf(rec *hearthv1.JobRecord) pki.Identity {
 	return pki.Identity{Name: rec.Info.Submitter, Org: rec.Info.SubmitterOrg, Kind: pki.KindAdmin}
+}
+
+// validJobID says whether id has the shape newJobID makes.
+func validJobID(id string) bool {
+	hexPart, ok := strings.CutPrefix(id, "job-")
+	if !ok || len(hexPart) != 12 {
+		return false
+	}
+	_, err := hex.DecodeString(hexPart)
+	return err == nil && strings.ToLower(hexPart) == hexPart
+}
+
+// clip bounds a text that came from elsewhere before it is echoed.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
 
 func newJobID() (string, error) {

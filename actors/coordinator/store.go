@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,17 +22,29 @@ import (
 // permission on JetStream's API.
 type Store struct {
 	kv     jetstream.KeyValue
+	nonces jetstream.KeyValue
 	models jetstream.ObjectStore
 }
 
 // Bucket names.
 const (
 	jobsBucket   = "hearth_jobs"
+	noncesBucket = "hearth_job_nonces"
 	modelsBucket = "hearth_models"
 )
 
-// ErrNoJob is returned for an unknown job id.
-var ErrNoJob = errors.New("no such job")
+// nonceTTL is how long an accepted job nonce is remembered: past it the
+// job's not-after (at most job.MaxLifetime after its acceptance) has passed
+// too, so the job is refused as stale anyway.
+const nonceTTL = job.MaxLifetime + time.Hour
+
+// Errors of the store.
+var (
+	// ErrNoJob is returned for an unknown job id.
+	ErrNoJob = errors.New("no such job")
+	// ErrNonceUsed is returned when a signed job's nonce was accepted before.
+	ErrNonceUsed = errors.New("signed job already submitted")
+)
 
 // OpenStore opens (creating if needed) the job and model buckets, with file
 // storage.
@@ -45,12 +58,46 @@ func OpenStore(ctx context.Context, nc *nats.Conn) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: jobs bucket: %w", err)
 	}
+	nonces, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: noncesBucket, Storage: jetstream.FileStorage,
+		TTL: nonceTTL, Description: "Hearth signed-job nonces accepted, so that no signed job is accepted twice"})
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: nonces bucket: %w", err)
+	}
 	obj, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: modelsBucket, Storage: jetstream.FileStorage,
 		Description: "Hearth global model checkpoints"})
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: models bucket: %w", err)
 	}
-	return &Store{kv: kv, models: obj}, nil
+	return &Store{kv: kv, nonces: nonces, models: obj}, nil
+}
+
+// ClaimNonce records that the signed job with nonce (hex) was accepted as
+// job id; a nonce claimed before, by any job and before any restart, is
+// refused with ErrNonceUsed. The claim is JetStream's atomic create.
+func (s *Store) ClaimNonce(ctx context.Context, nonce, id string, notAfter time.Time) error {
+	data, err := proto.Marshal(&hearthv1.JobNonce{JobId: id, NotAfterUnixNano: notAfter.UnixNano()})
+	if err != nil {
+		return err
+	}
+	_, err = s.nonces.Create(ctx, nonce, data)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		prev := &hearthv1.JobNonce{}
+		if e, gerr := s.nonces.Get(ctx, nonce); gerr == nil {
+			_ = proto.Unmarshal(e.Value(), prev)
+		}
+		return fmt.Errorf("%w: its nonce was accepted as job %s", ErrNonceUsed, prev.JobId)
+	}
+	if err != nil {
+		return fmt.Errorf("record job nonce: %w", err)
+	}
+	return nil
+}
+
+// DropCheckpoint deletes a job's checkpoint after round (inline or large),
+// best effort: the job keeps its record and history.
+func (s *Store) DropCheckpoint(ctx context.Context, id string, round int64) {
+	_ = s.models.Delete(ctx, modelName(id, round))
+	s.dropRaw(ctx, id, round)
 }
 
 // Put writes a job record.

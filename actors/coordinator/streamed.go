@@ -171,14 +171,14 @@ func (w *workflow) startStreamedRound(ctx actor.Context) {
 // pull takes a site's offered update: pulled into the round's sum at once
 // if it has one, else once it has (the first update starts the wait).
 func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult) {
-	if m.Samples < 1 || m.UpdateStream.TotalBytes != w.big.Size() {
-		w.miss(site, fmt.Sprintf("update of %d bytes with %d samples for a %d-byte model", m.UpdateStream.TotalBytes, m.Samples, w.big.Size()))
+	if m.UpdateStream.TotalBytes != w.big.Size() {
+		w.miss(site, fmt.Sprintf("update of %d bytes for a %d-byte model", m.UpdateStream.TotalBytes, w.big.Size()))
 		return
 	}
 	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Round: w.round, Peer: site, PeerEvent: m.AuditEvent,
 		Detail: map[string]string{"task": w.events[site], "stream": m.UpdateStream.StreamId}})
 	w.pulling[site] = true
-	w.account(m)
+	w.account(site, m)
 	if w.sum != nil {
 		w.startPull(ctx, site, m)
 		return
@@ -243,7 +243,7 @@ func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
 
 // startPull pulls a site's update stream into the round's sum.
 func (w *workflow) startPull(ctx actor.Context, site string, m *hearthv1.TrainResult) {
-	self, system, round, sink := ctx.Self(), ctx.ActorSystem(), w.round, w.sum.Site(float64(m.Samples))
+	self, system, round, sink := ctx.Self(), ctx.ActorSystem(), w.round, w.sum.Site(w.weight(site, m))
 	w.pulls.Add(1)
 	go func() {
 		defer w.pulls.Done()

@@ -28,6 +28,14 @@ type abortJob struct{ reason string }
 // not reachable yet.
 type retryJoin struct{}
 
+// watchLinks is the workflow's reminder to look for sites it waits on whose
+// link to the hub went down (a revoked site's is closed by the hub).
+type watchLinks struct{}
+
+// watchEvery is how often a workflow looks for sites it waits on whose
+// link went down; such a site is left out at once, not at the timeout.
+const watchEvery = 250 * time.Millisecond
+
 type phase int
 
 const (
@@ -72,6 +80,10 @@ type workflow struct {
 	joinEvent    string
 	round        int64
 	global       *model.Model
+	// Joining: each site's reported data shape; then each joined site's
+	// FedAvg weight (its committed samples, capped), fixed for the job.
+	shapes  map[string]dataShape
+	weights map[string]float64
 
 	// The open round.
 	started                    time.Time
@@ -84,6 +96,7 @@ type workflow struct {
 	shapeFeatures, shapeLabels int64
 	events                     map[string]string // site -> audit event of the task sent
 	exchanged, checkpointed    time.Duration     // the round's exchange and aggregation; its checkpoint
+	siteRounds                 map[string]*hearthv1.SiteRound
 }
 
 func (w *workflow) id() string { return w.rec.Info.Id }
@@ -95,6 +108,11 @@ func (w *workflow) Receive(ctx actor.Context) {
 		w.rec.Info.Status = hearthv1.JobStatus_JOB_STATUS_RUNNING
 		w.save()
 		w.join(ctx)
+		if w.cfg.Reachable != nil {
+			ctx.Send(ctx.Self(), &watchLinks{})
+		}
+	case *watchLinks:
+		w.watchLinks(ctx)
 	case *bridge.Reply:
 		w.reply(ctx, m)
 	case *bridge.Failed:
@@ -128,6 +146,7 @@ func (w *workflow) join(ctx actor.Context) {
 		w.rec.Joined = map[string]int64{}
 	}
 	clear(w.rec.Joined)
+	w.rec.Info.Commitments, w.shapes = nil, map[string]dataShape{}
 	w.joinEvent = w.audit(auditor.Event{Action: "job.started", JobID: w.id(), Detail: map[string]string{"sites": strings.Join(w.targets, ",")}})
 	w.awaiting, w.joinDeadline = slices.Clone(w.targets), time.Now().Add(w.manifest.RoundTimeout)
 	w.tryJoin(ctx)
@@ -160,6 +179,26 @@ func (w *workflow) tryJoin(ctx actor.Context) {
 
 func (w *workflow) reachable(site string) bool {
 	return w.cfg.Reachable == nil || w.cfg.Reachable(site)
+}
+
+// watchLinks leaves out at once every site the workflow waits on whose link
+// to the hub is down, and looks again shortly.
+func (w *workflow) watchLinks(ctx actor.Context) {
+	lost := false
+	for site := range w.pending {
+		if !w.reachable(site) {
+			delete(w.pending, site)
+			w.miss(site, "its link to the hub went down")
+			w.audit(auditor.Event{Action: "site.dropped", JobID: w.id(), Round: w.round, Peer: site,
+				Detail: map[string]string{"reason": "link to the hub down while the workflow waited on it"}})
+			lost = true
+		}
+	}
+	if lost {
+		w.next(ctx)
+	}
+	self, system := ctx.Self(), ctx.ActorSystem()
+	time.AfterFunc(watchEvery, func() { system.Root.Send(self, &watchLinks{}) })
 }
 
 func (w *workflow) reply(ctx actor.Context, r *bridge.Reply) {
@@ -201,17 +240,67 @@ func (w *workflow) miss(site, reason string) {
 	}
 }
 
-func (w *workflow) joined(ctx actor.Context, site string, m *hearthv1.JobJoined) {
-	if w.shapeFeatures == 0 {
-		w.shapeFeatures, w.shapeLabels = m.Features, m.Classes
-	}
-	if m.Features != w.shapeFeatures || m.Classes != w.shapeLabels || m.TrainSamples < 1 {
-		w.miss(site, fmt.Sprintf("local data has %d features, %d classes, %d samples; the job's first site has %d features, %d classes",
-			m.Features, m.Classes, m.TrainSamples, w.shapeFeatures, w.shapeLabels))
+// joined takes a site's signed commitment: its sample counts and its
+// data's shape, checked for plausibility here; the shape is decided once
+// every site has answered (settleJoined).
+func (w *workflow) joined(_ actor.Context, site string, m *hearthv1.JobJoined) {
+	if reason := checkCommitment(m); reason != "" {
+		w.refuse(site, "join.refused", reason, m.AuditEvent)
 		return
 	}
 	w.rec.Joined[site] = m.TrainSamples
-	w.audit(auditor.Event{Action: "site.joined", JobID: w.id(), Peer: site, PeerEvent: m.AuditEvent})
+	w.shapes[site] = dataShape{m.Features, m.Classes}
+	w.rec.Info.Commitments = append(w.rec.Info.Commitments, &hearthv1.SiteCommitment{Site: site, TrainSamples: m.TrainSamples,
+		ValSamples: m.ValSamples, TestSamples: m.TestSamples, Features: m.Features, Classes: m.Classes})
+	w.audit(auditor.Event{Action: "site.joined", JobID: w.id(), Peer: site, PeerEvent: m.AuditEvent, Detail: map[string]string{
+		"train_samples": fmt.Sprint(m.TrainSamples), "val_samples": fmt.Sprint(m.ValSamples), "test_samples": fmt.Sprint(m.TestSamples),
+		"features": fmt.Sprint(m.Features), "classes": fmt.Sprint(m.Classes)}})
+}
+
+// refuse leaves a site out for what it sent, with the reason audited.
+func (w *workflow) refuse(site, action, reason, peerEvent string) {
+	w.miss(site, reason)
+	w.audit(auditor.Event{Action: action, JobID: w.id(), Round: w.round, Peer: site, PeerEvent: peerEvent,
+		Detail: map[string]string{"reason": reason}})
+}
+
+// settleJoined decides the job's data shape (the manifest's, or the
+// majority's), leaves out only the sites whose data differs, and fixes the
+// joined sites' FedAvg weights. It fails the job (an error) only when no
+// shape can be decided.
+func (w *workflow) settleJoined() error {
+	shape, ok := decideShape(w.manifest.Data, w.shapes)
+	if !ok {
+		var seen []string
+		for _, site := range sorted(mapKeys(w.shapes)) {
+			seen = append(seen, fmt.Sprintf("%s: %v", site, w.shapes[site]))
+		}
+		return fmt.Errorf("the joined sites disagree on the data's shape and no shape has a majority (the manifest names none): %s",
+			strings.Join(seen, "; "))
+	}
+	for site, s := range w.shapes {
+		if s != shape {
+			delete(w.rec.Joined, site)
+			w.rec.Info.Commitments = slices.DeleteFunc(w.rec.Info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == site })
+			w.refuse(site, "join.refused", fmt.Sprintf("local data has %v; the job's data has %v", s, shape), "")
+		}
+	}
+	w.shapeFeatures, w.shapeLabels = shape.features, shape.classes
+	w.weights = cappedWeights(w.rec.Joined, w.maxShare())
+	sort.Slice(w.rec.Info.Commitments, func(i, j int) bool { return w.rec.Info.Commitments[i].Site < w.rec.Info.Commitments[j].Site })
+	return nil
+}
+
+// maxShare is the job's cap on one site's share of the FedAvg weight (0:
+// the default).
+func (w *workflow) maxShare() float64 { return 0 }
+
+func mapKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 // next moves on once every site of the phase has answered or timed out.
@@ -221,6 +310,10 @@ func (w *workflow) next(ctx actor.Context) {
 	}
 	switch w.phase {
 	case joining:
+		if err := w.settleJoined(); err != nil {
+			w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
+			return
+		}
 		if n := len(w.rec.Joined); n < w.manifest.MinSites {
 			w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("only %d of %d sites joined (min_sites %d): %s",
 				n, len(w.targets), w.manifest.MinSites, strings.Join(w.reasons, "; ")))
@@ -286,7 +379,7 @@ func (w *workflow) startRound(ctx actor.Context, round int64) {
 	w.phase, w.round, w.pending = training, round, map[string]bool{}
 	w.started, w.answered, w.missing, w.reasons = time.Now(), nil, nil, nil
 	w.trainLoss, w.trainSamples, w.val, w.bytes, w.maxTrain = 0, 0, meanMetrics{}, 0, 0
-	w.events = map[string]string{}
+	w.events, w.siteRounds = map[string]string{}, map[string]*hearthv1.SiteRound{}
 	if w.big != nil {
 		w.startStreamedRound(ctx)
 		return
@@ -309,7 +402,11 @@ func (w *workflow) startRound(ctx actor.Context, round int64) {
 
 func (w *workflow) result(ctx actor.Context, site string, m *hearthv1.TrainResult) {
 	if w.phase != training || m.JobId != w.id() || m.Round != w.round {
-		w.miss(site, fmt.Sprintf("result for %s round %d during round %d", m.JobId, m.Round, w.round))
+		w.miss(site, fmt.Sprintf("result for %q round %d during round %d", clip(m.JobId), m.Round, w.round))
+		return
+	}
+	if reason := checkResult(m, commitmentOf(w.rec.Info, site)); reason != "" {
+		w.refuse(site, "result.refused", reason, m.AuditEvent)
 		return
 	}
 	if m.UpdateStream != nil {
@@ -322,23 +419,26 @@ func (w *workflow) result(ctx actor.Context, site string, m *hearthv1.TrainResul
 		w.miss(site, err.Error())
 		return
 	}
-	if m.Samples < 1 {
-		w.miss(site, fmt.Sprintf("reported %d training samples", m.Samples))
-		return
-	}
 	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Round: w.round, Peer: site, PeerEvent: m.AuditEvent,
 		Detail: map[string]string{"task": w.events[site]}})
-	ctx.Send(w.agg, &aggregator.Fold{Round: w.round, Site: site, Update: update, Weight: float64(m.Samples)})
+	ctx.Send(w.agg, &aggregator.Fold{Round: w.round, Site: site, Update: update, Weight: w.weight(site, m)})
 	w.answered = append(w.answered, site)
-	w.account(m)
+	w.account(site, m)
 }
 
-// account adds a site's training result to the round's figures.
-func (w *workflow) account(m *hearthv1.TrainResult) {
+// weight is a site's FedAvg weight this round: its committed, capped
+// weight, or less when it trained on fewer samples than it committed.
+func (w *workflow) weight(site string, m *hearthv1.TrainResult) float64 {
+	return min(w.weights[site], float64(m.Samples))
+}
+
+// account adds a site's checked training result to the round's figures.
+func (w *workflow) account(site string, m *hearthv1.TrainResult) {
 	w.trainLoss += m.TrainLoss * float64(m.Samples)
 	w.trainSamples += m.Samples
 	w.val.add(m.Validation)
 	w.maxTrain = max(w.maxTrain, m.TrainMicros)
+	w.siteRounds[site] = &hearthv1.SiteRound{Site: site, Weight: w.weight(site, m), TrainLoss: m.TrainLoss, Validation: m.Validation}
 }
 
 func (w *workflow) closed(ctx actor.Context, c *aggregator.Closed) {
@@ -378,6 +478,11 @@ func (w *workflow) roundClosed(ctx actor.Context) {
 		sum.TrainLoss = w.trainLoss / float64(w.trainSamples)
 	}
 	sum.Validation = w.val.mean()
+	for _, site := range sum.Answered {
+		if r := w.siteRounds[site]; r != nil {
+			sum.Sites = append(sum.Sites, r)
+		}
+	}
 	w.rec.Info.History = append(w.rec.Info.History, sum)
 	w.rec.Info.CompletedRounds = w.round
 	w.save()
@@ -395,7 +500,7 @@ func (w *workflow) roundClosed(ctx actor.Context) {
 		return
 	}
 	w.phase, w.pending, w.missing, w.reasons = evaluating, map[string]bool{}, nil, nil
-	w.test = meanMetrics{}
+	w.test, w.rec.Info.SiteTest = meanMetrics{}, nil
 	task, err := w.evaluateTask()
 	if err != nil {
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("test evaluation: %v", err))
@@ -446,9 +551,20 @@ func (w *workflow) evaluated(_ actor.Context, site string, m *hearthv1.EvaluateR
 		w.miss(site, "no test metrics")
 		return
 	}
+	c := commitmentOf(w.rec.Info, site)
+	if c == nil {
+		w.refuse(site, "result.refused", "no commitment for this site", m.AuditEvent)
+		return
+	}
+	if reason := checkMetrics("test", m.Test, c.TestSamples); reason != "" {
+		w.refuse(site, "result.refused", reason, m.AuditEvent)
+		return
+	}
 	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Peer: site, PeerEvent: m.AuditEvent})
 	w.test.add(m.Test)
 	w.rec.Info.Test = w.test.mean()
+	w.rec.Info.SiteTest = append(w.rec.Info.SiteTest, &hearthv1.SiteMetrics{Site: site, Metrics: m.Test})
+	sort.Slice(w.rec.Info.SiteTest, func(i, j int) bool { return w.rec.Info.SiteTest[i].Site < w.rec.Info.SiteTest[j].Site })
 }
 
 // finish ends the job: status stored, sites told, actor stopped.

@@ -2,6 +2,7 @@ package job_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/pki/pkitest"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 const good = `name: digits
@@ -36,6 +38,15 @@ func TestParseManifestRefuses(t *testing.T) {
 		{"round timeout", "30s", "10ms", "round_timeout: 10ms"},
 		{"dataset", "optdigits", "imagenet", `dataset: "imagenet" is not one of`},
 		{"trainer", "kind: logreg", "kind: transformer", "trainer:"},
+		{"duplicate key", "rounds: 10", "rounds: 10\nrounds: 11", `key "rounds" appears twice`},
+		{"duplicate nested key", "seed: 1}", "seed: 1, seed: 2}", `key "seed" appears twice`},
+		{"anchor and alias", "evaluation: {validation: true, test: true}", "evaluation: &e {validation: true, test: true}\ndata: *e", "anchors and aliases"},
+		{"explicit tag", "rounds: 10", "rounds: !!int 10", "explicit tags"},
+		{"two documents", "rounds: 10", "rounds: 10\n---\nrounds: 3", "exactly one YAML document"},
+		{"terminal escape in name", "name: digits", "name: \"digits\\e[2J\"", "name: required"},
+		{"newline in name", "name: digits", "name: \"digits\\nrow\"", "name: required"},
+		{"bad data shape", "rounds: 10", "rounds: 10\ndata: {features: 0, classes: 10}", "data: 0 features"},
+		{"too large", "rounds: 10", "rounds: 10\n#" + strings.Repeat("x", job.MaxManifestBytes), "bytes, more than"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,14 +86,18 @@ func TestVerifyRefuses(t *testing.T) {
 		want error
 		text string
 	}{
-		{"changed after signing", &hearthv1.SignedJob{Manifest: []byte(strings.Replace(good, "rounds: 10", "rounds: 11", 1)),
-			Signature: genuine.Signature, SubmitterCert: genuine.SubmitterCert}, job.ErrSignature, "does not match the manifest"},
-		{"signature by another key", &hearthv1.SignedJob{Manifest: genuine.Manifest, Signature: sign(site).Signature,
-			SubmitterCert: genuine.SubmitterCert}, job.ErrSignature, "does not match the manifest"},
+		{"changed after signing", with(genuine, func(sj *hearthv1.SignedJob) {
+			sj.Manifest = []byte(strings.Replace(good, "rounds: 10", "rounds: 11", 1))
+		}),
+			job.ErrSignature, "does not match the manifest"},
+		{"signature by another key", with(genuine, func(sj *hearthv1.SignedJob) { sj.Signature = sign(site).Signature }), job.ErrSignature, "does not match the manifest"},
 		{"signed by a site", sign(site), pki.ErrWrongKind, "kind"},
 		{"signed by another project's admin", sign(stranger), pki.ErrUnknownAuthority, "root CA"},
 		{"signed by a revoked admin", sign(revoked), pki.ErrRevoked, "revoked"},
 		{"no signature", &hearthv1.SignedJob{Manifest: genuine.Manifest, SubmitterCert: genuine.SubmitterCert}, job.ErrSignature, "required"},
+		{"nonce changed", with(genuine, func(sj *hearthv1.SignedJob) { sj.Nonce = make([]byte, job.NonceSize) }), job.ErrSignature, "does not match"},
+		{"not-after moved", with(genuine, func(sj *hearthv1.SignedJob) { sj.NotAfterUnixNano += int64(time.Hour) }), job.ErrSignature, "does not match"},
+		{"no nonce", with(genuine, func(sj *hearthv1.SignedJob) { sj.Nonce = nil }), job.ErrSignature, "nonce is 0 bytes"},
 		{"nil", nil, job.ErrSignature, "required"},
 	}
 	for _, tc := range cases {
@@ -96,6 +111,76 @@ func TestVerifyRefuses(t *testing.T) {
 	if _, err := job.Sign([]byte("rounds: nope"), admin.Cert, admin.Key); err == nil {
 		t.Fatal("an invalid manifest was signed")
 	}
+}
+
+func with(sj *hearthv1.SignedJob, change func(*hearthv1.SignedJob)) *hearthv1.SignedJob {
+	c := proto.Clone(sj).(*hearthv1.SignedJob)
+	change(c)
+	return c
+}
+
+func TestFreshness(t *testing.T) {
+	p := pkitest.New(t)
+	admin := p.Issue(t, "admin@org.org", "org", pki.KindAdmin)
+	now := time.Now()
+	sj, err := job.SignAt([]byte(good), admin.Cert, admin.Key, now, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := job.Verify(sj, p.Trust, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Fresh(now.Add(59 * time.Second)); err != nil {
+		t.Fatalf("within its lifetime: %v", err)
+	}
+	if err := v.Fresh(now.Add(61 * time.Second)); !errors.Is(err, job.ErrExpired) || !strings.Contains(err.Error(), "has passed") {
+		t.Fatalf("past its not-after: %v", err)
+	}
+	if err := v.Fresh(now.Add(-job.MaxLifetime)); !errors.Is(err, job.ErrExpired) || !strings.Contains(err.Error(), "ahead") {
+		t.Fatalf("not-after too far ahead: %v", err)
+	}
+	if _, err := job.SignAt([]byte(good), admin.Cert, admin.Key, now, job.MaxLifetime+time.Second); err == nil {
+		t.Fatal("signed a job for longer than MaxLifetime")
+	}
+	again, _ := job.SignAt([]byte(good), admin.Cert, admin.Key, now, time.Minute)
+	if w, _ := job.Verify(again, p.Trust, now); w.Nonce == v.Nonce {
+		t.Fatal("two signatures of one manifest share a nonce")
+	}
+}
+
+// TestParseCostIsLinear: yaml.v3's own duplicate-key check is quadratic in
+// a mapping's keys; the manifest parser refuses such input before it gets
+// there, in time that grows no faster than the input.
+func TestParseCostIsLinear(t *testing.T) {
+	hostile := func(keys int) []byte {
+		var b strings.Builder
+		for i := range keys {
+			fmt.Fprintf(&b, "k%d: 1\n", i)
+		}
+		return []byte(b.String())
+	}
+	small, large := hostile(200), hostile(1600) // 8x the input; within MaxManifestBytes
+	if len(large) > job.MaxManifestBytes {
+		t.Fatalf("test input of %d bytes is over the limit", len(large))
+	}
+	cost := func(data []byte) time.Duration {
+		best := time.Hour
+		for range 5 {
+			start := time.Now()
+			if _, err := job.ParseManifest(data); err == nil || !strings.Contains(err.Error(), "keys in one mapping") {
+				t.Fatalf("hostile manifest: %v", err)
+			}
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	cs, cl := cost(small), cost(large)
+	// Linear: about 8x. Quadratic would be about 64x; allow generous noise.
+	if cl > 24*cs+time.Millisecond {
+		t.Fatalf("8x the keys cost %v against %v: not linear", cl, cs)
+	}
+	t.Logf("%d bytes: %v; %d bytes: %v", len(small), cs, len(large), cl)
 }
 
 func TestModelWire(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -35,6 +36,16 @@ type Manifest struct {
 	Dataset      string        `yaml:"dataset"`       // the local dataset each site trains on
 	Trainer      TrainerSpec   `yaml:"trainer"`
 	Evaluation   Evaluation    `yaml:"evaluation"`
+	// Data is the shape of every site's local data, when the submitter
+	// knows it: a site whose data differs is left out. Without it the
+	// majority of the joined sites decides the shape.
+	Data *DataShape `yaml:"data,omitempty"`
+}
+
+// DataShape is the shape of a dataset's samples.
+type DataShape struct {
+	Features int `yaml:"features"`
+	Classes  int `yaml:"classes"`
 }
 
 // TrainerSpec is the built-in trainer and its parameters.
@@ -47,6 +58,17 @@ type TrainerSpec struct {
 	BatchSize    int     `yaml:"batch_size"`
 	L2           float64 `yaml:"l2,omitempty"`
 	Seed         int64   `yaml:"seed"`
+}
+
+// Bounds of a data shape: in a manifest, and as a site reports it.
+const (
+	maxFeatures = 1 << 24
+	maxClasses  = 1 << 16
+)
+
+// ValidShape says whether features and classes are a plausible data shape.
+func ValidShape(features, classes int64) bool {
+	return features >= 1 && features <= maxFeatures && classes >= 2 && classes <= maxClasses
 }
 
 // Evaluation says what the sites evaluate.
@@ -65,9 +87,33 @@ func (t TrainerSpec) Spec() trainer.Spec {
 		BatchSize: t.BatchSize, L2: t.L2, Seed: t.Seed, Params: t.Params}
 }
 
-// ParseManifest parses manifest bytes strictly (unknown fields are errors)
-// and validates them.
+// MaxManifestBytes bounds a manifest. A real one is well under a kilobyte;
+// the bound keeps whatever a submitter sends cheap to refuse and to parse.
+const MaxManifestBytes = 16 << 10
+
+// ParseManifest parses manifest bytes strictly and validates them: at most
+// MaxManifestBytes; one YAML document; no anchors, aliases, tags or
+// duplicate keys; at most maxMappingKeys keys in a mapping, maxSequence items
+// in a sequence and maxDepth levels; unknown fields are errors. Its cost is
+// linear in the input: the YAML is first parsed into a node tree (linear),
+// checked against those bounds (linear, duplicate keys by map), and only
+// then decoded, when yaml.v3's own duplicate-key check (quadratic in the
+// keys of a mapping) has at most maxMappingKeys keys to compare.
 func ParseManifest(data []byte) (*Manifest, error) {
+	if len(data) > MaxManifestBytes {
+		return nil, fmt.Errorf("job manifest: %d bytes, more than the %d allowed", len(data), MaxManifestBytes)
+	}
+	nodes := yaml.NewDecoder(bytes.NewReader(data))
+	var doc, more yaml.Node
+	if err := nodes.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("job manifest: %w", err)
+	}
+	if err := nodes.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, errors.New("job manifest: want exactly one YAML document")
+	}
+	if err := checkShape(&doc, 0); err != nil {
+		return nil, fmt.Errorf("job manifest: %w", err)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var m Manifest
@@ -80,14 +126,84 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	return &m, nil
 }
 
+// Bounds of a manifest's YAML structure (ParseManifest).
+const (
+	maxMappingKeys = 32
+	maxSequence    = 1024
+	maxDepth       = 8
+)
+
+// checkShape walks a parsed YAML node tree and refuses what a manifest
+// never needs: anchors, aliases, explicit tags, duplicate or non-scalar
+// keys, and structures past the bounds above.
+func checkShape(n *yaml.Node, depth int) error {
+	where := func() string { return fmt.Sprintf("line %d", n.Line) }
+	switch {
+	case depth > maxDepth:
+		return fmt.Errorf("%s: nested more than %d levels", where(), maxDepth)
+	case n.Anchor != "" || n.Kind == yaml.AliasNode:
+		return fmt.Errorf("%s: anchors and aliases are not allowed", where())
+	case n.Tag != "" && n.Style&yaml.TaggedStyle != 0:
+		return fmt.Errorf("%s: explicit tags are not allowed", where())
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) != 1 {
+			return fmt.Errorf("%s: want one YAML document", where())
+		}
+	case yaml.MappingNode:
+		if len(n.Content) > 2*maxMappingKeys {
+			return fmt.Errorf("%s: %d keys in one mapping, at most %d", where(), len(n.Content)/2, maxMappingKeys)
+		}
+		seen := make(map[string]bool, len(n.Content)/2)
+		for i := 0; i < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: keys must be plain names", k.Line)
+			}
+			if seen[k.Value] {
+				return fmt.Errorf("line %d: key %q appears twice", k.Line, k.Value)
+			}
+			seen[k.Value] = true
+		}
+	case yaml.SequenceNode:
+		if len(n.Content) > maxSequence {
+			return fmt.Errorf("%s: %d items in one list, at most %d", where(), len(n.Content), maxSequence)
+		}
+	}
+	for _, c := range n.Content {
+		if err := checkShape(c, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidName says whether s is a safe job name: 1 to 128 characters of
+// letters, digits, space, '.', '_' and '-', starting with a letter or a
+// digit. Names reach other admins' terminals, so nothing else is allowed.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != ' ' && c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // Validate checks every field; problems are joined, each naming its field.
 func (m *Manifest) Validate() error {
 	var errs []error
 	bad := func(field, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("job manifest: %s: "+format, append([]any{field}, a...)...))
 	}
-	if m.Name == "" || len(m.Name) > 128 {
-		bad("name", "required, at most 128 characters")
+	if !ValidName(m.Name) {
+		bad("name", "required: 1 to 128 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit")
 	}
 	if m.Workflow != "fedavg" {
 		bad("workflow", "%q is not supported (want fedavg)", m.Workflow)
@@ -125,6 +241,9 @@ func (m *Manifest) Validate() error {
 	}
 	if err := m.Trainer.Spec().Validate(); err != nil {
 		bad("trainer", "%v", err)
+	}
+	if d := m.Data; d != nil && (d.Features < 1 || d.Features > maxFeatures || d.Classes < 2 || d.Classes > maxClasses) {
+		bad("data", "%d features, %d classes: want 1..%d features and 2..%d classes", d.Features, d.Classes, maxFeatures, maxClasses)
 	}
 	return errors.Join(errs...)
 }

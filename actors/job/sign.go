@@ -2,7 +2,9 @@ package job
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -12,38 +14,102 @@ import (
 )
 
 // signingContext separates job signatures from every other signature made
-// with the same keys.
-const signingContext = "hearth.job.v1\x00"
+// with the same keys (v1 signed the manifest alone, with no nonce or
+// not-after: such jobs no longer verify).
+const signingContext = "hearth.job.v2\x00"
 
-// ErrSignature is wrapped by every refusal of a signed job.
-var ErrSignature = errors.New("job signature refused")
+// NonceSize is the length of a signed job's nonce.
+const NonceSize = 16
 
-// Sign signs manifest bytes as admin cert/key. The manifest is parsed first,
-// so an invalid job is never signed.
+// Freshness bounds of a signed job.
+const (
+	// DefaultLifetime is how long after signing a job may be submitted and
+	// first joined (Sign's not-after).
+	DefaultLifetime = 10 * time.Minute
+	// MaxLifetime is the latest not-after the server accepts, from now: a
+	// job cannot be signed to be replayable for long.
+	MaxLifetime = 24 * time.Hour
+)
+
+// Errors wrapped by refusals of a signed job.
+var (
+	ErrSignature = errors.New("job signature refused")
+	// ErrExpired: the job's not-after has passed (or lies too far ahead).
+	ErrExpired = errors.New("signed job is not fresh")
+)
+
+// Sign signs manifest bytes as admin cert/key, valid for DefaultLifetime
+// from now (SignAt).
 func Sign(manifest []byte, cert *x509.Certificate, key ed25519.PrivateKey) (*hearthv1.SignedJob, error) {
+	return SignAt(manifest, cert, key, time.Now(), DefaultLifetime)
+}
+
+// SignAt signs manifest bytes as admin cert/key, with a fresh nonce and a
+// not-after of now+lifetime. The manifest is parsed first, so an invalid
+// job is never signed.
+func SignAt(manifest []byte, cert *x509.Certificate, key ed25519.PrivateKey, now time.Time, lifetime time.Duration) (*hearthv1.SignedJob, error) {
 	if _, err := ParseManifest(manifest); err != nil {
 		return nil, err
 	}
-	return &hearthv1.SignedJob{
-		Manifest:      manifest,
-		Signature:     ed25519.Sign(key, append([]byte(signingContext), manifest...)),
-		SubmitterCert: cert.Raw,
-	}, nil
+	if lifetime <= 0 || lifetime > MaxLifetime {
+		return nil, fmt.Errorf("job lifetime %v: want more than 0, at most %v", lifetime, MaxLifetime)
+	}
+	nonce := make([]byte, NonceSize)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	sj := &hearthv1.SignedJob{Manifest: manifest, SubmitterCert: cert.Raw, Nonce: nonce, NotAfterUnixNano: now.Add(lifetime).UnixNano()}
+	sj.Signature = ed25519.Sign(key, signedBytes(sj))
+	return sj, nil
+}
+
+// signedBytes is what a job signature covers.
+func signedBytes(sj *hearthv1.SignedJob) []byte {
+	b := make([]byte, 0, len(signingContext)+NonceSize+8+len(sj.Manifest))
+	b = append(b, signingContext...)
+	b = append(b, sj.Nonce...)
+	b = binary.BigEndian.AppendUint64(b, uint64(sj.NotAfterUnixNano))
+	return append(b, sj.Manifest...)
 }
 
 // Verified is a signed job that passed Verify.
 type Verified struct {
 	Manifest  *Manifest
 	Submitter pki.Identity
+	// Nonce is the job's nonce, hex; NotAfter its not-after.
+	Nonce    string
+	NotAfter time.Time
 }
 
-// Verify checks a signed job: the submitter certificate is the project's,
-// current, not revoked and an admin's; the signature covers the manifest
-// bytes as they are; the manifest is valid. It runs at the server and at
-// every site, each with its own trust.
+// Fresh says whether the job may still be submitted or first joined at
+// now: before its not-after, which lies at most MaxLifetime ahead. A job
+// that already runs (resumed after a restart, or a site's own job that it
+// recorded) is not checked again.
+func (v *Verified) Fresh(now time.Time) error {
+	switch {
+	case now.After(v.NotAfter):
+		return fmt.Errorf("%w: its not-after %s has passed", ErrExpired, v.NotAfter.UTC().Format(time.RFC3339))
+	case v.NotAfter.Sub(now) > MaxLifetime:
+		return fmt.Errorf("%w: its not-after %s is more than %v ahead", ErrExpired, v.NotAfter.UTC().Format(time.RFC3339), MaxLifetime)
+	}
+	return nil
+}
+
+// Verify checks a signed job: the manifest is at most MaxManifestBytes; the
+// submitter certificate is the project's, current, not revoked and an
+// admin's; the signature covers the nonce, the not-after and the manifest
+// bytes as they are; only then is the manifest parsed (so only a current
+// admin's signed bytes ever reach the parser) and validated. It runs at the
+// server and at every site, each with its own trust. Freshness is the
+// caller's: see Verified.Fresh.
 func Verify(sj *hearthv1.SignedJob, trust *pki.Trust, now time.Time) (*Verified, error) {
-	if sj == nil || len(sj.Manifest) == 0 || len(sj.Signature) != ed25519.SignatureSize || len(sj.SubmitterCert) == 0 {
+	switch {
+	case sj == nil || len(sj.Manifest) == 0 || len(sj.Signature) != ed25519.SignatureSize || len(sj.SubmitterCert) == 0:
 		return nil, fmt.Errorf("%w: manifest, signature and submitter certificate are required", ErrSignature)
+	case len(sj.Nonce) != NonceSize:
+		return nil, fmt.Errorf("%w: nonce is %d bytes, want %d", ErrSignature, len(sj.Nonce), NonceSize)
+	case len(sj.Manifest) > MaxManifestBytes:
+		return nil, fmt.Errorf("%w: manifest is %d bytes, more than the %d allowed", ErrSignature, len(sj.Manifest), MaxManifestBytes)
 	}
 	cert, err := x509.ParseCertificate(sj.SubmitterCert)
 	if err != nil {
@@ -54,12 +120,12 @@ func Verify(sj *hearthv1.SignedJob, trust *pki.Trust, now time.Time) (*Verified,
 		return nil, fmt.Errorf("%w: submitter: %w", ErrSignature, err)
 	}
 	pub, ok := cert.PublicKey.(ed25519.PublicKey)
-	if !ok || !ed25519.Verify(pub, append([]byte(signingContext), sj.Manifest...), sj.Signature) {
+	if !ok || !ed25519.Verify(pub, signedBytes(sj), sj.Signature) {
 		return nil, fmt.Errorf("%w: the signature of %s does not match the manifest (changed after signing, or not signed by them)", ErrSignature, id.Name)
 	}
 	m, err := ParseManifest(sj.Manifest)
 	if err != nil {
 		return nil, err
 	}
-	return &Verified{Manifest: m, Submitter: id}, nil
+	return &Verified{Manifest: m, Submitter: id, Nonce: fmt.Sprintf("%x", sj.Nonce), NotAfter: time.Unix(0, sj.NotAfterUnixNano)}, nil
 }

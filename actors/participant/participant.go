@@ -58,8 +58,11 @@ type Config struct {
 	Streams    Streams
 	SpillDir   string
 	SpillAbove int64
-	Log        *slog.Logger
-	Now        func() time.Time
+	// Ledger records the signed jobs this site ran, so that none runs
+	// twice under different ids. Required.
+	Ledger *Ledger
+	Log    *slog.Logger
+	Now    func() time.Time
 }
 
 // Participant is the actor. Create it with New.
@@ -79,8 +82,8 @@ type joined struct {
 
 // New makes a participant.
 func New(cfg Config) (*Participant, error) {
-	if cfg.Trust == nil || cfg.Policy == nil || cfg.Audit == nil {
-		return nil, errors.New("participant: trust, policy and audit are required")
+	if cfg.Trust == nil || cfg.Policy == nil || cfg.Audit == nil || cfg.Ledger == nil {
+		return nil, errors.New("participant: trust, policy, audit and ledger are required")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -148,9 +151,17 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 			Detail: map[string]string{"reason": reason}})
 		return failure("refused", fmt.Sprintf("%s refused job %s: %s", p.cfg.Self.Name, m.JobId, reason))
 	}
-	v, err := job.Verify(m.Job, p.cfg.Trust, p.cfg.Now())
+	now := p.cfg.Now()
+	v, err := job.Verify(m.Job, p.cfg.Trust, now)
 	if err != nil {
 		return refuse(err.Error())
+	}
+	// A job this site already runs (the server resumed it after a restart)
+	// may be past its not-after; any other must be fresh.
+	if !p.cfg.Ledger.Known(v.Nonce, m.JobId) {
+		if err := v.Fresh(now); err != nil {
+			return refuse(err.Error())
+		}
 	}
 	if allowed, reason := p.cfg.Policy.Allow("submit_job", v.Submitter, nil); !allowed {
 		return refuse("site policy: " + reason)
@@ -172,12 +183,28 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 			return refuse(err.Error())
 		}
 	}
+	if d := v.Manifest.Data; d != nil && (j.train.Features != d.Features || j.train.Classes != d.Classes) {
+		return refuse(fmt.Sprintf("local data has %d features and %d classes; the job's manifest says %d and %d",
+			j.train.Features, j.train.Classes, d.Features, d.Classes))
+	}
+	if err := p.cfg.Ledger.Record(v.Nonce, m.JobId, now, v.NotAfter); err != nil {
+		return refuse(err.Error())
+	}
 	p.jobs[m.JobId] = j
 	id := p.audit(auditor.Event{Action: "job.joined", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
-		Detail: map[string]string{"submitter": v.Submitter.Name, "dataset": v.Manifest.Dataset, "samples": fmt.Sprint(j.train.Rows())}})
+		Detail: map[string]string{"submitter": v.Submitter.Name, "dataset": v.Manifest.Dataset, "nonce": v.Nonce,
+			"train_samples": fmt.Sprint(j.train.Rows()), "val_samples": fmt.Sprint(rows(j.val)), "test_samples": fmt.Sprint(rows(j.test))}})
 	p.cfg.Log.Info("job joined", "job", m.JobId, "name", v.Manifest.Name, "submitter", v.Submitter.Name, "samples", j.train.Rows())
 	return &hearthv1.JobJoined{JobId: m.JobId, TrainSamples: int64(j.train.Rows()), AuditEvent: id,
-		Features: int64(j.train.Features), Classes: int64(j.train.Classes)}
+		Features: int64(j.train.Features), Classes: int64(j.train.Classes), ValSamples: rows(j.val), TestSamples: rows(j.test)}
+}
+
+// rows counts a split's samples, 0 for none.
+func rows(s *dataset.Set) int64 {
+	if s == nil {
+		return 0
+	}
+	return int64(s.Rows())
 }
 
 func deployedHere(sites []string, self string) bool {

@@ -19,8 +19,12 @@ import (
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
-// auditFile is the audit log's name in a kit's state folder.
-const auditFile = "audit.jsonl"
+// Files in a kit's state folder: the audit log, and a site's ledger of the
+// signed jobs it ran.
+const (
+	auditFile  = "audit.jsonl"
+	ledgerFile = "jobs-run.jsonl"
+)
 
 // spillAbove is the model size above which the server's global models and
 // sums, and the sites' copies, are kept in file mappings (state/spill)
@@ -116,9 +120,17 @@ func startParticipant(n *node.Node, audit *auditor.Log) error {
 	if err != nil {
 		return err
 	}
+	state, err := n.Kit.StateDir()
+	if err != nil {
+		return err
+	}
+	ledger, err := participant.OpenLedger(filepath.Join(state, ledgerFile))
+	if err != nil {
+		return err
+	}
 	p, err := participant.New(participant.Config{Self: n.Identity, Trust: n.Trust, Policy: policy,
 		DataDir: n.Kit.DataDir(), Audit: audit, Log: n.Log().With("component", "participant"),
-		Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove})
+		Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Ledger: ledger})
 	if err != nil {
 		return err
 	}

@@ -190,17 +190,21 @@ func (x *Model) GetTensors() []*Tensor {
 }
 
 // SignedJob is a job as its submitter signed it: the exact bytes of the job
-// folder's manifest, an Ed25519 signature over
-// "hearth.job.v1\x00" || manifest by the submitter's certificate key, and
-// that certificate. The server and every site verify it before anything of
-// the job runs.
+// folder's manifest, a fresh nonce and a not-after time, an Ed25519
+// signature over "hearth.job.v2\x00" || nonce (16 bytes) ||
+// not_after_unix_nano (8 bytes, big-endian) || manifest by the submitter's
+// certificate key, and that certificate. The server and every site verify
+// it before anything of the job runs; the server accepts a nonce once, and
+// only before not_after; each site runs a nonce under one job id only.
 type SignedJob struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Manifest      []byte                 `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
-	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
-	SubmitterCert []byte                 `protobuf:"bytes,3,opt,name=submitter_cert,json=submitterCert,proto3" json:"submitter_cert,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Manifest         []byte                 `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	Signature        []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	SubmitterCert    []byte                 `protobuf:"bytes,3,opt,name=submitter_cert,json=submitterCert,proto3" json:"submitter_cert,omitempty"`
+	Nonce            []byte                 `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	NotAfterUnixNano int64                  `protobuf:"varint,5,opt,name=not_after_unix_nano,json=notAfterUnixNano,proto3" json:"not_after_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SignedJob) Reset() {
@@ -252,6 +256,20 @@ func (x *SignedJob) GetSubmitterCert() []byte {
 		return x.SubmitterCert
 	}
 	return nil
+}
+
+func (x *SignedJob) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *SignedJob) GetNotAfterUnixNano() int64 {
+	if x != nil {
+		return x.NotAfterUnixNano
+	}
+	return 0
 }
 
 // Metrics are weighted averages over the sites that reported them.
@@ -315,6 +333,86 @@ func (x *Metrics) GetAccuracy() float64 {
 	return 0
 }
 
+// SiteRound is one site's part in a round, as the server accounted it.
+type SiteRound struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Site  string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	// The FedAvg weight used: the site's committed training samples, capped
+	// by the job's max_share.
+	Weight     float64  `protobuf:"fixed64,2,opt,name=weight,proto3" json:"weight,omitempty"`
+	TrainLoss  float64  `protobuf:"fixed64,3,opt,name=train_loss,json=trainLoss,proto3" json:"train_loss,omitempty"`
+	Validation *Metrics `protobuf:"bytes,4,opt,name=validation,proto3" json:"validation,omitempty"`
+	// Why the aggregator clipped or refused the update, if it did.
+	Clipped       string `protobuf:"bytes,5,opt,name=clipped,proto3" json:"clipped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SiteRound) Reset() {
+	*x = SiteRound{}
+	mi := &file_hearth_v1_job_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SiteRound) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SiteRound) ProtoMessage() {}
+
+func (x *SiteRound) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SiteRound.ProtoReflect.Descriptor instead.
+func (*SiteRound) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SiteRound) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *SiteRound) GetWeight() float64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *SiteRound) GetTrainLoss() float64 {
+	if x != nil {
+		return x.TrainLoss
+	}
+	return 0
+}
+
+func (x *SiteRound) GetValidation() *Metrics {
+	if x != nil {
+		return x.Validation
+	}
+	return nil
+}
+
+func (x *SiteRound) GetClipped() string {
+	if x != nil {
+		return x.Clipped
+	}
+	return ""
+}
+
 // RoundSummary is one completed round as the server saw it.
 type RoundSummary struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -334,13 +432,15 @@ type RoundSummary struct {
 	// Writing the round's global model to JetStream, after the round (not in
 	// duration_micros).
 	CheckpointMicros int64 `protobuf:"varint,9,opt,name=checkpoint_micros,json=checkpointMicros,proto3" json:"checkpoint_micros,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Each answering site's figures, in name order.
+	Sites         []*SiteRound `protobuf:"bytes,10,rep,name=sites,proto3" json:"sites,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RoundSummary) Reset() {
 	*x = RoundSummary{}
-	mi := &file_hearth_v1_job_proto_msgTypes[4]
+	mi := &file_hearth_v1_job_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +452,7 @@ func (x *RoundSummary) String() string {
 func (*RoundSummary) ProtoMessage() {}
 
 func (x *RoundSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[4]
+	mi := &file_hearth_v1_job_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +465,7 @@ func (x *RoundSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoundSummary.ProtoReflect.Descriptor instead.
 func (*RoundSummary) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{4}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RoundSummary) GetRound() int64 {
@@ -431,6 +531,13 @@ func (x *RoundSummary) GetCheckpointMicros() int64 {
 	return 0
 }
 
+func (x *RoundSummary) GetSites() []*SiteRound {
+	if x != nil {
+		return x.Sites
+	}
+	return nil
+}
+
 // JobInfo is a job's public state.
 type JobInfo struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -447,13 +554,21 @@ type JobInfo struct {
 	Test              *Metrics               `protobuf:"bytes,11,opt,name=test,proto3" json:"test,omitempty"` // the final model on the sites' held-out test data
 	SubmittedUnixNano int64                  `protobuf:"varint,12,opt,name=submitted_unix_nano,json=submittedUnixNano,proto3" json:"submitted_unix_nano,omitempty"`
 	FinishedUnixNano  int64                  `protobuf:"varint,13,opt,name=finished_unix_nano,json=finishedUnixNano,proto3" json:"finished_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Each site's test figures, in name order.
+	SiteTest []*SiteMetrics `protobuf:"bytes,14,rep,name=site_test,json=siteTest,proto3" json:"site_test,omitempty"`
+	// What each joined site committed to when it joined (its signed
+	// JobJoined): the bounds of everything it reports later.
+	Commitments []*SiteCommitment `protobuf:"bytes,15,rep,name=commitments,proto3" json:"commitments,omitempty"`
+	// The job's model checkpoint was dropped (expired by the server's
+	// retention, or past its submitter's limit): nothing to download.
+	ModelDropped  bool `protobuf:"varint,16,opt,name=model_dropped,json=modelDropped,proto3" json:"model_dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobInfo) Reset() {
 	*x = JobInfo{}
-	mi := &file_hearth_v1_job_proto_msgTypes[5]
+	mi := &file_hearth_v1_job_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +580,7 @@ func (x *JobInfo) String() string {
 func (*JobInfo) ProtoMessage() {}
 
 func (x *JobInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[5]
+	mi := &file_hearth_v1_job_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +593,7 @@ func (x *JobInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobInfo.ProtoReflect.Descriptor instead.
 func (*JobInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{5}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JobInfo) GetId() string {
@@ -572,6 +687,165 @@ func (x *JobInfo) GetFinishedUnixNano() int64 {
 	return 0
 }
 
+func (x *JobInfo) GetSiteTest() []*SiteMetrics {
+	if x != nil {
+		return x.SiteTest
+	}
+	return nil
+}
+
+func (x *JobInfo) GetCommitments() []*SiteCommitment {
+	if x != nil {
+		return x.Commitments
+	}
+	return nil
+}
+
+func (x *JobInfo) GetModelDropped() bool {
+	if x != nil {
+		return x.ModelDropped
+	}
+	return false
+}
+
+// SiteMetrics are one site's metrics.
+type SiteMetrics struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Metrics       *Metrics               `protobuf:"bytes,2,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SiteMetrics) Reset() {
+	*x = SiteMetrics{}
+	mi := &file_hearth_v1_job_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SiteMetrics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SiteMetrics) ProtoMessage() {}
+
+func (x *SiteMetrics) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SiteMetrics.ProtoReflect.Descriptor instead.
+func (*SiteMetrics) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SiteMetrics) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *SiteMetrics) GetMetrics() *Metrics {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+// SiteCommitment is what a site said of its local data when it joined.
+type SiteCommitment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	TrainSamples  int64                  `protobuf:"varint,2,opt,name=train_samples,json=trainSamples,proto3" json:"train_samples,omitempty"`
+	ValSamples    int64                  `protobuf:"varint,3,opt,name=val_samples,json=valSamples,proto3" json:"val_samples,omitempty"`
+	TestSamples   int64                  `protobuf:"varint,4,opt,name=test_samples,json=testSamples,proto3" json:"test_samples,omitempty"`
+	Features      int64                  `protobuf:"varint,5,opt,name=features,proto3" json:"features,omitempty"`
+	Classes       int64                  `protobuf:"varint,6,opt,name=classes,proto3" json:"classes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SiteCommitment) Reset() {
+	*x = SiteCommitment{}
+	mi := &file_hearth_v1_job_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SiteCommitment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SiteCommitment) ProtoMessage() {}
+
+func (x *SiteCommitment) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SiteCommitment.ProtoReflect.Descriptor instead.
+func (*SiteCommitment) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SiteCommitment) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *SiteCommitment) GetTrainSamples() int64 {
+	if x != nil {
+		return x.TrainSamples
+	}
+	return 0
+}
+
+func (x *SiteCommitment) GetValSamples() int64 {
+	if x != nil {
+		return x.ValSamples
+	}
+	return 0
+}
+
+func (x *SiteCommitment) GetTestSamples() int64 {
+	if x != nil {
+		return x.TestSamples
+	}
+	return 0
+}
+
+func (x *SiteCommitment) GetFeatures() int64 {
+	if x != nil {
+		return x.Features
+	}
+	return 0
+}
+
+func (x *SiteCommitment) GetClasses() int64 {
+	if x != nil {
+		return x.Classes
+	}
+	return 0
+}
+
 type SubmitJob struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Job           *SignedJob             `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
@@ -581,7 +855,7 @@ type SubmitJob struct {
 
 func (x *SubmitJob) Reset() {
 	*x = SubmitJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[6]
+	mi := &file_hearth_v1_job_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +867,7 @@ func (x *SubmitJob) String() string {
 func (*SubmitJob) ProtoMessage() {}
 
 func (x *SubmitJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[6]
+	mi := &file_hearth_v1_job_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +880,7 @@ func (x *SubmitJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJob.ProtoReflect.Descriptor instead.
 func (*SubmitJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{6}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubmitJob) GetJob() *SignedJob {
@@ -625,7 +899,7 @@ type JobAccepted struct {
 
 func (x *JobAccepted) Reset() {
 	*x = JobAccepted{}
-	mi := &file_hearth_v1_job_proto_msgTypes[7]
+	mi := &file_hearth_v1_job_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +911,7 @@ func (x *JobAccepted) String() string {
 func (*JobAccepted) ProtoMessage() {}
 
 func (x *JobAccepted) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[7]
+	mi := &file_hearth_v1_job_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +924,7 @@ func (x *JobAccepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobAccepted.ProtoReflect.Descriptor instead.
 func (*JobAccepted) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{7}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JobAccepted) GetJobId() string {
@@ -668,7 +942,7 @@ type ListJobs struct {
 
 func (x *ListJobs) Reset() {
 	*x = ListJobs{}
-	mi := &file_hearth_v1_job_proto_msgTypes[8]
+	mi := &file_hearth_v1_job_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +954,7 @@ func (x *ListJobs) String() string {
 func (*ListJobs) ProtoMessage() {}
 
 func (x *ListJobs) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[8]
+	mi := &file_hearth_v1_job_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +967,7 @@ func (x *ListJobs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobs.ProtoReflect.Descriptor instead.
 func (*ListJobs) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{8}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{11}
 }
 
 type JobList struct {
@@ -705,7 +979,7 @@ type JobList struct {
 
 func (x *JobList) Reset() {
 	*x = JobList{}
-	mi := &file_hearth_v1_job_proto_msgTypes[9]
+	mi := &file_hearth_v1_job_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +991,7 @@ func (x *JobList) String() string {
 func (*JobList) ProtoMessage() {}
 
 func (x *JobList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[9]
+	mi := &file_hearth_v1_job_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +1004,7 @@ func (x *JobList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobList.ProtoReflect.Descriptor instead.
 func (*JobList) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{9}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *JobList) GetJobs() []*JobInfo {
@@ -749,7 +1023,7 @@ type GetJob struct {
 
 func (x *GetJob) Reset() {
 	*x = GetJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[10]
+	mi := &file_hearth_v1_job_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +1035,7 @@ func (x *GetJob) String() string {
 func (*GetJob) ProtoMessage() {}
 
 func (x *GetJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[10]
+	mi := &file_hearth_v1_job_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +1048,7 @@ func (x *GetJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJob.ProtoReflect.Descriptor instead.
 func (*GetJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{10}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetJob) GetJobId() string {
@@ -793,7 +1067,7 @@ type AbortJob struct {
 
 func (x *AbortJob) Reset() {
 	*x = AbortJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[11]
+	mi := &file_hearth_v1_job_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +1079,7 @@ func (x *AbortJob) String() string {
 func (*AbortJob) ProtoMessage() {}
 
 func (x *AbortJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[11]
+	mi := &file_hearth_v1_job_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +1092,7 @@ func (x *AbortJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortJob.ProtoReflect.Descriptor instead.
 func (*AbortJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{11}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AbortJob) GetJobId() string {
@@ -837,7 +1111,7 @@ type DownloadJob struct {
 
 func (x *DownloadJob) Reset() {
 	*x = DownloadJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	mi := &file_hearth_v1_job_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +1123,7 @@ func (x *DownloadJob) String() string {
 func (*DownloadJob) ProtoMessage() {}
 
 func (x *DownloadJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	mi := &file_hearth_v1_job_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +1136,7 @@ func (x *DownloadJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadJob.ProtoReflect.Descriptor instead.
 func (*DownloadJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{12}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DownloadJob) GetJobId() string {
@@ -888,7 +1162,7 @@ type JobResult struct {
 
 func (x *JobResult) Reset() {
 	*x = JobResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[13]
+	mi := &file_hearth_v1_job_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +1174,7 @@ func (x *JobResult) String() string {
 func (*JobResult) ProtoMessage() {}
 
 func (x *JobResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[13]
+	mi := &file_hearth_v1_job_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +1187,7 @@ func (x *JobResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobResult.ProtoReflect.Descriptor instead.
 func (*JobResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{13}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *JobResult) GetInfo() *JobInfo {
@@ -957,7 +1231,7 @@ type JoinJob struct {
 
 func (x *JoinJob) Reset() {
 	*x = JoinJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[14]
+	mi := &file_hearth_v1_job_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1243,7 @@ func (x *JoinJob) String() string {
 func (*JoinJob) ProtoMessage() {}
 
 func (x *JoinJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[14]
+	mi := &file_hearth_v1_job_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1256,7 @@ func (x *JoinJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinJob.ProtoReflect.Descriptor instead.
 func (*JoinJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{14}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JoinJob) GetJobId() string {
@@ -1012,16 +1286,21 @@ type JobJoined struct {
 	TrainSamples int64                  `protobuf:"varint,2,opt,name=train_samples,json=trainSamples,proto3" json:"train_samples,omitempty"`
 	AuditEvent   string                 `protobuf:"bytes,3,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
 	// The shape of the site's local data, so the server can make the
-	// initial model without seeing any data; every site must agree.
-	Features      int64 `protobuf:"varint,4,opt,name=features,proto3" json:"features,omitempty"`
-	Classes       int64 `protobuf:"varint,5,opt,name=classes,proto3" json:"classes,omitempty"`
+	// initial model without seeing any data; a site whose shape differs from
+	// the manifest's (or, when it names none, the majority's) is left out.
+	Features int64 `protobuf:"varint,4,opt,name=features,proto3" json:"features,omitempty"`
+	Classes  int64 `protobuf:"varint,5,opt,name=classes,proto3" json:"classes,omitempty"`
+	// The site's validation and test samples. With train_samples these are
+	// the site's commitment for the job: no later report may exceed them.
+	ValSamples    int64 `protobuf:"varint,6,opt,name=val_samples,json=valSamples,proto3" json:"val_samples,omitempty"`
+	TestSamples   int64 `protobuf:"varint,7,opt,name=test_samples,json=testSamples,proto3" json:"test_samples,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobJoined) Reset() {
 	*x = JobJoined{}
-	mi := &file_hearth_v1_job_proto_msgTypes[15]
+	mi := &file_hearth_v1_job_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1312,7 @@ func (x *JobJoined) String() string {
 func (*JobJoined) ProtoMessage() {}
 
 func (x *JobJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[15]
+	mi := &file_hearth_v1_job_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1325,7 @@ func (x *JobJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobJoined.ProtoReflect.Descriptor instead.
 func (*JobJoined) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{15}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JobJoined) GetJobId() string {
@@ -1084,6 +1363,20 @@ func (x *JobJoined) GetClasses() int64 {
 	return 0
 }
 
+func (x *JobJoined) GetValSamples() int64 {
+	if x != nil {
+		return x.ValSamples
+	}
+	return 0
+}
+
+func (x *JobJoined) GetTestSamples() int64 {
+	if x != nil {
+		return x.TestSamples
+	}
+	return 0
+}
+
 // TrainTask asks a site to evaluate the global model on its validation data,
 // then train from it on its local data.
 type TrainTask struct {
@@ -1103,7 +1396,7 @@ type TrainTask struct {
 
 func (x *TrainTask) Reset() {
 	*x = TrainTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[16]
+	mi := &file_hearth_v1_job_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1115,7 +1408,7 @@ func (x *TrainTask) String() string {
 func (*TrainTask) ProtoMessage() {}
 
 func (x *TrainTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[16]
+	mi := &file_hearth_v1_job_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1128,7 +1421,7 @@ func (x *TrainTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainTask.ProtoReflect.Descriptor instead.
 func (*TrainTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{16}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TrainTask) GetJobId() string {
@@ -1192,7 +1485,7 @@ type TrainResult struct {
 
 func (x *TrainResult) Reset() {
 	*x = TrainResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[17]
+	mi := &file_hearth_v1_job_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1497,7 @@ func (x *TrainResult) String() string {
 func (*TrainResult) ProtoMessage() {}
 
 func (x *TrainResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[17]
+	mi := &file_hearth_v1_job_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1510,7 @@ func (x *TrainResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainResult.ProtoReflect.Descriptor instead.
 func (*TrainResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{17}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TrainResult) GetJobId() string {
@@ -1300,7 +1593,7 @@ type EvaluateTask struct {
 
 func (x *EvaluateTask) Reset() {
 	*x = EvaluateTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[18]
+	mi := &file_hearth_v1_job_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1605,7 @@ func (x *EvaluateTask) String() string {
 func (*EvaluateTask) ProtoMessage() {}
 
 func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[18]
+	mi := &file_hearth_v1_job_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1618,7 @@ func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateTask.ProtoReflect.Descriptor instead.
 func (*EvaluateTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{18}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EvaluateTask) GetJobId() string {
@@ -1374,7 +1667,7 @@ type EvaluateResult struct {
 
 func (x *EvaluateResult) Reset() {
 	*x = EvaluateResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[19]
+	mi := &file_hearth_v1_job_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1679,7 @@ func (x *EvaluateResult) String() string {
 func (*EvaluateResult) ProtoMessage() {}
 
 func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[19]
+	mi := &file_hearth_v1_job_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1692,7 @@ func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResult.ProtoReflect.Descriptor instead.
 func (*EvaluateResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{19}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EvaluateResult) GetJobId() string {
@@ -1435,7 +1728,7 @@ type LeaveJob struct {
 
 func (x *LeaveJob) Reset() {
 	*x = LeaveJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[20]
+	mi := &file_hearth_v1_job_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1740,7 @@ func (x *LeaveJob) String() string {
 func (*LeaveJob) ProtoMessage() {}
 
 func (x *LeaveJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[20]
+	mi := &file_hearth_v1_job_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1753,7 @@ func (x *LeaveJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveJob.ProtoReflect.Descriptor instead.
 func (*LeaveJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{20}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LeaveJob) GetJobId() string {
@@ -1499,7 +1792,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_hearth_v1_job_proto_msgTypes[21]
+	mi := &file_hearth_v1_job_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +1804,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[21]
+	mi := &file_hearth_v1_job_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +1817,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{21}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *JobRecord) GetInfo() *JobInfo {
@@ -1548,6 +1841,60 @@ func (x *JobRecord) GetJoined() map[string]int64 {
 	return nil
 }
 
+// JobNonce records that a signed job's nonce was accepted (never sent on
+// the bus): the server refuses the nonce again, across restarts.
+type JobNonce struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	JobId            string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	NotAfterUnixNano int64                  `protobuf:"varint,2,opt,name=not_after_unix_nano,json=notAfterUnixNano,proto3" json:"not_after_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *JobNonce) Reset() {
+	*x = JobNonce{}
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobNonce) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobNonce) ProtoMessage() {}
+
+func (x *JobNonce) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobNonce.ProtoReflect.Descriptor instead.
+func (*JobNonce) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *JobNonce) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *JobNonce) GetNotAfterUnixNano() int64 {
+	if x != nil {
+		return x.NotAfterUnixNano
+	}
+	return 0
+}
+
 // RawCheckpoint describes a large model checkpoint in the server's object
 // store (never sent on the bus): the model's float32 bytes are kept as
 // objects of part_bytes each (the last shorter), in order.
@@ -1561,7 +1908,7 @@ type RawCheckpoint struct {
 
 func (x *RawCheckpoint) Reset() {
 	*x = RawCheckpoint{}
-	mi := &file_hearth_v1_job_proto_msgTypes[22]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1920,7 @@ func (x *RawCheckpoint) String() string {
 func (*RawCheckpoint) ProtoMessage() {}
 
 func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[22]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1933,7 @@ func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawCheckpoint.ProtoReflect.Descriptor instead.
 func (*RawCheckpoint) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{22}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RawCheckpoint) GetLayout() *ModelLayout {
@@ -1613,15 +1960,26 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\x05shape\x18\x02 \x03(\x03R\x05shape\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\"4\n" +
 	"\x05Model\x12+\n" +
-	"\atensors\x18\x01 \x03(\v2\x11.hearth.v1.TensorR\atensors\"l\n" +
+	"\atensors\x18\x01 \x03(\v2\x11.hearth.v1.TensorR\atensors\"\xb1\x01\n" +
 	"\tSignedJob\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\fR\bmanifest\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\x12%\n" +
-	"\x0esubmitter_cert\x18\x03 \x01(\fR\rsubmitterCert\"S\n" +
+	"\x0esubmitter_cert\x18\x03 \x01(\fR\rsubmitterCert\x12\x14\n" +
+	"\x05nonce\x18\x04 \x01(\fR\x05nonce\x12-\n" +
+	"\x13not_after_unix_nano\x18\x05 \x01(\x03R\x10notAfterUnixNano\"S\n" +
 	"\aMetrics\x12\x18\n" +
 	"\asamples\x18\x01 \x01(\x03R\asamples\x12\x12\n" +
 	"\x04loss\x18\x02 \x01(\x01R\x04loss\x12\x1a\n" +
-	"\baccuracy\x18\x03 \x01(\x01R\baccuracy\"\xce\x02\n" +
+	"\baccuracy\x18\x03 \x01(\x01R\baccuracy\"\xa4\x01\n" +
+	"\tSiteRound\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x16\n" +
+	"\x06weight\x18\x02 \x01(\x01R\x06weight\x12\x1d\n" +
+	"\n" +
+	"train_loss\x18\x03 \x01(\x01R\ttrainLoss\x122\n" +
+	"\n" +
+	"validation\x18\x04 \x01(\v2\x12.hearth.v1.MetricsR\n" +
+	"validation\x12\x18\n" +
+	"\aclipped\x18\x05 \x01(\tR\aclipped\"\xfa\x02\n" +
 	"\fRoundSummary\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x03R\x05round\x12\x1a\n" +
 	"\banswered\x18\x02 \x03(\tR\banswered\x12\x18\n" +
@@ -1635,7 +1993,9 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"bytesMoved\x12'\n" +
 	"\x0fduration_micros\x18\a \x01(\x03R\x0edurationMicros\x12(\n" +
 	"\x10max_train_micros\x18\b \x01(\x03R\x0emaxTrainMicros\x12+\n" +
-	"\x11checkpoint_micros\x18\t \x01(\x03R\x10checkpointMicros\"\xc8\x03\n" +
+	"\x11checkpoint_micros\x18\t \x01(\x03R\x10checkpointMicros\x12*\n" +
+	"\x05sites\x18\n" +
+	" \x03(\v2\x14.hearth.v1.SiteRoundR\x05sites\"\xdf\x04\n" +
 	"\aJobInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12,\n" +
@@ -1650,7 +2010,21 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	" \x03(\v2\x17.hearth.v1.RoundSummaryR\ahistory\x12&\n" +
 	"\x04test\x18\v \x01(\v2\x12.hearth.v1.MetricsR\x04test\x12.\n" +
 	"\x13submitted_unix_nano\x18\f \x01(\x03R\x11submittedUnixNano\x12,\n" +
-	"\x12finished_unix_nano\x18\r \x01(\x03R\x10finishedUnixNano\"3\n" +
+	"\x12finished_unix_nano\x18\r \x01(\x03R\x10finishedUnixNano\x123\n" +
+	"\tsite_test\x18\x0e \x03(\v2\x16.hearth.v1.SiteMetricsR\bsiteTest\x12;\n" +
+	"\vcommitments\x18\x0f \x03(\v2\x19.hearth.v1.SiteCommitmentR\vcommitments\x12#\n" +
+	"\rmodel_dropped\x18\x10 \x01(\bR\fmodelDropped\"O\n" +
+	"\vSiteMetrics\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12,\n" +
+	"\ametrics\x18\x02 \x01(\v2\x12.hearth.v1.MetricsR\ametrics\"\xc3\x01\n" +
+	"\x0eSiteCommitment\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12#\n" +
+	"\rtrain_samples\x18\x02 \x01(\x03R\ftrainSamples\x12\x1f\n" +
+	"\vval_samples\x18\x03 \x01(\x03R\n" +
+	"valSamples\x12!\n" +
+	"\ftest_samples\x18\x04 \x01(\x03R\vtestSamples\x12\x1a\n" +
+	"\bfeatures\x18\x05 \x01(\x03R\bfeatures\x12\x18\n" +
+	"\aclasses\x18\x06 \x01(\x03R\aclasses\"3\n" +
 	"\tSubmitJob\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.hearth.v1.SignedJobR\x03job\"$\n" +
 	"\vJobAccepted\x12\x15\n" +
@@ -1674,14 +2048,17 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
 	"\x03job\x18\x02 \x01(\v2\x14.hearth.v1.SignedJobR\x03job\x12\x1f\n" +
 	"\vaudit_event\x18\x03 \x01(\tR\n" +
-	"auditEvent\"\x9e\x01\n" +
+	"auditEvent\"\xe2\x01\n" +
 	"\tJobJoined\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12#\n" +
 	"\rtrain_samples\x18\x02 \x01(\x03R\ftrainSamples\x12\x1f\n" +
 	"\vaudit_event\x18\x03 \x01(\tR\n" +
 	"auditEvent\x12\x1a\n" +
 	"\bfeatures\x18\x04 \x01(\x03R\bfeatures\x12\x18\n" +
-	"\aclasses\x18\x05 \x01(\x03R\aclasses\"\xf3\x01\n" +
+	"\aclasses\x18\x05 \x01(\x03R\aclasses\x12\x1f\n" +
+	"\vval_samples\x18\x06 \x01(\x03R\n" +
+	"valSamples\x12!\n" +
+	"\ftest_samples\x18\a \x01(\x03R\vtestSamples\"\xf3\x01\n" +
 	"\tTrainTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12(\n" +
@@ -1726,7 +2103,10 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\x06joined\x18\x03 \x03(\v2 .hearth.v1.JobRecord.JoinedEntryR\x06joined\x1a9\n" +
 	"\vJoinedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"^\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"P\n" +
+	"\bJobNonce\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12-\n" +
+	"\x13not_after_unix_nano\x18\x02 \x01(\x03R\x10notAfterUnixNano\"^\n" +
 	"\rRawCheckpoint\x12.\n" +
 	"\x06layout\x18\x01 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\x12\x1d\n" +
 	"\n" +
@@ -1752,69 +2132,78 @@ func file_hearth_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_hearth_v1_job_proto_goTypes = []any{
 	(JobStatus)(0),         // 0: hearth.v1.JobStatus
 	(*Tensor)(nil),         // 1: hearth.v1.Tensor
 	(*Model)(nil),          // 2: hearth.v1.Model
 	(*SignedJob)(nil),      // 3: hearth.v1.SignedJob
 	(*Metrics)(nil),        // 4: hearth.v1.Metrics
-	(*RoundSummary)(nil),   // 5: hearth.v1.RoundSummary
-	(*JobInfo)(nil),        // 6: hearth.v1.JobInfo
-	(*SubmitJob)(nil),      // 7: hearth.v1.SubmitJob
-	(*JobAccepted)(nil),    // 8: hearth.v1.JobAccepted
-	(*ListJobs)(nil),       // 9: hearth.v1.ListJobs
-	(*JobList)(nil),        // 10: hearth.v1.JobList
-	(*GetJob)(nil),         // 11: hearth.v1.GetJob
-	(*AbortJob)(nil),       // 12: hearth.v1.AbortJob
-	(*DownloadJob)(nil),    // 13: hearth.v1.DownloadJob
-	(*JobResult)(nil),      // 14: hearth.v1.JobResult
-	(*JoinJob)(nil),        // 15: hearth.v1.JoinJob
-	(*JobJoined)(nil),      // 16: hearth.v1.JobJoined
-	(*TrainTask)(nil),      // 17: hearth.v1.TrainTask
-	(*TrainResult)(nil),    // 18: hearth.v1.TrainResult
-	(*EvaluateTask)(nil),   // 19: hearth.v1.EvaluateTask
-	(*EvaluateResult)(nil), // 20: hearth.v1.EvaluateResult
-	(*LeaveJob)(nil),       // 21: hearth.v1.LeaveJob
-	(*JobRecord)(nil),      // 22: hearth.v1.JobRecord
-	(*RawCheckpoint)(nil),  // 23: hearth.v1.RawCheckpoint
-	nil,                    // 24: hearth.v1.JobRecord.JoinedEntry
-	(*StreamManifest)(nil), // 25: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),    // 26: hearth.v1.ModelLayout
+	(*SiteRound)(nil),      // 5: hearth.v1.SiteRound
+	(*RoundSummary)(nil),   // 6: hearth.v1.RoundSummary
+	(*JobInfo)(nil),        // 7: hearth.v1.JobInfo
+	(*SiteMetrics)(nil),    // 8: hearth.v1.SiteMetrics
+	(*SiteCommitment)(nil), // 9: hearth.v1.SiteCommitment
+	(*SubmitJob)(nil),      // 10: hearth.v1.SubmitJob
+	(*JobAccepted)(nil),    // 11: hearth.v1.JobAccepted
+	(*ListJobs)(nil),       // 12: hearth.v1.ListJobs
+	(*JobList)(nil),        // 13: hearth.v1.JobList
+	(*GetJob)(nil),         // 14: hearth.v1.GetJob
+	(*AbortJob)(nil),       // 15: hearth.v1.AbortJob
+	(*DownloadJob)(nil),    // 16: hearth.v1.DownloadJob
+	(*JobResult)(nil),      // 17: hearth.v1.JobResult
+	(*JoinJob)(nil),        // 18: hearth.v1.JoinJob
+	(*JobJoined)(nil),      // 19: hearth.v1.JobJoined
+	(*TrainTask)(nil),      // 20: hearth.v1.TrainTask
+	(*TrainResult)(nil),    // 21: hearth.v1.TrainResult
+	(*EvaluateTask)(nil),   // 22: hearth.v1.EvaluateTask
+	(*EvaluateResult)(nil), // 23: hearth.v1.EvaluateResult
+	(*LeaveJob)(nil),       // 24: hearth.v1.LeaveJob
+	(*JobRecord)(nil),      // 25: hearth.v1.JobRecord
+	(*JobNonce)(nil),       // 26: hearth.v1.JobNonce
+	(*RawCheckpoint)(nil),  // 27: hearth.v1.RawCheckpoint
+	nil,                    // 28: hearth.v1.JobRecord.JoinedEntry
+	(*StreamManifest)(nil), // 29: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),    // 30: hearth.v1.ModelLayout
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
-	4,  // 1: hearth.v1.RoundSummary.validation:type_name -> hearth.v1.Metrics
-	0,  // 2: hearth.v1.JobInfo.status:type_name -> hearth.v1.JobStatus
-	5,  // 3: hearth.v1.JobInfo.history:type_name -> hearth.v1.RoundSummary
-	4,  // 4: hearth.v1.JobInfo.test:type_name -> hearth.v1.Metrics
-	3,  // 5: hearth.v1.SubmitJob.job:type_name -> hearth.v1.SignedJob
-	6,  // 6: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
-	6,  // 7: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
-	2,  // 8: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
-	25, // 9: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
-	26, // 10: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
-	3,  // 11: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
-	2,  // 12: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	25, // 13: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	26, // 14: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
-	2,  // 15: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
-	4,  // 16: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	25, // 17: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
-	2,  // 18: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	25, // 19: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	26, // 20: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
-	4,  // 21: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	0,  // 22: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	6,  // 23: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 24: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	24, // 25: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	26, // 26: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	4,  // 1: hearth.v1.SiteRound.validation:type_name -> hearth.v1.Metrics
+	4,  // 2: hearth.v1.RoundSummary.validation:type_name -> hearth.v1.Metrics
+	5,  // 3: hearth.v1.RoundSummary.sites:type_name -> hearth.v1.SiteRound
+	0,  // 4: hearth.v1.JobInfo.status:type_name -> hearth.v1.JobStatus
+	6,  // 5: hearth.v1.JobInfo.history:type_name -> hearth.v1.RoundSummary
+	4,  // 6: hearth.v1.JobInfo.test:type_name -> hearth.v1.Metrics
+	8,  // 7: hearth.v1.JobInfo.site_test:type_name -> hearth.v1.SiteMetrics
+	9,  // 8: hearth.v1.JobInfo.commitments:type_name -> hearth.v1.SiteCommitment
+	4,  // 9: hearth.v1.SiteMetrics.metrics:type_name -> hearth.v1.Metrics
+	3,  // 10: hearth.v1.SubmitJob.job:type_name -> hearth.v1.SignedJob
+	7,  // 11: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
+	7,  // 12: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
+	2,  // 13: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
+	29, // 14: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
+	30, // 15: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
+	3,  // 16: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
+	2,  // 17: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
+	29, // 18: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	30, // 19: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	2,  // 20: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
+	4,  // 21: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
+	29, // 22: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	2,  // 23: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
+	29, // 24: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	30, // 25: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	4,  // 26: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	0,  // 27: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	7,  // 28: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 29: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	28, // 30: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	30, // 31: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
@@ -1829,7 +2218,7 @@ func file_hearth_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_job_proto_rawDesc), len(file_hearth_v1_job_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

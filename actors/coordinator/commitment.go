@@ -1,0 +1,161 @@
+package coordinator
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/hearthfl/hearth/actors/job"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// What a site says of its data crosses a trust boundary: a compromised site
+// with a valid key can claim anything. So a site commits to its counts and
+// its data's shape when it joins (its signed JobJoined, audited at both
+// ends), every later figure is checked against that commitment, and no
+// site's claim decides alone what the others get.
+
+// maxSamples bounds a committed sample count: far above any real site's,
+// low enough that sums of weights stay exact in float64.
+const maxSamples = 1 << 50
+
+// checkCommitment says what is wrong with a site's JobJoined, or "".
+func checkCommitment(m *hearthv1.JobJoined) string {
+	switch {
+	case m.TrainSamples < 1 || m.TrainSamples > maxSamples:
+		return fmt.Sprintf("committed %d training samples: want 1..%d", m.TrainSamples, int64(maxSamples))
+	case m.ValSamples < 0 || m.ValSamples > maxSamples || m.TestSamples < 0 || m.TestSamples > maxSamples:
+		return fmt.Sprintf("committed %d validation and %d test samples: want 0..%d", m.ValSamples, m.TestSamples, int64(maxSamples))
+	case !job.ValidShape(m.Features, m.Classes):
+		return fmt.Sprintf("data of %d features and %d classes is not a plausible shape", m.Features, m.Classes)
+	}
+	return ""
+}
+
+// dataShape is a dataset's shape as sites report it.
+type dataShape struct{ features, classes int64 }
+
+func (s dataShape) String() string { return fmt.Sprintf("%d features, %d classes", s.features, s.classes) }
+
+// decideShape is the job's data shape: the signed manifest's when it names
+// one, else the one more than half of the joined sites report. ok is false
+// when the manifest names none and no shape has a majority.
+func decideShape(manifest *job.DataShape, reported map[string]dataShape) (shape dataShape, ok bool) {
+	if manifest != nil {
+		return dataShape{int64(manifest.Features), int64(manifest.Classes)}, true
+	}
+	votes := map[dataShape]int{}
+	for _, s := range reported {
+		votes[s]++
+	}
+	for s, n := range votes {
+		if 2*n > len(reported) {
+			return s, true
+		}
+	}
+	return dataShape{}, false
+}
+
+// cappedWeights are the sites' FedAvg weights for a job: each site's
+// committed training samples, with the largest lowered (water-filling) so
+// that no site holds more than maxShare of the total. maxShare <= 0 takes
+// defaultMaxShare for the number of sites; a maxShare below 1/n gives every
+// site the same weight.
+func cappedWeights(committed map[string]int64, maxShare float64) map[string]float64 {
+	n := len(committed)
+	if maxShare <= 0 {
+		maxShare = defaultMaxShare(n)
+	}
+	sites := make([]string, 0, n)
+	for s := range committed {
+		sites = append(sites, s)
+	}
+	sort.Slice(sites, func(i, j int) bool { return committed[sites[i]] > committed[sites[j]] })
+	out := make(map[string]float64, n)
+	total := 0.0
+	for _, s := range sites {
+		out[s] = float64(committed[s])
+		total += out[s]
+	}
+	if n == 0 || maxShare >= 1 {
+		return out
+	}
+	// Cap the k largest at t = maxShare*(k*t + rest), i.e.
+	// t = maxShare*rest/(1 - k*maxShare), for the smallest k at which the
+	// next site is already below t.
+	rest := total
+	for k := 1; k <= n; k++ {
+		rest -= float64(committed[sites[k-1]])
+		if 1-float64(k)*maxShare <= 0 || rest <= 0 {
+			break // every site at the cap: equal weights
+		}
+		t := maxShare * rest / (1 - float64(k)*maxShare)
+		if k == n || float64(committed[sites[k]]) <= t {
+			if t >= float64(committed[sites[0]]) {
+				return out // nobody is over the cap
+			}
+			for _, s := range sites[:k] {
+				out[s] = t
+			}
+			return out
+		}
+	}
+	for _, s := range sites {
+		out[s] = 1
+	}
+	return out
+}
+
+// defaultMaxShare is twice a fair share of n sites (all of it for one or
+// two sites): a site may hold more data than the others, not most of it.
+func defaultMaxShare(n int) float64 {
+	if n <= 2 {
+		return 1
+	}
+	return 2 / float64(n)
+}
+
+// checkMetrics says what is wrong with metrics a site reported, or "":
+// finite, accuracy in [0,1], loss at least 0, and no more samples than the
+// site committed to for that split (limit).
+func checkMetrics(what string, m *hearthv1.Metrics, limit int64) string {
+	switch {
+	case m == nil:
+		return ""
+	case m.Samples < 0 || m.Samples > limit:
+		return fmt.Sprintf("%s metrics over %d samples, more than the %d committed", what, m.Samples, limit)
+	case !finite(m.Loss) || m.Loss < 0:
+		return fmt.Sprintf("%s loss %v: want a finite number at least 0", what, m.Loss)
+	case !finite(m.Accuracy) || m.Accuracy < 0 || m.Accuracy > 1:
+		return fmt.Sprintf("%s accuracy %v: want 0..1", what, m.Accuracy)
+	}
+	return ""
+}
+
+// checkResult says what is wrong with a site's TrainResult against its
+// commitment, or "".
+func checkResult(m *hearthv1.TrainResult, c *hearthv1.SiteCommitment) string {
+	switch {
+	case c == nil:
+		return "no commitment for this site"
+	case m.Samples < 1 || m.Samples > c.TrainSamples:
+		return fmt.Sprintf("reported %d training samples, committed %d when it joined", m.Samples, c.TrainSamples)
+	case !finite(m.TrainLoss) || m.TrainLoss < 0:
+		return fmt.Sprintf("train loss %v: want a finite number at least 0", m.TrainLoss)
+	case m.TrainMicros < 0:
+		return fmt.Sprintf("train time %d µs", m.TrainMicros)
+	}
+	return checkMetrics("validation", m.Validation, c.ValSamples)
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// commitmentOf finds a site's commitment in a job's record.
+func commitmentOf(info *hearthv1.JobInfo, site string) *hearthv1.SiteCommitment {
+	i := slices.IndexFunc(info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == site })
+	if i < 0 {
+		return nil
+	}
+	return info.Commitments[i]
+}

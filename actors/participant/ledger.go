@@ -1,0 +1,106 @@
+package participant
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Ledger is a site's record of the signed jobs it has taken part in: each
+// signed job's nonce with the job id it ran under. A site runs a signed job
+// under one id only, so a compromised server cannot replay an old signed
+// job (under a new id, with a global model of its choosing); a server
+// resuming the same job after a restart keeps its id and is let through.
+//
+// The ledger is an append-only file of JSON lines, fsynced before a join is
+// acknowledged; entries older than the jobs' not-after plus the ledger's
+// keep time could be dropped, but every entry is small and the file is
+// read once at start.
+type Ledger struct {
+	mu   sync.Mutex
+	path string
+	runs map[string]string // nonce -> job id
+	f    *os.File
+}
+
+// ErrReplayedJob is returned when a signed job's nonce already ran under
+// another job id.
+var ErrReplayedJob = errors.New("signed job already ran here")
+
+// maxLedgerLine bounds a ledger line as it is read back.
+const maxLedgerLine = 4096
+
+type ledgerEntry struct {
+	Nonce    string    `json:"nonce"`
+	Job      string    `json:"job"`
+	Joined   time.Time `json:"joined"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+// OpenLedger opens (creating if needed) the ledger file at path.
+func OpenLedger(path string) (*Ledger, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("job ledger: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("job ledger: %w", err)
+	}
+	l := &Ledger{path: path, runs: map[string]string{}, f: f}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, maxLedgerLine), maxLedgerLine)
+	for n := 1; sc.Scan(); n++ {
+		var e ledgerEntry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.Nonce == "" || e.Job == "" {
+			f.Close()
+			return nil, fmt.Errorf("job ledger %s: line %d is not an entry: %v", path, n, err)
+		}
+		l.runs[e.Nonce] = e.Job
+	}
+	if err := sc.Err(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("job ledger %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Known reports whether nonce ran here under job id.
+func (l *Ledger) Known(nonce, id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.runs[nonce] == id
+}
+
+// Record notes that the signed job with nonce runs here as job id. A nonce
+// that already ran under another id is refused with ErrReplayedJob; the
+// same id again (a resumed job) is accepted.
+func (l *Ledger) Record(nonce, id string, now, notAfter time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch prev, ok := l.runs[nonce]; {
+	case ok && prev == id:
+		return nil
+	case ok:
+		return fmt.Errorf("%w as job %s", ErrReplayedJob, prev)
+	}
+	b, err := json.Marshal(ledgerEntry{Nonce: nonce, Job: id, Joined: now.UTC(), NotAfter: notAfter.UTC()})
+	if err != nil {
+		return err
+	}
+	if _, err := l.f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("job ledger: %w", err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("job ledger: %w", err)
+	}
+	l.runs[nonce] = id
+	return nil
+}
+
+// Close closes the ledger file.
+func (l *Ledger) Close() error { return l.f.Close() }
