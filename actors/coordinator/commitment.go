@@ -36,7 +36,9 @@ func checkCommitment(m *hearthv1.JobJoined) string {
 // dataShape is a dataset's shape as sites report it.
 type dataShape struct{ features, classes int64 }
 
-func (s dataShape) String() string { return fmt.Sprintf("%d features, %d classes", s.features, s.classes) }
+func (s dataShape) String() string {
+	return fmt.Sprintf("%d features, %d classes", s.features, s.classes)
+}
 
 // decideShape is the job's data shape: the signed manifest's when it names
 // one, else the one more than half of the joined sites report. ok is false

@@ -493,7 +493,9 @@ func (c *Coordinator) sweepCheckpoints() {
 	}
 	now, lim := c.cfg.Now(), c.cfg.Limits
 	kept := map[string]int{}
-	slices.SortFunc(recs, func(a, b *hearthv1.JobRecord) int { return cmp.Compare(b.Info.FinishedUnixNano, a.Info.FinishedUnixNano) })
+	slices.SortFunc(recs, func(a, b *hearthv1.JobRecord) int {
+		return cmp.Compare(b.Info.FinishedUnixNano, a.Info.FinishedUnixNano)
+	})
 	for _, r := range recs {
 		info := r.Info
 		if c.workflows[info.Id] != nil || info.ModelDropped || info.FinishedUnixNano == 0 {
