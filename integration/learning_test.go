@@ -69,14 +69,26 @@ type learningProject struct {
 
 func startLearning(t testing.TB, sites int) *learningProject {
 	t.Helper()
-	p := startProject(t, sites, sites)
+	return startLearningWith(t, projectSpec{provisioned: sites, running: sites})
+}
+
+func startLearningWith(t testing.TB, spec projectSpec) *learningProject {
+	t.Helper()
+	p := startProjectWith(t, spec)
 	if _, err := p.PrepareData("optdigits", 0.5, 1); err != nil {
 		t.Fatal(err)
 	}
-	n := p.inProcess(t, p.Admin, node.Options{})
+	n, admin := p.console(t, p.Admin)
+	return &learningProject{project: p, node: n, admin: admin}
+}
+
+// console starts an admin's console in the test process.
+func (p *project) console(t testing.TB, name string) (*node.Node, *coordinator.Client) {
+	t.Helper()
+	n := p.inProcess(t, name, node.Options{})
 	k := n.Kit
-	return &learningProject{project: p, node: n, admin: &coordinator.Client{Bus: n.Bridge, Streams: n.Streams, Server: "server",
-		SignJob: func(m []byte) (*hearthv1.SignedJob, error) { return job.Sign(m, k.Cert, k.Key) }}}
+	return n, &coordinator.Client{Bus: n.Bridge, Streams: n.Streams, Server: "server",
+		SignJob: func(m []byte) (*hearthv1.SignedJob, error) { return job.Sign(m, k.Cert, k.Key) }}
 }
 
 // jobSpec is a small optdigits job.

@@ -11,11 +11,14 @@ import (
 
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
+	"github.com/hearthfl/hearth/bus/provision"
 	"github.com/hearthfl/hearth/integration/cluster"
 )
 
-// hearthBin is the hearth binary built once for all tests.
-var hearthBin string
+// hearthBin is the hearth binary built once for all tests; hostileBin is
+// the same built with -tags hostile, whose sites play compromised ones
+// (cmd/hearth/hostile.go).
+var hearthBin, hostileBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "hearth-integration-")
@@ -23,12 +26,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	hearthBin = filepath.Join(dir, "hearth")
-	build := exec.Command("go", "build", "-o", hearthBin, "../cmd/hearth")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build hearth:", err)
-		os.Exit(1)
+	hearthBin, hostileBin = filepath.Join(dir, "hearth"), filepath.Join(dir, "hearth-hostile")
+	for _, b := range [][]string{{"-o", hearthBin}, {"-tags", "hostile", "-o", hostileBin}} {
+		build := exec.Command("go", append(append([]string{"build"}, b...), "../cmd/hearth")...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build hearth:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -48,12 +53,32 @@ type project struct {
 // first `running` of them as processes.
 func startProject(t testing.TB, provisioned, running int) *project {
 	t.Helper()
+	return startProjectWith(t, projectSpec{provisioned: provisioned, running: running})
+}
+
+// projectSpec shapes a test project: how many sites are provisioned and
+// run, which run the hostile build, and extra admins with their roles.
+type projectSpec struct {
+	provisioned, running int
+	hostile              map[string]bool
+	admins               []provision.AdminSpec
+}
+
+func startProjectWith(t testing.TB, spec projectSpec) *project {
+	t.Helper()
+	provisioned, running := spec.provisioned, spec.running
 	ws := t.TempDir()
 	// Provisioned three days ago, so that tests can issue certificates that
 	// have already expired.
 	local, err := cluster.ProvisionLocal(ws, provisioned, time.Now().Add(-72*time.Hour))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(spec.admins) > 0 { // provisioned again: new kits, the server's participant list updated
+		local.Project.Admins = append(local.Project.Admins, spec.admins...)
+		if _, err := provision.Provision(local.Project, ws, local.Passphrase, time.Now().Add(-72*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p := &project{Local: local, sites: map[string]*cluster.Proc{}, logs: filepath.Join(ws, "logs")}
 	if err := os.MkdirAll(p.logs, 0o700); err != nil {
@@ -62,7 +87,11 @@ func startProject(t testing.TB, provisioned, running int) *project {
 	p.server = p.start(t, "server", "server", "-k", local.Kit("server"), "--listen", "127.0.0.1")
 	p.await(t, p.server)
 	for _, s := range local.Sites[:running] {
-		p.sites[s] = p.start(t, s, "site", "-k", local.Kit(s))
+		bin := hearthBin
+		if spec.hostile[s] {
+			bin = hostileBin
+		}
+		p.sites[s] = p.startBin(t, bin, s, "site", "-k", local.Kit(s))
 	}
 	for _, s := range local.Sites[:running] {
 		p.await(t, p.sites[s])
@@ -73,7 +102,13 @@ func startProject(t testing.TB, provisioned, running int) *project {
 // start runs a hearth process with JSON logs; it is stopped when the test ends.
 func (p *project) start(t testing.TB, name string, args ...string) *cluster.Proc {
 	t.Helper()
-	proc, err := cluster.Start(hearthBin, filepath.Join(p.logs, name+".log"), name, append(args, "--log-format", "json")...)
+	return p.startBin(t, hearthBin, name, args...)
+}
+
+// startBin is start with another build of hearth.
+func (p *project) startBin(t testing.TB, bin, name string, args ...string) *cluster.Proc {
+	t.Helper()
+	proc, err := cluster.Start(bin, filepath.Join(p.logs, name+".log"), name, append(args, "--log-format", "json")...)
 	if err != nil {
 		t.Fatal(err)
 	}

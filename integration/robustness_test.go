@@ -19,6 +19,7 @@ import (
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/integration/cluster"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestHungSiteIsLeftOutOfRounds(t *testing.T) {
@@ -121,8 +122,8 @@ func TestChangedJobIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	changed := &hearthv1.SignedJob{Manifest: []byte(strings.Replace(string(good), "rounds: 2", "rounds: 3", 1)),
-		Signature: signed.Signature, SubmitterCert: signed.SubmitterCert}
+	changed := proto.Clone(signed).(*hearthv1.SignedJob)
+	changed.Manifest = []byte(strings.Replace(string(good), "rounds: 2", "rounds: 3", 1))
 
 	// The server refuses it.
 	if _, err := lp.admin.SubmitSigned(context.Background(), changed); err == nil || !strings.Contains(err.Error(), "does not match the manifest") {

@@ -61,6 +61,12 @@ type Config struct {
 	// Ledger records the signed jobs this site ran, so that none runs
 	// twice under different ids. Required.
 	Ledger *Ledger
+	// Outgoing, if set, sees each answer to the server before it leaves
+	// (JobJoined, and TrainResult with the round's global model), and may
+	// change it or stop it (an error). It is where a site's own filters
+	// stand; the integration tests' hostile build plays a compromised site
+	// through it.
+	Outgoing func(m *job.Manifest, global *model.Model, answer proto.Message) error
 	Log    *slog.Logger
 	Now    func() time.Time
 }
@@ -190,13 +196,18 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 	if err := p.cfg.Ledger.Record(v.Nonce, m.JobId, now, v.NotAfter); err != nil {
 		return refuse(err.Error())
 	}
+	out := &hearthv1.JobJoined{JobId: m.JobId, TrainSamples: int64(j.train.Rows()),
+		Features: int64(j.train.Features), Classes: int64(j.train.Classes), ValSamples: rows(j.val), TestSamples: rows(j.test)}
+	if err := p.outgoing(v.Manifest, nil, out); err != nil {
+		return refuse(err.Error())
+	}
 	p.jobs[m.JobId] = j
 	id := p.audit(auditor.Event{Action: "job.joined", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
 		Detail: map[string]string{"submitter": v.Submitter.Name, "dataset": v.Manifest.Dataset, "nonce": v.Nonce,
 			"train_samples": fmt.Sprint(j.train.Rows()), "val_samples": fmt.Sprint(rows(j.val)), "test_samples": fmt.Sprint(rows(j.test))}})
 	p.cfg.Log.Info("job joined", "job", m.JobId, "name", v.Manifest.Name, "submitter", v.Submitter.Name, "samples", j.train.Rows())
-	return &hearthv1.JobJoined{JobId: m.JobId, TrainSamples: int64(j.train.Rows()), AuditEvent: id,
-		Features: int64(j.train.Features), Classes: int64(j.train.Classes), ValSamples: rows(j.val), TestSamples: rows(j.test)}
+	out.AuditEvent = id
+	return out
 }
 
 // rows counts a split's samples, 0 for none.
@@ -277,6 +288,10 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		}
 		res.TrainMicros = time.Since(start).Microseconds()
 		res.Update, res.Samples, res.TrainLoss = job.ToWire(update), int64(r.Samples), r.Loss
+		if err := p.outgoing(j.manifest, global, res); err != nil {
+			system.Root.Send(reply, failure("filtered", err.Error()))
+			return
+		}
 		executed := p.audit(auditor.Event{Action: "task.executed", JobID: m.JobId, Round: m.Round, PeerEvent: received,
 			Detail: map[string]string{"samples": fmt.Sprint(r.Samples), "loss": fmt.Sprintf("%.4f", r.Loss)}})
 		res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: executed})
@@ -316,6 +331,14 @@ func (p *Participant) evaluate(ctx actor.Context, m *hearthv1.EvaluateTask) {
 	id := p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
 		Detail: map[string]string{"test_accuracy": fmt.Sprintf("%.4f", mt.Accuracy)}})
 	ctx.Respond(&hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt), AuditEvent: id})
+}
+
+// outgoing runs the Outgoing hook, if any.
+func (p *Participant) outgoing(m *job.Manifest, global *model.Model, answer proto.Message) error {
+	if p.cfg.Outgoing == nil {
+		return nil
+	}
+	return p.cfg.Outgoing(m, global, answer)
 }
 
 // audit appends an event and returns its id; a failure to audit is logged

@@ -204,6 +204,9 @@ func (p *Proc) Pause() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.S
 // Resume continues a paused process.
 func (p *Proc) Resume() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT) }
 
+// Pid is the process's id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // PeakRSS is the process's peak resident set size so far (VmHWM), in bytes.
 func (p *Proc) PeakRSS() (int64, error) { return PeakRSS(p.cmd.Process.Pid) }
 

@@ -1,0 +1,71 @@
+//go:build hostile
+
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/model"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// This file is built only with `-tags hostile`, for the integration tests:
+// a site built so plays a compromised site that holds a valid key and
+// lies. No release build contains it. The attack is named by the job: a
+// job whose name is "<anything>-<attack>-<anything>" gets that attack from
+// every site of this build (a job that names none gets honest answers):
+//
+//	claim     commits to and reports 10^12 training samples
+//	signflip  sends global - (update - global): its training, reversed
+//	boost     sends global + 30 (update - global)
+//	huge      sends 1e30 in every parameter (finite, overflows a float32 sum)
+//	shape     reports a data shape of one feature more than it has
+//	metrics   reports a validation accuracy of 7 over 10^9 samples
+//
+// hostile is the participant's Outgoing hook in this build.
+func hostile(m *job.Manifest, global *model.Model, answer proto.Message) error {
+	attack := ""
+	if parts := strings.Split(m.Name, "-"); len(parts) >= 2 {
+		attack = parts[1]
+	}
+	switch a := answer.(type) {
+	case *hearthv1.JobJoined:
+		switch attack {
+		case "claim":
+			a.TrainSamples = 1e12
+		case "shape":
+			a.Features++
+		}
+	case *hearthv1.TrainResult:
+		switch attack {
+		case "claim":
+			a.Samples = 1e12
+		case "metrics":
+			a.Validation = &hearthv1.Metrics{Samples: 1e9, Loss: 0, Accuracy: 7}
+		case "signflip", "boost", "huge":
+			u, err := job.FromWire(a.Update)
+			if err != nil {
+				return fmt.Errorf("hostile: %w", err)
+			}
+			for i, t := range u.Tensors {
+				g := global.Tensors[i].Data
+				for k := range t.Data {
+					switch attack {
+					case "signflip":
+						t.Data[k] = g[k] - (t.Data[k] - g[k])
+					case "boost":
+						t.Data[k] = g[k] + 30*(t.Data[k]-g[k])
+					case "huge":
+						t.Data[k] = 1e30
+					}
+				}
+			}
+			a.Update = job.ToWire(u)
+		}
+	}
+	return nil
+}

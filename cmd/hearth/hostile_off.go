@@ -1,0 +1,14 @@
+//go:build !hostile
+
+package main
+
+import (
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/model"
+)
+
+// hostile is nil in every build but the integration tests' hostile one
+// (hostile.go): sites send what they computed.
+var hostile func(m *job.Manifest, global *model.Model, answer proto.Message) error

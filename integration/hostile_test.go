@@ -1,0 +1,332 @@
+package integration
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/node"
+	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/provision"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// The tests here play participants that hold valid keys and misbehave: a
+// compromised site (the hostile build of hearth, cmd/hearth/hostile.go,
+// running as a real site process), a member admin, and a compromised server.
+
+// poisonJob is an optdigits job like the POC's, named so that the hostile
+// build plays attack (see hostile.go), with an optional aggregation
+// section (YAML flow mapping).
+func poisonJob(attack, aggregation string) string {
+	spec := trainer.Defaults("optdigits", "logreg")
+	agg := ""
+	if aggregation != "" {
+		agg = "aggregation: " + aggregation + "\n"
+	}
+	return fmt.Sprintf(`name: poison-%s-run
+workflow: fedavg
+rounds: %d
+sites: ["@all"]
+min_sites: 3
+round_timeout: 20s
+dataset: optdigits
+trainer: {kind: logreg, learning_rate: %g, epochs: %d, batch_size: %d, l2: %g, seed: 1}
+evaluation: {validation: true, test: true}
+%s`, attack, trainer.DefaultRounds("optdigits", "logreg"), spec.LearningRate, spec.Epochs, spec.BatchSize, spec.L2, agg)
+}
+
+func auditOf(t testing.TB, p *project, name string, match func(auditor.Record) bool) []auditor.Record {
+	t.Helper()
+	var out []auditor.Record
+	for _, r := range readAudit(t, p.Kit(name)) {
+		if match(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestCompromisedSiteCannotSteerTheNumbers: site-5 holds a valid key and
+// lies about what it has. Its claims are bounded by what it committed, its
+// share of the weight is capped, impossible metrics are refused, and a
+// wrong data shape leaves only it out; every refusal is in the server's
+// audit log, and the four honest sites' jobs run to the end.
+func TestCompromisedSiteCannotSteerTheNumbers(t *testing.T) {
+	lp := startLearningWith(t, projectSpec{provisioned: 5, running: 5, hostile: map[string]bool{"site-5": true}})
+	honest := []string{"site-1", "site-2", "site-3", "site-4"}
+	run := func(t *testing.T, attack string) *hearthv1.JobInfo {
+		t.Helper()
+		info := lp.waitEnd(t, lp.submit(t, poisonJob(attack, "")), 90*time.Second)
+		if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED {
+			t.Fatalf("job %s: %s", info.Status, info.Reason)
+		}
+		for _, r := range info.History {
+			for _, s := range honest {
+				if !slices.Contains(r.Answered, s) {
+					t.Fatalf("round %d: honest %s left out (%v)", r.Round, s, r.Missing)
+				}
+			}
+		}
+		return info
+	}
+
+	t.Run("claims 10^12 samples", func(t *testing.T) {
+		info := run(t, "claim")
+		c := slices.IndexFunc(info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == "site-5" })
+		if c < 0 || info.Commitments[c].TrainSamples != 1e12 {
+			t.Fatalf("site-5's commitment is not recorded: %v", info.Commitments)
+		}
+		for _, r := range info.History {
+			total, liar := 0.0, 0.0
+			for _, s := range r.Sites {
+				total += s.Weight
+				if s.Site == "site-5" {
+					liar = s.Weight
+				}
+			}
+			if share := liar / total; share > 0.4+1e-9 {
+				t.Fatalf("round %d: the liar holds %.3f of the weight", r.Round, share)
+			}
+		}
+		joined := auditOf(t, lp.project, "server", func(r auditor.Record) bool {
+			return r.Action == "site.joined" && r.JobID == info.Id && r.Peer == "site-5"
+		})
+		if len(joined) != 1 || joined[0].Detail["train_samples"] != "1000000000000" {
+			t.Fatalf("the server's audit of site-5's commitment: %+v", joined)
+		}
+		t.Logf("test accuracy %.2f%% with site-5 claiming 10^12 samples (its weight capped at 0.4)", 100*info.Test.GetAccuracy())
+	})
+
+	t.Run("reports impossible metrics", func(t *testing.T) {
+		info := run(t, "metrics")
+		for _, r := range info.History {
+			if slices.Contains(r.Answered, "site-5") || r.Validation.GetAccuracy() > 1 {
+				t.Fatalf("round %d: answered %v, validation accuracy %v", r.Round, r.Answered, r.Validation.GetAccuracy())
+			}
+		}
+		refused := auditOf(t, lp.project, "server", func(r auditor.Record) bool {
+			return r.Action == "result.refused" && r.JobID == info.Id && r.Peer == "site-5"
+		})
+		if len(refused) != len(info.History) || !strings.Contains(refused[0].Detail["reason"], "more than the") {
+			t.Fatalf("%d refusals audited for %d rounds: %+v", len(refused), len(info.History), refused)
+		}
+	})
+
+	t.Run("reports another data shape", func(t *testing.T) {
+		info := run(t, "shape")
+		if len(info.Commitments) != 4 || slices.ContainsFunc(info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == "site-5" }) {
+			t.Fatalf("joined: %v", info.Commitments)
+		}
+		refused := auditOf(t, lp.project, "server", func(r auditor.Record) bool {
+			return r.Action == "join.refused" && r.JobID == info.Id && r.Peer == "site-5"
+		})
+		if len(refused) != 1 || !strings.Contains(refused[0].Detail["reason"], "65 features") {
+			t.Fatalf("the server's audit of the shape refusal: %+v", refused)
+		}
+	})
+}
+
+// TestSignedJobRunsOnce: a captured signed job cannot start a second job,
+// neither at the server (its nonce is claimed in JetStream, and survives a
+// restart) nor at the sites, when a compromised server replays it under a
+// new id; a job past its not-after is refused by both.
+func TestSignedJobRunsOnce(t *testing.T) {
+	lp := startLearning(t, 2)
+	k := lp.node.Kit
+	signed, err := job.Sign([]byte(jobSpec{rounds: 2, minSites: 2, timeout: "5s"}.manifest()), k.Cert, k.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := lp.admin.SubmitSigned(context.Background(), signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp.waitEnd(t, id, 60*time.Second)
+	if _, err := lp.admin.SubmitSigned(context.Background(), signed); err == nil || !strings.Contains(err.Error(), "already submitted") {
+		t.Fatalf("the same signed job submitted twice: %v", err)
+	}
+	stale, err := job.SignAt([]byte(jobSpec{rounds: 2, minSites: 2, timeout: "5s"}.manifest()), k.Cert, k.Key,
+		time.Now().Add(-11*time.Minute), 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lp.admin.SubmitSigned(context.Background(), stale); err == nil || !strings.Contains(err.Error(), "has passed") {
+		t.Fatalf("a job past its not-after: %v", err)
+	}
+
+	// After a restart the nonce is still taken.
+	if err := lp.server.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	lp.server = lp.start(t, "server-2", "server", "-k", lp.Kit("server"), "--listen", "127.0.0.1")
+	lp.await(t, lp.server)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err = lp.admin.SubmitSigned(context.Background(), signed)
+		if err != nil && strings.Contains(err.Error(), "already submitted") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the console's link comes back
+	}
+	if err == nil || !strings.Contains(err.Error(), "already submitted") {
+		t.Fatalf("after a restart, the same signed job: %v", err)
+	}
+	if refused := auditOf(t, lp.project, "server", func(r auditor.Record) bool {
+		return r.Action == "job.refused" && strings.Contains(r.Detail["reason"], "already submitted")
+	}); len(refused) < 2 {
+		t.Fatalf("replays audited at the server: %+v", refused)
+	}
+
+	// A compromised server replays the old signed job, and sends a stale
+	// one, to the sites under new ids: every site refuses both and audits it.
+	if err := lp.server.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rogue := rogueServer(t, lp.project)
+	for _, site := range []string{"site-1", "site-2"} {
+		for _, tc := range []struct {
+			sj   *hearthv1.SignedJob
+			want string
+		}{{signed, "already ran here"}, {stale, "has passed"}} {
+			err := askUntilUp(t, rogue, site, &hearthv1.JoinJob{JobId: "job-0123456789ab", Job: tc.sj})
+			var remote *bridge.RemoteError
+			if !errors.As(err, &remote) || remote.Code != "refused" || !strings.Contains(remote.Message, tc.want) {
+				t.Fatalf("%s answered %v, want a refusal saying %q", site, err, tc.want)
+			}
+		}
+		if refused := auditOf(t, lp.project, site, func(r auditor.Record) bool {
+			return r.Action == "job.refused" && r.JobID == "job-0123456789ab"
+		}); len(refused) != 2 {
+			t.Fatalf("%s audited %d refusals: %+v", site, len(refused), refused)
+		}
+	}
+}
+
+// rogueServer runs a hub from the server's own kit in the test process: a
+// compromised server, signing with the server's key.
+func rogueServer(t testing.TB, p *project) *node.Node {
+	t.Helper()
+	sk, err := kit.Load(p.Kit("server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogue, err := node.StartServer(context.Background(), sk, node.Options{ListenHost: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rogue.Close)
+	return rogue
+}
+
+// askUntilUp asks site until its leaf has reconnected and answered.
+func askUntilUp(t testing.TB, n *node.Node, site string, msg *hearthv1.JoinJob) error {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := n.Bridge.Request(ctx, site, msg)
+		cancel()
+		if !errors.Is(err, bridge.ErrTimeout) || time.Now().After(deadline) {
+			return err
+		}
+	}
+}
+
+// TestMemberAdminCannotReachTheParser: a view-only member sends a 1 MB
+// manifest, validly signed envelopes: the server refuses it on the
+// member's right, before the signature check or the parser, costing little
+// CPU, and audits it; the project admin is served all the while.
+func TestMemberAdminCannotReachTheParser(t *testing.T) {
+	member := "member@hearth.local"
+	p := startProjectWith(t, projectSpec{provisioned: 1, running: 1,
+		admins: []provision.AdminSpec{{Name: member, Org: "hearth", Role: pki.RoleMember}}})
+	_, admin := p.console(t, p.Admin)
+	mn, mconsole := p.console(t, member)
+	huge := make([]byte, 1_000_000)
+	for i := range huge {
+		huge[i] = "k: 1\n"[i%5]
+	}
+	sj := &hearthv1.SignedJob{Manifest: huge, SubmitterCert: mn.Kit.Cert.Raw, Nonce: make([]byte, job.NonceSize)}
+	sj.Signature = ed25519.Sign(mn.Kit.Key, huge) // any signature: the right is checked first
+
+	// The project admin keeps asking meanwhile.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var served int
+	var slowest time.Duration
+	var adminErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			start := time.Now()
+			if err := admin.Call(context.Background(), &hearthv1.ListJobs{}, &hearthv1.JobList{}); err != nil {
+				adminErr = err
+				return
+			}
+			served, slowest = served+1, max(slowest, time.Since(start))
+		}
+	}()
+
+	const tries = 10
+	before := cpuTime(t, p.server.Pid())
+	for range tries {
+		_, err := mconsole.SubmitSigned(context.Background(), sj)
+		if err == nil || !strings.Contains(err.Error(), "forbidden") {
+			t.Fatalf("a member's 1 MB manifest: %v", err)
+		}
+	}
+	perTry := (cpuTime(t, p.server.Pid()) - before) / tries
+	close(stop)
+	wg.Wait()
+	if adminErr != nil || served == 0 {
+		t.Fatalf("the project admin was not served meanwhile: %d answers, %v", served, adminErr)
+	}
+	// The bound includes all the server did meanwhile: the project
+	// admin's requests, liveness, JetStream.
+	if perTry > 50*time.Millisecond {
+		t.Fatalf("each refusal cost the server %v of CPU", perTry)
+	}
+	refused := auditOf(t, p, "server", func(r auditor.Record) bool {
+		return r.Action == "admin.refused" && r.Peer == member && r.Detail["right"] == "submit_job"
+	})
+	if len(refused) != tries {
+		t.Fatalf("%d refusals audited, want %d", len(refused), tries)
+	}
+	t.Logf("each 1 MB submission refused at %v of server CPU (all its work meanwhile included); the project admin got %d answers meanwhile, the slowest in %v",
+		perTry, served, slowest)
+}
+
+// cpuTime is a process's user and system CPU time so far.
+func cpuTime(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name, which ends with the last ')'.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
