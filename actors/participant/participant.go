@@ -67,8 +67,8 @@ type Config struct {
 	// stand; the integration tests' hostile build plays a compromised site
 	// through it.
 	Outgoing func(m *job.Manifest, global *model.Model, answer proto.Message) error
-	Log    *slog.Logger
-	Now    func() time.Time
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Participant is the actor. Create it with New.
