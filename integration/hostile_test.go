@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -329,4 +330,47 @@ func cpuTime(t testing.TB, pid int) time.Duration {
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+// TestRevokedSiteLeavesARunningJobAtOnce: a site revoked mid-job loses its
+// link to the hub as soon as the server installs the new CRL, and the
+// running job drops it at once instead of waiting a round timeout for it
+// each round; the others go on.
+func TestRevokedSiteLeavesARunningJobAtOnce(t *testing.T) {
+	lp := startLearning(t, 3)
+	id := lp.submit(t, jobSpec{rounds: 40, minSites: 2, timeout: "30s", trainer: slowTrainer}.manifest())
+	lp.waitRound(t, id, 2)
+	revoke := exec.Command(hearthBin, "cert", "revoke", "-w", lp.Workspace, "site-3")
+	revoke.Env = append(os.Environ(), "HEARTH_CA_PASSPHRASE="+string(lp.Passphrase))
+	if out, err := revoke.CombinedOutput(); err != nil {
+		t.Fatalf("revoke: %v\n%s", err, out)
+	}
+	revoked := time.Now()
+	info := lp.waitEnd(t, id, 120*time.Second)
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED {
+		t.Fatalf("job %s: %s", info.Status, info.Reason)
+	}
+	last := info.History[len(info.History)-1]
+	if slices.Contains(last.Answered, "site-3") || len(last.Answered) != 2 {
+		t.Fatalf("last round answered by %v", last.Answered)
+	}
+	for _, r := range info.History {
+		if d := time.Duration(r.DurationMicros) * time.Microsecond; d > 10*time.Second {
+			t.Fatalf("round %d took %v: a revoked site was waited for", r.Round, d)
+		}
+	}
+	dropped := auditOf(t, lp.project, "server", func(r auditor.Record) bool {
+		return r.JobID == id && r.Peer == "site-3" && r.Action == "site.dropped"
+	})
+	missing := 0
+	for _, r := range info.History {
+		if slices.Contains(r.Missing, "site-3") {
+			missing++
+		}
+	}
+	if missing == 0 {
+		t.Fatal("site-3 was never left out")
+	}
+	t.Logf("site-3 revoked after round 2; left out of %d rounds (%d audited as dropped while awaited), the job finished %v later",
+		missing, len(dropped), time.Since(revoked).Round(time.Millisecond))
 }
