@@ -103,6 +103,39 @@ func TestSiteChecksTheRootFingerprint(t *testing.T) {
 	}
 }
 
+func TestServerRefusesAnotherRootOrAnOlderCRL(t *testing.T) {
+	honest, rogue := localProject(t), localProject(t)
+	server := honest.Kit("server")
+	forged := rootOf(t, rogue.Kit("server"))
+	var out, errOut strings.Builder
+	c := &cli{stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
+	err := run(t.Context(), c, []string{"server", "-k", server, "--log-level", "error", "--root-fingerprint", forged.String()})
+	if !errors.Is(err, kit.ErrRootChanged) || !strings.Contains(err.Error(), forged.String()) {
+		t.Fatalf("server with another root's fingerprint: %v, want ErrRootChanged naming %s", err, forged)
+	}
+
+	// A server that installed revocation list 2 refuses to start with none.
+	for range 2 {
+		if err := provision.Revoke(honest.Workspace, honest.Passphrase, "site-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, err := kit.Load(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.CheckCRLNumber(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(k.CRLPath()); err != nil {
+		t.Fatal(err)
+	}
+	err = run(t.Context(), c, []string{"server", "-k", server, "--log-level", "error"})
+	if !errors.Is(err, kit.ErrCRLRollback) || !strings.Contains(err.Error(), "number 2") {
+		t.Fatalf("server without its revocation list: %v, want ErrCRLRollback naming number 2", err)
+	}
+}
+
 func TestProvisionPrintsTheRootFingerprint(t *testing.T) {
 	dir := t.TempDir()
 	ws := filepath.Join(dir, "ws")
