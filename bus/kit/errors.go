@@ -7,6 +7,16 @@ import "errors"
 // signature does not verify. Test for it with errors.Is.
 var ErrTampered = errors.New("startup kit failed verification")
 
+// ErrRootChanged is wrapped by PinRoot's refusal: the kit's rootCA.pem is
+// not the project root expected (given by the operator or recorded at the
+// first start).
+var ErrRootChanged = errors.New("the kit's root CA is not the pinned project root")
+
+// ErrCRLRollback is wrapped by CheckCRLNumber's refusal: the kit's
+// revocation list is older than one this participant installed before, or
+// missing.
+var ErrCRLRollback = errors.New("revocation list older than one seen before")
+
 // TamperError is a manifest failure: which kit, which file, and why.
 // Reason is one of "changed since provisioning", "missing",
 // "not in the signed manifest", "is not a regular file" or

@@ -16,13 +16,16 @@
 //	                   manifest and replaceable without re-signing the kit
 //	manifest.json      {"project","participant","created","files":{"relpath":"sha256 hex"}}
 //	manifest.sig       base64 Ed25519 signature of manifest.json's exact bytes by the root CA key
-//	state/             runtime state (JetStream, logs); never in the manifest
+//	state/             runtime state (JetStream, logs, the pinned root fingerprint, the newest
+//	                   CRL number seen); never in the manifest
 //
 // The manifest covers every other file, so a file changed, removed or added
 // (an extra file under local/ could inject a policy) makes Load refuse the
 // kit with an error wrapping ErrTampered. Load proves that the kit is as the
-// root in its own rootCA.pem signed it; which root that is, is for the
-// operator to check (its fingerprint) when the kit arrives.
+// root in its own rootCA.pem signed it; which root that is, PinRoot checks
+// against the fingerprint the operator gives or the one recorded at first
+// start, and CheckCRLNumber refuses a revocation list older than one seen
+// before (both remembered in state/).
 package kit
 
 import (
@@ -62,6 +65,7 @@ type Kit struct {
 	Key          ed25519.PrivateKey
 	Root         *x509.Certificate
 	CRL          []byte         // DER revocation list from crl.pem; nil when absent
+	CRLNumber    int64          // its CRL number (0 when absent)
 	Participants []pki.Identity // server kits only (participants.json): everyone the hub admits
 }
 
@@ -133,6 +137,7 @@ func Load(dir string) (*Kit, error) {
 		if err := trust.SetCRL(k.CRL); err != nil {
 			return fail(CRLFile, err)
 		}
+		k.CRLNumber = trust.CRLNumber()
 	}
 	id, err := trust.Verify(k.Cert, time.Now())
 	if errors.Is(err, pki.ErrRevoked) {

@@ -4,6 +4,13 @@
 // NATS server (hub for the server, leaf for a site) or a client connection
 // (admin), the actor system and the bridge. Commands and tests start
 // participants only through here, so they run the same code paths.
+//
+// A server or site refuses to start from a kit that went back on what it
+// remembers in its state/ folder: a root other than the pinned one
+// (Options.RootFingerprint, or the one recorded at first start) and a
+// revocation list older than the newest it installed. Refused connections
+// and envelopes are counted by the node's Refusals, which hands bounded
+// records to the audit log once one is attached (AuditRefusals).
 package node
 
 import (
@@ -14,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -40,6 +48,12 @@ type Options struct {
 	// CRLPoll is how often the kit's crl.pem is checked for a newer list
 	// (default 2s; negative: never).
 	CRLPoll time.Duration
+	// RootFingerprint, when not zero, is the project root the operator
+	// expects (servers and sites): a kit with another root is refused.
+	// When zero, the root recorded at first start is expected.
+	RootFingerprint kit.Fingerprint
+	// Refusals tunes the counting of refusals for the audit log.
+	Refusals RefusalsConfig
 }
 
 // Node is a running participant.
@@ -55,15 +69,19 @@ type Node struct {
 	Streams  *stream.Manager // chunked transfers of large payloads
 	Hub      *bus.Hub        // server only
 	Leaf     *bus.Leaf       // sites and aggregators only
+	// Refusals counts the connections and envelopes this node refused;
+	// see AuditRefusals.
+	Refusals *Refusals
 
 	// bulk is the stream manager's own in-process connection (server and
 	// sites), so that envelopes, liveness pings and JetStream requests
 	// never queue behind megabytes of model chunks.
 	bulk *nats.Conn
 
-	log    *slog.Logger
-	cancel context.CancelFunc
-	done   chan struct{}
+	log       *slog.Logger
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // StartServer starts the hub from a server kit and connects the server's
@@ -71,6 +89,9 @@ type Node struct {
 func StartServer(ctx context.Context, k *kit.Kit, o Options) (*Node, error) {
 	if k.Config.Kind != pki.KindServer {
 		return nil, fmt.Errorf("kit %s is a %s kit, not a server kit", k.Dir, k.Config.Kind)
+	}
+	if err := checkState(k, o); err != nil {
+		return nil, err
 	}
 	n, err := prepare(k, o)
 	if err != nil {
@@ -88,7 +109,7 @@ func StartServer(ctx context.Context, k *kit.Kit, o Options) (*Node, error) {
 		Name: k.Config.Name, Host: host,
 		LeafPort: k.Config.Server.LeafPort, ClientPort: k.Config.Server.ClientPort, WebsocketPort: k.Config.Server.WebsocketPort,
 		Certificate: k.TLSCertificate(), Trust: n.Trust, Participants: k.Participants,
-		StoreDir: filepath.Join(state, "jetstream"), Logger: n.log, OnRefusal: o.OnRefusal,
+		StoreDir: filepath.Join(state, "jetstream"), Logger: n.log, OnRefusal: n.onRefusal(o),
 	})
 	if err != nil {
 		return nil, err
@@ -111,6 +132,9 @@ func StartSite(ctx context.Context, k *kit.Kit, o Options) (*Node, error) {
 	if k.Config.Kind != pki.KindSite && k.Config.Kind != pki.KindAggregator {
 		return nil, fmt.Errorf("kit %s is a %s kit: only site and aggregator kits run a leaf node", k.Dir, k.Config.Kind)
 	}
+	if err := checkState(k, o); err != nil {
+		return nil, err
+	}
 	n, err := prepare(k, o)
 	if err != nil {
 		return nil, err
@@ -126,7 +150,7 @@ func StartSite(ctx context.Context, k *kit.Kit, o Options) (*Node, error) {
 	n.Leaf, err = bus.StartLeaf(bus.LeafConfig{
 		Name: k.Config.Name, HubURLs: k.Config.LeafURLs(), LocalPort: local,
 		Certificate: k.TLSCertificate(), Trust: n.Trust, Proxy: lc.Proxy,
-		Logger: n.log, OnRefusal: o.OnRefusal,
+		Logger: n.log, OnRefusal: n.onRefusal(o),
 	})
 	if err != nil {
 		return nil, err
@@ -183,7 +207,57 @@ func prepare(k *kit.Kit, o Options) (*Node, error) {
 		return nil, err
 	}
 	return &Node{Kit: k, Identity: k.Config.Identity(), Trust: trust, Signer: signer, Verifier: verifier,
-		log: log.With("participant", k.Config.Name)}, nil
+		Refusals: NewRefusals(o.Refusals), log: log.With("participant", k.Config.Name)}, nil
+}
+
+// checkState refuses a kit whose root is not the pinned one or whose
+// revocation list is older than one installed before, and records the
+// root at first start.
+func checkState(k *kit.Kit, o Options) error {
+	recorded, err := k.PinRoot(o.RootFingerprint)
+	if err != nil {
+		return err
+	}
+	if recorded && o.Logger != nil {
+		o.Logger.Info("project root recorded at first start; later starts refuse another root",
+			"participant", k.Config.Name, "root_fingerprint", k.RootFingerprint().String(),
+			"file", filepath.Join(k.Dir, kit.StateDirName, kit.RootPinFile))
+	}
+	return k.CheckCRLNumber()
+}
+
+// onRefusal counts a refused connection and passes it on to o.OnRefusal.
+func (n *Node) onRefusal(o Options) func(bus.Refusal) {
+	return func(r bus.Refusal) {
+		n.Refusals.NoteConnection(r)
+		if o.OnRefusal != nil {
+			o.OnRefusal(r)
+		}
+	}
+}
+
+// onRefusedEnvelope counts a refused envelope and passes it on to
+// o.OnRefusedEnvelope.
+func (n *Node) onRefusedEnvelope(o Options) func(string, error) {
+	return func(subject string, err error) {
+		n.Refusals.NoteEnvelope(subject, err)
+		if o.OnRefusedEnvelope != nil {
+			o.OnRefusedEnvelope(subject, err)
+		}
+	}
+}
+
+// AuditRefusals makes the node hand its refusal records to sink (the
+// participant's audit log) from now on, the ones counted before included.
+// The returned function hands over what is still pending and detaches the
+// sink: call it before the sink closes.
+func (n *Node) AuditRefusals(sink func(RefusalRecord) error) (detach func() error) {
+	n.Refusals.SetSink(sink)
+	return func() error {
+		err := n.Refusals.Flush(true)
+		n.Refusals.SetSink(nil)
+		return err
+	}
 }
 
 func (n *Node) finish(ctx context.Context, o Options) (*Node, error) {
@@ -192,7 +266,7 @@ func (n *Node) finish(ctx context.Context, o Options) (*Node, error) {
 	var err error
 	n.Bridge, err = bridge.Start(bridge.Config{
 		Conn: n.Conn, Signer: n.Signer, Verifier: n.Verifier, System: n.System,
-		Logger: n.log.With("component", "bridge"), OnRefused: o.OnRefusedEnvelope,
+		Logger: n.log.With("component", "bridge"), OnRefused: n.onRefusedEnvelope(o),
 	})
 	if err != nil {
 		n.Close()
@@ -211,8 +285,15 @@ func (n *Node) finish(ctx context.Context, o Options) (*Node, error) {
 		return nil, err
 	}
 	ctx, n.cancel = context.WithCancel(ctx)
-	n.done = make(chan struct{})
-	go n.watchCRL(ctx, o.CRLPoll)
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		n.watchCRL(ctx, o.CRLPoll)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.Refusals.Run(ctx, func(err error) { n.log.Error("refusals not audited", "err", err) })
+	}()
 	return n, nil
 }
 
@@ -228,11 +309,13 @@ func (n *Node) WaitHub(ctx context.Context) error {
 func (n *Node) Log() *slog.Logger { return n.log }
 
 // Close stops the bridge, the actor system and the NATS server or
-// connection.
-func (n *Node) Close() {
+// connection. Calls after the first do nothing.
+func (n *Node) Close() { n.closeOnce.Do(n.close) }
+
+func (n *Node) close() {
 	if n.cancel != nil {
 		n.cancel()
-		<-n.done
+		n.wg.Wait()
 	}
 	if n.Streams != nil {
 		n.Streams.Close()
@@ -261,7 +344,6 @@ func (n *Node) Close() {
 // kit (hearth cert revoke writes it), so revoked certificates are refused
 // by this process's verifiers without a restart.
 func (n *Node) watchCRL(ctx context.Context, every time.Duration) {
-	defer close(n.done)
 	if every == 0 {
 		every = 2 * time.Second
 	}
@@ -304,7 +386,10 @@ func (n *Node) reloadCRL() error {
 	if after := n.Trust.CRLNumber(); after != before {
 		n.log.Info("revocation list installed", "number", after)
 	}
-	return nil
+	if n.Hub == nil && n.Leaf == nil { // an admin console keeps no state
+		return nil
+	}
+	return n.Kit.RememberCRLNumber(n.Trust.CRLNumber())
 }
 
 func joinURLs(urls []string) string {

@@ -43,6 +43,10 @@ type Result struct {
 	Added     []string `json:"added"`      // participants whose kits were made now
 	Kept      []string `json:"kept"`       // participants whose kits already existed, left untouched
 	Workspace string   `json:"workspace"`  // absolute workspace folder; kits are in KitDir(Workspace, name)
+	// RootFingerprint is the project root's fingerprint ("sha256:..."):
+	// each participant gives it to `hearth site`/`hearth server` once
+	// (--root-fingerprint) to refuse a kit whose root was replaced.
+	RootFingerprint string `json:"root_fingerprint"`
 }
 
 // Provision makes or extends the workspace for p. On a new workspace it
@@ -133,6 +137,7 @@ func Provision(p *Project, workspace string, passphrase []byte, now time.Time) (
 	} else if ca, err = w.openCA(passphrase); err != nil {
 		return nil, err
 	}
+	res.RootFingerprint = kit.FingerprintOf(ca.Cert).String()
 
 	// Make the new kits, the server's last so that its participants.json
 	// names exactly the participants that have kits. After each kit the

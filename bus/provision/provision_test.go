@@ -145,6 +145,16 @@ func TestProvisionWritesLoadableKits(t *testing.T) {
 	if !res.CreatedCA || !slices.Equal(res.Added, wantAdded) || len(res.Kept) != 0 || res.Workspace != ws {
 		t.Fatalf("Result = %+v, want a new CA and added %v", res, wantAdded)
 	}
+	root := load(t, ws, "site-1").Root
+	if want := kit.FingerprintOf(root).String(); res.RootFingerprint != want {
+		t.Errorf("RootFingerprint %q, want the kits' root %s", res.RootFingerprint, want)
+	}
+	if f, err := RootFingerprint(ws); err != nil || f.String() != res.RootFingerprint {
+		t.Errorf("RootFingerprint(workspace) = %v, %v; want %s", f, err, res.RootFingerprint)
+	}
+	if _, err := RootFingerprint(t.TempDir()); err == nil {
+		t.Error("RootFingerprint of a folder without a CA succeeded")
+	}
 	for rel, want := range map[string]os.FileMode{"ca/rootCA.key": 0o600, "kits": 0o700, "ca": 0o700} {
 		if fi, err := os.Stat(filepath.Join(ws, rel)); err != nil || fi.Mode().Perm() != want {
 			t.Errorf("%s: %v %v, want mode %#o", rel, fi, err, want)
@@ -247,6 +257,9 @@ func TestReprovisionAddsAndKeeps(t *testing.T) {
 	}
 	if res.CreatedCA || len(res.Added) != 0 || len(res.Kept) != 7 {
 		t.Fatalf("second run: %+v, want everything kept", res)
+	}
+	if want := kit.FingerprintOf(root).String(); res.RootFingerprint != want {
+		t.Errorf("second run's RootFingerprint %q, want %s", res.RootFingerprint, want)
 	}
 	if !bytes.Equal(serverSig, readFile(t, filepath.Join(KitDir(ws, "server"), "manifest.sig"))) {
 		t.Error("an unchanged project re-signed the server kit")

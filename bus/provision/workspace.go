@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/pki"
 )
 
@@ -123,6 +124,25 @@ func (w workspace) createCA(project string, passphrase []byte, now time.Time) (*
 		return nil, fmt.Errorf("create CA: %w", err)
 	}
 	return ca, nil
+}
+
+// RootFingerprint is the fingerprint of the workspace's project root
+// (ca/rootCA.pem), the one every kit made from it carries. It needs no
+// passphrase.
+func RootFingerprint(workspace string) (kit.Fingerprint, error) {
+	w, err := openWorkspace(workspace)
+	if err != nil {
+		return kit.Fingerprint{}, err
+	}
+	data, err := os.ReadFile(w.path(rootCertFile))
+	if err != nil {
+		return kit.Fingerprint{}, fmt.Errorf("workspace %s: %w", w.dir, err)
+	}
+	root, err := pki.ParseCertPEM(data)
+	if err != nil {
+		return kit.Fingerprint{}, fmt.Errorf("workspace %s: %s: %w", w.dir, rootCertFile, err)
+	}
+	return kit.FingerprintOf(root), nil
 }
 
 // openCA opens the workspace's CA with passphrase.

@@ -32,7 +32,12 @@ commands:
                          little-endian, with model_layout.json) and metrics (metrics.json)
                          into DIR (default ./JOB)`
 
-func runAdmin(ctx context.Context, c *cli, args []string) error {
+// runAdmin runs one admin command. Every text that came from the server or
+// from other participants (job ids, names, submitters, reasons, site
+// names, relayed errors) is printed through termText; --json output is
+// JSON, escaped already.
+func runAdmin(ctx context.Context, c *cli, args []string) (err error) {
+	defer func() { err = safeError(err) }()
 	fs := newFlags(c, "admin", adminSynopsis)
 	kitDir := fs.String("k", "", "the admin's startup kit folder (required)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -63,7 +68,7 @@ func runAdmin(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
-		return printResult(c.stdout, *asJSON, &hearthv1.JobAccepted{JobId: id}, func(w io.Writer) { fmt.Fprintln(w, "submitted", id) })
+		return printResult(c.stdout, *asJSON, &hearthv1.JobAccepted{JobId: id}, func(w io.Writer) { fmt.Fprintln(w, "submitted", termText(id)) })
 	case "list":
 		var list hearthv1.JobList
 		if err := a.Call(ctx, &hearthv1.ListJobs{}, &list); err != nil {
@@ -171,21 +176,21 @@ func printJobList(w io.Writer, jobs []*hearthv1.JobInfo) {
 		if j.Test != nil {
 			acc = fmt.Sprintf("%.2f%%", 100*j.Test.Accuracy)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.Id, j.Name, status(j.Status), j.CompletedRounds, j.Rounds, j.Submitter, acc)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", termText(j.Id), termText(j.Name), status(j.Status), j.CompletedRounds, j.Rounds, termText(j.Submitter), acc)
 	}
 	tw.Flush()
 }
 
 func printJob(w io.Writer, j *hearthv1.JobInfo) {
-	fmt.Fprintf(w, "job %s (%s): %s, round %d of %d, submitted by %s\n", j.Id, j.Name, status(j.Status), j.CompletedRounds, j.Rounds, j.Submitter)
+	fmt.Fprintf(w, "job %s (%s): %s, round %d of %d, submitted by %s\n", termText(j.Id), termText(j.Name), status(j.Status), j.CompletedRounds, j.Rounds, termText(j.Submitter))
 	if j.Reason != "" {
-		fmt.Fprintf(w, "reason: %s\n", j.Reason)
+		fmt.Fprintf(w, "reason: %s\n", termText(j.Reason))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROUND\tSITES\tTRAIN LOSS\tVAL ACC\tBYTES\tMS\tMISSING")
 	for _, r := range j.History {
 		fmt.Fprintf(tw, "%d\t%d\t%.4f\t%.2f%%\t%d\t%.1f\t%s\n", r.Round, len(r.Answered), r.TrainLoss,
-			100*r.GetValidation().GetAccuracy(), r.BytesMoved, float64(r.DurationMicros)/1000, strings.Join(r.Missing, ","))
+			100*r.GetValidation().GetAccuracy(), r.BytesMoved, float64(r.DurationMicros)/1000, termList(r.Missing, ","))
 	}
 	tw.Flush()
 	if j.Test != nil {

@@ -97,11 +97,19 @@ func certApprove(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	root, err := provision.RootFingerprint(ws)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(c.stdout, `approved: startup kit %s
+project root fingerprint: %s
 
 send this folder to the requester; it holds no private key. They copy in the
 key.pem made by hearth cert request (mode 0600) before starting.
-`, dir)
+Tell them the root fingerprint over another channel (a call, a signed mail):
+they start with --root-fingerprint %s (or $%s), so that a kit whose root
+was replaced on the way refuses to start.
+`, dir, root, root, rootFingerprintEnv)
 	return nil
 }
 

@@ -8,8 +8,12 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
+	"time"
 
+	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/node"
 )
 
 // logFlags are the logging and diagnostics flags every long-running
@@ -56,16 +60,42 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", l.format)
 }
 
+// rootFingerprintEnv names the environment variable read for the expected
+// project root fingerprint when --root-fingerprint is not given.
+const rootFingerprintEnv = "HEARTH_ROOT_FINGERPRINT"
+
 // daemonFlags are the flags of the long-running commands (server, site):
-// the startup kit, logging and diagnostics.
+// the startup kit, the root it must carry, logging and diagnostics.
 type daemonFlags struct {
 	kitDir string
+	root   string
 	logFlags
 }
 
 func (d *daemonFlags) register(fs *flag.FlagSet, whose string) {
 	fs.StringVar(&d.kitDir, "k", "", "the "+whose+"'s startup kit folder (required)")
+	fs.StringVar(&d.root, "root-fingerprint", "", "the project root's fingerprint (sha256:..., printed by hearth provision and cert approve): refuse a kit with another root "+
+		"(default: $"+rootFingerprintEnv+", else the root recorded in the kit's state/ at first start)")
 	d.logFlags.register(fs)
+}
+
+// options are the node options the flags and the environment set: the
+// logger and the expected root.
+func (d *daemonFlags) options(c *cli, log *slog.Logger) (node.Options, error) {
+	o := node.Options{Logger: log}
+	text, from := d.root, "--root-fingerprint"
+	if text == "" {
+		text, from = c.getenv(rootFingerprintEnv), rootFingerprintEnv
+	}
+	if text == "" {
+		return o, nil
+	}
+	f, err := kit.ParseFingerprint(text)
+	if err != nil {
+		return o, fmt.Errorf("%w: %s: %w", errUsage, from, err)
+	}
+	o.RootFingerprint = f
+	return o, nil
 }
 
 // open parses args, then makes the logger, starts the CPU profile if asked
@@ -90,6 +120,29 @@ func (d *daemonFlags) open(c *cli, fs *flag.FlagSet, args []string) (k *kit.Kit,
 		return nil, nil, nil, err
 	}
 	return k, log, stop, nil
+}
+
+// auditRefusals appends the node's refusal records (first refusals at once,
+// then a summary per sender and reason per interval) to the audit log. The
+// returned function hands over what is pending and detaches the log: defer
+// it after audit.Close, so that it runs first.
+func auditRefusals(n *node.Node, audit *auditor.Log) func() {
+	detach := n.AuditRefusals(func(r node.RefusalRecord) error {
+		kind := "summary"
+		if r.First {
+			kind = "first"
+		}
+		_, err := audit.Append(auditor.Event{Action: r.Action, Peer: r.Peer, Detail: map[string]string{
+			"reason": r.Reason, "count": strconv.Itoa(r.Count), "record": kind,
+			"since": r.Since.UTC().Format(time.RFC3339), "example": r.Detail,
+		}})
+		return err
+	})
+	return func() {
+		if err := detach(); err != nil {
+			n.Log().Error("refusals not audited", "err", err)
+		}
+	}
 }
 
 // tuneRuntime sets the garbage collector for a process whose models live

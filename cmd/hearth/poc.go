@@ -98,7 +98,7 @@ func runPOC(ctx context.Context, c *cli, args []string) error {
 			err = jerr
 		}
 	}
-	return err
+	return safeError(err) // it may relay the server's text
 }
 
 func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
@@ -157,7 +157,7 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	if err != nil {
 		return sum, err
 	}
-	say("submitted job %s, signed by %s\n", sum.JobID, local.Admin)
+	say("submitted job %s, signed by %s\n", termText(sum.JobID), local.Admin)
 	say("round  sites  train loss  val acc    bytes moved   time")
 	info, err := admin.Follow(ctx, sum.JobID, 100*time.Millisecond, func(r *hearthv1.RoundSummary) {
 		line := roundLine{Round: r.Round, Answered: len(r.Answered), Of: len(r.Answered) + len(r.Missing), TrainLoss: r.TrainLoss,
@@ -172,7 +172,7 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 		return sum, err
 	}
 	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED {
-		return sum, fmt.Errorf("job %s %s: %s", info.Id, status(info.Status), info.Reason)
+		return sum, fmt.Errorf("job %s %s: %s", termText(info.Id), status(info.Status), termText(info.Reason))
 	}
 	sum.TestAcc, sum.TestSamples = info.GetTest().GetAccuracy(), info.GetTest().GetSamples()
 	say("\nfederated: test accuracy %.2f%% on %d held-out samples (evaluated at the sites)", 100*sum.TestAcc, sum.TestSamples)

@@ -56,6 +56,7 @@ func runProvision(_ context.Context, c *cli, args []string) error {
 	} else {
 		fmt.Fprintf(c.stdout, "kept the root CA of project %s in %s/ca\n", p.Name, res.Workspace)
 	}
+	fmt.Fprintf(c.stdout, "project root fingerprint: %s\n", res.RootFingerprint)
 	for _, group := range []struct {
 		verb  string
 		names []string
@@ -66,6 +67,7 @@ func runProvision(_ context.Context, c *cli, args []string) error {
 	}
 	if len(res.Added) > 0 {
 		fmt.Fprintln(c.stdout, "\nsend each new kit to its participant over a private channel; it holds the participant's private key")
+		fmt.Fprintf(c.stdout, "tell each the root fingerprint over another channel (a call, a signed mail): they start with\n  --root-fingerprint %s (or $%s)\nso that a kit whose root was replaced on the way refuses to start\n", res.RootFingerprint, rootFingerprintEnv)
 	}
 	return nil
 }

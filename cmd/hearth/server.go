@@ -16,7 +16,12 @@ func runServer(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer stopProfile()
-	n, err := node.StartServer(ctx, k, node.Options{Logger: log, ListenHost: *listen})
+	o, err := d.options(c, log)
+	if err != nil {
+		return err
+	}
+	o.ListenHost = *listen
+	n, err := node.StartServer(ctx, k, o)
 	if err != nil {
 		return err
 	}
@@ -26,6 +31,7 @@ func runServer(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer audit.Close()
+	defer auditRefusals(n, audit)()
 	startLiveness(n)
 	if err := startCoordinator(ctx, n, audit); err != nil {
 		return err

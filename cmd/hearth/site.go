@@ -16,7 +16,11 @@ func runSite(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer stopProfile()
-	n, err := node.StartSite(ctx, k, node.Options{Logger: log})
+	o, err := d.options(c, log)
+	if err != nil {
+		return err
+	}
+	n, err := node.StartSite(ctx, k, o)
 	if err != nil {
 		return err
 	}
@@ -26,6 +30,7 @@ func runSite(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer audit.Close()
+	defer auditRefusals(n, audit)()
 	startLiveness(n)
 	if err := startParticipant(n, audit); err != nil {
 		return err
