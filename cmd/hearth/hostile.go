@@ -26,8 +26,8 @@ import (
 //	shape     reports a data shape of one feature more than it has
 //	metrics   reports a validation accuracy of 7 over 10^9 samples
 //
-// hostile is the participant's Outgoing hook in this build.
-func hostile(m *job.Manifest, global *model.Model, answer proto.Message) error {
+// hostileSite is the participant's Outgoing hook in this build.
+func hostileSite(m *job.Manifest, global *model.Model, answer proto.Message) error {
 	attack := ""
 	if parts := strings.Split(m.Name, "-"); len(parts) >= 2 {
 		attack = parts[1]

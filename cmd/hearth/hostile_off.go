@@ -9,6 +9,6 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/model"
 )
 
-// hostile is nil in every build but the integration tests' hostile one
+// hostileSite is nil in every build but the integration tests' hostile one
 // (hostile.go): sites send what they computed.
-var hostile func(m *job.Manifest, global *model.Model, answer proto.Message) error
+var hostileSite func(m *job.Manifest, global *model.Model, answer proto.Message) error
