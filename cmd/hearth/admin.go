@@ -196,4 +196,45 @@ func printJob(w io.Writer, j *hearthv1.JobInfo) {
 	if j.Test != nil {
 		fmt.Fprintf(w, "test: accuracy %.2f%%, loss %.4f, %d samples\n", 100*j.Test.Accuracy, j.Test.Loss, j.Test.Samples)
 	}
+	printSites(w, j)
+}
+
+// printSites shows each joined site's commitment and its part in the last
+// round and the test: what each site reported, apart, so that one site's
+// figures cannot hide in an average.
+func printSites(w io.Writer, j *hearthv1.JobInfo) {
+	if len(j.Commitments) == 0 {
+		return
+	}
+	last := map[string]*hearthv1.SiteRound{}
+	total := 0.0
+	if n := len(j.History); n > 0 {
+		for _, s := range j.History[n-1].Sites {
+			last[s.Site] = s
+			total += s.Weight
+		}
+	}
+	test := map[string]*hearthv1.Metrics{}
+	for _, s := range j.SiteTest {
+		test[s.Site] = s.Metrics
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SITE\tTRAIN\tVAL\tTEST\tLAST ROUND SHARE\tVAL ACC\tTEST ACC\tCLIPPED")
+	for _, c := range j.Commitments {
+		share, val, acc, clipped := "-", "-", "-", ""
+		if r := last[c.Site]; r != nil {
+			if total > 0 {
+				share = fmt.Sprintf("%.1f%%", 100*r.Weight/total)
+			}
+			if r.Validation != nil {
+				val = fmt.Sprintf("%.2f%%", 100*r.Validation.Accuracy)
+			}
+			clipped = r.Clipped
+		}
+		if m := test[c.Site]; m != nil {
+			acc = fmt.Sprintf("%.2f%%", 100*m.Accuracy)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", termText(c.Site), c.TrainSamples, c.ValSamples, c.TestSamples, share, val, acc, termText(clipped))
+	}
+	tw.Flush()
 }
