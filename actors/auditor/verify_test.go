@@ -99,7 +99,7 @@ func TestVerifyRefuses(t *testing.T) {
 				forged := reseal(t, ls[4], otherKey, func(r *Record) {
 					prev, _ := decode(ls[4])
 					r.Seq, r.Prev, r.Action = 6, prev.Hash, ActionAdminCommand
-					r.ID = "site-1:6:0123456789abcdef"
+					r.ID = "site-1:6:" + prev.Hash[:16]
 				})
 				return join(append(ls, forged))
 			}},
@@ -199,6 +199,10 @@ func TestTornTailNeedsExplicitRepair(t *testing.T) {
 	torn := full[:len(full)-7] // a crash during the fifth write
 	if err := os.WriteFile(path, torn, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	fourth, _ := decode(bytes.Split(full, []byte("\n"))[3])
+	if err := writeHead(HeadPath(path), Head{Participant: "site-1", Seq: 4, Hash: fourth.Hash}, key); err != nil {
+		t.Fatal(err) // the head as the crash left it: the four durable records
 	}
 
 	_, err := Open(path, "site-1", key, nil)
