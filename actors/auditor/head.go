@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/hearthfl/hearth/bus/pki"
@@ -166,4 +167,44 @@ func writeHead(path string, h Head, key ed25519.PrivateKey) error {
 		return fmt.Errorf("audit head: %w", err)
 	}
 	return nil
+}
+
+// AdoptHead writes a head file for the log at path, of participant, signed
+// with key, when the log has none: the way back for a log that Open
+// refuses with ErrNoHead, after the operator has checked it against its
+// peers' anchors (CrossCheck). It verifies the whole log first, holds the
+// log's lock while it works, and refuses a log that fails verification and
+// one that already has a head file. It returns the head written.
+func AdoptHead(path, participant string, key ed25519.PrivateKey) (Head, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return Head{}, fmt.Errorf("audit log %s: signing key is %d bytes, want an Ed25519 private key (%d)", path, len(key), ed25519.PrivateKeySize)
+	}
+	if err := pki.ValidName(participant); err != nil {
+		return Head{}, fmt.Errorf("audit log %s: participant: %w", path, err)
+	}
+	headPath := HeadPath(path)
+	if _, err := os.Lstat(headPath); err == nil {
+		return Head{}, fmt.Errorf("audit log %s already has a head file %s", path, headPath)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return Head{}, fmt.Errorf("audit head: %w", err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Head{}, fmt.Errorf("audit log: %w", err)
+	}
+	defer f.Close()
+	if err := lockFile(f); err != nil {
+		return Head{}, fmt.Errorf("audit log %s is in use by another process or Log: %w", path, err)
+	}
+	h := Head{Participant: participant}
+	if _, err := walk(f, key.Public().(ed25519.PublicKey), participant, func(r Record) { h.Seq, h.Hash = r.Seq, r.Hash }); err != nil {
+		return Head{}, fmt.Errorf("audit log %s: refusing to adopt its head: %w", path, err)
+	}
+	if err := writeHead(headPath, h, key); err != nil {
+		return Head{}, err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return Head{}, fmt.Errorf("audit head %s: %w", headPath, err)
+	}
+	return h, nil
 }

@@ -126,6 +126,11 @@ func TestVerifyRefuses(t *testing.T) {
 				ls[1] = reseal(t, ls[1], key, func(r *Record) { r.ID = "site-2:2:0123456789abcdef" })
 				return join(ls)
 			}},
+		{name: "event id not committing to the chain", line: 3, reason: "does not commit to its prev hash",
+			tamper: func(ls [][]byte) []byte {
+				ls[2] = reseal(t, ls[2], key, func(r *Record) { r.ID = "site-1:3:0123456789abcdef" })
+				return join(ls)
+			}},
 		{name: "line reformatted", line: 2, reason: "not in the canonical encoding",
 			tamper: func(ls [][]byte) []byte {
 				ls[1] = bytes.Replace(ls[1], []byte(`,"id"`), []byte(`, "id"`), 1)
