@@ -227,10 +227,10 @@ func TestAuditVerify(t *testing.T) {
 				os.Remove(auditor.HeadPath(siteLog))
 			}},
 		{name: "re-signed from scratch with the kit's own key, verified alone", kits: []string{siteKit}, clean: true,
-			want: []string{"anchors: none checked (no peer kits given", "clean"},
+			want:   []string{"anchors: none checked (no peer kits given", "clean"},
 			tamper: func(t *testing.T) { resign(t, siteKit, 0, noteOnExecuted) }},
 		{name: "re-signed from scratch with the kit's own key, verified with the server's", kits: []string{siteKit, serverKit},
-			want: []string{"FINDING site-1 seq 2: anchor mismatch: server's record 2 anchors site-1:2:", "(2 of server's anchors disagree)"},
+			want:   []string{"FINDING site-1 seq 2: anchor mismatch: server's record 2 anchors site-1:2:", "(2 of server's anchors disagree)"},
 			tamper: func(t *testing.T) { resign(t, siteKit, 0, noteOnExecuted) }},
 		{name: "re-signed after its first records with the kit's own key", kits: []string{siteKit, serverKit},
 			want: []string{"FINDING site-1 seq 5: anchor mismatch: server's record 4 anchors site-1:5:",
