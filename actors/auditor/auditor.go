@@ -40,9 +40,13 @@
 //
 // Beside the log ("audit.jsonl" -> "audit.head", HeadPath) a Log keeps its
 // head: the newest record's sequence number and hash, signed with the
-// participant's key, rewritten atomically (a new file, fsynced, renamed
-// over the old one) after each fsync of the log, so that the head never
-// runs ahead of the records on disk. Open refuses a log shorter than its
+// participant's key, written after each fsync of the log (and fsynced
+// itself: one more fsync per group commit), so that the head never runs
+// ahead of the records on disk. The file has two slots written in turn in
+// place; a crash that tears one leaves the other, one fsync older, and the
+// newest valid slot counts. So a cut of the records of the newest fsync
+// alone, with the newest slot destroyed, passes for a crash; anything
+// deeper is refused. Open refuses a log shorter than its
 // head (ErrTruncated: records cut from the end), a log deleted while its
 // head remains (ErrTruncated), a head whose record differs in the log
 // (ErrTampered), and a non-empty log without a head (ErrNoHead: the head

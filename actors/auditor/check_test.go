@@ -40,10 +40,13 @@ func TestCheckFindsTampering(t *testing.T) {
 			tamper: func(t *testing.T, path string) { os.Remove(path) }},
 		{name: "deleted head", problem: ProblemMissingHead, detail: "no head file audit.head",
 			tamper: func(t *testing.T, path string) { os.Remove(HeadPath(path)) }},
-		{name: "bad head", problem: ProblemBadHead, detail: "not in the canonical encoding",
+		{name: "bad head", problem: ProblemBadHead, detail: "no valid slot: slot 1: not in the canonical encoding",
 			tamper: func(t *testing.T, path string) {
 				data, _ := os.ReadFile(HeadPath(path))
-				os.WriteFile(HeadPath(path), []byte(strings.Replace(string(data), `{`, `{ `, 1)), 0o600)
+				for _, at := range []int{0, headSlotBytes} { // a space after '{': same size, both slots
+					copy(data[at:], append([]byte("{ "), data[at+1:at+headSlotBytes-1]...))
+				}
+				os.WriteFile(HeadPath(path), data, 0o600)
 			}},
 		{name: "torn tail", problem: ProblemTorn, seq: 5, detail: "final line is torn",
 			tamper: func(t *testing.T, path string) {

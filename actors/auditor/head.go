@@ -30,11 +30,19 @@ type Head struct {
 // pass neither for a record signature nor for an envelope signature.
 const headSigningContext = "hearth.audit.head.v1\x00"
 
-// maxHeadBytes bounds a head file; a real one is about 250 bytes.
-const maxHeadBytes = 1 << 10
+// The head file is two slots of headSlotBytes, each holding one head line
+// ('\n'-terminated) followed by zero bytes. Writes alternate between the
+// slots and overwrite in place (no rename, no metadata change, so one
+// fsync); a write torn by a crash damages only the slot being written, and
+// the other one, one fsync older, still holds a valid head. The newest
+// valid slot counts.
+const (
+	headSlotBytes = 512
+	headFileBytes = 2 * headSlotBytes
+)
 
-// headLine is the head file's JSON form, one line. As for records, the
-// field order is the canonical encoding and the signature covers the line
+// headLine is a head slot's JSON form, one line. As for records, the field
+// order is the canonical encoding and the signature covers the line
 // without "sig".
 type headLine struct {
 	Participant string `json:"participant"`
@@ -49,41 +57,67 @@ func HeadPath(logPath string) string {
 	return strings.TrimSuffix(logPath, ".jsonl") + ".head"
 }
 
-// ReadHead reads and checks the head file at path: one line in the
-// canonical encoding, at most 1 KiB, naming a valid participant and a
-// well-formed hash, signed with pub. exists is false, with a nil error,
-// when there is no head file. Any other failure is an error naming what is
-// wrong.
+// ReadHead reads and checks the head file at path: 1024 bytes, two slots
+// of which at least one holds a head line in the canonical encoding,
+// naming a valid participant and a well-formed hash, signed with pub; the
+// valid slot with the higher sequence number counts. exists is false, with
+// a nil error, when there is no head file. Any other failure is an error
+// naming what is wrong.
 func ReadHead(path string, pub ed25519.PublicKey) (h Head, exists bool, err error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Head{}, false, nil
-	}
-	if err != nil {
-		return Head{}, false, fmt.Errorf("audit head: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxHeadBytes+1))
-	if err != nil {
-		return Head{}, true, fmt.Errorf("audit head %s: %w", path, err)
-	}
-	h, reason := decodeHead(data, pub)
-	if reason != "" {
-		return Head{}, true, fmt.Errorf("audit head %s: %s", path, reason)
-	}
-	return h, true, nil
+	h, _, exists, err = readHead(path, pub)
+	return h, exists, err
 }
 
-// decodeHead parses and checks a head file's bytes, returning a reason on
+// readHead is ReadHead that also returns the slot holding the head.
+func readHead(path string, pub ed25519.PublicKey) (h Head, slot int, exists bool, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Head{}, 0, false, nil
+	}
+	if err != nil {
+		return Head{}, 0, false, fmt.Errorf("audit head: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, headFileBytes+1))
+	if err != nil {
+		return Head{}, 0, true, fmt.Errorf("audit head %s: %w", path, err)
+	}
+	if len(data) != headFileBytes {
+		return Head{}, 0, true, fmt.Errorf("audit head %s: %d bytes, want %d (two slots of %d)", path, len(data), headFileBytes, headSlotBytes)
+	}
+	var (
+		heads   [2]Head
+		reasons [2]string
+	)
+	for i := range heads {
+		heads[i], reasons[i] = decodeSlot(data[i*headSlotBytes:(i+1)*headSlotBytes], pub)
+	}
+	switch {
+	case reasons[0] != "" && reasons[1] != "":
+		return Head{}, 0, true, fmt.Errorf("audit head %s: no valid slot: slot 1: %s; slot 2: %s", path, reasons[0], reasons[1])
+	case reasons[1] != "":
+		return heads[0], 0, true, nil
+	case reasons[0] != "":
+		return heads[1], 1, true, nil
+	case heads[0].Participant != heads[1].Participant || heads[0].Seq == heads[1].Seq && heads[0] != heads[1]:
+		return Head{}, 0, true, fmt.Errorf("audit head %s: its slots disagree (%+v, %+v)", path, heads[0], heads[1])
+	case heads[1].Seq > heads[0].Seq:
+		return heads[1], 1, true, nil
+	}
+	return heads[0], 0, true, nil
+}
+
+// decodeSlot parses and checks one head slot, returning a reason on
 // failure.
-func decodeHead(data []byte, pub ed25519.PublicKey) (Head, string) {
-	if len(data) > maxHeadBytes {
-		return Head{}, fmt.Sprintf("longer than %d bytes", maxHeadBytes)
+func decodeSlot(slot []byte, pub ed25519.PublicKey) (Head, string) {
+	n := bytes.IndexByte(slot, '\n')
+	if n < 0 {
+		return Head{}, "no head line (torn or edited)"
 	}
-	body, ok := bytes.CutSuffix(data, []byte("\n"))
-	if !ok {
-		return Head{}, "does not end in a newline (torn or edited)"
+	if bytes.ContainsFunc(slot[n+1:], func(r rune) bool { return r != 0 }) {
+		return Head{}, "bytes after the head line (edited)"
 	}
+	body := slot[:n]
 	var l headLine
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -132,42 +166,84 @@ func isHash(s string) bool {
 	return err == nil
 }
 
-// writeHead replaces the head file at path atomically: it writes
-// "<path>.tmp", fsyncs it and renames it over path. A crash leaves either
-// the old head or the new one, both of which are at most the log's
-// durable length, since the log is fsynced first.
-func writeHead(path string, h Head, key ed25519.PrivateKey) error {
+// encodeSlot makes the signed, zero-padded slot for h.
+func encodeSlot(h Head, key ed25519.PrivateKey) ([]byte, error) {
 	l := headLine{Participant: h.Participant, Seq: h.Seq, Hash: h.Hash}
 	signed, err := headSigned(l)
 	if err != nil {
-		return fmt.Errorf("audit head %s: %w", path, err)
+		return nil, err
 	}
 	l.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(key, signed))
 	b, err := json.Marshal(l)
 	if err != nil {
-		return fmt.Errorf("audit head %s: %w", path, err)
+		return nil, err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if len(b)+1 > headSlotBytes {
+		return nil, fmt.Errorf("head line of %d bytes does not fit a %d-byte slot", len(b), headSlotBytes)
+	}
+	slot := make([]byte, headSlotBytes)
+	copy(slot, b)
+	slot[len(b)] = '\n'
+	return slot, nil
+}
+
+// headWriter keeps a log's head file open and overwrites its slots in
+// turn; next is the slot the next write goes to.
+type headWriter struct {
+	f    *os.File
+	key  ed25519.PrivateKey
+	next int
+}
+
+// createHead writes a new head file at path holding h in both slots,
+// fsynced, replacing any file there, and returns it open for writing.
+func createHead(path string, h Head, key ed25519.PrivateKey) (*headWriter, error) {
+	slot, err := encodeSlot(h, key)
 	if err != nil {
-		return fmt.Errorf("audit head: %w", err)
+		return nil, fmt.Errorf("audit head %s: %w", path, err)
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit head: %w", err)
+	}
+	if _, err := f.Write(append(slot, slot...)); err != nil {
 		f.Close()
-		return fmt.Errorf("audit head %s: %w", tmp, err)
+		return nil, fmt.Errorf("audit head %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("audit head %s: %w", tmp, err)
+		return nil, fmt.Errorf("audit head %s: %w", path, err)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("audit head %s: %w", tmp, err)
+	return &headWriter{f: f, key: key}, nil
+}
+
+// openHead opens an existing head file whose newest valid slot is
+// current, to write the other slot next.
+func openHead(path string, current int, key ed25519.PrivateKey) (*headWriter, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("audit head: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("audit head: %w", err)
+	return &headWriter{f: f, key: key, next: 1 - current}, nil
+}
+
+// write overwrites the older slot with h and fsyncs.
+func (w *headWriter) write(h Head) error {
+	slot, err := encodeSlot(h, w.key)
+	if err != nil {
+		return fmt.Errorf("audit head %s: %w", w.f.Name(), err)
 	}
+	if _, err := w.f.WriteAt(slot, int64(w.next*headSlotBytes)); err != nil {
+		return fmt.Errorf("audit head %s: %w", w.f.Name(), err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("audit head %s: %w", w.f.Name(), err)
+	}
+	w.next = 1 - w.next
 	return nil
 }
+
+func (w *headWriter) close() error { return w.f.Close() }
 
 // AdoptHead writes a head file for the log at path, of participant, signed
 // with key, when the log has none: the way back for a log that Open
@@ -200,8 +276,12 @@ func AdoptHead(path, participant string, key ed25519.PrivateKey) (Head, error) {
 	if _, err := walk(f, key.Public().(ed25519.PublicKey), participant, func(r Record) { h.Seq, h.Hash = r.Seq, r.Hash }); err != nil {
 		return Head{}, fmt.Errorf("audit log %s: refusing to adopt its head: %w", path, err)
 	}
-	if err := writeHead(headPath, h, key); err != nil {
+	w, err := createHead(headPath, h, key)
+	if err != nil {
 		return Head{}, err
+	}
+	if err := w.close(); err != nil {
+		return Head{}, fmt.Errorf("audit head %s: %w", headPath, err)
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		return Head{}, fmt.Errorf("audit head %s: %w", headPath, err)

@@ -42,6 +42,15 @@ func writeLines(t *testing.T, path string, lines [][]byte) {
 	}
 }
 
+// writeHead writes a head file holding h in both slots.
+func writeHead(path string, h Head, key ed25519.PrivateKey) error {
+	w, err := createHead(path, h, key)
+	if err != nil {
+		return err
+	}
+	return w.close()
+}
+
 func TestHeadFollowsTheLog(t *testing.T) {
 	pub, key := newKey(t)
 	dir := t.TempDir()
@@ -124,11 +133,11 @@ func TestOpenRefusesACutLog(t *testing.T) {
 		{name: "head edited", is: ErrTampered, want: "signature does not verify",
 			tamper: func(t *testing.T, path string) {
 				data, _ := os.ReadFile(HeadPath(path))
-				if err := os.WriteFile(HeadPath(path), bytes.Replace(data, []byte(`"seq":5`), []byte(`"seq":3`), 1), 0o600); err != nil {
+				if err := os.WriteFile(HeadPath(path), bytes.ReplaceAll(bytes.ReplaceAll(data, []byte(`"seq":5`), []byte(`"seq":3`)), []byte(`"seq":4`), []byte(`"seq":2`)), 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}},
-		{name: "head garbage", is: ErrTampered, want: "not a valid head",
+		{name: "head garbage", is: ErrTampered, want: "6 bytes, want 1024",
 			tamper: func(t *testing.T, path string) {
 				if err := os.WriteFile(HeadPath(path), []byte("\x1b[2J5\n"), 0o600); err != nil {
 					t.Fatal(err)
@@ -156,6 +165,59 @@ func TestOpenRefusesACutLog(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestHeadSurvivesATornSlot(t *testing.T) {
+	pub, key := newKey(t)
+	path := fiveRecords(t, t.TempDir(), key)
+	recs := mustVerify(t, path, pub)
+	h, slot, _, err := readHead(HeadPath(path), pub)
+	if err != nil || h.Seq != 5 {
+		t.Fatalf("head %+v, %v; want seq 5", h, err)
+	}
+	// A crash in the middle of the next head write tears the older slot:
+	// the newer one still counts.
+	data, _ := os.ReadFile(HeadPath(path))
+	older := (1 - slot) * headSlotBytes
+	copy(data[older:older+headSlotBytes], bytes.Repeat([]byte{'x'}, 100))
+	if err := os.WriteFile(HeadPath(path), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if h, _, err := ReadHead(HeadPath(path), pub); err != nil || h.Seq != 5 || h.Hash != recs[4].Hash {
+		t.Fatalf("ReadHead with a torn older slot: %+v, %v; want seq 5", h, err)
+	}
+	l := mustOpen(t, path, "site-1", key)
+	mustAppend(t, l, Event{Action: ActionJobFinished}) // rewrites the torn slot
+	l.Close()
+	for i := range 2 {
+		if _, reason := decodeSlot(mustRead(t, HeadPath(path))[i*headSlotBytes:(i+1)*headSlotBytes], pub); reason != "" {
+			t.Errorf("slot %d after an append: %s", i+1, reason)
+		}
+	}
+	// The newest slot torn instead: the older one counts, one fsync
+	// behind, and a cut below it is still refused.
+	_, slot, _, _ = readHead(HeadPath(path), pub)
+	data = mustRead(t, HeadPath(path))
+	copy(data[slot*headSlotBytes:], bytes.Repeat([]byte{'x'}, 100))
+	if err := os.WriteFile(HeadPath(path), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if h, _, err := ReadHead(HeadPath(path), pub); err != nil || h.Seq != 5 {
+		t.Fatalf("ReadHead with a torn newest slot: %+v, %v; want the older slot, seq 5", h, err)
+	}
+	writeLines(t, path, logLines(t, path)[:4])
+	if _, err := Open(path, "site-1", key, nil); !errors.Is(err, ErrTruncated) {
+		t.Errorf("Open of a log cut below the older slot: %v, want ErrTruncated", err)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 func TestAdoptHead(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 type Log struct {
 	path        string
 	headPath    string // HeadPath(path)
+	hw          *headWriter
 	participant string
 	key         ed25519.PrivateKey
 	now         func() time.Time
@@ -59,7 +60,7 @@ func Open(path string, participant string, key ed25519.PrivateKey, now func() ti
 		now = time.Now
 	}
 	headPath := HeadPath(path)
-	head, hasHead, err := ReadHead(headPath, key.Public().(ed25519.PublicKey))
+	head, slot, hasHead, err := readHead(headPath, key.Public().(ed25519.PublicKey))
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("audit log %s: refusing to append: %w: %w", path, ErrTampered, err)
@@ -76,8 +77,11 @@ func Open(path string, participant string, key ed25519.PrivateKey, now func() ti
 		return nil, err
 	}
 	l := &Log{path: path, headPath: headPath, participant: participant, key: key, now: now, f: f}
-	if err := l.load(created, head, hasHead); err != nil {
+	if err := l.load(created, head, slot, hasHead); err != nil {
 		f.Close()
+		if l.hw != nil {
+			l.hw.close()
+		}
 		return nil, err
 	}
 	return l, nil
@@ -99,9 +103,10 @@ func openFile(path string) (f *os.File, created bool, err error) {
 	return f, false, nil
 }
 
-// load checks the file, locks it, verifies it, reads its head and checks
-// it against the head file's (head, if hasHead).
-func (l *Log) load(created bool, head Head, hasHead bool) error {
+// load checks the file, locks it, verifies it, reads its head, checks it
+// against the head file's (head, in slot, if hasHead) and opens the head
+// file for writing.
+func (l *Log) load(created bool, head Head, slot int, hasHead bool) error {
 	fi, err := l.f.Stat()
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
@@ -141,21 +146,28 @@ func (l *Log) load(created bool, head Head, hasHead bool) error {
 			l.path, l.seq, l.headPath, ErrNoHead)
 	}
 	l.synced = l.seq
-	if hasHead && head.Seq == l.seq {
-		l.headSeq = l.seq
-		return nil
-	}
-	// A new log, or a log longer than its head (a crash between the
-	// log's fsync and the head's rename): record the head now.
-	if err := writeHead(l.headPath, Head{Participant: l.participant, Seq: l.seq, Hash: l.head}, l.key); err != nil {
-		return fmt.Errorf("audit log %s: %w", l.path, err)
-	}
-	l.headSeq = l.seq
-	if created || !hasHead {
+	now := Head{Participant: l.participant, Seq: l.seq, Hash: l.head}
+	if !hasHead { // a new log
+		if l.hw, err = createHead(l.headPath, now, l.key); err != nil {
+			return fmt.Errorf("audit log %s: %w", l.path, err)
+		}
 		if err := syncDir(filepath.Dir(l.path)); err != nil {
 			return fmt.Errorf("audit log %s: %w", l.path, err)
 		}
+		l.headSeq = l.seq
+		return nil
 	}
+	if l.hw, err = openHead(l.headPath, slot, l.key); err != nil {
+		return fmt.Errorf("audit log %s: %w", l.path, err)
+	}
+	if head.Seq != l.seq {
+		// The log is longer than its head: a crash came between the
+		// log's fsync and the head's. Record the head now.
+		if err := l.hw.write(now); err != nil {
+			return fmt.Errorf("audit log %s: %w", l.path, err)
+		}
+	}
+	l.headSeq = l.seq
 	return nil
 }
 
@@ -267,7 +279,7 @@ func (l *Log) syncLocked(written uint64, hash string) error {
 	if written == l.headSeq {
 		return nil
 	}
-	if err := writeHead(l.headPath, Head{Participant: l.participant, Seq: written, Hash: hash}, l.key); err != nil {
+	if err := l.hw.write(Head{Participant: l.participant, Seq: written, Hash: hash}); err != nil {
 		return fail(err)
 	}
 	l.headSeq = written
@@ -304,6 +316,9 @@ func (l *Log) Close() error {
 		err = l.syncLocked(written, hash)
 	}
 	if cerr := l.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("audit log %s: %w", l.path, cerr)
+	}
+	if cerr := l.hw.close(); err == nil && cerr != nil {
 		err = fmt.Errorf("audit log %s: %w", l.path, cerr)
 	}
 	l.mu.Lock()
