@@ -49,6 +49,10 @@ func auditUsage(c *cli) {
   hearth audit verify [--json] KIT [PEER_KIT...]   verify KIT's audit log, its head, and the anchors the logs hold of each other
   hearth audit trace  [--json] EVENT_ID KIT...     follow one action across the logs of the kits given
   hearth audit adopt  KIT                          write a head file for a log that has none (after verify with its peers)
+
+verify and trace read KIT/state/audit.jsonl, its head KIT/state/audit.head and the key in KIT/cert.pem;
+no private key is needed. Run them on the kits of stopped processes, or on copies taken together.
+Exit status: 0 when clean, 1 on any finding, 2 on a usage error.
 `)
 }
 
