@@ -13,11 +13,49 @@
 //
 // for example "site-1:42:9f2c4e1ab07d3358". Participant names cannot
 // contain ':' (pki.ValidName), so the id parses back into its parts
-// (ParseID): it says whose log holds the record and where. The 64 random
-// bits keep ids unique when a participant's log is ever started afresh
-// (its sequence restarts at 1). A record answering another participant's
-// record carries that record's id in PeerEvent; Link and Trail.Chain follow
-// these references across logs.
+// (ParseID): it says whose log holds the record and where. A record
+// answering another participant's record carries that record's id in
+// PeerEvent; Link and Trail.Chain follow these references across logs.
+//
+// # Anchors: an event id commits to its log's history
+//
+// The 16 hex digits of record N's id (N > 1) are the first 16 hex digits
+// of record N-1's hash, which covers, through Prev, the whole chain before
+// it; Verify refuses a record whose id does not commit so. Record 1 has no
+// history and carries 64 random bits, so that a log started afresh never
+// repeats ids. Every answer between the server and a site carries the
+// sender's newest event id (JobJoined.audit_event, TrainResult.audit_event,
+// TrainTask.audit_event, ...), and the receiver records it as PeerEvent, in
+// its own log, signed with its own key. So each peer holds anchors of the
+// writer's log: "record N exists, with this id, after a history whose hash
+// begins so". A log that is later truncated below an anchor, edited before
+// one, or entirely rewritten and re-signed with the writer's own key no
+// longer matches the anchors in its peers' logs; CrossCheck finds them.
+// What an anchor does not cover: the content of the anchored record N
+// itself (the next anchor covers it), and records written after the newest
+// anchor a peer holds. Matching a rewritten history to a 64-bit prefix
+// takes about 2^64 hash evaluations per anchor.
+//
+// # The head file
+//
+// Beside the log ("audit.jsonl" -> "audit.head", HeadPath) a Log keeps its
+// head: the newest record's sequence number and hash, signed with the
+// participant's key, written after each fsync of the log (and fsynced
+// itself: one more fsync per group commit), so that the head never runs
+// ahead of the records on disk. The file has two slots written in turn in
+// place; a crash that tears one leaves the other, one fsync older, and the
+// newest valid slot counts. So a cut of the records of the newest fsync
+// alone, with the newest slot destroyed, passes for a crash; anything
+// deeper is refused. Open refuses a log shorter than its
+// head (ErrTruncated: records cut from the end), a log deleted while its
+// head remains (ErrTruncated), a head whose record differs in the log
+// (ErrTampered), and a non-empty log without a head (ErrNoHead: the head
+// was deleted to hide a cut). This defends against an editor of the state
+// folder without the key, and against mistakes (a log restored from an old
+// backup). It does not defend against whoever holds the participant's
+// key, nor against one who deletes or rolls back both files together:
+// such a writer can rewrite log and head consistently, and only the
+// anchors in peers' logs show it.
 //
 // # File format and tamper evidence
 //
@@ -35,11 +73,10 @@
 // even a change that leaves the meaning intact is refused.
 //
 // Verify checks a log from its first line: the encoding, the participant,
-// the sequence, the chain, the hash and the signature of every record. A
-// hash chain cannot show that records were cut from the end of a log; Head
-// returns the newest sequence number and hash so that a process can anchor
-// them elsewhere, and a peer's record whose PeerEvent points at a cut record
-// shows up in Link as dangling.
+// the sequence, the chain, the id's commitment, the hash and the signature
+// of every record. A hash chain cannot show that records were cut from the
+// end of a log: the head file and the peers' anchors do (Check,
+// CrossCheck; `hearth audit verify` runs both).
 //
 // # Durability
 //
@@ -127,14 +164,54 @@ var (
 	// ErrDuplicate is wrapped by a LinkError that lists ids found in more
 	// than one record.
 	ErrDuplicate = errors.New("audit event id used twice")
+	// ErrTruncated is wrapped by Open's error for a log that holds fewer
+	// records than its head file says were written, or none at all.
+	ErrTruncated = errors.New("audit log is missing records its head recorded")
+	// ErrNoHead is wrapped by Open's error for a non-empty log whose head
+	// file is missing.
+	ErrNoHead = errors.New("audit log has no head file")
+)
+
+// Problem names what kind of tampering a finding shows. The list only
+// grows.
+type Problem string
+
+// The problems Verify, Check and CrossCheck report.
+const (
+	// ProblemChanged: a record's content, hash, id, chain link or
+	// signature is not as written.
+	ProblemChanged Problem = "changed"
+	// ProblemRemoved: records are missing before the end of the log.
+	ProblemRemoved Problem = "removed"
+	// ProblemReordered: records are out of order, repeated or moved back.
+	ProblemReordered Problem = "reordered"
+	// ProblemTruncated: records are missing at the end of the log (its head
+	// file or a peer's anchor names a record the log lacks).
+	ProblemTruncated Problem = "truncated"
+	// ProblemTorn: the final line is torn, as a crash leaves it (Repair).
+	ProblemTorn Problem = "torn"
+	// ProblemForeign: the log was written by another participant or
+	// signed by another key.
+	ProblemForeign Problem = "foreign"
+	// ProblemMissingLog: there is no log where one was expected.
+	ProblemMissingLog Problem = "missing log"
+	// ProblemMissingHead: a non-empty log has no head file.
+	ProblemMissingHead Problem = "missing head"
+	// ProblemBadHead: the head file is malformed, or its signature fails.
+	ProblemBadHead Problem = "bad head"
+	// ProblemAnchor: a peer's log holds an anchor (a PeerEvent naming a
+	// record of this log) that this log does not match: the log was
+	// rewritten and re-signed, or the peer recorded a false id.
+	ProblemAnchor Problem = "anchor mismatch"
 )
 
 // VerifyError is a log that failed verification: the first bad line
 // (1-based) and why. It unwraps to ErrTampered or ErrTornTail.
 type VerifyError struct {
-	Line   int
-	Reason string
-	Err    error // ErrTampered or ErrTornTail
+	Line    int
+	Problem Problem // what kind of tampering the line shows
+	Reason  string
+	Err     error // ErrTampered or ErrTornTail
 }
 
 // Error says "audit log line N: REASON".

@@ -19,6 +19,8 @@ import (
 // a time: Open takes an exclusive lock on it where the platform has flock.
 type Log struct {
 	path        string
+	headPath    string // HeadPath(path)
+	hw          *headWriter
 	participant string
 	key         ed25519.PrivateKey
 	now         func() time.Time
@@ -31,6 +33,7 @@ type Log struct {
 
 	syncMu  sync.Mutex // held while syncing; taken before mu, never after
 	synced  uint64     // last record known to be on disk
+	headSeq uint64     // last record the head file holds
 	syncErr error      // a failed fsync: nothing after it is trusted
 }
 
@@ -39,8 +42,13 @@ type Log struct {
 // log with key's public half and refuses to append to a log that fails
 // (the error wraps a *VerifyError naming the first bad line), to one
 // written by another participant, to one ending in a torn line (see
-// Repair), and to a file readable by group or others. now supplies record
-// times; nil means time.Now.
+// Repair), and to a file readable by group or others. It then checks the
+// log against its head file (HeadPath) and refuses a log shorter than the
+// head or missing while the head remains (ErrTruncated), one whose record
+// at the head's sequence number is not the head's (ErrTampered), a
+// non-empty log without a head (ErrNoHead), and a head that is malformed
+// or not signed by key. It refuses before creating or changing anything.
+// now supplies record times; nil means time.Now.
 func Open(path string, participant string, key ed25519.PrivateKey, now func() time.Time) (*Log, error) {
 	if err := pki.ValidName(participant); err != nil {
 		return nil, fmt.Errorf("audit log %s: participant: %w", path, err)
@@ -51,13 +59,29 @@ func Open(path string, participant string, key ed25519.PrivateKey, now func() ti
 	if now == nil {
 		now = time.Now
 	}
+	headPath := HeadPath(path)
+	head, slot, hasHead, err := readHead(headPath, key.Public().(ed25519.PublicKey))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("audit log %s: refusing to append: %w: %w", path, ErrTampered, err)
+	case hasHead && head.Participant != participant:
+		return nil, fmt.Errorf("audit log %s: refusing to append: %w: head file %s is of %q, not %q", path, ErrTampered, headPath, head.Participant, participant)
+	case hasHead && head.Seq > 0:
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("audit log %s is missing, but its head file %s says %d record(s) were written: the log was deleted: %w",
+				path, headPath, head.Seq, ErrTruncated)
+		}
+	}
 	f, created, err := openFile(path)
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{path: path, participant: participant, key: key, now: now, f: f}
-	if err := l.load(created); err != nil {
+	l := &Log{path: path, headPath: headPath, participant: participant, key: key, now: now, f: f}
+	if err := l.load(created, head, slot, hasHead); err != nil {
 		f.Close()
+		if l.hw != nil {
+			l.hw.close()
+		}
 		return nil, err
 	}
 	return l, nil
@@ -79,8 +103,10 @@ func openFile(path string) (f *os.File, created bool, err error) {
 	return f, false, nil
 }
 
-// load checks the file, locks it, verifies it and reads its head.
-func (l *Log) load(created bool) error {
+// load checks the file, locks it, verifies it, reads its head, checks it
+// against the head file's (head, in slot, if hasHead) and opens the head
+// file for writing.
+func (l *Log) load(created bool, head Head, slot int, hasHead bool) error {
 	fi, err := l.f.Stat()
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
@@ -94,20 +120,54 @@ func (l *Log) load(created bool) error {
 	if err := lockFile(l.f); err != nil {
 		return fmt.Errorf("audit log %s is in use by another process or Log: %w", l.path, err)
 	}
-	if created {
+	var atHead string // hash of the record at head.Seq
+	if !created {
+		pub := l.key.Public().(ed25519.PublicKey)
+		_, err = walk(l.f, pub, l.participant, func(r Record) {
+			l.seq, l.head = r.Seq, r.Hash
+			if r.Seq == head.Seq {
+				atHead = r.Hash
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("audit log %s: refusing to append: %w", l.path, err)
+		}
+	}
+	switch {
+	case hasHead && head.Seq > l.seq:
+		return fmt.Errorf("audit log %s holds %d record(s), but its head file %s says %d were written: records %d-%d were cut from its end: %w",
+			l.path, l.seq, l.headPath, head.Seq, l.seq+1, head.Seq, ErrTruncated)
+	case hasHead && head.Seq > 0 && atHead != head.Hash:
+		return fmt.Errorf("audit log %s: record %d is not the one its head file %s recorded (hash %.16s, head %.16s): the log was rewritten: %w",
+			l.path, head.Seq, l.headPath, atHead, head.Hash, ErrTampered)
+	case !hasHead && l.seq > 0:
+		return fmt.Errorf("audit log %s holds %d record(s) but has no head file %s: it was deleted, perhaps to hide records cut from the end; "+
+			"check the log against its peers (hearth audit verify KIT PEER_KIT...) before writing a new head (hearth audit adopt KIT): %w",
+			l.path, l.seq, l.headPath, ErrNoHead)
+	}
+	l.synced = l.seq
+	now := Head{Participant: l.participant, Seq: l.seq, Hash: l.head}
+	if !hasHead { // a new log
+		if l.hw, err = createHead(l.headPath, now, l.key); err != nil {
+			return fmt.Errorf("audit log %s: %w", l.path, err)
+		}
 		if err := syncDir(filepath.Dir(l.path)); err != nil {
 			return fmt.Errorf("audit log %s: %w", l.path, err)
 		}
+		l.headSeq = l.seq
 		return nil
 	}
-	pub := l.key.Public().(ed25519.PublicKey)
-	_, err = walk(l.f, pub, l.participant, func(r Record) {
-		l.seq, l.head = r.Seq, r.Hash
-	})
-	if err != nil {
-		return fmt.Errorf("audit log %s: refusing to append: %w", l.path, err)
+	if l.hw, err = openHead(l.headPath, slot, l.key); err != nil {
+		return fmt.Errorf("audit log %s: %w", l.path, err)
 	}
-	l.synced = l.seq
+	if head.Seq != l.seq {
+		// The log is longer than its head: a crash came between the
+		// log's fsync and the head's. Record the head now.
+		if err := l.hw.write(now); err != nil {
+			return fmt.Errorf("audit log %s: %w", l.path, err)
+		}
+	}
+	l.headSeq = l.seq
 	return nil
 }
 
@@ -154,7 +214,7 @@ func (l *Log) write(e Event) (Record, error) {
 		return Record{}, l.err
 	}
 	seq := l.seq + 1
-	id, err := newID(l.participant, seq)
+	id, err := newID(l.participant, seq, l.head)
 	if err != nil {
 		return Record{}, fmt.Errorf("audit log %s: %w", l.path, err)
 	}
@@ -195,15 +255,16 @@ func (l *Log) syncTo(seq uint64) error {
 		return nil
 	}
 	l.mu.Lock()
-	written := l.seq
+	written, hash := l.seq, l.head
 	l.mu.Unlock()
-	return l.syncLocked(written)
+	return l.syncLocked(written, hash)
 }
 
-// syncLocked fsyncs and records that written is durable; syncMu is held.
-func (l *Log) syncLocked(written uint64) error {
-	if err := l.f.Sync(); err != nil {
-		l.syncErr = fmt.Errorf("%w: fsync %s: %v", ErrBroken, l.path, err)
+// syncLocked fsyncs, records that written (whose hash is hash) is durable,
+// and then writes the head file; syncMu is held.
+func (l *Log) syncLocked(written uint64, hash string) error {
+	fail := func(err error) error {
+		l.syncErr = fmt.Errorf("%w: %v", ErrBroken, err)
 		l.mu.Lock()
 		if l.err == nil {
 			l.err = l.syncErr
@@ -211,13 +272,24 @@ func (l *Log) syncLocked(written uint64) error {
 		l.mu.Unlock()
 		return l.syncErr
 	}
+	if err := l.f.Sync(); err != nil {
+		return fail(fmt.Errorf("fsync %s: %w", l.path, err))
+	}
 	l.synced = written
+	if written == l.headSeq {
+		return nil
+	}
+	if err := l.hw.write(Head{Participant: l.participant, Seq: written, Hash: hash}); err != nil {
+		return fail(err)
+	}
+	l.headSeq = written
 	return nil
 }
 
 // Head returns the sequence number and hash of the newest record (0 and ""
-// for an empty log), for anchoring outside the log: a hash chain alone
-// cannot show that records were cut from its end.
+// for an empty log), which the head file holds once the record is
+// durable: a hash chain alone cannot show that records were cut from its
+// end.
 func (l *Log) Head() (seq uint64, hash string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -234,16 +306,19 @@ func (l *Log) Close() error {
 	}
 	broken := l.err
 	l.err = ErrClosed
-	written := l.seq
+	written, hash := l.seq, l.head
 	l.mu.Unlock()
 
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	var err error
 	if broken == nil && l.syncErr == nil {
-		err = l.syncLocked(written)
+		err = l.syncLocked(written, hash)
 	}
 	if cerr := l.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("audit log %s: %w", l.path, cerr)
+	}
+	if cerr := l.hw.close(); err == nil && cerr != nil {
 		err = fmt.Errorf("audit log %s: %w", l.path, cerr)
 	}
 	l.mu.Lock()

@@ -152,7 +152,7 @@ func TestOpenRefuses(t *testing.T) {
 					t.Fatal(err)
 				}
 			}},
-		{name: "log of another participant", part: "site-1", key: key, want: `log written by "site-2", not "site-1"`,
+		{name: "log of another participant", part: "site-1", key: key, want: `"site-2", not "site-1"`,
 			setup: func(t *testing.T, path string) {
 				l := mustOpen(t, path, "site-2", key)
 				mustAppend(t, l, Event{Action: ActionJobStarted})

@@ -21,7 +21,9 @@ import (
 type Record struct {
 	// Seq is the record's position in its log: 1, 2, 3, ...
 	Seq uint64
-	// ID is the event id, "<participant>:<seq>:<16 hex digits>" (ParseID).
+	// ID is the event id, "<participant>:<seq>:<16 hex digits>" (ParseID);
+	// for every record but the first, the hex digits are the first 16 of
+	// Prev, so the id commits to the log's history before it.
 	ID string
 	// Time is when the record was appended, in UTC.
 	Time time.Time
@@ -147,17 +149,44 @@ func check(r *Record, pub ed25519.PublicKey) (reason string, badSig bool) {
 	return "", false
 }
 
-// newID makes the event id for record seq of participant.
-func newID(participant string, seq uint64) (string, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("event id: %w", err)
+// idHexLen is the number of hex digits after the sequence number in an
+// event id.
+const idHexLen = 16
+
+// newID makes the event id for record seq of participant, whose previous
+// record's hash is prev ("" for the first record). The id's hex part is
+// the first 16 hex digits of prev, so that whoever records the id anchors
+// the whole chain before it; the first record has nothing to commit to and
+// gets 64 random bits, which keep a log started afresh from repeating ids.
+func newID(participant string, seq uint64, prev string) (string, error) {
+	tail := prev
+	if prev == "" {
+		var b [idHexLen / 2]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("event id: %w", err)
+		}
+		tail = hex.EncodeToString(b[:])
 	}
-	return participant + ":" + strconv.FormatUint(seq, 10) + ":" + hex.EncodeToString(b[:]), nil
+	if len(tail) < idHexLen {
+		return "", fmt.Errorf("event id: previous hash %q is shorter than %d hex digits", tail, idHexLen)
+	}
+	return participant + ":" + strconv.FormatUint(seq, 10) + ":" + tail[:idHexLen], nil
 }
 
-// ParseID splits an event id into the participant whose log holds the
-// record and its sequence number there.
+// idCommits reports whether id's hex part is the commitment its record
+// must carry: the first 16 hex digits of prev, for every record but the
+// first. The caller has checked id with ParseID.
+func idCommits(id, prev string) bool {
+	if prev == "" {
+		return true
+	}
+	return len(prev) >= idHexLen && strings.HasSuffix(id, ":"+prev[:idHexLen])
+}
+
+// ParseID splits an event id, "<participant>:<seq>:<16 hex digits>", into
+// the participant whose log holds the record and its sequence number
+// there. It checks the shape only: that the hex digits are the first 16 of
+// the previous record's hash is checked by Verify, against the log.
 func ParseID(id string) (participant string, seq uint64, err error) {
 	parts := strings.Split(id, ":")
 	if len(parts) != 3 {
@@ -170,7 +199,7 @@ func ParseID(id string) (participant string, seq uint64, err error) {
 	if err != nil || seq == 0 || strconv.FormatUint(seq, 10) != parts[1] {
 		return "", 0, fmt.Errorf("event id %q: bad sequence number %q", id, parts[1])
 	}
-	if len(parts[2]) != 16 || strings.ToLower(parts[2]) != parts[2] {
+	if len(parts[2]) != idHexLen || strings.ToLower(parts[2]) != parts[2] {
 		return "", 0, fmt.Errorf("event id %q: want 16 lowercase hex digits after the sequence number", id)
 	}
 	if _, err := hex.DecodeString(parts[2]); err != nil {

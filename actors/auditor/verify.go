@@ -13,7 +13,9 @@ import (
 // Verify reads a whole log and checks, line by line, that each line is a
 // record in the canonical encoding, written by the same participant as the
 // first, with the next sequence number and a matching event id, linked to
-// the previous record's hash, with a hash matching its content and a
+// the previous record's hash, with an event id whose hex part is the first
+// 16 hex digits of that hash (record 1 excepted), with a hash matching its
+// content and a
 // signature that verifies with pub. It returns the records; on failure it
 // returns those before the first bad line and a *VerifyError naming that
 // line, wrapping ErrTampered, or ErrTornTail when the only problem is a
@@ -37,8 +39,8 @@ func walk(rd io.Reader, pub ed25519.PublicKey, participant string, visit func(Re
 		prev string // hash of the previous record
 		n    int    // line number
 	)
-	tampered := func(format string, args ...any) error {
-		return &VerifyError{Line: n, Reason: fmt.Sprintf(format, args...), Err: ErrTampered}
+	tampered := func(kind Problem, format string, args ...any) error {
+		return &VerifyError{Line: n, Problem: kind, Reason: fmt.Sprintf(format, args...), Err: ErrTampered}
 	}
 	for {
 		b, complete, err := readLine(br)
@@ -48,16 +50,16 @@ func walk(rd io.Reader, pub ed25519.PublicKey, participant string, visit func(Re
 		n++
 		switch {
 		case errors.Is(err, errTooLong):
-			return end, tampered("longer than %d bytes", MaxRecordBytes)
+			return end, tampered(ProblemChanged, "longer than %d bytes", MaxRecordBytes)
 		case err != nil:
 			return end, fmt.Errorf("audit log line %d: %w", n, err)
 		case !complete:
-			return end, &VerifyError{Line: n, Err: ErrTornTail, Reason: fmt.Sprintf(
+			return end, &VerifyError{Line: n, Problem: ProblemTorn, Err: ErrTornTail, Reason: fmt.Sprintf(
 				"final line is torn (%d bytes without a newline), as an interrupted write leaves it; see Repair", len(b))}
 		}
 		r, reason := decode(b[:len(b)-1])
 		if reason != "" {
-			return end, tampered("%s", reason)
+			return end, tampered(ProblemChanged, "%s", reason)
 		}
 		if participant == "" {
 			participant = r.Participant
@@ -65,31 +67,34 @@ func walk(rd io.Reader, pub ed25519.PublicKey, participant string, visit func(Re
 		want := uint64(n)
 		switch {
 		case r.Participant != participant && n == 1:
-			return end, tampered("log written by %q, not %q", r.Participant, participant)
+			return end, tampered(ProblemForeign, "log written by %q, not %q", r.Participant, participant)
 		case r.Participant != participant:
-			return end, tampered("record written by %q in a log of %q", r.Participant, participant)
+			return end, tampered(ProblemChanged, "record written by %q in a log of %q", r.Participant, participant)
 		case r.Seq > want:
 			if next, ok := peekSeq(br); ok && next < r.Seq {
-				return end, tampered("records out of order: seq %d where %d was expected, followed by seq %d", r.Seq, want, next)
+				return end, tampered(ProblemReordered, "records out of order: seq %d where %d was expected, followed by seq %d", r.Seq, want, next)
 			}
-			return end, tampered("seq %d where %d was expected: %d record(s) missing before this line", r.Seq, want, r.Seq-want)
+			return end, tampered(ProblemRemoved, "seq %d where %d was expected: %d record(s) missing before this line", r.Seq, want, r.Seq-want)
 		case r.Seq < want:
-			return end, tampered("seq %d where %d was expected: a record repeated or moved back", r.Seq, want)
+			return end, tampered(ProblemReordered, "seq %d where %d was expected: a record repeated or moved back", r.Seq, want)
 		case r.Action == "":
-			return end, tampered("record has no action")
+			return end, tampered(ProblemChanged, "record has no action")
 		}
 		if p, s, err := ParseID(r.ID); err != nil || p != r.Participant || s != r.Seq {
-			return end, tampered("event id %q does not name participant %q and seq %d", r.ID, r.Participant, r.Seq)
+			return end, tampered(ProblemChanged, "event id %q does not name participant %q and seq %d", r.ID, r.Participant, r.Seq)
 		}
 		if r.Prev != prev {
-			return end, tampered("prev does not match the hash of the record before it (chain broken)")
+			return end, tampered(ProblemChanged, "prev does not match the hash of the record before it (chain broken)")
+		}
+		if !idCommits(r.ID, r.Prev) {
+			return end, tampered(ProblemChanged, "event id %q does not commit to its prev hash (want hex %.16s)", r.ID, r.Prev)
 		}
 		if reason, badSig := check(&r, pub); badSig && n == 1 {
-			return end, tampered("signature does not verify with the given public key, and no line before it did: the log was signed by another key")
+			return end, tampered(ProblemForeign, "signature does not verify with the given public key, and no line before it did: the log was signed by another key")
 		} else if badSig {
-			return end, tampered("signature does not verify with the public key that verified lines 1-%d: a forged record", n-1)
+			return end, tampered(ProblemChanged, "signature does not verify with the public key that verified lines 1-%d: a forged record", n-1)
 		} else if reason != "" {
-			return end, tampered("%s", reason)
+			return end, tampered(ProblemChanged, "%s", reason)
 		}
 		visit(r)
 		prev = r.Hash

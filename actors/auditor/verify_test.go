@@ -99,7 +99,7 @@ func TestVerifyRefuses(t *testing.T) {
 				forged := reseal(t, ls[4], otherKey, func(r *Record) {
 					prev, _ := decode(ls[4])
 					r.Seq, r.Prev, r.Action = 6, prev.Hash, ActionAdminCommand
-					r.ID = "site-1:6:0123456789abcdef"
+					r.ID = "site-1:6:" + prev.Hash[:16]
 				})
 				return join(append(ls, forged))
 			}},
@@ -124,6 +124,11 @@ func TestVerifyRefuses(t *testing.T) {
 		{name: "event id rewritten", line: 2, reason: `event id "site-2:2:0123456789abcdef" does not name participant "site-1" and seq 2`,
 			tamper: func(ls [][]byte) []byte {
 				ls[1] = reseal(t, ls[1], key, func(r *Record) { r.ID = "site-2:2:0123456789abcdef" })
+				return join(ls)
+			}},
+		{name: "event id not committing to the chain", line: 3, reason: "does not commit to its prev hash",
+			tamper: func(ls [][]byte) []byte {
+				ls[2] = reseal(t, ls[2], key, func(r *Record) { r.ID = "site-1:3:0123456789abcdef" })
 				return join(ls)
 			}},
 		{name: "line reformatted", line: 2, reason: "not in the canonical encoding",
@@ -199,6 +204,10 @@ func TestTornTailNeedsExplicitRepair(t *testing.T) {
 	torn := full[:len(full)-7] // a crash during the fifth write
 	if err := os.WriteFile(path, torn, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	fourth, _ := decode(bytes.Split(full, []byte("\n"))[3])
+	if err := writeHead(HeadPath(path), Head{Participant: "site-1", Seq: 4, Hash: fourth.Hash}, key); err != nil {
+		t.Fatal(err) // the head as the crash left it: the four durable records
 	}
 
 	_, err := Open(path, "site-1", key, nil)

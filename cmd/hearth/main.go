@@ -32,6 +32,7 @@ func commands() []command {
 		{"server", "run the server: the NATS hub with JetStream, and the server's actors", runServer},
 		{"site", "run a site: a NATS leaf node dialing the hub, and the site's actors", runSite},
 		{"admin", "the admin console: submit, list, status, abort, download jobs", runAdmin},
+		{"audit", "verify audit logs and their peers' anchors; trace one action across logs", runAudit},
 		{"bench", "measure model exchange: plain NATS next to full FedAvg rounds of large models", runBench},
 		{"poc", "run everything on this machine: provision, hub, sites, and a job", runPOC},
 	}
