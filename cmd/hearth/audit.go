@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/bus/kit"
@@ -56,25 +54,6 @@ Exit status: 0 when clean, 1 on any finding, 2 on a usage error.
 `)
 }
 
-// parseAll parses flags placed anywhere among args and returns the other
-// arguments, at least min of them.
-func parseAll(fs *flag.FlagSet, args []string, min int) ([]string, error) {
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if args = fs.Args(); len(args) == 0 {
-			break
-		}
-		rest, args = append(rest, args[0]), args[1:]
-	}
-	if len(rest) < min {
-		fs.Usage()
-		return nil, fmt.Errorf("%w: want at least %d argument(s), got %d", errUsage, min, len(rest))
-	}
-	return rest, nil
-}
 
 // auditKit is what the audit commands read of a startup kit: whose log it
 // is, the key that signs it, and where it lies. It needs no private key,
@@ -182,7 +161,7 @@ type logSummary struct {
 func auditVerify(c *cli, args []string) error {
 	fs := newFlags(c, "audit verify", "[--json] KIT [PEER_KIT...]")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	dirs, err := parseAll(fs, args, 1)
+	dirs, err := parseArgsRange(fs, args, 1, -1)
 	if err != nil {
 		return err
 	}
@@ -227,7 +206,7 @@ func printVerify(c *cli, rep verifyReport, kits int) {
 		if l.HasHead {
 			head = "head at seq " + strconv.FormatUint(l.HeadSeq, 10)
 		}
-		fmt.Fprintf(w, "%s\t%d record(s)\t%s\t%s\n", field(l.Participant), l.Records, head, printable(l.Path))
+		fmt.Fprintf(w, "%s\t%d record(s)\t%s\t%s\n", field(l.Participant), l.Records, head, termText(l.Path))
 	}
 	w.Flush()
 	if kits < 2 {
@@ -240,7 +219,7 @@ func printVerify(c *cli, rep verifyReport, kits int) {
 		if f.Seq > 0 {
 			where += " seq " + strconv.FormatUint(f.Seq, 10)
 		}
-		fmt.Fprintf(c.stdout, "FINDING %s: %s: %s\n", where, f.Problem, printable(f.Detail))
+		fmt.Fprintf(c.stdout, "FINDING %s: %s: %s\n", where, f.Problem, termText(f.Detail))
 	}
 	if rep.Clean {
 		fmt.Fprintln(c.stdout, "clean: no sign of tampering")
@@ -263,13 +242,13 @@ type traceRow struct {
 func auditTrace(c *cli, args []string) error {
 	fs := newFlags(c, "audit trace", "[--json] EVENT_ID KIT...")
 	asJSON := fs.Bool("json", false, "print the chain as JSON")
-	rest, err := parseAll(fs, args, 2)
+	rest, err := parseArgsRange(fs, args, 2, -1)
 	if err != nil {
 		return err
 	}
 	eventID := rest[0]
 	if _, _, err := auditor.ParseID(eventID); err != nil {
-		return fmt.Errorf("%w: %s", errUsage, printable(err.Error()))
+		return fmt.Errorf("%w: %s", errUsage, termText(err.Error()))
 	}
 	kits, err := loadAuditKits(rest[1:])
 	if err != nil {
@@ -285,7 +264,7 @@ func auditTrace(c *cli, args []string) error {
 		recs = append(recs, l.Records)
 		for _, f := range l.Findings {
 			findings++
-			fmt.Fprintf(c.stderr, "warning: %s: %s: %s (the trace uses only the records before it)\n", field(f.Participant), f.Problem, printable(f.Detail))
+			fmt.Fprintf(c.stderr, "warning: %s: %s: %s (the trace uses only the records before it)\n", field(f.Participant), f.Problem, termText(f.Detail))
 		}
 	}
 	trail, _ := auditor.Link(recs...) // a dangling reference shows as a record without its cause
@@ -337,38 +316,15 @@ func auditAdopt(c *cli, args []string) error {
 	return nil
 }
 
-// printable returns s with every rune that is not graphic (control
-// characters such as ESC and newline, format characters such as bidi
-// overrides, invalid UTF-8) written as a Go escape, so that text read from
-// a log cannot move the cursor, recolour or forge lines on a terminal.
-func printable(s string) string {
-	var b strings.Builder
-	for i, w := 0, 0; i < len(s); i += w {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		w = size
-		switch {
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r == '\\':
-			b.WriteString(`\\`)
-		case unicode.IsGraphic(r) && (r == ' ' || !unicode.IsSpace(r)):
-			b.WriteRune(r)
-		default:
-			q := strconv.QuoteRuneToASCII(r)
-			b.WriteString(q[1 : len(q)-1])
-		}
-	}
-	return b.String()
-}
 
-// field is printable(s) for a table column: "-" when empty, quoted when it
+// field is termText(s) for a table column: "-" when empty, quoted when it
 // holds a space or a quote, so that one value cannot pass for several
 // columns.
 func field(s string) string {
 	switch {
 	case s == "":
 		return "-"
-	case strings.ContainsAny(s, " \t\"") || printable(s) != s:
+	case strings.ContainsAny(s, " \t\"") || termText(s) != s:
 		return strconv.QuoteToGraphic(s)
 	}
 	return s

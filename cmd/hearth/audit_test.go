@@ -383,8 +383,8 @@ func TestPrintableAndField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.printable, func(t *testing.T) {
-			if got := printable(tt.in); got != tt.printable {
-				t.Errorf("printable(%q) = %s, want %s", tt.in, got, tt.printable)
+			if got := termText(tt.in); got != tt.printable {
+				t.Errorf("termText(%q) = %s, want %s", tt.in, got, tt.printable)
 			}
 			if got := field(tt.in); got != tt.field {
 				t.Errorf("field(%q) = %s, want %s", tt.in, got, tt.field)

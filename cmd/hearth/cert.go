@@ -137,6 +137,12 @@ deliver crl.pem to every participant already running (copy it into its kit) so t
 // parseArgs parses flags that may come before or after the positional
 // arguments, and requires exactly want positional arguments.
 func parseArgs(fs *flag.FlagSet, args []string, want int) ([]string, error) {
+	return parseArgsRange(fs, args, want, want)
+}
+
+// parseArgsRange is parseArgs for least to most arguments (most < 0: any
+// number from least).
+func parseArgsRange(fs *flag.FlagSet, args []string, least, most int) ([]string, error) {
 	var rest []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -149,9 +155,13 @@ func parseArgs(fs *flag.FlagSet, args []string, want int) ([]string, error) {
 		rest = append(rest, args[0])
 		args = args[1:]
 	}
-	if len(rest) != want {
+	switch {
+	case least == most && len(rest) != least:
 		fs.Usage()
-		return nil, fmt.Errorf("%w: want %d argument(s), got %d", errUsage, want, len(rest))
+		return nil, fmt.Errorf("%w: want %d argument(s), got %d", errUsage, least, len(rest))
+	case len(rest) < least || most >= 0 && len(rest) > most:
+		fs.Usage()
+		return nil, fmt.Errorf("%w: want at least %d argument(s), got %d", errUsage, least, len(rest))
 	}
 	return rest, nil
 }
