@@ -54,7 +54,6 @@ Exit status: 0 when clean, 1 on any finding, 2 on a usage error.
 `)
 }
 
-
 // auditKit is what the audit commands read of a startup kit: whose log it
 // is, the key that signs it, and where it lies. It needs no private key,
 // so an auditor can verify copies of kits.
@@ -315,7 +314,6 @@ func auditAdopt(c *cli, args []string) error {
 	fmt.Fprintf(c.stdout, "wrote %s: %d record(s), newest %.16s\n", auditor.HeadPath(path), h.Seq, h.Hash)
 	return nil
 }
-
 
 // field is termText(s) for a table column: "-" when empty, quoted when it
 // holds a space or a quote, so that one value cannot pass for several
