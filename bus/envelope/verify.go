@@ -23,10 +23,10 @@ import (
 
 // Defaults and limits of Config.
 const (
-	DefaultWindow        = 2 * time.Minute // Config.Window when zero
-	MaxWindow            = 24 * time.Hour  // largest Config.Window accepted
-	DefaultMaxSize       = 1 << 20         // Config.MaxSize when zero: NATS's default max_payload
-	MaxMaxSize           = 64 << 20        // largest Config.MaxSize accepted: NATS's hard payload ceiling
+	DefaultWindow        = 2 * time.Minute  // Config.Window when zero
+	MaxWindow            = 24 * time.Hour   // largest Config.Window accepted
+	DefaultMaxSize       = 1 << 20          // Config.MaxSize when zero: NATS's default max_payload
+	MaxMaxSize           = 64 << 20         // largest Config.MaxSize accepted: NATS's hard payload ceiling
 	DefaultFutureSkew    = 10 * time.Second // Config.FutureSkew when zero
 	DefaultRate          = 100              // Config.Rate when zero: envelopes a second per sender
 	DefaultBurst         = 500              // Config.Burst when zero
