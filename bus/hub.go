@@ -99,12 +99,13 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	}
 	h := &Hub{embedded: e}
 
+	peers := append([]pki.Identity{{Name: cfg.Name, Kind: pki.KindServer}}, cfg.Participants...)
 	var users []*server.User
 	for _, p := range cfg.Participants {
 		if p.Kind == pki.KindServer {
 			continue // the server's actors connect in process as internalUser
 		}
-		users = append(users, &server.User{Username: natsUser(p), Permissions: Permissions(p)})
+		users = append(users, &server.User{Username: natsUser(p), Permissions: Permissions(p, peers)})
 	}
 
 	opts := &server.Options{

@@ -96,6 +96,7 @@ type Config struct {
 type Bridge struct {
 	cfg  Config
 	self string
+	kind pki.Kind // this participant's kind: who may address it (pki.MayAddress)
 	log  *slog.Logger
 	now  func() time.Time
 	pid  *actor.PID
@@ -129,6 +130,7 @@ func Start(cfg Config) (*Bridge, error) {
 	b := &Bridge{
 		cfg:     cfg,
 		self:    cfg.Signer.Identity().Name,
+		kind:    cfg.Signer.Identity().Kind,
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		pending: map[string]*pendingAsk{},
@@ -266,8 +268,12 @@ func (b *Bridge) publish(m envelope.Outgoing) (string, error) {
 	return id, b.cfg.Conn.Publish(bus.Direct(m.Recipient, b.self), data)
 }
 
-// arrive runs for every message on this participant's inbox. Nothing of an
-// envelope reaches an actor before Verifier.Open accepted it.
+// arrive runs for every message on this participant's inbox (one goroutine
+// per subscription, in order). Nothing of an envelope reaches an actor
+// before Verifier.Open accepted it and its sender's kind was found allowed to
+// address this participant's (envelope.Addressable). A flooding sender is
+// refused by Open's rate check before any parsing, so its envelopes cost the
+// others in the queue behind them little.
 func (b *Bridge) arrive(msg *nats.Msg) {
 	_, from, ok := bus.ParseDirect(msg.Subject)
 	if !ok {
@@ -276,6 +282,10 @@ func (b *Bridge) arrive(msg *nats.Msg) {
 	}
 	m, err := b.cfg.Verifier.Open(from, msg.Data)
 	if err != nil {
+		b.refused(msg.Subject, err)
+		return
+	}
+	if err := envelope.Addressable(m, b.kind); err != nil {
 		b.refused(msg.Subject, err)
 		return
 	}

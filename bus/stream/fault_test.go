@@ -352,17 +352,6 @@ func TestResumeAfterLeafLinkCut(t *testing.T) {
 	resume(t, site, srv, func() error { return tp.cutLeaf("site-1", leaf) })
 }
 
-func TestResumeAfterHubRestart(t *testing.T) {
-	tp := newTopology(t, "site-1", "site-2")
-	_, nc1 := tp.joinedLeaf(t, "site-1")
-	_, nc2 := tp.joinedLeaf(t, "site-2")
-	s1 := newManager(t, nc1, "site-1", resumeConfig)
-	s2 := newManager(t, nc2, "site-2", resumeConfig)
-	reachable(t, s1, s2)
-	reachable(t, s2, s1)
-	resume(t, s1, s2, tp.restartHub)
-}
-
 func TestManyStreamsAtOnce(t *testing.T) {
 	const sites, size = 8, 32 << 20
 	names := make([]string, sites)
