@@ -107,6 +107,10 @@ type Bridge struct {
 
 	routesMu sync.RWMutex
 	routes   map[string]*actor.PID
+
+	floodMu      sync.Mutex
+	floodLogged  time.Time // last rate-limited refusal logged
+	floodSkipped int       // rate-limited refusals not logged since
 }
 
 type pendingAsk struct {
@@ -369,8 +373,26 @@ func (b *Bridge) answer(req *envelope.Message, body proto.Message, failure *hear
 	}
 }
 
+// refused logs and reports a refused envelope. Rate-limited refusals come
+// in floods, so they are logged at most once a second, with the number
+// left out since (OnRefused still sees every one).
 func (b *Bridge) refused(subject string, err error) {
-	b.log.Warn("envelope refused", "subject", subject, "reason", envelope.Reason(err), "err", err)
+	if errors.Is(err, envelope.ErrRateLimited) {
+		b.floodMu.Lock()
+		now := time.Now()
+		quiet, skipped := now.Sub(b.floodLogged) >= time.Second, b.floodSkipped
+		if quiet {
+			b.floodLogged, b.floodSkipped = now, 0
+		} else {
+			b.floodSkipped++
+		}
+		b.floodMu.Unlock()
+		if quiet {
+			b.log.Warn("envelope refused", "subject", subject, "reason", envelope.Reason(err), "err", err, "rate_limited_not_logged", skipped)
+		}
+	} else {
+		b.log.Warn("envelope refused", "subject", subject, "reason", envelope.Reason(err), "err", err)
+	}
 	if b.cfg.OnRefused != nil {
 		b.cfg.OnRefused(subject, err)
 	}

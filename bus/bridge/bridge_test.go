@@ -29,6 +29,7 @@ type world struct {
 	project *pkitest.Project
 	hub     *bus.Hub
 	parts   map[string]*member
+	tweak   func(*envelope.Config) // adjusts every verifier; nil keeps the defaults
 }
 
 type member struct {
@@ -38,12 +39,25 @@ type member struct {
 	bridge   *bridge.Bridge
 	signer   *envelope.Signer
 	refusals chan error
+
+	mu      sync.Mutex
+	refused map[string]int // refusals by envelope.Reason
 }
 
-func newWorld(t testing.TB, sites ...string) *world {
+// refusedCount is how many envelopes m's bridge refused for reason.
+func (m *member) refusedCount(reason string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.refused[reason]
+}
+
+func newWorld(t testing.TB, sites ...string) *world { return newWorldWith(t, nil, sites...) }
+
+// newWorldWith is newWorld with every verifier's config adjusted by tweak.
+func newWorldWith(t testing.TB, tweak func(*envelope.Config), sites ...string) *world {
 	t.Helper()
 	p := pkitest.New(t)
-	w := &world{project: p, parts: map[string]*member{}}
+	w := &world{project: p, parts: map[string]*member{}, tweak: tweak}
 	server := p.Issue(t, "server", "hearth", pki.KindServer)
 	admin := p.Issue(t, "admin@hearth.org", "hearth", pki.KindAdmin)
 	ids := []pki.Identity{server.Identity, admin.Identity}
@@ -102,16 +116,23 @@ func (w *world) join(t testing.TB, part *pkitest.Participant, nc *nats.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifier, err := envelope.NewVerifier(envelope.Config{Self: part.Identity.Name, Trust: w.project.Trust,
-		Registry: protocol.Registry(), Allow: protocol.Allow(), MaxSize: 64 << 10})
+	cfg := envelope.Config{Self: part.Identity.Name, Trust: w.project.Trust,
+		Registry: protocol.Registry(), Allow: protocol.Allow(), MaxSize: 64 << 10}
+	if w.tweak != nil {
+		w.tweak(&cfg)
+	}
+	verifier, err := envelope.NewVerifier(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &member{part: part, conn: nc, signer: signer, refusals: make(chan error, 16)}
+	m := &member{part: part, conn: nc, signer: signer, refusals: make(chan error, 16), refused: map[string]int{}}
 	m.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return discard() }))
 	m.bridge, err = bridge.Start(bridge.Config{Conn: nc, Signer: signer, Verifier: verifier, System: m.system,
 		RequestTimeout: 2 * time.Second,
 		OnRefused: func(_ string, err error) {
+			m.mu.Lock()
+			m.refused[envelope.Reason(err)]++
+			m.mu.Unlock()
 			select {
 			case m.refusals <- err:
 			default:
