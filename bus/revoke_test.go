@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/pki/pkitest"
 )
 
 // TestRevocationCutsLiveLinks: installing a newer CRL closes, within a
@@ -92,4 +94,57 @@ func TestRevocationCutsLiveLinks(t *testing.T) {
 		t.Fatalf("unrevoked site-2: linked %v, reachable %v, hub has %d leaves", leaf2.HubConnected(), tp.hub.Reachable("site-2"), tp.hub.NumLeafs())
 	}
 	t.Logf("links of the revoked site and admin closed %v after the CRL was installed", cut.Round(time.Microsecond))
+}
+
+// TestRevocationCutsWebsocketLinks: a site linked over wss is cut like one
+// on the leafnode listener.
+func TestRevocationCutsWebsocketLinks(t *testing.T) {
+	p := pkitest.New(t)
+	server := p.Issue(t, "server", "hearth", pki.KindServer)
+	site := p.Issue(t, "site-1", "org-a", pki.KindSite)
+	refusals := make(chan Refusal, 64)
+	hub, err := StartHub(HubConfig{Name: "server", Host: "127.0.0.1", LeafPort: -1, ClientPort: -1, WebsocketPort: -1,
+		Certificate: server.TLS(), Trust: p.Trust, StoreDir: t.TempDir(), Logger: testLogger(),
+		Participants: []pki.Identity{site.Identity},
+		OnRefusal: func(r Refusal) {
+			select {
+			case refusals <- r:
+			default:
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Shutdown()
+	leaf, err := StartLeaf(LeafConfig{Name: "site-1", HubURLs: []string{"wss://" + hub.WebsocketAddr()},
+		LocalPort: -1, Certificate: site.TLS(), Trust: p.Trust, Logger: testLogger(), ReconnectInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leaf.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := leaf.WaitHub(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.Revoke(t, 1, site)
+	checkFor(t, time.Second, time.Millisecond, func() error {
+		if leaf.HubConnected() || hub.NumLeafs() != 0 {
+			return errors.New("revoked site-1 still linked over websocket")
+		}
+		return nil
+	})
+	for {
+		select {
+		case r := <-refusals:
+			if errors.Is(r.Err, ErrLinkRevoked) {
+				if r.Listener != "websocket" || r.Peer != "site-1" {
+					t.Fatalf("cut reported as %+v, want site-1 on the websocket listener", r)
+				}
+				return
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the cut was not reported")
+		}
+	}
 }

@@ -177,3 +177,17 @@ func TestMayAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestFutureSkewNeverPassesAShortWindow: with a window shorter than the
+// default skew, the default skew shrinks to the window.
+func TestFutureSkewNeverPassesAShortWindow(t *testing.T) {
+	fx := newFixture(t)
+	v := fx.verifier(t, newClock(), func(c *envelope.Config) { c.Window = 5 * time.Second })
+	if _, err := v.Open("site-2", sentAt(t, fx.site2, t0.Add(5*time.Second))); err != nil {
+		t.Fatalf("sent one window ahead: %v", err)
+	}
+	_, err := v.Open("site-2", sentAt(t, fx.site2, t0.Add(5*time.Second+time.Nanosecond)))
+	if !errors.Is(err, envelope.ErrOutsideWindow) || !strings.Contains(err.Error(), "allowed skew 5s") {
+		t.Fatalf("sent past a 5s window ahead: %v, want outside the window with a 5s skew", err)
+	}
+}

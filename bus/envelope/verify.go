@@ -56,7 +56,7 @@ type Config struct {
 	// refuse any replay inside it.
 	Window time.Duration
 	// FutureSkew is how far ahead of this process's clock an envelope's sent
-	// time may be (default 10s, at most Window). Hosts keep their clocks
+	// time may be (default 10s or Window if shorter, at most Window). Hosts keep their clocks
 	// within well under a second of each other with NTP; 10s leaves room for
 	// a badly synchronised one, while an envelope dated ahead cannot stretch
 	// the time its id must be remembered by more than that.
@@ -169,13 +169,13 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		reg:     cfg.Registry,
 		allow:   make(map[pki.Kind]map[string]bool, len(cfg.Allow)),
 		window:  cmp.Or(cfg.Window, DefaultWindow),
-		skew:    cmp.Or(cfg.FutureSkew, DefaultFutureSkew),
 		maxSize: cmp.Or(cfg.MaxSize, DefaultMaxSize),
 		now:     cfg.Now,
 	}
 	if v.now == nil {
 		v.now = time.Now
 	}
+	v.skew = cmp.Or(cfg.FutureSkew, min(DefaultFutureSkew, v.window)) // never past the window: see replayCache
 	for kind, types := range cfg.Allow {
 		v.allow[kind] = make(map[string]bool, len(types))
 		for _, t := range types {
