@@ -65,9 +65,10 @@ func Stream(recipient, sender, id string) string {
 // StreamInbox is the subscription that receives every stream message
 // addressed to name. It ends in '>' rather than "*.*": nats-server prunes
 // the interest a hub sends to a leaf by the leaf's publish permissions
-// (hearth.stream.*.<site>.*), and a "*.*" tail is not matched against them
-// while '>' is (seen with nats-server 2.15.2). Publishers still cannot send
-// anything deeper: their permissions have the exact token count.
+// (hearth.stream.<server>.<site>.*, see Permissions), and a "*.*" tail is
+// not matched against them while '>' is (seen with nats-server 2.15.2).
+// Publishers still cannot send anything deeper: their permissions have the
+// exact token count.
 func StreamInbox(name string) string { return subjectStream + Token(name) + ".>" }
 
 // ParseStream returns the recipient, sender and stream id a Stream subject
