@@ -77,7 +77,10 @@ type Config struct {
 	// MaxSenders caps how many senders may have ids remembered at once
 	// (default 512); a further sender is refused with ErrReplayCacheFull
 	// until some sender's ids all expire. The ids remembered in all are at
-	// most MaxSenders*MaxRemembered (2^24 by default).
+	// most MaxSenders*MaxRemembered (2^24 by default). An id costs about
+	// 36 bytes, so a sender at its default quota holds about 1.2 MB, and
+	// the default bound, reached only if 512 distinct valid certificates
+	// all fill their quotas at once, is about 600 MB.
 	MaxSenders int
 	// Rate is how many envelopes a second each sender may have opened,
 	// sustained, and Burst how many at once (defaults 100/s and 500, far
