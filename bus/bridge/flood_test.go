@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -76,32 +77,8 @@ func TestFloodRefusesOnlyTheFlooder(t *testing.T) {
 	w := newWorld(t, "site-1", "site-2")
 	flooder, honest, server := w.parts["site-1"], w.parts["site-2"], w.parts["server"]
 	const pool = 4000 // distinct envelopes, signed beforehand so that the flood runs at publishing speed
-	flood := make([][]byte, pool)
-	for i := range flood {
-		data, _, err := flooder.signer.Sign(envelope.Outgoing{Recipient: "server", Body: &hearthv1.Ping{Seq: uint64(i)}}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		flood[i] = data
-	}
-	roundTrips := func(n int) []time.Duration {
-		t.Helper()
-		lat := make([]time.Duration, 0, n)
-		for i := range n {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			t0 := time.Now()
-			r, err := honest.bridge.Request(ctx, "server", &hearthv1.Ping{Seq: uint64(i)})
-			cancel()
-			if err != nil {
-				t.Fatalf("round trip %d of site-2 during the flood: %v", i, err)
-			}
-			if pong, ok := r.Msg.(*hearthv1.Pong); !ok || pong.Seq != uint64(i) {
-				t.Fatalf("round trip %d: reply %v", i, r.Msg)
-			}
-			lat = append(lat, time.Since(t0))
-		}
-		return lat
-	}
+	flood := signFlood(t, flooder, pool)
+	roundTrips := func(n int) []time.Duration { return roundTrips(t, honest, n) }
 	quiet := roundTrips(20)
 
 	start := time.Now()
@@ -148,6 +125,74 @@ func TestFloodRefusesOnlyTheFlooder(t *testing.T) {
 	if server.refusedCount("rate_limited") == 0 {
 		t.Fatal("no flood envelope was refused as rate limited")
 	}
+}
+
+// TestReplayQuotaFloodRefusesOnlyTheFlooder: with the rate limit off, a
+// sender's flood of distinct, validly signed envelopes fills its own replay
+// quota and the rest are refused with ErrReplayCacheFull through OnRefused,
+// while another site's round trips, running at the same time, all succeed.
+func TestReplayQuotaFloodRefusesOnlyTheFlooder(t *testing.T) {
+	const quota, pool = 1000, 4000
+	w := newWorldWith(t, func(c *envelope.Config) { c.Rate, c.MaxRemembered = math.Inf(1), quota }, "site-1", "site-2")
+	flooder, honest, server := w.parts["site-1"], w.parts["site-2"], w.parts["server"]
+	flood := signFlood(t, flooder, pool)
+	done := make(chan []time.Duration, 1)
+	go func() { done <- roundTrips(t, honest, 20) }()
+	for _, data := range flood {
+		if err := flooder.conn.Publish(bus.Direct("server", "site-1"), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lat := <-done
+	for deadline := time.Now().Add(20 * time.Second); server.refusedCount("replay_cache_full") < pool-quota; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d flood envelopes refused as over the replay quota, want at least %d", server.refusedCount("replay_cache_full"), pool, pool-quota)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("replay-quota flood: %d envelopes, %d refused replay_cache_full; site-2 round trips p50 %v max %v",
+		pool, server.refusedCount("replay_cache_full"), median(lat), slices.Max(lat))
+}
+
+// signFlood signs n distinct Pings from m to the server, beforehand, so
+// that a flood runs at publishing speed.
+func signFlood(t *testing.T, m *member, n int) [][]byte {
+	t.Helper()
+	flood := make([][]byte, n)
+	for i := range flood {
+		data, _, err := m.signer.Sign(envelope.Outgoing{Recipient: "server", Body: &hearthv1.Ping{Seq: uint64(i)}}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		flood[i] = data
+	}
+	return flood
+}
+
+// roundTrips makes n request/response round trips from m to the server,
+// each of which must succeed within 2s, and returns their latencies. It
+// may run on another goroutine (it reports with t.Errorf and stops).
+func roundTrips(t *testing.T, m *member, n int) []time.Duration {
+	lat := make([]time.Duration, 0, n)
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		t0 := time.Now()
+		r, err := m.bridge.Request(ctx, "server", &hearthv1.Ping{Seq: uint64(i)})
+		cancel()
+		if err != nil {
+			t.Errorf("round trip %d of %s during the flood: %v", i, m.part.Identity.Name, err)
+			break
+		}
+		if pong, ok := r.Msg.(*hearthv1.Pong); !ok || pong.Seq != uint64(i) {
+			t.Errorf("round trip %d: reply %v", i, r.Msg)
+			break
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	if len(lat) == 0 {
+		lat = append(lat, 0) // for median and max; the test has failed
+	}
+	return lat
 }
 
 func median(d []time.Duration) time.Duration {
