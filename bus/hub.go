@@ -82,8 +82,16 @@ func (c *HubConfig) Validate() error {
 
 // Hub is the server's embedded nats-server: the hub of the leaf-node
 // topology, with JetStream for durable state.
+//
+// When a newer revocation list is installed in HubConfig.Trust
+// (pki.Trust.SetCRL), the hub closes at once every live leaf and client
+// connection whose certificate the list revokes, reporting each through
+// HubConfig.OnRefusal with ErrLinkRevoked; the TLS check then refuses the
+// certificate's reconnects. Reachable turns false for such a site as soon
+// as its link is gone.
 type Hub struct {
 	*embedded
+	revoker *revoker
 }
 
 // StartHub starts the hub and waits until it accepts connections.
@@ -99,12 +107,13 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	}
 	h := &Hub{embedded: e}
 
+	peers := append([]pki.Identity{{Name: cfg.Name, Kind: pki.KindServer}}, cfg.Participants...)
 	var users []*server.User
 	for _, p := range cfg.Participants {
 		if p.Kind == pki.KindServer {
 			continue // the server's actors connect in process as internalUser
 		}
-		users = append(users, &server.User{Username: natsUser(p), Permissions: Permissions(p)})
+		users = append(users, &server.User{Username: natsUser(p), Permissions: Permissions(p, peers)})
 	}
 
 	opts := &server.Options{
@@ -146,6 +155,9 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	if err := e.start(opts, log, report); err != nil {
 		return nil, err
 	}
+	h.revoker = &revoker{srv: e.srv, trust: cfg.Trust, now: now, report: report, done: make(chan struct{})}
+	h.revoker.wg.Add(1)
+	go h.revoker.watch()
 	return h, nil
 }
 
@@ -193,4 +205,7 @@ func (h *Hub) NumLeafs() int { return h.srv.NumLeafNodes() }
 func (h *Hub) Server() *server.Server { return h.srv }
 
 // Shutdown stops the hub and waits for it.
-func (h *Hub) Shutdown() { h.shutdown() }
+func (h *Hub) Shutdown() {
+	h.revoker.stop()
+	h.shutdown()
+}

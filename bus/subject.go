@@ -19,7 +19,8 @@ import (
 // a stream carries the SHA-256 of every chunk (bus/stream).
 //
 // A participant may publish only on subjects that name it as the sender and
-// subscribe only to subjects that name it as the recipient. Names are
+// a recipient its kind may address (pki.MayAddress), and subscribe only to
+// subjects that name it as the recipient. Names are
 // certificate CNs; a '.' in a name (admins are often e-mail addresses) is
 // written as '~' in a subject token ('~' is not allowed in names, so the
 // mapping is one to one).
@@ -64,9 +65,10 @@ func Stream(recipient, sender, id string) string {
 // StreamInbox is the subscription that receives every stream message
 // addressed to name. It ends in '>' rather than "*.*": nats-server prunes
 // the interest a hub sends to a leaf by the leaf's publish permissions
-// (hearth.stream.*.<site>.*), and a "*.*" tail is not matched against them
-// while '>' is (seen with nats-server 2.15.2). Publishers still cannot send
-// anything deeper: their permissions have the exact token count.
+// (hearth.stream.<server>.<site>.*, see Permissions), and a "*.*" tail is
+// not matched against them while '>' is (seen with nats-server 2.15.2).
+// Publishers still cannot send anything deeper: their permissions have the
+// exact token count.
 func StreamInbox(name string) string { return subjectStream + Token(name) + ".>" }
 
 // ParseStream returns the recipient, sender and stream id a Stream subject
@@ -83,14 +85,28 @@ func ParseStream(subject string) (recipient, sender, id string, ok bool) {
 	return nameOf(parts[0]), nameOf(parts[1]), parts[2], true
 }
 
-// Permissions are the NATS permissions of participant id, written from its
-// point of view: it may publish only as itself and receive only what is
-// addressed to it. Nothing else is allowed: no JetStream API ($JS.API.>),
-// no system subjects, no _INBOX (replies travel as Direct messages).
-func Permissions(id pki.Identity) *server.Permissions {
-	me := Token(id.Name)
+// Permissions are the NATS permissions of participant id among peers (the
+// participants the hub admits, the server included), written from its point
+// of view: it may publish only as itself, only to the peers its kind may
+// address (pki.MayAddress: a site or an admin reaches the server and no one
+// else), and receive only what is addressed to it. Nothing else is allowed:
+// no JetStream API ($JS.API.>), no system subjects, no _INBOX (replies
+// travel as Direct messages). A participant that may address no peer may
+// publish nothing.
+func Permissions(id pki.Identity, peers []pki.Identity) *server.Permissions {
+	var pub []string
+	for _, p := range peers {
+		if p.Name != id.Name && pki.MayAddress(id.Kind, p.Kind) {
+			pub = append(pub, Direct(p.Name, id.Name), Stream(p.Name, id.Name, "*"))
+		}
+	}
+	publish := &server.SubjectPermission{Allow: pub}
+	if len(pub) == 0 {
+		// An empty allow list would allow everything.
+		publish = &server.SubjectPermission{Deny: []string{">"}}
+	}
 	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: []string{subjectDirect + "*." + me, subjectStream + "*." + me + ".*"}},
+		Publish:   publish,
 		Subscribe: &server.SubjectPermission{Allow: []string{Inbox(id.Name), StreamInbox(id.Name)}},
 	}
 }

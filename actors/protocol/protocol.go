@@ -55,6 +55,20 @@ func Allow() envelope.AllowList {
 	return allow
 }
 
+// AllowFor is Allow narrowed to the senders that may address a participant
+// of kind self (pki.MayAddress): at a site only the server's messages are
+// listed, so that an admin's or another site's envelope is refused by type
+// as well as by kind (bus/bridge refuses it by kind in any case).
+func AllowFor(self pki.Kind) envelope.AllowList {
+	allow := Allow()
+	for kind := range allow {
+		if !pki.MayAddress(kind, self) {
+			delete(allow, kind)
+		}
+	}
+	return allow
+}
+
 // Name is a message's fully qualified type name, as carried in envelope
 // headers and used in Allow and bridge routes.
 func Name(m proto.Message) string { return string(proto.MessageName(m)) }

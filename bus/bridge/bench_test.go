@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"math"
 	"sort"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus"
 	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -71,7 +73,7 @@ func BenchmarkRequestResponse(b *testing.B) {
 // BenchmarkSignedRequestResponse is BenchmarkRequestResponse through the
 // bridges: sign, publish, verify, route to an actor, respond, sign, verify.
 func BenchmarkSignedRequestResponse(b *testing.B) {
-	w := newWorld(b, "site-1")
+	w := newWorldWith(b, unlimited, "site-1")
 	site := w.parts["site-1"]
 	ctx := context.Background()
 	ping := &hearthv1.Ping{Payload: make([]byte, smallPayload)}
@@ -127,7 +129,7 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
 	})
 	b.Run("signed", func(b *testing.B) {
-		w := newWorld(b, "site-1")
+		w := newWorldWith(b, unlimited, "site-1")
 		site, server := w.parts["site-1"], w.parts["server"]
 		var got atomic.Int64
 		done := make(chan struct{})
@@ -148,6 +150,10 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
 	})
 }
+
+// unlimited lifts the per-sender rate limit and replay quota, which a
+// benchmark's one sender would otherwise reach at once.
+func unlimited(c *envelope.Config) { c.Rate, c.MaxRemembered = math.Inf(1), 1<<24 }
 
 func awaitCount(b *testing.B, done chan struct{}, got *atomic.Int64, n int64) {
 	select {

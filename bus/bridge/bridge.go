@@ -96,6 +96,7 @@ type Config struct {
 type Bridge struct {
 	cfg  Config
 	self string
+	kind pki.Kind // this participant's kind: who may address it (pki.MayAddress)
 	log  *slog.Logger
 	now  func() time.Time
 	pid  *actor.PID
@@ -106,6 +107,10 @@ type Bridge struct {
 
 	routesMu sync.RWMutex
 	routes   map[string]*actor.PID
+
+	floodMu      sync.Mutex
+	floodLogged  time.Time // last rate-limited refusal logged
+	floodSkipped int       // rate-limited refusals not logged since
 }
 
 type pendingAsk struct {
@@ -129,6 +134,7 @@ func Start(cfg Config) (*Bridge, error) {
 	b := &Bridge{
 		cfg:     cfg,
 		self:    cfg.Signer.Identity().Name,
+		kind:    cfg.Signer.Identity().Kind,
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		pending: map[string]*pendingAsk{},
@@ -266,8 +272,12 @@ func (b *Bridge) publish(m envelope.Outgoing) (string, error) {
 	return id, b.cfg.Conn.Publish(bus.Direct(m.Recipient, b.self), data)
 }
 
-// arrive runs for every message on this participant's inbox. Nothing of an
-// envelope reaches an actor before Verifier.Open accepted it.
+// arrive runs for every message on this participant's inbox (one goroutine
+// per subscription, in order). Nothing of an envelope reaches an actor
+// before Verifier.Open accepted it and its sender's kind was found allowed to
+// address this participant's (envelope.Addressable). A flooding sender is
+// refused by Open's rate check before any parsing, so its envelopes cost the
+// others in the queue behind them little.
 func (b *Bridge) arrive(msg *nats.Msg) {
 	_, from, ok := bus.ParseDirect(msg.Subject)
 	if !ok {
@@ -276,6 +286,10 @@ func (b *Bridge) arrive(msg *nats.Msg) {
 	}
 	m, err := b.cfg.Verifier.Open(from, msg.Data)
 	if err != nil {
+		b.refused(msg.Subject, err)
+		return
+	}
+	if err := envelope.Addressable(m, b.kind); err != nil {
 		b.refused(msg.Subject, err)
 		return
 	}
@@ -359,8 +373,26 @@ func (b *Bridge) answer(req *envelope.Message, body proto.Message, failure *hear
 	}
 }
 
+// refused logs and reports a refused envelope. Rate-limited refusals come
+// in floods, so they are logged at most once a second, with the number
+// left out since (OnRefused still sees every one).
 func (b *Bridge) refused(subject string, err error) {
-	b.log.Warn("envelope refused", "subject", subject, "reason", envelope.Reason(err), "err", err)
+	if errors.Is(err, envelope.ErrRateLimited) {
+		b.floodMu.Lock()
+		now := time.Now()
+		quiet, skipped := now.Sub(b.floodLogged) >= time.Second, b.floodSkipped
+		if quiet {
+			b.floodLogged, b.floodSkipped = now, 0
+		} else {
+			b.floodSkipped++
+		}
+		b.floodMu.Unlock()
+		if quiet {
+			b.log.Warn("envelope refused", "subject", subject, "reason", envelope.Reason(err), "err", err, "rate_limited_not_logged", skipped)
+		}
+	} else {
+		b.log.Warn("envelope refused", "subject", subject, "reason", envelope.Reason(err), "err", err)
+	}
 	if b.cfg.OnRefused != nil {
 		b.cfg.OnRefused(subject, err)
 	}

@@ -29,6 +29,7 @@ type world struct {
 	project *pkitest.Project
 	hub     *bus.Hub
 	parts   map[string]*member
+	tweak   func(*envelope.Config) // adjusts every verifier; nil keeps the defaults
 }
 
 type member struct {
@@ -38,12 +39,25 @@ type member struct {
 	bridge   *bridge.Bridge
 	signer   *envelope.Signer
 	refusals chan error
+
+	mu      sync.Mutex
+	refused map[string]int // refusals by envelope.Reason
 }
 
-func newWorld(t testing.TB, sites ...string) *world {
+// refusedCount is how many envelopes m's bridge refused for reason.
+func (m *member) refusedCount(reason string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.refused[reason]
+}
+
+func newWorld(t testing.TB, sites ...string) *world { return newWorldWith(t, nil, sites...) }
+
+// newWorldWith is newWorld with every verifier's config adjusted by tweak.
+func newWorldWith(t testing.TB, tweak func(*envelope.Config), sites ...string) *world {
 	t.Helper()
 	p := pkitest.New(t)
-	w := &world{project: p, parts: map[string]*member{}}
+	w := &world{project: p, parts: map[string]*member{}, tweak: tweak}
 	server := p.Issue(t, "server", "hearth", pki.KindServer)
 	admin := p.Issue(t, "admin@hearth.org", "hearth", pki.KindAdmin)
 	ids := []pki.Identity{server.Identity, admin.Identity}
@@ -86,9 +100,9 @@ func newWorld(t testing.TB, sites ...string) *world {
 	}
 	// Every bridge must see every other before tests start: interest
 	// propagates across leaf links asynchronously.
-	for from := range w.parts {
-		for to := range w.parts {
-			if from != to {
+	for from, f := range w.parts {
+		for to, m := range w.parts {
+			if from != to && pki.MayAddress(f.part.Identity.Kind, m.part.Identity.Kind) {
 				w.ping(t, from, to)
 			}
 		}
@@ -102,16 +116,23 @@ func (w *world) join(t testing.TB, part *pkitest.Participant, nc *nats.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifier, err := envelope.NewVerifier(envelope.Config{Self: part.Identity.Name, Trust: w.project.Trust,
-		Registry: protocol.Registry(), Allow: protocol.Allow(), MaxSize: 64 << 10})
+	cfg := envelope.Config{Self: part.Identity.Name, Trust: w.project.Trust,
+		Registry: protocol.Registry(), Allow: protocol.Allow(), MaxSize: 64 << 10}
+	if w.tweak != nil {
+		w.tweak(&cfg)
+	}
+	verifier, err := envelope.NewVerifier(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &member{part: part, conn: nc, signer: signer, refusals: make(chan error, 16)}
+	m := &member{part: part, conn: nc, signer: signer, refusals: make(chan error, 16), refused: map[string]int{}}
 	m.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return discard() }))
 	m.bridge, err = bridge.Start(bridge.Config{Conn: nc, Signer: signer, Verifier: verifier, System: m.system,
 		RequestTimeout: 2 * time.Second,
 		OnRefused: func(_ string, err error) {
+			m.mu.Lock()
+			m.refused[envelope.Reason(err)]++
+			m.mu.Unlock()
 			select {
 			case m.refusals <- err:
 			default:
@@ -147,7 +168,7 @@ func (w *world) ping(t testing.TB, from, to string) *bridge.Reply {
 func TestRequestResponseBetweenActorsAcrossHubAndLeaves(t *testing.T) {
 	w := newWorld(t, "site-1", "site-2")
 	for _, c := range []struct{ from, to string }{
-		{"site-1", "server"}, {"server", "site-2"}, {"site-1", "site-2"}, {"site-2", "site-1"},
+		{"site-1", "server"}, {"server", "site-2"}, {"site-2", "server"}, {"server", "site-1"},
 	} {
 		r := w.ping(t, c.from, c.to)
 		pong, ok := r.Msg.(*hearthv1.Pong)

@@ -2,6 +2,7 @@ package envelope_test
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,12 @@ func TestNewVerifierValidates(t *testing.T) {
 		{"negative max size", func(c *envelope.Config) { c.MaxSize = -1 }, "max size"},
 		{"max size too large", func(c *envelope.Config) { c.MaxSize = 1 << 30 }, "max size"},
 		{"negative max remembered", func(c *envelope.Config) { c.MaxRemembered = -1 }, "max remembered"},
+		{"negative max senders", func(c *envelope.Config) { c.MaxSenders = -1 }, "max senders"},
+		{"negative future skew", func(c *envelope.Config) { c.FutureSkew = -time.Second }, "future skew"},
+		{"future skew beyond the window", func(c *envelope.Config) { c.Window, c.FutureSkew = time.Minute, 2*time.Minute }, "future skew"},
+		{"negative rate", func(c *envelope.Config) { c.Rate = -1 }, "rate"},
+		{"NaN rate", func(c *envelope.Config) { c.Rate = math.NaN() }, "rate"},
+		{"negative burst", func(c *envelope.Config) { c.Burst = -1 }, "burst"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

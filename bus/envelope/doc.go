@@ -7,18 +7,28 @@
 // in this order (cheap checks first; nothing is remembered before the
 // signature verifies, so forgeries cannot poison the replay cache):
 //
-//  1. size (Config.MaxSize)
-//  2. envelope and header parse; header fields present and well formed
-//  3. recipient is this process (Config.Self)
-//  4. sender certificate is the one the header names (SHA-256), parses, and
+//  1. the subject's sender token is a participant name, and that sender is
+//     within its rate (Config.Rate, Config.Burst; one token bucket per
+//     sender, sound before the signature because NATS permissions let a
+//     participant publish only under its own name)
+//  2. size (Config.MaxSize)
+//  3. envelope and header parse; header fields present and well formed
+//  4. recipient is this process (Config.Self)
+//  5. sender certificate is the one the header names (SHA-256), parses, and
 //     is trusted by Config.Trust (project root, validity, revocation)
-//  5. certificate CN == header sender == the name the message arrived from
-//  6. Ed25519 signature over the exact bytes received
-//  7. message type known to Config.Registry, then allowed for the sender's
+//  6. certificate CN == header sender == the name the message arrived from
+//  7. Ed25519 signature over the exact bytes received
+//  8. message type known to Config.Registry, then allowed for the sender's
 //     kind by Config.Allow
-//  8. sent time within now ± Config.Window
-//  9. message id not seen before (then remembered)
-//  10. body decodes as the named type (plain bodies only)
+//  9. sent time within [now-Config.Window, now+Config.FutureSkew]
+//  10. message id not seen before from this sender (then remembered), within
+//     the sender's own quota (Config.MaxRemembered; Config.MaxSenders senders
+//     at most), so one sender's flood refuses only that sender
+//  11. body decodes as the named type (plain bodies only)
+//
+// Addressable then checks that the sender's kind may address the
+// receiving participant's kind (pki.MayAddress); the bridge applies it to
+// every message it opens.
 //
 // Every refusal is a *RefusedError wrapping one sentinel (ErrTooLarge,
 // ErrMalformed, ...); Reason maps it to a short stable code for logs and

@@ -24,6 +24,8 @@ var (
 	ErrReplay          = errors.New("message id already seen")
 	ErrReplayCacheFull = errors.New("replay cache full")
 	ErrUnseal          = errors.New("sealed body does not open")
+	ErrRateLimited     = errors.New("sender over its rate limit")
+	ErrKindNotAllowed  = errors.New("sender's kind may not address this participant's kind")
 )
 
 // RefusedError is a refused envelope: why, and what it claimed to be.
@@ -69,7 +71,8 @@ func (e *RefusedError) Unwrap() []error {
 // "revoked", "expired", "not_yet_valid" or "unknown_authority" when the
 // certificate error says so), "sender_mismatch", "bad_signature",
 // "type_not_allowed", "unknown_type", "outside_window", "replay",
-// "replay_cache_full", "unseal_failed"; "" for nil and "other" for an error
+// "replay_cache_full", "unseal_failed", "rate_limited", "kind_not_allowed";
+// "" for nil and "other" for an error
 // that is not a refusal.
 func Reason(err error) string {
 	switch {
@@ -104,6 +107,8 @@ var reasonCodes = []struct {
 	{ErrReplay, "replay"},
 	{ErrReplayCacheFull, "replay_cache_full"},
 	{ErrUnseal, "unseal_failed"},
+	{ErrRateLimited, "rate_limited"},
+	{ErrKindNotAllowed, "kind_not_allowed"},
 }
 
 // maxClaimed bounds how much of an attacker-chosen string a RefusedError

@@ -82,7 +82,7 @@ func TestOpenReplayCacheFull(t *testing.T) {
 	if !errors.Is(err, envelope.ErrReplayCacheFull) || envelope.Reason(err) != "replay_cache_full" {
 		t.Fatalf("third message: got %v, want %v", err, envelope.ErrReplayCacheFull)
 	}
-	if !strings.Contains(err.Error(), "replay cache full: 2 ids remembered") {
+	if !strings.Contains(err.Error(), `replay cache full: "site-2" has 2 ids remembered, its quota`) {
 		t.Errorf("error %q does not say why", err)
 	}
 	// Once the remembered envelopes can no longer pass the time check, their

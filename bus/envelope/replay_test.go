@@ -82,9 +82,9 @@ func TestReplayCache(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newReplayCache(w, tt.max)
+			c := newReplayCache(w, tt.max, 4)
 			for _, s := range tt.steps {
-				if err := c.add(id(s.id), s.sent, s.now); !errors.Is(err, s.want) || (err == nil) != (s.want == nil) {
+				if err := c.add("site-2", id(s.id), s.sent, s.now); !errors.Is(err, s.want) || (err == nil) != (s.want == nil) {
 					t.Fatalf("%s: add = %v, want %v", s.name, err, s.want)
 				}
 				if got := c.len(); got != s.wantLen {
@@ -113,14 +113,14 @@ func TestFloorDiv(t *testing.T) {
 func TestReplayCacheAgainstModel(t *testing.T) {
 	const w = int64(time.Minute)
 	rng := rand.New(rand.NewPCG(1, 2))
-	c := newReplayCache(w, 1<<20)
+	c := newReplayCache(w, 1<<20, 4)
 	expiry := map[byte]int64{} // id -> latest sent+w accepted
 	now := int64(1_000_000)*w + 12345
 	for i := range 200_000 {
 		now += rng.Int64N(w / 50)
 		sent := now - w + rng.Int64N(2*w+1)
 		b := byte(rng.IntN(256))
-		err := c.add([16]byte{b}, sent, now)
+		err := c.add("site-2", [16]byte{b}, sent, now)
 		exp, known := expiry[b]
 		switch {
 		case known && now <= exp && !errors.Is(err, ErrReplay):

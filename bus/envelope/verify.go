@@ -23,11 +23,15 @@ import (
 
 // Defaults and limits of Config.
 const (
-	DefaultWindow        = 2 * time.Minute // Config.Window when zero
-	MaxWindow            = 24 * time.Hour  // largest Config.Window accepted
-	DefaultMaxSize       = 1 << 20         // Config.MaxSize when zero: NATS's default max_payload
-	MaxMaxSize           = 64 << 20        // largest Config.MaxSize accepted: NATS's hard payload ceiling
-	DefaultMaxRemembered = 1 << 20         // Config.MaxRemembered when zero
+	DefaultWindow        = 2 * time.Minute  // Config.Window when zero
+	MaxWindow            = 24 * time.Hour   // largest Config.Window accepted
+	DefaultMaxSize       = 1 << 20          // Config.MaxSize when zero: NATS's default max_payload
+	MaxMaxSize           = 64 << 20         // largest Config.MaxSize accepted: NATS's hard payload ceiling
+	DefaultFutureSkew    = 10 * time.Second // Config.FutureSkew when zero
+	DefaultRate          = 100              // Config.Rate when zero: envelopes a second per sender
+	DefaultBurst         = 500              // Config.Burst when zero
+	DefaultMaxRemembered = 1 << 15          // Config.MaxRemembered when zero: ids per sender
+	DefaultMaxSenders    = 512              // Config.MaxSenders when zero
 )
 
 // AllowList names the message types (fully qualified protobuf names) that
@@ -48,23 +52,50 @@ type Config struct {
 	// Registry.
 	Allow AllowList
 	// Window is the replay window (default 2m, at most 24h): envelopes sent
-	// outside now±Window are refused, and ids are remembered long enough to
+	// more than Window ago are refused, and ids are remembered long enough to
 	// refuse any replay inside it.
 	Window time.Duration
+	// FutureSkew is how far ahead of this process's clock an envelope's sent
+	// time may be (default 10s or Window if shorter, at most Window). Hosts keep their clocks
+	// within well under a second of each other with NTP; 10s leaves room for
+	// a badly synchronised one, while an envelope dated ahead cannot stretch
+	// the time its id must be remembered by more than that.
+	FutureSkew time.Duration
 	// MaxSize is the largest envelope accepted, in bytes (default 1 MiB, at
 	// most 64 MiB).
 	MaxSize int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// MaxRemembered caps the ids remembered for replay detection (default
-	// 1<<20). When it is reached new envelopes are refused with
-	// ErrReplayCacheFull until old ids expire: the cache never forgets a live
-	// id to make room.
+	// MaxRemembered caps the ids remembered for replay detection per
+	// sender (default 1<<15). When a sender reaches it, that sender's new
+	// envelopes are refused with ErrReplayCacheFull until its old ids expire
+	// (the cache never forgets a live id to make room); other senders are
+	// not affected. An id is remembered for at most 2*Window+FutureSkew, so
+	// the default quota holds everything a sender can send at the default
+	// Rate (100/s over 250s).
 	MaxRemembered int
+	// MaxSenders caps how many senders may have ids remembered at once
+	// (default 512); a further sender is refused with ErrReplayCacheFull
+	// until some sender's ids all expire. The ids remembered in all are at
+	// most MaxSenders*MaxRemembered (2^24 by default). An id costs about
+	// 36 bytes, so a sender at its default quota holds about 1.2 MB, and
+	// the default bound, reached only if 512 distinct valid certificates
+	// all fill their quotas at once, is about 600 MB.
+	MaxSenders int
+	// Rate is how many envelopes a second each sender may have opened,
+	// sustained, and Burst how many at once (defaults 100/s and 500, far
+	// above a participant's control traffic: a round costs a few envelopes
+	// per site, an admin command one). The check comes first, keyed by the
+	// sender named by the subject the envelope arrived on (which NATS
+	// permissions vouch for), so a flood is refused with ErrRateLimited for
+	// the cost of a map lookup, before any parsing or signature check.
+	// math.Inf(1) turns the limit off.
+	Rate  float64
+	Burst int
 }
 
-// Validate checks c. Zero Window, MaxSize, MaxRemembered and Now are valid
-// (they take their defaults).
+// Validate checks c. Zero Window, FutureSkew, MaxSize, MaxRemembered,
+// MaxSenders, Rate, Burst and Now are valid (they take their defaults).
 func (c Config) Validate() error {
 	var errs []error
 	if err := pki.ValidName(c.Self); err != nil {
@@ -79,11 +110,23 @@ func (c Config) Validate() error {
 	if c.Window < 0 || c.Window > MaxWindow {
 		errs = append(errs, fmt.Errorf("window %s: want 0 (default %s) up to %s", c.Window, DefaultWindow, MaxWindow))
 	}
+	if c.FutureSkew < 0 || c.FutureSkew > cmp.Or(c.Window, DefaultWindow) {
+		errs = append(errs, fmt.Errorf("future skew %s: want 0 (default %s) up to the window", c.FutureSkew, DefaultFutureSkew))
+	}
 	if c.MaxSize < 0 || c.MaxSize > MaxMaxSize {
 		errs = append(errs, fmt.Errorf("max size %d: want 0 (default %d) up to %d", c.MaxSize, DefaultMaxSize, MaxMaxSize))
 	}
 	if c.MaxRemembered < 0 {
 		errs = append(errs, fmt.Errorf("max remembered %d: want 0 (default %d) or more", c.MaxRemembered, DefaultMaxRemembered))
+	}
+	if c.MaxSenders < 0 {
+		errs = append(errs, fmt.Errorf("max senders %d: want 0 (default %d) or more", c.MaxSenders, DefaultMaxSenders))
+	}
+	if c.Rate < 0 || math.IsNaN(c.Rate) {
+		errs = append(errs, fmt.Errorf("rate %v: want 0 (default %d a second) or more", c.Rate, DefaultRate))
+	}
+	if c.Burst < 0 {
+		errs = append(errs, fmt.Errorf("burst %d: want 0 (default %d) or more", c.Burst, DefaultBurst))
 	}
 	for kind, types := range c.Allow {
 		if !kind.Valid() {
@@ -109,9 +152,11 @@ type Verifier struct {
 	reg     *Registry
 	allow   map[pki.Kind]map[string]bool
 	window  time.Duration
+	skew    time.Duration
 	maxSize int
 	now     func() time.Time
 	replay  *replayCache
+	limits  *senderLimits
 	certs   certCache
 }
 
@@ -133,13 +178,15 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if v.now == nil {
 		v.now = time.Now
 	}
+	v.skew = cmp.Or(cfg.FutureSkew, min(DefaultFutureSkew, v.window)) // never past the window: see replayCache
 	for kind, types := range cfg.Allow {
 		v.allow[kind] = make(map[string]bool, len(types))
 		for _, t := range types {
 			v.allow[kind][t] = true
 		}
 	}
-	v.replay = newReplayCache(int64(v.window), cmp.Or(cfg.MaxRemembered, DefaultMaxRemembered))
+	v.replay = newReplayCache(int64(v.window), cmp.Or(cfg.MaxRemembered, DefaultMaxRemembered), cmp.Or(cfg.MaxSenders, DefaultMaxSenders))
+	v.limits = newSenderLimits(cmp.Or(cfg.Rate, DefaultRate), cmp.Or(cfg.Burst, DefaultBurst))
 	return v, nil
 }
 
@@ -169,6 +216,14 @@ type Message struct {
 // id is remembered (and later copies refused as replays) only once the
 // signature has verified. Open never panics, whatever data holds.
 func (v *Verifier) Open(arrivedFrom string, data []byte) (*Message, error) {
+	if err := pki.ValidName(arrivedFrom); err != nil {
+		return nil, &RefusedError{Reason: ErrSenderMismatch, Detail: fmt.Sprintf("arrived on subject token %q, which names no participant", claimed(arrivedFrom))}
+	}
+	now := v.now()
+	if !v.limits.allow(arrivedFrom, now) {
+		return nil, &RefusedError{Reason: ErrRateLimited, Sender: arrivedFrom,
+			Detail: fmt.Sprintf("more than %d at once or %v a second", v.limits.burst, float64(v.limits.limit))}
+	}
 	if len(data) > v.maxSize {
 		return nil, &RefusedError{Reason: ErrTooLarge, Detail: fmt.Sprintf("%d bytes, limit %d", len(data), v.maxSize)}
 	}
@@ -191,7 +246,6 @@ func (v *Verifier) Open(arrivedFrom string, data []byte) (*Message, error) {
 		return nil, claim.refuse(ErrWrongRecipient, nil, fmt.Sprintf("addressed to %q, this is %q", claimed(h.Recipient), v.self))
 	}
 
-	now := v.now()
 	fp := sha256.Sum256(env.SenderCert)
 	if !bytes.Equal(fp[:], h.SenderCertSha256) {
 		return nil, claim.refuse(ErrSenderMismatch, nil, "the attached certificate is not the one the header names")
@@ -235,16 +289,18 @@ func (v *Verifier) Open(arrivedFrom string, data []byte) (*Message, error) {
 	switch sent := h.SentUnixNano; {
 	case sent < subSat(nowNano, w):
 		return nil, claim.refuse(ErrOutsideWindow, nil, fmt.Sprintf("sent %s ago, window %s", time.Duration(subSat(nowNano, sent)), v.window))
-	case sent > addSat(nowNano, w):
-		return nil, claim.refuse(ErrOutsideWindow, nil, fmt.Sprintf("sent %s in the future, window %s", time.Duration(subSat(sent, nowNano)), v.window))
+	case sent > addSat(nowNano, int64(v.skew)):
+		return nil, claim.refuse(ErrOutsideWindow, nil, fmt.Sprintf("sent %s in the future, allowed skew %s", time.Duration(subSat(sent, nowNano)), v.skew))
 	}
 	var id [16]byte
 	hex.Decode(id[:], []byte(h.Id)) // checked by checkFields
-	switch err := v.replay.add(id, h.SentUnixNano, nowNano); {
+	switch err := v.replay.add(sender.Name, id, h.SentUnixNano, nowNano); {
 	case errors.Is(err, ErrReplay):
 		return nil, claim.refuse(ErrReplay, nil, "id "+h.Id)
+	case errors.Is(err, errTooManySenders):
+		return nil, claim.refuse(ErrReplayCacheFull, nil, fmt.Sprintf("%d other senders have ids remembered, the limit", v.replay.maxSenders))
 	case errors.Is(err, ErrReplayCacheFull):
-		return nil, claim.refuse(ErrReplayCacheFull, nil, fmt.Sprintf("%d ids remembered", v.replay.max))
+		return nil, claim.refuse(ErrReplayCacheFull, nil, fmt.Sprintf("%q has %d ids remembered, its quota", sender.Name, v.replay.perSender))
 	case err != nil:
 		return nil, claim.refuse(err, nil, "the clock moved past it while it was checked")
 	}
@@ -386,4 +442,17 @@ func (c *certCache) put(fp [32]byte, cert *x509.Certificate) {
 		c.m = make(map[[32]byte]*x509.Certificate)
 	}
 	c.m[fp] = cert
+}
+
+// Addressable checks that m's sender may address a participant of kind self
+// (pki.MayAddress) and returns a *RefusedError wrapping ErrKindNotAllowed if
+// not. The receiving bridge calls it for every opened message, so that a
+// site hears nothing from another site or an admin even if NATS permissions
+// were to let it through.
+func Addressable(m *Message, self pki.Kind) error {
+	if pki.MayAddress(m.Sender.Kind, self) {
+		return nil
+	}
+	return &RefusedError{Reason: ErrKindNotAllowed, Sender: m.Sender.Name, MessageID: m.Header.GetId(),
+		Type: claimed(m.Header.GetMessageType()), Detail: fmt.Sprintf("%s senders may not address a %s", m.Sender.Kind, self)}
 }

@@ -60,9 +60,9 @@ func TestOpenAccepts(t *testing.T) {
 			wantBody: &hearthv1.Ping{Seq: 1},
 		},
 		{
-			name:     "sent exactly one window ahead",
+			name:     "sent exactly the future skew ahead",
 			from:     "site-2",
-			data:     func(t *testing.T) []byte { return sentAt(t, fx.site2, t0.Add(envelope.DefaultWindow)) },
+			data:     func(t *testing.T) []byte { return sentAt(t, fx.site2, t0.Add(envelope.DefaultFutureSkew)) },
 			wantKind: pki.KindSite,
 			wantBody: &hearthv1.Ping{Seq: 1},
 		},
@@ -231,6 +231,19 @@ func TestOpenRefuses(t *testing.T) {
 			name: "sent too far in the future",
 			data: func(t *testing.T) []byte { return sentAt(t, fx.site2, t0.Add(time.Hour)) },
 			want: envelope.ErrOutsideWindow, reason: "outside_window", text: "sent 1h0m0s in the future",
+		},
+		{
+			name: "sent just past the future skew, well inside the past window",
+			data: func(t *testing.T) []byte {
+				return sentAt(t, fx.site2, t0.Add(envelope.DefaultFutureSkew+time.Nanosecond))
+			},
+			want: envelope.ErrOutsideWindow, reason: "outside_window", text: "sent 10.000000001s in the future, allowed skew 10s",
+		},
+		{
+			name: "arrived on a subject token that names no participant",
+			from: "site 2\n",
+			data: func(t *testing.T) []byte { return ping(t, fx.site2) },
+			want: envelope.ErrSenderMismatch, reason: "sender_mismatch", text: "names no participant",
 		},
 		{
 			name: "sent at the extreme of int64",

@@ -194,3 +194,40 @@ func TestCANeverIssuesOutsideItsValidity(t *testing.T) {
 		t.Fatal("certificate outlives its CA")
 	}
 }
+
+// TestCRLChangedFiresOnNewerListsOnly: the channel taken before an install
+// closes for a newer list, and not for a refused or repeated one.
+func TestCRLChangedFiresOnNewerListsOnly(t *testing.T) {
+	p := pkitest.New(t)
+	site := p.Issue(t, "site-1", "org-a", pki.KindSite)
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	before := p.Trust.CRLChanged()
+	list := p.Revoke(t, 3, site)
+	if !closed(before) {
+		t.Fatal("a newer list did not close the channel taken before it")
+	}
+	after := p.Trust.CRLChanged()
+	if closed(after) {
+		t.Fatal("the channel of the list in use is already closed")
+	}
+	older, err := p.CA.RevocationList(nil, 2, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Trust.SetCRL(older); !errors.Is(err, pki.ErrStaleCRL) {
+		t.Fatalf("older list: %v", err)
+	}
+	if err := p.Trust.SetCRL(list); err != nil {
+		t.Fatal(err)
+	}
+	if closed(after) {
+		t.Fatal("a stale or repeated list closed the channel")
+	}
+}

@@ -26,6 +26,7 @@ type Trust struct {
 type crlState struct {
 	number  *big.Int
 	revoked map[string]time.Time // serial (decimal) -> revocation time
+	changed chan struct{}        // closed when a newer list replaces this one
 }
 
 // NewTrust trusts certificates issued by root.
@@ -33,7 +34,7 @@ func NewTrust(root *x509.Certificate) *Trust {
 	pool := x509.NewCertPool()
 	pool.AddCert(root)
 	t := &Trust{root: root, pool: pool}
-	t.crl.Store(&crlState{number: big.NewInt(0), revoked: map[string]time.Time{}})
+	t.crl.Store(&crlState{number: big.NewInt(0), revoked: map[string]time.Time{}, changed: make(chan struct{})})
 	return t
 }
 
@@ -69,13 +70,21 @@ func (t *Trust) SetCRL(der []byte) error {
 	case -1:
 		return fmt.Errorf("%w (got number %s, have %s)", ErrStaleCRL, crl.Number, cur.number)
 	}
-	next := &crlState{number: crl.Number, revoked: make(map[string]time.Time, len(crl.RevokedCertificateEntries))}
+	next := &crlState{number: crl.Number, revoked: make(map[string]time.Time, len(crl.RevokedCertificateEntries)),
+		changed: make(chan struct{})}
 	for _, e := range crl.RevokedCertificateEntries {
 		next.revoked[e.SerialNumber.String()] = e.RevocationTime
 	}
 	t.crl.Store(next)
+	close(cur.changed)
 	return nil
 }
+
+// CRLChanged returns a channel that is closed once a revocation list newer
+// than the one in use now is installed. Whoever holds live connections
+// (the hub) waits on it and then checks them against Verify: take the
+// channel before checking, so that a list installed meanwhile is not missed.
+func (t *Trust) CRLChanged() <-chan struct{} { return t.crl.Load().changed }
 
 // CRLNumber is the number of the revocation list in use (0: none).
 func (t *Trust) CRLNumber() int64 { return t.crl.Load().number.Int64() }

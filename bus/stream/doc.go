@@ -53,7 +53,11 @@
 // The recipient delivers strictly in order and keeps no reorder buffer:
 //
 //   - chunk == next, hash matches: delivered to the Sink; next advances.
-//   - chunk == next, hash (or length) wrong: refused, never delivered, and
+//   - chunk == next, length wrong (a chunk other than the last shorter or
+//     longer than the chunk size, or a last chunk that does not end the
+//     stream): refused, never delivered, and the stream fails at once with
+//     ErrChunkSize naming it, even if the manifest hashed it so.
+//   - chunk == next, hash wrong: refused, never delivered, and
 //     re-requested with a rewind; the third bad copy of one chunk fails
 //     the stream with ErrCorrupt naming it.
 //   - chunk > next (a gap: chunks were lost, e.g. while a leaf link was

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/hearthfl/hearth/bus"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
 // flakySource is a "flaky disk": once armed (after Offer hashed it), reads
@@ -352,17 +355,6 @@ func TestResumeAfterLeafLinkCut(t *testing.T) {
 	resume(t, site, srv, func() error { return tp.cutLeaf("site-1", leaf) })
 }
 
-func TestResumeAfterHubRestart(t *testing.T) {
-	tp := newTopology(t, "site-1", "site-2")
-	_, nc1 := tp.joinedLeaf(t, "site-1")
-	_, nc2 := tp.joinedLeaf(t, "site-2")
-	s1 := newManager(t, nc1, "site-1", resumeConfig)
-	s2 := newManager(t, nc2, "site-2", resumeConfig)
-	reachable(t, s1, s2)
-	reachable(t, s2, s1)
-	resume(t, s1, s2, tp.restartHub)
-}
-
 func TestManyStreamsAtOnce(t *testing.T) {
 	const sites, size = 8, 32 << 20
 	names := make([]string, sites)
@@ -410,4 +402,57 @@ func TestManyStreamsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d streams of %d MiB in %v", sites, size>>20, time.Since(start).Round(time.Millisecond))
+}
+
+// TestShortChunkIsRefusedAtOnce: a sender (site-1, over its real leaf
+// link) whose manifest hashes a chunk other than the last that is shorter
+// than the chunk size, and which sends exactly that chunk, has the stream
+// refused at that chunk with ErrChunkSize: the sink never sees it, and
+// nothing is asked for again.
+func TestShortChunkIsRefusedAtOnce(t *testing.T) {
+	const cb = 64 << 10
+	p := newPair(t, smallChunks)
+	chunks := [][]byte{randomBytes(cb, 1), randomBytes(cb-100, 2), randomBytes(cb, 3)}
+	man := &hearthv1.StreamManifest{StreamId: "0123456789abcdef0123456789abcdef", TotalBytes: 3 * cb, ChunkBytes: cb,
+		ChunkHash: BLAKE3}
+	for _, c := range chunks {
+		h := sum(BLAKE3, c)
+		man.ChunkHashes = append(man.ChunkHashes, h[:])
+	}
+	credits, err := p.senderNC.SubscribeSync(bus.Stream("site-1", "server", man.StreamId))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.senderNC.Flush()
+	reachable(t, p.receiver, p.sender)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sink := newCheckSink()
+	type result struct {
+		st  Stats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := p.receiver.Receive(ctx, "site-1", man, sink)
+		done <- result{st, err}
+	}()
+	if _, err := credits.NextMsg(10 * time.Second); err != nil {
+		t.Fatalf("no credit from the recipient: %v", err)
+	}
+	for i, c := range chunks {
+		if err := p.senderNC.PublishMsg(chunkMsg(bus.Stream("server", "site-1", man.StreamId), i, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := <-done
+	if !errors.Is(r.err, ErrChunkSize) || !strings.Contains(r.err.Error(), "chunk 1 of 3 is 65436 bytes, the manifest makes it 65536") {
+		t.Fatalf("Receive: %v, want ErrChunkSize naming chunk 1 and its sizes", r.err)
+	}
+	if sink.seen[1] || sink.seen[2] || !sink.seen[0] {
+		t.Fatalf("sink got chunks %v, want chunk 0 only", sink.seen)
+	}
+	if r.st.Corrupt != 1 {
+		t.Fatalf("stats %+v, want the one bad chunk counted", r.st)
+	}
 }

@@ -8,9 +8,7 @@ import (
 	"hash"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -82,22 +80,7 @@ func newTopology(t testing.TB, sites ...string) *topology {
 	}
 	tp.hub = hub
 	t.Cleanup(func() { tp.hub.Shutdown() })
-	// A restarted hub listens on the same ports.
-	_, port, _ := net.SplitHostPort(hub.LeafAddr())
-	tp.hubCfg.LeafPort, _ = strconv.Atoi(port)
 	return tp
-}
-
-// restartHub shuts the hub down and starts a new one on the same ports.
-// (No t.Fatal: it runs on a stream's goroutine.)
-func (tp *topology) restartHub() error {
-	tp.hub.Shutdown()
-	hub, err := bus.StartHub(tp.hubCfg)
-	if err != nil {
-		return err
-	}
-	tp.hub = hub
-	return nil
 }
 
 // cutLeaf closes site's leaf link at the hub and waits until the leaf

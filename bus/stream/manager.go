@@ -30,6 +30,10 @@ var (
 	ErrCanceled = errors.New("stream: cancelled")
 	// ErrAborted: the peer gave up on the stream and said so.
 	ErrAborted = errors.New("stream: aborted by the peer")
+	// ErrChunkSize: a chunk is not the size the manifest gives it (the
+	// chunk size, except for the last): a sender's doing, never the
+	// network's, so the stream fails at the first such chunk.
+	ErrChunkSize = errors.New("stream: chunk of the wrong size")
 )
 
 // Defaults and limits of Config.

@@ -191,7 +191,15 @@ func (r *receiver) chunk(msg *nats.Msg) error {
 		}
 		return nil
 	}
-	if sum := sum(r.hash, payload); len(payload) != r.l.chunkLen(i) || !bytes.Equal(sum[:], r.hashes[i]) {
+	if want := r.l.chunkLen(i); len(payload) != want {
+		// Chunk messages arrive whole or not at all, so a chunk of the
+		// wrong size was sent so (every chunk but the last is exactly the
+		// chunk size), even if the manifest hashed it: refused at once,
+		// before the sink sees it.
+		r.stats.Corrupt++
+		return fmt.Errorf("%w: chunk %d of %d is %d bytes, the manifest makes it %d", ErrChunkSize, i, r.l.count, len(payload), want)
+	}
+	if sum := sum(r.hash, payload); !bytes.Equal(sum[:], r.hashes[i]) {
 		r.stats.Corrupt++
 		r.corrupt++
 		if r.corrupt >= maxCorrupt {

@@ -299,7 +299,7 @@ func reasonOf(err error) string {
 		return "closed"
 	case errors.Is(err, ErrStalled):
 		return "stalled"
-	case errors.Is(err, ErrCorrupt):
+	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrChunkSize):
 		return err.Error() // names the chunk
 	case errors.Is(err, context.Canceled):
 		return "context cancelled"

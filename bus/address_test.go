@@ -1,0 +1,139 @@
+package bus
+
+import (
+	"crypto/tls"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hearthfl/hearth/bus/pki"
+)
+
+// TestSitesCannotAddressSites: a site publishing to another site's inbox or
+// stream subjects, under its own genuine name, is never delivered; only the
+// server reaches a site.
+func TestSitesCannotAddressSites(t *testing.T) {
+	tp := newTopology(t, "site-1", "site-2")
+	_, nc1 := tp.joinedLeaf(t, "site-1")
+	_, nc2 := tp.joinedLeaf(t, "site-2")
+	server, err := tp.hub.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	toServer, _ := server.SubscribeSync(Inbox("server"))
+	direct2, _ := nc2.SubscribeSync(Inbox("site-2"))
+	stream2, _ := nc2.SubscribeSync(StreamInbox("site-2"))
+	deliverUntilSeen(t, server, Direct("site-2", "server"), direct2)
+	deliverUntilSeen(t, server, Stream("site-2", "server", "abc"), stream2)
+	deliverUntilSeen(t, nc1, Direct("server", "site-1"), toServer)
+	drainSub(direct2)
+	drainSub(stream2)
+	drainSub(toServer)
+
+	for _, subject := range []string{Direct("site-2", "site-1"), Stream("site-2", "site-1", "abc")} {
+		if err := nc1.Publish(subject, []byte("from a site")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Behind the forged ones on the same link: once the server has this,
+	// the hub has dealt with them.
+	if err := nc1.Publish(Direct("server", "site-1"), []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := toServer.NextMsg(5 * time.Second); err != nil || string(m.Data) != "after" {
+		t.Fatalf("server got %v %v, want the site's message to it", m, err)
+	}
+	// And behind anything the hub forwarded to site-2, the server's own.
+	server.Publish(Direct("site-2", "server"), []byte("from the server"))
+	server.Publish(Stream("site-2", "server", "abc"), []byte("from the server"))
+	for _, sub := range []*nats.Subscription{direct2, stream2} {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil || string(m.Data) != "from the server" {
+			t.Fatalf("site-2 got %v %v first on %s, want only the server's message", m, err, sub.Subject)
+		}
+	}
+}
+
+// TestAdminsCannotAddressSites: an admin console publishing to a site's
+// subjects is refused by the hub (a permissions violation reported to the
+// console) and nothing reaches the site, while its messages to the server
+// are delivered.
+func TestAdminsCannotAddressSites(t *testing.T) {
+	tp := newTopology(t, "site-1")
+	_, nc1 := tp.joinedLeaf(t, "site-1")
+	server, err := tp.hub.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	toServer, _ := server.SubscribeSync(Inbox("server"))
+	direct1, _ := nc1.SubscribeSync(Inbox("site-1"))
+	deliverUntilSeen(t, server, Direct("site-1", "server"), direct1)
+	drainSub(direct1)
+
+	violations := make(chan error, 8)
+	admin := tp.admin.Identity.Name
+	nc, err := nats.Connect("tls://"+tp.hub.ClientAddr(),
+		nats.Secure(&tls.Config{Certificates: []tls.Certificate{tp.admin.TLS()}, RootCAs: tp.project.Trust.Pool(), MinVersion: tls.VersionTLS13}),
+		nats.NoReconnect(), nats.Timeout(5*time.Second),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	subject := Direct("site-1", admin)
+	nc.Publish(subject, []byte("from an admin"))
+	nc.Publish(Direct("server", admin), []byte("to the server"))
+	select {
+	case err := <-violations:
+		if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), Token(subject)) && !strings.Contains(err.Error(), subject) {
+			t.Fatalf("console told %v, want a publish permissions violation on %s", err, subject)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hub did not refuse the admin's publish to a site")
+	}
+	if m, err := toServer.NextMsg(5 * time.Second); err != nil || string(m.Data) != "to the server" {
+		t.Fatalf("server got %v %v, want the admin's message to it", m, err)
+	}
+	server.Publish(Direct("site-1", "server"), []byte("from the server"))
+	if m, err := direct1.NextMsg(5 * time.Second); err != nil || string(m.Data) != "from the server" {
+		t.Fatalf("site-1 got %v %v first, want only the server's message", m, err)
+	}
+}
+
+func TestPermissionsFollowWhoMayAddressWhom(t *testing.T) {
+	srv := pki.Identity{Name: "server", Kind: pki.KindServer}
+	s1 := pki.Identity{Name: "site-1", Kind: pki.KindSite}
+	s2 := pki.Identity{Name: "site-2", Kind: pki.KindSite}
+	adm := pki.Identity{Name: "a.b@x.org", Kind: pki.KindAdmin}
+	agg := pki.Identity{Name: "agg-1", Kind: pki.KindAggregator}
+	peers := []pki.Identity{srv, s1, s2, adm, agg}
+	tests := []struct {
+		name string
+		id   pki.Identity
+		want []string
+	}{
+		{"a site publishes to the server only", s1, []string{"hearth.msg.server.site-1", "hearth.stream.server.site-1.*"}},
+		{"an admin publishes to the server only", adm, []string{"hearth.msg.server.a~b@x~org", "hearth.stream.server.a~b@x~org.*"}},
+		{"an aggregator publishes to the server only", agg, []string{"hearth.msg.server.agg-1", "hearth.stream.server.agg-1.*"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Permissions(tt.id, peers)
+			if got := strings.Join(p.Publish.Allow, " "); got != strings.Join(tt.want, " ") || len(p.Publish.Deny) != 0 {
+				t.Errorf("publish allow %q deny %q, want allow %q", got, p.Publish.Deny, tt.want)
+			}
+			if got, want := strings.Join(p.Subscribe.Allow, " "), Inbox(tt.id.Name)+" "+StreamInbox(tt.id.Name); got != want {
+				t.Errorf("subscribe %q, want %q", got, want)
+			}
+		})
+	}
+	// With no one to address, an empty allow list would allow everything.
+	if p := Permissions(s1, []pki.Identity{s1, s2}); len(p.Publish.Allow) != 0 || strings.Join(p.Publish.Deny, " ") != ">" {
+		t.Errorf("site with no server among its peers: publish %+v, want everything denied", p.Publish)
+	}
+}
