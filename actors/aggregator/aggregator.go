@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -117,10 +118,14 @@ func (a *Aggregator) fold(m *Fold) error {
 	if err := a.layout.SameLayout(m.Update); err != nil {
 		return err
 	}
-	for _, u := range a.updates {
-		if u.site == m.Site {
-			return errors.New("a second update in one round")
+	for i, u := range a.updates {
+		if u.site == m.Site { // neither counts: the site is refused
+			a.updates = slices.Delete(a.updates, i, i+1)
+			return errors.New("two updates in one round: both refused")
 		}
+	}
+	if a.refused[m.Site] != "" {
+		return errors.New("an update after a refused one in the same round")
 	}
 	a.updates = append(a.updates, update{site: m.Site, x: flatten(m.Update), weight: m.Weight})
 	return nil

@@ -195,7 +195,8 @@ func (l *lockstep) abort(err error) {
 	l.fail(err)
 }
 
-// done ends site's stream (see StreamSum.Done).
+// done ends site's stream (see StreamSum.Done); after a whole stream it
+// blocks until the site's chunks are combined.
 func (l *lockstep) done(site string, err error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -211,6 +212,11 @@ func (l *lockstep) done(site string, err error) error {
 		}
 		l.moved.Broadcast()
 		l.advance() // the others may have been waiting for it
+	}
+	// Every chunk delivered: the verdict waits until they are combined
+	// (the bound may yet refuse one), which needs only the others.
+	for err == nil && len(m.chunks) > 0 && m.failed == nil && l.err == nil {
+		l.moved.Wait()
 	}
 	if l.err != nil {
 		return l.err

@@ -199,6 +199,7 @@ func (r Rule) relative() float64 {
 // bounded says whether any norm bound is in force.
 func (r Rule) bounded() bool { return !r.Unbounded }
 
-// lockstep says whether a streamed round must see every site's chunk i
-// together: everything but unbounded FedAvg, which folds each chunk alone.
-func (r Rule) lockstep() bool { return r.bounded() || r.method() != FedAvg }
+// Lockstep says whether a streamed round must see every site's chunk i
+// together (NewRuleSum): every rule but unbounded FedAvg, which folds each
+// chunk alone (NewStreamSum).
+func (r Rule) Lockstep() bool { return r.bounded() || r.method() != FedAvg }

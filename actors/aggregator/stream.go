@@ -32,7 +32,7 @@ import (
 //
 // Weights are kept per chunk, so each parameter is the aggregate of the
 // sites that delivered it: a site whose stream breaks off is left out of the
-// chunks it did not deliver. A chunk that fails its hash never reaches the
+// chunks it did not deliver (a lockstep sum: that were not yet combined). A chunk that fails its hash never reaches the
 // sum (the stream re-requests it); a chunk holding NaN or infinity, or
 // shorter than the chunk size when it is not the last, is refused here,
 // which fails that site's stream. Mean checks every value finite.
@@ -121,7 +121,8 @@ func (s *StreamSum) Site(site string, weight float64) *SiteSink {
 }
 
 // Done ends site's stream: err is how it ended (nil: every chunk
-// delivered). A lockstep sum stops waiting for a site that failed; the
+// delivered). A lockstep sum stops waiting for a site that failed, and
+// after a whole stream waits until the site's chunks are combined; the
 // answer is the site's own failure in the sum (refused by the norm bound,
 // or the round's aggregate failed), nil when its update counts.
 func (s *StreamSum) Done(site string, err error) error {

@@ -141,6 +141,10 @@ type sumReady struct{ round int64 }
 func (w *workflow) startStreamedRound(ctx actor.Context) {
 	w.sum, w.sumInPlace, w.waiting = nil, false, nil
 	w.pulling, w.pulls = map[string]bool{}, &sync.WaitGroup{}
+	if err := w.manifest.Aggregation.Streamable(); err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: the model is streamed (%d bytes): %v", w.round, w.big.Size(), err))
+		return
+	}
 	layout := job.LayoutToWire(w.big.Layout)
 	// Hashed once for every site: each gets its own stream of the same bytes.
 	payload, err := w.cfg.Streams.Prepare(context.Background(), w.big.Bytes())
@@ -180,6 +184,11 @@ func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult)
 	w.pulling[site] = true
 	w.account(m)
 	if w.sum != nil {
+		if w.manifest.Aggregation.Lockstep() { // cannot happen: its pulls start once no result is pending
+			delete(w.pulling, site)
+			w.miss(site, "update offered after the round's lockstep aggregation began")
+			return
+		}
 		w.startPull(ctx, site, m)
 		return
 	}
@@ -203,9 +212,17 @@ func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult)
 }
 
 // sumReady chooses the round's sum buffer, the global model's own when no
-// stream reads it any more, and pulls the updates that waited.
+// stream reads it any more, and pulls the updates that waited. A lockstep
+// rule (see aggregator.NewRuleSum) pulls every update at once, so it waits
+// until no site's result is pending, looking again shortly.
 func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
 	if m.round != w.round || w.phase != training || w.sum != nil {
+		return
+	}
+	rule := w.manifest.Aggregation
+	if rule.Lockstep() && len(w.pending) > 0 {
+		self, system := ctx.Self(), ctx.ActorSystem()
+		time.AfterFunc(lockstepPoll, func() { system.Root.Send(self, m) })
 		return
 	}
 	w.sumInPlace = true
@@ -224,7 +241,17 @@ func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
 			return
 		}
 	}
-	sum, err := aggregator.NewStreamSum(acc, stream.DefaultChunkBytes)
+	var sum *aggregator.StreamSum
+	var err error
+	if rule.Lockstep() {
+		sites := make([]string, len(w.waiting))
+		for i, u := range w.waiting {
+			sites[i] = u.site
+		}
+		sum, err = aggregator.NewRuleSum(acc, w.big, stream.DefaultChunkBytes, rule, sites)
+	} else {
+		sum, err = aggregator.NewStreamSum(acc, stream.DefaultChunkBytes)
+	}
 	if err != nil { // acc released: the global model too when in place
 		if w.sumInPlace {
 			w.big = nil
@@ -233,7 +260,8 @@ func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
 		return
 	}
 	w.sum = sum
-	w.cfg.Log.Info("round sum ready", "job", w.id(), "round", w.round, "in_place", w.sumInPlace, "waiting", len(w.waiting))
+	w.cfg.Log.Info("round sum ready", "job", w.id(), "round", w.round, "in_place", w.sumInPlace, "waiting", len(w.waiting),
+		"lockstep", rule.Lockstep())
 	waiting := w.waiting
 	w.waiting = nil
 	for _, u := range waiting {
@@ -241,13 +269,22 @@ func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
 	}
 }
 
-// startPull pulls a site's update stream into the round's sum.
+// lockstepPoll is how often a lockstep round looks whether every result
+// is in.
+const lockstepPoll = 50 * time.Millisecond
+
+// startPull pulls a site's update stream into the round's sum; the sum's
+// own verdict on the site (refused by the norm bound, say) fails the pull.
 func (w *workflow) startPull(ctx actor.Context, site string, m *hearthv1.TrainResult) {
-	self, system, round, sink := ctx.Self(), ctx.ActorSystem(), w.round, w.sum.Site(float64(m.Samples))
+	self, system, round, sum := ctx.Self(), ctx.ActorSystem(), w.round, w.sum
+	sink := sum.Site(site, float64(m.Samples))
 	w.pulls.Add(1)
 	go func() {
 		defer w.pulls.Done()
 		stats, err := w.cfg.Streams.Receive(context.Background(), site, m.UpdateStream, sink)
+		if verdict := sum.Done(site, err); err == nil && verdict != nil {
+			err = fmt.Errorf("refused by the aggregator: %w", verdict)
+		}
 		system.Root.Send(self, &pulled{site: site, round: round, stats: stats, err: err})
 	}()
 }
@@ -274,6 +311,10 @@ func (w *workflow) closeStreamed(ctx actor.Context) {
 	if w.sum == nil { // no update was pulled (next fails such a round first)
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: no update to aggregate", w.round))
 		return
+	}
+	for site, reason := range w.sum.Clipped() {
+		w.audit(auditor.Event{Action: "update.clipped", JobID: w.id(), Round: w.round, Peer: site, Detail: map[string]string{"reason": reason}})
+		w.cfg.Log.Warn("update clipped", "job", w.id(), "round", w.round, "site", site, "reason", reason)
 	}
 	mean, err := w.sum.Mean()
 	inPlace := w.sumInPlace
@@ -320,6 +361,7 @@ func (w *workflow) release() {
 	w.spare.Close()
 	if w.sum != nil {
 		sum, pulls := w.sum, w.pulls
+		sum.Abort() // a lockstep sum holds streams back: let them end
 		go func() {
 			pulls.Wait()
 			sum.Close()

@@ -291,7 +291,7 @@ func (w *workflow) startRound(ctx actor.Context, round int64) {
 		w.startStreamedRound(ctx)
 		return
 	}
-	ctx.Send(w.agg, &aggregator.Begin{Round: round, Layout: w.global})
+	ctx.Send(w.agg, &aggregator.Begin{Round: round, Layout: w.global, Rule: w.manifest.Aggregation})
 	wire := job.ToWire(w.global)
 	size := int64(proto.Size(wire))
 	for _, s := range w.sites() {
@@ -348,6 +348,9 @@ func (w *workflow) closed(ctx actor.Context, c *aggregator.Closed) {
 	for site, reason := range c.Refused {
 		w.answered = slices.DeleteFunc(w.answered, func(s string) bool { return s == site })
 		w.miss(site, "update refused by the aggregator: "+reason)
+	}
+	for site, reason := range c.Clipped {
+		w.audit(auditor.Event{Action: "update.clipped", JobID: w.id(), Round: w.round, Peer: site, Detail: map[string]string{"reason": reason}})
 	}
 	if c.Err != nil || len(w.answered) < w.manifest.MinSites {
 		reason := fmt.Sprintf("round %d: %d of %d updates aggregated (min_sites %d): %s", w.round, len(w.answered),

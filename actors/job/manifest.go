@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hearthfl/hearth/actors/aggregator"
 	"github.com/hearthfl/hearth/actors/learning/dataset"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 )
@@ -35,6 +36,9 @@ type Manifest struct {
 	Dataset      string        `yaml:"dataset"`       // the local dataset each site trains on
 	Trainer      TrainerSpec   `yaml:"trainer"`
 	Evaluation   Evaluation    `yaml:"evaluation"`
+	// Aggregation is how updates are combined and bounded; the zero value
+	// is the safe default (see aggregator.Rule for the YAML).
+	Aggregation aggregator.Rule `yaml:"aggregation"`
 }
 
 // TrainerSpec is the built-in trainer and its parameters.
@@ -125,6 +129,9 @@ func (m *Manifest) Validate() error {
 	}
 	if err := m.Trainer.Spec().Validate(); err != nil {
 		bad("trainer", "%v", err)
+	}
+	if err := m.Aggregation.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("job manifest: %w", err))
 	}
 	return errors.Join(errs...)
 }
