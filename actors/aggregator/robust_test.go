@@ -7,7 +7,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/hearthfl/hearth/actors/aggregator")
+	"github.com/hearthfl/hearth/actors/aggregator"
+)
 
 // site is one site's update in a test round.
 type site struct {
