@@ -35,9 +35,9 @@ func ruleSum(t *testing.T, global []float32, chunkFloats int, rule aggregator.Ru
 	return sum, g
 }
 
-// stream writes update into sink chunk by chunk, stopping before chunk
+// writeChunks writes update into sink chunk by chunk, stopping before chunk
 // stop (len(update) for all), and returns the first error.
-func stream(sink *aggregator.SiteSink, update []float32, chunkFloats, stop int) error {
+func writeChunks(sink *aggregator.SiteSink, update []float32, chunkFloats, stop int) error {
 	for c := 0; c*chunkFloats < len(update) && c < stop; c++ {
 		part := update[c*chunkFloats : min((c+1)*chunkFloats, len(update))]
 		if err := sink.WriteChunk(c, int64(4*c*chunkFloats), le(part...)); err != nil {
@@ -64,7 +64,7 @@ func runSites(t *testing.T, sum *aggregator.StreamSum, chunkFloats int, sites []
 			if !cut {
 				stop = len(s.update)
 			}
-			err := stream(sink, s.update, chunkFloats, stop)
+			err := writeChunks(sink, s.update, chunkFloats, stop)
 			if err == nil && cut {
 				err = errors.New("the stream broke off")
 			}
