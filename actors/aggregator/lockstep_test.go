@@ -2,8 +2,10 @@ package aggregator_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -332,4 +334,81 @@ func mustFlat(t *testing.T, n int) *model.Flat {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// BenchmarkRuleSum streams 4 sites' updates of a 16 MiB and a 64 MiB model
+// through a lockstep sum in 1 MiB chunks, as the pulls do, and reports the
+// heap the round allocated (the model buffers are mappings outside the
+// heap): the chunks held, which do not grow with the model.
+func BenchmarkRuleSum(b *testing.B) {
+	const chunk = 1 << 20
+	for _, tc := range []struct {
+		rule   aggregator.Rule
+		floats int
+	}{
+		{aggregator.Rule{}, 4 << 20}, {aggregator.Rule{}, 16 << 20},
+		{aggregator.Rule{Method: aggregator.Median}, 4 << 20}, {aggregator.Rule{Method: aggregator.Median}, 16 << 20},
+		{aggregator.Rule{Method: aggregator.TrimmedMean}, 16 << 20},
+	} {
+		rule, floats := tc.rule, tc.floats
+		name := string(rule.Method)
+		if name == "" {
+			name = "fedavg"
+		}
+		b.Run(fmt.Sprintf("%s/%dMiB", name, 4*floats>>20), func(b *testing.B) {
+			layout := []model.TensorShape{{Name: "w", Shape: []int{floats}}}
+			g, err := model.NewFlat(layout, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.Close()
+			vals := make([]float32, chunk/4)
+			for i := range vals {
+				vals[i] = float32(i%1000) * 1e-3
+			}
+			data := le(vals...)
+			sites := []string{"a", "b", "c", "d"}
+			var before, after runtime.MemStats
+			b.SetBytes(int64(len(sites)) * 4 * int64(floats))
+			b.ResetTimer()
+			var heap uint64
+			for range b.N {
+				acc, err := model.NewFlat(layout, "")
+				if err != nil {
+					b.Fatal(err)
+				}
+				runtime.ReadMemStats(&before)
+				sum, err := aggregator.NewRuleSum(acc, g, chunk, rule, sites)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				for _, s := range sites {
+					sink := sum.Site(s, 1)
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for c := range 4 * floats / chunk {
+							if err := sink.WriteChunk(c, int64(c)*chunk, data); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+						if err := sum.Done(s, nil); err != nil {
+							b.Error(err)
+						}
+					}()
+				}
+				wg.Wait()
+				runtime.ReadMemStats(&after)
+				heap += after.TotalAlloc - before.TotalAlloc
+				m, err := sum.Mean()
+				if err != nil {
+					b.Fatal(err)
+				}
+				m.Close()
+			}
+			b.ReportMetric(float64(heap)/float64(b.N)/(1<<20), "heap-MiB/round")
+		})
+	}
 }
