@@ -77,6 +77,8 @@ type Aggregator struct {
 	global  []float32
 	updates []update
 	refused map[string]string
+	// badLayout is why the round's global model was refused at Begin.
+	badLayout error
 }
 
 // Props makes the actor's props.
@@ -100,15 +102,17 @@ func (a *Aggregator) Receive(ctx actor.Context) {
 
 func (a *Aggregator) begin(m *Begin) {
 	a.round, a.rule, a.layout, a.global, a.updates, a.refused = m.Round, m.Rule, nil, nil, nil, map[string]string{}
-	if m.Layout.Validate() == nil {
+	if a.badLayout = m.Layout.Validate(); a.badLayout == nil {
 		a.layout, a.global = m.Layout, flatten(m.Layout)
 	}
 }
 
 func (a *Aggregator) fold(m *Fold) error {
 	switch {
-	case a.layout == nil || m.Round != a.round:
+	case m.Round != a.round || (a.layout == nil && a.badLayout == nil):
 		return fmt.Errorf("update for round %d while aggregating round %d", m.Round, a.round)
+	case a.layout == nil:
+		return fmt.Errorf("the round's global model is malformed: %w", a.badLayout)
 	case !(m.Weight > 0) || m.Weight > math.MaxFloat64:
 		return fmt.Errorf("weight %v is not a finite positive number", m.Weight)
 	}
@@ -143,8 +147,11 @@ func (a *Aggregator) close(round int64) *Closed {
 	if c.Refused == nil {
 		c.Refused = map[string]string{}
 	}
-	defer func() { a.layout, a.global, a.updates, a.refused = nil, nil, nil, nil }()
+	defer func() { a.layout, a.global, a.updates, a.refused, a.badLayout = nil, nil, nil, nil, nil }()
 	switch {
+	case a.layout == nil && a.badLayout != nil && round == a.round:
+		c.Err = fmt.Errorf("the round's global model is malformed: %w", a.badLayout)
+		return c
 	case a.layout == nil || round != a.round:
 		c.Err = fmt.Errorf("close of round %d while aggregating round %d", round, a.round)
 		return c

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 
@@ -68,7 +69,7 @@ func (l *lockstep) write(m *member, index int, xs blas32.Vector) error {
 	if m == nil {
 		return errors.New("not a site of this round's sum, or its sink is already taken")
 	}
-	if !(m.weight > 0) || m.weight > 1e300 {
+	if !(m.weight > 0) || m.weight > math.MaxFloat64 {
 		return fmt.Errorf("weight %v is not a finite positive number", m.weight)
 	}
 	l.mu.Lock()

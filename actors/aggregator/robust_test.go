@@ -201,3 +201,11 @@ func TestAggregatorRefusesSecondUpdateAndBadWeights(t *testing.T) {
 		t.Fatalf("sites %v, refused %v, mean %v", c.Sites, c.Refused, c.Mean.Tensors[0].Data)
 	}
 }
+
+func TestAggregatorRefusesAMalformedGlobalModel(t *testing.T) {
+	nan := float32(math.NaN())
+	c := aggregate(t, aggregator.Rule{}, []float32{nan}, site{"a", []float32{1}, 1})
+	if c.Err == nil || !strings.Contains(c.Err.Error(), "global model is malformed") || !strings.Contains(c.Refused["a"], "malformed") {
+		t.Fatalf("err %v, refused %v", c.Err, c.Refused)
+	}
+}
