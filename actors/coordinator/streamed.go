@@ -128,6 +128,7 @@ const pullGrace = 5 * time.Second
 type waitingUpdate struct {
 	site   string
 	result *hearthv1.TrainResult
+	at     time.Time // when it was offered
 }
 
 // sumReady tells the workflow to choose the round's sum buffer: every
@@ -181,14 +182,14 @@ func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult)
 	}
 	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Round: w.round, Peer: site, PeerEvent: m.AuditEvent,
 		Detail: map[string]string{"task": w.events[site], "stream": m.UpdateStream.StreamId}})
+	if w.sum != nil && w.manifest.Aggregation.Lockstep() {
+		w.miss(site, fmt.Sprintf("update offered more than %v after the round's first: its lockstep aggregation had begun without it "+
+			"(an offered stream must be pulled within the stall timeout)", lockstepWait))
+		return
+	}
 	w.pulling[site] = true
 	w.account(m)
 	if w.sum != nil {
-		if w.manifest.Aggregation.Lockstep() { // cannot happen: its pulls start once no result is pending
-			delete(w.pulling, site)
-			w.miss(site, "update offered after the round's lockstep aggregation began")
-			return
-		}
 		w.startPull(ctx, site, m)
 		return
 	}
@@ -208,19 +209,23 @@ func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult)
 			system.Root.Send(self, &sumReady{round: round})
 		}()
 	}
-	w.waiting = append(w.waiting, waitingUpdate{site: site, result: m})
+	w.waiting = append(w.waiting, waitingUpdate{site: site, result: m, at: time.Now()})
 }
 
 // sumReady chooses the round's sum buffer, the global model's own when no
 // stream reads it any more, and pulls the updates that waited. A lockstep
 // rule (see aggregator.NewRuleSum) pulls every update at once, so it waits
-// until no site's result is pending, looking again shortly.
+// until no site's result is pending, looking again shortly; but an offered
+// stream must be pulled within the stream stall timeout, so once the first
+// update has waited lockstepWait it starts with the updates it has, and a
+// later one is left out of the round (a straggler) rather than the early
+// ones failing.
 func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
-	if m.round != w.round || w.phase != training || w.sum != nil {
+	if m.round != w.round || w.phase != training || w.sum != nil || len(w.waiting) == 0 {
 		return
 	}
 	rule := w.manifest.Aggregation
-	if rule.Lockstep() && len(w.pending) > 0 {
+	if rule.Lockstep() && len(w.pending) > 0 && time.Since(w.waiting[0].at) < lockstepWait {
 		self, system := ctx.Self(), ctx.ActorSystem()
 		time.AfterFunc(lockstepPoll, func() { system.Root.Send(self, m) })
 		return
@@ -270,8 +275,13 @@ func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
 }
 
 // lockstepPoll is how often a lockstep round looks whether every result
-// is in.
-const lockstepPoll = 50 * time.Millisecond
+// is in; lockstepWait is how long the first offered update waits for the
+// others before the round's lockstep aggregation starts without them, well
+// within stream.DefaultStallTimeout.
+const (
+	lockstepPoll = 50 * time.Millisecond
+	lockstepWait = stream.DefaultStallTimeout / 2
+)
 
 // startPull pulls a site's update stream into the round's sum; the sum's
 // own verdict on the site (refused by the norm bound, say) fails the pull.
