@@ -1,25 +1,38 @@
-// Package aggregator is the FedAvg aggregator actor: it folds each site's
-// model update into a running sum weighted by the site's sample count as
-// the update arrives, so its memory is one model's worth whatever the
-// number of sites, and hands out the weighted mean when a round closes.
+// Package aggregator is the aggregator actor and the streamed sums: it
+// combines a round's model updates under the job's Rule (FedAvg weighted by
+// each site's weight, coordinate-wise median, trimmed mean, Krum or
+// Multi-Krum), after bounding each update's distance from the round's
+// global model (clipped or refused, with the reason reported), and hands
+// out the aggregate only once every value of it is checked finite.
+//
+// Inline models (at most one envelope, job.InlineLimit bytes) are held
+// whole until the round closes: N sites cost N inline models. Streamed
+// models never are: see StreamSum, whose memory is one model plus a window
+// of chunks per site.
 package aggregator
 
 import (
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/hearthfl/hearth/actors/learning/model"
 )
 
-// Begin starts a round whose updates must have Layout's names and shapes.
+// Begin starts a round whose updates must have Layout's names and shapes;
+// Layout is also the round's global model, from which each update's
+// distance is bounded. Rule is the job's (the zero Rule is the default).
 type Begin struct {
 	Round  int64
 	Layout *model.Model
+	Rule   Rule
 }
 
-// Fold adds one site's update with its weight (sample count).
+// Fold adds one site's update with its weight (the site's committed,
+// capped sample count), used by FedAvg.
 type Fold struct {
 	Round  int64
 	Site   string
@@ -30,26 +43,42 @@ type Fold struct {
 // Close ends the round; the aggregator responds *Closed.
 type Close struct{ Round int64 }
 
-// Closed is the round's result: the weighted mean of the folded updates, or
-// Err (nothing folded, or a round mismatch). Refused lists updates that did
-// not fold (wrong layout, bad weight), with the reason.
+// Closed is the round's result: the aggregate of the folded updates, or
+// Err (nothing folded, a round mismatch, too few updates for the rule, a
+// non-finite aggregate). Sites lists the updates aggregated. Refused lists
+// updates that did not count (wrong layout, bad weight, a second update,
+// over the norm bound with on_violation refuse), with the reason; Clipped
+// lists updates that counted after being clipped to the norm bound, with
+// the reason.
 type Closed struct {
 	Round       int64
 	Mean        *model.Model
 	Sites       []string
 	TotalWeight float64
 	Refused     map[string]string
+	Clipped     map[string]string
 	Err         error
 }
 
-// Aggregator is the actor. Its state is one round's running sum: a
-// supervised restart loses only the round in progress, which the
-// coordinator then fails or repeats.
+// update is one site's folded update, flattened.
+type update struct {
+	site   string
+	x      []float32
+	weight float64
+}
+
+// Aggregator is the actor. Its state is one round's updates: a supervised
+// restart loses only the round in progress, which the coordinator then
+// fails or repeats.
 type Aggregator struct {
 	round   int64
-	sum     *model.WeightedSum
-	sites   []string
+	rule    Rule
+	layout  *model.Model
+	global  []float32
+	updates []update
 	refused map[string]string
+	// badLayout is why the round's global model was refused at Begin.
+	badLayout error
 }
 
 // Props makes the actor's props.
@@ -61,21 +90,49 @@ func Props() *actor.Props {
 func (a *Aggregator) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *Begin:
-		a.round, a.sum, a.sites, a.refused = m.Round, model.NewWeightedSum(m.Layout), nil, map[string]string{}
+		a.begin(m)
 	case *Fold:
-		switch {
-		case a.sum == nil || m.Round != a.round:
-			a.refuse(m.Site, fmt.Sprintf("update for round %d while aggregating round %d", m.Round, a.round))
-		default:
-			if err := a.sum.Add(m.Update, m.Weight); err != nil {
-				a.refuse(m.Site, err.Error())
-				return
-			}
-			a.sites = append(a.sites, m.Site)
+		if err := a.fold(m); err != nil {
+			a.refuse(m.Site, err.Error())
 		}
 	case *Close:
 		ctx.Respond(a.close(m.Round))
 	}
+}
+
+func (a *Aggregator) begin(m *Begin) {
+	a.round, a.rule, a.layout, a.global, a.updates, a.refused = m.Round, m.Rule, nil, nil, nil, map[string]string{}
+	if a.badLayout = m.Layout.Validate(); a.badLayout == nil {
+		a.layout, a.global = m.Layout, flatten(m.Layout)
+	}
+}
+
+func (a *Aggregator) fold(m *Fold) error {
+	switch {
+	case m.Round != a.round || (a.layout == nil && a.badLayout == nil):
+		return fmt.Errorf("update for round %d while aggregating round %d", m.Round, a.round)
+	case a.layout == nil:
+		return fmt.Errorf("the round's global model is malformed: %w", a.badLayout)
+	case !(m.Weight > 0) || m.Weight > math.MaxFloat64:
+		return fmt.Errorf("weight %v is not a finite positive number", m.Weight)
+	}
+	if err := m.Update.Validate(); err != nil {
+		return err
+	}
+	if err := a.layout.SameLayout(m.Update); err != nil {
+		return err
+	}
+	for i, u := range a.updates {
+		if u.site == m.Site { // neither counts: the site is refused
+			a.updates = slices.Delete(a.updates, i, i+1)
+			return errors.New("two updates in one round: both refused")
+		}
+	}
+	if a.refused[m.Site] != "" {
+		return errors.New("an update after a refused one in the same round")
+	}
+	a.updates = append(a.updates, update{site: m.Site, x: flatten(m.Update), weight: m.Weight})
+	return nil
 }
 
 func (a *Aggregator) refuse(site, reason string) {
@@ -86,16 +143,66 @@ func (a *Aggregator) refuse(site, reason string) {
 }
 
 func (a *Aggregator) close(round int64) *Closed {
-	c := &Closed{Round: round, Sites: a.sites, Refused: a.refused}
-	switch {
-	case a.sum == nil || round != a.round:
-		c.Err = fmt.Errorf("close of round %d while aggregating round %d", round, a.round)
-	case a.sum.Count() == 0:
-		c.Err = errors.New("no update was aggregated")
-	default:
-		c.Mean, c.Err = a.sum.Mean()
-		c.TotalWeight = a.sum.TotalWeight()
+	c := &Closed{Round: round, Refused: a.refused, Clipped: map[string]string{}}
+	if c.Refused == nil {
+		c.Refused = map[string]string{}
 	}
-	a.sum, a.sites, a.refused = nil, nil, nil
+	defer func() { a.layout, a.global, a.updates, a.refused, a.badLayout = nil, nil, nil, nil, nil }()
+	switch {
+	case a.layout == nil && a.badLayout != nil && round == a.round:
+		c.Err = fmt.Errorf("the round's global model is malformed: %w", a.badLayout)
+		return c
+	case a.layout == nil || round != a.round:
+		c.Err = fmt.Errorf("close of round %d while aggregating round %d", round, a.round)
+		return c
+	case len(a.updates) == 0:
+		c.Err = errors.New("no update was aggregated")
+		return c
+	}
+	xs := make([][]float32, len(a.updates))
+	for i, u := range a.updates {
+		xs[i] = u.x
+	}
+	k := &kept{}
+	for i, v := range a.rule.bound(a.global, xs, 1) {
+		u := a.updates[i]
+		switch {
+		case v.refused:
+			c.Refused[u.site] = "norm bound: " + v.reason()
+			continue
+		case v.clipped:
+			c.Clipped[u.site] = "norm bound: " + v.reason()
+		}
+		k.xs, k.scales, k.weights = append(k.xs, u.x), append(k.scales, v.scale), append(k.weights, u.weight)
+		c.Sites = append(c.Sites, u.site)
+		c.TotalWeight += u.weight
+	}
+	out := make([]float32, len(a.global))
+	if err := a.rule.combine(a.global, k, true, out); err != nil {
+		c.Err = fmt.Errorf("aggregate (%s): %w", a.rule.method(), err)
+		return c
+	}
+	c.Mean = unflatten(a.layout, out)
 	return c
+}
+
+// flatten concatenates m's tensors.
+func flatten(m *model.Model) []float32 {
+	out := make([]float32, 0, m.NumParams())
+	for _, t := range m.Tensors {
+		out = append(out, t.Data...)
+	}
+	return out
+}
+
+// unflatten cuts data into layout's tensors.
+func unflatten(layout *model.Model, data []float32) *model.Model {
+	out := &model.Model{Tensors: make([]model.Tensor, len(layout.Tensors))}
+	off := 0
+	for i, t := range layout.Tensors {
+		n := len(t.Data)
+		out.Tensors[i] = model.Tensor{Name: t.Name, Shape: append([]int(nil), t.Shape...), Data: data[off : off+n : off+n]}
+		off += n
+	}
+	return out
 }

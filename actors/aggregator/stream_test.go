@@ -35,7 +35,7 @@ func TestStreamSumIsFedAvgChunkByChunk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := sum.Site(300), sum.Site(100)
+	a, b := sum.Site("a", 300), sum.Site("b", 100)
 	var wg sync.WaitGroup
 	for _, f := range []func() error{
 		func() error { return a.WriteChunk(0, 0, le(1, 1)) },
@@ -87,7 +87,7 @@ func TestStreamSumRefusesAChunkNobodyDelivered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sum.Site(1).WriteChunk(0, 0, le(1, 2)); err != nil {
+	if err := sum.Site("a", 1).WriteChunk(0, 0, le(1, 2)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sum.Mean(); err == nil || !strings.Contains(err.Error(), "chunk 1") {
@@ -102,7 +102,7 @@ func BenchmarkStreamSumFold(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer sum.Close()
-	site := sum.Site(100)
+	site := sum.Site("a", 100)
 	data := le(make([]float32, chunk/4)...)
 	b.SetBytes(chunk)
 	b.ResetTimer()
@@ -125,7 +125,7 @@ func TestStreamSumIgnoresWhatTheBufferHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if err := sum.Site(2).WriteChunk(i, int64(4*i), le(float32(i))); err != nil {
+		if err := sum.Site("a", 2).WriteChunk(i, int64(4*i), le(float32(i))); err != nil {
 			t.Fatal(err)
 		}
 	}

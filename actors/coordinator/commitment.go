@@ -61,14 +61,10 @@ func decideShape(manifest *job.DataShape, reported map[string]dataShape) (shape 
 
 // cappedWeights are the sites' FedAvg weights for a job: each site's
 // committed training samples, with the largest lowered (water-filling) so
-// that no site holds more than maxShare of the total. maxShare <= 0 takes
-// defaultMaxShare for the number of sites; a maxShare below 1/n gives every
-// site the same weight.
+// that no site holds more than maxShare (in (0, 1]) of the total; a
+// maxShare below 1/n gives every site the same weight.
 func cappedWeights(committed map[string]int64, maxShare float64) map[string]float64 {
 	n := len(committed)
-	if maxShare <= 0 {
-		maxShare = defaultMaxShare(n)
-	}
 	sites := make([]string, 0, n)
 	for s := range committed {
 		sites = append(sites, s)
@@ -107,15 +103,6 @@ func cappedWeights(committed map[string]int64, maxShare float64) map[string]floa
 		out[s] = 1
 	}
 	return out
-}
-
-// defaultMaxShare is twice a fair share of n sites (all of it for one or
-// two sites): a site may hold more data than the others, not most of it.
-func defaultMaxShare(n int) float64 {
-	if n <= 2 {
-		return 1
-	}
-	return 2 / float64(n)
 }
 
 // checkMetrics says what is wrong with metrics a site reported, or "":

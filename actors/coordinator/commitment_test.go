@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hearthfl/hearth/actors/aggregator"
 	"github.com/hearthfl/hearth/actors/job"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -19,14 +20,16 @@ func TestCappedWeights(t *testing.T) {
 		{"under the cap: counts as committed", map[string]int64{"a": 300, "b": 200, "c": 250}, 0.5,
 			map[string]float64{"a": 300, "b": 200, "c": 250}},
 		// a liar's 10^12 is lowered to 0.4 of the total: t = 0.4*(4*600)/(1-0.4) = 1600.
-		{"a liar capped at the default share of 5 sites", map[string]int64{"liar": 1e12, "b": 600, "c": 600, "d": 600, "e": 600}, 0,
+		{"a liar capped at the default share", map[string]int64{"liar": 1e12, "b": 600, "c": 600, "d": 600, "e": 600}, aggregator.DefaultMaxShare,
+			map[string]float64{"liar": 2400, "b": 600, "c": 600, "d": 600, "e": 600}},
+		{"a liar capped at 0.4", map[string]int64{"liar": 1e12, "b": 600, "c": 600, "d": 600, "e": 600}, 0.4,
 			map[string]float64{"liar": 1600, "b": 600, "c": 600, "d": 600, "e": 600}},
 		// two large: t = 0.3*(100+100)/(1-2*0.3) = 150 (the second, 1000, is above a one-site cap of 0.3*1200/0.7 = 514).
 		{"two sites over the cap", map[string]int64{"a": 5000, "b": 1000, "c": 100, "d": 100}, 0.3,
 			map[string]float64{"a": 150, "b": 150, "c": 100, "d": 100}},
 		{"a cap below a fair share: equal weights", map[string]int64{"a": 10, "b": 20, "c": 30}, 0.2,
 			map[string]float64{"a": 1, "b": 1, "c": 1}},
-		{"two sites: no default cap", map[string]int64{"a": 9000, "b": 10}, 0,
+		{"no cap", map[string]int64{"a": 9000, "b": 10}, 1,
 			map[string]float64{"a": 9000, "b": 10}},
 	}
 	for _, tc := range cases {
@@ -40,9 +43,6 @@ func TestCappedWeights(t *testing.T) {
 				}
 			}
 			share := tc.maxShare
-			if share <= 0 {
-				share = defaultMaxShare(len(tc.committed))
-			}
 			for s, w := range got {
 				if w/total > max(share, 1/float64(len(got)))+1e-9 {
 					t.Errorf("%s holds %.3f of the weight, cap %.3f", s, w/total, share)

@@ -128,6 +128,7 @@ const pullGrace = 5 * time.Second
 type waitingUpdate struct {
 	site   string
 	result *hearthv1.TrainResult
+	at     time.Time // when it was offered
 }
 
 // sumReady tells the workflow to choose the round's sum buffer: every
@@ -141,6 +142,10 @@ type sumReady struct{ round int64 }
 func (w *workflow) startStreamedRound(ctx actor.Context) {
 	w.sum, w.sumInPlace, w.waiting = nil, false, nil
 	w.pulling, w.pulls = map[string]bool{}, &sync.WaitGroup{}
+	if err := w.manifest.Aggregation.Streamable(); err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: the model is streamed (%d bytes): %v", w.round, w.big.Size(), err))
+		return
+	}
 	layout := job.LayoutToWire(w.big.Layout)
 	// Hashed once for every site: each gets its own stream of the same bytes.
 	payload, err := w.cfg.Streams.Prepare(context.Background(), w.big.Bytes())
@@ -177,6 +182,11 @@ func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult)
 	}
 	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Round: w.round, Peer: site, PeerEvent: m.AuditEvent,
 		Detail: map[string]string{"task": w.events[site], "stream": m.UpdateStream.StreamId}})
+	if w.sum != nil && w.manifest.Aggregation.Lockstep() {
+		w.miss(site, fmt.Sprintf("update offered more than %v after the round's first: its lockstep aggregation had begun without it "+
+			"(an offered stream must be pulled within the stall timeout)", lockstepWait))
+		return
+	}
 	w.pulling[site] = true
 	w.account(site, m)
 	if w.sum != nil {
@@ -199,13 +209,25 @@ func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult)
 			system.Root.Send(self, &sumReady{round: round})
 		}()
 	}
-	w.waiting = append(w.waiting, waitingUpdate{site: site, result: m})
+	w.waiting = append(w.waiting, waitingUpdate{site: site, result: m, at: time.Now()})
 }
 
 // sumReady chooses the round's sum buffer, the global model's own when no
-// stream reads it any more, and pulls the updates that waited.
+// stream reads it any more, and pulls the updates that waited. A lockstep
+// rule (see aggregator.NewRuleSum) pulls every update at once, so it waits
+// until no site's result is pending, looking again shortly; but an offered
+// stream must be pulled within the stream stall timeout, so once the first
+// update has waited lockstepWait it starts with the updates it has, and a
+// later one is left out of the round (a straggler) rather than the early
+// ones failing.
 func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
-	if m.round != w.round || w.phase != training || w.sum != nil {
+	if m.round != w.round || w.phase != training || w.sum != nil || len(w.waiting) == 0 {
+		return
+	}
+	rule := w.manifest.Aggregation
+	if rule.Lockstep() && len(w.pending) > 0 && time.Since(w.waiting[0].at) < lockstepWait {
+		self, system := ctx.Self(), ctx.ActorSystem()
+		time.AfterFunc(lockstepPoll, func() { system.Root.Send(self, m) })
 		return
 	}
 	w.sumInPlace = true
@@ -224,7 +246,17 @@ func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
 			return
 		}
 	}
-	sum, err := aggregator.NewStreamSum(acc, stream.DefaultChunkBytes)
+	var sum *aggregator.StreamSum
+	var err error
+	if rule.Lockstep() {
+		sites := make([]string, len(w.waiting))
+		for i, u := range w.waiting {
+			sites[i] = u.site
+		}
+		sum, err = aggregator.NewRuleSum(acc, w.big, stream.DefaultChunkBytes, rule, sites)
+	} else {
+		sum, err = aggregator.NewStreamSum(acc, stream.DefaultChunkBytes)
+	}
 	if err != nil { // acc released: the global model too when in place
 		if w.sumInPlace {
 			w.big = nil
@@ -233,7 +265,8 @@ func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
 		return
 	}
 	w.sum = sum
-	w.cfg.Log.Info("round sum ready", "job", w.id(), "round", w.round, "in_place", w.sumInPlace, "waiting", len(w.waiting))
+	w.cfg.Log.Info("round sum ready", "job", w.id(), "round", w.round, "in_place", w.sumInPlace, "waiting", len(w.waiting),
+		"lockstep", rule.Lockstep())
 	waiting := w.waiting
 	w.waiting = nil
 	for _, u := range waiting {
@@ -241,13 +274,27 @@ func (w *workflow) sumReady(ctx actor.Context, m *sumReady) {
 	}
 }
 
-// startPull pulls a site's update stream into the round's sum.
+// lockstepPoll is how often a lockstep round looks whether every result
+// is in; lockstepWait is how long the first offered update waits for the
+// others before the round's lockstep aggregation starts without them, well
+// within stream.DefaultStallTimeout.
+const (
+	lockstepPoll = 50 * time.Millisecond
+	lockstepWait = stream.DefaultStallTimeout / 2
+)
+
+// startPull pulls a site's update stream into the round's sum; the sum's
+// own verdict on the site (refused by the norm bound, say) fails the pull.
 func (w *workflow) startPull(ctx actor.Context, site string, m *hearthv1.TrainResult) {
-	self, system, round, sink := ctx.Self(), ctx.ActorSystem(), w.round, w.sum.Site(w.weight(site, m))
+	self, system, round, sum := ctx.Self(), ctx.ActorSystem(), w.round, w.sum
+	sink := sum.Site(site, w.weight(site, m))
 	w.pulls.Add(1)
 	go func() {
 		defer w.pulls.Done()
 		stats, err := w.cfg.Streams.Receive(context.Background(), site, m.UpdateStream, sink)
+		if verdict := sum.Done(site, err); err == nil && verdict != nil {
+			err = fmt.Errorf("refused by the aggregator: %w", verdict)
+		}
 		system.Root.Send(self, &pulled{site: site, round: round, stats: stats, err: err})
 	}()
 }
@@ -274,6 +321,9 @@ func (w *workflow) closeStreamed(ctx actor.Context) {
 	if w.sum == nil { // no update was pulled (next fails such a round first)
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: no update to aggregate", w.round))
 		return
+	}
+	for site, reason := range w.sum.Clipped() {
+		w.clipped(site, reason)
 	}
 	mean, err := w.sum.Mean()
 	inPlace := w.sumInPlace
@@ -320,6 +370,7 @@ func (w *workflow) release() {
 	w.spare.Close()
 	if w.sum != nil {
 		sum, pulls := w.sum, w.pulls
+		sum.Abort() // a lockstep sum holds streams back: let them end
 		go func() {
 			pulls.Wait()
 			sum.Close()

@@ -291,9 +291,26 @@ func (w *workflow) settleJoined() error {
 	return nil
 }
 
-// maxShare is the job's cap on one site's share of the FedAvg weight (0:
-// the default).
-func (w *workflow) maxShare() float64 { return 0 }
+// maxShare is the job's cap on one site's share of the FedAvg weight. The
+// default cap (half) is not applied to two sites or fewer, where it would
+// hold every site to the same weight.
+func (w *workflow) maxShare() float64 {
+	r := w.manifest.Aggregation
+	if r.MaxShare == 0 && !r.Unbounded && len(w.rec.Joined) <= 2 {
+		return 1
+	}
+	return r.ShareCap()
+}
+
+// clipped records that the aggregator clipped a site's update to the
+// job's bound: audited, and shown in the round's per-site figures.
+func (w *workflow) clipped(site, reason string) {
+	w.audit(auditor.Event{Action: "update.clipped", JobID: w.id(), Round: w.round, Peer: site, Detail: map[string]string{"reason": reason}})
+	w.cfg.Log.Warn("update clipped", "job", w.id(), "round", w.round, "site", site, "reason", reason)
+	if r := w.siteRounds[site]; r != nil {
+		r.Clipped = reason
+	}
+}
 
 func mapKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
@@ -384,7 +401,7 @@ func (w *workflow) startRound(ctx actor.Context, round int64) {
 		w.startStreamedRound(ctx)
 		return
 	}
-	ctx.Send(w.agg, &aggregator.Begin{Round: round, Layout: w.global})
+	ctx.Send(w.agg, &aggregator.Begin{Round: round, Layout: w.global, Rule: w.manifest.Aggregation})
 	wire := job.ToWire(w.global)
 	size := int64(proto.Size(wire))
 	for _, s := range w.sites() {
@@ -447,7 +464,10 @@ func (w *workflow) closed(ctx actor.Context, c *aggregator.Closed) {
 	}
 	for site, reason := range c.Refused {
 		w.answered = slices.DeleteFunc(w.answered, func(s string) bool { return s == site })
-		w.miss(site, "update refused by the aggregator: "+reason)
+		w.refuse(site, "update.refused", "update refused by the aggregator: "+reason, "")
+	}
+	for site, reason := range c.Clipped {
+		w.clipped(site, reason)
 	}
 	if c.Err != nil || len(w.answered) < w.manifest.MinSites {
 		reason := fmt.Sprintf("round %d: %d of %d updates aggregated (min_sites %d): %s", w.round, len(w.answered),

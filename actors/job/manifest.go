@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hearthfl/hearth/actors/aggregator"
 	"github.com/hearthfl/hearth/actors/learning/dataset"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 )
@@ -36,6 +37,9 @@ type Manifest struct {
 	Dataset      string        `yaml:"dataset"`       // the local dataset each site trains on
 	Trainer      TrainerSpec   `yaml:"trainer"`
 	Evaluation   Evaluation    `yaml:"evaluation"`
+	// Aggregation is how updates are combined and bounded; the zero value
+	// is the safe default (see aggregator.Rule for the YAML).
+	Aggregation aggregator.Rule `yaml:"aggregation"`
 	// Data is the shape of every site's local data, when the submitter
 	// knows it: a site whose data differs is left out. Without it the
 	// majority of the joined sites decides the shape.
@@ -244,6 +248,9 @@ func (m *Manifest) Validate() error {
 	}
 	if d := m.Data; d != nil && (d.Features < 1 || d.Features > maxFeatures || d.Classes < 2 || d.Classes > maxClasses) {
 		bad("data", "%d features, %d classes: want 1..%d features and 2..%d classes", d.Features, d.Classes, maxFeatures, maxClasses)
+	}
+	if err := m.Aggregation.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("job manifest: %w", err))
 	}
 	return errors.Join(errs...)
 }

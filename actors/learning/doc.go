@@ -3,8 +3,9 @@
 // by role into three packages:
 //
 //   - model: named float32 tensors (the unit that travels between sites and
-//     the aggregator) and WeightedSum, the streaming FedAvg accumulator whose
-//     memory does not grow with the number of sites.
+//     the aggregator) and WeightedSum, a FedAvg accumulator whose memory
+//     does not grow with the number of sites (the trainers' simulated
+//     federations use it; the server aggregates with actors/aggregator).
 //   - dataset: the real public datasets embedded into the binary (optdigits,
 //     WDBC, MNIST t10k, Adult), their fixed train/test splits and feature
 //     scaling, Dirichlet label-skew partitioning across sites, and the

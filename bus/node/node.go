@@ -200,7 +200,7 @@ func prepare(k *kit.Kit, o Options) (*Node, error) {
 		return nil, err
 	}
 	verifier, err := envelope.NewVerifier(envelope.Config{
-		Self: k.Config.Name, Trust: trust, Registry: protocol.Registry(), Allow: protocol.Allow(),
+		Self: k.Config.Name, Trust: trust, Registry: protocol.Registry(), Allow: protocol.AllowFor(k.Config.Kind),
 		MaxSize: bus.MaxEnvelope,
 	})
 	if err != nil {

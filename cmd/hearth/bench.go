@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +25,7 @@ import (
 
 // benchRow is one measured configuration.
 type benchRow struct {
+	Aggregator   string  `json:"aggregator"`
 	ModelBytes   int64   `json:"model_bytes"`
 	Sites        int     `json:"sites"`
 	Rounds       int     `json:"rounds"`
@@ -57,16 +59,26 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	workspace := fs.String("workspace", "", "folder for the benchmark's projects (default: a temporary folder, removed afterwards)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	profiles := fs.String("profile", "", "write each process's CPU profile into this folder as <config>-<name>.pprof")
+	aggregators := fs.String("aggregators", "fedavg", "aggregation rules to measure each configuration with, comma-separated: "+
+		strings.Join(slices.Sorted(maps.Keys(benchAggregations)), ", "))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	type config struct {
 		size  int64
 		sites int
+		agg   string
+	}
+	var aggs []string
+	for _, a := range strings.Split(*aggregators, ",") {
+		if a = strings.TrimSpace(a); benchAggregations[a] == "" {
+			return fmt.Errorf("--aggregators: %q is not one of %v", a, slices.Sorted(maps.Keys(benchAggregations)))
+		}
+		aggs = append(aggs, a)
 	}
 	var grid []config
 	if *nvflare {
-		grid = []config{{100e6, 2}, {500e6, 4}, {1e9, 2}}
+		grid = []config{{100e6, 2, ""}, {500e6, 4, ""}, {1e9, 2, ""}}
 	} else {
 		ss, err := parseList(*sizes, parseSize)
 		if err != nil {
@@ -78,10 +90,19 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		}
 		for _, s := range ss {
 			for _, n := range ns {
-				grid = append(grid, config{s, int(n)})
+				grid = append(grid, config{s, int(n), ""})
 			}
 		}
 	}
+	// Each configuration once per aggregator, side by side.
+	var all []config
+	for _, g := range grid {
+		for _, a := range aggs {
+			g.agg = a
+			all = append(all, g)
+		}
+	}
+	grid = all
 	plain, err := parseSize(*plainBytes)
 	if err != nil {
 		return fmt.Errorf("--plain: %w", err)
@@ -111,21 +132,21 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	}
 	say("plain NATS, leaf -> hub, mTLS, compression off, %s in 1 MiB messages: %.0f MB/s (best of %d: %.0f-%.0f)",
 		sizeText(plain), rep.PlainMBps, plainRuns, slices.Min(rep.PlainRuns), rep.PlainMBps)
-	say("\n%-9s %5s %8s %8s %10s %7s %9s %11s %11s %11s %7s", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "server RSS", "site RSS", "all RSS", "ckpt s")
+	say("\n%-16s %-9s %5s %8s %8s %10s %7s %9s %11s %11s %11s %7s", "aggregator", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "server RSS", "site RSS", "all RSS", "ckpt s")
 	for i, g := range grid {
 		var extra []func(string) []string
 		if *profiles != "" {
 			extra = append(extra, func(name string) []string {
-				return []string{"--cpu-profile", filepath.Join(*profiles, fmt.Sprintf("%s-%d-%s.pprof", sizeText(g.size), g.sites, name))}
+				return []string{"--cpu-profile", filepath.Join(*profiles, fmt.Sprintf("%s-%s-%d-%s.pprof", g.agg, sizeText(g.size), g.sites, name))}
 			})
 		}
-		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.size, g.sites, *rounds, extra...)
+		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.agg, g.size, g.sites, *rounds, extra...)
 		if err != nil {
-			return fmt.Errorf("%s with %d sites: %w", sizeText(g.size), g.sites, err)
+			return fmt.Errorf("%s, %s with %d sites: %w", g.agg, sizeText(g.size), g.sites, err)
 		}
 		row.VsPlain = row.MBps / rep.PlainMBps
 		rep.Rows = append(rep.Rows, *row)
-		say("%-9s %5d %8.2f %8.2f %10s %7.0f %8.0f%% %11s %11s %11s %7.2f", sizeText(row.ModelBytes), row.Sites, row.FirstSeconds, row.RoundSeconds, sizeText(row.BytesMoved),
+		say("%-16s %-9s %5d %8.2f %8.2f %10s %7.0f %8.0f%% %11s %11s %11s %7.2f", row.Aggregator, sizeText(row.ModelBytes), row.Sites, row.FirstSeconds, row.RoundSeconds, sizeText(row.BytesMoved),
 			row.MBps, 100*row.VsPlain, sizeText(row.ServerRSS), sizeText(row.SiteRSS), sizeText(row.TotalRSS), row.Checkpoint)
 	}
 	if *asJSON {
@@ -136,9 +157,19 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// benchRound runs one FedAvg round of a noop model of size bytes on a
-// server and `sites` sites as separate processes, and measures it.
-func benchRound(ctx context.Context, ws string, size int64, sites, rounds int, extra ...func(string) []string) (*benchRow, error) {
+// benchAggregations are the aggregation rules bench measures, as the job
+// manifest's aggregation section.
+var benchAggregations = map[string]string{
+	"fedavg":           "{}", // the default: FedAvg with the relative norm bound, chunks in lockstep
+	"fedavg_unbounded": "{unbounded: true}",
+	"median":           "{method: median}",
+	"trimmed_mean":     "{method: trimmed_mean, trim: 1}",
+}
+
+// benchRound runs rounds of a noop model of size bytes under the
+// aggregation rule agg (a key of benchAggregations) on a server and
+// `sites` sites as separate processes, and measures them.
+func benchRound(ctx context.Context, ws, agg string, size int64, sites, rounds int, extra ...func(string) []string) (*benchRow, error) {
 	if err := os.MkdirAll(ws, 0o700); err != nil {
 		return nil, err
 	}
@@ -173,7 +204,8 @@ round_timeout: 30m
 dataset: wdbc
 trainer: {kind: noop, params: %d}
 evaluation: {validation: false, test: false}
-`, rounds, sites, size/4)
+aggregation: %s
+`, rounds, sites, size/4, benchAggregations[agg])
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -195,7 +227,7 @@ evaluation: {validation: false, test: false}
 		return nil, fmt.Errorf("job finished after %d of %d rounds", len(info.History), rounds)
 	}
 	first := info.History[0]
-	row := &benchRow{ModelBytes: size / 4 * 4, Sites: sites, Rounds: rounds, FirstSeconds: float64(first.DurationMicros) / 1e6}
+	row := &benchRow{Aggregator: agg, ModelBytes: size / 4 * 4, Sites: sites, Rounds: rounds, FirstSeconds: float64(first.DurationMicros) / 1e6}
 	// Steady state: the median of the rounds after the first (the first
 	// alone when there is no other), so one slow round does not move it.
 	steady := info.History

@@ -96,7 +96,9 @@ func (w *WeightedSum) TotalWeight() float64 { return w.total }
 
 // Mean returns a new model, in the accumulator's layout, holding
 // sum(w_i * m_i) / sum(w_i) rounded to float32. It fails with ErrEmpty if
-// nothing has been added, and if a mean does not fit in float32.
+// nothing has been added, and if a mean is not a finite float32 (huge
+// weights times huge values overflow the float64 sums to infinity, or to
+// NaN when they overflow both ways): a non-finite model never comes out.
 func (w *WeightedSum) Mean() (*Model, error) {
 	if w.err != nil {
 		return nil, fmt.Errorf("weighted mean: %w", w.err)
@@ -111,8 +113,8 @@ func (w *WeightedSum) Mean() (*Model, error) {
 		data := make([]float32, n)
 		for j := range data {
 			v := float32(w.acc[off+j] / w.total)
-			if math.IsInf(float64(v), 0) {
-				return nil, fmt.Errorf("weighted mean: tensor %q value %d overflows float32", t.Name, j)
+			if v-v != 0 { // ±Inf, or NaN from sums that overflowed both ways
+				return nil, fmt.Errorf("weighted mean: tensor %q value %d is %v: the sum overflowed", t.Name, j, v)
 			}
 			data[j] = v
 		}

@@ -126,3 +126,35 @@ func TestWeightedSumEmptyAndBadLayout(t *testing.T) {
 		}
 	}
 }
+
+// Huge finite values times huge weights overflow float64 sums: to infinity
+// one way, to NaN when they overflow both ways. Neither comes out as a mean.
+func TestWeightedSumMeanNeverNonFinite(t *testing.T) {
+	const huge = math.MaxFloat32
+	tests := []struct {
+		name    string
+		models  []*Model
+		weights []float64
+	}{
+		{"overflow to +Inf", []*Model{twoTensor(huge, 0, 0, 0, 0), twoTensor(huge, 0, 0, 0, 0)}, []float64{1e300, 1e300}},
+		{"overflow both ways to NaN", []*Model{twoTensor(huge, 0, 0, 0, 0), twoTensor(-huge, 0, 0, 0, 0), twoTensor(huge, 0, 0, 0, 0)},
+			[]float64{1e300, 1e300, 1e300}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := NewWeightedSum(tt.models[0])
+			for i, m := range tt.models {
+				if err := w.Add(m, tt.weights[i]); err != nil {
+					t.Fatalf("Add %d: %v", i, err)
+				}
+			}
+			m, err := w.Mean()
+			if err == nil {
+				t.Fatalf("mean %v came out", m.Tensors[0].Data)
+			}
+			if !strings.Contains(err.Error(), "overflowed") {
+				t.Fatalf("error %q does not say the sum overflowed", err)
+			}
+		})
+	}
+}

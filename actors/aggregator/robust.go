@@ -1,0 +1,286 @@
+package aggregator
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// verdict is the norm bound's answer for one update over one span (the
+// whole model, or one chunk of it).
+type verdict struct {
+	dist, limit float64 // distance from the global model; the bound (0 when none)
+	scale       float64 // the difference from the global model is multiplied by this (1: untouched)
+	refused     bool
+	clipped     bool
+	basis       string // how the limit came about, for the reason
+}
+
+// reason says what the bound did, for Closed.Clipped and Closed.Refused.
+func (v verdict) reason() string {
+	if v.refused {
+		return fmt.Sprintf("distance %.4g from the global model exceeds the bound %.4g (%s)", v.dist, v.limit, v.basis)
+	}
+	return fmt.Sprintf("distance %.4g from the global model clipped to %.4g (%s)", v.dist, v.limit, v.basis)
+}
+
+// distance is the L2 distance of x from g.
+func distance(x, g []float32) float64 {
+	s := 0.0
+	for j, v := range x {
+		d := float64(v) - float64(g[j])
+		s += d * d
+	}
+	return math.Sqrt(s)
+}
+
+// bound measures each update's distance from the global model g and applies
+// the rule's norm bound. frac is the span's share of the model's values:
+// an absolute bound B allows B*sqrt(frac) on a span, so spans within their
+// bounds make a whole within B. A relative bound allows R times the median
+// of the spans' distances.
+func (r Rule) bound(g []float32, xs [][]float32, frac float64) []verdict {
+	out := make([]verdict, len(xs))
+	dists := make([]float64, len(xs))
+	for i, x := range xs {
+		dists[i] = distance(x, g)
+		out[i] = verdict{dist: dists[i], scale: 1}
+	}
+	if !r.bounded() {
+		return out
+	}
+	limit, basis := math.Inf(1), ""
+	if r.NormBound > 0 {
+		limit, basis = r.NormBound*math.Sqrt(frac), fmt.Sprintf("norm_bound %g", r.NormBound)
+	}
+	if rel := r.relative(); rel > 0 {
+		med := medianOf(slices.Clone(dists))
+		if l := rel * med; l < limit {
+			limit, basis = l, fmt.Sprintf("relative_norm_bound %g x the round's median distance %.4g", rel, med)
+		}
+	}
+	for i, d := range dists {
+		out[i].limit, out[i].basis = limit, basis
+		if d <= limit {
+			continue
+		}
+		if r.violation() == Refuse {
+			out[i].refused = true
+		} else {
+			out[i].clipped, out[i].scale = true, limit/d
+		}
+	}
+	return out
+}
+
+// medianOf is the median of xs, which it sorts in place.
+func medianOf(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	if n == 0 {
+		return 0
+	}
+	return (xs[(n-1)/2] + xs[n/2]) / 2
+}
+
+// kept is the updates that combine sees: the ones the bound did not refuse,
+// each with its scale and weight.
+type kept struct {
+	xs      [][]float32
+	scales  []float64
+	weights []float64
+}
+
+// point is update i's value at coordinate j after clipping: the global
+// model's value plus the scaled difference.
+func (k *kept) point(i, j int, g []float32) float64 {
+	gj := float64(g[j])
+	return gj + k.scales[i]*(float64(k.xs[i][j])-gj)
+}
+
+// combine writes the rule's aggregate of k into out (len(g) values). It
+// computes in float64 from finite float32 inputs with normalised weights,
+// so every value is a convex combination of the inputs and cannot
+// overflow; each is still checked finite before it is written, and a
+// non-finite one fails the aggregate rather than reaching the global model.
+// whole says that the span is the whole model (Krum needs that).
+func (r Rule) combine(g []float32, k *kept, whole bool, out []float32) error {
+	n := len(k.xs)
+	if n == 0 {
+		return errors.New("no update left to aggregate")
+	}
+	switch m := r.method(); m {
+	case FedAvg:
+		p := normalised(k.weights)
+		for j := range out {
+			v := 0.0
+			for i := range n {
+				v += p[i] * k.point(i, j, g)
+			}
+			if err := put(out, j, v); err != nil {
+				return err
+			}
+		}
+	case Median, TrimmedMean:
+		trim := 0
+		if m == TrimmedMean {
+			var err error
+			if trim, err = r.trim(n); err != nil {
+				return err
+			}
+		}
+		vals := make([]float64, n)
+		for j := range out {
+			for i := range n {
+				vals[i] = k.point(i, j, g)
+			}
+			insertionSort(vals)
+			var v float64
+			if m == Median {
+				v = (vals[(n-1)/2] + vals[n/2]) / 2
+			} else {
+				for _, x := range vals[trim : n-trim] {
+					v += x
+				}
+				v /= float64(n - 2*trim)
+			}
+			if err := put(out, j, v); err != nil {
+				return err
+			}
+		}
+	case Krum, MultiKrum:
+		if !whole {
+			return r.Streamable()
+		}
+		sel, err := r.krumSelect(g, k)
+		if err != nil {
+			return err
+		}
+		for j := range out {
+			v := 0.0
+			for _, i := range sel {
+				v += k.point(i, j, g)
+			}
+			if err := put(out, j, v/float64(len(sel))); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// put writes v into out[j] as float32, refusing a value that is not finite
+// there.
+func put(out []float32, j int, v float64) error {
+	f := float32(v)
+	if f-f != 0 {
+		return fmt.Errorf("aggregate value %d is %v: refused, the global model stays finite", j, f)
+	}
+	out[j] = f
+	return nil
+}
+
+// normalised scales weights to sum to 1, dividing by the largest first so
+// that the sum cannot overflow.
+func normalised(w []float64) []float64 {
+	top := slices.Max(w)
+	p := make([]float64, len(w))
+	total := 0.0
+	for i, x := range w {
+		p[i] = x / top
+		total += p[i]
+	}
+	for i := range p {
+		p[i] /= total
+	}
+	return p
+}
+
+// insertionSort sorts a few values (one per site) faster than slices.Sort.
+func insertionSort(v []float64) {
+	for i := 1; i < len(v); i++ {
+		for j := i; j > 0 && v[j] < v[j-1]; j-- {
+			v[j], v[j-1] = v[j-1], v[j]
+		}
+	}
+}
+
+// trim is the number of values trimmed_mean drops per side from n.
+func (r Rule) trim(n int) (int, error) {
+	t := r.Trim
+	switch {
+	case r.TrimFraction > 0:
+		t = int(r.TrimFraction * float64(n))
+	case t == 0:
+		t = 1
+	}
+	if 2*t >= n {
+		return 0, fmt.Errorf("trimmed_mean drops %d values per side and needs more than %d updates, got %d", t, 2*t, n)
+	}
+	return t, nil
+}
+
+// krumF is the number of hostile updates Krum tolerates (default 1).
+func (r Rule) krumF() int { return max(r.KrumF, 1) }
+
+// krumSelect returns the indices of the updates Krum (one) or Multi-Krum
+// (krum_m, default n - f) selects: the lowest scores, where an update's
+// score is the sum of its squared distances to its n-f-2 nearest others.
+// It needs n >= 2f+3.
+func (r Rule) krumSelect(g []float32, k *kept) ([]int, error) {
+	n, f := len(k.xs), r.krumF()
+	if n < 2*f+3 {
+		return nil, fmt.Errorf("%s with krum_f %d needs at least %d updates, got %d", r.method(), f, 2*f+3, n)
+	}
+	m := 1
+	if r.method() == MultiKrum {
+		if m = r.KrumM; m == 0 {
+			m = n - f
+		}
+		if m > n {
+			return nil, fmt.Errorf("multi_krum selects krum_m %d updates, got %d", m, n)
+		}
+	}
+	d := make([][]float64, n)
+	for i := range d {
+		d[i] = make([]float64, n)
+	}
+	for i := range n {
+		for l := i + 1; l < n; l++ {
+			s := 0.0
+			for j := range g {
+				x := k.point(i, j, g) - k.point(l, j, g)
+				s += x * x
+			}
+			d[i][l], d[l][i] = s, s
+		}
+	}
+	scores := make([]float64, n)
+	for i := range n {
+		others := make([]float64, 0, n-1)
+		for l := range n {
+			if l != i {
+				others = append(others, d[i][l])
+			}
+		}
+		slices.Sort(others)
+		for _, x := range others[:n-f-2] {
+			scores[i] += x
+		}
+	}
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case scores[a] < scores[b]:
+			return -1
+		case scores[a] > scores[b]:
+			return 1
+		}
+		return 0
+	})
+	return idx[:m], nil
+}

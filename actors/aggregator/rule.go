@@ -1,0 +1,205 @@
+package aggregator
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Method names how a round's updates are combined.
+type Method string
+
+// The methods a job can choose.
+const (
+	// FedAvg is the mean weighted by each site's weight (its committed,
+	// capped sample count).
+	FedAvg Method = "fedavg"
+	// Median is the coordinate-wise median of the updates, unweighted
+	// (the mean of the two middle values for an even count).
+	Median Method = "median"
+	// TrimmedMean drops, at each coordinate, the Trim (or TrimFraction of
+	// the updates) lowest and highest values and averages the rest,
+	// unweighted.
+	TrimmedMean Method = "trimmed_mean"
+	// Krum selects the one update whose summed squared distance to its
+	// n-f-2 nearest neighbours is smallest (Blanchard et al., 2017).
+	Krum Method = "krum"
+	// MultiKrum averages, unweighted, the KrumM updates of best Krum score.
+	MultiKrum Method = "multi_krum"
+)
+
+// Violation says what happens to an update that exceeds the norm bound.
+type Violation string
+
+// The answers to a norm-bound violation.
+const (
+	// Clip scales the update's difference from the global model down to
+	// the bound (the default); the site's reason is reported as clipped.
+	Clip Violation = "clip"
+	// Refuse leaves the update out of the round; the site's reason is
+	// reported as refused.
+	Refuse Violation = "refuse"
+)
+
+// DefaultRelativeNormBound is the norm bound when a job sets none: an
+// update may be at most this many times the round's median distance from
+// the global model. Honest sites training on similar data land within a
+// small factor of each other, so they are rarely clipped; an update boosted
+// many times is clipped back to this.
+const DefaultRelativeNormBound = 3
+
+// DefaultMaxShare is the cap on one site's share of the FedAvg weight when
+// a job sets none: no single site outweighs all the others together.
+const DefaultMaxShare = 0.5
+
+// Rule is how a job aggregates, from the manifest's aggregation section.
+// The zero value is the safe default: FedAvg, each update's distance from
+// the round's global model bounded at DefaultRelativeNormBound times the
+// round's median distance, a violating update clipped, and no site above
+// DefaultMaxShare of the weight.
+//
+//	aggregation:
+//	  method: median          # fedavg (default) | median | trimmed_mean | krum | multi_krum
+//	  norm_bound: 5           # absolute L2 bound on (update - global); with relative_norm_bound both apply
+//	  relative_norm_bound: 3  # x the round's median distance (default 3 when neither bound is set)
+//	  on_violation: clip      # clip (default) | refuse
+//	  trim: 1                 # trimmed_mean: values dropped per side per coordinate (default 1)
+//	  trim_fraction: 0.2      # trimmed_mean: or a fraction of the updates per side, in (0, 0.5)
+//	  krum_f: 1               # krum, multi_krum: hostile updates tolerated (default 1); needs n >= 2f+3
+//	  krum_m: 2               # multi_krum: updates averaged (default n - f)
+//	  max_share: 0.5          # cap on one site's share of the FedAvg weight, in (0, 1] (default 0.5)
+//	  unbounded: true         # DEFENCES OFF: no norm bound, no share cap; for experiments only
+//
+// Krum and Multi-Krum need every site's whole update at once, so they are
+// refused for models streamed in chunks (see Streamable).
+type Rule struct {
+	Method            Method    `yaml:"method,omitempty"`
+	NormBound         float64   `yaml:"norm_bound,omitempty"`
+	RelativeNormBound float64   `yaml:"relative_norm_bound,omitempty"`
+	OnViolation       Violation `yaml:"on_violation,omitempty"`
+	Trim              int       `yaml:"trim,omitempty"`
+	TrimFraction      float64   `yaml:"trim_fraction,omitempty"`
+	KrumF             int       `yaml:"krum_f,omitempty"`
+	KrumM             int       `yaml:"krum_m,omitempty"`
+	MaxShare          float64   `yaml:"max_share,omitempty"`
+	Unbounded         bool      `yaml:"unbounded,omitempty"`
+}
+
+// maxRuleCount bounds trim, krum_f and krum_m: no federation has more sites.
+const maxRuleCount = 10000
+
+// Validate checks every field; problems are joined, each naming its field
+// as the manifest spells it ("aggregation.trim: ...").
+func (r Rule) Validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("aggregation.%s: "+format, append([]any{field}, a...)...))
+	}
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	m := r.method()
+	switch m {
+	case FedAvg, Median, TrimmedMean, Krum, MultiKrum:
+	default:
+		bad("method", "%q is not one of fedavg, median, trimmed_mean, krum, multi_krum", r.Method)
+	}
+	if !finite(r.NormBound) || r.NormBound < 0 {
+		bad("norm_bound", "%v is not a positive number (unbounded: true turns the bound off)", r.NormBound)
+	}
+	if !finite(r.RelativeNormBound) || r.RelativeNormBound < 0 || (r.RelativeNormBound > 0 && r.RelativeNormBound < 1) {
+		bad("relative_norm_bound", "%v is not a number of at least 1 (a multiple of the round's median distance)", r.RelativeNormBound)
+	}
+	if r.Unbounded && (r.NormBound != 0 || r.RelativeNormBound != 0 || r.OnViolation != "" || r.MaxShare != 0) {
+		bad("unbounded", "turns every bound off: norm_bound, relative_norm_bound, on_violation and max_share must be unset")
+	}
+	switch r.OnViolation {
+	case "", Clip, Refuse:
+	default:
+		bad("on_violation", "%q is not clip or refuse", r.OnViolation)
+	}
+	if m != TrimmedMean && (r.Trim != 0 || r.TrimFraction != 0) {
+		bad("trim", "trim and trim_fraction are for method trimmed_mean only")
+	}
+	if r.Trim < 0 || r.Trim > maxRuleCount {
+		bad("trim", "%d is not in 0..%d", r.Trim, maxRuleCount)
+	}
+	if !finite(r.TrimFraction) || r.TrimFraction < 0 || r.TrimFraction >= 0.5 {
+		bad("trim_fraction", "%v is not in (0, 0.5)", r.TrimFraction)
+	}
+	if r.Trim != 0 && r.TrimFraction != 0 {
+		bad("trim", "give trim or trim_fraction, not both")
+	}
+	if m != Krum && m != MultiKrum && (r.KrumF != 0 || r.KrumM != 0) {
+		bad("krum_f", "krum_f and krum_m are for methods krum and multi_krum only")
+	}
+	if r.KrumF < 0 || r.KrumF > maxRuleCount {
+		bad("krum_f", "%d is not in 0..%d", r.KrumF, maxRuleCount)
+	}
+	if r.KrumM < 0 || r.KrumM > maxRuleCount || (m == Krum && r.KrumM > 1) {
+		bad("krum_m", "%d is not in 0..%d (krum selects 1; multi_krum selects krum_m)", r.KrumM, maxRuleCount)
+	}
+	if !finite(r.MaxShare) || r.MaxShare < 0 || r.MaxShare > 1 {
+		bad("max_share", "%v is not in (0, 1]", r.MaxShare)
+	}
+	return errors.Join(errs...)
+}
+
+// Streamable says whether the rule can aggregate models streamed in chunks:
+// Krum and Multi-Krum cannot, since they compare whole updates and then
+// need the selected ones again, which would hold every site's model (a
+// stream is pulled once; bus/stream has no second pull).
+func (r Rule) Streamable() error {
+	if m := r.method(); m == Krum || m == MultiKrum {
+		return fmt.Errorf("aggregation method %s cannot aggregate streamed models: it needs every site's whole update at once, "+
+			"and an update stream can be pulled only once; choose median or trimmed_mean", m)
+	}
+	return nil
+}
+
+// ShareCap is the largest share of the FedAvg weight one site may have:
+// MaxShare, DefaultMaxShare when unset, 1 (no cap) when Unbounded.
+func (r Rule) ShareCap() float64 {
+	switch {
+	case r.Unbounded:
+		return 1
+	case r.MaxShare == 0:
+		return DefaultMaxShare
+	}
+	return r.MaxShare
+}
+
+// method is the chosen method, FedAvg when unset.
+func (r Rule) method() Method {
+	if r.Method == "" {
+		return FedAvg
+	}
+	return r.Method
+}
+
+// violation is what a violating update gets, Clip when unset.
+func (r Rule) violation() Violation {
+	if r.OnViolation == "" {
+		return Clip
+	}
+	return r.OnViolation
+}
+
+// relative is the relative norm bound in force: DefaultRelativeNormBound
+// when no bound is set, 0 (none) when only an absolute one is, or when
+// Unbounded.
+func (r Rule) relative() float64 {
+	switch {
+	case r.Unbounded:
+		return 0
+	case r.RelativeNormBound == 0 && r.NormBound == 0:
+		return DefaultRelativeNormBound
+	}
+	return r.RelativeNormBound
+}
+
+// bounded says whether any norm bound is in force.
+func (r Rule) bounded() bool { return !r.Unbounded }
+
+// Lockstep says whether a streamed round must see every site's chunk i
+// together (NewRuleSum): every rule but unbounded FedAvg, which folds each
+// chunk alone (NewStreamSum).
+func (r Rule) Lockstep() bool { return r.bounded() || r.method() != FedAvg }
