@@ -151,11 +151,14 @@ func TestStreamedJobResumesAfterServerRestart(t *testing.T) {
 // (one model in memory); with a site hung (SIGSTOP) its download never
 // ends, so after the grace the other updates fold into a buffer of their
 // own, the hung site is left out at the round timeout, and the model goes
-// on learning.
+// on learning. The job runs unbounded FedAvg, whose updates fold as they
+// arrive (the default rule combines them in lockstep once every update is
+// in, so it never folds beside a download: TestStreamedModelTrains).
 func TestStreamedRoundsWithAHungSite(t *testing.T) {
 	lp := startLearning(t, 3)
 	id := lp.submit(t, jobSpec{rounds: 3, minSites: 2, timeout: "7s",
-		trainer: "{kind: mlp, hidden: [2048, 128], learning_rate: 0.05, epochs: 1, batch_size: 32, seed: 1}"}.manifest())
+		trainer: "{kind: mlp, hidden: [2048, 128], learning_rate: 0.05, epochs: 1, batch_size: 32, seed: 1}"}.manifest()+
+		"aggregation: {unbounded: true}\n")
 	lp.waitRound(t, id, 1)
 	hung := lp.sites["site-3"]
 	if err := hung.Pause(); err != nil {
