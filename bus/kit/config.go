@@ -23,6 +23,34 @@ type Config struct {
 	Role    pki.Role     `json:"role,omitempty"`
 	Server  ServerConfig `json:"server"`         // the hub every participant dials
 	Leaf    *LeafConfig  `json:"leaf,omitempty"` // sites and aggregators only
+	// Limits bound what one submitter may hold on the server (server kit
+	// only; nil: the defaults).
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// Limits are the project's bounds on what one admin may hold on the
+// server; zero fields take the server's defaults.
+type Limits struct {
+	JobsPerSubmitter        int `json:"jobs_per_submitter,omitempty" yaml:"jobs_per_submitter,omitempty"`
+	CheckpointsPerSubmitter int `json:"checkpoints_per_submitter,omitempty" yaml:"checkpoints_per_submitter,omitempty"`
+	// CheckpointRetentionDays is how long an ended job's final model is
+	// kept; -1 keeps it for ever.
+	CheckpointRetentionDays int `json:"checkpoint_retention_days,omitempty" yaml:"checkpoint_retention_days,omitempty"`
+}
+
+// Validate checks the limits' ranges, naming each field.
+func (l Limits) Validate() error {
+	var errs []error
+	if l.JobsPerSubmitter < 0 || l.JobsPerSubmitter > 10000 {
+		errs = append(errs, fmt.Errorf("limits.jobs_per_submitter: %d is not in 0..10000", l.JobsPerSubmitter))
+	}
+	if l.CheckpointsPerSubmitter < 0 || l.CheckpointsPerSubmitter > 100000 {
+		errs = append(errs, fmt.Errorf("limits.checkpoints_per_submitter: %d is not in 0..100000", l.CheckpointsPerSubmitter))
+	}
+	if l.CheckpointRetentionDays < -1 || l.CheckpointRetentionDays > 36500 {
+		errs = append(errs, fmt.Errorf("limits.checkpoint_retention_days: %d is not in -1..36500", l.CheckpointRetentionDays))
+	}
+	return errors.Join(errs...)
 }
 
 // ServerConfig says where the hub listens. Every kit of a project carries
@@ -74,6 +102,14 @@ func (c Config) Validate() error {
 		}
 	case c.Leaf != nil:
 		errs = append(errs, fmt.Errorf("leaf: only sites and aggregators run a leaf node, not a %s", c.Kind))
+	}
+	switch {
+	case c.Limits != nil && c.Kind != pki.KindServer:
+		errs = append(errs, fmt.Errorf("limits: only the server's kit has them, not a %s's", c.Kind))
+	case c.Limits != nil:
+		if err := c.Limits.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

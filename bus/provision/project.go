@@ -26,6 +26,10 @@ type Project struct {
 	Admins           []AdminSpec      `yaml:"admins,omitempty"`
 	Aggregators      []AggregatorSpec `yaml:"aggregators,omitempty"`
 	CertValidityDays int              `yaml:"cert_validity_days,omitempty"` // default 365
+	// Limits bound what one admin may hold on the server: running jobs,
+	// kept checkpoints and how long they are kept (the server's defaults
+	// when omitted).
+	Limits *kit.Limits `yaml:"limits,omitempty"`
 }
 
 // ServerSpec is the project's server: the hub every participant dials.
@@ -105,6 +109,11 @@ func (p *Project) Validate() error {
 	}
 	server := p.serverConfig()
 	errs = append(errs, kit.Prefixed("server.", server.Validate())...)
+	if p.Limits != nil {
+		if err := p.Limits.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	seen := map[string]string{} // lowercased name -> field
 	for _, m := range p.members() {
 		if err := pki.ValidName(m.id.Name); err != nil {

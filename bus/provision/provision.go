@@ -241,6 +241,10 @@ func (w workspace) newKit(ca *pki.CA, p *Project, m member, pub ed25519.PublicKe
 		Role:    m.id.Role,
 		Server:  p.serverConfig(),
 	}
+	if m.id.Kind == pki.KindServer && p.Limits != nil {
+		limits := *p.Limits
+		cfg.Limits = &limits
+	}
 	if m.leaf != nil {
 		leaf := *m.leaf
 		cfg.Leaf = &leaf

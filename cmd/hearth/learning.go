@@ -12,6 +12,7 @@ import (
 	"github.com/hearthfl/hearth/actors/liveness"
 	"github.com/hearthfl/hearth/actors/participant"
 	"github.com/hearthfl/hearth/actors/protocol"
+	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/policies"
@@ -95,7 +96,7 @@ func startCoordinator(ctx context.Context, n *node.Node, audit *auditor.Log) err
 	}
 	c, err := coordinator.New(coordinator.Config{Self: n.Identity, Trust: n.Trust, Sites: sites, Policy: policy,
 		Store: store, Bridge: n.Bridge.PID(), Audit: audit, Log: n.Log().With("component", "coordinator"),
-		Reachable: n.Hub.Reachable, Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove})
+		Reachable: n.Hub.Reachable, Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Limits: limits(n.Kit.Config.Limits)})
 	if err != nil {
 		return err
 	}
@@ -107,6 +108,22 @@ func startCoordinator(ctx context.Context, n *node.Node, audit *auditor.Log) err
 		n.Bridge.Route(protocol.Name(m), pid)
 	}
 	return nil
+}
+
+// limits are the coordinator's limits from the project's settings in the
+// server's kit.
+func limits(l *kit.Limits) coordinator.Limits {
+	if l == nil {
+		return coordinator.Limits{}
+	}
+	out := coordinator.Limits{JobsPerSubmitter: l.JobsPerSubmitter, CheckpointsPerSubmitter: l.CheckpointsPerSubmitter}
+	switch d := l.CheckpointRetentionDays; {
+	case d < 0:
+		out.CheckpointRetention = -1
+	case d > 0:
+		out.CheckpointRetention = time.Duration(d) * 24 * time.Hour
+	}
+	return out
 }
 
 // startParticipant runs the site's learning participant and routes the
