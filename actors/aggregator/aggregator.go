@@ -57,7 +57,10 @@ type Closed struct {
 	TotalWeight float64
 	Refused     map[string]string
 	Clipped     map[string]string
-	Err         error
+	// Screened lists updates the rule's screen left out of this round
+	// (Rule.Screen), with the reason; they were well formed and in bounds.
+	Screened map[string]string
+	Err      error
 }
 
 // update is one site's folded update, flattened.
@@ -143,7 +146,7 @@ func (a *Aggregator) refuse(site, reason string) {
 }
 
 func (a *Aggregator) close(round int64) *Closed {
-	c := &Closed{Round: round, Refused: a.refused, Clipped: map[string]string{}}
+	c := &Closed{Round: round, Refused: a.refused, Clipped: map[string]string{}, Screened: map[string]string{}}
 	if c.Refused == nil {
 		c.Refused = map[string]string{}
 	}
@@ -177,6 +180,9 @@ func (a *Aggregator) close(round int64) *Closed {
 		c.Sites = append(c.Sites, u.site)
 		c.TotalWeight += u.weight
 	}
+	if a.rule.screens(len(k.xs)) {
+		k = a.screen(k, c)
+	}
 	out := make([]float32, len(a.global))
 	if err := a.rule.combine(a.global, k, true, out); err != nil {
 		c.Err = fmt.Errorf("aggregate (%s): %w", a.rule.method(), err)
@@ -184,6 +190,32 @@ func (a *Aggregator) close(round int64) *Closed {
 	}
 	c.Mean = unflatten(a.layout, out)
 	return c
+}
+
+// screen keeps the n-f updates of best Krum score (Rule.Screen) and moves
+// the others from c.Sites to c.Screened.
+func (a *Aggregator) screen(k *kept, c *Closed) *kept {
+	sel := Rule{Method: MultiKrum, KrumF: a.rule.krumF()}
+	idx, err := sel.krumSelect(a.global, k)
+	if err != nil { // screens checked the count: cannot happen
+		return k
+	}
+	keep := map[int]bool{}
+	for _, i := range idx {
+		keep[i] = true
+	}
+	out := &kept{}
+	sites := c.Sites
+	c.Sites, c.TotalWeight = nil, 0
+	for i, site := range sites {
+		if !keep[i] {
+			c.Screened[site] = fmt.Sprintf("left out by the Krum screen: among the %d of %d updates farthest from their nearest others", len(sites)-len(idx), len(sites))
+			continue
+		}
+		out.xs, out.scales, out.weights = append(out.xs, k.xs[i]), append(out.scales, k.scales[i]), append(out.weights, k.weights[i])
+		c.Sites, c.TotalWeight = append(c.Sites, site), c.TotalWeight+k.weights[i]
+	}
+	return out
 }
 
 // flatten concatenates m's tensors.

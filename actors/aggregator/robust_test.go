@@ -2,6 +2,7 @@ package aggregator_test
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,13 +105,13 @@ func TestNormBoundContainsBoostedUpdates(t *testing.T) {
 		refused     string  // a fragment of e's refusal, or ""
 		withinSites int
 	}{
-		{"boosted, default: clipped to 3x the median distance", aggregator.Rule{}, scaled(30), 1, 2, "relative_norm_bound 3", "", 5},
-		{"sign-flipped boosted, default: clipped", aggregator.Rule{}, scaled(-30), 0, 1, "clipped to", "", 5},
-		{"boosted, absolute bound: clipped", aggregator.Rule{NormBound: 3}, scaled(30), 1, 1.5, "norm_bound 3", "", 5},
-		{"boosted, refuse", aggregator.Rule{OnViolation: aggregator.Refuse}, scaled(30), 1, 1.1, "", "exceeds the bound", 4},
-		{"sign-flipped boosted, refuse", aggregator.Rule{OnViolation: aggregator.Refuse}, scaled(-30), 1, 1.1, "", "exceeds the bound", 4},
-		{"boosted, median", aggregator.Rule{Method: aggregator.Median}, scaled(30), 1, 1.01, "clipped", "", 5},
-		{"sign-flipped, median", aggregator.Rule{Method: aggregator.Median}, scaled(-1), 1, 1.01, "", "", 5},
+		{"boosted, default: clipped to 3x the median distance", aggregator.Rule{Screen: aggregator.ScreenNone}, scaled(30), 1, 2, "relative_norm_bound 3", "", 5},
+		{"sign-flipped boosted, default: clipped", aggregator.Rule{Screen: aggregator.ScreenNone}, scaled(-30), 0, 1, "clipped to", "", 5},
+		{"boosted, absolute bound: clipped", aggregator.Rule{NormBound: 3, Screen: aggregator.ScreenNone}, scaled(30), 1, 1.5, "norm_bound 3", "", 5},
+		{"boosted, refuse", aggregator.Rule{OnViolation: aggregator.Refuse, Screen: aggregator.ScreenNone}, scaled(30), 1, 1.1, "", "exceeds the bound", 4},
+		{"sign-flipped boosted, refuse", aggregator.Rule{OnViolation: aggregator.Refuse, Screen: aggregator.ScreenNone}, scaled(-30), 1, 1.1, "", "exceeds the bound", 4},
+		{"boosted, median", aggregator.Rule{Method: aggregator.Median, Screen: aggregator.ScreenNone}, scaled(30), 1, 1.01, "clipped", "", 5},
+		{"sign-flipped, median", aggregator.Rule{Method: aggregator.Median, Screen: aggregator.ScreenNone}, scaled(-1), 1, 1.01, "", "", 5},
 		{"sign-flipped, krum", aggregator.Rule{Method: aggregator.Krum}, scaled(-1), 1, 1.1, "", "", 5},
 		{"boosted, defences off: the damage", aggregator.Rule{Unbounded: true}, scaled(30), 6.5, 7, "", "", 5},
 	}
@@ -138,6 +139,33 @@ func TestNormBoundContainsBoostedUpdates(t *testing.T) {
 				t.Fatalf("aggregated %v", c.Sites)
 			}
 		})
+	}
+}
+
+// The default Krum screen leaves out an update that pulls against the
+// others without being larger than them (a reversed update, which no norm
+// bound sees), and only that one; below 2f+3 updates it screens nothing.
+func TestKrumScreenLeavesOutAReversedUpdate(t *testing.T) {
+	zero := make([]float32, 4)
+	for _, rule := range []aggregator.Rule{{}, {Method: aggregator.Median}, {Method: aggregator.TrimmedMean}} {
+		c := aggregate(t, rule, zero, append(honest(), site{"e", scaled(-1), 100})...)
+		if c.Err != nil {
+			t.Fatal(c.Err)
+		}
+		if got := c.Mean.Tensors[0].Data[0]; got < 1 || got > 1.1 {
+			t.Fatalf("%s: aggregate %v, want the honest sites' (about 1)", rule.Method, c.Mean.Tensors[0].Data)
+		}
+		if len(c.Screened) != 1 || !strings.Contains(c.Screened["e"], "Krum screen") || len(c.Sites) != 4 || slices.Contains(c.Sites, "e") {
+			t.Fatalf("%s: screened %v, aggregated %v", rule.Method, c.Screened, c.Sites)
+		}
+	}
+	c := aggregate(t, aggregator.Rule{Screen: aggregator.ScreenNone}, zero, append(honest(), site{"e", scaled(-1), 100})...)
+	if len(c.Screened) != 0 || c.Mean.Tensors[0].Data[0] > 0.9 {
+		t.Fatalf("screen none: screened %v, aggregate %v", c.Screened, c.Mean.Tensors[0].Data)
+	}
+	c = aggregate(t, aggregator.Rule{}, zero, honest()...)
+	if len(c.Screened) != 0 || len(c.Sites) != 4 {
+		t.Fatalf("four updates (below 2f+3): screened %v", c.Screened)
 	}
 }
 

@@ -55,8 +55,9 @@ const DefaultMaxShare = 0.5
 // Rule is how a job aggregates, from the manifest's aggregation section.
 // The zero value is the safe default: FedAvg, each update's distance from
 // the round's global model bounded at DefaultRelativeNormBound times the
-// round's median distance, a violating update clipped, and no site above
-// DefaultMaxShare of the weight.
+// round's median distance, a violating update clipped, no site above
+// DefaultMaxShare of the weight, and the Krum screen (ScreenKrum) on rounds
+// of five updates or more.
 //
 //	aggregation:
 //	  method: median          # fedavg (default) | median | trimmed_mean | krum | multi_krum
@@ -68,6 +69,7 @@ const DefaultMaxShare = 0.5
 //	  krum_f: 1               # krum, multi_krum: hostile updates tolerated (default 1); needs n >= 2f+3
 //	  krum_m: 2               # multi_krum: updates averaged (default n - f)
 //	  max_share: 0.5          # cap on one site's share of the FedAvg weight, in (0, 1] (default 0.5)
+//	  screen: krum            # krum (default): leave out the f most outlying updates of rounds of 2f+3 or more; none
 //	  unbounded: true         # DEFENCES OFF: no norm bound, no share cap; for experiments only
 //
 // Krum and Multi-Krum need every site's whole update at once, so they are
@@ -82,8 +84,27 @@ type Rule struct {
 	KrumF             int       `yaml:"krum_f,omitempty"`
 	KrumM             int       `yaml:"krum_m,omitempty"`
 	MaxShare          float64   `yaml:"max_share,omitempty"`
+	Screen            Screen    `yaml:"screen,omitempty"`
 	Unbounded         bool      `yaml:"unbounded,omitempty"`
 }
+
+// Screen says whether a round's updates are screened before they are
+// combined.
+type Screen string
+
+// The screens.
+const (
+	// ScreenKrum (the default) leaves out, in every round of at least
+	// 2f+3 updates (f = krum_f, default 1), the f updates of worst Krum
+	// score: those farthest from their nearest others. An update that
+	// pulls against the rest without being larger than them (a reversed
+	// update, which no norm bound sees) is the one left out. The cost is
+	// that in an honest round f honest updates sit out; models streamed in
+	// chunks are not screened (Krum needs whole updates at once).
+	ScreenKrum Screen = "krum"
+	// ScreenNone combines every update the norm bound lets through.
+	ScreenNone Screen = "none"
+)
 
 // maxRuleCount bounds trim, krum_f and krum_m: no federation has more sites.
 const maxRuleCount = 10000
@@ -128,8 +149,16 @@ func (r Rule) Validate() error {
 	if r.Trim != 0 && r.TrimFraction != 0 {
 		bad("trim", "give trim or trim_fraction, not both")
 	}
-	if m != Krum && m != MultiKrum && (r.KrumF != 0 || r.KrumM != 0) {
-		bad("krum_f", "krum_f and krum_m are for methods krum and multi_krum only")
+	if m != Krum && m != MultiKrum && r.KrumM != 0 {
+		bad("krum_m", "krum_m is for method multi_krum only")
+	}
+	switch r.Screen {
+	case "", ScreenKrum, ScreenNone:
+	default:
+		bad("screen", "%q is not krum or none", r.Screen)
+	}
+	if r.Unbounded && r.Screen == ScreenKrum {
+		bad("screen", "unbounded turns the screen off")
 	}
 	if r.KrumF < 0 || r.KrumF > maxRuleCount {
 		bad("krum_f", "%d is not in 0..%d", r.KrumF, maxRuleCount)
@@ -165,6 +194,14 @@ func (r Rule) ShareCap() float64 {
 		return DefaultMaxShare
 	}
 	return r.MaxShare
+}
+
+// screens says whether a round of n whole updates is screened: by default
+// and with screen krum, for methods other than Krum's own, with the
+// defences on, when there are at least 2f+3 updates.
+func (r Rule) screens(n int) bool {
+	m := r.method()
+	return !r.Unbounded && r.Screen != ScreenNone && m != Krum && m != MultiKrum && n >= 2*r.krumF()+3
 }
 
 // method is the chosen method, FedAvg when unset.

@@ -469,6 +469,12 @@ func (w *workflow) closed(ctx actor.Context, c *aggregator.Closed) {
 	for site, reason := range c.Clipped {
 		w.clipped(site, reason)
 	}
+	for site, reason := range c.Screened {
+		w.audit(auditor.Event{Action: "update.screened", JobID: w.id(), Round: w.round, Peer: site, Detail: map[string]string{"reason": reason}})
+		if r := w.siteRounds[site]; r != nil {
+			r.Clipped = reason
+		}
+	}
 	if c.Err != nil || len(w.answered) < w.manifest.MinSites {
 		reason := fmt.Sprintf("round %d: %d of %d updates aggregated (min_sites %d): %s", w.round, len(w.answered),
 			len(w.rec.Joined), w.manifest.MinSites, strings.Join(w.reasons, "; "))

@@ -342,7 +342,8 @@ type SiteRound struct {
 	Weight     float64  `protobuf:"fixed64,2,opt,name=weight,proto3" json:"weight,omitempty"`
 	TrainLoss  float64  `protobuf:"fixed64,3,opt,name=train_loss,json=trainLoss,proto3" json:"train_loss,omitempty"`
 	Validation *Metrics `protobuf:"bytes,4,opt,name=validation,proto3" json:"validation,omitempty"`
-	// Why the aggregator clipped or refused the update, if it did.
+	// Why the aggregator clipped the update or screened it out of the
+	// round, if it did.
 	Clipped       string `protobuf:"bytes,5,opt,name=clipped,proto3" json:"clipped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
