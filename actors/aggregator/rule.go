@@ -48,15 +48,22 @@ const (
 // many times is clipped back to this.
 const DefaultRelativeNormBound = 3
 
-// DefaultMaxShare is the cap on one site's share of the FedAvg weight when
-// a job sets none: no single site outweighs all the others together.
-const DefaultMaxShare = 0.5
+// DefaultShareCap is the cap on one site's share of the FedAvg weight
+// among n sites when a job sets none: twice a fair share, 2/n, so that a
+// site may hold more data than the others but not outweigh them (none for
+// two sites or fewer, where any cap would hold both to the same weight).
+func DefaultShareCap(n int) float64 {
+	if n <= 2 {
+		return 1
+	}
+	return 2 / float64(n)
+}
 
 // Rule is how a job aggregates, from the manifest's aggregation section.
 // The zero value is the safe default: FedAvg, each update's distance from
 // the round's global model bounded at DefaultRelativeNormBound times the
 // round's median distance, a violating update clipped, no site above
-// DefaultMaxShare of the weight, and the Krum screen (ScreenKrum) on rounds
+// twice a fair share of the weight (DefaultShareCap), and the Krum screen (ScreenKrum) on rounds
 // of five updates or more.
 //
 //	aggregation:
@@ -68,7 +75,7 @@ const DefaultMaxShare = 0.5
 //	  trim_fraction: 0.2      # trimmed_mean: or a fraction of the updates per side, in (0, 0.5)
 //	  krum_f: 1               # krum, multi_krum: hostile updates tolerated (default 1); needs n >= 2f+3
 //	  krum_m: 2               # multi_krum: updates averaged (default n - f)
-//	  max_share: 0.5          # cap on one site's share of the FedAvg weight, in (0, 1] (default 0.5)
+//	  max_share: 0.5          # cap on one site's share of the FedAvg weight, in (0, 1] (default 2/n: twice a fair share)
 //	  screen: krum            # krum (default): leave out the f most outlying updates of rounds of 2f+3 or more; none
 //	  unbounded: true         # DEFENCES OFF: no norm bound, no share cap; for experiments only
 //
@@ -184,14 +191,14 @@ func (r Rule) Streamable() error {
 	return nil
 }
 
-// ShareCap is the largest share of the FedAvg weight one site may have:
-// MaxShare, DefaultMaxShare when unset, 1 (no cap) when Unbounded.
-func (r Rule) ShareCap() float64 {
+// ShareCap is the largest share of the FedAvg weight one of n sites may
+// have: MaxShare, DefaultShareCap(n) when unset, 1 (no cap) when Unbounded.
+func (r Rule) ShareCap(n int) float64 {
 	switch {
 	case r.Unbounded:
 		return 1
 	case r.MaxShare == 0:
-		return DefaultMaxShare
+		return DefaultShareCap(n)
 	}
 	return r.MaxShare
 }

@@ -59,12 +59,12 @@ func TestRuleDefaultsAreDefences(t *testing.T) {
 	if !zero.Lockstep() {
 		t.Fatal("the default rule streams without a norm bound")
 	}
-	if got := zero.ShareCap(); got != aggregator.DefaultMaxShare {
-		t.Fatalf("default share cap %v, want %v", got, aggregator.DefaultMaxShare)
+	if got := zero.ShareCap(5); got != 0.4 || zero.ShareCap(2) != 1 {
+		t.Fatalf("default share cap of 5 sites %v, want 0.4 (of 2: %v, want 1)", got, zero.ShareCap(2))
 	}
 	off := aggregator.Rule{Unbounded: true}
-	if off.Lockstep() || off.ShareCap() != 1 {
-		t.Fatalf("defences off: lockstep %v, share cap %v", off.Lockstep(), off.ShareCap())
+	if off.Lockstep() || off.ShareCap(5) != 1 {
+		t.Fatalf("defences off: lockstep %v, share cap %v", off.Lockstep(), off.ShareCap(5))
 	}
 	for _, m := range []aggregator.Method{aggregator.Krum, aggregator.MultiKrum} {
 		if err := (aggregator.Rule{Method: m}).Streamable(); err == nil || !strings.Contains(err.Error(), "streamed") {

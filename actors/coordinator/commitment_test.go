@@ -20,9 +20,9 @@ func TestCappedWeights(t *testing.T) {
 		{"under the cap: counts as committed", map[string]int64{"a": 300, "b": 200, "c": 250}, 0.5,
 			map[string]float64{"a": 300, "b": 200, "c": 250}},
 		// a liar's 10^12 is lowered to 0.4 of the total: t = 0.4*(4*600)/(1-0.4) = 1600.
-		{"a liar capped at the default share", map[string]int64{"liar": 1e12, "b": 600, "c": 600, "d": 600, "e": 600}, aggregator.DefaultMaxShare,
+		{"a liar capped at half", map[string]int64{"liar": 1e12, "b": 600, "c": 600, "d": 600, "e": 600}, 0.5,
 			map[string]float64{"liar": 2400, "b": 600, "c": 600, "d": 600, "e": 600}},
-		{"a liar capped at 0.4", map[string]int64{"liar": 1e12, "b": 600, "c": 600, "d": 600, "e": 600}, 0.4,
+		{"a liar capped at the default share of 5 sites", map[string]int64{"liar": 1e12, "b": 600, "c": 600, "d": 600, "e": 600}, aggregator.DefaultShareCap(5),
 			map[string]float64{"liar": 1600, "b": 600, "c": 600, "d": 600, "e": 600}},
 		// two large: t = 0.3*(100+100)/(1-2*0.3) = 150 (the second, 1000, is above a one-site cap of 0.3*1200/0.7 = 514).
 		{"two sites over the cap", map[string]int64{"a": 5000, "b": 1000, "c": 100, "d": 100}, 0.3,

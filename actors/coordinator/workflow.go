@@ -291,16 +291,9 @@ func (w *workflow) settleJoined() error {
 	return nil
 }
 
-// maxShare is the job's cap on one site's share of the FedAvg weight. The
-// default cap (half) is not applied to two sites or fewer, where it would
-// hold every site to the same weight.
-func (w *workflow) maxShare() float64 {
-	r := w.manifest.Aggregation
-	if r.MaxShare == 0 && !r.Unbounded && len(w.rec.Joined) <= 2 {
-		return 1
-	}
-	return r.ShareCap()
-}
+// maxShare is the job's cap on one joined site's share of the FedAvg
+// weight.
+func (w *workflow) maxShare() float64 { return w.manifest.Aggregation.ShareCap(len(w.rec.Joined)) }
 
 // clipped records that the aggregator clipped a site's update to the
 // job's bound: audited, and shown in the round's per-site figures.
