@@ -92,6 +92,7 @@ func (c *HubConfig) Validate() error {
 type Hub struct {
 	*embedded
 	revoker *revoker
+	name    string // the server's participant name
 }
 
 // StartHub starts the hub and waits until it accepts connections.
@@ -105,7 +106,7 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{embedded: e}
+	h := &Hub{embedded: e, name: cfg.Name}
 
 	peers := append([]pki.Identity{{Name: cfg.Name, Kind: pki.KindServer}}, cfg.Participants...)
 	var users []*server.User
@@ -190,12 +191,12 @@ func hostPort(host string, port int) string {
 	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
-// Reachable reports whether anyone listens for messages addressed to
+// Reachable reports whether anyone listens for the server's messages to
 // participant name: for a site, whether its leaf node is connected with its
 // inbox subscribed (only the site's own certificate may subscribe to it).
 // The hub's own interest table answers, so it costs no network round trip.
 func (h *Hub) Reachable(name string) bool {
-	return h.srv.GlobalAccount().Interest(Direct(name, "probe")) > 0
+	return h.srv.GlobalAccount().Interest(Direct(name, h.name)) > 0
 }
 
 // NumLeafs is the number of connected leaf nodes.

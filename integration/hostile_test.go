@@ -17,13 +17,17 @@ import (
 
 	"github.com/hearthfl/hearth/actors/aggregator"
 	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/coordinator"
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/bus"
 	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/provision"
+	"github.com/hearthfl/hearth/integration/cluster"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -171,6 +175,13 @@ func TestSignedJobRunsOnce(t *testing.T) {
 		t.Fatalf("a job past its not-after: %v", err)
 	}
 
+	// An admin's command captured before a restart (an abort of a job the
+	// server will resume, say).
+	captured, _, err := lp.node.Signer.Sign(envelope.Outgoing{Recipient: "server", Body: &hearthv1.ListJobs{}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// After a restart the nonce is still taken.
 	if err := lp.server.Stop(10 * time.Second); err != nil {
 		t.Fatal(err)
@@ -188,6 +199,14 @@ func TestSignedJobRunsOnce(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "already submitted") {
 		t.Fatalf("after a restart, the same signed job: %v", err)
 	}
+	// The captured command, replayed into the restarted server's empty
+	// replay cache, is refused: it was sent before the server started.
+	if err := lp.node.Conn.Publish(bus.Direct("server", lp.node.Identity.Name), captured); err != nil {
+		t.Fatal(err)
+	}
+	awaitLog(t, lp.server, "replay across the restart", func(r cluster.Record) bool {
+		return r.Msg() == "envelope refused" && r.Str("reason") == "outside_window" && strings.Contains(r.Str("err"), "before this process started")
+	})
 	if refused := auditOf(t, lp.project, "server", func(r auditor.Record) bool {
 		return r.Action == "job.refused" && strings.Contains(r.Detail["reason"], "already submitted")
 	}); len(refused) < 2 {
@@ -374,4 +393,117 @@ func TestRevokedSiteLeavesARunningJobAtOnce(t *testing.T) {
 	}
 	t.Logf("site-3 revoked after round 2; left out of %d rounds (%d audited as dropped while awaited), the job finished %v later",
 		missing, len(dropped), time.Since(revoked).Round(time.Millisecond))
+}
+
+// TestFloodingAdminDoesNotStopOthers: a member admin floods the server
+// process with validly signed envelopes as fast as it can sign them; the
+// server refuses the flood cheaply (per-sender rate limit) and audits it in
+// a bounded number of records, while a running job's rounds and another
+// admin's commands go on.
+func TestFloodingAdminDoesNotStopOthers(t *testing.T) {
+	flooder := "flood@hearth.local"
+	lp := startLearningWith(t, projectSpec{provisioned: 2, running: 2,
+		admins: []provision.AdminSpec{{Name: flooder, Org: "hearth", Role: pki.RoleMember}}})
+	fn, _ := lp.console(t, flooder)
+	id := lp.submit(t, jobSpec{rounds: 12, minSites: 2, timeout: "20s", trainer: slowTrainer}.manifest())
+	lp.waitRound(t, id, 1)
+
+	stop := make(chan struct{})
+	var sent int
+	var floodErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		subject := bus.Direct("server", flooder)
+		for sent < 200_000 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			data, _, err := fn.Signer.Sign(envelope.Outgoing{Recipient: "server", Body: &hearthv1.ListJobs{}}, time.Now())
+			if err == nil {
+				err = fn.Conn.Publish(subject, data)
+			}
+			if err != nil {
+				floodErr = err
+				return
+			}
+			sent++
+		}
+	}()
+	var answered int
+	var slowest time.Duration
+	var info *hearthv1.JobInfo
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		start := time.Now()
+		got, err := lp.admin.Status(context.Background(), id)
+		if err != nil {
+			t.Fatalf("the project admin's status request during the flood: %v", err)
+		}
+		answered, slowest, info = answered+1, max(slowest, time.Since(start)), got
+		if info.Status != hearthv1.JobStatus_JOB_STATUS_RUNNING || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+	if floodErr != nil {
+		t.Fatalf("flood: %v", floodErr)
+	}
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 12 {
+		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
+	}
+	for _, r := range info.History {
+		if len(r.Answered) != 2 {
+			t.Fatalf("round %d answered by %v during the flood", r.Round, r.Answered)
+		}
+	}
+	awaitLog(t, lp.server, "flood refused", func(r cluster.Record) bool {
+		return r.Msg() == "envelope refused" && r.Str("reason") == "rate_limited"
+	})
+	refusals := auditOf(t, lp.project, "server", func(r auditor.Record) bool {
+		return r.Action == "envelope.refused" && r.Peer == flooder && r.Detail["reason"] == "rate_limited"
+	})
+	if len(refusals) == 0 || len(refusals) > 10 {
+		t.Fatalf("%d audit records of the flood, want a few", len(refusals))
+	}
+	t.Logf("%d validly signed envelopes flooded in; the job's %d rounds all completed with both sites; the project admin got %d answers, the slowest in %v; %d audit records of the flood",
+		sent, info.CompletedRounds, answered, slowest, len(refusals))
+}
+
+// TestSubmitterLimits: one admin cannot hold more running jobs than the
+// project allows; others still can submit.
+func TestSubmitterLimits(t *testing.T) {
+	lead := "lead@hearth.local"
+	lp := startLearningWith(t, projectSpec{provisioned: 2, running: 2,
+		admins: []provision.AdminSpec{{Name: lead, Org: "hearth", Role: pki.RoleLead}}})
+	_, leadConsole := lp.console(t, lead)
+	slow := jobSpec{rounds: 200, minSites: 2, timeout: "20s", trainer: slowTrainer}.manifest()
+	var ids []string
+	for range coordinator.DefaultJobsPerSubmitter {
+		ids = append(ids, lp.submit(t, slow))
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, job.ManifestFile), []byte(slow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lp.admin.Submit(context.Background(), dir); err == nil || !strings.Contains(err.Error(), "the most one submitter may") {
+		t.Fatalf("a submission past the limit: %v", err)
+	}
+	other, err := leadConsole.Submit(context.Background(), dir)
+	if err != nil {
+		t.Fatalf("another admin's submission: %v", err)
+	}
+	for _, id := range append(ids, other) {
+		if err := lp.admin.Call(context.Background(), &hearthv1.AbortJob{JobId: id}, &hearthv1.JobInfo{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if refused := auditOf(t, lp.project, "server", func(r auditor.Record) bool {
+		return r.Action == "job.refused" && strings.Contains(r.Detail["reason"], "the most one submitter may")
+	}); len(refused) != 1 {
+		t.Fatalf("audited refusals: %+v", refused)
+	}
 }

@@ -269,6 +269,9 @@ func (w *workflow) refuse(site, action, reason, peerEvent string) {
 // joined sites' FedAvg weights. It fails the job (an error) only when no
 // shape can be decided.
 func (w *workflow) settleJoined() error {
+	if len(w.shapes) == 0 {
+		return nil // nobody joined: the quorum check says so
+	}
 	shape, ok := decideShape(w.manifest.Data, w.shapes)
 	if !ok {
 		var seen []string

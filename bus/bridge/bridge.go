@@ -90,7 +90,19 @@ type Config struct {
 	// OnRefused, if set, sees every envelope refused on arrival.
 	OnRefused func(subject string, err error)
 	Now       func() time.Time
+	// Peers, if set, are the participants that may address this one: the
+	// bridge then takes each one's envelopes on a subscription of its own,
+	// with its own queue and goroutine and a pending limit of
+	// PeerPendingBytes, so that one sender's flood waits in its own queue
+	// (and, past the limit, is dropped there) rather than in front of
+	// everyone else's envelopes. Without Peers, one subscription takes all.
+	Peers []string
 }
+
+// PeerPendingBytes is how much of one peer's traffic may wait to be opened
+// (Config.Peers); past it that peer's further envelopes are dropped by the
+// NATS client, and only that peer's.
+const PeerPendingBytes = 32 << 20
 
 // Bridge is one process's link between its actors and the bus.
 type Bridge struct {
@@ -100,7 +112,7 @@ type Bridge struct {
 	log  *slog.Logger
 	now  func() time.Time
 	pid  *actor.PID
-	sub  *nats.Subscription
+	subs []*nats.Subscription
 
 	mu      sync.Mutex
 	pending map[string]*pendingAsk // request id -> asker
@@ -150,13 +162,25 @@ func Start(cfg Config) (*Bridge, error) {
 		b.routes[t] = pid
 	}
 	b.pid = cfg.System.Root.Spawn(actor.PropsFromFunc(b.receive))
-	sub, err := cfg.Conn.Subscribe(bus.Inbox(b.self), b.arrive)
-	if err != nil {
-		cfg.System.Root.Stop(b.pid)
-		return nil, fmt.Errorf("bridge: subscribe to inbox: %w", err)
+	subjects, pending := []string{bus.Inbox(b.self)}, 256<<20
+	if len(cfg.Peers) > 0 {
+		subjects, pending = nil, PeerPendingBytes
+		for _, p := range cfg.Peers {
+			subjects = append(subjects, bus.Direct(b.self, p))
+		}
 	}
-	sub.SetPendingLimits(-1, 256<<20)
-	b.sub = sub
+	for _, subject := range subjects {
+		sub, err := cfg.Conn.Subscribe(subject, b.arrive)
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("bridge: subscribe to %s: %w", subject, err)
+		}
+		if err := sub.SetPendingLimits(-1, pending); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("bridge: %w", err)
+		}
+		b.subs = append(b.subs, sub)
+	}
 	if err := cfg.Conn.Flush(); err != nil {
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
@@ -175,8 +199,8 @@ func (b *Bridge) Route(messageType string, pid *actor.PID) {
 
 // Close unsubscribes and stops the bridge actor. Pending asks fail.
 func (b *Bridge) Close() {
-	if b.sub != nil {
-		_ = b.sub.Unsubscribe()
+	for _, sub := range b.subs {
+		_ = sub.Unsubscribe()
 	}
 	b.cfg.System.Root.Stop(b.pid)
 	b.mu.Lock()
@@ -273,7 +297,7 @@ func (b *Bridge) publish(m envelope.Outgoing) (string, error) {
 }
 
 // arrive runs for every message on this participant's inbox (one goroutine
-// per subscription, in order). Nothing of an envelope reaches an actor
+// per subscription, in order: with Config.Peers, one per peer). Nothing of an envelope reaches an actor
 // before Verifier.Open accepted it and its sender's kind was found allowed to
 // address this participant's (envelope.Addressable). A flooding sender is
 // refused by Open's rate check before any parsing, so its envelopes cost the

@@ -20,7 +20,8 @@
 //  7. Ed25519 signature over the exact bytes received
 //  8. message type known to Config.Registry, then allowed for the sender's
 //     kind by Config.Allow
-//  9. sent time within [now-Config.Window, now+Config.FutureSkew]
+//  9. sent time within [now-Config.Window, now+Config.FutureSkew], and for
+//     an admin's command not before this process started (Config.Started)
 //  10. message id not seen before from this sender (then remembered), within
 //     the sender's own quota (Config.MaxRemembered; Config.MaxSenders senders
 //     at most), so one sender's flood refuses only that sender

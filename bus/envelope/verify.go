@@ -92,6 +92,15 @@ type Config struct {
 	// math.Inf(1) turns the limit off.
 	Rate  float64
 	Burst int
+	// Started is when this process started (zero: not checked). An
+	// envelope from an admin sent before it is refused: the replay cache
+	// lives in memory, so a restarted process cannot know the ids it saw
+	// before, and an admin's command is the one kind of envelope that
+	// starts something by itself (everything else answers a request this
+	// process made since it started, and an answer to no request is
+	// dropped). An admin whose clock lags this one's by d cannot command
+	// for d after a restart.
+	Started time.Time
 }
 
 // Validate checks c. Zero Window, FutureSkew, MaxSize, MaxRemembered,
@@ -158,6 +167,7 @@ type Verifier struct {
 	replay  *replayCache
 	limits  *senderLimits
 	certs   certCache
+	started int64 // Config.Started, unix nanoseconds; 0: none
 }
 
 // NewVerifier validates cfg and returns a Verifier for it. The allow-list is
@@ -179,6 +189,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		v.now = time.Now
 	}
 	v.skew = cmp.Or(cfg.FutureSkew, min(DefaultFutureSkew, v.window)) // never past the window: see replayCache
+	if !cfg.Started.IsZero() {
+		v.started = cfg.Started.UnixNano()
+	}
 	for kind, types := range cfg.Allow {
 		v.allow[kind] = make(map[string]bool, len(types))
 		for _, t := range types {
@@ -291,6 +304,9 @@ func (v *Verifier) Open(arrivedFrom string, data []byte) (*Message, error) {
 		return nil, claim.refuse(ErrOutsideWindow, nil, fmt.Sprintf("sent %s ago, window %s", time.Duration(subSat(nowNano, sent)), v.window))
 	case sent > addSat(nowNano, int64(v.skew)):
 		return nil, claim.refuse(ErrOutsideWindow, nil, fmt.Sprintf("sent %s in the future, allowed skew %s", time.Duration(subSat(sent, nowNano)), v.skew))
+	case sender.Kind == pki.KindAdmin && sent < v.started:
+		return nil, claim.refuse(ErrOutsideWindow, nil, fmt.Sprintf("an admin's command sent %s before this process started (a replay would go unseen)",
+			time.Duration(subSat(v.started, sent))))
 	}
 	var id [16]byte
 	hex.Decode(id[:], []byte(h.Id)) // checked by checkFields

@@ -84,6 +84,22 @@ type Node struct {
 	closeOnce sync.Once
 }
 
+// peers are the participants that may address this one, each of which
+// the bridge hears on a queue of its own: for the server everyone it
+// admits, for anyone else the server.
+func peers(k *kit.Kit) []string {
+	if k.Config.Kind != pki.KindServer {
+		return []string{k.Config.Server.Name}
+	}
+	var out []string
+	for _, p := range k.Participants {
+		if p.Name != k.Config.Name && pki.MayAddress(p.Kind, pki.KindServer) {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
 // StartServer starts the hub from a server kit and connects the server's
 // bridge to it in process.
 func StartServer(ctx context.Context, k *kit.Kit, o Options) (*Node, error) {
@@ -201,7 +217,7 @@ func prepare(k *kit.Kit, o Options) (*Node, error) {
 	}
 	verifier, err := envelope.NewVerifier(envelope.Config{
 		Self: k.Config.Name, Trust: trust, Registry: protocol.Registry(), Allow: protocol.AllowFor(k.Config.Kind),
-		MaxSize: bus.MaxEnvelope,
+		MaxSize: bus.MaxEnvelope, Started: time.Now(),
 	})
 	if err != nil {
 		return nil, err
@@ -266,7 +282,7 @@ func (n *Node) finish(ctx context.Context, o Options) (*Node, error) {
 	var err error
 	n.Bridge, err = bridge.Start(bridge.Config{
 		Conn: n.Conn, Signer: n.Signer, Verifier: n.Verifier, System: n.System,
-		Logger: n.log.With("component", "bridge"), OnRefused: n.onRefusedEnvelope(o),
+		Logger: n.log.With("component", "bridge"), OnRefused: n.onRefusedEnvelope(o), Peers: peers(n.Kit),
 	})
 	if err != nil {
 		n.Close()
