@@ -192,30 +192,25 @@ func (a *Aggregator) close(round int64) *Closed {
 	return c
 }
 
-// screen keeps the n-f updates of best Krum score (Rule.Screen) and moves
-// the others from c.Sites to c.Screened.
+// screen leaves out of the round the updates the rule's screen finds
+// outlying (Rule.Screen) and moves them from c.Sites to c.Screened.
 func (a *Aggregator) screen(k *kept, c *Closed) *kept {
-	sel := Rule{Method: MultiKrum, KrumF: a.rule.krumF()}
-	idx, err := sel.krumSelect(a.global, k)
-	if err != nil { // screens checked the count: cannot happen
+	out := a.rule.outliers(a.global, k)
+	if len(out) == 0 {
 		return k
 	}
-	keep := map[int]bool{}
-	for _, i := range idx {
-		keep[i] = true
-	}
-	out := &kept{}
+	kept := &kept{}
 	sites := c.Sites
 	c.Sites, c.TotalWeight = nil, 0
 	for i, site := range sites {
-		if !keep[i] {
-			c.Screened[site] = fmt.Sprintf("left out by the Krum screen: among the %d of %d updates farthest from their nearest others", len(sites)-len(idx), len(sites))
+		if reason, ok := out[i]; ok {
+			c.Screened[site] = reason
 			continue
 		}
-		out.xs, out.scales, out.weights = append(out.xs, k.xs[i]), append(out.scales, k.scales[i]), append(out.weights, k.weights[i])
+		kept.xs, kept.scales, kept.weights = append(kept.xs, k.xs[i]), append(kept.scales, k.scales[i]), append(kept.weights, k.weights[i])
 		c.Sites, c.TotalWeight = append(c.Sites, site), c.TotalWeight+k.weights[i]
 	}
-	return out
+	return kept
 }
 
 // flatten concatenates m's tensors.

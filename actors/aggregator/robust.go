@@ -242,6 +242,27 @@ func (r Rule) krumSelect(g []float32, k *kept) ([]int, error) {
 			return nil, fmt.Errorf("multi_krum selects krum_m %d updates, got %d", m, n)
 		}
 	}
+	scores := krumScores(g, k, f)
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case scores[a] < scores[b]:
+			return -1
+		case scores[a] > scores[b]:
+			return 1
+		}
+		return 0
+	})
+	return idx[:m], nil
+}
+
+// krumScores is each update's Krum score: the sum of its squared distances
+// to its n-f-2 nearest others (n >= f+3).
+func krumScores(g []float32, k *kept, f int) []float64 {
+	n := len(k.xs)
 	d := make([][]float64, n)
 	for i := range d {
 		d[i] = make([]float64, n)
@@ -269,18 +290,5 @@ func (r Rule) krumSelect(g []float32, k *kept) ([]int, error) {
 			scores[i] += x
 		}
 	}
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch {
-		case scores[a] < scores[b]:
-			return -1
-		case scores[a] > scores[b]:
-			return 1
-		}
-		return 0
-	})
-	return idx[:m], nil
+	return scores
 }

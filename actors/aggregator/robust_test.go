@@ -144,7 +144,8 @@ func TestNormBoundContainsBoostedUpdates(t *testing.T) {
 
 // The default Krum screen leaves out an update that pulls against the
 // others without being larger than them (a reversed update, which no norm
-// bound sees), and only that one; below 2f+3 updates it screens nothing.
+// bound sees), and only that one; five honest updates keep all five, and
+// below 2f+3 updates it screens nothing.
 func TestKrumScreenLeavesOutAReversedUpdate(t *testing.T) {
 	zero := make([]float32, 4)
 	for _, rule := range []aggregator.Rule{{}, {Method: aggregator.Median}, {Method: aggregator.TrimmedMean}} {
@@ -166,6 +167,10 @@ func TestKrumScreenLeavesOutAReversedUpdate(t *testing.T) {
 	c = aggregate(t, aggregator.Rule{}, zero, honest()...)
 	if len(c.Screened) != 0 || len(c.Sites) != 4 {
 		t.Fatalf("four updates (below 2f+3): screened %v", c.Screened)
+	}
+	c = aggregate(t, aggregator.Rule{}, zero, append(honest(), site{"e", []float32{1, 1, 1.05, 1.05}, 100})...)
+	if len(c.Screened) != 0 || len(c.Sites) != 5 {
+		t.Fatalf("five honest updates: screened %v", c.Screened)
 	}
 }
 

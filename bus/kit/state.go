@@ -53,6 +53,9 @@ func ParseFingerprint(s string) (Fingerprint, error) {
 	if _, err := hex.Decode(f[:], []byte(hexText)); err != nil {
 		return Fingerprint{}, fmt.Errorf("root fingerprint %q: want sha256: and 64 hex digits: %w", s, err)
 	}
+	if f == (Fingerprint{}) { // the zero value means "none given"
+		return Fingerprint{}, fmt.Errorf("root fingerprint %q: all zeros is no certificate's fingerprint", s)
+	}
 	return f, nil
 }
 

@@ -71,6 +71,7 @@ func TestFingerprintText(t *testing.T) {
 		{"empty", ""},
 		{"short", f.String()[:40]},
 		{"long", f.String() + "00"},
+		{"all zeros", "sha256:" + strings.Repeat("0", 64)},
 		{"not hex", "sha256:" + strings.Repeat("zz", 32)},
 		{"other algorithm", "sha1:" + hexText},
 	} {
