@@ -258,13 +258,25 @@ func (c *Coordinator) list(ctx actor.Context) proto.Message {
 	if err != nil {
 		return failure("internal", err.Error())
 	}
+	slices.SortFunc(recs, func(a, b *hearthv1.JobRecord) int {
+		return cmp.Compare(a.Info.SubmittedUnixNano, b.Info.SubmittedUnixNano)
+	})
 	out := &hearthv1.JobList{}
-	for _, r := range recs {
-		out.Jobs = append(out.Jobs, r.Info)
+	if n := len(recs); n > maxListed {
+		out.More, recs = int64(n-maxListed), recs[n-maxListed:]
 	}
-	slices.SortFunc(out.Jobs, func(a, b *hearthv1.JobInfo) int { return int(a.SubmittedUnixNano - b.SubmittedUnixNano) })
+	for _, r := range recs {
+		info := proto.Clone(r.Info).(*hearthv1.JobInfo)
+		info.History, info.SiteTest, info.Commitments = nil, nil, nil
+		out.Jobs = append(out.Jobs, info)
+	}
 	return out
 }
+
+// maxListed bounds a job list, so that its answer fits one envelope
+// however many jobs the server keeps (a listed job is a few hundred bytes
+// without its history).
+const maxListed = 1000
 
 // job reads a job for a request, refusing unknown and malformed ids
 // alike (before any store lookup).

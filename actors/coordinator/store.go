@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,10 +21,19 @@ import (
 // server, so that a job survives a server restart and resumes from its last
 // completed round. Only the server's own actors reach it: sites have no
 // permission on JetStream's API.
+//
+// The server is the jobs bucket's only writer, so the Store keeps every
+// record it has written or read in memory too, and lists and reads jobs
+// from there: an admin's list or status costs no JetStream round trip, so
+// requests from many admins do not hold up the coordinator.
 type Store struct {
 	kv     jetstream.KeyValue
 	nonces jetstream.KeyValue
 	models jetstream.ObjectStore
+
+	mu      sync.Mutex
+	records map[string][]byte // job id -> its record as last stored
+	loaded  bool              // records holds every job in the bucket
 }
 
 // Bucket names.
@@ -68,7 +78,7 @@ func OpenStore(ctx context.Context, nc *nats.Conn) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: models bucket: %w", err)
 	}
-	return &Store{kv: kv, nonces: nonces, models: obj}, nil
+	return &Store{kv: kv, nonces: nonces, models: obj, records: map[string][]byte{}}, nil
 }
 
 // ClaimNonce records that the signed job with nonce (hex) was accepted as
@@ -109,41 +119,87 @@ func (s *Store) Put(ctx context.Context, r *hearthv1.JobRecord) error {
 	if _, err := s.kv.Put(ctx, r.Info.Id, data); err != nil {
 		return fmt.Errorf("store job %s: %w", r.Info.Id, err)
 	}
+	s.mu.Lock()
+	s.records[r.Info.Id] = data
+	s.mu.Unlock()
 	return nil
 }
 
 // Get reads a job record.
 func (s *Store) Get(ctx context.Context, id string) (*hearthv1.JobRecord, error) {
-	e, err := s.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+	s.mu.Lock()
+	data, ok := s.records[id]
+	loaded := s.loaded
+	s.mu.Unlock()
+	if !ok && !loaded {
+		e, err := s.kv.Get(ctx, id)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+			return nil, fmt.Errorf("%w: %q", ErrNoJob, id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read job %s: %w", id, err)
+		}
+		data = e.Value()
+		s.mu.Lock()
+		if _, written := s.records[id]; !written { // a Put meanwhile is newer
+			s.records[id] = data
+		}
+		s.mu.Unlock()
+	} else if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNoJob, id)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read job %s: %w", id, err)
-	}
 	var r hearthv1.JobRecord
-	if err := proto.Unmarshal(e.Value(), &r); err != nil {
+	if err := proto.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("read job %s: %w", id, err)
 	}
 	return &r, nil
 }
 
-// List reads every job record.
+// List reads every job record: from JetStream the first time, from memory
+// after.
 func (s *Store) List(ctx context.Context) ([]*hearthv1.JobRecord, error) {
-	keys, err := s.kv.ListKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
+	if err := s.load(ctx); err != nil {
+		return nil, err
 	}
-	defer keys.Stop()
-	var out []*hearthv1.JobRecord
-	for k := range keys.Keys() {
-		r, err := s.Get(ctx, k)
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.records))
+	for id := range s.records {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	out := make([]*hearthv1.JobRecord, 0, len(ids))
+	for _, id := range ids {
+		r, err := s.Get(ctx, id)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// load reads every job record of the bucket into memory, once.
+func (s *Store) load(ctx context.Context) error {
+	s.mu.Lock()
+	loaded := s.loaded
+	s.mu.Unlock()
+	if loaded {
+		return nil
+	}
+	keys, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list jobs: %w", err)
+	}
+	defer keys.Stop()
+	for k := range keys.Keys() {
+		if _, err := s.Get(ctx, k); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.loaded = true
+	s.mu.Unlock()
+	return nil
 }
 
 // PutModel checkpoints a job's global model after round (0: the initial

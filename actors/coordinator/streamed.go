@@ -306,7 +306,7 @@ func (w *workflow) pulled(ctx actor.Context, p *pulled) {
 	delete(w.pulling, p.site)
 	w.bytes += p.stats.Bytes
 	if p.err != nil {
-		w.miss(p.site, "update stream: "+p.err.Error())
+		w.refuse(p.site, "stream.failed", "update stream: "+p.err.Error(), "")
 	} else {
 		w.answered = append(w.answered, p.site)
 		w.cfg.Log.Info("update pulled", "job", w.id(), "round", w.round, "site", p.site, "bytes", p.stats.Bytes,

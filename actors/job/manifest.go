@@ -91,6 +91,10 @@ func (t TrainerSpec) Spec() trainer.Spec {
 		BatchSize: t.BatchSize, L2: t.L2, Seed: t.Seed, Params: t.Params}
 }
 
+// MaxRounds bounds a job's rounds, and so its history, which the server
+// keeps in one JetStream record.
+const MaxRounds = 10000
+
 // MaxManifestBytes bounds a manifest. A real one is well under a kilobyte;
 // the bound keeps whatever a submitter sends cheap to refuse and to parse.
 const MaxManifestBytes = 16 << 10
@@ -212,8 +216,8 @@ func (m *Manifest) Validate() error {
 	if m.Workflow != "fedavg" {
 		bad("workflow", "%q is not supported (want fedavg)", m.Workflow)
 	}
-	if m.Rounds < 1 || m.Rounds > 100000 {
-		bad("rounds", "%d is not in 1..100000", m.Rounds)
+	if m.Rounds < 1 || m.Rounds > MaxRounds {
+		bad("rounds", "%d is not in 1..%d", m.Rounds, MaxRounds)
 	}
 	if len(m.Sites) == 0 {
 		bad("sites", `required: ["@all"] or site names`)

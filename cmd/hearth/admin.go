@@ -74,7 +74,12 @@ func runAdmin(ctx context.Context, c *cli, args []string) (err error) {
 		if err := a.Call(ctx, &hearthv1.ListJobs{}, &list); err != nil {
 			return err
 		}
-		return printResult(c.stdout, *asJSON, &list, func(w io.Writer) { printJobList(w, list.Jobs) })
+		return printResult(c.stdout, *asJSON, &list, func(w io.Writer) {
+			printJobList(w, list.Jobs)
+			if list.More > 0 {
+				fmt.Fprintf(w, "(%d older jobs not listed)\n", list.More)
+			}
+		})
 	case "status":
 		if len(rest) != 1 {
 			return errUsageMsg("status takes one job id")

@@ -971,9 +971,12 @@ func (*ListJobs) Descriptor() ([]byte, []int) {
 	return file_hearth_v1_job_proto_rawDescGZIP(), []int{11}
 }
 
+// JobList is the newest jobs, each without its round history and per-site
+// figures (GetJob has them); more is how many older jobs it leaves out.
 type JobList struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Jobs          []*JobInfo             `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	More          int64                  `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1013,6 +1016,13 @@ func (x *JobList) GetJobs() []*JobInfo {
 		return x.Jobs
 	}
 	return nil
+}
+
+func (x *JobList) GetMore() int64 {
+	if x != nil {
+		return x.More
+	}
+	return 0
 }
 
 type GetJob struct {
@@ -2031,9 +2041,10 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\vJobAccepted\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\n" +
 	"\n" +
-	"\bListJobs\"1\n" +
+	"\bListJobs\"E\n" +
 	"\aJobList\x12&\n" +
-	"\x04jobs\x18\x01 \x03(\v2\x12.hearth.v1.JobInfoR\x04jobs\"\x1f\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x12.hearth.v1.JobInfoR\x04jobs\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\x03R\x04more\"\x1f\n" +
 	"\x06GetJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"!\n" +
 	"\bAbortJob\x12\x15\n" +
