@@ -133,6 +133,25 @@ func TestCompromisedSiteCannotSteerTheNumbers(t *testing.T) {
 		}
 	})
 
+	for _, tc := range []struct{ name, attack string }{{"boosts its update x30", "boost"}, {"sends huge finite values", "huge"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			info := run(t, tc.attack)
+			if acc := info.Test.GetAccuracy(); acc < 0.9 {
+				t.Fatalf("test accuracy %.4f", acc)
+			}
+			bounded := auditOf(t, lp.project, "server", func(r auditor.Record) bool {
+				return r.JobID == info.Id && r.Peer == "site-5" && (r.Action == "update.clipped" || r.Action == "update.screened")
+			})
+			rounds := map[int64]bool{}
+			for _, r := range bounded {
+				rounds[r.Round] = true
+			}
+			if len(rounds) != len(info.History) {
+				t.Fatalf("%d of %d rounds audit site-5's update as clipped or screened: %+v", len(rounds), len(info.History), bounded)
+			}
+		})
+	}
+
 	t.Run("reports another data shape", func(t *testing.T) {
 		info := run(t, "shape")
 		if len(info.Commitments) != 4 || slices.ContainsFunc(info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == "site-5" }) {
