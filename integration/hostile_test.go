@@ -182,6 +182,7 @@ func TestSignedJobRunsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	lp.waitEnd(t, id, 60*time.Second)
+	global := lastModel(t, lp, id) // for the compromised server's tasks below
 	if _, err := lp.admin.SubmitSigned(context.Background(), signed); err == nil || !strings.Contains(err.Error(), "already submitted") {
 		t.Fatalf("the same signed job submitted twice: %v", err)
 	}
@@ -254,6 +255,52 @@ func TestSignedJobRunsOnce(t *testing.T) {
 		}); len(refused) != 2 {
 			t.Fatalf("%s audited %d refusals: %+v", site, len(refused), refused)
 		}
+	}
+
+	// With a fresh job an admin signed, the compromised server cannot make
+	// a site train a round twice (or evaluate twice): each task is refused
+	// and audited after the first.
+	fresh, err := job.Sign([]byte(jobSpec{rounds: 2, minSites: 1, timeout: "5s"}.manifest()), k.Cert, k.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rogueJob = "job-abcdefabcdef"
+	if err := askUntilUp(t, rogue, "site-1", &hearthv1.JoinJob{JobId: rogueJob, Job: fresh}); err != nil {
+		t.Fatalf("site-1 refused a fresh job: %v", err)
+	}
+	task := &hearthv1.TrainTask{JobId: rogueJob, Round: 1, Global: global}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := rogue.Bridge.Request(ctx, "site-1", task); err != nil {
+		t.Fatalf("round 1: %v", err)
+	}
+	_, err = rogue.Bridge.Request(ctx, "site-1", task)
+	var remote *bridge.RemoteError
+	if !errors.As(err, &remote) || !strings.Contains(remote.Message, "already trained") {
+		t.Fatalf("round 1 again: %v", err)
+	}
+	if refused := auditOf(t, lp.project, "site-1", func(r auditor.Record) bool {
+		return r.Action == "task.refused" && r.JobID == rogueJob
+	}); len(refused) != 1 {
+		t.Fatalf("site-1 audited %d task refusals: %+v", len(refused), refused)
+	}
+}
+
+// lastModel is a finished job's final model, downloaded by the project
+// admin's console.
+func lastModel(t testing.TB, lp *learningProject, id string) *hearthv1.Model {
+	t.Helper()
+	var res hearthv1.JobResult
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := lp.admin.Call(context.Background(), &hearthv1.DownloadJob{JobId: id}, &res)
+		if err == nil && res.Model != nil {
+			return res.Model
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("download of %s: %v", id, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

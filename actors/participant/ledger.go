@@ -76,6 +76,17 @@ func (l *Ledger) Known(nonce, id string) bool {
 	return l.runs[nonce] == id
 }
 
+// Unused says whether nonce has run under no job id here yet; if it has,
+// the error (ErrReplayedJob) names the job.
+func (l *Ledger) Unused(nonce string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if prev, ok := l.runs[nonce]; ok {
+		return fmt.Errorf("%w as job %s", ErrReplayedJob, prev)
+	}
+	return nil
+}
+
 // Record notes that the signed job with nonce runs here as job id. A nonce
 // that already ran under another id is refused with ErrReplayedJob; the
 // same id again (a resumed job) is accepted.

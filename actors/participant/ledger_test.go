@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hearthfl/hearth/actors/job"
 )
 
 func TestLedgerRefusesAJobRunTwice(t *testing.T) {
@@ -32,6 +34,9 @@ func TestLedgerRefusesAJobRunTwice(t *testing.T) {
 	if !l.Known("n1", "job-aaaaaaaaaaaa") || l.Known("n1", "job-bbbbbbbbbbbb") {
 		t.Fatal("ledger lost or confused its record")
 	}
+	if err := l.Unused("n1"); !errors.Is(err, ErrReplayedJob) || l.Unused("n2") != nil {
+		t.Fatalf("Unused: %v, %v", err, l.Unused("n2"))
+	}
 	err = l.Record("n1", "job-bbbbbbbbbbbb", now, now.Add(time.Minute))
 	if !errors.Is(err, ErrReplayedJob) || !strings.Contains(err.Error(), "job-aaaaaaaaaaaa") {
 		t.Fatalf("replayed under a new id: %v", err)
@@ -41,5 +46,33 @@ func TestLedgerRefusesAJobRunTwice(t *testing.T) {
 	}
 	if _, err := OpenLedger(path); err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Fatalf("a corrupt ledger opened: %v", err)
+	}
+}
+
+func TestSiteTrainsEachRoundOnce(t *testing.T) {
+	j := &joined{manifest: &job.Manifest{Rounds: 3}}
+	if err := j.beginRound(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.beginRound(2); err == nil || !strings.Contains(err.Error(), "while round 1 is training") {
+		t.Fatalf("a second round while one trains: %v", err)
+	}
+	j.endRound()
+	for _, tc := range []struct {
+		round int64
+		want  string
+	}{{1, "already trained"}, {0, "not in the job's 1..3"}, {4, "not in the job's 1..3"}} {
+		if err := j.beginRound(tc.round); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("round %d: %v, want %q", tc.round, err, tc.want)
+		}
+	}
+	if err := j.beginRound(3); err != nil {
+		t.Fatalf("a later round: %v", err)
+	}
+	if err := j.beginEvaluation(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.beginEvaluation(); err == nil {
+		t.Fatal("evaluated twice")
 	}
 }

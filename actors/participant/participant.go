@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -84,6 +85,47 @@ type joined struct {
 	// spare keeps a streamed global model's buffer from one round to the
 	// next, so a job allocates it once.
 	spare model.Spare
+	// The server's tasks are bounded too: each round is trained once, in
+	// order, one at a time, and the final model evaluated once, so a
+	// compromised server cannot make the site train without end.
+	mu        sync.Mutex
+	lastRound int64
+	busy      bool
+	evaluated bool
+}
+
+// beginRound claims the site's training for round of the job, or says why
+// not; endRound releases it.
+func (j *joined) beginRound(round int64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case round < 1 || round > int64(j.manifest.Rounds):
+		return fmt.Errorf("round %d is not in the job's 1..%d", round, j.manifest.Rounds)
+	case round <= j.lastRound:
+		return fmt.Errorf("round %d was already trained here (last: %d)", round, j.lastRound)
+	case j.busy:
+		return fmt.Errorf("round %d asked for while round %d is training", round, j.lastRound)
+	}
+	j.lastRound, j.busy = round, true
+	return nil
+}
+
+func (j *joined) endRound() {
+	j.mu.Lock()
+	j.busy = false
+	j.mu.Unlock()
+}
+
+// beginEvaluation claims the job's one test evaluation.
+func (j *joined) beginEvaluation() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.evaluated {
+		return errors.New("the final model was already evaluated here")
+	}
+	j.evaluated = true
+	return nil
 }
 
 // New makes a participant.
@@ -163,9 +205,13 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 		return refuse(err.Error())
 	}
 	// A job this site already runs (the server resumed it after a restart)
-	// may be past its not-after; any other must be fresh.
+	// may be past its not-after; any other must be fresh, and must not have
+	// run here under another id. Both before any work on the job.
 	if !p.cfg.Ledger.Known(v.Nonce, m.JobId) {
 		if err := v.Fresh(now); err != nil {
+			return refuse(err.Error())
+		}
+		if err := p.cfg.Ledger.Unused(v.Nonce); err != nil {
 			return refuse(err.Error())
 		}
 	}
@@ -258,17 +304,25 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		ctx.Respond(failure("unknown_job", "this site has not joined job "+m.JobId))
 		return
 	}
+	if err := j.beginRound(m.Round); err != nil {
+		p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received,
+			Detail: map[string]string{"reason": err.Error()}})
+		ctx.Respond(failure("refused", err.Error()))
+		return
+	}
 	if m.GlobalStream != nil {
 		p.trainStreamed(ctx, m, j, from, received)
 		return
 	}
 	global, err := job.FromWire(m.Global)
 	if err != nil {
+		j.endRound()
 		ctx.Respond(failure("bad_model", err.Error()))
 		return
 	}
 	reply, system := ctx.Sender(), ctx.ActorSystem()
 	go func() {
+		defer j.endRound()
 		start := time.Now()
 		res := &hearthv1.TrainResult{JobId: m.JobId, Round: m.Round}
 		if j.val != nil {
@@ -312,6 +366,12 @@ func (p *Participant) evaluate(ctx actor.Context, m *hearthv1.EvaluateTask) {
 		return
 	case j.test == nil:
 		ctx.Respond(failure("no_test_data", "the job asked for no test evaluation"))
+		return
+	}
+	if err := j.beginEvaluation(); err != nil {
+		p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
+			Detail: map[string]string{"reason": err.Error()}})
+		ctx.Respond(failure("refused", err.Error()))
 		return
 	}
 	if m.ModelStream != nil {

@@ -106,6 +106,7 @@ func (p *Participant) evaluateStreamed(ctx actor.Context, m *hearthv1.EvaluateTa
 func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j *joined, from bridge.Origin, received string) {
 	reply, system := ctx.Sender(), ctx.ActorSystem()
 	go func() {
+		defer j.endRound()
 		fail := func(code string, err error) { system.Root.Send(reply, failure(code, err.Error())) }
 		global, got, err := p.receiveModel(j, from, m.GlobalStream, m.Layout)
 		if err != nil {
