@@ -152,6 +152,23 @@ func TestCompromisedSiteCannotSteerTheNumbers(t *testing.T) {
 		})
 	}
 
+	t.Run("claims a perfect test score on 10^12 samples", func(t *testing.T) {
+		info := run(t, "testclaim")
+		best, liar := 0.0, -1.0
+		for _, s := range info.SiteTest {
+			if s.Site == "site-5" {
+				liar = s.Metrics.Accuracy
+			} else {
+				best = max(best, s.Metrics.Accuracy)
+			}
+		}
+		// Shown apart, and weighted at most as the cap allows: twice a fair share.
+		share := aggregator.DefaultShareCap(5)
+		if liar != 1 || info.Test.GetAccuracy() > share*1+(1-share)*best+1e-9 {
+			t.Fatalf("job test accuracy %.4f with site-5 claiming %.2f (honest best %.4f)", info.Test.GetAccuracy(), liar, best)
+		}
+	})
+
 	t.Run("reports another data shape", func(t *testing.T) {
 		info := run(t, "shape")
 		if len(info.Commitments) != 4 || slices.ContainsFunc(info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == "site-5" }) {

@@ -207,16 +207,20 @@ func insertionSort(v []float64) {
 }
 
 // trim is the number of values trimmed_mean drops per side from n.
+//
+// A fraction trims at least one value a side; a round with too few updates
+// for the trim (sites left out, or refused) trims fewer, (n-1)/2, rather
+// than fail the job.
 func (r Rule) trim(n int) (int, error) {
 	t := r.Trim
 	switch {
 	case r.TrimFraction > 0:
-		t = int(r.TrimFraction * float64(n))
+		t = max(1, int(r.TrimFraction*float64(n)))
 	case t == 0:
 		t = 1
 	}
 	if 2*t >= n {
-		return 0, fmt.Errorf("trimmed_mean drops %d values per side and needs more than %d updates, got %d", t, 2*t, n)
+		t = max(0, (n-1)/2)
 	}
 	return t, nil
 }
@@ -227,20 +231,29 @@ func (r Rule) krumF() int { return max(r.KrumF, 1) }
 // krumSelect returns the indices of the updates Krum (one) or Multi-Krum
 // (krum_m, default n - f) selects: the lowest scores, where an update's
 // score is the sum of its squared distances to its n-f-2 nearest others.
-// It needs n >= 2f+3.
+// It needs n >= 2f+3: a round with fewer updates (sites left out, or
+// refused) tolerates fewer, f = (n-3)/2, rather than fail the job, and one
+// of one or two updates keeps them all.
 func (r Rule) krumSelect(g []float32, k *kept) ([]int, error) {
 	n, f := len(k.xs), r.krumF()
 	if n < 2*f+3 {
-		return nil, fmt.Errorf("%s with krum_f %d needs at least %d updates, got %d", r.method(), f, 2*f+3, n)
+		f = max(0, (n-3)/2)
+	}
+	if n < 3 {
+		return slices.Collect(func(yield func(int) bool) {
+			for i := range n {
+				if !yield(i) {
+					return
+				}
+			}
+		}), nil
 	}
 	m := 1
 	if r.method() == MultiKrum {
 		if m = r.KrumM; m == 0 {
 			m = n - f
 		}
-		if m > n {
-			return nil, fmt.Errorf("multi_krum selects krum_m %d updates, got %d", m, n)
-		}
+		m = min(m, n)
 	}
 	scores := krumScores(g, k, f)
 	idx := make([]int, n)

@@ -201,22 +201,30 @@ func TestHugeFiniteValuesStayFinite(t *testing.T) {
 	}
 }
 
-func TestRulesRefuseTooFewUpdates(t *testing.T) {
+// A round with fewer updates than a rule's f or trim needs (sites left
+// out, or refused) tolerates fewer rather than fail the job: one site's
+// silence cannot stop a robust job.
+func TestRulesShrinkToFewUpdates(t *testing.T) {
 	two := []site{{"a", []float32{1}, 1}, {"b", []float32{2}, 1}}
+	four := append(slices.Clone(two), site{"c", []float32{3}, 1}, site{"d", []float32{40}, 1})
 	tests := []struct {
-		name string
-		rule aggregator.Rule
-		want string
+		name  string
+		rule  aggregator.Rule
+		sites []site
+		want  float32
 	}{
-		{"trimmed mean of two", aggregator.Rule{Method: aggregator.TrimmedMean}, "needs more than 2 updates, got 2"},
-		{"krum of two", aggregator.Rule{Method: aggregator.Krum}, "needs at least 5 updates, got 2"},
-		{"multi-krum of two", aggregator.Rule{Method: aggregator.MultiKrum, KrumM: 3}, "needs at least 5"},
+		{"trimmed mean of two: the mean", aggregator.Rule{Method: aggregator.TrimmedMean, Unbounded: true}, two, 1.5},
+		{"trimmed mean, a fifth a side of four: trims one", aggregator.Rule{Method: aggregator.TrimmedMean, TrimFraction: 0.2, Unbounded: true}, four, 2.5},
+		{"krum of two: both", aggregator.Rule{Method: aggregator.Krum, Unbounded: true}, two, 1.5},
+		// f = 0 for four: the update nearest its 2 nearest others, b.
+		{"krum of four", aggregator.Rule{Method: aggregator.Krum, Unbounded: true}, four, 2},
+		{"multi-krum of four", aggregator.Rule{Method: aggregator.MultiKrum, KrumM: 3, Unbounded: true}, four, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := aggregate(t, tt.rule, []float32{0}, two...)
-			if c.Err == nil || !strings.Contains(c.Err.Error(), tt.want) || c.Mean != nil {
-				t.Fatalf("got %v (mean %v), want %q", c.Err, c.Mean, tt.want)
+			c := aggregate(t, tt.rule, []float32{0}, tt.sites...)
+			if c.Err != nil || c.Mean.Tensors[0].Data[0] != tt.want {
+				t.Fatalf("got %v (mean %v), want %v", c.Err, c.Mean, tt.want)
 			}
 		})
 	}

@@ -204,7 +204,7 @@ func (l *Log) Append(e Event) (Record, error) {
 
 // write builds, seals and writes the next record, without syncing.
 func (l *Log) write(e Event) (Record, error) {
-	e, err := clean(e)
+	e, err := clean(e, l.participant)
 	if err != nil {
 		return Record{}, fmt.Errorf("audit log %s: %w", l.path, err)
 	}

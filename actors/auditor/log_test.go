@@ -227,13 +227,20 @@ func TestAppendRefuses(t *testing.T) {
 	if _, err := l.Append(Event{JobID: "job-1"}); err == nil || !strings.Contains(err.Error(), "no action") {
 		t.Errorf("Append without action: %v, want refusal", err)
 	}
-	big := Event{Action: ActionAdminCommand, Detail: map[string]string{"args": strings.Repeat("x", MaxRecordBytes)}}
-	if _, err := l.Append(big); err == nil || !strings.Contains(err.Error(), "limit") {
-		t.Errorf("Append of an oversized event: %v, want refusal", err)
+	// Texts from elsewhere are cut, so an event is recorded however long
+	// what a peer sent; a peer event that is not an event id of this log's
+	// participant or of the peer is not kept as one.
+	big := Event{Action: ActionAdminCommand, Peer: "site-1", PeerEvent: "site-2:7:0123456789abcdef",
+		Detail: map[string]string{"args": strings.Repeat("x", MaxRecordBytes)}}
+	r, err := l.Append(big)
+	if err != nil || len(r.Detail["args"]) > 4096 || !strings.HasSuffix(r.Detail["args"], "...") {
+		t.Fatalf("Append of an oversized event: %v, detail of %d bytes", err, len(r.Detail["args"]))
 	}
-	// Refusals leave the log usable.
-	if r := mustAppend(t, l, Event{Action: ActionJobStarted}); r.Seq != 1 {
-		t.Errorf("Seq %d after refusals, want 1", r.Seq)
+	if r.PeerEvent != "" || r.Detail["peer_event_refused"] != "site-2:7:0123456789abcdef" {
+		t.Errorf("another participant's id kept as site-1's event: %q, %v", r.PeerEvent, r.Detail)
+	}
+	if r := mustAppend(t, l, Event{Action: ActionJobStarted, Peer: "site-1", PeerEvent: "site-1:3:0123456789abcdef"}); r.Seq != 2 || r.PeerEvent == "" {
+		t.Errorf("Seq %d, peer event %q: want 2 and the peer's own id kept", r.Seq, r.PeerEvent)
 	}
 	l.Close()
 	if _, err := l.Append(Event{Action: ActionJobStarted}); !errors.Is(err, ErrClosed) {

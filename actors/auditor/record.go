@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
 )
 
@@ -211,20 +212,42 @@ func ParseID(id string) (participant string, seq uint64, err error) {
 // clean returns e with invalid UTF-8 replaced (JSON could not store it
 // faithfully) and an empty Detail dropped, so that the record Append
 // returns is exactly the record Verify reads back.
-func clean(e Event) (Event, error) {
+//
+// Much of an event comes from other participants (job ids, reasons, their
+// event ids), so clean also bounds it: each text is cut to maxField bytes
+// (maxDetail for a Detail value), and a PeerEvent that is not an event id
+// of this log's participant (self) or of the event's Peer is not kept as
+// one (it would be an anchor of a log it does not belong to) but noted in
+// Detail["peer_event_refused"].
+func clean(e Event, self string) (Event, error) {
 	if e.Action == "" {
 		return Event{}, errors.New("event has no action")
 	}
-	fix := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
-	e.Action, e.JobID, e.Peer, e.PeerEvent = fix(e.Action), fix(e.JobID), fix(e.Peer), fix(e.PeerEvent)
-	if len(e.Detail) == 0 {
+	fix := func(s string, limit int) string { return envelope.Clip(strings.ToValidUTF8(s, "\uFFFD"), limit) }
+	e.Action, e.JobID, e.Peer = fix(e.Action, maxField), fix(e.JobID, maxField), fix(e.Peer, maxField)
+	refused := ""
+	if e.PeerEvent != "" {
+		if owner, _, err := ParseID(e.PeerEvent); err != nil || owner != self && owner != e.Peer {
+			refused, e.PeerEvent = fix(e.PeerEvent, maxField), ""
+		}
+	}
+	if len(e.Detail) == 0 && refused == "" {
 		e.Detail = nil
 		return e, nil
 	}
-	d := make(map[string]string, len(e.Detail))
+	d := make(map[string]string, len(e.Detail)+1)
 	for k, v := range e.Detail {
-		d[fix(k)] = fix(v)
+		d[fix(k, maxField)] = fix(v, maxDetail)
+	}
+	if refused != "" {
+		d["peer_event_refused"] = refused
 	}
 	e.Detail = d
 	return e, nil
 }
+
+// Bounds of an event's texts (clean).
+const (
+	maxField  = 256
+	maxDetail = 2048
+)

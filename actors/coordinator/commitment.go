@@ -16,6 +16,10 @@ import (
 // ends), every later figure is checked against that commitment, and no
 // site's claim decides alone what the others get.
 
+// maxLoss bounds a reported loss: far above any model's mean loss that
+// still learns, low enough that weighted sums of losses stay finite.
+const maxLoss = 1e6
+
 // maxSamples bounds a committed sample count: far above any real site's,
 // low enough that sums of weights stay exact in float64.
 const maxSamples = 1 << 50
@@ -114,8 +118,8 @@ func checkMetrics(what string, m *hearthv1.Metrics, limit int64) string {
 		return ""
 	case m.Samples < 0 || m.Samples > limit:
 		return fmt.Sprintf("%s metrics over %d samples, more than the %d committed", what, m.Samples, limit)
-	case !finite(m.Loss) || m.Loss < 0:
-		return fmt.Sprintf("%s loss %v: want a finite number at least 0", what, m.Loss)
+	case !finite(m.Loss) || m.Loss < 0 || m.Loss > maxLoss:
+		return fmt.Sprintf("%s loss %v: want 0..%g", what, m.Loss, maxLoss)
 	case !finite(m.Accuracy) || m.Accuracy < 0 || m.Accuracy > 1:
 		return fmt.Sprintf("%s accuracy %v: want 0..1", what, m.Accuracy)
 	}
@@ -130,8 +134,8 @@ func checkResult(m *hearthv1.TrainResult, c *hearthv1.SiteCommitment) string {
 		return "no commitment for this site"
 	case m.Samples < 1 || m.Samples > c.TrainSamples:
 		return fmt.Sprintf("reported %d training samples, committed %d when it joined", m.Samples, c.TrainSamples)
-	case !finite(m.TrainLoss) || m.TrainLoss < 0:
-		return fmt.Sprintf("train loss %v: want a finite number at least 0", m.TrainLoss)
+	case !finite(m.TrainLoss) || m.TrainLoss < 0 || m.TrainLoss > maxLoss:
+		return fmt.Sprintf("train loss %v: want 0..%g", m.TrainLoss, maxLoss)
 	case m.TrainMicros < 0:
 		return fmt.Sprintf("train time %d µs", m.TrainMicros)
 	}

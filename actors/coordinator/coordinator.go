@@ -9,14 +9,11 @@ package coordinator
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -27,6 +24,7 @@ import (
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -223,7 +221,7 @@ func (c *Coordinator) submit(ctx actor.Context, m *hearthv1.SubmitJob) proto.Mes
 	if n := c.runningOf(who.Name); n >= c.cfg.Limits.JobsPerSubmitter {
 		return refuse(fmt.Sprintf("%s has %d jobs running, the most one submitter may (%d)", who.Name, n, c.cfg.Limits.JobsPerSubmitter))
 	}
-	id, err := newJobID()
+	id, err := job.NewID()
 	if err != nil {
 		return failure("internal", err.Error())
 	}
@@ -281,7 +279,7 @@ const maxListed = 1000
 // job reads a job for a request, refusing unknown and malformed ids
 // alike (before any store lookup).
 func (c *Coordinator) job(id string) (*hearthv1.JobRecord, *hearthv1.Failure) {
-	if !validJobID(id) {
+	if !job.ValidID(id) {
 		return nil, failure("not_found", fmt.Sprintf("%v: %q", ErrNoJob, clip(id)))
 	}
 	rec, err := c.cfg.Store.Get(context.Background(), id)
@@ -548,30 +546,10 @@ func submitterOf(rec *hearthv1.JobRecord) pki.Identity {
 	return pki.Identity{Name: rec.Info.Submitter, Org: rec.Info.SubmitterOrg, Kind: pki.KindAdmin}
 }
 
-// validJobID says whether id has the shape newJobID makes.
-func validJobID(id string) bool {
-	hexPart, ok := strings.CutPrefix(id, "job-")
-	if !ok || len(hexPart) != 12 {
-		return false
-	}
-	_, err := hex.DecodeString(hexPart)
-	return err == nil && strings.ToLower(hexPart) == hexPart
-}
+// clip bounds a text that came from elsewhere before it is kept or
+// echoed: at most 64 bytes, cut at a character.
+func clip(s string) string { return envelope.Clip(s, 64) }
 
-// clip bounds a text that came from elsewhere before it is echoed.
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
-}
 
-func newJobID() (string, error) {
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return "job-" + hex.EncodeToString(b), nil
-}
 
 func failure(code, msg string) *hearthv1.Failure { return &hearthv1.Failure{Code: code, Message: msg} }

@@ -177,14 +177,14 @@ func (w *workflow) startStreamedRound(ctx actor.Context) {
 // if it has one, else once it has (the first update starts the wait).
 func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult) {
 	if m.UpdateStream.TotalBytes != w.big.Size() {
-		w.miss(site, fmt.Sprintf("update of %d bytes for a %d-byte model", m.UpdateStream.TotalBytes, w.big.Size()))
+		w.refuse(site, "result.refused", fmt.Sprintf("update of %d bytes for a %d-byte model", m.UpdateStream.TotalBytes, w.big.Size()), m.AuditEvent)
 		return
 	}
 	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Round: w.round, Peer: site, PeerEvent: m.AuditEvent,
 		Detail: map[string]string{"task": w.events[site], "stream": m.UpdateStream.StreamId}})
 	if w.sum != nil && w.manifest.Aggregation.Lockstep() {
-		w.miss(site, fmt.Sprintf("update offered more than %v after the round's first: its lockstep aggregation had begun without it "+
-			"(an offered stream must be pulled within the stall timeout)", lockstepWait))
+		w.refuse(site, "result.refused", fmt.Sprintf("update offered more than %v after the round's first: its lockstep aggregation had begun without it "+
+			"(an offered stream must be pulled within the stall timeout)", lockstepWait), m.AuditEvent)
 		return
 	}
 	w.pulling[site] = true

@@ -18,6 +18,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -84,12 +85,15 @@ type workflow struct {
 	// FedAvg weight (its committed samples, capped), fixed for the job.
 	shapes  map[string]dataShape
 	weights map[string]float64
+	// The same caps on the weight of each site's validation and test
+	// figures in the job's averages.
+	valWeights, testWeights map[string]float64
 
 	// The open round.
 	started                    time.Time
 	answered, missing          []string
 	reasons                    []string
-	trainLoss                  float64
+	trainLoss, trainWeight     float64
 	trainSamples               int64
 	val, test                  meanMetrics // validation this round; the final test evaluation
 	bytes, maxTrain            int64
@@ -209,13 +213,17 @@ func (w *workflow) reply(ctx actor.Context, r *bridge.Reply) {
 	delete(w.pending, site)
 	switch m := r.Msg.(type) {
 	case *hearthv1.JobJoined:
+		if w.phase != joining {
+			w.refuse(site, "result.refused", "a JobJoined answering a task: commitments are made when joining", m.AuditEvent)
+			break
+		}
 		w.joined(ctx, site, m)
 	case *hearthv1.TrainResult:
 		w.result(ctx, site, m)
 	case *hearthv1.EvaluateResult:
 		w.evaluated(ctx, site, m)
 	default:
-		w.miss(site, fmt.Sprintf("unexpected answer %T", r.Msg))
+		w.refuse(site, "result.refused", fmt.Sprintf("unexpected answer %T", r.Msg), "")
 	}
 	w.next(ctx)
 }
@@ -229,7 +237,15 @@ func (w *workflow) failed(ctx actor.Context, f *bridge.Failed) {
 	w.next(ctx)
 }
 
+// maxReason bounds a site's reason as the job keeps it: sites write them
+// (a failure's message), and the job's record and list must stay small.
+const maxReason = 256
+
+// maxJobReason bounds why a job ended, which joins its sites' reasons.
+const maxJobReason = 4096
+
 func (w *workflow) miss(site, reason string) {
+	reason = envelope.Clip(reason, maxReason)
 	w.missing = append(w.missing, site)
 	w.reasons = append(w.reasons, site+": "+reason)
 	w.cfg.Log.Warn("site left out", "job", w.id(), "round", w.round, "site", site, "reason", reason)
@@ -259,6 +275,7 @@ func (w *workflow) joined(_ actor.Context, site string, m *hearthv1.JobJoined) {
 
 // refuse leaves a site out for what it sent, with the reason audited.
 func (w *workflow) refuse(site, action, reason, peerEvent string) {
+	reason = envelope.Clip(reason, maxReason)
 	w.miss(site, reason)
 	w.audit(auditor.Event{Action: action, JobID: w.id(), Round: w.round, Peer: site, PeerEvent: peerEvent,
 		Detail: map[string]string{"reason": reason}})
@@ -290,6 +307,16 @@ func (w *workflow) settleJoined() error {
 	}
 	w.shapeFeatures, w.shapeLabels = shape.features, shape.classes
 	w.weights = cappedWeights(w.rec.Joined, w.maxShare())
+	val, test := map[string]int64{}, map[string]int64{}
+	for _, c := range w.rec.Info.Commitments {
+		if c.ValSamples > 0 {
+			val[c.Site] = c.ValSamples
+		}
+		if c.TestSamples > 0 {
+			test[c.Site] = c.TestSamples
+		}
+	}
+	w.valWeights, w.testWeights = cappedWeights(val, w.maxShare()), cappedWeights(test, w.maxShare())
 	sort.Slice(w.rec.Info.Commitments, func(i, j int) bool { return w.rec.Info.Commitments[i].Site < w.rec.Info.Commitments[j].Site })
 	return nil
 }
@@ -391,7 +418,7 @@ func (w *workflow) initialModel() error {
 func (w *workflow) startRound(ctx actor.Context, round int64) {
 	w.phase, w.round, w.pending = training, round, map[string]bool{}
 	w.started, w.answered, w.missing, w.reasons = time.Now(), nil, nil, nil
-	w.trainLoss, w.trainSamples, w.val, w.bytes, w.maxTrain = 0, 0, meanMetrics{}, 0, 0
+	w.trainLoss, w.trainWeight, w.trainSamples, w.val, w.bytes, w.maxTrain = 0, 0, 0, meanMetrics{}, 0, 0
 	w.events, w.siteRounds = map[string]string{}, map[string]*hearthv1.SiteRound{}
 	if w.big != nil {
 		w.startStreamedRound(ctx)
@@ -429,7 +456,7 @@ func (w *workflow) result(ctx actor.Context, site string, m *hearthv1.TrainResul
 	w.bytes += int64(proto.Size(m.Update))
 	update, err := job.FromWire(m.Update)
 	if err != nil {
-		w.miss(site, err.Error())
+		w.refuse(site, "result.refused", err.Error(), m.AuditEvent)
 		return
 	}
 	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Round: w.round, Peer: site, PeerEvent: m.AuditEvent,
@@ -437,6 +464,15 @@ func (w *workflow) result(ctx actor.Context, site string, m *hearthv1.TrainResul
 	ctx.Send(w.agg, &aggregator.Fold{Round: w.round, Site: site, Update: update, Weight: w.weight(site, m)})
 	w.answered = append(w.answered, site)
 	w.account(site, m)
+}
+
+// capMetric is the weight of a site's reported metrics in the job's
+// average: their sample count, at most the site's capped share (caps).
+func capMetric(caps map[string]float64, site string, m *hearthv1.Metrics) float64 {
+	if m == nil {
+		return 0
+	}
+	return min(caps[site], float64(m.Samples))
 }
 
 // weight is a site's FedAvg weight this round: its committed, capped
@@ -447,9 +483,10 @@ func (w *workflow) weight(site string, m *hearthv1.TrainResult) float64 {
 
 // account adds a site's checked training result to the round's figures.
 func (w *workflow) account(site string, m *hearthv1.TrainResult) {
-	w.trainLoss += m.TrainLoss * float64(m.Samples)
+	w.trainLoss += m.TrainLoss * w.weight(site, m)
 	w.trainSamples += m.Samples
-	w.val.add(m.Validation)
+	w.trainWeight += w.weight(site, m)
+	w.val.add(m.Validation, capMetric(w.valWeights, site, m.Validation))
 	w.maxTrain = max(w.maxTrain, m.TrainMicros)
 	w.siteRounds[site] = &hearthv1.SiteRound{Site: site, Weight: w.weight(site, m), TrainLoss: m.TrainLoss, Validation: m.Validation}
 }
@@ -496,8 +533,8 @@ func (w *workflow) roundClosed(ctx actor.Context) {
 	sum := &hearthv1.RoundSummary{Round: w.round, Answered: sorted(w.answered), Missing: sorted(w.missing),
 		BytesMoved: w.bytes, DurationMicros: w.exchanged.Microseconds(), MaxTrainMicros: w.maxTrain,
 		CheckpointMicros: w.checkpointed.Microseconds()}
-	if w.trainSamples > 0 {
-		sum.TrainLoss = w.trainLoss / float64(w.trainSamples)
+	if w.trainWeight > 0 {
+		sum.TrainLoss = w.trainLoss / w.trainWeight
 	}
 	sum.Validation = w.val.mean()
 	for _, site := range sum.Answered {
@@ -583,7 +620,7 @@ func (w *workflow) evaluated(_ actor.Context, site string, m *hearthv1.EvaluateR
 		return
 	}
 	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Peer: site, PeerEvent: m.AuditEvent})
-	w.test.add(m.Test)
+	w.test.add(m.Test, capMetric(w.testWeights, site, m.Test))
 	w.rec.Info.Test = w.test.mean()
 	w.rec.Info.SiteTest = append(w.rec.Info.SiteTest, &hearthv1.SiteMetrics{Site: site, Metrics: m.Test})
 	sort.Slice(w.rec.Info.SiteTest, func(i, j int) bool { return w.rec.Info.SiteTest[i].Site < w.rec.Info.SiteTest[j].Site })
@@ -594,6 +631,7 @@ func (w *workflow) finish(ctx actor.Context, status hearthv1.JobStatus, reason s
 	if reason == "" && status == hearthv1.JobStatus_JOB_STATUS_FINISHED && len(w.missing) > 0 {
 		reason = "test evaluation missed: " + strings.Join(w.reasons, "; ")
 	}
+	reason = envelope.Clip(reason, maxJobReason) // many sites' reasons, each bounded
 	w.rec.Info.Status, w.rec.Info.Reason, w.rec.Info.FinishedUnixNano = status, reason, w.cfg.Now().UnixNano()
 	w.save()
 	for site := range w.rec.Joined {
@@ -634,25 +672,28 @@ func sorted(s []string) []string {
 	return out
 }
 
-// meanMetrics averages metrics weighted by their sample counts.
+// meanMetrics averages metrics over sites, each weighted by its sample
+// count capped as its FedAvg weight is (capMetric), so that no site's
+// claim decides the job's figures alone.
 type meanMetrics struct {
-	loss, acc float64
-	samples   int64
+	loss, acc, weight float64
+	samples           int64
 }
 
-func (a *meanMetrics) add(m *hearthv1.Metrics) {
-	if m == nil || m.Samples < 1 {
+func (a *meanMetrics) add(m *hearthv1.Metrics, weight float64) {
+	if m == nil || m.Samples < 1 || !(weight > 0) {
 		return
 	}
-	a.loss += m.Loss * float64(m.Samples)
-	a.acc += m.Accuracy * float64(m.Samples)
+	a.loss += m.Loss * weight
+	a.acc += m.Accuracy * weight
+	a.weight += weight
 	a.samples += m.Samples
 }
 
 // mean is the weighted mean, nil when nothing was added.
 func (a meanMetrics) mean() *hearthv1.Metrics {
-	if a.samples == 0 {
+	if a.weight == 0 {
 		return nil
 	}
-	return &hearthv1.Metrics{Samples: a.samples, Loss: a.loss / float64(a.samples), Accuracy: a.acc / float64(a.samples)}
+	return &hearthv1.Metrics{Samples: a.samples, Loss: a.loss / a.weight, Accuracy: a.acc / a.weight}
 }

@@ -8,9 +8,12 @@ package job
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -185,6 +188,32 @@ func checkShape(n *yaml.Node, depth int) error {
 		}
 	}
 	return nil
+}
+
+// ValidID says whether id has the shape the server gives job ids,
+// "job-" and 12 lowercase hex digits. Ids cross trust boundaries (a site
+// keeps them in its ledger and audit log), so anything else is refused
+// before it is used.
+func ValidID(id string) bool {
+	hexPart, ok := strings.CutPrefix(id, "job-")
+	if !ok || len(hexPart) != 12 {
+		return false
+	}
+	for i := 0; i < len(hexPart); i++ {
+		if c := hexPart[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// NewID makes a fresh job id (ValidID).
+func NewID() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "job-" + hex.EncodeToString(b), nil
 }
 
 // ValidName says whether s is a safe job name: 1 to 128 characters of

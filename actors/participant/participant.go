@@ -63,10 +63,11 @@ type Config struct {
 	// twice under different ids. Required.
 	Ledger *Ledger
 	// Outgoing, if set, sees each answer to the server before it leaves
-	// (JobJoined, and TrainResult with the round's global model), and may
-	// change it or stop it (an error). It is where a site's own filters
-	// stand; the integration tests' hostile build plays a compromised site
-	// through it.
+	// (JobJoined; TrainResult, with the round's global model when the
+	// update is inline, nil when it is streamed, whose bytes are offered
+	// already; EvaluateResult), and may change it or stop it (an error). It
+	// is where a site's own filters stand; the integration tests' hostile
+	// build plays a compromised site through it.
 	Outgoing func(m *job.Manifest, global *model.Model, answer proto.Message) error
 	Log      *slog.Logger
 	Now      func() time.Time
@@ -388,9 +389,14 @@ func (p *Participant) evaluate(ctx actor.Context, m *hearthv1.EvaluateTask) {
 		ctx.Respond(failure("bad_model", err.Error()))
 		return
 	}
-	id := p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
+	res := &hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt)}
+	if err := p.outgoing(j.manifest, nil, res); err != nil {
+		ctx.Respond(failure("filtered", err.Error()))
+		return
+	}
+	res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
 		Detail: map[string]string{"test_accuracy": fmt.Sprintf("%.4f", mt.Accuracy)}})
-	ctx.Respond(&hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt), AuditEvent: id})
+	ctx.Respond(res)
 }
 
 // outgoing runs the Outgoing hook, if any.

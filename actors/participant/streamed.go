@@ -93,9 +93,14 @@ func (p *Participant) evaluateStreamed(ctx actor.Context, m *hearthv1.EvaluateTa
 			system.Root.Send(reply, failure("bad_model", err.Error()))
 			return
 		}
-		id := p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
+		res := &hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt)}
+		if err := p.outgoing(j.manifest, nil, res); err != nil {
+			system.Root.Send(reply, failure("filtered", err.Error()))
+			return
+		}
+		res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
 			Detail: map[string]string{"test_accuracy": fmt.Sprintf("%.4f", mt.Accuracy)}})
-		system.Root.Send(reply, &hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt), AuditEvent: id})
+		system.Root.Send(reply, res)
 	}()
 }
 
@@ -152,6 +157,11 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 			return
 		}
 		res.UpdateStream = out.Manifest
+		if err := p.outgoing(j.manifest, nil, res); err != nil { // the update itself has been offered: its figures only
+			out.Cancel()
+			fail("filtered", err)
+			return
+		}
 		res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: executed})
 		system.Root.Send(reply, res)
 		// Serve the update until the server has pulled it all (or stalls);

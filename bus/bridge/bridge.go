@@ -187,6 +187,11 @@ func Start(cfg Config) (*Bridge, error) {
 	return b, nil
 }
 
+// maxRemoteMessage bounds the message of a failure another participant
+// answered with, as RemoteError carries it on.
+const maxRemoteMessage = 1024
+
+
 // PID is the bridge actor: send it *Send and *Ask.
 func (b *Bridge) PID() *actor.PID { return b.pid }
 
@@ -332,7 +337,7 @@ func (b *Bridge) arrive(msg *nats.Msg) {
 		}
 		if h.Kind == hearthv1.Header_KIND_ERROR {
 			f, _ := m.Body.(*hearthv1.Failure)
-			b.cfg.System.Root.Send(p.sender, &Failed{To: p.to, Err: &RemoteError{From: from, Code: f.GetCode(), Message: f.GetMessage()}})
+			b.cfg.System.Root.Send(p.sender, &Failed{To: p.to, Err: &RemoteError{From: from, Code: envelope.Clip(f.GetCode(), 64), Message: envelope.Clip(f.GetMessage(), maxRemoteMessage)}})
 			return
 		}
 		b.cfg.System.Root.Send(p.sender, &Reply{From: m.Sender, Msg: m.Body})

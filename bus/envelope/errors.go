@@ -116,11 +116,16 @@ var reasonCodes = []struct {
 const maxClaimed = 80
 
 // claimed truncates s to maxClaimed bytes on a rune boundary.
-func claimed(s string) string {
-	if len(s) <= maxClaimed {
+func claimed(s string) string { return Clip(s, maxClaimed) }
+
+// Clip cuts s, a text another participant wrote, to at most limit bytes,
+// at a character boundary, marking the cut with "...": the one way Hearth
+// bounds such texts before it keeps, logs or relays them.
+func Clip(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
-	cut := maxClaimed
+	cut := limit
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}

@@ -25,6 +25,7 @@ import (
 //	huge      sends 1e30 in every parameter (finite, overflows a float32 sum)
 //	shape     reports a data shape of one feature more than it has
 //	metrics   reports a validation accuracy of 7 over 10^9 samples
+//	testclaim commits to 10^12 test samples and reports a perfect test score on them
 //
 // hostileSite is the participant's Outgoing hook in this build.
 func hostileSite(m *job.Manifest, global *model.Model, answer proto.Message) error {
@@ -39,6 +40,12 @@ func hostileSite(m *job.Manifest, global *model.Model, answer proto.Message) err
 			a.TrainSamples = 1e12
 		case "shape":
 			a.Features++
+		case "testclaim":
+			a.TestSamples = 1e12
+		}
+	case *hearthv1.EvaluateResult:
+		if attack == "testclaim" {
+			a.Test = &hearthv1.Metrics{Samples: 1e12, Accuracy: 1, Loss: 0}
 		}
 	case *hearthv1.TrainResult:
 		switch attack {
@@ -47,6 +54,9 @@ func hostileSite(m *job.Manifest, global *model.Model, answer proto.Message) err
 		case "metrics":
 			a.Validation = &hearthv1.Metrics{Samples: 1e9, Loss: 0, Accuracy: 7}
 		case "signflip", "boost", "huge":
+			if a.Update == nil {
+				return nil // a streamed update: offered as computed
+			}
 			u, err := job.FromWire(a.Update)
 			if err != nil {
 				return fmt.Errorf("hostile: %w", err)
