@@ -550,6 +550,4 @@ func submitterOf(rec *hearthv1.JobRecord) pki.Identity {
 // echoed: at most 64 bytes, cut at a character.
 func clip(s string) string { return envelope.Clip(s, 64) }
 
-
-
 func failure(code, msg string) *hearthv1.Failure { return &hearthv1.Failure{Code: code, Message: msg} }

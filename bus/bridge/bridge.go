@@ -191,7 +191,6 @@ func Start(cfg Config) (*Bridge, error) {
 // answered with, as RemoteError carries it on.
 const maxRemoteMessage = 1024
 
-
 // PID is the bridge actor: send it *Send and *Ask.
 func (b *Bridge) PID() *actor.PID { return b.pid }
 
