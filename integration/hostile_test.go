@@ -260,7 +260,7 @@ func TestSignedJobRunsOnce(t *testing.T) {
 		for _, tc := range []struct {
 			sj   *hearthv1.SignedJob
 			want string
-		}{{signed, "already ran here"}, {stale, "has passed"}} {
+		}{{signed, "ended here"}, {stale, "has passed"}} {
 			err := askUntilUp(t, rogue, site, &hearthv1.JoinJob{JobId: "job-0123456789ab", Job: tc.sj})
 			var remote *bridge.RemoteError
 			if !errors.As(err, &remote) || remote.Code != "refused" || !strings.Contains(remote.Message, tc.want) {
@@ -271,6 +271,12 @@ func TestSignedJobRunsOnce(t *testing.T) {
 			return r.Action == "job.refused" && r.JobID == "job-0123456789ab"
 		}); len(refused) != 2 {
 			t.Fatalf("%s audited %d refusals: %+v", site, len(refused), refused)
+		}
+		// Nor, once it ended, under its own id.
+		err := askUntilUp(t, rogue, site, &hearthv1.JoinJob{JobId: id, Job: signed})
+		var remote *bridge.RemoteError
+		if !errors.As(err, &remote) || !strings.Contains(remote.Message, "ended here") {
+			t.Fatalf("%s re-joined the ended job: %v", site, err)
 		}
 	}
 

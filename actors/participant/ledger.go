@@ -24,8 +24,9 @@ import (
 type Ledger struct {
 	mu   sync.Mutex
 	path string
-	runs map[string]string // nonce -> job id
-	f    *os.File
+	runs  map[string]string // nonce -> job id
+	ended map[string]bool   // nonces whose job ended here
+	f     *os.File
 }
 
 // ErrReplayedJob is returned when a signed job's nonce already ran under
@@ -38,8 +39,9 @@ const maxLedgerLine = 4096
 type ledgerEntry struct {
 	Nonce    string    `json:"nonce"`
 	Job      string    `json:"job"`
-	Joined   time.Time `json:"joined"`
-	NotAfter time.Time `json:"not_after"`
+	Joined   time.Time `json:"joined,omitzero"`
+	NotAfter time.Time `json:"not_after,omitzero"`
+	Ended    bool      `json:"ended,omitempty"` // the job ended here: it never runs again
 }
 
 // OpenLedger opens (creating if needed) the ledger file at path.
@@ -51,7 +53,7 @@ func OpenLedger(path string) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job ledger: %w", err)
 	}
-	l := &Ledger{path: path, runs: map[string]string{}, f: f}
+	l := &Ledger{path: path, runs: map[string]string{}, ended: map[string]bool{}, f: f}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, maxLedgerLine), maxLedgerLine)
 	for n := 1; sc.Scan(); n++ {
@@ -61,6 +63,9 @@ func OpenLedger(path string) (*Ledger, error) {
 			return nil, fmt.Errorf("job ledger %s: line %d is not an entry: %v", path, n, err)
 		}
 		l.runs[e.Nonce] = e.Job
+		if e.Ended {
+			l.ended[e.Nonce] = true
+		}
 	}
 	if err := sc.Err(); err != nil {
 		f.Close()
@@ -74,6 +79,28 @@ func (l *Ledger) Known(nonce, id string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.runs[nonce] == id
+}
+
+// Ended reports whether the job of nonce ended here; it may not be joined
+// again, even under its own id.
+func (l *Ledger) Ended(nonce string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ended[nonce]
+}
+
+// End records that the job of nonce, id, ended here.
+func (l *Ledger) End(nonce, id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended[nonce] {
+		return nil
+	}
+	if err := l.append(ledgerEntry{Nonce: nonce, Job: id, Ended: true}); err != nil {
+		return err
+	}
+	l.ended[nonce] = true
+	return nil
 }
 
 // Unused says whether nonce has run under no job id here yet; if it has,
@@ -99,9 +126,21 @@ func (l *Ledger) Record(nonce, id string, now, notAfter time.Time) error {
 	case ok:
 		return fmt.Errorf("%w as job %s", ErrReplayedJob, prev)
 	}
-	b, err := json.Marshal(ledgerEntry{Nonce: nonce, Job: id, Joined: now.UTC(), NotAfter: notAfter.UTC()})
+	if err := l.append(ledgerEntry{Nonce: nonce, Job: id, Joined: now.UTC(), NotAfter: notAfter.UTC()}); err != nil {
+		return err
+	}
+	l.runs[nonce] = id
+	return nil
+}
+
+// append writes one entry and syncs it (l.mu held).
+func (l *Ledger) append(e ledgerEntry) error {
+	b, err := json.Marshal(e)
 	if err != nil {
 		return err
+	}
+	if len(b) >= maxLedgerLine {
+		return fmt.Errorf("job ledger: an entry of %d bytes", len(b))
 	}
 	if _, err := l.f.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("job ledger: %w", err)
@@ -109,7 +148,6 @@ func (l *Ledger) Record(nonce, id string, now, notAfter time.Time) error {
 	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("job ledger: %w", err)
 	}
-	l.runs[nonce] = id
 	return nil
 }
 

@@ -41,6 +41,17 @@ func TestLedgerRefusesAJobRunTwice(t *testing.T) {
 	if !errors.Is(err, ErrReplayedJob) || !strings.Contains(err.Error(), "job-aaaaaaaaaaaa") {
 		t.Fatalf("replayed under a new id: %v", err)
 	}
+	if err := l.End("n1", "job-aaaaaaaaaaaa"); err != nil || !l.Ended("n1") || l.Ended("n2") {
+		t.Fatalf("End: %v, ended %v %v", err, l.Ended("n1"), l.Ended("n2"))
+	}
+	l.Close()
+	if l, err = OpenLedger(path); err != nil || !l.Ended("n1") || !l.Known("n1", "job-aaaaaaaaaaaa") {
+		t.Fatalf("after a restart the ended job is not remembered: %v", err)
+	}
+	if err := l.Record("n3", strings.Repeat("x", maxLedgerLine), now, now); err == nil {
+		t.Fatal("an entry the ledger could not read back was written")
+	}
+	l.Close()
 	if err := os.WriteFile(path, []byte("not json\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

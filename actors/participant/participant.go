@@ -23,6 +23,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -77,10 +78,20 @@ type Config struct {
 type Participant struct {
 	cfg  Config
 	jobs map[string]*joined
+	// tasks counts the training tasks begun for each job id, across
+	// re-joins: a job's rounds plus maxResumes at most (see beginRound).
+	tasks map[string]int
 }
+
+// maxResumes is how many rounds a job may be trained again here, beyond
+// its own: a server resumed after a crash repeats the round it was in. It
+// bounds what a compromised server, re-joining a job to reset its count,
+// can make the site train.
+const maxResumes = 3
 
 type joined struct {
 	manifest         *job.Manifest
+	nonce            string // the signed job's, as the ledger knows it
 	spec             trainer.Spec
 	train, val, test *dataset.Set
 	// spare keeps a streamed global model's buffer from one round to the
@@ -140,7 +151,7 @@ func New(cfg Config) (*Participant, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Participant{cfg: cfg, jobs: map[string]*joined{}}, nil
+	return &Participant{cfg: cfg, jobs: map[string]*joined{}, tasks: map[string]int{}}, nil
 }
 
 // Props makes the actor's props.
@@ -166,6 +177,9 @@ func (p *Participant) Receive(ctx actor.Context) {
 		if from, ok := p.fromServer(ctx); ok {
 			if j := p.jobs[m.JobId]; j != nil {
 				j.spare.Close()
+				if err := p.cfg.Ledger.End(j.nonce, m.JobId); err != nil {
+					p.cfg.Log.Error("job ledger: end not recorded", "job", m.JobId, "err", err)
+				}
 			}
 			delete(p.jobs, m.JobId)
 			p.audit(auditor.Event{Action: "job.left", JobID: m.JobId, Peer: from.Sender.Name,
@@ -193,6 +207,11 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 	if !ok {
 		return failure("forbidden", "only the server coordinates jobs")
 	}
+	if !job.ValidID(m.JobId) {
+		p.audit(auditor.Event{Action: "job.refused", Peer: from.Sender.Name, PeerEvent: m.AuditEvent,
+			Detail: map[string]string{"reason": "not a job id", "job": m.JobId}})
+		return failure("refused", fmt.Sprintf("%s refused a job: %q is not a job id", p.cfg.Self.Name, envelope.Clip(m.JobId, 64)))
+	}
 	received := p.audit(auditor.Event{Action: "job.received", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: m.AuditEvent})
 	refuse := func(reason string) any {
 		p.cfg.Log.Warn("job refused", "job", m.JobId, "reason", reason)
@@ -208,6 +227,9 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 	// A job this site already runs (the server resumed it after a restart)
 	// may be past its not-after; any other must be fresh, and must not have
 	// run here under another id. Both before any work on the job.
+	if p.cfg.Ledger.Ended(v.Nonce) {
+		return refuse("this signed job ended here; it does not run again")
+	}
 	if !p.cfg.Ledger.Known(v.Nonce, m.JobId) {
 		if err := v.Fresh(now); err != nil {
 			return refuse(err.Error())
@@ -222,7 +244,7 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 	if !deployedHere(v.Manifest.Sites, p.cfg.Self.Name) {
 		return refuse("this site is not in the job's sites")
 	}
-	j := &joined{manifest: v.Manifest, spec: v.Manifest.Trainer.Spec()}
+	j := &joined{manifest: v.Manifest, spec: v.Manifest.Trainer.Spec(), nonce: v.Nonce}
 	if j.train, err = p.load(v.Manifest.Dataset, "train"); err != nil {
 		return refuse(err.Error())
 	}
@@ -247,6 +269,9 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 		Features: int64(j.train.Features), Classes: int64(j.train.Classes), ValSamples: rows(j.val), TestSamples: rows(j.test)}
 	if err := p.outgoing(v.Manifest, nil, out); err != nil {
 		return refuse(err.Error())
+	}
+	if old := p.jobs[m.JobId]; old != nil { // re-joined (a resumed job): its round count starts again
+		old.spare.Close()
 	}
 	p.jobs[m.JobId] = j
 	id := p.audit(auditor.Event{Action: "job.joined", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
@@ -305,7 +330,13 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		ctx.Respond(failure("unknown_job", "this site has not joined job "+m.JobId))
 		return
 	}
-	if err := j.beginRound(m.Round); err != nil {
+	var err error
+	if n := p.tasks[m.JobId]; n >= j.manifest.Rounds+maxResumes {
+		err = fmt.Errorf("%d training tasks for this job already: its %d rounds and %d resumed", n, j.manifest.Rounds, maxResumes)
+	} else if err = j.beginRound(m.Round); err == nil {
+		p.tasks[m.JobId]++
+	}
+	if err != nil {
 		p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received,
 			Detail: map[string]string{"reason": err.Error()}})
 		ctx.Respond(failure("refused", err.Error()))
