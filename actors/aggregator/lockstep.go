@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"gonum.org/v1/gonum/blas/blas32"
 )
@@ -20,6 +21,8 @@ type lockstep struct {
 	sum    *StreamSum
 	global []float32
 	rule   Rule
+
+	patience time.Duration // LockstepPatience; shorter in tests
 
 	mu      sync.Mutex
 	moved   *sync.Cond // next advanced, a member left, or the sum failed
@@ -42,7 +45,8 @@ type member struct {
 }
 
 func newLockstep(s *StreamSum, global []float32, rule Rule, sites []string) *lockstep {
-	l := &lockstep{sum: s, global: global, rule: rule, members: map[string]*member{}, out: make([]float32, s.chunkBytes/4)}
+	l := &lockstep{sum: s, global: global, rule: rule, members: map[string]*member{}, out: make([]float32, s.chunkBytes/4),
+		patience: LockstepPatience}
 	l.moved = sync.NewCond(&l.mu)
 	for _, site := range sites {
 		l.members[site] = &member{site: site, chunks: map[int][]float32{}}
@@ -74,6 +78,17 @@ func (l *lockstep) write(m *member, index int, xs blas32.Vector) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if index >= l.next+LockstepWindow && m.failed == nil && l.err == nil {
+		waitingFor := l.next
+		patience := time.AfterFunc(l.patience, func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.next == waitingFor && l.err == nil {
+				l.leaveOutSlow(waitingFor)
+			}
+		})
+		defer patience.Stop()
+	}
 	for index >= l.next+LockstepWindow && m.failed == nil && l.err == nil {
 		l.moved.Wait()
 	}
@@ -102,6 +117,19 @@ func (l *lockstep) buffer() []float32 {
 		return b[:cap(b)]
 	}
 	return make([]float32, l.sum.chunkBytes/4)
+}
+
+// leaveOutSlow fails the live members that have not delivered chunk c
+// while another waited LockstepPatience for it, and combines what is then
+// complete (l.mu held).
+func (l *lockstep) leaveOutSlow(c int) {
+	for _, m := range l.live() {
+		if m.chunks[c] == nil {
+			m.failed = fmt.Errorf("too slow for the round's lockstep: chunk %d not delivered %v after another site was held back for it", c, l.patience)
+		}
+	}
+	l.advance()
+	l.moved.Broadcast()
 }
 
 // live is the members still in the round, in site order.

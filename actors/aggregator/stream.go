@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 	"unsafe"
 
 	"gonum.org/v1/gonum/blas/blas32"
@@ -60,6 +61,14 @@ type StreamSum struct {
 // LockstepWindow is how many chunks a site may run ahead of the slowest
 // site of a lockstep round before its WriteChunk blocks.
 const LockstepWindow = 8
+
+// LockstepPatience is how long a site held back by the window waits for
+// the chunk the round needs next; past it, the sites that have not
+// delivered that chunk are left out of the round as too slow, so that one
+// site trickling its update cannot pace every other (and stall their
+// streams: a blocked sink stops its stream's credits). It is well under
+// the streams' stall timeout.
+const LockstepPatience = 10 * time.Second
 
 // NewStreamSum makes an unbounded FedAvg sum of models streamed in chunks
 // of chunkBytes (a multiple of 4) in acc, a buffer of their layout,
