@@ -138,6 +138,10 @@ func (c *Coordinator) Receive(ctx actor.Context) {
 	case *actor.Started:
 		c.resume(ctx)
 		c.sweepCheckpoints()
+		c.sweepLater(ctx)
+	case *sweep:
+		c.sweepCheckpoints()
+		c.sweepLater(ctx)
 	case *actor.Terminated:
 		for id, pid := range c.workflows {
 			if pid.Equal(m.Who) {
@@ -478,6 +482,18 @@ func (c *Coordinator) startWorkflow(ctx actor.Context, rec *hearthv1.JobRecord, 
 	}
 	c.workflows[rec.Info.Id] = pid
 	c.running[rec.Info.Id] = rec.Info.Submitter
+}
+
+// sweep is the coordinator's reminder to expire checkpoints (sweepEvery).
+type sweep struct{}
+
+// sweepEvery is how often checkpoints are expired besides at start and
+// whenever a job ends, so that an idle server expires them too.
+const sweepEvery = time.Hour
+
+func (c *Coordinator) sweepLater(ctx actor.Context) {
+	self, system := ctx.Self(), ctx.ActorSystem()
+	time.AfterFunc(sweepEvery, func() { system.Root.Send(self, &sweep{}) })
 }
 
 // runningOf counts the jobs submitter has running.

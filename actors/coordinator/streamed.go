@@ -288,10 +288,16 @@ const (
 func (w *workflow) startPull(ctx actor.Context, site string, m *hearthv1.TrainResult) {
 	self, system, round, sum := ctx.Self(), ctx.ActorSystem(), w.round, w.sum
 	sink := sum.Site(site, w.weight(site, m))
+	pullCtx, cancel := context.WithCancel(context.Background())
+	if w.pullCancels == nil {
+		w.pullCancels = map[string]context.CancelFunc{}
+	}
+	w.pullCancels[site] = cancel
 	w.pulls.Add(1)
 	go func() {
 		defer w.pulls.Done()
-		stats, err := w.cfg.Streams.Receive(context.Background(), site, m.UpdateStream, sink)
+		defer cancel()
+		stats, err := w.cfg.Streams.Receive(pullCtx, site, m.UpdateStream, sink)
 		if verdict := sum.Done(site, err); err == nil && verdict != nil {
 			err = fmt.Errorf("refused by the aggregator: %w", verdict)
 		}
@@ -304,6 +310,7 @@ func (w *workflow) pulled(ctx actor.Context, p *pulled) {
 		return
 	}
 	delete(w.pulling, p.site)
+	delete(w.pullCancels, p.site)
 	w.bytes += p.stats.Bytes
 	if p.err != nil {
 		w.refuse(p.site, "stream.failed", "update stream: "+p.err.Error(), "")
@@ -368,6 +375,9 @@ func retire(f *model.Flat, offered []outgoing, spare *model.Spare) {
 // streams may still be writing into is freed once they have ended.
 func (w *workflow) release() {
 	w.spare.Close()
+	for _, cancel := range w.pullCancels {
+		cancel()
+	}
 	if w.sum != nil {
 		sum, pulls := w.sum, w.pulls
 		sum.Abort() // a lockstep sum holds streams back: let them end

@@ -66,15 +66,16 @@ type workflow struct {
 	// buffer, the round's streaming sum (nil until its buffer is chosen;
 	// sumInPlace when that is the global model's own), the updates waiting
 	// for it, the streams in flight, and a buffer kept for a later sum.
-	big        *model.Flat
-	sum        *aggregator.StreamSum
-	sumInPlace bool
-	waiting    []waitingUpdate
-	spare      *model.Spare
-	pulling    map[string]bool
-	pulls      *sync.WaitGroup // the round's update streams
-	offered    []outgoing
-	resumeBig  bool // resume from a large (raw) checkpoint
+	big         *model.Flat
+	sum         *aggregator.StreamSum
+	sumInPlace  bool
+	waiting     []waitingUpdate
+	spare       *model.Spare
+	pulling     map[string]bool
+	pullCancels map[string]context.CancelFunc // ends a site's update stream
+	pulls       *sync.WaitGroup               // the round's update streams
+	offered     []outgoing
+	resumeBig   bool // resume from a large (raw) checkpoint
 	// Joining: sites not yet reachable, and until when to wait for them.
 	awaiting     []string
 	joinDeadline time.Time
@@ -196,6 +197,11 @@ func (w *workflow) watchLinks(ctx actor.Context) {
 			w.audit(auditor.Event{Action: "site.dropped", JobID: w.id(), Round: w.round, Peer: site,
 				Detail: map[string]string{"reason": "link to the hub down while the workflow waited on it"}})
 			lost = true
+		}
+	}
+	for site, cancel := range w.pullCancels { // its update stream ends now, not at the stall timeout
+		if !w.reachable(site) {
+			cancel()
 		}
 	}
 	if lost {
