@@ -95,10 +95,11 @@ type Config struct {
 	// Started is when this process started (zero: not checked). An
 	// envelope from an admin sent before it is refused: the replay cache
 	// lives in memory, so a restarted process cannot know the ids it saw
-	// before, and an admin's command is the one kind of envelope that
-	// starts something by itself (everything else answers a request this
-	// process made since it started, and an answer to no request is
-	// dropped). An admin whose clock lags this one's by d cannot command
+	// before. Admins' commands are what a restarted server must not take
+	// twice; answers to requests are matched to requests this process made
+	// since it started (an answer to none is dropped), and a site checks the
+	// server's tasks against its own records (its job ledger, the rounds it
+	// trained). An admin whose clock lags this one's by d cannot command
 	// for d after a restart.
 	Started time.Time
 }
