@@ -22,8 +22,8 @@ import (
 // keep time could be dropped, but every entry is small and the file is
 // read once at start.
 type Ledger struct {
-	mu   sync.Mutex
-	path string
+	mu    sync.Mutex
+	path  string
 	runs  map[string]string // nonce -> job id
 	ended map[string]bool   // nonces whose job ended here
 	f     *os.File
