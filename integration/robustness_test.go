@@ -150,7 +150,7 @@ func TestChangedJobIsRefused(t *testing.T) {
 		deadline := time.Now().Add(15 * time.Second)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			r, err = rogue.Bridge.Request(ctx, site, &hearthv1.JoinJob{JobId: "job-forged", Job: changed})
+			r, err = rogue.Bridge.Request(ctx, site, &hearthv1.JoinJob{JobId: "job-f0f0f0f0f0f0", Job: changed})
 			cancel()
 			if !errors.Is(err, bridge.ErrTimeout) || time.Now().After(deadline) {
 				break // the site's leaf has reconnected and answered, or we give up
@@ -161,7 +161,7 @@ func TestChangedJobIsRefused(t *testing.T) {
 			t.Fatalf("%s answered %v, %v", site, r, err)
 		}
 		recs := readAudit(t, lp.Kit(site))
-		i := slices.IndexFunc(recs, func(r auditor.Record) bool { return r.Action == "job.refused" && r.JobID == "job-forged" })
+		i := slices.IndexFunc(recs, func(r auditor.Record) bool { return r.Action == "job.refused" && r.JobID == "job-f0f0f0f0f0f0" })
 		if i < 0 || !strings.Contains(recs[i].Detail["reason"], "signature") {
 			t.Fatalf("%s's audit log has no refusal of the changed job: %+v", site, recs)
 		}

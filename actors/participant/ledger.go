@@ -15,12 +15,12 @@ import (
 // signed job's nonce with the job id it ran under. A site runs a signed job
 // under one id only, so a compromised server cannot replay an old signed
 // job (under a new id, with a global model of its choosing); a server
-// resuming the same job after a restart keeps its id and is let through.
+// resuming the same job after a restart keeps its id and is let through,
+// until the job ended here: then it is never joined again.
 //
 // The ledger is an append-only file of JSON lines, fsynced before a join is
-// acknowledged; entries older than the jobs' not-after plus the ledger's
-// keep time could be dropped, but every entry is small and the file is
-// read once at start.
+// acknowledged. It grows by two short lines a job and is read once at
+// start; nothing is dropped from it.
 type Ledger struct {
 	mu    sync.Mutex
 	path  string
