@@ -82,7 +82,7 @@ func DefaultShareCap(n int) float64 {
 //	  on_violation: clip      # clip (default) | refuse
 //	  trim: 1                 # trimmed_mean: values dropped per side per coordinate (default 1)
 //	  trim_fraction: 0.2      # trimmed_mean: or a fraction of the updates per side, in (0, 0.5)
-//	  krum_f: 1               # krum, multi_krum: hostile updates tolerated (default 1); needs n >= 2f+3
+//	  krum_f: 1               # krum, multi_krum, the screen: hostile updates tolerated (default 1); fewer in rounds under 2f+3
 //	  krum_m: 2               # multi_krum: updates averaged (default n - f)
 //	  max_share: 0.5          # cap on one site's share of the FedAvg weight, in (0, 1] (default 2/n: twice a fair share)
 //	  screen: krum            # krum (default): leave out up to f clearly outlying updates of rounds of 2f+3 or more; none
