@@ -35,14 +35,22 @@ import (
 // compromised site (the hostile build of hearth, cmd/hearth/hostile.go,
 // running as a real site process), a member admin, and a compromised server.
 
-// poisonJob is an optdigits job like the POC's, named so that the hostile
-// build plays attack (see hostile.go), with an optional aggregation
-// section (YAML flow mapping).
-func poisonJob(attack, aggregation string) string {
-	spec := trainer.Defaults("optdigits", "logreg")
+// poisonJob is an optdigits job like the POC's (logistic regression),
+// named so that the hostile build plays attack (see hostile.go), with an
+// optional aggregation section (YAML flow mapping).
+func poisonJob(attack, aggregation string) string { return poisonJobOf("logreg", attack, aggregation) }
+
+// poisonJobOf is poisonJob with the trainer kind (logreg or mlp) and its
+// recommended settings.
+func poisonJobOf(kind, attack, aggregation string) string {
+	spec := trainer.Defaults("optdigits", kind)
 	agg := ""
 	if aggregation != "" {
 		agg = "aggregation: " + aggregation + "\n"
+	}
+	hidden := ""
+	if len(spec.Hidden) > 0 {
+		hidden = fmt.Sprintf(", hidden: %v", strings.ReplaceAll(fmt.Sprint(spec.Hidden), " ", ", "))
 	}
 	return fmt.Sprintf(`name: poison-%s-run
 workflow: fedavg
@@ -51,9 +59,9 @@ sites: ["@all"]
 min_sites: 3
 round_timeout: 20s
 dataset: optdigits
-trainer: {kind: logreg, learning_rate: %g, epochs: %d, batch_size: %d, l2: %g, seed: 1}
+trainer: {kind: %s%s, learning_rate: %g, epochs: %d, batch_size: %d, l2: %g, seed: 1}
 evaluation: {validation: true, test: true}
-%s`, attack, trainer.DefaultRounds("optdigits", "logreg"), spec.LearningRate, spec.Epochs, spec.BatchSize, spec.L2, agg)
+%s`, attack, trainer.DefaultRounds("optdigits", kind), kind, hidden, spec.LearningRate, spec.Epochs, spec.BatchSize, spec.L2, agg)
 }
 
 func auditOf(t testing.TB, p *project, name string, match func(auditor.Record) bool) []auditor.Record {
