@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,23 +22,8 @@ import (
 var errFindings = errors.New("audit logs failed verification")
 
 func runAudit(_ context.Context, c *cli, args []string) error {
-	sub := ""
-	if len(args) > 0 {
-		sub, args = args[0], args[1:]
-	}
-	switch sub {
-	case "verify":
-		return auditVerify(c, args)
-	case "trace":
-		return auditTrace(c, args)
-	case "adopt":
-		return auditAdopt(c, args)
-	case "-h", "--help", "help":
-		auditUsage(c)
-		return flag.ErrHelp
-	}
-	auditUsage(c)
-	return fmt.Errorf("%w: audit needs a subcommand: verify, trace or adopt", errUsage)
+	return runSubcommand(c, "audit", args, auditUsage, []subcommand{
+		{"verify", auditVerify}, {"trace", auditTrace}, {"adopt", auditAdopt}})
 }
 
 func auditUsage(c *cli) {

@@ -13,23 +13,36 @@ import (
 )
 
 func runCert(_ context.Context, c *cli, args []string) error {
+	return runSubcommand(c, "cert", args, certUsage, []subcommand{
+		{"request", certRequest}, {"approve", certApprove}, {"revoke", certRevoke}})
+}
+
+// subcommand is one verb of a command with several (cert, audit).
+type subcommand struct {
+	name string
+	run  func(*cli, []string) error
+}
+
+// runSubcommand runs the subcommand of command that args name first,
+// printing usage for help or for a missing or unknown one.
+func runSubcommand(c *cli, command string, args []string, usage func(*cli), subs []subcommand) error {
 	sub := ""
 	if len(args) > 0 {
 		sub, args = args[0], args[1:]
 	}
-	switch sub {
-	case "request":
-		return certRequest(c, args)
-	case "approve":
-		return certApprove(c, args)
-	case "revoke":
-		return certRevoke(c, args)
-	case "-h", "--help", "help":
-		certUsage(c)
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		if s.name == sub {
+			return s.run(c, args)
+		}
+		names[i] = s.name
+	}
+	usage(c)
+	if sub == "-h" || sub == "--help" || sub == "help" {
 		return flag.ErrHelp
 	}
-	certUsage(c)
-	return fmt.Errorf("%w: cert needs a subcommand: request, approve or revoke", errUsage)
+	list := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	return fmt.Errorf("%w: %s needs a subcommand: %s", errUsage, command, list)
 }
 
 func certUsage(c *cli) {
