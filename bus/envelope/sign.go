@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -204,4 +205,24 @@ func newID() string {
 	var b [16]byte
 	rand.Read(b[:]) // never fails (crypto/rand crashes the program instead)
 	return hex.EncodeToString(b[:])
+}
+
+// SignFor signs msg for a purpose other than an envelope: the signature
+// covers purpose || "\x00" || msg, so that it can be mistaken neither for an
+// envelope signature nor for one made for another purpose. purpose is a
+// versioned name such as "hearth.sealing-key.v1"; it must not be empty or
+// contain a NUL. The private key never leaves the Signer.
+func (s *Signer) SignFor(purpose string, msg []byte) ([]byte, error) {
+	if purpose == "" || strings.ContainsRune(purpose, 0) || purpose+"\x00" == signingContext {
+		return nil, fmt.Errorf("sign for %q: not a purpose", purpose)
+	}
+	return ed25519.Sign(s.key, append(append([]byte(purpose), 0), msg...)), nil
+}
+
+// VerifyFor checks a SignFor signature by pub.
+func VerifyFor(pub ed25519.PublicKey, purpose string, msg, sig []byte) bool {
+	if len(pub) != ed25519.PublicKeySize || purpose == "" || purpose+"\x00" == signingContext {
+		return false
+	}
+	return ed25519.Verify(pub, append(append([]byte(purpose), 0), msg...), sig)
 }

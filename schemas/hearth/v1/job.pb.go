@@ -434,7 +434,13 @@ type RoundSummary struct {
 	// duration_micros).
 	CheckpointMicros int64 `protobuf:"varint,9,opt,name=checkpoint_micros,json=checkpointMicros,proto3" json:"checkpoint_micros,omitempty"`
 	// Each answering site's figures, in name order.
-	Sites         []*SiteRound `protobuf:"bytes,10,rep,name=sites,proto3" json:"sites,omitempty"`
+	Sites []*SiteRound `protobuf:"bytes,10,rep,name=sites,proto3" json:"sites,omitempty"`
+	// Swarm: the site that aggregated the round, the attempts it took (a
+	// failover re-runs a round with the next site in the rotation) and the
+	// aggregators that failed it, each with the reason.
+	Aggregator    string   `protobuf:"bytes,11,opt,name=aggregator,proto3" json:"aggregator,omitempty"`
+	Attempts      int64    `protobuf:"varint,12,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	Failovers     []string `protobuf:"bytes,13,rep,name=failovers,proto3" json:"failovers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -539,6 +545,27 @@ func (x *RoundSummary) GetSites() []*SiteRound {
 	return nil
 }
 
+func (x *RoundSummary) GetAggregator() string {
+	if x != nil {
+		return x.Aggregator
+	}
+	return ""
+}
+
+func (x *RoundSummary) GetAttempts() int64 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *RoundSummary) GetFailovers() []string {
+	if x != nil {
+		return x.Failovers
+	}
+	return nil
+}
+
 // JobInfo is a job's public state.
 type JobInfo struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -562,7 +589,14 @@ type JobInfo struct {
 	Commitments []*SiteCommitment `protobuf:"bytes,15,rep,name=commitments,proto3" json:"commitments,omitempty"`
 	// The job's model checkpoint was dropped (expired by the server's
 	// retention, or past its submitter's limit): nothing to download.
-	ModelDropped  bool `protobuf:"varint,16,opt,name=model_dropped,json=modelDropped,proto3" json:"model_dropped,omitempty"`
+	ModelDropped bool `protobuf:"varint,16,opt,name=model_dropped,json=modelDropped,proto3" json:"model_dropped,omitempty"`
+	// The manifest's workflow: "fedavg" or "swarm".
+	Workflow string `protobuf:"bytes,17,opt,name=workflow,proto3" json:"workflow,omitempty"`
+	// Swarm: where the final model is (the server never holds it), and the
+	// cross-site evaluation: each model (the final global one, or a site's
+	// last local one) scored by each site on its own test data.
+	ModelLocation string              `protobuf:"bytes,18,opt,name=model_location,json=modelLocation,proto3" json:"model_location,omitempty"`
+	CrossSite     []*CrossSiteMetrics `protobuf:"bytes,19,rep,name=cross_site,json=crossSite,proto3" json:"cross_site,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -709,6 +743,89 @@ func (x *JobInfo) GetModelDropped() bool {
 	return false
 }
 
+func (x *JobInfo) GetWorkflow() string {
+	if x != nil {
+		return x.Workflow
+	}
+	return ""
+}
+
+func (x *JobInfo) GetModelLocation() string {
+	if x != nil {
+		return x.ModelLocation
+	}
+	return ""
+}
+
+func (x *JobInfo) GetCrossSite() []*CrossSiteMetrics {
+	if x != nil {
+		return x.CrossSite
+	}
+	return nil
+}
+
+// CrossSiteMetrics is one cell of a cross-site evaluation: model ("global",
+// or the site whose last local model it is) scored at site.
+type CrossSiteMetrics struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Site          string                 `protobuf:"bytes,2,opt,name=site,proto3" json:"site,omitempty"`
+	Metrics       *Metrics               `protobuf:"bytes,3,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CrossSiteMetrics) Reset() {
+	*x = CrossSiteMetrics{}
+	mi := &file_hearth_v1_job_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CrossSiteMetrics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CrossSiteMetrics) ProtoMessage() {}
+
+func (x *CrossSiteMetrics) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CrossSiteMetrics.ProtoReflect.Descriptor instead.
+func (*CrossSiteMetrics) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CrossSiteMetrics) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *CrossSiteMetrics) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *CrossSiteMetrics) GetMetrics() *Metrics {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
 // SiteMetrics are one site's metrics.
 type SiteMetrics struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -720,7 +837,7 @@ type SiteMetrics struct {
 
 func (x *SiteMetrics) Reset() {
 	*x = SiteMetrics{}
-	mi := &file_hearth_v1_job_proto_msgTypes[7]
+	mi := &file_hearth_v1_job_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +849,7 @@ func (x *SiteMetrics) String() string {
 func (*SiteMetrics) ProtoMessage() {}
 
 func (x *SiteMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[7]
+	mi := &file_hearth_v1_job_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +862,7 @@ func (x *SiteMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteMetrics.ProtoReflect.Descriptor instead.
 func (*SiteMetrics) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{7}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SiteMetrics) GetSite() string {
@@ -777,7 +894,7 @@ type SiteCommitment struct {
 
 func (x *SiteCommitment) Reset() {
 	*x = SiteCommitment{}
-	mi := &file_hearth_v1_job_proto_msgTypes[8]
+	mi := &file_hearth_v1_job_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +906,7 @@ func (x *SiteCommitment) String() string {
 func (*SiteCommitment) ProtoMessage() {}
 
 func (x *SiteCommitment) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[8]
+	mi := &file_hearth_v1_job_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +919,7 @@ func (x *SiteCommitment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommitment.ProtoReflect.Descriptor instead.
 func (*SiteCommitment) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{8}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SiteCommitment) GetSite() string {
@@ -856,7 +973,7 @@ type SubmitJob struct {
 
 func (x *SubmitJob) Reset() {
 	*x = SubmitJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[9]
+	mi := &file_hearth_v1_job_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +985,7 @@ func (x *SubmitJob) String() string {
 func (*SubmitJob) ProtoMessage() {}
 
 func (x *SubmitJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[9]
+	mi := &file_hearth_v1_job_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +998,7 @@ func (x *SubmitJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJob.ProtoReflect.Descriptor instead.
 func (*SubmitJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{9}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubmitJob) GetJob() *SignedJob {
@@ -900,7 +1017,7 @@ type JobAccepted struct {
 
 func (x *JobAccepted) Reset() {
 	*x = JobAccepted{}
-	mi := &file_hearth_v1_job_proto_msgTypes[10]
+	mi := &file_hearth_v1_job_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +1029,7 @@ func (x *JobAccepted) String() string {
 func (*JobAccepted) ProtoMessage() {}
 
 func (x *JobAccepted) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[10]
+	mi := &file_hearth_v1_job_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1042,7 @@ func (x *JobAccepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobAccepted.ProtoReflect.Descriptor instead.
 func (*JobAccepted) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{10}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *JobAccepted) GetJobId() string {
@@ -943,7 +1060,7 @@ type ListJobs struct {
 
 func (x *ListJobs) Reset() {
 	*x = ListJobs{}
-	mi := &file_hearth_v1_job_proto_msgTypes[11]
+	mi := &file_hearth_v1_job_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1072,7 @@ func (x *ListJobs) String() string {
 func (*ListJobs) ProtoMessage() {}
 
 func (x *ListJobs) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[11]
+	mi := &file_hearth_v1_job_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1085,7 @@ func (x *ListJobs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobs.ProtoReflect.Descriptor instead.
 func (*ListJobs) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{11}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{12}
 }
 
 // JobList is the newest jobs, each without its round history and per-site
@@ -983,7 +1100,7 @@ type JobList struct {
 
 func (x *JobList) Reset() {
 	*x = JobList{}
-	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	mi := &file_hearth_v1_job_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1112,7 @@ func (x *JobList) String() string {
 func (*JobList) ProtoMessage() {}
 
 func (x *JobList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	mi := &file_hearth_v1_job_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1125,7 @@ func (x *JobList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobList.ProtoReflect.Descriptor instead.
 func (*JobList) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{12}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *JobList) GetJobs() []*JobInfo {
@@ -1034,7 +1151,7 @@ type GetJob struct {
 
 func (x *GetJob) Reset() {
 	*x = GetJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[13]
+	mi := &file_hearth_v1_job_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1163,7 @@ func (x *GetJob) String() string {
 func (*GetJob) ProtoMessage() {}
 
 func (x *GetJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[13]
+	mi := &file_hearth_v1_job_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1176,7 @@ func (x *GetJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJob.ProtoReflect.Descriptor instead.
 func (*GetJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{13}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetJob) GetJobId() string {
@@ -1078,7 +1195,7 @@ type AbortJob struct {
 
 func (x *AbortJob) Reset() {
 	*x = AbortJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[14]
+	mi := &file_hearth_v1_job_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1207,7 @@ func (x *AbortJob) String() string {
 func (*AbortJob) ProtoMessage() {}
 
 func (x *AbortJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[14]
+	mi := &file_hearth_v1_job_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1220,7 @@ func (x *AbortJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortJob.ProtoReflect.Descriptor instead.
 func (*AbortJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{14}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AbortJob) GetJobId() string {
@@ -1122,7 +1239,7 @@ type DownloadJob struct {
 
 func (x *DownloadJob) Reset() {
 	*x = DownloadJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[15]
+	mi := &file_hearth_v1_job_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1251,7 @@ func (x *DownloadJob) String() string {
 func (*DownloadJob) ProtoMessage() {}
 
 func (x *DownloadJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[15]
+	mi := &file_hearth_v1_job_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1264,7 @@ func (x *DownloadJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadJob.ProtoReflect.Descriptor instead.
 func (*DownloadJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{15}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DownloadJob) GetJobId() string {
@@ -1173,7 +1290,7 @@ type JobResult struct {
 
 func (x *JobResult) Reset() {
 	*x = JobResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[16]
+	mi := &file_hearth_v1_job_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1302,7 @@ func (x *JobResult) String() string {
 func (*JobResult) ProtoMessage() {}
 
 func (x *JobResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[16]
+	mi := &file_hearth_v1_job_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1315,7 @@ func (x *JobResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobResult.ProtoReflect.Descriptor instead.
 func (*JobResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{16}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JobResult) GetInfo() *JobInfo {
@@ -1242,7 +1359,7 @@ type JoinJob struct {
 
 func (x *JoinJob) Reset() {
 	*x = JoinJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[17]
+	mi := &file_hearth_v1_job_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1371,7 @@ func (x *JoinJob) String() string {
 func (*JoinJob) ProtoMessage() {}
 
 func (x *JoinJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[17]
+	mi := &file_hearth_v1_job_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1384,7 @@ func (x *JoinJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinJob.ProtoReflect.Descriptor instead.
 func (*JoinJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{17}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JoinJob) GetJobId() string {
@@ -1303,15 +1420,18 @@ type JobJoined struct {
 	Classes  int64 `protobuf:"varint,5,opt,name=classes,proto3" json:"classes,omitempty"`
 	// The site's validation and test samples. With train_samples these are
 	// the site's commitment for the job: no later report may exceed them.
-	ValSamples    int64 `protobuf:"varint,6,opt,name=val_samples,json=valSamples,proto3" json:"val_samples,omitempty"`
-	TestSamples   int64 `protobuf:"varint,7,opt,name=test_samples,json=testSamples,proto3" json:"test_samples,omitempty"`
+	ValSamples  int64 `protobuf:"varint,6,opt,name=val_samples,json=valSamples,proto3" json:"val_samples,omitempty"`
+	TestSamples int64 `protobuf:"varint,7,opt,name=test_samples,json=testSamples,proto3" json:"test_samples,omitempty"`
+	// In a swarm job: the key other sites seal this site's updates and
+	// models to (see swarm.proto).
+	SealingKey    *SealingKey `protobuf:"bytes,8,opt,name=sealing_key,json=sealingKey,proto3" json:"sealing_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobJoined) Reset() {
 	*x = JobJoined{}
-	mi := &file_hearth_v1_job_proto_msgTypes[18]
+	mi := &file_hearth_v1_job_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1443,7 @@ func (x *JobJoined) String() string {
 func (*JobJoined) ProtoMessage() {}
 
 func (x *JobJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[18]
+	mi := &file_hearth_v1_job_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1456,7 @@ func (x *JobJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobJoined.ProtoReflect.Descriptor instead.
 func (*JobJoined) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{18}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *JobJoined) GetJobId() string {
@@ -1388,6 +1508,94 @@ func (x *JobJoined) GetTestSamples() int64 {
 	return 0
 }
 
+func (x *JobJoined) GetSealingKey() *SealingKey {
+	if x != nil {
+		return x.SealingKey
+	}
+	return nil
+}
+
+// SealingKey is the X25519 public key a site opens sealed messages with in
+// one job, bound to the site's certificate: signature is the site's Ed25519
+// certificate key over "hearth.sealing-key.v1\x00" || job_id || "\x00" ||
+// site || "\x00" || public_key. Every site checks the binding (and the
+// certificate against the project root) before sealing anything to it.
+type SealingKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	PublicKey     []byte                 `protobuf:"bytes,3,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	Certificate   []byte                 `protobuf:"bytes,5,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealingKey) Reset() {
+	*x = SealingKey{}
+	mi := &file_hearth_v1_job_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealingKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealingKey) ProtoMessage() {}
+
+func (x *SealingKey) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealingKey.ProtoReflect.Descriptor instead.
+func (*SealingKey) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SealingKey) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *SealingKey) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *SealingKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *SealingKey) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *SealingKey) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
 // TrainTask asks a site to evaluate the global model on its validation data,
 // then train from it on its local data.
 type TrainTask struct {
@@ -1407,7 +1615,7 @@ type TrainTask struct {
 
 func (x *TrainTask) Reset() {
 	*x = TrainTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[19]
+	mi := &file_hearth_v1_job_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1627,7 @@ func (x *TrainTask) String() string {
 func (*TrainTask) ProtoMessage() {}
 
 func (x *TrainTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[19]
+	mi := &file_hearth_v1_job_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1640,7 @@ func (x *TrainTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainTask.ProtoReflect.Descriptor instead.
 func (*TrainTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{19}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TrainTask) GetJobId() string {
@@ -1496,7 +1704,7 @@ type TrainResult struct {
 
 func (x *TrainResult) Reset() {
 	*x = TrainResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[20]
+	mi := &file_hearth_v1_job_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1508,7 +1716,7 @@ func (x *TrainResult) String() string {
 func (*TrainResult) ProtoMessage() {}
 
 func (x *TrainResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[20]
+	mi := &file_hearth_v1_job_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1521,7 +1729,7 @@ func (x *TrainResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainResult.ProtoReflect.Descriptor instead.
 func (*TrainResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{20}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TrainResult) GetJobId() string {
@@ -1604,7 +1812,7 @@ type EvaluateTask struct {
 
 func (x *EvaluateTask) Reset() {
 	*x = EvaluateTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[21]
+	mi := &file_hearth_v1_job_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1824,7 @@ func (x *EvaluateTask) String() string {
 func (*EvaluateTask) ProtoMessage() {}
 
 func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[21]
+	mi := &file_hearth_v1_job_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1837,7 @@ func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateTask.ProtoReflect.Descriptor instead.
 func (*EvaluateTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{21}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EvaluateTask) GetJobId() string {
@@ -1678,7 +1886,7 @@ type EvaluateResult struct {
 
 func (x *EvaluateResult) Reset() {
 	*x = EvaluateResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[22]
+	mi := &file_hearth_v1_job_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +1898,7 @@ func (x *EvaluateResult) String() string {
 func (*EvaluateResult) ProtoMessage() {}
 
 func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[22]
+	mi := &file_hearth_v1_job_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1703,7 +1911,7 @@ func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResult.ProtoReflect.Descriptor instead.
 func (*EvaluateResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{22}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EvaluateResult) GetJobId() string {
@@ -1739,7 +1947,7 @@ type LeaveJob struct {
 
 func (x *LeaveJob) Reset() {
 	*x = LeaveJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[23]
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +1959,7 @@ func (x *LeaveJob) String() string {
 func (*LeaveJob) ProtoMessage() {}
 
 func (x *LeaveJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[23]
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +1972,7 @@ func (x *LeaveJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveJob.ProtoReflect.Descriptor instead.
 func (*LeaveJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{23}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LeaveJob) GetJobId() string {
@@ -1803,7 +2011,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_hearth_v1_job_proto_msgTypes[24]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +2023,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[24]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +2036,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{24}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *JobRecord) GetInfo() *JobInfo {
@@ -1864,7 +2072,7 @@ type JobNonce struct {
 
 func (x *JobNonce) Reset() {
 	*x = JobNonce{}
-	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +2084,7 @@ func (x *JobNonce) String() string {
 func (*JobNonce) ProtoMessage() {}
 
 func (x *JobNonce) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2097,7 @@ func (x *JobNonce) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobNonce.ProtoReflect.Descriptor instead.
 func (*JobNonce) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{25}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *JobNonce) GetJobId() string {
@@ -1919,7 +2127,7 @@ type RawCheckpoint struct {
 
 func (x *RawCheckpoint) Reset() {
 	*x = RawCheckpoint{}
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2139,7 @@ func (x *RawCheckpoint) String() string {
 func (*RawCheckpoint) ProtoMessage() {}
 
 func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2152,7 @@ func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawCheckpoint.ProtoReflect.Descriptor instead.
 func (*RawCheckpoint) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RawCheckpoint) GetLayout() *ModelLayout {
@@ -1990,7 +2198,7 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"validation\x18\x04 \x01(\v2\x12.hearth.v1.MetricsR\n" +
 	"validation\x12\x18\n" +
-	"\aclipped\x18\x05 \x01(\tR\aclipped\"\xfa\x02\n" +
+	"\aclipped\x18\x05 \x01(\tR\aclipped\"\xd4\x03\n" +
 	"\fRoundSummary\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x03R\x05round\x12\x1a\n" +
 	"\banswered\x18\x02 \x03(\tR\banswered\x12\x18\n" +
@@ -2006,7 +2214,12 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\x10max_train_micros\x18\b \x01(\x03R\x0emaxTrainMicros\x12+\n" +
 	"\x11checkpoint_micros\x18\t \x01(\x03R\x10checkpointMicros\x12*\n" +
 	"\x05sites\x18\n" +
-	" \x03(\v2\x14.hearth.v1.SiteRoundR\x05sites\"\xdf\x04\n" +
+	" \x03(\v2\x14.hearth.v1.SiteRoundR\x05sites\x12\x1e\n" +
+	"\n" +
+	"aggregator\x18\v \x01(\tR\n" +
+	"aggregator\x12\x1a\n" +
+	"\battempts\x18\f \x01(\x03R\battempts\x12\x1c\n" +
+	"\tfailovers\x18\r \x03(\tR\tfailovers\"\xde\x05\n" +
 	"\aJobInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12,\n" +
@@ -2024,7 +2237,15 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\x12finished_unix_nano\x18\r \x01(\x03R\x10finishedUnixNano\x123\n" +
 	"\tsite_test\x18\x0e \x03(\v2\x16.hearth.v1.SiteMetricsR\bsiteTest\x12;\n" +
 	"\vcommitments\x18\x0f \x03(\v2\x19.hearth.v1.SiteCommitmentR\vcommitments\x12#\n" +
-	"\rmodel_dropped\x18\x10 \x01(\bR\fmodelDropped\"O\n" +
+	"\rmodel_dropped\x18\x10 \x01(\bR\fmodelDropped\x12\x1a\n" +
+	"\bworkflow\x18\x11 \x01(\tR\bworkflow\x12%\n" +
+	"\x0emodel_location\x18\x12 \x01(\tR\rmodelLocation\x12:\n" +
+	"\n" +
+	"cross_site\x18\x13 \x03(\v2\x1b.hearth.v1.CrossSiteMetricsR\tcrossSite\"j\n" +
+	"\x10CrossSiteMetrics\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x12\n" +
+	"\x04site\x18\x02 \x01(\tR\x04site\x12,\n" +
+	"\ametrics\x18\x03 \x01(\v2\x12.hearth.v1.MetricsR\ametrics\"O\n" +
 	"\vSiteMetrics\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12,\n" +
 	"\ametrics\x18\x02 \x01(\v2\x12.hearth.v1.MetricsR\ametrics\"\xc3\x01\n" +
@@ -2060,7 +2281,7 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
 	"\x03job\x18\x02 \x01(\v2\x14.hearth.v1.SignedJobR\x03job\x12\x1f\n" +
 	"\vaudit_event\x18\x03 \x01(\tR\n" +
-	"auditEvent\"\xe2\x01\n" +
+	"auditEvent\"\x9a\x02\n" +
 	"\tJobJoined\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12#\n" +
 	"\rtrain_samples\x18\x02 \x01(\x03R\ftrainSamples\x12\x1f\n" +
@@ -2070,7 +2291,17 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\aclasses\x18\x05 \x01(\x03R\aclasses\x12\x1f\n" +
 	"\vval_samples\x18\x06 \x01(\x03R\n" +
 	"valSamples\x12!\n" +
-	"\ftest_samples\x18\a \x01(\x03R\vtestSamples\"\xf3\x01\n" +
+	"\ftest_samples\x18\a \x01(\x03R\vtestSamples\x126\n" +
+	"\vsealing_key\x18\b \x01(\v2\x15.hearth.v1.SealingKeyR\n" +
+	"sealingKey\"\x96\x01\n" +
+	"\n" +
+	"SealingKey\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x03 \x01(\fR\tpublicKey\x12\x1c\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\x12 \n" +
+	"\vcertificate\x18\x05 \x01(\fR\vcertificate\"\xf3\x01\n" +
 	"\tTrainTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12(\n" +
@@ -2144,39 +2375,41 @@ func file_hearth_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_hearth_v1_job_proto_goTypes = []any{
-	(JobStatus)(0),         // 0: hearth.v1.JobStatus
-	(*Tensor)(nil),         // 1: hearth.v1.Tensor
-	(*Model)(nil),          // 2: hearth.v1.Model
-	(*SignedJob)(nil),      // 3: hearth.v1.SignedJob
-	(*Metrics)(nil),        // 4: hearth.v1.Metrics
-	(*SiteRound)(nil),      // 5: hearth.v1.SiteRound
-	(*RoundSummary)(nil),   // 6: hearth.v1.RoundSummary
-	(*JobInfo)(nil),        // 7: hearth.v1.JobInfo
-	(*SiteMetrics)(nil),    // 8: hearth.v1.SiteMetrics
-	(*SiteCommitment)(nil), // 9: hearth.v1.SiteCommitment
-	(*SubmitJob)(nil),      // 10: hearth.v1.SubmitJob
-	(*JobAccepted)(nil),    // 11: hearth.v1.JobAccepted
-	(*ListJobs)(nil),       // 12: hearth.v1.ListJobs
-	(*JobList)(nil),        // 13: hearth.v1.JobList
-	(*GetJob)(nil),         // 14: hearth.v1.GetJob
-	(*AbortJob)(nil),       // 15: hearth.v1.AbortJob
-	(*DownloadJob)(nil),    // 16: hearth.v1.DownloadJob
-	(*JobResult)(nil),      // 17: hearth.v1.JobResult
-	(*JoinJob)(nil),        // 18: hearth.v1.JoinJob
-	(*JobJoined)(nil),      // 19: hearth.v1.JobJoined
-	(*TrainTask)(nil),      // 20: hearth.v1.TrainTask
-	(*TrainResult)(nil),    // 21: hearth.v1.TrainResult
-	(*EvaluateTask)(nil),   // 22: hearth.v1.EvaluateTask
-	(*EvaluateResult)(nil), // 23: hearth.v1.EvaluateResult
-	(*LeaveJob)(nil),       // 24: hearth.v1.LeaveJob
-	(*JobRecord)(nil),      // 25: hearth.v1.JobRecord
-	(*JobNonce)(nil),       // 26: hearth.v1.JobNonce
-	(*RawCheckpoint)(nil),  // 27: hearth.v1.RawCheckpoint
-	nil,                    // 28: hearth.v1.JobRecord.JoinedEntry
-	(*StreamManifest)(nil), // 29: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),    // 30: hearth.v1.ModelLayout
+	(JobStatus)(0),           // 0: hearth.v1.JobStatus
+	(*Tensor)(nil),           // 1: hearth.v1.Tensor
+	(*Model)(nil),            // 2: hearth.v1.Model
+	(*SignedJob)(nil),        // 3: hearth.v1.SignedJob
+	(*Metrics)(nil),          // 4: hearth.v1.Metrics
+	(*SiteRound)(nil),        // 5: hearth.v1.SiteRound
+	(*RoundSummary)(nil),     // 6: hearth.v1.RoundSummary
+	(*JobInfo)(nil),          // 7: hearth.v1.JobInfo
+	(*CrossSiteMetrics)(nil), // 8: hearth.v1.CrossSiteMetrics
+	(*SiteMetrics)(nil),      // 9: hearth.v1.SiteMetrics
+	(*SiteCommitment)(nil),   // 10: hearth.v1.SiteCommitment
+	(*SubmitJob)(nil),        // 11: hearth.v1.SubmitJob
+	(*JobAccepted)(nil),      // 12: hearth.v1.JobAccepted
+	(*ListJobs)(nil),         // 13: hearth.v1.ListJobs
+	(*JobList)(nil),          // 14: hearth.v1.JobList
+	(*GetJob)(nil),           // 15: hearth.v1.GetJob
+	(*AbortJob)(nil),         // 16: hearth.v1.AbortJob
+	(*DownloadJob)(nil),      // 17: hearth.v1.DownloadJob
+	(*JobResult)(nil),        // 18: hearth.v1.JobResult
+	(*JoinJob)(nil),          // 19: hearth.v1.JoinJob
+	(*JobJoined)(nil),        // 20: hearth.v1.JobJoined
+	(*SealingKey)(nil),       // 21: hearth.v1.SealingKey
+	(*TrainTask)(nil),        // 22: hearth.v1.TrainTask
+	(*TrainResult)(nil),      // 23: hearth.v1.TrainResult
+	(*EvaluateTask)(nil),     // 24: hearth.v1.EvaluateTask
+	(*EvaluateResult)(nil),   // 25: hearth.v1.EvaluateResult
+	(*LeaveJob)(nil),         // 26: hearth.v1.LeaveJob
+	(*JobRecord)(nil),        // 27: hearth.v1.JobRecord
+	(*JobNonce)(nil),         // 28: hearth.v1.JobNonce
+	(*RawCheckpoint)(nil),    // 29: hearth.v1.RawCheckpoint
+	nil,                      // 30: hearth.v1.JobRecord.JoinedEntry
+	(*StreamManifest)(nil),   // 31: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),      // 32: hearth.v1.ModelLayout
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
@@ -2186,36 +2419,39 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	0,  // 4: hearth.v1.JobInfo.status:type_name -> hearth.v1.JobStatus
 	6,  // 5: hearth.v1.JobInfo.history:type_name -> hearth.v1.RoundSummary
 	4,  // 6: hearth.v1.JobInfo.test:type_name -> hearth.v1.Metrics
-	8,  // 7: hearth.v1.JobInfo.site_test:type_name -> hearth.v1.SiteMetrics
-	9,  // 8: hearth.v1.JobInfo.commitments:type_name -> hearth.v1.SiteCommitment
-	4,  // 9: hearth.v1.SiteMetrics.metrics:type_name -> hearth.v1.Metrics
-	3,  // 10: hearth.v1.SubmitJob.job:type_name -> hearth.v1.SignedJob
-	7,  // 11: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
-	7,  // 12: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
-	2,  // 13: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
-	29, // 14: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
-	30, // 15: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
-	3,  // 16: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
-	2,  // 17: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	29, // 18: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	30, // 19: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
-	2,  // 20: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
-	4,  // 21: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	29, // 22: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
-	2,  // 23: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	29, // 24: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	30, // 25: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
-	4,  // 26: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	0,  // 27: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	7,  // 28: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 29: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	28, // 30: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	30, // 31: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	9,  // 7: hearth.v1.JobInfo.site_test:type_name -> hearth.v1.SiteMetrics
+	10, // 8: hearth.v1.JobInfo.commitments:type_name -> hearth.v1.SiteCommitment
+	8,  // 9: hearth.v1.JobInfo.cross_site:type_name -> hearth.v1.CrossSiteMetrics
+	4,  // 10: hearth.v1.CrossSiteMetrics.metrics:type_name -> hearth.v1.Metrics
+	4,  // 11: hearth.v1.SiteMetrics.metrics:type_name -> hearth.v1.Metrics
+	3,  // 12: hearth.v1.SubmitJob.job:type_name -> hearth.v1.SignedJob
+	7,  // 13: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
+	7,  // 14: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
+	2,  // 15: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
+	31, // 16: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
+	32, // 17: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
+	3,  // 18: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
+	21, // 19: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
+	2,  // 20: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
+	31, // 21: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	32, // 22: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	2,  // 23: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
+	4,  // 24: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
+	31, // 25: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	2,  // 26: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
+	31, // 27: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	32, // 28: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	4,  // 29: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	0,  // 30: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	7,  // 31: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 32: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	30, // 33: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	32, // 34: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
@@ -2230,7 +2466,7 @@ func file_hearth_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_job_proto_rawDesc), len(file_hearth_v1_job_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,137 @@
+package swarm_test
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/swarm"
+	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/pki/pkitest"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+func TestRotationIsFixedByTheNonceAndMovesEveryRound(t *testing.T) {
+	sites := []string{"site-1", "site-2", "site-3", "site-4", "site-5"}
+	nonce := []byte("0123456789abcdef")
+	r := swarm.NewRotation(nonce, sites)
+	shuffled := swarm.NewRotation(nonce, []string{"site-5", "site-3", "site-1", "site-4", "site-2", "site-3"})
+	if strings.Join(r, ",") != strings.Join(shuffled, ",") {
+		t.Fatalf("rotation depends on the order sites are listed in: %v vs %v", r, shuffled)
+	}
+	if len(r) != 5 {
+		t.Fatalf("rotation %v: want the 5 distinct sites", r)
+	}
+	other := swarm.NewRotation([]byte("fedcba9876543210"), sites)
+	if strings.Join(r, ",") == strings.Join(other, ",") {
+		t.Errorf("two nonces gave the same rotation %v (possible by chance, 1 in 120: change a nonce)", r)
+	}
+	seen := map[string]bool{}
+	for round := int64(1); round <= 5; round++ {
+		a := r.Aggregator(round, 0)
+		if round > 1 && a == r.Aggregator(round-1, 0) {
+			t.Errorf("round %d repeats round %d's aggregator %s", round, round-1, a)
+		}
+		seen[a] = true
+		if next := r.Aggregator(round, 1); next == a {
+			t.Errorf("round %d's failover stays with %s", round, a)
+		}
+	}
+	if len(seen) != 5 {
+		t.Errorf("5 rounds had aggregators %v: want every site once", seen)
+	}
+}
+
+func TestRotationCheckRefusesAnotherPick(t *testing.T) {
+	r := swarm.NewRotation([]byte("nonce"), []string{"a", "b", "c"})
+	own := r.Aggregator(4, 0)
+	var other string
+	for _, s := range r {
+		if s != own {
+			other = s
+		}
+	}
+	for _, tc := range []struct {
+		name       string
+		round, att int64
+		agg, want  string
+	}{
+		{"the rotation's pick", 4, 0, own, ""},
+		{"the failover's pick", 4, 1, r.Aggregator(4, 1), ""},
+		{"another site", 4, 0, other, "to aggregate, not"},
+		{"an attempt past every site", 4, 3, r.Aggregator(4, 3), "want 0..2"},
+		{"a negative attempt", 4, -1, own, "want 0..2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := r.Check(tc.round, tc.att, tc.agg)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Check(%d, %d, %s) = %v, want %q", tc.round, tc.att, tc.agg, err, tc.want)
+			}
+		})
+	}
+	if err := swarm.Rotation(nil).Check(1, 0, "a"); err == nil {
+		t.Error("an empty rotation accepted an aggregator")
+	}
+}
+
+func TestVerifyKey(t *testing.T) {
+	p := pkitest.New(t)
+	site1 := p.Issue(t, "site-1", "org-a", pki.KindSite)
+	site2 := p.Issue(t, "site-2", "org-b", pki.KindSite)
+	admin := p.Issue(t, "admin@x", "org-a", pki.KindAdmin)
+	signer := func(pp *pkitest.Participant) *envelope.Signer {
+		s, err := envelope.NewSigner(pp.Cert, pp.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	key, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const job = "job-0123456789ab"
+	good, err := swarm.BindKey(signer(site1), job, key.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if pub, err := swarm.VerifyKey(good, p.Trust, job, "site-1", now); err != nil || !pub.Equal(key.PublicKey()) {
+		t.Fatalf("VerifyKey(good) = %v, %v", pub, err)
+	}
+	other, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	byAdmin, _ := swarm.BindKey(signer(admin), job, key.PublicKey())
+	for _, tc := range []struct {
+		name   string
+		change func(k *hearthv1.SealingKey)
+		site   string
+		job    string
+		want   string
+	}{
+		{"another job's binding", func(*hearthv1.SealingKey) {}, "site-1", "job-ffffffffffff", "bound to"},
+		{"claimed for another site", func(*hearthv1.SealingKey) {}, "site-2", job, "bound to"},
+		{"a key swapped in", func(k *hearthv1.SealingKey) { k.PublicKey = other.PublicKey().Bytes() }, "site-1", job, "does not verify"},
+		{"another site's certificate", func(k *hearthv1.SealingKey) { k.Certificate = site2.Cert.Raw }, "site-1", job, "site-2's"},
+		{"an admin's certificate", func(k *hearthv1.SealingKey) { k.Certificate, k.Site = byAdmin.Certificate, "admin@x" }, "admin@x", job, "required"},
+		{"a certificate that does not parse", func(k *hearthv1.SealingKey) { k.Certificate = []byte("junk") }, "site-1", job, "certificate"},
+		{"an oversized certificate", func(k *hearthv1.SealingKey) { k.Certificate = make([]byte, 17<<10) }, "site-1", job, "bytes"},
+		{"not an X25519 key", func(k *hearthv1.SealingKey) { k.PublicKey = []byte{1, 2, 3} }, "site-1", job, "X25519"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := proto.Clone(good).(*hearthv1.SealingKey)
+			tc.change(k)
+			if _, err := swarm.VerifyKey(k, p.Trust, tc.job, tc.site, now); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("VerifyKey = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	p.Revoke(t, 1, site1)
+	if _, err := swarm.VerifyKey(good, p.Trust, job, "site-1", now); err == nil {
+		t.Error("a revoked site's binding verified")
+	}
+}
