@@ -12,10 +12,11 @@ import (
 	"github.com/hearthfl/hearth/bus/pki"
 )
 
-// TestSitesCannotAddressSites: a site publishing to another site's inbox or
-// stream subjects, under its own genuine name, is never delivered; only the
-// server reaches a site.
-func TestSitesCannotAddressSites(t *testing.T) {
+// TestSitesReachSitesOnlyWithEnvelopes: a site's envelope to another site
+// (swarm learning) is delivered, to be verified and admitted by the
+// recipient's bridge; its stream chunks to a site, and anything it sends
+// under another site's name, are not.
+func TestSitesReachSitesOnlyWithEnvelopes(t *testing.T) {
 	tp := newTopology(t, "site-1", "site-2")
 	_, nc1 := tp.joinedLeaf(t, "site-1")
 	_, nc2 := tp.joinedLeaf(t, "site-2")
@@ -34,10 +35,16 @@ func TestSitesCannotAddressSites(t *testing.T) {
 	drainSub(stream2)
 	drainSub(toServer)
 
-	for _, subject := range []string{Direct("site-2", "site-1"), Stream("site-2", "site-1", "abc")} {
+	for _, subject := range []string{Stream("site-2", "site-1", "abc"), Direct("site-2", "site-3")} {
 		if err := nc1.Publish(subject, []byte("from a site")); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := nc1.Publish(Direct("site-2", "site-1"), []byte("an envelope from site-1")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := direct2.NextMsg(5 * time.Second); err != nil || string(m.Data) != "an envelope from site-1" {
+		t.Fatalf("site-2 got %v %v, want site-1's envelope", m, err)
 	}
 	// Behind the forged ones on the same link: once the server has this,
 	// the hub has dealt with them.
@@ -117,7 +124,7 @@ func TestPermissionsFollowWhoMayAddressWhom(t *testing.T) {
 		id   pki.Identity
 		want []string
 	}{
-		{"a site publishes to the server only", s1, []string{"hearth.msg.server.site-1", "hearth.stream.server.site-1.*"}},
+		{"a site publishes to the server, and envelopes only to sites", s1, []string{"hearth.msg.server.site-1", "hearth.stream.server.site-1.*", "hearth.msg.site-2.site-1"}},
 		{"an admin publishes to the server only", adm, []string{"hearth.msg.server.a~b@x~org", "hearth.stream.server.a~b@x~org.*"}},
 		{"an aggregator publishes to the server only", agg, []string{"hearth.msg.server.agg-1", "hearth.stream.server.agg-1.*"}},
 	}
@@ -133,7 +140,7 @@ func TestPermissionsFollowWhoMayAddressWhom(t *testing.T) {
 		})
 	}
 	// With no one to address, an empty allow list would allow everything.
-	if p := Permissions(s1, []pki.Identity{s1, s2}); len(p.Publish.Allow) != 0 || strings.Join(p.Publish.Deny, " ") != ">" {
-		t.Errorf("site with no server among its peers: publish %+v, want everything denied", p.Publish)
+	if p := Permissions(adm, []pki.Identity{adm, s1, s2}); len(p.Publish.Allow) != 0 || strings.Join(p.Publish.Deny, " ") != ">" {
+		t.Errorf("admin with no server among its peers: publish %+v, want everything denied", p.Publish)
 	}
 }

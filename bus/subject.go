@@ -88,15 +88,22 @@ func ParseStream(subject string) (recipient, sender, id string, ok bool) {
 // Permissions are the NATS permissions of participant id among peers (the
 // participants the hub admits, the server included), written from its point
 // of view: it may publish only as itself, only to the peers its kind may
-// address (pki.MayAddress: a site or an admin reaches the server and no one
-// else), and receive only what is addressed to it. Nothing else is allowed:
+// address (pki.MayAddress: an admin reaches the server and no one else, a
+// site the server and, with envelopes only, other sites), and receive only
+// what is addressed to it. Nothing else is allowed:
 // no JetStream API ($JS.API.>), no system subjects, no _INBOX (replies
 // travel as Direct messages). A participant that may address no peer may
 // publish nothing.
 func Permissions(id pki.Identity, peers []pki.Identity) *server.Permissions {
 	var pub []string
 	for _, p := range peers {
-		if p.Name != id.Name && pki.MayAddress(id.Kind, p.Kind) {
+		switch {
+		case p.Name == id.Name || !pki.MayAddress(id.Kind, p.Kind):
+		case pki.PeerToPeer(id.Kind, p.Kind):
+			// Swarm traffic between sites is envelopes only; streams
+			// go to and from the server.
+			pub = append(pub, Direct(p.Name, id.Name))
+		default:
 			pub = append(pub, Direct(p.Name, id.Name), Stream(p.Name, id.Name, "*"))
 		}
 	}

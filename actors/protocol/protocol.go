@@ -14,7 +14,8 @@ import (
 
 // Who may send what. Liveness and failures are everyone's; the rest
 // follows the roles: admins command the server, the server coordinates the
-// sites, the sites answer.
+// sites, the sites answer; in swarm learning sites send each other updates
+// and models (siteToSite), and only those.
 var (
 	everyone = []proto.Message{&hearthv1.Ping{}, &hearthv1.Pong{}, &hearthv1.Failure{}}
 	byKind   = map[pki.Kind][]proto.Message{
@@ -22,10 +23,13 @@ var (
 			&hearthv1.SubmitJob{}, &hearthv1.ListJobs{}, &hearthv1.GetJob{}, &hearthv1.AbortJob{}, &hearthv1.DownloadJob{}},
 		pki.KindServer: {&hearthv1.Notice{},
 			&hearthv1.JobAccepted{}, &hearthv1.JobList{}, &hearthv1.JobInfo{}, &hearthv1.JobResult{},
-			&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{}},
-		pki.KindSite:       {&hearthv1.JobJoined{}, &hearthv1.TrainResult{}, &hearthv1.EvaluateResult{}},
+			&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
+			&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{}},
+		pki.KindSite:       {&hearthv1.JobJoined{}, &hearthv1.TrainResult{}, &hearthv1.EvaluateResult{}, &hearthv1.SwarmTrained{}},
 		pki.KindAggregator: {},
 	}
+	// What a site may send another site: nothing of the server's business.
+	siteToSite = []proto.Message{&hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmReceived{}}
 )
 
 // Messages are the prototypes of every message type on the bus.
@@ -38,13 +42,13 @@ func Messages() []proto.Message {
 			}
 		}
 	}
-	return out
+	return append(out, siteToSite...)
 }
 
 // Registry decodes exactly the types in Messages.
 func Registry() *envelope.Registry { return envelope.NewRegistry(Messages()...) }
 
-// Allow is who may send what.
+// Allow is who may send what, to anyone.
 func Allow() envelope.AllowList {
 	allow := envelope.AllowList{}
 	for kind, msgs := range byKind {
@@ -52,18 +56,30 @@ func Allow() envelope.AllowList {
 			allow[kind] = append(allow[kind], Name(m))
 		}
 	}
+	for _, m := range siteToSite {
+		allow[pki.KindSite] = append(allow[pki.KindSite], Name(m))
+	}
 	return allow
 }
 
-// AllowFor is Allow narrowed to the senders that may address a participant
-// of kind self (pki.MayAddress): at a site only the server's messages are
-// listed, so that an admin's or another site's envelope is refused by type
-// as well as by kind (bus/bridge refuses it by kind in any case).
+// AllowFor is who may send what to a participant of kind self: only the
+// kinds that may address it (pki.MayAddress), and of a site's messages the
+// ones meant for self's kind: the server hears a site's answers and never
+// its swarm updates or models, a site hears another site's swarm updates
+// and models and nothing else (bus/bridge then admits those only within a
+// job both sites are in). An admin's envelope at a site is refused by type
+// as well as by kind.
 func AllowFor(self pki.Kind) envelope.AllowList {
-	allow := Allow()
-	for kind := range allow {
+	allow := envelope.AllowList{}
+	for kind, msgs := range byKind {
 		if !pki.MayAddress(kind, self) {
-			delete(allow, kind)
+			continue
+		}
+		if kind == pki.KindSite && self == pki.KindSite {
+			msgs = siteToSite
+		}
+		for _, m := range append(append([]proto.Message{}, everyone...), msgs...) {
+			allow[kind] = append(allow[kind], Name(m))
 		}
 	}
 	return allow

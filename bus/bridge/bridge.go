@@ -12,6 +12,7 @@ package bridge
 
 import (
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,9 @@ type Send struct {
 	Msg   proto.Message
 	JobID string
 	Round int64
+	// SealTo, if set, seals Msg to this X25519 key (the recipient's): only
+	// its holder reads it, not the hub nor anyone on the way.
+	SealTo *ecdh.PublicKey
 }
 
 // Ask asks the bridge to deliver a request to participant To. The bridge
@@ -44,7 +48,8 @@ type Ask struct {
 	Msg     proto.Message
 	JobID   string
 	Round   int64
-	Timeout time.Duration // default Config.RequestTimeout
+	Timeout time.Duration   // default Config.RequestTimeout
+	SealTo  *ecdh.PublicKey // as in Send
 }
 
 // Reply is the answer to an Ask.
@@ -97,6 +102,16 @@ type Config struct {
 	// (and, past the limit, is dropped there) rather than in front of
 	// everyone else's envelopes. Without Peers, one subscription takes all.
 	Peers []string
+	// SealKey opens bodies sealed to this participant (see Send.SealTo);
+	// without it sealed envelopes are refused.
+	SealKey *ecdh.PrivateKey
+	// Admit decides on every message and request between two participants
+	// neither of which is the server (pki.PeerToPeer: a site's swarm
+	// traffic to another site), after its envelope verified and before its
+	// body is unsealed or delivered; nil admits. Without Admit such
+	// messages are refused. Responses need no admission: only the
+	// participant asked may answer a request.
+	Admit func(sender pki.Identity, messageType, jobID string) error
 }
 
 // PeerPendingBytes is how much of one peer's traffic may wait to be opened
@@ -240,8 +255,8 @@ func (b *Bridge) Request(ctx context.Context, to string, msg proto.Message) (*Re
 func (b *Bridge) receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *Send:
-		if _, err := b.publish(envelope.Outgoing{Recipient: m.To, Body: m.Msg, JobID: m.JobID, Round: m.Round,
-			Kind: hearthv1.Header_KIND_MESSAGE}); err != nil {
+		if _, err := b.publishSealed(envelope.Outgoing{Recipient: m.To, Body: m.Msg, JobID: m.JobID, Round: m.Round,
+			Kind: hearthv1.Header_KIND_MESSAGE}, m.SealTo); err != nil {
 			b.log.Error("send failed", "to", m.To, "err", err)
 		}
 	case *Ask:
@@ -259,8 +274,8 @@ func (b *Bridge) ask(ctx actor.Context, m *Ask) {
 	if timeout <= 0 {
 		timeout = b.cfg.RequestTimeout
 	}
-	data, id, err := b.cfg.Signer.Sign(envelope.Outgoing{Recipient: m.To, Body: m.Msg, JobID: m.JobID, Round: m.Round,
-		Kind: hearthv1.Header_KIND_REQUEST}, b.now())
+	data, id, err := b.sign(envelope.Outgoing{Recipient: m.To, Body: m.Msg, JobID: m.JobID, Round: m.Round,
+		Kind: hearthv1.Header_KIND_REQUEST}, m.SealTo)
 	if err != nil {
 		ctx.Send(sender, &Failed{To: m.To, Err: err})
 		return
@@ -292,12 +307,22 @@ func (b *Bridge) take(id string) *pendingAsk {
 	return p
 }
 
-func (b *Bridge) publish(m envelope.Outgoing) (string, error) {
-	data, id, err := b.cfg.Signer.Sign(m, b.now())
+func (b *Bridge) publish(m envelope.Outgoing) (string, error) { return b.publishSealed(m, nil) }
+
+// publishSealed signs m (its body sealed to sealTo, if set) and publishes it.
+func (b *Bridge) publishSealed(m envelope.Outgoing, sealTo *ecdh.PublicKey) (string, error) {
+	data, id, err := b.sign(m, sealTo)
 	if err != nil {
 		return "", err
 	}
 	return id, b.cfg.Conn.Publish(bus.Direct(m.Recipient, b.self), data)
+}
+
+func (b *Bridge) sign(m envelope.Outgoing, sealTo *ecdh.PublicKey) ([]byte, string, error) {
+	if sealTo != nil {
+		return b.cfg.Signer.SignSealed(m, sealTo, b.now())
+	}
+	return b.cfg.Signer.Sign(m, b.now())
 }
 
 // arrive runs for every message on this participant's inbox (one goroutine
@@ -341,6 +366,28 @@ func (b *Bridge) arrive(msg *nats.Msg) {
 		}
 		b.cfg.System.Root.Send(p.sender, &Reply{From: m.Sender, Msg: m.Body})
 	case hearthv1.Header_KIND_MESSAGE, hearthv1.Header_KIND_REQUEST:
+		if pki.PeerToPeer(m.Sender.Kind, b.kind) {
+			why := errors.New("this participant admits no peer-to-peer messages")
+			if b.cfg.Admit != nil {
+				why = b.cfg.Admit(m.Sender, h.MessageType, h.JobId)
+			}
+			if why != nil {
+				b.refused(msg.Subject, envelope.NotAdmitted(m, why))
+				return
+			}
+		}
+		if m.Sealed != nil {
+			if b.cfg.SealKey == nil {
+				b.refused(msg.Subject, envelope.NotAdmitted(m, errors.New("sealed body, and this participant holds no sealing key")))
+				return
+			}
+			body, err := b.cfg.Verifier.DecodeSealed(m, b.cfg.SealKey)
+			if err != nil {
+				b.refused(msg.Subject, err)
+				return
+			}
+			m.Body = body
+		}
 		b.deliver(m)
 	}
 }
@@ -361,6 +408,9 @@ func (b *Bridge) deliver(m *envelope.Message) {
 		headerSender: m.Sender.Name, headerOrg: m.Sender.Org, headerKind: string(m.Sender.Kind),
 		headerRole: string(m.Sender.Role), headerJob: h.JobId, headerRound: strconv.FormatInt(h.Round, 10),
 		headerID: h.Id,
+	}
+	if m.Sealed != nil {
+		headers[headerSealed] = "1"
 	}
 	if h.Kind == hearthv1.Header_KIND_MESSAGE {
 		b.cfg.System.Root.Send(pid, &actor.MessageEnvelope{Header: headers, Message: m.Body})

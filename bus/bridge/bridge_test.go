@@ -2,8 +2,11 @@ package bridge_test
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -30,6 +33,9 @@ type world struct {
 	hub     *bus.Hub
 	parts   map[string]*member
 	tweak   func(*envelope.Config) // adjusts every verifier; nil keeps the defaults
+	// admit decides what a site's bridge admits from another site
+	// (bridge.Config.Admit); nil admits nothing.
+	admit func(to string, sender pki.Identity, messageType, jobID string) error
 }
 
 type member struct {
@@ -39,6 +45,7 @@ type member struct {
 	bridge   *bridge.Bridge
 	signer   *envelope.Signer
 	refusals chan error
+	sealKey  *ecdh.PrivateKey // opens what is sealed to this member
 
 	mu      sync.Mutex
 	refused map[string]int // refusals by envelope.Reason
@@ -102,7 +109,7 @@ func newWorldWith(t testing.TB, tweak func(*envelope.Config), sites ...string) *
 	// propagates across leaf links asynchronously.
 	for from, f := range w.parts {
 		for to, m := range w.parts {
-			if from != to && pki.MayAddress(f.part.Identity.Kind, m.part.Identity.Kind) {
+			if from != to && pki.MayAddress(f.part.Identity.Kind, m.part.Identity.Kind) && !pki.PeerToPeer(f.part.Identity.Kind, m.part.Identity.Kind) {
 				w.ping(t, from, to)
 			}
 		}
@@ -125,10 +132,21 @@ func (w *world) join(t testing.TB, part *pkitest.Participant, nc *nats.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &member{part: part, conn: nc, signer: signer, refusals: make(chan error, 16), refused: map[string]int{}}
+	sealKey, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &member{part: part, conn: nc, signer: signer, refusals: make(chan error, 16), refused: map[string]int{}, sealKey: sealKey}
 	m.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return discard() }))
+	name := part.Identity.Name
 	m.bridge, err = bridge.Start(bridge.Config{Conn: nc, Signer: signer, Verifier: verifier, System: m.system,
-		RequestTimeout: 2 * time.Second,
+		RequestTimeout: 2 * time.Second, SealKey: sealKey,
+		Admit: func(sender pki.Identity, messageType, jobID string) error {
+			if w.admit == nil {
+				return errors.New("the test admits nothing")
+			}
+			return w.admit(name, sender, messageType, jobID)
+		},
 		OnRefused: func(_ string, err error) {
 			m.mu.Lock()
 			m.refused[envelope.Reason(err)]++
@@ -315,5 +333,64 @@ func TestAskFailures(t *testing.T) {
 	defer cancel()
 	if _, err := site.bridge.Request(tctx, "site-9", &hearthv1.Ping{}); !errors.Is(err, bridge.ErrTimeout) {
 		t.Fatalf("absent recipient: %v, want timeout", err)
+	}
+}
+
+// TestSitesHearSitesOnlyWhenAdmitted: an envelope from one site to another
+// (swarm learning) reaches an actor only when the recipient's rule admits
+// it, and a sealed one only when it opens with the recipient's key; every
+// other is refused with its reason, before any actor sees it.
+func TestSitesHearSitesOnlyWhenAdmitted(t *testing.T) {
+	w := newWorld(t, "site-1", "site-2")
+	w.admit = func(_ string, sender pki.Identity, messageType, jobID string) error {
+		if jobID != "job-000000000001" || sender.Name != "site-1" {
+			return fmt.Errorf("%s is in no job %q here", sender.Name, jobID)
+		}
+		return nil
+	}
+	site1, site2 := w.parts["site-1"], w.parts["site-2"]
+	rec := &recorder{seen: make(chan struct{}, 8)}
+	site2.bridge.Route(protocol.Name(&hearthv1.SwarmReceived{}), site2.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return rec })))
+	other, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	send := func(job string, round int64, sealTo *ecdh.PublicKey) {
+		site1.system.Root.Send(site1.bridge.PID(), &bridge.Send{To: "site-2", Msg: &hearthv1.SwarmReceived{JobId: job, Round: round},
+			JobID: job, Round: round, SealTo: sealTo})
+	}
+	waitRefused := func(reason string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for site2.refusedCount(reason) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("site-2 refused %v, want a %s refusal", site2.refused, reason)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	send("job-00000000000f", 1, nil) // a job the rule does not admit
+	waitRefused("not_admitted")
+	send("job-000000000001", 2, other.PublicKey()) // sealed to another key
+	waitRefused("unseal_failed")
+	send("job-000000000001", 3, nil)
+	send("job-000000000001", 4, site2.sealKey.PublicKey())
+	for range 2 {
+		select {
+		case <-rec.seen:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the admitted envelopes were not delivered")
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.got) != 2 {
+		t.Fatalf("delivered %d envelopes, want the 2 admitted", len(rec.got))
+	}
+	for i, want := range []struct {
+		round  int64
+		sealed bool
+	}{{3, false}, {4, true}} {
+		got, o := rec.got[i].(*hearthv1.SwarmReceived), rec.from[i]
+		if got.Round != want.round || o.Sealed != want.sealed || o.Sender.Name != "site-1" {
+			t.Errorf("delivery %d: round %d sealed %v from %s, want round %d sealed %v from site-1", i, got.Round, o.Sealed, o.Sender.Name, want.round, want.sealed)
+		}
 	}
 }

@@ -17,12 +17,13 @@ import (
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
-// TestSiteHearsOnlyTheServer: envelopes from another site or an admin,
-// validly signed and addressed to site-1, that reach site-1's inbox anyway
-// (published on site-1's own leaf node, past the hub's permissions) are
-// refused by its bridge with ErrKindNotAllowed and reach no actor; the
-// server's are delivered.
-func TestSiteHearsOnlyTheServer(t *testing.T) {
+// TestSiteHearsOnlyTheServerUnlessAdmitted: envelopes from another site or
+// an admin, validly signed and addressed to site-1, that reach site-1's
+// inbox (published on site-1's own leaf node, past the hub's permissions)
+// are refused by its bridge, the admin's with ErrKindNotAllowed, the
+// site's with ErrNotAdmitted (no swarm job admits it), and reach no actor;
+// the server's are delivered.
+func TestSiteHearsOnlyTheServerUnlessAdmitted(t *testing.T) {
 	w := newWorld(t, "site-1", "site-2")
 	site1 := w.parts["site-1"]
 	rec := &recorder{seen: make(chan struct{}, 8)}
@@ -42,9 +43,10 @@ func TestSiteHearsOnlyTheServer(t *testing.T) {
 	cases := []struct {
 		name   string
 		signer *envelope.Signer
+		want   error
 	}{
-		{"from another site", w.parts["site-2"].signer},
-		{"from an admin", adminSigner},
+		{"from another site, outside any job both are in", w.parts["site-2"].signer, envelope.ErrNotAdmitted},
+		{"from an admin", adminSigner, envelope.ErrKindNotAllowed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,7 +54,7 @@ func TestSiteHearsOnlyTheServer(t *testing.T) {
 			if err := site1.conn.Publish(bus.Direct("site-1", from), sign(tc.signer, &hearthv1.Ping{Text: "hello"})); err != nil {
 				t.Fatal(err)
 			}
-			waitRefusalOrNone(t, site1, envelope.ErrKindNotAllowed)
+			waitRefusalOrNone(t, site1, tc.want)
 		})
 	}
 	select {

@@ -17,6 +17,7 @@ const (
 	headerJob    = "hearth-job"
 	headerRound  = "hearth-round"
 	headerID     = "hearth-message-id"
+	headerSealed = "hearth-sealed"
 )
 
 // Origin is where a delivered message came from: the verified sender and
@@ -26,6 +27,9 @@ type Origin struct {
 	JobID     string
 	Round     int64
 	MessageID string
+	// Sealed: the body came sealed to this participant's key, so no one on
+	// the way (the hub, the server) could read it.
+	Sealed bool
 }
 
 // OriginOf returns the origin of the message an actor is handling; ok is
@@ -39,6 +43,6 @@ func OriginOf(ctx actor.Context) (o Origin, ok bool) {
 	return Origin{
 		Sender: pki.Identity{Name: h.Get(headerSender), Org: h.Get(headerOrg),
 			Kind: pki.Kind(h.Get(headerKind)), Role: pki.Role(h.Get(headerRole))},
-		JobID: h.Get(headerJob), Round: round, MessageID: h.Get(headerID),
+		JobID: h.Get(headerJob), Round: round, MessageID: h.Get(headerID), Sealed: h.Get(headerSealed) == "1",
 	}, true
 }

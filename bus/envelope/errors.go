@@ -26,6 +26,7 @@ var (
 	ErrUnseal          = errors.New("sealed body does not open")
 	ErrRateLimited     = errors.New("sender over its rate limit")
 	ErrKindNotAllowed  = errors.New("sender's kind may not address this participant's kind")
+	ErrNotAdmitted     = errors.New("not admitted by the recipient for this job")
 )
 
 // RefusedError is a refused envelope: why, and what it claimed to be.
@@ -71,7 +72,8 @@ func (e *RefusedError) Unwrap() []error {
 // "revoked", "expired", "not_yet_valid" or "unknown_authority" when the
 // certificate error says so), "sender_mismatch", "bad_signature",
 // "type_not_allowed", "unknown_type", "outside_window", "replay",
-// "replay_cache_full", "unseal_failed", "rate_limited", "kind_not_allowed";
+// "replay_cache_full", "unseal_failed", "rate_limited", "kind_not_allowed",
+// "not_admitted";
 // "" for nil and "other" for an error
 // that is not a refusal.
 func Reason(err error) string {
@@ -109,6 +111,7 @@ var reasonCodes = []struct {
 	{ErrUnseal, "unseal_failed"},
 	{ErrRateLimited, "rate_limited"},
 	{ErrKindNotAllowed, "kind_not_allowed"},
+	{ErrNotAdmitted, "not_admitted"},
 }
 
 // maxClaimed bounds how much of an attacker-chosen string a RefusedError

@@ -473,3 +473,11 @@ func Addressable(m *Message, self pki.Kind) error {
 	return &RefusedError{Reason: ErrKindNotAllowed, Sender: m.Sender.Name, MessageID: m.Header.GetId(),
 		Type: claimed(m.Header.GetMessageType()), Detail: fmt.Sprintf("%s senders may not address a %s", m.Sender.Kind, self)}
 }
+
+// NotAdmitted is the refusal of an opened message that its recipient's
+// own rule did not admit (a site hears another site only within a job
+// both are in), why naming the rule's reason.
+func NotAdmitted(m *Message, why error) error {
+	return &RefusedError{Reason: ErrNotAdmitted, Cause: why, Sender: m.Sender.Name, MessageID: m.Header.GetId(),
+		Type: claimed(m.Header.GetMessageType()), Detail: Clip(why.Error(), 256)}
+}

@@ -5,22 +5,32 @@ package pki
 //
 //	from \ to    server  site  admin  aggregator
 //	server       yes     yes   yes    yes
-//	site         yes     -     -      -
+//	site         yes     yes*  -      -
 //	admin        yes     -     -      -
 //	aggregator   yes     -     -      -
 //
-// Admins command the server, which alone reaches the sites; sites answer
-// the server; aggregators report to it. An unknown kind addresses no one.
-// The NATS permissions of every participant (bus.Permissions) and the
-// receiving side (bus/bridge) both follow this table, so a compromised site
-// can neither publish to another site nor be heard by one if its message
-// somehow arrived.
+// Admins command the server, which alone coordinates the sites; sites
+// answer the server; aggregators report to it. An unknown kind addresses
+// no one. (*) A site reaches another site only for swarm learning, where
+// updates and models travel site to site: the table allows the link, and
+// the receiving site admits only the swarm messages of a job both sites
+// are in (bus/bridge's Admit, fed by the participant), so a site is heard
+// by another only while they learn together. The NATS permissions of every
+// participant (bus.Permissions) and the receiving side (bus/bridge) both
+// follow this table.
 func MayAddress(from, to Kind) bool {
 	switch from {
 	case KindServer:
 		return to.Valid()
-	case KindSite, KindAdmin, KindAggregator:
+	case KindSite:
+		return to == KindServer || to == KindSite
+	case KindAdmin, KindAggregator:
 		return to == KindServer
 	}
 	return false
 }
+
+// PeerToPeer reports whether a message from kind from to kind to passes
+// between two participants neither of which is the server: such a message
+// (site to site) is heard only when the recipient admits it.
+func PeerToPeer(from, to Kind) bool { return from != KindServer && to != KindServer }
