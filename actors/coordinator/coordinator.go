@@ -473,8 +473,9 @@ func (c *Coordinator) startWorkflow(ctx actor.Context, rec *hearthv1.JobRecord, 
 	if m.Sites[0] != job.AllSites {
 		targets = m.Sites
 	}
-	w := &workflow{cfg: &c.cfg, rec: rec, manifest: m, targets: slices.Clone(targets), checkpoint: checkpoint, resumeBig: resumeBig,
+	w := &workflow{engine: engine{cfg: &c.cfg, rec: rec, manifest: m, targets: slices.Clone(targets)}, checkpoint: checkpoint, resumeBig: resumeBig,
 		spare: &model.Spare{}}
+	w.engine.next, w.engine.onMiss = w.next, w.missed
 	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return w }), rec.Info.Id)
 	if err != nil {
 		c.cfg.Log.Error("cannot start job workflow", "job", rec.Info.Id, "err", err)

@@ -18,32 +18,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/bus/bridge"
-	"github.com/hearthfl/hearth/bus/envelope"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
-)
-
-// abortJob stops a workflow; it responds with the final *hearthv1.JobInfo.
-type abortJob struct{ reason string }
-
-// retryJoin is the workflow's reminder to look again for sites that were
-// not reachable yet.
-type retryJoin struct{}
-
-// watchLinks is the workflow's reminder to look for sites it waits on whose
-// link to the hub went down (a revoked site's is closed by the hub).
-type watchLinks struct{}
-
-// watchEvery is how often a workflow looks for sites it waits on whose
-// link went down; such a site is left out at once, not at the timeout.
-const watchEvery = 250 * time.Millisecond
-
-type phase int
-
-const (
-	joining phase = iota
-	training
-	closing // waiting for the aggregator
-	evaluating
 )
 
 // workflow runs one FedAvg job: join the sites, then for each round send
@@ -53,15 +28,10 @@ const (
 // new global model, checkpointed before the next round starts; below
 // quorum the job fails. No step waits longer than the round timeout.
 type workflow struct {
-	cfg        *Config
-	rec        *hearthv1.JobRecord
-	manifest   *job.Manifest
-	targets    []string
+	engine
 	checkpoint *hearthv1.Model // global model to resume from, if any
 
-	agg     *actor.PID
-	phase   phase
-	pending map[string]bool
+	agg *actor.PID
 	// Models too large for one envelope: the global model as a flat
 	// buffer, the round's streaming sum (nil until its buffer is chosen;
 	// sumInPlace when that is the global model's own), the updates waiting
@@ -76,35 +46,29 @@ type workflow struct {
 	pulls       *sync.WaitGroup               // the round's update streams
 	offered     []outgoing
 	resumeBig   bool // resume from a large (raw) checkpoint
-	// Joining: sites not yet reachable, and until when to wait for them.
-	awaiting     []string
-	joinDeadline time.Time
-	joinEvent    string
-	round        int64
-	global       *model.Model
-	// Joining: each site's reported data shape; then each joined site's
-	// FedAvg weight (its committed samples, capped), fixed for the job.
-	shapes  map[string]dataShape
-	weights map[string]float64
-	// The same caps on the weight of each site's validation and test
-	// figures in the job's averages.
-	valWeights, testWeights map[string]float64
+	global      *model.Model
 
 	// The open round.
-	started                    time.Time
-	answered, missing          []string
-	reasons                    []string
-	trainLoss, trainWeight     float64
-	trainSamples               int64
-	val, test                  meanMetrics // validation this round; the final test evaluation
-	bytes, maxTrain            int64
-	shapeFeatures, shapeLabels int64
-	events                     map[string]string // site -> audit event of the task sent
-	exchanged, checkpointed    time.Duration     // the round's exchange and aggregation; its checkpoint
-	siteRounds                 map[string]*hearthv1.SiteRound
+	started                 time.Time
+	answered                []string
+	trainLoss, trainWeight  float64
+	trainSamples            int64
+	val, test               meanMetrics // validation this round; the final test evaluation
+	bytes, maxTrain         int64
+	events                  map[string]string // site -> audit event of the task sent
+	exchanged, checkpointed time.Duration     // the round's exchange and aggregation; its checkpoint
+	siteRounds              map[string]*hearthv1.SiteRound
 }
 
-func (w *workflow) id() string { return w.rec.Info.Id }
+// missed stops what a site left out still pulls of the final model: no
+// use now.
+func (w *workflow) missed(site string) {
+	for _, o := range w.offered {
+		if o.site == site {
+			o.out.Cancel()
+		}
+	}
+}
 
 func (w *workflow) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -138,67 +102,10 @@ func (w *workflow) Receive(ctx actor.Context) {
 	}
 }
 
-// ask sends a request to a site through the bridge; the answer comes back
-// to this actor as *bridge.Reply or *bridge.Failed.
-func (w *workflow) ask(ctx actor.Context, site string, msg proto.Message) {
-	w.pending[site] = true
-	ctx.Request(w.cfg.Bridge, &bridge.Ask{To: site, Msg: msg, JobID: w.id(), Round: w.round, Timeout: w.manifest.RoundTimeout})
-}
-
-func (w *workflow) join(ctx actor.Context) {
-	w.phase, w.pending, w.missing, w.reasons = joining, map[string]bool{}, nil, nil
-	if w.rec.Joined == nil {
-		w.rec.Joined = map[string]int64{}
-	}
-	clear(w.rec.Joined)
-	w.rec.Info.Commitments, w.shapes = nil, map[string]dataShape{}
-	w.joinEvent = w.audit(auditor.Event{Action: "job.started", JobID: w.id(), Detail: map[string]string{"sites": strings.Join(w.targets, ",")}})
-	w.awaiting, w.joinDeadline = slices.Clone(w.targets), time.Now().Add(w.manifest.RoundTimeout)
-	w.tryJoin(ctx)
-}
-
-// tryJoin asks every awaited site that is reachable now to join; the others
-// are looked for again shortly, until the round timeout has passed.
-func (w *workflow) tryJoin(ctx actor.Context) {
-	w.awaiting = slices.DeleteFunc(w.awaiting, func(s string) bool {
-		if !w.reachable(s) {
-			return false
-		}
-		w.ask(ctx, s, &hearthv1.JoinJob{JobId: w.id(), Job: w.rec.Job, AuditEvent: w.joinEvent})
-		return true
-	})
-	if len(w.awaiting) == 0 {
-		return
-	}
-	if time.Now().After(w.joinDeadline) {
-		for _, s := range w.awaiting {
-			w.miss(s, "not connected to the hub within the round timeout")
-		}
-		w.awaiting = nil
-		w.next(ctx)
-		return
-	}
-	self, system := ctx.Self(), ctx.ActorSystem()
-	time.AfterFunc(100*time.Millisecond, func() { system.Root.Send(self, &retryJoin{}) })
-}
-
-func (w *workflow) reachable(site string) bool {
-	return w.cfg.Reachable == nil || w.cfg.Reachable(site)
-}
-
 // watchLinks leaves out at once every site the workflow waits on whose link
 // to the hub is down, and looks again shortly.
 func (w *workflow) watchLinks(ctx actor.Context) {
-	lost := false
-	for site := range w.pending {
-		if !w.reachable(site) {
-			delete(w.pending, site)
-			w.miss(site, "its link to the hub went down")
-			w.audit(auditor.Event{Action: "site.dropped", JobID: w.id(), Round: w.round, Peer: site,
-				Detail: map[string]string{"reason": "link to the hub down while the workflow waited on it"}})
-			lost = true
-		}
-	}
+	lost := w.dropUnreachable()
 	for site, cancel := range w.pullCancels { // its update stream ends now, not at the stall timeout
 		if !w.reachable(site) {
 			cancel()
@@ -234,103 +141,6 @@ func (w *workflow) reply(ctx actor.Context, r *bridge.Reply) {
 	w.next(ctx)
 }
 
-func (w *workflow) failed(ctx actor.Context, f *bridge.Failed) {
-	if !w.pending[f.To] {
-		return
-	}
-	delete(w.pending, f.To)
-	w.miss(f.To, f.Err.Error())
-	w.next(ctx)
-}
-
-// maxReason bounds a site's reason as the job keeps it: sites write them
-// (a failure's message), and the job's record and list must stay small.
-const maxReason = 256
-
-// maxJobReason bounds why a job ended, which joins its sites' reasons.
-const maxJobReason = 4096
-
-func (w *workflow) miss(site, reason string) {
-	reason = envelope.Clip(reason, maxReason)
-	w.missing = append(w.missing, site)
-	w.reasons = append(w.reasons, site+": "+reason)
-	w.cfg.Log.Warn("site left out", "job", w.id(), "round", w.round, "site", site, "reason", reason)
-	for _, o := range w.offered { // a model it is still pulling: no use now
-		if o.site == site {
-			o.out.Cancel()
-		}
-	}
-}
-
-// joined takes a site's signed commitment: its sample counts and its
-// data's shape, checked for plausibility here; the shape is decided once
-// every site has answered (settleJoined).
-func (w *workflow) joined(_ actor.Context, site string, m *hearthv1.JobJoined) {
-	if reason := checkCommitment(m); reason != "" {
-		w.refuse(site, "join.refused", reason, m.AuditEvent)
-		return
-	}
-	w.rec.Joined[site] = m.TrainSamples
-	w.shapes[site] = dataShape{m.Features, m.Classes}
-	w.rec.Info.Commitments = append(w.rec.Info.Commitments, &hearthv1.SiteCommitment{Site: site, TrainSamples: m.TrainSamples,
-		ValSamples: m.ValSamples, TestSamples: m.TestSamples, Features: m.Features, Classes: m.Classes})
-	w.audit(auditor.Event{Action: "site.joined", JobID: w.id(), Peer: site, PeerEvent: m.AuditEvent, Detail: map[string]string{
-		"train_samples": fmt.Sprint(m.TrainSamples), "val_samples": fmt.Sprint(m.ValSamples), "test_samples": fmt.Sprint(m.TestSamples),
-		"features": fmt.Sprint(m.Features), "classes": fmt.Sprint(m.Classes)}})
-}
-
-// refuse leaves a site out for what it sent, with the reason audited.
-func (w *workflow) refuse(site, action, reason, peerEvent string) {
-	reason = envelope.Clip(reason, maxReason)
-	w.miss(site, reason)
-	w.audit(auditor.Event{Action: action, JobID: w.id(), Round: w.round, Peer: site, PeerEvent: peerEvent,
-		Detail: map[string]string{"reason": reason}})
-}
-
-// settleJoined decides the job's data shape (the manifest's, or the
-// majority's), leaves out only the sites whose data differs, and fixes the
-// joined sites' FedAvg weights. It fails the job (an error) only when no
-// shape can be decided.
-func (w *workflow) settleJoined() error {
-	if len(w.shapes) == 0 {
-		return nil // nobody joined: the quorum check says so
-	}
-	shape, ok := decideShape(w.manifest.Data, w.shapes)
-	if !ok {
-		var seen []string
-		for _, site := range sorted(mapKeys(w.shapes)) {
-			seen = append(seen, fmt.Sprintf("%s: %v", site, w.shapes[site]))
-		}
-		return fmt.Errorf("the joined sites disagree on the data's shape and no shape has a majority (the manifest names none): %s",
-			strings.Join(seen, "; "))
-	}
-	for site, s := range w.shapes {
-		if s != shape {
-			delete(w.rec.Joined, site)
-			w.rec.Info.Commitments = slices.DeleteFunc(w.rec.Info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == site })
-			w.refuse(site, "join.refused", fmt.Sprintf("local data has %v; the job's data has %v", s, shape), "")
-		}
-	}
-	w.shapeFeatures, w.shapeLabels = shape.features, shape.classes
-	w.weights = cappedWeights(w.rec.Joined, w.maxShare())
-	val, test := map[string]int64{}, map[string]int64{}
-	for _, c := range w.rec.Info.Commitments {
-		if c.ValSamples > 0 {
-			val[c.Site] = c.ValSamples
-		}
-		if c.TestSamples > 0 {
-			test[c.Site] = c.TestSamples
-		}
-	}
-	w.valWeights, w.testWeights = cappedWeights(val, w.maxShare()), cappedWeights(test, w.maxShare())
-	sort.Slice(w.rec.Info.Commitments, func(i, j int) bool { return w.rec.Info.Commitments[i].Site < w.rec.Info.Commitments[j].Site })
-	return nil
-}
-
-// maxShare is the job's cap on one joined site's share of the FedAvg
-// weight.
-func (w *workflow) maxShare() float64 { return w.manifest.Aggregation.ShareCap(len(w.rec.Joined)) }
-
 // clipped records that the aggregator clipped a site's update to the
 // job's bound: audited, and shown in the round's per-site figures.
 func (w *workflow) clipped(site, reason string) {
@@ -339,14 +149,6 @@ func (w *workflow) clipped(site, reason string) {
 	if r := w.siteRounds[site]; r != nil {
 		r.Clipped = reason
 	}
-}
-
-func mapKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // next moves on once every site of the phase has answered or timed out.
@@ -632,50 +434,12 @@ func (w *workflow) evaluated(_ actor.Context, site string, m *hearthv1.EvaluateR
 	sort.Slice(w.rec.Info.SiteTest, func(i, j int) bool { return w.rec.Info.SiteTest[i].Site < w.rec.Info.SiteTest[j].Site })
 }
 
-// finish ends the job: status stored, sites told, actor stopped.
+// finish ends the job: status stored, sites told, buffers released, actor
+// stopped.
 func (w *workflow) finish(ctx actor.Context, status hearthv1.JobStatus, reason string) {
-	if reason == "" && status == hearthv1.JobStatus_JOB_STATUS_FINISHED && len(w.missing) > 0 {
-		reason = "test evaluation missed: " + strings.Join(w.reasons, "; ")
-	}
-	reason = envelope.Clip(reason, maxJobReason) // many sites' reasons, each bounded
-	w.rec.Info.Status, w.rec.Info.Reason, w.rec.Info.FinishedUnixNano = status, reason, w.cfg.Now().UnixNano()
-	w.save()
-	for site := range w.rec.Joined {
-		ctx.Request(w.cfg.Bridge, &bridge.Send{To: site, Msg: &hearthv1.LeaveJob{JobId: w.id(), Status: status, Reason: reason}, JobID: w.id()})
-	}
-	w.audit(auditor.Event{Action: "job.finished", JobID: w.id(), Detail: map[string]string{"status": status.String(), "reason": reason}})
-	log := w.cfg.Log.Info
-	if status != hearthv1.JobStatus_JOB_STATUS_FINISHED {
-		log = w.cfg.Log.Warn
-	}
-	log("job ended", "job", w.id(), "status", status.String(), "reason", reason, "rounds", w.rec.Info.CompletedRounds)
-	w.pending = map[string]bool{}
+	w.end(ctx, status, reason)
 	w.release()
 	ctx.Stop(ctx.Self())
-}
-
-// sites are the joined sites, in name order.
-func (w *workflow) sites() []string {
-	out := make([]string, 0, len(w.rec.Joined))
-	for s := range w.rec.Joined {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func (w *workflow) save() {
-	if err := w.cfg.Store.Put(context.Background(), w.rec); err != nil {
-		w.cfg.Log.Error("job state not stored", "job", w.id(), "err", err)
-	}
-}
-
-func (w *workflow) audit(e auditor.Event) string { return record(*w.cfg, e) }
-
-func sorted(s []string) []string {
-	out := slices.Clone(s)
-	sort.Strings(out)
-	return out
 }
 
 // meanMetrics averages metrics over sites, each weighted by its sample

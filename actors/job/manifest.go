@@ -29,12 +29,25 @@ const ManifestFile = "manifest.yml"
 // AllSites in Manifest.Sites deploys a job to every site.
 const AllSites = "@all"
 
+// The workflows a manifest names.
+const (
+	// WorkflowFedAvg: the server sends the global model to the sites each
+	// round and aggregates their updates.
+	WorkflowFedAvg = "fedavg"
+	// WorkflowSwarm: a different site aggregates each round, updates and
+	// models travel site to site sealed, and the server only coordinates.
+	WorkflowSwarm = "swarm"
+)
+
 // Manifest is a job folder's manifest.yml.
 type Manifest struct {
-	Name         string        `yaml:"name"`
-	Workflow     string        `yaml:"workflow"` // "fedavg"
-	Rounds       int           `yaml:"rounds"`
-	Sites        []string      `yaml:"sites"` // ["@all"] or site names
+	Name     string   `yaml:"name"`
+	Workflow string   `yaml:"workflow"` // WorkflowFedAvg or WorkflowSwarm
+	Rounds   int      `yaml:"rounds"`
+	Sites    []string `yaml:"sites"` // ["@all"] or site names
+	// Aggregators are the sites eligible to aggregate a swarm round; empty:
+	// all of the job's sites.
+	Aggregators  []string      `yaml:"aggregators,omitempty"`
 	MinSites     int           `yaml:"min_sites"`
 	RoundTimeout time.Duration `yaml:"round_timeout"` // e.g. 30s
 	Dataset      string        `yaml:"dataset"`       // the local dataset each site trains on
@@ -242,8 +255,8 @@ func (m *Manifest) Validate() error {
 	if !ValidName(m.Name) {
 		bad("name", "required: 1 to 128 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit")
 	}
-	if m.Workflow != "fedavg" {
-		bad("workflow", "%q is not supported (want fedavg)", m.Workflow)
+	if m.Workflow != WorkflowFedAvg && m.Workflow != WorkflowSwarm {
+		bad("workflow", "%q is not supported (want %s or %s)", m.Workflow, WorkflowFedAvg, WorkflowSwarm)
 	}
 	if m.Rounds < 1 || m.Rounds > MaxRounds {
 		bad("rounds", "%d is not in 1..%d", m.Rounds, MaxRounds)
@@ -260,6 +273,21 @@ func (m *Manifest) Validate() error {
 			bad(fmt.Sprintf("sites[%d]", i), "%q listed twice", s)
 		}
 		seen[s] = true
+	}
+	if len(m.Aggregators) > 0 && m.Workflow != WorkflowSwarm {
+		bad("aggregators", "only a swarm job names aggregators")
+	}
+	eligible := map[string]bool{}
+	for i, a := range m.Aggregators {
+		switch {
+		case a == AllSites:
+			bad(fmt.Sprintf("aggregators[%d]", i), "name sites, or leave aggregators out for all of them")
+		case eligible[a]:
+			bad(fmt.Sprintf("aggregators[%d]", i), "%q listed twice", a)
+		case len(m.Sites) > 0 && m.Sites[0] != AllSites && !seen[a]:
+			bad(fmt.Sprintf("aggregators[%d]", i), "%q is not one of the job's sites", a)
+		}
+		eligible[a] = true
 	}
 	if m.MinSites < 1 {
 		bad("min_sites", "%d: at least 1", m.MinSites)

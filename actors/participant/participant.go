@@ -6,6 +6,7 @@ package participant
 
 import (
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/dataset"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
@@ -70,14 +72,29 @@ type Config struct {
 	// is where a site's own filters stand; the integration tests' hostile
 	// build plays a compromised site through it.
 	Outgoing func(m *job.Manifest, global *model.Model, answer proto.Message) error
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Swarm learning: the site's certificate key (to bind SealKey, the
+	// public half of the key the site's bridge opens sealed bodies with),
+	// the bridge (to reach other sites), and the state folder, where the
+	// newest global model of each swarm job is kept. Without them the site
+	// refuses swarm jobs.
+	Signer   swarm.Signer
+	SealKey  *ecdh.PublicKey
+	Bridge   *actor.PID
+	StateDir string
+	// OnSwarmTask, if set, sees each swarm task this site trains for, with
+	// the basis model and a way to send sealed messages to the round's
+	// sites. It is where the integration tests' hostile build plays a
+	// compromised site that claims rounds not its own.
+	OnSwarmTask func(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message))
+	Log         *slog.Logger
+	Now         func() time.Time
 }
 
 // Participant is the actor. Create it with New.
 type Participant struct {
-	cfg  Config
-	jobs map[string]*joined
+	cfg   Config
+	peers swarmPeers
+	jobs  map[string]*joined
 	// tasks counts the training tasks begun for each job id, across
 	// re-joins: a job's rounds plus maxResumes at most (see beginRound).
 	tasks map[string]int
@@ -90,6 +107,11 @@ type Participant struct {
 const maxResumes = 3
 
 type joined struct {
+	id string
+	// ctx ends when the site leaves the job: its training stops then.
+	ctx              context.Context
+	cancel           context.CancelFunc
+	swarm            *swarmJob // a swarm job's state; nil for FedAvg
 	manifest         *job.Manifest
 	nonce            string // the signed job's, as the ledger knows it
 	spec             trainer.Spec
@@ -161,7 +183,8 @@ func (p *Participant) Props() *actor.Props {
 
 // Messages are the types the participant handles, for bridge routes.
 func Messages() []proto.Message {
-	return []proto.Message{&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{}}
+	return []proto.Message{&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
+		&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{}, &hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}}
 }
 
 // Receive implements actor.Actor.
@@ -173,9 +196,25 @@ func (p *Participant) Receive(ctx actor.Context) {
 		p.train(ctx, m)
 	case *hearthv1.EvaluateTask:
 		p.evaluate(ctx, m)
+	case *hearthv1.SwarmTask:
+		p.swarmTask(ctx, m)
+	case *hearthv1.SwarmEvaluate:
+		p.swarmEvaluate(ctx, m)
+	case *hearthv1.SwarmUpdate:
+		p.swarmUpdate(ctx, m)
+	case *hearthv1.SwarmModel:
+		p.swarmModel(ctx, m)
+	case *trainedLocal:
+		p.trainedLocal(ctx, m)
+	case *closeAggregation:
+		if j := p.jobs[m.jobID]; j != nil && j.swarm != nil && j.swarm.agg != nil && j.swarm.agg.at == m.at && !j.swarm.agg.closing {
+			p.closeAggregation(ctx, j)
+		}
 	case *hearthv1.LeaveJob:
 		if from, ok := p.fromServer(ctx); ok {
 			if j := p.jobs[m.JobId]; j != nil {
+				j.cancel()
+				p.leaveSwarm(ctx, j)
 				j.spare.Close()
 				if err := p.cfg.Ledger.End(j.nonce, m.JobId); err != nil {
 					p.cfg.Log.Error("job ledger: end not recorded", "job", m.JobId, "err", err)
@@ -244,7 +283,7 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 	if !deployedHere(v.Manifest.Sites, p.cfg.Self.Name) {
 		return refuse("this site is not in the job's sites")
 	}
-	j := &joined{manifest: v.Manifest, spec: v.Manifest.Trainer.Spec(), nonce: v.Nonce}
+	j := &joined{id: m.JobId, manifest: v.Manifest, spec: v.Manifest.Trainer.Spec(), nonce: v.Nonce}
 	if j.train, err = p.load(v.Manifest.Dataset, "train"); err != nil {
 		return refuse(err.Error())
 	}
@@ -267,12 +306,21 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 	}
 	out := &hearthv1.JobJoined{JobId: m.JobId, TrainSamples: int64(j.train.Rows()),
 		Features: int64(j.train.Features), Classes: int64(j.train.Classes), ValSamples: rows(j.val), TestSamples: rows(j.test)}
+	if v.Manifest.Workflow == job.WorkflowSwarm {
+		if j.swarm, err = p.newSwarmJob(m.JobId, v.Nonce); err != nil {
+			return refuse(err.Error())
+		}
+		out.SealingKey = j.swarm.key
+	}
 	if err := p.outgoing(v.Manifest, nil, out); err != nil {
 		return refuse(err.Error())
 	}
 	if old := p.jobs[m.JobId]; old != nil { // re-joined (a resumed job): its round count starts again
+		old.cancel()
+		p.leaveSwarm(ctx, old)
 		old.spare.Close()
 	}
+	j.ctx, j.cancel = context.WithCancel(context.Background())
 	p.jobs[m.JobId] = j
 	id := p.audit(auditor.Event{Action: "job.joined", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
 		Detail: map[string]string{"submitter": v.Submitter.Name, "dataset": v.Manifest.Dataset, "nonce": v.Nonce,
@@ -367,7 +415,7 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		}
 		spec := j.spec
 		spec.Seed += m.Round // a different local order each round
-		update, r, err := trainer.Train(context.Background(), spec, global, j.train)
+		update, r, err := trainer.Train(j.ctx, spec, global, j.train)
 		if err != nil {
 			system.Root.Send(reply, failure("training_failed", err.Error()))
 			return

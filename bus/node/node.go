@@ -15,6 +15,8 @@ package node
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -22,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -72,6 +75,12 @@ type Node struct {
 	// Refusals counts the connections and envelopes this node refused;
 	// see AuditRefusals.
 	Refusals *Refusals
+	// SealKey is this process's X25519 key: the bridge opens bodies sealed
+	// to its public half, which the participant binds to its certificate
+	// for each swarm job. It lives in memory only; a restarted process
+	// makes a new one and binds it again.
+	SealKey *ecdh.PrivateKey
+	admit   atomic.Pointer[func(sender pki.Identity, messageType, jobID string) error]
 
 	// bulk is the stream manager's own in-process connection (server and
 	// sites), so that envelopes, liveness pings and JetStream requests
@@ -84,20 +93,35 @@ type Node struct {
 	closeOnce sync.Once
 }
 
-// peers are the participants that may address this one, each of which
-// the bridge hears on a queue of its own: for the server everyone it
-// admits, for anyone else the server.
+// peers are the participants that may address this one (pki.MayAddress),
+// each of which the bridge hears on a queue of its own: for the server
+// everyone it admits, for a site the server and the other sites (swarm
+// learning), for anyone else the server.
 func peers(k *kit.Kit) []string {
+	out := []string{}
 	if k.Config.Kind != pki.KindServer {
-		return []string{k.Config.Server.Name}
+		out = append(out, k.Config.Server.Name)
 	}
-	var out []string
 	for _, p := range k.Participants {
-		if p.Name != k.Config.Name && pki.MayAddress(p.Kind, pki.KindServer) {
+		if p.Name != k.Config.Name && p.Name != k.Config.Server.Name && pki.MayAddress(p.Kind, k.Config.Kind) {
 			out = append(out, p.Name)
 		}
 	}
 	return out
+}
+
+// SetAdmit sets the rule the bridge admits site-to-site envelopes by (the
+// participant's, bridge.Config.Admit); until it is set none is admitted.
+func (n *Node) SetAdmit(admit func(sender pki.Identity, messageType, jobID string) error) {
+	n.admit.Store(&admit)
+}
+
+func (n *Node) admitted(sender pki.Identity, messageType, jobID string) error {
+	a := n.admit.Load()
+	if a == nil {
+		return errors.New("this participant takes part in no swarm job")
+	}
+	return (*a)(sender, messageType, jobID)
 }
 
 // StartServer starts the hub from a server kit and connects the server's
@@ -222,7 +246,11 @@ func prepare(k *kit.Kit, o Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{Kit: k, Identity: k.Config.Identity(), Trust: trust, Signer: signer, Verifier: verifier,
+	sealKey, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("sealing key: %w", err)
+	}
+	return &Node{Kit: k, Identity: k.Config.Identity(), Trust: trust, Signer: signer, Verifier: verifier, SealKey: sealKey,
 		Refusals: NewRefusals(o.Refusals), log: log.With("participant", k.Config.Name)}, nil
 }
 
@@ -283,6 +311,7 @@ func (n *Node) finish(ctx context.Context, o Options) (*Node, error) {
 	n.Bridge, err = bridge.Start(bridge.Config{
 		Conn: n.Conn, Signer: n.Signer, Verifier: n.Verifier, System: n.System,
 		Logger: n.log.With("component", "bridge"), OnRefused: n.onRefusedEnvelope(o), Peers: peers(n.Kit),
+		SealKey: n.SealKey, Admit: n.admitted,
 	})
 	if err != nil {
 		n.Close()

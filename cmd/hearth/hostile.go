@@ -26,6 +26,9 @@ import (
 //	shape     reports a data shape of one feature more than it has
 //	metrics   reports a validation accuracy of 7 over 10^9 samples
 //	testclaim commits to 10^12 test samples and reports a perfect test score on them
+//	swarmclaim in a swarm round another site aggregates, sends every other holder
+//	          a model of zeros for the round, as if it aggregated it, and an
+//	          update, as if they did
 //
 // hostileSite is the participant's Outgoing hook in this build.
 func hostileSite(m *job.Manifest, global *model.Model, answer proto.Message) error {
@@ -78,4 +81,23 @@ func hostileSite(m *job.Manifest, global *model.Model, answer proto.Message) err
 		}
 	}
 	return nil
+}
+
+// hostileSwarm is the participant's OnSwarmTask hook in this build.
+func hostileSwarm(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message)) {
+	if parts := strings.Split(m.Name, "-"); len(parts) < 2 || parts[1] != "swarmclaim" {
+		return
+	}
+	zeros := basis.Clone()
+	for _, t := range zeros.Tensors {
+		clear(t.Data)
+	}
+	wire := job.ToWire(zeros)
+	for _, h := range task.Holders {
+		if h == task.Aggregator {
+			continue
+		}
+		send(h, &hearthv1.SwarmModel{JobId: task.JobId, Round: task.Round, Attempt: task.Attempt, Global: wire})
+		send(h, &hearthv1.SwarmUpdate{JobId: task.JobId, Round: task.Round, Attempt: task.Attempt, Update: wire, Samples: 1000})
+	}
 }

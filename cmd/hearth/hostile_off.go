@@ -7,8 +7,12 @@ import (
 
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/model"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
 // hostileSite is nil in every build but the integration tests' hostile one
 // (hostile.go): sites send what they computed.
 var hostileSite func(m *job.Manifest, global *model.Model, answer proto.Message) error
+
+// hostileSwarm is nil too: sites take part in swarm rounds as the job says.
+var hostileSwarm func(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message))

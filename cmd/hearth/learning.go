@@ -147,7 +147,8 @@ func startParticipant(n *node.Node, audit *auditor.Log) error {
 	}
 	p, err := participant.New(participant.Config{Self: n.Identity, Trust: n.Trust, Policy: policy,
 		DataDir: n.Kit.DataDir(), Audit: audit, Log: n.Log().With("component", "participant"),
-		Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Ledger: ledger, Outgoing: hostileSite})
+		Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Ledger: ledger, Outgoing: hostileSite,
+		Signer: n.Signer, SealKey: n.SealKey.PublicKey(), Bridge: n.Bridge.PID(), StateDir: state, OnSwarmTask: hostileSwarm})
 	if err != nil {
 		return err
 	}
@@ -158,5 +159,6 @@ func startParticipant(n *node.Node, audit *auditor.Log) error {
 	for _, m := range participant.Messages() {
 		n.Bridge.Route(protocol.Name(m), pid)
 	}
+	n.SetAdmit(p.Admit)
 	return nil
 }

@@ -1,0 +1,767 @@
+package participant
+
+import (
+	"crypto/ecdh"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/aggregator"
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/actors/swarm"
+	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/pki"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// A swarm job at a site. The server's SwarmTask names the round's attempt
+// and its aggregator; the site checks the aggregator against the job's
+// rotation (actors/swarm) and every sealing key against the PKI, then
+//
+//   - as a member, trains from the basis model it holds and sends the
+//     update sealed to the aggregator, answering the server with its
+//     figures once the aggregator confirmed it;
+//   - as the round's aggregator, folds the members' updates (its own
+//     included) in an aggregator actor of its own, sends the new global
+//     model sealed to every holder, and answers the server with what it
+//     aggregated and who confirmed the model;
+//   - as a holder catching up, waits for the new model.
+//
+// Weights never reach the server. A site hears another site only while
+// both are in the swarm job (Admit), takes an update only as the round's
+// aggregator and a model only from it, and keeps the newest global model in
+// its state folder: the job's final model stays at the sites.
+
+// swarmJob is a joined swarm job's state at this site.
+type swarmJob struct {
+	nonce  []byte
+	key    *hearthv1.SealingKey // this site's sealing key, bound for the job
+	models map[roundKey]*model.Model
+	task   *hearthv1.SwarmTask // the newest attempt's task
+	at     roundKey            // and its round and attempt
+	keys   map[string]*ecdh.PublicKey
+	agg    *aggregation // while this site aggregates the newest attempt
+	local  *model.Model // this site's newest update
+}
+
+// roundKey is one attempt at one round; round 0 is the initial model.
+type roundKey struct{ round, attempt int64 }
+
+func (k roundKey) after(o roundKey) bool {
+	return k.round > o.round || k.round == o.round && k.attempt > o.attempt
+}
+
+func (k roundKey) String() string { return fmt.Sprintf("round %d attempt %d", k.round, k.attempt) }
+
+func keyOf(round, attempt int64) roundKey { return roundKey{round, attempt} }
+
+// aggregation is an attempt this site aggregates.
+type aggregation struct {
+	at       roundKey
+	task     *hearthv1.SwarmTask
+	pid      *actor.PID             // the aggregator actor: the only holder of the updates
+	reply    *actor.PID             // the server's request, answered when the round is done
+	expect   map[string]bool        // members whose update is awaited
+	folded   map[string]bool        // members whose update was folded
+	refused  map[string]string      // and those refused here, with the reason
+	own      *hearthv1.SwarmTrained // this site's own figures, once trained
+	started  time.Time
+	closing  bool
+	received []string // holders that confirmed the new model
+	asked    int      // holders the new model was sent to and not yet answered
+	result   *hearthv1.SwarmAggregated
+}
+
+// Process-local messages of the swarm role.
+type (
+	// trainedLocal is a member's training, done off the actor.
+	trainedLocal struct {
+		jobID  string
+		at     roundKey
+		update *model.Model
+		res    *hearthv1.SwarmTrained
+		reply  *actor.PID
+		err    error
+	}
+	// closeAggregation ends an aggregation's wait for updates.
+	closeAggregation struct {
+		jobID string
+		at    roundKey
+	}
+	// modelDelivered is a holder's answer to the new model.
+	modelDelivered struct {
+		jobID  string
+		at     roundKey
+		holder string
+		err    error
+	}
+)
+
+// swarmPeers is who may address this site in which swarm job: the members
+// and holders of the job's newest attempt. The bridge asks Admit from its
+// own goroutines, so it has its own lock.
+type swarmPeers struct {
+	mu   sync.Mutex
+	jobs map[string]map[string]bool
+}
+
+func (s *swarmPeers) set(jobID string, sites []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.jobs == nil {
+		s.jobs = map[string]map[string]bool{}
+	}
+	m := map[string]bool{}
+	for _, site := range sites {
+		m[site] = true
+	}
+	s.jobs[jobID] = m
+}
+
+func (s *swarmPeers) drop(jobID string) {
+	s.mu.Lock()
+	delete(s.jobs, jobID)
+	s.mu.Unlock()
+}
+
+// Admit is bridge.Config.Admit for a site: another site is heard only in
+// a swarm job this site has joined, and only while the server's newest task
+// for it lists that site as a member or holder. Every other envelope is
+// refused by the bridge (audited as a refusal) before its body is opened.
+func (p *Participant) Admit(sender pki.Identity, messageType, jobID string) error {
+	p.peers.mu.Lock()
+	defer p.peers.mu.Unlock()
+	if sender.Kind != pki.KindSite {
+		return fmt.Errorf("%s is a %s, not a site", sender.Name, sender.Kind)
+	}
+	if !p.peers.jobs[jobID][sender.Name] {
+		return fmt.Errorf("%s is in no swarm job %q with this site", sender.Name, envelope.Clip(jobID, 64))
+	}
+	return nil
+}
+
+// maxSwarmSites bounds a SwarmTask's lists before anything in it is checked.
+const maxSwarmSites = 1024
+
+// newSwarmJob makes a joined swarm job's state: a sealing key binding.
+func (p *Participant) newSwarmJob(jobID, nonceHex string) (*swarmJob, error) {
+	if p.cfg.Signer == nil || p.cfg.SealKey == nil || p.cfg.Bridge == nil {
+		return nil, errors.New("this site is not set up for swarm learning (no sealing key)")
+	}
+	nonce, err := hex.DecodeString(nonceHex)
+	if err != nil {
+		return nil, fmt.Errorf("job nonce: %w", err)
+	}
+	key, err := swarm.BindKey(p.cfg.Signer, jobID, p.cfg.SealKey)
+	if err != nil {
+		return nil, err
+	}
+	return &swarmJob{nonce: nonce, key: key, models: map[roundKey]*model.Model{}}, nil
+}
+
+// swarmTask takes the server's task for one attempt at a round.
+func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
+	from, ok := p.fromServer(ctx)
+	if !ok {
+		return
+	}
+	received := p.audit(auditor.Event{Action: "task.received", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: m.AuditEvent,
+		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt), "aggregator": envelope.Clip(m.Aggregator, 64)}})
+	j := p.jobs[m.JobId]
+	refuse := func(code, reason string) {
+		p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received,
+			Detail: map[string]string{"reason": reason}})
+		p.cfg.Log.Warn("swarm task refused", "job", m.JobId, "round", m.Round, "attempt", m.Attempt, "reason", reason)
+		ctx.Respond(failure(code, reason))
+	}
+	if j == nil || j.swarm == nil {
+		refuse("unknown_job", "this site has joined no swarm job "+envelope.Clip(m.JobId, 64))
+		return
+	}
+	at := keyOf(m.Round, m.Attempt)
+	if err := p.checkSwarmTask(j, m); err != nil {
+		refuse("refused", err.Error())
+		return
+	}
+	sj := j.swarm
+	keys := map[string]*ecdh.PublicKey{}
+	for _, k := range m.Keys {
+		pub, err := swarm.VerifyKey(k, p.cfg.Trust, m.JobId, k.GetSite(), p.cfg.Now())
+		if err != nil {
+			refuse("refused", err.Error())
+			return
+		}
+		keys[k.Site] = pub
+	}
+	for _, s := range append(slices.Clone(m.Members), m.Holders...) {
+		if keys[s] == nil {
+			refuse("refused", "no sealing key for "+envelope.Clip(s, 64))
+			return
+		}
+	}
+	self := p.cfg.Self.Name
+	member, aggregates := slices.Contains(m.Members, self), m.Aggregator == self
+	var basis *model.Model
+	if member || aggregates {
+		var err error
+		if basis, err = p.basis(j, m); err != nil {
+			refuse("no_basis", err.Error())
+			return
+		}
+	}
+	// The task is taken: an older attempt's aggregation ends here.
+	p.endAggregation(ctx, sj, "superseded by "+at.String())
+	sj.task, sj.at, sj.keys = m, at, keys
+	p.peers.set(m.JobId, append(slices.Clone(m.Members), m.Holders...))
+	if aggregates {
+		p.beginAggregation(ctx, j, m, basis)
+	}
+	reply := ctx.Sender()
+	if !member {
+		if !aggregates { // a holder catching up: the model comes from the aggregator
+			ctx.Respond(&hearthv1.SwarmTrained{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt,
+				AuditEvent: p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Round: m.Round, PeerEvent: received})})
+		}
+		return
+	}
+	if p.cfg.OnSwarmTask != nil { // the hostile build's compromised site acts here
+		p.cfg.OnSwarmTask(j.manifest, m, basis, func(to string, msg proto.Message) {
+			if k := keys[to]; k != nil {
+				ctx.Send(p.cfg.Bridge, &bridge.Send{To: to, Msg: msg, JobID: m.JobId, Round: m.Round, SealTo: k})
+			}
+		})
+	}
+	self2, system := ctx.Self(), ctx.ActorSystem()
+	jobCtx, spec, train, val := j.ctx, j.spec, j.train, j.val
+	go func() {
+		out := &trainedLocal{jobID: m.JobId, at: at, reply: reply}
+		defer func() { system.Root.Send(self2, out) }()
+		start := time.Now()
+		res := &hearthv1.SwarmTrained{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt, Trained: true}
+		if val != nil {
+			mt, err := trainer.Evaluate(spec, basis, val)
+			if err != nil {
+				out.err = fmt.Errorf("%w: %v", errBadModel, err)
+				return
+			}
+			res.Validation = metrics(mt)
+		}
+		spec.Seed += m.Round // a different local order each round
+		update, r, err := trainer.Train(jobCtx, spec, basis, train)
+		if err != nil {
+			out.err = fmt.Errorf("training: %w", err)
+			return
+		}
+		res.TrainMicros = time.Since(start).Microseconds()
+		res.Samples, res.TrainLoss = int64(r.Samples), r.Loss
+		out.update, out.res = update, res
+	}()
+}
+
+// checkSwarmTask checks a task's round, attempt, aggregator and lists
+// against the signed job and what this site took before.
+func (p *Participant) checkSwarmTask(j *joined, m *hearthv1.SwarmTask) error {
+	sj := j.swarm
+	at := keyOf(m.Round, m.Attempt)
+	switch {
+	case m.Round < 1 || m.Round > int64(j.manifest.Rounds):
+		return fmt.Errorf("round %d is not in the job's 1..%d", m.Round, j.manifest.Rounds)
+	case sj.task != nil && !at.after(sj.at):
+		return fmt.Errorf("%s comes after %s: rounds and attempts only move forward", at, sj.at)
+	case len(m.Members) > maxSwarmSites || len(m.Holders) > maxSwarmSites || len(m.Eligible) > maxSwarmSites || len(m.Keys) > 2*maxSwarmSites:
+		return fmt.Errorf("more than %d sites in a task", maxSwarmSites)
+	case !slices.Contains(m.Members, p.cfg.Self.Name) && !slices.Contains(m.Holders, p.cfg.Self.Name) && m.Aggregator != p.cfg.Self.Name:
+		return errors.New("this site is neither a member nor a holder of the round")
+	case m.BasisRound < 0 || m.BasisRound >= m.Round:
+		return fmt.Errorf("basis round %d for round %d", m.BasisRound, m.Round)
+	}
+	eligible, err := eligibleFor(j.manifest, m.Eligible)
+	if err != nil {
+		return err
+	}
+	if err := swarm.NewRotation(sj.nonce, eligible).Check(m.Round, m.Attempt, m.Aggregator); err != nil {
+		return fmt.Errorf("the task's aggregator: %w", err)
+	}
+	return nil
+}
+
+// eligibleFor is the rotation's sites: the manifest's aggregators, or its
+// sites; only for a job on every site that names no aggregators does the
+// server's list (the joined sites) stand, and then it must not be empty.
+func eligibleFor(m *job.Manifest, fromServer []string) ([]string, error) {
+	want := m.Aggregators
+	if len(want) == 0 && m.Sites[0] != job.AllSites {
+		want = m.Sites
+	}
+	if len(want) == 0 {
+		if len(fromServer) == 0 {
+			return nil, errors.New("no eligible aggregators listed")
+		}
+		return fromServer, nil
+	}
+	a, b := slices.Clone(want), slices.Clone(fromServer)
+	slices.Sort(a)
+	slices.Sort(b)
+	if !slices.Equal(a, b) {
+		return nil, fmt.Errorf("the task lists %d eligible aggregators, the signed job %d others", len(fromServer), len(want))
+	}
+	return want, nil
+}
+
+// basis is the global model a task trains from: one this site holds, or
+// the initial model, made here from the job's trainer and data shape.
+func (p *Participant) basis(j *joined, m *hearthv1.SwarmTask) (*model.Model, error) {
+	at := keyOf(m.BasisRound, m.BasisAttempt)
+	if m.BasisRound == 0 {
+		if m.Features != int64(j.train.Features) || m.Classes != int64(j.train.Classes) {
+			return nil, fmt.Errorf("the task's data shape (%d features, %d classes) is not this site's (%d, %d)",
+				m.Features, m.Classes, j.train.Features, j.train.Classes)
+		}
+		if mdl := j.swarm.models[at]; mdl != nil {
+			return mdl, nil
+		}
+		mdl, err := trainer.Init(j.spec, j.train.Features, j.train.Classes)
+		if err != nil {
+			return nil, fmt.Errorf("initial model: %w", err)
+		}
+		if bytesOf(mdl) > job.InlineLimit {
+			return nil, fmt.Errorf("the model is %d bytes; swarm jobs carry models of up to %d bytes (one envelope) for now", bytesOf(mdl), job.InlineLimit)
+		}
+		j.swarm.models[at] = mdl
+		return mdl, nil
+	}
+	if mdl := j.swarm.models[at]; mdl != nil {
+		return mdl, nil
+	}
+	return nil, fmt.Errorf("this site does not hold the global model of %s", at)
+}
+
+func bytesOf(m *model.Model) int { return m.Bytes() }
+
+// trainedLocal sends a member's update on: to its own aggregation, or
+// sealed to the round's aggregator, then answers the server.
+func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
+	j := p.jobs[t.jobID]
+	if j == nil || j.swarm == nil || j.swarm.at != t.at {
+		return // the job ended or a newer attempt started: the server no longer waits
+	}
+	sj := j.swarm
+	if t.err != nil {
+		p.audit(auditor.Event{Action: "task.failed", JobID: t.jobID, Round: t.at.round, Detail: map[string]string{"reason": t.err.Error()}})
+		if a := sj.agg; a != nil && a.at == t.at { // the aggregator's own training: the others' updates still count
+			delete(a.expect, p.cfg.Self.Name)
+			a.refused[p.cfg.Self.Name] = envelope.Clip(t.err.Error(), 256)
+			p.maybeClose(ctx, j)
+			return
+		}
+		ctx.Send(t.reply, failure("training_failed", t.err.Error()))
+		return
+	}
+	sj.local = t.update
+	executed := p.audit(auditor.Event{Action: "task.executed", JobID: t.jobID, Round: t.at.round,
+		Detail: map[string]string{"attempt": fmt.Sprint(t.at.attempt), "samples": fmt.Sprint(t.res.Samples), "loss": fmt.Sprintf("%.4f", t.res.TrainLoss)}})
+	upd := &hearthv1.SwarmUpdate{JobId: t.jobID, Round: t.at.round, Attempt: t.at.attempt, Update: job.ToWire(t.update), Samples: t.res.Samples}
+	if err := p.outgoing(j.manifest, nil, upd); err != nil {
+		ctx.Send(t.reply, failure("filtered", err.Error()))
+		return
+	}
+	agg := sj.task.Aggregator
+	if agg == p.cfg.Self.Name {
+		if a := sj.agg; a != nil && a.at == t.at {
+			t.res.AuditEvent = executed
+			a.own = t.res
+			p.fold(ctx, j, p.cfg.Self.Name, upd)
+		}
+		return
+	}
+	future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: agg, Msg: upd, JobID: t.jobID, Round: t.at.round,
+		Timeout: j.manifest.RoundTimeout, SealTo: sj.keys[agg]}, j.manifest.RoundTimeout+time.Second)
+	ctx.ReenterAfter(future, func(res any, err error) {
+		r, ok := res.(*bridge.Reply)
+		if err == nil && !ok {
+			if f, isFailed := res.(*bridge.Failed); isFailed {
+				err = f.Err
+			} else {
+				err = fmt.Errorf("unexpected %T", res)
+			}
+		}
+		if err == nil {
+			if got, isReceived := r.Msg.(*hearthv1.SwarmReceived); !isReceived || keyOf(got.Round, got.Attempt) != t.at || got.JobId != t.jobID {
+				err = fmt.Errorf("%s answered %T for another round", agg, r.Msg)
+			}
+		}
+		if err != nil {
+			reason := fmt.Sprintf("update not delivered to %s, the aggregator of %s: %v", agg, t.at, err)
+			p.audit(auditor.Event{Action: "update.undelivered", JobID: t.jobID, Round: t.at.round, Peer: agg, Detail: map[string]string{"reason": reason}})
+			ctx.Send(t.reply, failure("aggregator_unreachable", reason))
+			return
+		}
+		sent := p.audit(auditor.Event{Action: "update.sent", JobID: t.jobID, Round: t.at.round, Peer: agg, PeerEvent: executed,
+			Detail: map[string]string{"attempt": fmt.Sprint(t.at.attempt), "sealed": "true"}})
+		t.res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: t.jobID, Round: t.at.round, PeerEvent: sent})
+		ctx.Send(t.reply, t.res)
+	})
+}
+
+// beginAggregation starts this site's aggregation of an attempt.
+func (p *Participant) beginAggregation(ctx actor.Context, j *joined, m *hearthv1.SwarmTask, basis *model.Model) {
+	a := &aggregation{at: keyOf(m.Round, m.Attempt), task: m, reply: ctx.Sender(), expect: map[string]bool{},
+		folded: map[string]bool{}, refused: map[string]string{}, started: time.Now()}
+	for _, s := range m.Members {
+		a.expect[s] = true
+	}
+	a.pid = ctx.Spawn(aggregator.Props())
+	ctx.Send(a.pid, &aggregator.Begin{Round: m.Round, Layout: basis, Rule: j.manifest.Aggregation})
+	j.swarm.agg = a
+	p.audit(auditor.Event{Action: "aggregation.started", JobID: m.JobId, Round: m.Round,
+		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt), "members": fmt.Sprint(len(m.Members))}})
+	// Updates are awaited for half the round's time: the rest is for the
+	// new model to reach the holders before the server's wait ends.
+	self, system, jobID, at := ctx.Self(), ctx.ActorSystem(), m.JobId, a.at
+	time.AfterFunc(j.manifest.RoundTimeout/2, func() { system.Root.Send(self, &closeAggregation{jobID: jobID, at: at}) })
+}
+
+// swarmUpdate takes a member's sealed update, as the round's aggregator.
+func (p *Participant) swarmUpdate(ctx actor.Context, m *hearthv1.SwarmUpdate) {
+	o, _ := bridge.OriginOf(ctx)
+	j := p.jobs[m.JobId]
+	at := keyOf(m.Round, m.Attempt)
+	refuse := func(reason string) {
+		p.audit(auditor.Event{Action: "update.refused", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, Detail: map[string]string{"reason": reason}})
+		p.cfg.Log.Warn("swarm update refused", "job", m.JobId, "round", m.Round, "from", o.Sender.Name, "reason", reason)
+		ctx.Respond(failure("refused", reason))
+	}
+	switch {
+	case !o.Sealed:
+		refuse("an update must come sealed to this site's key")
+		return
+	case j == nil || j.swarm == nil:
+		refuse("no swarm job " + envelope.Clip(m.JobId, 64) + " here")
+		return
+	case j.swarm.agg == nil || j.swarm.agg.at != at || j.swarm.agg.closing:
+		refuse(fmt.Sprintf("this site does not aggregate %s (or no longer takes updates for it)", at))
+		return
+	case !j.swarm.agg.expect[o.Sender.Name] || o.Sender.Name == p.cfg.Self.Name:
+		refuse(fmt.Sprintf("%s is not a member of %s", o.Sender.Name, at))
+		return
+	case j.swarm.agg.folded[o.Sender.Name] || j.swarm.agg.refused[o.Sender.Name] != "":
+		refuse(fmt.Sprintf("a second update from %s for %s", o.Sender.Name, at))
+		return
+	case m.Samples < 1:
+		j.swarm.agg.refused[o.Sender.Name] = "no training samples"
+		delete(j.swarm.agg.expect, o.Sender.Name)
+		refuse("no training samples")
+		p.maybeClose(ctx, j)
+		return
+	}
+	p.audit(auditor.Event{Action: "update.received", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, PeerEvent: o.MessageID,
+		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt), "samples": fmt.Sprint(m.Samples)}})
+	ctx.Respond(&hearthv1.SwarmReceived{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt})
+	p.fold(ctx, j, o.Sender.Name, m)
+}
+
+// fold hands one member's update to the aggregator actor.
+func (p *Participant) fold(ctx actor.Context, j *joined, site string, m *hearthv1.SwarmUpdate) {
+	a := j.swarm.agg
+	delete(a.expect, site)
+	update, err := job.FromWire(m.Update)
+	if err != nil {
+		a.refused[site] = envelope.Clip(err.Error(), 256)
+	} else {
+		weight := min(a.task.Weights[site], float64(m.Samples))
+		ctx.Send(a.pid, &aggregator.Fold{Round: m.Round, Site: site, Update: update, Weight: weight})
+		a.folded[site] = true
+	}
+	p.maybeClose(ctx, j)
+}
+
+func (p *Participant) maybeClose(ctx actor.Context, j *joined) {
+	if a := j.swarm.agg; a != nil && len(a.expect) == 0 && !a.closing {
+		p.closeAggregation(ctx, j)
+	}
+}
+
+// closeAggregation stops taking updates and asks the aggregator actor for
+// the new global model.
+func (p *Participant) closeAggregation(ctx actor.Context, j *joined) {
+	a := j.swarm.agg
+	a.closing = true
+	future := ctx.RequestFuture(a.pid, &aggregator.Close{Round: a.at.round}, 30*time.Second)
+	jobID, at := a.task.JobId, a.at
+	ctx.ReenterAfter(future, func(res any, err error) {
+		c, _ := res.(*aggregator.Closed)
+		if err == nil && c == nil {
+			err = fmt.Errorf("aggregator answered %T", res)
+		}
+		if err == nil {
+			err = c.Err
+		}
+		p.aggregated(ctx, jobID, at, c, err)
+	})
+}
+
+// aggregated sends the new global model to the holders, sealed to each.
+func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c *aggregator.Closed, err error) {
+	j := p.jobs[jobID]
+	if j == nil || j.swarm == nil || j.swarm.agg == nil || j.swarm.agg.at != at {
+		return
+	}
+	a := j.swarm.agg
+	fail := func(reason string) {
+		p.audit(auditor.Event{Action: "aggregation.failed", JobID: jobID, Round: at.round, Detail: map[string]string{"reason": reason}})
+		ctx.Send(a.reply, failure("aggregation_failed", reason))
+		p.endAggregation(ctx, j.swarm, "")
+	}
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	if n := len(c.Sites); n < j.manifest.MinSites {
+		fail(fmt.Sprintf("%s: %d updates aggregated, min_sites %d", at, n, j.manifest.MinSites))
+		return
+	}
+	refused := a.refused
+	for s, r := range c.Refused {
+		refused[s] = r
+	}
+	for s, r := range c.Screened {
+		refused[s] = r
+	}
+	wire := job.ToWire(c.Mean)
+	raw, _ := proto.Marshal(wire)
+	sum := sha256.Sum256(raw)
+	a.result = &hearthv1.SwarmAggregated{Contributors: slices.Sorted(slices.Values(c.Sites)), Refused: refused, Clipped: c.Clipped,
+		ModelSha256: sum[:], AggregateMicros: time.Since(a.started).Microseconds()}
+	p.hold(j, at, c.Mean)
+	p.audit(auditor.Event{Action: "aggregation.closed", JobID: jobID, Round: at.round, Detail: map[string]string{
+		"attempt": fmt.Sprint(at.attempt), "contributors": fmt.Sprint(a.result.Contributors), "model_sha256": hex.EncodeToString(sum[:])}})
+	a.received = []string{p.cfg.Self.Name}
+	for _, h := range a.task.Holders {
+		if h == p.cfg.Self.Name {
+			continue
+		}
+		a.asked++
+		holder := h
+		timeout := max(j.manifest.RoundTimeout/4, 100*time.Millisecond)
+		future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: holder, Msg: &hearthv1.SwarmModel{JobId: jobID, Round: at.round, Attempt: at.attempt, Global: wire},
+			JobID: jobID, Round: at.round, Timeout: timeout, SealTo: j.swarm.keys[holder]}, timeout+time.Second)
+		ctx.ReenterAfter(future, func(res any, err error) {
+			if f, ok := res.(*bridge.Failed); ok && err == nil {
+				err = f.Err
+			}
+			p.delivered(ctx, &modelDelivered{jobID: jobID, at: at, holder: holder, err: err})
+		})
+	}
+	if a.asked == 0 {
+		p.answerAggregation(ctx, j)
+	}
+}
+
+func (p *Participant) delivered(ctx actor.Context, d *modelDelivered) {
+	j := p.jobs[d.jobID]
+	if j == nil || j.swarm == nil || j.swarm.agg == nil || j.swarm.agg.at != d.at {
+		return
+	}
+	a := j.swarm.agg
+	a.asked--
+	if d.err == nil {
+		a.received = append(a.received, d.holder)
+	} else {
+		p.audit(auditor.Event{Action: "model.undelivered", JobID: d.jobID, Round: d.at.round, Peer: d.holder, Detail: map[string]string{"reason": d.err.Error()}})
+	}
+	if a.asked == 0 {
+		p.answerAggregation(ctx, j)
+	}
+}
+
+// answerAggregation answers the server's task: the aggregator's account,
+// with its own training figures when it trained.
+func (p *Participant) answerAggregation(ctx actor.Context, j *joined) {
+	a := j.swarm.agg
+	slices.Sort(a.received)
+	a.result.Receivers = a.received
+	res := a.own
+	if res == nil {
+		res = &hearthv1.SwarmTrained{JobId: a.task.JobId, Round: a.at.round, Attempt: a.at.attempt}
+	}
+	res.Aggregated = a.result
+	res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: a.task.JobId, Round: a.at.round, PeerEvent: res.AuditEvent,
+		Detail: map[string]string{"attempt": fmt.Sprint(a.at.attempt), "receivers": fmt.Sprint(a.received)}})
+	ctx.Send(a.reply, res)
+	p.endAggregation(ctx, j.swarm, "")
+}
+
+// endAggregation stops this site's aggregation, if any; with a reason, the
+// server's request is answered with it (a newer attempt took over).
+func (p *Participant) endAggregation(ctx actor.Context, sj *swarmJob, reason string) {
+	a := sj.agg
+	if a == nil {
+		return
+	}
+	if reason != "" && a.result == nil {
+		ctx.Send(a.reply, failure("superseded", reason))
+	}
+	ctx.Stop(a.pid)
+	sj.agg = nil
+}
+
+// swarmModel takes a round's new global model from its aggregator.
+func (p *Participant) swarmModel(ctx actor.Context, m *hearthv1.SwarmModel) {
+	o, _ := bridge.OriginOf(ctx)
+	j := p.jobs[m.JobId]
+	at := keyOf(m.Round, m.Attempt)
+	refuse := func(reason string) {
+		p.audit(auditor.Event{Action: "model.refused", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, Detail: map[string]string{"reason": reason}})
+		p.cfg.Log.Warn("swarm model refused", "job", m.JobId, "round", m.Round, "from", o.Sender.Name, "reason", reason)
+		ctx.Respond(failure("refused", reason))
+	}
+	switch {
+	case !o.Sealed:
+		refuse("a model must come sealed to this site's key")
+		return
+	case j == nil || j.swarm == nil:
+		refuse("no swarm job " + envelope.Clip(m.JobId, 64) + " here")
+		return
+	case j.swarm.task == nil || j.swarm.at != at:
+		refuse(fmt.Sprintf("a model for %s, and this site's task is for %v", at, j.swarm.at))
+		return
+	case j.swarm.task.Aggregator != o.Sender.Name:
+		refuse(fmt.Sprintf("%s is %s's to aggregate, not %s's", at, j.swarm.task.Aggregator, o.Sender.Name))
+		return
+	case j.swarm.models[at] != nil:
+		refuse("a second model for " + at.String())
+		return
+	}
+	mdl, err := job.FromWire(m.Global)
+	if err == nil {
+		err = p.checkGlobal(j, mdl)
+	}
+	if err != nil {
+		refuse(err.Error())
+		return
+	}
+	p.hold(j, at, mdl)
+	p.audit(auditor.Event{Action: "model.received", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, PeerEvent: o.MessageID,
+		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt)}})
+	ctx.Respond(&hearthv1.SwarmReceived{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt})
+}
+
+// checkGlobal checks a received global model: the job's layout, finite.
+func (p *Participant) checkGlobal(j *joined, m *model.Model) error {
+	want, err := trainer.Init(j.spec, j.train.Features, j.train.Classes)
+	if err != nil {
+		return err
+	}
+	if err := want.SameLayout(m); err != nil {
+		return fmt.Errorf("the model's layout: %w", err)
+	}
+	for _, t := range m.Tensors {
+		for _, v := range t.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("tensor %s holds a non-finite value", t.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// hold keeps a round's global model: in memory for the rounds to come (the
+// newest two rounds' attempts) and in the state folder, replacing the one
+// kept before, so that the job's final model stays at the site.
+func (p *Participant) hold(j *joined, at roundKey, m *model.Model) {
+	j.swarm.models[at] = m
+	for k := range j.swarm.models {
+		if k.round < at.round-1 {
+			delete(j.swarm.models, k)
+		}
+	}
+	if p.cfg.StateDir == "" {
+		return
+	}
+	if err := writeModel(ModelPath(p.cfg.StateDir, j.id), m); err != nil {
+		p.cfg.Log.Error("swarm model not kept in the state folder", "job", j.id, "err", err)
+	}
+}
+
+// ModelPath is where a site keeps a swarm job's newest global model.
+func ModelPath(stateDir, jobID string) string {
+	return filepath.Join(stateDir, "swarm", jobID, "model.pb")
+}
+
+func writeModel(path string, m *model.Model) error {
+	raw, err := proto.Marshal(job.ToWire(m))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// swarmEvaluate scores the final global model on the site's test data.
+func (p *Participant) swarmEvaluate(ctx actor.Context, m *hearthv1.SwarmEvaluate) {
+	from, ok := p.fromServer(ctx)
+	if !ok {
+		return
+	}
+	received := p.audit(auditor.Event{Action: "eval.received", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: m.AuditEvent})
+	j := p.jobs[m.JobId]
+	switch {
+	case j == nil || j.swarm == nil:
+		ctx.Respond(failure("unknown_job", "this site has joined no swarm job "+envelope.Clip(m.JobId, 64)))
+		return
+	case j.test == nil:
+		ctx.Respond(failure("no_test_data", "the job asked for no test evaluation"))
+		return
+	}
+	mdl := j.swarm.models[keyOf(m.BasisRound, m.BasisAttempt)]
+	if mdl == nil {
+		ctx.Respond(failure("no_basis", fmt.Sprintf("this site does not hold the model of %s", keyOf(m.BasisRound, m.BasisAttempt))))
+		return
+	}
+	if err := j.beginEvaluation(); err != nil {
+		ctx.Respond(failure("refused", err.Error()))
+		return
+	}
+	mt, err := trainer.Evaluate(j.spec, mdl, j.test)
+	if err != nil {
+		ctx.Respond(failure("bad_model", err.Error()))
+		return
+	}
+	res := &hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt)}
+	if err := p.outgoing(j.manifest, nil, res); err != nil {
+		ctx.Respond(failure("filtered", err.Error()))
+		return
+	}
+	res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
+		Detail: map[string]string{"test_accuracy": fmt.Sprintf("%.4f", mt.Accuracy)}})
+	ctx.Respond(res)
+}
+
+// leaveSwarm ends a swarm job's role here.
+func (p *Participant) leaveSwarm(ctx actor.Context, j *joined) {
+	if j.swarm == nil {
+		return
+	}
+	p.endAggregation(ctx, j.swarm, "")
+	p.peers.drop(j.id)
+}
