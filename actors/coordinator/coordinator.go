@@ -356,8 +356,8 @@ func (c *Coordinator) download(ctx actor.Context, id string) proto.Message {
 		return f
 	}
 	res := &hearthv1.JobResult{Info: rec.Info}
-	if rec.Info.CompletedRounds == 0 {
-		return res
+	if rec.Info.CompletedRounds == 0 || rec.Info.Workflow == job.WorkflowSwarm {
+		return res // a swarm job's model never reaches the server: Info says where it is
 	}
 	if rec.Info.ModelDropped {
 		return failure("expired", fmt.Sprintf("job %s's model is no longer kept (retention or its submitter's checkpoint limit)", id))
@@ -442,6 +442,9 @@ func (c *Coordinator) resume(ctx actor.Context) {
 			continue
 		}
 		v, err := job.Verify(rec.Job, c.cfg.Trust, c.cfg.Now())
+		if err == nil && v.Manifest.Workflow == job.WorkflowSwarm {
+			err = errors.New("a swarm job does not resume after a server restart yet (its model is at the sites; submit it again)")
+		}
 		if err != nil {
 			c.cfg.Log.Error("stored job no longer verifies; not resumed", "job", rec.Info.Id, "err", err)
 			rec.Info.Status, rec.Info.Reason = hearthv1.JobStatus_JOB_STATUS_FAILED, "not resumed: "+err.Error()
@@ -473,10 +476,16 @@ func (c *Coordinator) startWorkflow(ctx actor.Context, rec *hearthv1.JobRecord, 
 	if m.Sites[0] != job.AllSites {
 		targets = m.Sites
 	}
-	w := &workflow{engine: engine{cfg: &c.cfg, rec: rec, manifest: m, targets: slices.Clone(targets)}, checkpoint: checkpoint, resumeBig: resumeBig,
-		spare: &model.Spare{}}
-	w.engine.next, w.engine.onMiss = w.next, w.missed
-	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return w }), rec.Info.Id)
+	var flow actor.Actor
+	if m.Workflow == job.WorkflowSwarm {
+		flow = newSwarmFlow(&c.cfg, rec, m, targets)
+	} else {
+		w := &workflow{engine: engine{cfg: &c.cfg, rec: rec, manifest: m, targets: slices.Clone(targets)}, checkpoint: checkpoint, resumeBig: resumeBig,
+			spare: &model.Spare{}}
+		w.engine.next, w.engine.onMiss = w.next, w.missed
+		flow = w
+	}
+	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return flow }), rec.Info.Id)
 	if err != nil {
 		c.cfg.Log.Error("cannot start job workflow", "job", rec.Info.Id, "err", err)
 		return

@@ -1,0 +1,588 @@
+package coordinator
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/swarm"
+	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// swarmFlow runs one swarm job. The server coordinates and never holds
+// a weight: it joins the sites (their commitments and sealing keys), then
+// for each round asks every site that is up for its part in one attempt.
+// The rotation (actors/swarm) names the attempt's aggregator; the members
+// (the sites that hold the basis model) train and send their updates
+// sealed to it; it folds them and sends the new model sealed to every
+// holder, and its answer closes the round.
+//
+// Failover: an aggregator that fails its attempt (no answer within the
+// round timeout, its link down, an error) is left out and the round is run
+// again, from the same basis, by the next site in the rotation. A site that
+// fails is left out and, once it is back, joins again at the next round
+// (a holder at first, a member once it holds the global model). The job
+// fails only when fewer than min_sites members remain, or no eligible
+// aggregator is up, with the reason.
+type swarmFlow struct {
+	engine
+	rotation swarm.Rotation
+	eligible []string
+	keys     map[string]*hearthv1.SealingKey // each joined site's binding
+	out      map[string]string               // sites left out for now, with the reason
+	holds    map[string]bool                 // the sites that hold the basis model
+	basis    roundKey
+
+	// The open attempt.
+	attempt   int64
+	agg       string
+	aggDone   bool
+	members   []string
+	holders   []string
+	trained   map[string]*hearthv1.SwarmTrained
+	failovers []string
+	started   time.Time
+	rejoining map[string]bool
+	test      meanMetrics
+}
+
+// roundKey is one attempt at one round; round 0 is the initial model.
+type roundKey struct{ round, attempt int64 }
+
+// answered is an answer to one of the open attempt's tasks, or a failure.
+type answered struct {
+	site string
+	at   roundKey
+	msg  proto.Message
+	err  error
+}
+
+// rejoined is a left-out site's answer to a new JoinJob.
+type rejoined struct {
+	site string
+	msg  proto.Message
+	err  error
+}
+
+func newSwarmFlow(cfg *Config, rec *hearthv1.JobRecord, m *job.Manifest, targets []string) *swarmFlow {
+	s := &swarmFlow{engine: engine{cfg: cfg, rec: rec, manifest: m, targets: slices.Clone(targets)},
+		keys: map[string]*hearthv1.SealingKey{}, out: map[string]string{}, holds: map[string]bool{}, rejoining: map[string]bool{}}
+	s.engine.next = s.next
+	return s
+}
+
+func (s *swarmFlow) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		s.rec.Info.Status = hearthv1.JobStatus_JOB_STATUS_RUNNING
+		s.rec.Info.Workflow = job.WorkflowSwarm
+		s.rec.Info.CompletedRounds, s.rec.Info.History = 0, nil
+		s.save()
+		s.join(ctx)
+		if s.cfg.Reachable != nil {
+			ctx.Send(ctx.Self(), &watchLinks{})
+		}
+	case *watchLinks:
+		if s.dropUnreachable() {
+			s.next(ctx)
+		}
+		self, system := ctx.Self(), ctx.ActorSystem()
+		time.AfterFunc(watchEvery, func() { system.Root.Send(self, &watchLinks{}) })
+	case *retryJoin:
+		if s.phase == joining {
+			s.tryJoin(ctx)
+		}
+	case *bridge.Reply: // the join phase's answers
+		if !s.pending[m.From.Name] {
+			return
+		}
+		delete(s.pending, m.From.Name)
+		if j, ok := m.Msg.(*hearthv1.JobJoined); ok && s.phase == joining {
+			s.joinedSwarm(m.From.Name, j, false)
+		} else {
+			s.refuse(m.From.Name, "result.refused", fmt.Sprintf("unexpected answer %T", m.Msg), "")
+		}
+		s.next(ctx)
+	case *bridge.Failed:
+		if s.pending[m.To] && s.phase == joining {
+			delete(s.pending, m.To)
+			s.miss(m.To, m.Err.Error())
+			s.next(ctx)
+		}
+	case *answered:
+		s.answered(ctx, m)
+	case *rejoined:
+		s.rejoined(m)
+	case *abortJob:
+		s.end(ctx, hearthv1.JobStatus_JOB_STATUS_ABORTED, m.reason)
+		ctx.Respond(s.rec.Info)
+		ctx.Stop(ctx.Self())
+	}
+}
+
+// joinedSwarm takes a site's commitment and checks its sealing key
+// binding; again says it re-joined a running job.
+func (s *swarmFlow) joinedSwarm(site string, m *hearthv1.JobJoined, again bool) bool {
+	if _, err := swarm.VerifyKey(m.SealingKey, s.cfg.Trust, s.id(), site, s.cfg.Now()); err != nil {
+		s.refuse(site, "join.refused", err.Error(), m.AuditEvent)
+		return false
+	}
+	if again {
+		if reason := checkCommitment(m); reason != "" {
+			s.refuse(site, "join.refused", reason, m.AuditEvent)
+			return false
+		}
+		if m.Features != s.shapeFeatures || m.Classes != s.shapeLabels {
+			s.refuse(site, "join.refused", fmt.Sprintf("local data has %v; the job's data has %v",
+				dataShape{m.Features, m.Classes}, dataShape{s.shapeFeatures, s.shapeLabels}), m.AuditEvent)
+			return false
+		}
+		s.rec.Info.Commitments = slices.DeleteFunc(s.rec.Info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == site })
+		s.joined(nil, site, m)
+		slices.SortFunc(s.rec.Info.Commitments, func(a, b *hearthv1.SiteCommitment) int { return strings.Compare(a.Site, b.Site) })
+		s.weights = cappedWeights(s.rec.Joined, s.maxShare())
+	} else {
+		s.joined(nil, site, m)
+	}
+	s.keys[site] = m.SealingKey
+	return true
+}
+
+// next moves on once the join phase, or the evaluation, has every answer;
+// during training it looks after the round's aggregator.
+func (s *swarmFlow) next(ctx actor.Context) {
+	switch s.phase {
+	case joining:
+		if len(s.pending) > 0 || len(s.awaiting) > 0 {
+			return
+		}
+		if err := s.settleJoined(); err != nil {
+			s.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
+			return
+		}
+		if n := len(s.rec.Joined); n < s.manifest.MinSites {
+			s.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("only %d of %d sites joined (min_sites %d): %s",
+				n, len(s.targets), s.manifest.MinSites, strings.Join(s.reasons, "; ")))
+			return
+		}
+		s.eligible = s.manifest.Aggregators
+		if len(s.eligible) == 0 && s.manifest.Sites[0] != job.AllSites {
+			s.eligible = s.manifest.Sites
+		}
+		if len(s.eligible) == 0 {
+			s.eligible = s.sites()
+		}
+		s.rotation = swarm.NewRotation(s.rec.Job.Nonce, s.eligible)
+		for site := range s.rec.Joined {
+			s.holds[site] = true // everyone makes the initial model
+		}
+		s.audit(auditor.Event{Action: "swarm.rotation", JobID: s.id(), Detail: map[string]string{"order": strings.Join(s.rotation, ",")}})
+		s.startRound(ctx, 1)
+	case training:
+		if s.aggDone {
+			return
+		}
+		if !s.pending[s.agg] {
+			s.failover(ctx, s.agg+": "+s.lastReason(s.agg))
+		}
+	case evaluating:
+		if len(s.pending) == 0 {
+			s.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FINISHED, "")
+		}
+	}
+}
+
+// lastReason is the newest reason site was left out for.
+func (s *swarmFlow) lastReason(site string) string {
+	for i := len(s.reasons) - 1; i >= 0; i-- {
+		if r, ok := strings.CutPrefix(s.reasons[i], site+": "); ok {
+			return r
+		}
+	}
+	return "no answer"
+}
+
+func (s *swarmFlow) startRound(ctx actor.Context, round int64) {
+	s.phase, s.round, s.attempt, s.failovers = training, round, 0, nil
+	s.missing, s.reasons, s.started = nil, nil, time.Now()
+	s.rejoin(ctx)
+	s.startAttempt(ctx)
+}
+
+// up says why a joined site cannot take part now, "" if it can.
+func (s *swarmFlow) up(site string) string {
+	switch {
+	case s.out[site] != "":
+		return "left out: " + s.out[site]
+	case s.rec.Joined[site] == 0:
+		return "not joined"
+	case !s.reachable(site):
+		return "not connected to the hub"
+	}
+	return ""
+}
+
+// startAttempt asks every site that is up for its part in the round's
+// current attempt, skipping aggregators that cannot serve.
+func (s *swarmFlow) startAttempt(ctx actor.Context) {
+	for ; s.attempt < int64(len(s.rotation)); s.attempt++ {
+		agg := s.rotation.Aggregator(s.round, s.attempt)
+		why := s.up(agg)
+		if why == "" && !s.holds[agg] {
+			why = "does not hold the global model"
+		}
+		if why == "" {
+			s.agg = agg
+			break
+		}
+		s.failovers = append(s.failovers, envelope.Clip(agg+": "+why, maxReason))
+		s.audit(auditor.Event{Action: "round.skipped", JobID: s.id(), Round: s.round, Peer: agg,
+			Detail: map[string]string{"attempt": fmt.Sprint(s.attempt), "reason": why}})
+	}
+	if s.attempt >= int64(len(s.rotation)) {
+		s.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: no eligible aggregator could serve: %s",
+			s.round, strings.Join(s.failovers, "; ")))
+		return
+	}
+	s.members, s.holders = nil, nil
+	for _, site := range s.sites() {
+		if s.up(site) != "" {
+			continue
+		}
+		s.holders = append(s.holders, site)
+		if s.holds[site] {
+			s.members = append(s.members, site)
+		}
+	}
+	if len(s.members) < s.manifest.MinSites {
+		s.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %d sites hold the global model and are up (min_sites %d): %s",
+			s.round, len(s.members), s.manifest.MinSites, strings.Join(append(s.failovers, s.outReasons()...), "; ")))
+		return
+	}
+	task := &hearthv1.SwarmTask{JobId: s.id(), Round: s.round, Attempt: s.attempt, Aggregator: s.agg,
+		Members: s.members, Holders: s.holders, Eligible: slices.Sorted(slices.Values(s.rotation)),
+		Weights: map[string]float64{}, BasisRound: s.basis.round, BasisAttempt: s.basis.attempt,
+		Features: s.shapeFeatures, Classes: s.shapeLabels}
+	for _, site := range s.holders {
+		task.Keys = append(task.Keys, s.keys[site])
+	}
+	for _, site := range s.members {
+		task.Weights[site] = s.weights[site]
+	}
+	s.pending, s.aggDone, s.trained = map[string]bool{}, false, map[string]*hearthv1.SwarmTrained{}
+	at := roundKey{s.round, s.attempt}
+	s.cfg.Log.Info("swarm round", "job", s.id(), "round", s.round, "attempt", s.attempt, "aggregator", s.agg,
+		"members", len(s.members), "holders", len(s.holders))
+	for _, site := range s.holders {
+		t := proto.Clone(task).(*hearthv1.SwarmTask)
+		t.AuditEvent = s.audit(auditor.Event{Action: "task.sent", JobID: s.id(), Round: s.round, Peer: site,
+			Detail: map[string]string{"attempt": fmt.Sprint(s.attempt), "aggregator": s.agg}})
+		s.askFor(ctx, site, t, at)
+	}
+}
+
+func (s *swarmFlow) outReasons() []string {
+	var out []string
+	for _, site := range slices.Sorted(maps.Keys(s.out)) {
+		out = append(out, site+": "+s.out[site])
+	}
+	return out
+}
+
+// askFor asks site, the answer tied to attempt at (an answer to an older
+// attempt is dropped when it comes).
+func (s *swarmFlow) askFor(ctx actor.Context, site string, msg proto.Message, at roundKey) {
+	s.pending[site] = true
+	timeout := s.manifest.RoundTimeout
+	future := ctx.RequestFuture(s.cfg.Bridge, &bridge.Ask{To: site, Msg: msg, JobID: s.id(), Round: at.round, Timeout: timeout}, timeout+time.Second)
+	ctx.ReenterAfter(future, func(res any, err error) {
+		a := &answered{site: site, at: at, err: err}
+		switch r := res.(type) {
+		case *bridge.Reply:
+			a.msg = r.Msg
+		case *bridge.Failed:
+			a.err = r.Err
+		}
+		if a.msg == nil && a.err == nil {
+			a.err = fmt.Errorf("unexpected answer %T", res)
+		}
+		s.answered(ctx, a)
+	})
+}
+
+func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
+	if a.at != (roundKey{s.round, s.attempt}) || !s.pending[a.site] {
+		return // an older attempt's, or the site was left out meanwhile
+	}
+	delete(s.pending, a.site)
+	if s.phase == evaluating {
+		s.evaluatedSwarm(a)
+		s.next(ctx)
+		return
+	}
+	if a.err != nil {
+		s.miss(a.site, a.err.Error())
+		if !s.reachable(a.site) || a.site == s.agg {
+			s.out[a.site] = envelope.Clip(a.err.Error(), maxReason)
+		}
+		s.next(ctx)
+		return
+	}
+	m, ok := a.msg.(*hearthv1.SwarmTrained)
+	switch {
+	case !ok:
+		s.refuse(a.site, "result.refused", fmt.Sprintf("unexpected answer %T", a.msg), "")
+	case m.JobId != s.id() || m.Round != s.round || m.Attempt != s.attempt:
+		s.refuse(a.site, "result.refused", fmt.Sprintf("an answer for %q round %d attempt %d", clip(m.JobId), m.Round, m.Attempt), m.AuditEvent)
+	case m.Aggregated != nil && a.site != s.agg:
+		s.refuse(a.site, "result.refused", fmt.Sprintf("claims to have aggregated round %d attempt %d, which is %s's", m.Round, m.Attempt, s.agg), m.AuditEvent)
+		s.out[a.site] = "claimed another site's round"
+	default:
+		if reason := s.checkTrained(a.site, m); reason != "" {
+			s.refuse(a.site, "result.refused", reason, m.AuditEvent)
+			if a.site != s.agg {
+				break
+			}
+			m.Trained = false // the aggregator's figures do not count; its aggregation may
+		}
+		if m.Trained {
+			s.trained[a.site] = m
+		}
+		s.audit(auditor.Event{Action: "result.received", JobID: s.id(), Round: s.round, Peer: a.site, PeerEvent: m.AuditEvent,
+			Detail: map[string]string{"attempt": fmt.Sprint(s.attempt)}})
+		if a.site == s.agg {
+			if reason := s.checkAggregated(m.Aggregated); reason != "" {
+				s.refuse(a.site, "result.refused", reason, m.AuditEvent)
+				s.out[a.site] = envelope.Clip(reason, maxReason)
+				break
+			}
+			s.aggDone = true
+			s.roundClosed(ctx, m.Aggregated)
+			return
+		}
+	}
+	s.next(ctx)
+}
+
+// checkTrained checks a member's figures against its commitment.
+func (s *swarmFlow) checkTrained(site string, m *hearthv1.SwarmTrained) string {
+	if !m.Trained {
+		return ""
+	}
+	c := commitmentOf(s.rec.Info, site)
+	switch {
+	case c == nil:
+		return "no commitment for this site"
+	case m.Samples < 1 || m.Samples > c.TrainSamples:
+		return fmt.Sprintf("trained on %d samples, committed %d", m.Samples, c.TrainSamples)
+	case !finite(m.TrainLoss) || m.TrainLoss < 0 || m.TrainLoss > maxLoss:
+		return fmt.Sprintf("training loss %v is out of range", m.TrainLoss)
+	}
+	return checkMetrics("validation", m.Validation, c.ValSamples)
+}
+
+// checkAggregated checks the aggregator's account against the attempt.
+func (s *swarmFlow) checkAggregated(g *hearthv1.SwarmAggregated) string {
+	if g == nil {
+		return "the round's aggregator answered without aggregating"
+	}
+	for _, c := range g.Contributors {
+		if !slices.Contains(s.members, c) {
+			return fmt.Sprintf("the aggregator counts %q, not a member of the round", clip(c))
+		}
+	}
+	if len(g.Contributors) < s.manifest.MinSites {
+		return fmt.Sprintf("%d updates aggregated, min_sites %d", len(g.Contributors), s.manifest.MinSites)
+	}
+	for _, r := range g.Receivers {
+		if !slices.Contains(s.holders, r) {
+			return fmt.Sprintf("the aggregator names %q, not a holder of the round, as a receiver", clip(r))
+		}
+	}
+	return ""
+}
+
+// failover gives the round to the next site in the rotation.
+func (s *swarmFlow) failover(ctx actor.Context, reason string) {
+	reason = envelope.Clip(reason, maxReason)
+	s.out[s.agg] = reason
+	s.failovers = append(s.failovers, reason)
+	s.audit(auditor.Event{Action: "round.failover", JobID: s.id(), Round: s.round, Peer: s.agg,
+		Detail: map[string]string{"attempt": fmt.Sprint(s.attempt), "reason": reason}})
+	s.cfg.Log.Warn("swarm aggregator failed; the round moves to the next in the rotation", "job", s.id(), "round", s.round,
+		"attempt", s.attempt, "aggregator", s.agg, "reason", reason)
+	s.attempt++
+	s.startAttempt(ctx)
+}
+
+// roundClosed records the closed round and starts the next one.
+func (s *swarmFlow) roundClosed(ctx actor.Context, g *hearthv1.SwarmAggregated) {
+	s.basis = roundKey{s.round, s.attempt}
+	clear(s.holds)
+	for _, r := range g.Receivers {
+		s.holds[r] = true
+	}
+	s.holds[s.agg] = true
+	sum := &hearthv1.RoundSummary{Round: s.round, Answered: g.Contributors, DurationMicros: time.Since(s.started).Microseconds(),
+		Aggregator: s.agg, Attempts: s.attempt + 1, Failovers: s.failovers}
+	var loss, weight float64
+	var val meanMetrics
+	for _, site := range s.members {
+		t := s.trained[site]
+		if !slices.Contains(g.Contributors, site) {
+			reason := "update not aggregated"
+			if r := g.Refused[site]; r != "" {
+				reason = "update refused by the aggregator: " + r
+			}
+			if t == nil {
+				reason = s.lastReason(site)
+			}
+			sum.Missing = append(sum.Missing, site)
+			s.audit(auditor.Event{Action: "update.refused", JobID: s.id(), Round: s.round, Peer: site, Detail: map[string]string{"reason": reason}})
+			continue
+		}
+		if t == nil {
+			continue
+		}
+		w := min(s.weights[site], float64(t.Samples))
+		loss += t.TrainLoss * w
+		weight += w
+		val.add(t.Validation, capMetric(s.valWeights, site, t.Validation))
+		sum.MaxTrainMicros = max(sum.MaxTrainMicros, t.TrainMicros)
+		sum.Sites = append(sum.Sites, &hearthv1.SiteRound{Site: site, Weight: w, TrainLoss: t.TrainLoss, Validation: t.Validation, Clipped: g.Clipped[site]})
+	}
+	if weight > 0 {
+		sum.TrainLoss = loss / weight
+	}
+	sum.Validation = val.mean()
+	s.rec.Info.History = append(s.rec.Info.History, sum)
+	s.rec.Info.CompletedRounds = s.round
+	s.save()
+	s.audit(auditor.Event{Action: "round.closed", JobID: s.id(), Round: s.round, Peer: s.agg,
+		Detail: map[string]string{"attempt": fmt.Sprint(s.attempt), "contributors": strings.Join(g.Contributors, ","),
+			"receivers": strings.Join(g.Receivers, ",")}})
+	s.cfg.Log.Info("round closed", "job", s.id(), "round", s.round, "aggregator", s.agg, "attempts", s.attempt+1,
+		"contributors", len(g.Contributors), "train_loss", sum.TrainLoss, "val_accuracy", sum.GetValidation().GetAccuracy(), "ms", sum.DurationMicros/1000)
+	if s.round < int64(s.manifest.Rounds) {
+		s.startRound(ctx, s.round+1)
+		return
+	}
+	s.evaluate(ctx)
+}
+
+// evaluate asks every site holding the final model to score it on its
+// test data; only metrics come back.
+func (s *swarmFlow) evaluate(ctx actor.Context) {
+	s.phase, s.pending, s.missing, s.reasons = evaluating, map[string]bool{}, nil, nil
+	var at []string
+	for _, site := range s.sites() {
+		if s.holds[site] {
+			at = append(at, site)
+		}
+	}
+	s.rec.Info.ModelLocation = fmt.Sprintf("at the sites, each in its kit's state/swarm/%s/model.pb: %s", s.id(), strings.Join(at, ", "))
+	if !s.manifest.Evaluation.Test {
+		s.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FINISHED, "")
+		return
+	}
+	s.test, s.rec.Info.SiteTest, s.rec.Info.CrossSite = meanMetrics{}, nil, nil
+	key := roundKey{s.round, s.attempt}
+	for _, site := range at {
+		if !s.reachable(site) {
+			s.miss(site, "not connected to the hub")
+			continue
+		}
+		t := &hearthv1.SwarmEvaluate{JobId: s.id(), BasisRound: s.basis.round, BasisAttempt: s.basis.attempt,
+			AuditEvent: s.audit(auditor.Event{Action: "eval.sent", JobID: s.id(), Peer: site})}
+		s.askFor(ctx, site, t, key)
+	}
+	s.next(ctx)
+}
+
+func (s *swarmFlow) evaluatedSwarm(a *answered) {
+	if a.err != nil {
+		s.miss(a.site, a.err.Error())
+		return
+	}
+	m, ok := a.msg.(*hearthv1.EvaluateResult)
+	if !ok || m.Test == nil || m.Test.Samples < 1 {
+		s.miss(a.site, "no test metrics")
+		return
+	}
+	c := commitmentOf(s.rec.Info, a.site)
+	if c == nil {
+		s.refuse(a.site, "result.refused", "no commitment for this site", m.AuditEvent)
+		return
+	}
+	if reason := checkMetrics("test", m.Test, c.TestSamples); reason != "" {
+		s.refuse(a.site, "result.refused", reason, m.AuditEvent)
+		return
+	}
+	s.audit(auditor.Event{Action: "result.received", JobID: s.id(), Peer: a.site, PeerEvent: m.AuditEvent})
+	s.test.add(m.Test, capMetric(s.testWeights, a.site, m.Test))
+	s.rec.Info.Test = s.test.mean()
+	s.rec.Info.SiteTest = append(s.rec.Info.SiteTest, &hearthv1.SiteMetrics{Site: a.site, Metrics: m.Test})
+	s.rec.Info.CrossSite = append(s.rec.Info.CrossSite, &hearthv1.CrossSiteMetrics{Model: "global", Site: a.site, Metrics: m.Test})
+	slices.SortFunc(s.rec.Info.SiteTest, func(x, y *hearthv1.SiteMetrics) int { return strings.Compare(x.Site, y.Site) })
+	slices.SortFunc(s.rec.Info.CrossSite, func(x, y *hearthv1.CrossSiteMetrics) int { return strings.Compare(x.Site, y.Site) })
+}
+
+// rejoin asks every site of the job that is left out, or never joined,
+// and is connected again to join once more; it takes part from the next
+// attempt on, as a holder until it holds the global model.
+func (s *swarmFlow) rejoin(ctx actor.Context) {
+	for _, site := range s.targets {
+		if s.rejoining[site] || s.out[site] == "" && s.rec.Joined[site] != 0 || !s.reachable(site) {
+			continue
+		}
+		s.rejoining[site] = true
+		ev := s.audit(auditor.Event{Action: "site.rejoin", JobID: s.id(), Peer: site})
+		timeout := s.manifest.RoundTimeout
+		future := ctx.RequestFuture(s.cfg.Bridge, &bridge.Ask{To: site, Msg: &hearthv1.JoinJob{JobId: s.id(), Job: s.rec.Job, AuditEvent: ev},
+			JobID: s.id(), Timeout: timeout}, timeout+time.Second)
+		ctx.ReenterAfter(future, func(res any, err error) {
+			r := &rejoined{site: site, err: err}
+			switch x := res.(type) {
+			case *bridge.Reply:
+				r.msg = x.Msg
+			case *bridge.Failed:
+				r.err = x.Err
+			}
+			s.rejoined(r)
+		})
+	}
+}
+
+func (s *swarmFlow) rejoined(r *rejoined) {
+	delete(s.rejoining, r.site)
+	if s.phase != training {
+		return
+	}
+	m, ok := r.msg.(*hearthv1.JobJoined)
+	if r.err != nil || !ok {
+		s.cfg.Log.Info("site not back yet", "job", s.id(), "site", r.site, "err", r.err)
+		return
+	}
+	if !s.joinedSwarm(r.site, m, true) {
+		return
+	}
+	delete(s.out, r.site)
+	delete(s.holds, r.site) // its job state starts again: it catches up first
+	s.audit(auditor.Event{Action: "site.rejoined", JobID: s.id(), Peer: r.site, PeerEvent: m.AuditEvent})
+	s.cfg.Log.Info("site rejoined", "job", s.id(), "site", r.site)
+}
+
+// finish ends the job and stops the workflow; the server held no model.
+func (s *swarmFlow) finish(ctx actor.Context, status hearthv1.JobStatus, reason string) {
+	s.end(ctx, status, reason)
+	ctx.Stop(ctx.Self())
+}
