@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/auditor"
@@ -25,6 +24,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/jetstore"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -367,7 +367,7 @@ func (c *Coordinator) download(ctx actor.Context, id string) proto.Message {
 		res.Model = m
 		return res
 	}
-	if !errors.Is(err, jetstream.ErrObjectNotFound) {
+	if !errors.Is(err, jetstore.ErrNotFound) {
 		return failure("internal", err.Error())
 	}
 	// A large model: offered to the admin as a stream, answered once it is
