@@ -59,6 +59,17 @@ type workflow struct {
 	targets    []string
 	checkpoint *hearthv1.Model // global model to resume from, if any
 
+	// jobCtx is the job's context: made when the workflow starts, cancelled
+	// when it ends (finish: abort, failure or end) or its actor stops. Every
+	// store call, stream and goroutine of the job runs under it, so that an
+	// abort ends the server's transfers at once, not at a stall timeout.
+	jobCtx  context.Context
+	stopJob context.CancelFunc
+	// ended is set by finish: the actor stops only once its aggregator
+	// child has, and what arrives meanwhile (a pull that the cancelled
+	// context ended, a late reply) must not end the job a second time.
+	ended bool
+
 	agg     *actor.PID
 	phase   phase
 	pending map[string]bool
@@ -107,8 +118,15 @@ type workflow struct {
 func (w *workflow) id() string { return w.rec.Info.Id }
 
 func (w *workflow) Receive(ctx actor.Context) {
+	if w.ended {
+		if _, ok := ctx.Message().(*abortJob); ok {
+			ctx.Respond(w.rec.Info)
+		}
+		return
+	}
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		w.jobCtx, w.stopJob = context.WithCancel(context.Background())
 		w.agg = ctx.Spawn(aggregator.Props())
 		w.rec.Info.Status = hearthv1.JobStatus_JOB_STATUS_RUNNING
 		w.save()
@@ -135,6 +153,8 @@ func (w *workflow) Receive(ctx actor.Context) {
 	case *abortJob:
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_ABORTED, m.reason)
 		ctx.Respond(w.rec.Info)
+	case *actor.Stopped, *actor.Restarting:
+		w.stopJob() // stopped without finishing (its parent stopped, a panic): its work ends too
 	}
 }
 
@@ -414,7 +434,7 @@ func (w *workflow) initialModel() error {
 	}
 	w.global = m
 	w.rec.Info.CompletedRounds, w.rec.Info.History = 0, nil
-	if err := w.cfg.Store.PutModel(context.Background(), w.id(), 0, job.ToWire(m)); err != nil {
+	if err := w.cfg.Store.PutModel(w.jobCtx, w.id(), 0, job.ToWire(m)); err != nil {
 		return err
 	}
 	w.save()
@@ -525,7 +545,7 @@ func (w *workflow) closed(ctx actor.Context, c *aggregator.Closed) {
 	}
 	w.global = c.Mean
 	w.exchanged = time.Since(w.started)
-	if err := w.cfg.Store.PutModel(context.Background(), w.id(), w.round, job.ToWire(w.global)); err != nil {
+	if err := w.cfg.Store.PutModel(w.jobCtx, w.id(), w.round, job.ToWire(w.global)); err != nil {
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
 		return
 	}
@@ -596,13 +616,13 @@ func (w *workflow) evaluateTask() (func(site string) (*hearthv1.EvaluateTask, er
 			return &hearthv1.EvaluateTask{JobId: w.id(), Model: wire}, nil
 		}, nil
 	}
-	payload, err := w.cfg.Streams.Prepare(context.Background(), w.big.Bytes())
+	payload, err := w.cfg.Streams.Prepare(w.jobCtx, w.big.Bytes())
 	if err != nil {
 		return nil, err
 	}
 	layout := job.LayoutToWire(w.big.Layout)
 	return func(site string) (*hearthv1.EvaluateTask, error) {
-		out, err := w.cfg.Streams.OfferPayload(context.Background(), site, payload)
+		out, err := w.cfg.Streams.OfferPayload(w.jobCtx, site, payload)
 		if err != nil {
 			return nil, err
 		}
@@ -632,8 +652,10 @@ func (w *workflow) evaluated(_ actor.Context, site string, m *hearthv1.EvaluateR
 	sort.Slice(w.rec.Info.SiteTest, func(i, j int) bool { return w.rec.Info.SiteTest[i].Site < w.rec.Info.SiteTest[j].Site })
 }
 
-// finish ends the job: status stored, sites told, actor stopped.
+// finish ends the job, once: status stored, sites told, the job's context
+// cancelled (its update streams end), buffers released, actor stopped.
 func (w *workflow) finish(ctx actor.Context, status hearthv1.JobStatus, reason string) {
+	w.ended = true
 	if reason == "" && status == hearthv1.JobStatus_JOB_STATUS_FINISHED && len(w.missing) > 0 {
 		reason = "test evaluation missed: " + strings.Join(w.reasons, "; ")
 	}
@@ -650,6 +672,7 @@ func (w *workflow) finish(ctx actor.Context, status hearthv1.JobStatus, reason s
 	}
 	log("job ended", "job", w.id(), "status", status.String(), "reason", reason, "rounds", w.rec.Info.CompletedRounds)
 	w.pending = map[string]bool{}
+	w.stopJob()
 	w.release()
 	ctx.Stop(ctx.Self())
 }
@@ -665,7 +688,7 @@ func (w *workflow) sites() []string {
 }
 
 func (w *workflow) save() {
-	if err := w.cfg.Store.Put(context.Background(), w.rec); err != nil {
+	if err := w.cfg.Store.Put(w.jobCtx, w.rec); err != nil {
 		w.cfg.Log.Error("job state not stored", "job", w.id(), "err", err)
 	}
 }
