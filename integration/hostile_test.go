@@ -271,7 +271,7 @@ func TestSignedJobRunsOnce(t *testing.T) {
 		}{{signed, "ended here"}, {stale, "has passed"}} {
 			err := askUntilUp(t, rogue, site, &hearthv1.JoinJob{JobId: "job-0123456789ab", Job: tc.sj})
 			var remote *bridge.RemoteError
-			if !errors.As(err, &remote) || remote.Code != "refused" || !strings.Contains(remote.Message, tc.want) {
+			if !errors.As(err, &remote) || remote.Code != hearthv1.FailureCode_FAILURE_CODE_REFUSED || !strings.Contains(remote.Message, tc.want) {
 				t.Fatalf("%s answered %v, want a refusal saying %q", site, err, tc.want)
 			}
 		}

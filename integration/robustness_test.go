@@ -157,7 +157,7 @@ func TestChangedJobIsRefused(t *testing.T) {
 			}
 		}
 		var remote *bridge.RemoteError
-		if !errors.As(err, &remote) || remote.Code != "refused" || !strings.Contains(remote.Message, "does not match the manifest") {
+		if !errors.As(err, &remote) || remote.Code != hearthv1.FailureCode_FAILURE_CODE_REFUSED || !strings.Contains(remote.Message, "does not match the manifest") {
 			t.Fatalf("%s answered %v, %v", site, r, err)
 		}
 		recs := readAudit(t, lp.Kit(site))

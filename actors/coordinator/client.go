@@ -57,7 +57,7 @@ func (c *Client) Call(ctx context.Context, req, out proto.Message) error {
 	if err != nil {
 		var remote *bridge.RemoteError
 		if errors.As(err, &remote) {
-			return fmt.Errorf("server: %s: %s", remote.Code, remote.Message)
+			return fmt.Errorf("server: %s: %s", bridge.CodeName(remote.Code), remote.Message)
 		}
 		return err
 	}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/auditor"
@@ -25,6 +24,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/jetstore"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -170,7 +170,7 @@ func (c *Coordinator) Receive(ctx actor.Context) {
 func (c *Coordinator) requester(ctx actor.Context, command, jobID string) (pki.Identity, *hearthv1.Failure) {
 	o, ok := bridge.OriginOf(ctx)
 	if !ok || o.Sender.Kind != pki.KindAdmin {
-		return pki.Identity{}, failure("forbidden", "admin commands come from admin consoles only")
+		return pki.Identity{}, failure(hearthv1.FailureCode_FAILURE_CODE_FORBIDDEN, "admin commands come from admin consoles only")
 	}
 	c.audit(auditor.Event{Action: "admin.command", JobID: jobID, Peer: o.Sender.Name, Detail: map[string]string{"command": command}})
 	return o.Sender, nil
@@ -180,7 +180,7 @@ func (c *Coordinator) requester(ctx actor.Context, command, jobID string) (pki.I
 func (c *Coordinator) authorize(right string, who pki.Identity, submitter *pki.Identity, jobID string) *hearthv1.Failure {
 	if ok, reason := c.cfg.Policy.Allow(right, who, submitter); !ok {
 		c.audit(auditor.Event{Action: "admin.refused", JobID: jobID, Peer: who.Name, Detail: map[string]string{"right": right, "reason": reason}})
-		return failure("forbidden", reason)
+		return failure(hearthv1.FailureCode_FAILURE_CODE_FORBIDDEN, reason)
 	}
 	return nil
 }
@@ -201,7 +201,7 @@ func (c *Coordinator) submit(ctx actor.Context, m *hearthv1.SubmitJob) proto.Mes
 	}
 	refuse := func(reason string) *hearthv1.Failure {
 		c.audit(auditor.Event{Action: "job.refused", Peer: who.Name, Detail: map[string]string{"reason": reason}})
-		return failure("refused", reason)
+		return failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason)
 	}
 	if n := len(m.GetJob().GetManifest()); n > job.MaxManifestBytes {
 		return refuse(fmt.Sprintf("manifest of %d bytes, more than the %d allowed", n, job.MaxManifestBytes))
@@ -227,20 +227,20 @@ func (c *Coordinator) submit(ctx actor.Context, m *hearthv1.SubmitJob) proto.Mes
 	}
 	id, err := job.NewID()
 	if err != nil {
-		return failure("internal", err.Error())
+		return failure(hearthv1.FailureCode_FAILURE_CODE_INTERNAL, err.Error())
 	}
 	if err := c.cfg.Store.ClaimNonce(context.Background(), v.Nonce, id, v.NotAfter); err != nil {
 		if errors.Is(err, ErrNonceUsed) {
 			return refuse(err.Error())
 		}
-		return failure("internal", err.Error())
+		return failure(hearthv1.FailureCode_FAILURE_CODE_INTERNAL, err.Error())
 	}
 	rec := &hearthv1.JobRecord{Job: m.Job, Info: &hearthv1.JobInfo{
 		Id: id, Name: v.Manifest.Name, Status: hearthv1.JobStatus_JOB_STATUS_SUBMITTED, Submitter: who.Name,
 		SubmitterOrg: who.Org, Rounds: int64(v.Manifest.Rounds), SubmittedUnixNano: c.cfg.Now().UnixNano(),
 	}}
 	if err := c.cfg.Store.Put(context.Background(), rec); err != nil {
-		return failure("internal", err.Error())
+		return failure(hearthv1.FailureCode_FAILURE_CODE_INTERNAL, err.Error())
 	}
 	c.audit(auditor.Event{Action: "job.submitted", JobID: id, Peer: who.Name, Detail: map[string]string{"name": v.Manifest.Name}})
 	c.cfg.Log.Info("job submitted", "job", id, "name", v.Manifest.Name, "submitter", who.Name, "rounds", v.Manifest.Rounds)
@@ -258,7 +258,7 @@ func (c *Coordinator) list(ctx actor.Context) proto.Message {
 	}
 	recs, err := c.cfg.Store.List(context.Background())
 	if err != nil {
-		return failure("internal", err.Error())
+		return failure(hearthv1.FailureCode_FAILURE_CODE_INTERNAL, err.Error())
 	}
 	slices.SortFunc(recs, func(a, b *hearthv1.JobRecord) int {
 		return cmp.Compare(a.Info.SubmittedUnixNano, b.Info.SubmittedUnixNano)
@@ -284,14 +284,14 @@ const maxListed = 1000
 // alike (before any store lookup).
 func (c *Coordinator) job(id string) (*hearthv1.JobRecord, *hearthv1.Failure) {
 	if !job.ValidID(id) {
-		return nil, failure("not_found", fmt.Sprintf("%v: %q", ErrNoJob, clip(id)))
+		return nil, failure(hearthv1.FailureCode_FAILURE_CODE_NOT_FOUND, fmt.Sprintf("%v: %q", ErrNoJob, clip(id)))
 	}
 	rec, err := c.cfg.Store.Get(context.Background(), id)
 	if errors.Is(err, ErrNoJob) {
-		return nil, failure("not_found", err.Error())
+		return nil, failure(hearthv1.FailureCode_FAILURE_CODE_NOT_FOUND, err.Error())
 	}
 	if err != nil {
-		return nil, failure("internal", err.Error())
+		return nil, failure(hearthv1.FailureCode_FAILURE_CODE_INTERNAL, err.Error())
 	}
 	return rec, nil
 }
@@ -329,7 +329,7 @@ func (c *Coordinator) abort(ctx actor.Context, id string) {
 	}
 	pid := c.workflows[id]
 	if pid == nil {
-		ctx.Respond(failure("not_running", fmt.Sprintf("job %s is %s", id, rec.Info.Status)))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_NOT_RUNNING, fmt.Sprintf("job %s is %s", id, rec.Info.Status)))
 		return
 	}
 	future := ctx.RequestFuture(pid, &abortJob{reason: "aborted by " + who.Name}, 30*time.Second)
@@ -338,7 +338,7 @@ func (c *Coordinator) abort(ctx actor.Context, id string) {
 			ctx.Respond(info)
 			return
 		}
-		ctx.Respond(failure("internal", fmt.Sprintf("abort of %s: %v", id, err)))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_INTERNAL, fmt.Sprintf("abort of %s: %v", id, err)))
 	})
 }
 
@@ -360,15 +360,15 @@ func (c *Coordinator) download(ctx actor.Context, id string) proto.Message {
 		return res // a swarm job's model never reaches the server: Info says where it is
 	}
 	if rec.Info.ModelDropped {
-		return failure("expired", fmt.Sprintf("job %s's model is no longer kept (retention or its submitter's checkpoint limit)", id))
+		return failure(hearthv1.FailureCode_FAILURE_CODE_EXPIRED, fmt.Sprintf("job %s's model is no longer kept (retention or its submitter's checkpoint limit)", id))
 	}
 	m, err := c.cfg.Store.Model(context.Background(), id, rec.Info.CompletedRounds)
 	if err == nil {
 		res.Model = m
 		return res
 	}
-	if !errors.Is(err, jetstream.ErrObjectNotFound) {
-		return failure("internal", err.Error())
+	if !errors.Is(err, jetstore.ErrNotFound) {
+		return failure(hearthv1.FailureCode_FAILURE_CODE_INTERNAL, err.Error())
 	}
 	// A large model: offered to the admin as a stream, answered once it is
 	// loaded and hashed (nil: the answer comes from there).
@@ -383,7 +383,9 @@ func (c *Coordinator) download(ctx actor.Context, id string) proto.Message {
 func (c *Coordinator) offerModel(ctx actor.Context, admin string, round int64, res *hearthv1.JobResult) {
 	reply, system, id := ctx.Sender(), ctx.ActorSystem(), res.Info.Id
 	go func() {
-		fail := func(err error) { system.Root.Send(reply, failure("internal", err.Error())) }
+		fail := func(err error) {
+			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_INTERNAL, err.Error()))
+		}
 		if c.cfg.Streams == nil {
 			fail(errors.New("this server streams nothing"))
 			return
@@ -480,10 +482,7 @@ func (c *Coordinator) startWorkflow(ctx actor.Context, rec *hearthv1.JobRecord, 
 	if m.Workflow == job.WorkflowSwarm {
 		flow = newSwarmFlow(&c.cfg, rec, m, targets)
 	} else {
-		w := &workflow{engine: engine{cfg: &c.cfg, rec: rec, manifest: m, targets: slices.Clone(targets)}, checkpoint: checkpoint, resumeBig: resumeBig,
-			spare: &model.Spare{}}
-		w.engine.next, w.engine.onMiss = w.next, w.missed
-		flow = w
+		flow = newFedAvg(&c.cfg, rec, m, targets, checkpoint, resumeBig)
 	}
 	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return flow }), rec.Info.Id)
 	if err != nil {
@@ -576,4 +575,6 @@ func submitterOf(rec *hearthv1.JobRecord) pki.Identity {
 // echoed: at most 64 bytes, cut at a character.
 func clip(s string) string { return envelope.Clip(s, 64) }
 
-func failure(code, msg string) *hearthv1.Failure { return &hearthv1.Failure{Code: code, Message: msg} }
+func failure(code hearthv1.FailureCode, msg string) *hearthv1.Failure {
+	return &hearthv1.Failure{Kind: code, Message: msg}
+}

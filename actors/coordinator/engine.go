@@ -49,6 +49,18 @@ type engine struct {
 	valWeights, testWeights    map[string]float64
 	shapeFeatures, shapeLabels int64
 
+	// jobCtx is the job's context: made when the workflow starts, cancelled
+	// when it ends (end: abort, failure or finish) or its actor stops.
+	// Every store call, stream and goroutine of the job runs under it, so
+	// that an abort ends the server's transfers at once, not at a stall
+	// timeout.
+	jobCtx  context.Context
+	stopJob context.CancelFunc
+	// ended is set by end: the actor stops only once its children have,
+	// and what arrives meanwhile (a pull that the cancelled context ended,
+	// a late reply) must not end the job a second time.
+	ended bool
+
 	// next moves the workflow on when a phase may be complete; onMiss, if
 	// set, hears of each site left out.
 	next   func(actor.Context)
@@ -243,7 +255,7 @@ func (e *engine) sites() []string {
 }
 
 func (e *engine) save() {
-	if err := e.cfg.Store.Put(context.Background(), e.rec); err != nil {
+	if err := e.cfg.Store.Put(e.jobCtx, e.rec); err != nil {
 		e.cfg.Log.Error("job state not stored", "job", e.id(), "err", err)
 	}
 }
@@ -275,6 +287,7 @@ func (e *engine) dropUnreachable() bool {
 // end records how the job ended and tells its sites; the workflow then
 // releases what it holds and stops.
 func (e *engine) end(ctx actor.Context, status hearthv1.JobStatus, reason string) {
+	e.ended = true
 	if reason == "" && status == hearthv1.JobStatus_JOB_STATUS_FINISHED && len(e.missing) > 0 {
 		reason = "test evaluation missed: " + strings.Join(e.reasons, "; ")
 	}
@@ -291,4 +304,5 @@ func (e *engine) end(ctx actor.Context, status hearthv1.JobStatus, reason string
 	}
 	log("job ended", "job", e.id(), "status", status.String(), "reason", reason, "rounds", e.rec.Info.CompletedRounds)
 	e.pending = map[string]bool{}
+	e.stopJob()
 }

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,11 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/bus/jetstore"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -27,13 +27,33 @@ import (
 // from there: an admin's list or status costs no JetStream round trip, so
 // requests from many admins do not hold up the coordinator.
 type Store struct {
-	kv     jetstream.KeyValue
-	nonces jetstream.KeyValue
-	models jetstream.ObjectStore
+	kv     KV
+	nonces KV
+	models Objects
 
 	mu      sync.Mutex
 	records map[string][]byte // job id -> its record as last stored
 	loaded  bool              // records holds every job in the bucket
+}
+
+// KV is a key-value bucket as the store uses it; *jetstore.KV is one.
+// Get returns an error wrapping jetstore.ErrNotFound for a key the bucket
+// does not hold; Create stores a value only under a key that holds none,
+// atomically, and otherwise returns an error wrapping jetstore.ErrExists.
+type KV interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	Put(ctx context.Context, key string, value []byte) error
+	Create(ctx context.Context, key string, value []byte) error
+	Keys(ctx context.Context) ([]string, error)
+}
+
+// Objects is an object store as the store uses it; *jetstore.Objects is
+// one. Get and Delete return an error wrapping jetstore.ErrNotFound for a
+// name the store does not hold.
+type Objects interface {
+	Put(ctx context.Context, name string, r io.Reader) error
+	Get(ctx context.Context, name string) (io.ReadCloser, error)
+	Delete(ctx context.Context, name string) error
 }
 
 // Bucket names.
@@ -56,29 +76,30 @@ var (
 	ErrNonceUsed = errors.New("signed job already submitted")
 )
 
-// OpenStore opens (creating if needed) the job and model buckets, with file
-// storage.
-func OpenStore(ctx context.Context, nc *nats.Conn) (*Store, error) {
-	js, err := jetstream.New(nc)
+// OpenStore opens (creating if needed) the store's buckets in js: jobs,
+// nonces (entries kept nonceTTL) and model checkpoints.
+func OpenStore(ctx context.Context, js *jetstore.JetStream) (*Store, error) {
+	kv, err := js.KV(ctx, jetstore.KVConfig{Bucket: jobsBucket, Description: "Hearth jobs: status, rounds, signed manifests"})
 	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
+		return nil, err
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: jobsBucket, Storage: jetstream.FileStorage,
-		Description: "Hearth jobs: status, rounds, signed manifests"})
+	nonces, err := js.KV(ctx, jetstore.KVConfig{Bucket: noncesBucket, TTL: nonceTTL,
+		Description: "Hearth signed-job nonces accepted, so that no signed job is accepted twice"})
 	if err != nil {
-		return nil, fmt.Errorf("jetstream: jobs bucket: %w", err)
+		return nil, err
 	}
-	nonces, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: noncesBucket, Storage: jetstream.FileStorage,
-		TTL: nonceTTL, Description: "Hearth signed-job nonces accepted, so that no signed job is accepted twice"})
+	obj, err := js.Objects(ctx, jetstore.ObjectsConfig{Bucket: modelsBucket, Description: "Hearth global model checkpoints"})
 	if err != nil {
-		return nil, fmt.Errorf("jetstream: nonces bucket: %w", err)
+		return nil, err
 	}
-	obj, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: modelsBucket, Storage: jetstream.FileStorage,
-		Description: "Hearth global model checkpoints"})
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: models bucket: %w", err)
-	}
-	return &Store{kv: kv, nonces: nonces, models: obj, records: map[string][]byte{}}, nil
+	return NewStore(kv, nonces, obj), nil
+}
+
+// NewStore makes a store on its buckets: jobs holds job records, nonces
+// the accepted jobs' nonces (its entries need outlive a job's not-after
+// only: nonceTTL), models the checkpoints.
+func NewStore(jobs, nonces KV, models Objects) *Store {
+	return &Store{kv: jobs, nonces: nonces, models: models, records: map[string][]byte{}}
 }
 
 // ClaimNonce records that the signed job with nonce (hex) was accepted as
@@ -89,11 +110,11 @@ func (s *Store) ClaimNonce(ctx context.Context, nonce, id string, notAfter time.
 	if err != nil {
 		return err
 	}
-	_, err = s.nonces.Create(ctx, nonce, data)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	err = s.nonces.Create(ctx, nonce, data)
+	if errors.Is(err, jetstore.ErrExists) {
 		prev := &hearthv1.JobNonce{}
-		if e, gerr := s.nonces.Get(ctx, nonce); gerr == nil {
-			_ = proto.Unmarshal(e.Value(), prev)
+		if v, gerr := s.nonces.Get(ctx, nonce); gerr == nil {
+			_ = proto.Unmarshal(v, prev)
 		}
 		return fmt.Errorf("%w: its nonce was accepted as job %s", ErrNonceUsed, prev.JobId)
 	}
@@ -116,7 +137,7 @@ func (s *Store) Put(ctx context.Context, r *hearthv1.JobRecord) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.kv.Put(ctx, r.Info.Id, data); err != nil {
+	if err := s.kv.Put(ctx, r.Info.Id, data); err != nil {
 		return fmt.Errorf("store job %s: %w", r.Info.Id, err)
 	}
 	s.mu.Lock()
@@ -132,14 +153,14 @@ func (s *Store) Get(ctx context.Context, id string) (*hearthv1.JobRecord, error)
 	loaded := s.loaded
 	s.mu.Unlock()
 	if !ok && !loaded {
-		e, err := s.kv.Get(ctx, id)
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		v, err := s.kv.Get(ctx, id)
+		if errors.Is(err, jetstore.ErrNotFound) {
 			return nil, fmt.Errorf("%w: %q", ErrNoJob, id)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read job %s: %w", id, err)
 		}
-		data = e.Value()
+		data = v
 		s.mu.Lock()
 		if _, written := s.records[id]; !written { // a Put meanwhile is newer
 			s.records[id] = data
@@ -186,12 +207,11 @@ func (s *Store) load(ctx context.Context) error {
 	if loaded {
 		return nil
 	}
-	keys, err := s.kv.ListKeys(ctx)
+	keys, err := s.kv.Keys(ctx)
 	if err != nil {
 		return fmt.Errorf("list jobs: %w", err)
 	}
-	defer keys.Stop()
-	for k := range keys.Keys() {
+	for _, k := range keys {
 		if _, err := s.Get(ctx, k); err != nil {
 			return err
 		}
@@ -209,7 +229,7 @@ func (s *Store) PutModel(ctx context.Context, id string, round int64, m *hearthv
 	if err != nil {
 		return err
 	}
-	if _, err := s.models.PutBytes(ctx, modelName(id, round), data); err != nil {
+	if err := s.models.Put(ctx, modelName(id, round), bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("checkpoint job %s round %d: %w", id, round, err)
 	}
 	if round > 0 {
@@ -218,9 +238,10 @@ func (s *Store) PutModel(ctx context.Context, id string, round int64, m *hearthv
 	return nil
 }
 
-// Model reads a job's global model checkpoint after round.
+// Model reads a job's global model checkpoint after round; an error wraps
+// jetstore.ErrNotFound when there is none (a large model's is a raw one).
 func (s *Store) Model(ctx context.Context, id string, round int64) (*hearthv1.Model, error) {
-	data, err := s.models.GetBytes(ctx, modelName(id, round))
+	data, err := s.getBytes(ctx, modelName(id, round))
 	if err != nil {
 		return nil, fmt.Errorf("job %s: checkpoint of round %d: %w", id, round, err)
 	}
@@ -229,6 +250,20 @@ func (s *Store) Model(ctx context.Context, id string, round int64) (*hearthv1.Mo
 		return nil, fmt.Errorf("job %s: checkpoint of round %d: %w", id, round, err)
 	}
 	return &m, nil
+}
+
+// getBytes reads a whole (small) object.
+func (s *Store) getBytes(ctx context.Context, name string) ([]byte, error) {
+	r, err := s.models.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("object %q: %w", name, err)
+	}
+	return data, nil
 }
 
 func modelName(id string, round int64) string { return id + "/round-" + strconv.FormatInt(round, 10) }
@@ -260,13 +295,13 @@ func (s *Store) putRaw(ctx context.Context, id string, round int64, layout *hear
 	}
 	for i, off := 0, int64(0); off < size; i, off = i+1, off+partBytes {
 		part := io.NewSectionReader(data, off, min(partBytes, size-off))
-		if _, err := s.models.Put(ctx, jetstream.ObjectMeta{Name: rawPart(id, round, i)}, part); err != nil {
+		if err := s.models.Put(ctx, rawPart(id, round, i), part); err != nil {
 			return fmt.Errorf("checkpoint job %s round %d, part %d: %w", id, round, i, err)
 		}
 	}
 	// The description last: a checkpoint cut short by a crash has none,
 	// and Raw does not open it.
-	if _, err := s.models.PutBytes(ctx, rawName(id, round), meta); err != nil {
+	if err := s.models.Put(ctx, rawName(id, round), bytes.NewReader(meta)); err != nil {
 		return fmt.Errorf("checkpoint job %s round %d: %w", id, round, err)
 	}
 	if round > 0 {
@@ -284,7 +319,7 @@ func (s *Store) dropRaw(ctx context.Context, id string, round int64) {
 
 // Raw opens a large model checkpoint: its layout and a reader of its bytes.
 func (s *Store) Raw(ctx context.Context, id string, round int64) (*hearthv1.ModelLayout, io.ReadCloser, error) {
-	meta, err := s.models.GetBytes(ctx, rawName(id, round))
+	meta, err := s.getBytes(ctx, rawName(id, round))
 	if err != nil {
 		return nil, nil, fmt.Errorf("job %s: checkpoint of round %d: %w", id, round, err)
 	}

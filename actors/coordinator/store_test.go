@@ -9,33 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/hearthfl/hearth/bus/jetstore"
+	"github.com/hearthfl/hearth/bus/jetstore/jetstoretest"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
-// openTestStore opens a Store on a JetStream server of its own.
+// openTestStore opens a Store on a hub of its own.
 func openTestStore(t *testing.T) *Store {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("JetStream server not ready")
-	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	h := jetstoretest.Start(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := OpenStore(ctx, nc)
+	s, err := OpenStore(ctx, h.JetStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +62,7 @@ func TestRawCheckpointsRoundTripInParts(t *testing.T) {
 		t.Fatal("the checkpoint of round 1 is still there")
 	}
 	for i := range 6 {
-		if _, err := s.models.GetInfo(ctx, rawPart("job-1", 1, i)); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		if _, err := s.models.Get(ctx, rawPart("job-1", 1, i)); !errors.Is(err, jetstore.ErrNotFound) {
 			t.Fatalf("part %d of round 1: %v, want it deleted", i, err)
 		}
 	}
@@ -92,7 +77,7 @@ func TestRawCheckpointRefusals(t *testing.T) {
 	}
 	// A checkpoint cut short (a crash after its parts, before its
 	// description) is not opened.
-	if _, err := s.models.PutBytes(ctx, rawPart("job-1", 2, 0), make([]byte, 4000)); err != nil {
+	if err := s.models.Put(ctx, rawPart("job-1", 2, 0), bytes.NewReader(make([]byte, 4000))); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.Raw(ctx, "job-1", 2); err == nil {

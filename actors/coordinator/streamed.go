@@ -88,12 +88,12 @@ func (w *workflow) initialBig(layout []model.TensorShape) error {
 }
 
 func (w *workflow) checkpointBig(round int64) error {
-	return w.cfg.Store.PutRaw(context.Background(), w.id(), round, job.LayoutToWire(w.big.Layout), w.big, w.big.Size())
+	return w.cfg.Store.PutRaw(w.jobCtx, w.id(), round, job.LayoutToWire(w.big.Layout), w.big, w.big.Size())
 }
 
 // loadBig reads a large checkpoint back into a flat model (on resume).
 func (w *workflow) loadBig(round int64) error {
-	wl, r, err := w.cfg.Store.Raw(context.Background(), w.id(), round)
+	wl, r, err := w.cfg.Store.Raw(w.jobCtx, w.id(), round)
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func (w *workflow) startStreamedRound(ctx actor.Context) {
 	}
 	layout := job.LayoutToWire(w.big.Layout)
 	// Hashed once for every site: each gets its own stream of the same bytes.
-	payload, err := w.cfg.Streams.Prepare(context.Background(), w.big.Bytes())
+	payload, err := w.cfg.Streams.Prepare(w.jobCtx, w.big.Bytes())
 	if err != nil {
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %v", w.round, err))
 		return
@@ -158,7 +158,7 @@ func (w *workflow) startStreamedRound(ctx actor.Context) {
 			w.miss(s, "not connected to the hub")
 			continue
 		}
-		out, err := w.cfg.Streams.OfferPayload(context.Background(), s, payload)
+		out, err := w.cfg.Streams.OfferPayload(w.jobCtx, s, payload)
 		if err != nil {
 			w.miss(s, "offer of the global model: "+err.Error())
 			continue
@@ -194,7 +194,7 @@ func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult)
 		return
 	}
 	if len(w.waiting) == 0 {
-		self, system, round, offered := ctx.Self(), ctx.ActorSystem(), w.round, w.offered
+		self, system, round, offered, jobCtx := ctx.Self(), ctx.ActorSystem(), w.round, w.offered, w.jobCtx
 		go func() {
 			grace := time.NewTimer(pullGrace)
 			defer grace.Stop()
@@ -203,6 +203,8 @@ func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult)
 				case <-o.out.Done():
 				case <-grace.C:
 					system.Root.Send(self, &sumReady{round: round})
+					return
+				case <-jobCtx.Done():
 					return
 				}
 			}
@@ -288,7 +290,7 @@ const (
 func (w *workflow) startPull(ctx actor.Context, site string, m *hearthv1.TrainResult) {
 	self, system, round, sum := ctx.Self(), ctx.ActorSystem(), w.round, w.sum
 	sink := sum.Site(site, w.weight(site, m))
-	pullCtx, cancel := context.WithCancel(context.Background())
+	pullCtx, cancel := context.WithCancel(w.jobCtx)
 	if w.pullCancels == nil {
 		w.pullCancels = map[string]context.CancelFunc{}
 	}
@@ -361,6 +363,8 @@ func (w *workflow) closeStreamed(ctx actor.Context) {
 // retire hands a global model's buffer to spare (which releases it once
 // closed) when every stream offering it has ended (a site that never
 // pulled it is cancelled first), so that no stream reads memory in reuse.
+// Its wait takes no job context on purpose: the buffer must outlive every
+// stream reading it, and Cancel ends each stream at once.
 func retire(f *model.Flat, offered []outgoing, spare *model.Spare) {
 	go func() {
 		for _, o := range offered {
@@ -371,13 +375,11 @@ func retire(f *model.Flat, offered []outgoing, spare *model.Spare) {
 	}()
 }
 
-// release frees a large job's buffers when it ends; a sum that update
-// streams may still be writing into is freed once they have ended.
+// release frees a large job's buffers when it ends, after its context
+// was cancelled; a sum that update streams may still be writing into is
+// freed once they have ended (the cancelled context ends them at once).
 func (w *workflow) release() {
 	w.spare.Close()
-	for _, cancel := range w.pullCancels {
-		cancel()
-	}
 	if w.sum != nil {
 		sum, pulls := w.sum, w.pulls
 		sum.Abort() // a lockstep sum holds streams back: let them end

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -81,8 +82,15 @@ func newSwarmFlow(cfg *Config, rec *hearthv1.JobRecord, m *job.Manifest, targets
 }
 
 func (s *swarmFlow) Receive(ctx actor.Context) {
+	if s.ended {
+		if _, ok := ctx.Message().(*abortJob); ok {
+			ctx.Respond(s.rec.Info)
+		}
+		return
+	}
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		s.jobCtx, s.stopJob = context.WithCancel(context.Background())
 		s.rec.Info.Status = hearthv1.JobStatus_JOB_STATUS_RUNNING
 		s.rec.Info.Workflow = job.WorkflowSwarm
 		s.rec.Info.CompletedRounds, s.rec.Info.History = 0, nil
@@ -123,9 +131,10 @@ func (s *swarmFlow) Receive(ctx actor.Context) {
 	case *rejoined:
 		s.rejoined(m)
 	case *abortJob:
-		s.end(ctx, hearthv1.JobStatus_JOB_STATUS_ABORTED, m.reason)
+		s.finish(ctx, hearthv1.JobStatus_JOB_STATUS_ABORTED, m.reason)
 		ctx.Respond(s.rec.Info)
-		ctx.Stop(ctx.Self())
+	case *actor.Stopped, *actor.Restarting:
+		s.stopJob()
 	}
 }
 

@@ -60,6 +60,15 @@ type workflow struct {
 	siteRounds              map[string]*hearthv1.SiteRound
 }
 
+// newFedAvg makes a FedAvg workflow, resuming from checkpoint (a large
+// one in the store when resumeBig) if set.
+func newFedAvg(cfg *Config, rec *hearthv1.JobRecord, m *job.Manifest, targets []string, checkpoint *hearthv1.Model, resumeBig bool) *workflow {
+	w := &workflow{engine: engine{cfg: cfg, rec: rec, manifest: m, targets: slices.Clone(targets)}, checkpoint: checkpoint,
+		resumeBig: resumeBig, spare: &model.Spare{}}
+	w.engine.next, w.engine.onMiss = w.next, w.missed
+	return w
+}
+
 // missed stops what a site left out still pulls of the final model: no
 // use now.
 func (w *workflow) missed(site string) {
@@ -71,8 +80,15 @@ func (w *workflow) missed(site string) {
 }
 
 func (w *workflow) Receive(ctx actor.Context) {
+	if w.ended {
+		if _, ok := ctx.Message().(*abortJob); ok {
+			ctx.Respond(w.rec.Info)
+		}
+		return
+	}
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		w.jobCtx, w.stopJob = context.WithCancel(context.Background())
 		w.agg = ctx.Spawn(aggregator.Props())
 		w.rec.Info.Status = hearthv1.JobStatus_JOB_STATUS_RUNNING
 		w.save()
@@ -99,6 +115,8 @@ func (w *workflow) Receive(ctx actor.Context) {
 	case *abortJob:
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_ABORTED, m.reason)
 		ctx.Respond(w.rec.Info)
+	case *actor.Stopped, *actor.Restarting:
+		w.stopJob() // stopped without finishing (its parent stopped, a panic): its work ends too
 	}
 }
 
@@ -216,7 +234,7 @@ func (w *workflow) initialModel() error {
 	}
 	w.global = m
 	w.rec.Info.CompletedRounds, w.rec.Info.History = 0, nil
-	if err := w.cfg.Store.PutModel(context.Background(), w.id(), 0, job.ToWire(m)); err != nil {
+	if err := w.cfg.Store.PutModel(w.jobCtx, w.id(), 0, job.ToWire(m)); err != nil {
 		return err
 	}
 	w.save()
@@ -327,7 +345,7 @@ func (w *workflow) closed(ctx actor.Context, c *aggregator.Closed) {
 	}
 	w.global = c.Mean
 	w.exchanged = time.Since(w.started)
-	if err := w.cfg.Store.PutModel(context.Background(), w.id(), w.round, job.ToWire(w.global)); err != nil {
+	if err := w.cfg.Store.PutModel(w.jobCtx, w.id(), w.round, job.ToWire(w.global)); err != nil {
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
 		return
 	}
@@ -398,13 +416,13 @@ func (w *workflow) evaluateTask() (func(site string) (*hearthv1.EvaluateTask, er
 			return &hearthv1.EvaluateTask{JobId: w.id(), Model: wire}, nil
 		}, nil
 	}
-	payload, err := w.cfg.Streams.Prepare(context.Background(), w.big.Bytes())
+	payload, err := w.cfg.Streams.Prepare(w.jobCtx, w.big.Bytes())
 	if err != nil {
 		return nil, err
 	}
 	layout := job.LayoutToWire(w.big.Layout)
 	return func(site string) (*hearthv1.EvaluateTask, error) {
-		out, err := w.cfg.Streams.OfferPayload(context.Background(), site, payload)
+		out, err := w.cfg.Streams.OfferPayload(w.jobCtx, site, payload)
 		if err != nil {
 			return nil, err
 		}
@@ -434,8 +452,8 @@ func (w *workflow) evaluated(_ actor.Context, site string, m *hearthv1.EvaluateR
 	sort.Slice(w.rec.Info.SiteTest, func(i, j int) bool { return w.rec.Info.SiteTest[i].Site < w.rec.Info.SiteTest[j].Site })
 }
 
-// finish ends the job: status stored, sites told, buffers released, actor
-// stopped.
+// finish ends the job, once: status stored, sites told, the job's context
+// cancelled (its update streams end), buffers released, actor stopped.
 func (w *workflow) finish(ctx actor.Context, status hearthv1.JobStatus, reason string) {
 	w.end(ctx, status, reason)
 	w.release()

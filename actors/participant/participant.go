@@ -234,7 +234,7 @@ func (p *Participant) fromServer(ctx actor.Context) (bridge.Origin, bool) {
 	if !ok || o.Sender.Kind != pki.KindServer {
 		p.cfg.Log.Warn("job message not from the server refused", "from", o.Sender.Name, "kind", o.Sender.Kind)
 		if ctx.Sender() != nil {
-			ctx.Respond(failure("forbidden", "only the server coordinates jobs"))
+			ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_FORBIDDEN, "only the server coordinates jobs"))
 		}
 		return o, false
 	}
@@ -244,19 +244,19 @@ func (p *Participant) fromServer(ctx actor.Context) (bridge.Origin, bool) {
 func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 	from, ok := p.fromServer(ctx)
 	if !ok {
-		return failure("forbidden", "only the server coordinates jobs")
+		return failure(hearthv1.FailureCode_FAILURE_CODE_FORBIDDEN, "only the server coordinates jobs")
 	}
 	if !job.ValidID(m.JobId) {
 		p.audit(auditor.Event{Action: "job.refused", Peer: from.Sender.Name, PeerEvent: m.AuditEvent,
 			Detail: map[string]string{"reason": "not a job id", "job": m.JobId}})
-		return failure("refused", fmt.Sprintf("%s refused a job: %q is not a job id", p.cfg.Self.Name, envelope.Clip(m.JobId, 64)))
+		return failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%s refused a job: %q is not a job id", p.cfg.Self.Name, envelope.Clip(m.JobId, 64)))
 	}
 	received := p.audit(auditor.Event{Action: "job.received", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: m.AuditEvent})
 	refuse := func(reason string) any {
 		p.cfg.Log.Warn("job refused", "job", m.JobId, "reason", reason)
 		p.audit(auditor.Event{Action: "job.refused", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
 			Detail: map[string]string{"reason": reason}})
-		return failure("refused", fmt.Sprintf("%s refused job %s: %s", p.cfg.Self.Name, m.JobId, reason))
+		return failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%s refused job %s: %s", p.cfg.Self.Name, m.JobId, reason))
 	}
 	now := p.cfg.Now()
 	v, err := job.Verify(m.Job, p.cfg.Trust, now)
@@ -375,7 +375,7 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 	received := p.audit(auditor.Event{Action: "task.received", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: m.AuditEvent})
 	j := p.jobs[m.JobId]
 	if j == nil {
-		ctx.Respond(failure("unknown_job", "this site has not joined job "+m.JobId))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_UNKNOWN_JOB, "this site has not joined job "+m.JobId))
 		return
 	}
 	var err error
@@ -387,7 +387,7 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 	if err != nil {
 		p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received,
 			Detail: map[string]string{"reason": err.Error()}})
-		ctx.Respond(failure("refused", err.Error()))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
 		return
 	}
 	if m.GlobalStream != nil {
@@ -397,7 +397,7 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 	global, err := job.FromWire(m.Global)
 	if err != nil {
 		j.endRound()
-		ctx.Respond(failure("bad_model", err.Error()))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
 		return
 	}
 	reply, system := ctx.Sender(), ctx.ActorSystem()
@@ -408,7 +408,7 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		if j.val != nil {
 			mt, err := trainer.Evaluate(j.spec, global, j.val)
 			if err != nil {
-				system.Root.Send(reply, failure("bad_model", err.Error()))
+				system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
 				return
 			}
 			res.Validation = metrics(mt)
@@ -417,13 +417,13 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		spec.Seed += m.Round // a different local order each round
 		update, r, err := trainer.Train(j.ctx, spec, global, j.train)
 		if err != nil {
-			system.Root.Send(reply, failure("training_failed", err.Error()))
+			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, err.Error()))
 			return
 		}
 		res.TrainMicros = time.Since(start).Microseconds()
 		res.Update, res.Samples, res.TrainLoss = job.ToWire(update), int64(r.Samples), r.Loss
 		if err := p.outgoing(j.manifest, global, res); err != nil {
-			system.Root.Send(reply, failure("filtered", err.Error()))
+			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
 			return
 		}
 		executed := p.audit(auditor.Event{Action: "task.executed", JobID: m.JobId, Round: m.Round, PeerEvent: received,
@@ -442,16 +442,16 @@ func (p *Participant) evaluate(ctx actor.Context, m *hearthv1.EvaluateTask) {
 	j := p.jobs[m.JobId]
 	switch {
 	case j == nil:
-		ctx.Respond(failure("unknown_job", "this site has not joined job "+m.JobId))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_UNKNOWN_JOB, "this site has not joined job "+m.JobId))
 		return
 	case j.test == nil:
-		ctx.Respond(failure("no_test_data", "the job asked for no test evaluation"))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_NO_TEST_DATA, "the job asked for no test evaluation"))
 		return
 	}
 	if err := j.beginEvaluation(); err != nil {
 		p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
 			Detail: map[string]string{"reason": err.Error()}})
-		ctx.Respond(failure("refused", err.Error()))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
 		return
 	}
 	if m.ModelStream != nil {
@@ -460,17 +460,17 @@ func (p *Participant) evaluate(ctx actor.Context, m *hearthv1.EvaluateTask) {
 	}
 	mdl, err := job.FromWire(m.Model)
 	if err != nil {
-		ctx.Respond(failure("bad_model", err.Error()))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
 		return
 	}
 	mt, err := trainer.Evaluate(j.spec, mdl, j.test)
 	if err != nil {
-		ctx.Respond(failure("bad_model", err.Error()))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
 		return
 	}
 	res := &hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt)}
 	if err := p.outgoing(j.manifest, nil, res); err != nil {
-		ctx.Respond(failure("filtered", err.Error()))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
 		return
 	}
 	res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
@@ -501,4 +501,6 @@ func metrics(m trainer.Metrics) *hearthv1.Metrics {
 	return &hearthv1.Metrics{Samples: int64(m.Samples), Loss: m.Loss, Accuracy: m.Accuracy}
 }
 
-func failure(code, msg string) *hearthv1.Failure { return &hearthv1.Failure{Code: code, Message: msg} }
+func failure(code hearthv1.FailureCode, msg string) *hearthv1.Failure {
+	return &hearthv1.Failure{Kind: code, Message: msg}
+}

@@ -59,7 +59,8 @@ func (p *Participant) spill(size int64) string {
 	return ""
 }
 
-// Reasons receiveModel fails, with the failure code each answers with.
+// Reasons receiveModel fails; receiveFailures pairs each with the failure
+// code it answers with.
 var (
 	errNoStreams = errors.New("no_streams")
 	errBadModel  = errors.New("bad_model")
@@ -67,14 +68,24 @@ var (
 	errStream    = errors.New("stream_failed")
 )
 
+var receiveFailures = []struct {
+	err  error
+	code hearthv1.FailureCode
+}{
+	{errNoStreams, hearthv1.FailureCode_FAILURE_CODE_NO_STREAMS},
+	{errBadModel, hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL},
+	{errNoMemory, hearthv1.FailureCode_FAILURE_CODE_NO_MEMORY},
+	{errStream, hearthv1.FailureCode_FAILURE_CODE_STREAM_FAILED},
+}
+
 // failureOf answers a receiveModel error with its code.
 func failureOf(err error) *hearthv1.Failure {
-	for _, e := range []error{errNoStreams, errBadModel, errNoMemory, errStream} {
-		if errors.Is(err, e) {
-			return failure(e.Error(), err.Error())
+	for _, f := range receiveFailures {
+		if errors.Is(err, f.err) {
+			return failure(f.code, err.Error())
 		}
 	}
-	return failure("internal", err.Error())
+	return failure(hearthv1.FailureCode_FAILURE_CODE_INTERNAL, err.Error())
 }
 
 // evaluateStreamed evaluates a final model that comes as a stream on the
@@ -90,12 +101,12 @@ func (p *Participant) evaluateStreamed(ctx actor.Context, m *hearthv1.EvaluateTa
 		defer j.spare.Put(f)
 		mt, err := trainer.Evaluate(j.spec, f.Model(), j.test)
 		if err != nil {
-			system.Root.Send(reply, failure("bad_model", err.Error()))
+			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
 			return
 		}
 		res := &hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt)}
 		if err := p.outgoing(j.manifest, nil, res); err != nil {
-			system.Root.Send(reply, failure("filtered", err.Error()))
+			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
 			return
 		}
 		res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
@@ -112,7 +123,7 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 	reply, system := ctx.Sender(), ctx.ActorSystem()
 	go func() {
 		defer j.endRound()
-		fail := func(code string, err error) { system.Root.Send(reply, failure(code, err.Error())) }
+		fail := func(code hearthv1.FailureCode, err error) { system.Root.Send(reply, failure(code, err.Error())) }
 		global, got, err := p.receiveModel(j, from, m.GlobalStream, m.Layout)
 		if err != nil {
 			system.Root.Send(reply, failureOf(fmt.Errorf("global model: %w", err)))
@@ -126,7 +137,7 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 		if j.val != nil {
 			mt, err := trainer.Evaluate(j.spec, global.Model(), j.val)
 			if err != nil {
-				fail("bad_model", err)
+				fail(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err)
 				return
 			}
 			res.Validation = metrics(mt)
@@ -137,11 +148,11 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 			spec.Seed += m.Round
 			trained, r, err := trainer.Train(bg, spec, global.Model(), j.train)
 			if err != nil {
-				fail("training_failed", err)
+				fail(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, err)
 				return
 			}
 			if update, err = model.FlatCopy(trained, p.spill(global.Size())); err != nil {
-				fail("no_memory", err)
+				fail(hearthv1.FailureCode_FAILURE_CODE_NO_MEMORY, err)
 				return
 			}
 			defer update.Close()
@@ -153,13 +164,13 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 			Detail: map[string]string{"samples": fmt.Sprint(samples), "bytes": fmt.Sprint(update.Size())}})
 		out, err := p.cfg.Streams.OfferBytes(bg, from.Sender.Name, update.Bytes())
 		if err != nil {
-			fail("stream_failed", fmt.Errorf("update: %w", err))
+			fail(hearthv1.FailureCode_FAILURE_CODE_STREAM_FAILED, fmt.Errorf("update: %w", err))
 			return
 		}
 		res.UpdateStream = out.Manifest
 		if err := p.outgoing(j.manifest, nil, res); err != nil { // the update itself has been offered: its figures only
 			out.Cancel()
-			fail("filtered", err)
+			fail(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err)
 			return
 		}
 		res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: executed})

@@ -182,19 +182,19 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 	received := p.audit(auditor.Event{Action: "task.received", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: m.AuditEvent,
 		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt), "aggregator": envelope.Clip(m.Aggregator, 64)}})
 	j := p.jobs[m.JobId]
-	refuse := func(code, reason string) {
+	refuse := func(code hearthv1.FailureCode, reason string) {
 		p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received,
 			Detail: map[string]string{"reason": reason}})
 		p.cfg.Log.Warn("swarm task refused", "job", m.JobId, "round", m.Round, "attempt", m.Attempt, "reason", reason)
 		ctx.Respond(failure(code, reason))
 	}
 	if j == nil || j.swarm == nil {
-		refuse("unknown_job", "this site has joined no swarm job "+envelope.Clip(m.JobId, 64))
+		refuse(hearthv1.FailureCode_FAILURE_CODE_UNKNOWN_JOB, "this site has joined no swarm job "+envelope.Clip(m.JobId, 64))
 		return
 	}
 	at := keyOf(m.Round, m.Attempt)
 	if err := p.checkSwarmTask(j, m); err != nil {
-		refuse("refused", err.Error())
+		refuse(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error())
 		return
 	}
 	sj := j.swarm
@@ -202,14 +202,14 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 	for _, k := range m.Keys {
 		pub, err := swarm.VerifyKey(k, p.cfg.Trust, m.JobId, k.GetSite(), p.cfg.Now())
 		if err != nil {
-			refuse("refused", err.Error())
+			refuse(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error())
 			return
 		}
 		keys[k.Site] = pub
 	}
 	for _, s := range append(slices.Clone(m.Members), m.Holders...) {
 		if keys[s] == nil {
-			refuse("refused", "no sealing key for "+envelope.Clip(s, 64))
+			refuse(hearthv1.FailureCode_FAILURE_CODE_REFUSED, "no sealing key for "+envelope.Clip(s, 64))
 			return
 		}
 	}
@@ -219,7 +219,7 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 	if member || aggregates {
 		var err error
 		if basis, err = p.basis(j, m); err != nil {
-			refuse("no_basis", err.Error())
+			refuse(hearthv1.FailureCode_FAILURE_CODE_NO_BASIS, err.Error())
 			return
 		}
 	}
@@ -368,7 +368,7 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 			p.maybeClose(ctx, j)
 			return
 		}
-		ctx.Send(t.reply, failure("training_failed", t.err.Error()))
+		ctx.Send(t.reply, failure(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, t.err.Error()))
 		return
 	}
 	sj.local = t.update
@@ -376,7 +376,7 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 		Detail: map[string]string{"attempt": fmt.Sprint(t.at.attempt), "samples": fmt.Sprint(t.res.Samples), "loss": fmt.Sprintf("%.4f", t.res.TrainLoss)}})
 	upd := &hearthv1.SwarmUpdate{JobId: t.jobID, Round: t.at.round, Attempt: t.at.attempt, Update: job.ToWire(t.update), Samples: t.res.Samples}
 	if err := p.outgoing(j.manifest, nil, upd); err != nil {
-		ctx.Send(t.reply, failure("filtered", err.Error()))
+		ctx.Send(t.reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
 		return
 	}
 	agg := sj.task.Aggregator
@@ -407,7 +407,7 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 		if err != nil {
 			reason := fmt.Sprintf("update not delivered to %s, the aggregator of %s: %v", agg, t.at, err)
 			p.audit(auditor.Event{Action: "update.undelivered", JobID: t.jobID, Round: t.at.round, Peer: agg, Detail: map[string]string{"reason": reason}})
-			ctx.Send(t.reply, failure("aggregator_unreachable", reason))
+			ctx.Send(t.reply, failure(hearthv1.FailureCode_FAILURE_CODE_AGGREGATOR_UNREACHABLE, reason))
 			return
 		}
 		sent := p.audit(auditor.Event{Action: "update.sent", JobID: t.jobID, Round: t.at.round, Peer: agg, PeerEvent: executed,
@@ -443,7 +443,7 @@ func (p *Participant) swarmUpdate(ctx actor.Context, m *hearthv1.SwarmUpdate) {
 	refuse := func(reason string) {
 		p.audit(auditor.Event{Action: "update.refused", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, Detail: map[string]string{"reason": reason}})
 		p.cfg.Log.Warn("swarm update refused", "job", m.JobId, "round", m.Round, "from", o.Sender.Name, "reason", reason)
-		ctx.Respond(failure("refused", reason))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
 	}
 	switch {
 	case !o.Sealed:
@@ -523,7 +523,7 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 	a := j.swarm.agg
 	fail := func(reason string) {
 		p.audit(auditor.Event{Action: "aggregation.failed", JobID: jobID, Round: at.round, Detail: map[string]string{"reason": reason}})
-		ctx.Send(a.reply, failure("aggregation_failed", reason))
+		ctx.Send(a.reply, failure(hearthv1.FailureCode_FAILURE_CODE_AGGREGATION_FAILED, reason))
 		p.endAggregation(ctx, j.swarm, "")
 	}
 	if err != nil {
@@ -613,7 +613,7 @@ func (p *Participant) endAggregation(ctx actor.Context, sj *swarmJob, reason str
 		return
 	}
 	if reason != "" && a.result == nil {
-		ctx.Send(a.reply, failure("superseded", reason))
+		ctx.Send(a.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, reason))
 	}
 	ctx.Stop(a.pid)
 	sj.agg = nil
@@ -627,7 +627,7 @@ func (p *Participant) swarmModel(ctx actor.Context, m *hearthv1.SwarmModel) {
 	refuse := func(reason string) {
 		p.audit(auditor.Event{Action: "model.refused", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, Detail: map[string]string{"reason": reason}})
 		p.cfg.Log.Warn("swarm model refused", "job", m.JobId, "round", m.Round, "from", o.Sender.Name, "reason", reason)
-		ctx.Respond(failure("refused", reason))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
 	}
 	switch {
 	case !o.Sealed:
@@ -727,29 +727,29 @@ func (p *Participant) swarmEvaluate(ctx actor.Context, m *hearthv1.SwarmEvaluate
 	j := p.jobs[m.JobId]
 	switch {
 	case j == nil || j.swarm == nil:
-		ctx.Respond(failure("unknown_job", "this site has joined no swarm job "+envelope.Clip(m.JobId, 64)))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_UNKNOWN_JOB, "this site has joined no swarm job "+envelope.Clip(m.JobId, 64)))
 		return
 	case j.test == nil:
-		ctx.Respond(failure("no_test_data", "the job asked for no test evaluation"))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_NO_TEST_DATA, "the job asked for no test evaluation"))
 		return
 	}
 	mdl := j.swarm.models[keyOf(m.BasisRound, m.BasisAttempt)]
 	if mdl == nil {
-		ctx.Respond(failure("no_basis", fmt.Sprintf("this site does not hold the model of %s", keyOf(m.BasisRound, m.BasisAttempt))))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_NO_BASIS, fmt.Sprintf("this site does not hold the model of %s", keyOf(m.BasisRound, m.BasisAttempt))))
 		return
 	}
 	if err := j.beginEvaluation(); err != nil {
-		ctx.Respond(failure("refused", err.Error()))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
 		return
 	}
 	mt, err := trainer.Evaluate(j.spec, mdl, j.test)
 	if err != nil {
-		ctx.Respond(failure("bad_model", err.Error()))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
 		return
 	}
 	res := &hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt)}
 	if err := p.outgoing(j.manifest, nil, res); err != nil {
-		ctx.Respond(failure("filtered", err.Error()))
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
 		return
 	}
 	res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,13 +69,29 @@ type Failed struct {
 // ErrTimeout is the cause of a Failed whose recipient did not answer in time.
 var ErrTimeout = errors.New("no response in time")
 
-// RemoteError is a failure reported by the recipient of a request.
+// RemoteError is a failure reported by the recipient of a request: who
+// answered, what failed (as sent: it may be a code this build does not
+// know) and the recipient's message, bounded.
 type RemoteError struct {
-	From, Code, Message string
+	From    string
+	Code    hearthv1.FailureCode
+	Message string
 }
 
+// Error names the code readably (CodeName).
 func (e *RemoteError) Error() string {
-	return fmt.Sprintf("%s answered %s: %s", e.From, e.Code, e.Message)
+	return fmt.Sprintf("%s answered %s: %s", e.From, CodeName(e.Code), e.Message)
+}
+
+// CodeName is a failure code's readable name: its enum name in lower case
+// without the prefix ("no_handler" for FAILURE_CODE_NO_HANDLER). A code
+// this build does not know, from a newer peer, is its number ("18").
+func CodeName(c hearthv1.FailureCode) string {
+	name, ok := hearthv1.FailureCode_name[int32(c)]
+	if !ok {
+		return strconv.FormatInt(int64(c), 10)
+	}
+	return strings.ToLower(strings.TrimPrefix(name, "FAILURE_CODE_"))
 }
 
 // Config configures a bridge.
@@ -361,7 +378,7 @@ func (b *Bridge) arrive(msg *nats.Msg) {
 		}
 		if h.Kind == hearthv1.Header_KIND_ERROR {
 			f, _ := m.Body.(*hearthv1.Failure)
-			b.cfg.System.Root.Send(p.sender, &Failed{To: p.to, Err: &RemoteError{From: from, Code: envelope.Clip(f.GetCode(), 64), Message: envelope.Clip(f.GetMessage(), maxRemoteMessage)}})
+			b.cfg.System.Root.Send(p.sender, &Failed{To: p.to, Err: &RemoteError{From: from, Code: f.GetKind(), Message: envelope.Clip(f.GetMessage(), maxRemoteMessage)}})
 			return
 		}
 		b.cfg.System.Root.Send(p.sender, &Reply{From: m.Sender, Msg: m.Body})
@@ -400,7 +417,7 @@ func (b *Bridge) deliver(m *envelope.Message) {
 	if pid == nil {
 		b.log.Warn("no local handler for message type", "type", h.MessageType, "from", h.Sender)
 		if h.Kind == hearthv1.Header_KIND_REQUEST {
-			b.answer(m, nil, &hearthv1.Failure{Code: "no_handler", Message: "no handler for " + h.MessageType + " at " + b.self})
+			b.answer(m, nil, &hearthv1.Failure{Kind: hearthv1.FailureCode_FAILURE_CODE_NO_HANDLER, Message: "no handler for " + h.MessageType + " at " + b.self})
 		}
 		return
 	}
@@ -422,19 +439,19 @@ func (b *Bridge) deliver(m *envelope.Message) {
 		res, err := future.Result()
 		switch r := res.(type) {
 		case nil:
-			code := "handler_error"
+			code := hearthv1.FailureCode_FAILURE_CODE_HANDLER_ERROR
 			if errors.Is(err, actor.ErrTimeout) {
-				code = "timeout"
+				code = hearthv1.FailureCode_FAILURE_CODE_TIMEOUT
 			}
-			b.answer(m, nil, &hearthv1.Failure{Code: code, Message: fmt.Sprint(err)})
+			b.answer(m, nil, &hearthv1.Failure{Kind: code, Message: fmt.Sprint(err)})
 		case *hearthv1.Failure:
 			b.answer(m, nil, r)
 		case proto.Message:
 			b.answer(m, r, nil)
 		case error:
-			b.answer(m, nil, &hearthv1.Failure{Code: "handler_error", Message: r.Error()})
+			b.answer(m, nil, &hearthv1.Failure{Kind: hearthv1.FailureCode_FAILURE_CODE_HANDLER_ERROR, Message: r.Error()})
 		default:
-			b.answer(m, nil, &hearthv1.Failure{Code: "handler_error", Message: fmt.Sprintf("handler answered %T", res)})
+			b.answer(m, nil, &hearthv1.Failure{Kind: hearthv1.FailureCode_FAILURE_CODE_HANDLER_ERROR, Message: fmt.Sprintf("handler answered %T", res)})
 		}
 	}()
 }

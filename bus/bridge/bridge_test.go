@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -325,7 +326,8 @@ func TestAskFailures(t *testing.T) {
 	// No actor handles Pong at the server: it answers no_handler.
 	_, err := site.bridge.Request(ctx, "server", &hearthv1.Pong{})
 	var remote *bridge.RemoteError
-	if !errors.As(err, &remote) || remote.Code != "no_handler" {
+	if !errors.As(err, &remote) || remote.Code != hearthv1.FailureCode_FAILURE_CODE_NO_HANDLER ||
+		!strings.Contains(err.Error(), "server answered no_handler: no handler for") {
 		t.Fatalf("unrouted type: %v, want a no_handler failure", err)
 	}
 	// Nobody is there to answer.
@@ -392,5 +394,50 @@ func TestSitesHearSitesOnlyWhenAdmitted(t *testing.T) {
 		if got.Round != want.round || o.Sealed != want.sealed || o.Sender.Name != "site-1" {
 			t.Errorf("delivery %d: round %d sealed %v from %s, want round %d sealed %v from site-1", i, got.Round, o.Sealed, o.Sender.Name, want.round, want.sealed)
 		}
+	}
+}
+
+// TestFailureCodesPrintReadably: a failure code prints as its name; one
+// from a newer peer, unknown here, survives decoding and prints as its
+// number.
+func TestFailureCodesPrintReadably(t *testing.T) {
+	tests := []struct {
+		name string
+		code hearthv1.FailureCode
+		want string
+	}{
+		{"unspecified", hearthv1.FailureCode_FAILURE_CODE_UNSPECIFIED, "unspecified"},
+		{"one word", hearthv1.FailureCode_FAILURE_CODE_REFUSED, "refused"},
+		{"two words", hearthv1.FailureCode_FAILURE_CODE_NO_HANDLER, "no_handler"},
+		{"from a newer peer", hearthv1.FailureCode(4242), "4242"},
+		{"negative", hearthv1.FailureCode(-3), "-3"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			wire, err := proto.Marshal(&hearthv1.Failure{Kind: tc.code, Message: "why"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var f hearthv1.Failure
+			if err := proto.Unmarshal(wire, &f); err != nil {
+				t.Fatal(err)
+			}
+			if got := bridge.CodeName(f.Kind); got != tc.want {
+				t.Fatalf("CodeName(%d) = %q, want %q", int32(f.Kind), got, tc.want)
+			}
+			e := &bridge.RemoteError{From: "site-1", Code: f.Kind, Message: f.Message}
+			if want := "site-1 answered " + tc.want + ": why"; e.Error() != want {
+				t.Fatalf("Error() = %q, want %q", e.Error(), want)
+			}
+		})
+	}
+	// Every code this build knows has a name of its own.
+	seen := map[string]bool{}
+	for n := range hearthv1.FailureCode_name {
+		name := bridge.CodeName(hearthv1.FailureCode(n))
+		if seen[name] || strings.ToLower(name) != name {
+			t.Fatalf("code %d: name %q twice or not lower case", n, name)
+		}
+		seen[name] = true
 	}
 }

@@ -47,10 +47,10 @@ func TestOpenAccepts(t *testing.T) {
 			from: "server",
 			data: func(t *testing.T) []byte {
 				return mustSign(t, fx.server, envelope.Outgoing{Recipient: self, Kind: hearthv1.Header_KIND_ERROR,
-					CorrelationID: "0123456789abcdef0123456789abcdef", Body: &hearthv1.Failure{Code: "no_handler"}}, t0)
+					CorrelationID: "0123456789abcdef0123456789abcdef", Body: &hearthv1.Failure{Kind: hearthv1.FailureCode_FAILURE_CODE_NO_HANDLER}}, t0)
 			},
 			wantKind: pki.KindServer,
-			wantBody: &hearthv1.Failure{Code: "no_handler"},
+			wantBody: &hearthv1.Failure{Kind: hearthv1.FailureCode_FAILURE_CODE_NO_HANDLER},
 		},
 		{
 			name:     "sent exactly one window ago",

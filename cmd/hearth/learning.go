@@ -12,6 +12,7 @@ import (
 	"github.com/hearthfl/hearth/actors/liveness"
 	"github.com/hearthfl/hearth/actors/participant"
 	"github.com/hearthfl/hearth/actors/protocol"
+	"github.com/hearthfl/hearth/bus/jetstore"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/pki"
@@ -80,7 +81,11 @@ func startCoordinator(ctx context.Context, n *node.Node, audit *auditor.Log) err
 	if err != nil {
 		return err
 	}
-	store, err := coordinator.OpenStore(ctx, n.Conn)
+	js, err := jetstore.New(n.Conn)
+	if err != nil {
+		return err
+	}
+	store, err := coordinator.OpenStore(ctx, js)
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,139 @@ func (BodyEncoding) EnumDescriptor() ([]byte, []int) {
 	return file_hearth_v1_envelope_proto_rawDescGZIP(), []int{0}
 }
 
+// FailureCode says what failed in a Failure. The list only grows: a value
+// is never renumbered, reused or removed, and a new one is appended with
+// the next number. A value this build does not know (from a newer peer) is
+// kept as its number and prints as that number.
+type FailureCode int32
+
+const (
+	// No code: a peer that sent none (or the retired string field).
+	FailureCode_FAILURE_CODE_UNSPECIFIED FailureCode = 0
+	// The recipient has no handler for the request's message type.
+	FailureCode_FAILURE_CODE_NO_HANDLER FailureCode = 1
+	// The recipient's handler failed or answered something it may not.
+	FailureCode_FAILURE_CODE_HANDLER_ERROR FailureCode = 2
+	// The recipient's handler did not answer in time.
+	FailureCode_FAILURE_CODE_TIMEOUT FailureCode = 3
+	// The recipient failed for a reason of its own (storage, say).
+	FailureCode_FAILURE_CODE_INTERNAL FailureCode = 4
+	// The requester may not make this request (its kind, or a policy).
+	FailureCode_FAILURE_CODE_FORBIDDEN FailureCode = 5
+	// The request was checked and refused (a job that does not verify, a
+	// replay, a limit reached); the message says why.
+	FailureCode_FAILURE_CODE_REFUSED FailureCode = 6
+	// The server holds no such job.
+	FailureCode_FAILURE_CODE_NOT_FOUND FailureCode = 7
+	// The job is not running (an abort of an ended job).
+	FailureCode_FAILURE_CODE_NOT_RUNNING FailureCode = 8
+	// What was asked for is no longer kept (a dropped model).
+	FailureCode_FAILURE_CODE_EXPIRED FailureCode = 9
+	// The site has not joined the job the request names.
+	FailureCode_FAILURE_CODE_UNKNOWN_JOB FailureCode = 10
+	// The model sent does not fit the job (shape, layout, values).
+	FailureCode_FAILURE_CODE_BAD_MODEL FailureCode = 11
+	// Training failed at the site.
+	FailureCode_FAILURE_CODE_TRAINING_FAILED FailureCode = 12
+	// The site's privacy filters refused what would leave the site.
+	FailureCode_FAILURE_CODE_FILTERED FailureCode = 13
+	// The job asked for no test evaluation.
+	FailureCode_FAILURE_CODE_NO_TEST_DATA FailureCode = 14
+	// The recipient cannot receive streamed models.
+	FailureCode_FAILURE_CODE_NO_STREAMS FailureCode = 15
+	// The recipient has no memory (or spill space) for the model.
+	FailureCode_FAILURE_CODE_NO_MEMORY FailureCode = 16
+	// A model's stream failed.
+	FailureCode_FAILURE_CODE_STREAM_FAILED FailureCode = 17
+	// Swarm: the site does not hold the global model the task trains from.
+	FailureCode_FAILURE_CODE_NO_BASIS FailureCode = 18
+	// Swarm: the round's aggregator could not be reached with an update.
+	FailureCode_FAILURE_CODE_AGGREGATOR_UNREACHABLE FailureCode = 19
+	// Swarm: the round's aggregation failed (too few updates, a bad sum).
+	FailureCode_FAILURE_CODE_AGGREGATION_FAILED FailureCode = 20
+	// Swarm: a newer attempt at the round took over.
+	FailureCode_FAILURE_CODE_SUPERSEDED FailureCode = 21
+)
+
+// Enum value maps for FailureCode.
+var (
+	FailureCode_name = map[int32]string{
+		0:  "FAILURE_CODE_UNSPECIFIED",
+		1:  "FAILURE_CODE_NO_HANDLER",
+		2:  "FAILURE_CODE_HANDLER_ERROR",
+		3:  "FAILURE_CODE_TIMEOUT",
+		4:  "FAILURE_CODE_INTERNAL",
+		5:  "FAILURE_CODE_FORBIDDEN",
+		6:  "FAILURE_CODE_REFUSED",
+		7:  "FAILURE_CODE_NOT_FOUND",
+		8:  "FAILURE_CODE_NOT_RUNNING",
+		9:  "FAILURE_CODE_EXPIRED",
+		10: "FAILURE_CODE_UNKNOWN_JOB",
+		11: "FAILURE_CODE_BAD_MODEL",
+		12: "FAILURE_CODE_TRAINING_FAILED",
+		13: "FAILURE_CODE_FILTERED",
+		14: "FAILURE_CODE_NO_TEST_DATA",
+		15: "FAILURE_CODE_NO_STREAMS",
+		16: "FAILURE_CODE_NO_MEMORY",
+		17: "FAILURE_CODE_STREAM_FAILED",
+		18: "FAILURE_CODE_NO_BASIS",
+		19: "FAILURE_CODE_AGGREGATOR_UNREACHABLE",
+		20: "FAILURE_CODE_AGGREGATION_FAILED",
+		21: "FAILURE_CODE_SUPERSEDED",
+	}
+	FailureCode_value = map[string]int32{
+		"FAILURE_CODE_UNSPECIFIED":            0,
+		"FAILURE_CODE_NO_HANDLER":             1,
+		"FAILURE_CODE_HANDLER_ERROR":          2,
+		"FAILURE_CODE_TIMEOUT":                3,
+		"FAILURE_CODE_INTERNAL":               4,
+		"FAILURE_CODE_FORBIDDEN":              5,
+		"FAILURE_CODE_REFUSED":                6,
+		"FAILURE_CODE_NOT_FOUND":              7,
+		"FAILURE_CODE_NOT_RUNNING":            8,
+		"FAILURE_CODE_EXPIRED":                9,
+		"FAILURE_CODE_UNKNOWN_JOB":            10,
+		"FAILURE_CODE_BAD_MODEL":              11,
+		"FAILURE_CODE_TRAINING_FAILED":        12,
+		"FAILURE_CODE_FILTERED":               13,
+		"FAILURE_CODE_NO_TEST_DATA":           14,
+		"FAILURE_CODE_NO_STREAMS":             15,
+		"FAILURE_CODE_NO_MEMORY":              16,
+		"FAILURE_CODE_STREAM_FAILED":          17,
+		"FAILURE_CODE_NO_BASIS":               18,
+		"FAILURE_CODE_AGGREGATOR_UNREACHABLE": 19,
+		"FAILURE_CODE_AGGREGATION_FAILED":     20,
+		"FAILURE_CODE_SUPERSEDED":             21,
+	}
+)
+
+func (x FailureCode) Enum() *FailureCode {
+	p := new(FailureCode)
+	*p = x
+	return p
+}
+
+func (x FailureCode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FailureCode) Descriptor() protoreflect.EnumDescriptor {
+	return file_hearth_v1_envelope_proto_enumTypes[1].Descriptor()
+}
+
+func (FailureCode) Type() protoreflect.EnumType {
+	return &file_hearth_v1_envelope_proto_enumTypes[1]
+}
+
+func (x FailureCode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FailureCode.Descriptor instead.
+func (FailureCode) EnumDescriptor() ([]byte, []int) {
+	return file_hearth_v1_envelope_proto_rawDescGZIP(), []int{1}
+}
+
 // The role a message plays.
 type Header_Kind int32
 
@@ -120,11 +253,11 @@ func (x Header_Kind) String() string {
 }
 
 func (Header_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_hearth_v1_envelope_proto_enumTypes[1].Descriptor()
+	return file_hearth_v1_envelope_proto_enumTypes[2].Descriptor()
 }
 
 func (Header_Kind) Type() protoreflect.EnumType {
-	return &file_hearth_v1_envelope_proto_enumTypes[1]
+	return &file_hearth_v1_envelope_proto_enumTypes[2]
 }
 
 func (x Header_Kind) Number() protoreflect.EnumNumber {
@@ -426,9 +559,10 @@ func (x *SealedBody) GetCiphertext() []byte {
 // Failure is the body of a KIND_ERROR response.
 type Failure struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// A short machine-readable code, e.g. "no_handler", "refused", "timeout".
-	Code          string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// A human-readable account of the failure, bounded by the receiver.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// What failed, for programs to act on.
+	Kind          FailureCode `protobuf:"varint,3,opt,name=kind,proto3,enum=hearth.v1.FailureCode" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -463,18 +597,18 @@ func (*Failure) Descriptor() ([]byte, []int) {
 	return file_hearth_v1_envelope_proto_rawDescGZIP(), []int{3}
 }
 
-func (x *Failure) GetCode() string {
-	if x != nil {
-		return x.Code
-	}
-	return ""
-}
-
 func (x *Failure) GetMessage() string {
 	if x != nil {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *Failure) GetKind() FailureCode {
+	if x != nil {
+		return x.Kind
+	}
+	return FailureCode_FAILURE_CODE_UNSPECIFIED
 }
 
 var File_hearth_v1_envelope_proto protoreflect.FileDescriptor
@@ -515,14 +649,38 @@ const file_hearth_v1_envelope_proto_rawDesc = "" +
 	"\x05nonce\x18\x03 \x01(\fR\x05nonce\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x04 \x01(\fR\n" +
-	"ciphertext\"7\n" +
-	"\aFailure\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*`\n" +
+	"ciphertext\"[\n" +
+	"\aFailure\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12*\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x16.hearth.v1.FailureCodeR\x04kindJ\x04\b\x01\x10\x02R\x04code*`\n" +
 	"\fBodyEncoding\x12\x1d\n" +
 	"\x19BODY_ENCODING_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13BODY_ENCODING_PLAIN\x10\x01\x12\x18\n" +
-	"\x14BODY_ENCODING_SEALED\x10\x02B7Z5github.com/hearthfl/hearth/schemas/hearth/v1;hearthv1b\x06proto3"
+	"\x14BODY_ENCODING_SEALED\x10\x02*\x9c\x05\n" +
+	"\vFailureCode\x12\x1c\n" +
+	"\x18FAILURE_CODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17FAILURE_CODE_NO_HANDLER\x10\x01\x12\x1e\n" +
+	"\x1aFAILURE_CODE_HANDLER_ERROR\x10\x02\x12\x18\n" +
+	"\x14FAILURE_CODE_TIMEOUT\x10\x03\x12\x19\n" +
+	"\x15FAILURE_CODE_INTERNAL\x10\x04\x12\x1a\n" +
+	"\x16FAILURE_CODE_FORBIDDEN\x10\x05\x12\x18\n" +
+	"\x14FAILURE_CODE_REFUSED\x10\x06\x12\x1a\n" +
+	"\x16FAILURE_CODE_NOT_FOUND\x10\a\x12\x1c\n" +
+	"\x18FAILURE_CODE_NOT_RUNNING\x10\b\x12\x18\n" +
+	"\x14FAILURE_CODE_EXPIRED\x10\t\x12\x1c\n" +
+	"\x18FAILURE_CODE_UNKNOWN_JOB\x10\n" +
+	"\x12\x1a\n" +
+	"\x16FAILURE_CODE_BAD_MODEL\x10\v\x12 \n" +
+	"\x1cFAILURE_CODE_TRAINING_FAILED\x10\f\x12\x19\n" +
+	"\x15FAILURE_CODE_FILTERED\x10\r\x12\x1d\n" +
+	"\x19FAILURE_CODE_NO_TEST_DATA\x10\x0e\x12\x1b\n" +
+	"\x17FAILURE_CODE_NO_STREAMS\x10\x0f\x12\x1a\n" +
+	"\x16FAILURE_CODE_NO_MEMORY\x10\x10\x12\x1e\n" +
+	"\x1aFAILURE_CODE_STREAM_FAILED\x10\x11\x12\x19\n" +
+	"\x15FAILURE_CODE_NO_BASIS\x10\x12\x12'\n" +
+	"#FAILURE_CODE_AGGREGATOR_UNREACHABLE\x10\x13\x12#\n" +
+	"\x1fFAILURE_CODE_AGGREGATION_FAILED\x10\x14\x12\x1b\n" +
+	"\x17FAILURE_CODE_SUPERSEDED\x10\x15B7Z5github.com/hearthfl/hearth/schemas/hearth/v1;hearthv1b\x06proto3"
 
 var (
 	file_hearth_v1_envelope_proto_rawDescOnce sync.Once
@@ -536,24 +694,26 @@ func file_hearth_v1_envelope_proto_rawDescGZIP() []byte {
 	return file_hearth_v1_envelope_proto_rawDescData
 }
 
-var file_hearth_v1_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_hearth_v1_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_hearth_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_hearth_v1_envelope_proto_goTypes = []any{
 	(BodyEncoding)(0),  // 0: hearth.v1.BodyEncoding
-	(Header_Kind)(0),   // 1: hearth.v1.Header.Kind
-	(*Envelope)(nil),   // 2: hearth.v1.Envelope
-	(*Header)(nil),     // 3: hearth.v1.Header
-	(*SealedBody)(nil), // 4: hearth.v1.SealedBody
-	(*Failure)(nil),    // 5: hearth.v1.Failure
+	(FailureCode)(0),   // 1: hearth.v1.FailureCode
+	(Header_Kind)(0),   // 2: hearth.v1.Header.Kind
+	(*Envelope)(nil),   // 3: hearth.v1.Envelope
+	(*Header)(nil),     // 4: hearth.v1.Header
+	(*SealedBody)(nil), // 5: hearth.v1.SealedBody
+	(*Failure)(nil),    // 6: hearth.v1.Failure
 }
 var file_hearth_v1_envelope_proto_depIdxs = []int32{
-	1, // 0: hearth.v1.Header.kind:type_name -> hearth.v1.Header.Kind
+	2, // 0: hearth.v1.Header.kind:type_name -> hearth.v1.Header.Kind
 	0, // 1: hearth.v1.Header.body_encoding:type_name -> hearth.v1.BodyEncoding
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	1, // 2: hearth.v1.Failure.kind:type_name -> hearth.v1.FailureCode
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_envelope_proto_init() }
@@ -566,7 +726,7 @@ func file_hearth_v1_envelope_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_envelope_proto_rawDesc), len(file_hearth_v1_envelope_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
