@@ -13,9 +13,10 @@ import (
 )
 
 // TestSitesReachSitesOnlyWithEnvelopes: a site's envelope to another site
-// (swarm learning) is delivered, to be verified and admitted by the
-// recipient's bridge; its stream chunks to a site, and anything it sends
-// under another site's name, are not.
+// (swarm learning) on the Peer subject is delivered, to be verified and
+// admitted by the recipient's bridge; the same on the server's Direct
+// subject, its stream chunks to a site, and anything it sends under
+// another site's name are not.
 func TestSitesReachSitesOnlyWithEnvelopes(t *testing.T) {
 	tp := newTopology(t, "site-1", "site-2")
 	_, nc1 := tp.joinedLeaf(t, "site-1")
@@ -28,6 +29,9 @@ func TestSitesReachSitesOnlyWithEnvelopes(t *testing.T) {
 	toServer, _ := server.SubscribeSync(Inbox("server"))
 	direct2, _ := nc2.SubscribeSync(Inbox("site-2"))
 	stream2, _ := nc2.SubscribeSync(StreamInbox("site-2"))
+	peer2, _ := nc2.SubscribeSync(PeerInbox("site-2"))
+	deliverUntilSeen(t, nc1, Peer("site-2", "site-1"), peer2)
+	drainSub(peer2)
 	deliverUntilSeen(t, server, Direct("site-2", "server"), direct2)
 	deliverUntilSeen(t, server, Stream("site-2", "server", "abc"), stream2)
 	deliverUntilSeen(t, nc1, Direct("server", "site-1"), toServer)
@@ -35,16 +39,16 @@ func TestSitesReachSitesOnlyWithEnvelopes(t *testing.T) {
 	drainSub(stream2)
 	drainSub(toServer)
 
-	for _, subject := range []string{Stream("site-2", "site-1", "abc"), Direct("site-2", "site-3")} {
+	for _, subject := range []string{Direct("site-2", "site-1"), Stream("site-2", "site-1", "abc"), Peer("site-2", "site-3")} {
 		if err := nc1.Publish(subject, []byte("from a site")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := nc1.Publish(Direct("site-2", "site-1"), []byte("an envelope from site-1")); err != nil {
+	if err := nc1.Publish(Peer("site-2", "site-1"), []byte("an envelope from site-1")); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := direct2.NextMsg(5 * time.Second); err != nil || string(m.Data) != "an envelope from site-1" {
-		t.Fatalf("site-2 got %v %v, want site-1's envelope", m, err)
+	if m, err := peer2.NextMsg(5 * time.Second); err != nil || string(m.Data) != "an envelope from site-1" {
+		t.Fatalf("site-2 got %v %v, want site-1's envelope on its peer subject", m, err)
 	}
 	// Behind the forged ones on the same link: once the server has this,
 	// the hub has dealt with them.
@@ -124,7 +128,7 @@ func TestPermissionsFollowWhoMayAddressWhom(t *testing.T) {
 		id   pki.Identity
 		want []string
 	}{
-		{"a site publishes to the server, and envelopes only to sites", s1, []string{"hearth.msg.server.site-1", "hearth.stream.server.site-1.*", "hearth.msg.site-2.site-1"}},
+		{"a site publishes to the server, and envelopes only to sites", s1, []string{"hearth.msg.server.site-1", "hearth.stream.server.site-1.*", "hearth.peer.site-2.site-1"}},
 		{"an admin publishes to the server only", adm, []string{"hearth.msg.server.a~b@x~org", "hearth.stream.server.a~b@x~org.*"}},
 		{"an aggregator publishes to the server only", agg, []string{"hearth.msg.server.agg-1", "hearth.stream.server.agg-1.*"}},
 	}
@@ -134,7 +138,11 @@ func TestPermissionsFollowWhoMayAddressWhom(t *testing.T) {
 			if got := strings.Join(p.Publish.Allow, " "); got != strings.Join(tt.want, " ") || len(p.Publish.Deny) != 0 {
 				t.Errorf("publish allow %q deny %q, want allow %q", got, p.Publish.Deny, tt.want)
 			}
-			if got, want := strings.Join(p.Subscribe.Allow, " "), Inbox(tt.id.Name)+" "+StreamInbox(tt.id.Name); got != want {
+			want := Inbox(tt.id.Name) + " " + StreamInbox(tt.id.Name)
+			if tt.id.Kind == pki.KindSite {
+				want += " " + PeerInbox(tt.id.Name)
+			}
+			if got := strings.Join(p.Subscribe.Allow, " "); got != want {
 				t.Errorf("subscribe %q, want %q", got, want)
 			}
 		})

@@ -14,6 +14,7 @@ import (
 //
 //	hearth.msg.<recipient>.<sender>          one signed envelope from sender to recipient
 //	hearth.stream.<recipient>.<sender>.<id>  one chunk (or flow-control message) of stream id
+//	hearth.peer.<recipient>.<sender>         one signed envelope between two sites (swarm learning)
 //
 // Stream chunks are not signed one by one: the signed envelope that offers
 // a stream carries the SHA-256 of every chunk (bus/stream).
@@ -28,6 +29,7 @@ const (
 	subjectRoot   = "hearth"
 	subjectDirect = subjectRoot + ".msg."
 	subjectStream = subjectRoot + ".stream."
+	subjectPeer   = subjectRoot + ".peer."
 )
 
 // Token renders a participant name as one subject token.
@@ -44,17 +46,39 @@ func Direct(recipient, sender string) string {
 // Inbox is the subscription that receives every message addressed to name.
 func Inbox(name string) string { return subjectDirect + Token(name) + ".*" }
 
+// Peer is the subject for a message from one site to another: swarm
+// traffic travels apart from the server's, so that a site hears sites on a
+// subscription (and a queue) of its own and the server's messages never
+// wait behind them.
+func Peer(recipient, sender string) string {
+	return subjectPeer + Token(recipient) + "." + Token(sender)
+}
+
+// PeerInbox is the subscription that receives every message another site
+// addresses to name.
+func PeerInbox(name string) string { return subjectPeer + Token(name) + ".*" }
+
 // ParseDirect returns the recipient and sender a Direct subject names.
 func ParseDirect(subject string) (recipient, sender string, ok bool) {
+	recipient, sender, peer, ok := ParseEnvelopeSubject(subject)
+	return recipient, sender, ok && !peer
+}
+
+// ParseEnvelopeSubject returns the recipient and sender a Direct or Peer
+// subject names, and whether it is a Peer subject.
+func ParseEnvelopeSubject(subject string) (recipient, sender string, peer, ok bool) {
 	rest, found := strings.CutPrefix(subject, subjectDirect)
 	if !found {
-		return "", "", false
+		if rest, found = strings.CutPrefix(subject, subjectPeer); !found {
+			return "", "", false, false
+		}
+		peer = true
 	}
 	to, from, found := strings.Cut(rest, ".")
 	if !found || to == "" || from == "" || strings.Contains(from, ".") {
-		return "", "", false
+		return "", "", false, false
 	}
-	return nameOf(to), nameOf(from), true
+	return nameOf(to), nameOf(from), peer, true
 }
 
 // Stream is the subject of stream id's messages from sender to recipient.
@@ -100,9 +124,9 @@ func Permissions(id pki.Identity, peers []pki.Identity) *server.Permissions {
 		switch {
 		case p.Name == id.Name || !pki.MayAddress(id.Kind, p.Kind):
 		case pki.PeerToPeer(id.Kind, p.Kind):
-			// Swarm traffic between sites is envelopes only; streams
-			// go to and from the server.
-			pub = append(pub, Direct(p.Name, id.Name))
+			// Swarm traffic between sites is envelopes only, on Peer
+			// subjects; streams go to and from the server.
+			pub = append(pub, Peer(p.Name, id.Name))
 		default:
 			pub = append(pub, Direct(p.Name, id.Name), Stream(p.Name, id.Name, "*"))
 		}
@@ -112,8 +136,12 @@ func Permissions(id pki.Identity, peers []pki.Identity) *server.Permissions {
 		// An empty allow list would allow everything.
 		publish = &server.SubjectPermission{Deny: []string{">"}}
 	}
+	sub := []string{Inbox(id.Name), StreamInbox(id.Name)}
+	if pki.MayAddress(id.Kind, id.Kind) && pki.PeerToPeer(id.Kind, id.Kind) {
+		sub = append(sub, PeerInbox(id.Name))
+	}
 	return &server.Permissions{
 		Publish:   publish,
-		Subscribe: &server.SubjectPermission{Allow: []string{Inbox(id.Name), StreamInbox(id.Name)}},
+		Subscribe: &server.SubjectPermission{Allow: sub},
 	}
 }

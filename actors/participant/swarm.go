@@ -56,6 +56,7 @@ type swarmJob struct {
 	keys   map[string]*ecdh.PublicKey
 	agg    *aggregation // while this site aggregates the newest attempt
 	local  *model.Model // this site's newest update
+	early  []earlyArrival
 }
 
 // roundKey is one attempt at one round; round 0 is the initial model.
@@ -230,6 +231,7 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 	if aggregates {
 		p.beginAggregation(ctx, j, m, basis)
 	}
+	p.takeEarly(ctx, sj)
 	reply := ctx.Sender()
 	if !member {
 		if !aggregates { // a holder catching up: the model comes from the aggregator
@@ -438,12 +440,21 @@ func (p *Participant) beginAggregation(ctx actor.Context, j *joined, m *hearthv1
 // swarmUpdate takes a member's sealed update, as the round's aggregator.
 func (p *Participant) swarmUpdate(ctx actor.Context, m *hearthv1.SwarmUpdate) {
 	o, _ := bridge.OriginOf(ctx)
+	if p.early(ctx, o, m.JobId, keyOf(m.Round, m.Attempt), m) {
+		return
+	}
+	p.takeUpdate(ctx, o, m, ctx.Sender())
+}
+
+// takeUpdate takes a member's sealed update as the round's aggregator, and
+// answers reply.
+func (p *Participant) takeUpdate(ctx actor.Context, o bridge.Origin, m *hearthv1.SwarmUpdate, reply *actor.PID) {
 	j := p.jobs[m.JobId]
 	at := keyOf(m.Round, m.Attempt)
 	refuse := func(reason string) {
 		p.audit(auditor.Event{Action: "update.refused", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, Detail: map[string]string{"reason": reason}})
 		p.cfg.Log.Warn("swarm update refused", "job", m.JobId, "round", m.Round, "from", o.Sender.Name, "reason", reason)
-		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
+		ctx.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
 	}
 	switch {
 	case !o.Sealed:
@@ -470,7 +481,7 @@ func (p *Participant) swarmUpdate(ctx actor.Context, m *hearthv1.SwarmUpdate) {
 	}
 	p.audit(auditor.Event{Action: "update.received", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, PeerEvent: o.MessageID,
 		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt), "samples": fmt.Sprint(m.Samples)}})
-	ctx.Respond(&hearthv1.SwarmReceived{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt})
+	ctx.Send(reply, &hearthv1.SwarmReceived{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt})
 	p.fold(ctx, j, o.Sender.Name, m)
 }
 
@@ -622,12 +633,21 @@ func (p *Participant) endAggregation(ctx actor.Context, sj *swarmJob, reason str
 // swarmModel takes a round's new global model from its aggregator.
 func (p *Participant) swarmModel(ctx actor.Context, m *hearthv1.SwarmModel) {
 	o, _ := bridge.OriginOf(ctx)
+	if p.early(ctx, o, m.JobId, keyOf(m.Round, m.Attempt), m) {
+		return
+	}
+	p.takeModel(ctx, o, m, ctx.Sender())
+}
+
+// takeModel takes a round's new global model from its aggregator, and
+// answers reply.
+func (p *Participant) takeModel(ctx actor.Context, o bridge.Origin, m *hearthv1.SwarmModel, reply *actor.PID) {
 	j := p.jobs[m.JobId]
 	at := keyOf(m.Round, m.Attempt)
 	refuse := func(reason string) {
 		p.audit(auditor.Event{Action: "model.refused", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, Detail: map[string]string{"reason": reason}})
 		p.cfg.Log.Warn("swarm model refused", "job", m.JobId, "round", m.Round, "from", o.Sender.Name, "reason", reason)
-		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
+		ctx.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
 	}
 	switch {
 	case !o.Sealed:
@@ -657,7 +677,60 @@ func (p *Participant) swarmModel(ctx actor.Context, m *hearthv1.SwarmModel) {
 	p.hold(j, at, mdl)
 	p.audit(auditor.Event{Action: "model.received", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, PeerEvent: o.MessageID,
 		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt)}})
-	ctx.Respond(&hearthv1.SwarmReceived{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt})
+	ctx.Send(reply, &hearthv1.SwarmReceived{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt})
+}
+
+// An update or a model can overtake the server's task that announces its
+// attempt (the task to this site and another site's update take different
+// paths through the hub). Such early arrivals, for the attempt right after
+// the newest task or the next round's first, wait for the task, at most
+// one per sender, and are taken (or refused) when it comes.
+type earlyArrival struct {
+	at     roundKey
+	origin bridge.Origin
+	msg    proto.Message
+	reply  *actor.PID
+}
+
+// early stashes an arrival that overtook its task; false if it did not.
+func (p *Participant) early(ctx actor.Context, o bridge.Origin, jobID string, at roundKey, msg proto.Message) bool {
+	j := p.jobs[jobID]
+	if j == nil || j.swarm == nil || j.swarm.task == nil || !at.after(j.swarm.at) || at.round > j.swarm.at.round+1 {
+		return false
+	}
+	sj := j.swarm
+	for _, e := range sj.early {
+		if e.origin.Sender.Name == o.Sender.Name && e.at == at && proto.MessageName(e.msg) == proto.MessageName(msg) {
+			return false // a second one: refused at once as a duplicate
+		}
+	}
+	if len(sj.early) >= 2*maxSwarmSites {
+		return false
+	}
+	sj.early = append(sj.early, earlyArrival{at: at, origin: o, msg: msg, reply: ctx.Sender()})
+	return true
+}
+
+// takeEarly takes the arrivals that waited for the task just taken, and
+// refuses those for an attempt it superseded.
+func (p *Participant) takeEarly(ctx actor.Context, sj *swarmJob) {
+	waiting := sj.early
+	sj.early = nil
+	for _, e := range waiting {
+		switch {
+		case e.at.after(sj.at):
+			sj.early = append(sj.early, e)
+		case e.at != sj.at:
+			ctx.Send(e.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, fmt.Sprintf("%s was superseded by %s", e.at, sj.at)))
+		default:
+			switch m := e.msg.(type) {
+			case *hearthv1.SwarmUpdate:
+				p.takeUpdate(ctx, e.origin, m, e.reply)
+			case *hearthv1.SwarmModel:
+				p.takeModel(ctx, e.origin, m, e.reply)
+			}
+		}
+	}
 }
 
 // checkGlobal checks a received global model: the job's layout, finite.

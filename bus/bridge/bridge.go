@@ -119,6 +119,10 @@ type Config struct {
 	// (and, past the limit, is dropped there) rather than in front of
 	// everyone else's envelopes. Without Peers, one subscription takes all.
 	Peers []string
+	// Server is the project's server. A site given it sends what it
+	// addresses to anyone else (another site: swarm learning) on Peer
+	// subjects and hears other sites on a subscription of its own.
+	Server string
 	// SealKey opens bodies sealed to this participant (see Send.SealTo);
 	// without it sealed envelopes are refused.
 	SealKey *ecdh.PrivateKey
@@ -201,13 +205,22 @@ func Start(cfg Config) (*Bridge, error) {
 			subjects = append(subjects, bus.Direct(b.self, p))
 		}
 	}
+	limits := map[string]int{}
+	if b.kind == pki.KindSite && cfg.Server != "" {
+		subjects = append(subjects, bus.PeerInbox(b.self))
+		limits[bus.PeerInbox(b.self)] = PeerPendingBytes
+	}
 	for _, subject := range subjects {
 		sub, err := cfg.Conn.Subscribe(subject, b.arrive)
 		if err != nil {
 			b.Close()
 			return nil, fmt.Errorf("bridge: subscribe to %s: %w", subject, err)
 		}
-		if err := sub.SetPendingLimits(-1, pending); err != nil {
+		limit := pending
+		if l, ok := limits[subject]; ok {
+			limit = l
+		}
+		if err := sub.SetPendingLimits(-1, limit); err != nil {
 			b.Close()
 			return nil, fmt.Errorf("bridge: %w", err)
 		}
@@ -306,7 +319,7 @@ func (b *Bridge) ask(ctx actor.Context, m *Ask) {
 		}
 	})
 	b.mu.Unlock()
-	if err := b.cfg.Conn.Publish(bus.Direct(m.To, b.self), data); err != nil {
+	if err := b.cfg.Conn.Publish(b.subject(m.To), data); err != nil {
 		if q := b.take(id); q != nil {
 			ctx.Send(sender, &Failed{To: m.To, Err: fmt.Errorf("publish: %w", err)})
 		}
@@ -332,7 +345,16 @@ func (b *Bridge) publishSealed(m envelope.Outgoing, sealTo *ecdh.PublicKey) (str
 	if err != nil {
 		return "", err
 	}
-	return id, b.cfg.Conn.Publish(bus.Direct(m.Recipient, b.self), data)
+	return id, b.cfg.Conn.Publish(b.subject(m.Recipient), data)
+}
+
+// subject is where an envelope to recipient goes: another site's Peer
+// subject from a site, a Direct subject otherwise.
+func (b *Bridge) subject(recipient string) string {
+	if b.kind == pki.KindSite && b.cfg.Server != "" && recipient != b.cfg.Server {
+		return bus.Peer(recipient, b.self)
+	}
+	return bus.Direct(recipient, b.self)
 }
 
 func (b *Bridge) sign(m envelope.Outgoing, sealTo *ecdh.PublicKey) ([]byte, string, error) {
@@ -349,7 +371,7 @@ func (b *Bridge) sign(m envelope.Outgoing, sealTo *ecdh.PublicKey) ([]byte, stri
 // refused by Open's rate check before any parsing, so its envelopes cost the
 // others in the queue behind them little.
 func (b *Bridge) arrive(msg *nats.Msg) {
-	_, from, ok := bus.ParseDirect(msg.Subject)
+	_, from, peer, ok := bus.ParseEnvelopeSubject(msg.Subject)
 	if !ok {
 		b.refused(msg.Subject, fmt.Errorf("malformed subject %q", msg.Subject))
 		return
@@ -361,6 +383,10 @@ func (b *Bridge) arrive(msg *nats.Msg) {
 	}
 	if err := envelope.Addressable(m, b.kind); err != nil {
 		b.refused(msg.Subject, err)
+		return
+	}
+	if peer != pki.PeerToPeer(m.Sender.Kind, b.kind) {
+		b.refused(msg.Subject, envelope.NotAdmitted(m, fmt.Errorf("a %s's envelope on a %s subject", m.Sender.Kind, map[bool]string{true: "site-to-site", false: "server"}[peer])))
 		return
 	}
 	h := m.Header

@@ -141,7 +141,7 @@ func (w *world) join(t testing.TB, part *pkitest.Participant, nc *nats.Conn) {
 	m.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return discard() }))
 	name := part.Identity.Name
 	m.bridge, err = bridge.Start(bridge.Config{Conn: nc, Signer: signer, Verifier: verifier, System: m.system,
-		RequestTimeout: 2 * time.Second, SealKey: sealKey,
+		RequestTimeout: 2 * time.Second, SealKey: sealKey, Server: "server",
 		Admit: func(sender pki.Identity, messageType, jobID string) error {
 			if w.admit == nil {
 				return errors.New("the test admits nothing")

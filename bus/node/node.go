@@ -93,17 +93,17 @@ type Node struct {
 	closeOnce sync.Once
 }
 
-// peers are the participants that may address this one (pki.MayAddress),
-// each of which the bridge hears on a queue of its own: for the server
-// everyone it admits, for a site the server and the other sites (swarm
-// learning), for anyone else the server.
+// peers are the participants that may address this one, each of which
+// the bridge hears on a queue of its own: for the server everyone it
+// admits, for anyone else the server (a site hears other sites, in swarm
+// learning, on its Peer subscription).
 func peers(k *kit.Kit) []string {
-	out := []string{}
 	if k.Config.Kind != pki.KindServer {
-		out = append(out, k.Config.Server.Name)
+		return []string{k.Config.Server.Name}
 	}
+	var out []string
 	for _, p := range k.Participants {
-		if p.Name != k.Config.Name && p.Name != k.Config.Server.Name && pki.MayAddress(p.Kind, k.Config.Kind) {
+		if p.Name != k.Config.Name && pki.MayAddress(p.Kind, pki.KindServer) {
 			out = append(out, p.Name)
 		}
 	}
@@ -311,7 +311,7 @@ func (n *Node) finish(ctx context.Context, o Options) (*Node, error) {
 	n.Bridge, err = bridge.Start(bridge.Config{
 		Conn: n.Conn, Signer: n.Signer, Verifier: n.Verifier, System: n.System,
 		Logger: n.log.With("component", "bridge"), OnRefused: n.onRefusedEnvelope(o), Peers: peers(n.Kit),
-		SealKey: n.SealKey, Admit: n.admitted,
+		SealKey: n.SealKey, Admit: n.admitted, Server: n.Kit.Config.Server.Name,
 	})
 	if err != nil {
 		n.Close()

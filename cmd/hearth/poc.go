@@ -28,6 +28,7 @@ type pocOptions struct {
 	rounds      int
 	dataset     string
 	model       string
+	workflow    string
 	alpha       float64
 	seed        int64
 	workspace   string
@@ -41,6 +42,7 @@ type pocSummary struct {
 	Workspace   string             `json:"workspace"`
 	Dataset     string             `json:"dataset"`
 	Model       string             `json:"model"`
+	Workflow    string             `json:"workflow"`
 	Alpha       float64            `json:"alpha"`
 	LabelSkew   float64            `json:"label_skew"`
 	Sites       []cluster.SiteData `json:"sites"`
@@ -52,6 +54,8 @@ type pocSummary struct {
 	TestSamples int64              `json:"test_samples"`
 	Central     *trainer.Metrics   `json:"centralized,omitempty"`
 	Files       map[string]string  `json:"files"`
+	// Swarm: where the final model is; the server never held it.
+	ModelLocation string `json:"model_location,omitempty"`
 	Seconds     float64            `json:"seconds"`
 	Trainer     job.TrainerSpec    `json:"trainer"`
 }
@@ -64,6 +68,10 @@ type roundLine struct {
 	ValAcc    float64 `json:"validation_accuracy"`
 	Bytes     int64   `json:"bytes_moved"`
 	Millis    float64 `json:"ms"`
+	// Swarm: the site that aggregated the round, and the attempts it took
+	// (more than one after a failover).
+	Aggregator string `json:"aggregator,omitempty"`
+	Attempts   int64  `json:"attempts,omitempty"`
 }
 
 func runPOC(ctx context.Context, c *cli, args []string) error {
@@ -73,6 +81,7 @@ func runPOC(ctx context.Context, c *cli, args []string) error {
 	fs.IntVar(&o.rounds, "rounds", 0, "federated rounds (default: the recommended number for the dataset and model)")
 	fs.StringVar(&o.dataset, "dataset", "optdigits", "dataset: optdigits, wdbc, mnist or adult")
 	fs.StringVar(&o.model, "model", "logreg", "model: logreg or mlp")
+	fs.StringVar(&o.workflow, "workflow", job.WorkflowFedAvg, "workflow: fedavg (the server aggregates) or swarm (a different site aggregates each round; the model never reaches the server)")
 	fs.Float64Var(&o.alpha, "alpha", 0.5, "Dirichlet label-skew concentration (smaller: more skewed sites)")
 	fs.Int64Var(&o.seed, "seed", 1, "seed for the data split and training")
 	fs.StringVar(&o.workspace, "workspace", "hearth-poc", "folder for kits, data, logs and results (a previous POC workspace there is replaced)")
@@ -84,6 +93,9 @@ func runPOC(ctx context.Context, c *cli, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return errUsageMsg("poc takes no arguments")
+	}
+	if o.workflow != job.WorkflowFedAvg && o.workflow != job.WorkflowSwarm {
+		return errUsageMsg(fmt.Sprintf("--workflow %q: want %s or %s", o.workflow, job.WorkflowFedAvg, job.WorkflowSwarm))
 	}
 	if o.rounds == 0 {
 		o.rounds = trainer.DefaultRounds(o.dataset, o.model)
@@ -125,9 +137,9 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}
-	sum := &pocSummary{Workspace: ws, Dataset: o.dataset, Model: o.model, Alpha: o.alpha, LabelSkew: split.Skew,
+	sum := &pocSummary{Workspace: ws, Dataset: o.dataset, Model: o.model, Workflow: o.workflow, Alpha: o.alpha, LabelSkew: split.Skew,
 		Sites: split.Sites, Files: map[string]string{}, Trainer: trainerSpec(spec)}
-	say("hearth poc: %s, %s, %d sites, Dirichlet alpha %g (label skew %.2f), %d rounds", o.dataset, o.model, o.sites, o.alpha, split.Skew, o.rounds)
+	say("hearth poc: %s, %s, %s, %d sites, Dirichlet alpha %g (label skew %.2f), %d rounds", o.workflow, o.dataset, o.model, o.sites, o.alpha, split.Skew, o.rounds)
 	say("provisioned project %q in %s: root CA, server, %d sites, admin %s", local.Project.Name, ws, o.sites, local.Admin)
 	for _, s := range split.Sites {
 		say("  %s: %d train, %d validation, %d test samples; classes %v", s.Site, s.Train, s.Val, s.Test, s.ClassCounts)
@@ -140,7 +152,7 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	}
 	say("server and %d sites running as separate processes (mTLS leaf links, signed envelopes); logs in %s", o.sites, filepath.Join(ws, "logs"))
 
-	jobDir := filepath.Join(ws, "jobs", o.dataset+"-fedavg")
+	jobDir := filepath.Join(ws, "jobs", o.dataset+"-"+o.workflow)
 	if err := writeJob(jobDir, o, spec); err != nil {
 		return sum, err
 	}
@@ -158,11 +170,26 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 		return sum, err
 	}
 	say("submitted job %s, signed by %s\n", termText(sum.JobID), local.Admin)
-	say("round  sites  train loss  val acc    bytes moved   time")
+	swarm := o.workflow == job.WorkflowSwarm
+	if swarm {
+		say("round  sites  aggregator  train loss  val acc    time")
+	} else {
+		say("round  sites  train loss  val acc    bytes moved   time")
+	}
 	info, err := admin.Follow(ctx, sum.JobID, 100*time.Millisecond, func(r *hearthv1.RoundSummary) {
 		line := roundLine{Round: r.Round, Answered: len(r.Answered), Of: len(r.Answered) + len(r.Missing), TrainLoss: r.TrainLoss,
-			ValAcc: r.GetValidation().GetAccuracy(), Bytes: r.BytesMoved, Millis: float64(r.DurationMicros) / 1000}
+			ValAcc: r.GetValidation().GetAccuracy(), Bytes: r.BytesMoved, Millis: float64(r.DurationMicros) / 1000,
+			Aggregator: r.Aggregator, Attempts: r.Attempts}
 		sum.Rounds = append(sum.Rounds, line)
+		if swarm {
+			failover := ""
+			if len(r.Failovers) > 0 {
+				failover = "  after " + termText(strings.Join(r.Failovers, "; "))
+			}
+			say("%5d  %2d/%-2d  %-10s  %10.4f  %6.2f%%  %6.0f ms%s", line.Round, line.Answered, line.Of, termText(line.Aggregator),
+				line.TrainLoss, 100*line.ValAcc, line.Millis, failover)
+			return
+		}
 		say("%5d  %2d/%-2d  %10.4f  %6.2f%%  %10s  %6.0f ms", line.Round, line.Answered, line.Of, line.TrainLoss, 100*line.ValAcc, bytesText(line.Bytes), line.Millis)
 	})
 	if info != nil {
@@ -178,10 +205,25 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	say("\nfederated: test accuracy %.2f%% on %d held-out samples (evaluated at the sites)", 100*sum.TestAcc, sum.TestSamples)
 
 	resultDir := filepath.Join(ws, "result")
-	if _, err := admin.Download(ctx, sum.JobID, resultDir); err != nil {
+	res, err := admin.Download(ctx, sum.JobID, resultDir)
+	if err != nil {
 		return sum, err
 	}
-	sum.Files["model"], sum.Files["metrics"] = filepath.Join(resultDir, "model.pb"), filepath.Join(resultDir, "metrics.json")
+	sum.Files["metrics"] = filepath.Join(resultDir, "metrics.json")
+	if swarm {
+		if res.Model != nil || res.ModelStream != nil {
+			return sum, fmt.Errorf("job %s: the server returned a model for a swarm job", termText(sum.JobID))
+		}
+		aggs := map[string]bool{}
+		for _, r := range sum.Rounds {
+			aggs[r.Aggregator] = true
+		}
+		sum.ModelLocation = res.GetInfo().GetModelLocation()
+		say("%d sites aggregated in turn; the server coordinated and never held a weight", len(aggs))
+		say("the final model is %s", termText(sum.ModelLocation))
+	} else {
+		sum.Files["model"] = filepath.Join(resultDir, "model.pb")
+	}
 	if err := procs.stop(c.stderr); err != nil {
 		return sum, err
 	}
@@ -199,7 +241,11 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	}
 	sum.Files["plot"] = plot
 	sum.Seconds = time.Since(start).Seconds()
-	say("wrote %s, %s and %s", sum.Files["model"], sum.Files["metrics"], plot)
+	if swarm {
+		say("wrote %s and %s", sum.Files["metrics"], plot)
+	} else {
+		say("wrote %s, %s and %s", sum.Files["model"], sum.Files["metrics"], plot)
+	}
 	say("all processes stopped cleanly; %.1f s in all", sum.Seconds)
 	return sum, nil
 }
@@ -295,9 +341,9 @@ func writeJob(dir string, o pocOptions, spec trainer.Spec) error {
 	if len(spec.Hidden) > 0 {
 		hidden = fmt.Sprintf("  hidden: %s\n", strings.ReplaceAll(fmt.Sprint(spec.Hidden), " ", ", "))
 	}
-	manifest := fmt.Sprintf(`# A FedAvg job written by hearth poc. Submit your own with: hearth admin -k KIT submit FOLDER
-name: %s-fedavg
-workflow: fedavg
+	manifest := fmt.Sprintf(`# A %s job written by hearth poc. Submit your own with: hearth admin -k KIT submit FOLDER
+name: %s-%s
+workflow: %s
 rounds: %d
 sites: ["@all"]
 min_sites: %d
@@ -313,7 +359,7 @@ trainer:
 evaluation:
   validation: true
   test: true
-`, o.dataset, o.rounds, max(1, o.sites/2+1), o.dataset, spec.Kind, hidden, spec.LearningRate, spec.Epochs, spec.BatchSize, spec.L2, spec.Seed)
+`, o.workflow, o.dataset, o.workflow, o.workflow, o.rounds, max(1, o.sites/2+1), o.dataset, spec.Kind, hidden, spec.LearningRate, spec.Epochs, spec.BatchSize, spec.L2, spec.Seed)
 	if _, err := job.ParseManifest([]byte(manifest)); err != nil {
 		return err
 	}
@@ -346,7 +392,7 @@ func writePlot(path string, sum *pocSummary) error {
 		x, y = append(x, float64(r.Round)), append(y, r.ValAcc)
 	}
 	chart := report.Chart{
-		Title:  fmt.Sprintf("FedAvg on %s, %s, %d sites (alpha %g)", sum.Dataset, sum.Model, len(sum.Sites), sum.Alpha),
+		Title:  fmt.Sprintf("%s on %s, %s, %d sites (alpha %g)", workflowTitle(sum.Workflow), sum.Dataset, sum.Model, len(sum.Sites), sum.Alpha),
 		XLabel: "round", YLabel: "accuracy", YMin: 0, YMax: 1,
 		Series: []report.Series{{Name: "validation (global model at round start)", X: x, Y: y}},
 		HLines: []report.HLine{{Name: fmt.Sprintf("federated test %.1f%%", 100*sum.TestAcc), Y: sum.TestAcc}},
@@ -363,6 +409,13 @@ func writePlot(path string, sum *pocSummary) error {
 		return err
 	}
 	return f.Close()
+}
+
+func workflowTitle(w string) string {
+	if w == job.WorkflowSwarm {
+		return "Swarm learning"
+	}
+	return "FedAvg"
 }
 
 func trainerSpec(s trainer.Spec) job.TrainerSpec {
