@@ -62,6 +62,9 @@ type projectSpec struct {
 	provisioned, running int
 	hostile              map[string]bool
 	admins               []provision.AdminSpec
+	// tap, if set, runs the server's hostile build, which writes every
+	// message crossing the hub to this file (cmd/hearth/hostile.go).
+	tap string
 }
 
 func startProjectWith(t testing.TB, spec projectSpec) *project {
@@ -84,7 +87,12 @@ func startProjectWith(t testing.TB, spec projectSpec) *project {
 	if err := os.MkdirAll(p.logs, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	p.server = p.start(t, "server", "server", "-k", local.Kit("server"), "--listen", "127.0.0.1")
+	if spec.tap != "" {
+		t.Setenv("HEARTH_HOSTILE_TAP", spec.tap) // inherited by the server; the sites' builds ignore it
+		p.server = p.startBin(t, hostileBin, "server", "server", "-k", local.Kit("server"), "--listen", "127.0.0.1")
+	} else {
+		p.server = p.start(t, "server", "server", "-k", local.Kit("server"), "--listen", "127.0.0.1")
+	}
 	p.await(t, p.server)
 	for _, s := range local.Sites[:running] {
 		bin := hearthBin

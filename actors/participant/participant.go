@@ -81,7 +81,8 @@ type Config struct {
 	SealKey  *ecdh.PublicKey
 	Bridge   *actor.PID
 	StateDir string
-	// OnSwarmTask, if set, sees each swarm task this site trains for, with
+	// OnSwarmTask, if set, sees each swarm task this site trains for and
+	// does not aggregate, with
 	// the basis model and a way to send sealed messages to the round's
 	// sites. It is where the integration tests' hostile build plays a
 	// compromised site that claims rounds not its own.

@@ -240,7 +240,7 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 		}
 		return
 	}
-	if p.cfg.OnSwarmTask != nil { // the hostile build's compromised site acts here
+	if p.cfg.OnSwarmTask != nil && !aggregates { // the hostile build's compromised site acts here
 		p.cfg.OnSwarmTask(j.manifest, m, basis, func(to string, msg proto.Message) {
 			if k := keys[to]; k != nil {
 				ctx.Send(p.cfg.Bridge, &bridge.Send{To: to, Msg: msg, JobID: m.JobId, Round: m.Round, SealTo: k})
@@ -721,7 +721,10 @@ func (p *Participant) takeEarly(ctx actor.Context, sj *swarmJob) {
 		case e.at.after(sj.at):
 			sj.early = append(sj.early, e)
 		case e.at != sj.at:
-			ctx.Send(e.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, fmt.Sprintf("%s was superseded by %s", e.at, sj.at)))
+			reason := fmt.Sprintf("%s was superseded by %s before its task came", e.at, sj.at)
+			p.audit(auditor.Event{Action: "arrival.refused", JobID: sj.task.JobId, Round: e.at.round, Peer: e.origin.Sender.Name,
+				Detail: map[string]string{"type": string(proto.MessageName(e.msg)), "reason": reason}})
+			ctx.Send(e.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, reason))
 		default:
 			switch m := e.msg.(type) {
 			case *hearthv1.SwarmUpdate:

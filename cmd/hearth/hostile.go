@@ -3,13 +3,19 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
+	"os"
 	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/bus/node"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -29,6 +35,11 @@ import (
 //	swarmclaim in a swarm round another site aggregates, sends every other holder
 //	          a model of zeros for the round, as if it aggregated it, and an
 //	          update, as if they did
+//
+// A server of this build plays a compromised server that taps the hub: with
+// HEARTH_HOSTILE_TAP set to a file, it subscribes to every Hearth subject
+// with its own connection (which no permission restricts) and appends each
+// message there: uint32be(len(subject)) subject uint32be(len(data)) data.
 //
 // hostileSite is the participant's Outgoing hook in this build.
 func hostileSite(m *job.Manifest, global *model.Model, answer proto.Message) error {
@@ -100,4 +111,49 @@ func hostileSwarm(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model,
 		send(h, &hearthv1.SwarmModel{JobId: task.JobId, Round: task.Round, Attempt: task.Attempt, Global: wire})
 		send(h, &hearthv1.SwarmUpdate{JobId: task.JobId, Round: task.Round, Attempt: task.Attempt, Update: wire, Samples: 1000})
 	}
+}
+
+// hostileServer taps the hub in this build (see above).
+func hostileServer(n *node.Node, getenv func(string) string) (func(), error) {
+	path := getenv("HEARTH_HOSTILE_TAP")
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("hostile tap: %w", err)
+	}
+	nc, err := n.Hub.Connect(nats.Name("hostile-tap"))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("hostile tap: %w", err)
+	}
+	var mu sync.Mutex
+	sub, err := nc.Subscribe("hearth.>", func(m *nats.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		var b []byte
+		b = binary.BigEndian.AppendUint32(b, uint32(len(m.Subject)))
+		b = append(b, m.Subject...)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(m.Data)))
+		f.Write(append(b, m.Data...))
+	})
+	if err == nil {
+		err = sub.SetPendingLimits(-1, -1)
+	}
+	if err == nil {
+		err = nc.Flush()
+	}
+	if err != nil {
+		nc.Close()
+		f.Close()
+		return nil, fmt.Errorf("hostile tap: %w", err)
+	}
+	n.Log().Warn("hostile build: tapping every message on the hub", "file", path)
+	return func() {
+		nc.Drain()
+		mu.Lock()
+		f.Close()
+		mu.Unlock()
+	}, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/bus/node"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -16,3 +17,7 @@ var hostileSite func(m *job.Manifest, global *model.Model, answer proto.Message)
 
 // hostileSwarm is nil too: sites take part in swarm rounds as the job says.
 var hostileSwarm func(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message))
+
+// hostileServer does nothing in this build: the server relays what it is
+// given to relay.
+func hostileServer(*node.Node, func(string) string) (stop func(), err error) { return func() {}, nil }

@@ -36,6 +36,11 @@ func runServer(ctx context.Context, c *cli, args []string) error {
 	if err := startCoordinator(ctx, n, audit); err != nil {
 		return err
 	}
+	stopTap, err := hostileServer(n, c.getenv) // nothing but in the integration tests' hostile build
+	if err != nil {
+		return err
+	}
+	defer stopTap()
 	n.Log().Info("ready", "kind", "server", "leaf", n.Hub.LeafAddr(), "client", n.Hub.ClientAddr(),
 		"websocket", n.Hub.WebsocketAddr(), "participants", len(k.Participants))
 	<-ctx.Done()

@@ -1,0 +1,359 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/participant"
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/integration/cluster"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// swarmJob is a small optdigits swarm job; name picks a hostile build's
+// attack (cmd/hearth/hostile.go).
+func swarmJob(name string, rounds, minSites int, timeout, trainer string) string {
+	if trainer == "" {
+		trainer = "{kind: logreg, learning_rate: 0.01, epochs: 1, batch_size: 32, seed: 1}"
+	}
+	return fmt.Sprintf(`name: %s
+workflow: swarm
+rounds: %d
+sites: ["@all"]
+min_sites: %d
+round_timeout: %s
+dataset: optdigits
+trainer: %s
+evaluation: {validation: true, test: true}
+`, name, rounds, minSites, timeout, trainer)
+}
+
+// swarmFloor is the test accuracy the tests' 12-round swarm jobs (the MLP
+// of slowTrainer, 4 sites) must reach with a site lost, hung or hostile;
+// honest, they reach about 0.92-0.93 here.
+const swarmFloor = 0.90
+
+// TestSwarmPOC runs the newcomer's swarm command: the sites aggregate in
+// turn, the accuracy is FedAvg's, and the download holds no weights.
+func TestSwarmPOC(t *testing.T) {
+	ws := filepath.Join(t.TempDir(), "poc")
+	out, err := exec.Command(hearthBin, "poc", "--workflow", "swarm", "--workspace", ws, "--json").Output()
+	if err != nil {
+		t.Fatalf("hearth poc --workflow swarm: %v\n%s", err, out)
+	}
+	var sum struct {
+		Status        string            `json:"status"`
+		TestAcc       float64           `json:"test_accuracy"`
+		ModelLocation string            `json:"model_location"`
+		Files         map[string]string `json:"files"`
+		JobID         string            `json:"job_id"`
+		Rounds        []struct {
+			Aggregator string `json:"aggregator"`
+		} `json:"rounds"`
+	}
+	if err := json.Unmarshal(out, &sum); err != nil {
+		t.Fatalf("summary: %v\n%s", err, out)
+	}
+	aggs := map[string]bool{}
+	for _, r := range sum.Rounds {
+		aggs[r.Aggregator] = true
+	}
+	if sum.Status != "finished" || sum.TestAcc < 0.93 || len(aggs) < 3 || aggs[""] {
+		t.Fatalf("status %s, test accuracy %.4f (floor 0.93), aggregators %v", sum.Status, sum.TestAcc, aggs)
+	}
+	if _, ok := sum.Files["model"]; ok {
+		t.Fatalf("the swarm POC names a downloaded model: %v", sum.Files)
+	}
+	entries, err := os.ReadDir(filepath.Dir(sum.Files["metrics"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "metrics.json" && e.Name() != "accuracy.png" {
+			t.Errorf("the download wrote %s", e.Name())
+		}
+	}
+	metrics, err := os.ReadFile(sum.Files["metrics"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(metrics, []byte("tensors")) || !strings.Contains(sum.ModelLocation, "state/swarm/"+sum.JobID) {
+		t.Fatalf("metrics.json holds tensors, or the model's location %q is not said", sum.ModelLocation)
+	}
+	// Each site keeps the final model, and they all hold the same one.
+	var first []byte
+	for i := 1; i <= 5; i++ {
+		m, err := os.ReadFile(participant.ModelPath(filepath.Join(ws, "kits", fmt.Sprintf("site-%d", i), kit.StateDirName), sum.JobID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = m
+		} else if !bytes.Equal(m, first) {
+			t.Fatalf("site-%d keeps another final model than site-1", i)
+		}
+	}
+	t.Logf("test accuracy %.2f%%, %d rounds aggregated by %d sites in turn", 100*sum.TestAcc, len(sum.Rounds), len(aggs))
+}
+
+// aggregatorOf waits for the server to start round's first attempt and
+// returns its aggregator.
+func aggregatorOf(t testing.TB, server *cluster.Proc, job string, round int) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, err := server.Await(ctx, fmt.Sprintf("round %d starting", round), func(r cluster.Record) bool {
+		n, _ := r["round"].(float64)
+		a, _ := r["attempt"].(float64)
+		return r.Msg() == "swarm round" && r.Str("job") == job && int(n) == round && a == 0
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Str("aggregator")
+}
+
+// TestSwarmSurvivesItsAggregator: the round's aggregator is killed in the
+// middle of its round; the round moves to the next site in the rotation
+// and the job goes on. Restarted, the killed site joins again and takes
+// part in later rounds.
+func TestSwarmSurvivesItsAggregator(t *testing.T) {
+	lp := startLearning(t, 4)
+	id := lp.submit(t, swarmJob("swarm-kill", 12, 2, "5s", slowTrainer))
+	victim := aggregatorOf(t, lp.server, id, 3)
+	lp.sites[victim].Kill()
+	killedAt := time.Now()
+	lp.waitRound(t, id, 5)
+	restarted := lp.start(t, victim+"-restarted", "site", "-k", lp.Kit(victim))
+	lp.await(t, restarted)
+	info := lp.waitEnd(t, id, 120*time.Second)
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 12 {
+		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
+	}
+	r3 := info.History[2]
+	if r3.Aggregator == victim || r3.Attempts < 2 || len(r3.Failovers) == 0 || !strings.HasPrefix(r3.Failovers[0], victim+": ") {
+		t.Fatalf("round 3: aggregated by %s in %d attempts, failovers %v; want a failover from %s", r3.Aggregator, r3.Attempts, r3.Failovers, victim)
+	}
+	if d := time.Duration(r3.DurationMicros) * time.Microsecond; d > 4*time.Second {
+		t.Errorf("round 3 took %v: the killed aggregator's link was down, no wait for the round timeout was needed", d)
+	}
+	back := -1
+	for i, r := range info.History[4:] {
+		if slices.Contains(r.Answered, victim) {
+			back = i + 5
+			break
+		}
+	}
+	if back < 0 {
+		t.Fatalf("%s never took part again after its restart: %+v", victim, info.History[len(info.History)-1])
+	}
+	if acc := info.Test.GetAccuracy(); acc < swarmFloor {
+		t.Fatalf("test accuracy %.4f, floor %.2f", acc, swarmFloor)
+	}
+	failover := auditOf(t, lp.project, "server", func(r auditor.Record) bool {
+		return r.Action == "round.failover" && r.JobID == id && r.Peer == victim
+	})
+	if len(failover) == 0 {
+		t.Fatal("the server's audit log has no failover")
+	}
+	t.Logf("aggregator %s killed %v into the job; round 3 taken over by %s (%v); back from round %d; test accuracy %.2f%%",
+		victim, time.Since(killedAt).Round(time.Second), r3.Aggregator, r3.Failovers, back, 100*info.Test.GetAccuracy())
+}
+
+// TestSwarmSurvivesAHungAggregator: the round's aggregator stops (SIGSTOP)
+// with its link up; after the round timeout the next site in the rotation
+// takes the round over.
+func TestSwarmSurvivesAHungAggregator(t *testing.T) {
+	lp := startLearning(t, 4)
+	const timeout = 3 * time.Second
+	id := lp.submit(t, swarmJob("swarm-hang", 12, 2, timeout.String(), slowTrainer))
+	victim := aggregatorOf(t, lp.server, id, 2)
+	hung := lp.sites[victim]
+	if err := hung.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Resume()
+	info := lp.waitEnd(t, id, 120*time.Second)
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 12 {
+		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
+	}
+	r2 := info.History[1]
+	if r2.Aggregator == victim || r2.Attempts < 2 || !strings.HasPrefix(r2.Failovers[0], victim+": ") {
+		t.Fatalf("round 2: aggregated by %s in %d attempts, failovers %v; want a failover from %s", r2.Aggregator, r2.Attempts, r2.Failovers, victim)
+	}
+	if d := time.Duration(r2.DurationMicros) * time.Microsecond; d < timeout || d > 3*timeout {
+		t.Errorf("round 2 took %v with a hung aggregator; the round timeout is %v", d, timeout)
+	}
+	for _, r := range info.History[2:] {
+		if slices.Contains(r.Answered, victim) || r.Aggregator == victim {
+			t.Fatalf("round %d: the hung %s took part", r.Round, victim)
+		}
+	}
+	if acc := info.Test.GetAccuracy(); acc < swarmFloor {
+		t.Fatalf("test accuracy %.4f, floor %.2f", acc, swarmFloor)
+	}
+	t.Logf("aggregator %s hung in round 2; %s took over after %v (%v); test accuracy %.2f%%", victim, r2.Aggregator,
+		(time.Duration(r2.DurationMicros) * time.Microsecond).Round(time.Millisecond), r2.Failovers, 100*info.Test.GetAccuracy())
+}
+
+// TestSwarmRefusesAClaimedRound: site-3 holds a valid key and, in every
+// round another site aggregates, sends the other sites a model of zeros
+// for the round as if it had aggregated it, and an update as if they did.
+// Each is refused by name and audited at the receiving site, and the job
+// learns as if site-3 were honest.
+func TestSwarmRefusesAClaimedRound(t *testing.T) {
+	lp := startLearningWith(t, projectSpec{provisioned: 4, running: 4, hostile: map[string]bool{"site-3": true}})
+	id := lp.submit(t, swarmJob("x-swarmclaim-y", 12, 3, "5s", slowTrainer))
+	info := lp.waitEnd(t, id, 90*time.Second)
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 12 {
+		for _, s := range lp.sites {
+			for _, r := range s.Records(func(r cluster.Record) bool { return r.Str("level") == "WARN" }) {
+				t.Logf("%s: %v", s.Name, r)
+			}
+		}
+		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
+	}
+	if acc := info.Test.GetAccuracy(); acc < swarmFloor {
+		t.Fatalf("test accuracy %.4f with the claims refused, floor %.2f", acc, swarmFloor)
+	}
+	aggregatedBy := map[int64]string{}
+	for _, r := range info.History {
+		aggregatedBy[r.Round] = r.Aggregator
+	}
+	models, updates := 0, 0
+	for _, s := range []string{"site-1", "site-2", "site-4"} {
+		for _, r := range auditOf(t, lp.project, s, func(r auditor.Record) bool { return r.JobID == id && r.Peer == "site-3" }) {
+			switch {
+			case r.Action == "model.refused" && strings.Contains(r.Detail["reason"], "not site-3's"):
+				models++
+			case r.Action == "update.refused":
+				updates++
+			case r.Action == "model.received" && aggregatedBy[r.Round] != "site-3":
+				t.Fatalf("%s took a model from site-3 in round %d, which %s aggregated", s, r.Round, aggregatedBy[r.Round])
+			}
+		}
+	}
+	claimed := 0
+	for _, r := range info.History {
+		if r.Aggregator != "site-3" {
+			claimed++
+		}
+	}
+	// Each claimed round: a model for each of the other holders but the
+	// aggregator (2), and an update to each.
+	if models < claimed || updates < claimed {
+		t.Fatalf("over %d claimed rounds the honest sites audited %d refused models and %d refused updates from site-3", claimed, models, updates)
+	}
+	t.Logf("%d claimed rounds: %d models and %d updates from site-3 refused and audited; test accuracy %.2f%%", claimed, models, updates, 100*info.Test.GetAccuracy())
+}
+
+// TestSwarmWeightsNeverCrossTheHubReadable: the server's hostile build taps
+// every message on the hub with the server's own connection. Where swarm
+// tensors travel (updates and models, site to site) it sees only sealed
+// bodies, and no 64-byte stretch of the final model (which every site
+// keeps) appears anywhere in what crossed the hub; the download of the job
+// holds no model.
+func TestSwarmWeightsNeverCrossTheHubReadable(t *testing.T) {
+	tap := filepath.Join(t.TempDir(), "tap.bin")
+	lp := startLearningWith(t, projectSpec{provisioned: 3, running: 3, tap: tap})
+	id := lp.submit(t, swarmJob("swarm-tap", 5, 2, "5s", ""))
+	info := lp.waitEnd(t, id, 60*time.Second)
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED {
+		t.Fatalf("job %s: %s", info.Status, info.Reason)
+	}
+	res, err := lp.admin.Download(context.Background(), id, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Model != nil || res.ModelStream != nil {
+		t.Fatal("the server returned a model for a swarm job")
+	}
+	lp.server.Stop(10 * time.Second) // the tap file is complete
+	data, err := os.ReadFile(tap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := os.ReadFile(participant.ModelPath(filepath.Join(lp.Kit("site-1"), kit.StateDirName), id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fm hearthv1.Model
+	if err := proto.Unmarshal(final, &fm); err != nil {
+		t.Fatal(err)
+	}
+	weights := fm.Tensors[0].Data
+	sealed := map[string]int{}
+	for len(data) > 0 {
+		subject, body := tapRecord(t, &data)
+		var env hearthv1.Envelope
+		if proto.Unmarshal(body, &env) != nil {
+			continue // a stream chunk or liveness; no swarm tensors stream
+		}
+		var h hearthv1.Header
+		if err := proto.Unmarshal(env.Header, &h); err != nil {
+			t.Fatal(err)
+		}
+		if h.JobId != id {
+			continue
+		}
+		switch h.MessageType {
+		case "hearth.v1.SwarmUpdate", "hearth.v1.SwarmModel":
+			var sb hearthv1.SealedBody
+			if h.BodyEncoding != hearthv1.BodyEncoding_BODY_ENCODING_SEALED || proto.Unmarshal(env.Body, &sb) != nil ||
+				len(sb.Ciphertext) == 0 || !strings.HasPrefix(subject, "hearth.peer.") {
+				t.Fatalf("%s on %s: encoding %s, not a sealed body", h.MessageType, subject, h.BodyEncoding)
+			}
+			sealed[h.MessageType]++
+		}
+	}
+	all := readAll(t, tap)
+	for off := 0; off+64 <= len(weights); off += 64 {
+		if bytes.Contains(all, weights[off:off+64]) {
+			t.Fatalf("bytes %d..%d of the final model crossed the hub in the clear", off, off+64)
+		}
+	}
+	if sealed["hearth.v1.SwarmUpdate"] < 5 || sealed["hearth.v1.SwarmModel"] < 5 {
+		t.Fatalf("the tap saw %v sealed swarm messages: not the job's traffic", sealed)
+	}
+	t.Logf("the tap saw %d bytes; %v swarm messages, all sealed; none of the final model's %d bytes in the clear", len(all), sealed, len(weights))
+}
+
+func readAll(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// tapRecord takes one record off the hostile tap's file.
+func tapRecord(t testing.TB, data *[]byte) (string, []byte) {
+	t.Helper()
+	next := func() []byte {
+		if len(*data) < 4 {
+			t.Fatal("tap file cut short")
+		}
+		n := binary.BigEndian.Uint32(*data)
+		if uint32(len(*data)-4) < n {
+			t.Fatal("tap file cut short")
+		}
+		b := (*data)[4 : 4+n]
+		*data = (*data)[4+n:]
+		return b
+	}
+	return string(next()), next()
+}
