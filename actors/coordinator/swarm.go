@@ -43,17 +43,22 @@ type swarmFlow struct {
 	holds    map[string]bool                 // the sites that hold the basis model
 	basis    roundKey
 
-	// The open attempt.
-	attempt   int64
-	agg       string
-	aggDone   bool
-	members   []string
-	holders   []string
-	trained   map[string]*hearthv1.SwarmTrained
-	failovers []string
-	started   time.Time
-	rejoining map[string]bool
-	test      meanMetrics
+	// The open attempt, and the key its answers carry (the evaluation's
+	// differs from the last round's, whose late answers are dropped).
+	attempt int64
+	askKey  roundKey
+	agg     string
+	aggDone bool
+	// The aggregator's account, once it answered; the round closes when
+	// the contributors' own answers are in too.
+	aggregated *hearthv1.SwarmAggregated
+	members    []string
+	holders    []string
+	trained    map[string]*hearthv1.SwarmTrained
+	failovers  []string
+	started    time.Time
+	rejoining  map[string]bool
+	test       meanMetrics
 }
 
 // roundKey is one attempt at one round; round 0 is the initial model.
@@ -197,10 +202,10 @@ func (s *swarmFlow) next(ctx actor.Context) {
 		s.audit(auditor.Event{Action: "swarm.rotation", JobID: s.id(), Detail: map[string]string{"order": strings.Join(s.rotation, ",")}})
 		s.startRound(ctx, 1)
 	case training:
-		if s.aggDone {
-			return
-		}
-		if !s.pending[s.agg] {
+		switch {
+		case s.aggDone && len(s.pending) == 0: // the contributors' figures are in
+			s.roundClosed(ctx, s.aggregated)
+		case !s.aggDone && !s.pending[s.agg]:
 			s.failover(ctx, s.agg+": "+s.lastReason(s.agg))
 		}
 	case evaluating:
@@ -289,6 +294,7 @@ func (s *swarmFlow) startAttempt(ctx actor.Context) {
 	}
 	s.pending, s.aggDone, s.trained = map[string]bool{}, false, map[string]*hearthv1.SwarmTrained{}
 	at := roundKey{s.round, s.attempt}
+	s.askKey = at
 	s.cfg.Log.Info("swarm round", "job", s.id(), "round", s.round, "attempt", s.attempt, "aggregator", s.agg,
 		"members", len(s.members), "holders", len(s.holders))
 	for _, site := range s.holders {
@@ -329,7 +335,7 @@ func (s *swarmFlow) askFor(ctx actor.Context, site string, msg proto.Message, at
 }
 
 func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
-	if a.at != (roundKey{s.round, s.attempt}) || !s.pending[a.site] {
+	if a.at != s.askKey || !s.pending[a.site] {
 		return // an older attempt's, or the site was left out meanwhile
 	}
 	delete(s.pending, a.site)
@@ -374,9 +380,13 @@ func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
 				s.out[a.site] = envelope.Clip(reason, maxReason)
 				break
 			}
-			s.aggDone = true
-			s.roundClosed(ctx, m.Aggregated)
-			return
+			s.aggDone, s.aggregated = true, m.Aggregated
+			for site := range s.pending { // their update did not count: nothing to wait for
+				if !slices.Contains(m.Aggregated.Contributors, site) {
+					delete(s.pending, site)
+					s.miss(site, "no answer before the round closed")
+				}
+			}
 		}
 	}
 	s.next(ctx)
@@ -504,7 +514,8 @@ func (s *swarmFlow) evaluate(ctx actor.Context) {
 		return
 	}
 	s.test, s.rec.Info.SiteTest, s.rec.Info.CrossSite = meanMetrics{}, nil, nil
-	key := roundKey{s.round, s.attempt}
+	key := roundKey{s.round + 1, -1} // no attempt's
+	s.askKey = key
 	for _, site := range at {
 		if !s.reachable(site) {
 			s.miss(site, "not connected to the hub")
