@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/provision"
@@ -142,9 +143,13 @@ func awaitLog(t testing.TB, proc *cluster.Proc, what string, match func(cluster.
 }
 
 // inProcess starts a participant of the project inside the test process:
-// an admin console, or a site's leaf node dialing the hub process.
+// an admin console, or a site's leaf node dialing the hub process. It
+// speaks Hearth's protocol (actors/protocol) unless opts names another.
 func (p *project) inProcess(t testing.TB, name string, opts node.Options) *node.Node {
 	t.Helper()
+	if opts.Protocol == nil {
+		opts.Protocol = protocol.Table{}
+	}
 	k, err := kit.Load(p.Kit(name))
 	if err != nil {
 		t.Fatal(err)
