@@ -14,6 +14,7 @@ import (
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/provision"
 	"github.com/hearthfl/hearth/integration/cluster"
+	"github.com/hearthfl/hearth/policies"
 )
 
 // hearthBin is the hearth binary built once for all tests; hostileBin is
@@ -77,7 +78,7 @@ func startProjectWith(t testing.TB, spec projectSpec) *project {
 	}
 	if len(spec.admins) > 0 { // provisioned again: new kits, the server's participant list updated
 		local.Project.Admins = append(local.Project.Admins, spec.admins...)
-		if _, err := provision.Provision(local.Project, ws, local.Passphrase, time.Now().Add(-72*time.Hour)); err != nil {
+		if _, err := provision.Provision(local.Project, ws, local.Passphrase, policies.Defaults(), time.Now().Add(-72*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
