@@ -2,7 +2,7 @@ package bridge_test
 
 import (
 	"context"
-	"math"
+	"fmt"
 	"sort"
 	"sync/atomic"
 	"testing"
@@ -14,7 +14,7 @@ import (
 	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus"
 	"github.com/hearthfl/hearth/bus/bridge"
-	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/bustest"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -53,11 +53,12 @@ func BenchmarkRequestResponse(b *testing.B) {
 		_, err := replies.NextMsg(timeout)
 		return err
 	}
-	for deadline := time.Now().Add(10 * time.Second); roundTrip(200*time.Millisecond) != nil; {
-		if time.Now().After(deadline) {
-			b.Fatal("no reply across the leaf link")
+	bustest.CheckFor(b, 10*time.Second, 0, func() error {
+		if err := roundTrip(200 * time.Millisecond); err != nil {
+			return fmt.Errorf("no reply across the leaf link: %w", err)
 		}
-	}
+		return nil
+	})
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for range b.N {
@@ -73,7 +74,7 @@ func BenchmarkRequestResponse(b *testing.B) {
 // BenchmarkSignedRequestResponse is BenchmarkRequestResponse through the
 // bridges: sign, publish, verify, route to an actor, respond, sign, verify.
 func BenchmarkSignedRequestResponse(b *testing.B) {
-	w := newWorldWith(b, unlimited, "site-1")
+	w := newWorldWith(b, bustest.Unlimited, "site-1")
 	site := w.parts["site-1"]
 	ctx := context.Background()
 	ping := &hearthv1.Ping{Payload: make([]byte, smallPayload)}
@@ -129,7 +130,7 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
 	})
 	b.Run("signed", func(b *testing.B) {
-		w := newWorldWith(b, unlimited, "site-1")
+		w := newWorldWith(b, bustest.Unlimited, "site-1")
 		site, server := w.parts["site-1"], w.parts["server"]
 		var got atomic.Int64
 		done := make(chan struct{})
@@ -150,10 +151,6 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
 	})
 }
-
-// unlimited lifts the per-sender rate limit and replay quota, which a
-// benchmark's one sender would otherwise reach at once.
-func unlimited(c *envelope.Config) { c.Rate, c.MaxRemembered = math.Inf(1), 1<<24 }
 
 func awaitCount(b *testing.B, done chan struct{}, got *atomic.Int64, n int64) {
 	select {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/bus"
+	"github.com/hearthfl/hearth/bus/bustest"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
@@ -23,22 +24,6 @@ import (
 	"github.com/hearthfl/hearth/integration/cluster"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
-
-// checkFor polls f until it returns nil or total passes, as in bus's tests.
-func checkFor(t *testing.T, total, every time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(every)
-	}
-}
 
 // project provisions a local project (server on free loopback ports, two
 // sites, an admin) in a temporary workspace.
@@ -203,7 +188,7 @@ func TestStartRefusesAnOlderCRL(t *testing.T) {
 	if err := provision.Revoke(l.Workspace, l.Passphrase, "site-2", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	bustest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if seen, err := n.Kit.SeenCRLNumber(); err != nil || seen != 2 {
 			return fmt.Errorf("remembered CRL number %d (%v), want 2", seen, err)
 		}
@@ -304,7 +289,7 @@ func TestServerAuditsRefusedEnvelopes(t *testing.T) {
 	}
 	// The records reach the sink as the bridge refuses the repeats; the
 	// test hands pending counts over itself rather than wait an interval.
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	bustest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if err := server.Refusals.Flush(true); err != nil {
 			return err
 		}
