@@ -1,4 +1,4 @@
-package bus
+package bus_test
 
 import (
 	"crypto/tls"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/hearthfl/hearth/bus"
+	"github.com/hearthfl/hearth/bus/bustest"
 	"github.com/hearthfl/hearth/bus/pki"
 )
 
@@ -18,33 +20,33 @@ import (
 // subject, its stream chunks to a site, and anything it sends under
 // another site's name are not.
 func TestSitesReachSitesOnlyWithEnvelopes(t *testing.T) {
-	tp := newTopology(t, "site-1", "site-2")
-	_, nc1 := tp.joinedLeaf(t, "site-1")
-	_, nc2 := tp.joinedLeaf(t, "site-2")
-	server, err := tp.hub.Connect()
+	tp := bustest.NewTopology(t, "site-1", "site-2")
+	_, nc1 := tp.JoinedLeaf(t, "site-1")
+	_, nc2 := tp.JoinedLeaf(t, "site-2")
+	server, err := tp.Hub.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer server.Close()
-	toServer, _ := server.SubscribeSync(Inbox("server"))
-	direct2, _ := nc2.SubscribeSync(Inbox("site-2"))
-	stream2, _ := nc2.SubscribeSync(StreamInbox("site-2"))
-	peer2, _ := nc2.SubscribeSync(PeerInbox("site-2"))
-	deliverUntilSeen(t, nc1, Peer("site-2", "site-1"), peer2)
+	toServer, _ := server.SubscribeSync(bus.Inbox("server"))
+	direct2, _ := nc2.SubscribeSync(bus.Inbox("site-2"))
+	stream2, _ := nc2.SubscribeSync(bus.StreamInbox("site-2"))
+	peer2, _ := nc2.SubscribeSync(bus.PeerInbox("site-2"))
+	deliverUntilSeen(t, nc1, bus.Peer("site-2", "site-1"), peer2)
 	drainSub(peer2)
-	deliverUntilSeen(t, server, Direct("site-2", "server"), direct2)
-	deliverUntilSeen(t, server, Stream("site-2", "server", "abc"), stream2)
-	deliverUntilSeen(t, nc1, Direct("server", "site-1"), toServer)
+	deliverUntilSeen(t, server, bus.Direct("site-2", "server"), direct2)
+	deliverUntilSeen(t, server, bus.Stream("site-2", "server", "abc"), stream2)
+	deliverUntilSeen(t, nc1, bus.Direct("server", "site-1"), toServer)
 	drainSub(direct2)
 	drainSub(stream2)
 	drainSub(toServer)
 
-	for _, subject := range []string{Direct("site-2", "site-1"), Stream("site-2", "site-1", "abc"), Peer("site-2", "site-3")} {
+	for _, subject := range []string{bus.Direct("site-2", "site-1"), bus.Stream("site-2", "site-1", "abc"), bus.Peer("site-2", "site-3")} {
 		if err := nc1.Publish(subject, []byte("from a site")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := nc1.Publish(Peer("site-2", "site-1"), []byte("an envelope from site-1")); err != nil {
+	if err := nc1.Publish(bus.Peer("site-2", "site-1"), []byte("an envelope from site-1")); err != nil {
 		t.Fatal(err)
 	}
 	if m, err := peer2.NextMsg(5 * time.Second); err != nil || string(m.Data) != "an envelope from site-1" {
@@ -52,15 +54,15 @@ func TestSitesReachSitesOnlyWithEnvelopes(t *testing.T) {
 	}
 	// Behind the forged ones on the same link: once the server has this,
 	// the hub has dealt with them.
-	if err := nc1.Publish(Direct("server", "site-1"), []byte("after")); err != nil {
+	if err := nc1.Publish(bus.Direct("server", "site-1"), []byte("after")); err != nil {
 		t.Fatal(err)
 	}
 	if m, err := toServer.NextMsg(5 * time.Second); err != nil || string(m.Data) != "after" {
 		t.Fatalf("server got %v %v, want the site's message to it", m, err)
 	}
 	// And behind anything the hub forwarded to site-2, the server's own.
-	server.Publish(Direct("site-2", "server"), []byte("from the server"))
-	server.Publish(Stream("site-2", "server", "abc"), []byte("from the server"))
+	server.Publish(bus.Direct("site-2", "server"), []byte("from the server"))
+	server.Publish(bus.Stream("site-2", "server", "abc"), []byte("from the server"))
 	for _, sub := range []*nats.Subscription{direct2, stream2} {
 		m, err := sub.NextMsg(5 * time.Second)
 		if err != nil || string(m.Data) != "from the server" {
@@ -74,34 +76,34 @@ func TestSitesReachSitesOnlyWithEnvelopes(t *testing.T) {
 // console) and nothing reaches the site, while its messages to the server
 // are delivered.
 func TestAdminsCannotAddressSites(t *testing.T) {
-	tp := newTopology(t, "site-1")
-	_, nc1 := tp.joinedLeaf(t, "site-1")
-	server, err := tp.hub.Connect()
+	tp := bustest.NewTopology(t, "site-1")
+	_, nc1 := tp.JoinedLeaf(t, "site-1")
+	server, err := tp.Hub.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer server.Close()
-	toServer, _ := server.SubscribeSync(Inbox("server"))
-	direct1, _ := nc1.SubscribeSync(Inbox("site-1"))
-	deliverUntilSeen(t, server, Direct("site-1", "server"), direct1)
+	toServer, _ := server.SubscribeSync(bus.Inbox("server"))
+	direct1, _ := nc1.SubscribeSync(bus.Inbox("site-1"))
+	deliverUntilSeen(t, server, bus.Direct("site-1", "server"), direct1)
 	drainSub(direct1)
 
 	violations := make(chan error, 8)
-	admin := tp.admin.Identity.Name
-	nc, err := nats.Connect("tls://"+tp.hub.ClientAddr(),
-		nats.Secure(&tls.Config{Certificates: []tls.Certificate{tp.admin.TLS()}, RootCAs: tp.project.Trust.Pool(), MinVersion: tls.VersionTLS13}),
+	admin := tp.Admin.Identity.Name
+	nc, err := nats.Connect("tls://"+tp.Hub.ClientAddr(),
+		nats.Secure(&tls.Config{Certificates: []tls.Certificate{tp.Admin.TLS()}, RootCAs: tp.Project.Trust.Pool(), MinVersion: tls.VersionTLS13}),
 		nats.NoReconnect(), nats.Timeout(5*time.Second),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	subject := Direct("site-1", admin)
+	subject := bus.Direct("site-1", admin)
 	nc.Publish(subject, []byte("from an admin"))
-	nc.Publish(Direct("server", admin), []byte("to the server"))
+	nc.Publish(bus.Direct("server", admin), []byte("to the server"))
 	select {
 	case err := <-violations:
-		if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), Token(subject)) && !strings.Contains(err.Error(), subject) {
+		if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), bus.Token(subject)) && !strings.Contains(err.Error(), subject) {
 			t.Fatalf("console told %v, want a publish permissions violation on %s", err, subject)
 		}
 	case <-time.After(5 * time.Second):
@@ -110,7 +112,7 @@ func TestAdminsCannotAddressSites(t *testing.T) {
 	if m, err := toServer.NextMsg(5 * time.Second); err != nil || string(m.Data) != "to the server" {
 		t.Fatalf("server got %v %v, want the admin's message to it", m, err)
 	}
-	server.Publish(Direct("site-1", "server"), []byte("from the server"))
+	server.Publish(bus.Direct("site-1", "server"), []byte("from the server"))
 	if m, err := direct1.NextMsg(5 * time.Second); err != nil || string(m.Data) != "from the server" {
 		t.Fatalf("site-1 got %v %v first, want only the server's message", m, err)
 	}
@@ -134,13 +136,13 @@ func TestPermissionsFollowWhoMayAddressWhom(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := Permissions(tt.id, peers)
+			p := bus.Permissions(tt.id, peers)
 			if got := strings.Join(p.Publish.Allow, " "); got != strings.Join(tt.want, " ") || len(p.Publish.Deny) != 0 {
 				t.Errorf("publish allow %q deny %q, want allow %q", got, p.Publish.Deny, tt.want)
 			}
-			want := Inbox(tt.id.Name) + " " + StreamInbox(tt.id.Name)
+			want := bus.Inbox(tt.id.Name) + " " + bus.StreamInbox(tt.id.Name)
 			if tt.id.Kind == pki.KindSite {
-				want += " " + PeerInbox(tt.id.Name)
+				want += " " + bus.PeerInbox(tt.id.Name)
 			}
 			if got := strings.Join(p.Subscribe.Allow, " "); got != want {
 				t.Errorf("subscribe %q, want %q", got, want)
@@ -148,7 +150,7 @@ func TestPermissionsFollowWhoMayAddressWhom(t *testing.T) {
 		})
 	}
 	// With no one to address, an empty allow list would allow everything.
-	if p := Permissions(adm, []pki.Identity{adm, s1, s2}); len(p.Publish.Allow) != 0 || strings.Join(p.Publish.Deny, " ") != ">" {
+	if p := bus.Permissions(adm, []pki.Identity{adm, s1, s2}); len(p.Publish.Allow) != 0 || strings.Join(p.Publish.Deny, " ") != ">" {
 		t.Errorf("admin with no server among its peers: publish %+v, want everything denied", p.Publish)
 	}
 }

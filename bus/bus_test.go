@@ -1,4 +1,4 @@
-package bus
+package bus_test
 
 import (
 	"bufio"
@@ -7,123 +7,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/hearthfl/hearth/bus"
+	"github.com/hearthfl/hearth/bus/bustest"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/pki/pkitest"
 )
-
-// testLogger discards nats-server's logs unless HEARTH_TEST_LOG is set.
-func testLogger() *slog.Logger {
-	if os.Getenv("HEARTH_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-// checkFor polls f until it returns nil or total passes.
-func checkFor(t *testing.T, total, every time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(every)
-	}
-}
-
-type topology struct {
-	project  *pkitest.Project
-	server   *pkitest.Participant
-	sites    map[string]*pkitest.Participant
-	admin    *pkitest.Participant
-	hub      *Hub
-	refusals chan Refusal
-}
-
-// newTopology starts a hub admitting a server, the named sites and an admin.
-func newTopology(t *testing.T, sites ...string) *topology {
-	t.Helper()
-	p := pkitest.New(t)
-	tp := &topology{project: p, sites: map[string]*pkitest.Participant{}, refusals: make(chan Refusal, 64)}
-	tp.server = p.Issue(t, "server", "hearth", pki.KindServer)
-	tp.admin = p.Issue(t, "admin@hearth.org", "hearth", pki.KindAdmin)
-	ids := []pki.Identity{tp.server.Identity, tp.admin.Identity}
-	for i, name := range sites {
-		tp.sites[name] = p.Issue(t, name, fmt.Sprintf("org-%d", i%2), pki.KindSite)
-		ids = append(ids, tp.sites[name].Identity)
-	}
-	hub, err := StartHub(HubConfig{
-		Name: "server", Host: "127.0.0.1", LeafPort: -1, ClientPort: -1,
-		Certificate: tp.server.TLS(), Trust: p.Trust, Participants: ids,
-		StoreDir: t.TempDir(), Logger: testLogger(),
-		OnRefusal: func(r Refusal) {
-			select {
-			case tp.refusals <- r:
-			default:
-			}
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hub.Shutdown)
-	tp.hub = hub
-	return tp
-}
-
-// startLeaf starts a leaf node for participant part, without waiting for it
-// to reach the hub.
-func (tp *topology) startLeaf(t *testing.T, part *pkitest.Participant) *Leaf {
-	t.Helper()
-	leaf, err := StartLeaf(LeafConfig{
-		Name: part.Identity.Name, HubURLs: []string{"tls://" + tp.hub.LeafAddr()}, LocalPort: -1,
-		Certificate: part.TLS(), Trust: tp.project.Trust, Logger: testLogger(),
-		ReconnectInterval: 50 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(leaf.Shutdown)
-	return leaf
-}
-
-// joinedLeaf starts a leaf for a site and returns an actor connection on it
-// once the link to the hub is up.
-func (tp *topology) joinedLeaf(t *testing.T, name string) (*Leaf, *nats.Conn) {
-	t.Helper()
-	leaf := tp.startLeaf(t, tp.sites[name])
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := leaf.WaitHub(ctx); err != nil {
-		t.Fatal(err)
-	}
-	nc, err := leaf.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return leaf, nc
-}
 
 // deliverUntilSeen publishes on subject until sub sees a message, so that
 // subscription interest has propagated across the leaf links.
 func deliverUntilSeen(t *testing.T, pub *nats.Conn, subject string, sub *nats.Subscription) *nats.Msg {
 	t.Helper()
 	var got *nats.Msg
-	checkFor(t, 10*time.Second, 0, func() error {
+	bustest.CheckFor(t, 10*time.Second, 0, func() error {
 		if err := pub.Publish(subject, []byte("hello")); err != nil {
 			return err
 		}
@@ -138,39 +40,39 @@ func deliverUntilSeen(t *testing.T, pub *nats.Conn, subject string, sub *nats.Su
 }
 
 func TestMessagesFlowBetweenLeavesAndServer(t *testing.T) {
-	tp := newTopology(t, "site-1", "site-2")
-	_, nc1 := tp.joinedLeaf(t, "site-1")
-	_, nc2 := tp.joinedLeaf(t, "site-2")
-	server, err := tp.hub.Connect()
+	tp := bustest.NewTopology(t, "site-1", "site-2")
+	_, nc1 := tp.JoinedLeaf(t, "site-1")
+	_, nc2 := tp.JoinedLeaf(t, "site-2")
+	server, err := tp.Hub.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer server.Close()
 
-	inbox1, _ := nc1.SubscribeSync(Inbox("site-1"))
-	inboxServer, _ := server.SubscribeSync(Inbox("server"))
+	inbox1, _ := nc1.SubscribeSync(bus.Inbox("site-1"))
+	inboxServer, _ := server.SubscribeSync(bus.Inbox("server"))
 
 	// Sites reach only the server (TestSitesCannotAddressSites), which
 	// reaches every site.
-	m := deliverUntilSeen(t, server, Direct("site-1", "server"), inbox1)
-	if to, from, ok := ParseDirect(m.Subject); !ok || to != "site-1" || from != "server" {
+	m := deliverUntilSeen(t, server, bus.Direct("site-1", "server"), inbox1)
+	if to, from, ok := bus.ParseDirect(m.Subject); !ok || to != "site-1" || from != "server" {
 		t.Fatalf("subject %q parsed as (%q, %q, %v)", m.Subject, to, from, ok)
 	}
-	deliverUntilSeen(t, nc1, Direct("server", "site-1"), inboxServer)
-	deliverUntilSeen(t, server, Direct("site-2", "server"), func() *nats.Subscription {
-		s, _ := nc2.SubscribeSync(Inbox("site-2"))
+	deliverUntilSeen(t, nc1, bus.Direct("server", "site-1"), inboxServer)
+	deliverUntilSeen(t, server, bus.Direct("site-2", "server"), func() *nats.Subscription {
+		s, _ := nc2.SubscribeSync(bus.Inbox("site-2"))
 		return s
 	}())
-	if tp.hub.NumLeafs() != 2 {
-		t.Fatalf("hub has %d leaves, want 2", tp.hub.NumLeafs())
+	if tp.Hub.NumLeafs() != 2 {
+		t.Fatalf("hub has %d leaves, want 2", tp.Hub.NumLeafs())
 	}
 }
 
 func TestHubRefusesLeafCertificates(t *testing.T) {
-	tp := newTopology(t, "site-1", "site-2")
+	tp := bustest.NewTopology(t, "site-1", "site-2")
 	other := pkitest.New(t) // another project's CA
-	revoked := tp.sites["site-2"]
-	tp.project.Revoke(t, 1, revoked)
+	revoked := tp.Sites["site-2"]
+	tp.Project.Revoke(t, 1, revoked)
 
 	cases := []struct {
 		name string
@@ -178,18 +80,18 @@ func TestHubRefusesLeafCertificates(t *testing.T) {
 		want error
 	}{
 		{"certificate from another CA", other.Issue(t, "site-1", "org-0", pki.KindSite), pki.ErrUnknownAuthority},
-		{"expired certificate", tp.project.Issue(t, "site-1", "org-0", pki.KindSite, pkitest.Expired()), pki.ErrExpired},
+		{"expired certificate", tp.Project.Issue(t, "site-1", "org-0", pki.KindSite, pkitest.Expired()), pki.ErrExpired},
 		{"revoked certificate", revoked, pki.ErrRevoked},
-		{"admin certificate joining as a site", tp.admin, pki.ErrWrongKind},
-		{"server certificate joining as a site", tp.server, pki.ErrWrongKind},
+		{"admin certificate joining as a site", tp.Admin, pki.ErrWrongKind},
+		{"server certificate joining as a site", tp.Server, pki.ErrWrongKind},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			drain(tp.refusals)
-			leaf := tp.startLeaf(t, tc.part)
-			var got Refusal
+			drain(tp.Refusals)
+			leaf := tp.StartLeaf(t, tc.part)
+			var got bus.Refusal
 			select {
-			case got = <-tp.refusals:
+			case got = <-tp.Refusals:
 			case <-time.After(10 * time.Second):
 				t.Fatal("hub reported no refusal")
 			}
@@ -199,32 +101,32 @@ func TestHubRefusesLeafCertificates(t *testing.T) {
 			if !strings.Contains(got.Err.Error(), tc.part.Identity.Name) {
 				t.Fatalf("refusal %q does not name the certificate %q", got.Err, tc.part.Identity.Name)
 			}
-			if leaf.HubConnected() || tp.hub.NumLeafs() != 0 {
-				t.Fatalf("refused leaf is connected (hub has %d leaves)", tp.hub.NumLeafs())
+			if leaf.HubConnected() || tp.Hub.NumLeafs() != 0 {
+				t.Fatalf("refused leaf is connected (hub has %d leaves)", tp.Hub.NumLeafs())
 			}
 		})
 	}
 }
 
 func TestLeafRefusesHubFromAnotherProject(t *testing.T) {
-	tp := newTopology(t, "site-1")
+	tp := bustest.NewTopology(t, "site-1")
 	other := pkitest.New(t)
 	// A hub with a certificate from another CA, on another port.
 	fake := other.Issue(t, "server", "hearth", pki.KindServer)
-	fakeHub, err := StartHub(HubConfig{
+	fakeHub, err := bus.StartHub(bus.HubConfig{
 		Name: "server", Host: "127.0.0.1", LeafPort: -1, ClientPort: -1,
-		Certificate: fake.TLS(), Trust: other.Trust, StoreDir: t.TempDir(), Logger: testLogger(),
-		Participants: []pki.Identity{tp.sites["site-1"].Identity},
+		Certificate: fake.TLS(), Trust: other.Trust, StoreDir: t.TempDir(), Logger: bustest.Logger(),
+		Participants: []pki.Identity{tp.Sites["site-1"].Identity},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fakeHub.Shutdown()
-	refused := make(chan Refusal, 8)
-	leaf, err := StartLeaf(LeafConfig{
+	refused := make(chan bus.Refusal, 8)
+	leaf, err := bus.StartLeaf(bus.LeafConfig{
 		Name: "site-1", HubURLs: []string{"tls://" + fakeHub.LeafAddr()}, LocalPort: -1,
-		Certificate: tp.sites["site-1"].TLS(), Trust: tp.project.Trust, Logger: testLogger(),
-		OnRefusal: func(r Refusal) { refused <- r },
+		Certificate: tp.Sites["site-1"].TLS(), Trust: tp.Project.Trust, Logger: bustest.Logger(),
+		OnRefusal: func(r bus.Refusal) { refused <- r },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -240,25 +142,25 @@ func TestLeafRefusesHubFromAnotherProject(t *testing.T) {
 }
 
 func TestPermissionsConfineEachSiteToItsOwnSubjects(t *testing.T) {
-	tp := newTopology(t, "site-1", "site-2", "site-3")
-	_, nc1 := tp.joinedLeaf(t, "site-1")
-	_, nc2 := tp.joinedLeaf(t, "site-2")
-	_, nc3 := tp.joinedLeaf(t, "site-3")
-	server, err := tp.hub.Connect()
+	tp := bustest.NewTopology(t, "site-1", "site-2", "site-3")
+	_, nc1 := tp.JoinedLeaf(t, "site-1")
+	_, nc2 := tp.JoinedLeaf(t, "site-2")
+	_, nc3 := tp.JoinedLeaf(t, "site-3")
+	server, err := tp.Hub.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer server.Close()
-	inbox, _ := server.SubscribeSync(Inbox("server"))
-	deliverUntilSeen(t, nc2, Direct("server", "site-2"), inbox)
+	inbox, _ := server.SubscribeSync(bus.Inbox("server"))
+	deliverUntilSeen(t, nc2, bus.Direct("server", "site-2"), inbox)
 	drainSub(inbox)
 
 	// site-1 claims to be site-2 on the subject: its own leaf drops it (the
 	// hub told the leaf its permissions), so only the genuine one arrives.
-	if err := nc1.Publish(Direct("server", "site-2"), []byte("forged")); err != nil {
+	if err := nc1.Publish(bus.Direct("server", "site-2"), []byte("forged")); err != nil {
 		t.Fatal(err)
 	}
-	if err := nc1.Publish(Direct("server", "site-1"), []byte("genuine")); err != nil {
+	if err := nc1.Publish(bus.Direct("server", "site-1"), []byte("genuine")); err != nil {
 		t.Fatal(err)
 	}
 	m, err := inbox.NextMsg(5 * time.Second)
@@ -267,10 +169,10 @@ func TestPermissionsConfineEachSiteToItsOwnSubjects(t *testing.T) {
 	}
 
 	// site-1 subscribes to site-3's inbox: it receives nothing of site-3's.
-	spy, _ := nc1.SubscribeSync(Inbox("site-3"))
+	spy, _ := nc1.SubscribeSync(bus.Inbox("site-3"))
 	nc1.Flush()
-	inbox3, _ := nc3.SubscribeSync(Inbox("site-3"))
-	deliverUntilSeen(t, server, Direct("site-3", "server"), inbox3)
+	inbox3, _ := nc3.SubscribeSync(bus.Inbox("site-3"))
+	deliverUntilSeen(t, server, bus.Direct("site-3", "server"), inbox3)
 	if m, err := spy.NextMsg(200 * time.Millisecond); err == nil {
 		t.Fatalf("site-1 read site-3's message %q", m.Subject)
 	}
@@ -280,16 +182,16 @@ func TestPermissionsConfineEachSiteToItsOwnSubjects(t *testing.T) {
 // modified site would, ignoring the permissions the hub announced: the hub
 // itself must refuse the publish and close the link.
 func TestHubRefusesRogueLeafPublish(t *testing.T) {
-	tp := newTopology(t, "site-1", "site-2")
-	server, err := tp.hub.Connect()
+	tp := bustest.NewTopology(t, "site-1", "site-2")
+	server, err := tp.Hub.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer server.Close()
-	inbox, _ := server.SubscribeSync(Inbox("server"))
+	inbox, _ := server.SubscribeSync(bus.Inbox("server"))
 	server.Flush()
 
-	conn, err := net.Dial("tcp", tp.hub.LeafAddr())
+	conn, err := net.Dial("tcp", tp.Hub.LeafAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,8 +202,8 @@ func TestHubRefusesRogueLeafPublish(t *testing.T) {
 		t.Fatalf("first line %q, %v", line, err)
 	}
 	tc := tls.Client(conn, &tls.Config{
-		Certificates: []tls.Certificate{tp.sites["site-1"].TLS()},
-		RootCAs:      tp.project.Trust.Pool(), ServerName: "localhost", MinVersion: tls.VersionTLS13,
+		Certificates: []tls.Certificate{tp.Sites["site-1"].TLS()},
+		RootCAs:      tp.Project.Trust.Pool(), ServerName: "localhost", MinVersion: tls.VersionTLS13,
 	})
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
@@ -309,15 +211,15 @@ func TestHubRefusesRogueLeafPublish(t *testing.T) {
 	r = bufio.NewReader(tc)
 	fmt.Fprintf(tc, "CONNECT {\"tls_required\":true,\"name\":\"rogue\",\"headers\":true,\"proto\":1}\r\nPING\r\n")
 	waitLine(t, r, "PONG")
-	subject := Direct("server", "site-2")
+	subject := bus.Direct("server", "site-2")
 	fmt.Fprintf(tc, "LMSG %s 6\r\nforged\r\n", subject)
 	line := waitLine(t, r, "-ERR")
 	if !strings.Contains(line, "Permissions Violation for Publish") || !strings.Contains(line, subject) {
 		t.Fatalf("hub answered %q", line)
 	}
 	select {
-	case ref := <-tp.refusals:
-		if !errors.Is(ref.Err, ErrPermission) {
+	case ref := <-tp.Refusals:
+		if !errors.Is(ref.Err, bus.ErrPermission) {
 			t.Fatalf("refusal %v, want a permission violation", ref.Err)
 		}
 	case <-time.After(5 * time.Second):
@@ -332,25 +234,25 @@ func TestHubRefusesRogueLeafPublish(t *testing.T) {
 }
 
 func TestClientListenerAdmitsAdminsOnly(t *testing.T) {
-	tp := newTopology(t, "site-1")
+	tp := bustest.NewTopology(t, "site-1")
 	connect := func(p *pkitest.Participant) (*nats.Conn, error) {
 		cert := p.TLS()
-		return nats.Connect("tls://"+tp.hub.ClientAddr(),
-			nats.Secure(&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: tp.project.Trust.Pool(), MinVersion: tls.VersionTLS13}),
+		return nats.Connect("tls://"+tp.Hub.ClientAddr(),
+			nats.Secure(&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: tp.Project.Trust.Pool(), MinVersion: tls.VersionTLS13}),
 			nats.NoReconnect(), nats.Timeout(5*time.Second))
 	}
-	nc, err := connect(tp.admin)
+	nc, err := connect(tp.Admin)
 	if err != nil {
 		t.Fatalf("admin refused: %v", err)
 	}
 	nc.Close()
-	drain(tp.refusals)
-	if nc, err := connect(tp.sites["site-1"]); err == nil {
+	drain(tp.Refusals)
+	if nc, err := connect(tp.Sites["site-1"]); err == nil {
 		nc.Close()
 		t.Fatal("a site certificate was admitted on the admin client listener")
 	}
 	select {
-	case ref := <-tp.refusals:
+	case ref := <-tp.Refusals:
 		if !errors.Is(ref.Err, pki.ErrWrongKind) {
 			t.Fatalf("refusal %v, want wrong kind", ref.Err)
 		}
@@ -372,7 +274,7 @@ func waitLine(t *testing.T, r *bufio.Reader, prefix string) string {
 	}
 }
 
-func drain(c chan Refusal) {
+func drain(c chan bus.Refusal) {
 	for {
 		select {
 		case <-c:
@@ -391,23 +293,23 @@ func drainSub(s *nats.Subscription) {
 }
 
 func TestReachableFollowsTheLeafLink(t *testing.T) {
-	tp := newTopology(t, "site-1", "site-2")
-	leaf, nc := tp.joinedLeaf(t, "site-1")
-	if _, err := nc.Subscribe(Inbox("site-1"), func(*nats.Msg) {}); err != nil {
+	tp := bustest.NewTopology(t, "site-1", "site-2")
+	leaf, nc := tp.JoinedLeaf(t, "site-1")
+	if _, err := nc.Subscribe(bus.Inbox("site-1"), func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
-		if !tp.hub.Reachable("site-1") {
+	bustest.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if !tp.Hub.Reachable("site-1") {
 			return errors.New("site-1 not reachable after subscribing")
 		}
 		return nil
 	})
-	if tp.hub.Reachable("site-2") {
+	if tp.Hub.Reachable("site-2") {
 		t.Fatal("site-2 reachable without a leaf")
 	}
 	leaf.Shutdown()
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
-		if tp.hub.Reachable("site-1") {
+	bustest.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if tp.Hub.Reachable("site-1") {
 			return errors.New("site-1 still reachable after its leaf stopped")
 		}
 		return nil
@@ -415,24 +317,24 @@ func TestReachableFollowsTheLeafLink(t *testing.T) {
 }
 
 func TestStreamSubjectsCrossTheLeafLinkBothWays(t *testing.T) {
-	tp := newTopology(t, "site-1", "site-2")
-	_, nc1 := tp.joinedLeaf(t, "site-1")
-	server, err := tp.hub.Connect()
+	tp := bustest.NewTopology(t, "site-1", "site-2")
+	_, nc1 := tp.JoinedLeaf(t, "site-1")
+	server, err := tp.Hub.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer server.Close()
-	toServer, _ := server.SubscribeSync(StreamInbox("server"))
-	toSite, _ := nc1.SubscribeSync(StreamInbox("site-1"))
-	m := deliverUntilSeen(t, nc1, Stream("server", "site-1", "abc"), toServer)
-	if to, from, id, ok := ParseStream(m.Subject); !ok || to != "server" || from != "site-1" || id != "abc" {
+	toServer, _ := server.SubscribeSync(bus.StreamInbox("server"))
+	toSite, _ := nc1.SubscribeSync(bus.StreamInbox("site-1"))
+	m := deliverUntilSeen(t, nc1, bus.Stream("server", "site-1", "abc"), toServer)
+	if to, from, id, ok := bus.ParseStream(m.Subject); !ok || to != "server" || from != "site-1" || id != "abc" {
 		t.Fatalf("parsed %q as %q %q %q %v", m.Subject, to, from, id, ok)
 	}
-	deliverUntilSeen(t, server, Stream("site-1", "server", "abc"), toSite)
+	deliverUntilSeen(t, server, bus.Stream("site-1", "server", "abc"), toSite)
 	// site-1 cannot send stream data under site-2's name.
 	drainSub(toServer)
-	nc1.Publish(Stream("server", "site-2", "abc"), []byte("forged"))
-	nc1.Publish(Stream("server", "site-1", "abc"), []byte("genuine"))
+	nc1.Publish(bus.Stream("server", "site-2", "abc"), []byte("forged"))
+	nc1.Publish(bus.Stream("server", "site-1", "abc"), []byte("genuine"))
 	if m, err := toServer.NextMsg(5 * time.Second); err != nil || string(m.Data) != "genuine" {
 		t.Fatalf("got %v %v", m, err)
 	}

@@ -1,4 +1,4 @@
-package bus
+package bus_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthfl/hearth/bus"
+	"github.com/hearthfl/hearth/bus/bustest"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/pki/pkitest"
 )
@@ -22,18 +24,18 @@ func TestLeafOverWebsocket(t *testing.T) {
 	server := p.Issue(t, "server", "hearth", pki.KindServer)
 	site := p.Issue(t, "site-1", "org-a", pki.KindSite)
 	admin := p.Issue(t, "admin@hearth.org", "hearth", pki.KindAdmin)
-	refusals := make(chan Refusal, 8)
-	hub, err := StartHub(HubConfig{Name: "server", Host: "127.0.0.1", LeafPort: -1, ClientPort: -1, WebsocketPort: -1,
-		Certificate: server.TLS(), Trust: p.Trust, StoreDir: t.TempDir(), Logger: testLogger(),
+	refusals := make(chan bus.Refusal, 8)
+	hub, err := bus.StartHub(bus.HubConfig{Name: "server", Host: "127.0.0.1", LeafPort: -1, ClientPort: -1, WebsocketPort: -1,
+		Certificate: server.TLS(), Trust: p.Trust, StoreDir: t.TempDir(), Logger: bustest.Logger(),
 		Participants: []pki.Identity{site.Identity, admin.Identity},
-		OnRefusal:    func(r Refusal) { refusals <- r }})
+		OnRefusal:    func(r bus.Refusal) { refusals <- r }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hub.Shutdown()
-	join := func(part *pkitest.Participant) *Leaf {
-		leaf, err := StartLeaf(LeafConfig{Name: part.Identity.Name, HubURLs: []string{"wss://" + hub.WebsocketAddr()},
-			LocalPort: -1, Certificate: part.TLS(), Trust: p.Trust, Logger: testLogger(), ReconnectInterval: 100 * time.Millisecond})
+	join := func(part *pkitest.Participant) *bus.Leaf {
+		leaf, err := bus.StartLeaf(bus.LeafConfig{Name: part.Identity.Name, HubURLs: []string{"wss://" + hub.WebsocketAddr()},
+			LocalPort: -1, Certificate: part.TLS(), Trust: p.Trust, Logger: bustest.Logger(), ReconnectInterval: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,8 +58,8 @@ func TestLeafOverWebsocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	inbox, _ := sc.SubscribeSync(Inbox("server"))
-	deliverUntilSeen(t, nc, Direct("server", "site-1"), inbox)
+	inbox, _ := sc.SubscribeSync(bus.Inbox("server"))
+	deliverUntilSeen(t, nc, bus.Direct("server", "site-1"), inbox)
 
 	// The websocket listener checks certificates like the leafnode one.
 	join(admin)
@@ -82,7 +84,7 @@ func TestLeafThroughHTTPConnectProxy(t *testing.T) {
 		}
 		t.Skip("tinyproxy not installed: apt-get install tinyproxy to run this test")
 	}
-	tp := newTopology(t, "site-1")
+	tp := bustest.NewTopology(t, "site-1")
 	port := freePort(t)
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "tinyproxy.log")
@@ -99,8 +101,8 @@ func TestLeafThroughHTTPConnectProxy(t *testing.T) {
 	}
 	defer func() { proxy.Process.Kill(); proxy.Wait() }()
 
-	leaf, err := StartLeaf(LeafConfig{Name: "site-1", HubURLs: []string{"tls://" + tp.hub.LeafAddr()}, LocalPort: -1,
-		Certificate: tp.sites["site-1"].TLS(), Trust: tp.project.Trust, Logger: testLogger(),
+	leaf, err := bus.StartLeaf(bus.LeafConfig{Name: "site-1", HubURLs: []string{"tls://" + tp.Hub.LeafAddr()}, LocalPort: -1,
+		Certificate: tp.Sites["site-1"].TLS(), Trust: tp.Project.Trust, Logger: bustest.Logger(),
 		Proxy: fmt.Sprintf("http://127.0.0.1:%d", port), ReconnectInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -116,18 +118,18 @@ func TestLeafThroughHTTPConnectProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	sc, err := tp.hub.Connect()
+	sc, err := tp.Hub.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	inbox, _ := sc.SubscribeSync(Inbox("server"))
-	deliverUntilSeen(t, nc, Direct("server", "site-1"), inbox)
+	inbox, _ := sc.SubscribeSync(bus.Inbox("server"))
+	deliverUntilSeen(t, nc, bus.Direct("server", "site-1"), inbox)
 
 	// The link really went through the proxy.
-	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	bustest.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
 		log, _ := os.ReadFile(logFile)
-		_, port, _ := strings.Cut(tp.hub.LeafAddr(), ":")
+		_, port, _ := strings.Cut(tp.Hub.LeafAddr(), ":")
 		if !strings.Contains(string(log), "CONNECT") || !strings.Contains(string(log), port) {
 			return fmt.Errorf("proxy log shows no CONNECT to the hub's port %s:\n%s", port, log)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/hearthfl/hearth/actors/coordinator"
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
@@ -343,7 +344,7 @@ func rogueServer(t testing.TB, p *project) *node.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rogue, err := node.StartServer(context.Background(), sk, node.Options{ListenHost: "127.0.0.1"})
+	rogue, err := node.StartServer(context.Background(), sk, node.Options{Protocol: protocol.Table{}, ListenHost: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}

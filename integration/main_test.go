@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/provision"
 	"github.com/hearthfl/hearth/integration/cluster"
+	"github.com/hearthfl/hearth/policies"
 )
 
 // hearthBin is the hearth binary built once for all tests; hostileBin is
@@ -79,7 +81,7 @@ func startProjectWith(t testing.TB, spec projectSpec) *project {
 	}
 	if len(spec.admins) > 0 { // provisioned again: new kits, the server's participant list updated
 		local.Project.Admins = append(local.Project.Admins, spec.admins...)
-		if _, err := provision.Provision(local.Project, ws, local.Passphrase, time.Now().Add(-72*time.Hour)); err != nil {
+		if _, err := provision.Provision(local.Project, ws, local.Passphrase, policies.Defaults(), time.Now().Add(-72*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -150,9 +152,13 @@ func awaitLog(t testing.TB, proc *cluster.Proc, what string, match func(cluster.
 }
 
 // inProcess starts a participant of the project inside the test process:
-// an admin console, or a site's leaf node dialing the hub process.
+// an admin console, or a site's leaf node dialing the hub process. It
+// speaks Hearth's protocol (actors/protocol) unless opts names another.
 func (p *project) inProcess(t testing.TB, name string, opts node.Options) *node.Node {
 	t.Helper()
+	if opts.Protocol == nil {
+		opts.Protocol = protocol.Table{}
+	}
 	k, err := kit.Load(p.Kit(name))
 	if err != nil {
 		t.Fatal(err)

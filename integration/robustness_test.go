@@ -14,6 +14,7 @@ import (
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/coordinator"
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
@@ -140,7 +141,7 @@ func TestChangedJobIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rogue, err := node.StartServer(context.Background(), sk, node.Options{ListenHost: "127.0.0.1"})
+	rogue, err := node.StartServer(context.Background(), sk, node.Options{Protocol: protocol.Table{}, ListenHost: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,64 +2,36 @@ package policies
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
+	"io/fs"
 	"slices"
 	"testing"
 )
 
-func TestDefaultFilesAreTheJSONOnly(t *testing.T) {
+func TestDefaultsAreTheJSONOnly(t *testing.T) {
+	entries, err := fs.ReadDir(Defaults(), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			t.Errorf("%s is not a regular file", e.Name())
+		}
+		got = append(got, e.Name())
+	}
 	want := []string{"authorization.json", "privacy.json", "resources.json"}
-	if got := DefaultFiles(); !slices.Equal(got, want) {
-		t.Fatalf("DefaultFiles() = %v, want %v (README.md must not be embedded)", got, want)
-	}
-}
-
-func TestWriteDefaults(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "kit", "local")
-	if err := WriteDefaults(dir); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o755 {
-		t.Fatalf("local/ = %v, %v; want a folder with mode 0755", fi, err)
-	}
-	for _, name := range DefaultFiles() {
-		fi, err := os.Stat(filepath.Join(dir, name+DefaultSuffix))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm() != 0o644 {
-			t.Errorf("%s mode = %#o, want 0644", name, fi.Mode().Perm())
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "README.md")); !os.IsNotExist(err) {
-		t.Errorf("README.md written into local/: %v", err)
-	}
-	// Writing again replaces the files.
-	if err := os.WriteFile(filepath.Join(dir, "resources.json"+DefaultSuffix), []byte("{}"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteDefaults(dir); err != nil {
-		t.Fatal(err)
-	}
-	var res map[string]int
-	readJSON(t, filepath.Join(dir, "resources.json"+DefaultSuffix), &res)
-	if len(res) != 2 {
-		t.Errorf("resources.json not restored: %v", res)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Defaults() holds %v, want %v (README.md must not be embedded)", got, want)
 	}
 }
 
 func TestDefaultContents(t *testing.T) {
-	dir := t.TempDir()
-	if err := WriteDefaults(dir); err != nil {
-		t.Fatal(err)
-	}
 
 	var authz struct {
 		FormatVersion string                     `json:"format_version"`
 		Permissions   map[string]json.RawMessage `json:"permissions"`
 	}
-	readJSON(t, filepath.Join(dir, "authorization.json"+DefaultSuffix), &authz)
+	readJSON(t, "authorization.json", &authz)
 	if authz.FormatVersion != "1.0" {
 		t.Errorf("format_version = %q, want 1.0", authz.FormatVersion)
 	}
@@ -113,7 +85,7 @@ func TestDefaultContents(t *testing.T) {
 		} `json:"scopes"`
 		DefaultScope string `json:"default_scope"`
 	}
-	readJSON(t, filepath.Join(dir, "privacy.json"+DefaultSuffix), &privacy)
+	readJSON(t, "privacy.json", &privacy)
 	if privacy.DefaultScope != "public" || len(privacy.Scopes) != 2 ||
 		privacy.Scopes[0].Name != "public" || privacy.Scopes[1].Name != "private" {
 		t.Errorf("privacy.json = %+v, want scopes public and private, default public", privacy)
@@ -125,7 +97,7 @@ func TestDefaultContents(t *testing.T) {
 	}
 
 	var res map[string]int
-	readJSON(t, filepath.Join(dir, "resources.json"+DefaultSuffix), &res)
+	readJSON(t, "resources.json", &res)
 	if v, ok := res["num_of_gpus"]; !ok || v != 0 {
 		t.Errorf("num_of_gpus = %v", res)
 	}
@@ -136,7 +108,7 @@ func TestDefaultContents(t *testing.T) {
 
 func readJSON(t *testing.T, name string, v any) {
 	t.Helper()
-	data, err := os.ReadFile(name)
+	data, err := fs.ReadFile(Defaults(), name)
 	if err != nil {
 		t.Fatal(err)
 	}

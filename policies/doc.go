@@ -2,9 +2,14 @@
 // files every startup kit starts with. Engines that parse and decide on
 // these files come later; today the package only ships the defaults.
 //
-// WriteDefaults writes the defaults into a kit's local/ folder, where the
-// site reviews them. They are covered by the kit's signed manifest (see
-// package kit), so a policy file cannot be swapped or added unnoticed.
+// Defaults hands the default files to provisioning (cmd/hearth passes them
+// to bus/provision), which writes them into every kit's local/ folder,
+// where the site reviews them. Where they lie in a kit, and how a site's
+// own file overrides a default, is package kit's layout (bus/kit); the kit's
+// signed manifest covers the defaults, so a default cannot be swapped or
+// added unnoticed. Nothing under policies/ imports the bus but bus/pki
+// (integration/imports_test.go): engines decide from values, and
+// identities are values.
 //
 // The default files, in NVIDIA FLARE's formats so that FLARE files import:
 //

@@ -85,6 +85,17 @@ func AllowFor(self pki.Kind) envelope.AllowList {
 	return allow
 }
 
+// Table is this package's table as a value, for what is handed the
+// protocol instead of importing it: bus/node.Options.Protocol (the bus
+// knows no learning).
+type Table struct{}
+
+// Registry is the package's Registry.
+func (Table) Registry() *envelope.Registry { return Registry() }
+
+// AllowFor is the package's AllowFor.
+func (Table) AllowFor(self pki.Kind) envelope.AllowList { return AllowFor(self) }
+
 // Name is a message's fully qualified type name, as carried in envelope
 // headers and used in Allow and bridge routes.
 func Name(m proto.Message) string { return string(proto.MessageName(m)) }

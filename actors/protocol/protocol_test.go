@@ -5,9 +5,13 @@ import (
 	"testing"
 
 	"github.com/hearthfl/hearth/actors/protocol"
+	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/pki"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
+
+// Table is what bus/node is handed.
+var _ node.Protocol = protocol.Table{}
 
 func TestAllowForListsOnlyWhoMayAddressSelf(t *testing.T) {
 	tests := []struct {

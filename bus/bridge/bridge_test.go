@@ -21,6 +21,7 @@ import (
 	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus"
 	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/bustest"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/pki/pkitest"
@@ -64,47 +65,12 @@ func newWorld(t testing.TB, sites ...string) *world { return newWorldWith(t, nil
 // newWorldWith is newWorld with every verifier's config adjusted by tweak.
 func newWorldWith(t testing.TB, tweak func(*envelope.Config), sites ...string) *world {
 	t.Helper()
-	p := pkitest.New(t)
-	w := &world{project: p, parts: map[string]*member{}, tweak: tweak}
-	server := p.Issue(t, "server", "hearth", pki.KindServer)
-	admin := p.Issue(t, "admin@hearth.org", "hearth", pki.KindAdmin)
-	ids := []pki.Identity{server.Identity, admin.Identity}
-	var siteParts []*pkitest.Participant
+	tp := bustest.NewTopology(t, sites...)
+	w := &world{project: tp.Project, hub: tp.Hub, parts: map[string]*member{}, tweak: tweak}
+	w.join(t, tp.Server, tp.HubConn(t))
 	for _, s := range sites {
-		sp := p.Issue(t, s, "org-"+s, pki.KindSite)
-		siteParts = append(siteParts, sp)
-		ids = append(ids, sp.Identity)
-	}
-	hub, err := bus.StartHub(bus.HubConfig{Name: "server", Host: "127.0.0.1", LeafPort: -1, ClientPort: -1,
-		Certificate: server.TLS(), Trust: p.Trust, Participants: ids, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hub.Shutdown)
-	w.hub = hub
-	nc, err := hub.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.join(t, server, nc)
-	for _, sp := range siteParts {
-		leaf, err := bus.StartLeaf(bus.LeafConfig{Name: sp.Identity.Name, HubURLs: []string{"tls://" + hub.LeafAddr()},
-			LocalPort: -1, Certificate: sp.TLS(), Trust: p.Trust})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(leaf.Shutdown)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = leaf.WaitHub(ctx)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		nc, err := leaf.Connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.join(t, sp, nc)
+		_, nc := tp.JoinedLeaf(t, s)
+		w.join(t, tp.Sites[s], nc)
 	}
 	// Every bridge must see every other before tests start: interest
 	// propagates across leaf links asynchronously.
@@ -170,18 +136,17 @@ func (w *world) join(t testing.TB, part *pkitest.Participant, nc *nats.Conn) {
 // ping asks until the answer comes, so that interest has propagated.
 func (w *world) ping(t testing.TB, from, to string) *bridge.Reply {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var r *bridge.Reply
+	bustest.CheckFor(t, 10*time.Second, 0, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		r, err := w.parts[from].bridge.Request(ctx, to, &hearthv1.Ping{Seq: 7, Text: "hi"})
-		cancel()
-		if err == nil {
-			return r
+		defer cancel()
+		var err error
+		if r, err = w.parts[from].bridge.Request(ctx, to, &hearthv1.Ping{Seq: 7, Text: "hi"}); err != nil {
+			return fmt.Errorf("%s -> %s: %w", from, to, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s -> %s: %v", from, to, err)
-		}
-	}
+		return nil
+	})
+	return r
 }
 
 func TestRequestResponseBetweenActorsAcrossHubAndLeaves(t *testing.T) {
@@ -240,7 +205,7 @@ func TestRefusedEnvelopesNeverReachAnActor(t *testing.T) {
 	site1, site2, server := w.parts["site-1"], w.parts["site-2"], w.parts["server"]
 	rec := &recorder{seen: make(chan struct{}, 64)}
 	server.bridge.Route(protocol.Name(&hearthv1.Notice{}), server.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return rec })))
-	rogue := w.project.Issue(t, "site-1", "org-site-1", pki.KindSite) // another key
+	rogue := w.project.Issue(t, "site-1", site1.part.Identity.Org, pki.KindSite) // another key
 
 	sign := func(s *envelope.Signer, to string, msg proto.Message) []byte {
 		data, _, err := s.Sign(envelope.Outgoing{Recipient: to, Body: msg}, time.Now())

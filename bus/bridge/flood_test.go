@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus"
 	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/bustest"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -110,17 +112,13 @@ func TestFloodRefusesOnlyTheFlooder(t *testing.T) {
 	// Of n envelopes, the bucket lets through at most its burst and its
 	// rate over the flood's duration; every other one must be refused as
 	// rate limited, and each refusal must reach OnRefused.
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	bustest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
 		allowed := envelope.DefaultBurst + int(envelope.DefaultRate*time.Since(start).Seconds()) + 1
-		refused := server.refusedCount("rate_limited") + server.refusedCount("replay")
-		if refused >= n-allowed {
-			break
+		if refused := server.refusedCount("rate_limited") + server.refusedCount("replay"); refused < n-allowed {
+			return fmt.Errorf("%d of %d flood envelopes refused, want at least %d", refused, n, n-allowed)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d flood envelopes refused, want at least %d", refused, n, n-allowed)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	drained := time.Since(start)
 	t.Logf("flood: %d envelopes published by site-1, all handled by the server after %v; server refused %d rate_limited, %d replay; site-2 round trips: quiet p50 %v max %v, during the flood p50 %v max %v",
 		n, drained.Round(time.Millisecond), server.refusedCount("rate_limited"), server.refusedCount("replay"), median(quiet), slices.Max(quiet), median(loud), slices.Max(loud))
@@ -146,12 +144,12 @@ func TestReplayQuotaFloodRefusesOnlyTheFlooder(t *testing.T) {
 		}
 	}
 	lat := <-done
-	for deadline := time.Now().Add(20 * time.Second); server.refusedCount("replay_cache_full") < pool-quota; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d flood envelopes refused as over the replay quota, want at least %d", server.refusedCount("replay_cache_full"), pool, pool-quota)
+	bustest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if refused := server.refusedCount("replay_cache_full"); refused < pool-quota {
+			return fmt.Errorf("%d of %d flood envelopes refused as over the replay quota, want at least %d", refused, pool, pool-quota)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	t.Logf("replay-quota flood: %d envelopes, %d refused replay_cache_full; site-2 round trips p50 %v max %v",
 		pool, server.refusedCount("replay_cache_full"), median(lat), slices.Max(lat))
 }

@@ -2,18 +2,14 @@ package envelope_test
 
 import (
 	"errors"
-	"math"
 	"testing"
 
+	"github.com/hearthfl/hearth/bus/bustest"
 	"github.com/hearthfl/hearth/bus/envelope"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
 var benchPing = &hearthv1.Ping{Seq: 1, Text: "ping"}
-
-// unlimited lifts the per-sender rate limit and replay quota, which a
-// benchmark's one sender would otherwise reach at once.
-func unlimited(c *envelope.Config) { c.Rate, c.MaxRemembered = math.Inf(1), 1<<24 }
 
 // BenchmarkOpenRateLimited is the cost of refusing one envelope of a
 // flooding sender: the rate check comes before any parsing or signature
@@ -48,7 +44,7 @@ func BenchmarkSign(b *testing.B) {
 // signed before the timer starts.
 func BenchmarkOpen(b *testing.B) {
 	fx := newFixture(b)
-	v := fx.verifier(b, newClock(), unlimited)
+	v := fx.verifier(b, newClock(), bustest.Unlimited)
 	msgs := make([][]byte, b.N)
 	for i := range msgs {
 		msgs[i] = mustSign(b, fx.site2, envelope.Outgoing{Recipient: self, Body: benchPing}, t0)
@@ -64,7 +60,7 @@ func BenchmarkOpen(b *testing.B) {
 
 func BenchmarkOpenParallel(b *testing.B) {
 	fx := newFixture(b)
-	v := fx.verifier(b, newClock(), unlimited)
+	v := fx.verifier(b, newClock(), bustest.Unlimited)
 	msgs := make(chan []byte, b.N)
 	for range b.N {
 		msgs <- mustSign(b, fx.site2, envelope.Outgoing{Recipient: self, Body: benchPing}, t0)
@@ -85,7 +81,7 @@ func BenchmarkOpenParallel(b *testing.B) {
 // BenchmarkSealedRoundTrip signs a sealed Ping, opens it and decodes it.
 func BenchmarkSealedRoundTrip(b *testing.B) {
 	fx := newFixture(b)
-	v := fx.verifier(b, newClock(), unlimited)
+	v := fx.verifier(b, newClock(), bustest.Unlimited)
 	m := envelope.Outgoing{Recipient: self, Body: benchPing}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -10,8 +10,9 @@
 //	                   `hearth cert request` its owner makes it and copies it in
 //	rootCA.pem         the project root certificate
 //	participants.json  server kits only: everyone the hub admits
-//	local/             the site's policies (authorization, privacy, resources); defaults from
-//	                   package policies
+//	local/             the site's policies (authorization, privacy, resources): the project's
+//	                   defaults as NAME.default, handed to provisioning by package policies,
+//	                   and the site's own overrides (see PolicyPath)
 //	crl.pem            optional: the newest revocation list; root-signed itself, so outside the
 //	                   manifest and replaceable without re-signing the kit
 //	manifest.json      {"project","participant","created","files":{"relpath":"sha256 hex"}}

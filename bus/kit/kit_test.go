@@ -10,14 +10,21 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/pki"
-	"github.com/hearthfl/hearth/policies"
 )
 
 const project = "test-project"
+
+// defaultPolicies stand in for package policies' default files: the kit
+// lays out whatever policy files it is handed.
+var defaultPolicies = fstest.MapFS{
+	"authorization.json": {Data: []byte(`{"format_version": "1.0", "permissions": {"project_admin": "any"}}`)},
+	"privacy.json":       {Data: []byte(`{"scopes": [], "default_scope": ""}`)},
+}
 
 var testServer = kit.ServerConfig{Name: "server", Hosts: []string{"localhost", "127.0.0.1"}, LeafPort: 7422, ClientPort: 4222, WebsocketPort: 8443}
 
@@ -73,7 +80,7 @@ func writeKit(t *testing.T, ca *pki.CA, cfg kit.Config) string {
 	if err := kit.Write(dir, c); err != nil {
 		t.Fatal(err)
 	}
-	if err := policies.WriteDefaults(filepath.Join(dir, kit.LocalDir)); err != nil {
+	if err := kit.WriteDefaultPolicies(filepath.Join(dir, kit.LocalDir), defaultPolicies); err != nil {
 		t.Fatal(err)
 	}
 	seal(t, dir, ca, cfg.Name)
@@ -121,8 +128,8 @@ func TestLoadAcceptsSealedKits(t *testing.T) {
 			} else if k.Participants != nil {
 				t.Errorf("Participants = %v in a %s kit", k.Participants, tt.cfg.Kind)
 			}
-			for _, f := range policies.DefaultFiles() {
-				if _, err := os.Stat(filepath.Join(k.PolicyDir(), f+policies.DefaultSuffix)); err != nil {
+			for f := range defaultPolicies {
+				if _, err := os.Stat(filepath.Join(k.PolicyDir(), f+kit.DefaultSuffix)); err != nil {
 					t.Error(err)
 				}
 			}
@@ -524,10 +531,10 @@ func TestSiteOwnedPolicyOverridesAreOutsideTheManifest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a site's own policy override broke its kit: %v", err)
 	}
-	if got := policies.Path(k.PolicyDir(), "authorization.json"); got != filepath.Join(k.PolicyDir(), "authorization.json") {
+	if got := k.PolicyPath("authorization.json"); got != filepath.Join(k.PolicyDir(), "authorization.json") {
 		t.Fatalf("policy in force %s, want the site's override", got)
 	}
-	if got := policies.Path(k.PolicyDir(), "privacy.json"); got != filepath.Join(k.PolicyDir(), "privacy.json.default") {
+	if got := k.PolicyPath("privacy.json"); got != filepath.Join(k.PolicyDir(), "privacy.json.default") {
 		t.Fatalf("policy in force %s, want the default", got)
 	}
 }

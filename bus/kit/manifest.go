@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/hearthfl/hearth/bus/pki"
-	"github.com/hearthfl/hearth/policies"
 )
 
 // Manifest is manifest.json: the SHA-256 of every kit file the root CA
@@ -237,7 +236,7 @@ func outsideManifest(top string) bool {
 // defaults it overrides stay signed.
 func siteOwned(rel string, d fs.DirEntry) bool {
 	dir, name := path.Split(rel)
-	return dir == LocalDir+"/" && !d.IsDir() && !strings.HasSuffix(name, policies.DefaultSuffix)
+	return dir == LocalDir+"/" && !d.IsDir() && !strings.HasSuffix(name, DefaultSuffix)
 }
 
 func manifestPaths(dir string) ([]string, error) {

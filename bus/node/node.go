@@ -5,6 +5,10 @@
 // (admin), the actor system and the bridge. Commands and tests start
 // participants only through here, so they run the same code paths.
 //
+// The bus knows no learning: the table of message types a node decodes,
+// and who may send each, is handed in (Options.Protocol; Hearth's is
+// actors/protocol.Table).
+//
 // A server or site refuses to start from a kit that went back on what it
 // remembers in its state/ folder: a root other than the pinned one
 // (Options.RootFingerprint, or the one recorded at first start) and a
@@ -30,7 +34,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/nats-io/nats.go"
 
-	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
@@ -39,9 +42,24 @@ import (
 	"github.com/hearthfl/hearth/bus/stream"
 )
 
-// Options tune a node; the zero value is ready to use.
+// Protocol is the table of cross-process messages a node decodes and who
+// may send each. Envelopes of a type not listed for their sender's kind
+// are refused before their body is decoded.
+type Protocol interface {
+	// Registry decodes exactly the message types on the bus.
+	Registry() *envelope.Registry
+	// AllowFor lists, per sender kind, the message types that a sender of
+	// that kind may send to a participant of kind self.
+	AllowFor(self pki.Kind) envelope.AllowList
+}
+
+// Options tune a node. Protocol is required; the other fields' zero
+// values are ready to use.
 type Options struct {
-	Logger *slog.Logger
+	// Protocol is the message table (see Protocol). A node without one
+	// does not start.
+	Protocol Protocol
+	Logger   *slog.Logger
 	// ListenHost is where the hub listens (server only); default "0.0.0.0".
 	ListenHost string
 	// OnRefusal sees connections the hub or leaf refused.
@@ -130,6 +148,9 @@ func StartServer(ctx context.Context, k *kit.Kit, o Options) (*Node, error) {
 	if k.Config.Kind != pki.KindServer {
 		return nil, fmt.Errorf("kit %s is a %s kit, not a server kit", k.Dir, k.Config.Kind)
 	}
+	if err := o.validate(k); err != nil {
+		return nil, err
+	}
 	if err := checkState(k, o); err != nil {
 		return nil, err
 	}
@@ -172,6 +193,9 @@ func StartSite(ctx context.Context, k *kit.Kit, o Options) (*Node, error) {
 	if k.Config.Kind != pki.KindSite && k.Config.Kind != pki.KindAggregator {
 		return nil, fmt.Errorf("kit %s is a %s kit: only site and aggregator kits run a leaf node", k.Dir, k.Config.Kind)
 	}
+	if err := o.validate(k); err != nil {
+		return nil, err
+	}
 	if err := checkState(k, o); err != nil {
 		return nil, err
 	}
@@ -212,6 +236,9 @@ func StartAdmin(ctx context.Context, k *kit.Kit, o Options) (*Node, error) {
 	if k.Config.Kind != pki.KindAdmin {
 		return nil, fmt.Errorf("kit %s is a %s kit, not an admin kit", k.Dir, k.Config.Kind)
 	}
+	if err := o.validate(k); err != nil {
+		return nil, err
+	}
 	n, err := prepare(k, o)
 	if err != nil {
 		return nil, err
@@ -224,6 +251,15 @@ func StartAdmin(ctx context.Context, k *kit.Kit, o Options) (*Node, error) {
 		return nil, fmt.Errorf("admin %s: connect to %v: %w", k.Config.Name, k.Config.ClientURLs(), err)
 	}
 	return n.finish(ctx, o)
+}
+
+// validate refuses options a node cannot start with, before anything is
+// written to the kit's state.
+func (o Options) validate(k *kit.Kit) error {
+	if o.Protocol == nil {
+		return fmt.Errorf("node %s: no protocol table (Options.Protocol)", k.Config.Name)
+	}
+	return nil
 }
 
 func prepare(k *kit.Kit, o Options) (*Node, error) {
@@ -240,7 +276,7 @@ func prepare(k *kit.Kit, o Options) (*Node, error) {
 		return nil, err
 	}
 	verifier, err := envelope.NewVerifier(envelope.Config{
-		Self: k.Config.Name, Trust: trust, Registry: protocol.Registry(), Allow: protocol.AllowFor(k.Config.Kind),
+		Self: k.Config.Name, Trust: trust, Registry: o.Protocol.Registry(), Allow: o.Protocol.AllowFor(k.Config.Kind),
 		MaxSize: bus.MaxEnvelope, Started: time.Now(),
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,30 +12,18 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/hearthfl/hearth/bus"
+	"github.com/hearthfl/hearth/bus/bustest"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
+	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/provision"
 	"github.com/hearthfl/hearth/integration/cluster"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
-
-// checkFor polls f until it returns nil or total passes, as in bus's tests.
-func checkFor(t *testing.T, total, every time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(every)
-	}
-}
 
 // project provisions a local project (server on free loopback ports, two
 // sites, an admin) in a temporary workspace.
@@ -56,8 +45,36 @@ func load(t *testing.T, dir string) *kit.Kit {
 	return k
 }
 
+// liveness is a protocol table of the liveness and failure messages only:
+// the node's tests exercise the bus, which knows no learning.
+type liveness struct{}
+
+func (liveness) messages() []proto.Message {
+	return []proto.Message{&hearthv1.Ping{}, &hearthv1.Pong{}, &hearthv1.Failure{}}
+}
+
+func (l liveness) Registry() *envelope.Registry { return envelope.NewRegistry(l.messages()...) }
+
+func (l liveness) AllowFor(self pki.Kind) envelope.AllowList {
+	allow := envelope.AllowList{}
+	for _, kind := range []pki.Kind{pki.KindAdmin, pki.KindServer, pki.KindSite, pki.KindAggregator} {
+		if !pki.MayAddress(kind, self) {
+			continue
+		}
+		for _, m := range l.messages() {
+			allow[kind] = append(allow[kind], string(proto.MessageName(m)))
+		}
+	}
+	return allow
+}
+
+// startSite starts the site whose kit is in dir, with the liveness
+// protocol unless o names one.
 func startSite(t *testing.T, dir string, o node.Options) (*node.Node, error) {
 	t.Helper()
+	if o.Protocol == nil {
+		o.Protocol = liveness{}
+	}
 	n, err := node.StartSite(t.Context(), load(t, dir), o)
 	if err == nil {
 		t.Cleanup(n.Close)
@@ -78,6 +95,37 @@ func replaceKit(t *testing.T, dir, forged string) {
 	}
 	if err := os.Rename(forged, dir); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A node handed no protocol table would decode nothing or, worse, guess:
+// it refuses to start, before it writes anything to the kit's state.
+func TestStartRefusesWithoutProtocol(t *testing.T) {
+	l := project(t)
+	tests := []struct {
+		name  string
+		who   string
+		start func(context.Context, *kit.Kit, node.Options) (*node.Node, error)
+	}{
+		{"server", l.Server, node.StartServer},
+		{"site", "site-1", node.StartSite},
+		{"admin", l.Admin, node.StartAdmin},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := load(t, l.Kit(tt.who))
+			n, err := tt.start(t.Context(), k, node.Options{ListenHost: "127.0.0.1", CRLPoll: -1})
+			if err == nil {
+				n.Close()
+				t.Fatal("started without a protocol table")
+			}
+			if !strings.Contains(err.Error(), "no protocol table") {
+				t.Errorf("error %q does not say the protocol table is missing", err)
+			}
+			if _, err := os.Stat(filepath.Join(k.Dir, kit.StateDirName)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("state/ written before the refusal: %v", err)
+			}
+		})
 	}
 }
 
@@ -140,7 +188,7 @@ func TestStartRefusesAnOlderCRL(t *testing.T) {
 	if err := provision.Revoke(l.Workspace, l.Passphrase, "site-2", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	bustest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if seen, err := n.Kit.SeenCRLNumber(); err != nil || seen != 2 {
 			return fmt.Errorf("remembered CRL number %d (%v), want 2", seen, err)
 		}
@@ -212,7 +260,7 @@ func TestServerAuditsRefusedEnvelopes(t *testing.T) {
 	l := project(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	server, err := node.StartServer(ctx, load(t, l.Kit(l.Server)), node.Options{ListenHost: "127.0.0.1", CRLPoll: -1})
+	server, err := node.StartServer(ctx, load(t, l.Kit(l.Server)), node.Options{Protocol: liveness{}, ListenHost: "127.0.0.1", CRLPoll: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +268,7 @@ func TestServerAuditsRefusedEnvelopes(t *testing.T) {
 	var got records
 	detach := server.AuditRefusals(got.add)
 	defer detach()
-	admin, err := node.StartAdmin(ctx, load(t, l.Kit(l.Admin)), node.Options{CRLPoll: -1})
+	admin, err := node.StartAdmin(ctx, load(t, l.Kit(l.Admin)), node.Options{Protocol: liveness{}, CRLPoll: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +289,7 @@ func TestServerAuditsRefusedEnvelopes(t *testing.T) {
 	}
 	// The records reach the sink as the bridge refuses the repeats; the
 	// test hands pending counts over itself rather than wait an interval.
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	bustest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if err := server.Refusals.Flush(true); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package provision
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -87,12 +88,17 @@ func checkRequest(id pki.Identity, hosts []string) error {
 // Load refuses the kit until then). It refuses a server request and a name
 // already in the project (names are never reused, even after a
 // revocation), adds the participant to project.yml and to the server kit's
-// participants.json, and returns the kit folder.
-func Approve(workspace string, passphrase []byte, csrPEM []byte, now time.Time) (string, error) {
+// participants.json, and returns the kit folder. defaults are the default
+// policy files, as for Provision.
+func Approve(workspace string, passphrase []byte, csrPEM []byte, defaults fs.FS, now time.Time) (string, error) {
+	if defaults == nil {
+		return "", errNoDefaults
+	}
 	w, err := openWorkspace(workspace)
 	if err != nil {
 		return "", err
 	}
+	w.defaults = defaults
 	p, err := w.requireProject()
 	if err != nil {
 		return "", err

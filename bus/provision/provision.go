@@ -30,8 +30,11 @@ import (
 
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/pki"
-	"github.com/hearthfl/hearth/policies"
 )
+
+// errNoDefaults refuses to make kits without default policy files: a site
+// would start with no authorization policy.
+var errNoDefaults = errors.New("provision: no default policy files given")
 
 // backdate is how far before "now" a certificate starts to be valid, so
 // that a participant whose clock runs a little behind can use it at once.
@@ -57,15 +60,22 @@ type Result struct {
 // whose spec changed is refused: kits are never rewritten), adds kits for
 // new participants, and updates the server kit's participants.json so the
 // hub admits them. Participants provisioned before but absent from p are
-// kept. now is the issue time.
-func Provision(p *Project, workspace string, passphrase []byte, now time.Time) (*Result, error) {
+// kept. defaults are the default policy files every new kit gets in its
+// local/ folder (see kit.WriteDefaultPolicies; cmd/hearth hands in
+// policies.Defaults()); without them nothing is written. now is the issue
+// time.
+func Provision(p *Project, workspace string, passphrase []byte, defaults fs.FS, now time.Time) (*Result, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid project: %w", err)
+	}
+	if defaults == nil {
+		return nil, errNoDefaults
 	}
 	w, err := openWorkspace(workspace)
 	if err != nil {
 		return nil, err
 	}
+	w.defaults = defaults
 	done, err := w.project()
 	if err != nil {
 		return nil, err
@@ -256,7 +266,7 @@ func (w workspace) newKit(ca *pki.CA, p *Project, m member, pub ed25519.PublicKe
 	if err := kit.Write(tmp, contents); err != nil {
 		return issuedCert{}, err
 	}
-	if err := policies.WriteDefaults(filepath.Join(tmp, kit.LocalDir)); err != nil {
+	if err := kit.WriteDefaultPolicies(filepath.Join(tmp, kit.LocalDir), w.defaults); err != nil {
 		return issuedCert{}, fmt.Errorf("kit for %s: %w", name, err)
 	}
 	if err := kit.Seal(tmp, p.Name, name, ca, now); err != nil {

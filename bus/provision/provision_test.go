@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/hearthfl/hearth/bus/kit"
@@ -17,6 +18,13 @@ import (
 )
 
 var passphrase = []byte("correct horse battery staple")
+
+// defaults stand in for package policies' default files: provisioning
+// places whatever it is handed, and the bus knows no policy.
+var defaults = fstest.MapFS{
+	"authorization.json": {Data: []byte(`{"format_version": "1.0", "permissions": {}}`)},
+	"resources.json":     {Data: []byte(`{"num_of_gpus": 0}`)},
+}
 
 const projectYAML = `
 api_version: 1
@@ -53,7 +61,7 @@ func parse(t *testing.T, text string) *Project {
 func provisioned(t *testing.T) (string, *Result) {
 	t.Helper()
 	ws := filepath.Join(t.TempDir(), "ws")
-	res, err := Provision(parse(t, projectYAML), ws, passphrase, time.Now())
+	res, err := Provision(parse(t, projectYAML), ws, passphrase, defaults, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,8 +215,11 @@ func TestProvisionWritesLoadableKits(t *testing.T) {
 					t.Errorf("%s: %v %v, want mode %#o", rel, fi, err, want)
 				}
 			}
-			if _, err := os.Stat(filepath.Join(k.Dir, "local", "authorization.json.default")); err != nil {
-				t.Error(err)
+			for name, f := range defaults {
+				got, err := os.ReadFile(filepath.Join(k.PolicyDir(), name+kit.DefaultSuffix))
+				if err != nil || !bytes.Equal(got, f.Data) {
+					t.Errorf("default policy %s: %q, %v; want the file handed in", name, got, err)
+				}
 			}
 		})
 	}
@@ -251,7 +262,7 @@ func TestReprovisionAddsAndKeeps(t *testing.T) {
 	serverSig := readFile(t, filepath.Join(KitDir(ws, "server"), "manifest.sig"))
 
 	// The same file again changes nothing.
-	res, err := Provision(parse(t, projectYAML), ws, passphrase, time.Now())
+	res, err := Provision(parse(t, projectYAML), ws, passphrase, defaults, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +278,7 @@ func TestReprovisionAddsAndKeeps(t *testing.T) {
 
 	// A file with site-4 added, and site-2 left out: site-4 is added, site-2 kept.
 	text := strings.Replace(projectYAML, "  - {name: site-2, org: hospital-a, local_port: 14222}\n", "  - {name: site-4, org: hospital-c}\n", 1)
-	res, err = Provision(parse(t, text), ws, passphrase, time.Now())
+	res, err = Provision(parse(t, text), ws, passphrase, defaults, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +337,7 @@ func TestReprovisionRefuses(t *testing.T) {
 			if tt.pass != "" {
 				pass = []byte(tt.pass)
 			}
-			_, err = Provision(p, ws, pass, time.Now())
+			_, err = Provision(p, ws, pass, defaults, time.Now())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Provision: %v\nwant an error saying %q", err, tt.want)
 			}
@@ -347,7 +358,7 @@ func TestProvisionRefusesNewWorkspace(t *testing.T) {
 	p := parse(t, projectYAML)
 	t.Run("short passphrase", func(t *testing.T) {
 		ws := filepath.Join(t.TempDir(), "ws")
-		if _, err := Provision(p, ws, []byte("short"), time.Now()); err == nil || !strings.Contains(err.Error(), "at least 8 characters") {
+		if _, err := Provision(p, ws, []byte("short"), defaults, time.Now()); err == nil || !strings.Contains(err.Error(), "at least 8 characters") {
 			t.Fatalf("Provision: %v", err)
 		}
 		if _, err := os.Stat(ws); !os.IsNotExist(err) {
@@ -359,14 +370,23 @@ func TestProvisionRefusesNewWorkspace(t *testing.T) {
 		if err := os.MkdirAll(filepath.Join(ws, "ca"), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Provision(p, ws, passphrase, time.Now()); err == nil || !strings.Contains(err.Error(), "refusing to create a new CA") {
+		if _, err := Provision(p, ws, passphrase, defaults, time.Now()); err == nil || !strings.Contains(err.Error(), "refusing to create a new CA") {
 			t.Fatalf("Provision: %v", err)
+		}
+	})
+	t.Run("no default policies", func(t *testing.T) {
+		ws := filepath.Join(t.TempDir(), "ws")
+		if _, err := Provision(p, ws, passphrase, nil, time.Now()); !errors.Is(err, errNoDefaults) {
+			t.Fatalf("Provision = %v, want errNoDefaults", err)
+		}
+		if _, err := os.Stat(ws); !os.IsNotExist(err) {
+			t.Errorf("workspace written: %v", err)
 		}
 	})
 	t.Run("invalid project", func(t *testing.T) {
 		bad := *p
 		bad.APIVersion = 0
-		if _, err := Provision(&bad, t.TempDir(), passphrase, time.Now()); err == nil || !strings.Contains(err.Error(), "invalid project: api_version") {
+		if _, err := Provision(&bad, t.TempDir(), passphrase, defaults, time.Now()); err == nil || !strings.Contains(err.Error(), "invalid project: api_version") {
 			t.Fatalf("Provision: %v", err)
 		}
 	})
@@ -390,7 +410,13 @@ func TestRequestApprove(t *testing.T) {
 		t.Errorf("a second request overwrote the key: %v", err)
 	}
 
-	dir, err := Approve(ws, passphrase, readFile(t, files.CSR), time.Now())
+	if _, err := Approve(ws, passphrase, readFile(t, files.CSR), nil, time.Now()); !errors.Is(err, errNoDefaults) {
+		t.Fatalf("Approve without default policies = %v, want errNoDefaults", err)
+	}
+	if _, err := os.Stat(KitDir(ws, "site-9")); !os.IsNotExist(err) {
+		t.Fatalf("kit written without default policies: %v", err)
+	}
+	dir, err := Approve(ws, passphrase, readFile(t, files.CSR), defaults, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +441,7 @@ func TestRequestApprove(t *testing.T) {
 		t.Errorf("project.yml lacks site-9: %v %+v", err, p)
 	}
 	// Re-provisioning with the original file keeps the approved site.
-	res, err := Provision(parse(t, projectYAML), ws, passphrase, time.Now())
+	res, err := Provision(parse(t, projectYAML), ws, passphrase, defaults, time.Now())
 	if err != nil || !slices.Contains(res.Kept, "site-9") {
 		t.Errorf("re-provision after approve: %+v %v", res, err)
 	}
@@ -426,7 +452,7 @@ func TestRequestApprove(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dir, err := Approve(ws, passphrase, readFile(t, f.CSR), time.Now())
+		dir, err := Approve(ws, passphrase, readFile(t, f.CSR), defaults, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -468,7 +494,7 @@ func TestRequestApprove(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Approve(ws, tt.pass, tt.csr, time.Now())
+			_, err := Approve(ws, tt.pass, tt.csr, defaults, time.Now())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Approve: %v\nwant an error saying %q", err, tt.want)
 			}
@@ -599,7 +625,7 @@ func TestRevoke(t *testing.T) {
 	t.Run("revoked name is not reissued", func(t *testing.T) {
 		key, _ := pki.NewKey()
 		csr, _ := pki.NewCSR(pki.Identity{Name: "site-1", Org: "hospital-a", Kind: pki.KindSite}, key, nil)
-		if _, err := Approve(ws, passphrase, csr, time.Now()); err == nil || !strings.Contains(err.Error(), "already holds a certificate") {
+		if _, err := Approve(ws, passphrase, csr, defaults, time.Now()); err == nil || !strings.Contains(err.Error(), "already holds a certificate") {
 			t.Fatalf("Approve(revoked name): %v", err)
 		}
 	})

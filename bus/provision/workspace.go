@@ -33,7 +33,12 @@ const caValidity = 10 * 365 * 24 * time.Hour
 func KitDir(workspace, name string) string { return filepath.Join(workspace, kitsDir, name) }
 
 // workspace is a provisioning workspace folder (see the package doc).
-type workspace struct{ dir string }
+// defaults are the default policy files new kits get (nil where no kit is
+// made).
+type workspace struct {
+	dir      string
+	defaults fs.FS
+}
 
 func openWorkspace(dir string) (workspace, error) {
 	if dir == "" {

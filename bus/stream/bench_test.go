@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hearthfl/hearth/bus"
+	"github.com/hearthfl/hearth/bus/bustest"
 )
 
 // BenchmarkStream moves 256 MiB from a site's leaf to the hub, as a stream
@@ -35,9 +36,9 @@ func BenchmarkStreamReaderAt(b *testing.B) { benchStream(b, false) }
 
 func benchStream(b *testing.B, fromMemory bool) {
 	const size = 256 << 20
-	tp := newTopology(b, "site-1")
-	_, nc := tp.joinedLeaf(b, "site-1")
-	hc := tp.hubConn(b)
+	tp := bustest.NewTopology(b, "site-1")
+	_, nc := tp.JoinedLeaf(b, "site-1")
+	hc := tp.HubConn(b)
 	site := newManager(b, nc, "site-1")
 	srv := newManager(b, hc, "server")
 	reachable(b, site, srv)
@@ -133,7 +134,7 @@ func natsBaseline(b *testing.B, pub, sub *nats.Conn, data []byte, chunk, window 
 	defer ds.Unsubscribe()
 	ds.SetPendingLimits(-1, -1)
 	// Wait until each side's interest crossed the leaf link.
-	checkFor(b, 10*time.Second, 0, func() error {
+	bustest.CheckFor(b, 10*time.Second, 0, func() error {
 		pub.Publish(dataSubj, []byte{0})
 		select {
 		case <-acks:

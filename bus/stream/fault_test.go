@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hearthfl/hearth/bus"
+	"github.com/hearthfl/hearth/bus/bustest"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -50,7 +51,7 @@ func (f *flakySource) ReadAt(p []byte, off int64) (int, error) {
 // pair is a sender and a recipient on a fresh topology: site-1's leaf and
 // the hub, each Manager on a connection of its own.
 type pair struct {
-	tp         *topology
+	tp         *bustest.Topology
 	sender     *Manager
 	senderNC   *nats.Conn
 	receiver   *Manager
@@ -59,14 +60,14 @@ type pair struct {
 
 func newPair(t *testing.T, tweak func(*Config)) *pair {
 	t.Helper()
-	tp := newTopology(t, "site-1")
-	leaf, _ := tp.joinedLeaf(t, "site-1")
+	tp := bustest.NewTopology(t, "site-1")
+	leaf, _ := tp.JoinedLeaf(t, "site-1")
 	nc, err := leaf.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	hc := tp.hubConn(t)
+	hc := tp.HubConn(t)
 	p := &pair{tp: tp, senderNC: nc, receiverNC: hc,
 		sender: newManager(t, nc, "site-1", tweak), receiver: newManager(t, hc, "server", tweak)}
 	reachable(t, p.sender, p.receiver)
@@ -346,13 +347,13 @@ func resumeConfig(c *Config) {
 }
 
 func TestResumeAfterLeafLinkCut(t *testing.T) {
-	tp := newTopology(t, "site-1")
-	leaf, nc := tp.joinedLeaf(t, "site-1")
+	tp := bustest.NewTopology(t, "site-1")
+	leaf, nc := tp.JoinedLeaf(t, "site-1")
 	site := newManager(t, nc, "site-1", resumeConfig)
-	srv := newManager(t, tp.hubConn(t), "server", resumeConfig)
+	srv := newManager(t, tp.HubConn(t), "server", resumeConfig)
 	reachable(t, site, srv)
 	reachable(t, srv, site)
-	resume(t, site, srv, func() error { return tp.cutLeaf("site-1", leaf) })
+	resume(t, site, srv, func() error { return tp.CutLeaf("site-1", leaf) })
 }
 
 func TestManyStreamsAtOnce(t *testing.T) {
@@ -361,11 +362,11 @@ func TestManyStreamsAtOnce(t *testing.T) {
 	for i := range names {
 		names[i] = fmt.Sprintf("site-%d", i+1)
 	}
-	tp := newTopology(t, names...)
-	srv := newManager(t, tp.hubConn(t), "server")
+	tp := bustest.NewTopology(t, names...)
+	srv := newManager(t, tp.HubConn(t), "server")
 	senders := make([]*Manager, sites)
 	for i, name := range names {
-		_, nc := tp.joinedLeaf(t, name)
+		_, nc := tp.JoinedLeaf(t, name)
 		senders[i] = newManager(t, nc, name)
 		reachable(t, senders[i], srv)
 		reachable(t, srv, senders[i])

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"testing"
+
+	"github.com/hearthfl/hearth/bus/bustest"
 )
 
 func TestPreparedPayloadIsOfferedToManyWithTheSameHashes(t *testing.T) {
-	tp := newTopology(t, "site-1", "site-2")
-	server := newManager(t, tp.hubConn(t), "server")
+	tp := bustest.NewTopology(t, "site-1", "site-2")
+	server := newManager(t, tp.HubConn(t), "server")
 	data := randomBytes(5<<20+123, 7)
 	p, err := server.Prepare(context.Background(), data)
 	if err != nil {
@@ -16,7 +18,7 @@ func TestPreparedPayloadIsOfferedToManyWithTheSameHashes(t *testing.T) {
 	}
 	var ids []string
 	for _, site := range []string{"site-1", "site-2"} {
-		_, nc := tp.joinedLeaf(t, site)
+		_, nc := tp.JoinedLeaf(t, site)
 		m := newManager(t, nc, site)
 		reachable(t, server, m)
 		out, err := server.OfferPayload(context.Background(), site, p)

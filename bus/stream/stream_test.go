@@ -12,13 +12,14 @@ import (
 	"lukechampine.com/blake3"
 
 	"github.com/hearthfl/hearth/bus"
+	"github.com/hearthfl/hearth/bus/bustest"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
 func TestRoundTrip(t *testing.T) {
-	tp := newTopology(t, "site-1")
-	_, nc1 := tp.joinedLeaf(t, "site-1")
-	srv := newManager(t, tp.hubConn(t), "server")
+	tp := bustest.NewTopology(t, "site-1")
+	_, nc1 := tp.JoinedLeaf(t, "site-1")
+	srv := newManager(t, tp.HubConn(t), "server")
 	s1 := newManager(t, nc1, "site-1")
 	// Sites stream to the server only (pki.MayAddress), never leaf to leaf.
 	paths := []struct {
@@ -67,8 +68,8 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestBadManifestsAreRefused(t *testing.T) {
-	tp := newTopology(t)
-	m := newManager(t, tp.hubConn(t), "server")
+	tp := bustest.NewTopology(t)
+	m := newManager(t, tp.HubConn(t), "server")
 	hashes := func(n, size int) [][]byte {
 		h := make([][]byte, n)
 		for i := range h {
@@ -156,8 +157,8 @@ func TestOfferGrowsChunksForHugeStreams(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	tp := newTopology(t)
-	nc := tp.hubConn(t)
+	tp := bustest.NewTopology(t)
+	nc := tp.HubConn(t)
 	cases := []struct {
 		name string
 		cfg  Config
@@ -184,10 +185,10 @@ func TestConfigValidate(t *testing.T) {
 // under the id of site-1's stream; they travel on subjects naming site-2
 // (NATS permissions), so they never touch site-1's stream.
 func TestOtherParticipantsCannotInject(t *testing.T) {
-	tp := newTopology(t, "site-1", "site-2")
-	_, nc1 := tp.joinedLeaf(t, "site-1")
-	_, nc2 := tp.joinedLeaf(t, "site-2")
-	srv := newManager(t, tp.hubConn(t), "server")
+	tp := bustest.NewTopology(t, "site-1", "site-2")
+	_, nc1 := tp.JoinedLeaf(t, "site-1")
+	_, nc2 := tp.JoinedLeaf(t, "site-2")
+	srv := newManager(t, tp.HubConn(t), "server")
 	s1 := newManager(t, nc1, "site-1")
 	reachable(t, s1, srv)
 	reachable(t, srv, s1)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hearthfl/hearth/actors/coordinator"
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -141,7 +142,7 @@ type console struct {
 }
 
 func openConsole(ctx context.Context, k *kit.Kit, timeout time.Duration) (*console, error) {
-	n, err := node.StartAdmin(ctx, k, node.Options{CRLPoll: -1})
+	n, err := node.StartAdmin(ctx, k, node.Options{Protocol: protocol.Table{}, CRLPoll: -1})
 	if err != nil {
 		return nil, err
 	}

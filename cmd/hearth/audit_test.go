@@ -14,6 +14,7 @@ import (
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/provision"
+	"github.com/hearthfl/hearth/policies"
 )
 
 const auditProject = `api_version: 1
@@ -44,7 +45,7 @@ func auditKits(t *testing.T) (server, site1, site2 string) {
 		t.Fatal(err)
 	}
 	ws := filepath.Join(t.TempDir(), "ws")
-	if _, err := provision.Provision(p, ws, []byte("a long enough passphrase"), time.Now()); err != nil {
+	if _, err := provision.Provision(p, ws, []byte("a long enough passphrase"), policies.Defaults(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return provision.KitDir(ws, "server"), provision.KitDir(ws, "site-1"), provision.KitDir(ws, "site-2")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/provision"
+	"github.com/hearthfl/hearth/policies"
 )
 
 func runCert(_ context.Context, c *cli, args []string) error {
@@ -106,7 +107,7 @@ func certApprove(c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("read certificate request: %w", err)
 	}
-	dir, err := provision.Approve(ws, pass, csr, time.Now())
+	dir, err := provision.Approve(ws, pass, csr, policies.Defaults(), time.Now())
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
 )
@@ -82,7 +83,7 @@ func (d *daemonFlags) register(fs *flag.FlagSet, whose string) {
 // options are the node options the flags and the environment set: the
 // logger and the expected root.
 func (d *daemonFlags) options(c *cli, log *slog.Logger) (node.Options, error) {
-	o := node.Options{Logger: log}
+	o := node.Options{Logger: log, Protocol: protocol.Table{}}
 	text, from := d.root, "--root-fingerprint"
 	if text == "" {
 		text, from = c.getenv(rootFingerprintEnv), rootFingerprintEnv

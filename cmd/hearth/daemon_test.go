@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/provision"
@@ -167,7 +168,7 @@ func TestRefusalsReachTheAuditLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.StartSite(t.Context(), k, node.Options{CRLPoll: -1})
+	n, err := node.StartSite(t.Context(), k, node.Options{Protocol: protocol.Table{}, CRLPoll: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/pki"
-	"github.com/hearthfl/hearth/policies"
 	"github.com/hearthfl/hearth/policies/authz"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -67,7 +66,7 @@ func openAudit(n *node.Node) (*auditor.Log, error) {
 
 // loadPolicy reads the kit's local authorization policy.
 func loadPolicy(n *node.Node) (authz.Site, error) {
-	p, err := authz.ParseFile(policies.Path(n.Kit.PolicyDir(), "authorization.json"))
+	p, err := authz.ParseFile(n.Kit.PolicyPath("authorization.json"))
 	if err != nil {
 		return authz.Site{}, err
 	}

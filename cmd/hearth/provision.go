@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hearthfl/hearth/bus/provision"
+	"github.com/hearthfl/hearth/policies"
 )
 
 // passphraseEnv names the environment variable read for the CA passphrase
@@ -42,7 +43,7 @@ func runProvision(_ context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := provision.Provision(p, *out, pass, time.Now())
+	res, err := provision.Provision(p, *out, pass, policies.Defaults(), time.Now())
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/provision"
+	"github.com/hearthfl/hearth/policies"
 )
 
 // Local is a project provisioned to run on this machine.
@@ -52,7 +53,7 @@ func ProvisionLocal(workspace string, sites int, now time.Time) (*Local, error) 
 		return nil, err
 	}
 	l.Passphrase = []byte(hex.EncodeToString(secret))
-	if _, err := provision.Provision(p, workspace, l.Passphrase, now); err != nil {
+	if _, err := provision.Provision(p, workspace, l.Passphrase, policies.Defaults(), now); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(workspace, "ca", "passphrase"), l.Passphrase, 0o600); err != nil {

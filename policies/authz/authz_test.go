@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,8 +22,8 @@ import (
 //	---
 //	role org name right site_org [submitter_name submitter_org] => allow|deny[: reason text]
 //
-// "default" is the authorization.json that package policies writes into
-// every kit. role is "[kind/]role": kind defaults to admin, so "lead" is an
+// "default" is package policies' default authorization.json, which
+// provisioning writes into every kit. role is "[kind/]role": kind defaults to admin, so "lead" is an
 // admin lead, "site/-" a site certificate with no role and "admin/root" an
 // admin with an unknown role. "-" stands for an empty field. Text after
 // "allow:" or "deny:" must appear in the decision's reason.
@@ -95,15 +96,15 @@ func parseGoldenPolicy(t *testing.T, file, text string) *authz.Policy {
 	return p
 }
 
-// defaultPolicy parses the authorization.json that policies.WriteDefaults
-// puts into every kit's local/ folder, read back as a site would.
+// defaultPolicy parses the default authorization.json that provisioning
+// puts into every kit's local/ folder.
 func defaultPolicy(t testing.TB) *authz.Policy {
 	t.Helper()
-	dir := t.TempDir()
-	if err := policies.WriteDefaults(dir); err != nil {
+	data, err := fs.ReadFile(policies.Defaults(), "authorization.json")
+	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := authz.ParseFile(policies.Path(dir, "authorization.json"))
+	p, err := authz.Parse(data)
 	if err != nil {
 		t.Fatalf("default policy: %v", err)
 	}
