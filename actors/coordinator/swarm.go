@@ -1,7 +1,11 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -55,6 +59,7 @@ type swarmFlow struct {
 	members    []string
 	holders    []string
 	trained    map[string]*hearthv1.SwarmTrained
+	confirmed  map[string]string // the digest of the new model each holder holds
 	failovers  []string
 	started    time.Time
 	rejoining  map[string]bool
@@ -70,6 +75,17 @@ type answered struct {
 	at   roundKey
 	msg  proto.Message
 	err  error
+}
+
+// confirmDue ends the wait for the holders' confirmations of an attempt's
+// new model.
+type confirmDue struct{ at roundKey }
+
+// confirmGrace is how long the holders have to confirm the new model
+// after the aggregator answered: the model is on its way by then, and a
+// holder that is slower is left out of the round (it catches up).
+func confirmGrace(roundTimeout time.Duration) time.Duration {
+	return min(max(roundTimeout/10, 200*time.Millisecond), 5*time.Second)
 }
 
 // rejoined is a left-out site's answer to a new JoinJob.
@@ -135,6 +151,14 @@ func (s *swarmFlow) Receive(ctx actor.Context) {
 		s.answered(ctx, m)
 	case *rejoined:
 		s.rejoined(m)
+	case *confirmDue:
+		if m.at == s.askKey && s.phase == training && s.aggDone {
+			for site := range s.pending {
+				delete(s.pending, site)
+				s.miss(site, "no confirmation of the new model in time")
+			}
+			s.next(ctx)
+		}
 	case *abortJob:
 		s.finish(ctx, hearthv1.JobStatus_JOB_STATUS_ABORTED, m.reason)
 		ctx.Respond(s.rec.Info)
@@ -292,16 +316,21 @@ func (s *swarmFlow) startAttempt(ctx actor.Context) {
 	for _, site := range s.members {
 		task.Weights[site] = s.weights[site]
 	}
-	s.pending, s.aggDone, s.trained = map[string]bool{}, false, map[string]*hearthv1.SwarmTrained{}
+	s.pending, s.aggDone, s.trained, s.confirmed = map[string]bool{}, false, map[string]*hearthv1.SwarmTrained{}, map[string]string{}
 	at := roundKey{s.round, s.attempt}
 	s.askKey = at
 	s.cfg.Log.Info("swarm round", "job", s.id(), "round", s.round, "attempt", s.attempt, "aggregator", s.agg,
 		"members", len(s.members), "holders", len(s.holders))
+	// One audit event for the attempt's tasks, which every site's record
+	// of its task refers to; the aggregator is asked first, so that it is
+	// ready when the members' updates come.
+	task.AuditEvent = s.audit(auditor.Event{Action: "task.sent", JobID: s.id(), Round: s.round, Peer: s.agg,
+		Detail: map[string]string{"attempt": fmt.Sprint(s.attempt), "aggregator": s.agg, "sites": strings.Join(s.holders, ",")}})
+	s.askFor(ctx, s.agg, task, at)
 	for _, site := range s.holders {
-		t := proto.Clone(task).(*hearthv1.SwarmTask)
-		t.AuditEvent = s.audit(auditor.Event{Action: "task.sent", JobID: s.id(), Round: s.round, Peer: site,
-			Detail: map[string]string{"attempt": fmt.Sprint(s.attempt), "aggregator": s.agg}})
-		s.askFor(ctx, site, t, at)
+		if site != s.agg {
+			s.askFor(ctx, site, task, at)
+		}
 	}
 }
 
@@ -346,7 +375,11 @@ func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
 	}
 	if a.err != nil {
 		s.miss(a.site, a.err.Error())
-		if !s.reachable(a.site) || a.site == s.agg {
+		// Left out until it joins again: a site that is gone or silent (so
+		// that later rounds do not wait on it), and an aggregator that
+		// failed its attempt. A member whose update did not reach the
+		// aggregator stays: the fault may be the aggregator's.
+		if !s.reachable(a.site) || a.site == s.agg || errors.Is(a.err, bridge.ErrTimeout) {
 			s.out[a.site] = envelope.Clip(a.err.Error(), maxReason)
 		}
 		s.next(ctx)
@@ -372,6 +405,9 @@ func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
 		if m.Trained {
 			s.trained[a.site] = m
 		}
+		if len(m.ModelSha256) > 0 {
+			s.confirmed[a.site] = string(m.ModelSha256)
+		}
 		s.audit(auditor.Event{Action: "result.received", JobID: s.id(), Round: s.round, Peer: a.site, PeerEvent: m.AuditEvent,
 			Detail: map[string]string{"attempt": fmt.Sprint(s.attempt)}})
 		if a.site == s.agg {
@@ -381,12 +417,11 @@ func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
 				break
 			}
 			s.aggDone, s.aggregated = true, m.Aggregated
-			for site := range s.pending { // their update did not count: nothing to wait for
-				if !slices.Contains(m.Aggregated.Contributors, site) {
-					delete(s.pending, site)
-					s.miss(site, "no answer before the round closed")
-				}
-			}
+			s.confirmed[a.site] = string(m.Aggregated.ModelSha256)
+			// The holders confirm the model as it reaches them; those
+			// that have not within the grace are left out of the round.
+			self, system, at := ctx.Self(), ctx.ActorSystem(), s.askKey
+			time.AfterFunc(confirmGrace(s.manifest.RoundTimeout), func() { system.Root.Send(self, &confirmDue{at: at}) })
 		}
 	}
 	s.next(ctx)
@@ -419,13 +454,16 @@ func (s *swarmFlow) checkAggregated(g *hearthv1.SwarmAggregated) string {
 			return fmt.Sprintf("the aggregator counts %q, not a member of the round", clip(c))
 		}
 	}
-	if len(g.Contributors) < s.manifest.MinSites {
-		return fmt.Sprintf("%d updates aggregated, min_sites %d", len(g.Contributors), s.manifest.MinSites)
-	}
-	for _, r := range g.Receivers {
-		if !slices.Contains(s.holders, r) {
-			return fmt.Sprintf("the aggregator names %q, not a holder of the round, as a receiver", clip(r))
+	for site := range g.Screened {
+		if !slices.Contains(s.members, site) || slices.Contains(g.Contributors, site) {
+			return fmt.Sprintf("the aggregator screened %q, not a member of the round or counted as well", clip(site))
 		}
+	}
+	if n := len(g.Contributors) + len(g.Screened); n < s.manifest.MinSites {
+		return fmt.Sprintf("%d updates taken, min_sites %d", n, s.manifest.MinSites)
+	}
+	if len(g.ModelSha256) != sha256.Size {
+		return "the aggregator's account names no model digest"
 	}
 	return ""
 }
@@ -445,19 +483,39 @@ func (s *swarmFlow) failover(ctx actor.Context, reason string) {
 
 // roundClosed records the closed round and starts the next one.
 func (s *swarmFlow) roundClosed(ctx actor.Context, g *hearthv1.SwarmAggregated) {
+	var holders, mismatched []string
+	for _, site := range s.holders {
+		switch d, ok := s.confirmed[site]; {
+		case ok && d == string(g.ModelSha256):
+			holders = append(holders, site)
+		case ok:
+			mismatched = append(mismatched, site)
+			s.audit(auditor.Event{Action: "model.mismatch", JobID: s.id(), Round: s.round, Peer: site,
+				Detail: map[string]string{"attempt": fmt.Sprint(s.attempt), "aggregator": s.agg,
+					"reason": "the site holds another model than the one its aggregator declared"}})
+		}
+	}
+	if len(holders) < s.manifest.MinSites {
+		s.failover(ctx, fmt.Sprintf("%s: %d sites confirmed its model (min_sites %d); another model at %v", s.agg, len(holders),
+			s.manifest.MinSites, mismatched))
+		return
+	}
 	s.basis = roundKey{s.round, s.attempt}
 	clear(s.holds)
-	for _, r := range g.Receivers {
-		s.holds[r] = true
+	for _, site := range holders {
+		s.holds[site] = true
 	}
-	s.holds[s.agg] = true
-	sum := &hearthv1.RoundSummary{Round: s.round, Answered: g.Contributors, DurationMicros: time.Since(s.started).Microseconds(),
+	answered := slices.Sorted(slices.Values(append(slices.Clone(g.Contributors), slices.Collect(maps.Keys(g.Screened))...)))
+	sum := &hearthv1.RoundSummary{Round: s.round, Answered: answered, DurationMicros: time.Since(s.started).Microseconds(),
 		Aggregator: s.agg, Attempts: s.attempt + 1, Failovers: s.failovers}
 	var loss, weight float64
 	var val meanMetrics
 	for _, site := range s.members {
 		t := s.trained[site]
-		if !slices.Contains(g.Contributors, site) {
+		if screen := g.Screened[site]; screen != "" {
+			s.audit(auditor.Event{Action: "update.screened", JobID: s.id(), Round: s.round, Peer: site, Detail: map[string]string{"reason": screen}})
+		}
+		if !slices.Contains(answered, site) {
 			reason := "update not aggregated"
 			if r := g.Refused[site]; r != "" {
 				reason = "update refused by the aggregator: " + r
@@ -477,7 +535,8 @@ func (s *swarmFlow) roundClosed(ctx actor.Context, g *hearthv1.SwarmAggregated) 
 		weight += w
 		val.add(t.Validation, capMetric(s.valWeights, site, t.Validation))
 		sum.MaxTrainMicros = max(sum.MaxTrainMicros, t.TrainMicros)
-		sum.Sites = append(sum.Sites, &hearthv1.SiteRound{Site: site, Weight: w, TrainLoss: t.TrainLoss, Validation: t.Validation, Clipped: g.Clipped[site]})
+		sum.Sites = append(sum.Sites, &hearthv1.SiteRound{Site: site, Weight: w, TrainLoss: t.TrainLoss, Validation: t.Validation,
+			Clipped: cmp.Or(g.Clipped[site], g.Screened[site])})
 	}
 	if weight > 0 {
 		sum.TrainLoss = loss / weight
@@ -488,7 +547,7 @@ func (s *swarmFlow) roundClosed(ctx actor.Context, g *hearthv1.SwarmAggregated) 
 	s.save()
 	s.audit(auditor.Event{Action: "round.closed", JobID: s.id(), Round: s.round, Peer: s.agg,
 		Detail: map[string]string{"attempt": fmt.Sprint(s.attempt), "contributors": strings.Join(g.Contributors, ","),
-			"receivers": strings.Join(g.Receivers, ",")}})
+			"holders": strings.Join(holders, ","), "model_sha256": hex.EncodeToString(g.ModelSha256)}})
 	s.cfg.Log.Info("round closed", "job", s.id(), "round", s.round, "aggregator", s.agg, "attempts", s.attempt+1,
 		"contributors", len(g.Contributors), "train_loss", sum.TrainLoss, "val_accuracy", sum.GetValidation().GetAccuracy(), "ms", sum.DurationMicros/1000)
 	if s.round < int64(s.manifest.Rounds) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,14 +87,22 @@ type swarmProbe struct {
 	left   chan string
 }
 
+// digestOf is the probe's stand-in for the digest of an attempt's model.
+func digestOf(t *hearthv1.SwarmTask) []byte {
+	d := sha256.Sum256([]byte(fmt.Sprintf("round %d attempt %d", t.Round, t.Attempt)))
+	return d[:]
+}
+
+// honest is a site's honest answer: a member's figures, the new model's
+// digest, and from the aggregator its account.
 func honest(site string, t *hearthv1.SwarmTask) *answer {
 	res := &hearthv1.SwarmTrained{JobId: t.JobId, Round: t.Round, Attempt: t.Attempt, Trained: slices.Contains(t.Members, site),
-		Samples: 90, TrainLoss: 0.5, Validation: &hearthv1.Metrics{Samples: 10, Loss: 0.5, Accuracy: 0.8}}
+		Samples: 90, TrainLoss: 0.5, Validation: &hearthv1.Metrics{Samples: 10, Loss: 0.5, Accuracy: 0.8}, ModelSha256: digestOf(t)}
 	if !res.Trained {
 		res.Samples, res.TrainLoss, res.Validation = 0, 0, nil
 	}
 	if site == t.Aggregator {
-		res.Aggregated = &hearthv1.SwarmAggregated{Contributors: t.Members, Receivers: t.Holders}
+		res.Aggregated = &hearthv1.SwarmAggregated{Contributors: t.Members, ModelSha256: digestOf(t)}
 	}
 	return &answer{msg: res}
 }
@@ -319,6 +328,46 @@ func TestSwarmRounds(t *testing.T) {
 			},
 		},
 		{
+			name: "an aggregator that sends the holders another model than it declares: caught, the round moves on", sites: 4, minSites: 3,
+			script: func(r *swarmRun, site string, t *hearthv1.SwarmTask) *answer {
+				a := honest(site, t)
+				if t.Round == 2 && t.Attempt == 0 && site != t.Aggregator {
+					a.msg.(*hearthv1.SwarmTrained).ModelSha256 = make([]byte, 32) // what the holders got
+				}
+				return a
+			},
+			check: func(t *testing.T, r *swarmRun, info *hearthv1.JobInfo) {
+				wantFinished(t, info)
+				h := info.History[1]
+				if h.Attempts != 2 || !strings.Contains(h.Failovers[0], "1 sites confirmed its model (min_sites 3); another model at [") {
+					t.Fatalf("round 2: %d attempts, failovers %v", h.Attempts, h.Failovers)
+				}
+			},
+		},
+		{
+			name: "a holder that never confirms the model: no member of the next round, and the round waits the grace, not the timeout", sites: 4, minSites: 2,
+			script: func(r *swarmRun, site string, t *hearthv1.SwarmTask) *answer {
+				if site == silentHolder(r) && t.Round == 1 {
+					return &answer{} // silent
+				}
+				return nil
+			},
+			check: func(t *testing.T, r *swarmRun, info *hearthv1.JobInfo) {
+				wantFinished(t, info)
+				h := info.History[0]
+				r.probe.mu.Lock()
+				defer r.probe.mu.Unlock()
+				for _, task := range r.probe.tasks {
+					if task.Round == 2 && slices.Contains(task.Members, silentHolder(r)) {
+						t.Fatalf("round 2 trains at %s, which never confirmed round 1's model", silentHolder(r))
+					}
+				}
+				if d := time.Duration(h.DurationMicros) * time.Microsecond; d < confirmGrace(200*time.Millisecond) || d > 200*time.Millisecond+100*time.Millisecond {
+					t.Errorf("round 1 took %v; the grace is %v", d, confirmGrace(200*time.Millisecond))
+				}
+			},
+		},
+		{
 			name: "too few sites up: the job fails with the reason", sites: 3, minSites: 3,
 			script: func(r *swarmRun, site string, t *hearthv1.SwarmTask) *answer {
 				if t.Round == 2 && site == t.Aggregator {
@@ -338,6 +387,14 @@ func TestSwarmRounds(t *testing.T) {
 			tc.check(t, r, r.end(t))
 		})
 	}
+}
+
+// silentHolder is a site that does not aggregate round 1.
+func silentHolder(r *swarmRun) string {
+	if r.order.Aggregator(1, 0) == "site-3" {
+		return "site-4"
+	}
+	return "site-3"
 }
 
 func wantFinished(t *testing.T, info *hearthv1.JobInfo) {

@@ -207,6 +207,8 @@ func (p *Participant) Receive(ctx actor.Context) {
 		p.swarmModel(ctx, m)
 	case *trainedLocal:
 		p.trainedLocal(ctx, m)
+	case *modelOverdue:
+		p.modelOverdue(ctx, m)
 	case *closeAggregation:
 		if j := p.jobs[m.jobID]; j != nil && j.swarm != nil && j.swarm.agg != nil && j.swarm.agg.at == m.at && !j.swarm.agg.closing {
 			p.closeAggregation(ctx, j)
@@ -322,6 +324,13 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 		old.spare.Close()
 	}
 	j.ctx, j.cancel = context.WithCancel(context.Background())
+	if j.swarm != nil { // who may reach this site for the job until its first task says
+		if v.Manifest.Sites[0] == job.AllSites {
+			p.peers.setAny(m.JobId)
+		} else {
+			p.peers.set(m.JobId, v.Manifest.Sites)
+		}
+	}
 	p.jobs[m.JobId] = j
 	id := p.audit(auditor.Event{Action: "job.joined", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
 		Detail: map[string]string{"submitter": v.Submitter.Name, "dataset": v.Manifest.Dataset, "nonce": v.Nonce,

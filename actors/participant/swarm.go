@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -57,6 +58,24 @@ type swarmJob struct {
 	agg    *aggregation // while this site aggregates the newest attempt
 	local  *model.Model // this site's newest update
 	early  []earlyArrival
+	// wait is the server's request for the newest attempt, answered once
+	// this site holds the attempt's new model (or cannot).
+	wait *modelWait
+	// verified caches the sealing-key bindings checked for the job.
+	verified map[string][32]byte
+	layout   *model.Model // the job's model layout, for checking received models
+	keeper   *modelKeeper // writes the newest global model to the state folder
+}
+
+// modelWait is a holder's answer to the server, held until the new model
+// comes: the server counts the holders that confirm the aggregator's model.
+type modelWait struct {
+	at    roundKey
+	reply *actor.PID
+	res   *hearthv1.SwarmTrained
+	// trained: the member's own training is done (res has its figures);
+	// got: the new model came.
+	trained, got bool
 }
 
 // roundKey is one attempt at one round; round 0 is the initial model.
@@ -72,19 +91,17 @@ func keyOf(round, attempt int64) roundKey { return roundKey{round, attempt} }
 
 // aggregation is an attempt this site aggregates.
 type aggregation struct {
-	at       roundKey
-	task     *hearthv1.SwarmTask
-	pid      *actor.PID             // the aggregator actor: the only holder of the updates
-	reply    *actor.PID             // the server's request, answered when the round is done
-	expect   map[string]bool        // members whose update is awaited
-	folded   map[string]bool        // members whose update was folded
-	refused  map[string]string      // and those refused here, with the reason
-	own      *hearthv1.SwarmTrained // this site's own figures, once trained
-	started  time.Time
-	closing  bool
-	received []string // holders that confirmed the new model
-	asked    int      // holders the new model was sent to and not yet answered
-	result   *hearthv1.SwarmAggregated
+	at      roundKey
+	task    *hearthv1.SwarmTask
+	pid     *actor.PID             // the aggregator actor: the only holder of the updates
+	reply   *actor.PID             // the server's request, answered when the round is done
+	expect  map[string]bool        // members whose update is awaited
+	folded  map[string]bool        // members whose update was folded
+	refused map[string]string      // and those refused here, with the reason
+	own     *hearthv1.SwarmTrained // this site's own figures, once trained
+	started time.Time
+	closing bool
+	result  *hearthv1.SwarmAggregated
 }
 
 // Process-local messages of the swarm role.
@@ -103,12 +120,10 @@ type (
 		jobID string
 		at    roundKey
 	}
-	// modelDelivered is a holder's answer to the new model.
-	modelDelivered struct {
-		jobID  string
-		at     roundKey
-		holder string
-		err    error
+	// modelOverdue ends a holder's wait for the new model.
+	modelOverdue struct {
+		jobID string
+		at    roundKey
 	}
 )
 
@@ -133,6 +148,22 @@ func (s *swarmPeers) set(jobID string, sites []string) {
 	s.jobs[jobID] = m
 }
 
+// setAny admits every site of the project for jobID until the job's first
+// task names its members: a job on every site lists no sites, and another
+// site's first update may overtake that task. What is admitted then only
+// waits for the task (early), which decides on it.
+func (s *swarmPeers) setAny(jobID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.jobs == nil {
+		s.jobs = map[string]map[string]bool{}
+	}
+	s.jobs[jobID] = map[string]bool{anySite: true}
+}
+
+// anySite in a job's peers admits every site (setAny).
+const anySite = "@any"
+
 func (s *swarmPeers) drop(jobID string) {
 	s.mu.Lock()
 	delete(s.jobs, jobID)
@@ -149,7 +180,7 @@ func (p *Participant) Admit(sender pki.Identity, messageType, jobID string) erro
 	if sender.Kind != pki.KindSite {
 		return fmt.Errorf("%s is a %s, not a site", sender.Name, sender.Kind)
 	}
-	if !p.peers.jobs[jobID][sender.Name] {
+	if peers := p.peers.jobs[jobID]; !peers[sender.Name] && !peers[anySite] {
 		return fmt.Errorf("%s is in no swarm job %q with this site", sender.Name, envelope.Clip(jobID, 64))
 	}
 	return nil
@@ -171,7 +202,7 @@ func (p *Participant) newSwarmJob(jobID, nonceHex string) (*swarmJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &swarmJob{nonce: nonce, key: key, models: map[roundKey]*model.Model{}}, nil
+	return &swarmJob{nonce: nonce, key: key, models: map[roundKey]*model.Model{}, verified: map[string][32]byte{}}, nil
 }
 
 // swarmTask takes the server's task for one attempt at a round.
@@ -201,7 +232,7 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 	sj := j.swarm
 	keys := map[string]*ecdh.PublicKey{}
 	for _, k := range m.Keys {
-		pub, err := swarm.VerifyKey(k, p.cfg.Trust, m.JobId, k.GetSite(), p.cfg.Now())
+		pub, err := p.verifyKey(sj, k, m.JobId)
 		if err != nil {
 			refuse(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error())
 			return
@@ -224,29 +255,43 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 			return
 		}
 	}
-	// The task is taken: an older attempt's aggregation ends here.
+	// The task is taken: an older attempt's aggregation and answer end here.
 	p.endAggregation(ctx, sj, "superseded by "+at.String())
+	if w := sj.wait; w != nil {
+		ctx.Send(w.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, "superseded by "+at.String()))
+		sj.wait = nil
+	}
 	sj.task, sj.at, sj.keys = m, at, keys
 	p.peers.set(m.JobId, append(slices.Clone(m.Members), m.Holders...))
+	if member { // training starts first: the rest is set up while it runs
+		p.startTraining(ctx, j, m, basis)
+	}
 	if aggregates {
 		p.beginAggregation(ctx, j, m, basis)
 	}
 	p.takeEarly(ctx, sj)
 	reply := ctx.Sender()
-	if !member {
-		if !aggregates { // a holder catching up: the model comes from the aggregator
-			ctx.Respond(&hearthv1.SwarmTrained{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt,
-				AuditEvent: p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Round: m.Round, PeerEvent: received})})
-		}
-		return
+	if !aggregates {
+		// The server hears from this site once it holds the new model: with
+		// the model's digest, and a member's figures once it trained.
+		sj.wait = &modelWait{at: at, reply: reply, trained: !member,
+			res: &hearthv1.SwarmTrained{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt, AuditEvent: received}}
+		self, system, jobID := ctx.Self(), ctx.ActorSystem(), m.JobId
+		time.AfterFunc(j.manifest.RoundTimeout*3/4, func() { system.Root.Send(self, &modelOverdue{jobID: jobID, at: at}) })
 	}
-	if p.cfg.OnSwarmTask != nil && !aggregates { // the hostile build's compromised site acts here
+	if member && p.cfg.OnSwarmTask != nil && !aggregates { // the hostile build's compromised site acts here
 		p.cfg.OnSwarmTask(j.manifest, m, basis, func(to string, msg proto.Message) {
 			if k := keys[to]; k != nil {
 				ctx.Send(p.cfg.Bridge, &bridge.Send{To: to, Msg: msg, JobID: m.JobId, Round: m.Round, SealTo: k})
 			}
 		})
 	}
+}
+
+// startTraining trains a member's update from basis off the actor; the
+// result comes back as *trainedLocal.
+func (p *Participant) startTraining(ctx actor.Context, j *joined, m *hearthv1.SwarmTask, basis *model.Model) {
+	at, reply := keyOf(m.Round, m.Attempt), ctx.Sender()
 	self2, system := ctx.Self(), ctx.ActorSystem()
 	jobCtx, spec, train, val := j.ctx, j.spec, j.train, j.val
 	go func() {
@@ -272,6 +317,26 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 		res.Samples, res.TrainLoss = int64(r.Samples), r.Loss
 		out.update, out.res = update, res
 	}()
+}
+
+// verifyKey checks a sealing-key binding, once per binding and job.
+func (p *Participant) verifyKey(sj *swarmJob, k *hearthv1.SealingKey, jobID string) (*ecdh.PublicKey, error) {
+	raw, err := proto.Marshal(k)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(raw)
+	if sj.verified[k.GetSite()] == sum {
+		return ecdh.X25519().NewPublicKey(k.PublicKey)
+	}
+	pub, err := swarm.VerifyKey(k, p.cfg.Trust, jobID, k.GetSite(), p.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	if len(sj.verified) < 2*maxSwarmSites {
+		sj.verified[k.Site] = sum
+	}
+	return pub, nil
 }
 
 // checkSwarmTask checks a task's round, attempt, aggregator and lists
@@ -414,9 +479,42 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 		}
 		sent := p.audit(auditor.Event{Action: "update.sent", JobID: t.jobID, Round: t.at.round, Peer: agg, PeerEvent: executed,
 			Detail: map[string]string{"attempt": fmt.Sprint(t.at.attempt), "sealed": "true"}})
-		t.res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: t.jobID, Round: t.at.round, PeerEvent: sent})
-		ctx.Send(t.reply, t.res)
+		if w := sj.wait; w != nil && w.at == t.at {
+			t.res.ModelSha256 = w.res.ModelSha256
+			if !w.got {
+				t.res.AuditEvent = sent
+			} else {
+				t.res.AuditEvent = w.res.AuditEvent
+			}
+			w.res, w.trained = t.res, true
+			p.answerWait(ctx, sj)
+		}
 	})
+}
+
+// answerWait answers the server once the site trained (if a member) and
+// holds the new model.
+func (p *Participant) answerWait(ctx actor.Context, sj *swarmJob) {
+	w := sj.wait
+	if w == nil || !w.trained || !w.got {
+		return
+	}
+	ctx.Send(w.reply, w.res) // its audit event: the model's receipt (model.received), which names the digest
+	sj.wait = nil
+}
+
+// modelOverdue answers the server's request of a holder whose new model
+// did not come in time: it holds the basis still, not the round's model.
+func (p *Participant) modelOverdue(ctx actor.Context, m *modelOverdue) {
+	j := p.jobs[m.jobID]
+	if j == nil || j.swarm == nil || j.swarm.wait == nil || j.swarm.wait.at != m.at {
+		return
+	}
+	w := j.swarm.wait
+	reason := fmt.Sprintf("no model from %s, the aggregator of %s, in time", j.swarm.task.Aggregator, m.at)
+	p.audit(auditor.Event{Action: "model.overdue", JobID: m.jobID, Round: m.at.round, Peer: j.swarm.task.Aggregator, Detail: map[string]string{"reason": reason}})
+	ctx.Send(w.reply, failure(hearthv1.FailureCode_FAILURE_CODE_AGGREGATOR_UNREACHABLE, reason))
+	j.swarm.wait = nil
 }
 
 // beginAggregation starts this site's aggregation of an attempt.
@@ -541,31 +639,27 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 		fail(err.Error())
 		return
 	}
-	if n := len(c.Sites); n < j.manifest.MinSites {
-		fail(fmt.Sprintf("%s: %d updates aggregated, min_sites %d", at, n, j.manifest.MinSites))
+	if n := len(c.Sites) + len(c.Screened); n < j.manifest.MinSites {
+		fail(fmt.Sprintf("%s: %d updates taken, min_sites %d", at, n, j.manifest.MinSites))
 		return
 	}
 	refused := a.refused
 	for s, r := range c.Refused {
 		refused[s] = r
 	}
-	for s, r := range c.Screened {
-		refused[s] = r
-	}
 	wire := job.ToWire(c.Mean)
-	raw, _ := proto.Marshal(wire)
-	sum := sha256.Sum256(raw)
-	a.result = &hearthv1.SwarmAggregated{Contributors: slices.Sorted(slices.Values(c.Sites)), Refused: refused, Clipped: c.Clipped,
-		ModelSha256: sum[:], AggregateMicros: time.Since(a.started).Microseconds()}
+	digest := swarm.Digest(c.Mean)
+	a.result = &hearthv1.SwarmAggregated{Contributors: slices.Sorted(slices.Values(c.Sites)), Refused: refused, Clipped: c.Clipped, Screened: c.Screened,
+		ModelSha256: digest, AggregateMicros: time.Since(a.started).Microseconds()}
 	p.hold(j, at, c.Mean)
-	p.audit(auditor.Event{Action: "aggregation.closed", JobID: jobID, Round: at.round, Detail: map[string]string{
-		"attempt": fmt.Sprint(at.attempt), "contributors": fmt.Sprint(a.result.Contributors), "model_sha256": hex.EncodeToString(sum[:])}})
-	a.received = []string{p.cfg.Self.Name}
+	closed := p.audit(auditor.Event{Action: "aggregation.closed", JobID: jobID, Round: at.round, Detail: map[string]string{
+		"attempt": fmt.Sprint(at.attempt), "contributors": fmt.Sprint(a.result.Contributors), "model_sha256": hex.EncodeToString(digest)}})
+	// The holders confirm the model to the server themselves (with its
+	// digest); a failed delivery is audited here.
 	for _, h := range a.task.Holders {
 		if h == p.cfg.Self.Name {
 			continue
 		}
-		a.asked++
 		holder := h
 		timeout := max(j.manifest.RoundTimeout/4, 100*time.Millisecond)
 		future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: holder, Msg: &hearthv1.SwarmModel{JobId: jobID, Round: at.round, Attempt: at.attempt, Global: wire},
@@ -574,44 +668,26 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 			if f, ok := res.(*bridge.Failed); ok && err == nil {
 				err = f.Err
 			}
-			p.delivered(ctx, &modelDelivered{jobID: jobID, at: at, holder: holder, err: err})
+			if err != nil {
+				p.audit(auditor.Event{Action: "model.undelivered", JobID: jobID, Round: at.round, Peer: holder, PeerEvent: closed,
+					Detail: map[string]string{"reason": err.Error()}})
+			}
 		})
 	}
-	if a.asked == 0 {
-		p.answerAggregation(ctx, j)
-	}
-}
-
-func (p *Participant) delivered(ctx actor.Context, d *modelDelivered) {
-	j := p.jobs[d.jobID]
-	if j == nil || j.swarm == nil || j.swarm.agg == nil || j.swarm.agg.at != d.at {
-		return
-	}
-	a := j.swarm.agg
-	a.asked--
-	if d.err == nil {
-		a.received = append(a.received, d.holder)
-	} else {
-		p.audit(auditor.Event{Action: "model.undelivered", JobID: d.jobID, Round: d.at.round, Peer: d.holder, Detail: map[string]string{"reason": d.err.Error()}})
-	}
-	if a.asked == 0 {
-		p.answerAggregation(ctx, j)
-	}
+	p.answerAggregation(ctx, j)
 }
 
 // answerAggregation answers the server's task: the aggregator's account,
 // with its own training figures when it trained.
 func (p *Participant) answerAggregation(ctx actor.Context, j *joined) {
 	a := j.swarm.agg
-	slices.Sort(a.received)
-	a.result.Receivers = a.received
 	res := a.own
 	if res == nil {
 		res = &hearthv1.SwarmTrained{JobId: a.task.JobId, Round: a.at.round, Attempt: a.at.attempt}
 	}
-	res.Aggregated = a.result
+	res.Aggregated, res.ModelSha256 = a.result, a.result.ModelSha256
 	res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: a.task.JobId, Round: a.at.round, PeerEvent: res.AuditEvent,
-		Detail: map[string]string{"attempt": fmt.Sprint(a.at.attempt), "receivers": fmt.Sprint(a.received)}})
+		Detail: map[string]string{"attempt": fmt.Sprint(a.at.attempt), "model_sha256": hex.EncodeToString(a.result.ModelSha256)}})
 	ctx.Send(a.reply, res)
 	p.endAggregation(ctx, j.swarm, "")
 }
@@ -675,16 +751,22 @@ func (p *Participant) takeModel(ctx actor.Context, o bridge.Origin, m *hearthv1.
 		return
 	}
 	p.hold(j, at, mdl)
-	p.audit(auditor.Event{Action: "model.received", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, PeerEvent: o.MessageID,
-		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt)}})
+	digest := swarm.Digest(mdl)
+	got := p.audit(auditor.Event{Action: "model.received", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, PeerEvent: o.MessageID,
+		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt), "model_sha256": hex.EncodeToString(digest)}})
 	ctx.Send(reply, &hearthv1.SwarmReceived{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt})
+	if w := j.swarm.wait; w != nil && w.at == at {
+		w.got, w.res.ModelSha256, w.res.AuditEvent = true, digest, got
+		p.answerWait(ctx, j.swarm)
+	}
 }
 
 // An update or a model can overtake the server's task that announces its
 // attempt (the task to this site and another site's update take different
-// paths through the hub). Such early arrivals, for the attempt right after
-// the newest task or the next round's first, wait for the task, at most
-// one per sender, and are taken (or refused) when it comes.
+// paths through the hub). Such early arrivals, before the job's first task
+// or for an attempt after the newest task's (up to the next round), wait
+// for the task, at most one of each kind per sender and attempt and
+// 2*maxSwarmSites in all, and are taken (or refused) when it comes.
 type earlyArrival struct {
 	at     roundKey
 	origin bridge.Origin
@@ -695,7 +777,10 @@ type earlyArrival struct {
 // early stashes an arrival that overtook its task; false if it did not.
 func (p *Participant) early(ctx actor.Context, o bridge.Origin, jobID string, at roundKey, msg proto.Message) bool {
 	j := p.jobs[jobID]
-	if j == nil || j.swarm == nil || j.swarm.task == nil || !at.after(j.swarm.at) || at.round > j.swarm.at.round+1 {
+	if j == nil || j.swarm == nil || at.round < 1 || at.round > int64(j.manifest.Rounds) {
+		return false
+	}
+	if j.swarm.task != nil && (!at.after(j.swarm.at) || at.round > j.swarm.at.round+1) {
 		return false
 	}
 	sj := j.swarm
@@ -738,11 +823,14 @@ func (p *Participant) takeEarly(ctx actor.Context, sj *swarmJob) {
 
 // checkGlobal checks a received global model: the job's layout, finite.
 func (p *Participant) checkGlobal(j *joined, m *model.Model) error {
-	want, err := trainer.Init(j.spec, j.train.Features, j.train.Classes)
-	if err != nil {
-		return err
+	if j.swarm.layout == nil {
+		want, err := trainer.Init(j.spec, j.train.Features, j.train.Classes)
+		if err != nil {
+			return err
+		}
+		j.swarm.layout = want
 	}
-	if err := want.SameLayout(m); err != nil {
+	if err := j.swarm.layout.SameLayout(m); err != nil {
 		return fmt.Errorf("the model's layout: %w", err)
 	}
 	for _, t := range m.Tensors {
@@ -768,9 +856,45 @@ func (p *Participant) hold(j *joined, at roundKey, m *model.Model) {
 	if p.cfg.StateDir == "" {
 		return
 	}
-	if err := writeModel(ModelPath(p.cfg.StateDir, j.id), m); err != nil {
-		p.cfg.Log.Error("swarm model not kept in the state folder", "job", j.id, "err", err)
+	if j.swarm.keeper == nil {
+		j.swarm.keeper = newModelKeeper(ModelPath(p.cfg.StateDir, j.id), p.cfg.Log)
 	}
+	j.swarm.keeper.keep(m)
+}
+
+// modelKeeper writes a job's newest global model to its file off the
+// actor: a newer model replaces one not written yet, and close waits for
+// the last write, so the job's final model is on disk when it is left.
+type modelKeeper struct {
+	next chan *model.Model
+	done chan struct{}
+}
+
+func newModelKeeper(path string, log *slog.Logger) *modelKeeper {
+	k := &modelKeeper{next: make(chan *model.Model, 1), done: make(chan struct{})}
+	go func() {
+		defer close(k.done)
+		for m := range k.next {
+			if err := writeModel(path, m); err != nil {
+				log.Error("swarm model not kept in the state folder", "file", path, "err", err)
+			}
+		}
+	}()
+	return k
+}
+
+// keep queues m, replacing a model still waiting; only the actor calls it.
+func (k *modelKeeper) keep(m *model.Model) {
+	select {
+	case <-k.next:
+	default:
+	}
+	k.next <- m
+}
+
+func (k *modelKeeper) close() {
+	close(k.next)
+	<-k.done
 }
 
 // ModelPath is where a site keeps a swarm job's newest global model.
@@ -840,4 +964,8 @@ func (p *Participant) leaveSwarm(ctx actor.Context, j *joined) {
 	}
 	p.endAggregation(ctx, j.swarm, "")
 	p.peers.drop(j.id)
+	if j.swarm.keeper != nil {
+		j.swarm.keeper.close()
+		j.swarm.keeper = nil
+	}
 }

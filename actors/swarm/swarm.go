@@ -18,11 +18,14 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
+	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -134,4 +137,27 @@ func VerifyKey(k *hearthv1.SealingKey, trust *pki.Trust, jobID, site string, now
 		return fail("the binding's signature does not verify")
 	}
 	return pub, nil
+}
+
+// Digest is a model's SHA-256 over each tensor's name, shape and float32
+// values in order: the same at every site that holds the same model,
+// whatever the wire encoding was.
+func Digest(m *model.Model) []byte {
+	h := sha256.New()
+	var b [8]byte
+	for _, t := range m.Tensors {
+		h.Write([]byte(t.Name))
+		h.Write([]byte{0})
+		binary.BigEndian.PutUint64(b[:], uint64(len(t.Shape)))
+		h.Write(b[:])
+		for _, d := range t.Shape {
+			binary.BigEndian.PutUint64(b[:], uint64(d))
+			h.Write(b[:])
+		}
+		for _, v := range t.Data {
+			binary.LittleEndian.PutUint32(b[:4], math.Float32bits(v))
+			h.Write(b[:4])
+		}
+	}
+	return h.Sum(nil)
 }

@@ -264,8 +264,9 @@ func (x *SwarmEvaluate) GetAuditEvent() string {
 	return ""
 }
 
-// SwarmTrained answers a SwarmTask: a member's training figures (no
-// weights), and from the round's aggregator what it aggregated.
+// SwarmTrained answers a SwarmTask once the site holds the attempt's new
+// model: a member's training figures (no weights) and the model's digest,
+// and from the round's aggregator what it aggregated.
 type SwarmTrained struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -276,10 +277,15 @@ type SwarmTrained struct {
 	Samples   int64   `protobuf:"varint,5,opt,name=samples,proto3" json:"samples,omitempty"`
 	TrainLoss float64 `protobuf:"fixed64,6,opt,name=train_loss,json=trainLoss,proto3" json:"train_loss,omitempty"`
 	// The basis model on the site's validation data.
-	Validation    *Metrics         `protobuf:"bytes,7,opt,name=validation,proto3" json:"validation,omitempty"`
-	TrainMicros   int64            `protobuf:"varint,8,opt,name=train_micros,json=trainMicros,proto3" json:"train_micros,omitempty"`
-	AuditEvent    string           `protobuf:"bytes,9,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
-	Aggregated    *SwarmAggregated `protobuf:"bytes,10,opt,name=aggregated,proto3" json:"aggregated,omitempty"`
+	Validation  *Metrics         `protobuf:"bytes,7,opt,name=validation,proto3" json:"validation,omitempty"`
+	TrainMicros int64            `protobuf:"varint,8,opt,name=train_micros,json=trainMicros,proto3" json:"train_micros,omitempty"`
+	AuditEvent  string           `protobuf:"bytes,9,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	Aggregated  *SwarmAggregated `protobuf:"bytes,10,opt,name=aggregated,proto3" json:"aggregated,omitempty"`
+	// The digest (actors/swarm.Digest) of the attempt's new model as this
+	// site holds it: the server counts as holders only the sites whose
+	// digest is the aggregator's, so an aggregator that sends different
+	// models to different sites is caught.
+	ModelSha256   []byte `protobuf:"bytes,11,opt,name=model_sha256,json=modelSha256,proto3" json:"model_sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -384,6 +390,13 @@ func (x *SwarmTrained) GetAggregated() *SwarmAggregated {
 	return nil
 }
 
+func (x *SwarmTrained) GetModelSha256() []byte {
+	if x != nil {
+		return x.ModelSha256
+	}
+	return nil
+}
+
 // SwarmAggregated is the round's aggregator's account of its round.
 type SwarmAggregated struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -392,13 +405,15 @@ type SwarmAggregated struct {
 	// Members whose update was refused or clipped, with the reason.
 	Refused map[string]string `protobuf:"bytes,2,rep,name=refused,proto3" json:"refused,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Clipped map[string]string `protobuf:"bytes,3,rep,name=clipped,proto3" json:"clipped,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// The holders that confirmed receipt of the new model, in name order.
-	Receivers []string `protobuf:"bytes,4,rep,name=receivers,proto3" json:"receivers,omitempty"`
-	// SHA-256 of the new model's wire encoding, for the record.
+	// The new model's digest (actors/swarm.Digest).
 	ModelSha256     []byte `protobuf:"bytes,5,opt,name=model_sha256,json=modelSha256,proto3" json:"model_sha256,omitempty"`
 	AggregateMicros int64  `protobuf:"varint,6,opt,name=aggregate_micros,json=aggregateMicros,proto3" json:"aggregate_micros,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Members whose well-formed, in-bound update the rule's screen left out
+	// of this round (they count towards min_sites, as in FedAvg), with the
+	// reason.
+	Screened      map[string]string `protobuf:"bytes,7,rep,name=screened,proto3" json:"screened,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SwarmAggregated) Reset() {
@@ -452,13 +467,6 @@ func (x *SwarmAggregated) GetClipped() map[string]string {
 	return nil
 }
 
-func (x *SwarmAggregated) GetReceivers() []string {
-	if x != nil {
-		return x.Receivers
-	}
-	return nil
-}
-
 func (x *SwarmAggregated) GetModelSha256() []byte {
 	if x != nil {
 		return x.ModelSha256
@@ -471,6 +479,13 @@ func (x *SwarmAggregated) GetAggregateMicros() int64 {
 		return x.AggregateMicros
 	}
 	return 0
+}
+
+func (x *SwarmAggregated) GetScreened() map[string]string {
+	if x != nil {
+		return x.Screened
+	}
+	return nil
 }
 
 // SwarmUpdate is a member's update for a round's aggregator; it answers
@@ -717,7 +732,7 @@ const file_hearth_v1_swarm_proto_rawDesc = "" +
 	"basisRound\x12#\n" +
 	"\rbasis_attempt\x18\x03 \x01(\x03R\fbasisAttempt\x12\x1f\n" +
 	"\vaudit_event\x18\x04 \x01(\tR\n" +
-	"auditEvent\"\xdc\x02\n" +
+	"auditEvent\"\xff\x02\n" +
 	"\fSwarmTrained\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12\x18\n" +
@@ -735,20 +750,24 @@ const file_hearth_v1_swarm_proto_rawDesc = "" +
 	"\n" +
 	"aggregated\x18\n" +
 	" \x01(\v2\x1a.hearth.v1.SwarmAggregatedR\n" +
-	"aggregated\"\x9f\x03\n" +
+	"aggregated\x12!\n" +
+	"\fmodel_sha256\x18\v \x01(\fR\vmodelSha256\"\x95\x04\n" +
 	"\x0fSwarmAggregated\x12\"\n" +
 	"\fcontributors\x18\x01 \x03(\tR\fcontributors\x12A\n" +
 	"\arefused\x18\x02 \x03(\v2'.hearth.v1.SwarmAggregated.RefusedEntryR\arefused\x12A\n" +
-	"\aclipped\x18\x03 \x03(\v2'.hearth.v1.SwarmAggregated.ClippedEntryR\aclipped\x12\x1c\n" +
-	"\treceivers\x18\x04 \x03(\tR\treceivers\x12!\n" +
+	"\aclipped\x18\x03 \x03(\v2'.hearth.v1.SwarmAggregated.ClippedEntryR\aclipped\x12!\n" +
 	"\fmodel_sha256\x18\x05 \x01(\fR\vmodelSha256\x12)\n" +
-	"\x10aggregate_micros\x18\x06 \x01(\x03R\x0faggregateMicros\x1a:\n" +
+	"\x10aggregate_micros\x18\x06 \x01(\x03R\x0faggregateMicros\x12D\n" +
+	"\bscreened\x18\a \x03(\v2(.hearth.v1.SwarmAggregated.ScreenedEntryR\bscreened\x1a:\n" +
 	"\fRefusedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fClippedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
+	"\rScreenedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x04\x10\x05R\treceivers\"\x98\x01\n" +
 	"\vSwarmUpdate\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12\x18\n" +
@@ -778,7 +797,7 @@ func file_hearth_v1_swarm_proto_rawDescGZIP() []byte {
 	return file_hearth_v1_swarm_proto_rawDescData
 }
 
-var file_hearth_v1_swarm_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_hearth_v1_swarm_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_hearth_v1_swarm_proto_goTypes = []any{
 	(*SwarmTask)(nil),       // 0: hearth.v1.SwarmTask
 	(*SwarmEvaluate)(nil),   // 1: hearth.v1.SwarmEvaluate
@@ -790,24 +809,26 @@ var file_hearth_v1_swarm_proto_goTypes = []any{
 	nil,                     // 7: hearth.v1.SwarmTask.WeightsEntry
 	nil,                     // 8: hearth.v1.SwarmAggregated.RefusedEntry
 	nil,                     // 9: hearth.v1.SwarmAggregated.ClippedEntry
-	(*SealingKey)(nil),      // 10: hearth.v1.SealingKey
-	(*Metrics)(nil),         // 11: hearth.v1.Metrics
-	(*Model)(nil),           // 12: hearth.v1.Model
+	nil,                     // 10: hearth.v1.SwarmAggregated.ScreenedEntry
+	(*SealingKey)(nil),      // 11: hearth.v1.SealingKey
+	(*Metrics)(nil),         // 12: hearth.v1.Metrics
+	(*Model)(nil),           // 13: hearth.v1.Model
 }
 var file_hearth_v1_swarm_proto_depIdxs = []int32{
-	10, // 0: hearth.v1.SwarmTask.keys:type_name -> hearth.v1.SealingKey
+	11, // 0: hearth.v1.SwarmTask.keys:type_name -> hearth.v1.SealingKey
 	7,  // 1: hearth.v1.SwarmTask.weights:type_name -> hearth.v1.SwarmTask.WeightsEntry
-	11, // 2: hearth.v1.SwarmTrained.validation:type_name -> hearth.v1.Metrics
+	12, // 2: hearth.v1.SwarmTrained.validation:type_name -> hearth.v1.Metrics
 	3,  // 3: hearth.v1.SwarmTrained.aggregated:type_name -> hearth.v1.SwarmAggregated
 	8,  // 4: hearth.v1.SwarmAggregated.refused:type_name -> hearth.v1.SwarmAggregated.RefusedEntry
 	9,  // 5: hearth.v1.SwarmAggregated.clipped:type_name -> hearth.v1.SwarmAggregated.ClippedEntry
-	12, // 6: hearth.v1.SwarmUpdate.update:type_name -> hearth.v1.Model
-	12, // 7: hearth.v1.SwarmModel.global:type_name -> hearth.v1.Model
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	10, // 6: hearth.v1.SwarmAggregated.screened:type_name -> hearth.v1.SwarmAggregated.ScreenedEntry
+	13, // 7: hearth.v1.SwarmUpdate.update:type_name -> hearth.v1.Model
+	13, // 8: hearth.v1.SwarmModel.global:type_name -> hearth.v1.Model
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_swarm_proto_init() }
@@ -822,7 +843,7 @@ func file_hearth_v1_swarm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_swarm_proto_rawDesc), len(file_hearth_v1_swarm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
