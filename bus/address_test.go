@@ -17,8 +17,8 @@ import (
 // TestSitesReachSitesOnlyWithEnvelopes: a site's envelope to another site
 // (swarm learning) on the Peer subject is delivered, to be verified and
 // admitted by the recipient's bridge; the same on the server's Direct
-// subject, its stream chunks to a site, and anything it sends under
-// another site's name are not.
+// subject, and anything it sends under another site's name, envelope or
+// stream chunk, are not.
 func TestSitesReachSitesOnlyWithEnvelopes(t *testing.T) {
 	tp := bustest.NewTopology(t, "site-1", "site-2")
 	_, nc1 := tp.JoinedLeaf(t, "site-1")
@@ -41,7 +41,7 @@ func TestSitesReachSitesOnlyWithEnvelopes(t *testing.T) {
 	drainSub(stream2)
 	drainSub(toServer)
 
-	for _, subject := range []string{bus.Direct("site-2", "site-1"), bus.Stream("site-2", "site-1", "abc"), bus.Peer("site-2", "site-3")} {
+	for _, subject := range []string{bus.Direct("site-2", "site-1"), bus.Peer("site-2", "site-3"), bus.Stream("site-2", "site-3", "abc")} {
 		if err := nc1.Publish(subject, []byte("from a site")); err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestPermissionsFollowWhoMayAddressWhom(t *testing.T) {
 		id   pki.Identity
 		want []string
 	}{
-		{"a site publishes to the server, and envelopes only to sites", s1, []string{"hearth.msg.server.site-1", "hearth.stream.server.site-1.*", "hearth.peer.site-2.site-1"}},
+		{"a site publishes to the server, and envelopes only to sites", s1, []string{"hearth.msg.server.site-1", "hearth.stream.server.site-1.*", "hearth.peer.site-2.site-1", "hearth.stream.site-2.site-1.*"}},
 		{"an admin publishes to the server only", adm, []string{"hearth.msg.server.a~b@x~org", "hearth.stream.server.a~b@x~org.*"}},
 		{"an aggregator publishes to the server only", agg, []string{"hearth.msg.server.agg-1", "hearth.stream.server.agg-1.*"}},
 	}

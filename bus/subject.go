@@ -113,8 +113,8 @@ func ParseStream(subject string) (recipient, sender, id string, ok bool) {
 // participants the hub admits, the server included), written from its point
 // of view: it may publish only as itself, only to the peers its kind may
 // address (pki.MayAddress: an admin reaches the server and no one else, a
-// site the server and, with envelopes only, other sites), and receive only
-// what is addressed to it. Nothing else is allowed:
+// site the server and, on Peer subjects and streams, other sites), and
+// receive only what is addressed to it. Nothing else is allowed:
 // no JetStream API ($JS.API.>), no system subjects, no _INBOX (replies
 // travel as Direct messages). A participant that may address no peer may
 // publish nothing.
@@ -124,9 +124,10 @@ func Permissions(id pki.Identity, peers []pki.Identity) *server.Permissions {
 		switch {
 		case p.Name == id.Name || !pki.MayAddress(id.Kind, p.Kind):
 		case pki.PeerToPeer(id.Kind, p.Kind):
-			// Swarm traffic between sites is envelopes only, on Peer
-			// subjects; streams go to and from the server.
-			pub = append(pub, Peer(p.Name, id.Name))
+			// Swarm traffic between sites: envelopes on Peer subjects,
+			// and the chunks of models too large for one envelope
+			// (encrypted, under the manifest in a sealed envelope).
+			pub = append(pub, Peer(p.Name, id.Name), Stream(p.Name, id.Name, "*"))
 		default:
 			pub = append(pub, Direct(p.Name, id.Name), Stream(p.Name, id.Name, "*"))
 		}

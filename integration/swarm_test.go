@@ -331,6 +331,55 @@ func TestSwarmWeightsNeverCrossTheHubReadable(t *testing.T) {
 	t.Logf("the tap saw %d bytes; %v swarm messages, all sealed; none of the final model's %d bytes in the clear", len(all), sealed, len(weights))
 }
 
+// TestSwarmStreamsLargeModelsEncrypted: a model too large for one envelope
+// (a 2 MiB noop model) travels site to site as a stream whose chunks the
+// hub tap sees only as ciphertext: the model is all zeros, and no chunk
+// between two sites holds a run of 64 zero bytes.
+func TestSwarmStreamsLargeModelsEncrypted(t *testing.T) {
+	tap := filepath.Join(t.TempDir(), "tap.bin")
+	lp := startLearningWith(t, projectSpec{provisioned: 3, running: 3, tap: tap})
+	id := lp.submit(t, `name: swarm-large
+workflow: swarm
+rounds: 3
+sites: ["@all"]
+min_sites: 3
+round_timeout: 60s
+dataset: optdigits
+trainer: {kind: noop, params: 524288}
+evaluation: {validation: false, test: false}
+`)
+	info := lp.waitEnd(t, id, 90*time.Second)
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 3 {
+		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
+	}
+	for _, r := range info.History {
+		if len(r.Answered) != 3 {
+			t.Fatalf("round %d: %v answered", r.Round, r.Answered)
+		}
+	}
+	lp.server.Stop(10 * time.Second)
+	data := readAll(t, tap)
+	zeros := make([]byte, 64)
+	chunks, chunkBytes := 0, 0
+	for len(data) > 0 {
+		subject, body := tapRecord(t, &data)
+		parts := strings.Split(subject, ".")
+		if len(parts) != 5 || parts[1] != "stream" || !strings.HasPrefix(parts[2], "site-") || !strings.HasPrefix(parts[3], "site-") || len(body) < 64<<10 {
+			continue // not a chunk between two sites (flow control is small)
+		}
+		chunks++
+		chunkBytes += len(body)
+		if bytes.Contains(body, zeros) {
+			t.Fatalf("a chunk on %s holds 64 zero bytes: the all-zero model in the clear", subject)
+		}
+	}
+	// 3 rounds, each 2 updates to the aggregator and 2 models from it.
+	if chunkBytes < 3*4*(2<<20) {
+		t.Fatalf("the tap saw %d chunks (%d bytes) between sites: not the job's models", chunks, chunkBytes)
+	}
+	t.Logf("%d chunks, %d MiB, between sites, none with the model's zeros in the clear", chunks, chunkBytes>>20)
+}
+
 func readAll(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)

@@ -47,6 +47,8 @@ type Authorizer interface {
 type Streams interface {
 	Receive(ctx context.Context, sender string, man *hearthv1.StreamManifest, sink stream.Sink) (stream.Stats, error)
 	OfferBytes(ctx context.Context, recipient string, data []byte) (*stream.Outgoing, error)
+	Prepare(ctx context.Context, data []byte) (*stream.Payload, error)
+	OfferPayload(ctx context.Context, recipient string, p *stream.Payload) (*stream.Outgoing, error)
 }
 
 // Config is what a participant needs.
@@ -209,6 +211,8 @@ func (p *Participant) Receive(ctx actor.Context) {
 		p.trainedLocal(ctx, m)
 	case *modelOverdue:
 		p.modelOverdue(ctx, m)
+	case *pulled:
+		p.pulledStream(ctx, m)
 	case *closeAggregation:
 		if j := p.jobs[m.jobID]; j != nil && j.swarm != nil && j.swarm.agg != nil && j.swarm.agg.at == m.at && !j.swarm.agg.closing {
 			p.closeAggregation(ctx, j)

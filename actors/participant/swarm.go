@@ -1,6 +1,7 @@
 package participant
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,6 +27,7 @@ import (
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -65,6 +67,8 @@ type swarmJob struct {
 	verified map[string][32]byte
 	layout   *model.Model // the job's model layout, for checking received models
 	keeper   *modelKeeper // writes the newest global model to the state folder
+	// pullingModel: the newest attempt's model is streaming in.
+	pullingModel bool
 }
 
 // modelWait is a holder's answer to the server, held until the new model
@@ -98,6 +102,7 @@ type aggregation struct {
 	expect  map[string]bool        // members whose update is awaited
 	folded  map[string]bool        // members whose update was folded
 	refused map[string]string      // and those refused here, with the reason
+	pulling map[string]bool        // members whose streamed update is being pulled
 	own     *hearthv1.SwarmTrained // this site's own figures, once trained
 	started time.Time
 	closing bool
@@ -405,9 +410,6 @@ func (p *Participant) basis(j *joined, m *hearthv1.SwarmTask) (*model.Model, err
 		if err != nil {
 			return nil, fmt.Errorf("initial model: %w", err)
 		}
-		if bytesOf(mdl) > job.InlineLimit {
-			return nil, fmt.Errorf("the model is %d bytes; swarm jobs carry models of up to %d bytes (one envelope) for now", bytesOf(mdl), job.InlineLimit)
-		}
 		j.swarm.models[at] = mdl
 		return mdl, nil
 	}
@@ -416,8 +418,6 @@ func (p *Participant) basis(j *joined, m *hearthv1.SwarmTask) (*model.Model, err
 	}
 	return nil, fmt.Errorf("this site does not hold the global model of %s", at)
 }
-
-func bytesOf(m *model.Model) int { return m.Bytes() }
 
 // trainedLocal sends a member's update on: to its own aggregation, or
 // sealed to the round's aggregator, then answers the server.
@@ -451,13 +451,26 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 		if a := sj.agg; a != nil && a.at == t.at {
 			t.res.AuditEvent = executed
 			a.own = t.res
-			p.fold(ctx, j, p.cfg.Self.Name, upd)
+			p.fold(ctx, j, p.cfg.Self.Name, t.update, t.res.Samples)
 		}
 		return
+	}
+	var out *stream.Outgoing
+	if t.update.Bytes() > job.InlineLimit { // streamed, encrypted, its key in the sealed envelope
+		offered, key, err := p.offerModel(j.ctx, agg, t.update)
+		if err != nil {
+			ctx.Send(t.reply, failure(hearthv1.FailureCode_FAILURE_CODE_STREAM_FAILED, err.Error()))
+			return
+		}
+		out = offered
+		upd.Update, upd.UpdateStream, upd.StreamKey = nil, offered.Manifest, key
 	}
 	future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: agg, Msg: upd, JobID: t.jobID, Round: t.at.round,
 		Timeout: j.manifest.RoundTimeout, SealTo: sj.keys[agg]}, j.manifest.RoundTimeout+time.Second)
 	ctx.ReenterAfter(future, func(res any, err error) {
+		if out != nil {
+			out.Cancel() // pulled by now, or no use any more
+		}
 		r, ok := res.(*bridge.Reply)
 		if err == nil && !ok {
 			if f, isFailed := res.(*bridge.Failed); isFailed {
@@ -492,6 +505,20 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 	})
 }
 
+// offerModel offers m to recipient as an encrypted stream, returning the
+// offer and its key.
+func (p *Participant) offerModel(ctx context.Context, recipient string, m *model.Model) (*stream.Outgoing, []byte, error) {
+	if p.cfg.Streams == nil {
+		return nil, nil, errors.New("the model is too large for one envelope and this site streams nothing")
+	}
+	data, key, err := swarm.EncryptModel(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := p.cfg.Streams.OfferBytes(ctx, recipient, data)
+	return out, key, err
+}
+
 // answerWait answers the server once the site trained (if a member) and
 // holds the new model.
 func (p *Participant) answerWait(ctx actor.Context, sj *swarmJob) {
@@ -520,7 +547,7 @@ func (p *Participant) modelOverdue(ctx actor.Context, m *modelOverdue) {
 // beginAggregation starts this site's aggregation of an attempt.
 func (p *Participant) beginAggregation(ctx actor.Context, j *joined, m *hearthv1.SwarmTask, basis *model.Model) {
 	a := &aggregation{at: keyOf(m.Round, m.Attempt), task: m, reply: ctx.Sender(), expect: map[string]bool{},
-		folded: map[string]bool{}, refused: map[string]string{}, started: time.Now()}
+		folded: map[string]bool{}, refused: map[string]string{}, pulling: map[string]bool{}, started: time.Now()}
 	for _, s := range m.Members {
 		a.expect[s] = true
 	}
@@ -567,7 +594,7 @@ func (p *Participant) takeUpdate(ctx actor.Context, o bridge.Origin, m *hearthv1
 	case !j.swarm.agg.expect[o.Sender.Name] || o.Sender.Name == p.cfg.Self.Name:
 		refuse(fmt.Sprintf("%s is not a member of %s", o.Sender.Name, at))
 		return
-	case j.swarm.agg.folded[o.Sender.Name] || j.swarm.agg.refused[o.Sender.Name] != "":
+	case j.swarm.agg.folded[o.Sender.Name] || j.swarm.agg.refused[o.Sender.Name] != "" || j.swarm.agg.pulling[o.Sender.Name]:
 		refuse(fmt.Sprintf("a second update from %s for %s", o.Sender.Name, at))
 		return
 	case m.Samples < 1:
@@ -577,25 +604,125 @@ func (p *Participant) takeUpdate(ctx actor.Context, o bridge.Origin, m *hearthv1
 		p.maybeClose(ctx, j)
 		return
 	}
-	p.audit(auditor.Event{Action: "update.received", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, PeerEvent: o.MessageID,
+	if m.UpdateStream != nil {
+		if err := p.pullModel(ctx, j, o.Sender.Name, m.UpdateStream, m.StreamKey, func(mdl *model.Model, err error) *pulled {
+			return &pulled{jobID: m.JobId, at: at, origin: o, reply: reply, update: m, model: mdl, err: err}
+		}); err != nil {
+			refuse(err.Error())
+		} else {
+			j.swarm.agg.pulling[o.Sender.Name] = true
+		}
+		return
+	}
+	update, err := job.FromWire(m.Update)
+	p.takenUpdate(ctx, j, o, m, reply, update, err)
+}
+
+// takenUpdate folds a member's update, inline or pulled, and answers it.
+func (p *Participant) takenUpdate(ctx actor.Context, j *joined, o bridge.Origin, m *hearthv1.SwarmUpdate, reply *actor.PID, update *model.Model, err error) {
+	a, site := j.swarm.agg, o.Sender.Name
+	delete(a.expect, site)
+	delete(a.pulling, site)
+	if err != nil {
+		reason := envelope.Clip(err.Error(), 256)
+		a.refused[site] = reason
+		p.audit(auditor.Event{Action: "update.refused", JobID: m.JobId, Round: m.Round, Peer: site, Detail: map[string]string{"reason": reason}})
+		ctx.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, reason))
+		p.maybeClose(ctx, j)
+		return
+	}
+	p.audit(auditor.Event{Action: "update.received", JobID: m.JobId, Round: m.Round, Peer: site, PeerEvent: o.MessageID,
 		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt), "samples": fmt.Sprint(m.Samples)}})
 	ctx.Send(reply, &hearthv1.SwarmReceived{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt})
-	p.fold(ctx, j, o.Sender.Name, m)
+	p.fold(ctx, j, site, update, m.Samples)
 }
 
 // fold hands one member's update to the aggregator actor.
-func (p *Participant) fold(ctx actor.Context, j *joined, site string, m *hearthv1.SwarmUpdate) {
+func (p *Participant) fold(ctx actor.Context, j *joined, site string, update *model.Model, samples int64) {
 	a := j.swarm.agg
 	delete(a.expect, site)
-	update, err := job.FromWire(m.Update)
-	if err != nil {
-		a.refused[site] = envelope.Clip(err.Error(), 256)
-	} else {
-		weight := min(a.task.Weights[site], float64(m.Samples))
-		ctx.Send(a.pid, &aggregator.Fold{Round: m.Round, Site: site, Update: update, Weight: weight})
-		a.folded[site] = true
-	}
+	weight := min(a.task.Weights[site], float64(samples))
+	ctx.Send(a.pid, &aggregator.Fold{Round: a.at.round, Site: site, Update: update, Weight: weight})
+	a.folded[site] = true
 	p.maybeClose(ctx, j)
+}
+
+// pulled is a streamed update or model, pulled and decrypted off the
+// actor (or failed).
+type pulled struct {
+	jobID  string
+	at     roundKey
+	origin bridge.Origin
+	reply  *actor.PID
+	update *hearthv1.SwarmUpdate // or
+	global *hearthv1.SwarmModel
+	model  *model.Model
+	err    error
+}
+
+// pullModel pulls an encrypted model stream of the job's layout from
+// sender off the actor, and sends what done makes of it to the actor. It
+// refuses a stream that does not fit the job before pulling anything.
+func (p *Participant) pullModel(ctx actor.Context, j *joined, sender string, man *hearthv1.StreamManifest, key []byte, done func(*model.Model, error) *pulled) error {
+	if p.cfg.Streams == nil {
+		return errors.New("this site cannot receive streamed models")
+	}
+	layout, err := p.layoutOf(j)
+	if err != nil {
+		return err
+	}
+	sink, err := swarm.NewModelSink(layout, key)
+	if err != nil {
+		return err
+	}
+	if man.GetTotalBytes() != sink.Size() {
+		return fmt.Errorf("a %d-byte stream for the job's %d-byte model", man.GetTotalBytes(), sink.Size())
+	}
+	self, system, jobCtx := ctx.Self(), ctx.ActorSystem(), j.ctx
+	go func() {
+		_, err := p.cfg.Streams.Receive(jobCtx, sender, man, sink)
+		if err != nil {
+			system.Root.Send(self, done(nil, fmt.Errorf("%w: %v", errStream, err)))
+			return
+		}
+		system.Root.Send(self, done(sink.Model(), nil))
+	}()
+	return nil
+}
+
+// pulledStream takes a pulled update or model back on the actor.
+func (p *Participant) pulledStream(ctx actor.Context, m *pulled) {
+	j := p.jobs[m.jobID]
+	if m.update != nil {
+		if j == nil || j.swarm == nil || j.swarm.agg == nil || j.swarm.agg.at != m.at || j.swarm.agg.closing {
+			ctx.Send(m.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, fmt.Sprintf("%s was closed while the update streamed", m.at)))
+			return
+		}
+		p.takenUpdate(ctx, j, m.origin, m.update, m.reply, m.model, m.err)
+		return
+	}
+	if j == nil || j.swarm == nil || j.swarm.at != m.at || j.swarm.models[m.at] != nil {
+		ctx.Send(m.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, fmt.Sprintf("%s is no longer this site's newest task", m.at)))
+		return
+	}
+	if m.err != nil {
+		p.audit(auditor.Event{Action: "model.refused", JobID: m.jobID, Round: m.at.round, Peer: m.origin.Sender.Name, Detail: map[string]string{"reason": m.err.Error()}})
+		ctx.Send(m.reply, failure(hearthv1.FailureCode_FAILURE_CODE_STREAM_FAILED, m.err.Error()))
+		return
+	}
+	p.acceptModel(ctx, j, m.origin, m.global, m.model, m.reply)
+}
+
+// layoutOf is the job's model layout (values zero), made once.
+func (p *Participant) layoutOf(j *joined) (*model.Model, error) {
+	if j.swarm.layout == nil {
+		want, err := trainer.Init(j.spec, j.train.Features, j.train.Classes)
+		if err != nil {
+			return nil, err
+		}
+		j.swarm.layout = want
+	}
+	return j.swarm.layout, nil
 }
 
 func (p *Participant) maybeClose(ctx actor.Context, j *joined) {
@@ -647,7 +774,10 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 	for s, r := range c.Refused {
 		refused[s] = r
 	}
-	wire := job.ToWire(c.Mean)
+	var wire *hearthv1.Model
+	if c.Mean.Bytes() <= job.InlineLimit {
+		wire = job.ToWire(c.Mean)
+	}
 	digest := swarm.Digest(c.Mean)
 	a.result = &hearthv1.SwarmAggregated{Contributors: slices.Sorted(slices.Values(c.Sites)), Refused: refused, Clipped: c.Clipped, Screened: c.Screened,
 		ModelSha256: digest, AggregateMicros: time.Since(a.started).Microseconds()}
@@ -655,16 +785,43 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 	closed := p.audit(auditor.Event{Action: "aggregation.closed", JobID: jobID, Round: at.round, Detail: map[string]string{
 		"attempt": fmt.Sprint(at.attempt), "contributors": fmt.Sprint(a.result.Contributors), "model_sha256": hex.EncodeToString(digest)}})
 	// The holders confirm the model to the server themselves (with its
-	// digest); a failed delivery is audited here.
+	// digest); a failed delivery is audited here. A large model is
+	// encrypted once, under one key for every holder, and streamed to each.
+	var payload *stream.Payload
+	var key []byte
+	if c.Mean.Bytes() > job.InlineLimit {
+		var data []byte
+		if data, key, err = swarm.EncryptModel(c.Mean); err == nil && p.cfg.Streams != nil {
+			payload, err = p.cfg.Streams.Prepare(j.ctx, data)
+		} else if err == nil {
+			err = errors.New("the model is too large for one envelope and this site streams nothing")
+		}
+		if err != nil {
+			fail(err.Error())
+			return
+		}
+	}
 	for _, h := range a.task.Holders {
 		if h == p.cfg.Self.Name {
 			continue
 		}
 		holder := h
+		msg := &hearthv1.SwarmModel{JobId: jobID, Round: at.round, Attempt: at.attempt, Global: wire}
+		var out *stream.Outgoing
+		if payload != nil {
+			if out, err = p.cfg.Streams.OfferPayload(j.ctx, holder, payload); err != nil {
+				p.audit(auditor.Event{Action: "model.undelivered", JobID: jobID, Round: at.round, Peer: holder, Detail: map[string]string{"reason": err.Error()}})
+				continue
+			}
+			msg.Global, msg.ModelStream, msg.StreamKey = nil, out.Manifest, key
+		}
 		timeout := max(j.manifest.RoundTimeout/4, 100*time.Millisecond)
-		future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: holder, Msg: &hearthv1.SwarmModel{JobId: jobID, Round: at.round, Attempt: at.attempt, Global: wire},
+		future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: holder, Msg: msg,
 			JobID: jobID, Round: at.round, Timeout: timeout, SealTo: j.swarm.keys[holder]}, timeout+time.Second)
 		ctx.ReenterAfter(future, func(res any, err error) {
+			if out != nil {
+				out.Cancel()
+			}
 			if f, ok := res.(*bridge.Failed); ok && err == nil {
 				err = f.Err
 			}
@@ -742,12 +899,35 @@ func (p *Participant) takeModel(ctx actor.Context, o bridge.Origin, m *hearthv1.
 		refuse("a second model for " + at.String())
 		return
 	}
-	mdl, err := job.FromWire(m.Global)
-	if err == nil {
-		err = p.checkGlobal(j, mdl)
+	if m.ModelStream != nil {
+		if j.swarm.pullingModel {
+			refuse("a second model for " + at.String())
+			return
+		}
+		if err := p.pullModel(ctx, j, o.Sender.Name, m.ModelStream, m.StreamKey, func(mdl *model.Model, err error) *pulled {
+			return &pulled{jobID: m.JobId, at: at, origin: o, reply: reply, global: m, model: mdl, err: err}
+		}); err != nil {
+			refuse(err.Error())
+			return
+		}
+		j.swarm.pullingModel = true
+		return
 	}
+	mdl, err := job.FromWire(m.Global)
 	if err != nil {
 		refuse(err.Error())
+		return
+	}
+	p.acceptModel(ctx, j, o, m, mdl, reply)
+}
+
+// acceptModel checks a new global model (inline or pulled) and holds it.
+func (p *Participant) acceptModel(ctx actor.Context, j *joined, o bridge.Origin, m *hearthv1.SwarmModel, mdl *model.Model, reply *actor.PID) {
+	at := keyOf(m.Round, m.Attempt)
+	j.swarm.pullingModel = false
+	if err := p.checkGlobal(j, mdl); err != nil {
+		p.audit(auditor.Event{Action: "model.refused", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, Detail: map[string]string{"reason": err.Error()}})
+		ctx.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
 		return
 	}
 	p.hold(j, at, mdl)
@@ -823,14 +1003,11 @@ func (p *Participant) takeEarly(ctx actor.Context, sj *swarmJob) {
 
 // checkGlobal checks a received global model: the job's layout, finite.
 func (p *Participant) checkGlobal(j *joined, m *model.Model) error {
-	if j.swarm.layout == nil {
-		want, err := trainer.Init(j.spec, j.train.Features, j.train.Classes)
-		if err != nil {
-			return err
-		}
-		j.swarm.layout = want
+	layout, err := p.layoutOf(j)
+	if err != nil {
+		return err
 	}
-	if err := j.swarm.layout.SameLayout(m); err != nil {
+	if err := layout.SameLayout(m); err != nil {
 		return fmt.Errorf("the model's layout: %w", err)
 	}
 	for _, t := range m.Tensors {

@@ -1,7 +1,10 @@
 package swarm_test
 
 import (
+	"bytes"
 	"crypto/ecdh"
+	"encoding/binary"
+	"math"
 	"crypto/rand"
 	"strings"
 	"testing"
@@ -9,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
@@ -133,5 +137,69 @@ func TestVerifyKey(t *testing.T) {
 	p.Revoke(t, 1, site1)
 	if _, err := swarm.VerifyKey(good, p.Trust, job, "site-1", now); err == nil {
 		t.Error("a revoked site's binding verified")
+	}
+}
+
+func TestEncryptedModelStreamRoundTrips(t *testing.T) {
+	m := &model.Model{Tensors: []model.Tensor{
+		{Name: "w", Shape: []int{300, 7}, Data: make([]float32, 2100)},
+		{Name: "b", Shape: []int{7}, Data: []float32{1, 2, 3, 4, 5, 6, 7}},
+	}}
+	for i := range m.Tensors[0].Data {
+		m.Tensors[0].Data[i] = float32(i) / 3
+	}
+	data, key, err := swarm.EncryptModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plain []byte
+	for _, tt := range m.Tensors {
+		for _, v := range tt.Data {
+			plain = binary.LittleEndian.AppendUint32(plain, math.Float32bits(v))
+		}
+	}
+	if len(data) != len(plain) {
+		t.Fatalf("%d bytes for a %d-byte model", len(data), len(plain))
+	}
+	for off := 0; off+32 <= len(plain); off += 32 {
+		if bytes.Contains(data, plain[off:off+32]) {
+			t.Fatalf("bytes %d..%d of the model are in the stream in the clear", off, off+32)
+		}
+	}
+	layout := &model.Model{Tensors: []model.Tensor{
+		{Name: "w", Shape: []int{300, 7}, Data: make([]float32, 2100)},
+		{Name: "b", Shape: []int{7}, Data: make([]float32, 7)},
+	}}
+	sink, err := swarm.NewModelSink(layout, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Chunks of 1024 bytes (a multiple of the cipher's block), out of order.
+	for _, off := range []int{8192, 0, 4096, 1024, 7168, 2048, 5120, 3072, 6144} {
+		end := min(off+1024, len(data))
+		if err := sink.WriteChunk(off/1024, int64(off), data[off:end]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := sink.Model()
+	if swarm.Digest(got) == nil || !bytes.Equal(swarm.Digest(got), swarm.Digest(m)) {
+		t.Fatal("the decrypted model is not the one encrypted")
+	}
+	other, _ := swarm.NewModelSink(layout, make([]byte, swarm.StreamKeySize))
+	other.WriteChunk(0, 0, data[:1024])
+	if other.Model().Tensors[0].Data[1] == m.Tensors[0].Data[1] {
+		t.Error("another key decrypted the model")
+	}
+	for _, tc := range []struct {
+		name string
+		off  int64
+		n    int
+	}{{"past the end", int64(len(data)) - 16, 64}, {"unaligned", 10, 64}, {"negative", -64, 64}} {
+		if err := sink.WriteChunk(0, tc.off, make([]byte, tc.n)); err == nil {
+			t.Errorf("%s: chunk accepted", tc.name)
+		}
+	}
+	if _, err := swarm.NewModelSink(layout, []byte("short")); err == nil {
+		t.Error("a short key accepted")
 	}
 }

@@ -497,7 +497,12 @@ type SwarmUpdate struct {
 	Attempt int64                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	Update  *Model                 `protobuf:"bytes,4,opt,name=update,proto3" json:"update,omitempty"`
 	// Training samples: the update's weight is at most this.
-	Samples       int64 `protobuf:"varint,5,opt,name=samples,proto3" json:"samples,omitempty"`
+	Samples int64 `protobuf:"varint,5,opt,name=samples,proto3" json:"samples,omitempty"`
+	// An update too large for one envelope: offered as a stream of its
+	// float32 values (of the job's layout) encrypted with ChaCha20 under
+	// stream_key (actors/swarm), the chunks' hashes in update_stream.
+	UpdateStream  *StreamManifest `protobuf:"bytes,6,opt,name=update_stream,json=updateStream,proto3" json:"update_stream,omitempty"`
+	StreamKey     []byte          `protobuf:"bytes,7,opt,name=stream_key,json=streamKey,proto3" json:"stream_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -567,14 +572,31 @@ func (x *SwarmUpdate) GetSamples() int64 {
 	return 0
 }
 
+func (x *SwarmUpdate) GetUpdateStream() *StreamManifest {
+	if x != nil {
+		return x.UpdateStream
+	}
+	return nil
+}
+
+func (x *SwarmUpdate) GetStreamKey() []byte {
+	if x != nil {
+		return x.StreamKey
+	}
+	return nil
+}
+
 // SwarmModel is a round's new global model from its aggregator to a
 // holder; it answers SwarmReceived (or a Failure).
 type SwarmModel struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Round         int64                  `protobuf:"varint,2,opt,name=round,proto3" json:"round,omitempty"`
-	Attempt       int64                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Global        *Model                 `protobuf:"bytes,4,opt,name=global,proto3" json:"global,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Round   int64                  `protobuf:"varint,2,opt,name=round,proto3" json:"round,omitempty"`
+	Attempt int64                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Global  *Model                 `protobuf:"bytes,4,opt,name=global,proto3" json:"global,omitempty"`
+	// A model too large for one envelope, streamed as SwarmUpdate's is.
+	ModelStream   *StreamManifest `protobuf:"bytes,5,opt,name=model_stream,json=modelStream,proto3" json:"model_stream,omitempty"`
+	StreamKey     []byte          `protobuf:"bytes,6,opt,name=stream_key,json=streamKey,proto3" json:"stream_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -633,6 +655,20 @@ func (x *SwarmModel) GetAttempt() int64 {
 func (x *SwarmModel) GetGlobal() *Model {
 	if x != nil {
 		return x.Global
+	}
+	return nil
+}
+
+func (x *SwarmModel) GetModelStream() *StreamManifest {
+	if x != nil {
+		return x.ModelStream
+	}
+	return nil
+}
+
+func (x *SwarmModel) GetStreamKey() []byte {
+	if x != nil {
+		return x.StreamKey
 	}
 	return nil
 }
@@ -702,7 +738,7 @@ var File_hearth_v1_swarm_proto protoreflect.FileDescriptor
 
 const file_hearth_v1_swarm_proto_rawDesc = "" +
 	"\n" +
-	"\x15hearth/v1/swarm.proto\x12\thearth.v1\x1a\x13hearth/v1/job.proto\"\x83\x04\n" +
+	"\x15hearth/v1/swarm.proto\x12\thearth.v1\x1a\x13hearth/v1/job.proto\x1a\x16hearth/v1/stream.proto\"\x83\x04\n" +
 	"\tSwarmTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12\x18\n" +
@@ -767,19 +803,25 @@ const file_hearth_v1_swarm_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
 	"\rScreenedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x04\x10\x05R\treceivers\"\x98\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x04\x10\x05R\treceivers\"\xf7\x01\n" +
 	"\vSwarmUpdate\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\x03R\aattempt\x12(\n" +
 	"\x06update\x18\x04 \x01(\v2\x10.hearth.v1.ModelR\x06update\x12\x18\n" +
-	"\asamples\x18\x05 \x01(\x03R\asamples\"}\n" +
+	"\asamples\x18\x05 \x01(\x03R\asamples\x12>\n" +
+	"\rupdate_stream\x18\x06 \x01(\v2\x19.hearth.v1.StreamManifestR\fupdateStream\x12\x1d\n" +
+	"\n" +
+	"stream_key\x18\a \x01(\fR\tstreamKey\"\xda\x01\n" +
 	"\n" +
 	"SwarmModel\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\x03R\aattempt\x12(\n" +
-	"\x06global\x18\x04 \x01(\v2\x10.hearth.v1.ModelR\x06global\"V\n" +
+	"\x06global\x18\x04 \x01(\v2\x10.hearth.v1.ModelR\x06global\x12<\n" +
+	"\fmodel_stream\x18\x05 \x01(\v2\x19.hearth.v1.StreamManifestR\vmodelStream\x12\x1d\n" +
+	"\n" +
+	"stream_key\x18\x06 \x01(\fR\tstreamKey\"V\n" +
 	"\rSwarmReceived\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12\x18\n" +
@@ -813,6 +855,7 @@ var file_hearth_v1_swarm_proto_goTypes = []any{
 	(*SealingKey)(nil),      // 11: hearth.v1.SealingKey
 	(*Metrics)(nil),         // 12: hearth.v1.Metrics
 	(*Model)(nil),           // 13: hearth.v1.Model
+	(*StreamManifest)(nil),  // 14: hearth.v1.StreamManifest
 }
 var file_hearth_v1_swarm_proto_depIdxs = []int32{
 	11, // 0: hearth.v1.SwarmTask.keys:type_name -> hearth.v1.SealingKey
@@ -823,12 +866,14 @@ var file_hearth_v1_swarm_proto_depIdxs = []int32{
 	9,  // 5: hearth.v1.SwarmAggregated.clipped:type_name -> hearth.v1.SwarmAggregated.ClippedEntry
 	10, // 6: hearth.v1.SwarmAggregated.screened:type_name -> hearth.v1.SwarmAggregated.ScreenedEntry
 	13, // 7: hearth.v1.SwarmUpdate.update:type_name -> hearth.v1.Model
-	13, // 8: hearth.v1.SwarmModel.global:type_name -> hearth.v1.Model
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	14, // 8: hearth.v1.SwarmUpdate.update_stream:type_name -> hearth.v1.StreamManifest
+	13, // 9: hearth.v1.SwarmModel.global:type_name -> hearth.v1.Model
+	14, // 10: hearth.v1.SwarmModel.model_stream:type_name -> hearth.v1.StreamManifest
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_swarm_proto_init() }
@@ -837,6 +882,7 @@ func file_hearth_v1_swarm_proto_init() {
 		return
 	}
 	file_hearth_v1_job_proto_init()
+	file_hearth_v1_stream_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
