@@ -3,9 +3,9 @@ package swarm_test
 import (
 	"bytes"
 	"crypto/ecdh"
+	"crypto/rand"
 	"encoding/binary"
 	"math"
-	"crypto/rand"
 	"strings"
 	"testing"
 	"time"

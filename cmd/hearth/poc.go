@@ -55,9 +55,9 @@ type pocSummary struct {
 	Central     *trainer.Metrics   `json:"centralized,omitempty"`
 	Files       map[string]string  `json:"files"`
 	// Swarm: where the final model is; the server never held it.
-	ModelLocation string `json:"model_location,omitempty"`
-	Seconds     float64            `json:"seconds"`
-	Trainer     job.TrainerSpec    `json:"trainer"`
+	ModelLocation string          `json:"model_location,omitempty"`
+	Seconds       float64         `json:"seconds"`
+	Trainer       job.TrainerSpec `json:"trainer"`
 }
 
 type roundLine struct {
