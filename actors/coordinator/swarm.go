@@ -60,10 +60,13 @@ type swarmFlow struct {
 	holders    []string
 	trained    map[string]*hearthv1.SwarmTrained
 	confirmed  map[string]string // the digest of the new model each holder holds
-	failovers  []string
-	started    time.Time
-	rejoining  map[string]bool
-	test       meanMetrics
+	// attemptStarted is when the open attempt's tasks went out.
+	attemptStarted time.Time
+	sealMicros     int64 // the slowest holder's encryption and decryption
+	failovers      []string
+	started        time.Time
+	rejoining      map[string]bool
+	test           meanMetrics
 }
 
 // roundKey is one attempt at one round; round 0 is the initial model.
@@ -82,10 +85,13 @@ type answered struct {
 type confirmDue struct{ at roundKey }
 
 // confirmGrace is how long the holders have to confirm the new model
-// after the aggregator answered: the model is on its way by then, and a
-// holder that is slower is left out of the round (it catches up).
-func confirmGrace(roundTimeout time.Duration) time.Duration {
-	return min(max(roundTimeout/10, 200*time.Millisecond), 5*time.Second)
+// after the aggregator answered, the attempt having taken so far: the
+// model is on its way by then, and takes about as long to reach them as
+// the updates took to reach the aggregator (a large model's streams), or
+// a tenth of the round timeout (200 ms..5 s) for small ones. A holder that
+// is slower is left out of the round (it catches up).
+func confirmGrace(roundTimeout, sofar time.Duration) time.Duration {
+	return max(min(max(roundTimeout/10, 200*time.Millisecond), 5*time.Second), sofar)
 }
 
 // rejoined is a left-out site's answer to a new JoinJob.
@@ -316,9 +322,9 @@ func (s *swarmFlow) startAttempt(ctx actor.Context) {
 	for _, site := range s.members {
 		task.Weights[site] = s.weights[site]
 	}
-	s.pending, s.aggDone, s.trained, s.confirmed = map[string]bool{}, false, map[string]*hearthv1.SwarmTrained{}, map[string]string{}
+	s.pending, s.aggDone, s.trained, s.confirmed, s.sealMicros = map[string]bool{}, false, map[string]*hearthv1.SwarmTrained{}, map[string]string{}, 0
 	at := roundKey{s.round, s.attempt}
-	s.askKey = at
+	s.askKey, s.attemptStarted = at, time.Now()
 	s.cfg.Log.Info("swarm round", "job", s.id(), "round", s.round, "attempt", s.attempt, "aggregator", s.agg,
 		"members", len(s.members), "holders", len(s.holders))
 	// One audit event for the attempt's tasks, which every site's record
@@ -407,6 +413,7 @@ func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
 		}
 		if len(m.ModelSha256) > 0 {
 			s.confirmed[a.site] = string(m.ModelSha256)
+			s.sealMicros = max(s.sealMicros, m.SealMicros)
 		}
 		s.audit(auditor.Event{Action: "result.received", JobID: s.id(), Round: s.round, Peer: a.site, PeerEvent: m.AuditEvent,
 			Detail: map[string]string{"attempt": fmt.Sprint(s.attempt)}})
@@ -421,7 +428,7 @@ func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
 			// The holders confirm the model as it reaches them; those
 			// that have not within the grace are left out of the round.
 			self, system, at := ctx.Self(), ctx.ActorSystem(), s.askKey
-			time.AfterFunc(confirmGrace(s.manifest.RoundTimeout), func() { system.Root.Send(self, &confirmDue{at: at}) })
+			time.AfterFunc(confirmGrace(s.manifest.RoundTimeout, time.Since(s.attemptStarted)), func() { system.Root.Send(self, &confirmDue{at: at}) })
 		}
 	}
 	s.next(ctx)
@@ -507,7 +514,7 @@ func (s *swarmFlow) roundClosed(ctx actor.Context, g *hearthv1.SwarmAggregated) 
 	}
 	answered := slices.Sorted(slices.Values(append(slices.Clone(g.Contributors), slices.Collect(maps.Keys(g.Screened))...)))
 	sum := &hearthv1.RoundSummary{Round: s.round, Answered: answered, DurationMicros: time.Since(s.started).Microseconds(),
-		Aggregator: s.agg, Attempts: s.attempt + 1, Failovers: s.failovers}
+		Aggregator: s.agg, Attempts: s.attempt + 1, Failovers: s.failovers, SealMicros: g.SealMicros + s.sealMicros}
 	var loss, weight float64
 	var val meanMetrics
 	for _, site := range s.members {

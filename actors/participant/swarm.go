@@ -80,6 +80,7 @@ type modelWait struct {
 	// trained: the member's own training is done (res has its figures);
 	// got: the new model came.
 	trained, got bool
+	sealMicros   int64 // decrypting the streamed new model
 }
 
 // roundKey is one attempt at one round; round 0 is the initial model.
@@ -107,6 +108,9 @@ type aggregation struct {
 	started time.Time
 	closing bool
 	result  *hearthv1.SwarmAggregated
+	// sealMicros: time spent decrypting streamed updates and encrypting
+	// the streamed model.
+	sealMicros int64
 }
 
 // Process-local messages of the swarm role.
@@ -441,7 +445,10 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 	sj.local = t.update
 	executed := p.audit(auditor.Event{Action: "task.executed", JobID: t.jobID, Round: t.at.round,
 		Detail: map[string]string{"attempt": fmt.Sprint(t.at.attempt), "samples": fmt.Sprint(t.res.Samples), "loss": fmt.Sprintf("%.4f", t.res.TrainLoss)}})
-	upd := &hearthv1.SwarmUpdate{JobId: t.jobID, Round: t.at.round, Attempt: t.at.attempt, Update: job.ToWire(t.update), Samples: t.res.Samples}
+	upd := &hearthv1.SwarmUpdate{JobId: t.jobID, Round: t.at.round, Attempt: t.at.attempt, Samples: t.res.Samples}
+	if t.update.Bytes() <= job.InlineLimit {
+		upd.Update = job.ToWire(t.update)
+	}
 	if err := p.outgoing(j.manifest, nil, upd); err != nil {
 		ctx.Send(t.reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
 		return
@@ -457,13 +464,16 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 	}
 	var out *stream.Outgoing
 	if t.update.Bytes() > job.InlineLimit { // streamed, encrypted, its key in the sealed envelope
-		offered, key, err := p.offerModel(j.ctx, agg, t.update)
+		offered, key, spent, err := p.offerModel(j.ctx, agg, t.update)
 		if err != nil {
 			ctx.Send(t.reply, failure(hearthv1.FailureCode_FAILURE_CODE_STREAM_FAILED, err.Error()))
 			return
 		}
+		if w := sj.wait; w != nil && w.at == t.at {
+			w.sealMicros += spent.Microseconds()
+		}
 		out = offered
-		upd.Update, upd.UpdateStream, upd.StreamKey = nil, offered.Manifest, key
+		upd.UpdateStream, upd.StreamKey = offered.Manifest, key
 	}
 	future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: agg, Msg: upd, JobID: t.jobID, Round: t.at.round,
 		Timeout: j.manifest.RoundTimeout, SealTo: sj.keys[agg]}, j.manifest.RoundTimeout+time.Second)
@@ -506,17 +516,19 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 }
 
 // offerModel offers m to recipient as an encrypted stream, returning the
-// offer and its key.
-func (p *Participant) offerModel(ctx context.Context, recipient string, m *model.Model) (*stream.Outgoing, []byte, error) {
+// offer, its key and the time the encryption took.
+func (p *Participant) offerModel(ctx context.Context, recipient string, m *model.Model) (*stream.Outgoing, []byte, time.Duration, error) {
 	if p.cfg.Streams == nil {
-		return nil, nil, errors.New("the model is too large for one envelope and this site streams nothing")
+		return nil, nil, 0, errors.New("the model is too large for one envelope and this site streams nothing")
 	}
+	start := time.Now()
 	data, key, err := swarm.EncryptModel(m)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
+	spent := time.Since(start)
 	out, err := p.cfg.Streams.OfferBytes(ctx, recipient, data)
-	return out, key, err
+	return out, key, spent, err
 }
 
 // answerWait answers the server once the site trained (if a member) and
@@ -526,6 +538,7 @@ func (p *Participant) answerWait(ctx actor.Context, sj *swarmJob) {
 	if w == nil || !w.trained || !w.got {
 		return
 	}
+	w.res.SealMicros = w.sealMicros
 	ctx.Send(w.reply, w.res) // its audit event: the model's receipt (model.received), which names the digest
 	sj.wait = nil
 }
@@ -657,6 +670,7 @@ type pulled struct {
 	update *hearthv1.SwarmUpdate // or
 	global *hearthv1.SwarmModel
 	model  *model.Model
+	spent  time.Duration // decrypting it
 	err    error
 }
 
@@ -685,7 +699,9 @@ func (p *Participant) pullModel(ctx actor.Context, j *joined, sender string, man
 			system.Root.Send(self, done(nil, fmt.Errorf("%w: %v", errStream, err)))
 			return
 		}
-		system.Root.Send(self, done(sink.Model(), nil))
+		r := done(sink.Model(), nil)
+		r.spent = sink.Spent()
+		system.Root.Send(self, r)
 	}()
 	return nil
 }
@@ -698,8 +714,12 @@ func (p *Participant) pulledStream(ctx actor.Context, m *pulled) {
 			ctx.Send(m.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, fmt.Sprintf("%s was closed while the update streamed", m.at)))
 			return
 		}
+		j.swarm.agg.sealMicros += m.spent.Microseconds()
 		p.takenUpdate(ctx, j, m.origin, m.update, m.reply, m.model, m.err)
 		return
+	}
+	if w := j.swarm.wait; w != nil && w.at == m.at {
+		w.sealMicros += m.spent.Microseconds()
 	}
 	if j == nil || j.swarm == nil || j.swarm.at != m.at || j.swarm.models[m.at] != nil {
 		ctx.Send(m.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, fmt.Sprintf("%s is no longer this site's newest task", m.at)))
@@ -791,7 +811,10 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 	var key []byte
 	if c.Mean.Bytes() > job.InlineLimit {
 		var data []byte
-		if data, key, err = swarm.EncryptModel(c.Mean); err == nil && p.cfg.Streams != nil {
+		start := time.Now()
+		data, key, err = swarm.EncryptModel(c.Mean)
+		a.sealMicros += time.Since(start).Microseconds()
+		if err == nil && p.cfg.Streams != nil {
 			payload, err = p.cfg.Streams.Prepare(j.ctx, data)
 		} else if err == nil {
 			err = errors.New("the model is too large for one envelope and this site streams nothing")
@@ -842,6 +865,7 @@ func (p *Participant) answerAggregation(ctx actor.Context, j *joined) {
 	if res == nil {
 		res = &hearthv1.SwarmTrained{JobId: a.task.JobId, Round: a.at.round, Attempt: a.at.attempt}
 	}
+	a.result.SealMicros = a.sealMicros
 	res.Aggregated, res.ModelSha256 = a.result, a.result.ModelSha256
 	res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: a.task.JobId, Round: a.at.round, PeerEvent: res.AuditEvent,
 		Detail: map[string]string{"attempt": fmt.Sprint(a.at.attempt), "model_sha256": hex.EncodeToString(a.result.ModelSha256)}})

@@ -1,13 +1,16 @@
 package swarm
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
-
-	"golang.org/x/crypto/chacha20"
+	"sync/atomic"
+	"time"
+	"unsafe"
 
 	"github.com/hearthfl/hearth/actors/learning/model"
 )
@@ -15,12 +18,27 @@ import (
 // Models too large for one envelope travel site to site as streams
 // (bus/stream): chunks under a manifest of their SHA-256, the manifest in
 // the sealed envelope that offers the stream. The chunks are encrypted
-// with ChaCha20 under a fresh key that travels in the same sealed body, so
+// with AES-256 in counter mode (hardware-accelerated where Go has it:
+// several GB/s, where the pure-Go ChaCha20 of x/crypto took half a swarm
+// round's time) under a fresh key that travels in the same sealed body, so
 // the hub relays ciphertext only; their integrity is the signed manifest's
-// hashes, checked before a chunk is decrypted.
+// hashes, checked before a chunk is decrypted. The key is used for one
+// stream only, so the counter starts at zero.
 
-// StreamKeySize is the size of a stream's key.
-const StreamKeySize = chacha20.KeySize
+// StreamKeySize is the size of a stream's key (AES-256).
+const StreamKeySize = 32
+
+// ctrAt is the key's counter-mode keystream from byte offset on, which
+// must be a multiple of the block size.
+func ctrAt(key []byte, offset int64) (cipher.Stream, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	iv := make([]byte, aes.BlockSize)
+	binary.BigEndian.PutUint64(iv[8:], uint64(offset/aes.BlockSize))
+	return cipher.NewCTR(block, iv), nil
+}
 
 // EncryptModel returns m's float32 values (little-endian, tensor after
 // tensor) encrypted under a fresh key, and the key.
@@ -30,18 +48,25 @@ func EncryptModel(m *model.Model) (data, key []byte, err error) {
 		return nil, nil, err
 	}
 	data = make([]byte, m.Bytes())
+	c, err := ctrAt(key, 0)
+	if err != nil {
+		return nil, nil, err
+	}
 	off := 0
 	for _, t := range m.Tensors {
+		if littleEndian { // encrypted straight from the tensor's memory: one pass
+			n := 4 * len(t.Data)
+			c.XORKeyStream(data[off:off+n], bytesOf(t.Data))
+			off += n
+			continue
+		}
+		start := off
 		for _, v := range t.Data {
 			binary.LittleEndian.PutUint32(data[off:], math.Float32bits(v))
 			off += 4
 		}
+		c.XORKeyStream(data[start:off], data[start:off])
 	}
-	c, err := chacha20.NewUnauthenticatedCipher(key, make([]byte, chacha20.NonceSize))
-	if err != nil {
-		return nil, nil, err
-	}
-	c.XORKeyStream(data, data)
 	return data, key, nil
 }
 
@@ -54,7 +79,11 @@ type ModelSink struct {
 	// starts[i] is tensor i's first byte in the stream.
 	starts []int64
 	total  int64
+	spent  atomic.Int64 // nanoseconds decrypting
 }
+
+// Spent is the time WriteChunk spent decrypting, for the round's figures.
+func (s *ModelSink) Spent() time.Duration { return time.Duration(s.spent.Load()) }
 
 // NewModelSink makes a sink for a model shaped like layout (whose values
 // it does not read), encrypted under key.
@@ -78,7 +107,7 @@ func (s *ModelSink) Size() int64 { return s.total }
 func (s *ModelSink) Model() *model.Model { return s.model }
 
 // WriteChunk decrypts one chunk into the model. Offsets must be multiples
-// of 64 bytes (ChaCha20's block), as bus/stream's chunk sizes are.
+// of 64 bytes, as bus/stream's chunk sizes are.
 func (s *ModelSink) WriteChunk(_ int, offset int64, data []byte) error {
 	switch {
 	case offset < 0 || offset+int64(len(data)) > s.total:
@@ -86,21 +115,41 @@ func (s *ModelSink) WriteChunk(_ int, offset int64, data []byte) error {
 	case offset%64 != 0 || len(data)%4 != 0:
 		return errors.New("chunk not aligned to the cipher's blocks")
 	}
-	c, err := chacha20.NewUnauthenticatedCipher(s.key, make([]byte, chacha20.NonceSize))
+	defer func(start time.Time) { s.spent.Add(int64(time.Since(start))) }(time.Now())
+	c, err := ctrAt(s.key, offset)
 	if err != nil {
 		return err
 	}
-	c.SetCounter(uint32(offset / 64))
-	plain := make([]byte, len(data))
-	c.XORKeyStream(plain, data)
-	// Walk the tensors the chunk spans.
+	// Walk the tensors the chunk spans, decrypting into each in turn (the
+	// keystream goes on across them).
 	for i, start := range s.starts {
 		t := s.model.Tensors[i].Data
 		end := start + int64(4*len(t))
 		lo, hi := max(offset, start), min(offset+int64(len(data)), end)
-		for b := lo; b < hi; b += 4 {
-			t[(b-start)/4] = math.Float32frombits(binary.LittleEndian.Uint32(plain[b-offset:]))
+		if lo >= hi {
+			continue
+		}
+		src := data[lo-offset : hi-offset]
+		if littleEndian {
+			c.XORKeyStream(bytesOf(t)[lo-start:hi-start], src)
+			continue
+		}
+		plain := make([]byte, len(src))
+		c.XORKeyStream(plain, src)
+		for b := 0; b < len(plain); b += 4 {
+			t[(lo-start+int64(b))/4] = math.Float32frombits(binary.LittleEndian.Uint32(plain[b:]))
 		}
 	}
 	return nil
+}
+
+// littleEndian: float32 values in memory are the stream's bytes.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// bytesOf is the memory of v as bytes (no copy).
+func bytesOf(v []float32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
 }

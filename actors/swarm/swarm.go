@@ -154,6 +154,10 @@ func Digest(m *model.Model) []byte {
 			binary.BigEndian.PutUint64(b[:], uint64(d))
 			h.Write(b[:])
 		}
+		if littleEndian {
+			h.Write(bytesOf(t.Data)) // the values' memory is their little-endian bytes
+			continue
+		}
 		for _, v := range t.Data {
 			binary.LittleEndian.PutUint32(b[:4], math.Float32bits(v))
 			h.Write(b[:4])

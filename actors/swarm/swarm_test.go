@@ -203,3 +203,39 @@ func TestEncryptedModelStreamRoundTrips(t *testing.T) {
 		t.Error("a short key accepted")
 	}
 }
+
+// BenchmarkModelStreamCrypto: encrypting a 64 MiB model for its stream,
+// and decrypting it chunk by chunk, next to copying its bytes (the floor).
+func BenchmarkModelStreamCrypto(b *testing.B) {
+	m := &model.Model{Tensors: []model.Tensor{{Name: "w", Shape: []int{16 << 20}, Data: make([]float32, 16<<20)}}}
+	data, key, err := swarm.EncryptModel(m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("copy", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		dst := make([]byte, len(data))
+		for b.Loop() {
+			copy(dst, data)
+		}
+	})
+	b.Run("encrypt", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if _, _, err := swarm.EncryptModel(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decrypt", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			sink, _ := swarm.NewModelSink(m, key)
+			for off := 0; off < len(data); off += 1 << 20 {
+				if err := sink.WriteChunk(off>>20, int64(off), data[off:off+1<<20]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+}

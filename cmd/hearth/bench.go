@@ -25,6 +25,7 @@ import (
 
 // benchRow is one measured configuration.
 type benchRow struct {
+	Workflow     string  `json:"workflow"`
 	Aggregator   string  `json:"aggregator"`
 	ModelBytes   int64   `json:"model_bytes"`
 	Sites        int     `json:"sites"`
@@ -34,19 +35,26 @@ type benchRow struct {
 	Checkpoint   float64 `json:"checkpoint_seconds"`
 	BytesMoved   int64   `json:"bytes_moved"`
 	MBps         float64 `json:"mb_per_s"`
-	VsPlain      float64 `json:"ratio_to_plain_nats"`
-	ServerRSS    int64   `json:"server_peak_rss"`
-	SiteRSS      int64   `json:"site_peak_rss"`
-	TotalRSS     int64   `json:"all_processes_peak_rss"`
+	VsPlain      float64 `json:"ratio_to_plain_nats"` // FedAvg: the leaf -> hub path; swarm: leaf -> hub -> leaf
+	// Swarm: the encryption and decryption on a round's path (streamed
+	// models), as a share of the round.
+	SealShare float64 `json:"seal_share,omitempty"`
+	ServerRSS int64   `json:"server_peak_rss"`
+	SiteRSS   int64   `json:"site_peak_rss"`
+	TotalRSS  int64   `json:"all_processes_peak_rss"`
 }
 
 // plainRuns is how many times the plain NATS baseline is measured.
 const plainRuns = 3
 
 type benchReport struct {
-	PlainMBps float64    `json:"plain_nats_mb_per_s"` // the best run
-	PlainRuns []float64  `json:"plain_nats_runs_mb_per_s"`
-	Rows      []benchRow `json:"rounds"`
+	PlainMBps float64   `json:"plain_nats_mb_per_s"` // the best run
+	PlainRuns []float64 `json:"plain_nats_runs_mb_per_s"`
+	// The path swarm's bytes take: leaf -> hub -> leaf (measured when a
+	// swarm configuration is).
+	PeerMBps float64    `json:"plain_nats_peer_mb_per_s,omitempty"`
+	PeerRuns []float64  `json:"plain_nats_peer_runs_mb_per_s,omitempty"`
+	Rows     []benchRow `json:"rounds"`
 }
 
 func runBench(ctx context.Context, c *cli, args []string) error {
@@ -61,13 +69,15 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	profiles := fs.String("profile", "", "write each process's CPU profile into this folder as <config>-<name>.pprof")
 	aggregators := fs.String("aggregators", "fedavg", "aggregation rules to measure each configuration with, comma-separated: "+
 		strings.Join(slices.Sorted(maps.Keys(benchAggregations)), ", "))
+	workflows := fs.String("workflows", job.WorkflowFedAvg, "workflows to measure each configuration with, comma-separated: fedavg, swarm")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	type config struct {
-		size  int64
-		sites int
-		agg   string
+		size     int64
+		sites    int
+		agg      string
+		workflow string
 	}
 	var aggs []string
 	for _, a := range strings.Split(*aggregators, ",") {
@@ -77,8 +87,15 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		aggs = append(aggs, a)
 	}
 	var grid []config
+	var flows []string
+	for _, w := range strings.Split(*workflows, ",") {
+		if w = strings.TrimSpace(w); w != job.WorkflowFedAvg && w != job.WorkflowSwarm {
+			return fmt.Errorf("--workflows: %q is not fedavg or swarm", w)
+		}
+		flows = append(flows, w)
+	}
 	if *nvflare {
-		grid = []config{{100e6, 2, ""}, {500e6, 4, ""}, {1e9, 2, ""}}
+		grid = []config{{100e6, 2, "", ""}, {500e6, 4, "", ""}, {1e9, 2, "", ""}}
 	} else {
 		ss, err := parseList(*sizes, parseSize)
 		if err != nil {
@@ -90,16 +107,18 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		}
 		for _, s := range ss {
 			for _, n := range ns {
-				grid = append(grid, config{s, int(n), ""})
+				grid = append(grid, config{s, int(n), "", ""})
 			}
 		}
 	}
-	// Each configuration once per aggregator, side by side.
+	// Each configuration once per workflow and aggregator, side by side.
 	var all []config
 	for _, g := range grid {
-		for _, a := range aggs {
-			g.agg = a
-			all = append(all, g)
+		for _, w := range flows {
+			for _, a := range aggs {
+				g.agg, g.workflow = a, w
+				all = append(all, g)
+			}
 		}
 	}
 	grid = all
@@ -132,7 +151,19 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	}
 	say("plain NATS, leaf -> hub, mTLS, compression off, %s in 1 MiB messages: %.0f MB/s (best of %d: %.0f-%.0f)",
 		sizeText(plain), rep.PlainMBps, plainRuns, slices.Min(rep.PlainRuns), rep.PlainMBps)
-	say("\n%-16s %-9s %5s %8s %8s %10s %7s %9s %11s %11s %11s %7s", "aggregator", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "server RSS", "site RSS", "all RSS", "ckpt s")
+	if slices.Contains(flows, job.WorkflowSwarm) {
+		for i := range plainRuns {
+			v, err := plainPeerThroughput(ctx, filepath.Join(ws, fmt.Sprintf("peer-%d", i)), plain)
+			if err != nil {
+				return fmt.Errorf("plain NATS leaf-to-leaf baseline: %w", err)
+			}
+			rep.PeerRuns = append(rep.PeerRuns, v)
+			rep.PeerMBps = max(rep.PeerMBps, v)
+		}
+		say("plain NATS, leaf -> hub -> leaf (swarm's path), same links, %s: %.0f MB/s (best of %d: %.0f-%.0f)",
+			sizeText(plain), rep.PeerMBps, plainRuns, slices.Min(rep.PeerRuns), rep.PeerMBps)
+	}
+	say("\n%-8s %-16s %-9s %5s %8s %8s %10s %7s %9s %6s %11s %11s %11s %7s", "workflow", "aggregator", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "seal", "server RSS", "site RSS", "all RSS", "ckpt s")
 	for i, g := range grid {
 		var extra []func(string) []string
 		if *profiles != "" {
@@ -140,14 +171,21 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 				return []string{"--cpu-profile", filepath.Join(*profiles, fmt.Sprintf("%s-%s-%d-%s.pprof", g.agg, sizeText(g.size), g.sites, name))}
 			})
 		}
-		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.agg, g.size, g.sites, *rounds, extra...)
+		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.workflow, g.agg, g.size, g.sites, *rounds, extra...)
 		if err != nil {
-			return fmt.Errorf("%s, %s with %d sites: %w", g.agg, sizeText(g.size), g.sites, err)
+			return fmt.Errorf("%s %s, %s with %d sites: %w", g.workflow, g.agg, sizeText(g.size), g.sites, err)
 		}
 		row.VsPlain = row.MBps / rep.PlainMBps
+		if row.Workflow == job.WorkflowSwarm {
+			row.VsPlain = row.MBps / rep.PeerMBps
+		}
 		rep.Rows = append(rep.Rows, *row)
-		say("%-16s %-9s %5d %8.2f %8.2f %10s %7.0f %8.0f%% %11s %11s %11s %7.2f", row.Aggregator, sizeText(row.ModelBytes), row.Sites, row.FirstSeconds, row.RoundSeconds, sizeText(row.BytesMoved),
-			row.MBps, 100*row.VsPlain, sizeText(row.ServerRSS), sizeText(row.SiteRSS), sizeText(row.TotalRSS), row.Checkpoint)
+		seal := "-"
+		if row.SealShare > 0 {
+			seal = fmt.Sprintf("%.0f%%", 100*row.SealShare)
+		}
+		say("%-8s %-16s %-9s %5d %8.2f %8.2f %10s %7.0f %8.0f%% %6s %11s %11s %11s %7.2f", row.Workflow, row.Aggregator, sizeText(row.ModelBytes), row.Sites, row.FirstSeconds, row.RoundSeconds, sizeText(row.BytesMoved),
+			row.MBps, 100*row.VsPlain, seal, sizeText(row.ServerRSS), sizeText(row.SiteRSS), sizeText(row.TotalRSS), row.Checkpoint)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)
@@ -166,10 +204,11 @@ var benchAggregations = map[string]string{
 	"trimmed_mean":     "{method: trimmed_mean, trim: 1}",
 }
 
-// benchRound runs rounds of a noop model of size bytes under the
-// aggregation rule agg (a key of benchAggregations) on a server and
-// `sites` sites as separate processes, and measures them.
-func benchRound(ctx context.Context, ws, agg string, size int64, sites, rounds int, extra ...func(string) []string) (*benchRow, error) {
+// benchRound runs rounds of a noop model of size bytes in workflow
+// (fedavg or swarm) under the aggregation rule agg (a key of
+// benchAggregations) on a server and `sites` sites as separate processes,
+// and measures them.
+func benchRound(ctx context.Context, ws, workflow, agg string, size int64, sites, rounds int, extra ...func(string) []string) (*benchRow, error) {
 	if err := os.MkdirAll(ws, 0o700); err != nil {
 		return nil, err
 	}
@@ -196,7 +235,7 @@ func benchRound(ctx context.Context, ws, agg string, size int64, sites, rounds i
 	defer admin.Close()
 	dir := filepath.Join(ws, "job")
 	manifest := fmt.Sprintf(`name: bench
-workflow: fedavg
+workflow: %s
 rounds: %d
 sites: ["@all"]
 min_sites: %d
@@ -205,7 +244,7 @@ dataset: wdbc
 trainer: {kind: noop, params: %d}
 evaluation: {validation: false, test: false}
 aggregation: %s
-`, rounds, sites, size/4, benchAggregations[agg])
+`, workflow, rounds, sites, size/4, benchAggregations[agg])
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -227,7 +266,7 @@ aggregation: %s
 		return nil, fmt.Errorf("job finished after %d of %d rounds", len(info.History), rounds)
 	}
 	first := info.History[0]
-	row := &benchRow{Aggregator: agg, ModelBytes: size / 4 * 4, Sites: sites, Rounds: rounds, FirstSeconds: float64(first.DurationMicros) / 1e6}
+	row := &benchRow{Workflow: workflow, Aggregator: agg, ModelBytes: size / 4 * 4, Sites: sites, Rounds: rounds, FirstSeconds: float64(first.DurationMicros) / 1e6}
 	// Steady state: the median of the rounds after the first (the first
 	// alone when there is no other), so one slow round does not move it.
 	steady := info.History
@@ -240,6 +279,17 @@ aggregation: %s
 		ckpt = append(ckpt, float64(r.CheckpointMicros)/1e6)
 	}
 	row.RoundSeconds, row.Checkpoint, row.BytesMoved = median(secs), median(ckpt), steady[0].BytesMoved
+	if workflow == job.WorkflowSwarm {
+		// The server sees no weights: a round moves an update from each
+		// member but the aggregator to it and the new model back to each,
+		// leaf -> hub -> leaf.
+		row.BytesMoved = 2 * int64(sites-1) * row.ModelBytes
+		var seal []float64
+		for _, r := range steady {
+			seal = append(seal, float64(r.SealMicros)/float64(r.DurationMicros))
+		}
+		row.SealShare = median(seal)
+	}
 	row.MBps = float64(row.BytesMoved) / 1e6 / row.RoundSeconds
 	for i, p := range procs {
 		rss, err := p.PeakRSS()
@@ -257,16 +307,26 @@ aggregation: %s
 	return row, nil
 }
 
-// plainThroughput measures plain NATS on the path the sites' updates take:
-// a leaf node's connection publishing 1 MiB messages to a subscriber on the
-// hub, over the project's mTLS leaf link with compression off, with a
-// window of 16 messages in flight (the receiver acknowledges every 8) so
-// that nothing is dropped.
+// plainThroughput measures plain NATS on the path the sites' updates take
+// in FedAvg: a leaf node's connection publishing 1 MiB messages to a
+// subscriber on the hub, over the project's mTLS leaf link with
+// compression off, with a window of 16 messages in flight (the receiver
+// acknowledges every 8) so that nothing is dropped.
 func plainThroughput(ctx context.Context, ws string, total int64) (float64, error) {
+	return plainRun(ctx, ws, total, false)
+}
+
+// plainPeerThroughput is plainThroughput on swarm's path: from one leaf
+// node through the hub to a subscriber on another leaf node.
+func plainPeerThroughput(ctx context.Context, ws string, total int64) (float64, error) {
+	return plainRun(ctx, ws, total, true)
+}
+
+func plainRun(ctx context.Context, ws string, total int64, peer bool) (float64, error) {
 	if err := os.MkdirAll(ws, 0o700); err != nil {
 		return 0, err
 	}
-	local, err := cluster.ProvisionLocal(ws, 1, time.Now())
+	local, err := cluster.ProvisionLocal(ws, 2, time.Now())
 	if err != nil {
 		return 0, err
 	}
@@ -293,29 +353,49 @@ func plainThroughput(ctx context.Context, ws string, total int64) (float64, erro
 		return 0, err
 	}
 	defer hub.Shutdown()
-	leaf, err := bus.StartLeaf(bus.LeafConfig{Name: lk.Config.Name, HubURLs: lk.Config.LeafURLs(), LocalPort: -1,
-		Certificate: lk.TLSCertificate(), Trust: trust})
+	startLeaf := func(k *kit.Kit) (*bus.Leaf, *nats.Conn, error) {
+		leaf, err := bus.StartLeaf(bus.LeafConfig{Name: k.Config.Name, HubURLs: k.Config.LeafURLs(), LocalPort: -1,
+			Certificate: k.TLSCertificate(), Trust: trust})
+		if err != nil {
+			return nil, nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := leaf.WaitHub(wctx); err != nil {
+			leaf.Shutdown()
+			return nil, nil, err
+		}
+		nc, err := leaf.Connect()
+		if err != nil {
+			leaf.Shutdown()
+			return nil, nil, err
+		}
+		return leaf, nc, nil
+	}
+	leaf, lc, err := startLeaf(lk)
 	if err != nil {
 		return 0, err
 	}
 	defer leaf.Shutdown()
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := leaf.WaitHub(wctx); err != nil {
-		return 0, err
-	}
-	hc, err := hub.Connect()
-	if err != nil {
+	defer lc.Close()
+	site, receiver := lk.Config.Name, sk.Config.Name
+	var hc *nats.Conn
+	if peer {
+		rk, err := kit.Load(local.Kit(local.Sites[1]))
+		if err != nil {
+			return 0, err
+		}
+		other, oc, err := startLeaf(rk)
+		if err != nil {
+			return 0, err
+		}
+		defer other.Shutdown()
+		hc, receiver = oc, rk.Config.Name
+	} else if hc, err = hub.Connect(); err != nil {
 		return 0, err
 	}
 	defer hc.Close()
-	lc, err := leaf.Connect()
-	if err != nil {
-		return 0, err
-	}
-	defer lc.Close()
-	site := lk.Config.Name
-	data, acks := bus.Stream(sk.Config.Name, site, "plain"), bus.Stream(site, sk.Config.Name, "plain")
+	data, acks := bus.Stream(receiver, site, "plain"), bus.Stream(site, receiver, "plain")
 	const chunk, window = 1 << 20, 16
 	n := int((total + chunk - 1) / chunk)
 	var mu sync.Mutex

@@ -438,9 +438,12 @@ type RoundSummary struct {
 	// Swarm: the site that aggregated the round, the attempts it took (a
 	// failover re-runs a round with the next site in the rotation) and the
 	// aggregators that failed it, each with the reason.
-	Aggregator    string   `protobuf:"bytes,11,opt,name=aggregator,proto3" json:"aggregator,omitempty"`
-	Attempts      int64    `protobuf:"varint,12,opt,name=attempts,proto3" json:"attempts,omitempty"`
-	Failovers     []string `protobuf:"bytes,13,rep,name=failovers,proto3" json:"failovers,omitempty"`
+	Aggregator string   `protobuf:"bytes,11,opt,name=aggregator,proto3" json:"aggregator,omitempty"`
+	Attempts   int64    `protobuf:"varint,12,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	Failovers  []string `protobuf:"bytes,13,rep,name=failovers,proto3" json:"failovers,omitempty"`
+	// Swarm, models streamed: the encryption and decryption on the round's
+	// path: the aggregator's, plus the slowest holder's own.
+	SealMicros    int64 `protobuf:"varint,14,opt,name=seal_micros,json=sealMicros,proto3" json:"seal_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -564,6 +567,13 @@ func (x *RoundSummary) GetFailovers() []string {
 		return x.Failovers
 	}
 	return nil
+}
+
+func (x *RoundSummary) GetSealMicros() int64 {
+	if x != nil {
+		return x.SealMicros
+	}
+	return 0
 }
 
 // JobInfo is a job's public state.
@@ -2198,7 +2208,7 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"validation\x18\x04 \x01(\v2\x12.hearth.v1.MetricsR\n" +
 	"validation\x12\x18\n" +
-	"\aclipped\x18\x05 \x01(\tR\aclipped\"\xd4\x03\n" +
+	"\aclipped\x18\x05 \x01(\tR\aclipped\"\xf5\x03\n" +
 	"\fRoundSummary\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x03R\x05round\x12\x1a\n" +
 	"\banswered\x18\x02 \x03(\tR\banswered\x12\x18\n" +
@@ -2219,7 +2229,9 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"aggregator\x18\v \x01(\tR\n" +
 	"aggregator\x12\x1a\n" +
 	"\battempts\x18\f \x01(\x03R\battempts\x12\x1c\n" +
-	"\tfailovers\x18\r \x03(\tR\tfailovers\"\xde\x05\n" +
+	"\tfailovers\x18\r \x03(\tR\tfailovers\x12\x1f\n" +
+	"\vseal_micros\x18\x0e \x01(\x03R\n" +
+	"sealMicros\"\xde\x05\n" +
 	"\aJobInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12,\n" +

@@ -285,7 +285,10 @@ type SwarmTrained struct {
 	// site holds it: the server counts as holders only the sites whose
 	// digest is the aggregator's, so an aggregator that sends different
 	// models to different sites is caught.
-	ModelSha256   []byte `protobuf:"bytes,11,opt,name=model_sha256,json=modelSha256,proto3" json:"model_sha256,omitempty"`
+	ModelSha256 []byte `protobuf:"bytes,11,opt,name=model_sha256,json=modelSha256,proto3" json:"model_sha256,omitempty"`
+	// Time this site spent encrypting its streamed update and decrypting
+	// the streamed new model (0 for models that travel inline, sealed whole).
+	SealMicros    int64 `protobuf:"varint,12,opt,name=seal_micros,json=sealMicros,proto3" json:"seal_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -397,6 +400,13 @@ func (x *SwarmTrained) GetModelSha256() []byte {
 	return nil
 }
 
+func (x *SwarmTrained) GetSealMicros() int64 {
+	if x != nil {
+		return x.SealMicros
+	}
+	return 0
+}
+
 // SwarmAggregated is the round's aggregator's account of its round.
 type SwarmAggregated struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -411,7 +421,10 @@ type SwarmAggregated struct {
 	// Members whose well-formed, in-bound update the rule's screen left out
 	// of this round (they count towards min_sites, as in FedAvg), with the
 	// reason.
-	Screened      map[string]string `protobuf:"bytes,7,rep,name=screened,proto3" json:"screened,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Screened map[string]string `protobuf:"bytes,7,rep,name=screened,proto3" json:"screened,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Time the aggregator spent decrypting streamed updates and encrypting
+	// the streamed new model.
+	SealMicros    int64 `protobuf:"varint,8,opt,name=seal_micros,json=sealMicros,proto3" json:"seal_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -488,6 +501,13 @@ func (x *SwarmAggregated) GetScreened() map[string]string {
 	return nil
 }
 
+func (x *SwarmAggregated) GetSealMicros() int64 {
+	if x != nil {
+		return x.SealMicros
+	}
+	return 0
+}
+
 // SwarmUpdate is a member's update for a round's aggregator; it answers
 // SwarmReceived (or a Failure).
 type SwarmUpdate struct {
@@ -499,7 +519,7 @@ type SwarmUpdate struct {
 	// Training samples: the update's weight is at most this.
 	Samples int64 `protobuf:"varint,5,opt,name=samples,proto3" json:"samples,omitempty"`
 	// An update too large for one envelope: offered as a stream of its
-	// float32 values (of the job's layout) encrypted with ChaCha20 under
+	// float32 values (of the job's layout) encrypted with AES-256-CTR under
 	// stream_key (actors/swarm), the chunks' hashes in update_stream.
 	UpdateStream  *StreamManifest `protobuf:"bytes,6,opt,name=update_stream,json=updateStream,proto3" json:"update_stream,omitempty"`
 	StreamKey     []byte          `protobuf:"bytes,7,opt,name=stream_key,json=streamKey,proto3" json:"stream_key,omitempty"`
@@ -768,7 +788,7 @@ const file_hearth_v1_swarm_proto_rawDesc = "" +
 	"basisRound\x12#\n" +
 	"\rbasis_attempt\x18\x03 \x01(\x03R\fbasisAttempt\x12\x1f\n" +
 	"\vaudit_event\x18\x04 \x01(\tR\n" +
-	"auditEvent\"\xff\x02\n" +
+	"auditEvent\"\xa0\x03\n" +
 	"\fSwarmTrained\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12\x18\n" +
@@ -787,14 +807,18 @@ const file_hearth_v1_swarm_proto_rawDesc = "" +
 	"aggregated\x18\n" +
 	" \x01(\v2\x1a.hearth.v1.SwarmAggregatedR\n" +
 	"aggregated\x12!\n" +
-	"\fmodel_sha256\x18\v \x01(\fR\vmodelSha256\"\x95\x04\n" +
+	"\fmodel_sha256\x18\v \x01(\fR\vmodelSha256\x12\x1f\n" +
+	"\vseal_micros\x18\f \x01(\x03R\n" +
+	"sealMicros\"\xb6\x04\n" +
 	"\x0fSwarmAggregated\x12\"\n" +
 	"\fcontributors\x18\x01 \x03(\tR\fcontributors\x12A\n" +
 	"\arefused\x18\x02 \x03(\v2'.hearth.v1.SwarmAggregated.RefusedEntryR\arefused\x12A\n" +
 	"\aclipped\x18\x03 \x03(\v2'.hearth.v1.SwarmAggregated.ClippedEntryR\aclipped\x12!\n" +
 	"\fmodel_sha256\x18\x05 \x01(\fR\vmodelSha256\x12)\n" +
 	"\x10aggregate_micros\x18\x06 \x01(\x03R\x0faggregateMicros\x12D\n" +
-	"\bscreened\x18\a \x03(\v2(.hearth.v1.SwarmAggregated.ScreenedEntryR\bscreened\x1a:\n" +
+	"\bscreened\x18\a \x03(\v2(.hearth.v1.SwarmAggregated.ScreenedEntryR\bscreened\x12\x1f\n" +
+	"\vseal_micros\x18\b \x01(\x03R\n" +
+	"sealMicros\x1a:\n" +
 	"\fRefusedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
