@@ -54,7 +54,7 @@ type Checkpoints interface {
 
 // Config is what an aggregator that holds a job's model needs. Streams nil
 // refuses streamed models; Checkpoints nil refuses Checkpoint and a Hold
-// that restores. Models larger than SpillAbove bytes are kept in file
+// that restores; ChunkBytes must be the chunk size of Streams' senders. Models larger than SpillAbove bytes are kept in file
 // mappings in SpillDir rather than memory. Log nil logs nothing.
 type Config struct {
 	JobID       string // names the job in logs
@@ -62,6 +62,7 @@ type Config struct {
 	Checkpoints Checkpoints
 	SpillDir    string
 	SpillAbove  int64
+	ChunkBytes  int // the streams' chunk size (0: stream.DefaultChunkBytes)
 	Log         *slog.Logger
 }
 
@@ -81,6 +82,9 @@ func (c Config) spill(size int64) string {
 func HoldingProps(ctx context.Context, cfg Config) *actor.Props {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ChunkBytes == 0 {
+		cfg.ChunkBytes = stream.DefaultChunkBytes
 	}
 	return actor.PropsFromProducer(func() actor.Actor { return &Aggregator{held: newCustody(ctx, cfg)} })
 }

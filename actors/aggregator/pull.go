@@ -152,9 +152,9 @@ func (c *custody) sumReady(ctx actor.Context, m *sumReady) {
 		for i, u := range c.waiting {
 			sites[i] = u.site
 		}
-		sum, err = NewRuleSum(acc, c.big, stream.DefaultChunkBytes, c.rule, sites)
+		sum, err = NewRuleSum(acc, c.big, c.cfg.ChunkBytes, c.rule, sites)
 	} else if err == nil {
-		sum, err = NewStreamSum(acc, stream.DefaultChunkBytes)
+		sum, err = NewStreamSum(acc, c.cfg.ChunkBytes)
 	}
 	waiting := c.waiting
 	c.waiting = nil
