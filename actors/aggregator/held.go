@@ -345,7 +345,7 @@ func (c *custody) withdraw(ctx actor.Context, site string) {
 	for i, u := range c.waiting {
 		if u.site == site {
 			c.waiting = append(c.waiting[:i:i], c.waiting[i+1:]...)
-			ctx.Send(u.replyTo, &StreamPulled{Round: c.round, Site: site, Err: fmt.Errorf("withdrawn: %w", context.Canceled)})
+			tell(ctx, u.replyTo, &StreamPulled{Round: c.round, Site: site, Err: fmt.Errorf("withdrawn: %w", context.Canceled)})
 			break
 		}
 	}

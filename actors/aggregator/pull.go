@@ -164,7 +164,7 @@ func (c *custody) sumReady(ctx actor.Context, m *sumReady) {
 		}
 		c.sumInPlace, c.open = false, false
 		for _, u := range waiting {
-			ctx.Send(u.replyTo, &StreamPulled{Round: c.round, Site: u.site, Err: fmt.Errorf("the round's sum: %w", err)})
+			tell(ctx, u.replyTo, &StreamPulled{Round: c.round, Site: u.site, Err: fmt.Errorf("the round's sum: %w", err)})
 		}
 		return
 	}
@@ -203,7 +203,14 @@ func (c *custody) pullEnded(ctx actor.Context, p *pullEnded) {
 	if p.pulled.Round == c.round {
 		delete(c.pulling, p.pulled.Site)
 	}
-	ctx.Send(p.replyTo, p.pulled)
+	tell(ctx, p.replyTo, p.pulled)
+}
+
+// tell sends msg to pid, if the update's requester gave one.
+func tell(ctx actor.Context, pid *actor.PID, msg any) {
+	if pid != nil {
+		ctx.Send(pid, msg)
+	}
 }
 
 // closeStreamed makes the round's mean the held model; refused are the
