@@ -5,6 +5,11 @@
 // global model (clipped or refused, with the reason reported), and hands
 // out the aggregate only once every value of it is checked finite.
 //
+// Made with HoldingProps, the actor is the only owner of a job's global
+// model and of every buffer that holds or sums it (see held.go for the
+// protocol): the workflow keeps round bookkeeping only. Made with Props, it
+// aggregates the rounds it is handed a model for (Begin with a Layout).
+//
 // Inline models (at most one envelope, job.InlineLimit bytes) are held
 // whole until the round closes: N sites cost N inline models. Streamed
 // models never are: see StreamSum, whose memory is one model plus a window
@@ -25,10 +30,14 @@ import (
 // Begin starts a round whose updates must have Layout's names and shapes;
 // Layout is also the round's global model, from which each update's
 // distance is bounded. Rule is the job's (the zero Rule is the default).
+// With Layout nil, an aggregator that holds the job's model (HoldingProps)
+// begins the round on the model it holds and answers *Offered: the model
+// to send Sites, inline or as one stream offer each.
 type Begin struct {
 	Round  int64
 	Layout *model.Model
 	Rule   Rule
+	Sites  []string
 }
 
 // Fold adds one site's update with its weight (the site's committed,
@@ -70,11 +79,14 @@ type update struct {
 	weight float64
 }
 
-// Aggregator is the actor. Its state is one round's updates: a supervised
-// restart loses only the round in progress, which the coordinator then
-// fails or repeats.
+// Aggregator is the actor. Its state is one round's updates and, made by
+// HoldingProps, the job's global model (see Hold): a supervised restart
+// loses the round in progress, which the workflow then fails.
 type Aggregator struct {
+	held *custody // nil: made by Props, it holds only a round's updates
+
 	round   int64
+	onHeld  bool // the round is on the held model
 	rule    Rule
 	layout  *model.Model
 	global  []float32
@@ -91,6 +103,9 @@ func Props() *actor.Props {
 
 // Receive implements actor.Actor.
 func (a *Aggregator) Receive(ctx actor.Context) {
+	if a.held != nil && a.receiveHeld(ctx) {
+		return
+	}
 	switch m := ctx.Message().(type) {
 	case *Begin:
 		a.begin(m)
@@ -101,6 +116,77 @@ func (a *Aggregator) Receive(ctx actor.Context) {
 	case *Close:
 		ctx.Respond(a.close(m.Round))
 	}
+}
+
+// receiveHeld handles what concerns the held model, and says whether it
+// did.
+func (a *Aggregator) receiveHeld(ctx actor.Context) bool {
+	h := a.held
+	switch m := ctx.Message().(type) {
+	case *Begin:
+		if m.Layout != nil { // a round on a model given, as Props' aggregator takes it
+			a.onHeld = false
+			return false
+		}
+		a.onHeld = true
+		switch {
+		case h.big != nil:
+			a.begin(&Begin{Round: m.Round, Rule: m.Rule}) // refuses inline updates: no layout
+			ctx.Respond(h.beginStreamed(m))
+		case h.inline != nil:
+			h.abandon()
+			a.begin(&Begin{Round: m.Round, Layout: h.inline, Rule: m.Rule})
+			ctx.Respond(h.offer(m.Round, m.Sites))
+		default:
+			a.begin(&Begin{Round: m.Round, Rule: m.Rule})
+			ctx.Respond(&Offered{Round: m.Round, Err: errNoModel})
+		}
+	case *Fold:
+		delete(h.expected, m.Site)
+		if h.big != nil && a.onHeld {
+			a.refuse(m.Site, "an inline update for a streamed model")
+			return true
+		}
+		return false
+	case *Close:
+		if !a.onHeld {
+			return false
+		}
+		a.onHeld = false
+		if h.big != nil {
+			refused := a.refused
+			a.layout, a.global, a.updates, a.refused, a.badLayout = nil, nil, nil, nil, nil
+			if refused == nil {
+				refused = map[string]string{}
+			}
+			ctx.Respond(h.closeStreamed(m.Round, refused))
+			return true
+		}
+		c := a.close(m.Round)
+		if c.Err == nil {
+			h.inline = c.Mean
+		}
+		ctx.Respond(c)
+	case *Hold:
+		ctx.Respond(h.hold(m))
+	case *Offer:
+		ctx.Respond(h.offer(0, m.Sites))
+	case *FoldStream:
+		ctx.Respond(h.foldStream(ctx, m))
+	case *Withdraw:
+		h.withdraw(ctx, m.Site)
+	case *Checkpoint:
+		ctx.Respond(h.checkpoint(m.Round))
+	case *sumReady:
+		h.sumReady(ctx, m)
+	case *pullEnded:
+		h.pullEnded(ctx, m)
+	case *actor.Stopped, *actor.Restarting:
+		h.release()
+	default:
+		return false
+	}
+	return true
 }
 
 func (a *Aggregator) begin(m *Begin) {

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -15,7 +14,6 @@ import (
 	"github.com/hearthfl/hearth/actors/aggregator"
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
-	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/bus/bridge"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -27,26 +25,30 @@ import (
 // or timed out: with at least min_sites answers the weighted mean is the
 // new global model, checkpointed before the next round starts; below
 // quorum the job fails. No step waits longer than the round timeout.
+//
+// It keeps the round's bookkeeping only (who was asked, who answered, why
+// sites were left out, the figures, audit, when to checkpoint): the global
+// model, the sums and every stream's buffer belong to its aggregator, a
+// child actor (aggregator.HoldingProps), which it asks what to send each
+// site and hands each update to, inline or streamed alike.
 type workflow struct {
 	engine
 	checkpoint *hearthv1.Model // global model to resume from, if any
+	resumeBig  bool            // resume from a large (raw) checkpoint
 
-	agg *actor.PID
-	// Models too large for one envelope: the global model as a flat
-	// buffer, the round's streaming sum (nil until its buffer is chosen;
-	// sumInPlace when that is the global model's own), the updates waiting
-	// for it, the streams in flight, and a buffer kept for a later sum.
-	big         *model.Flat
-	sum         *aggregator.StreamSum
-	sumInPlace  bool
-	waiting     []waitingUpdate
-	spare       *model.Spare
-	pulling     map[string]bool
-	pullCancels map[string]context.CancelFunc // ends a site's update stream
-	pulls       *sync.WaitGroup               // the round's update streams
-	offered     []outgoing
-	resumeBig   bool // resume from a large (raw) checkpoint
-	global      *model.Model
+	agg  *actor.PID
+	root *actor.RootContext // tells agg of sites left out (onMiss has no context)
+	// asking is set while a request to the aggregator is out whose answer
+	// moves the job on (next waits for it); holding says what that Hold
+	// was for ("initial model", "resume"), fresh that the new model is
+	// checkpointed as round 0 before the first round.
+	asking   bool
+	holding  string
+	fresh    bool
+	streamed bool  // the global model travels as streams
+	size     int64 // the global model's bytes
+	offerTo  []string
+	pulling  map[string]*hearthv1.TrainResult // the updates the aggregator pulls, by site
 
 	// The open round.
 	started                 time.Time
@@ -64,18 +66,16 @@ type workflow struct {
 // one in the store when resumeBig) if set.
 func newFedAvg(cfg *Config, rec *hearthv1.JobRecord, m *job.Manifest, targets []string, checkpoint *hearthv1.Model, resumeBig bool) *workflow {
 	w := &workflow{engine: engine{cfg: cfg, rec: rec, manifest: m, targets: slices.Clone(targets)}, checkpoint: checkpoint,
-		resumeBig: resumeBig, spare: &model.Spare{}}
+		resumeBig: resumeBig}
 	w.engine.next, w.engine.onMiss = w.next, w.missed
 	return w
 }
 
-// missed stops what a site left out still pulls of the final model: no
-// use now.
+// missed stops what the aggregator streams with a site left out (its
+// offered model, its update pull): no use now.
 func (w *workflow) missed(site string) {
-	for _, o := range w.offered {
-		if o.site == site {
-			o.out.Cancel()
-		}
+	if w.agg != nil {
+		w.root.Send(w.agg, &aggregator.Withdraw{Site: site})
 	}
 }
 
@@ -89,7 +89,8 @@ func (w *workflow) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		w.jobCtx, w.stopJob = context.WithCancel(context.Background())
-		w.agg = ctx.Spawn(aggregator.Props())
+		w.root = ctx.ActorSystem().Root
+		w.agg = ctx.Spawn(w.aggregatorProps())
 		w.rec.Info.Status = hearthv1.JobStatus_JOB_STATUS_RUNNING
 		w.save()
 		w.join(ctx)
@@ -102,12 +103,18 @@ func (w *workflow) Receive(ctx actor.Context) {
 		w.reply(ctx, m)
 	case *bridge.Failed:
 		w.failed(ctx, m)
+	case *aggregator.Held:
+		w.held(ctx, m)
+	case *aggregator.Offered:
+		w.offered(ctx, m)
+	case *aggregator.StreamTaken:
+		w.streamTaken(ctx, m)
+	case *aggregator.StreamPulled:
+		w.streamPulled(ctx, m)
 	case *aggregator.Closed:
 		w.closed(ctx, m)
-	case *pulled:
-		w.pulled(ctx, m)
-	case *sumReady:
-		w.sumReady(ctx, m)
+	case *aggregator.Checkpointed:
+		w.checkpointDone(ctx, m)
 	case *retryJoin:
 		if w.phase == joining {
 			w.tryJoin(ctx)
@@ -124,9 +131,9 @@ func (w *workflow) Receive(ctx actor.Context) {
 // to the hub is down, and looks again shortly.
 func (w *workflow) watchLinks(ctx actor.Context) {
 	lost := w.dropUnreachable()
-	for site, cancel := range w.pullCancels { // its update stream ends now, not at the stall timeout
+	for site := range w.pulling { // its update stream ends now, not at the stall timeout
 		if !w.reachable(site) {
-			cancel()
+			ctx.Send(w.agg, &aggregator.Withdraw{Site: site})
 		}
 	}
 	if lost {
@@ -169,9 +176,10 @@ func (w *workflow) clipped(site, reason string) {
 	}
 }
 
-// next moves on once every site of the phase has answered or timed out.
+// next moves on once every site of the phase has answered or timed out,
+// and the aggregator has answered what the workflow asked.
 func (w *workflow) next(ctx actor.Context) {
-	if len(w.pending) > 0 || len(w.awaiting) > 0 || len(w.pulling) > 0 {
+	if w.asking || len(w.pending) > 0 || len(w.awaiting) > 0 || len(w.pulling) > 0 {
 		return
 	}
 	switch w.phase {
@@ -185,11 +193,12 @@ func (w *workflow) next(ctx actor.Context) {
 				n, len(w.targets), w.manifest.MinSites, strings.Join(w.reasons, "; ")))
 			return
 		}
-		if err := w.initialModel(); err != nil {
+		hold, err := w.initialModel()
+		if err != nil {
 			w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
 			return
 		}
-		w.startRound(ctx, w.rec.Info.CompletedRounds+1)
+		w.askAggregator(ctx, hold)
 	case training:
 		if len(w.answered) < w.manifest.MinSites {
 			w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %d of %d sites answered (min_sites %d): %s",
@@ -197,71 +206,163 @@ func (w *workflow) next(ctx actor.Context) {
 			return
 		}
 		w.phase = closing
-		if w.big != nil {
-			w.closeStreamed(ctx)
-			return
-		}
-		ctx.Request(w.agg, &aggregator.Close{Round: w.round})
+		w.askAggregator(ctx, &aggregator.Close{Round: w.round})
 	case evaluating:
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FINISHED, "")
 	}
 }
 
-// initialModel is the checkpoint to resume from, or a fresh model shaped by
-// what the sites reported of their data.
-func (w *workflow) initialModel() error {
+// initialModel says what the aggregator is to hold first: the checkpoint
+// to resume from, or a fresh model shaped by what the sites reported of
+// their data (fresh: checkpointed as round 0 once held). A model larger
+// than one envelope is streamed.
+func (w *workflow) initialModel() (*aggregator.Hold, error) {
+	w.holding, w.fresh = "initial model", false
 	if w.resumeBig {
-		w.resumeBig = false
-		if err := w.loadBig(w.rec.Info.CompletedRounds); err != nil {
-			return fmt.Errorf("resume: %w", err)
-		}
-		return nil
+		w.resumeBig, w.holding = false, "resume"
+		return &aggregator.Hold{Restore: true, Round: w.rec.Info.CompletedRounds}, nil
 	}
-	if layout, err := trainer.Layout(w.manifest.Trainer.Spec(), int(w.shapeFeatures), int(w.shapeLabels)); err == nil && bytesOf(layout) > job.InlineLimit {
-		return w.initialBig(layout)
+	spec := w.manifest.Trainer.Spec()
+	if layout, err := trainer.Layout(spec, int(w.shapeFeatures), int(w.shapeLabels)); err == nil && bytesOf(layout) > job.InlineLimit {
+		if w.cfg.Streams == nil {
+			return nil, fmt.Errorf("the model is %d bytes, more than one envelope carries (%d), and this server streams nothing", bytesOf(layout), job.InlineLimit)
+		}
+		w.fresh = true
+		if spec.Kind == trainer.KindNoop { // zeros, made by the aggregator in its own buffer
+			return &aggregator.Hold{Layout: layout, Streamed: true}, nil
+		}
+		m, err := trainer.Init(spec, int(w.shapeFeatures), int(w.shapeLabels))
+		if err != nil {
+			return nil, fmt.Errorf("initial model: %w", err)
+		}
+		return &aggregator.Hold{Model: m, Streamed: true}, nil
 	}
 	if w.checkpoint != nil {
 		m, err := job.FromWire(w.checkpoint)
 		if err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
+			return nil, fmt.Errorf("checkpoint: %w", err)
 		}
-		w.global, w.checkpoint = m, nil
-		return nil
+		w.checkpoint = nil
+		return &aggregator.Hold{Model: m}, nil
 	}
-	m, err := trainer.Init(w.manifest.Trainer.Spec(), int(w.shapeFeatures), int(w.shapeLabels))
+	m, err := trainer.Init(spec, int(w.shapeFeatures), int(w.shapeLabels))
 	if err != nil {
-		return fmt.Errorf("initial model: %w", err)
+		return nil, fmt.Errorf("initial model: %w", err)
 	}
-	w.global = m
-	w.rec.Info.CompletedRounds, w.rec.Info.History = 0, nil
-	if err := w.cfg.Store.PutModel(w.jobCtx, w.id(), 0, job.ToWire(m)); err != nil {
-		return err
-	}
-	w.save()
-	return nil
+	w.fresh = true
+	return &aggregator.Hold{Model: m}, nil
 }
 
+// held starts the job once the aggregator holds its first global model: a
+// fresh one is checkpointed as round 0 first.
+func (w *workflow) held(ctx actor.Context, h *aggregator.Held) {
+	if w.phase != joining || !w.asking {
+		return
+	}
+	w.asking = false
+	if h.Err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("%s: %v", w.holding, h.Err))
+		return
+	}
+	w.streamed, w.size = h.Streamed, h.Size
+	if w.fresh {
+		w.rec.Info.CompletedRounds, w.rec.Info.History = 0, nil
+		w.askAggregator(ctx, &aggregator.Checkpoint{Round: 0})
+		return
+	}
+	w.startRound(ctx, w.rec.Info.CompletedRounds+1)
+}
+
+// checkpointDone goes on once the aggregator wrote a checkpoint: the
+// initial model's starts the first round, a round's closes it.
+func (w *workflow) checkpointDone(ctx actor.Context, c *aggregator.Checkpointed) {
+	if !w.asking {
+		return
+	}
+	w.asking = false
+	if c.Err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, c.Err.Error())
+		return
+	}
+	if w.phase == joining {
+		w.save()
+		w.startRound(ctx, w.rec.Info.CompletedRounds+1)
+		return
+	}
+	if w.phase != closing || c.Round != w.round {
+		return
+	}
+	w.checkpointed = time.Since(w.started) - w.exchanged
+	if w.streamed {
+		w.cfg.Log.Info("checkpoint written", "job", w.id(), "round", w.round, "bytes", c.Bytes, "ms", w.checkpointed.Milliseconds())
+	}
+	w.roundClosed(ctx)
+}
+
+// startRound asks the aggregator to begin the round on the global model
+// and to offer it to every reachable site; offered sends the tasks.
 func (w *workflow) startRound(ctx actor.Context, round int64) {
 	w.phase, w.round, w.pending = training, round, map[string]bool{}
 	w.started, w.answered, w.missing, w.reasons = time.Now(), nil, nil, nil
 	w.trainLoss, w.trainWeight, w.trainSamples, w.val, w.bytes, w.maxTrain = 0, 0, 0, meanMetrics{}, 0, 0
-	w.events, w.siteRounds = map[string]string{}, map[string]*hearthv1.SiteRound{}
-	if w.big != nil {
-		w.startStreamedRound(ctx)
-		return
-	}
-	ctx.Send(w.agg, &aggregator.Begin{Round: round, Layout: w.global, Rule: w.manifest.Aggregation})
-	wire := job.ToWire(w.global)
-	size := int64(proto.Size(wire))
+	w.events, w.siteRounds, w.pulling = map[string]string{}, map[string]*hearthv1.SiteRound{}, map[string]*hearthv1.TrainResult{}
+	w.offerTo = w.reachableSites()
+	w.askAggregator(ctx, &aggregator.Begin{Round: round, Rule: w.manifest.Aggregation, Sites: w.offerTo})
+}
+
+// reachableSites are the joined sites whose link is up; the others are
+// left out.
+func (w *workflow) reachableSites() []string {
+	var out []string
 	for _, s := range w.sites() {
 		if !w.reachable(s) {
 			w.miss(s, "not connected to the hub")
 			continue
 		}
-		id := w.audit(auditor.Event{Action: "task.sent", JobID: w.id(), Round: round, Peer: s})
-		w.events[s] = id
+		out = append(out, s)
+	}
+	return out
+}
+
+// offered sends each site its task with the global model the aggregator
+// offered it: the round's TrainTask, or the final EvaluateTask.
+func (w *workflow) offered(ctx actor.Context, o *aggregator.Offered) {
+	if !w.asking || (w.phase != training && w.phase != evaluating) {
+		return
+	}
+	w.asking = false
+	if w.phase == evaluating {
+		w.evaluate(ctx, o)
+		return
+	}
+	if o.Err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %v", w.round, o.Err))
+		return
+	}
+	var wire *hearthv1.Model
+	var layout *hearthv1.ModelLayout
+	size := o.Size
+	if o.Model != nil {
+		wire = job.ToWire(o.Model)
+		size = int64(proto.Size(wire))
+	} else {
+		layout = job.LayoutToWire(o.Layout)
+	}
+	for _, s := range w.offerTo {
+		if reason, failed := o.Failed[s]; failed {
+			w.miss(s, "offer of the global model: "+reason)
+			continue
+		}
+		task := &hearthv1.TrainTask{JobId: w.id(), Round: w.round, Global: wire}
+		ev := auditor.Event{Action: "task.sent", JobID: w.id(), Round: w.round, Peer: s}
+		if wire == nil {
+			task.GlobalStream, task.Layout = o.Manifest[s], layout
+			ev.Detail = map[string]string{"stream": task.GlobalStream.StreamId, "bytes": fmt.Sprint(o.Size)}
+		}
+		task.AuditEvent = w.audit(ev)
+		w.events[s] = task.AuditEvent
 		w.bytes += size
-		w.ask(ctx, s, &hearthv1.TrainTask{JobId: w.id(), Round: round, Global: wire, AuditEvent: id})
+		w.ask(ctx, s, task)
 	}
 	w.next(ctx) // when no site was reachable, the round closes now
 }
@@ -317,10 +418,13 @@ func (w *workflow) account(site string, m *hearthv1.TrainResult) {
 	w.siteRounds[site] = &hearthv1.SiteRound{Site: site, Weight: w.weight(site, m), TrainLoss: m.TrainLoss, Validation: m.Validation}
 }
 
+// closed takes the aggregator's verdicts on the round's updates and, with
+// quorum, has the new global model checkpointed.
 func (w *workflow) closed(ctx actor.Context, c *aggregator.Closed) {
-	if w.phase != closing || c.Round != w.round {
+	if w.phase != closing || c.Round != w.round || !w.asking {
 		return
 	}
+	w.asking = false
 	for site, reason := range c.Refused {
 		w.answered = slices.DeleteFunc(w.answered, func(s string) bool { return s == site })
 		w.refuse(site, "update.refused", "update refused by the aggregator: "+reason, "")
@@ -334,6 +438,10 @@ func (w *workflow) closed(ctx actor.Context, c *aggregator.Closed) {
 			r.Clipped = reason
 		}
 	}
+	if c.Err != nil && w.streamed {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %v", w.round, c.Err))
+		return
+	}
 	if c.Err != nil || len(w.answered) < w.manifest.MinSites {
 		reason := fmt.Sprintf("round %d: %d of %d updates aggregated (min_sites %d): %s", w.round, len(w.answered),
 			len(w.rec.Joined), w.manifest.MinSites, strings.Join(w.reasons, "; "))
@@ -343,14 +451,8 @@ func (w *workflow) closed(ctx actor.Context, c *aggregator.Closed) {
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, reason)
 		return
 	}
-	w.global = c.Mean
 	w.exchanged = time.Since(w.started)
-	if err := w.cfg.Store.PutModel(w.jobCtx, w.id(), w.round, job.ToWire(w.global)); err != nil {
-		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
-		return
-	}
-	w.checkpointed = time.Since(w.started) - w.exchanged
-	w.roundClosed(ctx)
+	w.askAggregator(ctx, &aggregator.Checkpoint{Round: w.round})
 }
 
 // roundClosed records the closed round (its global model checkpointed) and
@@ -386,49 +488,37 @@ func (w *workflow) roundClosed(ctx actor.Context) {
 	}
 	w.phase, w.pending, w.missing, w.reasons = evaluating, map[string]bool{}, nil, nil
 	w.test, w.rec.Info.SiteTest = meanMetrics{}, nil
-	task, err := w.evaluateTask()
-	if err != nil {
-		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("test evaluation: %v", err))
+	w.offerTo = w.reachableSites()
+	w.askAggregator(ctx, &aggregator.Offer{Sites: w.offerTo})
+}
+
+// evaluate asks each site to test the final model the aggregator offered
+// it, inline or as a stream.
+func (w *workflow) evaluate(ctx actor.Context, o *aggregator.Offered) {
+	if o.Err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("test evaluation: %v", o.Err))
 		return
 	}
-	for _, s := range w.sites() {
-		if !w.reachable(s) {
-			w.miss(s, "not connected to the hub")
+	var wire *hearthv1.Model
+	var layout *hearthv1.ModelLayout
+	if o.Model != nil {
+		wire = job.ToWire(o.Model)
+	} else {
+		layout = job.LayoutToWire(o.Layout)
+	}
+	for _, s := range w.offerTo {
+		if reason, failed := o.Failed[s]; failed {
+			w.miss(s, "offer of the final model: "+reason)
 			continue
 		}
-		t, err := task(s)
-		if err != nil {
-			w.miss(s, "offer of the final model: "+err.Error())
-			continue
+		t := &hearthv1.EvaluateTask{JobId: w.id(), Model: wire}
+		if wire == nil {
+			t.ModelStream, t.Layout = o.Manifest[s], layout
 		}
 		t.AuditEvent = w.audit(auditor.Event{Action: "eval.sent", JobID: w.id(), Peer: s})
 		w.ask(ctx, s, t)
 	}
 	w.next(ctx)
-}
-
-// evaluateTask returns the maker of each site's EvaluateTask: the final
-// model inline, or a stream of it (hashed once, one stream a site).
-func (w *workflow) evaluateTask() (func(site string) (*hearthv1.EvaluateTask, error), error) {
-	if w.big == nil {
-		wire := job.ToWire(w.global)
-		return func(string) (*hearthv1.EvaluateTask, error) {
-			return &hearthv1.EvaluateTask{JobId: w.id(), Model: wire}, nil
-		}, nil
-	}
-	payload, err := w.cfg.Streams.Prepare(w.jobCtx, w.big.Bytes())
-	if err != nil {
-		return nil, err
-	}
-	layout := job.LayoutToWire(w.big.Layout)
-	return func(site string) (*hearthv1.EvaluateTask, error) {
-		out, err := w.cfg.Streams.OfferPayload(w.jobCtx, site, payload)
-		if err != nil {
-			return nil, err
-		}
-		w.offered = append(w.offered, outgoing{site: site, out: out}) // ended (or cancelled) when the job finishes
-		return &hearthv1.EvaluateTask{JobId: w.id(), ModelStream: out.Manifest, Layout: layout}, nil
-	}, nil
 }
 
 func (w *workflow) evaluated(_ actor.Context, site string, m *hearthv1.EvaluateResult) {
@@ -453,10 +543,10 @@ func (w *workflow) evaluated(_ actor.Context, site string, m *hearthv1.EvaluateR
 }
 
 // finish ends the job, once: status stored, sites told, the job's context
-// cancelled (its update streams end), buffers released, actor stopped.
+// cancelled (the aggregator's streams end), actor stopped (and with it
+// the aggregator, which then releases its buffers).
 func (w *workflow) finish(ctx actor.Context, status hearthv1.JobStatus, reason string) {
 	w.end(ctx, status, reason)
-	w.release()
 	ctx.Stop(ctx.Self())
 }
 

@@ -57,6 +57,19 @@ func (u *stallingUpdate) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// watchedStreams are the server's streams, with the update pulls in
+// flight counted.
+type watchedStreams struct {
+	Streams
+	pulls sync.WaitGroup
+}
+
+func (s *watchedStreams) Receive(ctx context.Context, sender string, man *hearthv1.StreamManifest, sink stream.Sink) (stream.Stats, error) {
+	s.pulls.Add(1)
+	defer s.pulls.Done()
+	return s.Streams.Receive(ctx, sender, man, sink)
+}
+
 // siteBridge stands in for the bridge and one site behind it: the site
 // joins, pulls the global model it is sent, and offers its update (update)
 // as a stream from its own stream manager.
@@ -145,7 +158,8 @@ trainer: {kind: noop, params: 524288}
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return discard }))
 	site := &siteBridge{site: "site-1", streams: managers["site-1"], update: update, left: make(chan *hearthv1.LeaveJob, 4)}
 	bridgePID := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return site }))
-	cfg := &Config{Store: store, Bridge: bridgePID, Streams: managers["server"], Audit: recorder{},
+	server := &watchedStreams{Streams: managers["server"]}
+	cfg := &Config{Store: store, Bridge: bridgePID, Streams: server, Audit: recorder{},
 		Log: discard, Now: time.Now}
 	rec := &hearthv1.JobRecord{Info: &hearthv1.JobInfo{Id: "job-000000000001", Name: "stalled", Rounds: 2}}
 	w := newFedAvg(cfg, rec, manifest, []string{"site-1"}, nil, false)
@@ -165,7 +179,7 @@ trainer: {kind: noop, params: 524288}
 		t.Fatalf("the job's context after the abort: %v, want it cancelled", w.jobCtx.Err())
 	}
 	pulls := make(chan struct{})
-	go func() { w.pulls.Wait(); close(pulls) }()
+	go func() { server.pulls.Wait(); close(pulls) }()
 	select {
 	case <-pulls:
 	case <-time.After(2 * time.Second):

@@ -1,0 +1,243 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/hearthfl/hearth/bus/stream"
+)
+
+// A streamed round: Begin offers the held model to every site as a stream;
+// each site's update stream (FoldStream) is pulled into the round's sum as
+// it arrives. The sum's buffer is the held model's own when no stream reads
+// it any more (see pullGrace), so that the round holds one model.
+
+// pullGrace is how long update streams wait, once the first is offered,
+// for every stream of the global model to end so that the sum can fold
+// into the global model's own buffer. Sites download at about the same
+// pace and each uploads only after its download, so the wait is usually
+// short and the round holds one model; past it (a site still downloading),
+// the sum takes a buffer of its own and the updates are pulled at once. It
+// is well under stream.DefaultStallTimeout, within which an offered stream
+// must be pulled.
+const pullGrace = 5 * time.Second
+
+// lockstepPoll is how often a lockstep round looks whether every update
+// is in; lockstepWait is how long the first offered update waits for the
+// others before the round's lockstep aggregation starts without them, well
+// within stream.DefaultStallTimeout.
+const (
+	lockstepPoll = 50 * time.Millisecond
+	lockstepWait = stream.DefaultStallTimeout / 2
+)
+
+// waitingUpdate is a site's offered update, waiting for the round's sum.
+type waitingUpdate struct {
+	site    string
+	fold    *FoldStream
+	at      time.Time  // when it was offered
+	replyTo *actor.PID // told when its pull ends
+}
+
+// sumReady tells the aggregator to choose the round's sum buffer: every
+// stream of the global model has ended, or pullGrace has passed.
+type sumReady struct{ round int64 }
+
+// pullEnded reports the end of a site's update pull to the aggregator.
+type pullEnded struct {
+	replyTo *actor.PID
+	pulled  *StreamPulled
+}
+
+// beginStreamed opens a streamed round and offers the held model to sites.
+func (c *custody) beginStreamed(m *Begin) *Offered {
+	c.abandon()
+	c.round, c.rule, c.taken = m.Round, m.Rule, map[string]bool{}
+	if err := m.Rule.Streamable(); err != nil {
+		return &Offered{Round: m.Round, Err: fmt.Errorf("the model is streamed (%d bytes): %w", c.big.Size(), err)}
+	}
+	o := c.offer(m.Round, m.Sites)
+	c.open = o.Err == nil
+	c.expected, c.pulling = map[string]bool{}, map[string]context.CancelFunc{}
+	for site := range o.Manifest {
+		c.expected[site] = true
+	}
+	return o
+}
+
+// foldStream takes a site's offered update: pulled into the round's sum at
+// once if it has one, else once it has (the first update starts the wait).
+func (c *custody) foldStream(ctx actor.Context, m *FoldStream) *StreamTaken {
+	t := &StreamTaken{Round: m.Round, Site: m.Site}
+	delete(c.expected, m.Site)
+	switch {
+	case !c.open || m.Round != c.round:
+		t.Refused = fmt.Sprintf("a streamed update for round %d while no streamed round but %d is open", m.Round, c.round)
+	case m.Manifest == nil || m.Manifest.TotalBytes != c.big.Size():
+		t.Refused = fmt.Sprintf("update of %d bytes for a %d-byte model", m.Manifest.GetTotalBytes(), c.big.Size())
+	case c.taken[m.Site]:
+		t.Refused = "a second update in one round"
+	case c.sum != nil && c.rule.Lockstep():
+		t.Refused = fmt.Sprintf("update offered more than %v after the round's first: its lockstep aggregation had begun without it "+
+			"(an offered stream must be pulled within the stall timeout)", lockstepWait)
+	}
+	if t.Refused != "" {
+		return t
+	}
+	c.taken[m.Site] = true
+	u := waitingUpdate{site: m.Site, fold: m, at: time.Now(), replyTo: ctx.Sender()}
+	if c.sum != nil {
+		c.startPull(ctx, u)
+		return t
+	}
+	if len(c.waiting) == 0 {
+		self, system, round, offered, jobCtx := ctx.Self(), ctx.ActorSystem(), c.round, c.offered, c.ctx
+		go func() {
+			grace := time.NewTimer(pullGrace)
+			defer grace.Stop()
+			for _, o := range offered {
+				select {
+				case <-o.out.Done():
+				case <-grace.C:
+					system.Root.Send(self, &sumReady{round: round})
+					return
+				case <-jobCtx.Done():
+					return
+				}
+			}
+			system.Root.Send(self, &sumReady{round: round})
+		}()
+	}
+	c.waiting = append(c.waiting, u)
+	return t
+}
+
+// sumReady chooses the round's sum buffer, the global model's own when no
+// stream reads it any more, and pulls the updates that waited. A lockstep
+// rule (see NewRuleSum) pulls every update at once, so it waits until no
+// site the model was offered to is still expected, looking again shortly;
+// but an offered stream must be pulled within the stream stall timeout, so
+// once the first update has waited lockstepWait it starts with the updates
+// it has, and a later one is left out of the round (a straggler) rather
+// than the early ones failing. It reports a failure to choose to every
+// waiting update's requester.
+func (c *custody) sumReady(ctx actor.Context, m *sumReady) {
+	if m.round != c.round || !c.open || c.sum != nil || len(c.waiting) == 0 {
+		return
+	}
+	if c.rule.Lockstep() && len(c.expected) > 0 && time.Since(c.waiting[0].at) < lockstepWait {
+		self, system := ctx.Self(), ctx.ActorSystem()
+		time.AfterFunc(lockstepPoll, func() { system.Root.Send(self, m) })
+		return
+	}
+	c.sumInPlace = true
+	for _, o := range c.offered {
+		select {
+		case <-o.out.Done():
+		default:
+			c.sumInPlace = false
+		}
+	}
+	acc := c.big
+	var err error
+	if !c.sumInPlace {
+		acc, err = c.spare.Take(c.big.Layout, c.cfg.spill(c.big.Size()))
+	}
+	var sum *StreamSum
+	if err == nil && c.rule.Lockstep() {
+		sites := make([]string, len(c.waiting))
+		for i, u := range c.waiting {
+			sites[i] = u.site
+		}
+		sum, err = NewRuleSum(acc, c.big, c.cfg.ChunkBytes, c.rule, sites)
+	} else if err == nil {
+		sum, err = NewStreamSum(acc, c.cfg.ChunkBytes)
+	}
+	waiting := c.waiting
+	c.waiting = nil
+	if err != nil { // acc released: the global model too when in place
+		if c.sumInPlace {
+			c.big = nil
+		}
+		c.sumInPlace, c.open = false, false
+		for _, u := range waiting {
+			tell(ctx, u.replyTo, &StreamPulled{Round: c.round, Site: u.site, Err: fmt.Errorf("the round's sum: %w", err)})
+		}
+		return
+	}
+	c.sum = sum
+	c.cfg.Log.Info("round sum ready", "job", c.cfg.JobID, "round", c.round, "in_place", c.sumInPlace, "waiting", len(waiting),
+		"lockstep", c.rule.Lockstep())
+	for _, u := range waiting {
+		c.startPull(ctx, u)
+	}
+}
+
+// startPull pulls a site's update stream into the round's sum; the sum's
+// own verdict on the site (refused by the norm bound, say) fails the pull.
+func (c *custody) startPull(ctx actor.Context, u waitingUpdate) {
+	self, system, round, sum, pulls := ctx.Self(), ctx.ActorSystem(), c.round, c.sum, c.pulls
+	sink := sum.Site(u.site, u.fold.Weight)
+	pullCtx, cancel := context.WithCancel(c.ctx)
+	c.pulling[u.site] = cancel
+	pulls.Add(1)
+	go func() {
+		defer pulls.Done()
+		defer cancel()
+		stats, err := c.cfg.Streams.Receive(pullCtx, u.site, u.fold.Manifest, sink)
+		if verdict := sum.Done(u.site, err); err == nil && verdict != nil {
+			err = fmt.Errorf("refused by the aggregator: %w", verdict)
+		}
+		system.Root.Send(self, &pullEnded{replyTo: u.replyTo, pulled: &StreamPulled{Round: round, Site: u.site, Stats: stats, Err: err}})
+	}()
+}
+
+// pullEnded passes a pull's end on to its requester.
+func (c *custody) pullEnded(ctx actor.Context, p *pullEnded) {
+	if c.released {
+		return
+	}
+	if p.pulled.Round == c.round {
+		delete(c.pulling, p.pulled.Site)
+	}
+	tell(ctx, p.replyTo, p.pulled)
+}
+
+// tell sends msg to pid, if the update's requester gave one.
+func tell(ctx actor.Context, pid *actor.PID, msg any) {
+	if pid != nil {
+		ctx.Send(pid, msg)
+	}
+}
+
+// closeStreamed makes the round's mean the held model; refused are the
+// inline updates refused during the round.
+func (c *custody) closeStreamed(round int64, refused map[string]string) *Closed {
+	closed := &Closed{Round: round, Refused: refused, Clipped: map[string]string{}, Screened: map[string]string{}}
+	switch {
+	case round != c.round || !c.open:
+		closed.Err = fmt.Errorf("close of round %d while aggregating round %d", round, c.round)
+		return closed
+	case c.sum == nil:
+		closed.Err = fmt.Errorf("no update to aggregate")
+		return closed
+	}
+	for site, reason := range c.sum.Clipped() {
+		closed.Clipped[site] = reason
+	}
+	mean, err := c.sum.Mean()
+	inPlace := c.sumInPlace
+	c.sum, c.sumInPlace, c.open = nil, false, false
+	old, offered := c.big, c.offered
+	c.big, c.offered = mean, nil
+	if !inPlace { // the old global model's buffer holds the next sum that cannot be in place
+		retire(old, offered, c.spare)
+	}
+	if err != nil { // Mean released the sum's buffer: the global model's too when in place
+		closed.Err = err
+	}
+	return closed
+}
