@@ -1046,7 +1046,9 @@ func (p *Participant) checkGlobal(j *joined, m *model.Model) error {
 
 // hold keeps a round's global model: in memory for the rounds to come (the
 // newest two rounds' attempts) and in the state folder, replacing the one
-// kept before, so that the job's final model stays at the site.
+// kept before, so that the job's final model stays at the site (a model
+// too large for one envelope only when the job is left: writing it each
+// round cost a large share of a round's CPU).
 func (p *Participant) hold(j *joined, at roundKey, m *model.Model) {
 	j.swarm.models[at] = m
 	for k := range j.swarm.models {
@@ -1054,13 +1056,25 @@ func (p *Participant) hold(j *joined, at roundKey, m *model.Model) {
 			delete(j.swarm.models, k)
 		}
 	}
-	if p.cfg.StateDir == "" {
-		return
+	if p.cfg.StateDir == "" || m.Bytes() > job.InlineLimit {
+		return // a large model is written once, when the job is left (leaveSwarm)
 	}
 	if j.swarm.keeper == nil {
 		j.swarm.keeper = newModelKeeper(ModelPath(p.cfg.StateDir, j.id), p.cfg.Log)
 	}
 	j.swarm.keeper.keep(m)
+}
+
+// newest is the newest global model this site holds for the job.
+func (sj *swarmJob) newest() *model.Model {
+	var at roundKey
+	var m *model.Model
+	for k, mdl := range sj.models {
+		if m == nil || k.after(at) {
+			at, m = k, mdl
+		}
+	}
+	return m
 }
 
 // modelKeeper writes a job's newest global model to its file off the
@@ -1168,5 +1182,10 @@ func (p *Participant) leaveSwarm(ctx actor.Context, j *joined) {
 	if j.swarm.keeper != nil {
 		j.swarm.keeper.close()
 		j.swarm.keeper = nil
+	}
+	if m := j.swarm.newest(); m != nil && m.Bytes() > job.InlineLimit && p.cfg.StateDir != "" {
+		if err := writeModel(ModelPath(p.cfg.StateDir, j.id), m); err != nil {
+			p.cfg.Log.Error("swarm model not kept in the state folder", "job", j.id, "err", err)
+		}
 	}
 }
