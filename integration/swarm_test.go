@@ -55,11 +55,12 @@ func TestSwarmPOC(t *testing.T) {
 		t.Fatalf("hearth poc --workflow swarm: %v\n%s", err, out)
 	}
 	var sum struct {
-		Status        string            `json:"status"`
-		TestAcc       float64           `json:"test_accuracy"`
-		ModelLocation string            `json:"model_location"`
-		Files         map[string]string `json:"files"`
-		JobID         string            `json:"job_id"`
+		Status        string                        `json:"status"`
+		TestAcc       float64                       `json:"test_accuracy"`
+		ModelLocation string                        `json:"model_location"`
+		Files         map[string]string             `json:"files"`
+		JobID         string                        `json:"job_id"`
+		CrossSite     map[string]map[string]float64 `json:"cross_site"`
 		Rounds        []struct {
 			Aggregator string `json:"aggregator"`
 		} `json:"rounds"`
@@ -73,6 +74,11 @@ func TestSwarmPOC(t *testing.T) {
 	}
 	if sum.Status != "finished" || sum.TestAcc < 0.93 || len(aggs) < 3 || aggs[""] {
 		t.Fatalf("status %s, test accuracy %.4f (floor 0.93), aggregators %v", sum.Status, sum.TestAcc, aggs)
+	}
+	// The cross-site table: the global model and each site's last local
+	// model, each scored at every site.
+	if len(sum.CrossSite) != 6 || len(sum.CrossSite["global"]) != 5 || len(sum.CrossSite["site-3"]) != 5 {
+		t.Fatalf("cross-site table %v: want the global and 5 local models, each scored at 5 sites", sum.CrossSite)
 	}
 	if _, ok := sum.Files["model"]; ok {
 		t.Fatalf("the swarm POC names a downloaded model: %v", sum.Files)

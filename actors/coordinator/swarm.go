@@ -589,6 +589,12 @@ func (s *swarmFlow) evaluate(ctx actor.Context) {
 		}
 		t := &hearthv1.SwarmEvaluate{JobId: s.id(), BasisRound: s.basis.round, BasisAttempt: s.basis.attempt,
 			AuditEvent: s.audit(auditor.Event{Action: "eval.sent", JobID: s.id(), Peer: site})}
+		if s.manifest.Evaluation.CrossSite {
+			t.CrossSite, t.Sites = true, at
+			for _, other := range at {
+				t.Keys = append(t.Keys, s.keys[other])
+			}
+		}
 		s.askFor(ctx, site, t, key)
 	}
 	s.next(ctx)
@@ -618,8 +624,26 @@ func (s *swarmFlow) evaluatedSwarm(a *answered) {
 	s.rec.Info.Test = s.test.mean()
 	s.rec.Info.SiteTest = append(s.rec.Info.SiteTest, &hearthv1.SiteMetrics{Site: a.site, Metrics: m.Test})
 	s.rec.Info.CrossSite = append(s.rec.Info.CrossSite, &hearthv1.CrossSiteMetrics{Model: "global", Site: a.site, Metrics: m.Test})
+	if s.manifest.Evaluation.CrossSite {
+		seen := map[string]bool{}
+		for _, row := range m.CrossSite {
+			switch {
+			case len(seen) >= len(s.rec.Joined) || row.GetSite() != a.site || s.rec.Joined[row.GetModel()] == 0 || seen[row.GetModel()]:
+				s.refuse(a.site, "result.refused", fmt.Sprintf("a cross-site row for model %q at %q", clip(row.GetModel()), clip(row.GetSite())), m.AuditEvent)
+				continue
+			}
+			if reason := checkMetrics("cross-site test", row.Metrics, c.TestSamples); reason != "" {
+				s.refuse(a.site, "result.refused", reason, m.AuditEvent)
+				continue
+			}
+			seen[row.Model] = true
+			s.rec.Info.CrossSite = append(s.rec.Info.CrossSite, row)
+		}
+	}
 	slices.SortFunc(s.rec.Info.SiteTest, func(x, y *hearthv1.SiteMetrics) int { return strings.Compare(x.Site, y.Site) })
-	slices.SortFunc(s.rec.Info.CrossSite, func(x, y *hearthv1.CrossSiteMetrics) int { return strings.Compare(x.Site, y.Site) })
+	slices.SortFunc(s.rec.Info.CrossSite, func(x, y *hearthv1.CrossSiteMetrics) int {
+		return cmp.Or(strings.Compare(x.Site, y.Site), strings.Compare(x.Model, y.Model))
+	})
 }
 
 // rejoin asks every site of the job that is left out, or never joined,

@@ -85,6 +85,11 @@ type swarmProbe struct {
 	mu     sync.Mutex
 	tasks  []*hearthv1.SwarmTask // every task sent, in order
 	left   chan string
+	// hostileEval, if set, is a site whose cross-site rows add some it may
+	// not give: a model not in the job, another site's row, a claim over
+	// its test samples.
+	hostileEval string
+	crossSite   bool // the job asks for a cross-site evaluation
 }
 
 // digestOf is the probe's stand-in for the digest of an attempt's model.
@@ -132,7 +137,17 @@ func (p *swarmProbe) Receive(ctx actor.Context) {
 				a = honest(m.To, t)
 			}
 		case *hearthv1.SwarmEvaluate:
-			a = &answer{msg: &hearthv1.EvaluateResult{JobId: t.JobId, Test: &hearthv1.Metrics{Samples: 10, Loss: 0.4, Accuracy: 0.9}}}
+			res := &hearthv1.EvaluateResult{JobId: t.JobId, Test: &hearthv1.Metrics{Samples: 10, Loss: 0.4, Accuracy: 0.9}}
+			for _, other := range t.Sites {
+				res.CrossSite = append(res.CrossSite, &hearthv1.CrossSiteMetrics{Model: other, Site: m.To, Metrics: &hearthv1.Metrics{Samples: 10, Loss: 0.5, Accuracy: 0.7}})
+			}
+			if p.hostileEval != "" && m.To == p.hostileEval { // rows it may not give
+				res.CrossSite = append(res.CrossSite,
+					&hearthv1.CrossSiteMetrics{Model: "site-9", Site: m.To, Metrics: &hearthv1.Metrics{Samples: 10, Accuracy: 0.1}},
+					&hearthv1.CrossSiteMetrics{Model: "site-1", Site: "site-2", Metrics: &hearthv1.Metrics{Samples: 10, Accuracy: 0.1}},
+					&hearthv1.CrossSiteMetrics{Model: "site-2", Site: m.To, Metrics: &hearthv1.Metrics{Samples: 1e9, Accuracy: 1}})
+			}
+			a = &answer{msg: res}
 		}
 		switch {
 		case a.msg != nil:
@@ -164,9 +179,15 @@ type swarmRun struct {
 
 func startSwarm(t *testing.T, sites, minSites, rounds int, script func(r *swarmRun, site string, t *hearthv1.SwarmTask) *answer, reachable func(string) bool) *swarmRun {
 	t.Helper()
+	return startSwarmWith(t, sites, minSites, rounds, script, reachable, false, "")
+}
+
+func startSwarmWith(t *testing.T, sites, minSites, rounds int, script func(r *swarmRun, site string, t *hearthv1.SwarmTask) *answer,
+	reachable func(string) bool, crossSite bool, hostileEval string) *swarmRun {
+	t.Helper()
 	p := pkitest.New(t)
 	admin := p.Issue(t, "admin@x", "org-x", pki.KindAdmin)
-	probe := &swarmProbe{sites: map[string]*envelope.Signer{}, script: script, left: make(chan string, 64)}
+	probe := &swarmProbe{sites: map[string]*envelope.Signer{}, script: script, left: make(chan string, 64), hostileEval: hostileEval, crossSite: crossSite}
 	var names []string
 	for i := 1; i <= sites; i++ {
 		name := fmt.Sprintf("site-%d", i)
@@ -178,8 +199,8 @@ func startSwarm(t *testing.T, sites, minSites, rounds int, script func(r *swarmR
 		probe.sites[name], names = signer, append(names, name)
 	}
 	manifest := fmt.Sprintf("name: probe\nworkflow: swarm\nrounds: %d\nsites: [%s]\nmin_sites: %d\nround_timeout: 200ms\n"+
-		"dataset: optdigits\ntrainer: {kind: logreg, learning_rate: 0.1, epochs: 1, batch_size: 8, seed: 1}\nevaluation: {validation: true, test: true}\n",
-		rounds, strings.Join(names, ", "), minSites)
+		"dataset: optdigits\ntrainer: {kind: logreg, learning_rate: 0.1, epochs: 1, batch_size: 8, seed: 1}\nevaluation: {validation: true, test: true, cross_site: %v}\n",
+		rounds, strings.Join(names, ", "), minSites, crossSite)
 	m, err := job.ParseManifest([]byte(manifest))
 	if err != nil {
 		t.Fatal(err)
@@ -468,5 +489,32 @@ func TestSwarmSkipsADownAggregator(t *testing.T) {
 		if task.Round == 2 && slices.Contains(task.Holders, down) {
 			t.Fatalf("a round-2 task lists the down %s", down)
 		}
+	}
+}
+
+// TestSwarmCrossSiteEvaluation: with evaluation.cross_site, each site's
+// rows of other sites' local models join the global model's in the job's
+// table, and rows a site may not give (a model not in the job, another
+// site's row, more samples than it committed) are refused.
+func TestSwarmCrossSiteEvaluation(t *testing.T) {
+	r := startSwarmWith(t, 3, 2, 2, nil, nil, true, "site-3")
+	info := r.end(t)
+	wantFinished(t, info)
+	cells := map[string]float64{}
+	for _, c := range info.CrossSite {
+		cells[c.Model+"@"+c.Site] = c.GetMetrics().GetAccuracy()
+	}
+	for _, site := range []string{"site-1", "site-2", "site-3"} {
+		if cells["global@"+site] != 0.9 {
+			t.Errorf("no global row from %s: %v", site, cells)
+		}
+		for _, model := range []string{"site-1", "site-2", "site-3"} {
+			if cells[model+"@"+site] != 0.7 {
+				t.Errorf("no row of %s's model at %s: %v", model, site, cells)
+			}
+		}
+	}
+	if len(cells) != 12 {
+		t.Fatalf("%d cells, want 3 global and 9 local ones: %v", len(cells), cells)
 	}
 }

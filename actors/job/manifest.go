@@ -99,6 +99,10 @@ type Evaluation struct {
 	// Test: after the last round, sites score the final model on their
 	// held-out test data.
 	Test bool `yaml:"test"`
+	// CrossSite (swarm, with test): each site also scores every other
+	// site's last local model on its test data; only the metrics reach
+	// the server.
+	CrossSite bool `yaml:"cross_site,omitempty"`
 }
 
 // Spec is the trainer spec the sites run.
@@ -273,6 +277,9 @@ func (m *Manifest) Validate() error {
 			bad(fmt.Sprintf("sites[%d]", i), "%q listed twice", s)
 		}
 		seen[s] = true
+	}
+	if m.Evaluation.CrossSite && (m.Workflow != WorkflowSwarm || !m.Evaluation.Test) {
+		bad("evaluation.cross_site", "needs workflow: swarm and evaluation.test")
 	}
 	if len(m.Aggregators) > 0 && m.Workflow != WorkflowSwarm {
 		bad("aggregators", "only a swarm job names aggregators")

@@ -187,7 +187,7 @@ func (p *Participant) Props() *actor.Props {
 // Messages are the types the participant handles, for bridge routes.
 func Messages() []proto.Message {
 	return []proto.Message{&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
-		&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{}, &hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}}
+		&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{}, &hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmLocal{}}
 }
 
 // Receive implements actor.Actor.
@@ -207,6 +207,12 @@ func (p *Participant) Receive(ctx actor.Context) {
 		p.swarmUpdate(ctx, m)
 	case *hearthv1.SwarmModel:
 		p.swarmModel(ctx, m)
+	case *hearthv1.SwarmLocal:
+		p.swarmLocal(ctx, m)
+	case *crossDue:
+		if j := p.jobs[m.jobID]; j != nil && j.swarm != nil && j.swarm.cross != nil {
+			p.finishCross(ctx, j)
+		}
 	case *trainedLocal:
 		p.trainedLocal(ctx, m)
 	case *modelOverdue:

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,6 +70,10 @@ type swarmJob struct {
 	keeper   *modelKeeper // writes the newest global model to the state folder
 	// pullingModel: the newest attempt's model is streaming in.
 	pullingModel bool
+	// cross is the cross-site evaluation in progress; locals are other
+	// sites' local models that came before it.
+	cross  *crossEval
+	locals map[string]*model.Model
 }
 
 // modelWait is a holder's answer to the server, held until the new model
@@ -1169,7 +1174,144 @@ func (p *Participant) swarmEvaluate(ctx actor.Context, m *hearthv1.SwarmEvaluate
 	}
 	res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
 		Detail: map[string]string{"test_accuracy": fmt.Sprintf("%.4f", mt.Accuracy)}})
-	ctx.Respond(res)
+	if !m.CrossSite {
+		ctx.Respond(res)
+		return
+	}
+	p.beginCross(ctx, j, m, res)
+}
+
+// crossEval is a cross-site evaluation in progress at this site: the
+// answer to the server, held until every other site's local model is
+// scored here or the wait ends.
+type crossEval struct {
+	reply  *actor.PID
+	res    *hearthv1.EvaluateResult
+	expect map[string]bool
+}
+
+// crossDue ends a cross-site evaluation's wait for the other sites.
+type crossDue struct{ jobID string }
+
+// beginCross sends this site's last local model sealed to the other sites
+// of the evaluation and waits for theirs.
+func (p *Participant) beginCross(ctx actor.Context, j *joined, m *hearthv1.SwarmEvaluate, res *hearthv1.EvaluateResult) {
+	sj, self := j.swarm, p.cfg.Self.Name
+	if len(m.Sites) > maxSwarmSites || len(m.Keys) > maxSwarmSites {
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("more than %d sites in a cross-site evaluation", maxSwarmSites)))
+		return
+	}
+	keys := map[string]*ecdh.PublicKey{}
+	for _, k := range m.Keys {
+		pub, err := p.verifyKey(sj, k, m.JobId)
+		if err != nil {
+			ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
+			return
+		}
+		keys[k.Site] = pub
+	}
+	c := &crossEval{reply: ctx.Sender(), res: res, expect: map[string]bool{}}
+	var wire *hearthv1.Model
+	if sj.local != nil && sj.local.Bytes() <= job.InlineLimit {
+		wire = job.ToWire(sj.local)
+	}
+	for _, site := range m.Sites {
+		if site == self || keys[site] == nil {
+			continue
+		}
+		c.expect[site] = true
+		if wire != nil {
+			ctx.Send(p.cfg.Bridge, &bridge.Send{To: site, Msg: &hearthv1.SwarmLocal{JobId: m.JobId, Model: wire}, JobID: m.JobId, SealTo: keys[site]})
+		}
+	}
+	p.peers.set(m.JobId, m.Sites)
+	sj.cross = c
+	if sj.local != nil { // its own local model too: the table's diagonal
+		c.expect[self] = true
+		p.scoreLocal(ctx, j, self, sj.local)
+	}
+	waiting := sj.locals
+	sj.locals = nil
+	for site, mdl := range waiting { // those that came before this site's own task
+		p.scoreLocal(ctx, j, site, mdl)
+	}
+	if sj.cross != nil && len(c.expect) == 0 {
+		p.finishCross(ctx, j)
+		return
+	}
+	self2, system, jobID := ctx.Self(), ctx.ActorSystem(), m.JobId
+	time.AfterFunc(j.manifest.RoundTimeout/2, func() { system.Root.Send(self2, &crossDue{jobID: jobID}) })
+}
+
+// swarmLocal takes another site's last local model for the cross-site
+// evaluation.
+func (p *Participant) swarmLocal(ctx actor.Context, m *hearthv1.SwarmLocal) {
+	o, _ := bridge.OriginOf(ctx)
+	j := p.jobs[m.JobId]
+	refuse := func(reason string) {
+		p.audit(auditor.Event{Action: "local.refused", JobID: m.JobId, Peer: o.Sender.Name, Detail: map[string]string{"reason": reason}})
+	}
+	switch {
+	case !o.Sealed:
+		refuse("a local model must come sealed to this site's key")
+		return
+	case j == nil || j.swarm == nil || j.test == nil:
+		refuse("no swarm job " + envelope.Clip(m.JobId, 64) + " with test data here")
+		return
+	}
+	mdl, err := job.FromWire(m.Model)
+	if err == nil {
+		err = p.checkGlobal(j, mdl)
+	}
+	if err != nil {
+		refuse(err.Error())
+		return
+	}
+	sj := j.swarm
+	if sj.cross == nil { // before this site's own evaluation task: kept, one per site
+		if sj.locals == nil {
+			sj.locals = map[string]*model.Model{}
+		}
+		if _, seen := sj.locals[o.Sender.Name]; seen || len(sj.locals) >= maxSwarmSites {
+			refuse("a second local model, or too many, before the evaluation")
+			return
+		}
+		sj.locals[o.Sender.Name] = mdl
+		return
+	}
+	if !sj.cross.expect[o.Sender.Name] {
+		refuse(fmt.Sprintf("%s is not an evaluated site, or its model was scored already", o.Sender.Name))
+		return
+	}
+	p.scoreLocal(ctx, j, o.Sender.Name, mdl)
+	if sj.cross != nil && len(sj.cross.expect) == 0 {
+		p.finishCross(ctx, j)
+	}
+}
+
+// scoreLocal scores another site's local model on this site's test data.
+func (p *Participant) scoreLocal(ctx actor.Context, j *joined, site string, mdl *model.Model) {
+	c := j.swarm.cross
+	if !c.expect[site] {
+		return
+	}
+	delete(c.expect, site)
+	mt, err := trainer.Evaluate(j.spec, mdl, j.test)
+	if err != nil {
+		p.audit(auditor.Event{Action: "local.refused", JobID: j.id, Peer: site, Detail: map[string]string{"reason": err.Error()}})
+		return
+	}
+	c.res.CrossSite = append(c.res.CrossSite, &hearthv1.CrossSiteMetrics{Model: site, Site: p.cfg.Self.Name, Metrics: metrics(mt)})
+	p.audit(auditor.Event{Action: "local.evaluated", JobID: j.id, Peer: site, Detail: map[string]string{"test_accuracy": fmt.Sprintf("%.4f", mt.Accuracy)}})
+}
+
+// finishCross answers the server with the global model's figures and the
+// other sites' local models scored here.
+func (p *Participant) finishCross(ctx actor.Context, j *joined) {
+	c := j.swarm.cross
+	j.swarm.cross = nil
+	slices.SortFunc(c.res.CrossSite, func(a, b *hearthv1.CrossSiteMetrics) int { return strings.Compare(a.Model, b.Model) })
+	ctx.Send(c.reply, c.res)
 }
 
 // leaveSwarm ends a swarm job's role here.

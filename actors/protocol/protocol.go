@@ -29,7 +29,7 @@ var (
 		pki.KindAggregator: {},
 	}
 	// What a site may send another site: nothing of the server's business.
-	siteToSite = []proto.Message{&hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmReceived{}}
+	siteToSite = []proto.Message{&hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmReceived{}, &hearthv1.SwarmLocal{}}
 )
 
 // Messages are the prototypes of every message type on the bus.

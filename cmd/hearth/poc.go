@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,8 +56,10 @@ type pocSummary struct {
 	TestSamples int64              `json:"test_samples"`
 	Central     *trainer.Metrics   `json:"centralized,omitempty"`
 	Files       map[string]string  `json:"files"`
-	// Swarm: where the final model is; the server never held it.
+	// Swarm: where the final model is; the server never held it; and the
+	// cross-site evaluation's accuracies, model -> site -> accuracy.
 	ModelLocation string          `json:"model_location,omitempty"`
+	CrossSite     crossSite       `json:"cross_site,omitempty"`
 	Seconds       float64         `json:"seconds"`
 	Trainer       job.TrainerSpec `json:"trainer"`
 }
@@ -203,6 +207,10 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	}
 	sum.TestAcc, sum.TestSamples = info.GetTest().GetAccuracy(), info.GetTest().GetSamples()
 	say("\nfederated: test accuracy %.2f%% on %d held-out samples (evaluated at the sites)", 100*sum.TestAcc, sum.TestSamples)
+	if len(info.CrossSite) > 0 {
+		sum.CrossSite = crossSiteTable(info.CrossSite)
+		say("cross-site evaluation (rows: the model; columns: the site whose test data scored it):\n%s", sum.CrossSite.text())
+	}
 
 	resultDir := filepath.Join(ws, "result")
 	res, err := admin.Download(ctx, sum.JobID, resultDir)
@@ -341,6 +349,10 @@ func writeJob(dir string, o pocOptions, spec trainer.Spec) error {
 	if len(spec.Hidden) > 0 {
 		hidden = fmt.Sprintf("  hidden: %s\n", strings.ReplaceAll(fmt.Sprint(spec.Hidden), " ", ", "))
 	}
+	crossSite := ""
+	if o.workflow == job.WorkflowSwarm {
+		crossSite = "  cross_site: true   # each site also scores every other site's last local model\n"
+	}
 	manifest := fmt.Sprintf(`# A %s job written by hearth poc. Submit your own with: hearth admin -k KIT submit FOLDER
 name: %s-%s
 workflow: %s
@@ -359,7 +371,7 @@ trainer:
 evaluation:
   validation: true
   test: true
-`, o.workflow, o.dataset, o.workflow, o.workflow, o.rounds, max(1, o.sites/2+1), o.dataset, spec.Kind, hidden, spec.LearningRate, spec.Epochs, spec.BatchSize, spec.L2, spec.Seed)
+%s`, o.workflow, o.dataset, o.workflow, o.workflow, o.rounds, max(1, o.sites/2+1), o.dataset, spec.Kind, hidden, spec.LearningRate, spec.Epochs, spec.BatchSize, spec.L2, spec.Seed, crossSite)
 	if _, err := job.ParseManifest([]byte(manifest)); err != nil {
 		return err
 	}
@@ -430,4 +442,51 @@ func bytesText(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// crossSite is a cross-site evaluation's accuracies: model ("global" or the
+// site whose last local model it is) -> the site that scored it -> accuracy.
+type crossSite map[string]map[string]float64
+
+func crossSiteTable(rows []*hearthv1.CrossSiteMetrics) crossSite {
+	t := crossSite{}
+	for _, r := range rows {
+		if t[r.Model] == nil {
+			t[r.Model] = map[string]float64{}
+		}
+		t[r.Model][r.Site] = r.GetMetrics().GetAccuracy()
+	}
+	return t
+}
+
+// text renders the table, the global model first, then the sites' local
+// models, each scored by every site.
+func (t crossSite) text() string {
+	sites := map[string]bool{}
+	for _, row := range t {
+		for s := range row {
+			sites[s] = true
+		}
+	}
+	cols := slices.Sorted(maps.Keys(sites))
+	models := slices.Sorted(maps.Keys(t))
+	if i := slices.Index(models, "global"); i > 0 {
+		models = append([]string{"global"}, slices.Delete(models, i, i+1)...)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "  %-8s", "model")
+	for _, c := range cols {
+		fmt.Fprintf(&b, " %8s", termText(c))
+	}
+	for _, m := range models {
+		fmt.Fprintf(&b, "\n  %-8s", termText(m))
+		for _, c := range cols {
+			if v, ok := t[m][c]; ok {
+				fmt.Fprintf(&b, " %7.2f%%", 100*v)
+			} else {
+				fmt.Fprintf(&b, " %8s", "-")
+			}
+		}
+	}
+	return b.String()
 }

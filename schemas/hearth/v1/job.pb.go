@@ -1886,10 +1886,13 @@ func (x *EvaluateTask) GetLayout() *ModelLayout {
 }
 
 type EvaluateResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Test          *Metrics               `protobuf:"bytes,2,opt,name=test,proto3" json:"test,omitempty"`
-	AuditEvent    string                 `protobuf:"bytes,3,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	JobId      string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Test       *Metrics               `protobuf:"bytes,2,opt,name=test,proto3" json:"test,omitempty"`
+	AuditEvent string                 `protobuf:"bytes,3,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	// Swarm cross-site evaluation: the other sites' last local models
+	// scored on this site's test data (site is this site).
+	CrossSite     []*CrossSiteMetrics `protobuf:"bytes,4,rep,name=cross_site,json=crossSite,proto3" json:"cross_site,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1943,6 +1946,13 @@ func (x *EvaluateResult) GetAuditEvent() string {
 		return x.AuditEvent
 	}
 	return ""
+}
+
+func (x *EvaluateResult) GetCrossSite() []*CrossSiteMetrics {
+	if x != nil {
+		return x.CrossSite
+	}
+	return nil
 }
 
 // LeaveJob tells a site a job has ended (finished, failed or aborted).
@@ -2342,12 +2352,14 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\vaudit_event\x18\x03 \x01(\tR\n" +
 	"auditEvent\x12<\n" +
 	"\fmodel_stream\x18\x04 \x01(\v2\x19.hearth.v1.StreamManifestR\vmodelStream\x12.\n" +
-	"\x06layout\x18\x05 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\"p\n" +
+	"\x06layout\x18\x05 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\"\xac\x01\n" +
 	"\x0eEvaluateResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
 	"\x04test\x18\x02 \x01(\v2\x12.hearth.v1.MetricsR\x04test\x12\x1f\n" +
 	"\vaudit_event\x18\x03 \x01(\tR\n" +
-	"auditEvent\"g\n" +
+	"auditEvent\x12:\n" +
+	"\n" +
+	"cross_site\x18\x04 \x03(\v2\x1b.hearth.v1.CrossSiteMetricsR\tcrossSite\"g\n" +
 	"\bLeaveJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12,\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x14.hearth.v1.JobStatusR\x06status\x12\x16\n" +
@@ -2454,16 +2466,17 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	31, // 27: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
 	32, // 28: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
 	4,  // 29: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	0,  // 30: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	7,  // 31: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 32: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	30, // 33: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	32, // 34: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	8,  // 30: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
+	0,  // 31: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	7,  // 32: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 33: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	30, // 34: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	32, // 35: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }

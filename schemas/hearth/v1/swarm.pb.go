@@ -197,11 +197,17 @@ func (x *SwarmTask) GetAuditEvent() string {
 // of basis_round's attempt basis_attempt, which it holds) on its test data;
 // it answers EvaluateResult. Only metrics reach the server.
 type SwarmEvaluate struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	BasisRound    int64                  `protobuf:"varint,2,opt,name=basis_round,json=basisRound,proto3" json:"basis_round,omitempty"`
-	BasisAttempt  int64                  `protobuf:"varint,3,opt,name=basis_attempt,json=basisAttempt,proto3" json:"basis_attempt,omitempty"`
-	AuditEvent    string                 `protobuf:"bytes,4,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	JobId        string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	BasisRound   int64                  `protobuf:"varint,2,opt,name=basis_round,json=basisRound,proto3" json:"basis_round,omitempty"`
+	BasisAttempt int64                  `protobuf:"varint,3,opt,name=basis_attempt,json=basisAttempt,proto3" json:"basis_attempt,omitempty"`
+	AuditEvent   string                 `protobuf:"bytes,4,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	// Cross-site evaluation (evaluation.cross_site): each of sites sends its
+	// last local model sealed to the others (SwarmLocal), and scores theirs
+	// on its test data too; keys are their sealing keys.
+	CrossSite     bool          `protobuf:"varint,5,opt,name=cross_site,json=crossSite,proto3" json:"cross_site,omitempty"`
+	Sites         []string      `protobuf:"bytes,6,rep,name=sites,proto3" json:"sites,omitempty"`
+	Keys          []*SealingKey `protobuf:"bytes,7,rep,name=keys,proto3" json:"keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -262,6 +268,27 @@ func (x *SwarmEvaluate) GetAuditEvent() string {
 		return x.AuditEvent
 	}
 	return ""
+}
+
+func (x *SwarmEvaluate) GetCrossSite() bool {
+	if x != nil {
+		return x.CrossSite
+	}
+	return false
+}
+
+func (x *SwarmEvaluate) GetSites() []string {
+	if x != nil {
+		return x.Sites
+	}
+	return nil
+}
+
+func (x *SwarmEvaluate) GetKeys() []*SealingKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
 }
 
 // SwarmTrained answers a SwarmTask once the site holds the attempt's new
@@ -693,6 +720,60 @@ func (x *SwarmModel) GetStreamKey() []byte {
 	return nil
 }
 
+// SwarmLocal is a site's last local model, sent sealed to the other sites
+// of a cross-site evaluation; one-way.
+type SwarmLocal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Model         *Model                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SwarmLocal) Reset() {
+	*x = SwarmLocal{}
+	mi := &file_hearth_v1_swarm_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SwarmLocal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SwarmLocal) ProtoMessage() {}
+
+func (x *SwarmLocal) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_swarm_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SwarmLocal.ProtoReflect.Descriptor instead.
+func (*SwarmLocal) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_swarm_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SwarmLocal) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *SwarmLocal) GetModel() *Model {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
 // SwarmReceived confirms a SwarmUpdate or a SwarmModel.
 type SwarmReceived struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -705,7 +786,7 @@ type SwarmReceived struct {
 
 func (x *SwarmReceived) Reset() {
 	*x = SwarmReceived{}
-	mi := &file_hearth_v1_swarm_proto_msgTypes[6]
+	mi := &file_hearth_v1_swarm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +798,7 @@ func (x *SwarmReceived) String() string {
 func (*SwarmReceived) ProtoMessage() {}
 
 func (x *SwarmReceived) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_swarm_proto_msgTypes[6]
+	mi := &file_hearth_v1_swarm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +811,7 @@ func (x *SwarmReceived) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SwarmReceived.ProtoReflect.Descriptor instead.
 func (*SwarmReceived) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_swarm_proto_rawDescGZIP(), []int{6}
+	return file_hearth_v1_swarm_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SwarmReceived) GetJobId() string {
@@ -781,14 +862,18 @@ const file_hearth_v1_swarm_proto_rawDesc = "" +
 	"auditEvent\x1a:\n" +
 	"\fWeightsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x8d\x01\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xed\x01\n" +
 	"\rSwarmEvaluate\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
 	"\vbasis_round\x18\x02 \x01(\x03R\n" +
 	"basisRound\x12#\n" +
 	"\rbasis_attempt\x18\x03 \x01(\x03R\fbasisAttempt\x12\x1f\n" +
 	"\vaudit_event\x18\x04 \x01(\tR\n" +
-	"auditEvent\"\xa0\x03\n" +
+	"auditEvent\x12\x1d\n" +
+	"\n" +
+	"cross_site\x18\x05 \x01(\bR\tcrossSite\x12\x14\n" +
+	"\x05sites\x18\x06 \x03(\tR\x05sites\x12)\n" +
+	"\x04keys\x18\a \x03(\v2\x15.hearth.v1.SealingKeyR\x04keys\"\xa0\x03\n" +
 	"\fSwarmTrained\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12\x18\n" +
@@ -845,7 +930,11 @@ const file_hearth_v1_swarm_proto_rawDesc = "" +
 	"\x06global\x18\x04 \x01(\v2\x10.hearth.v1.ModelR\x06global\x12<\n" +
 	"\fmodel_stream\x18\x05 \x01(\v2\x19.hearth.v1.StreamManifestR\vmodelStream\x12\x1d\n" +
 	"\n" +
-	"stream_key\x18\x06 \x01(\fR\tstreamKey\"V\n" +
+	"stream_key\x18\x06 \x01(\fR\tstreamKey\"K\n" +
+	"\n" +
+	"SwarmLocal\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
+	"\x05model\x18\x02 \x01(\v2\x10.hearth.v1.ModelR\x05model\"V\n" +
 	"\rSwarmReceived\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12\x18\n" +
@@ -863,7 +952,7 @@ func file_hearth_v1_swarm_proto_rawDescGZIP() []byte {
 	return file_hearth_v1_swarm_proto_rawDescData
 }
 
-var file_hearth_v1_swarm_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_hearth_v1_swarm_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_hearth_v1_swarm_proto_goTypes = []any{
 	(*SwarmTask)(nil),       // 0: hearth.v1.SwarmTask
 	(*SwarmEvaluate)(nil),   // 1: hearth.v1.SwarmEvaluate
@@ -871,33 +960,36 @@ var file_hearth_v1_swarm_proto_goTypes = []any{
 	(*SwarmAggregated)(nil), // 3: hearth.v1.SwarmAggregated
 	(*SwarmUpdate)(nil),     // 4: hearth.v1.SwarmUpdate
 	(*SwarmModel)(nil),      // 5: hearth.v1.SwarmModel
-	(*SwarmReceived)(nil),   // 6: hearth.v1.SwarmReceived
-	nil,                     // 7: hearth.v1.SwarmTask.WeightsEntry
-	nil,                     // 8: hearth.v1.SwarmAggregated.RefusedEntry
-	nil,                     // 9: hearth.v1.SwarmAggregated.ClippedEntry
-	nil,                     // 10: hearth.v1.SwarmAggregated.ScreenedEntry
-	(*SealingKey)(nil),      // 11: hearth.v1.SealingKey
-	(*Metrics)(nil),         // 12: hearth.v1.Metrics
-	(*Model)(nil),           // 13: hearth.v1.Model
-	(*StreamManifest)(nil),  // 14: hearth.v1.StreamManifest
+	(*SwarmLocal)(nil),      // 6: hearth.v1.SwarmLocal
+	(*SwarmReceived)(nil),   // 7: hearth.v1.SwarmReceived
+	nil,                     // 8: hearth.v1.SwarmTask.WeightsEntry
+	nil,                     // 9: hearth.v1.SwarmAggregated.RefusedEntry
+	nil,                     // 10: hearth.v1.SwarmAggregated.ClippedEntry
+	nil,                     // 11: hearth.v1.SwarmAggregated.ScreenedEntry
+	(*SealingKey)(nil),      // 12: hearth.v1.SealingKey
+	(*Metrics)(nil),         // 13: hearth.v1.Metrics
+	(*Model)(nil),           // 14: hearth.v1.Model
+	(*StreamManifest)(nil),  // 15: hearth.v1.StreamManifest
 }
 var file_hearth_v1_swarm_proto_depIdxs = []int32{
-	11, // 0: hearth.v1.SwarmTask.keys:type_name -> hearth.v1.SealingKey
-	7,  // 1: hearth.v1.SwarmTask.weights:type_name -> hearth.v1.SwarmTask.WeightsEntry
-	12, // 2: hearth.v1.SwarmTrained.validation:type_name -> hearth.v1.Metrics
-	3,  // 3: hearth.v1.SwarmTrained.aggregated:type_name -> hearth.v1.SwarmAggregated
-	8,  // 4: hearth.v1.SwarmAggregated.refused:type_name -> hearth.v1.SwarmAggregated.RefusedEntry
-	9,  // 5: hearth.v1.SwarmAggregated.clipped:type_name -> hearth.v1.SwarmAggregated.ClippedEntry
-	10, // 6: hearth.v1.SwarmAggregated.screened:type_name -> hearth.v1.SwarmAggregated.ScreenedEntry
-	13, // 7: hearth.v1.SwarmUpdate.update:type_name -> hearth.v1.Model
-	14, // 8: hearth.v1.SwarmUpdate.update_stream:type_name -> hearth.v1.StreamManifest
-	13, // 9: hearth.v1.SwarmModel.global:type_name -> hearth.v1.Model
-	14, // 10: hearth.v1.SwarmModel.model_stream:type_name -> hearth.v1.StreamManifest
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	12, // 0: hearth.v1.SwarmTask.keys:type_name -> hearth.v1.SealingKey
+	8,  // 1: hearth.v1.SwarmTask.weights:type_name -> hearth.v1.SwarmTask.WeightsEntry
+	12, // 2: hearth.v1.SwarmEvaluate.keys:type_name -> hearth.v1.SealingKey
+	13, // 3: hearth.v1.SwarmTrained.validation:type_name -> hearth.v1.Metrics
+	3,  // 4: hearth.v1.SwarmTrained.aggregated:type_name -> hearth.v1.SwarmAggregated
+	9,  // 5: hearth.v1.SwarmAggregated.refused:type_name -> hearth.v1.SwarmAggregated.RefusedEntry
+	10, // 6: hearth.v1.SwarmAggregated.clipped:type_name -> hearth.v1.SwarmAggregated.ClippedEntry
+	11, // 7: hearth.v1.SwarmAggregated.screened:type_name -> hearth.v1.SwarmAggregated.ScreenedEntry
+	14, // 8: hearth.v1.SwarmUpdate.update:type_name -> hearth.v1.Model
+	15, // 9: hearth.v1.SwarmUpdate.update_stream:type_name -> hearth.v1.StreamManifest
+	14, // 10: hearth.v1.SwarmModel.global:type_name -> hearth.v1.Model
+	15, // 11: hearth.v1.SwarmModel.model_stream:type_name -> hearth.v1.StreamManifest
+	14, // 12: hearth.v1.SwarmLocal.model:type_name -> hearth.v1.Model
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_swarm_proto_init() }
@@ -913,7 +1005,7 @@ func file_hearth_v1_swarm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_swarm_proto_rawDesc), len(file_hearth_v1_swarm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
