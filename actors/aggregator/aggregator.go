@@ -41,7 +41,9 @@ type Begin struct {
 }
 
 // Fold adds one site's update with its weight (the site's committed,
-// capped sample count), used by FedAvg.
+// capped sample count), used by FedAvg. The aggregator reads the update's
+// values until the round closes, without copying them when they lie in
+// one array, and never changes them: neither may the sender.
 type Fold struct {
 	Round  int64
 	Site   string
@@ -301,11 +303,34 @@ func (a *Aggregator) screen(k *kept, c *Closed) *kept {
 
 // flatten concatenates m's tensors.
 func flatten(m *model.Model) []float32 {
+	if x, ok := contiguous(m); ok {
+		return x // read only, as every use of an update's values here is
+	}
 	out := make([]float32, 0, m.NumParams())
 	for _, t := range m.Tensors {
 		out = append(out, t.Data...)
 	}
 	return out
+}
+
+// contiguous returns m's values as one slice without copying them when its
+// tensors lie one after another in one array: a model of one tensor, or
+// whose tensors are slices of one array each reaching to its end (cap), as
+// actors/swarm's ModelSink makes them. Adjacent memory alone proves
+// nothing (two allocations can be neighbours), so capacity decides.
+func contiguous(m *model.Model) ([]float32, bool) {
+	if len(m.Tensors) == 0 {
+		return nil, false
+	}
+	first := m.Tensors[0].Data
+	n := len(first)
+	for _, t := range m.Tensors[1:] {
+		if len(t.Data) == 0 || cap(first) < n+len(t.Data) || &first[:n+1][n] != &t.Data[0] {
+			return nil, false
+		}
+		n += len(t.Data)
+	}
+	return first[:n:n], true
 }
 
 // unflatten cuts data into layout's tensors.

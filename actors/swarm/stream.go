@@ -92,10 +92,16 @@ func NewModelSink(layout *model.Model, key []byte) (*ModelSink, error) {
 		return nil, fmt.Errorf("stream key of %d bytes, want %d", len(key), StreamKeySize)
 	}
 	s := &ModelSink{key: key, model: &model.Model{Tensors: make([]model.Tensor, len(layout.Tensors))}}
+	all := make([]float32, layout.NumParams()) // one array: the aggregator takes it without a copy
+	off := 0
 	for i, t := range layout.Tensors {
 		s.starts = append(s.starts, s.total)
-		s.model.Tensors[i] = model.Tensor{Name: t.Name, Shape: t.Shape, Data: make([]float32, len(t.Data))}
-		s.total += int64(4 * len(t.Data))
+		n := len(t.Data)
+		// Capacity to the array's end: that is how the aggregator knows
+		// the tensors share it.
+		s.model.Tensors[i] = model.Tensor{Name: t.Name, Shape: t.Shape, Data: all[off : off+n]}
+		off += n
+		s.total += int64(4 * n)
 	}
 	return s, nil
 }
