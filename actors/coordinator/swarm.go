@@ -17,6 +17,7 @@ import (
 
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
@@ -67,6 +68,7 @@ type swarmFlow struct {
 	started        time.Time
 	rejoining      map[string]bool
 	test           meanMetrics
+	evaluated      []string // the sites asked to evaluate the final model
 }
 
 // roundKey is one attempt at one round; round 0 is the initial model.
@@ -196,6 +198,9 @@ func (s *swarmFlow) joinedSwarm(site string, m *hearthv1.JobJoined, again bool) 
 		s.weights = cappedWeights(s.rec.Joined, s.maxShare())
 	} else {
 		s.joined(nil, site, m)
+		if _, ok := s.rec.Joined[site]; !ok {
+			return false // its commitment was refused
+		}
 	}
 	s.keys[site] = m.SealingKey
 	return true
@@ -447,6 +452,8 @@ func (s *swarmFlow) checkTrained(site string, m *hearthv1.SwarmTrained) string {
 		return fmt.Sprintf("trained on %d samples, committed %d", m.Samples, c.TrainSamples)
 	case !finite(m.TrainLoss) || m.TrainLoss < 0 || m.TrainLoss > maxLoss:
 		return fmt.Sprintf("training loss %v is out of range", m.TrainLoss)
+	case m.TrainMicros < 0 || m.SealMicros < 0:
+		return "negative timings"
 	}
 	return checkMetrics("validation", m.Validation, c.ValSamples)
 }
@@ -456,10 +463,18 @@ func (s *swarmFlow) checkAggregated(g *hearthv1.SwarmAggregated) string {
 	if g == nil {
 		return "the round's aggregator answered without aggregating"
 	}
+	if len(g.Contributors) > len(s.members) || len(g.Screened) > len(s.members) || len(g.Refused) > len(s.members) || len(g.Clipped) > len(s.members) {
+		return "the aggregator's account lists more sites than the round has members"
+	}
+	seen := map[string]bool{}
 	for _, c := range g.Contributors {
-		if !slices.Contains(s.members, c) {
-			return fmt.Sprintf("the aggregator counts %q, not a member of the round", clip(c))
+		if !slices.Contains(s.members, c) || seen[c] {
+			return fmt.Sprintf("the aggregator counts %q, not a member of the round or twice", clip(c))
 		}
+		seen[c] = true
+	}
+	if g.SealMicros < 0 || g.AggregateMicros < 0 {
+		return "the aggregator's account has negative timings"
 	}
 	for site := range g.Screened {
 		if !slices.Contains(s.members, site) || slices.Contains(g.Contributors, site) {
@@ -511,6 +526,11 @@ func (s *swarmFlow) roundClosed(ctx actor.Context, g *hearthv1.SwarmAggregated) 
 	clear(s.holds)
 	for _, site := range holders {
 		s.holds[site] = true
+	}
+	for _, m := range []map[string]string{g.Screened, g.Refused, g.Clipped} { // the aggregator's texts, bounded
+		for site, why := range m {
+			m[site] = envelope.Clip(why, maxReason)
+		}
 	}
 	answered := slices.Sorted(slices.Values(append(slices.Clone(g.Contributors), slices.Collect(maps.Keys(g.Screened))...)))
 	sum := &hearthv1.RoundSummary{Round: s.round, Answered: answered, DurationMicros: time.Since(s.started).Microseconds(),
@@ -575,6 +595,13 @@ func (s *swarmFlow) evaluate(ctx actor.Context) {
 		}
 	}
 	s.rec.Info.ModelLocation = fmt.Sprintf("at the sites, each in its kit's state/swarm/%s/model.pb: %s", s.id(), strings.Join(at, ", "))
+	s.evaluated = at
+	crossSite := s.manifest.Evaluation.CrossSite
+	if layout, err := trainer.Layout(s.manifest.Trainer.Spec(), int(s.shapeFeatures), int(s.shapeLabels)); crossSite && (err != nil || bytesOf(layout) > job.InlineLimit) {
+		crossSite = false // local models travel inline only
+		s.audit(auditor.Event{Action: "crosssite.skipped", JobID: s.id(), Detail: map[string]string{"reason": "the sites' local models are too large for one envelope"}})
+		s.cfg.Log.Warn("cross-site evaluation of local models skipped: models over one envelope", "job", s.id())
+	}
 	if !s.manifest.Evaluation.Test {
 		s.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FINISHED, "")
 		return
@@ -589,7 +616,7 @@ func (s *swarmFlow) evaluate(ctx actor.Context) {
 		}
 		t := &hearthv1.SwarmEvaluate{JobId: s.id(), BasisRound: s.basis.round, BasisAttempt: s.basis.attempt,
 			AuditEvent: s.audit(auditor.Event{Action: "eval.sent", JobID: s.id(), Peer: site})}
-		if s.manifest.Evaluation.CrossSite {
+		if crossSite {
 			t.CrossSite, t.Sites = true, at
 			for _, other := range at {
 				t.Keys = append(t.Keys, s.keys[other])
@@ -628,7 +655,8 @@ func (s *swarmFlow) evaluatedSwarm(a *answered) {
 		seen := map[string]bool{}
 		for _, row := range m.CrossSite {
 			switch {
-			case len(seen) >= len(s.rec.Joined) || row.GetSite() != a.site || s.rec.Joined[row.GetModel()] == 0 || seen[row.GetModel()]:
+			case len(seen) >= len(s.evaluated) || row.GetSite() != a.site || !slices.Contains(s.evaluated, row.GetModel()) || seen[row.GetModel()] ||
+				row.GetMetrics().GetSamples() < 1:
 				s.refuse(a.site, "result.refused", fmt.Sprintf("a cross-site row for model %q at %q", clip(row.GetModel()), clip(row.GetSite())), m.AuditEvent)
 				continue
 			}

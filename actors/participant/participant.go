@@ -323,6 +323,7 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 		if j.swarm, err = p.newSwarmJob(m.JobId, v.Nonce); err != nil {
 			return refuse(err.Error())
 		}
+		j.swarm.roundTimeout = v.Manifest.RoundTimeout
 		out.SealingKey = j.swarm.key
 	}
 	if err := p.outgoing(v.Manifest, nil, out); err != nil {

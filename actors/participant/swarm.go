@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -65,11 +66,19 @@ type swarmJob struct {
 	// this site holds the attempt's new model (or cannot).
 	wait *modelWait
 	// verified caches the sealing-key bindings checked for the job.
-	verified map[string][32]byte
+	verified map[string]verifiedKey
 	layout   *model.Model // the job's model layout, for checking received models
 	keeper   *modelKeeper // writes the newest global model to the state folder
 	// pullingModel: the newest attempt's model is streaming in.
 	pullingModel bool
+	// attemptCtx bounds the newest attempt's training and streams: a newer
+	// task, the round timeout or leaving the job ends them.
+	attemptCtx  context.Context
+	stopAttempt context.CancelFunc
+	// eligible is the rotation's sites, pinned by the job's first task when
+	// the signed job does not name them.
+	eligible     []string
+	roundTimeout time.Duration
 	// cross is the cross-site evaluation in progress; locals are other
 	// sites' local models that came before it.
 	cross  *crossEval
@@ -194,10 +203,19 @@ func (p *Participant) Admit(sender pki.Identity, messageType, jobID string) erro
 	if sender.Kind != pki.KindSite {
 		return fmt.Errorf("%s is a %s, not a site", sender.Name, sender.Kind)
 	}
+	if !swarmTypes[messageType] {
+		return fmt.Errorf("%s is not a swarm message", envelope.Clip(messageType, 64))
+	}
 	if peers := p.peers.jobs[jobID]; !peers[sender.Name] && !peers[anySite] {
 		return fmt.Errorf("%s is in no swarm job %q with this site", sender.Name, envelope.Clip(jobID, 64))
 	}
 	return nil
+}
+
+// swarmTypes are what one site may send another (Admit).
+var swarmTypes = map[string]bool{
+	string(proto.MessageName(&hearthv1.SwarmUpdate{})): true, string(proto.MessageName(&hearthv1.SwarmModel{})): true,
+	string(proto.MessageName(&hearthv1.SwarmLocal{})): true,
 }
 
 // maxSwarmSites bounds a SwarmTask's lists before anything in it is checked.
@@ -216,7 +234,7 @@ func (p *Participant) newSwarmJob(jobID, nonceHex string) (*swarmJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &swarmJob{nonce: nonce, key: key, models: map[roundKey]*model.Model{}, verified: map[string][32]byte{}}, nil
+	return &swarmJob{nonce: nonce, key: key, models: map[roundKey]*model.Model{}, verified: map[string]verifiedKey{}}, nil
 }
 
 // swarmTask takes the server's task for one attempt at a round.
@@ -253,14 +271,22 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 		}
 		keys[k.Site] = pub
 	}
-	for _, s := range append(slices.Clone(m.Members), m.Holders...) {
-		if keys[s] == nil {
+	for _, s := range append(append(slices.Clone(m.Members), m.Holders...), m.Aggregator) {
+		if keys[s] == nil { // the aggregator's too: nothing leaves this site unsealed
 			refuse(hearthv1.FailureCode_FAILURE_CODE_REFUSED, "no sealing key for "+envelope.Clip(s, 64))
 			return
 		}
 	}
 	self := p.cfg.Self.Name
 	member, aggregates := slices.Contains(m.Members, self), m.Aggregator == self
+	if member {
+		limit := j.manifest.Rounds*len(sj.eligible) + maxResumes
+		if n := p.tasks[m.JobId]; n >= limit {
+			refuse(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%d swarm trainings for this job already, its bound (rounds times eligible aggregators, plus %d)", n, maxResumes))
+			return
+		}
+		p.tasks[m.JobId]++
+	}
 	var basis *model.Model
 	if member || aggregates {
 		var err error
@@ -269,13 +295,11 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 			return
 		}
 	}
-	// The task is taken: an older attempt's aggregation and answer end here.
-	p.endAggregation(ctx, sj, "superseded by "+at.String())
-	if w := sj.wait; w != nil {
-		ctx.Send(w.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, "superseded by "+at.String()))
-		sj.wait = nil
-	}
+	// The task is taken: an older attempt's aggregation, answer, training
+	// and streams end here.
+	p.endAttempt(ctx, sj, "superseded by "+at.String())
 	sj.task, sj.at, sj.keys = m, at, keys
+	sj.attemptCtx, sj.stopAttempt = context.WithTimeout(j.ctx, j.manifest.RoundTimeout)
 	p.peers.set(m.JobId, append(slices.Clone(m.Members), m.Holders...))
 	if member { // training starts first: the rest is set up while it runs
 		p.startTraining(ctx, j, m, basis)
@@ -283,7 +307,6 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 	if aggregates {
 		p.beginAggregation(ctx, j, m, basis)
 	}
-	p.takeEarly(ctx, sj)
 	reply := ctx.Sender()
 	if !aggregates {
 		// The server hears from this site once it holds the new model: with
@@ -293,6 +316,7 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 		self, system, jobID := ctx.Self(), ctx.ActorSystem(), m.JobId
 		time.AfterFunc(j.manifest.RoundTimeout*3/4, func() { system.Root.Send(self, &modelOverdue{jobID: jobID, at: at}) })
 	}
+	p.takeEarly(ctx, sj)
 	if member && p.cfg.OnSwarmTask != nil && !aggregates { // the hostile build's compromised site acts here
 		p.cfg.OnSwarmTask(j.manifest, m, basis, func(to string, msg proto.Message) {
 			if k := keys[to]; k != nil {
@@ -307,7 +331,7 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 func (p *Participant) startTraining(ctx actor.Context, j *joined, m *hearthv1.SwarmTask, basis *model.Model) {
 	at, reply := keyOf(m.Round, m.Attempt), ctx.Sender()
 	self2, system := ctx.Self(), ctx.ActorSystem()
-	jobCtx, spec, train, val := j.ctx, j.spec, j.train, j.val
+	jobCtx, spec, train, val := j.swarm.attemptCtx, j.spec, j.train, j.val
 	go func() {
 		out := &trainedLocal{jobID: m.JobId, at: at, reply: reply}
 		defer func() { system.Root.Send(self2, out) }()
@@ -340,17 +364,27 @@ func (p *Participant) verifyKey(sj *swarmJob, k *hearthv1.SealingKey, jobID stri
 		return nil, err
 	}
 	sum := sha256.Sum256(raw)
-	if sj.verified[k.GetSite()] == sum {
+	now := p.cfg.Now()
+	if v, ok := sj.verified[k.GetSite()]; ok && v.sum == sum && now.Before(v.notAfter) && v.crl == p.cfg.Trust.CRLNumber() {
 		return ecdh.X25519().NewPublicKey(k.PublicKey)
 	}
-	pub, err := swarm.VerifyKey(k, p.cfg.Trust, jobID, k.GetSite(), p.cfg.Now())
+	pub, err := swarm.VerifyKey(k, p.cfg.Trust, jobID, k.GetSite(), now)
 	if err != nil {
 		return nil, err
 	}
 	if len(sj.verified) < 2*maxSwarmSites {
-		sj.verified[k.Site] = sum
+		cert, _ := x509.ParseCertificate(k.Certificate) // it parsed in VerifyKey
+		sj.verified[k.Site] = verifiedKey{sum: sum, notAfter: cert.NotAfter, crl: p.cfg.Trust.CRLNumber()}
 	}
 	return pub, nil
+}
+
+// verifiedKey is a binding checked once: valid until its certificate
+// expires or a newer revocation list comes.
+type verifiedKey struct {
+	sum      [32]byte
+	notAfter time.Time
+	crl      int64
 }
 
 // checkSwarmTask checks a task's round, attempt, aggregator and lists
@@ -370,14 +404,40 @@ func (p *Participant) checkSwarmTask(j *joined, m *hearthv1.SwarmTask) error {
 	case m.BasisRound < 0 || m.BasisRound >= m.Round:
 		return fmt.Errorf("basis round %d for round %d", m.BasisRound, m.Round)
 	}
+	for _, s := range append(append(slices.Clone(m.Members), m.Holders...), m.Aggregator) {
+		if !inJob(j.manifest, s) {
+			return fmt.Errorf("%s is not one of the signed job's sites", envelope.Clip(s, 64))
+		}
+	}
+	if !slices.Contains(m.Holders, m.Aggregator) {
+		return fmt.Errorf("the aggregator %s is not among the round's holders", envelope.Clip(m.Aggregator, 64))
+	}
 	eligible, err := eligibleFor(j.manifest, m.Eligible)
 	if err != nil {
 		return err
 	}
-	if err := swarm.NewRotation(sj.nonce, eligible).Check(m.Round, m.Attempt, m.Aggregator); err != nil {
+	if sj.eligible == nil { // pinned: a compromised server cannot shrink it later
+		sj.eligible = slices.Clone(eligible)
+	} else if a, b := slices.Sorted(slices.Values(sj.eligible)), slices.Sorted(slices.Values(eligible)); !slices.Equal(a, b) {
+		return errors.New("the task's eligible aggregators differ from the job's first task's")
+	}
+	rotation := swarm.NewRotation(sj.nonce, sj.eligible)
+	if err := rotation.Check(m.Round, m.Attempt, m.Aggregator); err != nil {
 		return fmt.Errorf("the task's aggregator: %w", err)
 	}
+	// An honest server skips an aggregator only when it is down or lacks
+	// the global model, and then it is no member of the round either.
+	for a := int64(0); a < m.Attempt; a++ {
+		if skipped := rotation.Aggregator(m.Round, a); slices.Contains(m.Members, skipped) {
+			return fmt.Errorf("attempt %d skips %s, which the task lists as a member", m.Attempt, skipped)
+		}
+	}
 	return nil
+}
+
+// inJob says whether site is one of the signed job's sites.
+func inJob(m *job.Manifest, site string) bool {
+	return m.Sites[0] == job.AllSites || slices.Contains(m.Sites, site)
 }
 
 // eligibleFor is the rotation's sites: the manifest's aggregators, or its
@@ -467,9 +527,13 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 		}
 		return
 	}
+	if sj.keys[agg] == nil {
+		ctx.Send(t.reply, failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, "no sealing key for the aggregator "+agg))
+		return
+	}
 	var out *stream.Outgoing
 	if t.update.Bytes() > job.InlineLimit { // streamed, encrypted, its key in the sealed envelope
-		offered, key, spent, err := p.offerModel(j.ctx, agg, t.update)
+		offered, key, spent, err := p.offerModel(sj.attemptCtx, agg, t.update)
 		if err != nil {
 			ctx.Send(t.reply, failure(hearthv1.FailureCode_FAILURE_CODE_STREAM_FAILED, err.Error()))
 			return
@@ -583,6 +647,10 @@ func (p *Participant) beginAggregation(ctx actor.Context, j *joined, m *hearthv1
 // swarmUpdate takes a member's sealed update, as the round's aggregator.
 func (p *Participant) swarmUpdate(ctx actor.Context, m *hearthv1.SwarmUpdate) {
 	o, _ := bridge.OriginOf(ctx)
+	if o.JobID != m.JobId {
+		p.refuseMismatch(ctx, o, m.JobId)
+		return
+	}
 	if p.early(ctx, o, m.JobId, keyOf(m.Round, m.Attempt), m) {
 		return
 	}
@@ -697,7 +765,7 @@ func (p *Participant) pullModel(ctx actor.Context, j *joined, sender string, man
 	if man.GetTotalBytes() != sink.Size() {
 		return fmt.Errorf("a %d-byte stream for the job's %d-byte model", man.GetTotalBytes(), sink.Size())
 	}
-	self, system, jobCtx := ctx.Self(), ctx.ActorSystem(), j.ctx
+	self, system, jobCtx := ctx.Self(), ctx.ActorSystem(), j.swarm.attemptCtx
 	go func() {
 		_, err := p.cfg.Streams.Receive(jobCtx, sender, man, sink)
 		if err != nil {
@@ -716,6 +784,8 @@ func (p *Participant) pulledStream(ctx actor.Context, m *pulled) {
 	j := p.jobs[m.jobID]
 	if m.update != nil {
 		if j == nil || j.swarm == nil || j.swarm.agg == nil || j.swarm.agg.at != m.at || j.swarm.agg.closing {
+			p.audit(auditor.Event{Action: "update.refused", JobID: m.jobID, Round: m.at.round, Peer: m.origin.Sender.Name,
+				Detail: map[string]string{"reason": fmt.Sprintf("%s was closed while the update streamed", m.at)}})
 			ctx.Send(m.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, fmt.Sprintf("%s was closed while the update streamed", m.at)))
 			return
 		}
@@ -723,14 +793,17 @@ func (p *Participant) pulledStream(ctx actor.Context, m *pulled) {
 		p.takenUpdate(ctx, j, m.origin, m.update, m.reply, m.model, m.err)
 		return
 	}
-	if w := j.swarm.wait; w != nil && w.at == m.at {
-		w.sealMicros += m.spent.Microseconds()
-	}
 	if j == nil || j.swarm == nil || j.swarm.at != m.at || j.swarm.models[m.at] != nil {
+		p.audit(auditor.Event{Action: "model.refused", JobID: m.jobID, Round: m.at.round, Peer: m.origin.Sender.Name,
+			Detail: map[string]string{"reason": fmt.Sprintf("%s is no longer this site's newest task", m.at)}})
 		ctx.Send(m.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, fmt.Sprintf("%s is no longer this site's newest task", m.at)))
 		return
 	}
+	if w := j.swarm.wait; w != nil && w.at == m.at {
+		w.sealMicros += m.spent.Microseconds()
+	}
 	if m.err != nil {
+		j.swarm.pullingModel = false
 		p.audit(auditor.Event{Action: "model.refused", JobID: m.jobID, Round: m.at.round, Peer: m.origin.Sender.Name, Detail: map[string]string{"reason": m.err.Error()}})
 		ctx.Send(m.reply, failure(hearthv1.FailureCode_FAILURE_CODE_STREAM_FAILED, m.err.Error()))
 		return
@@ -820,7 +893,7 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 		data, key, err = swarm.EncryptModel(c.Mean)
 		a.sealMicros += time.Since(start).Microseconds()
 		if err == nil && p.cfg.Streams != nil {
-			payload, err = p.cfg.Streams.Prepare(j.ctx, data)
+			payload, err = p.cfg.Streams.Prepare(j.swarm.attemptCtx, data)
 		} else if err == nil {
 			err = errors.New("the model is too large for one envelope and this site streams nothing")
 		}
@@ -837,7 +910,7 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 		msg := &hearthv1.SwarmModel{JobId: jobID, Round: at.round, Attempt: at.attempt, Global: wire}
 		var out *stream.Outgoing
 		if payload != nil {
-			if out, err = p.cfg.Streams.OfferPayload(j.ctx, holder, payload); err != nil {
+			if out, err = p.cfg.Streams.OfferPayload(j.swarm.attemptCtx, holder, payload); err != nil {
 				p.audit(auditor.Event{Action: "model.undelivered", JobID: jobID, Round: at.round, Peer: holder, Detail: map[string]string{"reason": err.Error()}})
 				continue
 			}
@@ -878,6 +951,23 @@ func (p *Participant) answerAggregation(ctx actor.Context, j *joined) {
 	p.endAggregation(ctx, j.swarm, "")
 }
 
+// endAttempt ends what this site does for the newest attempt: its
+// aggregation, its held answer to the server (with reason, if given), and
+// its training and streams (their context).
+func (p *Participant) endAttempt(ctx actor.Context, sj *swarmJob, reason string) {
+	p.endAggregation(ctx, sj, reason)
+	if w := sj.wait; w != nil {
+		if reason != "" {
+			ctx.Send(w.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, reason))
+		}
+		sj.wait = nil
+	}
+	if sj.stopAttempt != nil {
+		sj.stopAttempt()
+	}
+	sj.pullingModel = false
+}
+
 // endAggregation stops this site's aggregation, if any; with a reason, the
 // server's request is answered with it (a newer attempt took over).
 func (p *Participant) endAggregation(ctx actor.Context, sj *swarmJob, reason string) {
@@ -895,6 +985,10 @@ func (p *Participant) endAggregation(ctx actor.Context, sj *swarmJob, reason str
 // swarmModel takes a round's new global model from its aggregator.
 func (p *Participant) swarmModel(ctx actor.Context, m *hearthv1.SwarmModel) {
 	o, _ := bridge.OriginOf(ctx)
+	if o.JobID != m.JobId {
+		p.refuseMismatch(ctx, o, m.JobId)
+		return
+	}
 	if p.early(ctx, o, m.JobId, keyOf(m.Round, m.Attempt), m) {
 		return
 	}
@@ -981,6 +1075,8 @@ type earlyArrival struct {
 	origin bridge.Origin
 	msg    proto.Message
 	reply  *actor.PID
+	size   int
+	since  time.Time
 }
 
 // early stashes an arrival that overtook its task; false if it did not.
@@ -993,17 +1089,37 @@ func (p *Participant) early(ctx actor.Context, o bridge.Origin, jobID string, at
 		return false
 	}
 	sj := j.swarm
-	for _, e := range sj.early {
-		if e.origin.Sender.Name == o.Sender.Name && e.at == at && proto.MessageName(e.msg) == proto.MessageName(msg) {
-			return false // a second one: refused at once as a duplicate
-		}
-	}
-	if len(sj.early) >= 2*maxSwarmSites {
+	if at.attempt < 0 || at.attempt >= maxSwarmSites {
 		return false
 	}
-	sj.early = append(sj.early, earlyArrival{at: at, origin: o, msg: msg, reply: ctx.Sender()})
+	if sj.eligible != nil { // only what the rotation makes this site's to take
+		agg := swarm.NewRotation(sj.nonce, sj.eligible).Aggregator(at.round, at.attempt)
+		if _, isUpdate := msg.(*hearthv1.SwarmUpdate); isUpdate && agg != p.cfg.Self.Name || !isUpdate && agg != o.Sender.Name {
+			return false
+		}
+	}
+	mine, size := 0, proto.Size(msg)
+	for _, e := range sj.early {
+		if e.origin.Sender.Name == o.Sender.Name {
+			if mine++; mine >= maxEarlyPerSender || e.at == at && proto.MessageName(e.msg) == proto.MessageName(msg) {
+				return false // a second one, or too many: refused at once
+			}
+		}
+		size += e.size
+	}
+	if size > maxEarlyBytes {
+		return false
+	}
+	sj.early = append(sj.early, earlyArrival{at: at, origin: o, msg: msg, reply: ctx.Sender(), size: proto.Size(msg), since: time.Now()})
 	return true
 }
+
+// Bounds of the early-arrival stash of one job: entries per sender, bytes
+// in all (a streamed update is a manifest, not its model).
+const (
+	maxEarlyPerSender = 2
+	maxEarlyBytes     = 64 << 20
+)
 
 // takeEarly takes the arrivals that waited for the task just taken, and
 // refuses those for an attempt it superseded.
@@ -1012,8 +1128,10 @@ func (p *Participant) takeEarly(ctx actor.Context, sj *swarmJob) {
 	sj.early = nil
 	for _, e := range waiting {
 		switch {
-		case e.at.after(sj.at):
+		case e.at.after(sj.at) && time.Since(e.since) < sj.roundTimeout:
 			sj.early = append(sj.early, e)
+		case e.at.after(sj.at):
+			ctx.Send(e.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, fmt.Sprintf("no task for %s came in time", e.at)))
 		case e.at != sj.at:
 			reason := fmt.Sprintf("%s was superseded by %s before its task came", e.at, sj.at)
 			p.audit(auditor.Event{Action: "arrival.refused", JobID: sj.task.JobId, Round: e.at.round, Peer: e.origin.Sender.Name,
@@ -1178,6 +1296,12 @@ func (p *Participant) swarmEvaluate(ctx actor.Context, m *hearthv1.SwarmEvaluate
 		ctx.Respond(res)
 		return
 	}
+	if !j.manifest.Evaluation.CrossSite {
+		p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
+			Detail: map[string]string{"reason": "a cross-site evaluation the signed job does not ask for"}})
+		ctx.Respond(res) // the global model's figures only
+		return
+	}
 	p.beginCross(ctx, j, m, res)
 }
 
@@ -1209,6 +1333,12 @@ func (p *Participant) beginCross(ctx actor.Context, j *joined, m *hearthv1.Swarm
 			return
 		}
 		keys[k.Site] = pub
+	}
+	for _, site := range m.Sites { // the evaluated sites: the last round's, of the signed job
+		if !inJob(j.manifest, site) || sj.task == nil || !slices.Contains(sj.task.Holders, site) && sj.task.Aggregator != site {
+			ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, envelope.Clip(site, 64)+" is not one of the last round's sites"))
+			return
+		}
 	}
 	c := &crossEval{reply: ctx.Sender(), res: res, expect: map[string]bool{}}
 	var wire *hearthv1.Model
@@ -1243,10 +1373,27 @@ func (p *Participant) beginCross(ctx actor.Context, j *joined, m *hearthv1.Swarm
 	time.AfterFunc(j.manifest.RoundTimeout/2, func() { system.Root.Send(self2, &crossDue{jobID: jobID}) })
 }
 
+// refuseMismatch refuses a site's envelope whose body names another job
+// than the header it was admitted by.
+func (p *Participant) refuseMismatch(ctx actor.Context, o bridge.Origin, bodyJob string) {
+	reason := fmt.Sprintf("admitted for job %q, its body is for %q", envelope.Clip(o.JobID, 64), envelope.Clip(bodyJob, 64))
+	p.audit(auditor.Event{Action: "message.refused", JobID: o.JobID, Peer: o.Sender.Name, Detail: map[string]string{"reason": reason}})
+	if ctx.Sender() != nil {
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
+	}
+}
+
 // swarmLocal takes another site's last local model for the cross-site
 // evaluation.
 func (p *Participant) swarmLocal(ctx actor.Context, m *hearthv1.SwarmLocal) {
 	o, _ := bridge.OriginOf(ctx)
+	if ctx.Sender() != nil { // one-way; asked as a request, it is answered at once
+		ctx.Respond(&hearthv1.SwarmReceived{JobId: m.JobId})
+	}
+	if o.JobID != m.JobId {
+		p.refuseMismatch(ctx, o, m.JobId)
+		return
+	}
 	j := p.jobs[m.JobId]
 	refuse := func(reason string) {
 		p.audit(auditor.Event{Action: "local.refused", JobID: m.JobId, Peer: o.Sender.Name, Detail: map[string]string{"reason": reason}})
@@ -1268,6 +1415,10 @@ func (p *Participant) swarmLocal(ctx actor.Context, m *hearthv1.SwarmLocal) {
 		return
 	}
 	sj := j.swarm
+	if !j.manifest.Evaluation.CrossSite || sj.task == nil || sj.at.round < int64(j.manifest.Rounds) {
+		refuse("no cross-site evaluation is due in this job")
+		return
+	}
 	if sj.cross == nil { // before this site's own evaluation task: kept, one per site
 		if sj.locals == nil {
 			sj.locals = map[string]*model.Model{}
@@ -1319,7 +1470,15 @@ func (p *Participant) leaveSwarm(ctx actor.Context, j *joined) {
 	if j.swarm == nil {
 		return
 	}
-	p.endAggregation(ctx, j.swarm, "")
+	p.endAttempt(ctx, j.swarm, "the job ended")
+	if c := j.swarm.cross; c != nil {
+		ctx.Send(c.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, "the job ended"))
+		j.swarm.cross = nil
+	}
+	for _, e := range j.swarm.early {
+		ctx.Send(e.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, "the job ended"))
+	}
+	j.swarm.early = nil
 	p.peers.drop(j.id)
 	if j.swarm.keeper != nil {
 		j.swarm.keeper.close()

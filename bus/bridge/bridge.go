@@ -38,7 +38,8 @@ type Send struct {
 	JobID string
 	Round int64
 	// SealTo, if set, seals Msg to this X25519 key (the recipient's): only
-	// its holder reads it, not the hub nor anyone on the way.
+	// its holder reads it, not the hub nor anyone on the way. A site's
+	// message to another site must be sealed; without SealTo it is refused.
 	SealTo *ecdh.PublicKey
 }
 
@@ -227,6 +228,7 @@ func Start(cfg Config) (*Bridge, error) {
 		b.subs = append(b.subs, sub)
 	}
 	if err := cfg.Conn.Flush(); err != nil {
+		b.Close()
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
 	return b, nil
@@ -358,6 +360,11 @@ func (b *Bridge) subject(recipient string) string {
 }
 
 func (b *Bridge) sign(m envelope.Outgoing, sealTo *ecdh.PublicKey) ([]byte, string, error) {
+	request := m.Kind == hearthv1.Header_KIND_MESSAGE || m.Kind == hearthv1.Header_KIND_REQUEST
+	if sealTo == nil && request && b.subject(m.Recipient) != bus.Direct(m.Recipient, b.self) {
+		// To another site: through the hub, which must not read it.
+		return nil, "", fmt.Errorf("an envelope to %s, another site, must be sealed to its key", m.Recipient)
+	}
 	if sealTo != nil {
 		return b.cfg.Signer.SignSealed(m, sealTo, b.now())
 	}

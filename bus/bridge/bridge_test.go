@@ -298,15 +298,16 @@ func TestAskFailures(t *testing.T) {
 	// Nobody is there to answer.
 	tctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	if _, err := site.bridge.Request(tctx, "site-9", &hearthv1.Ping{}); !errors.Is(err, bridge.ErrTimeout) {
+	if _, err := w.parts["server"].bridge.Request(tctx, "site-9", &hearthv1.Ping{}); !errors.Is(err, bridge.ErrTimeout) {
 		t.Fatalf("absent recipient: %v, want timeout", err)
 	}
 }
 
 // TestSitesHearSitesOnlyWhenAdmitted: an envelope from one site to another
-// (swarm learning) reaches an actor only when the recipient's rule admits
-// it, and a sealed one only when it opens with the recipient's key; every
-// other is refused with its reason, before any actor sees it.
+// (swarm learning) must be sealed (an unsealed one is refused at the
+// sender), and reaches an actor only when the recipient's rule admits it
+// and it opens with the recipient's key; every other is refused with its
+// reason, before any actor sees it.
 func TestSitesHearSitesOnlyWhenAdmitted(t *testing.T) {
 	w := newWorld(t, "site-1", "site-2")
 	w.admit = func(_ string, sender pki.Identity, messageType, jobID string) error {
@@ -333,11 +334,17 @@ func TestSitesHearSitesOnlyWhenAdmitted(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	send("job-00000000000f", 1, nil) // a job the rule does not admit
+	send("job-00000000000f", 1, site2.sealKey.PublicKey()) // a job the rule does not admit
 	waitRefused("not_admitted")
 	send("job-000000000001", 2, other.PublicKey()) // sealed to another key
 	waitRefused("unseal_failed")
-	send("job-000000000001", 3, nil)
+	// Unsealed, a site's envelope to a site is refused where it is sent.
+	res, err := site1.system.Root.RequestFuture(site1.bridge.PID(), &bridge.Ask{To: "site-2", Msg: &hearthv1.SwarmReceived{JobId: "job-000000000001"},
+		JobID: "job-000000000001", Timeout: time.Second}, 2*time.Second).Result()
+	if f, ok := res.(*bridge.Failed); err != nil || !ok || !strings.Contains(f.Err.Error(), "must be sealed") {
+		t.Fatalf("an unsealed ask to a site: %v %v, want it refused at the sender", res, err)
+	}
+	send("job-000000000001", 3, site2.sealKey.PublicKey())
 	send("job-000000000001", 4, site2.sealKey.PublicKey())
 	for range 2 {
 		select {
@@ -354,7 +361,7 @@ func TestSitesHearSitesOnlyWhenAdmitted(t *testing.T) {
 	for i, want := range []struct {
 		round  int64
 		sealed bool
-	}{{3, false}, {4, true}} {
+	}{{3, true}, {4, true}} {
 		got, o := rec.got[i].(*hearthv1.SwarmReceived), rec.from[i]
 		if got.Round != want.round || o.Sealed != want.sealed || o.Sender.Name != "site-1" {
 			t.Errorf("delivery %d: round %d sealed %v from %s, want round %d sealed %v from site-1", i, got.Round, o.Sealed, o.Sender.Name, want.round, want.sealed)

@@ -1,0 +1,107 @@
+package participant
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/swarm"
+	"github.com/hearthfl/hearth/bus/pki"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// TestSwarmTaskChecks: what a compromised server may send a site in a
+// swarm task, and what the site refuses: an aggregator the rotation does not
+// name, sites outside the signed job, an aggregator outside the round, an
+// attempt that skips a member to reach a site of its choosing, another
+// eligible list than the first task's, and rounds or attempts that go back.
+func TestSwarmTaskChecks(t *testing.T) {
+	sites := []string{"site-1", "site-2", "site-3", "site-4"}
+	nonce := []byte("0123456789abcdef")
+	rot := swarm.NewRotation(nonce, sites)
+	newJob := func(jobSites []string) *joined {
+		return &joined{manifest: &job.Manifest{Rounds: 5, Sites: jobSites}, swarm: &swarmJob{nonce: nonce}}
+	}
+	p := &Participant{cfg: Config{Self: pki.Identity{Name: rot.Aggregator(2, 0), Kind: pki.KindSite}}}
+	task := func(round, attempt int64, mutate func(*hearthv1.SwarmTask)) *hearthv1.SwarmTask {
+		t := &hearthv1.SwarmTask{JobId: "job-000000000001", Round: round, Attempt: attempt, Aggregator: rot.Aggregator(round, attempt),
+			Members: slices.Clone(sites), Holders: slices.Clone(sites), Eligible: slices.Clone(sites), BasisRound: round - 1}
+		if mutate != nil {
+			mutate(t)
+		}
+		return t
+	}
+	skipped := rot.Aggregator(2, 0)
+	for _, tc := range []struct {
+		name     string
+		jobSites []string
+		first    *hearthv1.SwarmTask // taken before, if set
+		task     *hearthv1.SwarmTask
+		want     string
+	}{
+		{"the rotation's aggregator", sites, nil, task(2, 0, nil), ""},
+		{"another aggregator", sites, nil, task(2, 0, func(t *hearthv1.SwarmTask) { t.Aggregator = rot.Aggregator(2, 1) }), "to aggregate, not"},
+		{"a member outside the signed job", sites, nil, task(2, 0, func(t *hearthv1.SwarmTask) { t.Holders = append(t.Holders, "outsider") }), "not one of the signed job's sites"},
+		{"an aggregator outside the round", sites, nil, task(2, 0, func(t *hearthv1.SwarmTask) {
+			t.Holders = slices.DeleteFunc(t.Holders, func(s string) bool { return s == t.Aggregator })
+		}), "not among the round's holders"},
+		{"an attempt skipping a member", sites, nil, task(2, 1, nil), "skips " + skipped},
+		{"a skip past a site that is out", sites, nil, task(2, 1, func(t *hearthv1.SwarmTask) {
+			t.Members = slices.DeleteFunc(t.Members, func(s string) bool { return s == skipped })
+		}), ""},
+		{"a one-site eligible list in an @all job", []string{job.AllSites}, task(1, 0, nil), task(2, 0, func(t *hearthv1.SwarmTask) {
+			t.Eligible = []string{t.Aggregator}
+		}), "differ from the job's first task's"},
+		{"a round gone back", sites, task(3, 0, nil), task(2, 0, nil), "only move forward"},
+		{"a round past the job's", sites, nil, task(6, 0, nil), "not in the job's 1..5"},
+		{"more eligible sites than the job's", sites, nil, task(2, 0, func(t *hearthv1.SwarmTask) { t.Eligible = append(t.Eligible, "site-9") }), "eligible aggregators"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := newJob(tc.jobSites)
+			if tc.first != nil {
+				if err := p.checkSwarmTask(j, tc.first); err != nil {
+					t.Fatalf("first task: %v", err)
+				}
+				j.swarm.task, j.swarm.at = tc.first, keyOf(tc.first.Round, tc.first.Attempt)
+			}
+			err := p.checkSwarmTask(j, tc.task)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("checkSwarmTask = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestAdmitOnlySwarmTrafficOfASharedJob: a site hears another only with
+// the swarm types, in a job whose newest task lists it.
+func TestAdmitOnlySwarmTrafficOfASharedJob(t *testing.T) {
+	p := &Participant{}
+	p.peers.set("job-000000000001", []string{"site-2"})
+	site2 := pki.Identity{Name: "site-2", Kind: pki.KindSite}
+	update := "hearth.v1.SwarmUpdate"
+	for _, tc := range []struct {
+		name   string
+		sender pki.Identity
+		typ    string
+		job    string
+		want   string
+	}{
+		{"a member's update", site2, update, "job-000000000001", ""},
+		{"another job", site2, update, "job-000000000002", "in no swarm job"},
+		{"a site not in the task", pki.Identity{Name: "site-3", Kind: pki.KindSite}, update, "job-000000000001", "in no swarm job"},
+		{"not a swarm type", site2, "hearth.v1.TrainResult", "job-000000000001", "not a swarm message"},
+		{"not a site", pki.Identity{Name: "admin@x", Kind: pki.KindAdmin}, update, "job-000000000001", "not a site"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := p.Admit(tc.sender, tc.typ, tc.job)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Admit = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	p.peers.drop("job-000000000001")
+	if err := p.Admit(site2, update, "job-000000000001"); err == nil {
+		t.Fatal("a job left still admits its sites")
+	}
+}
