@@ -68,7 +68,8 @@ type swarmJob struct {
 	// verified caches the sealing-key bindings checked for the job.
 	verified map[string]verifiedKey
 	layout   *model.Model // the job's model layout, for checking received models
-	keeper   *modelKeeper // writes the newest global model to the state folder
+	keeper   *modelKeeper // writes the accepted global model to the state folder
+	kept     roundKey     // the round and attempt of the model kept there
 	// pullingModel: the newest attempt's model is streaming in.
 	pullingModel bool
 	// attemptCtx bounds the newest attempt's training and streams: a newer
@@ -295,6 +296,8 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 			return
 		}
 	}
+	// The task names the basis: the server accepted that model, kept now.
+	p.keepModel(j, keyOf(m.BasisRound, m.BasisAttempt), false)
 	// The task is taken: an older attempt's aggregation, answer, training
 	// and streams end here.
 	p.endAttempt(ctx, sj, "superseded by "+at.String())
@@ -1167,11 +1170,9 @@ func (p *Participant) checkGlobal(j *joined, m *model.Model) error {
 	return nil
 }
 
-// hold keeps a round's global model: in memory for the rounds to come (the
-// newest two rounds' attempts) and in the state folder, replacing the one
-// kept before, so that the job's final model stays at the site (a model
-// too large for one envelope only when the job is left: writing it each
-// round cost a large share of a round's CPU).
+// hold keeps a round's global model in memory for the rounds to come (the
+// newest two rounds' attempts); keepModel writes the accepted one to the
+// state folder, so that the job's final model stays at the site.
 func (p *Participant) hold(j *joined, at roundKey, m *model.Model) {
 	j.swarm.models[at] = m
 	for k := range j.swarm.models {
@@ -1179,8 +1180,25 @@ func (p *Participant) hold(j *joined, at roundKey, m *model.Model) {
 			delete(j.swarm.models, k)
 		}
 	}
-	if p.cfg.StateDir == "" || m.Bytes() > job.InlineLimit {
-		return // a large model is written once, when the job is left (leaveSwarm)
+}
+
+// keepModel writes the global model of at, once the server has named it
+// the basis of a round or of the final evaluation (an attempt's model the
+// server did not accept is never kept): small ones off the actor, a large
+// one only for the evaluation or when the job is left.
+func (p *Participant) keepModel(j *joined, at roundKey, final bool) {
+	m := j.swarm.models[at]
+	if p.cfg.StateDir == "" || m == nil || at.round == 0 {
+		return
+	}
+	j.swarm.kept = at
+	if m.Bytes() > job.InlineLimit {
+		if final {
+			if err := writeModel(ModelPath(p.cfg.StateDir, j.id), m); err != nil {
+				p.cfg.Log.Error("swarm model not kept in the state folder", "job", j.id, "err", err)
+			}
+		}
+		return
 	}
 	if j.swarm.keeper == nil {
 		j.swarm.keeper = newModelKeeper(ModelPath(p.cfg.StateDir, j.id), p.cfg.Log)
@@ -1272,6 +1290,9 @@ func (p *Participant) swarmEvaluate(ctx actor.Context, m *hearthv1.SwarmEvaluate
 		return
 	}
 	mdl := j.swarm.models[keyOf(m.BasisRound, m.BasisAttempt)]
+	if mdl != nil {
+		p.keepModel(j, keyOf(m.BasisRound, m.BasisAttempt), true) // the final model
+	}
 	if mdl == nil {
 		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_NO_BASIS, fmt.Sprintf("this site does not hold the model of %s", keyOf(m.BasisRound, m.BasisAttempt))))
 		return
@@ -1484,7 +1505,8 @@ func (p *Participant) leaveSwarm(ctx actor.Context, j *joined) {
 		j.swarm.keeper.close()
 		j.swarm.keeper = nil
 	}
-	if m := j.swarm.newest(); m != nil && m.Bytes() > job.InlineLimit && p.cfg.StateDir != "" {
+	if m := j.swarm.newest(); m != nil && j.swarm.kept.round < j.swarm.at.round && p.cfg.StateDir != "" {
+		// No evaluation named the final model: the newest one is kept.
 		if err := writeModel(ModelPath(p.cfg.StateDir, j.id), m); err != nil {
 			p.cfg.Log.Error("swarm model not kept in the state folder", "job", j.id, "err", err)
 		}

@@ -1,11 +1,16 @@
 package participant
 
 import (
+	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus/pki"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -103,5 +108,33 @@ func TestAdmitOnlySwarmTrafficOfASharedJob(t *testing.T) {
 	p.peers.drop("job-000000000001")
 	if err := p.Admit(site2, update, "job-000000000001"); err == nil {
 		t.Fatal("a job left still admits its sites")
+	}
+}
+
+// TestOnlyTheAcceptedModelIsKept: of a round's two attempts, the state
+// folder keeps the one the server named as the next basis, not the newest
+// one this site received.
+func TestOnlyTheAcceptedModelIsKept(t *testing.T) {
+	dir := t.TempDir()
+	p := &Participant{cfg: Config{StateDir: dir, Log: slog.New(slog.DiscardHandler)}}
+	one := func(v float32) *model.Model {
+		return &model.Model{Tensors: []model.Tensor{{Name: "w", Shape: []int{2}, Data: []float32{v, v}}}}
+	}
+	j := &joined{id: "job-000000000001", swarm: &swarmJob{models: map[roundKey]*model.Model{}}}
+	p.hold(j, keyOf(1, 0), one(1))
+	p.hold(j, keyOf(1, 1), one(2)) // the newest: an attempt the server did not accept
+	p.keepModel(j, keyOf(1, 0), false)
+	j.swarm.keeper.close()
+	raw, err := os.ReadFile(ModelPath(dir, j.id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got hearthv1.Model
+	if err := proto.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	m, err := job.FromWire(&got)
+	if err != nil || m.Tensors[0].Data[0] != 1 {
+		t.Fatalf("kept %v (%v), want the accepted attempt's model", m, err)
 	}
 }
