@@ -125,8 +125,11 @@ func runAdmin(ctx context.Context, c *cli, args []string) (err error) {
 			case res.ModelStream != nil:
 				fmt.Fprintf(w, "\nwrote %s (%s), %s and %s\n", filepath.Join(dir, coordinator.LargeModelFile), bytesText(res.ModelStream.TotalBytes),
 					filepath.Join(dir, coordinator.LargeLayoutFile), filepath.Join(dir, coordinator.MetricsFile))
+			case res.Info.GetModelLocation() != "":
+				fmt.Fprintf(w, "\na swarm job's model never reaches the server: it is %s\nwrote %s\n", termText(res.Info.ModelLocation),
+					filepath.Join(dir, coordinator.MetricsFile))
 			default:
-				fmt.Fprintf(w, "\nno round completed: wrote %s\n", filepath.Join(dir, coordinator.MetricsFile))
+				fmt.Fprintf(w, "\nno model on the server (no round completed, or a swarm job not yet ended): wrote %s\n", filepath.Join(dir, coordinator.MetricsFile))
 			}
 		})
 	default:
@@ -193,14 +196,28 @@ func printJob(w io.Writer, j *hearthv1.JobInfo) {
 		fmt.Fprintf(w, "reason: %s\n", termText(j.Reason))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROUND\tSITES\tTRAIN LOSS\tVAL ACC\tBYTES\tMS\tMISSING")
-	for _, r := range j.History {
-		fmt.Fprintf(tw, "%d\t%d\t%.4f\t%.2f%%\t%d\t%.1f\t%s\n", r.Round, len(r.Answered), r.TrainLoss,
-			100*r.GetValidation().GetAccuracy(), r.BytesMoved, float64(r.DurationMicros)/1000, termList(r.Missing, ","))
+	if j.Workflow == job.WorkflowSwarm { // the server moves no bytes of a swarm job: who aggregated instead
+		fmt.Fprintln(tw, "ROUND\tSITES\tAGGREGATOR\tTRAIN LOSS\tVAL ACC\tMS\tMISSING\tFAILOVERS")
+		for _, r := range j.History {
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%.4f\t%.2f%%\t%.1f\t%s\t%s\n", r.Round, len(r.Answered), termText(r.Aggregator), r.TrainLoss,
+				100*r.GetValidation().GetAccuracy(), float64(r.DurationMicros)/1000, termList(r.Missing, ","), termList(r.Failovers, "; "))
+		}
+	} else {
+		fmt.Fprintln(tw, "ROUND\tSITES\tTRAIN LOSS\tVAL ACC\tBYTES\tMS\tMISSING")
+		for _, r := range j.History {
+			fmt.Fprintf(tw, "%d\t%d\t%.4f\t%.2f%%\t%d\t%.1f\t%s\n", r.Round, len(r.Answered), r.TrainLoss,
+				100*r.GetValidation().GetAccuracy(), r.BytesMoved, float64(r.DurationMicros)/1000, termList(r.Missing, ","))
+		}
 	}
 	tw.Flush()
 	if j.Test != nil {
 		fmt.Fprintf(w, "test: accuracy %.2f%%, loss %.4f, %d samples\n", 100*j.Test.Accuracy, j.Test.Loss, j.Test.Samples)
+	}
+	if len(j.CrossSite) > 0 {
+		fmt.Fprintf(w, "cross-site evaluation (rows: the model; columns: the site that scored it):\n%s\n", crossSiteTable(j.CrossSite).text())
+	}
+	if j.ModelLocation != "" {
+		fmt.Fprintf(w, "model: %s\n", termText(j.ModelLocation))
 	}
 	printSites(w, j)
 }

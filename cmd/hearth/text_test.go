@@ -98,3 +98,25 @@ func TestSafeErrorEscapesRelayedText(t *testing.T) {
 		t.Fatalf("exit code of an escaped usage error %d, want 2", exitCode(err))
 	}
 }
+
+// TestAdminShowsASwarmJob: a swarm job's status names each round's
+// aggregator and failovers, the cross-site table and where the model is,
+// with an aggregator's hostile name escaped.
+func TestAdminShowsASwarmJob(t *testing.T) {
+	info := &hearthv1.JobInfo{Id: "job-1", Name: "swarm", Workflow: "swarm", Status: hearthv1.JobStatus_JOB_STATUS_FINISHED, Rounds: 1,
+		History:       []*hearthv1.RoundSummary{{Round: 1, Answered: []string{"site-1", "site-2"}, Aggregator: "site-2\x1b[2J", Attempts: 2, Failovers: []string{"site-1: gone"}}},
+		ModelLocation: "at the sites: site-1, site-2",
+		CrossSite: []*hearthv1.CrossSiteMetrics{{Model: "global", Site: "site-1", Metrics: &hearthv1.Metrics{Samples: 9, Accuracy: 0.9}},
+			{Model: "site-2", Site: "site-1", Metrics: &hearthv1.Metrics{Samples: 9, Accuracy: 0.8}}}}
+	var out bytes.Buffer
+	printJob(&out, info)
+	text := out.String()
+	for _, want := range []string{"AGGREGATOR", `site-2\x1b[2J`, "site-1: gone", "90.00%", "80.00%", "model: at the sites: site-1, site-2"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("status lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "\x1b") {
+		t.Errorf("an escape sequence printed raw:\n%q", text)
+	}
+}
