@@ -413,3 +413,79 @@ func TestFailureCodesPrintReadably(t *testing.T) {
 		seen[name] = true
 	}
 }
+
+// slowResponder answers each request after delay.
+type slowResponder struct{ delay time.Duration }
+
+func (s *slowResponder) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*hearthv1.Ping); ok {
+		reply, system := ctx.Sender(), ctx.ActorSystem()
+		answer := func() { system.Root.Send(reply, &hearthv1.Pong{Responder: "server"}) }
+		if s.delay == 0 {
+			answer()
+			return
+		}
+		time.AfterFunc(s.delay, answer)
+	}
+}
+
+// asker sends one Ask on start and records every answer it gets.
+type asker struct {
+	bridge  *actor.PID
+	timeout time.Duration
+	got     chan any
+}
+
+func (a *asker) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		ctx.Request(a.bridge, &bridge.Ask{To: "server", Msg: &hearthv1.Ping{Seq: 1}, Timeout: a.timeout})
+	case *bridge.Reply, *bridge.Failed:
+		a.got <- m
+	}
+}
+
+// TestLateResponsesAreDropped: a request gets exactly one answer: a
+// response that comes after the asker's timeout reaches no actor (the
+// request is no longer pending), so a workflow never sees a reply to a
+// question it stopped waiting for.
+func TestLateResponsesAreDropped(t *testing.T) {
+	w := newWorld(t, "site-1")
+	server, site := w.parts["server"], w.parts["site-1"]
+	for _, tc := range []struct {
+		name    string
+		delay   time.Duration
+		timeout time.Duration
+		want    string
+	}{
+		{"answered in time", 0, 2 * time.Second, "reply"},
+		{"answered after the timeout", 400 * time.Millisecond, 150 * time.Millisecond, "timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			server.bridge.Route(protocol.Name(&hearthv1.Ping{}), server.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &slowResponder{delay: tc.delay} })))
+			a := &asker{bridge: site.bridge.PID(), timeout: tc.timeout, got: make(chan any, 8)}
+			site.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }))
+			var first any
+			select {
+			case first = <-a.got:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no answer")
+			}
+			switch f := first.(type) {
+			case *bridge.Reply:
+				if tc.want != "reply" {
+					t.Fatalf("got a reply, want %s", tc.want)
+				}
+			case *bridge.Failed:
+				if tc.want != "timeout" || !errors.Is(f.Err, bridge.ErrTimeout) {
+					t.Fatalf("got %v, want %s", f.Err, tc.want)
+				}
+			}
+			select {
+			case second := <-a.got:
+				t.Fatalf("a second answer reached the asker: %v", second)
+			case <-time.After(tc.delay + 500*time.Millisecond):
+			}
+		})
+	}
+}
