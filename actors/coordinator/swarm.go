@@ -241,7 +241,7 @@ func (s *swarmFlow) next(ctx actor.Context) {
 		case s.aggDone && len(s.pending) == 0: // the contributors' figures are in
 			s.roundClosed(ctx, s.aggregated)
 		case !s.aggDone && !s.pending[s.agg]:
-			s.failover(ctx, s.agg+": "+s.lastReason(s.agg))
+			s.failover(ctx, s.agg+": "+s.lastReason(s.agg), true)
 		}
 	case evaluating:
 		if len(s.pending) == 0 {
@@ -491,9 +491,11 @@ func (s *swarmFlow) checkAggregated(g *hearthv1.SwarmAggregated) string {
 }
 
 // failover gives the round to the next site in the rotation.
-func (s *swarmFlow) failover(ctx actor.Context, reason string) {
+func (s *swarmFlow) failover(ctx actor.Context, reason string, blame bool) {
 	reason = envelope.Clip(reason, maxReason)
-	s.out[s.agg] = reason
+	if blame { // left out until it joins again
+		s.out[s.agg] = reason
+	}
 	s.failovers = append(s.failovers, reason)
 	s.audit(auditor.Event{Action: "round.failover", JobID: s.id(), Round: s.round, Peer: s.agg,
 		Detail: map[string]string{"attempt": fmt.Sprint(s.attempt), "reason": reason}})
@@ -518,8 +520,10 @@ func (s *swarmFlow) roundClosed(ctx actor.Context, g *hearthv1.SwarmAggregated) 
 		}
 	}
 	if len(holders) < s.manifest.MinSites {
+		// Holders that report another model than it declared convict the
+		// aggregator; holders merely silent do not (the fault may be theirs).
 		s.failover(ctx, fmt.Sprintf("%s: %d sites confirmed its model (min_sites %d); another model at %v", s.agg, len(holders),
-			s.manifest.MinSites, mismatched))
+			s.manifest.MinSites, mismatched), len(mismatched) > 0)
 		return
 	}
 	s.basis = roundKey{s.round, s.attempt}

@@ -1342,22 +1342,26 @@ type crossDue struct{ jobID string }
 // of the evaluation and waits for theirs.
 func (p *Participant) beginCross(ctx actor.Context, j *joined, m *hearthv1.SwarmEvaluate, res *hearthv1.EvaluateResult) {
 	sj, self := j.swarm, p.cfg.Self.Name
+	refuse := func(reason string) {
+		p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Detail: map[string]string{"reason": reason}})
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
+	}
 	if len(m.Sites) > maxSwarmSites || len(m.Keys) > maxSwarmSites {
-		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("more than %d sites in a cross-site evaluation", maxSwarmSites)))
+		refuse(fmt.Sprintf("more than %d sites in a cross-site evaluation", maxSwarmSites))
 		return
 	}
 	keys := map[string]*ecdh.PublicKey{}
 	for _, k := range m.Keys {
 		pub, err := p.verifyKey(sj, k, m.JobId)
 		if err != nil {
-			ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
+			refuse(err.Error())
 			return
 		}
 		keys[k.Site] = pub
 	}
 	for _, site := range m.Sites { // the evaluated sites: the last round's, of the signed job
 		if !inJob(j.manifest, site) || sj.task == nil || !slices.Contains(sj.task.Holders, site) && sj.task.Aggregator != site {
-			ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, envelope.Clip(site, 64)+" is not one of the last round's sites"))
+			refuse(envelope.Clip(site, 64) + " is not one of the last round's sites")
 			return
 		}
 	}
@@ -1438,6 +1442,10 @@ func (p *Participant) swarmLocal(ctx actor.Context, m *hearthv1.SwarmLocal) {
 	sj := j.swarm
 	if !j.manifest.Evaluation.CrossSite || sj.task == nil || sj.at.round < int64(j.manifest.Rounds) {
 		refuse("no cross-site evaluation is due in this job")
+		return
+	}
+	if !slices.Contains(sj.task.Holders, o.Sender.Name) {
+		refuse(fmt.Sprintf("%s was not one of the last round's sites", o.Sender.Name))
 		return
 	}
 	if sj.cross == nil { // before this site's own evaluation task: kept, one per site
