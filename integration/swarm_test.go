@@ -412,3 +412,27 @@ func tapRecord(t testing.TB, data *[]byte) (string, []byte) {
 	}
 	return string(next()), next()
 }
+
+// TestSwarmLearnsWithStreamedModels: an MLP of 1.3 MB (over one envelope)
+// learns in a swarm job: every update and model streams site to site
+// encrypted, is decrypted and folded, and the job's accuracy shows the
+// values arrived intact.
+func TestSwarmLearnsWithStreamedModels(t *testing.T) {
+	lp := startLearning(t, 3)
+	id := lp.submit(t, swarmJob("swarm-streamed", 4, 3, "60s",
+		"{kind: mlp, hidden: [1024, 256], learning_rate: 0.003, epochs: 1, batch_size: 32, seed: 1}"))
+	info := lp.waitEnd(t, id, 180*time.Second)
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 4 {
+		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
+	}
+	for _, r := range info.History {
+		if len(r.Answered) != 3 || r.SealMicros == 0 {
+			t.Fatalf("round %d: %v answered, sealing %d µs: not a streamed round of every site", r.Round, r.Answered, r.SealMicros)
+		}
+	}
+	if acc := info.Test.GetAccuracy(); acc < 0.85 {
+		t.Fatalf("test accuracy %.4f after 4 streamed rounds, want at least 0.85", acc)
+	}
+	t.Logf("4 streamed rounds of a 1.3 MB MLP: test accuracy %.2f%%, round %v", 100*info.Test.GetAccuracy(),
+		time.Duration(info.History[3].DurationMicros)*time.Microsecond)
+}
