@@ -230,7 +230,7 @@ func (c *custody) hold(m *Hold) *Held {
 		// Zeros written, not left to the mapping: an untouched mapping
 		// reads as the kernel's shared zero page, and the global model
 		// would then hold no memory, as no real one does.
-		if c.big, err = model.NewFlat(m.Layout, c.cfg.spill(layoutBytes(m.Layout))); err == nil {
+		if c.big, err = model.NewFlat(m.Layout, c.cfg.spill(model.LayoutBytes(m.Layout))); err == nil {
 			clear(c.big.Data)
 		}
 	case m.Model == nil:
@@ -263,7 +263,7 @@ func (c *custody) restore(round int64) error {
 		return err
 	}
 	defer r.Close()
-	f, err := model.NewFlat(layout, c.cfg.spill(layoutBytes(layout)))
+	f, err := model.NewFlat(layout, c.cfg.spill(model.LayoutBytes(layout)))
 	if err != nil {
 		return err
 	}
@@ -273,15 +273,6 @@ func (c *custody) restore(round int64) error {
 	}
 	c.big = f
 	return nil
-}
-
-func layoutBytes(layout []model.TensorShape) int64 {
-	n := int64(0)
-	for _, t := range layout {
-		size, _ := model.ShapeSize(t.Shape)
-		n += int64(size)
-	}
-	return 4 * n
 }
 
 // offer offers the held model to sites: inline as it is, streamed as one

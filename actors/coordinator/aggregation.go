@@ -19,15 +19,6 @@ import (
 // download.
 type Streams = aggregator.Streams
 
-func bytesOf(layout []model.TensorShape) int64 {
-	n := int64(0)
-	for _, t := range layout {
-		size, _ := model.ShapeSize(t.Shape)
-		n += int64(size)
-	}
-	return 4 * n
-}
-
 // spill is where a model of size bytes is kept: "" for memory.
 func (c *Config) spill(size int64) string {
 	if c.SpillDir != "" && c.SpillAbove > 0 && size > c.SpillAbove {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus/bridge"
@@ -601,7 +602,7 @@ func (s *swarmFlow) evaluate(ctx actor.Context) {
 	s.rec.Info.ModelLocation = fmt.Sprintf("at the sites, each in its kit's state/swarm/%s/model.pb: %s", s.id(), strings.Join(at, ", "))
 	s.evaluated = at
 	crossSite := s.manifest.Evaluation.CrossSite
-	if layout, err := trainer.Layout(s.manifest.Trainer.Spec(), int(s.shapeFeatures), int(s.shapeLabels)); crossSite && (err != nil || bytesOf(layout) > job.InlineLimit) {
+	if layout, err := trainer.Layout(s.manifest.Trainer.Spec(), int(s.shapeFeatures), int(s.shapeLabels)); crossSite && (err != nil || model.LayoutBytes(layout) > job.InlineLimit) {
 		crossSite = false // local models travel inline only
 		s.audit(auditor.Event{Action: "crosssite.skipped", JobID: s.id(), Detail: map[string]string{"reason": "the sites' local models are too large for one envelope"}})
 		s.cfg.Log.Warn("cross-site evaluation of local models skipped: models over one envelope", "job", s.id())

@@ -14,6 +14,7 @@ import (
 	"github.com/hearthfl/hearth/actors/aggregator"
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/bus/bridge"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -223,9 +224,9 @@ func (w *workflow) initialModel() (*aggregator.Hold, error) {
 		return &aggregator.Hold{Restore: true, Round: w.rec.Info.CompletedRounds}, nil
 	}
 	spec := w.manifest.Trainer.Spec()
-	if layout, err := trainer.Layout(spec, int(w.shapeFeatures), int(w.shapeLabels)); err == nil && bytesOf(layout) > job.InlineLimit {
+	if layout, err := trainer.Layout(spec, int(w.shapeFeatures), int(w.shapeLabels)); err == nil && model.LayoutBytes(layout) > job.InlineLimit {
 		if w.cfg.Streams == nil {
-			return nil, fmt.Errorf("the model is %d bytes, more than one envelope carries (%d), and this server streams nothing", bytesOf(layout), job.InlineLimit)
+			return nil, fmt.Errorf("the model is %d bytes, more than one envelope carries (%d), and this server streams nothing", model.LayoutBytes(layout), job.InlineLimit)
 		}
 		w.fresh = true
 		if spec.Kind == trainer.KindNoop { // zeros, made by the aggregator in its own buffer

@@ -204,9 +204,9 @@ func (p *Participant) Receive(ctx actor.Context) {
 	case *hearthv1.SwarmEvaluate:
 		p.swarmEvaluate(ctx, m)
 	case *hearthv1.SwarmUpdate:
-		p.swarmUpdate(ctx, m)
+		p.arrived(ctx, m.JobId, m.Round, m.Attempt, m)
 	case *hearthv1.SwarmModel:
-		p.swarmModel(ctx, m)
+		p.arrived(ctx, m.JobId, m.Round, m.Attempt, m)
 	case *hearthv1.SwarmLocal:
 		p.swarmLocal(ctx, m)
 	case *crossDue:
@@ -484,19 +484,24 @@ func (p *Participant) evaluate(ctx actor.Context, m *hearthv1.EvaluateTask) {
 		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
 		return
 	}
+	ctx.Respond(p.testResult(j, m.JobId, mdl, from.Sender.Name, received))
+}
+
+// testResult scores mdl on the job's test data and makes the site's
+// answer: the metrics, past the site's outgoing filters, audited as sent to
+// server (the audit event received answers); or the failure.
+func (p *Participant) testResult(j *joined, jobID string, mdl *model.Model, server, received string) proto.Message {
 	mt, err := trainer.Evaluate(j.spec, mdl, j.test)
 	if err != nil {
-		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
-		return
+		return failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error())
 	}
-	res := &hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt)}
+	res := &hearthv1.EvaluateResult{JobId: jobID, Test: metrics(mt)}
 	if err := p.outgoing(j.manifest, nil, res); err != nil {
-		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
-		return
+		return failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error())
 	}
-	res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
+	res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: jobID, Peer: server, PeerEvent: received,
 		Detail: map[string]string{"test_accuracy": fmt.Sprintf("%.4f", mt.Accuracy)}})
-	ctx.Respond(res)
+	return res
 }
 
 // outgoing runs the Outgoing hook, if any.

@@ -99,19 +99,7 @@ func (p *Participant) evaluateStreamed(ctx actor.Context, m *hearthv1.EvaluateTa
 			return
 		}
 		defer j.spare.Put(f)
-		mt, err := trainer.Evaluate(j.spec, f.Model(), j.test)
-		if err != nil {
-			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
-			return
-		}
-		res := &hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt)}
-		if err := p.outgoing(j.manifest, nil, res); err != nil {
-			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
-			return
-		}
-		res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
-			Detail: map[string]string{"test_accuracy": fmt.Sprintf("%.4f", mt.Accuracy)}})
-		system.Root.Send(reply, res)
+		system.Root.Send(reply, p.testResult(j, m.JobId, f.Model(), from.Sender.Name, received))
 	}()
 }
 

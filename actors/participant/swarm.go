@@ -348,11 +348,14 @@ func (p *Participant) startTraining(ctx actor.Context, j *joined, m *hearthv1.Sw
 			}
 			res.Validation = metrics(mt)
 		}
-		spec.Seed += m.Round // a different local order each round
-		update, r, err := trainer.Train(jobCtx, spec, basis, train)
-		if err != nil {
-			out.err = fmt.Errorf("training: %w", err)
-			return
+		update, r := basis, trainer.Result{Samples: train.Rows()} // a noop update is the basis itself: no copy (read only from here on)
+		if spec.Kind != trainer.KindNoop {
+			spec.Seed += m.Round // a different local order each round
+			var err error
+			if update, r, err = trainer.Train(jobCtx, spec, basis, train); err != nil {
+				out.err = fmt.Errorf("training: %w", err)
+				return
+			}
 		}
 		res.TrainMicros = time.Since(start).Microseconds()
 		res.Samples, res.TrainLoss = int64(r.Samples), r.Loss
@@ -647,17 +650,33 @@ func (p *Participant) beginAggregation(ctx actor.Context, j *joined, m *hearthv1
 	time.AfterFunc(j.manifest.RoundTimeout/2, func() { system.Root.Send(self, &closeAggregation{jobID: jobID, at: at}) })
 }
 
-// swarmUpdate takes a member's sealed update, as the round's aggregator.
-func (p *Participant) swarmUpdate(ctx actor.Context, m *hearthv1.SwarmUpdate) {
+// arrived takes another site's update (as the round's aggregator) or
+// model (from it): refused if its body names another job than the header
+// it was admitted by, kept if it overtook the task that announces its
+// attempt (early), taken now otherwise.
+func (p *Participant) arrived(ctx actor.Context, jobID string, round, attempt int64, msg proto.Message) {
 	o, _ := bridge.OriginOf(ctx)
-	if o.JobID != m.JobId {
-		p.refuseMismatch(ctx, o, m.JobId)
+	if o.JobID != jobID {
+		p.refuseMismatch(ctx, o, jobID)
 		return
 	}
-	if p.early(ctx, o, m.JobId, keyOf(m.Round, m.Attempt), m) {
+	if p.early(ctx, o, jobID, keyOf(round, attempt), msg) {
 		return
 	}
-	p.takeUpdate(ctx, o, m, ctx.Sender())
+	switch m := msg.(type) {
+	case *hearthv1.SwarmUpdate:
+		p.takeUpdate(ctx, o, m, ctx.Sender())
+	case *hearthv1.SwarmModel:
+		p.takeModel(ctx, o, m, ctx.Sender())
+	}
+}
+
+// refuseArrival refuses another site's update or model for the reason,
+// audited (action) and logged, answering reply.
+func (p *Participant) refuseArrival(ctx actor.Context, reply *actor.PID, o bridge.Origin, action, jobID string, round int64, reason string) {
+	p.audit(auditor.Event{Action: action, JobID: jobID, Round: round, Peer: o.Sender.Name, Detail: map[string]string{"reason": reason}})
+	p.cfg.Log.Warn("swarm "+action, "job", jobID, "round", round, "from", o.Sender.Name, "reason", reason)
+	ctx.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
 }
 
 // takeUpdate takes a member's sealed update as the round's aggregator, and
@@ -665,11 +684,7 @@ func (p *Participant) swarmUpdate(ctx actor.Context, m *hearthv1.SwarmUpdate) {
 func (p *Participant) takeUpdate(ctx actor.Context, o bridge.Origin, m *hearthv1.SwarmUpdate, reply *actor.PID) {
 	j := p.jobs[m.JobId]
 	at := keyOf(m.Round, m.Attempt)
-	refuse := func(reason string) {
-		p.audit(auditor.Event{Action: "update.refused", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, Detail: map[string]string{"reason": reason}})
-		p.cfg.Log.Warn("swarm update refused", "job", m.JobId, "round", m.Round, "from", o.Sender.Name, "reason", reason)
-		ctx.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
-	}
+	refuse := func(reason string) { p.refuseArrival(ctx, reply, o, "update.refused", m.JobId, m.Round, reason) }
 	switch {
 	case !o.Sealed:
 		refuse("an update must come sealed to this site's key")
@@ -985,29 +1000,12 @@ func (p *Participant) endAggregation(ctx actor.Context, sj *swarmJob, reason str
 	sj.agg = nil
 }
 
-// swarmModel takes a round's new global model from its aggregator.
-func (p *Participant) swarmModel(ctx actor.Context, m *hearthv1.SwarmModel) {
-	o, _ := bridge.OriginOf(ctx)
-	if o.JobID != m.JobId {
-		p.refuseMismatch(ctx, o, m.JobId)
-		return
-	}
-	if p.early(ctx, o, m.JobId, keyOf(m.Round, m.Attempt), m) {
-		return
-	}
-	p.takeModel(ctx, o, m, ctx.Sender())
-}
-
 // takeModel takes a round's new global model from its aggregator, and
 // answers reply.
 func (p *Participant) takeModel(ctx actor.Context, o bridge.Origin, m *hearthv1.SwarmModel, reply *actor.PID) {
 	j := p.jobs[m.JobId]
 	at := keyOf(m.Round, m.Attempt)
-	refuse := func(reason string) {
-		p.audit(auditor.Event{Action: "model.refused", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, Detail: map[string]string{"reason": reason}})
-		p.cfg.Log.Warn("swarm model refused", "job", m.JobId, "round", m.Round, "from", o.Sender.Name, "reason", reason)
-		ctx.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
-	}
+	refuse := func(reason string) { p.refuseArrival(ctx, reply, o, "model.refused", m.JobId, m.Round, reason) }
 	switch {
 	case !o.Sealed:
 		refuse("a model must come sealed to this site's key")
@@ -1301,20 +1299,10 @@ func (p *Participant) swarmEvaluate(ctx actor.Context, m *hearthv1.SwarmEvaluate
 		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
 		return
 	}
-	mt, err := trainer.Evaluate(j.spec, mdl, j.test)
-	if err != nil {
-		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
-		return
-	}
-	res := &hearthv1.EvaluateResult{JobId: m.JobId, Test: metrics(mt)}
-	if err := p.outgoing(j.manifest, nil, res); err != nil {
-		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
-		return
-	}
-	res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
-		Detail: map[string]string{"test_accuracy": fmt.Sprintf("%.4f", mt.Accuracy)}})
-	if !m.CrossSite {
-		ctx.Respond(res)
+	answer := p.testResult(j, m.JobId, mdl, from.Sender.Name, received)
+	res, ok := answer.(*hearthv1.EvaluateResult)
+	if !ok || !m.CrossSite {
+		ctx.Respond(answer)
 		return
 	}
 	if !j.manifest.Evaluation.CrossSite {

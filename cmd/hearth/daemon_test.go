@@ -149,7 +149,7 @@ func TestProvisionPrintsTheRootFingerprint(t *testing.T) {
 	if !strings.Contains(out, "project root fingerprint: "+root) || !strings.Contains(out, "--root-fingerprint "+root) {
 		t.Errorf("provision output lacks the root fingerprint %s:\n%s", root, out)
 	}
-	out, _, err = runHearth(t, nil, "cert", "request", "--name", "site-7", "--org", "hospital-c", "--kind", "site", "-o", filepath.Join(dir, "req"))
+	_, _, err = runHearth(t, nil, "cert", "request", "--name", "site-7", "--org", "hospital-c", "--kind", "site", "-o", filepath.Join(dir, "req"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,17 @@ type TensorShape struct {
 	Shape []int
 }
 
+// LayoutBytes is the size in bytes of a model of layout (float32 values);
+// a tensor whose shape does not multiply out counts nothing.
+func LayoutBytes(layout []TensorShape) int64 {
+	n := int64(0)
+	for _, t := range layout {
+		size, _ := ShapeSize(t.Shape)
+		n += int64(size)
+	}
+	return 4 * n
+}
+
 // LayoutOf returns m's layout.
 func LayoutOf(m *Model) []TensorShape {
 	out := make([]TensorShape, len(m.Tensors))
