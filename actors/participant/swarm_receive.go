@@ -37,7 +37,7 @@ func (p *Participant) arrived(ctx actor.Context, jobID string, round, attempt in
 		p.refuseMismatch(ctx, o, jobID)
 		return
 	}
-	if p.early(ctx, o, jobID, keyOf(round, attempt), msg) {
+	if p.early(o, jobID, keyOf(round, attempt), msg, ctx.Sender()) {
 		return
 	}
 	switch m := msg.(type) {
@@ -227,7 +227,7 @@ type earlyArrival struct {
 }
 
 // early stashes an arrival that overtook its task; false if it did not.
-func (p *Participant) early(ctx actor.Context, o bridge.Origin, jobID string, at roundKey, msg proto.Message) bool {
+func (p *Participant) early(o bridge.Origin, jobID string, at roundKey, msg proto.Message, reply *actor.PID) bool {
 	j := p.jobs[jobID]
 	if j == nil || j.swarm == nil || at.round < 1 || at.round > int64(j.manifest.Rounds) {
 		return false
@@ -257,7 +257,7 @@ func (p *Participant) early(ctx actor.Context, o bridge.Origin, jobID string, at
 	if size > maxEarlyBytes {
 		return false
 	}
-	sj.early = append(sj.early, earlyArrival{at: at, origin: o, msg: msg, reply: ctx.Sender(), size: proto.Size(msg), since: time.Now()})
+	sj.early = append(sj.early, earlyArrival{at: at, origin: o, msg: msg, reply: reply, size: proto.Size(msg), since: time.Now()})
 	return true
 }
 

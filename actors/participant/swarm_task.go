@@ -69,12 +69,10 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 	self := p.cfg.Self.Name
 	member, aggregates := slices.Contains(m.Members, self), m.Aggregator == self
 	if member {
-		limit := j.manifest.Rounds*len(sj.eligible) + maxResumes
-		if n := p.tasks[m.JobId]; n >= limit {
-			refuse(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%d swarm trainings for this job already, its bound (rounds times eligible aggregators, plus %d)", n, maxResumes))
+		if err := p.claimTraining(j, m.JobId); err != nil {
+			refuse(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error())
 			return
 		}
-		p.tasks[m.JobId]++
 	}
 	var basis *model.Model
 	if member || aggregates {
@@ -115,6 +113,19 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 			}
 		})
 	}
+}
+
+// claimTraining counts one more swarm training for the job, or says why
+// not: at most one per round and eligible aggregator (each attempt), plus
+// maxResumes, counted across re-joins, so a compromised server cannot keep
+// the site training by re-joining it or by opening attempts.
+func (p *Participant) claimTraining(j *joined, jobID string) error {
+	limit := j.manifest.Rounds*len(j.swarm.eligible) + maxResumes
+	if n := p.tasks[jobID]; n >= limit {
+		return fmt.Errorf("%d swarm trainings for this job already, its bound (rounds times eligible aggregators, plus %d)", n, maxResumes)
+	}
+	p.tasks[jobID]++
+	return nil
 }
 
 // startTraining trains a member's update from basis off the actor; the

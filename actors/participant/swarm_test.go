@@ -6,12 +6,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/swarm"
+	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/pki"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -136,5 +138,86 @@ func TestOnlyTheAcceptedModelIsKept(t *testing.T) {
 	m, err := job.FromWire(&got)
 	if err != nil || m.Tensors[0].Data[0] != 1 {
 		t.Fatalf("kept %v (%v), want the accepted attempt's model", m, err)
+	}
+}
+
+// TestEarlyArrivalsAreBounded: what may wait for its task is bounded per
+// sender, in bytes, in attempts and by the rotation, so a site holding a
+// valid key cannot fill another's memory with updates for later rounds.
+func TestEarlyArrivalsAreBounded(t *testing.T) {
+	sites := []string{"site-1", "site-2", "site-3"}
+	nonce := []byte("0123456789abcdef")
+	rot := swarm.NewRotation(nonce, sites)
+	self := rot.Aggregator(2, 0)
+	p := &Participant{cfg: Config{Self: pki.Identity{Name: self, Kind: pki.KindSite}}, jobs: map[string]*joined{}}
+	const id = "job-000000000001"
+	j := &joined{id: id, manifest: &job.Manifest{Rounds: 5, Sites: sites},
+		swarm: &swarmJob{nonce: nonce, eligible: sites, task: &hearthv1.SwarmTask{}, at: keyOf(1, 0), roundTimeout: time.Minute}}
+	p.jobs[id] = j
+	from := func(site string) bridge.Origin {
+		return bridge.Origin{Sender: pki.Identity{Name: site, Kind: pki.KindSite}, JobID: id}
+	}
+	other := sites[0]
+	if other == self {
+		other = sites[1]
+	}
+	upd := func(round, attempt int64, size int) *hearthv1.SwarmUpdate {
+		return &hearthv1.SwarmUpdate{JobId: id, Round: round, Attempt: attempt, Samples: 1,
+			Update: &hearthv1.Model{Tensors: []*hearthv1.Tensor{{Name: "w", Shape: []int64{int64(size / 4)}, Data: make([]byte, size)}}}}
+	}
+	if !p.early(from(other), id, keyOf(2, 0), upd(2, 0, 64), nil) {
+		t.Fatal("an update for the next round, which this site aggregates, was not kept")
+	}
+	for _, tc := range []struct {
+		name string
+		at   roundKey
+		msg  proto.Message
+		from string
+	}{
+		{"a second one from the same sender and attempt", keyOf(2, 0), upd(2, 0, 64), other},
+		{"an attempt past any rotation", keyOf(2, maxSwarmSites), upd(2, maxSwarmSites, 64), other},
+		{"an update for an attempt another site aggregates", keyOf(2, 1), upd(2, 1, 64), other},
+		{"a model from a site that does not aggregate the attempt", keyOf(2, 0), &hearthv1.SwarmModel{JobId: id, Round: 2}, other},
+		{"a round two ahead", keyOf(3, 0), upd(3, 0, 64), other},
+		{"a round gone by", keyOf(1, 0), upd(1, 0, 64), other},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if p.early(from(tc.from), id, tc.at, tc.msg, nil) {
+				t.Fatal("kept")
+			}
+		})
+	}
+	// The byte budget holds across senders.
+	j.swarm.early = nil
+	third := sites[2]
+	if third == self || third == other {
+		third = sites[1]
+	}
+	if !p.early(from(other), id, keyOf(2, 0), upd(2, 0, maxEarlyBytes-1024), nil) {
+		t.Fatal("an update within the budget was not kept")
+	}
+	if p.early(from(third), id, keyOf(2, 0), upd(2, 0, 4096), nil) {
+		t.Fatal("an update past the byte budget was kept")
+	}
+}
+
+// TestSwarmTrainingIsBounded: a compromised server cannot keep a site
+// training by opening attempts or re-joining it: the count survives
+// re-joins and stops at rounds times eligible aggregators, plus
+// maxResumes.
+func TestSwarmTrainingIsBounded(t *testing.T) {
+	p := &Participant{tasks: map[string]int{}}
+	newJoin := func() *joined {
+		return &joined{manifest: &job.Manifest{Rounds: 2}, swarm: &swarmJob{eligible: []string{"a", "b", "c"}}}
+	}
+	const id = "job-000000000001"
+	limit := 2*3 + maxResumes
+	for i := range limit {
+		if err := p.claimTraining(newJoin(), id); err != nil { // a fresh join each time
+			t.Fatalf("training %d refused: %v", i+1, err)
+		}
+	}
+	if err := p.claimTraining(newJoin(), id); err == nil || !strings.Contains(err.Error(), "its bound") {
+		t.Fatalf("training %d: %v, want it refused", limit+1, err)
 	}
 }
