@@ -19,6 +19,7 @@ import (
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/actors/sealing"
 	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
@@ -179,7 +180,7 @@ func (s *swarmFlow) Receive(ctx actor.Context) {
 // joinedSwarm takes a site's commitment and checks its sealing key
 // binding; again says it re-joined a running job.
 func (s *swarmFlow) joinedSwarm(site string, m *hearthv1.JobJoined, again bool) bool {
-	if _, err := swarm.VerifyKey(m.SealingKey, s.cfg.Trust, s.id(), site, s.cfg.Now()); err != nil {
+	if _, err := sealing.VerifyKey(m.SealingKey, s.cfg.Trust, s.id(), site, s.cfg.Now()); err != nil {
 		s.refuse(site, "join.refused", err.Error(), m.AuditEvent)
 		return false
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/sealing"
 	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
@@ -120,7 +121,7 @@ func (p *swarmProbe) Receive(ctx actor.Context) {
 		switch t := m.Msg.(type) {
 		case *hearthv1.JoinJob:
 			key, _ := ecdh.X25519().GenerateKey(rand.Reader)
-			binding, err := swarm.BindKey(p.sites[m.To], t.JobId, key.PublicKey())
+			binding, err := sealing.BindKey(p.sites[m.To], t.JobId, key.PublicKey())
 			if err != nil {
 				panic(err)
 			}

@@ -23,7 +23,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/dataset"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
-	"github.com/hearthfl/hearth/actors/swarm"
+	"github.com/hearthfl/hearth/actors/sealing"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
@@ -79,7 +79,7 @@ type Config struct {
 	// the bridge (to reach other sites), and the state folder, where the
 	// newest global model of each swarm job is kept. Without them the site
 	// refuses swarm jobs.
-	Signer   swarm.Signer
+	Signer   sealing.Signer
 	SealKey  *ecdh.PublicKey
 	Bridge   *actor.PID
 	StateDir string

@@ -16,7 +16,7 @@ import (
 
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/learning/model"
-	"github.com/hearthfl/hearth/actors/swarm"
+	"github.com/hearthfl/hearth/actors/sealing"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
@@ -221,7 +221,7 @@ func (p *Participant) newSwarmJob(jobID, nonceHex string) (*swarmJob, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job nonce: %w", err)
 	}
-	key, err := swarm.BindKey(p.cfg.Signer, jobID, p.cfg.SealKey)
+	key, err := sealing.BindKey(p.cfg.Signer, jobID, p.cfg.SealKey)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +239,7 @@ func (p *Participant) verifyKey(sj *swarmJob, k *hearthv1.SealingKey, jobID stri
 	if v, ok := sj.verified[k.GetSite()]; ok && v.sum == sum && now.Before(v.notAfter) && v.crl == p.cfg.Trust.CRLNumber() {
 		return ecdh.X25519().NewPublicKey(k.PublicKey)
 	}
-	pub, err := swarm.VerifyKey(k, p.cfg.Trust, jobID, k.GetSite(), now)
+	pub, err := sealing.VerifyKey(k, p.cfg.Trust, jobID, k.GetSite(), now)
 	if err != nil {
 		return nil, err
 	}

@@ -975,8 +975,12 @@ func (x *SiteCommitment) GetClasses() int64 {
 }
 
 type SubmitJob struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Job           *SignedJob             `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Job   *SignedJob             `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	// One credential per site that authenticates its admins (its own LDAP,
+	// OIDC, ...), each sealed to that site: the server forwards each to its
+	// site with the job, and can neither read nor keep them.
+	Credentials   []*SealedCredential `protobuf:"bytes,2,rep,name=credentials,proto3" json:"credentials,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1014,6 +1018,13 @@ func (*SubmitJob) Descriptor() ([]byte, []int) {
 func (x *SubmitJob) GetJob() *SignedJob {
 	if x != nil {
 		return x.Job
+	}
+	return nil
+}
+
+func (x *SubmitJob) GetCredentials() []*SealedCredential {
+	if x != nil {
+		return x.Credentials
 	}
 	return nil
 }
@@ -1359,10 +1370,13 @@ func (x *JobResult) GetLayout() *ModelLayout {
 // JoinJob asks a site to take part in a job. The site verifies the signed
 // job and decides by its own policy; it answers JobJoined or a Failure.
 type JoinJob struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Job           *SignedJob             `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
-	AuditEvent    string                 `protobuf:"bytes,3,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	JobId      string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Job        *SignedJob             `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	AuditEvent string                 `protobuf:"bytes,3,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	// The submitter's credential for this site, as the console sealed it;
+	// absent when none was attached.
+	Credential    *SealedCredential `protobuf:"bytes,4,opt,name=credential,proto3" json:"credential,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1416,6 +1430,13 @@ func (x *JoinJob) GetAuditEvent() string {
 		return x.AuditEvent
 	}
 	return ""
+}
+
+func (x *JoinJob) GetCredential() *SealedCredential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
 }
 
 type JobJoined struct {
@@ -1525,11 +1546,13 @@ func (x *JobJoined) GetSealingKey() *SealingKey {
 	return nil
 }
 
-// SealingKey is the X25519 public key a site opens sealed messages with in
-// one job, bound to the site's certificate: signature is the site's Ed25519
-// certificate key over "hearth.sealing-key.v1\x00" || job_id || "\x00" ||
-// site || "\x00" || public_key. Every site checks the binding (and the
-// certificate against the project root) before sealing anything to it.
+// SealingKey is an X25519 public key a site opens sealed messages with,
+// bound to the site's certificate for one scope (job_id): a swarm job's id,
+// or "credentials" for the key admins seal their credentials for the site
+// to. signature is the site's Ed25519 certificate key over
+// "hearth.sealing-key.v1\x00" || job_id || "\x00" || site || "\x00" ||
+// public_key. Whoever seals to it checks the binding (and the certificate
+// against the project root) first.
 type SealingKey struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
@@ -2189,11 +2212,325 @@ func (x *RawCheckpoint) GetPartBytes() int64 {
 	return 0
 }
 
+// GetCredentialKeys asks the server for the credential keys of sites (every
+// site of the project when sites is empty); the server asks each site.
+type GetCredentialKeys struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sites         []string               `protobuf:"bytes,1,rep,name=sites,proto3" json:"sites,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCredentialKeys) Reset() {
+	*x = GetCredentialKeys{}
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCredentialKeys) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCredentialKeys) ProtoMessage() {}
+
+func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCredentialKeys.ProtoReflect.Descriptor instead.
+func (*GetCredentialKeys) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetCredentialKeys) GetSites() []string {
+	if x != nil {
+		return x.Sites
+	}
+	return nil
+}
+
+// CredentialKeys are the answering sites' credential keys (SealingKey with
+// job_id "credentials", each verified by the console before it seals to
+// it), and why the other sites gave none.
+type CredentialKeys struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*SealingKey          `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	Missing       map[string]string      `protobuf:"bytes,2,rep,name=missing,proto3" json:"missing,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CredentialKeys) Reset() {
+	*x = CredentialKeys{}
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CredentialKeys) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CredentialKeys) ProtoMessage() {}
+
+func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CredentialKeys.ProtoReflect.Descriptor instead.
+func (*CredentialKeys) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CredentialKeys) GetKeys() []*SealingKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *CredentialKeys) GetMissing() map[string]string {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+// GetCredentialKey asks a site for its credential key (server -> site); the
+// site answers a SealingKey.
+type GetCredentialKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCredentialKey) Reset() {
+	*x = GetCredentialKey{}
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCredentialKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCredentialKey) ProtoMessage() {}
+
+func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCredentialKey.ProtoReflect.Descriptor instead.
+func (*GetCredentialKey) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{31}
+}
+
+// SealedCredential is a Credential sealed (bus/envelope.Seal, associated
+// data "hearth.credential.v1") to one site's credential key.
+type SealedCredential struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Sealed        *SealedBody            `protobuf:"bytes,2,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedCredential) Reset() {
+	*x = SealedCredential{}
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedCredential) ProtoMessage() {}
+
+func (x *SealedCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedCredential.ProtoReflect.Descriptor instead.
+func (*SealedCredential) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SealedCredential) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *SealedCredential) GetSealed() *SealedBody {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+// Credential is a SealedCredential opened: the secret and what it is bound
+// to. The site accepts it only for the command, requester and job it names,
+// before not_after, and once (command_id).
+type Credential struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Kind      string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`     // "password" or "token"
+	User      string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`     // the directory user, for a password
+	Secret    string                 `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"` // the password or token
+	Site      string                 `protobuf:"bytes,4,opt,name=site,proto3" json:"site,omitempty"`
+	Command   string                 `protobuf:"bytes,5,opt,name=command,proto3" json:"command,omitempty"`          // e.g. "submit"
+	Requester string                 `protobuf:"bytes,6,opt,name=requester,proto3" json:"requester,omitempty"`      // the admin's certificate name
+	JobId     string                 `protobuf:"bytes,7,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"` // commands on an existing job
+	// submit: the SHA-256 of what the job's signature covers (its nonce,
+	// not-after and manifest), so it cannot be moved onto another job.
+	JobSha256        []byte `protobuf:"bytes,8,opt,name=job_sha256,json=jobSha256,proto3" json:"job_sha256,omitempty"`
+	CommandId        []byte `protobuf:"bytes,9,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"` // 16 random bytes
+	NotAfterUnixNano int64  `protobuf:"varint,10,opt,name=not_after_unix_nano,json=notAfterUnixNano,proto3" json:"not_after_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Credential) Reset() {
+	*x = Credential{}
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Credential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Credential) ProtoMessage() {}
+
+func (x *Credential) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Credential.ProtoReflect.Descriptor instead.
+func (*Credential) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *Credential) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Credential) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Credential) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *Credential) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *Credential) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *Credential) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *Credential) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *Credential) GetJobSha256() []byte {
+	if x != nil {
+		return x.JobSha256
+	}
+	return nil
+}
+
+func (x *Credential) GetCommandId() []byte {
+	if x != nil {
+		return x.CommandId
+	}
+	return nil
+}
+
+func (x *Credential) GetNotAfterUnixNano() int64 {
+	if x != nil {
+		return x.NotAfterUnixNano
+	}
+	return 0
+}
+
 var File_hearth_v1_job_proto protoreflect.FileDescriptor
 
 const file_hearth_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x13hearth/v1/job.proto\x12\thearth.v1\x1a\x16hearth/v1/stream.proto\"F\n" +
+	"\x13hearth/v1/job.proto\x12\thearth.v1\x1a\x18hearth/v1/envelope.proto\x1a\x16hearth/v1/stream.proto\"F\n" +
 	"\x06Tensor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05shape\x18\x02 \x03(\x03R\x05shape\x12\x12\n" +
@@ -2278,9 +2615,10 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"valSamples\x12!\n" +
 	"\ftest_samples\x18\x04 \x01(\x03R\vtestSamples\x12\x1a\n" +
 	"\bfeatures\x18\x05 \x01(\x03R\bfeatures\x12\x18\n" +
-	"\aclasses\x18\x06 \x01(\x03R\aclasses\"3\n" +
+	"\aclasses\x18\x06 \x01(\x03R\aclasses\"r\n" +
 	"\tSubmitJob\x12&\n" +
-	"\x03job\x18\x01 \x01(\v2\x14.hearth.v1.SignedJobR\x03job\"$\n" +
+	"\x03job\x18\x01 \x01(\v2\x14.hearth.v1.SignedJobR\x03job\x12=\n" +
+	"\vcredentials\x18\x02 \x03(\v2\x1b.hearth.v1.SealedCredentialR\vcredentials\"$\n" +
 	"\vJobAccepted\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\n" +
 	"\n" +
@@ -2298,12 +2636,15 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\x04info\x18\x01 \x01(\v2\x12.hearth.v1.JobInfoR\x04info\x12&\n" +
 	"\x05model\x18\x02 \x01(\v2\x10.hearth.v1.ModelR\x05model\x12<\n" +
 	"\fmodel_stream\x18\x03 \x01(\v2\x19.hearth.v1.StreamManifestR\vmodelStream\x12.\n" +
-	"\x06layout\x18\x04 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\"i\n" +
+	"\x06layout\x18\x04 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\"\xa6\x01\n" +
 	"\aJoinJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
 	"\x03job\x18\x02 \x01(\v2\x14.hearth.v1.SignedJobR\x03job\x12\x1f\n" +
 	"\vaudit_event\x18\x03 \x01(\tR\n" +
-	"auditEvent\"\x9a\x02\n" +
+	"auditEvent\x12;\n" +
+	"\n" +
+	"credential\x18\x04 \x01(\v2\x1b.hearth.v1.SealedCredentialR\n" +
+	"credential\"\x9a\x02\n" +
 	"\tJobJoined\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12#\n" +
 	"\rtrain_samples\x18\x02 \x01(\x03R\ftrainSamples\x12\x1f\n" +
@@ -2377,7 +2718,34 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\rRawCheckpoint\x12.\n" +
 	"\x06layout\x18\x01 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\x12\x1d\n" +
 	"\n" +
-	"part_bytes\x18\x02 \x01(\x03R\tpartBytes*\xa1\x01\n" +
+	"part_bytes\x18\x02 \x01(\x03R\tpartBytes\")\n" +
+	"\x11GetCredentialKeys\x12\x14\n" +
+	"\x05sites\x18\x01 \x03(\tR\x05sites\"\xb9\x01\n" +
+	"\x0eCredentialKeys\x12)\n" +
+	"\x04keys\x18\x01 \x03(\v2\x15.hearth.v1.SealingKeyR\x04keys\x12@\n" +
+	"\amissing\x18\x02 \x03(\v2&.hearth.v1.CredentialKeys.MissingEntryR\amissing\x1a:\n" +
+	"\fMissingEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x12\n" +
+	"\x10GetCredentialKey\"U\n" +
+	"\x10SealedCredential\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12-\n" +
+	"\x06sealed\x18\x02 \x01(\v2\x15.hearth.v1.SealedBodyR\x06sealed\"\x9c\x02\n" +
+	"\n" +
+	"Credential\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\tR\x06secret\x12\x12\n" +
+	"\x04site\x18\x04 \x01(\tR\x04site\x12\x18\n" +
+	"\acommand\x18\x05 \x01(\tR\acommand\x12\x1c\n" +
+	"\trequester\x18\x06 \x01(\tR\trequester\x12\x15\n" +
+	"\x06job_id\x18\a \x01(\tR\x05jobId\x12\x1d\n" +
+	"\n" +
+	"job_sha256\x18\b \x01(\fR\tjobSha256\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\t \x01(\fR\tcommandId\x12-\n" +
+	"\x13not_after_unix_nano\x18\n" +
+	" \x01(\x03R\x10notAfterUnixNano*\xa1\x01\n" +
 	"\tJobStatus\x12\x1a\n" +
 	"\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14JOB_STATUS_SUBMITTED\x10\x01\x12\x16\n" +
@@ -2399,41 +2767,48 @@ func file_hearth_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_hearth_v1_job_proto_goTypes = []any{
-	(JobStatus)(0),           // 0: hearth.v1.JobStatus
-	(*Tensor)(nil),           // 1: hearth.v1.Tensor
-	(*Model)(nil),            // 2: hearth.v1.Model
-	(*SignedJob)(nil),        // 3: hearth.v1.SignedJob
-	(*Metrics)(nil),          // 4: hearth.v1.Metrics
-	(*SiteRound)(nil),        // 5: hearth.v1.SiteRound
-	(*RoundSummary)(nil),     // 6: hearth.v1.RoundSummary
-	(*JobInfo)(nil),          // 7: hearth.v1.JobInfo
-	(*CrossSiteMetrics)(nil), // 8: hearth.v1.CrossSiteMetrics
-	(*SiteMetrics)(nil),      // 9: hearth.v1.SiteMetrics
-	(*SiteCommitment)(nil),   // 10: hearth.v1.SiteCommitment
-	(*SubmitJob)(nil),        // 11: hearth.v1.SubmitJob
-	(*JobAccepted)(nil),      // 12: hearth.v1.JobAccepted
-	(*ListJobs)(nil),         // 13: hearth.v1.ListJobs
-	(*JobList)(nil),          // 14: hearth.v1.JobList
-	(*GetJob)(nil),           // 15: hearth.v1.GetJob
-	(*AbortJob)(nil),         // 16: hearth.v1.AbortJob
-	(*DownloadJob)(nil),      // 17: hearth.v1.DownloadJob
-	(*JobResult)(nil),        // 18: hearth.v1.JobResult
-	(*JoinJob)(nil),          // 19: hearth.v1.JoinJob
-	(*JobJoined)(nil),        // 20: hearth.v1.JobJoined
-	(*SealingKey)(nil),       // 21: hearth.v1.SealingKey
-	(*TrainTask)(nil),        // 22: hearth.v1.TrainTask
-	(*TrainResult)(nil),      // 23: hearth.v1.TrainResult
-	(*EvaluateTask)(nil),     // 24: hearth.v1.EvaluateTask
-	(*EvaluateResult)(nil),   // 25: hearth.v1.EvaluateResult
-	(*LeaveJob)(nil),         // 26: hearth.v1.LeaveJob
-	(*JobRecord)(nil),        // 27: hearth.v1.JobRecord
-	(*JobNonce)(nil),         // 28: hearth.v1.JobNonce
-	(*RawCheckpoint)(nil),    // 29: hearth.v1.RawCheckpoint
-	nil,                      // 30: hearth.v1.JobRecord.JoinedEntry
-	(*StreamManifest)(nil),   // 31: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),      // 32: hearth.v1.ModelLayout
+	(JobStatus)(0),            // 0: hearth.v1.JobStatus
+	(*Tensor)(nil),            // 1: hearth.v1.Tensor
+	(*Model)(nil),             // 2: hearth.v1.Model
+	(*SignedJob)(nil),         // 3: hearth.v1.SignedJob
+	(*Metrics)(nil),           // 4: hearth.v1.Metrics
+	(*SiteRound)(nil),         // 5: hearth.v1.SiteRound
+	(*RoundSummary)(nil),      // 6: hearth.v1.RoundSummary
+	(*JobInfo)(nil),           // 7: hearth.v1.JobInfo
+	(*CrossSiteMetrics)(nil),  // 8: hearth.v1.CrossSiteMetrics
+	(*SiteMetrics)(nil),       // 9: hearth.v1.SiteMetrics
+	(*SiteCommitment)(nil),    // 10: hearth.v1.SiteCommitment
+	(*SubmitJob)(nil),         // 11: hearth.v1.SubmitJob
+	(*JobAccepted)(nil),       // 12: hearth.v1.JobAccepted
+	(*ListJobs)(nil),          // 13: hearth.v1.ListJobs
+	(*JobList)(nil),           // 14: hearth.v1.JobList
+	(*GetJob)(nil),            // 15: hearth.v1.GetJob
+	(*AbortJob)(nil),          // 16: hearth.v1.AbortJob
+	(*DownloadJob)(nil),       // 17: hearth.v1.DownloadJob
+	(*JobResult)(nil),         // 18: hearth.v1.JobResult
+	(*JoinJob)(nil),           // 19: hearth.v1.JoinJob
+	(*JobJoined)(nil),         // 20: hearth.v1.JobJoined
+	(*SealingKey)(nil),        // 21: hearth.v1.SealingKey
+	(*TrainTask)(nil),         // 22: hearth.v1.TrainTask
+	(*TrainResult)(nil),       // 23: hearth.v1.TrainResult
+	(*EvaluateTask)(nil),      // 24: hearth.v1.EvaluateTask
+	(*EvaluateResult)(nil),    // 25: hearth.v1.EvaluateResult
+	(*LeaveJob)(nil),          // 26: hearth.v1.LeaveJob
+	(*JobRecord)(nil),         // 27: hearth.v1.JobRecord
+	(*JobNonce)(nil),          // 28: hearth.v1.JobNonce
+	(*RawCheckpoint)(nil),     // 29: hearth.v1.RawCheckpoint
+	(*GetCredentialKeys)(nil), // 30: hearth.v1.GetCredentialKeys
+	(*CredentialKeys)(nil),    // 31: hearth.v1.CredentialKeys
+	(*GetCredentialKey)(nil),  // 32: hearth.v1.GetCredentialKey
+	(*SealedCredential)(nil),  // 33: hearth.v1.SealedCredential
+	(*Credential)(nil),        // 34: hearth.v1.Credential
+	nil,                       // 35: hearth.v1.JobRecord.JoinedEntry
+	nil,                       // 36: hearth.v1.CredentialKeys.MissingEntry
+	(*StreamManifest)(nil),    // 37: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),       // 38: hearth.v1.ModelLayout
+	(*SealedBody)(nil),        // 39: hearth.v1.SealedBody
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
@@ -2449,34 +2824,39 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	4,  // 10: hearth.v1.CrossSiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	4,  // 11: hearth.v1.SiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	3,  // 12: hearth.v1.SubmitJob.job:type_name -> hearth.v1.SignedJob
-	7,  // 13: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
-	7,  // 14: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
-	2,  // 15: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
-	31, // 16: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
-	32, // 17: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
-	3,  // 18: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
-	21, // 19: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
-	2,  // 20: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	31, // 21: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	32, // 22: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
-	2,  // 23: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
-	4,  // 24: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	31, // 25: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
-	2,  // 26: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	31, // 27: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	32, // 28: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
-	4,  // 29: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	8,  // 30: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
-	0,  // 31: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	7,  // 32: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 33: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	30, // 34: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	32, // 35: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	33, // 13: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
+	7,  // 14: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
+	7,  // 15: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
+	2,  // 16: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
+	37, // 17: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
+	38, // 18: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
+	3,  // 19: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
+	33, // 20: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
+	21, // 21: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
+	2,  // 22: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
+	37, // 23: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	38, // 24: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	2,  // 25: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
+	4,  // 26: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
+	37, // 27: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	2,  // 28: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
+	37, // 29: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	38, // 30: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	4,  // 31: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	8,  // 32: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
+	0,  // 33: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	7,  // 34: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 35: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	35, // 36: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	38, // 37: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	21, // 38: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
+	36, // 39: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
+	39, // 40: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
@@ -2484,6 +2864,7 @@ func file_hearth_v1_job_proto_init() {
 	if File_hearth_v1_job_proto != nil {
 		return
 	}
+	file_hearth_v1_envelope_proto_init()
 	file_hearth_v1_stream_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2491,7 +2872,7 @@ func file_hearth_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_job_proto_rawDesc), len(file_hearth_v1_job_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
