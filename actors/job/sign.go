@@ -3,6 +3,7 @@ package job
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
@@ -70,6 +71,14 @@ func signedBytes(sj *hearthv1.SignedJob) []byte {
 	b = append(b, sj.Nonce...)
 	b = binary.BigEndian.AppendUint64(b, uint64(sj.NotAfterUnixNano))
 	return append(b, sj.Manifest...)
+}
+
+// Hash is the SHA-256 of what sj's signature covers (its nonce, not-after
+// and manifest): the job's identity for what is bound to it, such as an
+// admin's credentials.
+func Hash(sj *hearthv1.SignedJob) []byte {
+	h := sha256.Sum256(signedBytes(sj))
+	return h[:]
 }
 
 // Verified is a signed job that passed Verify.
