@@ -2,18 +2,22 @@ package coordinator
 
 import (
 	"context"
+	"crypto/ecdh"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/sealing"
 	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -38,7 +42,10 @@ type Client struct {
 	// SignJob signs a manifest with the admin's key (job.Sign over the
 	// admin's kit); the key itself stays with the caller.
 	SignJob func(manifest []byte) (*hearthv1.SignedJob, error)
-	Timeout time.Duration // per call; default 30s
+	// Credentials, if set, makes the admin's sealed per-site credentials
+	// for a signed job (see actors/credential); Submit attaches them.
+	Credentials func(ctx context.Context, signed *hearthv1.SignedJob) ([]*hearthv1.SealedCredential, error)
+	Timeout     time.Duration // per call; default 30s
 	// FollowPatience is how long Follow keeps polling while status
 	// requests fail, once one has answered; default DefaultFollowPatience.
 	FollowPatience time.Duration
@@ -81,13 +88,20 @@ func (c *Client) Submit(ctx context.Context, dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return c.SubmitSigned(ctx, signed)
+	var creds []*hearthv1.SealedCredential
+	if c.Credentials != nil {
+		if creds, err = c.Credentials(ctx, signed); err != nil {
+			return "", err
+		}
+	}
+	return c.SubmitSigned(ctx, signed, creds...)
 }
 
-// SubmitSigned submits an already signed job.
-func (c *Client) SubmitSigned(ctx context.Context, signed *hearthv1.SignedJob) (string, error) {
+// SubmitSigned submits an already signed job, with the credentials sealed
+// for the sites that authenticate their admins.
+func (c *Client) SubmitSigned(ctx context.Context, signed *hearthv1.SignedJob, creds ...*hearthv1.SealedCredential) (string, error) {
 	var acc hearthv1.JobAccepted
-	if err := c.Call(ctx, &hearthv1.SubmitJob{Job: signed}, &acc); err != nil {
+	if err := c.Call(ctx, &hearthv1.SubmitJob{Job: signed, Credentials: creds}, &acc); err != nil {
 		return "", err
 	}
 	return acc.JobId, nil
@@ -245,4 +259,33 @@ func (c *Client) pullModel(ctx context.Context, res *hearthv1.JobResult, dir str
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, LargeLayoutFile), append(data, '\n'), 0o644)
+}
+
+// CredentialKeys asks the server for the credential keys of sites (every
+// site's when none is named) and verifies each binding against trust at
+// now: only a key a site's certificate signed for credentials is returned.
+// missing says why each other site gave none (not connected, authenticates
+// nobody, a binding that does not verify).
+func (c *Client) CredentialKeys(ctx context.Context, trust *pki.Trust, sites []string, now time.Time) (keys map[string]*ecdh.PublicKey, missing map[string]string, err error) {
+	var got hearthv1.CredentialKeys
+	if err := c.Call(ctx, &hearthv1.GetCredentialKeys{Sites: sites}, &got); err != nil {
+		return nil, nil, err
+	}
+	keys, missing = map[string]*ecdh.PublicKey{}, map[string]string{}
+	for s, why := range got.Missing {
+		missing[s] = why
+	}
+	for _, k := range got.Keys {
+		site := k.GetSite()
+		if len(sites) > 0 && !slices.Contains(sites, site) {
+			continue
+		}
+		pub, err := sealing.VerifyKey(k, trust, sealing.Credentials, site, now)
+		if err != nil {
+			missing[site] = err.Error()
+			continue
+		}
+		keys[site] = pub
+	}
+	return keys, missing, nil
 }

@@ -162,6 +162,8 @@ func (c *Coordinator) Receive(ctx actor.Context) {
 		if res := c.download(ctx, m.JobId); res != nil {
 			ctx.Respond(res)
 		}
+	case *hearthv1.GetCredentialKeys:
+		c.credentialKeys(ctx, m)
 	}
 }
 
@@ -222,6 +224,10 @@ func (c *Coordinator) submit(ctx actor.Context, m *hearthv1.SubmitJob) proto.Mes
 			return refuse(fmt.Sprintf("job names site %q, which is not in this project", s))
 		}
 	}
+	creds, err := c.credentials(m.Credentials)
+	if err != nil {
+		return refuse(err.Error())
+	}
 	if n := c.runningOf(who.Name); n >= c.cfg.Limits.JobsPerSubmitter {
 		return refuse(fmt.Sprintf("%s has %d jobs running, the most one submitter may (%d)", who.Name, n, c.cfg.Limits.JobsPerSubmitter))
 	}
@@ -244,7 +250,7 @@ func (c *Coordinator) submit(ctx actor.Context, m *hearthv1.SubmitJob) proto.Mes
 	}
 	c.audit(auditor.Event{Action: "job.submitted", JobID: id, Peer: who.Name, Detail: map[string]string{"name": v.Manifest.Name}})
 	c.cfg.Log.Info("job submitted", "job", id, "name", v.Manifest.Name, "submitter", who.Name, "rounds", v.Manifest.Rounds)
-	c.startWorkflow(ctx, rec, v.Manifest, nil, false)
+	c.startWorkflow(ctx, rec, v.Manifest, nil, false, creds)
 	return &hearthv1.JobAccepted{JobId: id}
 }
 
@@ -469,20 +475,26 @@ func (c *Coordinator) resume(ctx actor.Context) {
 		}
 		c.cfg.Log.Info("resuming job", "job", rec.Info.Id, "completed_rounds", rec.Info.CompletedRounds)
 		c.audit(auditor.Event{Action: "job.resumed", JobID: rec.Info.Id, Detail: map[string]string{"completed_rounds": fmt.Sprint(rec.Info.CompletedRounds)}})
-		c.startWorkflow(ctx, rec, v.Manifest, global, big)
+		c.startWorkflow(ctx, rec, v.Manifest, global, big, nil) // the sites know the job: no credentials
 	}
 }
 
-func (c *Coordinator) startWorkflow(ctx actor.Context, rec *hearthv1.JobRecord, m *job.Manifest, checkpoint *hearthv1.Model, resumeBig bool) {
+// startWorkflow runs a job; creds are the submitter's sealed credentials
+// by site, which the workflow hands each site with the job and keeps in
+// memory only.
+func (c *Coordinator) startWorkflow(ctx actor.Context, rec *hearthv1.JobRecord, m *job.Manifest, checkpoint *hearthv1.Model, resumeBig bool,
+	creds map[string]*hearthv1.SealedCredential) {
 	targets := c.cfg.Sites
 	if m.Sites[0] != job.AllSites {
 		targets = m.Sites
 	}
 	var flow actor.Actor
 	if m.Workflow == job.WorkflowSwarm {
-		flow = newSwarmFlow(&c.cfg, rec, m, targets)
+		s := newSwarmFlow(&c.cfg, rec, m, targets)
+		s.credentials, flow = creds, s
 	} else {
-		flow = newFedAvg(&c.cfg, rec, m, targets, checkpoint, resumeBig)
+		w := newFedAvg(&c.cfg, rec, m, targets, checkpoint, resumeBig)
+		w.credentials, flow = creds, w
 	}
 	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return flow }), rec.Info.Id)
 	if err != nil {

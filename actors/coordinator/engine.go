@@ -40,6 +40,9 @@ type engine struct {
 	awaiting     []string
 	joinDeadline time.Time
 	joinEvent    string
+	// credentials are the submitter's sealed credentials by site, each
+	// handed to its site with the job once and then dropped; never stored.
+	credentials map[string]*hearthv1.SealedCredential
 	// Joining: each site's reported data shape; then each joined site's
 	// aggregation weight (its committed samples, capped), fixed for the
 	// job, and the same caps on the weight of each site's validation and
@@ -119,7 +122,8 @@ func (e *engine) tryJoin(ctx actor.Context) {
 		if !e.reachable(s) {
 			return false
 		}
-		e.ask(ctx, s, &hearthv1.JoinJob{JobId: e.id(), Job: e.rec.Job, AuditEvent: e.joinEvent})
+		e.ask(ctx, s, &hearthv1.JoinJob{JobId: e.id(), Job: e.rec.Job, AuditEvent: e.joinEvent, Credential: e.credentials[s]})
+		delete(e.credentials, s)
 		return true
 	})
 	if len(e.awaiting) == 0 {

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/credential"
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/dataset"
 	"github.com/hearthfl/hearth/actors/learning/model"
@@ -28,6 +29,7 @@ import (
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/stream"
+	"github.com/hearthfl/hearth/plugins/authn"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -89,6 +91,12 @@ type Config struct {
 	// sites. It is where the integration tests' hostile build plays a
 	// compromised site that claims rounds not its own.
 	OnSwarmTask func(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message))
+	// Authn, if set, is the site's own authentication of the people
+	// behind admin commands (its LDAP, its OIDC provider, through a
+	// plugin); Credentials opens what they attach for this site. Both or
+	// neither.
+	Authn       Authenticator
+	Credentials *credential.Opener
 	Log         *slog.Logger
 	Now         func() time.Time
 }
@@ -170,6 +178,9 @@ func New(cfg Config) (*Participant, error) {
 	if cfg.Trust == nil || cfg.Policy == nil || cfg.Audit == nil || cfg.Ledger == nil {
 		return nil, errors.New("participant: trust, policy, audit and ledger are required")
 	}
+	if (cfg.Authn == nil) != (cfg.Credentials == nil) {
+		return nil, errors.New("participant: an authenticator needs a credential opener, and one without the other is a mistake")
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -186,7 +197,7 @@ func (p *Participant) Props() *actor.Props {
 
 // Messages are the types the participant handles, for bridge routes.
 func Messages() []proto.Message {
-	return []proto.Message{&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
+	return []proto.Message{&hearthv1.JoinJob{}, &hearthv1.GetCredentialKey{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
 		&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{}, &hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmLocal{}}
 }
 
@@ -194,7 +205,11 @@ func Messages() []proto.Message {
 func (p *Participant) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *hearthv1.JoinJob:
-		ctx.Respond(p.join(ctx, m))
+		if res := p.join(ctx, m); res != nil { // nil: answered once authenticated
+			ctx.Respond(res)
+		}
+	case *hearthv1.GetCredentialKey:
+		p.credentialKey(ctx)
 	case *hearthv1.TrainTask:
 		p.train(ctx, m)
 	case *hearthv1.EvaluateTask:
@@ -265,12 +280,7 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 		return failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%s refused a job: %q is not a job id", p.cfg.Self.Name, envelope.Clip(m.JobId, 64)))
 	}
 	received := p.audit(auditor.Event{Action: "job.received", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: m.AuditEvent})
-	refuse := func(reason string) any {
-		p.cfg.Log.Warn("job refused", "job", m.JobId, "reason", reason)
-		p.audit(auditor.Event{Action: "job.refused", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
-			Detail: map[string]string{"reason": reason}})
-		return failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%s refused job %s: %s", p.cfg.Self.Name, m.JobId, reason))
-	}
+	refuse := func(reason string) any { return p.refuseJob(m.JobId, from, received, reason) }
 	now := p.cfg.Now()
 	v, err := job.Verify(m.Job, p.cfg.Trust, now)
 	if err != nil {
@@ -282,7 +292,8 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 	if p.cfg.Ledger.Ended(v.Nonce) {
 		return refuse("this signed job ended here; it does not run again")
 	}
-	if !p.cfg.Ledger.Known(v.Nonce, m.JobId) {
+	known := p.cfg.Ledger.Known(v.Nonce, m.JobId)
+	if !known {
 		if err := v.Fresh(now); err != nil {
 			return refuse(err.Error())
 		}
@@ -290,12 +301,34 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 			return refuse(err.Error())
 		}
 	}
-	if allowed, reason := p.cfg.Policy.Allow("submit_job", v.Submitter, nil); !allowed {
-		return refuse("site policy: " + reason)
-	}
 	if !deployedHere(v.Manifest.Sites, p.cfg.Self.Name) {
 		return refuse("this site is not in the job's sites")
 	}
+	// A job this site joined before (resumed) was authenticated then.
+	if !known && p.cfg.Authn != nil && p.cfg.Authn.Needs(authn.CommandSubmit) {
+		return p.authenticateJoin(ctx, m, v, from, received)
+	}
+	return p.admit(ctx, m, v, from, received, v.Submitter)
+}
+
+// refuseJob audits and answers a refused JoinJob.
+func (p *Participant) refuseJob(jobID string, from bridge.Origin, received, reason string) *hearthv1.Failure {
+	p.cfg.Log.Warn("job refused", "job", jobID, "reason", reason)
+	p.audit(auditor.Event{Action: "job.refused", JobID: jobID, Peer: from.Sender.Name, PeerEvent: received,
+		Detail: map[string]string{"reason": reason}})
+	return failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%s refused job %s: %s", p.cfg.Self.Name, jobID, reason))
+}
+
+// admit decides a verified job by the site's policy, for who (the
+// submitter, with the role the site's authentication gave them, if it
+// authenticates), and joins it.
+func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verified, from bridge.Origin, received string, who pki.Identity) any {
+	refuse := func(reason string) any { return p.refuseJob(m.JobId, from, received, reason) }
+	now := p.cfg.Now()
+	if allowed, reason := p.cfg.Policy.Allow("submit_job", who, nil); !allowed {
+		return refuse("site policy: " + reason)
+	}
+	var err error
 	j := &joined{id: m.JobId, manifest: v.Manifest, spec: v.Manifest.Trainer.Spec(), nonce: v.Nonce}
 	if j.train, err = p.load(v.Manifest.Dataset, "train"); err != nil {
 		return refuse(err.Error())

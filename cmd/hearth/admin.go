@@ -31,7 +31,12 @@ commands:
   abort JOB            abort a running job
   download JOB [-o DIR]  the job's latest model (model.pb; a large one as model.f32, float32
                          little-endian, with model_layout.json) and metrics (metrics.json)
-                         into DIR (default ./JOB)`
+                         into DIR (default ./JOB)
+  login SITE --ldap [--user NAME]
+                       keep a directory password for SITE (read from standard input, never
+                       from the command line); commands then carry it to SITE sealed
+  logout SITE          forget the login for SITE
+  logins               the sites logged into, and until when`
 
 // runAdmin runs one admin command. Every text that came from the server or
 // from other participants (job ids, names, submitters, reasons, site
@@ -54,7 +59,15 @@ func runAdmin(ctx context.Context, c *cli, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	a, err := openConsole(ctx, k, *timeout)
+	switch fs.Arg(0) { // the console's own state: no server needed
+	case "login":
+		return runLogin(ctx, c, k, fs.Args()[1:])
+	case "logout":
+		return runLogout(c, k, fs.Args()[1:])
+	case "logins":
+		return printLogins(c, k, *asJSON)
+	}
+	a, err := openConsole(ctx, c.stderr, k, *timeout)
 	if err != nil {
 		return err
 	}
@@ -144,15 +157,19 @@ type console struct {
 	*coordinator.Client
 }
 
-func openConsole(ctx context.Context, k *kit.Kit, timeout time.Duration) (*console, error) {
+func openConsole(ctx context.Context, warn io.Writer, k *kit.Kit, timeout time.Duration) (*console, error) {
 	n, err := node.StartAdmin(ctx, k, node.Options{Protocol: protocol.Table{}, CRLPoll: -1})
 	if err != nil {
 		return nil, err
 	}
-	return &console{Node: n, Client: &coordinator.Client{
+	client := &coordinator.Client{
 		Bus: n.Bridge, Streams: n.Streams, Server: k.Config.Server.Name, Timeout: timeout,
 		SignJob: func(manifest []byte) (*hearthv1.SignedJob, error) { return job.Sign(manifest, k.Cert, k.Key) },
-	}}, nil
+	}
+	client.Credentials = func(ctx context.Context, signed *hearthv1.SignedJob) ([]*hearthv1.SealedCredential, error) {
+		return sealCredentials(ctx, warn, k, client, n.Trust, signed)
+	}
+	return &console{Node: n, Client: client}, nil
 }
 
 func printResult(w io.Writer, asJSON bool, m proto.Message, text func(io.Writer)) error {

@@ -1,0 +1,112 @@
+package coordinator
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/credential"
+	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// The server's part in credentials is a courier's: it asks the sites for
+// their credential keys on an admin's behalf, and hands each site the
+// credential sealed to it with the job. It cannot open them, and keeps
+// them in memory only, until the site has been asked to join.
+
+// credentials checks a submission's sealed credentials: at most one per
+// project site, each of bounded size, by site.
+func (c *Coordinator) credentials(list []*hearthv1.SealedCredential) (map[string]*hearthv1.SealedCredential, error) {
+	if len(list) > len(c.cfg.Sites) {
+		return nil, fmt.Errorf("%d credentials for a project of %d sites", len(list), len(c.cfg.Sites))
+	}
+	out := make(map[string]*hearthv1.SealedCredential, len(list))
+	for _, sc := range list {
+		switch site := sc.GetSite(); {
+		case !slices.Contains(c.cfg.Sites, site):
+			return nil, fmt.Errorf("a credential for %q, which is not a site of this project", envelope.Clip(site, 64))
+		case out[site] != nil:
+			return nil, fmt.Errorf("two credentials for %s", site)
+		case proto.Size(sc) > credential.MaxSealed+256:
+			return nil, fmt.Errorf("the credential for %s is %d bytes, more than %d", site, proto.Size(sc), credential.MaxSealed)
+		}
+		out[sc.Site] = sc
+	}
+	return out, nil
+}
+
+// credentialKeyTimeout bounds how long the server waits for a site's key.
+const credentialKeyTimeout = 5 * time.Second
+
+// credentialKeys asks each named site (every project site when none is
+// named) for its credential key and answers the admin with the keys and
+// why the others gave none. The console verifies each binding itself.
+func (c *Coordinator) credentialKeys(ctx actor.Context, m *hearthv1.GetCredentialKeys) {
+	if _, f := c.requester(ctx, "credential-keys", ""); f != nil {
+		ctx.Respond(f)
+		return
+	}
+	sites := m.Sites
+	if len(sites) == 0 {
+		sites = c.cfg.Sites
+	}
+	if len(sites) > len(c.cfg.Sites) {
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%d sites asked for, the project has %d", len(sites), len(c.cfg.Sites))))
+		return
+	}
+	out := &hearthv1.CredentialKeys{Missing: map[string]string{}}
+	var ask []string
+	for _, s := range sites {
+		switch {
+		case !slices.Contains(c.cfg.Sites, s):
+			ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_NOT_FOUND, fmt.Sprintf("%q is not a site of this project", envelope.Clip(s, 64))))
+			return
+		case slices.Contains(ask, s) || out.Missing[s] != "":
+		case c.cfg.Reachable != nil && !c.cfg.Reachable(s):
+			out.Missing[s] = "not connected"
+		default:
+			ask = append(ask, s)
+		}
+	}
+	reply, left := ctx.Sender(), len(ask)
+	if left == 0 {
+		ctx.Respond(out)
+		return
+	}
+	for _, s := range ask {
+		site := s
+		future := ctx.RequestFuture(c.cfg.Bridge, &bridge.Ask{To: site, Msg: &hearthv1.GetCredentialKey{}, Timeout: credentialKeyTimeout},
+			credentialKeyTimeout+time.Second)
+		ctx.ReenterAfter(future, func(res any, err error) {
+			switch r := res.(type) {
+			case *bridge.Reply:
+				if k, ok := r.Msg.(*hearthv1.SealingKey); ok {
+					out.Keys = append(out.Keys, k)
+				} else if f, ok := r.Msg.(*hearthv1.Failure); ok {
+					out.Missing[site] = envelope.Clip(f.Message, maxReason)
+				} else {
+					out.Missing[site] = fmt.Sprintf("answered %T", r.Msg)
+				}
+			case *bridge.Failed:
+				out.Missing[site] = envelope.Clip(r.Err.Error(), maxReason)
+			default:
+				if err == nil {
+					err = fmt.Errorf("answered %T", res)
+				}
+				out.Missing[site] = envelope.Clip(err.Error(), maxReason)
+			}
+			if left--; left == 0 {
+				if len(out.Missing) > 0 {
+					c.audit(auditor.Event{Action: "credential-keys.missing", Detail: out.Missing})
+				}
+				ctx.Send(reply, out)
+			}
+		})
+	}
+}

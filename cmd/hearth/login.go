@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hearthfl/hearth/actors/coordinator"
+	"github.com/hearthfl/hearth/actors/credential"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/plugins/authn"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+	"golang.org/x/term"
+)
+
+// An admin's logins are the credentials it holds for the sites that
+// authenticate their admins with their own systems: a directory password
+// (LDAP sites) or tokens from the site's identity provider (OIDC sites).
+// They live in the console kit's state folder, in one file of mode 0600,
+// and never on a command line; each command seals a credential per site
+// from them (actors/credential).
+
+// loginsFile is the logins' file in the console kit's state folder.
+const loginsFile = "logins.json"
+
+// passwordLogin is how long a directory password is kept: a working day.
+const passwordLogin = 12 * time.Hour
+
+// login is one site's credential as the console keeps it.
+type login struct {
+	Kind    string    `json:"kind"` // authn.CredentialPassword or authn.CredentialToken
+	User    string    `json:"user,omitempty"`
+	Secret  string    `json:"secret"`
+	Expires time.Time `json:"expires"`
+	// OIDC: where the token came from, to refresh it.
+	Issuer       string `json:"issuer,omitempty"`
+	ClientID     string `json:"client_id,omitempty"`
+	CAFile       string `json:"ca_file,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+func loginsPath(k *kit.Kit) (string, error) {
+	dir, err := k.StateDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, loginsFile), nil
+}
+
+// loadLogins reads the console's logins; none is an empty map. A file
+// others may read is refused: its secrets may have leaked.
+func loadLogins(k *kit.Kit) (map[string]login, error) {
+	path, err := loginsPath(k)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]login{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("logins: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("logins: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("logins: %s has mode %v: others may read its secrets; remove it and log in again", path, st.Mode().Perm())
+	}
+	var ls map[string]login
+	if err := json.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&ls); err != nil {
+		return nil, fmt.Errorf("logins: %s: %w", path, err)
+	}
+	if ls == nil {
+		ls = map[string]login{}
+	}
+	return ls, nil
+}
+
+// saveLogins writes the logins with mode 0600, replacing the file whole.
+func saveLogins(k *kit.Kit, ls map[string]login) error {
+	path, err := loginsPath(k)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(ls, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("logins: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil { // an old .new may have had another mode
+		return fmt.Errorf("logins: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// readSecret reads a password from in: one line, without its newline.
+func readSecret(in io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(in, credential.MaxSecret+2)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	switch {
+	case line == "":
+		return "", errors.New("no password on standard input")
+	case len(line) > credential.MaxSecret:
+		return "", fmt.Errorf("a password of more than %d bytes", credential.MaxSecret)
+	}
+	return line, nil
+}
+
+// sealCredentials seals one credential per logged-in site of the job for
+// its submission: the sites' keys fetched through the server and verified,
+// each credential bound to this signed job. A site logged into whose key
+// cannot be had is skipped with a warning (it will refuse the job, and
+// say why); an expired login is an error, before anything is sent.
+func sealCredentials(ctx context.Context, warn io.Writer, k *kit.Kit, client *coordinator.Client, trust *pki.Trust, signed *hearthv1.SignedJob) ([]*hearthv1.SealedCredential, error) {
+	ls, err := loadLogins(k)
+	if err != nil || len(ls) == 0 {
+		return nil, err
+	}
+	now := time.Now()
+	for _, site := range slices.Sorted(maps.Keys(ls)) {
+		if l := ls[site]; now.After(l.Expires) {
+			return nil, fmt.Errorf("the login for %s expired at %s: log in again (hearth admin login %s ...)", site, l.Expires.UTC().Format(time.RFC3339), site)
+		}
+	}
+	keys, missing, err := client.CredentialKeys(ctx, trust, slices.Sorted(maps.Keys(ls)), now)
+	if err != nil {
+		return nil, fmt.Errorf("credential keys: %w", err)
+	}
+	for _, site := range slices.Sorted(maps.Keys(missing)) {
+		fmt.Fprintf(warn, "warning: no credential for %s: %s\n", termText(site), termText(missing[site]))
+	}
+	var out []*hearthv1.SealedCredential
+	hash := job.Hash(signed)
+	for _, site := range slices.Sorted(maps.Keys(keys)) {
+		l := ls[site]
+		sc, err := credential.Seal(keys[site], authn.Credential{Kind: l.Kind, User: l.User, Secret: l.Secret},
+			credential.Binding{Site: site, Command: authn.CommandSubmit, Requester: k.Config.Name, JobHash: hash}, now, credential.MaxLifetime)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+// runLogin keeps a credential for one site. A password is read from
+// standard input, with a prompt and no echo on a terminal; never from the
+// command line.
+func runLogin(ctx context.Context, c *cli, k *kit.Kit, args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return errUsageMsg("login takes a site name first: login SITE --ldap [--user NAME]")
+	}
+	site := args[0]
+	fs := newFlags(c, "admin login", "SITE --ldap [--user NAME]")
+	ldap := fs.Bool("ldap", false, "SITE checks a directory password (LDAP)")
+	user := fs.String("user", k.Config.Name, "the directory user (default: this admin's certificate name)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(k.Participants, func(p pki.Identity) bool { return p.Kind == pki.KindSite && p.Name == site }) {
+		return fmt.Errorf("%q is not a site of this project", site)
+	}
+	if !*ldap {
+		return errUsageMsg("say how SITE authenticates: --ldap")
+	}
+	password, err := promptSecret(c, fmt.Sprintf("directory password of %s at %s: ", *user, site))
+	if err != nil {
+		return err
+	}
+	ls, err := loadLogins(k)
+	if err != nil {
+		return err
+	}
+	ls[site] = login{Kind: authn.CredentialPassword, User: *user, Secret: password, Expires: time.Now().Add(passwordLogin)}
+	if err := saveLogins(k, ls); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "logged into %s as %s until %s\n", site, termText(*user), ls[site].Expires.Format(time.RFC3339))
+	return nil
+}
+
+// promptSecret reads a secret from the console's standard input: on a
+// terminal after a prompt, without echo.
+func promptSecret(c *cli, prompt string) (string, error) {
+	if f, ok := c.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(c.stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(c.stderr)
+		if err != nil {
+			return "", err
+		}
+		return readSecret(strings.NewReader(string(b)))
+	}
+	if c.stdin == nil {
+		return "", errors.New("no password on standard input")
+	}
+	return readSecret(c.stdin)
+}
+
+func runLogout(c *cli, k *kit.Kit, args []string) error {
+	if len(args) != 1 {
+		return errUsageMsg("logout takes one site name")
+	}
+	ls, err := loadLogins(k)
+	if err != nil {
+		return err
+	}
+	if _, ok := ls[args[0]]; !ok {
+		return fmt.Errorf("not logged into %q", args[0])
+	}
+	delete(ls, args[0])
+	if err := saveLogins(k, ls); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, "logged out of", termText(args[0]))
+	return nil
+}
+
+// printLogins lists the sites logged into, without their secrets.
+func printLogins(c *cli, k *kit.Kit, asJSON bool) error {
+	ls, err := loadLogins(k)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		Site    string    `json:"site"`
+		Kind    string    `json:"kind"`
+		User    string    `json:"user,omitempty"`
+		Issuer  string    `json:"issuer,omitempty"`
+		Expires time.Time `json:"expires"`
+	}
+	var rows []row
+	for _, s := range slices.Sorted(maps.Keys(ls)) {
+		l := ls[s]
+		rows = append(rows, row{Site: s, Kind: l.Kind, User: l.User, Issuer: l.Issuer, Expires: l.Expires})
+	}
+	if asJSON {
+		return json.NewEncoder(c.stdout).Encode(rows)
+	}
+	for _, r := range rows {
+		fmt.Fprintf(c.stdout, "%s\t%s\t%s\tuntil %s\n", termText(r.Site), r.Kind, termText(r.User+r.Issuer), r.Expires.Format(time.RFC3339))
+	}
+	return nil
+}
