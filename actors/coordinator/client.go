@@ -19,6 +19,7 @@ import (
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/stream"
+	"github.com/hearthfl/hearth/plugins/authn"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -43,8 +44,10 @@ type Client struct {
 	// admin's kit); the key itself stays with the caller.
 	SignJob func(manifest []byte) (*hearthv1.SignedJob, error)
 	// Credentials, if set, makes the admin's sealed per-site credentials
-	// for a signed job (see actors/credential); Submit attaches them.
-	Credentials func(ctx context.Context, signed *hearthv1.SignedJob) ([]*hearthv1.SealedCredential, error)
+	// (see actors/credential)
+	// for a signed job and a command (submit, or a dry run's preflight);
+	// Submit and Preflight attach them.
+	Credentials func(ctx context.Context, signed *hearthv1.SignedJob, cmd authn.Command) ([]*hearthv1.SealedCredential, error)
 	Timeout     time.Duration // per call; default 30s
 	// FollowPatience is how long Follow keeps polling while status
 	// requests fail, once one has answered; default DefaultFollowPatience.
@@ -77,24 +80,44 @@ func (c *Client) Call(ctx context.Context, req, out proto.Message) error {
 
 // Submit signs the manifest in dir with the admin's key and submits it.
 func (c *Client) Submit(ctx context.Context, dir string) (string, error) {
-	manifest, err := os.ReadFile(filepath.Join(dir, job.ManifestFile))
-	if err != nil {
-		return "", fmt.Errorf("job folder: %w", err)
-	}
-	if c.SignJob == nil {
-		return "", errors.New("admin console: no job signer")
-	}
-	signed, err := c.SignJob(manifest)
+	signed, creds, err := c.sign(ctx, dir, authn.CommandSubmit)
 	if err != nil {
 		return "", err
 	}
+	return c.SubmitSigned(ctx, signed, creds...)
+}
+
+// Preflight signs the manifest in dir and asks every site it deploys to
+// whether it would run it; nothing runs.
+func (c *Client) Preflight(ctx context.Context, dir string) (*hearthv1.PreflightReport, error) {
+	signed, creds, err := c.sign(ctx, dir, authn.CommandPreflight)
+	if err != nil {
+		return nil, err
+	}
+	var rep hearthv1.PreflightReport
+	return &rep, c.Call(ctx, &hearthv1.SubmitJob{Job: signed, Credentials: creds, DryRun: true}, &rep)
+}
+
+// sign signs the job in dir and seals the admin's credentials for cmd.
+func (c *Client) sign(ctx context.Context, dir string, cmd authn.Command) (*hearthv1.SignedJob, []*hearthv1.SealedCredential, error) {
+	manifest, err := os.ReadFile(filepath.Join(dir, job.ManifestFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("job folder: %w", err)
+	}
+	if c.SignJob == nil {
+		return nil, nil, errors.New("admin console: no job signer")
+	}
+	signed, err := c.SignJob(manifest)
+	if err != nil {
+		return nil, nil, err
+	}
 	var creds []*hearthv1.SealedCredential
 	if c.Credentials != nil {
-		if creds, err = c.Credentials(ctx, signed); err != nil {
-			return "", err
+		if creds, err = c.Credentials(ctx, signed, cmd); err != nil {
+			return nil, nil, err
 		}
 	}
-	return c.SubmitSigned(ctx, signed, creds...)
+	return signed, creds, nil
 }
 
 // SubmitSigned submits an already signed job, with the credentials sealed

@@ -151,7 +151,9 @@ func (c *Coordinator) Receive(ctx actor.Context) {
 		}
 		c.sweepCheckpoints()
 	case *hearthv1.SubmitJob:
-		ctx.Respond(c.submit(ctx, m))
+		if res := c.submit(ctx, m); res != nil { // nil: a dry run answers when its sites have
+			ctx.Respond(res)
+		}
 	case *hearthv1.ListJobs:
 		ctx.Respond(c.list(ctx))
 	case *hearthv1.GetJob:
@@ -230,6 +232,10 @@ func (c *Coordinator) submit(ctx actor.Context, m *hearthv1.SubmitJob) proto.Mes
 	}
 	if n := c.runningOf(who.Name); n >= c.cfg.Limits.JobsPerSubmitter {
 		return refuse(fmt.Sprintf("%s has %d jobs running, the most one submitter may (%d)", who.Name, n, c.cfg.Limits.JobsPerSubmitter))
+	}
+	if m.DryRun {
+		c.preflight(ctx, m.Job, v.Manifest, creds, who)
+		return nil
 	}
 	id, err := job.NewID()
 	if err != nil {

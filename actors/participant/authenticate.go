@@ -46,11 +46,12 @@ type authenticated struct {
 // The credential is opened first: one that is not for this site, this
 // submitter and this signed job never reaches the authenticator. It
 // answers the server itself, and returns nil.
-func (p *Participant) authenticateJoin(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verified, from bridge.Origin, received string) any {
-	refuse := func(reason string) any { return p.refuseJob(m.JobId, from, received, "authentication: "+reason) }
-	req := authn.Request{Site: p.cfg.Self.Name, Command: authn.CommandSubmit, JobID: m.JobId, Manifest: m.Job.Manifest,
+func (p *Participant) authenticateJoin(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verified, from bridge.Origin, received string, dry bool) any {
+	refuse := func(reason string) any { return p.refuseJob(m.JobId, from, received, "authentication: "+reason, dry) }
+	cmd := joinCommand(dry)
+	req := authn.Request{Site: p.cfg.Self.Name, Command: cmd, JobID: m.JobId, Manifest: m.Job.Manifest,
 		Requester: authn.Requester{Name: v.Submitter.Name, Org: v.Submitter.Org, Role: string(v.Submitter.Role)}}
-	cred, err := p.cfg.Credentials.Open(m.Credential, credential.Binding{Site: p.cfg.Self.Name, Command: authn.CommandSubmit,
+	cred, err := p.cfg.Credentials.Open(m.Credential, credential.Binding{Site: p.cfg.Self.Name, Command: cmd,
 		Requester: v.Submitter.Name, JobHash: job.Hash(m.Job)}, p.cfg.Now())
 	switch {
 	case errors.Is(err, credential.ErrNone): // the authenticator says what it makes of no credential
@@ -84,11 +85,11 @@ func (p *Participant) authenticateJoin(ctx actor.Context, m *hearthv1.JoinJob, v
 			out = refuse(fmt.Sprintf("denied: the authenticator mapped %s to no usable role (%q)", v.Submitter.Name, envelope.Clip(a.decision.Role, 64)))
 		default:
 			p.audit(auditor.Event{Action: "admin.authenticated", JobID: m.JobId, Peer: v.Submitter.Name, PeerEvent: received,
-				Detail: map[string]string{"command": string(authn.CommandSubmit), "subject": envelope.Clip(a.decision.Subject, 256),
+				Detail: map[string]string{"command": string(cmd), "subject": envelope.Clip(a.decision.Subject, 256),
 					"groups": envelope.Clip(strings.Join(a.decision.Groups, ","), 512), "role": a.decision.Role}})
 			who := v.Submitter
 			who.Role = pki.Role(a.decision.Role)
-			out = p.admit(ctx, m, v, from, received, who)
+			out = p.admit(ctx, m, v, from, received, who, dry)
 		}
 		ctx.Send(reply, out)
 	})

@@ -97,8 +97,11 @@ type Config struct {
 	// neither.
 	Authn       Authenticator
 	Credentials *credential.Opener
-	Log         *slog.Logger
-	Now         func() time.Time
+	// GPUs is what the site offers jobs (local/resources.json), for
+	// pre-flight answers.
+	GPUs int64
+	Log  *slog.Logger
+	Now  func() time.Time
 }
 
 // Participant is the actor. Create it with New.
@@ -197,7 +200,7 @@ func (p *Participant) Props() *actor.Props {
 
 // Messages are the types the participant handles, for bridge routes.
 func Messages() []proto.Message {
-	return []proto.Message{&hearthv1.JoinJob{}, &hearthv1.GetCredentialKey{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
+	return []proto.Message{&hearthv1.JoinJob{}, &hearthv1.GetCredentialKey{}, &hearthv1.Preflight{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
 		&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{}, &hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmLocal{}}
 }
 
@@ -205,7 +208,11 @@ func Messages() []proto.Message {
 func (p *Participant) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *hearthv1.JoinJob:
-		if res := p.join(ctx, m); res != nil { // nil: answered once authenticated
+		if res := p.join(ctx, m, false); res != nil { // nil: answered once authenticated
+			ctx.Respond(res)
+		}
+	case *hearthv1.Preflight:
+		if res := p.join(ctx, &hearthv1.JoinJob{Job: m.Job, Credential: m.Credential, AuditEvent: m.AuditEvent}, true); res != nil {
 			ctx.Respond(res)
 		}
 	case *hearthv1.GetCredentialKey:
@@ -269,18 +276,21 @@ func (p *Participant) fromServer(ctx actor.Context) (bridge.Origin, bool) {
 	return o, true
 }
 
-func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
+// join decides a job the server asks this site to join, and joins it; dry
+// (a pre-flight) decides the same way, with the same checks and audit, and
+// joins nothing: the answer is a PreflightAnswer.
+func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob, dry bool) any {
 	from, ok := p.fromServer(ctx)
 	if !ok {
 		return failure(hearthv1.FailureCode_FAILURE_CODE_FORBIDDEN, "only the server coordinates jobs")
 	}
-	if !job.ValidID(m.JobId) {
+	if !dry && !job.ValidID(m.JobId) {
 		p.audit(auditor.Event{Action: "job.refused", Peer: from.Sender.Name, PeerEvent: m.AuditEvent,
 			Detail: map[string]string{"reason": "not a job id", "job": m.JobId}})
 		return failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%s refused a job: %q is not a job id", p.cfg.Self.Name, envelope.Clip(m.JobId, 64)))
 	}
-	received := p.audit(auditor.Event{Action: "job.received", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: m.AuditEvent})
-	refuse := func(reason string) any { return p.refuseJob(m.JobId, from, received, reason) }
+	received := p.audit(auditor.Event{Action: joinAction(dry, "received"), JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: m.AuditEvent})
+	refuse := func(reason string) any { return p.refuseJob(m.JobId, from, received, reason, dry) }
 	now := p.cfg.Now()
 	v, err := job.Verify(m.Job, p.cfg.Trust, now)
 	if err != nil {
@@ -292,7 +302,7 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 	if p.cfg.Ledger.Ended(v.Nonce) {
 		return refuse("this signed job ended here; it does not run again")
 	}
-	known := p.cfg.Ledger.Known(v.Nonce, m.JobId)
+	known := !dry && p.cfg.Ledger.Known(v.Nonce, m.JobId)
 	if !known {
 		if err := v.Fresh(now); err != nil {
 			return refuse(err.Error())
@@ -305,25 +315,45 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob) any {
 		return refuse("this site is not in the job's sites")
 	}
 	// A job this site joined before (resumed) was authenticated then.
-	if !known && p.cfg.Authn != nil && p.cfg.Authn.Needs(authn.CommandSubmit) {
-		return p.authenticateJoin(ctx, m, v, from, received)
+	if !known && p.cfg.Authn != nil && p.cfg.Authn.Needs(joinCommand(dry)) {
+		return p.authenticateJoin(ctx, m, v, from, received, dry)
 	}
-	return p.admit(ctx, m, v, from, received, v.Submitter)
+	return p.admit(ctx, m, v, from, received, v.Submitter, dry)
 }
 
-// refuseJob audits and answers a refused JoinJob.
-func (p *Participant) refuseJob(jobID string, from bridge.Origin, received, reason string) *hearthv1.Failure {
-	p.cfg.Log.Warn("job refused", "job", jobID, "reason", reason)
-	p.audit(auditor.Event{Action: "job.refused", JobID: jobID, Peer: from.Sender.Name, PeerEvent: received,
+// joinCommand is what a site authenticates a join (or its dry run) as.
+func joinCommand(dry bool) authn.Command {
+	if dry {
+		return authn.CommandPreflight
+	}
+	return authn.CommandSubmit
+}
+
+// joinAction names a join's audit events: job.* or, dry, preflight.*.
+func joinAction(dry bool, what string) string {
+	if dry {
+		return "preflight." + what
+	}
+	return "job." + what
+}
+
+// refuseJob audits and answers a refused JoinJob, or dry, a pre-flight's
+// refusal.
+func (p *Participant) refuseJob(jobID string, from bridge.Origin, received, reason string, dry bool) any {
+	p.cfg.Log.Warn("job refused", "job", jobID, "reason", reason, "preflight", dry)
+	p.audit(auditor.Event{Action: joinAction(dry, "refused"), JobID: jobID, Peer: from.Sender.Name, PeerEvent: received,
 		Detail: map[string]string{"reason": reason}})
+	if dry {
+		return &hearthv1.PreflightAnswer{Site: p.cfg.Self.Name, Reason: reason}
+	}
 	return failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%s refused job %s: %s", p.cfg.Self.Name, jobID, reason))
 }
 
 // admit decides a verified job by the site's policy, for who (the
 // submitter, with the role the site's authentication gave them, if it
 // authenticates), and joins it.
-func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verified, from bridge.Origin, received string, who pki.Identity) any {
-	refuse := func(reason string) any { return p.refuseJob(m.JobId, from, received, reason) }
+func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verified, from bridge.Origin, received string, who pki.Identity, dry bool) any {
+	refuse := func(reason string) any { return p.refuseJob(m.JobId, from, received, reason, dry) }
 	now := p.cfg.Now()
 	if allowed, reason := p.cfg.Policy.Allow("submit_job", who, nil); !allowed {
 		return refuse("site policy: " + reason)
@@ -346,6 +376,12 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 	if d := v.Manifest.Data; d != nil && (j.train.Features != d.Features || j.train.Classes != d.Classes) {
 		return refuse(fmt.Sprintf("local data has %d features and %d classes; the job's manifest says %d and %d",
 			j.train.Features, j.train.Classes, d.Features, d.Classes))
+	}
+	if dry {
+		p.audit(auditor.Event{Action: "preflight.accepted", Peer: from.Sender.Name, PeerEvent: received,
+			Detail: map[string]string{"submitter": v.Submitter.Name, "role": string(who.Role), "dataset": v.Manifest.Dataset}})
+		return &hearthv1.PreflightAnswer{Site: p.cfg.Self.Name, Accepted: true, Reason: "would join", Role: string(who.Role),
+			TrainSamples: int64(j.train.Rows()), Gpus: p.cfg.GPUs}
 	}
 	if err := p.cfg.Ledger.Record(v.Nonce, m.JobId, now, v.NotAfter); err != nil {
 		return refuse(err.Error())

@@ -26,9 +26,9 @@ var (
 			&hearthv1.JobAccepted{}, &hearthv1.JobList{}, &hearthv1.JobInfo{}, &hearthv1.JobResult{},
 			&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
 			&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{},
-			&hearthv1.CredentialKeys{}, &hearthv1.GetCredentialKey{}},
+			&hearthv1.CredentialKeys{}, &hearthv1.GetCredentialKey{}, &hearthv1.Preflight{}, &hearthv1.PreflightReport{}},
 		pki.KindSite: {&hearthv1.JobJoined{}, &hearthv1.TrainResult{}, &hearthv1.EvaluateResult{}, &hearthv1.SwarmTrained{},
-			&hearthv1.SealingKey{}},
+			&hearthv1.SealingKey{}, &hearthv1.PreflightAnswer{}},
 		pki.KindAggregator: {},
 	}
 	// What a site may send another site: nothing of the server's business.

@@ -19,13 +19,17 @@ import (
 	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
+	"github.com/hearthfl/hearth/plugins/authn"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
 const adminSynopsis = `-k KIT [--json] [--timeout D] <command>
 
 commands:
-  submit JOBDIR        sign JOBDIR/manifest.yml with this admin's key and submit it
+  submit [--dry-run] JOBDIR
+                       sign JOBDIR/manifest.yml with this admin's key and submit it; with
+                       --dry-run, ask each site it deploys to whether it would run it
+                       (authentication, policy, data) and run nothing
   list                 list jobs
   status JOB           a job's status and per-round history
   abort JOB            abort a running job
@@ -75,8 +79,19 @@ func runAdmin(ctx context.Context, c *cli, args []string) (err error) {
 	rest := fs.Args()[1:]
 	switch cmd := fs.Arg(0); cmd {
 	case "submit":
+		dry := len(rest) == 2 && rest[0] == "--dry-run"
+		if dry {
+			rest = rest[1:]
+		}
 		if len(rest) != 1 {
-			return errUsageMsg("submit takes one job folder")
+			return errUsageMsg("submit takes one job folder, after --dry-run if any")
+		}
+		if dry {
+			rep, err := a.Preflight(ctx, rest[0])
+			if err != nil {
+				return err
+			}
+			return printResult(c.stdout, *asJSON, rep, func(w io.Writer) { printPreflight(w, rep) })
 		}
 		id, err := a.Submit(ctx, rest[0])
 		if err != nil {
@@ -166,8 +181,8 @@ func openConsole(ctx context.Context, warn io.Writer, k *kit.Kit, timeout time.D
 		Bus: n.Bridge, Streams: n.Streams, Server: k.Config.Server.Name, Timeout: timeout,
 		SignJob: func(manifest []byte) (*hearthv1.SignedJob, error) { return job.Sign(manifest, k.Cert, k.Key) },
 	}
-	client.Credentials = func(ctx context.Context, signed *hearthv1.SignedJob) ([]*hearthv1.SealedCredential, error) {
-		return sealCredentials(ctx, warn, k, client, n.Trust, signed)
+	client.Credentials = func(ctx context.Context, signed *hearthv1.SignedJob, cmd authn.Command) ([]*hearthv1.SealedCredential, error) {
+		return sealCredentials(ctx, warn, k, client, n.Trust, signed, cmd)
 	}
 	return &console{Node: n, Client: client}, nil
 }
@@ -275,6 +290,20 @@ func printSites(w io.Writer, j *hearthv1.JobInfo) {
 			acc = fmt.Sprintf("%.2f%%", 100*m.Accuracy)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", termText(c.Site), c.TrainSamples, c.ValSamples, c.TestSamples, share, val, acc, termText(clipped))
+	}
+	tw.Flush()
+}
+
+// printPreflight prints a dry run's answers, one row per site.
+func printPreflight(w io.Writer, rep *hearthv1.PreflightReport) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SITE\tDECISION\tROLE\tSAMPLES\tREASON")
+	for _, a := range rep.Sites {
+		decision := "refuse"
+		if a.Accepted {
+			decision = "accept"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", termText(a.Site), decision, termText(a.Role), a.TrainSamples, termText(a.Reason))
 	}
 	tw.Flush()
 }

@@ -127,11 +127,12 @@ func readSecret(in io.Reader) (string, error) {
 }
 
 // sealCredentials seals one credential per logged-in site of the job for
-// its submission: the sites' keys fetched through the server and verified,
+// cmd (its submission, or a dry run): the sites' keys fetched through the server and verified,
 // each credential bound to this signed job. A site logged into whose key
 // cannot be had is skipped with a warning (it will refuse the job, and
 // say why); an expired login is an error, before anything is sent.
-func sealCredentials(ctx context.Context, warn io.Writer, k *kit.Kit, client *coordinator.Client, trust *pki.Trust, signed *hearthv1.SignedJob) ([]*hearthv1.SealedCredential, error) {
+func sealCredentials(ctx context.Context, warn io.Writer, k *kit.Kit, client *coordinator.Client, trust *pki.Trust, signed *hearthv1.SignedJob,
+	cmd authn.Command) ([]*hearthv1.SealedCredential, error) {
 	ls, err := loadLogins(k)
 	if err != nil || len(ls) == 0 {
 		return nil, err
@@ -154,7 +155,7 @@ func sealCredentials(ctx context.Context, warn io.Writer, k *kit.Kit, client *co
 	for _, site := range slices.Sorted(maps.Keys(keys)) {
 		l := ls[site]
 		sc, err := credential.Seal(keys[site], authn.Credential{Kind: l.Kind, User: l.User, Secret: l.Secret},
-			credential.Binding{Site: site, Command: authn.CommandSubmit, Requester: k.Config.Name, JobHash: hash}, now, credential.MaxLifetime)
+			credential.Binding{Site: site, Command: cmd, Requester: k.Config.Name, JobHash: hash}, now, credential.MaxLifetime)
 		if err != nil {
 			return nil, err
 		}

@@ -980,7 +980,11 @@ type SubmitJob struct {
 	// One credential per site that authenticates its admins (its own LDAP,
 	// OIDC, ...), each sealed to that site: the server forwards each to its
 	// site with the job, and can neither read nor keep them.
-	Credentials   []*SealedCredential `protobuf:"bytes,2,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	Credentials []*SealedCredential `protobuf:"bytes,2,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	// Pre-flight: ask every site the job deploys to whether it would run it
+	// (its authentication, its policy, its data), and run nothing. The
+	// server answers a PreflightReport.
+	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1029,6 +1033,208 @@ func (x *SubmitJob) GetCredentials() []*SealedCredential {
 	return nil
 }
 
+func (x *SubmitJob) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// PreflightReport is each deploy site's answer to a dry run, in site order.
+type PreflightReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sites         []*PreflightAnswer     `protobuf:"bytes,1,rep,name=sites,proto3" json:"sites,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreflightReport) Reset() {
+	*x = PreflightReport{}
+	mi := &file_hearth_v1_job_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreflightReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreflightReport) ProtoMessage() {}
+
+func (x *PreflightReport) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreflightReport.ProtoReflect.Descriptor instead.
+func (*PreflightReport) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PreflightReport) GetSites() []*PreflightAnswer {
+	if x != nil {
+		return x.Sites
+	}
+	return nil
+}
+
+// Preflight asks a site whether it would join a job, without joining it
+// (server -> site); the site answers a PreflightAnswer.
+type Preflight struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           *SignedJob             `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Credential    *SealedCredential      `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	AuditEvent    string                 `protobuf:"bytes,3,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Preflight) Reset() {
+	*x = Preflight{}
+	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Preflight) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Preflight) ProtoMessage() {}
+
+func (x *Preflight) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Preflight.ProtoReflect.Descriptor instead.
+func (*Preflight) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Preflight) GetJob() *SignedJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *Preflight) GetCredential() *SealedCredential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+func (x *Preflight) GetAuditEvent() string {
+	if x != nil {
+		return x.AuditEvent
+	}
+	return ""
+}
+
+// PreflightAnswer is a site's decision on a job it was asked about: accept
+// or refuse, with the reason.
+type PreflightAnswer struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Site     string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Accepted bool                   `protobuf:"varint,2,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	Reason   string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When accepted: the role the site decided on (the certificate's, or the
+	// one its authentication mapped the submitter to), and its data.
+	Role          string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	TrainSamples  int64  `protobuf:"varint,5,opt,name=train_samples,json=trainSamples,proto3" json:"train_samples,omitempty"`
+	Gpus          int64  `protobuf:"varint,6,opt,name=gpus,proto3" json:"gpus,omitempty"` // what the site offers jobs (local/resources.json)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreflightAnswer) Reset() {
+	*x = PreflightAnswer{}
+	mi := &file_hearth_v1_job_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreflightAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreflightAnswer) ProtoMessage() {}
+
+func (x *PreflightAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreflightAnswer.ProtoReflect.Descriptor instead.
+func (*PreflightAnswer) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PreflightAnswer) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *PreflightAnswer) GetAccepted() bool {
+	if x != nil {
+		return x.Accepted
+	}
+	return false
+}
+
+func (x *PreflightAnswer) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PreflightAnswer) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *PreflightAnswer) GetTrainSamples() int64 {
+	if x != nil {
+		return x.TrainSamples
+	}
+	return 0
+}
+
+func (x *PreflightAnswer) GetGpus() int64 {
+	if x != nil {
+		return x.Gpus
+	}
+	return 0
+}
+
 type JobAccepted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1038,7 +1244,7 @@ type JobAccepted struct {
 
 func (x *JobAccepted) Reset() {
 	*x = JobAccepted{}
-	mi := &file_hearth_v1_job_proto_msgTypes[11]
+	mi := &file_hearth_v1_job_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1256,7 @@ func (x *JobAccepted) String() string {
 func (*JobAccepted) ProtoMessage() {}
 
 func (x *JobAccepted) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[11]
+	mi := &file_hearth_v1_job_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1269,7 @@ func (x *JobAccepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobAccepted.ProtoReflect.Descriptor instead.
 func (*JobAccepted) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{11}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *JobAccepted) GetJobId() string {
@@ -1081,7 +1287,7 @@ type ListJobs struct {
 
 func (x *ListJobs) Reset() {
 	*x = ListJobs{}
-	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	mi := &file_hearth_v1_job_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1299,7 @@ func (x *ListJobs) String() string {
 func (*ListJobs) ProtoMessage() {}
 
 func (x *ListJobs) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	mi := &file_hearth_v1_job_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1312,7 @@ func (x *ListJobs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobs.ProtoReflect.Descriptor instead.
 func (*ListJobs) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{12}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{15}
 }
 
 // JobList is the newest jobs, each without its round history and per-site
@@ -1121,7 +1327,7 @@ type JobList struct {
 
 func (x *JobList) Reset() {
 	*x = JobList{}
-	mi := &file_hearth_v1_job_proto_msgTypes[13]
+	mi := &file_hearth_v1_job_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1339,7 @@ func (x *JobList) String() string {
 func (*JobList) ProtoMessage() {}
 
 func (x *JobList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[13]
+	mi := &file_hearth_v1_job_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1352,7 @@ func (x *JobList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobList.ProtoReflect.Descriptor instead.
 func (*JobList) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{13}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *JobList) GetJobs() []*JobInfo {
@@ -1172,7 +1378,7 @@ type GetJob struct {
 
 func (x *GetJob) Reset() {
 	*x = GetJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[14]
+	mi := &file_hearth_v1_job_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1184,7 +1390,7 @@ func (x *GetJob) String() string {
 func (*GetJob) ProtoMessage() {}
 
 func (x *GetJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[14]
+	mi := &file_hearth_v1_job_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1197,7 +1403,7 @@ func (x *GetJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJob.ProtoReflect.Descriptor instead.
 func (*GetJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{14}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetJob) GetJobId() string {
@@ -1216,7 +1422,7 @@ type AbortJob struct {
 
 func (x *AbortJob) Reset() {
 	*x = AbortJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[15]
+	mi := &file_hearth_v1_job_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1434,7 @@ func (x *AbortJob) String() string {
 func (*AbortJob) ProtoMessage() {}
 
 func (x *AbortJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[15]
+	mi := &file_hearth_v1_job_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1447,7 @@ func (x *AbortJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortJob.ProtoReflect.Descriptor instead.
 func (*AbortJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{15}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AbortJob) GetJobId() string {
@@ -1260,7 +1466,7 @@ type DownloadJob struct {
 
 func (x *DownloadJob) Reset() {
 	*x = DownloadJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[16]
+	mi := &file_hearth_v1_job_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1478,7 @@ func (x *DownloadJob) String() string {
 func (*DownloadJob) ProtoMessage() {}
 
 func (x *DownloadJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[16]
+	mi := &file_hearth_v1_job_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1491,7 @@ func (x *DownloadJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadJob.ProtoReflect.Descriptor instead.
 func (*DownloadJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{16}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DownloadJob) GetJobId() string {
@@ -1311,7 +1517,7 @@ type JobResult struct {
 
 func (x *JobResult) Reset() {
 	*x = JobResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[17]
+	mi := &file_hearth_v1_job_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1529,7 @@ func (x *JobResult) String() string {
 func (*JobResult) ProtoMessage() {}
 
 func (x *JobResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[17]
+	mi := &file_hearth_v1_job_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1542,7 @@ func (x *JobResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobResult.ProtoReflect.Descriptor instead.
 func (*JobResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{17}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *JobResult) GetInfo() *JobInfo {
@@ -1383,7 +1589,7 @@ type JoinJob struct {
 
 func (x *JoinJob) Reset() {
 	*x = JoinJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[18]
+	mi := &file_hearth_v1_job_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1601,7 @@ func (x *JoinJob) String() string {
 func (*JoinJob) ProtoMessage() {}
 
 func (x *JoinJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[18]
+	mi := &file_hearth_v1_job_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1614,7 @@ func (x *JoinJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinJob.ProtoReflect.Descriptor instead.
 func (*JoinJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{18}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JoinJob) GetJobId() string {
@@ -1462,7 +1668,7 @@ type JobJoined struct {
 
 func (x *JobJoined) Reset() {
 	*x = JobJoined{}
-	mi := &file_hearth_v1_job_proto_msgTypes[19]
+	mi := &file_hearth_v1_job_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1680,7 @@ func (x *JobJoined) String() string {
 func (*JobJoined) ProtoMessage() {}
 
 func (x *JobJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[19]
+	mi := &file_hearth_v1_job_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1693,7 @@ func (x *JobJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobJoined.ProtoReflect.Descriptor instead.
 func (*JobJoined) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{19}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *JobJoined) GetJobId() string {
@@ -1566,7 +1772,7 @@ type SealingKey struct {
 
 func (x *SealingKey) Reset() {
 	*x = SealingKey{}
-	mi := &file_hearth_v1_job_proto_msgTypes[20]
+	mi := &file_hearth_v1_job_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1784,7 @@ func (x *SealingKey) String() string {
 func (*SealingKey) ProtoMessage() {}
 
 func (x *SealingKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[20]
+	mi := &file_hearth_v1_job_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1797,7 @@ func (x *SealingKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealingKey.ProtoReflect.Descriptor instead.
 func (*SealingKey) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{20}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SealingKey) GetSite() string {
@@ -1648,7 +1854,7 @@ type TrainTask struct {
 
 func (x *TrainTask) Reset() {
 	*x = TrainTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[21]
+	mi := &file_hearth_v1_job_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +1866,7 @@ func (x *TrainTask) String() string {
 func (*TrainTask) ProtoMessage() {}
 
 func (x *TrainTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[21]
+	mi := &file_hearth_v1_job_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +1879,7 @@ func (x *TrainTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainTask.ProtoReflect.Descriptor instead.
 func (*TrainTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{21}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TrainTask) GetJobId() string {
@@ -1737,7 +1943,7 @@ type TrainResult struct {
 
 func (x *TrainResult) Reset() {
 	*x = TrainResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[22]
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +1955,7 @@ func (x *TrainResult) String() string {
 func (*TrainResult) ProtoMessage() {}
 
 func (x *TrainResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[22]
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +1968,7 @@ func (x *TrainResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainResult.ProtoReflect.Descriptor instead.
 func (*TrainResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{22}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TrainResult) GetJobId() string {
@@ -1845,7 +2051,7 @@ type EvaluateTask struct {
 
 func (x *EvaluateTask) Reset() {
 	*x = EvaluateTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[23]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +2063,7 @@ func (x *EvaluateTask) String() string {
 func (*EvaluateTask) ProtoMessage() {}
 
 func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[23]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +2076,7 @@ func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateTask.ProtoReflect.Descriptor instead.
 func (*EvaluateTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{23}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *EvaluateTask) GetJobId() string {
@@ -1922,7 +2128,7 @@ type EvaluateResult struct {
 
 func (x *EvaluateResult) Reset() {
 	*x = EvaluateResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[24]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +2140,7 @@ func (x *EvaluateResult) String() string {
 func (*EvaluateResult) ProtoMessage() {}
 
 func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[24]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +2153,7 @@ func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResult.ProtoReflect.Descriptor instead.
 func (*EvaluateResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{24}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *EvaluateResult) GetJobId() string {
@@ -1990,7 +2196,7 @@ type LeaveJob struct {
 
 func (x *LeaveJob) Reset() {
 	*x = LeaveJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2002,7 +2208,7 @@ func (x *LeaveJob) String() string {
 func (*LeaveJob) ProtoMessage() {}
 
 func (x *LeaveJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2015,7 +2221,7 @@ func (x *LeaveJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveJob.ProtoReflect.Descriptor instead.
 func (*LeaveJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{25}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LeaveJob) GetJobId() string {
@@ -2054,7 +2260,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2066,7 +2272,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2079,7 +2285,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *JobRecord) GetInfo() *JobInfo {
@@ -2115,7 +2321,7 @@ type JobNonce struct {
 
 func (x *JobNonce) Reset() {
 	*x = JobNonce{}
-	mi := &file_hearth_v1_job_proto_msgTypes[27]
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2333,7 @@ func (x *JobNonce) String() string {
 func (*JobNonce) ProtoMessage() {}
 
 func (x *JobNonce) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[27]
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2346,7 @@ func (x *JobNonce) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobNonce.ProtoReflect.Descriptor instead.
 func (*JobNonce) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{27}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *JobNonce) GetJobId() string {
@@ -2170,7 +2376,7 @@ type RawCheckpoint struct {
 
 func (x *RawCheckpoint) Reset() {
 	*x = RawCheckpoint{}
-	mi := &file_hearth_v1_job_proto_msgTypes[28]
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2182,7 +2388,7 @@ func (x *RawCheckpoint) String() string {
 func (*RawCheckpoint) ProtoMessage() {}
 
 func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[28]
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2195,7 +2401,7 @@ func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawCheckpoint.ProtoReflect.Descriptor instead.
 func (*RawCheckpoint) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{28}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RawCheckpoint) GetLayout() *ModelLayout {
@@ -2223,7 +2429,7 @@ type GetCredentialKeys struct {
 
 func (x *GetCredentialKeys) Reset() {
 	*x = GetCredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2235,7 +2441,7 @@ func (x *GetCredentialKeys) String() string {
 func (*GetCredentialKeys) ProtoMessage() {}
 
 func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2248,7 +2454,7 @@ func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKeys.ProtoReflect.Descriptor instead.
 func (*GetCredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{29}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetCredentialKeys) GetSites() []string {
@@ -2271,7 +2477,7 @@ type CredentialKeys struct {
 
 func (x *CredentialKeys) Reset() {
 	*x = CredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2489,7 @@ func (x *CredentialKeys) String() string {
 func (*CredentialKeys) ProtoMessage() {}
 
 func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2502,7 @@ func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialKeys.ProtoReflect.Descriptor instead.
 func (*CredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{30}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CredentialKeys) GetKeys() []*SealingKey {
@@ -2323,7 +2529,7 @@ type GetCredentialKey struct {
 
 func (x *GetCredentialKey) Reset() {
 	*x = GetCredentialKey{}
-	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	mi := &file_hearth_v1_job_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2541,7 @@ func (x *GetCredentialKey) String() string {
 func (*GetCredentialKey) ProtoMessage() {}
 
 func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	mi := &file_hearth_v1_job_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2554,7 @@ func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKey.ProtoReflect.Descriptor instead.
 func (*GetCredentialKey) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{31}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
 // SealedCredential is a Credential sealed (bus/envelope.Seal, associated
@@ -2363,7 +2569,7 @@ type SealedCredential struct {
 
 func (x *SealedCredential) Reset() {
 	*x = SealedCredential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	mi := &file_hearth_v1_job_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2375,7 +2581,7 @@ func (x *SealedCredential) String() string {
 func (*SealedCredential) ProtoMessage() {}
 
 func (x *SealedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	mi := &file_hearth_v1_job_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2594,7 @@ func (x *SealedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedCredential.ProtoReflect.Descriptor instead.
 func (*SealedCredential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{32}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SealedCredential) GetSite() string {
@@ -2428,7 +2634,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2646,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2659,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{33}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Credential) GetKind() string {
@@ -2615,10 +2821,27 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"valSamples\x12!\n" +
 	"\ftest_samples\x18\x04 \x01(\x03R\vtestSamples\x12\x1a\n" +
 	"\bfeatures\x18\x05 \x01(\x03R\bfeatures\x12\x18\n" +
-	"\aclasses\x18\x06 \x01(\x03R\aclasses\"r\n" +
+	"\aclasses\x18\x06 \x01(\x03R\aclasses\"\x8b\x01\n" +
 	"\tSubmitJob\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.hearth.v1.SignedJobR\x03job\x12=\n" +
-	"\vcredentials\x18\x02 \x03(\v2\x1b.hearth.v1.SealedCredentialR\vcredentials\"$\n" +
+	"\vcredentials\x18\x02 \x03(\v2\x1b.hearth.v1.SealedCredentialR\vcredentials\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"C\n" +
+	"\x0fPreflightReport\x120\n" +
+	"\x05sites\x18\x01 \x03(\v2\x1a.hearth.v1.PreflightAnswerR\x05sites\"\x91\x01\n" +
+	"\tPreflight\x12&\n" +
+	"\x03job\x18\x01 \x01(\v2\x14.hearth.v1.SignedJobR\x03job\x12;\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\v2\x1b.hearth.v1.SealedCredentialR\n" +
+	"credential\x12\x1f\n" +
+	"\vaudit_event\x18\x03 \x01(\tR\n" +
+	"auditEvent\"\xa6\x01\n" +
+	"\x0fPreflightAnswer\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x1a\n" +
+	"\baccepted\x18\x02 \x01(\bR\baccepted\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12#\n" +
+	"\rtrain_samples\x18\x05 \x01(\x03R\ftrainSamples\x12\x12\n" +
+	"\x04gpus\x18\x06 \x01(\x03R\x04gpus\"$\n" +
 	"\vJobAccepted\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\n" +
 	"\n" +
@@ -2767,7 +2990,7 @@ func file_hearth_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_hearth_v1_job_proto_goTypes = []any{
 	(JobStatus)(0),            // 0: hearth.v1.JobStatus
 	(*Tensor)(nil),            // 1: hearth.v1.Tensor
@@ -2781,34 +3004,37 @@ var file_hearth_v1_job_proto_goTypes = []any{
 	(*SiteMetrics)(nil),       // 9: hearth.v1.SiteMetrics
 	(*SiteCommitment)(nil),    // 10: hearth.v1.SiteCommitment
 	(*SubmitJob)(nil),         // 11: hearth.v1.SubmitJob
-	(*JobAccepted)(nil),       // 12: hearth.v1.JobAccepted
-	(*ListJobs)(nil),          // 13: hearth.v1.ListJobs
-	(*JobList)(nil),           // 14: hearth.v1.JobList
-	(*GetJob)(nil),            // 15: hearth.v1.GetJob
-	(*AbortJob)(nil),          // 16: hearth.v1.AbortJob
-	(*DownloadJob)(nil),       // 17: hearth.v1.DownloadJob
-	(*JobResult)(nil),         // 18: hearth.v1.JobResult
-	(*JoinJob)(nil),           // 19: hearth.v1.JoinJob
-	(*JobJoined)(nil),         // 20: hearth.v1.JobJoined
-	(*SealingKey)(nil),        // 21: hearth.v1.SealingKey
-	(*TrainTask)(nil),         // 22: hearth.v1.TrainTask
-	(*TrainResult)(nil),       // 23: hearth.v1.TrainResult
-	(*EvaluateTask)(nil),      // 24: hearth.v1.EvaluateTask
-	(*EvaluateResult)(nil),    // 25: hearth.v1.EvaluateResult
-	(*LeaveJob)(nil),          // 26: hearth.v1.LeaveJob
-	(*JobRecord)(nil),         // 27: hearth.v1.JobRecord
-	(*JobNonce)(nil),          // 28: hearth.v1.JobNonce
-	(*RawCheckpoint)(nil),     // 29: hearth.v1.RawCheckpoint
-	(*GetCredentialKeys)(nil), // 30: hearth.v1.GetCredentialKeys
-	(*CredentialKeys)(nil),    // 31: hearth.v1.CredentialKeys
-	(*GetCredentialKey)(nil),  // 32: hearth.v1.GetCredentialKey
-	(*SealedCredential)(nil),  // 33: hearth.v1.SealedCredential
-	(*Credential)(nil),        // 34: hearth.v1.Credential
-	nil,                       // 35: hearth.v1.JobRecord.JoinedEntry
-	nil,                       // 36: hearth.v1.CredentialKeys.MissingEntry
-	(*StreamManifest)(nil),    // 37: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),       // 38: hearth.v1.ModelLayout
-	(*SealedBody)(nil),        // 39: hearth.v1.SealedBody
+	(*PreflightReport)(nil),   // 12: hearth.v1.PreflightReport
+	(*Preflight)(nil),         // 13: hearth.v1.Preflight
+	(*PreflightAnswer)(nil),   // 14: hearth.v1.PreflightAnswer
+	(*JobAccepted)(nil),       // 15: hearth.v1.JobAccepted
+	(*ListJobs)(nil),          // 16: hearth.v1.ListJobs
+	(*JobList)(nil),           // 17: hearth.v1.JobList
+	(*GetJob)(nil),            // 18: hearth.v1.GetJob
+	(*AbortJob)(nil),          // 19: hearth.v1.AbortJob
+	(*DownloadJob)(nil),       // 20: hearth.v1.DownloadJob
+	(*JobResult)(nil),         // 21: hearth.v1.JobResult
+	(*JoinJob)(nil),           // 22: hearth.v1.JoinJob
+	(*JobJoined)(nil),         // 23: hearth.v1.JobJoined
+	(*SealingKey)(nil),        // 24: hearth.v1.SealingKey
+	(*TrainTask)(nil),         // 25: hearth.v1.TrainTask
+	(*TrainResult)(nil),       // 26: hearth.v1.TrainResult
+	(*EvaluateTask)(nil),      // 27: hearth.v1.EvaluateTask
+	(*EvaluateResult)(nil),    // 28: hearth.v1.EvaluateResult
+	(*LeaveJob)(nil),          // 29: hearth.v1.LeaveJob
+	(*JobRecord)(nil),         // 30: hearth.v1.JobRecord
+	(*JobNonce)(nil),          // 31: hearth.v1.JobNonce
+	(*RawCheckpoint)(nil),     // 32: hearth.v1.RawCheckpoint
+	(*GetCredentialKeys)(nil), // 33: hearth.v1.GetCredentialKeys
+	(*CredentialKeys)(nil),    // 34: hearth.v1.CredentialKeys
+	(*GetCredentialKey)(nil),  // 35: hearth.v1.GetCredentialKey
+	(*SealedCredential)(nil),  // 36: hearth.v1.SealedCredential
+	(*Credential)(nil),        // 37: hearth.v1.Credential
+	nil,                       // 38: hearth.v1.JobRecord.JoinedEntry
+	nil,                       // 39: hearth.v1.CredentialKeys.MissingEntry
+	(*StreamManifest)(nil),    // 40: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),       // 41: hearth.v1.ModelLayout
+	(*SealedBody)(nil),        // 42: hearth.v1.SealedBody
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
@@ -2824,39 +3050,42 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	4,  // 10: hearth.v1.CrossSiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	4,  // 11: hearth.v1.SiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	3,  // 12: hearth.v1.SubmitJob.job:type_name -> hearth.v1.SignedJob
-	33, // 13: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
-	7,  // 14: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
-	7,  // 15: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
-	2,  // 16: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
-	37, // 17: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
-	38, // 18: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
-	3,  // 19: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
-	33, // 20: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
-	21, // 21: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
-	2,  // 22: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	37, // 23: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	38, // 24: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
-	2,  // 25: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
-	4,  // 26: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	37, // 27: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
-	2,  // 28: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	37, // 29: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	38, // 30: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
-	4,  // 31: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	8,  // 32: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
-	0,  // 33: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	7,  // 34: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 35: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	35, // 36: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	38, // 37: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	21, // 38: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
-	36, // 39: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
-	39, // 40: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	36, // 13: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
+	14, // 14: hearth.v1.PreflightReport.sites:type_name -> hearth.v1.PreflightAnswer
+	3,  // 15: hearth.v1.Preflight.job:type_name -> hearth.v1.SignedJob
+	36, // 16: hearth.v1.Preflight.credential:type_name -> hearth.v1.SealedCredential
+	7,  // 17: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
+	7,  // 18: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
+	2,  // 19: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
+	40, // 20: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
+	41, // 21: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
+	3,  // 22: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
+	36, // 23: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
+	24, // 24: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
+	2,  // 25: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
+	40, // 26: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	41, // 27: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	2,  // 28: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
+	4,  // 29: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
+	40, // 30: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	2,  // 31: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
+	40, // 32: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	41, // 33: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	4,  // 34: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	8,  // 35: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
+	0,  // 36: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	7,  // 37: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 38: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	38, // 39: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	41, // 40: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	24, // 41: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
+	39, // 42: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
+	42, // 43: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
@@ -2872,7 +3101,7 @@ func file_hearth_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_job_proto_rawDesc), len(file_hearth_v1_job_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   36,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,87 @@
+package coordinator
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/pki"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// preflightTimeout bounds how long the server waits for a site's
+// pre-flight answer (an authentication may take seconds).
+const preflightTimeout = 20 * time.Second
+
+// preflight asks every site the job deploys to whether it would run it,
+// and answers the admin with one row per site: what each site decided for
+// itself, or why it could not be asked. Nothing is stored and nothing
+// runs; the server's part (the request and each site's answer) is
+// audited, as is each site's decision at the site.
+func (c *Coordinator) preflight(ctx actor.Context, signed *hearthv1.SignedJob, m *job.Manifest, creds map[string]*hearthv1.SealedCredential, who pki.Identity) {
+	targets := c.cfg.Sites
+	if m.Sites[0] != job.AllSites {
+		targets = m.Sites
+	}
+	asked := c.audit(auditor.Event{Action: "job.preflight", Peer: who.Name, Detail: map[string]string{"name": m.Name, "sites": strings.Join(targets, ",")}})
+	report := &hearthv1.PreflightReport{}
+	reply, left := ctx.Sender(), 0
+	done := func() {
+		slices.SortFunc(report.Sites, func(a, b *hearthv1.PreflightAnswer) int { return cmp.Compare(a.Site, b.Site) })
+		var accepted []string
+		for _, a := range report.Sites {
+			if a.Accepted {
+				accepted = append(accepted, a.Site)
+			}
+		}
+		c.audit(auditor.Event{Action: "job.preflight.answered", Peer: who.Name, PeerEvent: asked,
+			Detail: map[string]string{"accepted": strings.Join(accepted, ",")}})
+		ctx.Send(reply, report)
+	}
+	for _, s := range targets {
+		if c.cfg.Reachable != nil && !c.cfg.Reachable(s) {
+			report.Sites = append(report.Sites, &hearthv1.PreflightAnswer{Site: s, Reason: "not connected to the hub"})
+			continue
+		}
+		site := s
+		left++
+		future := ctx.RequestFuture(c.cfg.Bridge, &bridge.Ask{To: site, Msg: &hearthv1.Preflight{Job: signed, Credential: creds[site], AuditEvent: asked},
+			Timeout: preflightTimeout}, preflightTimeout+time.Second)
+		ctx.ReenterAfter(future, func(res any, err error) {
+			row := &hearthv1.PreflightAnswer{Site: site}
+			switch r := res.(type) {
+			case *bridge.Reply:
+				if a, ok := r.Msg.(*hearthv1.PreflightAnswer); ok {
+					row = a
+					row.Site = site // the answer is the asked site's, whatever it says
+					row.Reason = envelope.Clip(row.Reason, maxReason)
+					row.Role = envelope.Clip(row.Role, 64)
+				} else {
+					row.Reason = fmt.Sprintf("answered %T", r.Msg)
+				}
+			case *bridge.Failed:
+				row.Reason = envelope.Clip(r.Err.Error(), maxReason)
+			default:
+				if err == nil {
+					err = fmt.Errorf("answered %T", res)
+				}
+				row.Reason = envelope.Clip(err.Error(), maxReason)
+			}
+			report.Sites = append(report.Sites, row)
+			if left--; left == 0 {
+				done()
+			}
+		})
+	}
+	if left == 0 {
+		done()
+	}
+}
