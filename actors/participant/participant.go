@@ -91,12 +91,10 @@ type Config struct {
 	// sites. It is where the integration tests' hostile build plays a
 	// compromised site that claims rounds not its own.
 	OnSwarmTask func(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message))
-	// Authn, if set, is the site's own authentication of the people
-	// behind admin commands (its LDAP, its OIDC provider, through a
-	// plugin); Credentials opens what they attach for this site. Both or
-	// neither.
-	Authn       Authenticator
-	Credentials *credential.Opener
+	// Gate, if set, is the site's own authentication of the people behind
+	// admin commands (its LDAP, its OIDC provider, through a plugin), with
+	// the opener of the credentials they attach for this site.
+	Gate *credential.Gate
 	// GPUs is what the site offers jobs (local/resources.json), for
 	// pre-flight answers.
 	GPUs int64
@@ -181,8 +179,8 @@ func New(cfg Config) (*Participant, error) {
 	if cfg.Trust == nil || cfg.Policy == nil || cfg.Audit == nil || cfg.Ledger == nil {
 		return nil, errors.New("participant: trust, policy, audit and ledger are required")
 	}
-	if (cfg.Authn == nil) != (cfg.Credentials == nil) {
-		return nil, errors.New("participant: an authenticator needs a credential opener, and one without the other is a mistake")
+	if g := cfg.Gate; g != nil && (g.Authn == nil || g.Opener == nil) {
+		return nil, errors.New("participant: a gate needs an authenticator and a credential opener")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -315,7 +313,7 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob, dry bool) any
 		return refuse("this site is not in the job's sites")
 	}
 	// A job this site joined before (resumed) was authenticated then.
-	if !known && p.cfg.Authn != nil && p.cfg.Authn.Needs(joinCommand(dry)) {
+	if !known && p.cfg.Gate.Needs(joinCommand(dry)) {
 		return p.authenticateJoin(ctx, m, v, from, received, dry)
 	}
 	return p.admit(ctx, m, v, from, received, v.Submitter, dry)

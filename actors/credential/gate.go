@@ -1,0 +1,104 @@
+package credential
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/plugins/authn"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// Authenticator is a site's own check of the person behind an admin
+// command (plugins/authn's Site, which runs the site's pinned plugin).
+type Authenticator interface {
+	// Needs says whether the site authenticates cmd.
+	Needs(cmd authn.Command) bool
+	// Authenticate decides r; an error is "could not decide", on which the
+	// site denies as well.
+	Authenticate(ctx context.Context, r authn.Request) (authn.Decision, error)
+}
+
+// Gate is a site's authentication of admin commands: it opens the
+// credential attached for the command and has the site's authenticator
+// decide on it. A nil *Gate, or one without an authenticator,
+// authenticates nothing: the certificate's identity is all there is.
+type Gate struct {
+	Authn  Authenticator
+	Opener *Opener
+	Now    func() time.Time
+}
+
+// Needs says whether the gate authenticates cmd.
+func (g *Gate) Needs(cmd authn.Command) bool {
+	return g != nil && g.Authn != nil && g.Authn.Needs(cmd)
+}
+
+// Authenticated is the gate's account of an authenticated command, for the
+// site's audit.
+type Authenticated struct {
+	Who      pki.Identity // the requester, with the role the site mapped them to
+	Decision authn.Decision
+}
+
+// Check authenticates who (from their verified certificate) for the
+// command bound as b, with sc, the credential they attached, and the job's
+// manifest where there is one. It blocks on the authenticator: call it off
+// an actor. The error says why the site refuses, ready for its audit: a
+// credential that does not open or is bound elsewhere, a denial, or
+// "could not decide".
+func (g *Gate) Check(ctx context.Context, who pki.Identity, sc *hearthv1.SealedCredential, b Binding, manifest []byte) (*Authenticated, error) {
+	now := time.Now
+	if g.Now != nil {
+		now = g.Now
+	}
+	req := authn.Request{Site: b.Site, Command: b.Command, JobID: b.JobID, Manifest: manifest,
+		Requester: authn.Requester{Name: who.Name, Org: who.Org, Role: string(who.Role)}}
+	cred, err := g.Opener.Open(sc, b, now())
+	switch {
+	case errors.Is(err, ErrNone): // the authenticator says what it makes of no credential
+	case err != nil:
+		return nil, err
+	default:
+		req.Credential = cred
+	}
+	d, err := g.Authn.Authenticate(ctx, req)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("could not decide: %s", envelope.Clip(err.Error(), 256))
+	case !d.Authenticated:
+		return nil, fmt.Errorf("denied: %s", envelope.Clip(d.Reason, 256))
+	case !validRole(d.Role):
+		return nil, fmt.Errorf("denied: %s was mapped to no usable role (%q)", who.Name, envelope.Clip(d.Role, 64))
+	}
+	d.Subject, d.Reason = envelope.Clip(d.Subject, 256), envelope.Clip(d.Reason, 256)
+	if len(d.Groups) > 64 {
+		d.Groups = d.Groups[:64]
+	}
+	who.Role = pki.Role(d.Role)
+	return &Authenticated{Who: who, Decision: d}, nil
+}
+
+// AuditDetail is an authenticated command's audit detail.
+func (a *Authenticated) AuditDetail(cmd authn.Command) map[string]string {
+	return map[string]string{"command": string(cmd), "subject": a.Decision.Subject,
+		"groups": envelope.Clip(strings.Join(a.Decision.Groups, ","), 512), "role": a.Decision.Role}
+}
+
+// validRole is a role name a policy could list: short, lower-case letters,
+// digits, '_' and '-'.
+func validRole(r string) bool {
+	if r == "" || len(r) > 64 {
+		return false
+	}
+	for _, c := range r {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
