@@ -99,7 +99,8 @@ func (l Limits) withDefaults() Limits {
 
 // Messages are the admin requests the coordinator handles, for bridge routes.
 func Messages() []proto.Message {
-	return []proto.Message{&hearthv1.SubmitJob{}, &hearthv1.ListJobs{}, &hearthv1.GetJob{}, &hearthv1.AbortJob{}, &hearthv1.DownloadJob{}}
+	return []proto.Message{&hearthv1.SubmitJob{}, &hearthv1.ListJobs{}, &hearthv1.GetJob{}, &hearthv1.AbortJob{}, &hearthv1.DownloadJob{},
+		&hearthv1.GetCredentialKeys{}, &hearthv1.SignedSiteCommand{}}
 }
 
 // Coordinator is the actor. Create it with New.
@@ -166,6 +167,8 @@ func (c *Coordinator) Receive(ctx actor.Context) {
 		}
 	case *hearthv1.GetCredentialKeys:
 		c.credentialKeys(ctx, m)
+	case *hearthv1.SignedSiteCommand:
+		c.siteCommand(ctx, m)
 	}
 }
 

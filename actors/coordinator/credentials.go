@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -109,4 +110,58 @@ func (c *Coordinator) credentialKeys(ctx actor.Context, m *hearthv1.GetCredentia
 			}
 		})
 	}
+}
+
+// siteCommandTimeout bounds how long the server waits for a site to answer
+// a site command (its authentication included).
+const siteCommandTimeout = 65 * time.Second
+
+// siteCommand forwards an admin's signed site command to its site and
+// relays the answer. The site checks the signature, authenticates and
+// authorizes for itself; the server checks only that an admin asks, for a
+// site of the project.
+func (c *Coordinator) siteCommand(ctx actor.Context, m *hearthv1.SignedSiteCommand) {
+	who, f := c.requester(ctx, "site-command", "")
+	if f != nil {
+		ctx.Respond(f)
+		return
+	}
+	if !slices.Contains(c.cfg.Sites, m.To) {
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_NOT_FOUND, fmt.Sprintf("%q is not a site of this project", envelope.Clip(m.To, 64))))
+		return
+	}
+	if c.cfg.Reachable != nil && !c.cfg.Reachable(m.To) {
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_UNAVAILABLE, m.To+" is not connected to the hub"))
+		return
+	}
+	reply, site := ctx.Sender(), m.To
+	future := ctx.RequestFuture(c.cfg.Bridge, &bridge.Ask{To: site, Msg: m, Timeout: siteCommandTimeout}, siteCommandTimeout+time.Second)
+	ctx.ReenterAfter(future, func(res any, err error) {
+		var out any
+		switch r := res.(type) {
+		case *bridge.Reply:
+			out = r.Msg
+		case *bridge.Failed:
+			out = failureFrom(r.Err)
+		default:
+			if err == nil {
+				err = fmt.Errorf("answered %T", res)
+			}
+			out = failure(hearthv1.FailureCode_FAILURE_CODE_UNAVAILABLE, err.Error())
+		}
+		if f, ok := out.(*hearthv1.Failure); ok {
+			c.audit(auditor.Event{Action: "site.command.failed", Peer: who.Name, Detail: map[string]string{"site": site, "reason": envelope.Clip(f.Message, maxReason)}})
+		}
+		ctx.Send(reply, out)
+	})
+}
+
+// failureFrom relays a site's refusal with its code; any other error is
+// the site being unavailable.
+func failureFrom(err error) *hearthv1.Failure {
+	var remote *bridge.RemoteError
+	if errors.As(err, &remote) {
+		return failure(remote.Code, remote.Message)
+	}
+	return failure(hearthv1.FailureCode_FAILURE_CODE_UNAVAILABLE, err.Error())
 }

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -191,6 +193,13 @@ func New(cfg Config) (*Participant, error) {
 	return &Participant{cfg: cfg, jobs: map[string]*joined{}, tasks: map[string]int{}}, nil
 }
 
+// ListJoined asks the participant for the jobs it is in (a local
+// message); it answers Joined.
+type ListJoined struct{}
+
+// Joined are the ids of the jobs the participant is in, sorted.
+type Joined struct{ IDs []string }
+
 // Props makes the actor's props.
 func (p *Participant) Props() *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return p })
@@ -215,6 +224,8 @@ func (p *Participant) Receive(ctx actor.Context) {
 		}
 	case *hearthv1.GetCredentialKey:
 		p.credentialKey(ctx)
+	case *ListJoined:
+		ctx.Respond(&Joined{IDs: slices.Sorted(maps.Keys(p.jobs))})
 	case *hearthv1.TrainTask:
 		p.train(ctx, m)
 	case *hearthv1.EvaluateTask:

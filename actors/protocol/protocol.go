@@ -21,14 +21,15 @@ var (
 	byKind   = map[pki.Kind][]proto.Message{
 		pki.KindAdmin: {&hearthv1.Notice{},
 			&hearthv1.SubmitJob{}, &hearthv1.ListJobs{}, &hearthv1.GetJob{}, &hearthv1.AbortJob{}, &hearthv1.DownloadJob{},
-			&hearthv1.GetCredentialKeys{}},
+			&hearthv1.GetCredentialKeys{}, &hearthv1.SignedSiteCommand{}},
 		pki.KindServer: {&hearthv1.Notice{},
 			&hearthv1.JobAccepted{}, &hearthv1.JobList{}, &hearthv1.JobInfo{}, &hearthv1.JobResult{},
 			&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
 			&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{},
-			&hearthv1.CredentialKeys{}, &hearthv1.GetCredentialKey{}, &hearthv1.Preflight{}, &hearthv1.PreflightReport{}},
+			&hearthv1.CredentialKeys{}, &hearthv1.GetCredentialKey{}, &hearthv1.Preflight{}, &hearthv1.PreflightReport{},
+			&hearthv1.SignedSiteCommand{}, &hearthv1.SiteCommandResult{}},
 		pki.KindSite: {&hearthv1.JobJoined{}, &hearthv1.TrainResult{}, &hearthv1.EvaluateResult{}, &hearthv1.SwarmTrained{},
-			&hearthv1.SealingKey{}, &hearthv1.PreflightAnswer{}},
+			&hearthv1.SealingKey{}, &hearthv1.PreflightAnswer{}, &hearthv1.SiteCommandResult{}},
 		pki.KindAggregator: {},
 	}
 	// What a site may send another site: nothing of the server's business.

@@ -36,6 +36,9 @@ commands:
   download JOB [-o DIR]  the job's latest model (model.pb; a large one as model.f32, float32
                          little-endian, with model_layout.json) and metrics (metrics.json)
                          into DIR (default ./JOB)
+  site status|resources|logs|audit|shutdown SITE [--lines N]
+                       a command SITE decides and answers itself (status: view; resources
+                       and shutdown: operate; logs and audit: shell_commands, read-only)
   login SITE --ldap [--user NAME]
                        keep a directory password for SITE (read from standard input, never
                        from the command line); commands then carry it to SITE sealed
@@ -98,6 +101,8 @@ func runAdmin(ctx context.Context, c *cli, args []string) (err error) {
 			return err
 		}
 		return printResult(c.stdout, *asJSON, &hearthv1.JobAccepted{JobId: id}, func(w io.Writer) { fmt.Fprintln(w, "submitted", termText(id)) })
+	case "site":
+		return runSiteCommand(ctx, c, k, a, *asJSON, rest)
 	case "list":
 		var list hearthv1.JobList
 		if err := a.Call(ctx, &hearthv1.ListJobs{}, &list); err != nil {

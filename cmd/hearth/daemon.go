@@ -71,6 +71,7 @@ type daemonFlags struct {
 	kitDir string
 	root   string
 	logFlags
+	tee io.Writer // if set, the log is written there too
 }
 
 func (d *daemonFlags) register(fs *flag.FlagSet, whose string) {
@@ -109,7 +110,11 @@ func (d *daemonFlags) open(c *cli, fs *flag.FlagSet, args []string) (k *kit.Kit,
 		fs.Usage()
 		return nil, nil, nil, errUsageMsg("-k KIT is required")
 	}
-	if log, err = d.logger(c.stderr); err != nil {
+	w := c.stderr
+	if d.tee != nil {
+		w = io.MultiWriter(w, d.tee)
+	}
+	if log, err = d.logger(w); err != nil {
 		return nil, nil, nil, err
 	}
 	tuneRuntime(c.getenv)

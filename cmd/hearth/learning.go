@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/coordinator"
+	"github.com/hearthfl/hearth/actors/credential"
 	"github.com/hearthfl/hearth/actors/liveness"
 	"github.com/hearthfl/hearth/actors/participant"
 	"github.com/hearthfl/hearth/actors/protocol"
@@ -132,37 +134,34 @@ func limits(l *kit.Limits) coordinator.Limits {
 
 // startParticipant runs the site's learning participant and routes the
 // server's job messages to it.
-func startParticipant(n *node.Node, audit *auditor.Log) error {
-	policy, err := loadPolicy(n)
-	if err != nil {
-		return err
-	}
+func startParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate *credential.Gate, gpus int64) (*actor.PID, error) {
 	spill, err := spillDir(n)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	state, err := n.Kit.StateDir()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ledger, err := participant.OpenLedger(filepath.Join(state, ledgerFile))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p, err := participant.New(participant.Config{Self: n.Identity, Trust: n.Trust, Policy: policy,
 		DataDir: n.Kit.DataDir(), Audit: audit, Log: n.Log().With("component", "participant"),
 		Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Ledger: ledger, Outgoing: hostileSite,
-		Signer: n.Signer, SealKey: n.SealKey.PublicKey(), Bridge: n.Bridge.PID(), StateDir: state, OnSwarmTask: hostileSwarm})
+		Signer: n.Signer, SealKey: n.SealKey.PublicKey(), Bridge: n.Bridge.PID(), StateDir: state, OnSwarmTask: hostileSwarm,
+		Gate: gate, GPUs: gpus})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pid, err := n.System.Root.SpawnNamed(p.Props(), "participant")
 	if err != nil {
-		return fmt.Errorf("participant: %w", err)
+		return nil, fmt.Errorf("participant: %w", err)
 	}
 	for _, m := range participant.Messages() {
 		n.Bridge.Route(protocol.Name(m), pid)
 	}
 	n.SetAdmit(p.Admit)
-	return nil
+	return pid, nil
 }

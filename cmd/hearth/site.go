@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/hearthfl/hearth/actors/credential"
+	"github.com/hearthfl/hearth/actors/siteadmin"
 	"github.com/hearthfl/hearth/bus/node"
 )
 
@@ -11,6 +13,8 @@ func runSite(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "site", "-k KIT [flags]")
 	var d daemonFlags
 	d.register(fs, "site")
+	logs := newLineRing(siteadmin.MaxLines) // for admin site logs
+	d.tee = logs
 	k, log, stopProfile, err := d.open(c, fs, args)
 	if err != nil {
 		return err
@@ -32,7 +36,22 @@ func runSite(ctx context.Context, c *cli, args []string) error {
 	defer audit.Close()
 	defer auditRefusals(n, audit)()
 	startLiveness(n)
-	if err := startParticipant(n, audit); err != nil {
+	policy, err := loadPolicy(n)
+	if err != nil {
+		return err
+	}
+	gpus, err := siteGPUs(k)
+	if err != nil {
+		return err
+	}
+	var gate *credential.Gate // the site's own authentication of admins, if it has one
+	pid, err := startParticipant(n, audit, policy, gate, gpus)
+	if err != nil {
+		return err
+	}
+	ctx, shutdown := context.WithCancel(ctx) // admin site shutdown stops the site as a signal would
+	defer shutdown()
+	if err := startSiteAdmin(n, audit, policy, gate, pid, logs, gpus, shutdown); err != nil {
 		return err
 	}
 	n.Log().Info("waiting for the hub", "urls", k.Config.LeafURLs(), "local", n.Leaf.LocalAddr())

@@ -2732,6 +2732,253 @@ func (x *Credential) GetNotAfterUnixNano() int64 {
 	return 0
 }
 
+// SiteCommand is the command as its admin signed it.
+type SiteCommand struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Site             string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Command          string                 `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"` // "site.status", "site.resources", "site.logs", "site.audit", "site.shutdown"
+	Lines            int64                  `protobuf:"varint,3,opt,name=lines,proto3" json:"lines,omitempty"`    // logs and audit: how many of the newest lines (the site bounds it)
+	Nonce            []byte                 `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"`     // 16 random bytes: the site runs a command once
+	NotAfterUnixNano int64                  `protobuf:"varint,5,opt,name=not_after_unix_nano,json=notAfterUnixNano,proto3" json:"not_after_unix_nano,omitempty"`
+	// When the admin signed it: a site refuses a command signed before it
+	// started (it cannot remember the nonces it ran before a restart).
+	IssuedUnixNano int64 `protobuf:"varint,6,opt,name=issued_unix_nano,json=issuedUnixNano,proto3" json:"issued_unix_nano,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SiteCommand) Reset() {
+	*x = SiteCommand{}
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SiteCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SiteCommand) ProtoMessage() {}
+
+func (x *SiteCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SiteCommand.ProtoReflect.Descriptor instead.
+func (*SiteCommand) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *SiteCommand) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *SiteCommand) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *SiteCommand) GetLines() int64 {
+	if x != nil {
+		return x.Lines
+	}
+	return 0
+}
+
+func (x *SiteCommand) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *SiteCommand) GetNotAfterUnixNano() int64 {
+	if x != nil {
+		return x.NotAfterUnixNano
+	}
+	return 0
+}
+
+func (x *SiteCommand) GetIssuedUnixNano() int64 {
+	if x != nil {
+		return x.IssuedUnixNano
+	}
+	return 0
+}
+
+// SignedSiteCommand is a SiteCommand's exact bytes (command), an Ed25519
+// signature over "hearth.site-command.v1\x00" || command by the admin's
+// certificate key, and that certificate, so that the site checks who asks
+// for itself; with the admin's credential for the site, bound to the
+// SHA-256 of command. to names the site, for the server to route by; the
+// site goes by the signed command.
+type SignedSiteCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Command       []byte                 `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	AdminCert     []byte                 `protobuf:"bytes,3,opt,name=admin_cert,json=adminCert,proto3" json:"admin_cert,omitempty"`
+	Credential    *SealedCredential      `protobuf:"bytes,4,opt,name=credential,proto3" json:"credential,omitempty"`
+	To            string                 `protobuf:"bytes,5,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignedSiteCommand) Reset() {
+	*x = SignedSiteCommand{}
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedSiteCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedSiteCommand) ProtoMessage() {}
+
+func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedSiteCommand.ProtoReflect.Descriptor instead.
+func (*SignedSiteCommand) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *SignedSiteCommand) GetCommand() []byte {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *SignedSiteCommand) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *SignedSiteCommand) GetAdminCert() []byte {
+	if x != nil {
+		return x.AdminCert
+	}
+	return nil
+}
+
+func (x *SignedSiteCommand) GetCredential() *SealedCredential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+func (x *SignedSiteCommand) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+// SiteCommandResult is a site's answer to a site command.
+type SiteCommandResult struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Site    string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Command string                 `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	// status and resources: named facts; logs and audit: lines, newest last.
+	Facts         map[string]string `protobuf:"bytes,3,rep,name=facts,proto3" json:"facts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Lines         []string          `protobuf:"bytes,4,rep,name=lines,proto3" json:"lines,omitempty"`
+	Jobs          []string          `protobuf:"bytes,5,rep,name=jobs,proto3" json:"jobs,omitempty"` // status: the jobs the site is in
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SiteCommandResult) Reset() {
+	*x = SiteCommandResult{}
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SiteCommandResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SiteCommandResult) ProtoMessage() {}
+
+func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SiteCommandResult.ProtoReflect.Descriptor instead.
+func (*SiteCommandResult) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *SiteCommandResult) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *SiteCommandResult) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *SiteCommandResult) GetFacts() map[string]string {
+	if x != nil {
+		return x.Facts
+	}
+	return nil
+}
+
+func (x *SiteCommandResult) GetLines() []string {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *SiteCommandResult) GetJobs() []string {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
 var File_hearth_v1_job_proto protoreflect.FileDescriptor
 
 const file_hearth_v1_job_proto_rawDesc = "" +
@@ -2968,7 +3215,33 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"command_id\x18\t \x01(\fR\tcommandId\x12-\n" +
 	"\x13not_after_unix_nano\x18\n" +
-	" \x01(\x03R\x10notAfterUnixNano*\xa1\x01\n" +
+	" \x01(\x03R\x10notAfterUnixNano\"\xc0\x01\n" +
+	"\vSiteCommand\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x18\n" +
+	"\acommand\x18\x02 \x01(\tR\acommand\x12\x14\n" +
+	"\x05lines\x18\x03 \x01(\x03R\x05lines\x12\x14\n" +
+	"\x05nonce\x18\x04 \x01(\fR\x05nonce\x12-\n" +
+	"\x13not_after_unix_nano\x18\x05 \x01(\x03R\x10notAfterUnixNano\x12(\n" +
+	"\x10issued_unix_nano\x18\x06 \x01(\x03R\x0eissuedUnixNano\"\xb7\x01\n" +
+	"\x11SignedSiteCommand\x12\x18\n" +
+	"\acommand\x18\x01 \x01(\fR\acommand\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\x12\x1d\n" +
+	"\n" +
+	"admin_cert\x18\x03 \x01(\fR\tadminCert\x12;\n" +
+	"\n" +
+	"credential\x18\x04 \x01(\v2\x1b.hearth.v1.SealedCredentialR\n" +
+	"credential\x12\x0e\n" +
+	"\x02to\x18\x05 \x01(\tR\x02to\"\xe4\x01\n" +
+	"\x11SiteCommandResult\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x18\n" +
+	"\acommand\x18\x02 \x01(\tR\acommand\x12=\n" +
+	"\x05facts\x18\x03 \x03(\v2'.hearth.v1.SiteCommandResult.FactsEntryR\x05facts\x12\x14\n" +
+	"\x05lines\x18\x04 \x03(\tR\x05lines\x12\x12\n" +
+	"\x04jobs\x18\x05 \x03(\tR\x04jobs\x1a8\n" +
+	"\n" +
+	"FactsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xa1\x01\n" +
 	"\tJobStatus\x12\x1a\n" +
 	"\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14JOB_STATUS_SUBMITTED\x10\x01\x12\x16\n" +
@@ -2990,7 +3263,7 @@ func file_hearth_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_hearth_v1_job_proto_goTypes = []any{
 	(JobStatus)(0),            // 0: hearth.v1.JobStatus
 	(*Tensor)(nil),            // 1: hearth.v1.Tensor
@@ -3030,11 +3303,15 @@ var file_hearth_v1_job_proto_goTypes = []any{
 	(*GetCredentialKey)(nil),  // 35: hearth.v1.GetCredentialKey
 	(*SealedCredential)(nil),  // 36: hearth.v1.SealedCredential
 	(*Credential)(nil),        // 37: hearth.v1.Credential
-	nil,                       // 38: hearth.v1.JobRecord.JoinedEntry
-	nil,                       // 39: hearth.v1.CredentialKeys.MissingEntry
-	(*StreamManifest)(nil),    // 40: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),       // 41: hearth.v1.ModelLayout
-	(*SealedBody)(nil),        // 42: hearth.v1.SealedBody
+	(*SiteCommand)(nil),       // 38: hearth.v1.SiteCommand
+	(*SignedSiteCommand)(nil), // 39: hearth.v1.SignedSiteCommand
+	(*SiteCommandResult)(nil), // 40: hearth.v1.SiteCommandResult
+	nil,                       // 41: hearth.v1.JobRecord.JoinedEntry
+	nil,                       // 42: hearth.v1.CredentialKeys.MissingEntry
+	nil,                       // 43: hearth.v1.SiteCommandResult.FactsEntry
+	(*StreamManifest)(nil),    // 44: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),       // 45: hearth.v1.ModelLayout
+	(*SealedBody)(nil),        // 46: hearth.v1.SealedBody
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
@@ -3057,35 +3334,37 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	7,  // 17: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
 	7,  // 18: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
 	2,  // 19: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
-	40, // 20: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
-	41, // 21: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
+	44, // 20: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
+	45, // 21: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
 	3,  // 22: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
 	36, // 23: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
 	24, // 24: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
 	2,  // 25: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	40, // 26: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	41, // 27: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	44, // 26: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	45, // 27: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
 	2,  // 28: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
 	4,  // 29: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	40, // 30: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	44, // 30: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
 	2,  // 31: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	40, // 32: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	41, // 33: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	44, // 32: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	45, // 33: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
 	4,  // 34: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
 	8,  // 35: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
 	0,  // 36: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
 	7,  // 37: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
 	3,  // 38: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	38, // 39: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	41, // 40: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	41, // 39: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	45, // 40: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
 	24, // 41: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
-	39, // 42: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
-	42, // 43: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
-	44, // [44:44] is the sub-list for method output_type
-	44, // [44:44] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	42, // 42: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
+	46, // 43: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
+	36, // 44: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
+	43, // 45: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
@@ -3101,7 +3380,7 @@ func file_hearth_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_job_proto_rawDesc), len(file_hearth_v1_job_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   39,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

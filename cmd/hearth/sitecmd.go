@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hearthfl/hearth/actors/credential"
+	"github.com/hearthfl/hearth/actors/siteadmin"
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/plugins/authn"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// runSiteCommand runs `admin site VERB SITE [--lines N]`: a command the
+// site decides and answers itself, signed by this admin and carrying its
+// credential for the site, if it is logged in there.
+func runSiteCommand(ctx context.Context, c *cli, k *kit.Kit, a *console, asJSON bool, args []string) error {
+	if len(args) < 2 {
+		return errUsageMsg("site takes a command and a site: site status|resources|logs|audit|shutdown SITE [--lines N]")
+	}
+	cmd, site := authn.Command("site."+args[0]), args[1]
+	if siteadmin.Right(cmd) == "" {
+		return errUsageMsg(fmt.Sprintf("unknown site command %q (want status, resources, logs, audit or shutdown)", args[0]))
+	}
+	lines := int64(0)
+	if rest := args[2:]; len(rest) > 0 {
+		if len(rest) != 2 || rest[0] != "--lines" {
+			return errUsageMsg("after the site, only --lines N")
+		}
+		n, err := strconv.ParseInt(rest[1], 10, 64)
+		if err != nil || n < 1 || n > siteadmin.MaxLines {
+			return errUsageMsg(fmt.Sprintf("--lines: want 1 to %d", siteadmin.MaxLines))
+		}
+		lines = n
+	}
+	now := time.Now()
+	signed, err := siteadmin.Sign(site, cmd, lines, k.Cert, k.Key, now, siteadmin.MaxLifetime)
+	if err != nil {
+		return err
+	}
+	ls, err := loadLogins(k)
+	if err != nil {
+		return err
+	}
+	if l, ok := ls[site]; ok {
+		if now.After(l.Expires) {
+			return fmt.Errorf("the login for %s expired at %s: log in again", site, l.Expires.UTC().Format(time.RFC3339))
+		}
+		keys, missing, err := a.CredentialKeys(ctx, a.Trust, []string{site}, now)
+		if err != nil {
+			return fmt.Errorf("credential keys: %w", err)
+		}
+		if key := keys[site]; key != nil {
+			if signed.Credential, err = credential.Seal(key, authn.Credential{Kind: l.Kind, User: l.User, Secret: l.Secret},
+				credential.Binding{Site: site, Command: cmd, Requester: k.Config.Name, JobHash: siteadmin.Hash(signed)}, now, credential.MaxLifetime); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(c.stderr, "warning: no credential for %s: %s\n", termText(site), termText(missing[site]))
+		}
+	}
+	var res hearthv1.SiteCommandResult
+	if err := a.Call(ctx, signed, &res); err != nil {
+		return err
+	}
+	return printResult(c.stdout, asJSON, &res, func(w io.Writer) { printSiteResult(w, &res) })
+}
+
+func printSiteResult(w io.Writer, r *hearthv1.SiteCommandResult) {
+	for _, k := range slices.Sorted(maps.Keys(r.Facts)) {
+		fmt.Fprintf(w, "%s: %s\n", termText(k), termText(r.Facts[k]))
+	}
+	if len(r.Jobs) > 0 {
+		fmt.Fprintln(w, "jobs:")
+		for _, j := range r.Jobs {
+			fmt.Fprintln(w, " ", termText(j))
+		}
+	}
+	for _, l := range r.Lines {
+		fmt.Fprintln(w, termText(l))
+	}
+	if authn.Command(r.Command) == authn.CommandSiteShutdown {
+		fmt.Fprintln(w, termText(r.Site), "is shutting down")
+	}
+}
