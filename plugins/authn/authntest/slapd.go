@@ -12,6 +12,8 @@
 //	  ou=groups,dc=example,dc=org     groups: groupOfNames, cn=NAME (GroupDN),
 //	                                  member = the members' PeopleDN
 //
+// The schemas are core, cosine, inetorgperson and nis, so that a test
+// can add other kinds of entries (posixGroup, say) as the root DN.
 // Passwords are readable by no one (a user may bind with theirs, as in a
 // real directory); everything else is readable by anyone bound or not.
 // With Directory.TLS, slapd gets a server certificate from a fresh test
@@ -322,13 +324,14 @@ func writeCertificate(t testing.TB, s *Slapd, dir string) string {
 	return fmt.Sprintf("TLSCertificateFile %s\nTLSCertificateKeyFile %s\n", certFile, keyFile)
 }
 
-// slapdConf is a minimal slapd.conf: the schemas people and groups need,
+// slapdConf is a minimal slapd.conf: the schemas people and groups need
+// (and nis, for tests that add RFC 2307 posixGroups as the root DN),
 // the mdb database under dir/db, and access rules under which a password
 // serves only to bind.
 func slapdConf(dir, rootPassword, tlsConf string) string {
 	schema := findSchemaDir()
 	var b strings.Builder
-	for _, f := range []string{"core", "cosine", "inetorgperson"} {
+	for _, f := range []string{"core", "cosine", "inetorgperson", "nis"} {
 		fmt.Fprintf(&b, "include %s\n", filepath.Join(schema, f+".schema"))
 	}
 	fmt.Fprintf(&b, "pidfile %s\nargsfile %s\n", filepath.Join(dir, "slapd.pid"), filepath.Join(dir, "slapd.args"))
