@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -132,15 +133,23 @@ var allowedAlgorithms = map[string]bool{
 var claimName = regexp.MustCompile(`^[A-Za-z0-9_:./-]{1,64}$`)
 
 // ParseConfig reads an authenticator's JSON section strictly (unknown
-// fields, trailing data and oversized input refused), fills in the
-// defaults, reads CAFile if named, and validates the result.
+// fields, trailing data and oversized input refused) over the defaults,
+// reads CAFile if named, and validates the result.
 func ParseConfig(data []byte) (*Config, error) {
 	if len(data) > maxConfigBytes {
 		return nil, fmt.Errorf("oidc config: %d bytes, more than %d", len(data), maxConfigBytes)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	var c Config
+	// The defaults first: what the JSON names replaces them, so that an
+	// explicit "skew": "0s" is zero, not the default.
+	c := Config{
+		SubjectClaim: DefaultSubjectClaim,
+		GroupsClaim:  DefaultGroupsClaim,
+		Skew:         Duration(DefaultSkew),
+		Algorithms:   slices.Clone(DefaultAlgorithms),
+		Timeout:      Duration(DefaultTimeout),
+	}
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("oidc config: %w", err)
 	}
@@ -157,34 +166,13 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 		c.CAPEM = string(pemBytes)
 	}
-	c.setDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
 }
 
-// setDefaults fills in what Config leaves empty.
-func (c *Config) setDefaults() {
-	if c.SubjectClaim == "" {
-		c.SubjectClaim = DefaultSubjectClaim
-	}
-	if c.GroupsClaim == "" {
-		c.GroupsClaim = DefaultGroupsClaim
-	}
-	if c.Skew == 0 {
-		c.Skew = Duration(DefaultSkew)
-	}
-	if len(c.Algorithms) == 0 {
-		c.Algorithms = append([]string(nil), DefaultAlgorithms...)
-	}
-	if c.Timeout == 0 {
-		c.Timeout = Duration(DefaultTimeout)
-	}
-}
-
-// Validate checks every field against its bounds and parses the CA. It
-// expects the defaults filled in (ParseConfig does both).
+// Validate checks every field against its bounds and parses the CA.
 func (c *Config) Validate() error {
 	if err := validIssuer(c.Issuer); err != nil {
 		return fmt.Errorf("oidc config: issuer: %w", err)
@@ -213,6 +201,9 @@ func (c *Config) Validate() error {
 	}
 	if t := time.Duration(c.Timeout); t < MinTimeout || t > MaxTimeout {
 		return fmt.Errorf("oidc config: timeout %v: between %v and %v", t, MinTimeout, MaxTimeout)
+	}
+	if len(c.Algorithms) == 0 {
+		return errors.New("oidc config: algorithms: none listed")
 	}
 	for _, a := range c.Algorithms {
 		if !allowedAlgorithms[a] {

@@ -157,7 +157,7 @@ func checkDecision(t *testing.T, dec authn.Decision, r authn.Request, wantRole, 
 			t.Fatalf("denied with %q, want a reason containing %q", dec.Reason, wantReason)
 		}
 	}
-	if r.Credential != nil && strings.Contains(fmt.Sprint(dec), r.Credential.Secret) {
+	if r.Credential != nil && r.Credential.Secret != "" && strings.Contains(fmt.Sprint(dec), r.Credential.Secret) {
 		t.Fatalf("the decision carries the credential: %+v", dec)
 	}
 }

@@ -43,8 +43,6 @@ func newHTTPClient(roots *x509.CertPool, timeout time.Duration, strictStatus boo
 		Proxy:                  nil,
 		DialContext:            (&net.Dialer{Timeout: timeout}).DialContext,
 		TLSClientConfig:        &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:    timeout,
-		ResponseHeaderTimeout:  timeout,
 		MaxResponseHeaderBytes: 64 << 10,
 		IdleConnTimeout:        90 * time.Second,
 		MaxIdleConnsPerHost:    2,

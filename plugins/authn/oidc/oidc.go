@@ -191,6 +191,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, r authn.Request) (auth
 	if _, err := jose.ParseSignedCompact(raw, algs); err != nil {
 		return deny("the token is not a JWS signed with %s: %s", strings.Join(cfg.Algorithms, " or "), clipErr(err))
 	}
+	// The signature alone first, to tell a provider that cannot be asked
+	// (an error) from a token that does not verify (a denial): go-oidc's
+	// Verify flattens the key set's error into text. Verify then checks
+	// it again from the cached keys, with iss.
 	if _, err := prov.keys.VerifySignature(ctx, raw); err != nil {
 		if isProviderFailure(err) {
 			return authn.Decision{}, fmt.Errorf("oidc: fetching the provider's keys: %w", err)
