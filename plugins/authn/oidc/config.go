@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"slices"
 	"strconv"
 	"time"
 
@@ -115,9 +114,9 @@ const (
 	maxNameBytes   = 256 // a group, a role, an audience
 )
 
-// DefaultAlgorithms are the signature algorithms accepted when Config
-// names none.
-var DefaultAlgorithms = []string{oidc.RS256, oidc.ES256}
+// DefaultAlgorithms returns the signature algorithms accepted when
+// Config names none: RS256 and ES256.
+func DefaultAlgorithms() []string { return []string{oidc.RS256, oidc.ES256} }
 
 // allowedAlgorithms are the asymmetric algorithms go-oidc verifies.
 // "none" and HS256/384/512 (a shared secret any client holds) are absent
@@ -147,7 +146,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		SubjectClaim: DefaultSubjectClaim,
 		GroupsClaim:  DefaultGroupsClaim,
 		Skew:         Duration(DefaultSkew),
-		Algorithms:   slices.Clone(DefaultAlgorithms),
+		Algorithms:   DefaultAlgorithms(),
 		Timeout:      Duration(DefaultTimeout),
 	}
 	if err := dec.Decode(&c); err != nil {

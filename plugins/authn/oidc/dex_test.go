@@ -26,8 +26,9 @@ import (
 )
 
 // people is the directory behind Dex: alice leads, bob is a member,
-// carol is in no group a site maps.
+// carol is in no group a site maps. Dex reaches it over ldaps.
 var people = authntest.Directory{
+	TLS: true,
 	People: []authntest.Person{
 		{UID: "alice", Password: "alice-pw", Email: "alice@hospital-a.example"},
 		{UID: "bob", Password: "bob-pw", Email: "bob@hospital-a.example"},

@@ -66,8 +66,6 @@ type Authenticator struct {
 	cfg  *Config
 	// prov is the discovered provider; nil until discovery succeeds.
 	prov *provider
-	// now is the clock (time.Now; tests move it).
-	now func() time.Time
 }
 
 // provider is what discovery yields: the key set and a verifier over it.
@@ -78,7 +76,7 @@ type provider struct {
 
 // New returns an authenticator to Configure.
 func New() *Authenticator {
-	return &Authenticator{lock: make(chan struct{}, 1), now: time.Now}
+	return &Authenticator{lock: make(chan struct{}, 1)}
 }
 
 // Configure parses config (see Config and ParseConfig). It contacts no
@@ -213,7 +211,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r authn.Request) (auth
 	if err := tok.Claims(&claims); err != nil {
 		return deny("the token's claims do not parse: %s", clipErr(err))
 	}
-	if reason := checkTimes(claims, a.now(), time.Duration(cfg.Skew)); reason != "" {
+	if reason := checkTimes(claims, time.Now(), time.Duration(cfg.Skew)); reason != "" {
 		return deny("%s", reason)
 	}
 
