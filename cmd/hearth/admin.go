@@ -39,9 +39,12 @@ commands:
   site status|resources|logs|audit|shutdown SITE [--lines N]
                        a command SITE decides and answers itself (status: view; resources
                        and shutdown: operate; logs and audit: shell_commands, read-only)
-  login SITE --ldap [--user NAME]
-                       keep a directory password for SITE (read from standard input, never
-                       from the command line); commands then carry it to SITE sealed
+  login SITE --ldap | --oidc ISSUER --client-id ID [--ca FILE] [--user NAME]
+                       log into SITE's own identity system: keep a directory password (LDAP),
+                       or get tokens for SITE with the password grant (OIDC; refreshed when
+                       about to expire); the password is read from standard input, never
+                       from the command line; commands then carry the credential to SITE,
+                       sealed to it and bound to the command
   logout SITE          forget the login for SITE
   logins               the sites logged into, and until when`
 

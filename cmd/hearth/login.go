@@ -20,6 +20,7 @@ import (
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/plugins/authn"
+	"github.com/hearthfl/hearth/plugins/authn/oidc"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 	"golang.org/x/term"
 )
@@ -139,8 +140,8 @@ func sealCredentials(ctx context.Context, warn io.Writer, k *kit.Kit, client *co
 	}
 	now := time.Now()
 	for _, site := range slices.Sorted(maps.Keys(ls)) {
-		if l := ls[site]; now.After(l.Expires) {
-			return nil, fmt.Errorf("the login for %s expired at %s: log in again (hearth admin login %s ...)", site, l.Expires.UTC().Format(time.RFC3339), site)
+		if ls[site], err = fresh(ctx, k, ls, site, now); err != nil {
+			return nil, err
 		}
 	}
 	keys, missing, err := client.CredentialKeys(ctx, trust, slices.Sorted(maps.Keys(ls)), now)
@@ -172,32 +173,100 @@ func runLogin(ctx context.Context, c *cli, k *kit.Kit, args []string) error {
 		return errUsageMsg("login takes a site name first: login SITE --ldap [--user NAME]")
 	}
 	site := args[0]
-	fs := newFlags(c, "admin login", "SITE --ldap [--user NAME]")
+	fs := newFlags(c, "admin login", "SITE --ldap | --oidc ISSUER --client-id ID [--ca FILE] [--user NAME]")
 	ldap := fs.Bool("ldap", false, "SITE checks a directory password (LDAP)")
-	user := fs.String("user", k.Config.Name, "the directory user (default: this admin's certificate name)")
+	issuer := fs.String("oidc", "", "SITE checks tokens of this OpenID provider: log in there with the password grant")
+	clientID := fs.String("client-id", "", "with --oidc: the console's client at the provider (SITE must trust it)")
+	caFile := fs.String("ca", "", "with --oidc: the provider's TLS root, a PEM file (default: the system's)")
+	user := fs.String("user", k.Config.Name, "the user at the site's identity system (default: this admin's certificate name)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if !slices.ContainsFunc(k.Participants, func(p pki.Identity) bool { return p.Kind == pki.KindSite && p.Name == site }) {
 		return fmt.Errorf("%q is not a site of this project", site)
 	}
-	if !*ldap {
-		return errUsageMsg("say how SITE authenticates: --ldap")
+	if *ldap == (*issuer != "") {
+		return errUsageMsg("say how SITE authenticates: --ldap, or --oidc ISSUER")
 	}
-	password, err := promptSecret(c, fmt.Sprintf("directory password of %s at %s: ", *user, site))
+	if *issuer != "" && *clientID == "" {
+		return errUsageMsg("--oidc needs --client-id")
+	}
+	password, err := promptSecret(c, fmt.Sprintf("password of %s for %s: ", *user, site))
 	if err != nil {
 		return err
+	}
+	l := login{Kind: authn.CredentialPassword, User: *user, Secret: password, Expires: time.Now().Add(passwordLogin)}
+	if *issuer != "" {
+		if *caFile != "" {
+			if *caFile, err = filepath.Abs(*caFile); err != nil {
+				return err
+			}
+		}
+		l = login{Kind: authn.CredentialToken, Issuer: *issuer, ClientID: *clientID, CAFile: *caFile}
+		cfg, err := l.tokenConfig(site)
+		if err != nil {
+			return err
+		}
+		tok, err := oidc.PasswordGrant(ctx, cfg, *user, password)
+		if err != nil {
+			return fmt.Errorf("log into %s: %w", site, err)
+		}
+		l.Secret, l.RefreshToken, l.Expires = tok.IDToken, tok.RefreshToken, tok.Expiry
 	}
 	ls, err := loadLogins(k)
 	if err != nil {
 		return err
 	}
-	ls[site] = login{Kind: authn.CredentialPassword, User: *user, Secret: password, Expires: time.Now().Add(passwordLogin)}
+	ls[site] = l
 	if err := saveLogins(k, ls); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "logged into %s as %s until %s\n", site, termText(*user), ls[site].Expires.Format(time.RFC3339))
+	fmt.Fprintf(c.stdout, "logged into %s as %s until %s\n", site, termText(*user), l.Expires.Format(time.RFC3339))
 	return nil
+}
+
+// tokenConfig is how the console asks the login's provider for a token
+// meant for site.
+func (l login) tokenConfig(site string) (oidc.TokenConfig, error) {
+	cfg := oidc.TokenConfig{Issuer: l.Issuer, ClientID: l.ClientID, Audience: site}
+	if l.CAFile != "" {
+		pem, err := os.ReadFile(l.CAFile)
+		if err != nil {
+			return cfg, fmt.Errorf("the provider's CA: %w", err)
+		}
+		cfg.CA = pem
+	}
+	return cfg, nil
+}
+
+// refreshMargin is how long a token must still be valid for a command to
+// carry it: the time to reach the site, with room to spare.
+const refreshMargin = time.Minute
+
+// fresh is the site's login ready to use: a token about to expire is
+// refreshed (and the refreshed one kept); an expired login that cannot be
+// refreshed is an error that says to log in again.
+func fresh(ctx context.Context, k *kit.Kit, ls map[string]login, site string, now time.Time) (login, error) {
+	l := ls[site]
+	if l.Kind == authn.CredentialToken && now.Add(refreshMargin).After(l.Expires) && l.RefreshToken != "" {
+		cfg, err := l.tokenConfig(site)
+		if err != nil {
+			return l, err
+		}
+		tok, err := oidc.Refresh(ctx, cfg, &oidc.Token{IDToken: l.Secret, RefreshToken: l.RefreshToken, Expiry: l.Expires})
+		if err != nil {
+			return l, fmt.Errorf("the token for %s expires at %s and could not be refreshed (%w): log in again", site, l.Expires.UTC().Format(time.RFC3339), err)
+		}
+		l.Secret, l.RefreshToken, l.Expires = tok.IDToken, tok.RefreshToken, tok.Expiry
+		ls[site] = l
+		if err := saveLogins(k, ls); err != nil {
+			return l, err
+		}
+	}
+	if now.Add(refreshMargin).After(l.Expires) {
+		return l, fmt.Errorf("the login for %s expires at %s: log in again (hearth admin login %s ...)", site, l.Expires.UTC().Format(time.RFC3339), site)
+	}
+	return l, nil
 }
 
 // promptSecret reads a secret from the console's standard input: on a

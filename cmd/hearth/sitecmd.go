@@ -47,9 +47,10 @@ func runSiteCommand(ctx context.Context, c *cli, k *kit.Kit, a *console, asJSON 
 	if err != nil {
 		return err
 	}
-	if l, ok := ls[site]; ok {
-		if now.After(l.Expires) {
-			return fmt.Errorf("the login for %s expired at %s: log in again", site, l.Expires.UTC().Format(time.RFC3339))
+	if _, ok := ls[site]; ok {
+		l, err := fresh(ctx, k, ls, site, now)
+		if err != nil {
+			return err
 		}
 		keys, missing, err := a.CredentialKeys(ctx, a.Trust, []string{site}, now)
 		if err != nil {
