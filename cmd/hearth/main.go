@@ -16,6 +16,7 @@ import (
 
 // cli is what a subcommand may touch of the outside world besides files.
 type cli struct {
+	stdin          io.Reader // nil reads as empty
 	stdout, stderr io.Writer
 	getenv         func(string) string
 }
@@ -33,6 +34,7 @@ func commands() []command {
 		{"site", "run a site: a NATS leaf node dialing the hub, and the site's actors", runSite},
 		{"admin", "the admin console: submit, list, status, abort, download jobs", runAdmin},
 		{"audit", "verify audit logs and their peers' anchors; trace one action across logs", runAudit},
+		{"policy", "check an authorization.json: parse it and decide requests as a site would", runPolicy},
 		{"bench", "measure model exchange: plain NATS next to full FedAvg rounds of large models", runBench},
 		{"poc", "run everything on this machine: provision, hub, sites, and a job", runPOC},
 	}
@@ -40,7 +42,7 @@ func commands() []command {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	err := run(ctx, &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
 	stop()
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
