@@ -42,7 +42,10 @@ func runSubcommand(c *cli, command string, args []string, usage func(*cli), subs
 	if sub == "-h" || sub == "--help" || sub == "help" {
 		return flag.ErrHelp
 	}
-	list := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	list := names[len(names)-1]
+	if len(names) > 1 {
+		list = strings.Join(names[:len(names)-1], ", ") + " or " + list
+	}
 	return fmt.Errorf("%w: %s needs a subcommand: %s", errUsage, command, list)
 }
 

@@ -34,6 +34,7 @@ func commands() []command {
 		{"site", "run a site: a NATS leaf node dialing the hub, and the site's actors", runSite},
 		{"admin", "the admin console: submit, list, status, abort, download jobs", runAdmin},
 		{"audit", "verify audit logs and their peers' anchors; trace one action across logs", runAudit},
+		{"policy", "check an authorization.json: parse it and decide requests as a site would", runPolicy},
 		{"bench", "measure model exchange: plain NATS next to full FedAvg rounds of large models", runBench},
 		{"poc", "run everything on this machine: provision, hub, sites, and a job", runPOC},
 	}

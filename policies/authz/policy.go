@@ -7,139 +7,34 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/hearthfl/hearth/bus/pki"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // FormatVersion is the only authorization.json format_version Parse accepts.
 const FormatVersion = "1.0"
 
-// Right is something an admin may be allowed to do at a site, named as in
-// FLARE's authorization.json.
-type Right string
-
-// The rights a policy can grant.
-const (
-	// RightSubmitJob is submitting a new job.
-	RightSubmitJob Right = "submit_job"
-	// RightCloneJob is cloning an existing job.
-	RightCloneJob Right = "clone_job"
-	// RightManageJob is aborting or deleting an existing job.
-	RightManageJob Right = "manage_job"
-	// RightDownloadJob is downloading an existing job and its results.
-	RightDownloadJob Right = "download_job"
-	// RightView is viewing status, jobs and other read-only information.
-	RightView Right = "view"
-	// RightOperate is operating the site: starting, stopping, restarting.
-	RightOperate Right = "operate"
-	// RightShellCommands is running shell commands at the site.
-	RightShellCommands Right = "shell_commands"
-	// RightBYOC is running a job that brings its own (custom) code.
-	RightBYOC Right = "byoc"
-)
-
-const numRights = 8 // the rights above; rightIndex numbers them
-
-// Valid reports whether r is one of the eight known rights.
-func (r Right) Valid() bool {
-	_, ok := rightIndex(r)
-	return ok
+// role is one role's part of a policy.
+type role struct {
+	// all is the role's one control for every right, when the policy gives
+	// the role a condition or a list of them rather than an object.
+	all *control
+	// rights are the controls the role's object lists, by folded right:
+	// categories and commands as written, not expanded.
+	rights map[Right]*control
+	// overrides are, by category, the commands of it that rights lists
+	// on their own, sorted.
+	overrides map[Right][]Right
 }
 
-func rightIndex(r Right) (int, bool) {
-	switch r {
-	case RightSubmitJob:
-		return 0, true
-	case RightCloneJob:
-		return 1, true
-	case RightManageJob:
-		return 2, true
-	case RightDownloadJob:
-		return 3, true
-	case RightView:
-		return 4, true
-	case RightOperate:
-		return 5, true
-	case RightShellCommands:
-		return 6, true
-	case RightBYOC:
-		return 7, true
-	}
-	return 0, false
-}
-
-const numRoles = 4 // pki's admin roles; roleIndex numbers them
-
-func roleIndex(r pki.Role) (int, bool) {
-	switch r {
-	case pki.RoleProjectAdmin:
-		return 0, true
-	case pki.RoleOrgAdmin:
-		return 1, true
-	case pki.RoleLead:
-		return 2, true
-	case pki.RoleMember:
-		return 3, true
-	}
-	return 0, false
-}
-
-// condition is a parsed condition; the zero value means "not granted".
-type condition uint8
-
-const (
-	condUnset condition = iota // right not listed for the role
-	condAny
-	condNone
-	condOrgSite
-	condOrgSubmitter
-	condNameSubmitter
-)
-
-// String is the condition as written in authorization.json.
-func (c condition) String() string {
-	switch c {
-	case condAny:
-		return "any"
-	case condNone:
-		return "none"
-	case condOrgSite:
-		return "o:site"
-	case condOrgSubmitter:
-		return "o:submitter"
-	case condNameSubmitter:
-		return "n:submitter"
-	}
-	return "unset"
-}
-
-func parseCondition(s string) (condition, bool) {
-	switch s {
-	case "any":
-		return condAny, true
-	case "none":
-		return condNone, true
-	case "o:site":
-		return condOrgSite, true
-	case "o:submitter":
-		return condOrgSubmitter, true
-	case "n:submitter":
-		return condNameSubmitter, true
-	}
-	return condUnset, false
-}
-
-// rolePerms is one role's conditions, indexed by rightIndex.
-type rolePerms struct {
-	listed bool // the role appears in the policy
-	rights [numRights]condition
-}
-
-// Policy is a parsed authorization.json: for each role, the condition under
-// which it holds each right at this site. A Policy is immutable once parsed
-// and safe for concurrent use. The zero Policy grants nothing.
+// Policy is a parsed authorization.json: for each role, by its folded
+// name, the control under which it holds each right at this site. A
+// Policy is immutable once parsed and safe for concurrent use. The zero
+// Policy grants nothing.
 type Policy struct {
-	roles [numRoles]rolePerms
+	roles map[string]*role
 }
 
 // ParseError is a policy Parse refused. Path names the offending JSON value
@@ -190,6 +85,9 @@ func ParseFile(path string) (*Policy, error) {
 // the format (see the package documentation) is a *ParseError, and no
 // partial Policy is ever returned.
 func Parse(data []byte) (*Policy, error) {
+	if !utf8.Valid(data) {
+		return nil, &ParseError{Msg: "the policy is not valid UTF-8 text"}
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	ps := &parser{dec: dec}
@@ -232,21 +130,32 @@ func (ps *parser) fail(path, format string, args ...any) error {
 }
 
 // token reads the next token, turning syntax errors and a premature end
-// into ParseErrors.
+// into ParseErrors. A string holding U+FFFD is refused: the decoder puts
+// it in place of a lone surrogate escape, which would then compare equal
+// to other text.
 func (ps *parser) token(path string) (json.Token, error) {
 	tok, err := ps.dec.Token()
 	if err == io.EOF {
 		return nil, &ParseError{Path: path, Msg: "unexpected end of input", Err: io.ErrUnexpectedEOF}
 	}
 	if err != nil {
-		return nil, &ParseError{Path: path, Msg: "invalid JSON: " + err.Error(), Err: err}
+		msg := "invalid JSON: " + err.Error()
+		var se *json.SyntaxError
+		if errors.As(err, &se) && (strings.Contains(se.Error(), "'#'") || strings.Contains(se.Error(), "'/'")) {
+			msg += " (authorization.json is plain JSON, without comments, as FLARE reads it)"
+		}
+		return nil, &ParseError{Path: path, Msg: msg, Err: err}
+	}
+	if s, ok := tok.(string); ok && strings.ContainsRune(s, utf8.RuneError) {
+		return nil, ps.fail(path, "%+q holds U+FFFD or a lone surrogate escape: not a name", s)
 	}
 	return tok, nil
 }
 
 // object reads a JSON object at path, calling value for each key; value
-// must consume the key's value. Duplicate keys are refused. what describes
-// the object for the error when the value is not an object.
+// must consume the key's value. Duplicate keys are refused; same names
+// for keys that fold alike (role and right names). what describes the
+// object for the error when the value is not an object.
 func (ps *parser) object(path, what string, value func(key string) error) error {
 	tok, err := ps.token(path)
 	if err != nil {
@@ -255,6 +164,12 @@ func (ps *parser) object(path, what string, value func(key string) error) error 
 	if tok != json.Delim('{') {
 		return ps.fail(path, "want %s as a JSON object, got %s", what, kindOf(tok))
 	}
+	return ps.members(path, value)
+}
+
+// members reads an object's members up to its closing '}', its '{'
+// already consumed.
+func (ps *parser) members(path string, value func(key string) error) error {
 	seen := map[string]bool{}
 	for ps.dec.More() {
 		tok, err := ps.token(path)
@@ -273,7 +188,7 @@ func (ps *parser) object(path, what string, value func(key string) error) error 
 			return err
 		}
 	}
-	_, err = ps.token(path) // the closing '}'
+	_, err := ps.token(path) // the closing '}'
 	return err
 }
 
@@ -293,96 +208,147 @@ func (ps *parser) version() error {
 	return nil
 }
 
+// permissions reads the roles. Any role name is accepted, as FLARE accepts
+// custom roles; names are folded, so two keys that fold alike are the
+// same role twice.
 func (ps *parser) permissions(p *Policy) error {
 	const path = "permissions"
-	n := 0
+	p.roles = map[string]*role{}
+	written := map[string]string{} // folded name -> key as written
 	err := ps.object(path, "permissions", func(key string) error {
-		i, ok := roleIndex(pki.Role(key))
-		if !ok {
-			return ps.fail(path, "unknown role %q (want project_admin, org_admin, lead or member)", key)
+		name := fold(key)
+		if name == "" {
+			return ps.fail(path, "role %q has no name", key)
 		}
-		n++
-		p.roles[i].listed = true
-		return ps.role(path+"."+key, &p.roles[i])
+		if first, dup := written[name]; dup {
+			return ps.fail(path, "duplicate role %q (%q and %q are one role: names are not case-sensitive)", name, first, key)
+		}
+		written[name] = key
+		r, err := ps.role(path + "." + key)
+		if err != nil {
+			return err
+		}
+		p.roles[name] = r
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if n == 0 {
+	if len(p.roles) == 0 {
 		return ps.fail(path, "no roles (list each role, with \"none\" for a role that holds nothing)")
 	}
 	return nil
 }
 
-// role reads one role's value: a single condition for every right, or an
-// object of right -> condition.
-func (ps *parser) role(path string, rp *rolePerms) error {
+// role reads one role's value: a condition or a list of conditions for
+// every right, or an object of right -> control.
+func (ps *parser) role(path string) (*role, error) {
 	tok, err := ps.token(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if tok == json.Delim('{') {
-		return ps.rights(path, rp)
+		return ps.rights(path)
 	}
-	c, err := ps.condition(path, tok, "a condition for every right, or an object of rights")
+	c, err := ps.control(path, tok, "a condition or a list of conditions for every right, or an object of rights")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for i := range rp.rights {
-		rp.rights[i] = c
-	}
-	return nil
+	return &role{all: c}, nil
 }
 
 // rights reads the rest of a role's object, its '{' already consumed.
-func (ps *parser) rights(path string, rp *rolePerms) error {
-	seen := map[string]bool{}
-	for ps.dec.More() {
-		tok, err := ps.token(path)
-		if err != nil {
-			return err
+func (ps *parser) rights(path string) (*role, error) {
+	r := &role{rights: map[Right]*control{}}
+	written := map[Right]string{}
+	err := ps.members(path, func(key string) error {
+		right := Right(fold(key))
+		if first, dup := written[right]; dup {
+			return ps.fail(path, "duplicate right %q (%q and %q are one right: names are not case-sensitive)", right, first, key)
 		}
-		key, _ := tok.(string) // the decoder only yields strings as keys
-		if seen[key] {
-			return ps.fail(path, "duplicate right %q", key)
-		}
-		seen[key] = true
-		i, ok := rightIndex(Right(key))
-		if !ok {
-			return ps.fail(path, "unknown right %q (want submit_job, clone_job, manage_job, download_job, view, operate, shell_commands or byoc)", key)
+		written[right] = key
+		if !right.Valid() {
+			return ps.fail(path, "unknown right %q (want one of FLARE's rights: a command category, "+
+				"manage_job, view, operate, shell_commands or download_job, one of their commands, "+
+				"or submit_job, clone_job or byoc; see the package documentation)", key)
 		}
 		rpath := path + "." + key
-		tok, err = ps.token(rpath)
+		tok, err := ps.token(rpath)
 		if err != nil {
 			return err
 		}
-		c, err := ps.condition(rpath, tok, "a condition")
+		c, err := ps.control(rpath, tok, "a condition or a list of conditions")
 		if err != nil {
 			return err
 		}
-		rp.rights[i] = c
+		r.rights[right] = c
+		if cat := right.Category(); cat != "" && cat != right {
+			if r.overrides == nil {
+				r.overrides = map[Right][]Right{}
+			}
+			r.overrides[cat] = append(r.overrides[cat], right)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	_, err := ps.token(path) // the closing '}'
-	return err
+	for _, cmds := range r.overrides {
+		slices.Sort(cmds)
+	}
+	return r, nil
 }
 
-// condition turns a token into a condition; want describes what was
-// expected, for the error when the token is of the wrong type.
+// control turns a token, and for a list the tokens up to its ']', into a
+// control; want describes what was expected, for the error when the token
+// is of the wrong type. A list holds at least one condition.
+func (ps *parser) control(path string, tok json.Token, want string) (*control, error) {
+	c := &control{}
+	if tok != json.Delim('[') {
+		cond, err := ps.condition(path, tok, want)
+		if err != nil {
+			return nil, err
+		}
+		c.add(cond)
+		return c, nil
+	}
+	for i := 0; ps.dec.More(); i++ {
+		ipath := path + "[" + strconv.Itoa(i) + "]"
+		tok, err := ps.token(ipath)
+		if err != nil {
+			return nil, err
+		}
+		cond, err := ps.condition(ipath, tok, "a condition")
+		if err != nil {
+			return nil, err
+		}
+		c.add(cond)
+	}
+	if _, err := ps.token(path); err != nil { // the closing ']'
+		return nil, err
+	}
+	if len(c.conds) == 0 {
+		return nil, ps.fail(path, "empty list of conditions (FLARE refuses it too; write \"none\" for no one)")
+	}
+	return c, nil
+}
+
+// condition turns a token into one condition.
 func (ps *parser) condition(path string, tok json.Token, want string) (condition, error) {
 	switch v := tok.(type) {
 	case bool:
 		if v {
-			return condAny, nil
+			return condition{kind: condAny}, nil
 		}
-		return condNone, nil
+		return condition{kind: condNone}, nil
 	case string:
-		c, ok := parseCondition(v)
-		if !ok {
-			return condUnset, ps.fail(path, "unknown condition %q (want any, none, o:site, o:submitter, n:submitter, true or false)", v)
+		c, msg := parseCondition(v)
+		if msg != "" {
+			return condition{}, ps.fail(path, "%s", msg)
 		}
 		return c, nil
 	}
-	return condUnset, ps.fail(path, "want %s, got %s", want, kindOf(tok))
+	return condition{}, ps.fail(path, "want %s, got %s", want, kindOf(tok))
 }
 
 // kindOf names a token's JSON type for error messages.
