@@ -268,7 +268,7 @@ func (c *Coordinator) list(ctx actor.Context) proto.Message {
 	if f != nil {
 		return f
 	}
-	if f := c.authorize("view", who, nil, ""); f != nil {
+	if f := c.authorize("list_jobs", who, nil, ""); f != nil {
 		return f
 	}
 	recs, err := c.cfg.Store.List(context.Background())
@@ -316,7 +316,7 @@ func (c *Coordinator) get(ctx actor.Context, id string) proto.Message {
 	if f != nil {
 		return f
 	}
-	if f := c.authorize("view", who, nil, ""); f != nil {
+	if f := c.authorize("get_job_meta", who, nil, ""); f != nil {
 		return f
 	}
 	rec, f := c.job(id)
@@ -338,7 +338,7 @@ func (c *Coordinator) abort(ctx actor.Context, id string) {
 		return
 	}
 	sub := submitterOf(rec)
-	if f := c.authorize("manage_job", who, &sub, id); f != nil {
+	if f := c.authorize("abort_job", who, &sub, id); f != nil {
 		ctx.Respond(f)
 		return
 	}

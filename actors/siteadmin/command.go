@@ -7,10 +7,11 @@
 // authorization policy, and only then does what is asked. There is no
 // remote shell: logs and audit are read-only and bounded.
 //
-// The rights follow FLARE's command categories: status is view (FLARE's
-// check_status), resources and shutdown are operate (report_resources,
-// shutdown), logs and audit are shell_commands (FLARE reads a site's files
-// with its tail and cat shell commands).
+// Each command is decided as the FLARE command it stands for, so a FLARE
+// policy's command entries and categories both apply: status is
+// check_status (category view), resources report_resources and shutdown
+// shutdown (operate), logs and audit tail (shell_commands: FLARE reads a
+// site's files with its shell commands).
 package siteadmin
 
 import (
@@ -46,14 +47,14 @@ const (
 	nonceSize      = 16
 )
 
-// Rights says which right of the site's authorization policy each command
-// needs, FLARE's category for it.
+// rights says which right of the site's authorization policy each command
+// needs: the FLARE command it stands for.
 var rights = map[authn.Command]string{
-	authn.CommandSiteStatus:    "view",
-	authn.CommandSiteResources: "operate",
-	authn.CommandSiteLogs:      "shell_commands",
-	authn.CommandSiteAudit:     "shell_commands",
-	authn.CommandSiteShutdown:  "operate",
+	authn.CommandSiteStatus:    "check_status",
+	authn.CommandSiteResources: "report_resources",
+	authn.CommandSiteLogs:      "tail",
+	authn.CommandSiteAudit:     "tail",
+	authn.CommandSiteShutdown:  "shutdown",
 }
 
 // Right is the authorization right cmd needs, "" for a command that is not

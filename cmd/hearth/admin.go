@@ -37,8 +37,8 @@ commands:
                          little-endian, with model_layout.json) and metrics (metrics.json)
                          into DIR (default ./JOB)
   site status|resources|logs|audit|shutdown SITE [--lines N]
-                       a command SITE decides and answers itself (status: view; resources
-                       and shutdown: operate; logs and audit: shell_commands, read-only)
+                       a command SITE decides and answers itself, as FLARE's check_status,
+                       report_resources, tail (logs and audit, read-only) and shutdown
   login SITE --ldap | --oidc ISSUER --client-id ID [--ca FILE] [--user NAME]
                        log into SITE's own identity system: keep a directory password (LDAP),
                        or get tokens for SITE with the password grant (OIDC; refreshed when
