@@ -49,6 +49,7 @@ func TestHangHitsDeadline(t *testing.T) {
 	start := time.Now()
 	_, err := authenticate(t.Context(), p, aliceRequest)
 	took := time.Since(start)
+	t.Logf("refused after %v (timeout %v)", took, cfg.Timeout)
 	if !errors.Is(err, plugins.ErrDeadline) {
 		t.Fatalf("call into a hung plugin: %v, want ErrDeadline", err)
 	}
@@ -258,4 +259,34 @@ func (r *recorder) has(key string) bool {
 		}
 	}
 	return false
+}
+
+// TestConcurrentCallsShareOneStart shows calls that arrive together
+// while no plugin runs joining one start (the marked binary counts its
+// starts) and all being answered.
+func TestConcurrentCallsShareOneStart(t *testing.T) {
+	before, err := bins.Starts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := load(t, config(t, bins.Marked, bins.MarkedSum, map[string]any{"users": alice}))
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			d, err := authenticate(t.Context(), p, aliceRequest)
+			if err == nil && !d.Authenticated {
+				err = fmt.Errorf("decision %+v, want authenticated", d)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after, _ := bins.Starts(); after != before+1 {
+		t.Fatalf("%d concurrent first calls started the plugin %d times, want once", n, after-before)
+	}
 }
