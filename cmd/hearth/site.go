@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/hearthfl/hearth/actors/credential"
 	"github.com/hearthfl/hearth/actors/siteadmin"
 	"github.com/hearthfl/hearth/bus/node"
 )
@@ -44,7 +43,11 @@ func runSite(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var gate *credential.Gate // the site's own authentication of admins, if it has one
+	gate, closeGate, err := openGate(ctx, n, audit) // the site's own authentication of admins, if it has one
+	if err != nil {
+		return err
+	}
+	defer closeGate()
 	pid, err := startParticipant(n, audit, policy, gate, gpus)
 	if err != nil {
 		return err
