@@ -46,17 +46,18 @@ type Authenticated struct {
 }
 
 // Check authenticates who (from their verified certificate) for the
-// command bound as b, with sc, the credential they attached, and the job's
-// manifest where there is one. It blocks on the authenticator: call it off
+// command bound as b, with sc, the credential they attached, and the job
+// (its id, known once the server has named it, and its manifest) where
+// there is one. It blocks on the authenticator: call it off
 // an actor. The error says why the site refuses, ready for its audit: a
 // credential that does not open or is bound elsewhere, a denial, or
 // "could not decide".
-func (g *Gate) Check(ctx context.Context, who pki.Identity, sc *hearthv1.SealedCredential, b Binding, manifest []byte) (*Authenticated, error) {
+func (g *Gate) Check(ctx context.Context, who pki.Identity, sc *hearthv1.SealedCredential, b Binding, jobID string, manifest []byte) (*Authenticated, error) {
 	now := time.Now
 	if g.Now != nil {
 		now = g.Now
 	}
-	req := authn.Request{Site: b.Site, Command: b.Command, JobID: b.JobID, Manifest: manifest,
+	req := authn.Request{Site: b.Site, Command: b.Command, JobID: jobID, Manifest: manifest,
 		Requester: authn.Requester{Name: who.Name, Org: who.Org, Role: string(who.Role)}}
 	cred, err := g.Opener.Open(sc, b, now())
 	switch {

@@ -33,13 +33,15 @@ type authenticated struct {
 // returns nil.
 func (p *Participant) authenticateJoin(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verified, from bridge.Origin, received string, dry bool) any {
 	cmd := joinCommand(dry)
-	binding := credential.Binding{Site: p.cfg.Self.Name, Command: cmd, Requester: v.Submitter.Name, JobID: m.JobId, JobHash: job.Hash(m.Job)}
+	// The console seals before the server names the job: the signed job's
+	// hash is what the credential is bound to.
+	binding := credential.Binding{Site: p.cfg.Self.Name, Command: cmd, Requester: v.Submitter.Name, JobHash: job.Hash(m.Job)}
 	reply, system := ctx.Sender(), ctx.ActorSystem()
 	future := actor.NewFuture(system, authenticateTimeout)
 	go func() {
 		actx, cancel := context.WithTimeout(context.Background(), authenticateTimeout)
 		defer cancel()
-		as, err := p.cfg.Gate.Check(actx, v.Submitter, m.Credential, binding, m.Job.Manifest)
+		as, err := p.cfg.Gate.Check(actx, v.Submitter, m.Credential, binding, m.JobId, m.Job.Manifest)
 		system.Root.Send(future.PID(), &authenticated{as: as, err: err})
 	}()
 	ctx.ReenterAfter(future, func(res any, err error) {

@@ -163,7 +163,7 @@ func (a *Actor) command(ctx actor.Context, m *hearthv1.SignedSiteCommand) {
 func (a *Actor) decide(ctx context.Context, m *hearthv1.SignedSiteCommand, v *Verified, cmd authn.Command, received string, refuse func(string) proto.Message) proto.Message {
 	who := v.Admin
 	if a.cfg.Gate.Needs(cmd) {
-		as, err := a.cfg.Gate.Check(ctx, v.Admin, m.Credential, credential.Binding{Site: a.cfg.Self.Name, Command: cmd, Requester: v.Admin.Name, JobHash: Hash(m)}, nil)
+		as, err := a.cfg.Gate.Check(ctx, v.Admin, m.Credential, credential.Binding{Site: a.cfg.Self.Name, Command: cmd, Requester: v.Admin.Name, JobHash: Hash(m)}, "", nil)
 		if err != nil {
 			return refuse("authentication: " + err.Error())
 		}

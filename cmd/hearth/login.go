@@ -182,8 +182,8 @@ func runLogin(ctx context.Context, c *cli, k *kit.Kit, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(k.Participants, func(p pki.Identity) bool { return p.Kind == pki.KindSite && p.Name == site }) {
-		return fmt.Errorf("%q is not a site of this project", site)
+	if err := pki.ValidName(site); err != nil { // whether it is a site of the project, the server says when keys are fetched
+		return fmt.Errorf("site %q: %w", site, err)
 	}
 	if *ldap == (*issuer != "") {
 		return errUsageMsg("say how SITE authenticates: --ldap, or --oidc ISSUER")
@@ -239,9 +239,14 @@ func (l login) tokenConfig(site string) (oidc.TokenConfig, error) {
 	return cfg, nil
 }
 
-// refreshMargin is how long a token must still be valid for a command to
-// carry it: the time to reach the site, with room to spare.
-const refreshMargin = time.Minute
+// A token about to expire (within refreshMargin) is refreshed before a
+// command carries it; one with less than minRemaining left (a provider's
+// short-lived tokens, or no refresh token) is not sent: it could expire on
+// the way to the site.
+const (
+	refreshMargin = time.Minute
+	minRemaining  = 5 * time.Second
+)
 
 // fresh is the site's login ready to use: a token about to expire is
 // refreshed (and the refreshed one kept); an expired login that cannot be
@@ -263,7 +268,7 @@ func fresh(ctx context.Context, k *kit.Kit, ls map[string]login, site string, no
 			return l, err
 		}
 	}
-	if now.Add(refreshMargin).After(l.Expires) {
+	if now.Add(minRemaining).After(l.Expires) {
 		return l, fmt.Errorf("the login for %s expires at %s: log in again (hearth admin login %s ...)", site, l.Expires.UTC().Format(time.RFC3339), site)
 	}
 	return l, nil
