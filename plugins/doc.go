@@ -39,9 +39,15 @@
 // with ErrRestarting. A call past its deadline fails with ErrDeadline and
 // the hung plugin is killed, to be restarted by the next call. Config.Init
 // runs after each start (an authenticator's Configure), so a restarted
-// plugin is configured again before it answers. Every failure is an
-// *Error wrapping one of the Err* sentinels: the kinds answer it as "could
-// not decide", which a site denies on, with the error as the reason.
+// plugin is configured again before it answers. Every failure of the
+// plugin (as opposed to an error it answered) is an *Error wrapping one of
+// the Err* sentinels; the kinds answer both as "could not decide", which a
+// site denies on, with the error as the reason.
+//
+// The pin proves which code runs, not what it may do: the plugin runs as
+// the host's user (the private copy defends against others who can write
+// the pinned path, not against the plugin itself), and go-plugin hands it
+// the host's standard input.
 // Close kills the plugin and removes the private folder; no goroutine of
 // a Process outlives it.
 package plugins

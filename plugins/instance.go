@@ -112,9 +112,17 @@ func (i *instance) broken(err error) bool {
 // kill ends the process and its group at once (a hung plugin would not
 // shut down when asked), then lets go-plugin clean up; it returns when
 // go-plugin's goroutines for this process have ended.
+//
+// The group is signalled only while go-plugin has not reaped the
+// process: until then its pid, the group's id, cannot be reused by an
+// unrelated process. go-plugin reaps only after the plugin's output pipes
+// close, so a child that keeps them open keeps the id reserved until it
+// is killed here.
 func (i *instance) kill() {
 	i.once.Do(func() {
-		killGroup(i.cmd.Process)
+		if !i.exited() {
+			killGroup(i.cmd.Process)
+		}
 		i.proc.Kill()
 		for _, w := range i.out {
 			w.flush()

@@ -54,7 +54,6 @@ func Load(cfg Config) (*Process, error) {
 	cfg = cfg.withDefaults()
 	bin, err := stage(cfg.Kind.Name, cfg.Pin, cfg.MaxSize, cfg.WorkDir)
 	if err != nil {
-		cfg.Logger.Warn("plugin refused", "plugin", cfg.Kind.Name, "pin", cfg.Pin.String(), "err", err)
 		return nil, err
 	}
 	stop, cancel := context.WithCancel(context.Background())

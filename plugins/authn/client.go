@@ -3,7 +3,6 @@ package authn
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -61,7 +60,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		Logger:  cfg.Logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("authn: %w", err)
+		return nil, err
 	}
 	c.proc = proc
 	return c, nil

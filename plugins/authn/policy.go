@@ -39,7 +39,7 @@ const maxPolicySize = 1 << 20
 //	  "config": {...}
 //	}
 //
-// format_version and plugin (both keys) are required. A relative path is
+// format_version and plugin, with both its keys, are required. A relative path is
 // relative to the kit's folder. timeout is a Go duration from 100ms to
 // 60s, 5s when absent. commands, when present, is a non-empty list of
 // distinct commands (the Command constants: submit, abort, download,
@@ -76,10 +76,13 @@ func (p *Policy) Requires(cmd Command) bool {
 }
 
 // Pin is the policy's plugin pin, a relative path resolved against
-// kitDir.
+// kitDir (which a relative path then needs).
 func (p *Policy) Pin(kitDir string) (plugins.Pin, error) {
 	path := p.PluginPath
 	if !filepath.IsAbs(path) {
+		if kitDir == "" {
+			return plugins.Pin{}, fmt.Errorf("authn: plugin path %q is relative, and no kit folder was given", path)
+		}
 		abs, err := filepath.Abs(filepath.Join(kitDir, path))
 		if err != nil {
 			return plugins.Pin{}, fmt.Errorf("authn: plugin path: %w", err)

@@ -51,8 +51,9 @@ type Outcome struct {
 	Verdict Verdict
 	// Decision is the authenticator's decision, when it made one.
 	Decision Decision
-	// Reason says why, bounded in length: for the requester, the log and
-	// the audit record.
+	// Reason says why, bounded in length, for the site's log and audit
+	// record; it can name the plugin's path and its errors, so what the
+	// requester is told is the caller's choice.
 	Reason string
 	// Err is the failure behind VerdictUndecided.
 	Err error
@@ -82,6 +83,14 @@ type SiteConfig struct {
 	Logger *slog.Logger
 }
 
+// Validate reports what is missing in c.
+func (c *SiteConfig) Validate() error {
+	if c.File == "" {
+		return errors.New("authn: site config: no policy file")
+	}
+	return nil
+}
+
 // Site is a site's authentication as its policy configures it: the
 // pinned authenticator plugin, run under the plugin loader's controls,
 // and the commands it must approve. It fails closed: any failure of the
@@ -108,6 +117,9 @@ type Site struct {
 // started or configured, calls try to start it again (with backoff) and
 // are refused while it fails. Err reports either failure.
 func OpenSite(ctx context.Context, cfg SiteConfig) (*Site, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

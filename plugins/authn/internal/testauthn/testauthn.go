@@ -4,7 +4,8 @@
 // answer from a table of users, crash or hang in the first Authenticate
 // after a marker file is written (so that the next process, started
 // again by the host, answers), hang in every call, report its
-// environment, write lines to its stderr, or refuse its configuration.
+// environment, write lines to its stderr, start a child that holds its
+// stderr open, or refuse its configuration.
 // It is test code: no Hearth binary links it.
 package testauthn
 
@@ -14,7 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -53,6 +56,10 @@ type Config struct {
 	StderrLineSize int `json:"stderr_line_size"`
 	// Refuse makes Configure fail with this text.
 	Refuse string `json:"refuse"`
+	// ChildPIDFile, when set, makes Configure start a child process
+	// (/bin/sleep) that keeps the plugin's stderr open, and write its pid
+	// to this file.
+	ChildPIDFile string `json:"child_pid_file"`
 }
 
 // Authenticator is the test authenticator. The zero value is
@@ -72,6 +79,16 @@ func (a *Authenticator) Configure(_ context.Context, config []byte) error {
 	}
 	if c.Refuse != "" {
 		return errors.New(c.Refuse)
+	}
+	if c.ChildPIDFile != "" {
+		child := exec.Command("/bin/sleep", "300")
+		child.Stderr = os.NewFile(2, "stderr") // the process's own, not go-plugin's stdio pipe
+		if err := child.Start(); err != nil {
+			return fmt.Errorf("testauthn: child: %w", err)
+		}
+		if err := os.WriteFile(c.ChildPIDFile, []byte(strconv.Itoa(child.Process.Pid)), 0o600); err != nil {
+			return fmt.Errorf("testauthn: child: %w", err)
+		}
 	}
 	line := strings.Repeat("x", max(c.StderrLineSize, 1))
 	for i := range c.StderrLines {
