@@ -353,3 +353,34 @@ func submitSealed(t *testing.T, ap *authnProject, n *node.Node, console *coordin
 	}
 	return ap.await(t, id)
 }
+
+// TestARefusedPluginDoesNotStopTheSite: a site whose authentication.json
+// pins another hash than its plugin binary's starts, audits why the plugin
+// was refused (it is never run: plugins.TestHashMismatchNeverExecutes
+// shows it), and refuses every command that needs authentication with that
+// reason.
+func TestARefusedPluginDoesNotStopTheSite(t *testing.T) {
+	bin, sum := buildPlugin(t, "hearth-authn-ldap")
+	wrong := strings.Repeat("0", len(sum))
+	p := startProjectWith(t, projectSpec{provisioned: 2, running: 0})
+	writeAuthentication(t, p.Kit("site-1"), bin, wrong, map[string]any{})
+	if _, err := p.PrepareData("optdigits", 0.5, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range p.Sites {
+		p.sites[s] = p.start(t, s, "site", "-k", p.Kit(s))
+		p.await(t, p.sites[s])
+	}
+	refused := auditOf(t, p, "site-1", func(r auditor.Record) bool { return r.Action == "authn.plugin.refused" })
+	if len(refused) != 1 || !strings.Contains(refused[0].Detail["reason"], "sha256") {
+		t.Fatalf("site-1's audit of its plugin: %v", refused)
+	}
+	ap := &authnProject{project: p}
+	info, trained := ap.runAs(t, p.Admin)
+	if !slices.Equal(trained, []string{"site-2"}) {
+		t.Fatalf("trained at %v, want site-2 only", trained)
+	}
+	if r := ap.refusedAt(t, "site-1", info.Id); !strings.Contains(r, "could not decide") || !strings.Contains(r, "sha256") {
+		t.Fatalf("site-1's reason: %s", r)
+	}
+}

@@ -73,8 +73,8 @@ func (g *Gate) Check(ctx context.Context, who pki.Identity, sc *hearthv1.SealedC
 		return nil, fmt.Errorf("could not decide: %s", envelope.Clip(err.Error(), 256))
 	case !d.Authenticated:
 		return nil, fmt.Errorf("denied: %s", envelope.Clip(d.Reason, 256))
-	case !validRole(d.Role):
-		return nil, fmt.Errorf("denied: %s was mapped to no usable role (%q)", who.Name, envelope.Clip(d.Role, 64))
+	case authn.ValidRole(d.Role) != nil:
+		return nil, fmt.Errorf("denied: %s was mapped to no usable role: %v", who.Name, authn.ValidRole(envelope.Clip(d.Role, 64)))
 	}
 	d.Subject, d.Reason = envelope.Clip(d.Subject, 256), envelope.Clip(d.Reason, 256)
 	if len(d.Groups) > 64 {
@@ -88,18 +88,4 @@ func (g *Gate) Check(ctx context.Context, who pki.Identity, sc *hearthv1.SealedC
 func (a *Authenticated) AuditDetail(cmd authn.Command) map[string]string {
 	return map[string]string{"command": string(cmd), "subject": a.Decision.Subject,
 		"groups": envelope.Clip(strings.Join(a.Decision.Groups, ","), 512), "role": a.Decision.Role}
-}
-
-// validRole is a role name a policy could list: short, lower-case letters,
-// digits, '_' and '-'.
-func validRole(r string) bool {
-	if r == "" || len(r) > 64 {
-		return false
-	}
-	for _, c := range r {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

@@ -18,7 +18,10 @@
 // the audit log tells them apart.
 package authn
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // Command is the admin command a site is asked to accept.
 type Command string
@@ -107,4 +110,23 @@ type Authenticator interface {
 	// denial; a non-nil error is "could not decide", which the site also
 	// denies on.
 	Authenticate(ctx context.Context, r Request) (Decision, error)
+}
+
+// MaxRole bounds a role name.
+const MaxRole = 64
+
+// ValidRole says what is wrong with a role an authenticator maps groups
+// to, nil if nothing: a site's authorization policy lists roles by name
+// (FLARE's files may name their own), so a role is 1 to MaxRole of the
+// characters a-z, 0-9, '_' and '-'.
+func ValidRole(r string) error {
+	if r == "" || len(r) > MaxRole {
+		return fmt.Errorf("a role of %d bytes, want 1 to %d", len(r), MaxRole)
+	}
+	for _, c := range r {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return fmt.Errorf("role %q: only a-z, 0-9, '_' and '-'", r)
+		}
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/plugins/authn"
 )
 
 // Config is the authenticator's configuration, as ParseConfig reads it
@@ -229,8 +230,8 @@ func (c *Config) Validate() error {
 			return configErr(path+".group", nil, "missing")
 		case len(m.Group) > MaxGroupName:
 			return configErr(path+".group", nil, "longer than %d bytes", MaxGroupName)
-		case !m.Role.Valid():
-			return configErr(path+".role", nil, "unknown role %q (want project_admin, org_admin, lead or member)", m.Role)
+		case authn.ValidRole(string(m.Role)) != nil:
+			return configErr(path+".role", nil, "%v", authn.ValidRole(string(m.Role)))
 		}
 		for j, o := range c.Roles[:i] {
 			if strings.EqualFold(o.Group, m.Group) {

@@ -110,7 +110,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "unknown key in a role entry", config: set("roles", []any{role("a", "lead"), map[string]any{"group": "b", "rol": "lead"}}),
 			wantPath: "roles[1]", wantMsg: `unknown key "rol" (want group and role)`},
 		{name: "role entry without group", config: set("roles", []any{map[string]any{"role": "lead"}}), wantPath: "roles[0].group", wantMsg: "missing"},
-		{name: "unknown role", config: set("roles", []any{role("a", "leader")}), wantPath: "roles[0].role", wantMsg: `unknown role "leader"`},
+		{name: "a role no policy could name", config: set("roles", []any{role("a", "Lead Admin")}), wantPath: "roles[0].role", wantMsg: `only a-z, 0-9`},
 		{name: "group mapped twice", config: set("roles", []any{role("a", "lead"), role("A", "member")}), wantPath: "roles[1].group", wantMsg: "mapped already by roles[0]"},
 		{name: "over-long group", config: set("roles", []any{role(strings.Repeat("g", ldap.MaxGroupName+1), "lead")}), wantPath: "roles[0].group", wantMsg: "longer than"},
 		{name: "too many roles", config: set("roles", manyRoles(ldap.MaxRoles+1)), wantPath: "roles", wantMsg: "more than 64 entries"},

@@ -36,8 +36,9 @@
 // {user} in user_dn is the directory user name, escaped as a DN value
 // (RFC 4514); {dn} and {user} in group_filter are the user's DN and name,
 // escaped as filter values (RFC 4515), so no name can change the DN's or
-// the filter's structure. Role names are the project's roles
-// (project_admin, org_admin, lead, member); the first entry of roles, in
+// the filter's structure. Role names are what the site's authorization.json
+// lists (FLARE's project_admin, org_admin, lead, member, or its own; see
+// authn.ValidRole); the first entry of roles, in
 // list order, naming a group the user is in gives the role. Group names
 // match case-insensitively, as LDAP compares cn.
 //

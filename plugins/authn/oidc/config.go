@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/hearthfl/hearth/plugins/authn"
 )
 
 // Config is an OIDC authenticator's section of a site's policy, as JSON:
@@ -218,6 +219,9 @@ func (c *Config) Validate() error {
 	for i, m := range c.Roles {
 		if m.Group == "" || m.Role == "" || len(m.Group) > maxNameBytes || len(m.Role) > maxNameBytes {
 			return fmt.Errorf("oidc config: roles[%d]: group and role are both required, at most %d bytes each", i, maxNameBytes)
+		}
+		if err := authn.ValidRole(m.Role); err != nil {
+			return fmt.Errorf("oidc config: roles[%d]: %w", i, err)
 		}
 	}
 	return nil
