@@ -208,3 +208,19 @@ func TestDecodeRefusesMalformed(t *testing.T) {
 		}
 	}
 }
+
+func TestCodecsCompareByValue(t *testing.T) {
+	c64, err := NewInt8Block(64)
+	if err != nil || c64 != (Int8Block{}) {
+		t.Fatalf("NewInt8Block(64) = %#v, %v; want the zero Int8Block", c64, err)
+	}
+	byName, _ := ByName(NameInt8Block64)
+	if byName != Codec(Int8Block{}) {
+		t.Fatalf("ByName(%q) = %#v", NameInt8Block64, byName)
+	}
+	for _, size := range []int{0, 32, 65, 8192, -64} {
+		if _, err := NewInt8Block(size); !errors.Is(err, ErrUnknownCodec) {
+			t.Errorf("NewInt8Block(%d): %v", size, err)
+		}
+	}
+}

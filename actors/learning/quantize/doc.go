@@ -53,16 +53,18 @@
 //	                scale  4 bytes, float32
 //	                codes  one byte per value, two's-complement int8 in
 //	                       -127..127 (-128 is never written)
-//	              so a chunk is 4*ceil(n/B) + n bytes (68 bytes per 64 values,
-//	              1.0625 bytes a value) and decodes to code*scale. The scale
-//	              is max|x| over the block divided by 127 (symmetric absmax
-//	              quantization, as bitsandbytes' blockwise 8-bit that FLARE's
-//	              quantization filter uses), rounded up to the next float32
-//	              with at most 17 significant bits (at most 2^-16 relative
-//	              above max|x|/127, or 2^-149 absolute for the tiniest
-//	              blocks, where float32 has fewer bits); a block of zeros has
-//	              scale 0 and codes 0.
-//	              Each code is round(x/scale), to nearest.
+//	              so a chunk is 4*ceil(n/B) + n bytes (68 bytes per 64
+//	              values, 1.0625 bytes a value) and decodes to code*scale.
+//	              The scale is max|x| over the block divided by 127,
+//	              rounded up to the next float32 of at most 17 significant
+//	              bits (so at most 2^-16 of it above max|x|/127, or 2^-149
+//	              for the tiniest blocks, where float32 has fewer bits);
+//	              each code is round(x/scale), to nearest; a block of zeros
+//	              has scale 0 and codes 0. This is symmetric absmax
+//	              quantization, a scale per block as in bitsandbytes'
+//	              blockwise 8-bit (which FLARE's quantization filter uses),
+//	              but with evenly spaced codes where bitsandbytes maps codes
+//	              through its non-linear "dynamic" table.
 //
 // # Error bounds
 //

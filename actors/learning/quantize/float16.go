@@ -27,7 +27,11 @@ func (Float16) Encode(dst []byte, src []float32) ([]byte, error) {
 	dst = grow(dst, 2*len(src))
 	out := dst[start:]
 	for i, x := range src {
-		binary.LittleEndian.PutUint16(out[2*i:], ToFloat16(x))
+		h := f16Normal(math.Float32bits(x))
+		if h == 0 { // not in binary16's normal range: the rare cases
+			h = ToFloat16(x)
+		}
+		binary.LittleEndian.PutUint16(out[2*i:], h)
 	}
 	return dst, nil
 }
@@ -78,12 +82,23 @@ func ToFloat16(x float32) uint16 {
 		f := math.Float32frombits(abs) + math.Float32frombits(half)
 		return sign | uint16(math.Float32bits(f)-half)
 	default:
-		odd := (abs >> 13) & 1
-		// Rebias the exponent and add the rounding bias (ties to even); a
-		// carry out of the mantissa may reach infinity, which is right.
-		abs = abs - (127-15)<<23 + 0xfff + odd
-		return sign | uint16(abs>>13)
+		return f16Normal(bits)
 	}
+}
+
+// f16Normal is ToFloat16 for the values that binary16 holds as normal
+// numbers or that round to its infinity from below 2^16 (bits of magnitude
+// from 2^-14 up to 2^16); for any other bits it returns 0, which no such
+// value has. Small enough to inline, it is Encode's fast path.
+func f16Normal(bits uint32) uint16 {
+	abs := bits &^ 0x80000000
+	if abs-f16MinNorm >= f16Overflow-f16MinNorm {
+		return 0
+	}
+	// Rebias the exponent and add the rounding bias (ties to even); a
+	// carry out of the mantissa may reach infinity, which is right.
+	abs = abs - (127-15)<<23 + 0xfff + (abs>>13)&1
+	return uint16(bits>>16)&0x8000 | uint16(abs>>13)
 }
 
 // FromFloat16 returns the value of the binary16 encoding h, exactly. A NaN

@@ -34,6 +34,9 @@ func NewInt8Block(size int) (Int8Block, error) {
 	if size < MinBlock || size > MaxBlock || size&(size-1) != 0 {
 		return Int8Block{}, fmt.Errorf("%w: block size %d is not a power of two from %d to %d", ErrUnknownCodec, size, MinBlock, MaxBlock)
 	}
+	if size == DefaultBlock {
+		return Int8Block{}, nil // one value per codec, so that == compares codecs
+	}
 	return Int8Block{block: size}, nil
 }
 
@@ -105,8 +108,9 @@ func (c Int8Block) Encode(dst []byte, src []float32) ([]byte, error) {
 			clear(codes)
 		} else {
 			inv := 1 / float64(scale)
-			for i, x := range blk {
-				codes[i] = byte(math.Float64bits(float64(x)*inv + roundMagic))
+			blk := blk[:len(codes)] // lets the compiler drop the bounds checks
+			for i := range codes {
+				codes[i] = byte(math.Float64bits(float64(blk[i])*inv + roundMagic))
 			}
 		}
 		out = out[4+len(blk):]
@@ -166,21 +170,40 @@ func (c Int8Block) Decode(dst []float32, src []byte) ([]float32, error) {
 			return dst[:start], fmt.Errorf("%w: %s: block %d: %w", ErrMalformed, c.Name(), k, err)
 		}
 		scale := math.Float32frombits(bitsScale)
-		lowest, set := int8(0), byte(0)
-		for i, code := range codes {
-			lowest = min(lowest, int8(code))
-			set |= code
-			out[i] = float32(int8(code)) * scale
-		}
-		if lowest == -128 {
+		switch has128, set := scanCodes(codes); {
+		case has128:
 			return dst[:start], fmt.Errorf("%w: %s: block %d: code -128 (codes are -127..127)", ErrMalformed, c.Name(), k)
-		}
-		if scale == 0 && set != 0 {
+		case scale == 0 && set:
 			return dst[:start], fmt.Errorf("%w: %s: block %d: nonzero code under a zero scale", ErrMalformed, c.Name(), k)
+		}
+		o := out[:len(codes)]
+		for i := range o {
+			o[i] = float32(int8(codes[i])) * scale
 		}
 		src, out = src[4+m:], out[m:]
 	}
 	return dst, nil
+}
+
+// scanCodes reports whether codes holds the byte 0x80 (-128) and whether it
+// holds any nonzero byte, eight bytes at a time.
+func scanCodes(codes []byte) (has128, set bool) {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	var or, found uint64
+	for len(codes) >= 8 {
+		w := binary.LittleEndian.Uint64(codes)
+		or |= w
+		v := w ^ highs                   // a byte of 0x80 becomes 0 ...
+		found |= (v - ones) &^ v & highs // ... and a zero byte sets its high bit here
+		codes = codes[8:]
+	}
+	for _, b := range codes {
+		or |= uint64(b)
+		if b == 0x80 {
+			found = 1
+		}
+	}
+	return found != 0, or != 0
 }
 
 // checkScale says why the bits of a block's scale are not a scale that
