@@ -109,6 +109,8 @@ func (c Int8Block) Encode(dst []byte, src []float32) ([]byte, error) {
 		} else {
 			inv := 1 / float64(scale)
 			blk := blk[:len(codes)] // lets the compiler drop the bounds checks
+			// Fused into one FMA or not, the sum rounds x*inv to the
+			// nearest integer once.
 			for i := range codes {
 				codes[i] = byte(math.Float64bits(float64(blk[i])*inv + roundMagic))
 			}
