@@ -341,7 +341,7 @@ func submitSealed(t *testing.T, ap *authnProject, n *node.Node, console *coordin
 	var sealed []*hearthv1.SealedCredential
 	for s, c := range creds {
 		sc, err := credential.Seal(keys[s], c, credential.Binding{Site: s, Command: authn.CommandSubmit, Requester: n.Identity.Name,
-			JobHash: job.Hash(sealedFor)}, time.Now(), credential.MaxLifetime)
+			JobHash: job.Hash(sealedFor)}, n.Kit.Key, time.Now(), credential.MaxLifetime)
 		if err != nil {
 			t.Fatal(err)
 		}

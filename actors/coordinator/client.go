@@ -43,6 +43,9 @@ type Client struct {
 	// SignJob signs a manifest with the admin's key (job.Sign over the
 	// admin's kit); the key itself stays with the caller.
 	SignJob func(manifest []byte) (*hearthv1.SignedJob, error)
+	// SignPreflight signs a manifest for a dry run (job.SignPreflight),
+	// which no site would run.
+	SignPreflight func(manifest []byte) (*hearthv1.SignedJob, error)
 	// Credentials, if set, makes the admin's sealed per-site credentials
 	// (see actors/credential)
 	// for a signed job and a command (submit, or a dry run's preflight);
@@ -104,10 +107,14 @@ func (c *Client) sign(ctx context.Context, dir string, cmd authn.Command) (*hear
 	if err != nil {
 		return nil, nil, fmt.Errorf("job folder: %w", err)
 	}
-	if c.SignJob == nil {
+	sign := c.SignJob
+	if cmd == authn.CommandPreflight {
+		sign = c.SignPreflight
+	}
+	if sign == nil {
 		return nil, nil, errors.New("admin console: no job signer")
 	}
-	signed, err := c.SignJob(manifest)
+	signed, err := sign(manifest)
 	if err != nil {
 		return nil, nil, err
 	}

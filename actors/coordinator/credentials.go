@@ -114,7 +114,7 @@ func (c *Coordinator) credentialKeys(ctx actor.Context, m *hearthv1.GetCredentia
 
 // siteCommandTimeout bounds how long the server waits for a site to answer
 // a site command (its authentication included).
-const siteCommandTimeout = 65 * time.Second
+const siteCommandTimeout = 75 * time.Second
 
 // siteCommand forwards an admin's signed site command to its site and
 // relays the answer. The site checks the signature, authenticates and

@@ -6,7 +6,9 @@
 // The console fetches each site's credential key (an X25519 key the site
 // binds to its certificate under the scope sealing.Credentials) through the
 // server, verifies the binding against the project root, and seals one
-// Credential per site to it with Seal. A Credential names what it is for:
+// Credential per site to it with Seal, signed with the admin's certificate
+// key: anyone may seal to a site's key, so the signature is what tells the
+// site the admin made it, not the server trying passwords in their name. A Credential names what it is for:
 // the site, the command, the requester, the job (its id, or for a submit
 // the hash of the signed job), a fresh random command id and a not-after a
 // few minutes ahead. The site opens it with its Opener, which checks every
@@ -18,6 +20,7 @@ package credential
 import (
 	"bytes"
 	"crypto/ecdh"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -64,6 +67,8 @@ var (
 	ErrExpired = errors.New("credential expired")
 	// ErrReplayed is a command id seen before.
 	ErrReplayed = errors.New("credential used before")
+	// ErrNotTheRequesters is a credential the requester did not sign.
+	ErrNotTheRequesters = errors.New("credential not signed by the requester")
 )
 
 // Binding is what a credential is for. The console fills it in when it
@@ -77,9 +82,13 @@ type Binding struct {
 	JobHash   []byte // submit: job.Hash of the signed job
 }
 
+// signingContext prefixes what a credential's signature covers.
+const signingContext = sealContext + "\x00"
+
 // Seal seals c for b.Site to key (a verified credential key of that
-// site), valid from now for lifetime (at most MaxLifetime).
-func Seal(key *ecdh.PublicKey, c authn.Credential, b Binding, now time.Time, lifetime time.Duration) (*hearthv1.SealedCredential, error) {
+// site), signed with signer (the requester's certificate key), valid from
+// now for lifetime (at most MaxLifetime).
+func Seal(key *ecdh.PublicKey, c authn.Credential, b Binding, signer ed25519.PrivateKey, now time.Time, lifetime time.Duration) (*hearthv1.SealedCredential, error) {
 	switch {
 	case lifetime <= 0 || lifetime > MaxLifetime:
 		return nil, fmt.Errorf("seal credential: lifetime %v, want up to %v", lifetime, MaxLifetime)
@@ -96,7 +105,14 @@ func Seal(key *ecdh.PublicKey, c authn.Credential, b Binding, now time.Time, lif
 	if err != nil {
 		return nil, fmt.Errorf("seal credential: %w", err)
 	}
-	sb, err := envelope.Seal([]byte(sealContext), body, key)
+	if len(signer) != ed25519.PrivateKeySize {
+		return nil, errors.New("seal credential: no signing key")
+	}
+	signed, err := proto.Marshal(&hearthv1.SignedCredential{Credential: body, Signature: ed25519.Sign(signer, append([]byte(signingContext), body...))})
+	if err != nil {
+		return nil, fmt.Errorf("seal credential: %w", err)
+	}
+	sb, err := envelope.Seal([]byte(sealContext), signed, key)
 	if err != nil {
 		return nil, fmt.Errorf("seal credential for %s: %w", b.Site, err)
 	}
@@ -124,9 +140,11 @@ func NewOpener(site string, key *ecdh.PrivateKey) *Opener {
 func (o *Opener) Public() *ecdh.PublicKey { return o.key.PublicKey() }
 
 // Open checks sc against want (the command in hand, as the site knows it)
-// at now and returns the credential in it. Every check comes before the
-// command id is recorded, so a refused credential does not burn the id.
-func (o *Opener) Open(sc *hearthv1.SealedCredential, want Binding, now time.Time) (*authn.Credential, error) {
+// and requester (the public key of the certificate that signed the
+// command) at now, and returns the credential in it. Every check comes
+// before the command id is recorded, so a refused credential does not burn
+// the id.
+func (o *Opener) Open(sc *hearthv1.SealedCredential, want Binding, requester ed25519.PublicKey, now time.Time) (*authn.Credential, error) {
 	if sc == nil || sc.Sealed == nil {
 		return nil, ErrNone
 	}
@@ -136,12 +154,20 @@ func (o *Opener) Open(sc *hearthv1.SealedCredential, want Binding, now time.Time
 	if n := proto.Size(sc.Sealed); n > MaxSealed {
 		return nil, fmt.Errorf("%w: %d bytes sealed, more than %d", ErrInvalid, n, MaxSealed)
 	}
-	body, err := envelope.Unseal([]byte(sealContext), sc.Sealed, o.key)
+	opened, err := envelope.Unseal([]byte(sealContext), sc.Sealed, o.key)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w (sealed before this site restarted, or not to it)", ErrInvalid, err)
 	}
+	var signed hearthv1.SignedCredential
+	if err := proto.Unmarshal(opened, &signed); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if len(requester) != ed25519.PublicKeySize || len(signed.Signature) != ed25519.SignatureSize ||
+		!ed25519.Verify(requester, append([]byte(signingContext), signed.Credential...), signed.Signature) {
+		return nil, fmt.Errorf("%w: its signature is not by %s's certificate key", ErrNotTheRequesters, want.Requester)
+	}
 	var c hearthv1.Credential
-	if err := proto.Unmarshal(body, &c); err != nil {
+	if err := proto.Unmarshal(signed.Credential, &c); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	switch {

@@ -2,6 +2,7 @@ package credential_test
 
 import (
 	"crypto/ecdh"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"testing"
@@ -24,6 +25,12 @@ func newKey(t *testing.T) *ecdh.PrivateKey {
 	return k
 }
 
+// The requester's certificate key, and another's (the server's, say).
+var (
+	adminPub, adminKey, _ = ed25519.GenerateKey(rand.Reader)
+	_, otherKey, _        = ed25519.GenerateKey(rand.Reader)
+)
+
 var (
 	secret  = authn.Credential{Kind: authn.CredentialPassword, User: "lead@a", Secret: "s3cret"}
 	binding = credential.Binding{Site: "site-1", Command: authn.CommandSubmit, Requester: "lead@a", JobHash: []byte("hash-of-job-one")}
@@ -33,15 +40,15 @@ func TestOpenAcceptsTheBoundCommandOnce(t *testing.T) {
 	key := newKey(t)
 	o := credential.NewOpener("site-1", key)
 	now := time.Now()
-	sc, err := credential.Seal(o.Public(), secret, binding, now, time.Minute)
+	sc, err := credential.Seal(o.Public(), secret, binding, adminKey, now, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := o.Open(sc, binding, now)
+	got, err := o.Open(sc, binding, adminPub, now)
 	if err != nil || *got != secret {
 		t.Fatalf("Open = %+v, %v; want the credential", got, err)
 	}
-	if _, err := o.Open(sc, binding, now); !errors.Is(err, credential.ErrReplayed) {
+	if _, err := o.Open(sc, binding, adminPub, now); !errors.Is(err, credential.ErrReplayed) {
 		t.Fatalf("a second Open = %v, want ErrReplayed", err)
 	}
 }
@@ -50,7 +57,7 @@ func TestOpenRefuses(t *testing.T) {
 	key := newKey(t)
 	now := time.Now()
 	sealed := func(t *testing.T, b credential.Binding) *hearthv1.SealedCredential {
-		sc, err := credential.Seal(key.PublicKey(), secret, b, now, time.Minute)
+		sc, err := credential.Seal(key.PublicKey(), secret, b, adminKey, now, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +66,8 @@ func TestOpenRefuses(t *testing.T) {
 	// handMade seals a Credential the console's Seal would not make.
 	handMade := func(t *testing.T, c *hearthv1.Credential) *hearthv1.SealedCredential {
 		body, _ := proto.Marshal(c)
-		sb, err := envelope.Seal([]byte("hearth.credential.v1"), body, key.PublicKey())
+		signed, _ := proto.Marshal(&hearthv1.SignedCredential{Credential: body, Signature: ed25519.Sign(adminKey, append([]byte("hearth.credential.v1\x00"), body...))})
+		sb, err := envelope.Seal([]byte("hearth.credential.v1"), signed, key.PublicKey())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +113,7 @@ func TestOpenRefuses(t *testing.T) {
 			return handMade(t, c)
 		}, binding, now, credential.ErrExpired},
 		{"sealed to another key (the site restarted)", func(t *testing.T) *hearthv1.SealedCredential {
-			sc, err := credential.Seal(newKey(t).PublicKey(), secret, binding, now, time.Minute)
+			sc, err := credential.Seal(newKey(t).PublicKey(), secret, binding, adminKey, now, time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,6 +134,13 @@ func TestOpenRefuses(t *testing.T) {
 			c.Kind = "cookie"
 			return handMade(t, c)
 		}, binding, now, credential.ErrInvalid},
+		{"made by another than the requester (the server trying passwords)", func(t *testing.T) *hearthv1.SealedCredential {
+			sc, err := credential.Seal(key.PublicKey(), secret, binding, otherKey, now, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sc
+		}, binding, now, credential.ErrNotTheRequesters},
 		{"no command id", func(t *testing.T) *hearthv1.SealedCredential {
 			c := valid()
 			c.CommandId = nil
@@ -134,7 +149,7 @@ func TestOpenRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := credential.NewOpener("site-1", key)
-			got, err := o.Open(tc.sc(t), tc.want, tc.at)
+			got, err := o.Open(tc.sc(t), tc.want, adminPub, tc.at)
 			if !errors.Is(err, tc.err) || got != nil {
 				t.Fatalf("Open = %+v, %v; want %v", got, err, tc.err)
 			}
@@ -146,16 +161,16 @@ func TestARefusalDoesNotBurnTheCommandID(t *testing.T) {
 	key := newKey(t)
 	o := credential.NewOpener("site-1", key)
 	now := time.Now()
-	sc, err := credential.Seal(o.Public(), secret, binding, now, time.Minute)
+	sc, err := credential.Seal(o.Public(), secret, binding, adminKey, now, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	moved := binding
 	moved.JobHash = []byte("another")
-	if _, err := o.Open(sc, moved, now); !errors.Is(err, credential.ErrMisbound) {
+	if _, err := o.Open(sc, moved, adminPub, now); !errors.Is(err, credential.ErrMisbound) {
 		t.Fatalf("Open(moved) = %v", err)
 	}
-	if _, err := o.Open(sc, binding, now); err != nil {
+	if _, err := o.Open(sc, binding, adminPub, now); err != nil {
 		t.Fatalf("Open after a refusal = %v, want the credential", err)
 	}
 }
@@ -174,7 +189,7 @@ func TestSealRefusesWhatNoSiteWouldOpen(t *testing.T) {
 		{"valid for too long", secret, time.Hour},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := credential.Seal(pub, tc.c, binding, now, tc.lifetime); err == nil {
+			if _, err := credential.Seal(pub, tc.c, binding, adminKey, now, tc.lifetime); err == nil {
 				t.Fatal("sealed")
 			}
 		})

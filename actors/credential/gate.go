@@ -2,6 +2,7 @@ package credential
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,6 +32,18 @@ type Gate struct {
 	Authn  Authenticator
 	Opener *Opener
 	Now    func() time.Time
+
+	slots chan struct{} // bounds the authentications running at once
+}
+
+// MaxConcurrent bounds the authentications a gate runs at once: a flood of
+// commands waits for a slot (or its deadline) instead of starting a
+// plugin call each.
+const MaxConcurrent = 8
+
+// NewGate is a gate for a site's authenticator and credential opener.
+func NewGate(a Authenticator, o *Opener) *Gate {
+	return &Gate{Authn: a, Opener: o, Now: time.Now, slots: make(chan struct{}, MaxConcurrent)}
 }
 
 // Needs says whether the gate authenticates cmd.
@@ -52,20 +65,31 @@ type Authenticated struct {
 // an actor. The error says why the site refuses, ready for its audit: a
 // credential that does not open or is bound elsewhere, a denial, or
 // "could not decide".
-func (g *Gate) Check(ctx context.Context, who pki.Identity, sc *hearthv1.SealedCredential, b Binding, jobID string, manifest []byte) (*Authenticated, error) {
+//
+// requester is the public key of who's certificate: the credential must be
+// signed with it.
+func (g *Gate) Check(ctx context.Context, who pki.Identity, requester ed25519.PublicKey, sc *hearthv1.SealedCredential, b Binding, jobID string, manifest []byte) (*Authenticated, error) {
 	now := time.Now
 	if g.Now != nil {
 		now = g.Now
 	}
 	req := authn.Request{Site: b.Site, Command: b.Command, JobID: jobID, Manifest: manifest,
 		Requester: authn.Requester{Name: who.Name, Org: who.Org, Role: string(who.Role)}}
-	cred, err := g.Opener.Open(sc, b, now())
+	cred, err := g.Opener.Open(sc, b, requester, now())
 	switch {
 	case errors.Is(err, ErrNone): // the authenticator says what it makes of no credential
 	case err != nil:
 		return nil, err
 	default:
 		req.Credential = cred
+	}
+	if g.slots != nil {
+		select {
+		case g.slots <- struct{}{}:
+			defer func() { <-g.slots }()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("could not decide: %d authentications already running here: %w", MaxConcurrent, ctx.Err())
+		}
 	}
 	d, err := g.Authn.Authenticate(ctx, req)
 	switch {

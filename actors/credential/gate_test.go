@@ -53,7 +53,8 @@ func TestGateChecks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{decision: tc.decision, err: tc.err}
-			g := &credential.Gate{Authn: rec, Opener: credential.NewOpener("site-1", key), Now: func() time.Time { return now }}
+			g := credential.NewGate(rec, credential.NewOpener("site-1", key))
+			g.Now = func() time.Time { return now }
 			b := credential.Binding{Site: "site-1", Command: authn.CommandSubmit, Requester: who.Name, JobHash: []byte("job-a")}
 			var sc *hearthv1.SealedCredential
 			if tc.credential || tc.misbound {
@@ -62,11 +63,11 @@ func TestGateChecks(t *testing.T) {
 					sealedFor.JobHash = []byte("job-b")
 				}
 				var err error
-				if sc, err = credential.Seal(key.PublicKey(), secret, sealedFor, now, time.Minute); err != nil {
+				if sc, err = credential.Seal(key.PublicKey(), secret, sealedFor, adminKey, now, time.Minute); err != nil {
 					t.Fatal(err)
 				}
 			}
-			as, err := g.Check(context.Background(), who, sc, b, "job-0123456789ab", []byte("manifest"))
+			as, err := g.Check(context.Background(), who, adminPub, sc, b, "job-0123456789ab", []byte("manifest"))
 			if reached := len(rec.got) > 0; reached != tc.reached {
 				t.Fatalf("authenticator reached: %v, want %v", reached, tc.reached)
 			}

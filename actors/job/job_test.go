@@ -217,3 +217,29 @@ func TestModelWire(t *testing.T) {
 }
 
 func nan() float64 { var z float64; return z / z }
+
+// TestPreflightJobsNeverRun: a job signed for a dry run verifies only as
+// one, and a job signed to run never as a dry run's, so a server cannot
+// turn a pre-flight into a job.
+func TestPreflightJobsNeverRun(t *testing.T) {
+	p := pkitest.New(t)
+	admin := p.Issue(t, "admin@org.org", "org", pki.KindAdmin)
+	now := time.Now()
+	dry, err := job.SignPreflight([]byte(good), admin.Cert, admin.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := job.VerifyPreflight(dry, p.Trust, now); err != nil {
+		t.Fatalf("VerifyPreflight(a dry run's job) = %v", err)
+	}
+	if _, err := job.Verify(dry, p.Trust, now); !errors.Is(err, job.ErrSignature) {
+		t.Fatalf("Verify(a dry run's job) = %v, want ErrSignature", err)
+	}
+	run, err := job.Sign([]byte(good), admin.Cert, admin.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := job.VerifyPreflight(run, p.Trust, now); !errors.Is(err, job.ErrSignature) {
+		t.Fatalf("VerifyPreflight(a job to run) = %v, want ErrSignature", err)
+	}
+}

@@ -19,6 +19,11 @@ import (
 // not-after: such jobs no longer verify).
 const signingContext = "hearth.job.v2\x00"
 
+// preflightContext is what a pre-flight's job is signed under instead: a
+// job signed to ask the sites whether they would run it never verifies as
+// one to run (a server cannot turn a dry run into a job).
+const preflightContext = "hearth.job-preflight.v2\x00"
+
 // NonceSize is the length of a signed job's nonce.
 const NonceSize = 16
 
@@ -60,14 +65,26 @@ func SignAt(manifest []byte, cert *x509.Certificate, key ed25519.PrivateKey, now
 		return nil, err
 	}
 	sj := &hearthv1.SignedJob{Manifest: manifest, SubmitterCert: cert.Raw, Nonce: nonce, NotAfterUnixNano: now.Add(lifetime).UnixNano()}
-	sj.Signature = ed25519.Sign(key, signedBytes(sj))
+	sj.Signature = ed25519.Sign(key, signedBytes(sj, signingContext))
 	return sj, nil
 }
 
-// signedBytes is what a job signature covers.
-func signedBytes(sj *hearthv1.SignedJob) []byte {
-	b := make([]byte, 0, len(signingContext)+NonceSize+8+len(sj.Manifest))
-	b = append(b, signingContext...)
+// SignPreflight signs manifest bytes for a pre-flight (a dry run): the
+// same as Sign, under another signing context, so that it verifies only
+// with VerifyPreflight.
+func SignPreflight(manifest []byte, cert *x509.Certificate, key ed25519.PrivateKey) (*hearthv1.SignedJob, error) {
+	sj, err := SignAt(manifest, cert, key, time.Now(), DefaultLifetime)
+	if err != nil {
+		return nil, err
+	}
+	sj.Signature = ed25519.Sign(key, signedBytes(sj, preflightContext))
+	return sj, nil
+}
+
+// signedBytes is what a job signature under context covers.
+func signedBytes(sj *hearthv1.SignedJob, context string) []byte {
+	b := make([]byte, 0, len(context)+NonceSize+8+len(sj.Manifest))
+	b = append(b, context...)
 	b = append(b, sj.Nonce...)
 	b = binary.BigEndian.AppendUint64(b, uint64(sj.NotAfterUnixNano))
 	return append(b, sj.Manifest...)
@@ -77,7 +94,7 @@ func signedBytes(sj *hearthv1.SignedJob) []byte {
 // and manifest): the job's identity for what is bound to it, such as an
 // admin's credentials.
 func Hash(sj *hearthv1.SignedJob) []byte {
-	h := sha256.Sum256(signedBytes(sj))
+	h := sha256.Sum256(signedBytes(sj, signingContext))
 	return h[:]
 }
 
@@ -85,6 +102,9 @@ func Hash(sj *hearthv1.SignedJob) []byte {
 type Verified struct {
 	Manifest  *Manifest
 	Submitter pki.Identity
+	// SubmitterKey is the submitter's certificate key, which signed the
+	// job (and what else they attach to it, such as credentials).
+	SubmitterKey ed25519.PublicKey
 	// Nonce is the job's nonce, hex; NotAfter its not-after.
 	Nonce    string
 	NotAfter time.Time
@@ -112,6 +132,17 @@ func (v *Verified) Fresh(now time.Time) error {
 // server and at every site, each with its own trust. Freshness is the
 // caller's: see Verified.Fresh.
 func Verify(sj *hearthv1.SignedJob, trust *pki.Trust, now time.Time) (*Verified, error) {
+	return verify(sj, trust, now, signingContext)
+}
+
+// VerifyPreflight is Verify for a job signed for a pre-flight
+// (SignPreflight); a job signed to run does not verify here, nor the other
+// way round.
+func VerifyPreflight(sj *hearthv1.SignedJob, trust *pki.Trust, now time.Time) (*Verified, error) {
+	return verify(sj, trust, now, preflightContext)
+}
+
+func verify(sj *hearthv1.SignedJob, trust *pki.Trust, now time.Time, context string) (*Verified, error) {
 	switch {
 	case sj == nil || len(sj.Manifest) == 0 || len(sj.Signature) != ed25519.SignatureSize || len(sj.SubmitterCert) == 0:
 		return nil, fmt.Errorf("%w: manifest, signature and submitter certificate are required", ErrSignature)
@@ -129,12 +160,12 @@ func Verify(sj *hearthv1.SignedJob, trust *pki.Trust, now time.Time) (*Verified,
 		return nil, fmt.Errorf("%w: submitter: %w", ErrSignature, err)
 	}
 	pub, ok := cert.PublicKey.(ed25519.PublicKey)
-	if !ok || !ed25519.Verify(pub, signedBytes(sj), sj.Signature) {
+	if !ok || !ed25519.Verify(pub, signedBytes(sj, context), sj.Signature) {
 		return nil, fmt.Errorf("%w: the signature of %s does not match the manifest (changed after signing, or not signed by them)", ErrSignature, id.Name)
 	}
 	m, err := ParseManifest(sj.Manifest)
 	if err != nil {
 		return nil, err
 	}
-	return &Verified{Manifest: m, Submitter: id, Nonce: fmt.Sprintf("%x", sj.Nonce), NotAfter: time.Unix(0, sj.NotAfterUnixNano)}, nil
+	return &Verified{Manifest: m, Submitter: id, SubmitterKey: pub, Nonce: fmt.Sprintf("%x", sj.Nonce), NotAfter: time.Unix(0, sj.NotAfterUnixNano)}, nil
 }

@@ -41,7 +41,7 @@ func (p *Participant) authenticateJoin(ctx actor.Context, m *hearthv1.JoinJob, v
 	go func() {
 		actx, cancel := context.WithTimeout(context.Background(), authenticateTimeout)
 		defer cancel()
-		as, err := p.cfg.Gate.Check(actx, v.Submitter, m.Credential, binding, m.JobId, m.Job.Manifest)
+		as, err := p.cfg.Gate.Check(actx, v.Submitter, v.SubmitterKey, m.Credential, binding, m.JobId, m.Job.Manifest)
 		system.Root.Send(future.PID(), &authenticated{as: as, err: err})
 	}()
 	ctx.ReenterAfter(future, func(res any, err error) {

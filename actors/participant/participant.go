@@ -301,7 +301,11 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob, dry bool) any
 	received := p.audit(auditor.Event{Action: joinAction(dry, "received"), JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: m.AuditEvent})
 	refuse := func(reason string) any { return p.refuseJob(m.JobId, from, received, reason, dry) }
 	now := p.cfg.Now()
-	v, err := job.Verify(m.Job, p.cfg.Trust, now)
+	verify := job.Verify
+	if dry {
+		verify = job.VerifyPreflight // signed for a pre-flight only: such a job is never joined
+	}
+	v, err := verify(m.Job, p.cfg.Trust, now)
 	if err != nil {
 		return refuse(err.Error())
 	}
@@ -324,7 +328,7 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob, dry bool) any
 		return refuse("this site is not in the job's sites")
 	}
 	// A job this site joined before (resumed) was authenticated then.
-	if !known && p.cfg.Gate.Needs(joinCommand(dry)) {
+	if !known && (p.cfg.Gate.Needs(joinCommand(dry)) || p.cfg.Gate.Needs(authn.CommandSubmit)) { // a dry run answers as the job would be
 		return p.authenticateJoin(ctx, m, v, from, received, dry)
 	}
 	return p.admit(ctx, m, v, from, received, v.Submitter, dry)

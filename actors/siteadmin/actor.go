@@ -93,8 +93,10 @@ func Messages() []proto.Message { return []proto.Message{&hearthv1.SignedSiteCom
 const maxSeen = 1 << 14
 
 // commandTimeout bounds a command's work at the site: authentication
-// included.
-const commandTimeout = 60 * time.Second
+// included, beyond the longest deadline a site may give its authenticator
+// (plugins/authn.MaxTimeout), so that a plugin that hangs meets its own
+// deadline first and is killed and restarted.
+const commandTimeout = authn.MaxTimeout + 10*time.Second
 
 // done is a command's outcome, back in the actor.
 type done struct{ answer proto.Message }
@@ -163,7 +165,7 @@ func (a *Actor) command(ctx actor.Context, m *hearthv1.SignedSiteCommand) {
 func (a *Actor) decide(ctx context.Context, m *hearthv1.SignedSiteCommand, v *Verified, cmd authn.Command, received string, refuse func(string) proto.Message) proto.Message {
 	who := v.Admin
 	if a.cfg.Gate.Needs(cmd) {
-		as, err := a.cfg.Gate.Check(ctx, v.Admin, m.Credential, credential.Binding{Site: a.cfg.Self.Name, Command: cmd, Requester: v.Admin.Name, JobHash: Hash(m)}, "", nil)
+		as, err := a.cfg.Gate.Check(ctx, v.Admin, v.AdminKey, m.Credential, credential.Binding{Site: a.cfg.Self.Name, Command: cmd, Requester: v.Admin.Name, JobHash: Hash(m)}, "", nil)
 		if err != nil {
 			return refuse("authentication: " + err.Error())
 		}

@@ -92,17 +92,20 @@ func Hash(sc *hearthv1.SignedSiteCommand) []byte {
 type Verified struct {
 	Command  *hearthv1.SiteCommand
 	Admin    pki.Identity
+	AdminKey ed25519.PublicKey // the admin's certificate key, which signed it
 	NotAfter time.Time
 }
 
-// ClockSkew is how far an admin's clock may be ahead of or behind a site's.
+// ClockSkew is how far an admin's clock may be ahead of a site's.
 const ClockSkew = 30 * time.Second
 
 // Verify checks a signed command for site at now: bounded sizes first, then
 // the admin's certificate against trust, the signature over the command's
 // bytes as they are, and only then the command itself: for this site, a
 // known command, a nonce, a not-after ahead but not too far, issued after
-// started (the site process's start: it remembers no nonce from before).
+// started (the site process's start: it remembers no nonce from before,
+// so no allowance for clock skew there: an admin whose clock is behind
+// tries again a moment later).
 // Replays since are the caller's (the nonce).
 func Verify(sc *hearthv1.SignedSiteCommand, trust *pki.Trust, site string, now, started time.Time) (*Verified, error) {
 	switch {
@@ -143,9 +146,9 @@ func Verify(sc *hearthv1.SignedSiteCommand, trust *pki.Trust, site string, now, 
 		return nil, fmt.Errorf("the command expired at %s", notAfter.UTC().Format(time.RFC3339))
 	case notAfter.Sub(now) > MaxLifetime:
 		return nil, fmt.Errorf("the command is valid until %s, more than %v ahead", notAfter.UTC().Format(time.RFC3339), MaxLifetime)
-	case issued.Before(started.Add(-ClockSkew)) || issued.After(now.Add(ClockSkew)) || notAfter.Sub(issued) > MaxLifetime:
+	case issued.Before(started) || issued.After(now.Add(ClockSkew)) || notAfter.Sub(issued) > MaxLifetime:
 		return nil, fmt.Errorf("the command was issued at %s, not since this site started at %s (or its times do not add up)",
 			issued.UTC().Format(time.RFC3339), started.UTC().Format(time.RFC3339))
 	}
-	return &Verified{Command: &c, Admin: admin, NotAfter: notAfter}, nil
+	return &Verified{Command: &c, Admin: admin, AdminKey: pub, NotAfter: notAfter}, nil
 }

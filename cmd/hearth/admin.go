@@ -187,7 +187,8 @@ func openConsole(ctx context.Context, warn io.Writer, k *kit.Kit, timeout time.D
 	}
 	client := &coordinator.Client{
 		Bus: n.Bridge, Streams: n.Streams, Server: k.Config.Server.Name, Timeout: timeout,
-		SignJob: func(manifest []byte) (*hearthv1.SignedJob, error) { return job.Sign(manifest, k.Cert, k.Key) },
+		SignJob:       func(manifest []byte) (*hearthv1.SignedJob, error) { return job.Sign(manifest, k.Cert, k.Key) },
+		SignPreflight: func(manifest []byte) (*hearthv1.SignedJob, error) { return job.SignPreflight(manifest, k.Cert, k.Key) },
 	}
 	client.Credentials = func(ctx context.Context, signed *hearthv1.SignedJob, cmd authn.Command) ([]*hearthv1.SealedCredential, error) {
 		return sealCredentials(ctx, warn, k, client, n.Trust, signed, cmd)

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-	"time"
 
 	"crypto/ecdh"
 	"crypto/rand"
@@ -55,7 +54,7 @@ func openGate(ctx context.Context, n *node.Node, audit *auditor.Log) (*credentia
 		site.Close()
 		return nil, nil, fmt.Errorf("credential key: %w", err)
 	}
-	gate := &credential.Gate{Authn: siteAuthenticator{site}, Opener: credential.NewOpener(n.Identity.Name, key), Now: time.Now}
+	gate := credential.NewGate(siteAuthenticator{site}, credential.NewOpener(n.Identity.Name, key))
 	return gate, func() { site.Close() }, nil
 }
 

@@ -156,7 +156,7 @@ func sealCredentials(ctx context.Context, warn io.Writer, k *kit.Kit, client *co
 	for _, site := range slices.Sorted(maps.Keys(keys)) {
 		l := ls[site]
 		sc, err := credential.Seal(keys[site], authn.Credential{Kind: l.Kind, User: l.User, Secret: l.Secret},
-			credential.Binding{Site: site, Command: cmd, Requester: k.Config.Name, JobHash: hash}, now, credential.MaxLifetime)
+			credential.Binding{Site: site, Command: cmd, Requester: k.Config.Name, JobHash: hash}, k.Key, now, credential.MaxLifetime)
 		if err != nil {
 			return nil, err
 		}

@@ -58,7 +58,7 @@ func runSiteCommand(ctx context.Context, c *cli, k *kit.Kit, a *console, asJSON 
 		}
 		if key := keys[site]; key != nil {
 			if signed.Credential, err = credential.Seal(key, authn.Credential{Kind: l.Kind, User: l.User, Secret: l.Secret},
-				credential.Binding{Site: site, Command: cmd, Requester: k.Config.Name, JobHash: siteadmin.Hash(signed)}, now, credential.MaxLifetime); err != nil {
+				credential.Binding{Site: site, Command: cmd, Requester: k.Config.Name, JobHash: siteadmin.Hash(signed)}, k.Key, now, credential.MaxLifetime); err != nil {
 				return err
 			}
 		} else {

@@ -42,6 +42,17 @@ const (
 	CommandSiteShutdown  Command = "site.shutdown"
 )
 
+// DecidedAtSite says whether a site receives cmd and decides it: joining
+// a job (submit), its dry run and the site commands. The server decides
+// abort, download and status alone, so a site cannot authenticate them.
+func (c Command) DecidedAtSite() bool {
+	switch c {
+	case CommandSubmit, CommandPreflight, CommandSiteStatus, CommandSiteResources, CommandSiteLogs, CommandSiteAudit, CommandSiteShutdown:
+		return true
+	}
+	return false
+}
+
 // Requester is who asks, from their verified certificate: facts the site
 // established itself, never claims relayed by the server.
 type Requester struct {

@@ -42,9 +42,12 @@ const maxPolicySize = 1 << 20
 // format_version and plugin, with both its keys, are required. A relative path is
 // relative to the kit's folder. timeout is a Go duration from 100ms to
 // 60s, 5s when absent. commands, when present, is a non-empty list of
-// distinct commands (the Command constants: submit, abort, download,
-// status, preflight, site.status, site.resources, site.logs, site.audit,
-// site.shutdown); when it is absent, every command needs authentication.
+// distinct commands that a site decides (Command.DecidedAtSite: submit,
+// preflight, site.status, site.resources, site.logs, site.audit,
+// site.shutdown; abort, download and status are the server's alone and
+// refused here); when it is absent, every one of them needs
+// authentication. A dry run (preflight) is authenticated whenever submit
+// is, so that it answers as the job would be.
 // config, when present, is a JSON object handed verbatim to the plugin's
 // Configure (absent, the plugin is handed {}). Any other key, a
 // duplicate key or a value of another type is refused.
@@ -65,7 +68,7 @@ type Policy struct {
 // Requires reports whether cmd needs authentication at the site.
 func (p *Policy) Requires(cmd Command) bool {
 	if p.Commands == nil {
-		return cmd.Known()
+		return cmd.DecidedAtSite()
 	}
 	for _, c := range p.Commands {
 		if c == cmd {
@@ -262,6 +265,9 @@ func parseCommands(raw json.RawMessage, p *Policy) error {
 		c := Command(s)
 		if !c.Known() {
 			return fail(path, "unknown command %q", s)
+		}
+		if !c.DecidedAtSite() {
+			return fail(path, "%q is decided by the server alone (the site never receives it), so a site cannot authenticate it", s)
 		}
 		if p.Requires(c) {
 			return fail(path, "%q listed twice", s)

@@ -58,7 +58,8 @@ func TestParsePolicy(t *testing.T) {
 		{name: "no commands", doc: `{"format_version": "1.0", ` + plugin + `, "commands": []}`, path: "commands", msg: "leave commands out"},
 		{name: "commands not a list", doc: `{"format_version": "1.0", ` + plugin + `, "commands": "submit"}`, path: "commands", msg: "want a list"},
 		{name: "an unknown command", doc: `{"format_version": "1.0", ` + plugin + `, "commands": ["submit", "shell"]}`, path: "commands[1]", msg: `unknown command "shell"`},
-		{name: "a command twice", doc: `{"format_version": "1.0", ` + plugin + `, "commands": ["abort", "abort"]}`, path: "commands[1]", msg: "listed twice"},
+		{name: "a command twice", doc: `{"format_version": "1.0", ` + plugin + `, "commands": ["submit", "submit"]}`, path: "commands[1]", msg: "listed twice"},
+		{name: "a command only the server decides", doc: `{"format_version": "1.0", ` + plugin + `, "commands": ["submit", "abort"]}`, path: "commands[1]", msg: "decided by the server alone"},
 		{name: "config not an object", doc: `{"format_version": "1.0", ` + plugin + `, "config": "url=ldaps://dir"}`, path: "config", msg: "want an object"},
 		{name: "config null", doc: `{"format_version": "1.0", ` + plugin + `, "config": null}`, path: "config", msg: "want an object"},
 		{name: "too large", doc: `{"format_version": "1.0", ` + plugin + `, "config": {"x": "` + strings.Repeat("a", 1<<20) + `"}}`, path: "", msg: "larger than"},
@@ -86,12 +87,17 @@ func TestParsePolicy(t *testing.T) {
 	}
 }
 
-// TestPolicyRequires shows which commands need authentication: all of
-// them when commands is absent, else those listed.
+// TestPolicyRequires shows which commands need authentication: all those
+// a site decides when commands is absent, else those listed.
 func TestPolicyRequires(t *testing.T) {
 	all := []authn.Command{
-		authn.CommandSubmit, authn.CommandAbort, authn.CommandDownload, authn.CommandStatus, authn.CommandPreflight,
+		authn.CommandSubmit, authn.CommandPreflight,
 		authn.CommandSiteStatus, authn.CommandSiteResources, authn.CommandSiteLogs, authn.CommandSiteAudit, authn.CommandSiteShutdown,
+	}
+	for _, c := range []authn.Command{authn.CommandAbort, authn.CommandDownload, authn.CommandStatus} {
+		if (&authn.Policy{}).Requires(c) {
+			t.Errorf("%s, which the server decides alone, needs authentication at a site", c)
+		}
 	}
 	everything := &authn.Policy{}
 	listed := &authn.Policy{Commands: []authn.Command{authn.CommandSubmit}}

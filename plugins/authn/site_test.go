@@ -68,7 +68,7 @@ func TestSiteHashMismatch(t *testing.T) {
 	if !errors.Is(s.Err(), plugins.ErrChecksum) {
 		t.Fatalf("Err: %v, want ErrChecksum", s.Err())
 	}
-	for _, cmd := range []authn.Command{authn.CommandSubmit, authn.CommandAbort, authn.CommandSiteShutdown} {
+	for _, cmd := range []authn.Command{authn.CommandSubmit, authn.CommandPreflight, authn.CommandSiteShutdown} {
 		r := request("alice", "pw")
 		r.Command = cmd
 		o := s.Authenticate(t.Context(), r)

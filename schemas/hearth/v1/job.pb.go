@@ -2557,8 +2557,8 @@ func (*GetCredentialKey) Descriptor() ([]byte, []int) {
 	return file_hearth_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
-// SealedCredential is a Credential sealed (bus/envelope.Seal, associated
-// data "hearth.credential.v1") to one site's credential key.
+// SealedCredential is a SignedCredential sealed (bus/envelope.Seal,
+// associated data "hearth.credential.v1") to one site's credential key.
 type SealedCredential struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
@@ -2611,6 +2611,63 @@ func (x *SealedCredential) GetSealed() *SealedBody {
 	return nil
 }
 
+// SignedCredential is a Credential's exact bytes and the requester's
+// Ed25519 signature over "hearth.credential.v1\x00" || credential, by
+// their certificate key: anyone can seal to a site's key, so the site
+// checks that the admin it authenticates made the credential (the server
+// cannot try passwords of its own in an admin's name).
+type SignedCredential struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Credential    []byte                 `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignedCredential) Reset() {
+	*x = SignedCredential{}
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedCredential) ProtoMessage() {}
+
+func (x *SignedCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedCredential.ProtoReflect.Descriptor instead.
+func (*SignedCredential) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SignedCredential) GetCredential() []byte {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+func (x *SignedCredential) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // Credential is a SealedCredential opened: the secret and what it is bound
 // to. The site accepts it only for the command, requester and job it names,
 // before not_after, and once (command_id).
@@ -2634,7 +2691,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2646,7 +2703,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2659,7 +2716,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{36}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Credential) GetKind() string {
@@ -2749,7 +2806,7 @@ type SiteCommand struct {
 
 func (x *SiteCommand) Reset() {
 	*x = SiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2761,7 +2818,7 @@ func (x *SiteCommand) String() string {
 func (*SiteCommand) ProtoMessage() {}
 
 func (x *SiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2774,7 +2831,7 @@ func (x *SiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommand.ProtoReflect.Descriptor instead.
 func (*SiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SiteCommand) GetSite() string {
@@ -2838,7 +2895,7 @@ type SignedSiteCommand struct {
 
 func (x *SignedSiteCommand) Reset() {
 	*x = SignedSiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2850,7 +2907,7 @@ func (x *SignedSiteCommand) String() string {
 func (*SignedSiteCommand) ProtoMessage() {}
 
 func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2863,7 +2920,7 @@ func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedSiteCommand.ProtoReflect.Descriptor instead.
 func (*SignedSiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SignedSiteCommand) GetCommand() []byte {
@@ -2916,7 +2973,7 @@ type SiteCommandResult struct {
 
 func (x *SiteCommandResult) Reset() {
 	*x = SiteCommandResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2928,7 +2985,7 @@ func (x *SiteCommandResult) String() string {
 func (*SiteCommandResult) ProtoMessage() {}
 
 func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2941,7 +2998,7 @@ func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommandResult.ProtoReflect.Descriptor instead.
 func (*SiteCommandResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SiteCommandResult) GetSite() string {
@@ -3200,7 +3257,12 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\x10GetCredentialKey\"U\n" +
 	"\x10SealedCredential\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12-\n" +
-	"\x06sealed\x18\x02 \x01(\v2\x15.hearth.v1.SealedBodyR\x06sealed\"\x9c\x02\n" +
+	"\x06sealed\x18\x02 \x01(\v2\x15.hearth.v1.SealedBodyR\x06sealed\"P\n" +
+	"\x10SignedCredential\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x01 \x01(\fR\n" +
+	"credential\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x9c\x02\n" +
 	"\n" +
 	"Credential\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
@@ -3263,7 +3325,7 @@ func file_hearth_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_hearth_v1_job_proto_goTypes = []any{
 	(JobStatus)(0),            // 0: hearth.v1.JobStatus
 	(*Tensor)(nil),            // 1: hearth.v1.Tensor
@@ -3302,16 +3364,17 @@ var file_hearth_v1_job_proto_goTypes = []any{
 	(*CredentialKeys)(nil),    // 34: hearth.v1.CredentialKeys
 	(*GetCredentialKey)(nil),  // 35: hearth.v1.GetCredentialKey
 	(*SealedCredential)(nil),  // 36: hearth.v1.SealedCredential
-	(*Credential)(nil),        // 37: hearth.v1.Credential
-	(*SiteCommand)(nil),       // 38: hearth.v1.SiteCommand
-	(*SignedSiteCommand)(nil), // 39: hearth.v1.SignedSiteCommand
-	(*SiteCommandResult)(nil), // 40: hearth.v1.SiteCommandResult
-	nil,                       // 41: hearth.v1.JobRecord.JoinedEntry
-	nil,                       // 42: hearth.v1.CredentialKeys.MissingEntry
-	nil,                       // 43: hearth.v1.SiteCommandResult.FactsEntry
-	(*StreamManifest)(nil),    // 44: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),       // 45: hearth.v1.ModelLayout
-	(*SealedBody)(nil),        // 46: hearth.v1.SealedBody
+	(*SignedCredential)(nil),  // 37: hearth.v1.SignedCredential
+	(*Credential)(nil),        // 38: hearth.v1.Credential
+	(*SiteCommand)(nil),       // 39: hearth.v1.SiteCommand
+	(*SignedSiteCommand)(nil), // 40: hearth.v1.SignedSiteCommand
+	(*SiteCommandResult)(nil), // 41: hearth.v1.SiteCommandResult
+	nil,                       // 42: hearth.v1.JobRecord.JoinedEntry
+	nil,                       // 43: hearth.v1.CredentialKeys.MissingEntry
+	nil,                       // 44: hearth.v1.SiteCommandResult.FactsEntry
+	(*StreamManifest)(nil),    // 45: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),       // 46: hearth.v1.ModelLayout
+	(*SealedBody)(nil),        // 47: hearth.v1.SealedBody
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
@@ -3334,32 +3397,32 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	7,  // 17: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
 	7,  // 18: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
 	2,  // 19: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
-	44, // 20: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
-	45, // 21: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
+	45, // 20: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
+	46, // 21: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
 	3,  // 22: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
 	36, // 23: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
 	24, // 24: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
 	2,  // 25: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	44, // 26: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	45, // 27: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	45, // 26: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	46, // 27: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
 	2,  // 28: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
 	4,  // 29: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	44, // 30: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	45, // 30: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
 	2,  // 31: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	44, // 32: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	45, // 33: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	45, // 32: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	46, // 33: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
 	4,  // 34: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
 	8,  // 35: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
 	0,  // 36: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
 	7,  // 37: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
 	3,  // 38: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	41, // 39: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	45, // 40: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	42, // 39: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	46, // 40: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
 	24, // 41: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
-	42, // 42: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
-	46, // 43: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
+	43, // 42: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
+	47, // 43: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
 	36, // 44: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
-	43, // 45: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
+	44, // 45: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
 	46, // [46:46] is the sub-list for method output_type
 	46, // [46:46] is the sub-list for method input_type
 	46, // [46:46] is the sub-list for extension type_name
@@ -3380,7 +3443,7 @@ func file_hearth_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_job_proto_rawDesc), len(file_hearth_v1_job_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   43,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
