@@ -25,6 +25,7 @@ type Ledger struct {
 	mu    sync.Mutex
 	path  string
 	runs  map[string]string // nonce -> job id
+	roles map[string]string // nonce -> the role the submitter was admitted with
 	ended map[string]bool   // nonces whose job ended here
 	f     *os.File
 }
@@ -42,6 +43,10 @@ type ledgerEntry struct {
 	Joined   time.Time `json:"joined,omitzero"`
 	NotAfter time.Time `json:"not_after,omitzero"`
 	Ended    bool      `json:"ended,omitempty"` // the job ended here: it never runs again
+	// Role is the role the site admitted the submitter with: their
+	// certificate's, or the one its authentication mapped them to, which a
+	// resumed job is decided on again.
+	Role string `json:"role,omitempty"`
 }
 
 // OpenLedger opens (creating if needed) the ledger file at path.
@@ -53,7 +58,7 @@ func OpenLedger(path string) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job ledger: %w", err)
 	}
-	l := &Ledger{path: path, runs: map[string]string{}, ended: map[string]bool{}, f: f}
+	l := &Ledger{path: path, runs: map[string]string{}, roles: map[string]string{}, ended: map[string]bool{}, f: f}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, maxLedgerLine), maxLedgerLine)
 	for n := 1; sc.Scan(); n++ {
@@ -63,6 +68,9 @@ func OpenLedger(path string) (*Ledger, error) {
 			return nil, fmt.Errorf("job ledger %s: line %d is not an entry: %v", path, n, err)
 		}
 		l.runs[e.Nonce] = e.Job
+		if e.Role != "" {
+			l.roles[e.Nonce] = e.Role
+		}
 		if e.Ended {
 			l.ended[e.Nonce] = true
 		}
@@ -114,10 +122,19 @@ func (l *Ledger) Unused(nonce string) error {
 	return nil
 }
 
-// Record notes that the signed job with nonce runs here as job id. A nonce
-// that already ran under another id is refused with ErrReplayedJob; the
-// same id again (a resumed job) is accepted.
-func (l *Ledger) Record(nonce, id string, now, notAfter time.Time) error {
+// RoleOf is the role the submitter of the job with nonce was admitted
+// with, "" if none was recorded.
+func (l *Ledger) RoleOf(nonce string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.roles[nonce]
+}
+
+// Record notes that the signed job with nonce runs here as job id, its
+// submitter admitted with role. A nonce that already ran under another id
+// is refused with ErrReplayedJob; the same id again (a resumed job) is
+// accepted.
+func (l *Ledger) Record(nonce, id, role string, now, notAfter time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch prev, ok := l.runs[nonce]; {
@@ -126,10 +143,13 @@ func (l *Ledger) Record(nonce, id string, now, notAfter time.Time) error {
 	case ok:
 		return fmt.Errorf("%w as job %s", ErrReplayedJob, prev)
 	}
-	if err := l.append(ledgerEntry{Nonce: nonce, Job: id, Joined: now.UTC(), NotAfter: notAfter.UTC()}); err != nil {
+	if err := l.append(ledgerEntry{Nonce: nonce, Job: id, Joined: now.UTC(), NotAfter: notAfter.UTC(), Role: role}); err != nil {
 		return err
 	}
 	l.runs[nonce] = id
+	if role != "" {
+		l.roles[nonce] = role
+	}
 	return nil
 }
 

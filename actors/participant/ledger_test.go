@@ -18,10 +18,10 @@ func TestLedgerRefusesAJobRunTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if err := l.Record("n1", "job-aaaaaaaaaaaa", now, now.Add(time.Minute)); err != nil {
+	if err := l.Record("n1", "job-aaaaaaaaaaaa", "fl_lead", now, now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Record("n1", "job-aaaaaaaaaaaa", now, now.Add(time.Minute)); err != nil {
+	if err := l.Record("n1", "job-aaaaaaaaaaaa", "fl_lead", now, now.Add(time.Minute)); err != nil {
 		t.Fatalf("the same job resumed: %v", err)
 	}
 	l.Close()
@@ -34,10 +34,13 @@ func TestLedgerRefusesAJobRunTwice(t *testing.T) {
 	if !l.Known("n1", "job-aaaaaaaaaaaa") || l.Known("n1", "job-bbbbbbbbbbbb") {
 		t.Fatal("ledger lost or confused its record")
 	}
+	if r := l.RoleOf("n1"); r != "fl_lead" {
+		t.Fatalf("the role the submitter was admitted with, after a restart: %q, want fl_lead", r)
+	}
 	if err := l.Unused("n1"); !errors.Is(err, ErrReplayedJob) || l.Unused("n2") != nil {
 		t.Fatalf("Unused: %v, %v", err, l.Unused("n2"))
 	}
-	err = l.Record("n1", "job-bbbbbbbbbbbb", now, now.Add(time.Minute))
+	err = l.Record("n1", "job-bbbbbbbbbbbb", "lead", now, now.Add(time.Minute))
 	if !errors.Is(err, ErrReplayedJob) || !strings.Contains(err.Error(), "job-aaaaaaaaaaaa") {
 		t.Fatalf("replayed under a new id: %v", err)
 	}
@@ -48,7 +51,7 @@ func TestLedgerRefusesAJobRunTwice(t *testing.T) {
 	if l, err = OpenLedger(path); err != nil || !l.Ended("n1") || !l.Known("n1", "job-aaaaaaaaaaaa") {
 		t.Fatalf("after a restart the ended job is not remembered: %v", err)
 	}
-	if err := l.Record("n3", strings.Repeat("x", maxLedgerLine), now, now); err == nil {
+	if err := l.Record("n3", strings.Repeat("x", maxLedgerLine), "", now, now); err == nil {
 		t.Fatal("an entry the ledger could not read back was written")
 	}
 	l.Close()

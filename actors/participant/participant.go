@@ -331,7 +331,11 @@ func (p *Participant) join(ctx actor.Context, m *hearthv1.JoinJob, dry bool) any
 	if !known && (p.cfg.Gate.Needs(joinCommand(dry)) || p.cfg.Gate.Needs(authn.CommandSubmit)) { // a dry run answers as the job would be
 		return p.authenticateJoin(ctx, m, v, from, received, dry)
 	}
-	return p.admit(ctx, m, v, from, received, v.Submitter, dry)
+	who := v.Submitter
+	if r := p.cfg.Ledger.RoleOf(v.Nonce); known && r != "" {
+		who.Role = pki.Role(r) // a resumed job is decided on the role it was admitted with
+	}
+	return p.admit(ctx, m, v, from, received, who, dry)
 }
 
 // joinCommand is what a site authenticates a join (or its dry run) as.
@@ -396,7 +400,7 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 		return &hearthv1.PreflightAnswer{Site: p.cfg.Self.Name, Accepted: true, Reason: "would join", Role: string(who.Role),
 			TrainSamples: int64(j.train.Rows()), Gpus: p.cfg.GPUs}
 	}
-	if err := p.cfg.Ledger.Record(v.Nonce, m.JobId, now, v.NotAfter); err != nil {
+	if err := p.cfg.Ledger.Record(v.Nonce, m.JobId, string(who.Role), now, v.NotAfter); err != nil {
 		return refuse(err.Error())
 	}
 	out := &hearthv1.JobJoined{JobId: m.JobId, TrainSamples: int64(j.train.Rows()),
