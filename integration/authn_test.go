@@ -65,6 +65,9 @@ type authnProject struct {
 	slapd *authntest.Slapd
 	dex   *authntest.Dex
 	caPEM string // the file of Dex's TLS root, for the console
+	// passwords are what each admin types at their console when a command
+	// asks for their directory password (site-1's; it is never kept).
+	passwords map[string]string
 }
 
 const (
@@ -106,16 +109,18 @@ func startAuthnProject(t *testing.T) *authnProject {
 	if err := os.WriteFile(caFile, dex.CAPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &authnProject{project: p, slapd: slapd, dex: dex, caPEM: caFile}
+	return &authnProject{project: p, slapd: slapd, dex: dex, caPEM: caFile, passwords: map[string]string{}}
 }
 
-// login runs `hearth admin login` as admin for site with password on
-// standard input.
+// login runs `hearth admin login` as admin for site: for site-1 (LDAP)
+// it only says so, and password is what the admin will type at each
+// command; for site-2 (OIDC) the console gets tokens with it now.
 func (ap *authnProject) login(t *testing.T, admin, site, password string) {
 	t.Helper()
 	args := []string{"admin", "-k", ap.Kit(admin), "login", site}
 	if site == "site-1" {
 		args = append(args, "--ldap")
+		ap.passwords[admin] = password
 	} else {
 		args = append(args, "--oidc", ap.dex.Issuer, "--client-id", authntest.DexConsole, "--ca", ap.caPEM)
 	}
@@ -137,7 +142,10 @@ func (ap *authnProject) runAs(t *testing.T, admin string) (*hearthv1.JobInfo, []
 	if err := os.WriteFile(filepath.Join(dir, job.ManifestFile), []byte(oneRound), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := ap.adminCLI(t, admin, "--json", "submit", dir)
+	cmd := exec.Command(hearthBin, "admin", "-k", ap.Kit(admin), "--json", "submit", dir)
+	cmd.Stdin = strings.NewReader(ap.passwords[admin] + "\n") // asked for once: site-1's directory password
+	b, err := cmd.CombinedOutput()
+	out := string(b)
 	if err != nil {
 		t.Fatalf("submit as %s: %v\n%s", admin, err, out)
 	}
@@ -199,13 +207,21 @@ func TestSitesAuthenticateWithTheirOwnSystems(t *testing.T) {
 			t.Fatalf("%s: no authentication of the lead as role lead in its audit log", s)
 		}
 	}
-	logins, err := os.Stat(filepath.Join(ap.Kit(lead), "state", "logins.json"))
-	if err != nil || logins.Mode().Perm() != 0o600 {
-		t.Fatalf("the console's logins: %v, mode %v; want 0600", err, logins.Mode().Perm())
+	logins, err := os.ReadFile(filepath.Join(ap.Kit(lead), "state", "logins.json"))
+	if st, serr := os.Stat(filepath.Join(ap.Kit(lead), "state", "logins.json")); err != nil || serr != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the console's logins: %v %v; want mode 0600", err, serr)
+	}
+	if strings.Contains(string(logins), "lead-password") {
+		t.Fatal("the console kept the directory password")
 	}
 
 	// Site commands are authenticated at the site too, with a credential
 	// bound to the signed command.
+	status := exec.Command(hearthBin, "admin", "-k", ap.Kit(lead), "site", "status", "site-1")
+	status.Stdin = strings.NewReader("lead-password\n")
+	if out, err := status.CombinedOutput(); err != nil || !strings.Contains(string(out), "name: site-1") {
+		t.Fatalf("the lead's site status at site-1: %v\n%s", err, out)
+	}
 	if out, err := ap.adminCLI(t, lead, "site", "status", "site-2"); err != nil || !strings.Contains(out, "name: site-2") {
 		t.Fatalf("the lead's site status at site-2: %v\n%s", err, out)
 	}
@@ -215,8 +231,8 @@ func TestSitesAuthenticateWithTheirOwnSystems(t *testing.T) {
 
 	// The refusals that go through the console as users would meet them.
 	t.Run("a wrong password", func(t *testing.T) {
-		ap.login(t, lead, "site-1", "not-the-password")
-		defer ap.login(t, lead, "site-1", "lead-password")
+		ap.passwords[lead] = "not-the-password" // typed wrong at the command
+		defer func() { ap.passwords[lead] = "lead-password" }()
 		info, trained := ap.runAs(t, lead)
 		if slices.Contains(trained, "site-1") || !slices.Contains(trained, "site-2") {
 			t.Fatalf("trained at %v", trained)

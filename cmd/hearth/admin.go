@@ -40,11 +40,11 @@ commands:
                        a command SITE decides and answers itself, as FLARE's check_status,
                        report_resources, tail (logs and audit, read-only) and shutdown
   login SITE --ldap | --oidc ISSUER --client-id ID [--ca FILE] [--user NAME]
-                       log into SITE's own identity system: keep a directory password (LDAP),
-                       or get tokens for SITE with the password grant (OIDC; refreshed when
-                       about to expire); the password is read from standard input, never
-                       from the command line; commands then carry the credential to SITE,
-                       sealed to it and bound to the command
+                       log into SITE's own identity system: LDAP (each command then asks for
+                       the directory password, which is never kept), or OIDC (tokens for SITE
+                       with the password grant, kept 0600, refreshed when about to expire);
+                       passwords come from standard input, never the command line; commands
+                       carry the credential to SITE sealed to it and bound to the command
   logout SITE          forget the login for SITE
   logins               the sites logged into, and until when`
 
@@ -77,7 +77,7 @@ func runAdmin(ctx context.Context, c *cli, args []string) (err error) {
 	case "logins":
 		return printLogins(c, k, *asJSON)
 	}
-	a, err := openConsole(ctx, c.stderr, k, *timeout)
+	a, err := openConsole(ctx, c, c.stderr, k, *timeout)
 	if err != nil {
 		return err
 	}
@@ -180,7 +180,10 @@ type console struct {
 	*coordinator.Client
 }
 
-func openConsole(ctx context.Context, warn io.Writer, k *kit.Kit, timeout time.Duration) (*console, error) {
+// openConsole connects an admin's console to the server. c, if set, asks
+// for the directory passwords its commands carry to LDAP sites; warn hears
+// of sites that will get no credential.
+func openConsole(ctx context.Context, c *cli, warn io.Writer, k *kit.Kit, timeout time.Duration) (*console, error) {
 	n, err := node.StartAdmin(ctx, k, node.Options{Protocol: protocol.Table{}, CRLPoll: -1})
 	if err != nil {
 		return nil, err
@@ -191,7 +194,7 @@ func openConsole(ctx context.Context, warn io.Writer, k *kit.Kit, timeout time.D
 		SignPreflight: func(manifest []byte) (*hearthv1.SignedJob, error) { return job.SignPreflight(manifest, k.Cert, k.Key) },
 	}
 	client.Credentials = func(ctx context.Context, signed *hearthv1.SignedJob, cmd authn.Command) ([]*hearthv1.SealedCredential, error) {
-		return sealCredentials(ctx, warn, k, client, n.Trust, signed, cmd)
+		return sealCredentials(ctx, c, warn, k, client, n.Trust, signed, cmd)
 	}
 	return &console{Node: n, Client: client}, nil
 }

@@ -228,7 +228,7 @@ func benchRound(ctx context.Context, ws, workflow, agg string, size int64, sites
 	if err != nil {
 		return nil, err
 	}
-	admin, err := openConsole(ctx, os.Stderr, k, time.Minute)
+	admin, err := openConsole(ctx, nil, os.Stderr, k, time.Minute)
 	if err != nil {
 		return nil, err
 	}

@@ -25,24 +25,26 @@ import (
 	"golang.org/x/term"
 )
 
-// An admin's logins are the credentials it holds for the sites that
-// authenticate their admins with their own systems: a directory password
-// (LDAP sites) or tokens from the site's identity provider (OIDC sites).
-// They live in the console kit's state folder, in one file of mode 0600,
-// and never on a command line; each command seals a credential per site
-// from them (actors/credential).
+// An admin's logins say how each site that authenticates its admins with
+// its own system checks this admin: by a directory password (LDAP sites),
+// which is never kept and is asked for at each command, or by tokens from
+// the site's identity provider (OIDC sites), kept until they expire. They
+// live in the console kit's state folder, in one file of mode 0600, and
+// never on a command line; each command seals a credential per site from
+// them (actors/credential).
 
 // loginsFile is the logins' file in the console kit's state folder.
 const loginsFile = "logins.json"
 
-// passwordLogin is how long a directory password is kept: a working day.
+// passwordLogin is how long a directory login is remembered (its user,
+// not its password): a working day.
 const passwordLogin = 12 * time.Hour
 
 // login is one site's credential as the console keeps it.
 type login struct {
 	Kind    string    `json:"kind"` // authn.CredentialPassword or authn.CredentialToken
 	User    string    `json:"user,omitempty"`
-	Secret  string    `json:"secret"`
+	Secret  string    `json:"secret,omitempty"` // the ID token; a password is never kept
 	Expires time.Time `json:"expires"`
 	// OIDC: where the token came from, to refresh it.
 	Issuer       string `json:"issuer,omitempty"`
@@ -112,8 +114,8 @@ func saveLogins(k *kit.Kit, ls map[string]login) error {
 }
 
 // readSecret reads a password from in: one line, without its newline.
-func readSecret(in io.Reader) (string, error) {
-	line, err := bufio.NewReader(io.LimitReader(in, credential.MaxSecret+2)).ReadString('\n')
+func readSecret(in *bufio.Reader) (string, error) {
+	line, err := in.ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", err
 	}
@@ -132,7 +134,7 @@ func readSecret(in io.Reader) (string, error) {
 // each credential bound to this signed job. A site logged into whose key
 // cannot be had is skipped with a warning (it will refuse the job, and
 // say why); an expired login is an error, before anything is sent.
-func sealCredentials(ctx context.Context, warn io.Writer, k *kit.Kit, client *coordinator.Client, trust *pki.Trust, signed *hearthv1.SignedJob,
+func sealCredentials(ctx context.Context, c *cli, warn io.Writer, k *kit.Kit, client *coordinator.Client, trust *pki.Trust, signed *hearthv1.SignedJob,
 	cmd authn.Command) ([]*hearthv1.SealedCredential, error) {
 	ls, err := loadLogins(k)
 	if err != nil || len(ls) == 0 {
@@ -155,7 +157,11 @@ func sealCredentials(ctx context.Context, warn io.Writer, k *kit.Kit, client *co
 	hash := job.Hash(signed)
 	for _, site := range slices.Sorted(maps.Keys(keys)) {
 		l := ls[site]
-		sc, err := credential.Seal(keys[site], authn.Credential{Kind: l.Kind, User: l.User, Secret: l.Secret},
+		secret, err := secretOf(c, site, l)
+		if err != nil {
+			return nil, err
+		}
+		sc, err := credential.Seal(keys[site], authn.Credential{Kind: l.Kind, User: l.User, Secret: secret},
 			credential.Binding{Site: site, Command: cmd, Requester: k.Config.Name, JobHash: hash}, k.Key, now, credential.MaxLifetime)
 		if err != nil {
 			return nil, err
@@ -191,12 +197,12 @@ func runLogin(ctx context.Context, c *cli, k *kit.Kit, args []string) error {
 	if *issuer != "" && *clientID == "" {
 		return errUsageMsg("--oidc needs --client-id")
 	}
-	password, err := promptSecret(c, fmt.Sprintf("password of %s for %s: ", *user, site))
-	if err != nil {
-		return err
-	}
-	l := login{Kind: authn.CredentialPassword, User: *user, Secret: password, Expires: time.Now().Add(passwordLogin)}
+	l := login{Kind: authn.CredentialPassword, User: *user, Expires: time.Now().Add(passwordLogin)}
 	if *issuer != "" {
+		password, err := promptSecret(c, fmt.Sprintf("password of %s for %s: ", *user, site))
+		if err != nil {
+			return err
+		}
 		if *caFile != "" {
 			if *caFile, err = filepath.Abs(*caFile); err != nil {
 				return err
@@ -220,6 +226,10 @@ func runLogin(ctx context.Context, c *cli, k *kit.Kit, args []string) error {
 	ls[site] = l
 	if err := saveLogins(k, ls); err != nil {
 		return err
+	}
+	if l.Kind == authn.CredentialPassword {
+		fmt.Fprintf(c.stdout, "%s checks %s's directory password: each command will ask for it (until %s)\n", site, termText(*user), l.Expires.Format(time.RFC3339))
+		return nil
 	}
 	fmt.Fprintf(c.stdout, "logged into %s as %s until %s\n", site, termText(*user), l.Expires.Format(time.RFC3339))
 	return nil
@@ -276,6 +286,8 @@ func fresh(ctx context.Context, k *kit.Kit, ls map[string]login, site string, no
 
 // promptSecret reads a secret from the console's standard input: on a
 // terminal after a prompt, without echo.
+// Off a terminal it reads the next line: one per password asked for, in
+// the order asked.
 func promptSecret(c *cli, prompt string) (string, error) {
 	if f, ok := c.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		fmt.Fprint(c.stderr, prompt)
@@ -284,12 +296,27 @@ func promptSecret(c *cli, prompt string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return readSecret(strings.NewReader(string(b)))
+		return readSecret(bufio.NewReader(strings.NewReader(string(b))))
 	}
 	if c.stdin == nil {
 		return "", errors.New("no password on standard input")
 	}
-	return readSecret(c.stdin)
+	if c.stdinLines == nil {
+		c.stdinLines = bufio.NewReaderSize(c.stdin, credential.MaxSecret+2)
+	}
+	return readSecret(c.stdinLines)
+}
+
+// secretOf is the secret a login's credential carries for site: its token,
+// or the directory password, asked for now.
+func secretOf(c *cli, site string, l login) (string, error) {
+	if l.Kind == authn.CredentialToken {
+		return l.Secret, nil
+	}
+	if c == nil {
+		return "", fmt.Errorf("%s wants a directory password, and this console cannot ask for one", site)
+	}
+	return promptSecret(c, fmt.Sprintf("directory password of %s at %s: ", l.User, site))
 }
 
 func runLogout(c *cli, k *kit.Kit, args []string) error {

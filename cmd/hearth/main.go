@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -16,7 +17,8 @@ import (
 
 // cli is what a subcommand may touch of the outside world besides files.
 type cli struct {
-	stdin          io.Reader // nil reads as empty
+	stdin          io.Reader     // nil reads as empty
+	stdinLines     *bufio.Reader // stdin's lines, once read by line (promptSecret)
 	stdout, stderr io.Writer
 	getenv         func(string) string
 }

@@ -164,7 +164,7 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	if err != nil {
 		return sum, err
 	}
-	admin, err := openConsole(ctx, c.stderr, k, 30*time.Second)
+	admin, err := openConsole(ctx, nil, c.stderr, k, 30*time.Second)
 	if err != nil {
 		return sum, err
 	}

@@ -57,7 +57,11 @@ func runSiteCommand(ctx context.Context, c *cli, k *kit.Kit, a *console, asJSON 
 			return fmt.Errorf("credential keys: %w", err)
 		}
 		if key := keys[site]; key != nil {
-			if signed.Credential, err = credential.Seal(key, authn.Credential{Kind: l.Kind, User: l.User, Secret: l.Secret},
+			secret, err := secretOf(c, site, l)
+			if err != nil {
+				return err
+			}
+			if signed.Credential, err = credential.Seal(key, authn.Credential{Kind: l.Kind, User: l.User, Secret: secret},
 				credential.Binding{Site: site, Command: cmd, Requester: k.Config.Name, JobHash: siteadmin.Hash(signed)}, k.Key, now, credential.MaxLifetime); err != nil {
 				return err
 			}
