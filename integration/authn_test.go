@@ -20,6 +20,7 @@ import (
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/provision"
+	"github.com/hearthfl/hearth/integration/cluster"
 	"github.com/hearthfl/hearth/plugins/authn"
 	"github.com/hearthfl/hearth/plugins/authn/authntest"
 	"github.com/hearthfl/hearth/plugins/authn/oidc"
@@ -225,7 +226,7 @@ func TestSitesAuthenticateWithTheirOwnSystems(t *testing.T) {
 	if out, err := ap.adminCLI(t, lead, "site", "status", "site-2"); err != nil || !strings.Contains(out, "name: site-2") {
 		t.Fatalf("the lead's site status at site-2: %v\n%s", err, out)
 	}
-	if out, err := ap.adminCLI(t, nobody, "site", "status", "site-1"); err == nil || !strings.Contains(out, "authentication: denied: no credential") {
+	if out, err := ap.adminCLI(t, nobody, "site", "status", "site-1"); err == nil || !strings.Contains(out, "authentication: no credential for this site") {
 		t.Fatalf("site status at site-1 without a credential: %v\n%s", err, out)
 	}
 
@@ -252,6 +253,13 @@ func TestSitesAuthenticateWithTheirOwnSystems(t *testing.T) {
 			if r := ap.refusedAt(t, s, info.Id); !strings.Contains(r, "maps to a role") {
 				t.Fatalf("%s's reason: %s", s, r)
 			}
+		}
+		// The sites' audit logs say why; the server, and through it every
+		// admin, hears only that authentication denied it.
+		heard := ap.server.Records(func(r cluster.Record) bool { return r.Msg() == "site left out" && r.Str("job") == info.Id })
+		b, _ := json.Marshal(heard)
+		if len(heard) != 2 || strings.Contains(string(b), "staff") || strings.Contains(string(b), "ou=") || !strings.Contains(string(b), "authentication: denied") {
+			t.Fatalf("what the server heard of carol's job: %s", b)
 		}
 	})
 	t.Run("no credential at all", func(t *testing.T) {

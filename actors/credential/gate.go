@@ -95,6 +95,8 @@ func (g *Gate) Check(ctx context.Context, who pki.Identity, requester ed25519.Pu
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("could not decide: %s", envelope.Clip(err.Error(), 256))
+	case !d.Authenticated && req.Credential == nil:
+		return nil, fmt.Errorf("%w: denied: %s", ErrNone, envelope.Clip(d.Reason, 256))
 	case !d.Authenticated:
 		return nil, fmt.Errorf("denied: %s", envelope.Clip(d.Reason, 256))
 	case authn.ValidRole(d.Role) != nil:
@@ -106,6 +108,23 @@ func (g *Gate) Check(ctx context.Context, who pki.Identity, requester ed25519.Pu
 	}
 	who.Role = pki.Role(d.Role)
 	return &Authenticated{Who: who, Decision: d}, nil
+}
+
+// Kind is what kind of refusal a gate's error is, for those outside the
+// site: "denied", "could not decide", or the credential's fault
+// ("credential expired", "credential bound to another command", ...),
+// without the detail (directory names, groups, claims), which stays in the
+// site's audit log.
+func Kind(err error) string {
+	for _, e := range []error{ErrNone, ErrInvalid, ErrMisbound, ErrExpired, ErrReplayed, ErrNotTheRequesters} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	if s := err.Error(); strings.HasPrefix(s, "could not decide") {
+		return "could not decide"
+	}
+	return "denied"
 }
 
 // AuditDetail is an authenticated command's audit detail.

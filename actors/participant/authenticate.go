@@ -53,7 +53,7 @@ func (p *Participant) authenticateJoin(ctx actor.Context, m *hearthv1.JoinJob, v
 			err = a.err
 		}
 		if err != nil {
-			ctx.Send(reply, p.refuseJob(m.JobId, from, received, "authentication: "+err.Error(), dry))
+			ctx.Send(reply, p.refuseAuthentication(m.JobId, from, received, err, dry))
 			return
 		}
 		p.audit(auditor.Event{Action: "admin.authenticated", JobID: m.JobId, Peer: v.Submitter.Name, PeerEvent: received,
@@ -61,6 +61,21 @@ func (p *Participant) authenticateJoin(ctx actor.Context, m *hearthv1.JoinJob, v
 		ctx.Send(reply, p.admit(ctx, m, v, from, received, a.as.Who, dry))
 	})
 	return nil
+}
+
+// refuseAuthentication refuses a join whose submitter the site's gate did
+// not authenticate: the whole reason goes to the site's audit log, and the
+// server (and through it the submitter) hears only its kind and where to
+// find it, so that no directory names, groups or claims leave the site.
+func (p *Participant) refuseAuthentication(jobID string, from bridge.Origin, received string, err error, dry bool) any {
+	id := p.audit(auditor.Event{Action: joinAction(dry, "refused"), JobID: jobID, Peer: from.Sender.Name, PeerEvent: received,
+		Detail: map[string]string{"reason": "authentication: " + err.Error()}})
+	reason := fmt.Sprintf("authentication: %s (why: %s's audit log, event %s)", credential.Kind(err), p.cfg.Self.Name, id)
+	p.cfg.Log.Warn("job refused", "job", jobID, "reason", reason, "preflight", dry)
+	if dry {
+		return &hearthv1.PreflightAnswer{Site: p.cfg.Self.Name, Reason: reason}
+	}
+	return failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%s refused job %s: %s", p.cfg.Self.Name, jobID, reason))
 }
 
 // credentialKey answers the server with this site's credential key, bound

@@ -166,8 +166,11 @@ func (a *Actor) decide(ctx context.Context, m *hearthv1.SignedSiteCommand, v *Ve
 	who := v.Admin
 	if a.cfg.Gate.Needs(cmd) {
 		as, err := a.cfg.Gate.Check(ctx, v.Admin, v.AdminKey, m.Credential, credential.Binding{Site: a.cfg.Self.Name, Command: cmd, Requester: v.Admin.Name, JobHash: Hash(m)}, "", nil)
-		if err != nil {
-			return refuse("authentication: " + err.Error())
+		if err != nil { // the detail stays in the site's audit log
+			id := a.audit(auditor.Event{Action: "site.command.refused", Peer: v.Admin.Name, PeerEvent: received,
+				Detail: map[string]string{"command": string(cmd), "reason": "authentication: " + err.Error()}})
+			return failure(hearthv1.FailureCode_FAILURE_CODE_FORBIDDEN, fmt.Sprintf("%s refused %s: authentication: %s (why: its audit log, event %s)",
+				a.cfg.Self.Name, cmd, credential.Kind(err), id))
 		}
 		a.audit(auditor.Event{Action: "admin.authenticated", Peer: v.Admin.Name, PeerEvent: received, Detail: as.AuditDetail(cmd)})
 		who = as.Who
