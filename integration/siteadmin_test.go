@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/siteadmin"
+	"github.com/hearthfl/hearth/actors/siteanswer"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/provision"
 	"github.com/hearthfl/hearth/plugins/authn"
@@ -71,13 +74,27 @@ func TestSiteCommandsAreDecidedAtTheSite(t *testing.T) {
 	// Signed commands the server could play with: sent twice, sent to
 	// another site than the one signed for, altered after signing.
 	n, console := p.console(t, p.Admin)
-	signed, err := siteadmin.Sign("site-1", authn.CommandSiteStatus, 0, n.Kit.Cert, n.Kit.Key, time.Now(), siteadmin.MaxLifetime)
+	reply, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := siteadmin.Sign("site-1", authn.CommandSiteStatus, 0, reply.PublicKey(), n.Kit.Cert, n.Kit.Key, time.Now(), siteadmin.MaxLifetime)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := console.Call(ctx, signed, &hearthv1.SiteCommandResult{}); err != nil {
+	var answer hearthv1.SealedSiteAnswer
+	if err := console.Call(ctx, signed, &answer); err != nil {
 		t.Fatalf("first delivery: %v", err)
+	}
+	// The answer is the site's, to this command, and only this console
+	// reads it: altered on the way, it does not open.
+	if res, err := siteanswer.OpenCommandAnswer(&answer, reply, n.Trust, "site-1", siteadmin.Hash(signed), time.Now()); err != nil || res.Facts["name"] != "site-1" {
+		t.Fatalf("the site's answer: %+v, %v", res, err)
+	}
+	answer.Sealed.Ciphertext[0] ^= 1
+	if _, err := siteanswer.OpenCommandAnswer(&answer, reply, n.Trust, "site-1", siteadmin.Hash(signed), time.Now()); err == nil {
+		t.Fatal("an answer altered on the way opened")
 	}
 	retarget := proto.Clone(signed).(*hearthv1.SignedSiteCommand)
 	retarget.To = "site-2"
@@ -93,7 +110,7 @@ func TestSiteCommandsAreDecidedAtTheSite(t *testing.T) {
 		{"altered", altered, "does not match the command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := console.Call(ctx, tc.cmd, &hearthv1.SiteCommandResult{})
+			err := console.Call(ctx, tc.cmd, &hearthv1.SealedSiteAnswer{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("%s command: %v, want %q", tc.name, err, tc.want)
 			}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/sealing"
+	"github.com/hearthfl/hearth/actors/siteanswer"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/stream"
@@ -90,15 +92,43 @@ func (c *Client) Submit(ctx context.Context, dir string) (string, error) {
 	return c.SubmitSigned(ctx, signed, creds...)
 }
 
+// PreflightRow is one site's pre-flight answer as the console checked it:
+// Signed when the site signed it (for this job), else the server's word
+// (a site it could not ask) or, with Problem, an answer that did not
+// verify.
+type PreflightRow struct {
+	Answer  *hearthv1.PreflightAnswer
+	Signed  bool
+	Problem string
+}
+
 // Preflight signs the manifest in dir and asks every site it deploys to
-// whether it would run it; nothing runs.
-func (c *Client) Preflight(ctx context.Context, dir string) (*hearthv1.PreflightReport, error) {
+// whether it would run it; nothing runs. Each site's answer is checked
+// against trust: the server relays them and cannot change one.
+func (c *Client) Preflight(ctx context.Context, dir string, trust *pki.Trust) ([]PreflightRow, error) {
 	signed, creds, err := c.sign(ctx, dir, authn.CommandPreflight)
 	if err != nil {
 		return nil, err
 	}
 	var rep hearthv1.PreflightReport
-	return &rep, c.Call(ctx, &hearthv1.SubmitJob{Job: signed, Credentials: creds, DryRun: true}, &rep)
+	if err := c.Call(ctx, &hearthv1.SubmitJob{Job: signed, Credentials: creds, DryRun: true}, &rep); err != nil {
+		return nil, err
+	}
+	var rows []PreflightRow
+	hash, now := job.Hash(signed), time.Now()
+	for _, sa := range rep.Signed {
+		a, err := siteanswer.VerifyPreflight(sa, trust, hash, now)
+		if err != nil {
+			rows = append(rows, PreflightRow{Answer: &hearthv1.PreflightAnswer{Site: "?"}, Problem: err.Error()})
+			continue
+		}
+		rows = append(rows, PreflightRow{Answer: a, Signed: true})
+	}
+	for _, a := range rep.Sites {
+		rows = append(rows, PreflightRow{Answer: a})
+	}
+	slices.SortFunc(rows, func(a, b PreflightRow) int { return strings.Compare(a.Answer.Site, b.Answer.Site) })
+	return rows, nil
 }
 
 // sign signs the job in dir and seals the admin's credentials for cmd.

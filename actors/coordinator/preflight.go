@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
@@ -16,6 +17,9 @@ import (
 	"github.com/hearthfl/hearth/bus/pki"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
+
+// maxSignedAnswer bounds a site's signed pre-flight answer as relayed.
+const maxSignedAnswer = 64 << 10
 
 // preflightTimeout bounds how long the server waits for a site's
 // pre-flight answer (an authentication may take seconds).
@@ -36,14 +40,8 @@ func (c *Coordinator) preflight(ctx actor.Context, signed *hearthv1.SignedJob, m
 	reply, left := ctx.Sender(), 0
 	done := func() {
 		slices.SortFunc(report.Sites, func(a, b *hearthv1.PreflightAnswer) int { return cmp.Compare(a.Site, b.Site) })
-		var accepted []string
-		for _, a := range report.Sites {
-			if a.Accepted {
-				accepted = append(accepted, a.Site)
-			}
-		}
 		c.audit(auditor.Event{Action: "job.preflight.answered", Peer: who.Name, PeerEvent: asked,
-			Detail: map[string]string{"accepted": strings.Join(accepted, ",")}})
+			Detail: map[string]string{"answered": fmt.Sprint(len(report.Signed)), "not_asked": fmt.Sprint(len(report.Sites))}})
 		ctx.Send(reply, report)
 	}
 	for _, s := range targets {
@@ -59,11 +57,9 @@ func (c *Coordinator) preflight(ctx actor.Context, signed *hearthv1.SignedJob, m
 			row := &hearthv1.PreflightAnswer{Site: site}
 			switch r := res.(type) {
 			case *bridge.Reply:
-				if a, ok := r.Msg.(*hearthv1.PreflightAnswer); ok {
-					row = a
-					row.Site = site // the answer is the asked site's, whatever it says
-					row.Reason = envelope.Clip(row.Reason, maxReason)
-					row.Role = envelope.Clip(row.Role, 64)
+				if a, ok := r.Msg.(*hearthv1.SignedPreflightAnswer); ok && proto.Size(a) <= maxSignedAnswer {
+					report.Signed = append(report.Signed, a) // the console checks it is the site's
+					row = nil
 				} else {
 					row.Reason = fmt.Sprintf("answered %T", r.Msg)
 				}
@@ -75,7 +71,9 @@ func (c *Coordinator) preflight(ctx actor.Context, signed *hearthv1.SignedJob, m
 				}
 				row.Reason = envelope.Clip(err.Error(), maxReason)
 			}
-			report.Sites = append(report.Sites, row)
+			if row != nil {
+				report.Sites = append(report.Sites, row)
+			}
 			if left--; left == 0 {
 				done()
 			}

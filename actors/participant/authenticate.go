@@ -11,6 +11,7 @@ import (
 	"github.com/hearthfl/hearth/actors/credential"
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/sealing"
+	"github.com/hearthfl/hearth/actors/siteanswer"
 	"github.com/hearthfl/hearth/bus/bridge"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -52,13 +53,18 @@ func (p *Participant) authenticateJoin(ctx actor.Context, m *hearthv1.JoinJob, v
 		if err == nil {
 			err = a.err
 		}
+		var out any
 		if err != nil {
-			ctx.Send(reply, p.refuseAuthentication(m.JobId, from, received, err, dry))
-			return
+			out = p.refuseAuthentication(m.JobId, from, received, err, dry)
+		} else {
+			p.audit(auditor.Event{Action: "admin.authenticated", JobID: m.JobId, Peer: v.Submitter.Name, PeerEvent: received,
+				Detail: a.as.AuditDetail(cmd)})
+			out = p.admit(ctx, m, v, from, received, a.as.Who, dry)
 		}
-		p.audit(auditor.Event{Action: "admin.authenticated", JobID: m.JobId, Peer: v.Submitter.Name, PeerEvent: received,
-			Detail: a.as.AuditDetail(cmd)})
-		ctx.Send(reply, p.admit(ctx, m, v, from, received, a.as.Who, dry))
+		if dry {
+			out = p.signPreflight(out, m.Job)
+		}
+		ctx.Send(reply, out)
 	})
 	return nil
 }
@@ -76,6 +82,24 @@ func (p *Participant) refuseAuthentication(jobID string, from bridge.Origin, rec
 		return &hearthv1.PreflightAnswer{Site: p.cfg.Self.Name, Reason: reason}
 	}
 	return failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%s refused job %s: %s", p.cfg.Self.Name, jobID, reason))
+}
+
+// signPreflight signs a pre-flight's answer for the admin who asked, so
+// that the server relaying it cannot change it; a failure (the request was
+// not the server's) passes as it is.
+func (p *Participant) signPreflight(res any, sj *hearthv1.SignedJob) any {
+	a, ok := res.(*hearthv1.PreflightAnswer)
+	if !ok {
+		return res
+	}
+	if p.cfg.Signer == nil {
+		return failure(hearthv1.FailureCode_FAILURE_CODE_INTERNAL, p.cfg.Self.Name+" cannot sign its answer")
+	}
+	signed, err := siteanswer.SignPreflight(a, p.cfg.Signer, job.Hash(sj))
+	if err != nil {
+		return failure(hearthv1.FailureCode_FAILURE_CODE_INTERNAL, err.Error())
+	}
+	return signed
 }
 
 // credentialKey answers the server with this site's credential key, bound

@@ -220,7 +220,7 @@ func (p *Participant) Receive(ctx actor.Context) {
 		}
 	case *hearthv1.Preflight:
 		if res := p.join(ctx, &hearthv1.JoinJob{Job: m.Job, Credential: m.Credential, AuditEvent: m.AuditEvent}, true); res != nil {
-			ctx.Respond(res)
+			ctx.Respond(p.signPreflight(res, m.Job))
 		}
 	case *hearthv1.GetCredentialKey:
 		p.credentialKey(ctx)

@@ -27,9 +27,9 @@ var (
 			&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
 			&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{},
 			&hearthv1.CredentialKeys{}, &hearthv1.GetCredentialKey{}, &hearthv1.Preflight{}, &hearthv1.PreflightReport{},
-			&hearthv1.SignedSiteCommand{}, &hearthv1.SiteCommandResult{}},
+			&hearthv1.SignedSiteCommand{}, &hearthv1.SealedSiteAnswer{}},
 		pki.KindSite: {&hearthv1.JobJoined{}, &hearthv1.TrainResult{}, &hearthv1.EvaluateResult{}, &hearthv1.SwarmTrained{},
-			&hearthv1.SealingKey{}, &hearthv1.PreflightAnswer{}, &hearthv1.SiteCommandResult{}},
+			&hearthv1.SealingKey{}, &hearthv1.SignedPreflightAnswer{}, &hearthv1.SealedSiteAnswer{}},
 		pki.KindAggregator: {},
 	}
 	// What a site may send another site: nothing of the server's business.

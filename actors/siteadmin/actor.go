@@ -13,6 +13,8 @@ import (
 
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/credential"
+	"github.com/hearthfl/hearth/actors/sealing"
+	"github.com/hearthfl/hearth/actors/siteanswer"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
@@ -49,6 +51,7 @@ type Config struct {
 	Trust  *pki.Trust
 	Policy Authorizer
 	Gate   *credential.Gate // nil: the site authenticates nobody beyond certificates
+	Signer sealing.Signer   // the site's certificate key: it signs its answers
 	Audit  Recorder
 	Site   Site
 	Log    *slog.Logger
@@ -68,8 +71,8 @@ type Actor struct {
 
 // New checks cfg and makes the actor.
 func New(cfg Config) (*Actor, error) {
-	if cfg.Trust == nil || cfg.Policy == nil || cfg.Audit == nil {
-		return nil, errors.New("siteadmin: trust, policy and audit are required")
+	if cfg.Trust == nil || cfg.Policy == nil || cfg.Audit == nil || cfg.Signer == nil {
+		return nil, errors.New("siteadmin: trust, policy, audit and signer are required")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -154,7 +157,7 @@ func (a *Actor) command(ctx actor.Context, m *hearthv1.SignedSiteCommand) {
 			return
 		}
 		ctx.Send(reply, d.answer)
-		if r, ok := d.answer.(*hearthv1.SiteCommandResult); ok && cmd == authn.CommandSiteShutdown && r.Site != "" && a.cfg.Site.Shutdown != nil {
+		if _, ok := d.answer.(*hearthv1.SealedSiteAnswer); ok && cmd == authn.CommandSiteShutdown && a.cfg.Site.Shutdown != nil {
 			a.cfg.Log.Warn("shutting down at an admin's command", "admin", v.Admin.Name)
 			time.AfterFunc(500*time.Millisecond, a.cfg.Site.Shutdown) // the answer leaves first
 		}
@@ -212,9 +215,13 @@ func (a *Actor) decide(ctx context.Context, m *hearthv1.SignedSiteCommand, v *Ve
 			return refuse("this site cannot be shut down remotely")
 		}
 	}
+	sealed, err := siteanswer.SealCommandAnswer(res, a.cfg.Signer, Hash(m), v.Command.ReplyKey)
+	if err != nil {
+		return failure(hearthv1.FailureCode_FAILURE_CODE_INTERNAL, err.Error())
+	}
 	a.audit(auditor.Event{Action: "site.command.done", Peer: v.Admin.Name, PeerEvent: received,
 		Detail: map[string]string{"command": string(cmd), "role": string(who.Role), "lines": fmt.Sprint(len(res.Lines))}})
-	return res
+	return sealed
 }
 
 // bound clips each line and keeps the newest that fit the answer.

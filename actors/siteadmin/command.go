@@ -15,10 +15,12 @@
 package siteadmin
 
 import (
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,8 +63,10 @@ var rights = map[authn.Command]string{
 // a site command.
 func Right(cmd authn.Command) string { return rights[cmd] }
 
-// Sign makes an admin's signed command for site, valid for lifetime.
-func Sign(site string, cmd authn.Command, lines int64, cert *x509.Certificate, key ed25519.PrivateKey, now time.Time, lifetime time.Duration) (*hearthv1.SignedSiteCommand, error) {
+// Sign makes an admin's signed command for site, valid for lifetime; the
+// site seals its answer to replyKey (an X25519 public key the console made
+// for this command).
+func Sign(site string, cmd authn.Command, lines int64, replyKey *ecdh.PublicKey, cert *x509.Certificate, key ed25519.PrivateKey, now time.Time, lifetime time.Duration) (*hearthv1.SignedSiteCommand, error) {
 	switch {
 	case Right(cmd) == "":
 		return nil, fmt.Errorf("%q is not a site command", cmd)
@@ -70,10 +74,12 @@ func Sign(site string, cmd authn.Command, lines int64, cert *x509.Certificate, k
 		return nil, fmt.Errorf("a site command valid for %v, want up to %v", lifetime, MaxLifetime)
 	case lines < 0 || lines > MaxLines:
 		return nil, fmt.Errorf("%d lines, want 0 to %d", lines, MaxLines)
+	case replyKey == nil || replyKey.Curve() != ecdh.X25519():
+		return nil, errors.New("a site command needs an X25519 reply key")
 	}
 	nonce := make([]byte, nonceSize)
 	rand.Read(nonce) // never fails
-	b, err := proto.Marshal(&hearthv1.SiteCommand{Site: site, Command: string(cmd), Lines: lines, Nonce: nonce,
+	b, err := proto.Marshal(&hearthv1.SiteCommand{Site: site, Command: string(cmd), Lines: lines, Nonce: nonce, ReplyKey: replyKey.Bytes(),
 		IssuedUnixNano: now.UnixNano(), NotAfterUnixNano: now.Add(lifetime).UnixNano()})
 	if err != nil {
 		return nil, err
@@ -138,6 +144,8 @@ func Verify(sc *hearthv1.SignedSiteCommand, trust *pki.Trust, site string, now, 
 		return nil, fmt.Errorf("a command for %q, this is %s", envelope.Clip(c.Site, 64), site)
 	case Right(authn.Command(c.Command)) == "":
 		return nil, fmt.Errorf("%q is not a site command", envelope.Clip(c.Command, 32))
+	case len(c.ReplyKey) != 32:
+		return nil, fmt.Errorf("a reply key of %d bytes, want an X25519 key", len(c.ReplyKey))
 	case len(c.Nonce) != nonceSize:
 		return nil, fmt.Errorf("a nonce of %d bytes, want %d", len(c.Nonce), nonceSize)
 	case c.Lines < 0 || c.Lines > MaxLines:

@@ -1,6 +1,8 @@
 package siteadmin_test
 
 import (
+	"crypto/ecdh"
+	"crypto/rand"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +22,12 @@ func TestVerifyRefuses(t *testing.T) {
 	site := p.Issue(t, "site-2", "org", pki.KindSite)
 	now := time.Now()
 	started := now.Add(-time.Minute)
+	reply, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	sign := func(t *testing.T, at time.Time, signer *pkitest.Participant) *hearthv1.SignedSiteCommand {
-		sc, err := siteadmin.Sign("site-1", authn.CommandSiteStatus, 0, signer.Cert, signer.Key, at, siteadmin.MaxLifetime)
+		sc, err := siteadmin.Sign("site-1", authn.CommandSiteStatus, 0, reply.PublicKey(), signer.Cert, signer.Key, at, siteadmin.MaxLifetime)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +72,7 @@ func TestVerifyRefuses(t *testing.T) {
 			}
 		})
 	}
-	if _, err := siteadmin.Sign("site-1", "site.shell", 0, admin.Cert, admin.Key, now, time.Minute); err == nil {
+	if _, err := siteadmin.Sign("site-1", "site.shell", 0, reply.PublicKey(), admin.Cert, admin.Key, now, time.Minute); err == nil {
 		t.Error("signed a command that is not a site command")
 	}
 }

@@ -93,11 +93,15 @@ func runAdmin(ctx context.Context, c *cli, args []string) (err error) {
 			return errUsageMsg("submit takes one job folder, after --dry-run if any")
 		}
 		if dry {
-			rep, err := a.Preflight(ctx, rest[0])
+			rows, err := a.Preflight(ctx, rest[0], a.Trust)
 			if err != nil {
 				return err
 			}
-			return printResult(c.stdout, *asJSON, rep, func(w io.Writer) { printPreflight(w, rep) })
+			if *asJSON {
+				return printPreflightJSON(c.stdout, rows)
+			}
+			printPreflight(c.stdout, rows)
+			return nil
 		}
 		id, err := a.Submit(ctx, rest[0])
 		if err != nil {
@@ -306,16 +310,44 @@ func printSites(w io.Writer, j *hearthv1.JobInfo) {
 	tw.Flush()
 }
 
-// printPreflight prints a dry run's answers, one row per site.
-func printPreflight(w io.Writer, rep *hearthv1.PreflightReport) {
+// printPreflight prints a dry run's answers, one row per site: what each
+// site signed, or the server's word for a site it could not ask.
+func printPreflight(w io.Writer, rows []coordinator.PreflightRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SITE\tDECISION\tROLE\tSAMPLES\tREASON")
-	for _, a := range rep.Sites {
-		decision := "refuse"
-		if a.Accepted {
+	for _, r := range rows {
+		a := r.Answer
+		decision, reason := "refuse", a.Reason
+		switch {
+		case r.Problem != "":
+			decision, reason = "unknown", "an answer that does not verify: "+r.Problem
+		case !r.Signed:
+			reason = "(the server's word) " + reason
+		case a.Accepted:
 			decision = "accept"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", termText(a.Site), decision, termText(a.Role), a.TrainSamples, termText(a.Reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", termText(a.Site), decision, termText(a.Role), a.TrainSamples, termText(reason))
 	}
 	tw.Flush()
+}
+
+// printPreflightJSON prints a dry run's answers as JSON.
+func printPreflightJSON(w io.Writer, rows []coordinator.PreflightRow) error {
+	type row struct {
+		Site         string `json:"site"`
+		Accepted     bool   `json:"accepted"`
+		Reason       string `json:"reason"`
+		Role         string `json:"role,omitempty"`
+		TrainSamples int64  `json:"train_samples,omitempty"`
+		Signed       bool   `json:"signed_by_site"`
+		Problem      string `json:"problem,omitempty"`
+	}
+	out := []row{}
+	for _, r := range rows {
+		a := r.Answer
+		out = append(out, row{Site: a.Site, Accepted: a.Accepted && r.Signed, Reason: a.Reason, Role: a.Role, TrainSamples: a.TrainSamples, Signed: r.Signed, Problem: r.Problem})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"maps"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/hearthfl/hearth/actors/credential"
 	"github.com/hearthfl/hearth/actors/siteadmin"
+	"github.com/hearthfl/hearth/actors/siteanswer"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/plugins/authn"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -39,7 +42,11 @@ func runSiteCommand(ctx context.Context, c *cli, k *kit.Kit, a *console, asJSON 
 		lines = n
 	}
 	now := time.Now()
-	signed, err := siteadmin.Sign(site, cmd, lines, k.Cert, k.Key, now, siteadmin.MaxLifetime)
+	reply, err := ecdh.X25519().GenerateKey(rand.Reader) // the site seals its answer to it: the server relays it unread
+	if err != nil {
+		return err
+	}
+	signed, err := siteadmin.Sign(site, cmd, lines, reply.PublicKey(), k.Cert, k.Key, now, siteadmin.MaxLifetime)
 	if err != nil {
 		return err
 	}
@@ -69,11 +76,15 @@ func runSiteCommand(ctx context.Context, c *cli, k *kit.Kit, a *console, asJSON 
 			fmt.Fprintf(c.stderr, "warning: no credential for %s: %s\n", termText(site), termText(missing[site]))
 		}
 	}
-	var res hearthv1.SiteCommandResult
-	if err := a.Call(ctx, signed, &res); err != nil {
+	var sealed hearthv1.SealedSiteAnswer
+	if err := a.Call(ctx, signed, &sealed); err != nil {
 		return err
 	}
-	return printResult(c.stdout, asJSON, &res, func(w io.Writer) { printSiteResult(w, &res) })
+	res, err := siteanswer.OpenCommandAnswer(&sealed, reply, a.Trust, site, siteadmin.Hash(signed), time.Now())
+	if err != nil {
+		return err
+	}
+	return printResult(c.stdout, asJSON, res, func(w io.Writer) { printSiteResult(w, res) })
 }
 
 func printSiteResult(w io.Writer, r *hearthv1.SiteCommandResult) {

@@ -174,7 +174,7 @@ func startSiteAdmin(n *node.Node, audit *auditor.Log, policy siteadmin.Authorize
 		},
 		Shutdown: shutdown,
 	}
-	a, err := siteadmin.New(siteadmin.Config{Self: n.Identity, Trust: n.Trust, Policy: policy, Gate: gate, Audit: audit, Site: site,
+	a, err := siteadmin.New(siteadmin.Config{Self: n.Identity, Trust: n.Trust, Policy: policy, Gate: gate, Signer: n.Signer, Audit: audit, Site: site,
 		Log: n.Log().With("component", "siteadmin"), Started: started})
 	if err != nil {
 		return err

@@ -1040,10 +1040,13 @@ func (x *SubmitJob) GetDryRun() bool {
 	return false
 }
 
-// PreflightReport is each deploy site's answer to a dry run, in site order.
+// PreflightReport is each deploy site's answer to a dry run, in site order:
+// signed by the site, or, for a site that could not be asked, the server's
+// own row (unsigned, and shown as the server's word).
 type PreflightReport struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sites         []*PreflightAnswer     `protobuf:"bytes,1,rep,name=sites,proto3" json:"sites,omitempty"`
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Sites         []*PreflightAnswer       `protobuf:"bytes,1,rep,name=sites,proto3" json:"sites,omitempty"`
+	Signed        []*SignedPreflightAnswer `protobuf:"bytes,2,rep,name=signed,proto3" json:"signed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1085,6 +1088,77 @@ func (x *PreflightReport) GetSites() []*PreflightAnswer {
 	return nil
 }
 
+func (x *PreflightReport) GetSigned() []*SignedPreflightAnswer {
+	if x != nil {
+		return x.Signed
+	}
+	return nil
+}
+
+// SignedPreflightAnswer is a PreflightAnswer's exact bytes, signed by the
+// site's certificate key over "hearth.preflight-answer.v1\x00" ||
+// SHA-256 of what the job's signature covers (job.Hash) || answer, and
+// that certificate.
+type SignedPreflightAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Answer        []byte                 `protobuf:"bytes,1,opt,name=answer,proto3" json:"answer,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	SiteCert      []byte                 `protobuf:"bytes,3,opt,name=site_cert,json=siteCert,proto3" json:"site_cert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignedPreflightAnswer) Reset() {
+	*x = SignedPreflightAnswer{}
+	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedPreflightAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedPreflightAnswer) ProtoMessage() {}
+
+func (x *SignedPreflightAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedPreflightAnswer.ProtoReflect.Descriptor instead.
+func (*SignedPreflightAnswer) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SignedPreflightAnswer) GetAnswer() []byte {
+	if x != nil {
+		return x.Answer
+	}
+	return nil
+}
+
+func (x *SignedPreflightAnswer) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *SignedPreflightAnswer) GetSiteCert() []byte {
+	if x != nil {
+		return x.SiteCert
+	}
+	return nil
+}
+
 // Preflight asks a site whether it would join a job, without joining it
 // (server -> site); the site answers a PreflightAnswer.
 type Preflight struct {
@@ -1098,7 +1172,7 @@ type Preflight struct {
 
 func (x *Preflight) Reset() {
 	*x = Preflight{}
-	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	mi := &file_hearth_v1_job_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1184,7 @@ func (x *Preflight) String() string {
 func (*Preflight) ProtoMessage() {}
 
 func (x *Preflight) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	mi := &file_hearth_v1_job_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1197,7 @@ func (x *Preflight) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Preflight.ProtoReflect.Descriptor instead.
 func (*Preflight) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{12}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Preflight) GetJob() *SignedJob {
@@ -1165,7 +1239,7 @@ type PreflightAnswer struct {
 
 func (x *PreflightAnswer) Reset() {
 	*x = PreflightAnswer{}
-	mi := &file_hearth_v1_job_proto_msgTypes[13]
+	mi := &file_hearth_v1_job_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1251,7 @@ func (x *PreflightAnswer) String() string {
 func (*PreflightAnswer) ProtoMessage() {}
 
 func (x *PreflightAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[13]
+	mi := &file_hearth_v1_job_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1264,7 @@ func (x *PreflightAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreflightAnswer.ProtoReflect.Descriptor instead.
 func (*PreflightAnswer) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{13}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PreflightAnswer) GetSite() string {
@@ -1244,7 +1318,7 @@ type JobAccepted struct {
 
 func (x *JobAccepted) Reset() {
 	*x = JobAccepted{}
-	mi := &file_hearth_v1_job_proto_msgTypes[14]
+	mi := &file_hearth_v1_job_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1330,7 @@ func (x *JobAccepted) String() string {
 func (*JobAccepted) ProtoMessage() {}
 
 func (x *JobAccepted) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[14]
+	mi := &file_hearth_v1_job_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1343,7 @@ func (x *JobAccepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobAccepted.ProtoReflect.Descriptor instead.
 func (*JobAccepted) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{14}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *JobAccepted) GetJobId() string {
@@ -1287,7 +1361,7 @@ type ListJobs struct {
 
 func (x *ListJobs) Reset() {
 	*x = ListJobs{}
-	mi := &file_hearth_v1_job_proto_msgTypes[15]
+	mi := &file_hearth_v1_job_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1373,7 @@ func (x *ListJobs) String() string {
 func (*ListJobs) ProtoMessage() {}
 
 func (x *ListJobs) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[15]
+	mi := &file_hearth_v1_job_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1386,7 @@ func (x *ListJobs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobs.ProtoReflect.Descriptor instead.
 func (*ListJobs) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{15}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{16}
 }
 
 // JobList is the newest jobs, each without its round history and per-site
@@ -1327,7 +1401,7 @@ type JobList struct {
 
 func (x *JobList) Reset() {
 	*x = JobList{}
-	mi := &file_hearth_v1_job_proto_msgTypes[16]
+	mi := &file_hearth_v1_job_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1413,7 @@ func (x *JobList) String() string {
 func (*JobList) ProtoMessage() {}
 
 func (x *JobList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[16]
+	mi := &file_hearth_v1_job_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1426,7 @@ func (x *JobList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobList.ProtoReflect.Descriptor instead.
 func (*JobList) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{16}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JobList) GetJobs() []*JobInfo {
@@ -1378,7 +1452,7 @@ type GetJob struct {
 
 func (x *GetJob) Reset() {
 	*x = GetJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[17]
+	mi := &file_hearth_v1_job_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1464,7 @@ func (x *GetJob) String() string {
 func (*GetJob) ProtoMessage() {}
 
 func (x *GetJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[17]
+	mi := &file_hearth_v1_job_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1477,7 @@ func (x *GetJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJob.ProtoReflect.Descriptor instead.
 func (*GetJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{17}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetJob) GetJobId() string {
@@ -1422,7 +1496,7 @@ type AbortJob struct {
 
 func (x *AbortJob) Reset() {
 	*x = AbortJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[18]
+	mi := &file_hearth_v1_job_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1508,7 @@ func (x *AbortJob) String() string {
 func (*AbortJob) ProtoMessage() {}
 
 func (x *AbortJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[18]
+	mi := &file_hearth_v1_job_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1521,7 @@ func (x *AbortJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortJob.ProtoReflect.Descriptor instead.
 func (*AbortJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{18}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AbortJob) GetJobId() string {
@@ -1466,7 +1540,7 @@ type DownloadJob struct {
 
 func (x *DownloadJob) Reset() {
 	*x = DownloadJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[19]
+	mi := &file_hearth_v1_job_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1552,7 @@ func (x *DownloadJob) String() string {
 func (*DownloadJob) ProtoMessage() {}
 
 func (x *DownloadJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[19]
+	mi := &file_hearth_v1_job_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1565,7 @@ func (x *DownloadJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadJob.ProtoReflect.Descriptor instead.
 func (*DownloadJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{19}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DownloadJob) GetJobId() string {
@@ -1517,7 +1591,7 @@ type JobResult struct {
 
 func (x *JobResult) Reset() {
 	*x = JobResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[20]
+	mi := &file_hearth_v1_job_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1603,7 @@ func (x *JobResult) String() string {
 func (*JobResult) ProtoMessage() {}
 
 func (x *JobResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[20]
+	mi := &file_hearth_v1_job_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1616,7 @@ func (x *JobResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobResult.ProtoReflect.Descriptor instead.
 func (*JobResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{20}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JobResult) GetInfo() *JobInfo {
@@ -1589,7 +1663,7 @@ type JoinJob struct {
 
 func (x *JoinJob) Reset() {
 	*x = JoinJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[21]
+	mi := &file_hearth_v1_job_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1675,7 @@ func (x *JoinJob) String() string {
 func (*JoinJob) ProtoMessage() {}
 
 func (x *JoinJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[21]
+	mi := &file_hearth_v1_job_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1688,7 @@ func (x *JoinJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinJob.ProtoReflect.Descriptor instead.
 func (*JoinJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{21}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *JoinJob) GetJobId() string {
@@ -1668,7 +1742,7 @@ type JobJoined struct {
 
 func (x *JobJoined) Reset() {
 	*x = JobJoined{}
-	mi := &file_hearth_v1_job_proto_msgTypes[22]
+	mi := &file_hearth_v1_job_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1754,7 @@ func (x *JobJoined) String() string {
 func (*JobJoined) ProtoMessage() {}
 
 func (x *JobJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[22]
+	mi := &file_hearth_v1_job_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1767,7 @@ func (x *JobJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobJoined.ProtoReflect.Descriptor instead.
 func (*JobJoined) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{22}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *JobJoined) GetJobId() string {
@@ -1772,7 +1846,7 @@ type SealingKey struct {
 
 func (x *SealingKey) Reset() {
 	*x = SealingKey{}
-	mi := &file_hearth_v1_job_proto_msgTypes[23]
+	mi := &file_hearth_v1_job_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1858,7 @@ func (x *SealingKey) String() string {
 func (*SealingKey) ProtoMessage() {}
 
 func (x *SealingKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[23]
+	mi := &file_hearth_v1_job_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1871,7 @@ func (x *SealingKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealingKey.ProtoReflect.Descriptor instead.
 func (*SealingKey) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{23}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SealingKey) GetSite() string {
@@ -1854,7 +1928,7 @@ type TrainTask struct {
 
 func (x *TrainTask) Reset() {
 	*x = TrainTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[24]
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +1940,7 @@ func (x *TrainTask) String() string {
 func (*TrainTask) ProtoMessage() {}
 
 func (x *TrainTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[24]
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +1953,7 @@ func (x *TrainTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainTask.ProtoReflect.Descriptor instead.
 func (*TrainTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{24}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TrainTask) GetJobId() string {
@@ -1943,7 +2017,7 @@ type TrainResult struct {
 
 func (x *TrainResult) Reset() {
 	*x = TrainResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2029,7 @@ func (x *TrainResult) String() string {
 func (*TrainResult) ProtoMessage() {}
 
 func (x *TrainResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2042,7 @@ func (x *TrainResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainResult.ProtoReflect.Descriptor instead.
 func (*TrainResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{25}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TrainResult) GetJobId() string {
@@ -2051,7 +2125,7 @@ type EvaluateTask struct {
 
 func (x *EvaluateTask) Reset() {
 	*x = EvaluateTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2137,7 @@ func (x *EvaluateTask) String() string {
 func (*EvaluateTask) ProtoMessage() {}
 
 func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2150,7 @@ func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateTask.ProtoReflect.Descriptor instead.
 func (*EvaluateTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *EvaluateTask) GetJobId() string {
@@ -2128,7 +2202,7 @@ type EvaluateResult struct {
 
 func (x *EvaluateResult) Reset() {
 	*x = EvaluateResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[27]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2140,7 +2214,7 @@ func (x *EvaluateResult) String() string {
 func (*EvaluateResult) ProtoMessage() {}
 
 func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[27]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2153,7 +2227,7 @@ func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResult.ProtoReflect.Descriptor instead.
 func (*EvaluateResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{27}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EvaluateResult) GetJobId() string {
@@ -2196,7 +2270,7 @@ type LeaveJob struct {
 
 func (x *LeaveJob) Reset() {
 	*x = LeaveJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[28]
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2282,7 @@ func (x *LeaveJob) String() string {
 func (*LeaveJob) ProtoMessage() {}
 
 func (x *LeaveJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[28]
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2295,7 @@ func (x *LeaveJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveJob.ProtoReflect.Descriptor instead.
 func (*LeaveJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{28}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LeaveJob) GetJobId() string {
@@ -2260,7 +2334,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2272,7 +2346,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2285,7 +2359,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{29}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *JobRecord) GetInfo() *JobInfo {
@@ -2321,7 +2395,7 @@ type JobNonce struct {
 
 func (x *JobNonce) Reset() {
 	*x = JobNonce{}
-	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2333,7 +2407,7 @@ func (x *JobNonce) String() string {
 func (*JobNonce) ProtoMessage() {}
 
 func (x *JobNonce) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2346,7 +2420,7 @@ func (x *JobNonce) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobNonce.ProtoReflect.Descriptor instead.
 func (*JobNonce) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{30}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *JobNonce) GetJobId() string {
@@ -2376,7 +2450,7 @@ type RawCheckpoint struct {
 
 func (x *RawCheckpoint) Reset() {
 	*x = RawCheckpoint{}
-	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2388,7 +2462,7 @@ func (x *RawCheckpoint) String() string {
 func (*RawCheckpoint) ProtoMessage() {}
 
 func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2401,7 +2475,7 @@ func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawCheckpoint.ProtoReflect.Descriptor instead.
 func (*RawCheckpoint) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{31}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RawCheckpoint) GetLayout() *ModelLayout {
@@ -2429,7 +2503,7 @@ type GetCredentialKeys struct {
 
 func (x *GetCredentialKeys) Reset() {
 	*x = GetCredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2441,7 +2515,7 @@ func (x *GetCredentialKeys) String() string {
 func (*GetCredentialKeys) ProtoMessage() {}
 
 func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2454,7 +2528,7 @@ func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKeys.ProtoReflect.Descriptor instead.
 func (*GetCredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{32}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetCredentialKeys) GetSites() []string {
@@ -2477,7 +2551,7 @@ type CredentialKeys struct {
 
 func (x *CredentialKeys) Reset() {
 	*x = CredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	mi := &file_hearth_v1_job_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2489,7 +2563,7 @@ func (x *CredentialKeys) String() string {
 func (*CredentialKeys) ProtoMessage() {}
 
 func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	mi := &file_hearth_v1_job_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2502,7 +2576,7 @@ func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialKeys.ProtoReflect.Descriptor instead.
 func (*CredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{33}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CredentialKeys) GetKeys() []*SealingKey {
@@ -2529,7 +2603,7 @@ type GetCredentialKey struct {
 
 func (x *GetCredentialKey) Reset() {
 	*x = GetCredentialKey{}
-	mi := &file_hearth_v1_job_proto_msgTypes[34]
+	mi := &file_hearth_v1_job_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2615,7 @@ func (x *GetCredentialKey) String() string {
 func (*GetCredentialKey) ProtoMessage() {}
 
 func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[34]
+	mi := &file_hearth_v1_job_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2628,7 @@ func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKey.ProtoReflect.Descriptor instead.
 func (*GetCredentialKey) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{34}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{35}
 }
 
 // SealedCredential is a SignedCredential sealed (bus/envelope.Seal,
@@ -2569,7 +2643,7 @@ type SealedCredential struct {
 
 func (x *SealedCredential) Reset() {
 	*x = SealedCredential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[35]
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2581,7 +2655,7 @@ func (x *SealedCredential) String() string {
 func (*SealedCredential) ProtoMessage() {}
 
 func (x *SealedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[35]
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2594,7 +2668,7 @@ func (x *SealedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedCredential.ProtoReflect.Descriptor instead.
 func (*SealedCredential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{35}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SealedCredential) GetSite() string {
@@ -2626,7 +2700,7 @@ type SignedCredential struct {
 
 func (x *SignedCredential) Reset() {
 	*x = SignedCredential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2712,7 @@ func (x *SignedCredential) String() string {
 func (*SignedCredential) ProtoMessage() {}
 
 func (x *SignedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2725,7 @@ func (x *SignedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedCredential.ProtoReflect.Descriptor instead.
 func (*SignedCredential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{36}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SignedCredential) GetCredential() []byte {
@@ -2691,7 +2765,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2703,7 +2777,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2716,7 +2790,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Credential) GetKind() string {
@@ -2800,13 +2874,16 @@ type SiteCommand struct {
 	// When the admin signed it: a site refuses a command signed before it
 	// started (it cannot remember the nonces it ran before a restart).
 	IssuedUnixNano int64 `protobuf:"varint,6,opt,name=issued_unix_nano,json=issuedUnixNano,proto3" json:"issued_unix_nano,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The console's X25519 key for this command: the site seals its answer
+	// to it, so that the server relays the answer unread.
+	ReplyKey      []byte `protobuf:"bytes,7,opt,name=reply_key,json=replyKey,proto3" json:"reply_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SiteCommand) Reset() {
 	*x = SiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2818,7 +2895,7 @@ func (x *SiteCommand) String() string {
 func (*SiteCommand) ProtoMessage() {}
 
 func (x *SiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +2908,7 @@ func (x *SiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommand.ProtoReflect.Descriptor instead.
 func (*SiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SiteCommand) GetSite() string {
@@ -2876,6 +2953,132 @@ func (x *SiteCommand) GetIssuedUnixNano() int64 {
 	return 0
 }
 
+func (x *SiteCommand) GetReplyKey() []byte {
+	if x != nil {
+		return x.ReplyKey
+	}
+	return nil
+}
+
+// SealedSiteAnswer is a site's answer to a site command: a
+// SignedSiteAnswer sealed (bus/envelope.Seal, associated data
+// "hearth.site-answer.v1") to the command's reply_key.
+type SealedSiteAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Sealed        *SealedBody            `protobuf:"bytes,2,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedSiteAnswer) Reset() {
+	*x = SealedSiteAnswer{}
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedSiteAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedSiteAnswer) ProtoMessage() {}
+
+func (x *SealedSiteAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedSiteAnswer.ProtoReflect.Descriptor instead.
+func (*SealedSiteAnswer) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *SealedSiteAnswer) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *SealedSiteAnswer) GetSealed() *SealedBody {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+// SignedSiteAnswer is a SiteCommandResult's exact bytes, signed by the
+// site's certificate key over "hearth.site-answer.v1\x00" || SHA-256(the
+// signed command's bytes) || result, and that certificate: the console
+// checks the answer is the site's, to this command.
+type SignedSiteAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Result        []byte                 `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	SiteCert      []byte                 `protobuf:"bytes,3,opt,name=site_cert,json=siteCert,proto3" json:"site_cert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignedSiteAnswer) Reset() {
+	*x = SignedSiteAnswer{}
+	mi := &file_hearth_v1_job_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedSiteAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedSiteAnswer) ProtoMessage() {}
+
+func (x *SignedSiteAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedSiteAnswer.ProtoReflect.Descriptor instead.
+func (*SignedSiteAnswer) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *SignedSiteAnswer) GetResult() []byte {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *SignedSiteAnswer) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *SignedSiteAnswer) GetSiteCert() []byte {
+	if x != nil {
+		return x.SiteCert
+	}
+	return nil
+}
+
 // SignedSiteCommand is a SiteCommand's exact bytes (command), an Ed25519
 // signature over "hearth.site-command.v1\x00" || command by the admin's
 // certificate key, and that certificate, so that the site checks who asks
@@ -2895,7 +3098,7 @@ type SignedSiteCommand struct {
 
 func (x *SignedSiteCommand) Reset() {
 	*x = SignedSiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2907,7 +3110,7 @@ func (x *SignedSiteCommand) String() string {
 func (*SignedSiteCommand) ProtoMessage() {}
 
 func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2920,7 +3123,7 @@ func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedSiteCommand.ProtoReflect.Descriptor instead.
 func (*SignedSiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SignedSiteCommand) GetCommand() []byte {
@@ -2973,7 +3176,7 @@ type SiteCommandResult struct {
 
 func (x *SiteCommandResult) Reset() {
 	*x = SiteCommandResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	mi := &file_hearth_v1_job_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2985,7 +3188,7 @@ func (x *SiteCommandResult) String() string {
 func (*SiteCommandResult) ProtoMessage() {}
 
 func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	mi := &file_hearth_v1_job_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2998,7 +3201,7 @@ func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommandResult.ProtoReflect.Descriptor instead.
 func (*SiteCommandResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{40}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SiteCommandResult) GetSite() string {
@@ -3129,9 +3332,14 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\tSubmitJob\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.hearth.v1.SignedJobR\x03job\x12=\n" +
 	"\vcredentials\x18\x02 \x03(\v2\x1b.hearth.v1.SealedCredentialR\vcredentials\x12\x17\n" +
-	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"C\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"}\n" +
 	"\x0fPreflightReport\x120\n" +
-	"\x05sites\x18\x01 \x03(\v2\x1a.hearth.v1.PreflightAnswerR\x05sites\"\x91\x01\n" +
+	"\x05sites\x18\x01 \x03(\v2\x1a.hearth.v1.PreflightAnswerR\x05sites\x128\n" +
+	"\x06signed\x18\x02 \x03(\v2 .hearth.v1.SignedPreflightAnswerR\x06signed\"j\n" +
+	"\x15SignedPreflightAnswer\x12\x16\n" +
+	"\x06answer\x18\x01 \x01(\fR\x06answer\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\x12\x1b\n" +
+	"\tsite_cert\x18\x03 \x01(\fR\bsiteCert\"\x91\x01\n" +
 	"\tPreflight\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.hearth.v1.SignedJobR\x03job\x12;\n" +
 	"\n" +
@@ -3277,14 +3485,22 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"command_id\x18\t \x01(\fR\tcommandId\x12-\n" +
 	"\x13not_after_unix_nano\x18\n" +
-	" \x01(\x03R\x10notAfterUnixNano\"\xc0\x01\n" +
+	" \x01(\x03R\x10notAfterUnixNano\"\xdd\x01\n" +
 	"\vSiteCommand\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x14\n" +
 	"\x05lines\x18\x03 \x01(\x03R\x05lines\x12\x14\n" +
 	"\x05nonce\x18\x04 \x01(\fR\x05nonce\x12-\n" +
 	"\x13not_after_unix_nano\x18\x05 \x01(\x03R\x10notAfterUnixNano\x12(\n" +
-	"\x10issued_unix_nano\x18\x06 \x01(\x03R\x0eissuedUnixNano\"\xb7\x01\n" +
+	"\x10issued_unix_nano\x18\x06 \x01(\x03R\x0eissuedUnixNano\x12\x1b\n" +
+	"\treply_key\x18\a \x01(\fR\breplyKey\"U\n" +
+	"\x10SealedSiteAnswer\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12-\n" +
+	"\x06sealed\x18\x02 \x01(\v2\x15.hearth.v1.SealedBodyR\x06sealed\"e\n" +
+	"\x10SignedSiteAnswer\x12\x16\n" +
+	"\x06result\x18\x01 \x01(\fR\x06result\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\x12\x1b\n" +
+	"\tsite_cert\x18\x03 \x01(\fR\bsiteCert\"\xb7\x01\n" +
 	"\x11SignedSiteCommand\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\x12\x1d\n" +
@@ -3325,56 +3541,59 @@ func file_hearth_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_hearth_v1_job_proto_goTypes = []any{
-	(JobStatus)(0),            // 0: hearth.v1.JobStatus
-	(*Tensor)(nil),            // 1: hearth.v1.Tensor
-	(*Model)(nil),             // 2: hearth.v1.Model
-	(*SignedJob)(nil),         // 3: hearth.v1.SignedJob
-	(*Metrics)(nil),           // 4: hearth.v1.Metrics
-	(*SiteRound)(nil),         // 5: hearth.v1.SiteRound
-	(*RoundSummary)(nil),      // 6: hearth.v1.RoundSummary
-	(*JobInfo)(nil),           // 7: hearth.v1.JobInfo
-	(*CrossSiteMetrics)(nil),  // 8: hearth.v1.CrossSiteMetrics
-	(*SiteMetrics)(nil),       // 9: hearth.v1.SiteMetrics
-	(*SiteCommitment)(nil),    // 10: hearth.v1.SiteCommitment
-	(*SubmitJob)(nil),         // 11: hearth.v1.SubmitJob
-	(*PreflightReport)(nil),   // 12: hearth.v1.PreflightReport
-	(*Preflight)(nil),         // 13: hearth.v1.Preflight
-	(*PreflightAnswer)(nil),   // 14: hearth.v1.PreflightAnswer
-	(*JobAccepted)(nil),       // 15: hearth.v1.JobAccepted
-	(*ListJobs)(nil),          // 16: hearth.v1.ListJobs
-	(*JobList)(nil),           // 17: hearth.v1.JobList
-	(*GetJob)(nil),            // 18: hearth.v1.GetJob
-	(*AbortJob)(nil),          // 19: hearth.v1.AbortJob
-	(*DownloadJob)(nil),       // 20: hearth.v1.DownloadJob
-	(*JobResult)(nil),         // 21: hearth.v1.JobResult
-	(*JoinJob)(nil),           // 22: hearth.v1.JoinJob
-	(*JobJoined)(nil),         // 23: hearth.v1.JobJoined
-	(*SealingKey)(nil),        // 24: hearth.v1.SealingKey
-	(*TrainTask)(nil),         // 25: hearth.v1.TrainTask
-	(*TrainResult)(nil),       // 26: hearth.v1.TrainResult
-	(*EvaluateTask)(nil),      // 27: hearth.v1.EvaluateTask
-	(*EvaluateResult)(nil),    // 28: hearth.v1.EvaluateResult
-	(*LeaveJob)(nil),          // 29: hearth.v1.LeaveJob
-	(*JobRecord)(nil),         // 30: hearth.v1.JobRecord
-	(*JobNonce)(nil),          // 31: hearth.v1.JobNonce
-	(*RawCheckpoint)(nil),     // 32: hearth.v1.RawCheckpoint
-	(*GetCredentialKeys)(nil), // 33: hearth.v1.GetCredentialKeys
-	(*CredentialKeys)(nil),    // 34: hearth.v1.CredentialKeys
-	(*GetCredentialKey)(nil),  // 35: hearth.v1.GetCredentialKey
-	(*SealedCredential)(nil),  // 36: hearth.v1.SealedCredential
-	(*SignedCredential)(nil),  // 37: hearth.v1.SignedCredential
-	(*Credential)(nil),        // 38: hearth.v1.Credential
-	(*SiteCommand)(nil),       // 39: hearth.v1.SiteCommand
-	(*SignedSiteCommand)(nil), // 40: hearth.v1.SignedSiteCommand
-	(*SiteCommandResult)(nil), // 41: hearth.v1.SiteCommandResult
-	nil,                       // 42: hearth.v1.JobRecord.JoinedEntry
-	nil,                       // 43: hearth.v1.CredentialKeys.MissingEntry
-	nil,                       // 44: hearth.v1.SiteCommandResult.FactsEntry
-	(*StreamManifest)(nil),    // 45: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),       // 46: hearth.v1.ModelLayout
-	(*SealedBody)(nil),        // 47: hearth.v1.SealedBody
+	(JobStatus)(0),                // 0: hearth.v1.JobStatus
+	(*Tensor)(nil),                // 1: hearth.v1.Tensor
+	(*Model)(nil),                 // 2: hearth.v1.Model
+	(*SignedJob)(nil),             // 3: hearth.v1.SignedJob
+	(*Metrics)(nil),               // 4: hearth.v1.Metrics
+	(*SiteRound)(nil),             // 5: hearth.v1.SiteRound
+	(*RoundSummary)(nil),          // 6: hearth.v1.RoundSummary
+	(*JobInfo)(nil),               // 7: hearth.v1.JobInfo
+	(*CrossSiteMetrics)(nil),      // 8: hearth.v1.CrossSiteMetrics
+	(*SiteMetrics)(nil),           // 9: hearth.v1.SiteMetrics
+	(*SiteCommitment)(nil),        // 10: hearth.v1.SiteCommitment
+	(*SubmitJob)(nil),             // 11: hearth.v1.SubmitJob
+	(*PreflightReport)(nil),       // 12: hearth.v1.PreflightReport
+	(*SignedPreflightAnswer)(nil), // 13: hearth.v1.SignedPreflightAnswer
+	(*Preflight)(nil),             // 14: hearth.v1.Preflight
+	(*PreflightAnswer)(nil),       // 15: hearth.v1.PreflightAnswer
+	(*JobAccepted)(nil),           // 16: hearth.v1.JobAccepted
+	(*ListJobs)(nil),              // 17: hearth.v1.ListJobs
+	(*JobList)(nil),               // 18: hearth.v1.JobList
+	(*GetJob)(nil),                // 19: hearth.v1.GetJob
+	(*AbortJob)(nil),              // 20: hearth.v1.AbortJob
+	(*DownloadJob)(nil),           // 21: hearth.v1.DownloadJob
+	(*JobResult)(nil),             // 22: hearth.v1.JobResult
+	(*JoinJob)(nil),               // 23: hearth.v1.JoinJob
+	(*JobJoined)(nil),             // 24: hearth.v1.JobJoined
+	(*SealingKey)(nil),            // 25: hearth.v1.SealingKey
+	(*TrainTask)(nil),             // 26: hearth.v1.TrainTask
+	(*TrainResult)(nil),           // 27: hearth.v1.TrainResult
+	(*EvaluateTask)(nil),          // 28: hearth.v1.EvaluateTask
+	(*EvaluateResult)(nil),        // 29: hearth.v1.EvaluateResult
+	(*LeaveJob)(nil),              // 30: hearth.v1.LeaveJob
+	(*JobRecord)(nil),             // 31: hearth.v1.JobRecord
+	(*JobNonce)(nil),              // 32: hearth.v1.JobNonce
+	(*RawCheckpoint)(nil),         // 33: hearth.v1.RawCheckpoint
+	(*GetCredentialKeys)(nil),     // 34: hearth.v1.GetCredentialKeys
+	(*CredentialKeys)(nil),        // 35: hearth.v1.CredentialKeys
+	(*GetCredentialKey)(nil),      // 36: hearth.v1.GetCredentialKey
+	(*SealedCredential)(nil),      // 37: hearth.v1.SealedCredential
+	(*SignedCredential)(nil),      // 38: hearth.v1.SignedCredential
+	(*Credential)(nil),            // 39: hearth.v1.Credential
+	(*SiteCommand)(nil),           // 40: hearth.v1.SiteCommand
+	(*SealedSiteAnswer)(nil),      // 41: hearth.v1.SealedSiteAnswer
+	(*SignedSiteAnswer)(nil),      // 42: hearth.v1.SignedSiteAnswer
+	(*SignedSiteCommand)(nil),     // 43: hearth.v1.SignedSiteCommand
+	(*SiteCommandResult)(nil),     // 44: hearth.v1.SiteCommandResult
+	nil,                           // 45: hearth.v1.JobRecord.JoinedEntry
+	nil,                           // 46: hearth.v1.CredentialKeys.MissingEntry
+	nil,                           // 47: hearth.v1.SiteCommandResult.FactsEntry
+	(*StreamManifest)(nil),        // 48: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),           // 49: hearth.v1.ModelLayout
+	(*SealedBody)(nil),            // 50: hearth.v1.SealedBody
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
@@ -3390,44 +3609,46 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	4,  // 10: hearth.v1.CrossSiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	4,  // 11: hearth.v1.SiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	3,  // 12: hearth.v1.SubmitJob.job:type_name -> hearth.v1.SignedJob
-	36, // 13: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
-	14, // 14: hearth.v1.PreflightReport.sites:type_name -> hearth.v1.PreflightAnswer
-	3,  // 15: hearth.v1.Preflight.job:type_name -> hearth.v1.SignedJob
-	36, // 16: hearth.v1.Preflight.credential:type_name -> hearth.v1.SealedCredential
-	7,  // 17: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
-	7,  // 18: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
-	2,  // 19: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
-	45, // 20: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
-	46, // 21: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
-	3,  // 22: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
-	36, // 23: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
-	24, // 24: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
-	2,  // 25: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	45, // 26: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	46, // 27: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
-	2,  // 28: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
-	4,  // 29: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	45, // 30: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
-	2,  // 31: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	45, // 32: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	46, // 33: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
-	4,  // 34: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	8,  // 35: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
-	0,  // 36: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	7,  // 37: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 38: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	42, // 39: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	46, // 40: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	24, // 41: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
-	43, // 42: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
-	47, // 43: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
-	36, // 44: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
-	44, // 45: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	37, // 13: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
+	15, // 14: hearth.v1.PreflightReport.sites:type_name -> hearth.v1.PreflightAnswer
+	13, // 15: hearth.v1.PreflightReport.signed:type_name -> hearth.v1.SignedPreflightAnswer
+	3,  // 16: hearth.v1.Preflight.job:type_name -> hearth.v1.SignedJob
+	37, // 17: hearth.v1.Preflight.credential:type_name -> hearth.v1.SealedCredential
+	7,  // 18: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
+	7,  // 19: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
+	2,  // 20: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
+	48, // 21: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
+	49, // 22: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
+	3,  // 23: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
+	37, // 24: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
+	25, // 25: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
+	2,  // 26: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
+	48, // 27: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	49, // 28: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	2,  // 29: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
+	4,  // 30: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
+	48, // 31: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	2,  // 32: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
+	48, // 33: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	49, // 34: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	4,  // 35: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	8,  // 36: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
+	0,  // 37: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	7,  // 38: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 39: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	45, // 40: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	49, // 41: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	25, // 42: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
+	46, // 43: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
+	50, // 44: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
+	50, // 45: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
+	37, // 46: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
+	47, // 47: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
+	48, // [48:48] is the sub-list for method output_type
+	48, // [48:48] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
@@ -3443,7 +3664,7 @@ func file_hearth_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_job_proto_rawDesc), len(file_hearth_v1_job_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   44,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
