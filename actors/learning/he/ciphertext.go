@@ -39,11 +39,20 @@ func (c *Ciphertext) Summands() int { return c.summands }
 // Key returns the identifier of the key c is encrypted under.
 func (c *Ciphertext) Key() KeyID { return c.key }
 
-// Digest returns the SHA-256 of c's encoding. Decryption shares carry the
-// digest of the ciphertext they decrypt.
+// Digest returns the SHA-256 of c's encoding (computed without holding the
+// encoding in memory). Decryption shares carry the digest of the ciphertext
+// they decrypt.
 func (c *Ciphertext) Digest() [sha256.Size]byte {
-	b, _ := c.MarshalBinary()
-	return sha256.Sum256(b)
+	h := sha256.New()
+	h.Write(c.appendFields(0))
+	buf := make([]byte, polyBytes+packSlack)
+	for p := 0; p+N <= len(c.coeffs); p += N {
+		packPoly(buf, c.coeffs[p:p+N])
+		h.Write(buf[:polyBytes])
+	}
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	return d
 }
 
 // check refuses a Ciphertext not made by this package.
@@ -117,10 +126,15 @@ func (c *Ciphertext) MarshalBinary() ([]byte, error) {
 	if err := c.check(); err != nil {
 		return nil, fmt.Errorf("he: marshal: %w", err)
 	}
-	b := appendHeader(c.params, kindCiphertext, len(c.key)+6+2*chunks(c.length)*polyBytes)
+	return appendPolys(c.appendFields(2*chunks(c.length)*polyBytes), c.coeffs), nil
+}
+
+// appendFields returns c's header and fields in a buffer with room for
+// polys more bytes.
+func (c *Ciphertext) appendFields(polys int) []byte {
+	b := appendHeader(c.params, kindCiphertext, len(c.key)+6+polys)
 	b = append(b, c.key[:]...)
-	b = appendU16(appendU32(b, c.length), c.summands)
-	return appendPolys(b, c.coeffs), nil
+	return appendU16(appendU32(b, c.length), c.summands)
 }
 
 // UnmarshalBinary decodes a ciphertext written by MarshalBinary, refusing

@@ -26,7 +26,9 @@
 //     PublicKeyShare (b_i = -s_i*a + e_i) to the aggregator (in the clear;
 //     it is an RLWE sample). AggregatePublicKey sums all n into the
 //     collective key pk = (sum b_i, a), whose secret is s = sum s_i: a value
-//     no party holds. The aggregator sends pk to every site.
+//     no party holds. Each site checks the key itself from the n shares
+//     (Party.PublicKey: its own share must be in it) and encrypts and
+//     decrypts under no other key.
 //  3. Threshold setup (Shamir): site i holds a random polynomial of degree
 //     t-1 whose constant term is s_i and sends, point to point, its value at
 //     site j's point to each site j (ThresholdShares: n-1 per-recipient
@@ -51,8 +53,9 @@
 //     the range an honest sum can have (what t-1 shares summed by hand, or
 //     a wrong share, give).
 //
-// What the caller must add: the ThresholdShares sealed and signed end to
-// end; each decrypting site must check that what it is asked to decrypt is
+// What the caller must add: the PublicKeyShares signed by their sites and
+// passed to every site; the ThresholdShares sealed and signed end to end;
+// each decrypting site must check that what it is asked to decrypt is
 // the aggregate of enough sites' updates for the round (e.g. by recomputing
 // the sum from the signed ciphertexts) and never one site's ciphertext, for
 // whoever gathers t decryption shares of a ciphertext learns its plaintext.

@@ -59,6 +59,15 @@ func setup(tb testing.TB, params Params, n, t int, seed [SeedSize]byte) ([]*Part
 		tb.Fatalf("AggregatePublicKey: %v", err)
 	}
 	pk = viaWire(tb, pk, &PublicKey{})
+	for _, p := range parties {
+		own, err := p.PublicKey(shares)
+		if err != nil {
+			tb.Fatalf("party %d checks the key: %v", p.Index(), err)
+		}
+		if own.ID() != pk.ID() {
+			tb.Fatalf("party %d computes key %s, the aggregator %s", p.Index(), own.ID(), pk.ID())
+		}
+	}
 	for _, from := range parties {
 		out := from.ThresholdShares()
 		if len(out) != n-1 {
@@ -133,14 +142,14 @@ func encryptAll(tb testing.TB, params Params, pk *PublicKey, ups [][]float32, we
 }
 
 // decryptionShares asks each party of active for its share of ct.
-func decryptionShares(tb testing.TB, parties []*Party, pk *PublicKey, ct *Ciphertext, active []int, from ...int) []*DecryptionShare {
+func decryptionShares(tb testing.TB, parties []*Party, ct *Ciphertext, active []int, from ...int) []*DecryptionShare {
 	tb.Helper()
 	if from == nil {
 		from = active
 	}
 	var out []*DecryptionShare
 	for _, i := range from {
-		s, err := parties[i].DecryptionShare(pk, ct, active)
+		s, err := parties[i].DecryptionShare(ct, active)
 		if err != nil {
 			tb.Fatalf("party %d DecryptionShare: %v", i, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 )
 
 // SetupID names one key generation: a parameter set, a job seed, n and t.
@@ -72,6 +73,12 @@ type PublicKeyShare struct {
 
 // From returns the index of the party that made the share.
 func (s *PublicKeyShare) From() int { return s.from }
+
+// equal reports whether o is the same share as s.
+func (s *PublicKeyShare) equal(o *PublicKeyShare) bool {
+	return o != nil && s.params == o.params && s.seed == o.seed && s.n == o.n && s.t == o.t &&
+		s.from == o.from && slices.Equal(s.value, o.value)
+}
 
 // check refuses a share not made by a Party or UnmarshalBinary.
 func (s *PublicKeyShare) check() error {

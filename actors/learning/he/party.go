@@ -19,8 +19,11 @@ import (
 //     the party's own Shamir evaluation are all that remain of it).
 //  2. The party sends PublicKeyShare to the aggregator and each
 //     ThresholdShare, sealed, to its recipient; it passes every share it
-//     receives to AddThresholdShare. Once it holds all n-1, Ready is true.
-//  3. For each aggregate the job decrypts, it answers DecryptionShare.
+//     receives to AddThresholdShare.
+//  3. It takes the n public key shares (each signed by its party) and
+//     checks the collective key itself with PublicKey. Once it holds all
+//     n-1 threshold shares and the key, Ready is true.
+//  4. For each aggregate the job decrypts, it answers DecryptionShare.
 //
 // A Party holds secrets (it prints redacted) and scratch buffers: it is not
 // safe for concurrent use.
@@ -40,6 +43,7 @@ type Party struct {
 	points   []multiparty.ShamirPublicPoint
 	combiner multiparty.Combiner
 	cks      multiparty.KeySwitchProtocol
+	pk       *PublicKey // once checked by PublicKey
 }
 
 // point is party i's public Shamir evaluation point (never zero, where the
@@ -166,9 +170,35 @@ func (p *Party) AddThresholdShare(s *ThresholdShare) error {
 	return nil
 }
 
+// PublicKey is the party's own check of the collective key: it aggregates
+// the n public key shares itself (AggregatePublicKey) and refuses them if
+// its own share is missing or altered, for a key without the party's secret
+// in it could be one whose secret someone else holds. The party then
+// decrypts only under this key. A site must encrypt only under a key it
+// obtained this way (or whose ID equals it), never under a key merely
+// handed to it: a key the aggregator made alone would let the aggregator
+// read every update. The other shares' authenticity (each signed by its
+// party) is the caller's to check.
+func (p *Party) PublicKey(shares []*PublicKeyShare) (*PublicKey, error) {
+	own := slices.IndexFunc(shares, func(s *PublicKeyShare) bool { return s != nil && s.from == p.index })
+	if own < 0 || !p.pkShare.equal(shares[own]) {
+		return nil, fmt.Errorf("he: public key: party %d's own share is missing or altered: %w", p.index, ErrMismatch)
+	}
+	pk, err := AggregatePublicKey(shares)
+	if err != nil {
+		return nil, err
+	}
+	if p.pk != nil && p.pk.id != pk.id {
+		return nil, fmt.Errorf("he: public key: party %d already holds key %s, not %s: %w", p.index, p.pk.id, pk.id, ErrMismatch)
+	}
+	p.pk = pk
+	return pk, nil
+}
+
 // Ready reports whether the party holds every other party's setup share
-// and can take part in decryption.
-func (p *Party) Ready() bool { return p.missing == 0 }
+// and has checked the collective key, so that it can take part in
+// decryption.
+func (p *Party) Ready() bool { return p.missing == 0 && p.pk != nil }
 
 // checkActive validates an active set: exactly t distinct party indices in
 // increasing order, all below n.
@@ -185,32 +215,26 @@ func checkActive(active []int, n, t int) error {
 }
 
 // DecryptionShare makes the party's share of the decryption of ct, which
-// must be under pk (the key of this party's setup), for the given active
-// set: the t parties (this one among them) whose shares will be combined.
-// The share is c1*s'_i + e_i per chunk, where s'_i is the party's threshold
+// must be under the party's key (see PublicKey), for the given active set:
+// the t parties (this one among them) whose shares will be combined. The
+// share is c1*s'_i + e_i per chunk, where s'_i is the party's threshold
 // secret times its Lagrange coefficient for the active set and e_i is noise
 // of standard deviation FloodSigma: by itself, and with fewer than t others,
 // it reveals nothing of the plaintext or of the party's secret.
 //
-// It refuses before setup is complete, a key of another setup, a ciphertext
-// under another key, and an invalid active set. Whoever gathers t shares
-// learns the plaintext of ct, so the caller must check that ct is what the
-// job is to decrypt (an aggregate of enough sites' updates), never one
-// site's update.
-func (p *Party) DecryptionShare(pk *PublicKey, ct *Ciphertext, active []int) (*DecryptionShare, error) {
-	switch {
-	case !p.Ready():
-		return nil, fmt.Errorf("he: decryption share: %d setup shares missing: %w", p.missing, ErrSetupIncomplete)
-	case pk == nil || len(pk.value) != N:
-		return nil, fmt.Errorf("he: decryption share: public key not made by this package: %w", ErrInvalid)
-	case pk.Setup() != p.setup:
-		return nil, fmt.Errorf("he: decryption share: key of setup %s, this party is in %s: %w", pk.Setup(), p.setup, ErrMismatch)
+// It refuses before the party is Ready, a ciphertext under another key, and
+// an invalid active set. Whoever gathers t shares learns the plaintext of
+// ct, so the caller must check that ct is what the job is to decrypt (an
+// aggregate of enough sites' updates), never one site's update.
+func (p *Party) DecryptionShare(ct *Ciphertext, active []int) (*DecryptionShare, error) {
+	if !p.Ready() {
+		return nil, fmt.Errorf("he: decryption share: %d setup shares missing, key checked: %t: %w", p.missing, p.pk != nil, ErrSetupIncomplete)
 	}
 	if err := ct.check(); err != nil {
 		return nil, fmt.Errorf("he: decryption share: %w", err)
 	}
-	if ct.key != pk.id {
-		return nil, fmt.Errorf("he: decryption share: ciphertext under key %s, not %s: %w", ct.key, pk.id, ErrMismatch)
+	if ct.key != p.pk.id {
+		return nil, fmt.Errorf("he: decryption share: ciphertext under key %s, not %s: %w", ct.key, p.pk.id, ErrMismatch)
 	}
 	if err := checkActive(active, p.n, p.t); err != nil {
 		return nil, fmt.Errorf("he: decryption share: %w", err)

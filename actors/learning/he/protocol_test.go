@@ -21,7 +21,7 @@ func TestAggregateMatchesPlaintextFedAvg(t *testing.T) {
 	ups, weights := updates(rng, 5, 100_000)
 	sum, _ := encryptAll(t, params, pk, ups, weights)
 	active := []int{0, 2, 4} // sites 1 and 3 offline
-	got, err := Combine(params, pk, sum, decryptionShares(t, parties, pk, sum, active))
+	got, err := Combine(params, pk, sum, decryptionShares(t, parties, sum, active))
 	if err != nil {
 		t.Fatalf("Combine: %v", err)
 	}
@@ -59,7 +59,7 @@ func TestThresholds(t *testing.T) {
 			if sum.Summands() != tt.n {
 				t.Fatalf("sum of %d summands, want %d", sum.Summands(), tt.n)
 			}
-			got, err := Combine(params, pk, sum, decryptionShares(t, parties, pk, sum, tt.active))
+			got, err := Combine(params, pk, sum, decryptionShares(t, parties, sum, tt.active))
 			if err != nil {
 				t.Fatalf("Combine: %v", err)
 			}
@@ -80,7 +80,7 @@ func TestFewerThanThresholdFails(t *testing.T) {
 	ups, weights := updates(rng, 5, 2*Slots)
 	sum, _ := encryptAll(t, params, pk, ups, weights)
 	active := []int{0, 1, 2}
-	shares := decryptionShares(t, parties, pk, sum, active, 0, 1) // party 2 never answers
+	shares := decryptionShares(t, parties, sum, active, 0, 1) // party 2 never answers
 
 	if _, err := Combine(params, pk, sum, shares); !errors.Is(err, ErrTooFewShares) {
 		t.Fatalf("Combine with t-1 shares: %v, want ErrTooFewShares", err)
@@ -125,7 +125,7 @@ func TestOneSiteCannotDecryptAnother(t *testing.T) {
 		}
 	})
 	t.Run("one decryption share", func(t *testing.T) {
-		shares := decryptionShares(t, parties, pk, victim, []int{1, 2, 3}, 1)
+		shares := decryptionShares(t, parties, victim, []int{1, 2, 3}, 1)
 		if _, err := Combine(params, pk, victim, shares); !errors.Is(err, ErrTooFewShares) {
 			t.Fatalf("Combine with site 1's share alone: %v, want ErrTooFewShares", err)
 		}
@@ -139,14 +139,27 @@ func TestOneSiteCannotDecryptAnother(t *testing.T) {
 	})
 	t.Run("ciphertext coefficients", func(t *testing.T) {
 		// A fresh encryption looks uniform mod Q: nothing of the encoded
-		// values shows through (its mean is near Q/2, not near zero).
+		// values shows through (the mean of 8192 coefficients is 0.5 Q
+		// give or take 0.0032 Q; the bound is six of those).
 		var mean float64
 		for _, v := range victim.coeffs {
 			mean += float64(v) / float64(Q)
 		}
 		mean /= float64(len(victim.coeffs))
-		if mean < 0.49 || mean > 0.51 {
+		if mean < 0.48 || mean > 0.52 {
 			t.Fatalf("ciphertext coefficients average %.3f Q, want uniform (0.5 Q)", mean)
+		}
+		// Encryption is randomized: the same update encrypts to unrelated
+		// ciphertexts.
+		again, _ := encryptAll(t, params, pk, ups, weights)
+		same := 0
+		for i, v := range again.coeffs {
+			if v == victim.coeffs[i] {
+				same++
+			}
+		}
+		if same > 2 {
+			t.Fatalf("two encryptions of one update share %d coefficients", same)
 		}
 	})
 }
@@ -170,7 +183,7 @@ func TestFloodingSigmaSizedForCKKS(t *testing.T) {
 			t.Fatalf("key switch protocol: %v", err)
 		}
 	}
-	raw, err := combine(params, sum, decryptionShares(t, parties, pk, sum, active))
+	raw, err := combine(params, sum, decryptionShares(t, parties, sum, active))
 	if err != nil {
 		t.Fatalf("combine: %v", err)
 	}

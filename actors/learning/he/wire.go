@@ -23,7 +23,7 @@ const (
 	wireVersion = 1
 	headerSize  = len(magic) + 3
 	// polyBytes is the size of one packed polynomial (30720 bytes).
-	polyBytes = (N*LogQ + 7) / 8
+	polyBytes = N * LogQ / 8
 	// packSlack is the room packPoly may touch past a polynomial's end.
 	packSlack = 8
 	coeffMask = uint64(1)<<LogQ - 1
@@ -64,13 +64,19 @@ func appendHeader(id ParamsID, k kind, size int) []byte {
 	return append(b, wireVersion, byte(id), byte(k))
 }
 
+// The packing below is written for LogQ = 60: two coefficients fill 15
+// bytes exactly. These two lines stop the build if LogQ changes.
+const (
+	_ = uint(LogQ - 60)
+	_ = uint(60 - LogQ)
+)
+
 // appendPolys appends the packed coefficients of src (a multiple of N of
-// them, each reduced mod Q here) to b.
+// them) to b.
 func appendPolys(b []byte, src []uint64) []byte {
 	for len(src) > 0 {
 		start := len(b)
 		b = b[:start+polyBytes+packSlack]
-		clear(b[start:])
 		packPoly(b[start:], src[:N])
 		b = b[:start+polyBytes]
 		src = src[N:]
@@ -78,48 +84,40 @@ func appendPolys(b []byte, src []uint64) []byte {
 	return b
 }
 
-// packPoly writes the N coefficients of src as LogQ-bit little-endian
-// fields into dst, which must be zero and hold polyBytes+packSlack bytes.
-// Coefficients not below Q (lattigo leaves some in [Q, 2Q)) are reduced.
+// packPoly writes the N coefficients of src as 60-bit little-endian fields
+// into dst, which must hold polyBytes+packSlack bytes (the bytes past
+// polyBytes are scratch). Coefficients not below Q (lattigo leaves some in
+// [Q, 2Q)) are reduced.
 func packPoly(dst []byte, src []uint64) {
-	for k, v := range src[:N] {
-		if v >= Q {
-			v %= Q
+	for p := 0; p < N; p += 2 {
+		a, b := src[p], src[p+1]
+		if a >= Q {
+			a %= Q
 		}
-		o := k * LogQ
-		i, s := o>>3, uint(o&7)
-		binary.LittleEndian.PutUint64(dst[i:], binary.LittleEndian.Uint64(dst[i:])|v<<s)
-		dst[i+8] |= byte(v >> (64 - s)) // nothing when s == 0
+		if b >= Q {
+			b %= Q
+		}
+		o := p / 2 * 15
+		binary.LittleEndian.PutUint64(dst[o:], a|b<<60)
+		binary.LittleEndian.PutUint64(dst[o+8:], b>>4) // its 8th byte is the next pair's first
 	}
 }
 
 // unpackPoly reads N coefficients from src (exactly polyBytes bytes) into
-// dst, refusing any that is not below Q and any nonzero padding bit.
+// dst, refusing any that is not below Q.
 func unpackPoly(dst []uint64, src []byte) error {
 	if len(src) != polyBytes || len(dst) != N {
 		return fmt.Errorf("polynomial of %d bytes: %w", len(src), ErrMalformed)
 	}
-	var tail [16]byte
-	for k := range dst {
-		o := k * LogQ
-		i, s := o>>3, uint(o&7)
-		var lo uint64
-		var hi byte
-		if i+9 <= len(src) {
-			lo, hi = binary.LittleEndian.Uint64(src[i:]), src[i+8]
-		} else {
-			clear(tail[:])
-			copy(tail[:], src[i:])
-			lo, hi = binary.LittleEndian.Uint64(tail[:]), tail[8]
+	for p := 0; p < N; p += 2 {
+		o := p / 2 * 15
+		lo := binary.LittleEndian.Uint64(src[o:])
+		hi := binary.LittleEndian.Uint64(src[o+7:]) >> 8 // bytes o+8 to o+14
+		a, b := lo&coeffMask, lo>>60|hi<<4
+		if a >= Q || b >= Q {
+			return fmt.Errorf("coefficient %d or %d not below the modulus: %w", p, p+1, ErrMalformed)
 		}
-		v := (lo>>s | uint64(hi)<<(64-s)) & coeffMask
-		if v >= Q {
-			return fmt.Errorf("coefficient %d not below the modulus: %w", k, ErrMalformed)
-		}
-		dst[k] = v
-	}
-	if pad := uint(N*LogQ) & 7; pad != 0 && src[len(src)-1]>>pad != 0 {
-		return fmt.Errorf("nonzero padding bits: %w", ErrMalformed)
+		dst[p], dst[p+1] = a, b
 	}
 	return nil
 }
