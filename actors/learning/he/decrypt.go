@@ -49,6 +49,9 @@ func (s *DecryptionShare) String() string {
 // polynomial per chunk.
 func (s *DecryptionShare) MarshalBinary() ([]byte, error) {
 	nchunks := len(s.coeffs) / N
+	if nchunks < 1 || len(s.coeffs) != nchunks*N || len(s.active) < 2 {
+		return nil, fmt.Errorf("he: marshal: decryption share not made by this package: %w", ErrInvalid)
+	}
 	b := appendHeader(s.params, kindDecryptionShare, len(s.key)+len(s.ct)+4+2*len(s.active)+4+nchunks*polyBytes)
 	b = append(b, s.key[:]...)
 	b = append(b, s.ct[:]...)

@@ -94,6 +94,9 @@ func (s *PublicKeyShare) Setup() SetupID { return newSetupID(s.params, s.seed, s
 // MarshalBinary encodes the share: header, seed (32 bytes), n, t, from
 // (2 bytes each), one polynomial.
 func (s *PublicKeyShare) MarshalBinary() ([]byte, error) {
+	if err := s.check(); err != nil {
+		return nil, fmt.Errorf("he: marshal: %w", err)
+	}
 	b := appendHeader(s.params, kindPublicKeyShare, SeedSize+6+polyBytes)
 	b = append(b, s.seed[:]...)
 	b = appendU16(appendU16(appendU16(b, s.n), s.t), s.from)
@@ -201,6 +204,9 @@ func newPublicKey(id ParamsID, seed [SeedSize]byte, n, t int, value []uint64) *P
 // MarshalBinary encodes the key: header, seed (32 bytes), n, t (2 bytes
 // each), pk0 (one polynomial; a is derived from the seed).
 func (pk *PublicKey) MarshalBinary() ([]byte, error) {
+	if len(pk.value) != N {
+		return nil, fmt.Errorf("he: marshal: public key not made by this package: %w", ErrInvalid)
+	}
 	b := appendHeader(pk.params, kindPublicKey, SeedSize+4+polyBytes)
 	b = append(b, pk.seed[:]...)
 	b = appendU16(appendU16(b, pk.n), pk.t)
@@ -265,6 +271,9 @@ func (s *ThresholdShare) GoString() string { return s.String() }
 // MarshalBinary encodes the share: header, setup id (16 bytes), from, to
 // (2 bytes each), one polynomial. The encoding is secret: seal it.
 func (s *ThresholdShare) MarshalBinary() ([]byte, error) {
+	if len(s.value) != N {
+		return nil, fmt.Errorf("he: marshal: threshold share not made by this package: %w", ErrInvalid)
+	}
 	b := appendHeader(s.params, kindThresholdShare, len(s.setup)+4+polyBytes)
 	b = append(b, s.setup[:]...)
 	b = appendU16(appendU16(b, s.from), s.to)

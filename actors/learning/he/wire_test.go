@@ -259,3 +259,15 @@ func TestUnmarshalMutationsNeverPanic(t *testing.T) {
 	}
 	t.Logf("%d of 3000 mutations decoded (and round-tripped)", decoded)
 }
+
+// TestMarshalRefusesZeroValues: a value not made by this package has no
+// encoding.
+func TestMarshalRefusesZeroValues(t *testing.T) {
+	for _, k := range []kind{kindPublicKeyShare, kindPublicKey, kindThresholdShare, kindCiphertext, kindDecryptionShare} {
+		t.Run(k.String(), func(t *testing.T) {
+			if _, err := decoderFor(k).MarshalBinary(); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("MarshalBinary of a zero %s: %v, want ErrInvalid", k, err)
+			}
+		})
+	}
+}
