@@ -221,24 +221,3 @@ func (d *decoder) finish(k kind) error {
 func appendU16(b []byte, v int) []byte { return binary.BigEndian.AppendUint16(b, uint16(v)) }
 
 func appendU32(b []byte, v int) []byte { return binary.BigEndian.AppendUint32(b, uint32(v)) }
-
-// addMod sets dst[i] = dst[i] + src[i] mod Q; both inputs below Q.
-func addMod(dst, src []uint64) {
-	src = src[:len(dst)]
-	for i, v := range src {
-		s := dst[i] + v
-		if s >= Q {
-			s -= Q
-		}
-		dst[i] = s
-	}
-}
-
-// reduce brings every coefficient of p below Q.
-func reduce(p []uint64) {
-	for i, v := range p {
-		if v >= Q {
-			p[i] = v % Q
-		}
-	}
-}
