@@ -48,7 +48,11 @@ type Config struct {
 	Audience string `json:"audience,omitempty"`
 	// SubjectClaim names the claim whose value must equal the requester's
 	// certificate name (default "sub"; e.g. "preferred_username" or
-	// "email"; "email" also requires "email_verified": true).
+	// "email"; "email" also requires "email_verified": true). Name only a
+	// claim the provider's users cannot set themselves: where a user may
+	// edit their preferred_username, they could claim another admin's
+	// name and lend them their groups. Dex's LDAP connector takes it from
+	// the directory's uid, which the user cannot change.
 	SubjectClaim string `json:"subject_claim,omitempty"`
 	// GroupsClaim names the claim listing the person's groups (default
 	// "groups"): a list of strings.
