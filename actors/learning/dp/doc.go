@@ -39,7 +39,9 @@
 // i > α. Both sums are evaluated in log space, term by term, and stopped
 // once a term's logarithm falls below -30: the computation TensorFlow
 // Privacy's compute_rdp, Google's dp_accounting and Opacus's analysis.rdp
-// perform. Where the fractional series has not converged after
+// perform. The cutoff bounds the error in A_α (≥ 1) near 1e-13, so a small
+// RDP value (log A_α near 1e-5, say) is good to a relative 1e-8 or so.
+// Where the fractional series has not converged after
 // maxSeriesTerms terms, or its alternating part would go negative in
 // floating point, the order is given up (its ε_α is +Inf) rather than
 // truncated: a dropped order can only make ε larger, never smaller. Without
@@ -77,7 +79,7 @@
 // same computation, and the conversion above 1.0355 (order 17).
 // TensorFlow Privacy's MNIST tutorial: q = 256/60000, σ = 1.1, 60 epochs
 // (14,063 steps), δ = 1e-5, reported ε ≈ 3.01: here 3.0092 classic (order 9)
-// and 2.5971 (order 8). dp_test.go checks these, and pins the RDP values
+// and 2.5971 (order 8). rdp_test.go checks these, and pins the RDP values
 // against dp_accounting's code run with SciPy, against the integer-order
 // formula evaluated exactly with math/big, and against the defining
 // integral evaluated by quadrature for fractional orders.
