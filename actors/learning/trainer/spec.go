@@ -33,7 +33,7 @@
 // per-sample gradients clipped in L2 norm, Gaussian noise on their sum
 // (DPSpec has the details), and reports the mechanism it ran in Result.DP
 // for the site's privacy accountant (actors/learning/dp). Without it,
-// training is exactly what it was before DP-SGD existed.
+// Train is the optimizer above, deterministic given Seed.
 package trainer
 
 import (
