@@ -47,6 +47,19 @@ func TestParseManifestRefuses(t *testing.T) {
 		{"newline in name", "name: digits", "name: \"digits\\nrow\"", "name: required"},
 		{"bad data shape", "rounds: 10", "rounds: 10\ndata: {features: 0, classes: 10}", "data: 0 features"},
 		{"too large", "rounds: 10", "rounds: 10\n#" + strings.Repeat("x", job.MaxManifestBytes), "bytes, more than"},
+		{"dp empty", "seed: 1}", "seed: 1, dp: }", "trainer.dp must be a mapping"},
+		{"dp null", "seed: 1}", "seed: 1, dp: null}", "trainer.dp must be a mapping"},
+		{"dp a number", "seed: 1}", "seed: 1, dp: 1.1}", "trainer.dp must be a mapping"},
+		{"dp a list", "seed: 1}", "seed: 1, dp: [1.1, 1]}", "trainer.dp must be a mapping"},
+		{"dp no fields", "seed: 1}", "seed: 1, dp: {}}", "dp noise multiplier 0"},
+		{"dp without clip norm", "seed: 1}", "seed: 1, dp: {noise_multiplier: 1.1}}", "dp clip norm 0"},
+		{"dp without noise", "seed: 1}", "seed: 1, dp: {clip_norm: 1}}", "dp noise multiplier 0"},
+		{"dp negative noise", "seed: 1}", "seed: 1, dp: {noise_multiplier: -1, clip_norm: 1}}", "dp noise multiplier -1"},
+		{"dp NaN clip norm", "seed: 1}", "seed: 1, dp: {noise_multiplier: 1, clip_norm: .nan}}", "dp clip norm NaN"},
+		{"dp unknown field", "seed: 1}", "seed: 1, dp: {noise_multiplier: 1, clip_norm: 1, epsilon: 8}}", "field epsilon not found"},
+		{"dp seed", "seed: 1}", "seed: 1, dp: {noise_multiplier: 1, clip_norm: 1, seed: 7}}", "field seed not found"},
+		{"dp duplicate key", "seed: 1}", "seed: 1, dp: {noise_multiplier: 1, clip_norm: 1, clip_norm: 2}}", `key "clip_norm" appears twice`},
+		{"dp on noop", "kind: logreg", "kind: noop, params: 10, dp: {noise_multiplier: 1, clip_norm: 1}", "no dp"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,6 +72,30 @@ func TestParseManifestRefuses(t *testing.T) {
 	m, err := job.ParseManifest([]byte(good))
 	if err != nil || m.Rounds != 10 || m.RoundTimeout != 30*time.Second || m.Trainer.Spec().Kind != "logreg" {
 		t.Fatalf("good manifest: %+v, %v", m, err)
+	}
+}
+
+// A trainer's dp section reaches the trainer spec the sites run; without
+// one they train without privacy.
+func TestParseManifestDP(t *testing.T) {
+	m, err := job.ParseManifest([]byte(strings.Replace(good, "seed: 1}", "seed: 1,\n  dp: {noise_multiplier: 1.1, clip_norm: 0.5}}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := m.Trainer.Spec()
+	if spec.DP == nil || spec.DP.NoiseMultiplier != 1.1 || spec.DP.ClipNorm != 0.5 || spec.DP.Seed != nil {
+		t.Fatalf("trainer spec DP = %+v", spec.DP)
+	}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	block := strings.Replace(good, "trainer: {kind: logreg, learning_rate: 0.01, epochs: 2, batch_size: 32, seed: 1}",
+		"trainer:\n  kind: mlp\n  hidden: [64]\n  learning_rate: 0.1\n  epochs: 2\n  batch_size: 64\n  seed: 1\n  dp:\n    noise_multiplier: 1.2\n    clip_norm: 1.0\n", 1)
+	if m, err := job.ParseManifest([]byte(block)); err != nil || m.Trainer.Spec().DP.NoiseMultiplier != 1.2 {
+		t.Fatalf("block style dp: %+v, %v", m, err)
+	}
+	if m, _ := job.ParseManifest([]byte(good)); m.Trainer.Spec().DP != nil {
+		t.Fatal("a manifest without dp gave a private trainer spec")
 	}
 }
 

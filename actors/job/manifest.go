@@ -78,6 +78,19 @@ type TrainerSpec struct {
 	BatchSize    int     `yaml:"batch_size"`
 	L2           float64 `yaml:"l2,omitempty"`
 	Seed         int64   `yaml:"seed"`
+	// DP, when present, makes the sites train with DP-SGD (trainer.DPSpec);
+	// absent, they train without privacy. Present but empty is refused.
+	DP *TrainerDP `yaml:"dp,omitempty" json:"DP,omitempty"` // omitted from hearth poc's JSON when absent
+}
+
+// TrainerDP is the trainer's dp section, e.g.
+// `dp: {noise_multiplier: 1.1, clip_norm: 1.0}`: both fields are required.
+// It holds no seed: DP-SGD's sampling and noise come from each site's own
+// secret randomness, which a manifest (seen by the server and every site)
+// must never decide.
+type TrainerDP struct {
+	NoiseMultiplier float64 `yaml:"noise_multiplier"`
+	ClipNorm        float64 `yaml:"clip_norm"`
 }
 
 // Bounds of a data shape: in a manifest, and as a site reports it.
@@ -107,8 +120,12 @@ type Evaluation struct {
 
 // Spec is the trainer spec the sites run.
 func (t TrainerSpec) Spec() trainer.Spec {
-	return trainer.Spec{Kind: t.Kind, Hidden: t.Hidden, LearningRate: t.LearningRate, Epochs: t.Epochs,
+	s := trainer.Spec{Kind: t.Kind, Hidden: t.Hidden, LearningRate: t.LearningRate, Epochs: t.Epochs,
 		BatchSize: t.BatchSize, L2: t.L2, Seed: t.Seed, Params: t.Params}
+	if t.DP != nil {
+		s.DP = &trainer.DPSpec{NoiseMultiplier: t.DP.NoiseMultiplier, ClipNorm: t.DP.ClipNorm}
+	}
+	return s
 }
 
 // MaxRounds bounds a job's rounds, and so its history, which the server
@@ -140,6 +157,9 @@ func ParseManifest(data []byte) (*Manifest, error) {
 		return nil, errors.New("job manifest: want exactly one YAML document")
 	}
 	if err := checkShape(&doc, 0); err != nil {
+		return nil, fmt.Errorf("job manifest: %w", err)
+	}
+	if err := checkDPSection(&doc); err != nil {
 		return nil, fmt.Errorf("job manifest: %w", err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -202,6 +222,32 @@ func checkShape(n *yaml.Node, depth int) error {
 	for _, c := range n.Content {
 		if err := checkShape(c, depth+1); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkDPSection refuses a trainer.dp that is there but not a mapping
+// (`dp:` or `dp: null`), which would otherwise decode as no dp section and
+// train without privacy; a mapping's missing fields are zero, and
+// trainer.DPSpec's validation refuses those.
+func checkDPSection(doc *yaml.Node) error {
+	dp := mappingValue(mappingValue(doc.Content[0], "trainer"), "dp")
+	if dp != nil && dp.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: trainer.dp must be a mapping {noise_multiplier: σ, clip_norm: C}, or left out for training without privacy", dp.Line)
+	}
+	return nil
+}
+
+// mappingValue is the value of key in the mapping n, or nil when n is not
+// a mapping or has no such key.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
 		}
 	}
 	return nil

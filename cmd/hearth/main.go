@@ -37,6 +37,7 @@ func commands() []command {
 		{"admin", "the admin console: submit, list, status, abort, download jobs", runAdmin},
 		{"audit", "verify audit logs and their peers' anchors; trace one action across logs", runAudit},
 		{"policy", "check an authorization.json: parse it and decide requests as a site would", runPolicy},
+		{"privacy", "differential privacy: ε of DP-SGD's parameters, or the noise for a target ε", runPrivacy},
 		{"bench", "measure model exchange: plain NATS next to full FedAvg rounds of large models", runBench},
 		{"poc", "run everything on this machine: provision, hub, sites, and a job", runPOC},
 	}

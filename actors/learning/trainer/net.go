@@ -164,11 +164,10 @@ func (n *network) forward(x []float32, rows int, buf *buffers) []float32 {
 }
 
 // lossGrad turns the logits of a batch into the summed cross-entropy of
-// labels y, and writes d(mean loss)/d(logit) into grad. It also counts the
-// correct predictions.
-func (n *network) lossGrad(logits []float32, y []int, grad []float32) (loss float64, correct int) {
-	rows := len(y)
-	scale := 1 / float32(rows)
+// labels y, and writes scale times d(loss of each sample)/d(logit) into
+// grad: scale 1/len(y) gives the gradient of the mean loss, scale 1 each
+// sample's own. It also counts the correct predictions.
+func (n *network) lossGrad(logits []float32, y []int, grad []float32, scale float32) (loss float64, correct int) {
 	if n.binary {
 		for r, label := range y {
 			z := float64(logits[r])
@@ -214,31 +213,58 @@ func (n *network) lossGrad(logits []float32, y []int, grad []float32) (loss floa
 // the network for the batch x, writing each layer's weight and bias
 // gradients (without the L2 term) into gw and gb.
 func (n *network) backward(x []float32, rows int, buf *buffers, gw, gb [][]float32) {
-	for i := len(n.layers) - 1; i >= 0; i-- {
+	n.deltas(x, rows, buf)
+	n.paramGrads(x, rows, buf, gw, gb, false)
+}
+
+// input is what layer i reads for the batch x: x itself, or the previous
+// layer's activations.
+func (n *network) input(i int, x []float32, rows int, buf *buffers) []float32 {
+	if i == 0 {
+		return x[:rows*n.layers[0].in]
+	}
+	return buf.act[i-1][:rows*n.layers[i].in]
+}
+
+// deltas propagates buf.grad of the output layer down the network, so that
+// buf.grad[i] holds the loss gradient wrt layer i's pre-activation for
+// every layer. Row r of every buf.grad[i] depends on sample r alone.
+func (n *network) deltas(x []float32, rows int, buf *buffers) {
+	for i := len(n.layers) - 1; i > 0; i-- {
 		l := n.layers[i]
 		dz := buf.grad[i][:rows*l.out]
-		in := x
-		if i > 0 {
-			in = buf.act[i-1][:rows*l.in]
-		}
-		sgemm(blas.Trans, blas.NoTrans, l.in, l.out, rows, 1, in, l.in, dz, l.out, 0, gw[i], l.out)
-		db := gb[i]
-		clear(db)
-		for r := range rows {
-			row := dz[r*l.out : (r+1)*l.out]
-			for j, v := range row {
-				db[j] += v
-			}
-		}
-		if i == 0 {
-			break
-		}
+		in := n.input(i, x, rows, buf)
 		// Gradient wrt the previous layer's output, then through its ReLU.
 		prev := buf.grad[i-1][:rows*l.in]
 		sgemm(blas.NoTrans, blas.Trans, rows, l.in, l.out, 1, dz, l.out, l.w, l.out, 0, prev, l.in)
 		for j, a := range in {
 			if a <= 0 {
 				prev[j] = 0
+			}
+		}
+	}
+}
+
+// paramGrads writes (or, with accumulate, adds) the weight and bias
+// gradients of the batch, summed over its rows, from the deltas in
+// buf.grad into gw and gb.
+func (n *network) paramGrads(x []float32, rows int, buf *buffers, gw, gb [][]float32, accumulate bool) {
+	var beta float32
+	if accumulate {
+		beta = 1
+	}
+	for i, l := range n.layers {
+		dz := buf.grad[i][:rows*l.out]
+		in := n.input(i, x, rows, buf)
+		sgemm(blas.Trans, blas.NoTrans, l.in, l.out, rows, 1, in, l.in, dz, l.out, beta, gw[i], l.out)
+		db := gb[i]
+		if !accumulate {
+			clear(db)
+		}
+		for r := range rows {
+			row := dz[r*l.out : (r+1)*l.out]
+			for j, v := range row {
+				db[j] += v
 			}
 		}
 	}

@@ -112,11 +112,11 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 			buf := net.newBuffers(rows)
 			loss := func() float64 {
 				logits := net.forward(x, rows, buf)
-				l, _ := net.lossGrad(logits, y, make([]float32, len(logits)))
+				l, _ := net.lossGrad(logits, y, make([]float32, len(logits)), 1/float32(rows))
 				return l / rows
 			}
 			logits := net.forward(x, rows, buf)
-			net.lossGrad(logits, y, buf.grad[len(net.layers)-1])
+			net.lossGrad(logits, y, buf.grad[len(net.layers)-1], 1/float32(rows))
 			opt := newSGD(net, spec)
 			net.backward(x, rows, buf, opt.gw, opt.gb)
 			check := func(name string, p, grad []float32) {

@@ -28,6 +28,12 @@
 // settings tried reached 93.5% after 20 rounds and momentum SGD 94.3%; the
 // recommended momentum setting passes 93% within 3 to 7 rounds on
 // partition seeds 1 to 3.
+//
+// Privacy. With Spec.DP set, Train runs DP-SGD: Poisson-sampled batches,
+// per-sample gradients clipped in L2 norm, Gaussian noise on their sum
+// (DPSpec has the details), and reports the mechanism it ran in Result.DP
+// for the site's privacy accountant (actors/learning/dp). Without it,
+// Train is the optimizer above, deterministic given Seed.
 package trainer
 
 import (
@@ -75,14 +81,21 @@ type Spec struct {
 	Params int
 	// Seed makes Init and the shuffling of Train deterministic. Give each
 	// round (and each site, if desired) its own seed to vary the order in
-	// which a site visits its samples.
+	// which a site visits its samples. DP-SGD does not shuffle: it samples
+	// from secret randomness (DPSpec).
 	Seed int64
+	// DP, when not nil, makes Train run DP-SGD (DPSpec) instead of plain
+	// mini-batch SGD; nil trains without privacy. Not for noop.
+	DP *DPSpec
 }
 
 // Validate reports the first thing wrong with s; the error wraps ErrSpec.
 func (s Spec) Validate() error {
 	switch s.Kind {
 	case KindNoop:
+		if s.DP != nil {
+			return fmt.Errorf("%w: noop learns nothing and takes no dp", ErrSpec)
+		}
 		return s.validateNoop()
 	case "logreg":
 		if len(s.Hidden) != 0 {
@@ -109,6 +122,9 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("%w: batch size %d, want 1..%d", ErrSpec, s.BatchSize, maxBatchSize)
 	case !(s.L2 >= 0) || math.IsInf(s.L2, 0):
 		return fmt.Errorf("%w: L2 %v is not a finite non-negative number", ErrSpec, s.L2)
+	}
+	if s.DP != nil {
+		return s.DP.validate()
 	}
 	return nil
 }

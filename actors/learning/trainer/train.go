@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/hearthfl/hearth/actors/learning/dataset"
+	"github.com/hearthfl/hearth/actors/learning/dp"
 	"github.com/hearthfl/hearth/actors/learning/model"
 )
 
@@ -21,8 +22,12 @@ type Result struct {
 	// update in FedAvg.
 	Samples int
 	// Loss is the mean cross-entropy over the last epoch, each batch's loss
-	// taken before its step (the L2 penalty excluded).
+	// taken before its step (the L2 penalty excluded). Under DP-SGD it is
+	// that of the samples drawn, and not covered by the privacy guarantee.
 	Loss float64
+	// DP is the mechanism DP-SGD ran (sampling rate, noise multiplier,
+	// steps), for the site's accountant to add; nil without Spec.DP.
+	DP *dp.Mechanism
 }
 
 // Metrics is the quality of a model on a dataset.
@@ -35,10 +40,13 @@ type Metrics struct {
 // Train runs spec.Epochs epochs of mini-batch SGD with momentum over data,
 // starting from m, and returns the trained model; m itself is left
 // untouched. Each epoch visits the samples in an order drawn from
-// spec.Seed, so equal inputs give equal outputs. Train checks the spec, the data, and that m has the layout spec
-// prescribes for data's features and classes; it stops between batches
-// with ctx's error once ctx is done, and reports a model that diverged to
-// NaN or infinity as an error.
+// spec.Seed, so equal inputs give equal outputs; with spec.DP it runs
+// DP-SGD instead (DPSpec), whose sampling and noise are secret and so
+// differ from call to call unless DPSpec.Seed is set. Train checks the
+// spec, the data, and that m has the layout spec prescribes for data's
+// features and classes; it stops between batches with ctx's error once
+// ctx is done, and reports a model that diverged to NaN or infinity as an
+// error.
 func Train(ctx context.Context, spec Spec, m *model.Model, data *dataset.Set) (*model.Model, Result, error) {
 	if ctx == nil {
 		return nil, Result{}, fmt.Errorf("train: nil context")
@@ -53,6 +61,9 @@ func Train(ctx context.Context, spec Spec, m *model.Model, data *dataset.Set) (*
 	net, err := bind(spec, out, data.Features, data.Classes)
 	if err != nil {
 		return nil, Result{}, fmt.Errorf("train: %w", err)
+	}
+	if spec.DP != nil {
+		return trainDPSGD(ctx, spec, out, net, data)
 	}
 	rows, features, outputs := data.Rows(), data.Features, net.outputs()
 	batch := min(spec.BatchSize, rows)
@@ -80,7 +91,7 @@ func Train(ctx context.Context, spec Spec, m *model.Model, data *dataset.Set) (*
 				yb[k] = data.Y[i]
 			}
 			logits := net.forward(xb[:n*features], n, buf)
-			l, _ := net.lossGrad(logits, yb[:n], buf.grad[len(net.layers)-1][:n*outputs])
+			l, _ := net.lossGrad(logits, yb[:n], buf.grad[len(net.layers)-1][:n*outputs], 1/float32(n))
 			loss += l
 			net.backward(xb[:n*features], n, buf, opt.gw, opt.gb)
 			opt.step(net)
@@ -113,7 +124,7 @@ func Evaluate(spec Spec, m *model.Model, data *dataset.Set) (Metrics, error) {
 	for start := 0; start < rows; start += chunk {
 		n := min(chunk, rows-start)
 		logits := net.forward(data.X[start*features:(start+n)*features], n, buf)
-		l, c := net.lossGrad(logits, data.Y[start:start+n], buf.grad[len(net.layers)-1][:n*outputs])
+		l, c := net.lossGrad(logits, data.Y[start:start+n], buf.grad[len(net.layers)-1][:n*outputs], 1/float32(n))
 		loss += l
 		correct += c
 	}
