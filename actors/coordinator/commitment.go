@@ -138,11 +138,19 @@ func checkResult(m *hearthv1.TrainResult, c *hearthv1.SiteCommitment) string {
 		return fmt.Sprintf("train loss %v: want 0..%g", m.TrainLoss, maxLoss)
 	case m.TrainMicros < 0:
 		return fmt.Sprintf("train time %d µs", m.TrainMicros)
+	case !validEpsilon(m.Epsilon):
+		return fmt.Sprintf("ε %v: want 0..%g", m.Epsilon, maxEpsilon)
 	}
 	return checkMetrics("validation", m.Validation, c.ValSamples)
 }
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// maxEpsilon bounds the ε a site may report: far beyond any meaningful
+// guarantee, so that only nonsense is refused.
+const maxEpsilon = 1e6
+
+func validEpsilon(e float64) bool { return finite(e) && e >= 0 && e <= maxEpsilon }
 
 // commitmentOf finds a site's commitment in a job's record.
 func commitmentOf(info *hearthv1.JobInfo, site string) *hearthv1.SiteCommitment {

@@ -568,8 +568,12 @@ func (s *swarmFlow) roundClosed(ctx actor.Context, g *hearthv1.SwarmAggregated) 
 		weight += w
 		val.add(t.Validation, capMetric(s.valWeights, site, t.Validation))
 		sum.MaxTrainMicros = max(sum.MaxTrainMicros, t.TrainMicros)
+		eps := t.Epsilon
+		if !validEpsilon(eps) {
+			eps = 0 // nonsense: not shown as a guarantee
+		}
 		sum.Sites = append(sum.Sites, &hearthv1.SiteRound{Site: site, Weight: w, TrainLoss: t.TrainLoss, Validation: t.Validation,
-			Clipped: cmp.Or(g.Clipped[site], g.Screened[site])})
+			Clipped: cmp.Or(g.Clipped[site], g.Screened[site]), Epsilon: eps})
 	}
 	if weight > 0 {
 		sum.TrainLoss = loss / weight

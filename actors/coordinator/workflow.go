@@ -416,7 +416,7 @@ func (w *workflow) account(site string, m *hearthv1.TrainResult) {
 	w.trainWeight += w.weight(site, m)
 	w.val.add(m.Validation, capMetric(w.valWeights, site, m.Validation))
 	w.maxTrain = max(w.maxTrain, m.TrainMicros)
-	w.siteRounds[site] = &hearthv1.SiteRound{Site: site, Weight: w.weight(site, m), TrainLoss: m.TrainLoss, Validation: m.Validation}
+	w.siteRounds[site] = &hearthv1.SiteRound{Site: site, Weight: w.weight(site, m), TrainLoss: m.TrainLoss, Validation: m.Validation, Epsilon: m.Epsilon}
 }
 
 // closed takes the aggregator's verdicts on the round's updates and, with

@@ -83,14 +83,52 @@ type TrainerSpec struct {
 	DP *TrainerDP `yaml:"dp,omitempty" json:"DP,omitempty"` // omitted from hearth poc's JSON when absent
 }
 
-// TrainerDP is the trainer's dp section, e.g.
-// `dp: {noise_multiplier: 1.1, clip_norm: 1.0}`: both fields are required.
-// It holds no seed: DP-SGD's sampling and noise come from each site's own
-// secret randomness, which a manifest (seen by the server and every site)
-// must never decide.
+// TrainerDP is the trainer's dp section: either a noise multiplier for
+// every site, `dp: {noise_multiplier: 1.1, clip_norm: 1.0}`, or a target
+// guarantee, `dp: {epsilon: 8, delta: 1e-5, clip_norm: 1.0}`, for which
+// each site finds the smallest noise multiplier that keeps the whole job
+// (all its rounds) within epsilon at delta for its own number of records
+// (a small site needs more noise than a large one). clip_norm is required.
+// delta is the δ at which sites report ε (1e-5 when absent). It holds no
+// seed: DP-SGD's sampling and noise come from each site's own secret
+// randomness, which a manifest (seen by the server and every site) must
+// never decide.
 type TrainerDP struct {
-	NoiseMultiplier float64 `yaml:"noise_multiplier"`
+	NoiseMultiplier float64 `yaml:"noise_multiplier,omitempty"`
+	Epsilon         float64 `yaml:"epsilon,omitempty"`
+	Delta           float64 `yaml:"delta,omitempty"`
 	ClipNorm        float64 `yaml:"clip_norm"`
+}
+
+// DefaultDelta is the δ sites report ε at when a job names none.
+const DefaultDelta = 1e-5
+
+// Bounds of a job's privacy target.
+const (
+	maxTargetEpsilon = 100
+	maxDelta         = 1e-2
+)
+
+// ReportDelta is the δ the job's ε is reported at.
+func (d *TrainerDP) ReportDelta() float64 {
+	if d.Delta > 0 {
+		return d.Delta
+	}
+	return DefaultDelta
+}
+
+// validate checks what Spec's validation cannot: one of noise_multiplier
+// and epsilon, and a target within bounds.
+func (d *TrainerDP) validate() error {
+	switch {
+	case (d.NoiseMultiplier != 0) == (d.Epsilon != 0):
+		return errors.New("dp: give noise_multiplier or epsilon (a target each site calibrates its noise to), one of them")
+	case d.Epsilon != 0 && !(d.Epsilon > 0 && d.Epsilon <= maxTargetEpsilon):
+		return fmt.Errorf("dp: epsilon %v is not in (0, %d]", d.Epsilon, maxTargetEpsilon)
+	case d.Delta != 0 && !(d.Delta > 0 && d.Delta <= maxDelta):
+		return fmt.Errorf("dp: delta %v is not in (0, %g]", d.Delta, maxDelta)
+	}
+	return nil
 }
 
 // Bounds of a data shape: in a manifest, and as a site reports it.
@@ -124,6 +162,9 @@ func (t TrainerSpec) Spec() trainer.Spec {
 		BatchSize: t.BatchSize, L2: t.L2, Seed: t.Seed, Params: t.Params}
 	if t.DP != nil {
 		s.DP = &trainer.DPSpec{NoiseMultiplier: t.DP.NoiseMultiplier, ClipNorm: t.DP.ClipNorm}
+		if t.DP.Epsilon != 0 { // each site calibrates its own; until then, a value Validate accepts
+			s.DP.NoiseMultiplier = 1
+		}
 	}
 	return s
 }
@@ -359,6 +400,11 @@ func (m *Manifest) Validate() error {
 	}
 	if err := m.Trainer.Spec().Validate(); err != nil {
 		bad("trainer", "%v", err)
+	}
+	if d := m.Trainer.DP; d != nil {
+		if err := d.validate(); err != nil {
+			bad("trainer", "%v", err)
+		}
 	}
 	if d := m.Data; d != nil && (d.Features < 1 || d.Features > maxFeatures || d.Classes < 2 || d.Classes > maxClasses) {
 		bad("data", "%d features, %d classes: want 1..%d features and 2..%d classes", d.Features, d.Classes, maxFeatures, maxClasses)

@@ -125,7 +125,8 @@ type joined struct {
 	// ctx ends when the site leaves the job: its training stops then.
 	ctx              context.Context
 	cancel           context.CancelFunc
-	swarm            *swarmJob // a swarm job's state; nil for FedAvg
+	swarm            *swarmJob   // a swarm job's state; nil for FedAvg
+	privacy          *jobPrivacy // DP-SGD's accounting; nil without DP
 	manifest         *job.Manifest
 	nonce            string // the signed job's, as the ledger knows it
 	spec             trainer.Spec
@@ -390,6 +391,9 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 			return refuse(err.Error())
 		}
 	}
+	if err := p.setupPrivacy(j); err != nil {
+		return refuse(err.Error())
+	}
 	if d := v.Manifest.Data; d != nil && (j.train.Features != d.Features || j.train.Classes != d.Classes) {
 		return refuse(fmt.Sprintf("local data has %d features and %d classes; the job's manifest says %d and %d",
 			j.train.Features, j.train.Classes, d.Features, d.Classes))
@@ -522,13 +526,17 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		}
 		spec := j.spec
 		spec.Seed += m.Round // a different local order each round
-		update, r, err := trainer.Train(j.ctx, spec, global, j.train)
+		update, r, eps, err := p.trainPrivately(j.ctx, j, m.JobId, m.Round, spec, global, j.train)
+		if errors.Is(err, errBudget) {
+			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
+			return
+		}
 		if err != nil {
 			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, err.Error()))
 			return
 		}
 		res.TrainMicros = time.Since(start).Microseconds()
-		res.Update, res.Samples, res.TrainLoss = job.ToWire(update), int64(r.Samples), r.Loss
+		res.Update, res.Samples, res.TrainLoss, res.Epsilon = job.ToWire(update), int64(r.Samples), r.Loss, eps
 		if err := p.outgoing(j.manifest, global, res); err != nil {
 			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
 			return

@@ -134,11 +134,16 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 		if j.spec.Kind != trainer.KindNoop { // a noop update is the global model itself: no copy
 			spec := j.spec
 			spec.Seed += m.Round
-			trained, r, err := trainer.Train(bg, spec, global.Model(), j.train)
+			trained, r, eps, err := p.trainPrivately(bg, j, m.JobId, m.Round, spec, global.Model(), j.train)
+			if errors.Is(err, errBudget) {
+				fail(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err)
+				return
+			}
 			if err != nil {
 				fail(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, err)
 				return
 			}
+			res.Epsilon = eps
 			if update, err = model.FlatCopy(trained, p.spill(global.Size())); err != nil {
 				fail(hearthv1.FailureCode_FAILURE_CODE_NO_MEMORY, err)
 				return

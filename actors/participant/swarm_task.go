@@ -151,10 +151,12 @@ func (p *Participant) startTraining(ctx actor.Context, j *joined, m *hearthv1.Sw
 		if spec.Kind != trainer.KindNoop {
 			spec.Seed += m.Round // a different local order each round
 			var err error
-			if update, r, err = trainer.Train(jobCtx, spec, basis, train); err != nil {
+			var eps float64
+			if update, r, eps, err = p.trainPrivately(jobCtx, j, m.JobId, m.Round, spec, basis, train); err != nil {
 				out.err = fmt.Errorf("training: %w", err)
 				return
 			}
+			res.Epsilon = eps
 		}
 		res.TrainMicros = time.Since(start).Microseconds()
 		res.Samples, res.TrainLoss = int64(r.Samples), r.Loss

@@ -344,7 +344,9 @@ type SiteRound struct {
 	Validation *Metrics `protobuf:"bytes,4,opt,name=validation,proto3" json:"validation,omitempty"`
 	// Why the aggregator clipped the update or screened it out of the
 	// round, if it did.
-	Clipped       string `protobuf:"bytes,5,opt,name=clipped,proto3" json:"clipped,omitempty"`
+	Clipped string `protobuf:"bytes,5,opt,name=clipped,proto3" json:"clipped,omitempty"`
+	// DP-SGD: the site's ε in the job so far, as it reported it.
+	Epsilon       float64 `protobuf:"fixed64,6,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -412,6 +414,13 @@ func (x *SiteRound) GetClipped() string {
 		return x.Clipped
 	}
 	return ""
+}
+
+func (x *SiteRound) GetEpsilon() float64 {
+	if x != nil {
+		return x.Epsilon
+	}
+	return 0
 }
 
 // RoundSummary is one completed round as the server saw it.
@@ -2010,7 +2019,10 @@ type TrainResult struct {
 	AuditEvent  string                 `protobuf:"bytes,8,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
 	// The update as a stream (same layout as the task's), when the task
 	// came as one; the server pulls it and folds each chunk as it arrives.
-	UpdateStream  *StreamManifest `protobuf:"bytes,9,opt,name=update_stream,json=updateStream,proto3" json:"update_stream,omitempty"`
+	UpdateStream *StreamManifest `protobuf:"bytes,9,opt,name=update_stream,json=updateStream,proto3" json:"update_stream,omitempty"`
+	// DP-SGD: the site's ε in the job so far, at the job's δ, as its own
+	// accountant has it (0 without DP).
+	Epsilon       float64 `protobuf:"fixed64,10,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2106,6 +2118,13 @@ func (x *TrainResult) GetUpdateStream() *StreamManifest {
 		return x.UpdateStream
 	}
 	return nil
+}
+
+func (x *TrainResult) GetEpsilon() float64 {
+	if x != nil {
+		return x.Epsilon
+	}
+	return 0
 }
 
 // EvaluateTask asks a site to score a model on its held-out test data.
@@ -3259,7 +3278,7 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\aMetrics\x12\x18\n" +
 	"\asamples\x18\x01 \x01(\x03R\asamples\x12\x12\n" +
 	"\x04loss\x18\x02 \x01(\x01R\x04loss\x12\x1a\n" +
-	"\baccuracy\x18\x03 \x01(\x01R\baccuracy\"\xa4\x01\n" +
+	"\baccuracy\x18\x03 \x01(\x01R\baccuracy\"\xbe\x01\n" +
 	"\tSiteRound\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\x01R\x06weight\x12\x1d\n" +
@@ -3268,7 +3287,8 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"validation\x18\x04 \x01(\v2\x12.hearth.v1.MetricsR\n" +
 	"validation\x12\x18\n" +
-	"\aclipped\x18\x05 \x01(\tR\aclipped\"\xf5\x03\n" +
+	"\aclipped\x18\x05 \x01(\tR\aclipped\x12\x18\n" +
+	"\aepsilon\x18\x06 \x01(\x01R\aepsilon\"\xf5\x03\n" +
 	"\fRoundSummary\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x03R\x05round\x12\x1a\n" +
 	"\banswered\x18\x02 \x03(\tR\banswered\x12\x18\n" +
@@ -3407,7 +3427,7 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\vaudit_event\x18\x04 \x01(\tR\n" +
 	"auditEvent\x12>\n" +
 	"\rglobal_stream\x18\x05 \x01(\v2\x19.hearth.v1.StreamManifestR\fglobalStream\x12.\n" +
-	"\x06layout\x18\x06 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\"\xd5\x02\n" +
+	"\x06layout\x18\x06 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\"\xef\x02\n" +
 	"\vTrainResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12(\n" +
@@ -3421,7 +3441,9 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\ftrain_micros\x18\a \x01(\x03R\vtrainMicros\x12\x1f\n" +
 	"\vaudit_event\x18\b \x01(\tR\n" +
 	"auditEvent\x12>\n" +
-	"\rupdate_stream\x18\t \x01(\v2\x19.hearth.v1.StreamManifestR\fupdateStream\"\xdc\x01\n" +
+	"\rupdate_stream\x18\t \x01(\v2\x19.hearth.v1.StreamManifestR\fupdateStream\x12\x18\n" +
+	"\aepsilon\x18\n" +
+	" \x01(\x01R\aepsilon\"\xdc\x01\n" +
 	"\fEvaluateTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
 	"\x05model\x18\x02 \x01(\v2\x10.hearth.v1.ModelR\x05model\x12\x1f\n" +

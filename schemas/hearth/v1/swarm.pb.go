@@ -315,7 +315,9 @@ type SwarmTrained struct {
 	ModelSha256 []byte `protobuf:"bytes,11,opt,name=model_sha256,json=modelSha256,proto3" json:"model_sha256,omitempty"`
 	// Time this site spent encrypting its streamed update and decrypting
 	// the streamed new model (0 for models that travel inline, sealed whole).
-	SealMicros    int64 `protobuf:"varint,12,opt,name=seal_micros,json=sealMicros,proto3" json:"seal_micros,omitempty"`
+	SealMicros int64 `protobuf:"varint,12,opt,name=seal_micros,json=sealMicros,proto3" json:"seal_micros,omitempty"`
+	// DP-SGD: the site's ε in the job so far (0 without DP).
+	Epsilon       float64 `protobuf:"fixed64,13,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -430,6 +432,13 @@ func (x *SwarmTrained) GetModelSha256() []byte {
 func (x *SwarmTrained) GetSealMicros() int64 {
 	if x != nil {
 		return x.SealMicros
+	}
+	return 0
+}
+
+func (x *SwarmTrained) GetEpsilon() float64 {
+	if x != nil {
+		return x.Epsilon
 	}
 	return 0
 }
@@ -873,7 +882,7 @@ const file_hearth_v1_swarm_proto_rawDesc = "" +
 	"\n" +
 	"cross_site\x18\x05 \x01(\bR\tcrossSite\x12\x14\n" +
 	"\x05sites\x18\x06 \x03(\tR\x05sites\x12)\n" +
-	"\x04keys\x18\a \x03(\v2\x15.hearth.v1.SealingKeyR\x04keys\"\xa0\x03\n" +
+	"\x04keys\x18\a \x03(\v2\x15.hearth.v1.SealingKeyR\x04keys\"\xba\x03\n" +
 	"\fSwarmTrained\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12\x18\n" +
@@ -894,7 +903,8 @@ const file_hearth_v1_swarm_proto_rawDesc = "" +
 	"aggregated\x12!\n" +
 	"\fmodel_sha256\x18\v \x01(\fR\vmodelSha256\x12\x1f\n" +
 	"\vseal_micros\x18\f \x01(\x03R\n" +
-	"sealMicros\"\xb6\x04\n" +
+	"sealMicros\x12\x18\n" +
+	"\aepsilon\x18\r \x01(\x01R\aepsilon\"\xb6\x04\n" +
 	"\x0fSwarmAggregated\x12\"\n" +
 	"\fcontributors\x18\x01 \x03(\tR\fcontributors\x12A\n" +
 	"\arefused\x18\x02 \x03(\v2'.hearth.v1.SwarmAggregated.RefusedEntryR\arefused\x12A\n" +
