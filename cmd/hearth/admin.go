@@ -289,8 +289,21 @@ func printSites(w io.Writer, j *hearthv1.JobInfo) {
 	for _, s := range j.SiteTest {
 		test[s.Site] = s.Metrics
 	}
+	// DP-SGD: each site's ε so far, as its own accountant reported it.
+	spent := map[string]float64{}
+	for _, r := range j.History {
+		for _, s := range r.Sites {
+			spent[s.Site] = max(spent[s.Site], s.Epsilon)
+		}
+	}
+	epsHead := ""
+	for _, e := range spent {
+		if e > 0 {
+			epsHead = "\tε SPENT"
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SITE\tTRAIN\tVAL\tTEST\tLAST ROUND SHARE\tVAL ACC\tTEST ACC\tCLIPPED")
+	fmt.Fprintln(tw, "SITE\tTRAIN\tVAL\tTEST\tLAST ROUND SHARE\tVAL ACC\tTEST ACC\tCLIPPED"+epsHead)
 	for _, c := range j.Commitments {
 		share, val, acc, clipped := "-", "-", "-", ""
 		if r := last[c.Site]; r != nil {
@@ -305,7 +318,11 @@ func printSites(w io.Writer, j *hearthv1.JobInfo) {
 		if m := test[c.Site]; m != nil {
 			acc = fmt.Sprintf("%.2f%%", 100*m.Accuracy)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", termText(c.Site), c.TrainSamples, c.ValSamples, c.TestSamples, share, val, acc, termText(clipped))
+		eps := ""
+		if epsHead != "" {
+			eps = fmt.Sprintf("\t%.3f", spent[c.Site])
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s%s\n", termText(c.Site), c.TrainSamples, c.ValSamples, c.TestSamples, share, val, acc, termText(clipped), eps)
 	}
 	tw.Flush()
 }
