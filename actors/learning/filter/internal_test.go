@@ -3,6 +3,7 @@ package filter
 import (
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -18,7 +19,7 @@ func TestPercentileLinearMatchesSorting(t *testing.T) {
 			dup[i] = float64(r.IntN(4))
 			asc[i] = float64(i)
 		}
-		inputs["random"+itoa(n)], inputs["dups"+itoa(n)], inputs["sorted"+itoa(n)] = rnd, dup, asc
+		inputs["random"+strconv.Itoa(n)], inputs["dups"+strconv.Itoa(n)], inputs["sorted"+strconv.Itoa(n)] = rnd, dup, asc
 	}
 	for name, in := range inputs {
 		for _, q := range []float64{0, 1, 10, 25, 33.3, 50, 90, 99.9, 100} {
@@ -39,8 +40,4 @@ func TestPercentileLinearMatchesSorting(t *testing.T) {
 			}
 		}
 	}
-}
-
-func itoa(n int) string {
-	return string(rune('0'+n/1000%10)) + string(rune('0'+n/100%10)) + string(rune('0'+n/10%10)) + string(rune('0'+n%10))
 }
