@@ -77,31 +77,37 @@
 //	eps_r    = c*noise_var                               (FLARE's legacy rule)
 //	T        = tau + Lap(gamma/eps_t)                    the noisy threshold, drawn once
 //	accept   value k when |clip(x_k, ±gamma)| + Lap(2*gamma*c/eps_q) ≥ T,
-//	         pass after pass over the values not yet accepted, until at
-//	         least c are (at most MaxSVTPasses passes, else ErrNoProgress)
-//	release  c draws among the accepted (with or without replacement):
+//	         asking the values in a random order, pass after pass over
+//	         those not yet accepted, and halting at the c-th acceptance
+//	         (at most MaxSVTPasses passes, else ErrNoProgress)
+//	release  c draws among the c accepted (with replacement, or all c):
 //	         clip(x_k, ±gamma) + Lap(2*gamma*c/eps_r) = Lap(2*gamma/noise_var),
 //	         times steps; every other value's diff is 0
 //
 // The accounting is FLARE's: pure ε-DP with δ = 0, ε = eps_t + eps_q +
-// eps_r per application, summed over rounds (its "pure_dp_sum" ledger;
-// Report.Privacy.EpsilonFLARE). The query noise is calibrated for c
-// accepted answers, and each accepted answer costs eps_q/c; a pass
-// accepts every value that crosses, so the last pass often accepts more
-// than c (with FLARE's defaults the first pass accepts about half of all
-// values), and the sound figure is eps_t + eps_q*accepted/c + eps_r, which
-// Hearth reports as Report.Privacy.Epsilon. Either way eps_r = c*noise_var
-// dominates: FLARE's defaults (noise_var 0.1, fraction 0.1) spend ε = 0.01n
-// per round, 10,000 for a model of a million values; a real guarantee needs
-// far larger noise than the defaults give.
+// eps_r per application, summed over rounds (its "pure_dp_sum" ledger),
+// in Report.Privacy. Of the three, eps_r = c*noise_var dominates: FLARE's
+// defaults (noise_var 0.1, fraction 0.1) spend ε = 0.01n per round, 10,000
+// for a model of a million values; a real guarantee needs far larger noise
+// than the defaults give.
 //
-// Differences: scalar tensors are values like any other here (FLARE passes
-// them through unprotected and notes that its ledger does not cover them);
-// the noisy threshold and the noise drawn are not logged or reported
-// (FLARE logs the threshold and the noise's maximum); the passes are
-// bounded. The values are visited in the model's order (FLARE's sorted
-// names), which changes which draws meet which value, not the
-// distribution. FLARE draws from numpy's global Mersenne Twister; Hearth
+// Differences: FLARE does not halt at c. Each of its passes accepts every
+// value that crosses (with its defaults the first pass accepts about half
+// of all values) and it then samples c of them; but the query noise is
+// calibrated for c positive answers, each costing eps_q/c, so FLARE's
+// ledger understates the cost by a factor of accepted/c on eps_q, and the
+// true figure would depend on the data. Halting at the c-th, as the
+// textbook algorithm does, makes the stated ε exact; the random order
+// (independent of the data) keeps the values from being favoured by their
+// place in the model. Since the answers are independent given T, Hearth
+// answers a whole pass and keeps a uniform subset of the positives it
+// still needs, which has the same distribution. When one pass is enough
+// and replace is false, that is also the distribution of FLARE's output;
+// FLARE's replace=true draws from all it accepted. Scalar tensors are values like any other here (FLARE
+// passes them through unprotected and notes that its ledger does not cover
+// them). The noisy threshold and the noise drawn are not logged or
+// reported (FLARE logs the threshold and the noise's maximum); the passes
+// are bounded. FLARE draws from numpy's global Mersenne Twister; Hearth
 // from ChaCha8 seeded from crypto/rand, one generator per filter (WithSeed
 // for tests). The Laplace noise is float64 arithmetic on that generator's
 // exponentials, with the floating-point caveats of every implementation

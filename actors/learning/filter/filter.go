@@ -89,9 +89,13 @@ type Filter interface {
 	Apply(global, local *model.Model) (*model.Model, Report, error)
 }
 
-// Report is what one application of a filter did, for the audit: fields a
-// filter does not use are zero. Nothing in it reveals the filter's secret
-// randomness (the noise drawn, SVT's noisy threshold).
+// Report is what one application of a filter did, for the site's audit:
+// fields a filter does not use are zero. Nothing in it is the filter's
+// secret randomness (the noise drawn, SVT's noisy threshold), but some
+// fields are computed from the unfiltered update and protected by no
+// noise: Norm, NormClipped, Cutoff, Passes and Effect's errors. They stay
+// in the site's own records; Shareable is the report without them, what
+// may leave the site (to the server's audit, an admin's status).
 type Report struct {
 	Filter string // the filter's name
 	// Values is the number of values the filter looked at: every value
@@ -118,37 +122,50 @@ type Report struct {
 	// itself).
 	Unmatched []string
 
-	// Cutoff is percentile_privacy's cutoff on |diff/steps|.
+	// Cutoff is percentile_privacy's cutoff on |diff/steps| (site only).
 	Cutoff float64
 
 	// Norm is gaussian_privacy's L2 norm of the diff before clipping and
-	// ClipNorm its C; NormClipped says whether the diff was scaled down.
+	// NormClipped whether it was scaled down (both site only); ClipNorm
+	// is its C.
 	Norm        float64
-	ClipNorm    float64
 	NormClipped bool
+	ClipNorm    float64
 	// NoiseStd is the standard deviation of gaussian_privacy's noise
 	// (sigma*C), or the scale of svt_privacy's Laplace noise on the values
-	// it releases.
+	// it releases (2*gamma/noise_var).
 	NoiseStd float64
 
-	// Uploaded is svt_privacy's c, the number of values it aims to
-	// release; Accepted counts the values whose noisy answer crossed the
-	// noisy threshold (at least c; more when the last pass overshoots),
-	// Released the distinct values released (at most c; fewer when
-	// sampling with replacement draws one twice) and Passes the passes over
-	// the model it took.
+	// Uploaded is svt_privacy's c, the number of values it accepts before
+	// it halts; Released counts the distinct values released (c, or fewer
+	// when sampling with replacement draws one twice) and Passes the passes
+	// over the model it took (site only).
 	Uploaded int
-	Accepted int
 	Released int
 	Passes   int
 
 	// Effect is what quantize's codec did to the diff: encoded size and
-	// error.
+	// (site only) error.
 	Effect *quantize.Effect
 
 	// Privacy is the formal guarantee the filter's step gives, nil for the
 	// filters that give none (exclude_vars, percentile_privacy, quantize).
 	Privacy *Privacy
+}
+
+// Shareable is r without the fields computed from the unfiltered update
+// (Norm, NormClipped, Cutoff, Passes, Effect's errors), which no filter's
+// noise protects: what may leave the site. Everything kept follows from
+// the filter's parameters, the model's layout or the filtered model that
+// leaves anyway.
+func (r Report) Shareable() Report {
+	r.Norm, r.NormClipped, r.Cutoff, r.Passes = 0, false, 0, 0
+	if r.Effect != nil {
+		e := *r.Effect
+		e.MaxAbsError, e.RelL2Error = 0, 0
+		r.Effect = &e
+	}
+	return r
 }
 
 // How a Privacy statement composes over rounds.
@@ -167,15 +184,11 @@ const (
 type Privacy struct {
 	Accountant string // AccountantPureSum or AccountantRDP
 
-	// Epsilon and Delta are the guarantee of this application, for
-	// AccountantPureSum (SVT): the sum of the three parts below, with the
-	// query part scaled by Accepted/Uploaded when the last pass accepted
-	// more than c values (the SVT analysis charges every accepted answer;
-	// see the package documentation). EpsilonFLARE is what FLARE's ledger
-	// records for the same step, which ignores the overshoot.
+	// Epsilon and Delta are the guarantee of this application for
+	// AccountantPureSum (SVT): Epsilon = EpsilonThreshold + EpsilonQuery +
+	// EpsilonRelease, Delta = 0, as FLARE's ledger records it.
 	Epsilon          float64
 	Delta            float64
-	EpsilonFLARE     float64
 	EpsilonThreshold float64
 	EpsilonQuery     float64
 	EpsilonRelease   float64

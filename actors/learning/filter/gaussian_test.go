@@ -82,3 +82,27 @@ func TestGaussianPrivacyNoiseStd(t *testing.T) {
 		t.Errorf("noise mean %v std %v, want 0 and sigma*C = 1", mean, std)
 	}
 }
+
+// What is computed from the unfiltered update, and protected by no noise,
+// does not leave the site: Shareable drops it and keeps the rest.
+func TestReportShareable(t *testing.T) {
+	global := mdl(tensor("a", []int{2}, 0, 0))
+	local := mdl(tensor("a", []int{2}, 3, 4))
+	_, g := apply(t, build(t, filter.Gaussian{NoiseMultiplier: 1, ClipNorm: 1}), global, local)
+	_, p := apply(t, build(t, filter.DefaultPercentile()), global, local)
+	_, q := apply(t, build(t, filter.Quantize{Codec: "int8-block64"}), global, local)
+	_, s := apply(t, build(t, filter.SVT{Fraction: 1, Epsilon: 1, NoiseVar: 1, Gamma: 1, Tau: 0, Steps: 1}), global, local)
+	if g.Norm != 5 || !g.NormClipped || p.Cutoff == 0 || q.Effect.MaxAbsError == 0 || s.Passes == 0 {
+		t.Fatalf("the site's reports lack their site-only fields: %+v %+v %+v %+v", g, p, q.Effect, s)
+	}
+	gs, ps, qs, ss := g.Shareable(), p.Shareable(), q.Shareable(), s.Shareable()
+	if gs.Norm != 0 || gs.NormClipped || ps.Cutoff != 0 || qs.Effect.MaxAbsError != 0 || qs.Effect.RelL2Error != 0 || ss.Passes != 0 {
+		t.Errorf("shareable reports keep site-only fields: %+v %+v %+v %+v", gs, ps, qs.Effect, ss)
+	}
+	if q.Effect.MaxAbsError == 0 {
+		t.Error("Shareable changed the site's own report")
+	}
+	if gs.ClipNorm != 1 || gs.NoiseStd != 1 || gs.Privacy == nil || qs.Effect.Bytes != q.Effect.Bytes || ss.Privacy.Epsilon != s.Privacy.Epsilon {
+		t.Errorf("shareable reports lost public fields: %+v %+v", gs, qs.Effect)
+	}
+}

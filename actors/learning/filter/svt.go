@@ -131,7 +131,7 @@ func (f *svtFilter) Apply(global, local *model.Model) (*model.Model, Report, err
 	if n == 0 {
 		return out, rep, nil
 	}
-	// x[k] is value k's diff per step, in the model's order, clipped.
+	// x[k] is value k's diff per step, in the model's order.
 	x := make([]float64, 0, n)
 	for i, t := range local.Tensors {
 		g := globalData(global, i)
@@ -150,46 +150,54 @@ func (f *svtFilter) Apply(global, local *model.Model) (*model.Model, Report, err
 	defer f.mu.Unlock()
 	r := f.rng
 	threshold := cfg.Tau + laplace(r, lambdaRho)
+	// SVT asks the values in a random order, pass after pass over those
+	// not yet accepted, and halts at the c-th positive answer. Each
+	// answer is independent of the others given the threshold, so the
+	// same distribution comes from answering a whole pass in the model's
+	// order and, when it brings more positives than are still needed,
+	// keeping a uniform subset of them (a partial Fisher-Yates shuffle):
+	// the first positives of a random order are such a subset.
 	accepted := make([]bool, n)
-	for rep.Accepted < c {
+	pool := make([]int, 0, c)
+	positives := make([]int, 0, n)
+	for len(pool) < c {
 		if rep.Passes == MaxSVTPasses {
-			return nil, rep, fmt.Errorf("%s: %w: after %d passes %d of the %d values to release had crossed the noisy threshold; "+
-				"tau %v is too large against the query noise scale %v", NameSVTPrivacy, ErrNoProgress, rep.Passes, rep.Accepted, c, cfg.Tau, lambdaNu)
+			return nil, rep, fmt.Errorf("%s: %w: fewer than %d values crossed the noisy threshold in %d passes; "+
+				"tau %v is too large against the query noise scale %v", NameSVTPrivacy, ErrNoProgress, c, rep.Passes, cfg.Tau, lambdaNu)
 		}
 		rep.Passes++
+		positives = positives[:0]
 		for k, v := range x {
-			if accepted[k] {
-				continue
-			}
-			if math.Abs(clip(v, cfg.Gamma))+laplace(r, lambdaNu) >= threshold {
-				accepted[k] = true
-				rep.Accepted++
+			if !accepted[k] && math.Abs(clip(v, cfg.Gamma))+laplace(r, lambdaNu) >= threshold {
+				positives = append(positives, k)
 			}
 		}
-	}
-	pool := make([]int, 0, rep.Accepted)
-	for k, a := range accepted {
-		if a {
-			pool = append(pool, k)
+		need := c - len(pool)
+		if len(positives) > need {
+			for i := range need {
+				j := i + r.IntN(len(positives)-i)
+				positives[i], positives[j] = positives[j], positives[i]
+			}
+			positives = positives[:need]
 		}
+		for _, k := range positives {
+			accepted[k] = true
+		}
+		pool = append(pool, positives...)
 	}
-	// Choose the c values to release among those accepted: c uniform
-	// draws with replacement (a value drawn twice is released once, with
-	// one draw of noise: numpy's assignment keeps the last of its draws),
-	// or a uniform subset of c (a partial Fisher-Yates shuffle). FLARE's
-	// per-tensor binomial or hypergeometric split followed by
-	// numpy.random.choice in each tensor draws from the same distribution.
+	// Release c draws among the c accepted, as FLARE samples its accepted
+	// values: with replacement (a value drawn twice is released once, with
+	// one draw of noise, as numpy's assignment keeps the last of its
+	// draws), or without, which releases all c.
 	released := accepted // reused: cleared, then marks the values released
 	clear(released)
 	if cfg.Replace {
 		for range c {
-			released[pool[r.IntN(len(pool))]] = true
+			released[pool[r.IntN(c)]] = true
 		}
 	} else {
-		for i := range c {
-			j := i + r.IntN(len(pool)-i)
-			pool[i], pool[j] = pool[j], pool[i]
-			released[pool[i]] = true
+		for _, k := range pool {
+			released[k] = true
 		}
 	}
 	k := 0
@@ -216,8 +224,7 @@ func (f *svtFilter) Apply(global, local *model.Model) (*model.Model, Report, err
 	rep.Zeroed = n - rep.Released
 	rep.Privacy = &Privacy{
 		Accountant:       AccountantPureSum,
-		Epsilon:          epsT + epsQ*math.Max(1, float64(rep.Accepted)/float64(c)) + epsR,
-		EpsilonFLARE:     epsT + epsQ + epsR,
+		Epsilon:          epsT + epsQ + epsR,
 		EpsilonThreshold: epsT,
 		EpsilonQuery:     epsQ,
 		EpsilonRelease:   epsR,
