@@ -13,8 +13,9 @@
 // model: global + filtered diff, a new model with local's layout, sharing
 // no memory with its inputs, which it never changes. A value a filter
 // leaves alone comes out exactly as it went in; values it changes are
-// computed in float64 (the diff included, so that it cannot overflow) and
-// rounded to float32 once. Inputs are refused when malformed or
+// computed in float64 (the diff included, so that it cannot overflow;
+// quantize alone takes the float32 diff the wire would carry) and rounded
+// to float32 once. Inputs are refused when malformed or
 // non-finite (errors wrapping model.ErrInvalid) or of different layouts
 // (model.ErrLayout), and no filter returns a NaN or an infinity
 // (ErrNonFinite). A nil global is a reference of zeros, so that a filter on

@@ -93,9 +93,10 @@ type Filter interface {
 // fields a filter does not use are zero. Nothing in it is the filter's
 // secret randomness (the noise drawn, SVT's noisy threshold), but some
 // fields are computed from the unfiltered update and protected by no
-// noise: Norm, NormClipped, Cutoff, Passes and Effect's errors. They stay
-// in the site's own records; Shareable is the report without them, what
-// may leave the site (to the server's audit, an admin's status).
+// noise: Clipped, Norm, NormClipped, Cutoff, Passes and Effect's errors.
+// They stay in the site's own records; Shareable is the report without
+// them, what may leave the site (to the server's audit, an admin's
+// status).
 type Report struct {
 	Filter string // the filter's name
 	// Values is the number of values the filter looked at: every value
@@ -107,7 +108,7 @@ type Report struct {
 	// svt_privacy's values not released.
 	Zeroed int
 	// Clipped counts values clipped to [-gamma, gamma] (percentile and
-	// SVT privacy; for SVT, among the values released).
+	// SVT privacy; for SVT, among the values released; site only).
 	Clipped int
 
 	// Excluded names the tensors exclude_vars did not send, in the
@@ -154,12 +155,12 @@ type Report struct {
 }
 
 // Shareable is r without the fields computed from the unfiltered update
-// (Norm, NormClipped, Cutoff, Passes, Effect's errors), which no filter's
-// noise protects: what may leave the site. Everything kept follows from
-// the filter's parameters, the model's layout or the filtered model that
-// leaves anyway.
+// (Clipped, Norm, NormClipped, Cutoff, Passes, Effect's errors), which no
+// filter's noise protects: what may leave the site. Everything kept
+// follows from the filter's parameters, the model's layout or the
+// filtered model that leaves anyway.
 func (r Report) Shareable() Report {
-	r.Norm, r.NormClipped, r.Cutoff, r.Passes = 0, false, 0, 0
+	r.Clipped, r.Norm, r.NormClipped, r.Cutoff, r.Passes = 0, 0, false, 0, 0
 	if r.Effect != nil {
 		e := *r.Effect
 		e.MaxAbsError, e.RelL2Error = 0, 0

@@ -92,11 +92,11 @@ func TestReportShareable(t *testing.T) {
 	_, p := apply(t, build(t, filter.DefaultPercentile()), global, local)
 	_, q := apply(t, build(t, filter.Quantize{Codec: "int8-block64"}), global, local)
 	_, s := apply(t, build(t, filter.SVT{Fraction: 1, Epsilon: 1, NoiseVar: 1, Gamma: 1, Tau: 0, Steps: 1}), global, local)
-	if g.Norm != 5 || !g.NormClipped || p.Cutoff == 0 || q.Effect.MaxAbsError == 0 || s.Passes == 0 {
+	if g.Norm != 5 || !g.NormClipped || p.Cutoff == 0 || s.Clipped == 0 || q.Effect.MaxAbsError == 0 || s.Passes == 0 {
 		t.Fatalf("the site's reports lack their site-only fields: %+v %+v %+v %+v", g, p, q.Effect, s)
 	}
 	gs, ps, qs, ss := g.Shareable(), p.Shareable(), q.Shareable(), s.Shareable()
-	if gs.Norm != 0 || gs.NormClipped || ps.Cutoff != 0 || qs.Effect.MaxAbsError != 0 || qs.Effect.RelL2Error != 0 || ss.Passes != 0 {
+	if gs.Norm != 0 || gs.NormClipped || ps.Cutoff != 0 || ss.Clipped != 0 || qs.Effect.MaxAbsError != 0 || qs.Effect.RelL2Error != 0 || ss.Passes != 0 {
 		t.Errorf("shareable reports keep site-only fields: %+v %+v %+v %+v", gs, ps, qs.Effect, ss)
 	}
 	if q.Effect.MaxAbsError == 0 {

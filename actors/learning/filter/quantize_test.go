@@ -86,3 +86,13 @@ func TestQuantizeRefusesOverflow(t *testing.T) {
 		})
 	}
 }
+
+// float32 carries every diff that float32 holds exactly, so the model
+// comes back bit for bit.
+func TestQuantizeFloat32IsIdentity(t *testing.T) {
+	global, local := ramp(5000)
+	out, rep := apply(t, build(t, filter.Quantize{Codec: quantize.NameFloat32}), global, local)
+	if !equalBits(out, local) || rep.Effect.MaxAbsError != 0 {
+		t.Fatalf("float32 changed the model (max error %v)", rep.Effect.MaxAbsError)
+	}
+}
