@@ -86,10 +86,10 @@ func links(scope *Scope, job []FilterSpec, which string) ([]Link, error) {
 		return nil, fmt.Errorf("privacy: the job's %s filters: %d, at most %d", which, len(job), MaxFilters)
 	}
 	out := make([]Link, 0, len(site)+len(job))
-	for i, f := range site {
+	for i, f := range cloneSpecs(site) {
 		out = append(out, Link{FilterSpec: f, Origin: OriginSite, Scope: scope.name, Index: i})
 	}
-	for i, f := range job {
+	for i, f := range cloneSpecs(job) {
 		name, known := resolve(f.Path)
 		if !known || name != f.Name || f.Config == nil || f.Config.Name() != f.Name {
 			return nil, fmt.Errorf("privacy: the job's %s filter %d: not a filter ParseFilters made (%s)", which, i, bounded(f.String()))

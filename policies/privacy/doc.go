@@ -95,6 +95,8 @@
 //   - FLARE applies no privacy control when privacy.json is missing or has
 //     no scopes; Hearth refuses a file without scopes, and every kit has
 //     the file (the default's "public" scope has no filters).
+//   - A scope's name is 1 to MaxScopeName printable bytes (FLARE takes any
+//     string), and a policy holds at most MaxScopes scopes.
 //   - Unknown top-level keys are refused; so are FLARE's "components"
 //     (filters referring to components by id), a filter's "name" and
 //     "class_path" forms (path only), an empty default_scope, and filters

@@ -32,6 +32,19 @@ func (f FilterSpec) String() string {
 	return f.Name + "{" + filter.ParamsString(f.Config.Params()) + "}"
 }
 
+// cloneSpecs copies specs deeply enough that nothing of a Scope can be
+// changed through the copy (exclude_vars' list of names is a slice).
+func cloneSpecs(specs []FilterSpec) []FilterSpec {
+	out := slices.Clone(specs)
+	for i, f := range out {
+		if ev, ok := f.Config.(filter.ExcludeVars); ok {
+			ev.Names = slices.Clone(ev.Names)
+			out[i].Config = ev
+		}
+	}
+	return out
+}
+
 // flarePaths maps FLARE's class paths of its privacy filters (the module
 // path and the package's re-export) to the built-in filters.
 var flarePaths = map[string]string{

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -53,11 +52,11 @@ type Budget struct {
 func (s *Scope) Name() string { return s.name }
 
 // DataFilters are the scope's task_data_filters, in order (a fresh slice).
-func (s *Scope) DataFilters() []FilterSpec { return slices.Clone(s.data) }
+func (s *Scope) DataFilters() []FilterSpec { return cloneSpecs(s.data) }
 
 // ResultFilters are the scope's task_result_filters, in order (a fresh
 // slice).
-func (s *Scope) ResultFilters() []FilterSpec { return slices.Clone(s.result) }
+func (s *Scope) ResultFilters() []FilterSpec { return cloneSpecs(s.result) }
 
 // Budget is the scope's DP budget, and whether it sets one.
 func (s *Scope) Budget() (Budget, bool) {

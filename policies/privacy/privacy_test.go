@@ -341,3 +341,19 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A Scope cannot be changed through what it hands out.
+func TestScopeIsImmutable(t *testing.T) {
+	p, err := privacy.Parse([]byte(`{"scopes": [{"name": "s", "task_result_filters": [{"path": "exclude_vars", "args": {"exclude_vars": ["secret.weight"]}}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := p.Scope("s")
+	specs := s.ResultFilters()
+	specs[0].Config.(filter.ExcludeVars).Names[0] = "nothing"
+	chains, _ := privacy.Chain(s, nil, nil)
+	chains.Result[0].Config.(filter.ExcludeVars).Names[0] = "nothing"
+	if got := s.ResultFilters()[0].Config.(filter.ExcludeVars).Names[0]; got != "secret.weight" {
+		t.Fatalf("the scope now excludes %q", got)
+	}
+}

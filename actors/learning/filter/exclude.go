@@ -96,6 +96,11 @@ func (c ExcludeVars) build(*options) (Filter, error) {
 	return f, nil
 }
 
+var (
+	_ Config = ExcludeVars{}
+	_ Filter = (*excludeFilter)(nil)
+)
+
 type excludeFilter struct {
 	cfg   ExcludeVars
 	re    *regexp.Regexp  // Pattern compiled, or nil

@@ -54,6 +54,11 @@ func (c Gaussian) build(o *options) (Filter, error) {
 	return &gaussianFilter{cfg: c, src: src}, nil
 }
 
+var (
+	_ Config = Gaussian{}
+	_ Filter = (*gaussianFilter)(nil)
+)
+
 type gaussianFilter struct {
 	cfg Gaussian
 	mu  sync.Mutex // guards src

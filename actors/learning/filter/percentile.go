@@ -47,6 +47,11 @@ func (c Percentile) Params() map[string]string {
 
 func (c Percentile) build(*options) (Filter, error) { return &percentileFilter{cfg: c}, nil }
 
+var (
+	_ Config = Percentile{}
+	_ Filter = (*percentileFilter)(nil)
+)
+
 type percentileFilter struct{ cfg Percentile }
 
 func (f *percentileFilter) Name() string              { return NamePercentilePrivacy }

@@ -45,6 +45,11 @@ func (c Quantize) build(*options) (Filter, error) {
 	return &quantizeFilter{cfg: c, codec: codec}, nil
 }
 
+var (
+	_ Config = Quantize{}
+	_ Filter = (*quantizeFilter)(nil)
+)
+
 type quantizeFilter struct {
 	cfg   Quantize
 	codec quantize.Codec

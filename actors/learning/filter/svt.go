@@ -91,6 +91,11 @@ func newRand(o *options) *rand.Rand {
 	return rand.New(rand.NewChaCha8(seed))
 }
 
+var (
+	_ Config = SVT{}
+	_ Filter = (*svtFilter)(nil)
+)
+
 type svtFilter struct {
 	cfg SVT
 	mu  sync.Mutex // guards rng
