@@ -59,6 +59,8 @@ func TestParseManifestRefuses(t *testing.T) {
 		{"dp unknown field", "seed: 1}", "seed: 1, dp: {noise_multiplier: 1, clip_norm: 1, budget: 8}}", "field budget not found"},
 		{"dp both a noise multiplier and a target", "seed: 1}", "seed: 1, dp: {noise_multiplier: 1, clip_norm: 1, epsilon: 8}}", "one of them"},
 		{"dp a target too large", "seed: 1}", "seed: 1, dp: {epsilon: 1000, clip_norm: 1}}", "epsilon 1000 is not in"},
+		{"an unknown filter", "seed: 1}", "seed: 1}\nfilters: {task_result_filters: [{path: my.Filter}]}", "unknown filter"},
+		{"a filter argument out of range", "seed: 1}", "seed: 1}\nfilters: {task_result_filters: [{path: percentile_privacy, args: {percentile: 200}}]}", "percentile"},
 		{"dp a delta too large", "seed: 1}", "seed: 1, dp: {epsilon: 8, delta: 0.5, clip_norm: 1}}", "delta 0.5 is not in"},
 		{"dp seed", "seed: 1}", "seed: 1, dp: {noise_multiplier: 1, clip_norm: 1, seed: 7}}", "field seed not found"},
 		{"dp duplicate key", "seed: 1}", "seed: 1, dp: {noise_multiplier: 1, clip_norm: 1, clip_norm: 2}}", `key "clip_norm" appears twice`},
@@ -281,5 +283,15 @@ func TestPreflightJobsNeverRun(t *testing.T) {
 	}
 	if _, err := job.VerifyPreflight(run, p.Trust, now); !errors.Is(err, job.ErrSignature) {
 		t.Fatalf("VerifyPreflight(a job to run) = %v, want ErrSignature", err)
+	}
+}
+
+func TestManifestFilters(t *testing.T) {
+	m, err := job.ParseManifest([]byte(good + "privacy_scope: private\nfilters:\n  task_result_filters:\n    - {path: percentile_privacy, args: {percentile: 5, gamma: 0.1}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.PrivacyScope != "private" || len(m.ResultFilters) != 1 || m.ResultFilters[0].Name != "percentile_privacy" {
+		t.Fatalf("scope %q, filters %v", m.PrivacyScope, m.ResultFilters)
 	}
 }

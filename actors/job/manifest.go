@@ -21,6 +21,7 @@ import (
 	"github.com/hearthfl/hearth/actors/aggregator"
 	"github.com/hearthfl/hearth/actors/learning/dataset"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/policies/privacy"
 )
 
 // ManifestFile is the manifest's name inside a job folder.
@@ -60,7 +61,27 @@ type Manifest struct {
 	// knows it: a site whose data differs is left out. Without it the
 	// majority of the joined sites decides the shape.
 	Data *DataShape `yaml:"data,omitempty"`
+	// PrivacyScope names the privacy scope (a site's local/privacy.json)
+	// the job runs in; empty, each site's default scope. A site without
+	// the scope refuses the job.
+	PrivacyScope string `yaml:"privacy_scope,omitempty"`
+	// Filters are the job's own filters on what leaves each site, in
+	// FLARE's format ({path, args}); a site runs its scope's filters
+	// first and these after, and a job can neither remove nor reorder the
+	// site's.
+	Filters *JobFilters `yaml:"filters,omitempty"`
+	// ResultFilters are Filters.Result parsed (policies/privacy).
+	ResultFilters []privacy.FilterSpec `yaml:"-"`
 }
+
+// JobFilters are a job's own privacy filters.
+type JobFilters struct {
+	// Result filters run on each site's update before it leaves.
+	Result []any `yaml:"task_result_filters"`
+}
+
+// maxScopeName bounds a job's privacy scope name.
+const maxScopeName = 128
 
 // DataShape is the shape of a dataset's samples.
 type DataShape struct {
@@ -405,6 +426,16 @@ func (m *Manifest) Validate() error {
 		if err := d.validate(); err != nil {
 			bad("trainer", "%v", err)
 		}
+	}
+	if len(m.PrivacyScope) > maxScopeName {
+		bad("privacy_scope", "%d bytes, more than %d", len(m.PrivacyScope), maxScopeName)
+	}
+	if f := m.Filters; f != nil {
+		specs, err := privacy.ParseFilters("filters.task_result_filters", f.Result)
+		if err != nil {
+			bad("filters", "%v", err)
+		}
+		m.ResultFilters = specs
 	}
 	if d := m.Data; d != nil && (d.Features < 1 || d.Features > maxFeatures || d.Classes < 2 || d.Classes > maxClasses) {
 		bad("data", "%d features, %d classes: want 1..%d features and 2..%d classes", d.Features, d.Classes, maxFeatures, maxClasses)

@@ -24,6 +24,8 @@ import (
 	"github.com/hearthfl/hearth/actors/credential"
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/dataset"
+	"github.com/hearthfl/hearth/actors/learning/dp"
+	"github.com/hearthfl/hearth/actors/learning/filter"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/actors/sealing"
@@ -32,6 +34,7 @@ import (
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/stream"
 	"github.com/hearthfl/hearth/plugins/authn"
+	"github.com/hearthfl/hearth/policies/privacy"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -97,6 +100,10 @@ type Config struct {
 	// admin commands (its LDAP, its OIDC provider, through a plugin), with
 	// the opener of the credentials they attach for this site.
 	Gate *credential.Gate
+	// Privacy is the site's privacy policy (local/privacy.json): its
+	// scopes, their filters and budgets. Nil: jobs that name a scope or
+	// filters are refused.
+	Privacy *privacy.Policy
 	// GPUs is what the site offers jobs (local/resources.json), for
 	// pre-flight answers.
 	GPUs int64
@@ -123,10 +130,16 @@ const maxResumes = 3
 type joined struct {
 	id string
 	// ctx ends when the site leaves the job: its training stops then.
-	ctx              context.Context
-	cancel           context.CancelFunc
-	swarm            *swarmJob   // a swarm job's state; nil for FedAvg
-	privacy          *jobPrivacy // DP-SGD's accounting; nil without DP
+	ctx     context.Context
+	cancel  context.CancelFunc
+	swarm   *swarmJob   // a swarm job's state; nil for FedAvg
+	privacy *jobPrivacy // DP-SGD's accounting; nil without DP
+	// The job's privacy scope at this site, its chain of filters on what
+	// leaves (the site's first), and the ε budgets it trains within.
+	scope            string
+	chain            []privacy.Link
+	filters          []filter.Filter
+	budgets          []dp.Guarantee
 	manifest         *job.Manifest
 	nonce            string // the signed job's, as the ledger knows it
 	spec             trainer.Spec
@@ -391,6 +404,9 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 			return refuse(err.Error())
 		}
 	}
+	if err := p.setupScope(j); err != nil {
+		return refuse(err.Error())
+	}
 	if err := p.setupPrivacy(j); err != nil {
 		return refuse(err.Error())
 	}
@@ -533,6 +549,10 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		}
 		if err != nil {
 			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, err.Error()))
+			return
+		}
+		if update, err = p.filterUpdate(j, m.JobId, m.Round, global, update); err != nil {
+			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
 			return
 		}
 		res.TrainMicros = time.Since(start).Microseconds()

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/learning/dataset"
 	"github.com/hearthfl/hearth/actors/learning/dp"
+	"github.com/hearthfl/hearth/actors/learning/filter"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/policies/privacy"
 )
 
 // A job that trains with DP-SGD is accounted for at each site: the site's
@@ -21,10 +24,7 @@ import (
 // jobPrivacy is a joined job's differential privacy at this site.
 type jobPrivacy struct {
 	accountant dp.Accountant
-	delta      float64 // the δ ε is reported and budgeted at
-	// budget is the ε this site will not exceed in the job (0: none); the
-	// job's own target, when it names one.
-	budget float64
+	delta      float64 // the δ ε is reported at
 }
 
 // errBudget is a round refused for the site's privacy budget.
@@ -53,7 +53,7 @@ func (p *Participant) setupPrivacy(j *joined) error {
 			return fmt.Errorf("privacy: no noise keeps %d rounds within ε %v here: %w", j.manifest.Rounds, d.Epsilon, err)
 		}
 		dpSpec.NoiseMultiplier = sigma
-		j.privacy.budget = d.Epsilon
+		j.budgets = append(j.budgets, dp.Guarantee{Epsilon: d.Epsilon, Delta: j.privacy.delta}) // the job's own promise
 	}
 	j.spec = spec
 	return nil
@@ -65,19 +65,21 @@ func (p *Participant) setupPrivacy(j *joined) error {
 // error wrapping errBudget, audited.
 func (p *Participant) trainPrivately(ctx context.Context, j *joined, jobID string, round int64, spec trainer.Spec, global *model.Model, data *dataset.Set) (*model.Model, trainer.Result, float64, error) {
 	pr := j.privacy
-	if pr != nil && pr.budget > 0 && spec.DP != nil {
+	if pr != nil && spec.DP != nil {
 		next, err := trainer.DPMechanism(spec, data.Rows())
 		if err != nil {
 			return nil, trainer.Result{}, 0, err
 		}
-		exceed, g, err := pr.accountant.WouldExceed(pr.budget, pr.delta, next)
-		if exceed || err != nil {
-			reason := fmt.Sprintf("round %d would bring this site's ε to %.3f at δ %g, beyond its budget of %g", round, g.Epsilon, pr.delta, pr.budget)
-			if err != nil {
-				reason = err.Error()
+		for _, b := range j.budgets { // the site's scope's and the job's own
+			exceed, g, err := pr.accountant.WouldExceed(b.Epsilon, b.Delta, next)
+			if exceed || err != nil {
+				reason := fmt.Sprintf("round %d would bring this site's ε to %.3f at δ %g, beyond its budget of %g", round, g.Epsilon, b.Delta, b.Epsilon)
+				if err != nil {
+					reason = err.Error()
+				}
+				p.audit(auditor.Event{Action: "privacy.budget.refused", JobID: jobID, Round: round, Detail: map[string]string{"reason": reason}})
+				return nil, trainer.Result{}, 0, fmt.Errorf("%w: %s", errBudget, reason)
 			}
-			p.audit(auditor.Event{Action: "privacy.budget.refused", JobID: jobID, Round: round, Detail: map[string]string{"reason": reason}})
-			return nil, trainer.Result{}, 0, fmt.Errorf("%w: %s", errBudget, reason)
 		}
 	}
 	update, r, err := trainer.Train(ctx, spec, global, data)
@@ -96,4 +98,72 @@ func (p *Participant) trainPrivately(ctx context.Context, j *joined, jobID strin
 		"noise_multiplier": fmt.Sprintf("%.4f", r.DP.NoiseMultiplier), "sampling_rate": fmt.Sprintf("%.5f", r.DP.SamplingRate),
 		"steps": fmt.Sprint(r.DP.Steps), "clip_norm": fmt.Sprint(spec.DP.ClipNorm)}})
 	return update, r, g.Epsilon, nil
+}
+
+// setupScope puts a joined job in its privacy scope at this site (the
+// site's local/privacy.json): a scope the site does not have refuses the
+// job; the scope's filters on what leaves the site run first, the job's
+// own after; a scope with a DP budget takes only jobs that train with
+// differential privacy, and bounds what they spend here.
+func (p *Participant) setupScope(j *joined) error {
+	m := j.manifest
+	pol := p.cfg.Privacy
+	if pol == nil {
+		if m.PrivacyScope != "" || len(m.ResultFilters) > 0 {
+			return errors.New("privacy: this site has no privacy policy, and the job names a scope or filters")
+		}
+		return nil
+	}
+	scope, err := pol.Scope(m.PrivacyScope)
+	if err != nil {
+		return fmt.Errorf("privacy: %w", err)
+	}
+	chains, err := privacy.Chain(scope, m.ResultFilters, nil)
+	if err != nil {
+		return fmt.Errorf("privacy: %w", err)
+	}
+	filters, err := privacy.Build(chains.Result)
+	if err != nil {
+		return fmt.Errorf("privacy: %w", err)
+	}
+	j.scope, j.chain, j.filters = scope.Name(), chains.Result, filters
+	if b, ok := scope.Budget(); ok {
+		if m.Trainer.DP == nil {
+			return fmt.Errorf("privacy: scope %q spends at most ε %g at δ %g here, and the job trains without differential privacy (trainer.dp)", scope.Name(), b.Epsilon, b.Delta)
+		}
+		j.budgets = append(j.budgets, dp.Guarantee{Epsilon: b.Epsilon, Delta: b.Delta})
+	}
+	return nil
+}
+
+// filterUpdate runs the job's chain on a trained update before it leaves:
+// each filter audited with its parameters, where it came from and what it
+// did (only what no noise needs to protect).
+func (p *Participant) filterUpdate(j *joined, jobID string, round int64, global, update *model.Model) (*model.Model, error) {
+	if len(j.filters) == 0 {
+		return update, nil
+	}
+	out, rep, err := filter.RunChain(j.filters, global, update)
+	for i, r := range rep.Reports {
+		link := j.chain[i]
+		detail := map[string]string{"filter": link.Name, "from": link.Origin.String(), "scope": j.scope, "index": fmt.Sprint(link.Index)}
+		for k, v := range j.filters[i].Params() {
+			detail["arg."+k] = v
+		}
+		s := r.Shareable()
+		if s.Zeroed > 0 {
+			detail["zeroed"] = fmt.Sprint(s.Zeroed)
+		}
+		if s.NoiseStd > 0 {
+			detail["noise_std"] = fmt.Sprintf("%g", s.NoiseStd)
+		}
+		if len(s.Excluded) > 0 {
+			detail["excluded"] = strings.Join(s.Excluded, ",")
+		}
+		p.audit(auditor.Event{Action: "privacy.filtered", JobID: jobID, Round: round, Detail: detail})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("privacy filter: %w", err)
+	}
+	return out, nil
 }

@@ -144,6 +144,10 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 				return
 			}
 			res.Epsilon = eps
+			if trained, err = p.filterUpdate(j, m.JobId, m.Round, global.Model(), trained); err != nil {
+				fail(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err)
+				return
+			}
 			if update, err = model.FlatCopy(trained, p.spill(global.Size())); err != nil {
 				fail(hearthv1.FailureCode_FAILURE_CODE_NO_MEMORY, err)
 				return

@@ -157,6 +157,10 @@ func (p *Participant) startTraining(ctx actor.Context, j *joined, m *hearthv1.Sw
 				return
 			}
 			res.Epsilon = eps
+			if update, err = p.filterUpdate(j, m.JobId, m.Round, basis, update); err != nil {
+				out.err = err
+				return
+			}
 		}
 		res.TrainMicros = time.Since(start).Microseconds()
 		res.Samples, res.TrainLoss = int64(r.Samples), r.Loss

@@ -19,6 +19,7 @@ import (
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/policies/authz"
+	"github.com/hearthfl/hearth/policies/privacy"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -135,6 +136,10 @@ func limits(l *kit.Limits) coordinator.Limits {
 // startParticipant runs the site's learning participant and routes the
 // server's job messages to it.
 func startParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate *credential.Gate, gpus int64) (*actor.PID, error) {
+	scopes, err := privacy.ParseFile(n.Kit.PolicyPath("privacy.json"))
+	if err != nil {
+		return nil, err
+	}
 	spill, err := spillDir(n)
 	if err != nil {
 		return nil, err
@@ -151,7 +156,7 @@ func startParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate 
 		DataDir: n.Kit.DataDir(), Audit: audit, Log: n.Log().With("component", "participant"),
 		Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Ledger: ledger, Outgoing: hostileSite,
 		Signer: n.Signer, SealKey: n.SealKey.PublicKey(), Bridge: n.Bridge.PID(), StateDir: state, OnSwarmTask: hostileSwarm,
-		Gate: gate, GPUs: gpus})
+		Gate: gate, GPUs: gpus, Privacy: scopes})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,121 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hearthfl/hearth/actors/auditor"
+)
+
+// TestSitePrivacyScopes: each site runs a job in the privacy scope the job
+// names, from its own local/privacy.json. site-1's scope's filter runs
+// before the job's own weaker one (its audit shows the order and the
+// parameters); sites without the scope refuse the job, which runs without
+// them; a site whose scope's DP budget runs out mid-job refuses the next
+// round, audited, and the job goes on with the others.
+func TestSitePrivacyScopes(t *testing.T) {
+	p := startProjectWith(t, projectSpec{provisioned: 3, running: 0})
+	writePolicy := func(site, doc string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(p.Kit(site), "local", "privacy.json"), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writePolicy("site-1", `{"scopes": [
+	  {"name": "public"},
+	  {"name": "filtered", "task_result_filters": [{"path": "nvflare.app_common.filters.percentile_privacy.PercentilePrivacy", "args": {"percentile": 20, "gamma": 0.5}}]},
+	  {"name": "private", "properties": {"dp_budget": {"epsilon": 6, "delta": 1e-5}}}],
+	 "default_scope": "public"}`)
+	writePolicy("site-2", `{"scopes": [{"name": "public"}], "default_scope": "public"}`)
+	// site-3 keeps the kit's default policy: public, and private within ε 8.
+	if _, err := p.PrepareData("optdigits", 0.5, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range p.Sites {
+		p.sites[s] = p.start(t, s, "site", "-k", p.Kit(s))
+		p.await(t, p.sites[s])
+	}
+	ap := &authnProject{project: p}
+	run := func(t *testing.T, manifest string) (string, [][]string) {
+		t.Helper()
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := p.adminCLI(t, p.Admin, "--json", "submit", dir)
+		if err != nil {
+			t.Fatalf("submit: %v\n%s", err, out)
+		}
+		id := out[strings.Index(out, `"job-`)+1:]
+		id = id[:strings.Index(id, `"`)]
+		info, _ := ap.await(t, id)
+		var answered [][]string
+		for _, r := range info.History {
+			answered = append(answered, r.Answered)
+		}
+		return id, answered
+	}
+
+	t.Run("the site's filters first", func(t *testing.T) {
+		id, answered := run(t, jobSpec{rounds: 1, minSites: 1, timeout: "30s"}.manifest()+`privacy_scope: filtered
+filters:
+  task_result_filters:
+    - {path: percentile_privacy, args: {percentile: 1, gamma: 10}}
+`)
+		if !slices.Equal(answered[0], []string{"site-1"}) {
+			t.Fatalf("trained at %v, want site-1 only (the others have no scope filtered)", answered[0])
+		}
+		applied := auditOf(t, p, "site-1", func(r auditor.Record) bool { return r.Action == "privacy.filtered" && r.JobID == id })
+		if len(applied) != 2 {
+			t.Fatalf("%d filters audited, want 2: %v", len(applied), applied)
+		}
+		first, second := applied[0].Detail, applied[1].Detail
+		if first["from"] != "site" || first["arg.percentile"] != "20" || first["arg.gamma"] != "0.5" ||
+			second["from"] != "job" || second["arg.percentile"] != "1" || second["arg.gamma"] != "10" {
+			t.Fatalf("filters in the order %v then %v; want the site's (20, 0.5) before the job's (1, 10)", first, second)
+		}
+		for _, s := range []string{"site-2", "site-3"} {
+			if r := ap.refusedAt(t, s, id); !strings.Contains(r, "privacy") || !strings.Contains(r, "filtered") {
+				t.Fatalf("%s's reason: %s", s, r)
+			}
+		}
+	})
+
+	t.Run("a budget that runs out", func(t *testing.T) {
+		id, answered := run(t, `name: dp-job
+workflow: fedavg
+rounds: 6
+sites: ["@all"]
+min_sites: 1
+round_timeout: 30s
+dataset: optdigits
+privacy_scope: private
+trainer: {kind: mlp, hidden: [32], learning_rate: 0.1, epochs: 2, batch_size: 64, seed: 1, dp: {epsilon: 8, delta: 1e-5, clip_norm: 1}}
+evaluation: {validation: true, test: true}
+`)
+		refused := auditOf(t, p, "site-1", func(r auditor.Record) bool { return r.Action == "privacy.budget.refused" && r.JobID == id })
+		if len(refused) == 0 || !strings.Contains(refused[0].Detail["reason"], "beyond its budget of 6") {
+			t.Fatalf("site-1's budget refusals: %v", refused)
+		}
+		first := refused[0].Round
+		if first < 2 || first > 6 {
+			t.Fatalf("site-1 ran out at round %d; with ε 6 of the job's 8 it should train some rounds, not all", first)
+		}
+		for i, a := range answered {
+			round := int64(i + 1)
+			if got := slices.Contains(a, "site-1"); got != (round < first) {
+				t.Fatalf("round %d trained at %v; site-1 ran out of budget at round %d", round, a, first)
+			}
+			if !slices.Contains(a, "site-3") {
+				t.Fatalf("round %d trained at %v: site-3 (budget 8) should train every round", round, a)
+			}
+		}
+		if r := ap.refusedAt(t, "site-2", id); !strings.Contains(r, "private") {
+			t.Fatalf("site-2's reason: %s", r)
+		}
+		t.Logf("site-1 (budget ε 6) trained rounds 1..%d of 6; site-3 (budget 8) all six", first-1)
+	})
+}
