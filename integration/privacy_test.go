@@ -27,9 +27,14 @@ func TestSitePrivacyScopes(t *testing.T) {
 	writePolicy("site-1", `{"scopes": [
 	  {"name": "public"},
 	  {"name": "filtered", "task_result_filters": [{"path": "nvflare.app_common.filters.percentile_privacy.PercentilePrivacy", "args": {"percentile": 20, "gamma": 0.5}}]},
-	  {"name": "private", "properties": {"dp_budget": {"epsilon": 6, "delta": 1e-5}}}],
+	  {"name": "private", "properties": {"dp_budget": {"epsilon": 6, "delta": 1e-5}}},
+	  {"name": "noised", "properties": {"dp_budget": {"epsilon": 2, "delta": 1e-5}},
+	   "task_result_filters": [{"path": "gaussian_privacy", "args": {"noise_multiplier": 5, "clip_norm": 10}}]}],
 	 "default_scope": "public"}`)
-	writePolicy("site-2", `{"scopes": [{"name": "public"}], "default_scope": "public"}`)
+	writePolicy("site-2", `{"scopes": [{"name": "public"},
+	  {"name": "noised", "properties": {"dp_budget": {"epsilon": 100, "delta": 1e-5}},
+	   "task_result_filters": [{"path": "gaussian_privacy", "args": {"noise_multiplier": 5, "clip_norm": 10}}]}],
+	 "default_scope": "public"}`)
 	// site-3 keeps the kit's default policy: public, and private within ε 8.
 	if _, err := p.PrepareData("optdigits", 0.5, 1); err != nil {
 		t.Fatal(err)
@@ -81,6 +86,20 @@ filters:
 			if r := ap.refusedAt(t, s, id); !strings.Contains(r, "privacy") || !strings.Contains(r, "filtered") {
 				t.Fatalf("%s's reason: %s", s, r)
 			}
+		}
+	})
+
+	t.Run("a gaussian filter's ε, accounted", func(t *testing.T) {
+		// Client-level DP by the sites' own filter: no DP-SGD in the job,
+		// yet each round's release spends ε at site-1 until its budget of
+		// 2 (site-2's is 100: it releases every round).
+		id, answered := run(t, jobSpec{rounds: 6, minSites: 1, timeout: "30s"}.manifest()+"privacy_scope: noised\n")
+		refused := auditOf(t, p, "site-1", func(r auditor.Record) bool { return r.Action == "privacy.budget.refused" && r.JobID == id })
+		if len(refused) == 0 || !strings.Contains(refused[0].Detail["reason"], "gaussian_privacy filter would take this site past its budget of ε 2") {
+			t.Fatalf("site-1's budget refusals: %v", refused)
+		}
+		if !slices.Contains(answered[0], "site-1") || slices.Contains(answered[len(answered)-1], "site-1") || !slices.Contains(answered[len(answered)-1], "site-2") {
+			t.Fatalf("rounds answered %v: site-1 should release round 1 and not the last, site-2 every round", answered)
 		}
 	})
 

@@ -136,9 +136,12 @@ type joined struct {
 	privacy *jobPrivacy // DP-SGD's accounting; nil without DP
 	// The job's privacy scope at this site, its chain of filters on what
 	// leaves (the site's first), and the ε budgets it trains within.
-	scope            string
-	chain            []privacy.Link
-	filters          []filter.Filter
+	scope   string
+	chain   []privacy.Link
+	filters []filter.Filter
+	// and on what enters (the global model), the site's first.
+	dataChain        []privacy.Link
+	dataFilters      []filter.Filter
 	budgets          []dp.Guarantee
 	manifest         *job.Manifest
 	nonce            string // the signed job's, as the ledger knows it
@@ -542,6 +545,10 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		}
 		spec := j.spec
 		spec.Seed += m.Round // a different local order each round
+		if global, err = p.filterIncoming(j, m.JobId, m.Round, global); err != nil {
+			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
+			return
+		}
 		update, r, eps, err := p.trainPrivately(j.ctx, j, m.JobId, m.Round, spec, global, j.train)
 		if errors.Is(err, errBudget) {
 			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
@@ -555,6 +562,7 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
 			return
 		}
+		eps = max(eps, epsilonOf(j)) // DP-SGD's and the filters'
 		res.TrainMicros = time.Since(start).Microseconds()
 		res.Update, res.Samples, res.TrainLoss, res.Epsilon = job.ToWire(update), int64(r.Samples), r.Loss, eps
 		if err := p.outgoing(j.manifest, global, res); err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/dataset"
 	"github.com/hearthfl/hearth/actors/learning/dp"
 	"github.com/hearthfl/hearth/actors/learning/filter"
@@ -25,6 +26,19 @@ import (
 type jobPrivacy struct {
 	accountant dp.Accountant
 	delta      float64 // the δ ε is reported at
+	// pure is the pure ε the job's SVT filters have spent here (FLARE's
+	// ledger, summed), composed with the accountant's (ε, δ) by addition.
+	pure float64
+}
+
+// spentSoFar is the site's ε in the job at its δ: the accountant's and the
+// pure ε of its SVT filters, added.
+func (pr *jobPrivacy) spentSoFar(delta float64) (float64, error) {
+	g, err := pr.accountant.Epsilon(delta)
+	if err != nil {
+		return 0, err
+	}
+	return g.Epsilon + pr.pure, nil
 }
 
 // errBudget is a round refused for the site's privacy budget.
@@ -39,7 +53,10 @@ func (p *Participant) setupPrivacy(j *joined) error {
 	if d == nil {
 		return nil
 	}
-	j.privacy = &jobPrivacy{delta: d.ReportDelta()}
+	if j.privacy == nil {
+		j.privacy = &jobPrivacy{delta: d.ReportDelta()}
+	}
+	j.privacy.delta = d.ReportDelta()
 	spec := j.spec
 	dpSpec := *spec.DP
 	spec.DP = &dpSpec
@@ -71,7 +88,7 @@ func (p *Participant) trainPrivately(ctx context.Context, j *joined, jobID strin
 			return nil, trainer.Result{}, 0, err
 		}
 		for _, b := range j.budgets { // the site's scope's and the job's own
-			exceed, g, err := pr.accountant.WouldExceed(b.Epsilon, b.Delta, next)
+			exceed, g, err := pr.accountant.WouldExceed(b.Epsilon-pr.pure, b.Delta, next)
 			if exceed || err != nil {
 				reason := fmt.Sprintf("round %d would bring this site's ε to %.3f at δ %g, beyond its budget of %g", round, g.Epsilon, b.Delta, b.Epsilon)
 				if err != nil {
@@ -93,6 +110,7 @@ func (p *Participant) trainPrivately(ctx context.Context, j *joined, jobID strin
 	if err != nil {
 		return nil, trainer.Result{}, 0, err
 	}
+	g.Epsilon += pr.pure
 	p.audit(auditor.Event{Action: "privacy.spent", JobID: jobID, Round: round, Detail: map[string]string{
 		"epsilon": fmt.Sprintf("%.4f", g.Epsilon), "delta": fmt.Sprint(pr.delta), "order": fmt.Sprint(g.Order),
 		"noise_multiplier": fmt.Sprintf("%.4f", r.DP.NoiseMultiplier), "sampling_rate": fmt.Sprintf("%.5f", r.DP.SamplingRate),
@@ -126,28 +144,109 @@ func (p *Participant) setupScope(j *joined) error {
 	if err != nil {
 		return fmt.Errorf("privacy: %w", err)
 	}
-	j.scope, j.chain, j.filters = scope.Name(), chains.Result, filters
+	incoming, err := privacy.Build(chains.Data)
+	if err != nil {
+		return fmt.Errorf("privacy: %w", err)
+	}
+	j.scope, j.chain, j.filters, j.dataChain, j.dataFilters = scope.Name(), chains.Result, filters, chains.Data, incoming
+	for _, l := range chains.Result {
+		if l.Name == filter.NameGaussianPrivacy || l.Name == filter.NameSVTPrivacy { // they spend ε: accounted here
+			j.privacy = &jobPrivacy{delta: job.DefaultDelta}
+			if b, ok := scope.Budget(); ok {
+				j.privacy.delta = b.Delta
+			}
+			break
+		}
+	}
 	if b, ok := scope.Budget(); ok {
-		if m.Trainer.DP == nil {
-			return fmt.Errorf("privacy: scope %q spends at most ε %g at δ %g here, and the job trains without differential privacy (trainer.dp)", scope.Name(), b.Epsilon, b.Delta)
+		if m.Trainer.DP == nil && j.privacy == nil {
+			return fmt.Errorf("privacy: scope %q spends at most ε %g at δ %g here, and the job trains without differential privacy (trainer.dp, or a gaussian or SVT filter)", scope.Name(), b.Epsilon, b.Delta)
 		}
 		j.budgets = append(j.budgets, dp.Guarantee{Epsilon: b.Epsilon, Delta: b.Delta})
 	}
 	return nil
 }
 
+// filterIncoming runs the job's chain on task data (the global model)
+// entering the site, each filter audited.
+func (p *Participant) filterIncoming(j *joined, jobID string, round int64, global *model.Model) (*model.Model, error) {
+	if len(j.dataFilters) == 0 {
+		return global, nil
+	}
+	out, rep, err := filter.RunChain(j.dataFilters, nil, global)
+	p.auditFilters(j, j.dataChain, j.dataFilters, rep, jobID, round, "in")
+	if err != nil {
+		return nil, fmt.Errorf("privacy filter on the global model: %w", err)
+	}
+	return out, nil
+}
+
 // filterUpdate runs the job's chain on a trained update before it leaves:
 // each filter audited with its parameters, where it came from and what it
-// did (only what no noise needs to protect).
+// did (only what no noise needs to protect). What the chain's gaussian and
+// SVT filters spend is accounted, and an update whose release would take
+// the site past a budget is not released (errBudget).
 func (p *Participant) filterUpdate(j *joined, jobID string, round int64, global, update *model.Model) (*model.Model, error) {
 	if len(j.filters) == 0 {
 		return update, nil
 	}
 	out, rep, err := filter.RunChain(j.filters, global, update)
+	p.auditFilters(j, j.chain, j.filters, rep, jobID, round, "out")
+	if err != nil {
+		return nil, fmt.Errorf("privacy filter: %w", err)
+	}
+	if pr := j.privacy; pr != nil {
+		for _, r := range rep.Reports {
+			s := r.Privacy
+			if s == nil {
+				continue
+			}
+			for _, b := range j.budgets {
+				var over bool
+				if s.Mechanism != nil {
+					exceed, _, err := pr.accountant.WouldExceed(b.Epsilon-pr.pure, b.Delta, *s.Mechanism)
+					over = exceed || err != nil
+				} else {
+					so, err := pr.spentSoFar(b.Delta)
+					over = err != nil || so+s.Epsilon > b.Epsilon
+				}
+				if over {
+					reason := fmt.Sprintf("round %d's %s filter would take this site past its budget of ε %g at δ %g", round, r.Filter, b.Epsilon, b.Delta)
+					p.audit(auditor.Event{Action: "privacy.budget.refused", JobID: jobID, Round: round, Detail: map[string]string{"reason": reason}})
+					return nil, fmt.Errorf("%w: %s", errBudget, reason)
+				}
+			}
+			if s.Mechanism != nil {
+				if err := pr.accountant.Add(*s.Mechanism); err != nil {
+					return nil, err
+				}
+			} else {
+				pr.pure += s.Epsilon
+			}
+		}
+	}
+	return out, nil
+}
+
+// epsilonOf is the site's ε in the job so far, 0 for a job that spends
+// none.
+func epsilonOf(j *joined) float64 {
+	if j.privacy == nil {
+		return 0
+	}
+	e, err := j.privacy.spentSoFar(j.privacy.delta)
+	if err != nil {
+		return 0
+	}
+	return e
+}
+
+// auditFilters audits each filter a chain ran.
+func (p *Participant) auditFilters(j *joined, chain []privacy.Link, filters []filter.Filter, rep filter.ChainReport, jobID string, round int64, direction string) {
 	for i, r := range rep.Reports {
-		link := j.chain[i]
-		detail := map[string]string{"filter": link.Name, "from": link.Origin.String(), "scope": j.scope, "index": fmt.Sprint(link.Index)}
-		for k, v := range j.filters[i].Params() {
+		link := chain[i]
+		detail := map[string]string{"filter": link.Name, "from": link.Origin.String(), "scope": j.scope, "index": fmt.Sprint(link.Index), "direction": direction}
+		for k, v := range filters[i].Params() {
 			detail["arg."+k] = v
 		}
 		s := r.Shareable()
@@ -162,8 +261,4 @@ func (p *Participant) filterUpdate(j *joined, jobID string, round int64, global,
 		}
 		p.audit(auditor.Event{Action: "privacy.filtered", JobID: jobID, Round: round, Detail: detail})
 	}
-	if err != nil {
-		return nil, fmt.Errorf("privacy filter: %w", err)
-	}
-	return out, nil
 }

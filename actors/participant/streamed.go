@@ -143,11 +143,11 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 				fail(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, err)
 				return
 			}
-			res.Epsilon = eps
 			if trained, err = p.filterUpdate(j, m.JobId, m.Round, global.Model(), trained); err != nil {
 				fail(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err)
 				return
 			}
+			res.Epsilon = max(eps, epsilonOf(j))
 			if update, err = model.FlatCopy(trained, p.spill(global.Size())); err != nil {
 				fail(hearthv1.FailureCode_FAILURE_CODE_NO_MEMORY, err)
 				return

@@ -152,15 +152,19 @@ func (p *Participant) startTraining(ctx actor.Context, j *joined, m *hearthv1.Sw
 			spec.Seed += m.Round // a different local order each round
 			var err error
 			var eps float64
+			if basis, err = p.filterIncoming(j, m.JobId, m.Round, basis); err != nil {
+				out.err = err
+				return
+			}
 			if update, r, eps, err = p.trainPrivately(jobCtx, j, m.JobId, m.Round, spec, basis, train); err != nil {
 				out.err = fmt.Errorf("training: %w", err)
 				return
 			}
-			res.Epsilon = eps
 			if update, err = p.filterUpdate(j, m.JobId, m.Round, basis, update); err != nil {
 				out.err = err
 				return
 			}
+			res.Epsilon = max(eps, epsilonOf(j))
 		}
 		res.TrainMicros = time.Since(start).Microseconds()
 		res.Samples, res.TrainLoss = int64(r.Samples), r.Loss
