@@ -73,6 +73,8 @@ type pocSummary struct {
 	ModelLocation string          `json:"model_location,omitempty"`
 	CrossSite     crossSite       `json:"cross_site,omitempty"`
 	Seconds       float64         `json:"seconds"`
+	// DP: each site's target ε over the whole job (0 without DP).
+	Epsilon float64 `json:"epsilon,omitempty"`
 	Trainer       job.TrainerSpec `json:"trainer"`
 }
 
@@ -177,6 +179,9 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	}
 	sum := &pocSummary{Workspace: ws, Dataset: o.dataset, Model: o.model, Workflow: o.workflow, Alpha: o.alpha, LabelSkew: split.Skew,
 		Sites: split.Sites, Files: map[string]string{}, Trainer: trainerSpec(spec)}
+	if o.privacy == "dp" {
+		sum.Epsilon = o.epsilon
+	}
 	say("hearth poc: %s, %s, %s, %d sites, Dirichlet alpha %g (label skew %.2f), %d rounds", o.workflow, o.dataset, o.model, o.sites, o.alpha, split.Skew, o.rounds)
 	if o.privacy == "dp" {
 		say("differential privacy: DP-SGD at every site, clip norm %g, each within ε %g at δ %g over the whole job (its own noise for its own data)", pocDPClipNorm, o.epsilon, pocDPDelta)
@@ -463,6 +468,13 @@ func writePlot(path string, sum *pocSummary) error {
 	}
 	if sum.Central != nil {
 		chart.HLines = append(chart.HLines, report.HLine{Name: fmt.Sprintf("centralized test %.1f%%", 100*sum.Central.Accuracy), Y: sum.Central.Accuracy})
+	}
+	if sum.Epsilon > 0 { // DP: the largest ε any site has spent, as a share of the target, on the same axis
+		var e []float64
+		for _, r := range sum.Rounds {
+			e = append(e, r.Epsilon/sum.Epsilon)
+		}
+		chart.Series = append(chart.Series, report.Series{Name: fmt.Sprintf("epsilon spent (largest site), share of the target %g at delta %g", sum.Epsilon, pocDPDelta), X: x, Y: e})
 	}
 	f, err := os.Create(path)
 	if err != nil {
