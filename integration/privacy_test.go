@@ -29,11 +29,11 @@ func TestSitePrivacyScopes(t *testing.T) {
 	  {"name": "filtered", "task_result_filters": [{"path": "nvflare.app_common.filters.percentile_privacy.PercentilePrivacy", "args": {"percentile": 20, "gamma": 0.5}}]},
 	  {"name": "private", "properties": {"dp_budget": {"epsilon": 6, "delta": 1e-5}}},
 	  {"name": "noised", "properties": {"dp_budget": {"epsilon": 2, "delta": 1e-5}},
-	   "task_result_filters": [{"path": "gaussian_privacy", "args": {"noise_multiplier": 5, "clip_norm": 10}}]}],
+	   "task_result_filters": [{"path": "gaussian_privacy", "args": {"noise_multiplier": 10, "clip_norm": 10}}]}],
 	 "default_scope": "public"}`)
 	writePolicy("site-2", `{"scopes": [{"name": "public"},
 	  {"name": "noised", "properties": {"dp_budget": {"epsilon": 100, "delta": 1e-5}},
-	   "task_result_filters": [{"path": "gaussian_privacy", "args": {"noise_multiplier": 5, "clip_norm": 10}}]}],
+	   "task_result_filters": [{"path": "gaussian_privacy", "args": {"noise_multiplier": 10, "clip_norm": 10}}]}],
 	 "default_scope": "public"}`)
 	// site-3 keeps the kit's default policy: public, and private within ε 8.
 	if _, err := p.PrepareData("optdigits", 0.5, 1); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -24,9 +25,10 @@ import (
 type Ledger struct {
 	mu    sync.Mutex
 	path  string
-	runs  map[string]string // nonce -> job id
-	roles map[string]string // nonce -> the role the submitter was admitted with
-	ended map[string]bool   // nonces whose job ended here
+	runs  map[string]string  // nonce -> job id
+	roles map[string]string  // nonce -> the role the submitter was admitted with
+	spent map[string][]Spend // nonce -> what the job's releases spent here, in order
+	ended map[string]bool    // nonces whose job ended here
 	f     *os.File
 }
 
@@ -47,6 +49,19 @@ type ledgerEntry struct {
 	// certificate's, or the one its authentication mapped them to, which a
 	// resumed job is decided on again.
 	Role string `json:"role,omitempty"`
+	// Spent is one release's privacy cost in the job, recorded before the
+	// release leaves the site.
+	Spent *Spend `json:"spent,omitempty"`
+}
+
+// Spend is what one release of a job's update cost in privacy here: a
+// Gaussian mechanism for the site's RDP accountant (DP-SGD's round, a
+// gaussian filter), or pure ε (an SVT filter).
+type Spend struct {
+	SamplingRate    float64 `json:"q,omitempty"`
+	NoiseMultiplier float64 `json:"sigma,omitempty"`
+	Steps           int64   `json:"steps,omitempty"`
+	Pure            float64 `json:"pure_epsilon,omitempty"`
 }
 
 // OpenLedger opens (creating if needed) the ledger file at path.
@@ -58,7 +73,7 @@ func OpenLedger(path string) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job ledger: %w", err)
 	}
-	l := &Ledger{path: path, runs: map[string]string{}, roles: map[string]string{}, ended: map[string]bool{}, f: f}
+	l := &Ledger{path: path, runs: map[string]string{}, roles: map[string]string{}, spent: map[string][]Spend{}, ended: map[string]bool{}, f: f}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, maxLedgerLine), maxLedgerLine)
 	for n := 1; sc.Scan(); n++ {
@@ -66,6 +81,10 @@ func OpenLedger(path string) (*Ledger, error) {
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.Nonce == "" || e.Job == "" {
 			f.Close()
 			return nil, fmt.Errorf("job ledger %s: line %d is not an entry: %v", path, n, err)
+		}
+		if e.Spent != nil {
+			l.spent[e.Nonce] = append(l.spent[e.Nonce], *e.Spent)
+			continue
 		}
 		l.runs[e.Nonce] = e.Job
 		if e.Role != "" {
@@ -95,6 +114,26 @@ func (l *Ledger) Ended(nonce string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.ended[nonce]
+}
+
+// RecordSpend notes, durably, what one release of the job of nonce, id,
+// costs in privacy here: call it before the release leaves the site, so
+// that no restart or re-join forgets it.
+func (l *Ledger) RecordSpend(nonce, id string, s Spend) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.append(ledgerEntry{Nonce: nonce, Job: id, Spent: &s}); err != nil {
+		return err
+	}
+	l.spent[nonce] = append(l.spent[nonce], s)
+	return nil
+}
+
+// Spent is what the job of nonce has spent here so far, in order.
+func (l *Ledger) Spent(nonce string) []Spend {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.spent[nonce])
 }
 
 // End records that the job of nonce, id, ended here.

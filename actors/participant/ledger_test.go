@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,5 +89,37 @@ func TestSiteTrainsEachRoundOnce(t *testing.T) {
 	}
 	if err := j.beginEvaluation(); err == nil {
 		t.Fatal("evaluated twice")
+	}
+}
+
+// TestLedgerKeepsWhatAJobSpent: each release's privacy cost survives a
+// restart of the site, so that a re-joined job starts from what it spent.
+func TestLedgerKeepsWhatAJobSpent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs-run.jsonl")
+	l, err := OpenLedger(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := l.Record("n1", "job-aaaaaaaaaaaa", "lead", now, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	spends := []Spend{{SamplingRate: 0.06, NoiseMultiplier: 1.3, Steps: 30}, {Pure: 0.5}}
+	for _, s := range spends {
+		if err := l.RecordSpend("n1", "job-aaaaaaaaaaaa", s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	l, err = OpenLedger(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got := l.Spent("n1"); !slices.Equal(got, spends) || !l.Known("n1", "job-aaaaaaaaaaaa") {
+		t.Fatalf("after a restart the ledger holds %v (known %v), want %v", got, l.Known("n1", "job-aaaaaaaaaaaa"), spends)
+	}
+	if got := l.Spent("n2"); len(got) != 0 {
+		t.Fatalf("another job's spend: %v", got)
 	}
 }

@@ -413,6 +413,9 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 	if err := p.setupPrivacy(j); err != nil {
 		return refuse(err.Error())
 	}
+	if err := p.restoreSpend(j); err != nil {
+		return refuse(err.Error())
+	}
 	if d := v.Manifest.Data; d != nil && (j.train.Features != d.Features || j.train.Classes != d.Classes) {
 		return refuse(fmt.Sprintf("local data has %d features and %d classes; the job's manifest says %d and %d",
 			j.train.Features, j.train.Classes, d.Features, d.Classes))
@@ -602,6 +605,9 @@ func (p *Participant) evaluate(ctx actor.Context, m *hearthv1.EvaluateTask) {
 		return
 	}
 	mdl, err := job.FromWire(m.Model)
+	if err == nil {
+		mdl, err = p.filterIncoming(j, m.JobId, 0, mdl) // the scope's filters on what enters, as for training
+	}
 	if err != nil {
 		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
 		return

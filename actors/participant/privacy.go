@@ -31,6 +31,42 @@ type jobPrivacy struct {
 	pure float64
 }
 
+// spend records one release's cost durably in the site's ledger, then
+// adds it: a re-join or a restart of the site starts from what was spent,
+// never from zero (restoreSpend).
+func (p *Participant) spend(j *joined, s Spend) error {
+	if err := p.cfg.Ledger.RecordSpend(j.nonce, j.id, s); err != nil {
+		return fmt.Errorf("privacy: the spend not recorded, so not released: %w", err)
+	}
+	return j.privacy.add(s)
+}
+
+func (pr *jobPrivacy) add(s Spend) error {
+	if s.Pure > 0 {
+		pr.pure += s.Pure
+		return nil
+	}
+	return pr.accountant.Add(dp.Mechanism{SamplingRate: s.SamplingRate, NoiseMultiplier: s.NoiseMultiplier, Steps: s.Steps})
+}
+
+// restoreSpend gives a joined job what this site spent in it before (the
+// ledger's record, across re-joins and restarts).
+func (p *Participant) restoreSpend(j *joined) error {
+	past := p.cfg.Ledger.Spent(j.nonce)
+	if len(past) == 0 {
+		return nil
+	}
+	if j.privacy == nil {
+		j.privacy = &jobPrivacy{delta: job.DefaultDelta}
+	}
+	for _, s := range past {
+		if err := j.privacy.add(s); err != nil {
+			return fmt.Errorf("privacy: what this site spent in the job before does not load: %w", err)
+		}
+	}
+	return nil
+}
+
 // spentSoFar is the site's ε in the job at its δ: the accountant's and the
 // pure ε of its SVT filters, added.
 func (pr *jobPrivacy) spentSoFar(delta float64) (float64, error) {
@@ -103,7 +139,8 @@ func (p *Participant) trainPrivately(ctx context.Context, j *joined, jobID strin
 	if err != nil || r.DP == nil || pr == nil {
 		return update, r, 0, err
 	}
-	if err := pr.accountant.Add(*r.DP); err != nil {
+	r.Loss = 0 // measured on the private samples, and no part of the guarantee: not sent
+	if err := p.spend(j, Spend{SamplingRate: r.DP.SamplingRate, NoiseMultiplier: r.DP.NoiseMultiplier, Steps: r.DP.Steps}); err != nil {
 		return nil, trainer.Result{}, 0, err
 	}
 	g, err := pr.accountant.Epsilon(pr.delta)
@@ -203,8 +240,8 @@ func (p *Participant) filterUpdate(j *joined, jobID string, round int64, global,
 			}
 			for _, b := range j.budgets {
 				var over bool
-				if s.Mechanism != nil {
-					exceed, _, err := pr.accountant.WouldExceed(b.Epsilon-pr.pure, b.Delta, *s.Mechanism)
+				if sp := spendOf(s); sp.Pure == 0 {
+					exceed, _, err := pr.accountant.WouldExceed(b.Epsilon-pr.pure, b.Delta, dp.Mechanism{SamplingRate: sp.SamplingRate, NoiseMultiplier: sp.NoiseMultiplier, Steps: sp.Steps})
 					over = exceed || err != nil
 				} else {
 					so, err := pr.spentSoFar(b.Delta)
@@ -216,16 +253,23 @@ func (p *Participant) filterUpdate(j *joined, jobID string, round int64, global,
 					return nil, fmt.Errorf("%w: %s", errBudget, reason)
 				}
 			}
-			if s.Mechanism != nil {
-				if err := pr.accountant.Add(*s.Mechanism); err != nil {
-					return nil, err
-				}
-			} else {
-				pr.pure += s.Epsilon
+			if err := p.spend(j, spendOf(s)); err != nil {
+				return nil, err
 			}
 		}
 	}
 	return out, nil
+}
+
+// spendOf is what a filter's release costs: an SVT's pure ε, or a
+// gaussian filter's step, counted at half its noise multiplier: the site's
+// own update, clipped to C, moves by up to 2C when its data are replaced
+// (the filter states sensitivity C, for a site added or removed).
+func spendOf(s *filter.Privacy) Spend {
+	if s.Mechanism == nil {
+		return Spend{Pure: s.Epsilon}
+	}
+	return Spend{SamplingRate: s.Mechanism.SamplingRate, NoiseMultiplier: s.Mechanism.NoiseMultiplier / 2, Steps: s.Mechanism.Steps}
 }
 
 // epsilonOf is the site's ε in the job so far, 0 for a job that spends

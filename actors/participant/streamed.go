@@ -91,6 +91,10 @@ func failureOf(err error) *hearthv1.Failure {
 // evaluateStreamed evaluates a final model that comes as a stream on the
 // site's test data.
 func (p *Participant) evaluateStreamed(ctx actor.Context, m *hearthv1.EvaluateTask, j *joined, from bridge.Origin, received string) {
+	if len(j.dataFilters) > 0 { // fail closed, as trainStreamed
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, "this site's privacy scope filters incoming models, which it cannot do to a streamed one"))
+		return
+	}
 	reply, system := ctx.Sender(), ctx.ActorSystem()
 	go func() {
 		f, _, err := p.receiveModel(j, from, m.ModelStream, m.Layout)
@@ -109,6 +113,11 @@ func (p *Participant) evaluateStreamed(ctx actor.Context, m *hearthv1.EvaluateTa
 // is the model (twice when training makes a new one), whatever its size.
 func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j *joined, from bridge.Origin, received string) {
 	reply, system := ctx.Sender(), ctx.ActorSystem()
+	if len(j.dataFilters) > 0 { // fail closed: the scope's filters on incoming models do not run on streamed ones yet
+		j.endRound()
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, "this site's privacy scope filters incoming models, which it cannot do to a streamed one"))
+		return
+	}
 	go func() {
 		defer j.endRound()
 		fail := func(code hearthv1.FailureCode, err error) { system.Root.Send(reply, failure(code, err.Error())) }
