@@ -70,12 +70,12 @@ type pocSummary struct {
 	Files       map[string]string  `json:"files"`
 	// Swarm: where the final model is; the server never held it; and the
 	// cross-site evaluation's accuracies, model -> site -> accuracy.
-	ModelLocation string          `json:"model_location,omitempty"`
-	CrossSite     crossSite       `json:"cross_site,omitempty"`
-	Seconds       float64         `json:"seconds"`
+	ModelLocation string    `json:"model_location,omitempty"`
+	CrossSite     crossSite `json:"cross_site,omitempty"`
+	Seconds       float64   `json:"seconds"`
 	// DP: each site's target ε over the whole job (0 without DP).
-	Epsilon float64 `json:"epsilon,omitempty"`
-	Trainer       job.TrainerSpec `json:"trainer"`
+	Epsilon float64         `json:"epsilon,omitempty"`
+	Trainer job.TrainerSpec `json:"trainer"`
 }
 
 type roundLine struct {
