@@ -1,6 +1,7 @@
-// Package policies holds a site's policy engines and the default policy
-// files every startup kit starts with. Engines that parse and decide on
-// these files come later; today the package only ships the defaults.
+// Package policies holds the default policy files every startup kit starts
+// with; the engines that parse and decide on them are its packages:
+// authz (authorization.json, FLARE's whole grammar) and privacy
+// (privacy.json: scopes, their filters and DP budgets).
 //
 // Defaults hands the default files to provisioning (cmd/hearth passes them
 // to bus/provision), which writes them into every kit's local/ folder,
@@ -13,20 +14,19 @@
 //
 // The default files, in NVIDIA FLARE's formats so that FLARE files import:
 //
-//	authorization.json  federated authorization: for each admin role
-//	                    (project_admin, org_admin, lead, member) the rights
-//	                    (submit_job, clone_job, manage_job, download_job, view,
-//	                    operate, shell_commands, byoc) it holds at this site, each
-//	                    with a condition: "none", "any", "o:site" (the requester
-//	                    belongs to this site's org), "o:submitter" (to the job
-//	                    submitter's org) or "n:submitter" (is the submitter).
-//	                    A role given as a single string holds every right with
-//	                    that condition. Rights not listed are denied.
+//	authorization.json  federated authorization: for each admin role the
+//	                    rights (FLARE's commands and categories) it holds at
+//	                    this site, each with its conditions ("any", "none",
+//	                    "o:site", "n:submitter", "o:<org>", lists, "not ...");
+//	                    see authz. Rights not listed are denied.
 //	privacy.json        privacy scopes: named filter chains applied to task data
 //	                    entering and task results leaving the site
 //	                    (task_data_filters, task_result_filters); a job picks a
 //	                    scope, default_scope applies otherwise, and the site's
-//	                    scope always runs before any filter of the job.
+//	                    scope always runs before any filter of the job; a
+//	                    scope's properties.dp_budget caps the ε spent there.
+//	authentication.json (no default) the site's authenticator plugin, pinned
+//	                    by hash, and the commands it checks (plugins/authn).
 //	resources.json      what the site offers to jobs: num_of_gpus and
 //	                    mem_per_gpu_in_GiB (0: CPU only).
 package policies
