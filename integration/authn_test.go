@@ -257,9 +257,10 @@ func TestSitesAuthenticateWithTheirOwnSystems(t *testing.T) {
 		// The sites' audit logs say why; the server, and through it every
 		// admin, hears only that authentication denied it.
 		heard := ap.server.Records(func(r cluster.Record) bool { return r.Msg() == "site left out" && r.Str("job") == info.Id })
-		b, _ := json.Marshal(heard)
-		if len(heard) != 2 || strings.Contains(string(b), "staff") || strings.Contains(string(b), "ou=") || !strings.Contains(string(b), "authentication: denied") {
-			t.Fatalf("what the server heard of carol's job: %s", b)
+		audited := auditOf(t, ap.project, "server", func(r auditor.Record) bool { return r.Action == "join.failed" && r.JobID == info.Id })
+		b, _ := json.Marshal([]any{heard, audited})
+		if len(heard) != 2 || len(audited) != 2 || strings.Contains(string(b), "staff") || strings.Contains(string(b), "ou=") || !strings.Contains(string(b), "authentication: denied") {
+			t.Fatalf("what the server heard (log, audit) of carol's job: %s", b)
 		}
 	})
 	t.Run("no credential at all", func(t *testing.T) {

@@ -150,6 +150,10 @@ func (e *engine) failed(ctx actor.Context, f *bridge.Failed) {
 		return
 	}
 	delete(e.pending, f.To)
+	if e.phase == joining { // a site's refusal of the job, in its words (bounded), beside the site's own record
+		e.audit(auditor.Event{Action: "join.failed", JobID: e.id(), Peer: f.To, PeerEvent: e.joinEvent,
+			Detail: map[string]string{"reason": envelope.Clip(f.Err.Error(), maxReason)}})
+	}
 	e.miss(f.To, f.Err.Error())
 	e.next(ctx)
 }
