@@ -59,6 +59,7 @@ func TestParseManifestRefuses(t *testing.T) {
 		{"dp unknown field", "seed: 1}", "seed: 1, dp: {noise_multiplier: 1, clip_norm: 1, budget: 8}}", "field budget not found"},
 		{"dp both a noise multiplier and a target", "seed: 1}", "seed: 1, dp: {noise_multiplier: 1, clip_norm: 1, epsilon: 8}}", "one of them"},
 		{"dp a target too large", "seed: 1}", "seed: 1, dp: {epsilon: 1000, clip_norm: 1}}", "epsilon 1000 is not in"},
+		{"too many filters", "seed: 1}", "seed: 1}\nfilters: {task_result_filters: [" + strings.Repeat("{path: quantize, args: {codec: float16}}, ", 9) + "]}", "more than the 8"},
 		{"an unknown filter", "seed: 1}", "seed: 1}\nfilters: {task_result_filters: [{path: my.Filter}]}", "unknown filter"},
 		{"a filter argument out of range", "seed: 1}", "seed: 1}\nfilters: {task_result_filters: [{path: percentile_privacy, args: {percentile: 200}}]}", "percentile"},
 		{"dp a delta too large", "seed: 1}", "seed: 1, dp: {epsilon: 8, delta: 0.5, clip_norm: 1}}", "delta 0.5 is not in"},

@@ -80,6 +80,9 @@ type JobFilters struct {
 	Result []any `yaml:"task_result_filters"`
 }
 
+// MaxJobFilters bounds the filters a job may add to the sites' own.
+const MaxJobFilters = 8
+
 // maxScopeName bounds a job's privacy scope name.
 const maxScopeName = 128
 
@@ -432,8 +435,11 @@ func (m *Manifest) Validate() error {
 	}
 	if f := m.Filters; f != nil {
 		specs, err := privacy.ParseFilters("filters.task_result_filters", f.Result)
-		if err != nil {
+		switch {
+		case err != nil:
 			bad("filters", "%v", err)
+		case len(specs) > MaxJobFilters:
+			bad("filters", "%d filters, more than the %d a job may bring (each costs every site a pass over the update)", len(specs), MaxJobFilters)
 		}
 		m.ResultFilters = specs
 	}
