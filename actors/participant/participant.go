@@ -442,6 +442,9 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 		return refuse(err.Error())
 	}
 	if old := p.jobs[m.JobId]; old != nil { // re-joined (a resumed job): its round count starts again
+		if j.privacy != nil && old.privacy != nil {
+			j.privacy.last = old.privacy.last // a round released before may be asked again
+		}
 		old.cancel()
 		p.leaveSwarm(ctx, old)
 		old.spare.Close()
@@ -533,6 +536,14 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
 		return
 	}
+	if res := j.privacy.resend(m.Round, global); res != nil { // the same round from the same model again: no new ε
+		j.endRound()
+		p.audit(auditor.Event{Action: "privacy.resent", JobID: m.JobId, Round: m.Round, PeerEvent: received,
+			Detail: map[string]string{"why": "the round was released before from the same global model; sent again, spending nothing"}})
+		res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received})
+		ctx.Respond(res)
+		return
+	}
 	reply, system := ctx.Sender(), ctx.ActorSystem()
 	go func() {
 		defer j.endRound()
@@ -574,6 +585,7 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		}
 		executed := p.audit(auditor.Event{Action: "task.executed", JobID: m.JobId, Round: m.Round, PeerEvent: received,
 			Detail: map[string]string{"samples": fmt.Sprint(r.Samples), "loss": fmt.Sprintf("%.4f", r.Loss)}})
+		j.privacy.released(m.Round, global, res)
 		res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: executed})
 		system.Root.Send(reply, res)
 	}()

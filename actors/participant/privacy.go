@@ -1,10 +1,12 @@
 package participant
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
@@ -13,7 +15,10 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/filter"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/policies/privacy"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // A job that trains with DP-SGD is accounted for at each site: the site's
@@ -29,6 +34,41 @@ type jobPrivacy struct {
 	// pure is the pure ε the job's SVT filters have spent here (FLARE's
 	// ledger, summed), composed with the accountant's (ε, δ) by addition.
 	pure float64
+	// last is the newest released round: asked again from the same global
+	// model (a resumed job repeats a round), the site sends it again
+	// instead of training and spending anew.
+	mu   sync.Mutex
+	last *releasedRound
+}
+
+type releasedRound struct {
+	round  int64
+	digest []byte // swarm.Digest of the global model it was trained from
+	result *hearthv1.TrainResult
+}
+
+// released keeps a round's result for resending; nil pr keeps nothing.
+func (pr *jobPrivacy) released(round int64, global *model.Model, res *hearthv1.TrainResult) {
+	if pr == nil {
+		return
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	pr.last = &releasedRound{round: round, digest: swarm.Digest(global), result: proto.Clone(res).(*hearthv1.TrainResult)}
+}
+
+// resend is the result released for round from global before, nil if
+// there is none.
+func (pr *jobPrivacy) resend(round int64, global *model.Model) *hearthv1.TrainResult {
+	if pr == nil {
+		return nil
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if l := pr.last; l != nil && l.round == round && bytes.Equal(l.digest, swarm.Digest(global)) {
+		return proto.Clone(l.result).(*hearthv1.TrainResult)
+	}
+	return nil
 }
 
 // spend records one release's cost durably in the site's ledger, then
