@@ -43,4 +43,16 @@ var (
 	// any honest sum can have (wrong shares, or shares of fewer than t
 	// parties summed by hand): the result is garbage and is not returned.
 	ErrImplausible = errors.New("decryption does not verify")
+	// ErrMissingCommitment: a public key share revealed, or asked for,
+	// without every party's commitment in (see Commitment).
+	ErrMissingCommitment = errors.New("missing commitment")
+	// ErrCommitmentMismatch: a public key share that does not match its
+	// party's commitment (a share chosen after its party saw the others').
+	ErrCommitmentMismatch = errors.New("share does not match its commitment")
+	// ErrTooFewContributors: a decryption asked for a sum of fewer distinct
+	// sites' ciphertexts than the party's minimum.
+	ErrTooFewContributors = errors.New("too few contributing sites")
+	// ErrRoundDecrypted: a decryption asked for a round the party has
+	// already decrypted a different sum for.
+	ErrRoundDecrypted = errors.New("round already decrypted for another sum")
 )

@@ -45,14 +45,18 @@ func viaWire[T encoding.BinaryUnmarshaler](tb testing.TB, in encoding.BinaryMars
 func setup(tb testing.TB, params Params, n, t int, seed [SeedSize]byte) ([]*Party, *PublicKey) {
 	tb.Helper()
 	parties := make([]*Party, n)
-	shares := make([]*PublicKeyShare, n)
+	commitments := make([]Commitment, n)
 	for i := range parties {
 		p, err := NewParty(params, i, n, t, seed)
 		if err != nil {
 			tb.Fatalf("NewParty(%d, %d, %d): %v", i, n, t, err)
 		}
 		parties[i] = p
-		shares[i] = viaWire(tb, p.PublicKeyShare(), &PublicKeyShare{})
+		commitments[i] = p.Commitment()
+	}
+	shares := reveal(tb, parties, commitments)
+	if err := VerifyShares(commitments, shares); err != nil {
+		tb.Fatalf("VerifyShares: %v", err)
 	}
 	pk, err := AggregatePublicKey(shares)
 	if err != nil {
@@ -60,7 +64,7 @@ func setup(tb testing.TB, params Params, n, t int, seed [SeedSize]byte) ([]*Part
 	}
 	pk = viaWire(tb, pk, &PublicKey{})
 	for _, p := range parties {
-		own, err := p.PublicKey(shares)
+		own, err := p.PublicKey(commitments, shares)
 		if err != nil {
 			tb.Fatalf("party %d checks the key: %v", p.Index(), err)
 		}
@@ -85,6 +89,30 @@ func setup(tb testing.TB, params Params, n, t int, seed [SeedSize]byte) ([]*Part
 		}
 	}
 	return parties, pk
+}
+
+// commitAll returns the commitments of parties, indexed by party.
+func commitAll(parties []*Party) []Commitment {
+	out := make([]Commitment, len(parties))
+	for i, p := range parties {
+		out[i] = p.Commitment()
+	}
+	return out
+}
+
+// reveal has every party reveal its public key share once it holds the
+// commitments, each share crossing the wire.
+func reveal(tb testing.TB, parties []*Party, commitments []Commitment) []*PublicKeyShare {
+	tb.Helper()
+	shares := make([]*PublicKeyShare, len(parties))
+	for i, p := range parties {
+		s, err := p.PublicKeyShare(commitments)
+		if err != nil {
+			tb.Fatalf("party %d reveals its share: %v", i, err)
+		}
+		shares[i] = viaWire(tb, s, &PublicKeyShare{})
+	}
+	return shares
 }
 
 // updates returns one update of length values in [-1, 1] per site and a
@@ -141,15 +169,45 @@ func encryptAll(tb testing.TB, params Params, pk *PublicKey, ups [][]float32, we
 	return viaWire(tb, sum, &Ciphertext{}), cts
 }
 
-// decryptionShares asks each party of active for its share of ct.
-func decryptionShares(tb testing.TB, parties []*Party, ct *Ciphertext, active []int, from ...int) []*DecryptionShare {
+// contributions keys the per-site ciphertexts cts by site index, as a
+// round's decryption request carries them.
+func contributions(cts []*Ciphertext) map[int]*Ciphertext {
+	out := make(map[int]*Ciphertext, len(cts))
+	for i, ct := range cts {
+		out[i] = ct
+	}
+	return out
+}
+
+// decryptionShares asks each party of active (or of from, if given) for
+// its share of round's sum of the per-site ciphertexts cts.
+func decryptionShares(tb testing.TB, parties []*Party, round RoundID, cts []*Ciphertext, active []int, from ...int) []*DecryptionShare {
 	tb.Helper()
 	if from == nil {
 		from = active
 	}
 	var out []*DecryptionShare
 	for _, i := range from {
-		s, err := parties[i].DecryptionShare(ct, active)
+		s, err := parties[i].DecryptionShare(round, contributions(cts), active)
+		if err != nil {
+			tb.Fatalf("party %d DecryptionShare: %v", i, err)
+		}
+		out = append(out, viaWire(tb, s, &DecryptionShare{}))
+	}
+	return out
+}
+
+// rawDecryptionShares has each party of from make its share of ct itself,
+// with none of DecryptionShare's checks on what it decrypts: for tests that
+// show what a share of one ciphertext would give away.
+func rawDecryptionShares(tb testing.TB, parties []*Party, ct *Ciphertext, active []int, from ...int) []*DecryptionShare {
+	tb.Helper()
+	if from == nil {
+		from = active
+	}
+	var out []*DecryptionShare
+	for _, i := range from {
+		s, err := parties[i].decryptionShare(ct, active)
 		if err != nil {
 			tb.Fatalf("party %d DecryptionShare: %v", i, err)
 		}

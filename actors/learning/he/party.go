@@ -1,7 +1,9 @@
 package he
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
@@ -14,16 +16,19 @@ import (
 // Party is one site's side of the protocol: its secret shares and the
 // steps it takes. Its lifecycle:
 //
-//  1. NewParty draws the party's secret s_i, makes its PublicKeyShare and
-//     its n-1 outgoing ThresholdShares, then forgets s_i (the shares and
-//     the party's own Shamir evaluation are all that remain of it).
-//  2. The party sends PublicKeyShare to the aggregator and each
-//     ThresholdShare, sealed, to its recipient; it passes every share it
-//     receives to AddThresholdShare.
+//  1. NewParty draws the party's secret s_i, makes its public key share
+//     and its n-1 outgoing ThresholdShares, then forgets s_i (the shares
+//     and the party's own Shamir evaluation are all that remain of it).
+//  2. The party publishes its Commitment (signed by its site). Once it
+//     holds every party's commitment, PublicKeyShare reveals its share,
+//     for the aggregator. It sends each ThresholdShare, sealed, to its
+//     recipient and passes every share it receives to AddThresholdShare.
 //  3. It takes the n public key shares (each signed by its party) and
-//     checks the collective key itself with PublicKey. Once it holds all
-//     n-1 threshold shares and the key, Ready is true.
-//  4. For each aggregate the job decrypts, it answers DecryptionShare.
+//     checks the collective key itself with PublicKey, against the
+//     commitments it revealed after. Once it holds all n-1 threshold
+//     shares and the key, Ready is true.
+//  4. For each round the job decrypts, it answers DecryptionShare with the
+//     round's per-site ciphertexts, at most one sum per round.
 //
 // A Party holds secrets (it prints redacted) and scratch buffers: it is not
 // safe for concurrent use.
@@ -44,6 +49,39 @@ type Party struct {
 	combiner multiparty.Combiner
 	cks      multiparty.KeySwitchProtocol
 	pk       *PublicKey // once checked by PublicKey
+	// commitment is the party's own; commitments, every party's, recorded
+	// when the party revealed its share (nil until then).
+	commitment  Commitment
+	commitments []Commitment
+	// minContributors is the fewest distinct sites whose ciphertexts a sum
+	// must add up for the party to decrypt it.
+	minContributors int
+	// rounds holds the digest of the one sum decrypted in each round.
+	rounds map[RoundID][sha256.Size]byte
+}
+
+// RoundID names one decryption of a job (its round number, say). A party
+// decrypts one sum per RoundID: the caller must bind it to the round's
+// signed ciphertexts, so that the same ciphertexts are not offered again
+// under another RoundID.
+type RoundID uint64
+
+// PartyOption sets an optional parameter of NewParty; NewParty refuses an
+// invalid one.
+type PartyOption func(*Party) error
+
+// MinContributors sets the fewest distinct sites (at least 2, at most n)
+// whose ciphertexts a sum must add up for the party to produce a
+// decryption share of it; the default is t. The larger it is, the more
+// sites must collude with the aggregator to isolate one site's update.
+func MinContributors(m int) PartyOption {
+	return func(p *Party) error {
+		if m < 2 || m > p.n {
+			return fmt.Errorf("he: minimum of %d contributing sites, want 2 to %d (the number of parties): %w", m, p.n, ErrInvalid)
+		}
+		p.minContributors = m
+		return nil
+	}
 }
 
 // point is party i's public Shamir evaluation point (never zero, where the
@@ -53,8 +91,9 @@ func point(i int) multiparty.ShamirPublicPoint { return multiparty.ShamirPublicP
 // NewParty sets up party index (0 to n-1) of n in a t-out-of-n threshold
 // key: t (at least 2, at most n) parties together decrypt, t-1 learn
 // nothing. seed is the job's public 32-byte seed; every party of the job
-// must be given the same seed, n and t.
-func NewParty(params Params, index, n, t int, seed [SeedSize]byte) (*Party, error) {
+// must be given the same seed, n and t. opts (MinContributors) are applied
+// in order.
+func NewParty(params Params, index, n, t int, seed [SeedSize]byte, opts ...PartyOption) (*Party, error) {
 	if err := params.check(); err != nil {
 		return nil, err
 	}
@@ -69,6 +108,15 @@ func NewParty(params Params, index, n, t int, seed [SeedSize]byte) (*Party, erro
 		setup:    newSetupID(params.id, seed, n, t),
 		received: make([]bool, n),
 		missing:  n - 1,
+		rounds:   map[RoundID][sha256.Size]byte{},
+		// t, so that a sum the party decrypts holds at least as many
+		// sites' updates as there are parties needed to decrypt.
+		minContributors: t,
+	}
+	for _, opt := range opts {
+		if err := opt(p); err != nil {
+			return nil, err
+		}
 	}
 	for i := range n {
 		p.points = append(p.points, point(i))
@@ -91,6 +139,7 @@ func NewParty(params Params, index, n, t int, seed [SeedSize]byte) (*Party, erro
 		value: share.Value.Q.Coeffs[0],
 	}
 	reduce(p.pkShare.value)
+	p.commitment = commit(p.pkShare)
 
 	thr := multiparty.NewThresholdizer(params.ckks)
 	poly, err := thr.GenShamirPolynomial(t, sk)
@@ -136,9 +185,31 @@ func (p *Party) String() string {
 // GoString is String, so %#v does not print secrets either.
 func (p *Party) GoString() string { return p.String() }
 
-// PublicKeyShare returns the party's contribution to the collective public
-// key, for the aggregator (it holds no secret).
-func (p *Party) PublicKeyShare() *PublicKeyShare { return p.pkShare }
+// Commitment returns the party's commitment to its public key share, to
+// publish (signed by the site) before any party reveals its share.
+func (p *Party) Commitment() Commitment { return p.commitment }
+
+// PublicKeyShare reveals the party's contribution to the collective public
+// key, for the aggregator (it holds no secret), once every party has
+// committed: commitments holds the n parties' commitments, indexed by party
+// (each signed by its site, the caller's to check). It refuses a missing
+// commitment (ErrMissingCommitment), a set whose entry for this party is
+// not its own commitment (ErrCommitmentMismatch), and a second call with
+// other commitments (ErrMismatch). The party records the commitments;
+// PublicKey accepts only the same ones.
+func (p *Party) PublicKeyShare(commitments []Commitment) (*PublicKeyShare, error) {
+	if err := checkCommitments(commitments, p.n); err != nil {
+		return nil, fmt.Errorf("he: reveal public key share: %w", err)
+	}
+	if commitments[p.index] != p.commitment {
+		return nil, fmt.Errorf("he: reveal public key share: the commitment of party %d is not its own: %w", p.index, ErrCommitmentMismatch)
+	}
+	if p.commitments != nil && !slices.Equal(p.commitments, commitments) {
+		return nil, fmt.Errorf("he: reveal public key share: party %d revealed its share after other commitments: %w", p.index, ErrMismatch)
+	}
+	p.commitments = slices.Clone(commitments)
+	return p.pkShare, nil
+}
 
 // ThresholdShares returns the party's n-1 outgoing setup shares, one per
 // other party in index order (To names the recipient). They are secret:
@@ -173,16 +244,30 @@ func (p *Party) AddThresholdShare(s *ThresholdShare) error {
 // PublicKey is the party's own check of the collective key: it aggregates
 // the n public key shares itself (AggregatePublicKey) and refuses them if
 // its own share is missing or altered, for a key without the party's secret
-// in it could be one whose secret someone else holds. The party then
+// in it could be one whose secret someone else holds, and if any share
+// does not match its party's commitment (VerifyShares), for a share chosen
+// after seeing the others could cancel them (the rogue-key attack).
+// commitments must be those the party revealed its share after
+// (PublicKeyShare); PublicKey refuses before the party has revealed
+// (ErrSetupIncomplete) and other commitments (ErrMismatch). The party then
 // decrypts only under this key. A site must encrypt only under a key it
 // obtained this way (or whose ID equals it), never under a key merely
 // handed to it: a key the aggregator made alone would let the aggregator
-// read every update. The other shares' authenticity (each signed by its
-// party) is the caller's to check.
-func (p *Party) PublicKey(shares []*PublicKeyShare) (*PublicKey, error) {
+// read every update. The authenticity of the other shares and commitments
+// (each signed by its party) is the caller's to check.
+func (p *Party) PublicKey(commitments []Commitment, shares []*PublicKeyShare) (*PublicKey, error) {
+	if p.commitments == nil {
+		return nil, fmt.Errorf("he: public key: party %d has not revealed its share: %w", p.index, ErrSetupIncomplete)
+	}
+	if !slices.Equal(p.commitments, commitments) {
+		return nil, fmt.Errorf("he: public key: not the commitments party %d revealed its share after: %w", p.index, ErrMismatch)
+	}
 	own := slices.IndexFunc(shares, func(s *PublicKeyShare) bool { return s != nil && s.from == p.index })
 	if own < 0 || !p.pkShare.equal(shares[own]) {
 		return nil, fmt.Errorf("he: public key: party %d's own share is missing or altered: %w", p.index, ErrMismatch)
+	}
+	if err := VerifyShares(commitments, shares); err != nil {
+		return nil, fmt.Errorf("he: public key: %w", err)
 	}
 	pk, err := AggregatePublicKey(shares)
 	if err != nil {
@@ -214,7 +299,67 @@ func checkActive(active []int, n, t int) error {
 	return nil
 }
 
-// DecryptionShare makes the party's share of the decryption of ct, which
+// DecryptionShare makes the party's share of the decryption of one round's
+// sum: contributions holds the round's per-site ciphertexts keyed by the
+// index of the site that sent each (each signed by its site, the caller's
+// to check), and the party sums them itself (Sum) and produces a share of
+// that sum only, never of a ciphertext handed to it. active is the t
+// parties (this one among them) whose shares will be combined; the
+// aggregator combines the shares with the same Sum of contributions.
+//
+// It refuses, before anything is decrypted: a party not Ready; fewer
+// contributions than the party's minimum of distinct sites
+// (MinContributors, t by default: ErrTooFewContributors); a contribution
+// from outside the setup, one that is already a sum of several updates,
+// one under another key or of another length; an invalid active set; and a
+// round for which it has already produced a share of a different sum
+// (ErrRoundDecrypted), for two sums of overlapping sets of sites would
+// give away their difference. The same sum may be asked for again in its
+// round (for another active set when a site drops out): it reveals
+// nothing new. The party remembers every round it decrypted for its
+// lifetime.
+func (p *Party) DecryptionShare(round RoundID, contributions map[int]*Ciphertext, active []int) (*DecryptionShare, error) {
+	if !p.Ready() {
+		return nil, fmt.Errorf("he: decryption share: %d setup shares missing, key checked: %t: %w", p.missing, p.pk != nil, ErrSetupIncomplete)
+	}
+	if len(contributions) < p.minContributors {
+		return nil, fmt.Errorf("he: decryption share: round %d: ciphertexts of %d sites, at least %d needed: %w", round, len(contributions), p.minContributors, ErrTooFewContributors)
+	}
+	from := slices.Sorted(maps.Keys(contributions))
+	cts := make([]*Ciphertext, len(from))
+	for k, i := range from {
+		ct := contributions[i]
+		if i < 0 || i >= p.n {
+			return nil, fmt.Errorf("he: decryption share: round %d: ciphertext of site %d of %d: %w", round, i, p.n, ErrInvalid)
+		}
+		if err := ct.check(); err != nil {
+			return nil, fmt.Errorf("he: decryption share: round %d: ciphertext of site %d: %w", round, i, err)
+		}
+		if ct.summands != 1 {
+			return nil, fmt.Errorf("he: decryption share: round %d: ciphertext of site %d is a sum of %d updates, not one site's: %w", round, i, ct.summands, ErrInvalid)
+		}
+		if ct.key != p.pk.id {
+			return nil, fmt.Errorf("he: decryption share: round %d: ciphertext of site %d under key %s, not %s: %w", round, i, ct.key, p.pk.id, ErrMismatch)
+		}
+		cts[k] = ct
+	}
+	sum, err := Sum(cts...)
+	if err != nil {
+		return nil, fmt.Errorf("he: decryption share: round %d: %w", round, err)
+	}
+	digest := sum.Digest()
+	if prev, ok := p.rounds[round]; ok && prev != digest {
+		return nil, fmt.Errorf("he: decryption share: party %d already decrypted another sum in round %d: %w", p.index, round, ErrRoundDecrypted)
+	}
+	share, err := p.decryptionShare(sum, active)
+	if err != nil {
+		return nil, err
+	}
+	p.rounds[round] = digest
+	return share, nil
+}
+
+// decryptionShare makes the party's share of the decryption of ct, which
 // must be under the party's key (see PublicKey), for the given active set:
 // the t parties (this one among them) whose shares will be combined. The
 // share is c1*s'_i + e_i per chunk, where s'_i is the party's threshold
@@ -224,9 +369,9 @@ func checkActive(active []int, n, t int) error {
 //
 // It refuses before the party is Ready, a ciphertext under another key, and
 // an invalid active set. Whoever gathers t shares learns the plaintext of
-// ct, so the caller must check that ct is what the job is to decrypt (an
-// aggregate of enough sites' updates), never one site's update.
-func (p *Party) DecryptionShare(ct *Ciphertext, active []int) (*DecryptionShare, error) {
+// ct, which is why it is reachable only through DecryptionShare, which
+// decrypts nothing but a sum it computed itself.
+func (p *Party) decryptionShare(ct *Ciphertext, active []int) (*DecryptionShare, error) {
 	if !p.Ready() {
 		return nil, fmt.Errorf("he: decryption share: %d setup shares missing, key checked: %t: %w", p.missing, p.pk != nil, ErrSetupIncomplete)
 	}

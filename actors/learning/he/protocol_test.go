@@ -19,9 +19,9 @@ func TestAggregateMatchesPlaintextFedAvg(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	parties, pk := setup(t, params, 5, 3, testSeed(1))
 	ups, weights := updates(rng, 5, 100_000)
-	sum, _ := encryptAll(t, params, pk, ups, weights)
+	sum, cts := encryptAll(t, params, pk, ups, weights)
 	active := []int{0, 2, 4} // sites 1 and 3 offline
-	got, err := Combine(params, pk, sum, decryptionShares(t, parties, sum, active))
+	got, err := Combine(params, pk, sum, decryptionShares(t, parties, 1, cts, active))
 	if err != nil {
 		t.Fatalf("Combine: %v", err)
 	}
@@ -55,11 +55,11 @@ func TestThresholds(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(i), 7))
 			parties, pk := setup(t, params, tt.n, tt.t, testSeed(byte(10+i)))
 			ups, weights := updates(rng, tt.n, tt.length)
-			sum, _ := encryptAll(t, params, pk, ups, weights)
+			sum, cts := encryptAll(t, params, pk, ups, weights)
 			if sum.Summands() != tt.n {
 				t.Fatalf("sum of %d summands, want %d", sum.Summands(), tt.n)
 			}
-			got, err := Combine(params, pk, sum, decryptionShares(t, parties, sum, tt.active))
+			got, err := Combine(params, pk, sum, decryptionShares(t, parties, 1, cts, tt.active))
 			if err != nil {
 				t.Fatalf("Combine: %v", err)
 			}
@@ -78,9 +78,9 @@ func TestFewerThanThresholdFails(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	parties, pk := setup(t, params, 5, 3, testSeed(2))
 	ups, weights := updates(rng, 5, 2*Slots)
-	sum, _ := encryptAll(t, params, pk, ups, weights)
+	sum, cts := encryptAll(t, params, pk, ups, weights)
 	active := []int{0, 1, 2}
-	shares := decryptionShares(t, parties, sum, active, 0, 1) // party 2 never answers
+	shares := decryptionShares(t, parties, 1, cts, active, 0, 1) // party 2 never answers
 
 	if _, err := Combine(params, pk, sum, shares); !errors.Is(err, ErrTooFewShares) {
 		t.Fatalf("Combine with t-1 shares: %v, want ErrTooFewShares", err)
@@ -125,7 +125,7 @@ func TestOneSiteCannotDecryptAnother(t *testing.T) {
 		}
 	})
 	t.Run("one decryption share", func(t *testing.T) {
-		shares := decryptionShares(t, parties, victim, []int{1, 2, 3}, 1)
+		shares := rawDecryptionShares(t, parties, victim, []int{1, 2, 3}, 1)
 		if _, err := Combine(params, pk, victim, shares); !errors.Is(err, ErrTooFewShares) {
 			t.Fatalf("Combine with site 1's share alone: %v, want ErrTooFewShares", err)
 		}
@@ -171,7 +171,7 @@ func TestFloodingSigmaSizedForCKKS(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	parties, pk := setup(t, params, 5, 3, testSeed(4))
 	ups, weights := updates(rng, 5, Slots)
-	sum, _ := encryptAll(t, params, pk, ups, weights)
+	sum, cts := encryptAll(t, params, pk, ups, weights)
 	want := weightedSum(ups, weights)
 	active := []int{0, 1, 2}
 
@@ -183,7 +183,7 @@ func TestFloodingSigmaSizedForCKKS(t *testing.T) {
 			t.Fatalf("key switch protocol: %v", err)
 		}
 	}
-	raw, err := combine(params, sum, decryptionShares(t, parties, sum, active))
+	raw, err := combine(params, sum, decryptionShares(t, parties, 1, cts, active))
 	if err != nil {
 		t.Fatalf("combine: %v", err)
 	}

@@ -17,11 +17,11 @@ func encodings(tb testing.TB, length int) map[kind][]byte {
 	params := testParams(tb)
 	parties, pk := setup(tb, params, 3, 2, testSeed(1))
 	ups, weights := updates(rand.New(rand.NewPCG(1, 1)), 3, length)
-	sum, _ := encryptAll(tb, params, pk, ups, weights)
-	share := decryptionShares(tb, parties, sum, []int{0, 2}, 2)[0]
+	sum, cts := encryptAll(tb, params, pk, ups, weights)
+	share := decryptionShares(tb, parties, 1, cts, []int{0, 2}, 2)[0]
 	out := map[kind][]byte{}
 	for k, m := range map[kind]encoding.BinaryMarshaler{
-		kindPublicKeyShare:  parties[1].PublicKeyShare(),
+		kindPublicKeyShare:  parties[1].pkShare,
 		kindPublicKey:       pk,
 		kindThresholdShare:  parties[0].ThresholdShares()[1],
 		kindCiphertext:      sum,
