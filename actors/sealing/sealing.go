@@ -10,6 +10,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"time"
 
@@ -63,27 +64,39 @@ func VerifyKey(k *hearthv1.SealingKey, trust *pki.Trust, scope, site string, now
 		return fail("none")
 	case k.Site != site || k.JobId != scope:
 		return fail("bound to %q in job %q", envelope.Clip(k.Site, 64), envelope.Clip(k.JobId, 64))
-	case len(k.Certificate) > maxCertificate:
-		return fail("certificate of %d bytes", len(k.Certificate))
-	}
-	cert, err := x509.ParseCertificate(k.Certificate)
-	if err != nil {
-		return fail("certificate: %v", err)
-	}
-	id, err := trust.VerifyKind(cert, now, pki.KindSite)
-	if err != nil {
-		return fail("%v", err)
-	}
-	if id.Name != site {
-		return fail("certificate is %s's", id.Name)
 	}
 	pub, err := ecdh.X25519().NewPublicKey(k.PublicKey)
 	if err != nil {
 		return fail("not an X25519 key: %v", err)
 	}
-	edPub, ok := cert.PublicKey.(ed25519.PublicKey)
-	if !ok || !envelope.VerifyFor(edPub, keyPurpose, keyMessage(scope, site, k.PublicKey), k.Signature) {
-		return fail("the binding's signature does not verify")
+	if err := VerifySigned(k.Certificate, k.Signature, keyPurpose, keyMessage(scope, site, k.PublicKey), trust, site, now); err != nil {
+		return fail("%v", err)
 	}
 	return pub, nil
+}
+
+// VerifySigned checks that certDER (bounded before it is parsed) is site's
+// site certificate, current under trust at now, and that its key signed
+// msg for purpose (envelope.Signer.SignFor): what a site signs for others
+// to check, a sealing key's binding or an answer to an admin.
+func VerifySigned(certDER, sig []byte, purpose string, msg []byte, trust *pki.Trust, site string, now time.Time) error {
+	if len(certDER) > maxCertificate {
+		return fmt.Errorf("certificate of %d bytes", len(certDER))
+	}
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return fmt.Errorf("certificate: %w", err)
+	}
+	id, err := trust.VerifyKind(cert, now, pki.KindSite)
+	if err != nil {
+		return err
+	}
+	if id.Name != site {
+		return fmt.Errorf("signed by %s's certificate, not %s's", id.Name, site)
+	}
+	pub, ok := cert.PublicKey.(ed25519.PublicKey)
+	if !ok || !envelope.VerifyFor(pub, purpose, msg, sig) {
+		return errors.New("the signature does not verify (changed on the way, or not for this)")
+	}
+	return nil
 }

@@ -8,8 +8,6 @@ package siteanswer
 
 import (
 	"crypto/ecdh"
-	"crypto/ed25519"
-	"crypto/x509"
 	"fmt"
 	"time"
 
@@ -80,8 +78,8 @@ func OpenCommandAnswer(sa *hearthv1.SealedSiteAnswer, key *ecdh.PrivateKey, trus
 	if err := proto.Unmarshal(b, &signed); err != nil {
 		return nil, fmt.Errorf("%s's answer: %w", site, err)
 	}
-	if err := verify(signed.SiteCert, signed.Signature, commandPurpose, message(commandHash, signed.Result), trust, site, now); err != nil {
-		return nil, err
+	if err := sealing.VerifySigned(signed.SiteCert, signed.Signature, commandPurpose, message(commandHash, signed.Result), trust, site, now); err != nil {
+		return nil, fmt.Errorf("%s's answer: %w", site, err)
 	}
 	var res hearthv1.SiteCommandResult
 	if err := proto.Unmarshal(signed.Result, &res); err != nil {
@@ -117,32 +115,8 @@ func VerifyPreflight(sa *hearthv1.SignedPreflightAnswer, trust *pki.Trust, jobHa
 	if err := proto.Unmarshal(sa.Answer, &a); err != nil {
 		return nil, fmt.Errorf("a pre-flight answer: %w", err)
 	}
-	if err := verify(sa.SiteCert, sa.Signature, preflightPurpose, message(jobHash, sa.Answer), trust, a.Site, now); err != nil {
-		return nil, err
+	if err := sealing.VerifySigned(sa.SiteCert, sa.Signature, preflightPurpose, message(jobHash, sa.Answer), trust, a.Site, now); err != nil {
+		return nil, fmt.Errorf("%s's pre-flight answer: %w", envelope.Clip(a.Site, 64), err)
 	}
 	return &a, nil
-}
-
-// verify checks that certDER is site's current site certificate and that
-// its key signed msg for purpose.
-func verify(certDER, sig []byte, purpose string, msg []byte, trust *pki.Trust, site string, now time.Time) error {
-	if len(certDER) > maxCertificate {
-		return fmt.Errorf("%s's answer carries a certificate of %d bytes", site, len(certDER))
-	}
-	cert, err := x509.ParseCertificate(certDER)
-	if err != nil {
-		return fmt.Errorf("%s's answer: certificate: %w", site, err)
-	}
-	id, err := trust.VerifyKind(cert, now, pki.KindSite)
-	if err != nil {
-		return fmt.Errorf("%s's answer: certificate: %w", site, err)
-	}
-	if id.Name != site {
-		return fmt.Errorf("%s's answer is signed by %s", site, id.Name)
-	}
-	pub, ok := cert.PublicKey.(ed25519.PublicKey)
-	if !ok || !envelope.VerifyFor(pub, purpose, msg, sig) {
-		return fmt.Errorf("%s's answer: the signature does not verify (changed on the way, or not for this command)", site)
-	}
-	return nil
 }
