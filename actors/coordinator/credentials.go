@@ -75,41 +75,24 @@ func (c *Coordinator) credentialKeys(ctx actor.Context, m *hearthv1.GetCredentia
 			ask = append(ask, s)
 		}
 	}
-	reply, left := ctx.Sender(), len(ask)
-	if left == 0 {
-		ctx.Respond(out)
-		return
-	}
-	for _, s := range ask {
-		site := s
-		future := ctx.RequestFuture(c.cfg.Bridge, &bridge.Ask{To: site, Msg: &hearthv1.GetCredentialKey{}, Timeout: credentialKeyTimeout},
-			credentialKeyTimeout+time.Second)
-		ctx.ReenterAfter(future, func(res any, err error) {
-			switch r := res.(type) {
-			case *bridge.Reply:
-				if k, ok := r.Msg.(*hearthv1.SealingKey); ok {
-					out.Keys = append(out.Keys, k)
-				} else if f, ok := r.Msg.(*hearthv1.Failure); ok {
-					out.Missing[site] = envelope.Clip(f.Message, maxReason)
-				} else {
-					out.Missing[site] = fmt.Sprintf("answered %T", r.Msg)
-				}
-			case *bridge.Failed:
-				out.Missing[site] = envelope.Clip(r.Err.Error(), maxReason)
+	reply := ctx.Sender()
+	c.askSites(ctx, ask, func(string) proto.Message { return &hearthv1.GetCredentialKey{} }, credentialKeyTimeout,
+		func(site string, m proto.Message, why string) {
+			switch k, ok := m.(*hearthv1.SealingKey); {
+			case ok:
+				out.Keys = append(out.Keys, k)
+			case why != "":
+				out.Missing[site] = why
 			default:
-				if err == nil {
-					err = fmt.Errorf("answered %T", res)
-				}
-				out.Missing[site] = envelope.Clip(err.Error(), maxReason)
+				out.Missing[site] = fmt.Sprintf("answered %T", m)
 			}
-			if left--; left == 0 {
-				if len(out.Missing) > 0 {
-					c.audit(auditor.Event{Action: "credential-keys.missing", Detail: out.Missing})
-				}
-				ctx.Send(reply, out)
+		},
+		func() {
+			if len(out.Missing) > 0 {
+				c.audit(auditor.Event{Action: "credential-keys.missing", Detail: out.Missing})
 			}
+			ctx.Send(reply, out)
 		})
-	}
 }
 
 // siteCommandTimeout bounds how long the server waits for a site to answer

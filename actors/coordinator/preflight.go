@@ -12,8 +12,6 @@ import (
 
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
-	"github.com/hearthfl/hearth/bus/bridge"
-	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -37,49 +35,31 @@ func (c *Coordinator) preflight(ctx actor.Context, signed *hearthv1.SignedJob, m
 	}
 	asked := c.audit(auditor.Event{Action: "job.preflight", Peer: who.Name, Detail: map[string]string{"name": m.Name, "sites": strings.Join(targets, ",")}})
 	report := &hearthv1.PreflightReport{}
-	reply, left := ctx.Sender(), 0
+	reply := ctx.Sender()
 	done := func() {
 		slices.SortFunc(report.Sites, func(a, b *hearthv1.PreflightAnswer) int { return cmp.Compare(a.Site, b.Site) })
 		c.audit(auditor.Event{Action: "job.preflight.answered", Peer: who.Name, PeerEvent: asked,
 			Detail: map[string]string{"answered": fmt.Sprint(len(report.Signed)), "not_asked": fmt.Sprint(len(report.Sites))}})
 		ctx.Send(reply, report)
 	}
+	var ask []string
 	for _, s := range targets {
 		if c.cfg.Reachable != nil && !c.cfg.Reachable(s) {
 			report.Sites = append(report.Sites, &hearthv1.PreflightAnswer{Site: s, Reason: "not connected to the hub"})
 			continue
 		}
-		site := s
-		left++
-		future := ctx.RequestFuture(c.cfg.Bridge, &bridge.Ask{To: site, Msg: &hearthv1.Preflight{Job: signed, Credential: creds[site], AuditEvent: asked},
-			Timeout: preflightTimeout}, preflightTimeout+time.Second)
-		ctx.ReenterAfter(future, func(res any, err error) {
-			row := &hearthv1.PreflightAnswer{Site: site}
-			switch r := res.(type) {
-			case *bridge.Reply:
-				if a, ok := r.Msg.(*hearthv1.SignedPreflightAnswer); ok && proto.Size(a) <= maxSignedAnswer {
-					report.Signed = append(report.Signed, a) // the console checks it is the site's
-					row = nil
-				} else {
-					row.Reason = fmt.Sprintf("answered %T", r.Msg)
-				}
-			case *bridge.Failed:
-				row.Reason = envelope.Clip(r.Err.Error(), maxReason)
-			default:
-				if err == nil {
-					err = fmt.Errorf("answered %T", res)
-				}
-				row.Reason = envelope.Clip(err.Error(), maxReason)
-			}
-			if row != nil {
-				report.Sites = append(report.Sites, row)
-			}
-			if left--; left == 0 {
-				done()
-			}
-		})
+		ask = append(ask, s)
 	}
-	if left == 0 {
-		done()
-	}
+	c.askSites(ctx, ask, func(site string) proto.Message {
+		return &hearthv1.Preflight{Job: signed, Credential: creds[site], AuditEvent: asked}
+	}, preflightTimeout, func(site string, m proto.Message, why string) {
+		switch a, ok := m.(*hearthv1.SignedPreflightAnswer); {
+		case ok && proto.Size(a) <= maxSignedAnswer:
+			report.Signed = append(report.Signed, a) // the console checks it is the site's
+		case why != "":
+			report.Sites = append(report.Sites, &hearthv1.PreflightAnswer{Site: site, Reason: why})
+		default:
+			report.Sites = append(report.Sites, &hearthv1.PreflightAnswer{Site: site, Reason: fmt.Sprintf("answered %T", m)})
+		}
+	}, done)
 }
