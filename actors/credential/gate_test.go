@@ -89,3 +89,51 @@ func TestGateChecks(t *testing.T) {
 		})
 	}
 }
+
+// blocking is an authenticator whose decisions wait until release closes.
+type blocking struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blocking) Needs(authn.Command) bool { return true }
+func (b *blocking) Authenticate(ctx context.Context, _ authn.Request) (authn.Decision, error) {
+	b.started <- struct{}{}
+	<-b.release
+	return authn.Decision{Reason: "no"}, nil
+}
+
+// TestGateBoundsAuthenticationsAtOnce: a flood of commands waits for one of
+// MaxConcurrent slots, and one whose deadline passes first could not be
+// decided, without starting another plugin call.
+func TestGateBoundsAuthenticationsAtOnce(t *testing.T) {
+	b := &blocking{started: make(chan struct{}, credential.MaxConcurrent+1), release: make(chan struct{})}
+	g := credential.NewGate(b, credential.NewOpener("site-1", newKey(t)))
+	who := pki.Identity{Name: "lead@a", Org: "a", Role: pki.RoleLead, Kind: pki.KindAdmin}
+	bind := credential.Binding{Site: "site-1", Command: authn.CommandSubmit, Requester: who.Name, JobHash: []byte("job")}
+	done := make(chan error, credential.MaxConcurrent)
+	for range credential.MaxConcurrent {
+		go func() {
+			_, err := g.Check(context.Background(), who, adminPub, nil, bind, "", nil)
+			done <- err
+		}()
+	}
+	for range credential.MaxConcurrent {
+		<-b.started
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := g.Check(ctx, who, adminPub, nil, bind, "", nil)
+	if err == nil || !strings.Contains(err.Error(), "authentications already running") {
+		t.Fatalf("a check beyond the bound = %v, want could not decide", err)
+	}
+	if len(b.started) != 0 {
+		t.Fatal("the check beyond the bound reached the authenticator")
+	}
+	close(b.release)
+	for range credential.MaxConcurrent {
+		if err := <-done; err == nil {
+			t.Fatal("a blocked check was authenticated")
+		}
+	}
+}
