@@ -136,17 +136,35 @@ func readSecret(in *bufio.Reader) (string, error) {
 // say why); an expired login is an error, before anything is sent.
 func sealCredentials(ctx context.Context, c *cli, warn io.Writer, k *kit.Kit, client *coordinator.Client, trust *pki.Trust, signed *hearthv1.SignedJob,
 	cmd authn.Command) ([]*hearthv1.SealedCredential, error) {
+	hash := job.Hash(signed)
+	return sealFor(ctx, c, warn, k, client, trust, nil, func(site string) credential.Binding {
+		return credential.Binding{Site: site, Command: cmd, Requester: k.Config.Name, JobHash: hash}
+	})
+}
+
+// sealFor seals a credential for each of sites (nil: every site logged
+// into) that this admin is logged into, bound as binding(site) says: the
+// logins refreshed first, the sites' keys fetched through the server and
+// verified; a site whose key cannot be had is skipped with a warning.
+func sealFor(ctx context.Context, c *cli, warn io.Writer, k *kit.Kit, client *coordinator.Client, trust *pki.Trust, sites []string,
+	binding func(site string) credential.Binding) ([]*hearthv1.SealedCredential, error) {
 	ls, err := loadLogins(k)
-	if err != nil || len(ls) == 0 {
+	if err != nil {
 		return nil, err
 	}
+	// The sites asked for that are logged into; ls stays whole, since
+	// fresh writes it back.
+	chosen := slices.DeleteFunc(slices.Sorted(maps.Keys(ls)), func(s string) bool { return sites != nil && !slices.Contains(sites, s) })
+	if len(chosen) == 0 {
+		return nil, nil
+	}
 	now := time.Now()
-	for _, site := range slices.Sorted(maps.Keys(ls)) {
+	for _, site := range chosen {
 		if ls[site], err = fresh(ctx, k, ls, site, now); err != nil {
 			return nil, err
 		}
 	}
-	keys, missing, err := client.CredentialKeys(ctx, trust, slices.Sorted(maps.Keys(ls)), now)
+	keys, missing, err := client.CredentialKeys(ctx, trust, chosen, now)
 	if err != nil {
 		return nil, fmt.Errorf("credential keys: %w", err)
 	}
@@ -154,15 +172,13 @@ func sealCredentials(ctx context.Context, c *cli, warn io.Writer, k *kit.Kit, cl
 		fmt.Fprintf(warn, "warning: no credential for %s: %s\n", termText(site), termText(missing[site]))
 	}
 	var out []*hearthv1.SealedCredential
-	hash := job.Hash(signed)
 	for _, site := range slices.Sorted(maps.Keys(keys)) {
 		l := ls[site]
 		secret, err := secretOf(c, site, l)
 		if err != nil {
 			return nil, err
 		}
-		sc, err := credential.Seal(keys[site], authn.Credential{Kind: l.Kind, User: l.User, Secret: secret},
-			credential.Binding{Site: site, Command: cmd, Requester: k.Config.Name, JobHash: hash}, k.Key, now, credential.MaxLifetime)
+		sc, err := credential.Seal(keys[site], authn.Credential{Kind: l.Kind, User: l.User, Secret: secret}, binding(site), k.Key, now, credential.MaxLifetime)
 		if err != nil {
 			return nil, err
 		}

@@ -50,31 +50,14 @@ func runSiteCommand(ctx context.Context, c *cli, k *kit.Kit, a *console, asJSON 
 	if err != nil {
 		return err
 	}
-	ls, err := loadLogins(k)
+	creds, err := sealFor(ctx, c, c.stderr, k, a.Client, a.Trust, []string{site}, func(string) credential.Binding {
+		return credential.Binding{Site: site, Command: cmd, Requester: k.Config.Name, JobHash: siteadmin.Hash(signed)}
+	})
 	if err != nil {
 		return err
 	}
-	if _, ok := ls[site]; ok {
-		l, err := fresh(ctx, k, ls, site, now)
-		if err != nil {
-			return err
-		}
-		keys, missing, err := a.CredentialKeys(ctx, a.Trust, []string{site}, now)
-		if err != nil {
-			return fmt.Errorf("credential keys: %w", err)
-		}
-		if key := keys[site]; key != nil {
-			secret, err := secretOf(c, site, l)
-			if err != nil {
-				return err
-			}
-			if signed.Credential, err = credential.Seal(key, authn.Credential{Kind: l.Kind, User: l.User, Secret: secret},
-				credential.Binding{Site: site, Command: cmd, Requester: k.Config.Name, JobHash: siteadmin.Hash(signed)}, k.Key, now, credential.MaxLifetime); err != nil {
-				return err
-			}
-		} else {
-			fmt.Fprintf(c.stderr, "warning: no credential for %s: %s\n", termText(site), termText(missing[site]))
-		}
+	if len(creds) == 1 {
+		signed.Credential = creds[0]
 	}
 	var sealed hearthv1.SealedSiteAnswer
 	if err := a.Call(ctx, signed, &sealed); err != nil {
