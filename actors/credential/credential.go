@@ -24,7 +24,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -125,14 +124,13 @@ type Opener struct {
 	site string
 	key  *ecdh.PrivateKey
 
-	mu   sync.Mutex
-	seen map[string]time.Time // command id -> its not-after
+	seen *Once // command ids
 }
 
 // NewOpener opens credentials for site with key, the private half of the
 // site's credential key.
 func NewOpener(site string, key *ecdh.PrivateKey) *Opener {
-	return &Opener{site: site, key: key, seen: map[string]time.Time{}}
+	return &Opener{site: site, key: key, seen: NewOnce(maxSeen)}
 }
 
 // Public is the credential key's public half, for the site to bind (see
@@ -203,21 +201,11 @@ func (o *Opener) Open(sc *hearthv1.SealedCredential, want Binding, requester ed2
 
 // use records a command id until its not-after, refusing one seen before.
 func (o *Opener) use(id string, notAfter, now time.Time) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if _, ok := o.seen[id]; ok {
+	switch err := o.seen.Use(id, notAfter, now); {
+	case errors.Is(err, ErrUsed):
 		return ErrReplayed
+	case err != nil:
+		return fmt.Errorf("%w: %d credentials in flight, the most this site keeps", ErrInvalid, maxSeen)
 	}
-	if len(o.seen) >= maxSeen {
-		for k, t := range o.seen {
-			if now.After(t) {
-				delete(o.seen, k)
-			}
-		}
-		if len(o.seen) >= maxSeen {
-			return fmt.Errorf("%w: %d credentials in flight, the most this site keeps", ErrInvalid, maxSeen)
-		}
-	}
-	o.seen[id] = notAfter
 	return nil
 }

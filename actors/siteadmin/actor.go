@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -65,8 +64,7 @@ type Config struct {
 type Actor struct {
 	cfg Config
 
-	mu   sync.Mutex
-	seen map[string]time.Time // nonces run, until their not-after
+	seen *credential.Once // nonces run
 }
 
 // New checks cfg and makes the actor.
@@ -83,7 +81,7 @@ func New(cfg Config) (*Actor, error) {
 	if cfg.Started.IsZero() {
 		cfg.Started = cfg.Now()
 	}
-	return &Actor{cfg: cfg, seen: map[string]time.Time{}}, nil
+	return &Actor{cfg: cfg, seen: credential.NewOnce(maxSeen)}, nil
 }
 
 // Props makes the actor's props.
@@ -245,22 +243,12 @@ func bound(lines []string) []string {
 
 // use records a nonce until its not-after, refusing one seen before.
 func (a *Actor) use(nonce string, notAfter, now time.Time) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, ok := a.seen[nonce]; ok {
+	switch err := a.seen.Use(nonce, notAfter, now); {
+	case errors.Is(err, credential.ErrUsed):
 		return errors.New("this signed command ran here before")
+	case err != nil:
+		return fmt.Errorf("%d site commands in flight, the most this site keeps", maxSeen)
 	}
-	if len(a.seen) >= maxSeen {
-		for k, t := range a.seen {
-			if now.After(t) {
-				delete(a.seen, k)
-			}
-		}
-		if len(a.seen) >= maxSeen {
-			return fmt.Errorf("%d site commands in flight, the most this site keeps", maxSeen)
-		}
-	}
-	a.seen[nonce] = notAfter
 	return nil
 }
 
