@@ -332,9 +332,6 @@ func ParamsString(params map[string]string) string {
 // positive reports whether v is a finite number above zero.
 func positive(v float64) bool { return v > 0 && !math.IsInf(v, 1) }
 
-// finite reports whether v is neither NaN nor an infinity.
-func finite(v float64) bool { return v-v == 0 }
-
 // MaxSteps bounds the steps argument of percentile and SVT privacy.
 const MaxSteps = 1 << 30
 
