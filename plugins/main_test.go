@@ -3,8 +3,6 @@ package plugins_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -17,22 +15,7 @@ import (
 // bins are the test authenticator's binaries, built once by TestMain.
 var bins *plugintest.Binaries
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hearth-plugins-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err = plugintest.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { plugintest.Main(m, "hearth-plugins-test-", &bins) }
 
 // config is a loader configuration for the test authenticator at path,
 // pinned to sum, whose Init configures it with conf (see

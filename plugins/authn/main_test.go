@@ -3,7 +3,6 @@ package authn_test
 import (
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,22 +15,7 @@ import (
 // bins are the test authenticator's binaries, built once by TestMain.
 var bins *plugintest.Binaries
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hearth-authn-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err = plugintest.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { plugintest.Main(m, "hearth-authn-test-", &bins) }
 
 // users is the test authenticator's table: alice maps to a role, bob
 // authenticates but maps to none.

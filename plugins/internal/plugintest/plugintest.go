@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 )
 
 // testAuthn is the test authenticator's main package.
@@ -91,4 +92,23 @@ func (b *Binaries) Starts() (int, error) {
 		return 0, err
 	}
 	return bytes.Count(data, []byte("\n")), nil
+}
+
+// Main is a test package's TestMain: it builds the binaries into a fresh
+// temporary folder (named after prefix) into *bins, runs the tests and
+// removes the folder.
+func Main(m *testing.M, prefix string, bins **Binaries) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if *bins, err = Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
