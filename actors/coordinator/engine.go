@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hearthfl/hearth/actors/aggregator"
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/bus/bridge"
@@ -92,6 +93,8 @@ const (
 	training
 	closing // waiting for the aggregator
 	evaluating
+	keying     // an HE job's key setup (he.go)
+	decrypting // an HE round's threshold decryption
 )
 
 func (e *engine) id() string { return e.rec.Info.Id }
@@ -225,7 +228,7 @@ func (e *engine) settleJoined() error {
 		}
 	}
 	e.shapeFeatures, e.shapeLabels = shape.features, shape.classes
-	e.weights = cappedWeights(e.rec.Joined, e.maxShare())
+	e.weights = aggregator.CappedWeights(e.rec.Joined, e.maxShare())
 	val, test := map[string]int64{}, map[string]int64{}
 	for _, c := range e.rec.Info.Commitments {
 		if c.ValSamples > 0 {
@@ -235,7 +238,7 @@ func (e *engine) settleJoined() error {
 			test[c.Site] = c.TestSamples
 		}
 	}
-	e.valWeights, e.testWeights = cappedWeights(val, e.maxShare()), cappedWeights(test, e.maxShare())
+	e.valWeights, e.testWeights = aggregator.CappedWeights(val, e.maxShare()), aggregator.CappedWeights(test, e.maxShare())
 	sort.Slice(e.rec.Info.Commitments, func(i, j int) bool { return e.rec.Info.Commitments[i].Site < e.rec.Info.Commitments[j].Site })
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hearthfl/hearth/actors/aggregator"
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/model"
@@ -197,7 +198,7 @@ func (s *swarmFlow) joinedSwarm(site string, m *hearthv1.JobJoined, again bool) 
 		s.rec.Info.Commitments = slices.DeleteFunc(s.rec.Info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == site })
 		s.joined(nil, site, m)
 		slices.SortFunc(s.rec.Info.Commitments, func(a, b *hearthv1.SiteCommitment) int { return strings.Compare(a.Site, b.Site) })
-		s.weights = cappedWeights(s.rec.Joined, s.maxShare())
+		s.weights = aggregator.CappedWeights(s.rec.Joined, s.maxShare())
 	} else {
 		s.joined(nil, site, m)
 		if _, ok := s.rec.Joined[site]; !ok {

@@ -50,6 +50,8 @@ type workflow struct {
 	size     int64 // the global model's bytes
 	offerTo  []string
 	pulling  map[string]*hearthv1.TrainResult // the updates the aggregator pulls, by site
+	// he is the job's homomorphic encryption (he.go); nil for a plain job.
+	he *heState
 
 	// The open round.
 	started                 time.Time
@@ -94,6 +96,13 @@ func (w *workflow) Receive(ctx actor.Context) {
 		w.agg = ctx.Spawn(w.aggregatorProps())
 		w.rec.Info.Status = hearthv1.JobStatus_JOB_STATUS_RUNNING
 		w.save()
+		if w.manifest.HE != nil {
+			var err error
+			if w.he, err = newHEState(); err != nil {
+				w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, "homomorphic encryption: "+err.Error())
+				return
+			}
+		}
 		w.join(ctx)
 		if w.cfg.Reachable != nil {
 			ctx.Send(ctx.Self(), &watchLinks{})
@@ -156,7 +165,19 @@ func (w *workflow) reply(ctx actor.Context, r *bridge.Reply) {
 			w.refuse(site, "result.refused", "a JobJoined answering a task: commitments are made when joining", m.AuditEvent)
 			break
 		}
+		if w.he != nil {
+			if err := w.takeKey(site, m.SealingKey); err != nil {
+				w.refuse(site, "join.refused", err.Error(), m.AuditEvent)
+				break
+			}
+		}
 		w.joined(ctx, site, m)
+	case *hearthv1.HECommitted, *hearthv1.HEShared, *hearthv1.HEReady, *hearthv1.HEDecryptionShare:
+		if w.he == nil {
+			w.refuse(site, "result.refused", fmt.Sprintf("%T in a job without homomorphic encryption", m), "")
+			break
+		}
+		w.heAnswer(site, m)
 	case *hearthv1.TrainResult:
 		w.result(ctx, site, m)
 	case *hearthv1.EvaluateResult:
@@ -194,23 +215,42 @@ func (w *workflow) next(ctx actor.Context) {
 				n, len(w.targets), w.manifest.MinSites, strings.Join(w.reasons, "; ")))
 			return
 		}
-		hold, err := w.initialModel()
-		if err != nil {
-			w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
+		if w.he != nil { // the job's key first; then the model
+			if err := w.startKeying(ctx); err != nil {
+				w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
+			}
 			return
 		}
-		w.askAggregator(ctx, hold)
+		w.beginModel(ctx)
+	case keying:
+		w.keyingNext(ctx)
 	case training:
 		if len(w.answered) < w.manifest.MinSites {
 			w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %d of %d sites answered (min_sites %d): %s",
 				w.round, len(w.answered), len(w.rec.Joined), w.manifest.MinSites, strings.Join(w.reasons, "; ")))
 			return
 		}
+		if w.he != nil { // the sum decrypted first
+			w.startDecrypt(ctx)
+			return
+		}
 		w.phase = closing
 		w.askAggregator(ctx, &aggregator.Close{Round: w.round})
+	case decrypting:
+		w.decryptNext(ctx)
 	case evaluating:
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FINISHED, "")
 	}
+}
+
+// beginModel has the aggregator hold the job's first global model.
+func (w *workflow) beginModel(ctx actor.Context) {
+	hold, err := w.initialModel()
+	if err != nil {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
+		return
+	}
+	w.askAggregator(ctx, hold)
 }
 
 // initialModel says what the aggregator is to hold first: the checkpoint
@@ -308,6 +348,9 @@ func (w *workflow) startRound(ctx actor.Context, round int64) {
 	w.trainLoss, w.trainWeight, w.trainSamples, w.val, w.bytes, w.maxTrain = 0, 0, 0, meanMetrics{}, 0, 0
 	w.events, w.siteRounds, w.pulling = map[string]string{}, map[string]*hearthv1.SiteRound{}, map[string]*hearthv1.TrainResult{}
 	w.offerTo = w.reachableSites()
+	if w.he != nil {
+		w.he.beginRound()
+	}
 	w.askAggregator(ctx, &aggregator.Begin{Round: round, Rule: w.manifest.Aggregation, Sites: w.offerTo})
 }
 
@@ -377,6 +420,22 @@ func (w *workflow) result(ctx actor.Context, site string, m *hearthv1.TrainResul
 		w.refuse(site, "result.refused", reason, m.AuditEvent)
 		return
 	}
+	if w.he != nil {
+		if err := w.heResult(site, m); err != nil {
+			w.refuse(site, "result.refused", err.Error(), m.AuditEvent)
+			return
+		}
+		w.bytes += int64(proto.Size(m.Encrypted))
+		w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Round: w.round, Peer: site, PeerEvent: m.AuditEvent,
+			Detail: map[string]string{"task": w.events[site], "encrypted": fmt.Sprint(len(m.Encrypted.Payload))}})
+		w.answered = append(w.answered, site)
+		w.account(site, m)
+		return
+	}
+	if m.Encrypted != nil {
+		w.refuse(site, "result.refused", "an encrypted update in a job without homomorphic encryption", m.AuditEvent)
+		return
+	}
 	if m.UpdateStream != nil {
 		w.pull(ctx, site, m)
 		return
@@ -426,6 +485,10 @@ func (w *workflow) closed(ctx actor.Context, c *aggregator.Closed) {
 		return
 	}
 	w.asking = false
+	if reason := c.Refused[heSum]; reason != "" {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: the decrypted mean refused by the aggregator: %s", w.round, reason))
+		return
+	}
 	for site, reason := range c.Refused {
 		w.answered = slices.DeleteFunc(w.answered, func(s string) bool { return s == site })
 		w.refuse(site, "update.refused", "update refused by the aggregator: "+reason, "")

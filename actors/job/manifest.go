@@ -20,6 +20,7 @@ import (
 
 	"github.com/hearthfl/hearth/actors/aggregator"
 	"github.com/hearthfl/hearth/actors/learning/dataset"
+	"github.com/hearthfl/hearth/actors/learning/he"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/policies/privacy"
 )
@@ -72,6 +73,19 @@ type Manifest struct {
 	Filters *JobFilters `yaml:"filters,omitempty"`
 	// ResultFilters are Filters.Result parsed (policies/privacy).
 	ResultFilters []privacy.FilterSpec `yaml:"-"`
+	// HE, when present, runs the job under threshold homomorphic
+	// encryption (actors/hejob): the sites encrypt their updates under a
+	// key whose secret no one holds, the server adds the ciphertexts, and
+	// only threshold of the sites together decrypt, and only the sum.
+	HE *HESpec `yaml:"he,omitempty" json:"HE,omitempty"` // omitted from hearth poc's JSON when absent
+}
+
+// HESpec is a job's he section: `he: {threshold: 3}`, or `he: {}` for a
+// majority of the joined sites.
+type HESpec struct {
+	// Threshold is how many sites' decryption shares a round's sum needs
+	// (at least 2); 0: a majority of the sites that joined.
+	Threshold int `yaml:"threshold,omitempty"`
 }
 
 // JobFilters are a job's own privacy filters.
@@ -449,5 +463,40 @@ func (m *Manifest) Validate() error {
 	if err := m.Aggregation.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("job manifest: %w", err))
 	}
+	if m.HE != nil {
+		m.validateHE(bad)
+	}
 	return errors.Join(errs...)
+}
+
+// validateHE checks the he section and what it rules out: the server of
+// such a job sees no site's update alone, so it can neither bound, screen
+// nor rank one, and only the weighted mean (FedAvg) of a sum is possible.
+func (m *Manifest) validateHE(bad func(field, format string, a ...any)) {
+	if m.Workflow != WorkflowFedAvg {
+		bad("he", "needs workflow: %s (the server adds the ciphertexts; not yet in swarm learning)", WorkflowFedAvg)
+	}
+	t := m.HE.Threshold
+	switch {
+	case t != 0 && (t < 2 || t > he.MaxParties):
+		bad("he.threshold", "%d is not in 2..%d (with 1, any one site could decrypt what it is handed)", t, he.MaxParties)
+	case len(m.Sites) > 0 && m.Sites[0] != AllSites && len(m.Sites) > he.MaxParties:
+		bad("sites", "%d sites: homomorphic encryption is shared among at most %d", len(m.Sites), he.MaxParties)
+	case len(m.Sites) > 0 && m.Sites[0] != AllSites && t > len(m.Sites):
+		bad("he.threshold", "%d is more than the %d sites listed", t, len(m.Sites))
+	}
+	if t > m.MinSites && m.MinSites >= 1 {
+		bad("he.threshold", "%d is more than min_sites %d: a round that min_sites lets close could not be decrypted", t, m.MinSites)
+	}
+	a := m.Aggregation
+	why := "a job under he has its sum decrypted, never one site's update, so the server cannot %s"
+	if a.Method != "" && a.Method != aggregator.FedAvg {
+		bad("aggregation.method", why+" (only fedavg)", "rank or select updates")
+	}
+	if a.NormBound != 0 || a.RelativeNormBound != 0 || a.OnViolation != "" {
+		bad("aggregation", why+" (norm_bound, relative_norm_bound, on_violation): bound updates at the sites (a gaussian_privacy filter clips them)", "bound one")
+	}
+	if a.Screen == aggregator.ScreenKrum || a.ScreenRatio != 0 || a.Trim != 0 || a.TrimFraction != 0 || a.KrumF != 0 || a.KrumM != 0 {
+		bad("aggregation", why+" (screen, screen_ratio, trim, krum)", "screen or trim one")
+	}
 }

@@ -114,7 +114,7 @@ type Config struct {
 // Participant is the actor. Create it with New.
 type Participant struct {
 	cfg   Config
-	peers swarmPeers
+	peers jobPeers
 	jobs  map[string]*joined
 	// tasks counts the training tasks begun for each job id, across
 	// re-joins: a job's rounds plus maxResumes at most (see beginRound).
@@ -133,6 +133,7 @@ type joined struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	swarm   *swarmJob   // a swarm job's state; nil for FedAvg
+	he      *heJob      // homomorphic encryption's; nil without
 	privacy *jobPrivacy // DP-SGD's accounting; nil without DP
 	// The job's privacy scope at this site, its chain of filters on what
 	// leaves (the site's first), and the ε budgets it trains within.
@@ -225,7 +226,8 @@ func (p *Participant) Props() *actor.Props {
 // Messages are the types the participant handles, for bridge routes.
 func Messages() []proto.Message {
 	return []proto.Message{&hearthv1.JoinJob{}, &hearthv1.GetCredentialKey{}, &hearthv1.Preflight{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
-		&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{}, &hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmLocal{}}
+		&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{}, &hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmLocal{},
+		&hearthv1.HESetup{}, &hearthv1.HEKeyExchange{}, &hearthv1.HEKeys{}, &hearthv1.HEDecrypt{}, &hearthv1.HEThresholdShare{}}
 }
 
 // Receive implements actor.Actor.
@@ -257,6 +259,16 @@ func (p *Participant) Receive(ctx actor.Context) {
 		p.arrived(ctx, m.JobId, m.Round, m.Attempt, m)
 	case *hearthv1.SwarmLocal:
 		p.swarmLocal(ctx, m)
+	case *hearthv1.HESetup:
+		p.heSetup(ctx, m)
+	case *hearthv1.HEKeyExchange:
+		p.heKeyExchange(ctx, m)
+	case *hearthv1.HEThresholdShare:
+		p.heThresholdShare(ctx, m)
+	case *hearthv1.HEKeys:
+		p.heKeys(ctx, m)
+	case *hearthv1.HEDecrypt:
+		p.heDecrypt(ctx, m)
 	case *crossDue:
 		if j := p.jobs[m.jobID]; j != nil && j.swarm != nil && j.swarm.cross != nil {
 			p.finishCross(ctx, j)
@@ -276,6 +288,9 @@ func (p *Participant) Receive(ctx actor.Context) {
 			if j := p.jobs[m.JobId]; j != nil {
 				j.cancel()
 				p.leaveSwarm(ctx, j)
+				if j.he != nil {
+					p.peers.drop(j.id)
+				}
 				j.spare.Close()
 				if err := p.cfg.Ledger.End(j.nonce, m.JobId); err != nil {
 					p.cfg.Log.Error("job ledger: end not recorded", "job", m.JobId, "err", err)
@@ -438,6 +453,12 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 		j.swarm.roundTimeout = v.Manifest.RoundTimeout
 		out.SealingKey = j.swarm.key
 	}
+	if v.Manifest.HE != nil {
+		if j.he, err = p.newHEJob(m.JobId, v.Nonce, int64(j.train.Rows())); err != nil {
+			return refuse(err.Error())
+		}
+		out.SealingKey = j.he.key
+	}
 	if err := p.outgoing(v.Manifest, nil, out); err != nil {
 		return refuse(err.Error())
 	}
@@ -527,6 +548,13 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		return
 	}
 	if m.GlobalStream != nil {
+		if j.he != nil { // a streamed update would leave in the clear
+			j.endRound()
+			p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received,
+				Detail: map[string]string{"reason": "a streamed model in a job under homomorphic encryption"}})
+			ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, "a job under homomorphic encryption trains on models sent inline only"))
+			return
+		}
 		p.trainStreamed(ctx, m, j, from, received)
 		return
 	}
@@ -578,7 +606,15 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		}
 		eps = max(eps, epsilonOf(j)) // DP-SGD's and the filters'
 		res.TrainMicros = time.Since(start).Microseconds()
-		res.Update, res.Samples, res.TrainLoss, res.Epsilon = job.ToWire(update), int64(r.Samples), r.Loss, eps
+		res.Samples, res.TrainLoss, res.Epsilon = int64(r.Samples), r.Loss, eps
+		if j.he != nil { // encrypted: the server never sees the update itself
+			if res.Encrypted, err = p.encryptUpdate(j, m.Round, update); err != nil {
+				system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, "encrypting the update: "+err.Error()))
+				return
+			}
+		} else {
+			res.Update = job.ToWire(update)
+		}
 		if err := p.outgoing(j.manifest, global, res); err != nil {
 			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
 			return

@@ -141,69 +141,82 @@ type (
 	}
 )
 
-// swarmPeers is who may address this site in which swarm job: the members
-// and holders of the job's newest attempt. The bridge asks Admit from its
-// own goroutines, so it has its own lock.
-type swarmPeers struct {
-	mu   sync.Mutex
-	jobs map[string]map[string]bool
+// jobPeers is who may address this site, in which job, with what: in a
+// swarm job the members and holders of the job's newest attempt, with the
+// swarm's messages; in a job under homomorphic encryption the setup's
+// other parties, with their threshold shares. The bridge asks Admit from
+// its own goroutines, so it has its own lock.
+type jobPeers struct {
+	mu    sync.Mutex
+	jobs  map[string]map[string]bool
+	types map[string]map[string]bool // by job: the message types admitted
 }
 
-func (s *swarmPeers) set(jobID string, sites []string) {
+func (s *jobPeers) put(jobID string, sites map[string]bool, types map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.jobs == nil {
-		s.jobs = map[string]map[string]bool{}
+		s.jobs, s.types = map[string]map[string]bool{}, map[string]map[string]bool{}
 	}
+	s.jobs[jobID], s.types[jobID] = sites, types
+}
+
+func (s *jobPeers) set(jobID string, sites []string) {
 	m := map[string]bool{}
 	for _, site := range sites {
 		m[site] = true
 	}
-	s.jobs[jobID] = m
+	s.put(jobID, m, swarmTypes)
 }
 
 // setAny admits every site of the project for jobID until the job's first
 // task names its members: a job on every site lists no sites, and another
 // site's first update may overtake that task. What is admitted then only
 // waits for the task (early), which decides on it.
-func (s *swarmPeers) setAny(jobID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.jobs == nil {
-		s.jobs = map[string]map[string]bool{}
+func (s *jobPeers) setAny(jobID string) { s.put(jobID, map[string]bool{anySite: true}, swarmTypes) }
+
+// setHE admits the other parties of an HE job's setup.
+func (s *jobPeers) setHE(jobID string, parties []string, self string) {
+	m := map[string]bool{}
+	for _, site := range parties {
+		m[site] = site != self
 	}
-	s.jobs[jobID] = map[string]bool{anySite: true}
+	s.put(jobID, m, heTypes)
 }
 
 // anySite in a job's peers admits every site (setAny).
 const anySite = "@any"
 
-func (s *swarmPeers) drop(jobID string) {
+func (s *jobPeers) drop(jobID string) {
 	s.mu.Lock()
 	delete(s.jobs, jobID)
+	delete(s.types, jobID)
 	s.mu.Unlock()
 }
 
 // Admit is bridge.Config.Admit for a site: another site is heard only in
 // a swarm job this site has joined, and only while the server's newest task
-// for it lists that site as a member or holder. Every other envelope is
-// refused by the bridge (audited as a refusal) before its body is opened.
+// for it lists that site as a member or holder, or in a job under
+// homomorphic encryption while its setup names that site; and only with
+// that kind of job's messages. Every other envelope is refused by the
+// bridge (audited as a refusal) before its body is opened.
 func (p *Participant) Admit(sender pki.Identity, messageType, jobID string) error {
 	p.peers.mu.Lock()
 	defer p.peers.mu.Unlock()
 	if sender.Kind != pki.KindSite {
 		return fmt.Errorf("%s is a %s, not a site", sender.Name, sender.Kind)
 	}
-	if !swarmTypes[messageType] {
-		return fmt.Errorf("%s is not a swarm message", envelope.Clip(messageType, 64))
+	peers, types := p.peers.jobs[jobID], p.peers.types[jobID]
+	if !peers[sender.Name] && !peers[anySite] {
+		return fmt.Errorf("%s is in no swarm job or key setup %q with this site", sender.Name, envelope.Clip(jobID, 64))
 	}
-	if peers := p.peers.jobs[jobID]; !peers[sender.Name] && !peers[anySite] {
-		return fmt.Errorf("%s is in no swarm job %q with this site", sender.Name, envelope.Clip(jobID, 64))
+	if !types[messageType] {
+		return fmt.Errorf("%s is not a message of job %q's kind", envelope.Clip(messageType, 64), envelope.Clip(jobID, 64))
 	}
 	return nil
 }
 
-// swarmTypes are what one site may send another (Admit).
+// swarmTypes are what one site may send another in a swarm job (Admit).
 var swarmTypes = map[string]bool{
 	string(proto.MessageName(&hearthv1.SwarmUpdate{})): true, string(proto.MessageName(&hearthv1.SwarmModel{})): true,
 	string(proto.MessageName(&hearthv1.SwarmLocal{})): true,

@@ -80,11 +80,13 @@ func TestSwarmTaskChecks(t *testing.T) {
 	}
 }
 
-// TestAdmitOnlySwarmTrafficOfASharedJob: a site hears another only with
-// the swarm types, in a job whose newest task lists it.
-func TestAdmitOnlySwarmTrafficOfASharedJob(t *testing.T) {
+// TestAdmitOnlyPeerTrafficOfASharedJob: a site hears another only with
+// the swarm types, in a job whose newest task lists it; or with a threshold
+// share, in a job under homomorphic encryption whose setup names it.
+func TestAdmitOnlyPeerTrafficOfASharedJob(t *testing.T) {
 	p := &Participant{}
 	p.peers.set("job-000000000001", []string{"site-2"})
+	p.peers.setHE("job-000000000003", []string{"site-1", "site-2", "site-3"}, "site-3")
 	site2 := pki.Identity{Name: "site-2", Kind: pki.KindSite}
 	update := "hearth.v1.SwarmUpdate"
 	for _, tc := range []struct {
@@ -97,7 +99,11 @@ func TestAdmitOnlySwarmTrafficOfASharedJob(t *testing.T) {
 		{"a member's update", site2, update, "job-000000000001", ""},
 		{"another job", site2, update, "job-000000000002", "in no swarm job"},
 		{"a site not in the task", pki.Identity{Name: "site-3", Kind: pki.KindSite}, update, "job-000000000001", "in no swarm job"},
-		{"not a swarm type", site2, "hearth.v1.TrainResult", "job-000000000001", "not a swarm message"},
+		{"not a swarm type", site2, "hearth.v1.TrainResult", "job-000000000001", "not a message of job"},
+		{"a threshold share in a swarm job", site2, "hearth.v1.HEThresholdShare", "job-000000000001", "not a message of job"},
+		{"a party's threshold share", site2, "hearth.v1.HEThresholdShare", "job-000000000003", ""},
+		{"a swarm update in a key setup", site2, update, "job-000000000003", "not a message of job"},
+		{"a site outside the key setup", pki.Identity{Name: "site-4", Kind: pki.KindSite}, "hearth.v1.HEThresholdShare", "job-000000000003", "in no swarm job or key setup"},
 		{"not a site", pki.Identity{Name: "admin@x", Kind: pki.KindAdmin}, update, "job-000000000001", "not a site"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

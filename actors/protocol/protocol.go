@@ -15,7 +15,8 @@ import (
 // Who may send what. Liveness and failures are everyone's; the rest
 // follows the roles: admins command the server, the server coordinates the
 // sites, the sites answer; in swarm learning sites send each other updates
-// and models (siteToSite), and only those.
+// and models, and in a job under homomorphic encryption their threshold
+// shares of the key (siteToSite), and only those.
 var (
 	everyone = []proto.Message{&hearthv1.Ping{}, &hearthv1.Pong{}, &hearthv1.Failure{}}
 	byKind   = map[pki.Kind][]proto.Message{
@@ -26,14 +27,17 @@ var (
 			&hearthv1.JobAccepted{}, &hearthv1.JobList{}, &hearthv1.JobInfo{}, &hearthv1.JobResult{},
 			&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
 			&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{},
+			&hearthv1.HESetup{}, &hearthv1.HEKeyExchange{}, &hearthv1.HEKeys{}, &hearthv1.HEDecrypt{},
 			&hearthv1.CredentialKeys{}, &hearthv1.GetCredentialKey{}, &hearthv1.Preflight{}, &hearthv1.PreflightReport{},
 			&hearthv1.SignedSiteCommand{}, &hearthv1.SealedSiteAnswer{}},
 		pki.KindSite: {&hearthv1.JobJoined{}, &hearthv1.TrainResult{}, &hearthv1.EvaluateResult{}, &hearthv1.SwarmTrained{},
+			&hearthv1.HECommitted{}, &hearthv1.HEShared{}, &hearthv1.HEReady{}, &hearthv1.HEDecryptionShare{},
 			&hearthv1.SealingKey{}, &hearthv1.SignedPreflightAnswer{}, &hearthv1.SealedSiteAnswer{}},
 		pki.KindAggregator: {},
 	}
 	// What a site may send another site: nothing of the server's business.
-	siteToSite = []proto.Message{&hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmReceived{}, &hearthv1.SwarmLocal{}}
+	siteToSite = []proto.Message{&hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmReceived{}, &hearthv1.SwarmLocal{},
+		&hearthv1.HEThresholdShare{}, &hearthv1.HEShareTaken{}}
 )
 
 // Messages are the prototypes of every message type on the bus.

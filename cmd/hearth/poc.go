@@ -37,7 +37,7 @@ type pocOptions struct {
 	asJSON      bool
 	centralized bool
 	timeout     time.Duration
-	privacy     string  // "" or "dp"
+	privacy     string  // "", "dp" or "he"
 	epsilon     float64 // with dp: each site's target ε for the whole job
 }
 
@@ -74,8 +74,11 @@ type pocSummary struct {
 	CrossSite     crossSite `json:"cross_site,omitempty"`
 	Seconds       float64   `json:"seconds"`
 	// DP: each site's target ε over the whole job (0 without DP).
-	Epsilon float64         `json:"epsilon,omitempty"`
-	Trainer job.TrainerSpec `json:"trainer"`
+	Epsilon float64 `json:"epsilon,omitempty"`
+	// HE: how many of the sites decrypt each round's sum together (0
+	// without homomorphic encryption).
+	HEThreshold int             `json:"he_threshold,omitempty"`
+	Trainer     job.TrainerSpec `json:"trainer"`
 }
 
 type roundLine struct {
@@ -108,7 +111,7 @@ func runPOC(ctx context.Context, c *cli, args []string) error {
 	fs.BoolVar(&o.asJSON, "json", false, "print a JSON summary instead of progress")
 	fs.BoolVar(&o.centralized, "centralized", false, "also train the same model on the pooled data, for comparison")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
-	fs.StringVar(&o.privacy, "privacy", "", "dp: the sites train with DP-SGD, each within --epsilon for the whole job (an MLP; see README)")
+	fs.StringVar(&o.privacy, "privacy", "", "dp: the sites train with DP-SGD, each within --epsilon for the whole job (an MLP; see README); he: the server adds encrypted updates and a majority of the sites decrypt only their sum")
 	fs.Float64Var(&o.epsilon, "epsilon", 8, "with --privacy dp: each site's ε over the whole job, at δ 1e-5")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -130,9 +133,11 @@ func runPOC(ctx context.Context, c *cli, args []string) error {
 			o.rounds = pocDPRounds
 		}
 	case "he":
-		return errUsageMsg("--privacy he: homomorphic aggregation is not wired into jobs yet (actors/learning/he is its library)")
+		if o.workflow != job.WorkflowFedAvg {
+			return errUsageMsg("--privacy he: the server adds the encrypted updates, so it needs --workflow fedavg")
+		}
 	default:
-		return errUsageMsg(fmt.Sprintf("--privacy %q: want dp", o.privacy))
+		return errUsageMsg(fmt.Sprintf("--privacy %q: want dp or he", o.privacy))
 	}
 	if o.rounds == 0 {
 		o.rounds = trainer.DefaultRounds(o.dataset, o.model)
@@ -182,9 +187,15 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	if o.privacy == "dp" {
 		sum.Epsilon = o.epsilon
 	}
+	if o.privacy == "he" {
+		sum.HEThreshold = pocQuorum(o.sites)
+	}
 	say("hearth poc: %s, %s, %s, %d sites, Dirichlet alpha %g (label skew %.2f), %d rounds", o.workflow, o.dataset, o.model, o.sites, o.alpha, split.Skew, o.rounds)
 	if o.privacy == "dp" {
 		say("differential privacy: DP-SGD at every site, clip norm %g, each within ε %g at δ %g over the whole job (its own noise for its own data)", pocDPClipNorm, o.epsilon, pocDPDelta)
+	}
+	if o.privacy == "he" {
+		say("homomorphic encryption (threshold CKKS): the sites make a key whose secret no one holds; each sends its update encrypted; the server adds the ciphertexts; %d of the %d sites decrypt each round's sum, and nothing else", sum.HEThreshold, o.sites)
 	}
 	say("provisioned project %q in %s: root CA, server, %d sites, admin %s", local.Project.Name, ws, o.sites, local.Admin)
 	for _, s := range split.Sites {
@@ -396,6 +407,10 @@ func (ps *localProcs) stop(stderr io.Writer) error {
 	return errors.Join(errs...)
 }
 
+// pocQuorum is the POC job's min_sites, and its decryption threshold under
+// --privacy he: a majority of the sites.
+func pocQuorum(sites int) int { return max(1, sites/2+1) }
+
 // writeJob writes the job folder the POC submits.
 func writeJob(dir string, o pocOptions, spec trainer.Spec) error {
 	hidden := ""
@@ -405,6 +420,9 @@ func writeJob(dir string, o pocOptions, spec trainer.Spec) error {
 	privacy := ""
 	if o.privacy == "dp" {
 		privacy = fmt.Sprintf("  dp: {epsilon: %g, delta: %g, clip_norm: %g}   # DP-SGD: each site within epsilon over the whole job\n", o.epsilon, pocDPDelta, pocDPClipNorm)
+	}
+	if o.privacy == "he" {
+		privacy += fmt.Sprintf("he: {threshold: %d}   # threshold homomorphic encryption: %d sites decrypt each round's sum together\n", pocQuorum(o.sites), pocQuorum(o.sites))
 	}
 	crossSite := ""
 	if o.workflow == job.WorkflowSwarm {
@@ -428,7 +446,7 @@ trainer:
 %sevaluation:
   validation: true
   test: true
-%s`, o.workflow, o.dataset, o.workflow, o.workflow, o.rounds, max(1, o.sites/2+1), o.dataset, spec.Kind, hidden, spec.LearningRate, spec.Epochs, spec.BatchSize, spec.L2, spec.Seed, privacy, crossSite)
+%s`, o.workflow, o.dataset, o.workflow, o.workflow, o.rounds, pocQuorum(o.sites), o.dataset, spec.Kind, hidden, spec.LearningRate, spec.Epochs, spec.BatchSize, spec.L2, spec.Seed, privacy, crossSite)
 	if _, err := job.ParseManifest([]byte(manifest)); err != nil {
 		return err
 	}

@@ -120,6 +120,12 @@ func Sum(cts ...*Ciphertext) (*Ciphertext, error) {
 	return out, nil
 }
 
+// CiphertextSize is the encoded size (MarshalBinary) of the ciphertext of
+// an update of values values.
+func CiphertextSize(values int) int {
+	return headerSize + len(KeyID{}) + 6 + 2*chunks(values)*polyBytes
+}
+
 // MarshalBinary encodes c: header, key id (16 bytes), length (4 bytes),
 // summands (2 bytes), then c0 and c1 of every chunk.
 func (c *Ciphertext) MarshalBinary() ([]byte, error) {

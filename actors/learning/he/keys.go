@@ -24,6 +24,13 @@ type KeyID [16]byte
 // String returns the identifier in hex.
 func (k KeyID) String() string { return hex.EncodeToString(k[:]) }
 
+// SetupOf is the SetupID of a setup of params among n parties with
+// threshold t from seed: what every party's Setup is, for whoever checks
+// their statements without being one (the aggregator).
+func SetupOf(params Params, seed [SeedSize]byte, n, t int) SetupID {
+	return newSetupID(params.id, seed, n, t)
+}
+
 // newSetupID derives the SetupID of (params, seed, n, t).
 func newSetupID(id ParamsID, seed [SeedSize]byte, n, t int) SetupID {
 	h := sha256.New()

@@ -1742,8 +1742,8 @@ type JobJoined struct {
 	// the site's commitment for the job: no later report may exceed them.
 	ValSamples  int64 `protobuf:"varint,6,opt,name=val_samples,json=valSamples,proto3" json:"val_samples,omitempty"`
 	TestSamples int64 `protobuf:"varint,7,opt,name=test_samples,json=testSamples,proto3" json:"test_samples,omitempty"`
-	// In a swarm job: the key other sites seal this site's updates and
-	// models to (see swarm.proto).
+	// In a swarm job, or one under homomorphic encryption: the key other
+	// sites seal this site's updates and models (or threshold shares) to.
 	SealingKey    *SealingKey `protobuf:"bytes,8,opt,name=sealing_key,json=sealingKey,proto3" json:"sealing_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1918,6 +1918,103 @@ func (x *SealingKey) GetCertificate() []byte {
 	return nil
 }
 
+// HESigned is one site's signed statement in an HE job. signature is the
+// site's Ed25519 certificate key over purpose "hearth.he.v1" and
+// job_id || 0 || site || 0 || kind || 0 || round (8 bytes, big-endian) ||
+// setup (16 bytes) || SHA-256(payload) (actors/hejob.Sign). The
+// certificate that checks it is the site's sealing-key binding's, from the
+// setup.
+type HESigned struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Site  string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	// "commitment", "key_share" or "update".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The round of an update; 0 for the setup's statements.
+	Round int64 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
+	// The setup (actors/learning/he.SetupID) the statement belongs to.
+	Setup []byte `protobuf:"bytes,4,opt,name=setup,proto3" json:"setup,omitempty"`
+	// A commitment: 32 bytes, then the site's committed training samples
+	// (8 bytes, big-endian), which fix its aggregation weight; a key share:
+	// its encoding; an update: its HE weight (a float64's 8 bytes,
+	// big-endian), then the ciphertext's encoding.
+	Payload       []byte `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
+	Signature     []byte `protobuf:"bytes,6,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HESigned) Reset() {
+	*x = HESigned{}
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HESigned) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HESigned) ProtoMessage() {}
+
+func (x *HESigned) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HESigned.ProtoReflect.Descriptor instead.
+func (*HESigned) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *HESigned) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *HESigned) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *HESigned) GetRound() int64 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *HESigned) GetSetup() []byte {
+	if x != nil {
+		return x.Setup
+	}
+	return nil
+}
+
+func (x *HESigned) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *HESigned) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // TrainTask asks a site to evaluate the global model on its validation data,
 // then train from it on its local data.
 type TrainTask struct {
@@ -1937,7 +2034,7 @@ type TrainTask struct {
 
 func (x *TrainTask) Reset() {
 	*x = TrainTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1949,7 +2046,7 @@ func (x *TrainTask) String() string {
 func (*TrainTask) ProtoMessage() {}
 
 func (x *TrainTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1962,7 +2059,7 @@ func (x *TrainTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainTask.ProtoReflect.Descriptor instead.
 func (*TrainTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{25}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TrainTask) GetJobId() string {
@@ -2022,14 +2119,18 @@ type TrainResult struct {
 	UpdateStream *StreamManifest `protobuf:"bytes,9,opt,name=update_stream,json=updateStream,proto3" json:"update_stream,omitempty"`
 	// DP-SGD: the site's ε in the job so far, at the job's δ, as its own
 	// accountant has it (0 without DP).
-	Epsilon       float64 `protobuf:"fixed64,10,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
+	Epsilon float64 `protobuf:"fixed64,10,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
+	// In a job under homomorphic encryption: the update encrypted under the
+	// job's collective key and signed by the site (kind "update", for this
+	// round), instead of update.
+	Encrypted     *HESigned `protobuf:"bytes,11,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TrainResult) Reset() {
 	*x = TrainResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2142,7 @@ func (x *TrainResult) String() string {
 func (*TrainResult) ProtoMessage() {}
 
 func (x *TrainResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2155,7 @@ func (x *TrainResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainResult.ProtoReflect.Descriptor instead.
 func (*TrainResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TrainResult) GetJobId() string {
@@ -2127,7 +2228,13 @@ func (x *TrainResult) GetEpsilon() float64 {
 	return 0
 }
 
-// EvaluateTask asks a site to score a model on its held-out test data.
+func (x *TrainResult) GetEncrypted() *HESigned {
+	if x != nil {
+		return x.Encrypted
+	}
+	return nil
+}
+
 // EvaluateTask asks a site to evaluate the final global model on its test
 // data: the model inline, or offered as the stream model_stream of the
 // float32 values of layout when too large for one envelope.
@@ -2144,7 +2251,7 @@ type EvaluateTask struct {
 
 func (x *EvaluateTask) Reset() {
 	*x = EvaluateTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[27]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2156,7 +2263,7 @@ func (x *EvaluateTask) String() string {
 func (*EvaluateTask) ProtoMessage() {}
 
 func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[27]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2169,7 +2276,7 @@ func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateTask.ProtoReflect.Descriptor instead.
 func (*EvaluateTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{27}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EvaluateTask) GetJobId() string {
@@ -2221,7 +2328,7 @@ type EvaluateResult struct {
 
 func (x *EvaluateResult) Reset() {
 	*x = EvaluateResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[28]
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2340,7 @@ func (x *EvaluateResult) String() string {
 func (*EvaluateResult) ProtoMessage() {}
 
 func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[28]
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2353,7 @@ func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResult.ProtoReflect.Descriptor instead.
 func (*EvaluateResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{28}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *EvaluateResult) GetJobId() string {
@@ -2289,7 +2396,7 @@ type LeaveJob struct {
 
 func (x *LeaveJob) Reset() {
 	*x = LeaveJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2301,7 +2408,7 @@ func (x *LeaveJob) String() string {
 func (*LeaveJob) ProtoMessage() {}
 
 func (x *LeaveJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2314,7 +2421,7 @@ func (x *LeaveJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveJob.ProtoReflect.Descriptor instead.
 func (*LeaveJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{29}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LeaveJob) GetJobId() string {
@@ -2353,7 +2460,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2472,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2485,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{30}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *JobRecord) GetInfo() *JobInfo {
@@ -2414,7 +2521,7 @@ type JobNonce struct {
 
 func (x *JobNonce) Reset() {
 	*x = JobNonce{}
-	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2426,7 +2533,7 @@ func (x *JobNonce) String() string {
 func (*JobNonce) ProtoMessage() {}
 
 func (x *JobNonce) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2439,7 +2546,7 @@ func (x *JobNonce) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobNonce.ProtoReflect.Descriptor instead.
 func (*JobNonce) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{31}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *JobNonce) GetJobId() string {
@@ -2469,7 +2576,7 @@ type RawCheckpoint struct {
 
 func (x *RawCheckpoint) Reset() {
 	*x = RawCheckpoint{}
-	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2481,7 +2588,7 @@ func (x *RawCheckpoint) String() string {
 func (*RawCheckpoint) ProtoMessage() {}
 
 func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2494,7 +2601,7 @@ func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawCheckpoint.ProtoReflect.Descriptor instead.
 func (*RawCheckpoint) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{32}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RawCheckpoint) GetLayout() *ModelLayout {
@@ -2522,7 +2629,7 @@ type GetCredentialKeys struct {
 
 func (x *GetCredentialKeys) Reset() {
 	*x = GetCredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	mi := &file_hearth_v1_job_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2534,7 +2641,7 @@ func (x *GetCredentialKeys) String() string {
 func (*GetCredentialKeys) ProtoMessage() {}
 
 func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	mi := &file_hearth_v1_job_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2547,7 +2654,7 @@ func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKeys.ProtoReflect.Descriptor instead.
 func (*GetCredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{33}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetCredentialKeys) GetSites() []string {
@@ -2570,7 +2677,7 @@ type CredentialKeys struct {
 
 func (x *CredentialKeys) Reset() {
 	*x = CredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[34]
+	mi := &file_hearth_v1_job_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2582,7 +2689,7 @@ func (x *CredentialKeys) String() string {
 func (*CredentialKeys) ProtoMessage() {}
 
 func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[34]
+	mi := &file_hearth_v1_job_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2595,7 +2702,7 @@ func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialKeys.ProtoReflect.Descriptor instead.
 func (*CredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{34}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CredentialKeys) GetKeys() []*SealingKey {
@@ -2622,7 +2729,7 @@ type GetCredentialKey struct {
 
 func (x *GetCredentialKey) Reset() {
 	*x = GetCredentialKey{}
-	mi := &file_hearth_v1_job_proto_msgTypes[35]
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2634,7 +2741,7 @@ func (x *GetCredentialKey) String() string {
 func (*GetCredentialKey) ProtoMessage() {}
 
 func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[35]
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2647,7 +2754,7 @@ func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKey.ProtoReflect.Descriptor instead.
 func (*GetCredentialKey) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{35}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{36}
 }
 
 // SealedCredential is a SignedCredential sealed (bus/envelope.Seal,
@@ -2662,7 +2769,7 @@ type SealedCredential struct {
 
 func (x *SealedCredential) Reset() {
 	*x = SealedCredential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +2781,7 @@ func (x *SealedCredential) String() string {
 func (*SealedCredential) ProtoMessage() {}
 
 func (x *SealedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +2794,7 @@ func (x *SealedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedCredential.ProtoReflect.Descriptor instead.
 func (*SealedCredential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{36}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SealedCredential) GetSite() string {
@@ -2719,7 +2826,7 @@ type SignedCredential struct {
 
 func (x *SignedCredential) Reset() {
 	*x = SignedCredential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2731,7 +2838,7 @@ func (x *SignedCredential) String() string {
 func (*SignedCredential) ProtoMessage() {}
 
 func (x *SignedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2744,7 +2851,7 @@ func (x *SignedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedCredential.ProtoReflect.Descriptor instead.
 func (*SignedCredential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SignedCredential) GetCredential() []byte {
@@ -2784,7 +2891,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2796,7 +2903,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2809,7 +2916,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Credential) GetKind() string {
@@ -2902,7 +3009,7 @@ type SiteCommand struct {
 
 func (x *SiteCommand) Reset() {
 	*x = SiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2914,7 +3021,7 @@ func (x *SiteCommand) String() string {
 func (*SiteCommand) ProtoMessage() {}
 
 func (x *SiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2927,7 +3034,7 @@ func (x *SiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommand.ProtoReflect.Descriptor instead.
 func (*SiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SiteCommand) GetSite() string {
@@ -2992,7 +3099,7 @@ type SealedSiteAnswer struct {
 
 func (x *SealedSiteAnswer) Reset() {
 	*x = SealedSiteAnswer{}
-	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	mi := &file_hearth_v1_job_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3004,7 +3111,7 @@ func (x *SealedSiteAnswer) String() string {
 func (*SealedSiteAnswer) ProtoMessage() {}
 
 func (x *SealedSiteAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	mi := &file_hearth_v1_job_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3017,7 +3124,7 @@ func (x *SealedSiteAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedSiteAnswer.ProtoReflect.Descriptor instead.
 func (*SealedSiteAnswer) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{40}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SealedSiteAnswer) GetSite() string {
@@ -3049,7 +3156,7 @@ type SignedSiteAnswer struct {
 
 func (x *SignedSiteAnswer) Reset() {
 	*x = SignedSiteAnswer{}
-	mi := &file_hearth_v1_job_proto_msgTypes[41]
+	mi := &file_hearth_v1_job_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3061,7 +3168,7 @@ func (x *SignedSiteAnswer) String() string {
 func (*SignedSiteAnswer) ProtoMessage() {}
 
 func (x *SignedSiteAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[41]
+	mi := &file_hearth_v1_job_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3074,7 +3181,7 @@ func (x *SignedSiteAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedSiteAnswer.ProtoReflect.Descriptor instead.
 func (*SignedSiteAnswer) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{41}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SignedSiteAnswer) GetResult() []byte {
@@ -3117,7 +3224,7 @@ type SignedSiteCommand struct {
 
 func (x *SignedSiteCommand) Reset() {
 	*x = SignedSiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[42]
+	mi := &file_hearth_v1_job_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3129,7 +3236,7 @@ func (x *SignedSiteCommand) String() string {
 func (*SignedSiteCommand) ProtoMessage() {}
 
 func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[42]
+	mi := &file_hearth_v1_job_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3142,7 +3249,7 @@ func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedSiteCommand.ProtoReflect.Descriptor instead.
 func (*SignedSiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{42}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SignedSiteCommand) GetCommand() []byte {
@@ -3195,7 +3302,7 @@ type SiteCommandResult struct {
 
 func (x *SiteCommandResult) Reset() {
 	*x = SiteCommandResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[43]
+	mi := &file_hearth_v1_job_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3207,7 +3314,7 @@ func (x *SiteCommandResult) String() string {
 func (*SiteCommandResult) ProtoMessage() {}
 
 func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[43]
+	mi := &file_hearth_v1_job_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3220,7 +3327,7 @@ func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommandResult.ProtoReflect.Descriptor instead.
 func (*SiteCommandResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{43}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SiteCommandResult) GetSite() string {
@@ -3419,7 +3526,14 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"public_key\x18\x03 \x01(\fR\tpublicKey\x12\x1c\n" +
 	"\tsignature\x18\x04 \x01(\fR\tsignature\x12 \n" +
-	"\vcertificate\x18\x05 \x01(\fR\vcertificate\"\xf3\x01\n" +
+	"\vcertificate\x18\x05 \x01(\fR\vcertificate\"\x96\x01\n" +
+	"\bHESigned\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05round\x18\x03 \x01(\x03R\x05round\x12\x14\n" +
+	"\x05setup\x18\x04 \x01(\fR\x05setup\x12\x18\n" +
+	"\apayload\x18\x05 \x01(\fR\apayload\x12\x1c\n" +
+	"\tsignature\x18\x06 \x01(\fR\tsignature\"\xf3\x01\n" +
 	"\tTrainTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12(\n" +
@@ -3427,7 +3541,7 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\vaudit_event\x18\x04 \x01(\tR\n" +
 	"auditEvent\x12>\n" +
 	"\rglobal_stream\x18\x05 \x01(\v2\x19.hearth.v1.StreamManifestR\fglobalStream\x12.\n" +
-	"\x06layout\x18\x06 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\"\xef\x02\n" +
+	"\x06layout\x18\x06 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\"\xa2\x03\n" +
 	"\vTrainResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12(\n" +
@@ -3443,7 +3557,8 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"auditEvent\x12>\n" +
 	"\rupdate_stream\x18\t \x01(\v2\x19.hearth.v1.StreamManifestR\fupdateStream\x12\x18\n" +
 	"\aepsilon\x18\n" +
-	" \x01(\x01R\aepsilon\"\xdc\x01\n" +
+	" \x01(\x01R\aepsilon\x121\n" +
+	"\tencrypted\x18\v \x01(\v2\x13.hearth.v1.HESignedR\tencrypted\"\xdc\x01\n" +
 	"\fEvaluateTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
 	"\x05model\x18\x02 \x01(\v2\x10.hearth.v1.ModelR\x05model\x12\x1f\n" +
@@ -3563,7 +3678,7 @@ func file_hearth_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_hearth_v1_job_proto_goTypes = []any{
 	(JobStatus)(0),                // 0: hearth.v1.JobStatus
 	(*Tensor)(nil),                // 1: hearth.v1.Tensor
@@ -3591,31 +3706,32 @@ var file_hearth_v1_job_proto_goTypes = []any{
 	(*JoinJob)(nil),               // 23: hearth.v1.JoinJob
 	(*JobJoined)(nil),             // 24: hearth.v1.JobJoined
 	(*SealingKey)(nil),            // 25: hearth.v1.SealingKey
-	(*TrainTask)(nil),             // 26: hearth.v1.TrainTask
-	(*TrainResult)(nil),           // 27: hearth.v1.TrainResult
-	(*EvaluateTask)(nil),          // 28: hearth.v1.EvaluateTask
-	(*EvaluateResult)(nil),        // 29: hearth.v1.EvaluateResult
-	(*LeaveJob)(nil),              // 30: hearth.v1.LeaveJob
-	(*JobRecord)(nil),             // 31: hearth.v1.JobRecord
-	(*JobNonce)(nil),              // 32: hearth.v1.JobNonce
-	(*RawCheckpoint)(nil),         // 33: hearth.v1.RawCheckpoint
-	(*GetCredentialKeys)(nil),     // 34: hearth.v1.GetCredentialKeys
-	(*CredentialKeys)(nil),        // 35: hearth.v1.CredentialKeys
-	(*GetCredentialKey)(nil),      // 36: hearth.v1.GetCredentialKey
-	(*SealedCredential)(nil),      // 37: hearth.v1.SealedCredential
-	(*SignedCredential)(nil),      // 38: hearth.v1.SignedCredential
-	(*Credential)(nil),            // 39: hearth.v1.Credential
-	(*SiteCommand)(nil),           // 40: hearth.v1.SiteCommand
-	(*SealedSiteAnswer)(nil),      // 41: hearth.v1.SealedSiteAnswer
-	(*SignedSiteAnswer)(nil),      // 42: hearth.v1.SignedSiteAnswer
-	(*SignedSiteCommand)(nil),     // 43: hearth.v1.SignedSiteCommand
-	(*SiteCommandResult)(nil),     // 44: hearth.v1.SiteCommandResult
-	nil,                           // 45: hearth.v1.JobRecord.JoinedEntry
-	nil,                           // 46: hearth.v1.CredentialKeys.MissingEntry
-	nil,                           // 47: hearth.v1.SiteCommandResult.FactsEntry
-	(*StreamManifest)(nil),        // 48: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),           // 49: hearth.v1.ModelLayout
-	(*SealedBody)(nil),            // 50: hearth.v1.SealedBody
+	(*HESigned)(nil),              // 26: hearth.v1.HESigned
+	(*TrainTask)(nil),             // 27: hearth.v1.TrainTask
+	(*TrainResult)(nil),           // 28: hearth.v1.TrainResult
+	(*EvaluateTask)(nil),          // 29: hearth.v1.EvaluateTask
+	(*EvaluateResult)(nil),        // 30: hearth.v1.EvaluateResult
+	(*LeaveJob)(nil),              // 31: hearth.v1.LeaveJob
+	(*JobRecord)(nil),             // 32: hearth.v1.JobRecord
+	(*JobNonce)(nil),              // 33: hearth.v1.JobNonce
+	(*RawCheckpoint)(nil),         // 34: hearth.v1.RawCheckpoint
+	(*GetCredentialKeys)(nil),     // 35: hearth.v1.GetCredentialKeys
+	(*CredentialKeys)(nil),        // 36: hearth.v1.CredentialKeys
+	(*GetCredentialKey)(nil),      // 37: hearth.v1.GetCredentialKey
+	(*SealedCredential)(nil),      // 38: hearth.v1.SealedCredential
+	(*SignedCredential)(nil),      // 39: hearth.v1.SignedCredential
+	(*Credential)(nil),            // 40: hearth.v1.Credential
+	(*SiteCommand)(nil),           // 41: hearth.v1.SiteCommand
+	(*SealedSiteAnswer)(nil),      // 42: hearth.v1.SealedSiteAnswer
+	(*SignedSiteAnswer)(nil),      // 43: hearth.v1.SignedSiteAnswer
+	(*SignedSiteCommand)(nil),     // 44: hearth.v1.SignedSiteCommand
+	(*SiteCommandResult)(nil),     // 45: hearth.v1.SiteCommandResult
+	nil,                           // 46: hearth.v1.JobRecord.JoinedEntry
+	nil,                           // 47: hearth.v1.CredentialKeys.MissingEntry
+	nil,                           // 48: hearth.v1.SiteCommandResult.FactsEntry
+	(*StreamManifest)(nil),        // 49: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),           // 50: hearth.v1.ModelLayout
+	(*SealedBody)(nil),            // 51: hearth.v1.SealedBody
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
@@ -3631,46 +3747,47 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	4,  // 10: hearth.v1.CrossSiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	4,  // 11: hearth.v1.SiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	3,  // 12: hearth.v1.SubmitJob.job:type_name -> hearth.v1.SignedJob
-	37, // 13: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
+	38, // 13: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
 	15, // 14: hearth.v1.PreflightReport.sites:type_name -> hearth.v1.PreflightAnswer
 	13, // 15: hearth.v1.PreflightReport.signed:type_name -> hearth.v1.SignedPreflightAnswer
 	3,  // 16: hearth.v1.Preflight.job:type_name -> hearth.v1.SignedJob
-	37, // 17: hearth.v1.Preflight.credential:type_name -> hearth.v1.SealedCredential
+	38, // 17: hearth.v1.Preflight.credential:type_name -> hearth.v1.SealedCredential
 	7,  // 18: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
 	7,  // 19: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
 	2,  // 20: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
-	48, // 21: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
-	49, // 22: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
+	49, // 21: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
+	50, // 22: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
 	3,  // 23: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
-	37, // 24: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
+	38, // 24: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
 	25, // 25: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
 	2,  // 26: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	48, // 27: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	49, // 28: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	49, // 27: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	50, // 28: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
 	2,  // 29: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
 	4,  // 30: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	48, // 31: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
-	2,  // 32: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	48, // 33: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	49, // 34: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
-	4,  // 35: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	8,  // 36: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
-	0,  // 37: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	7,  // 38: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 39: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	45, // 40: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	49, // 41: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	25, // 42: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
-	46, // 43: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
-	50, // 44: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
-	50, // 45: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
-	37, // 46: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
-	47, // 47: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
-	48, // [48:48] is the sub-list for method output_type
-	48, // [48:48] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	49, // 31: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	26, // 32: hearth.v1.TrainResult.encrypted:type_name -> hearth.v1.HESigned
+	2,  // 33: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
+	49, // 34: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	50, // 35: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	4,  // 36: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	8,  // 37: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
+	0,  // 38: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	7,  // 39: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 40: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	46, // 41: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	50, // 42: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	25, // 43: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
+	47, // 44: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
+	51, // 45: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
+	51, // 46: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
+	38, // 47: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
+	48, // 48: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
+	49, // [49:49] is the sub-list for method output_type
+	49, // [49:49] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
@@ -3686,7 +3803,7 @@ func file_hearth_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_job_proto_rawDesc), len(file_hearth_v1_job_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   47,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

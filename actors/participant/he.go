@@ -1,0 +1,474 @@
+package participant
+
+import (
+	"crypto/ecdh"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/hejob"
+	"github.com/hearthfl/hearth/actors/learning/he"
+	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/sealing"
+	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// A site's part in a FedAvg job under homomorphic encryption (the flow is
+// actors/hejob's). The site trusts the server with nothing here: it checks
+// every party's statement against that party's certificate, computes every
+// weight itself from the parties' signed commitments, encrypts only under
+// the key it computed itself, and decrypts only sums of at least t signed
+// updates that it adds up itself, one sum per round.
+
+// heJob is a joined job's homomorphic encryption.
+type heJob struct {
+	nonce  []byte
+	key    *hearthv1.SealingKey // this site's binding, for the job
+	params he.Params
+	// samples are the training samples the site committed to when it
+	// joined: its commitment to the key carries them, and every party's
+	// weight follows from them.
+	samples int64
+	// The setup, once the server proposed it.
+	parties []string
+	index   int
+	t       int
+	certs   map[string][]byte          // each party's certificate, from its checked binding
+	seal    map[string]*ecdh.PublicKey // and its sealing key
+	party   *he.Party
+	// Once the commitments are in: every party's, and every party's
+	// weight from them.
+	commitments []he.Commitment
+	weight      float64
+	// Sending the threshold shares: the server's request, answered once
+	// every other party took its share.
+	sharing bool
+	// Once the key is made.
+	pk  *he.PublicKey
+	enc *he.Encryptor
+}
+
+func (h *heJob) setupID() he.SetupID { return h.party.Setup() }
+
+// newHEJob makes a joined HE job's state: a sealing-key binding for the
+// job, which the server hands the other parties.
+func (p *Participant) newHEJob(jobID, nonceHex string, samples int64) (*heJob, error) {
+	if p.cfg.Signer == nil || p.cfg.SealKey == nil || p.cfg.Bridge == nil {
+		return nil, errors.New("this site is not set up for homomorphic encryption (no sealing key)")
+	}
+	nonce, err := hex.DecodeString(nonceHex)
+	if err != nil {
+		return nil, fmt.Errorf("job nonce: %w", err)
+	}
+	params, err := he.NewParams()
+	if err != nil {
+		return nil, err
+	}
+	key, err := sealing.BindKey(p.cfg.Signer, jobID, p.cfg.SealKey)
+	if err != nil {
+		return nil, err
+	}
+	return &heJob{nonce: nonce, key: key, params: params, samples: samples}, nil
+}
+
+// heFromServer checks a server's HE message: from the server, for an HE job
+// this site is in. It answers the refusal itself.
+func (p *Participant) heFromServer(ctx actor.Context, jobID, what string) (*joined, string, bool) {
+	from, ok := p.fromServer(ctx)
+	if !ok {
+		return nil, "", false
+	}
+	j := p.jobs[jobID]
+	if j == nil || j.he == nil {
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_UNKNOWN_JOB, "this site is in no job "+envelope.Clip(jobID, 64)+" under homomorphic encryption"))
+		return nil, "", false
+	}
+	return j, from.Sender.Name, true
+}
+
+// heRefuse audits and answers a refused HE step.
+func (p *Participant) heRefuse(ctx actor.Context, j *joined, server, step string, round int64, err error) {
+	p.cfg.Log.Warn("homomorphic encryption step refused", "job", j.id, "step", step, "err", err)
+	p.audit(auditor.Event{Action: "he.refused", JobID: j.id, Round: round, Peer: server, Detail: map[string]string{"step": step, "reason": err.Error()}})
+	ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%s refused %s: %v", p.cfg.Self.Name, step, err)))
+}
+
+// heSetup checks the proposed setup against the signed job and the
+// parties' bindings, makes this site's party, and answers its signed
+// commitment.
+func (p *Participant) heSetup(ctx actor.Context, m *hearthv1.HESetup) {
+	j, server, ok := p.heFromServer(ctx, m.JobId, "setup")
+	if !ok {
+		return
+	}
+	if err := p.takeSetup(j, m); err != nil {
+		p.heRefuse(ctx, j, server, "the key setup", 0, err)
+		return
+	}
+	h := j.he
+	st, err := hejob.Sign(p.cfg.Signer, j.id, hejob.KindCommitment, 0, h.setupID(), hejob.CommitmentPayload(h.party.Commitment(), h.samples))
+	if err != nil {
+		p.heRefuse(ctx, j, server, "the key setup", 0, err)
+		return
+	}
+	p.audit(auditor.Event{Action: "he.setup", JobID: j.id, Peer: server, PeerEvent: m.AuditEvent, Detail: map[string]string{
+		"parties": strings.Join(h.parties, ","), "threshold": fmt.Sprint(h.t), "setup": h.setupID().String()}})
+	ctx.Respond(&hearthv1.HECommitted{JobId: j.id, Commitment: st})
+}
+
+func (p *Participant) takeSetup(j *joined, m *hearthv1.HESetup) error {
+	h := j.he
+	if h.party != nil && h.pk != nil {
+		return errors.New("the job's key is made; another setup needs the job joined again")
+	}
+	if len(m.Parties) > he.MaxParties || len(m.Keys) != len(m.Parties) {
+		return fmt.Errorf("%d parties with %d keys", len(m.Parties), len(m.Keys))
+	}
+	index, err := hejob.CheckParties(m.Parties, p.cfg.Self.Name, func(s string) bool { return deployedHere(j.manifest.Sites, s) })
+	if err != nil {
+		return err
+	}
+	t, err := hejob.Threshold(j.manifest.HE.Threshold, len(m.Parties))
+	if err != nil {
+		return err
+	}
+	if int(m.Threshold) != t {
+		return fmt.Errorf("threshold %d; the signed job gives %d for %d parties", m.Threshold, t, len(m.Parties))
+	}
+	if len(m.Parties) < j.manifest.MinSites {
+		return fmt.Errorf("%d parties, fewer than the job's min_sites %d", len(m.Parties), j.manifest.MinSites)
+	}
+	certs, seal := map[string][]byte{}, map[string]*ecdh.PublicKey{}
+	now := p.cfg.Now()
+	for i, site := range m.Parties {
+		k := m.Keys[i]
+		pub, err := sealing.VerifyKey(k, p.cfg.Trust, j.id, site, now)
+		if err != nil {
+			return err
+		}
+		if i == index && !slices.Equal(k.PublicKey, h.key.PublicKey) {
+			return errors.New("the setup gives this site a sealing key that is not its own")
+		}
+		certs[site], seal[site] = k.Certificate, pub
+	}
+	seed := hejob.Seed(h.nonce, m.Parties, t)
+	party, err := he.NewParty(h.params, index, len(m.Parties), t, seed)
+	if err != nil {
+		return err
+	}
+	h.parties, h.index, h.t, h.certs, h.seal, h.party = slices.Clone(m.Parties), index, t, certs, seal, party
+	h.commitments, h.pk, h.enc, h.sharing = nil, nil, nil, false
+	p.peers.setHE(j.id, m.Parties, p.cfg.Self.Name)
+	return nil
+}
+
+// verify checks one party's statement of kind.
+func (p *Participant) verifyStatement(j *joined, st *hearthv1.HESigned, site, kind string, round int64) error {
+	h := j.he
+	return hejob.Verify(st, hejob.Expect{JobID: j.id, Site: site, Kind: kind, Round: round, Setup: h.setupID()}, h.certs[site], p.cfg.Trust, p.cfg.Now())
+}
+
+// heKeyExchange checks every party's signed commitment, computes this
+// site's weight from them, sends each other party its threshold share
+// sealed to it, and, once all were taken, answers its signed public key
+// share.
+func (p *Participant) heKeyExchange(ctx actor.Context, m *hearthv1.HEKeyExchange) {
+	j, server, ok := p.heFromServer(ctx, m.JobId, "key exchange")
+	if !ok {
+		return
+	}
+	share, err := p.takeCommitments(j, m)
+	if err != nil {
+		p.heRefuse(ctx, j, server, "the key exchange", 0, err)
+		return
+	}
+	h := j.he
+	st, err := hejob.Sign(p.cfg.Signer, j.id, hejob.KindKeyShare, 0, h.setupID(), share)
+	if err != nil {
+		p.heRefuse(ctx, j, server, "the key exchange", 0, err)
+		return
+	}
+	h.sharing = true
+	reply, left := ctx.Sender(), len(h.parties)-1
+	var failed []string
+	setup := h.setupID()
+	for _, ts := range h.party.ThresholdShares() {
+		to := h.parties[ts.To()]
+		raw, err := ts.MarshalBinary()
+		if err != nil {
+			p.heRefuse(ctx, j, server, "the key exchange", 0, err)
+			return
+		}
+		timeout := j.manifest.RoundTimeout
+		future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: to, Msg: &hearthv1.HEThresholdShare{JobId: j.id, Share: raw}, JobID: j.id,
+			Timeout: timeout, SealTo: h.seal[to]}, timeout+time.Second)
+		ctx.ReenterAfter(future, func(res any, err error) {
+			if err == nil {
+				err = takenError(res, j.id)
+			}
+			if err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", to, err))
+			}
+			if left--; left > 0 {
+				return
+			}
+			if cur := p.jobs[j.id]; cur != j || !h.sharing || h.setupID() != setup {
+				return // left, or another setup began
+			}
+			h.sharing = false
+			if len(failed) > 0 {
+				reason := "threshold shares not taken: " + strings.Join(failed, "; ")
+				p.audit(auditor.Event{Action: "he.refused", JobID: j.id, Peer: server, Detail: map[string]string{"step": "the key exchange", "reason": reason}})
+				ctx.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_UNAVAILABLE, reason))
+				return
+			}
+			p.audit(auditor.Event{Action: "he.shared", JobID: j.id, Peer: server, Detail: map[string]string{
+				"parties": strings.Join(h.parties, ","), "weight": fmt.Sprintf("%.6f", h.weight)}})
+			ctx.Send(reply, &hearthv1.HEShared{JobId: j.id, Share: st})
+		})
+	}
+}
+
+// takenError reads a party's answer to a threshold share.
+func takenError(res any, jobID string) error {
+	switch r := res.(type) {
+	case *bridge.Failed:
+		return r.Err
+	case *bridge.Reply:
+		if t, ok := r.Msg.(*hearthv1.HEShareTaken); !ok || t.JobId != jobID {
+			return fmt.Errorf("answered %T", r.Msg)
+		}
+		return nil
+	}
+	return fmt.Errorf("unexpected %T", res)
+}
+
+// takeCommitments checks the n signed commitments (this site's own among
+// them, unchanged), computes this site's weight from their committed
+// samples, and returns its public key share's encoding.
+func (p *Participant) takeCommitments(j *joined, m *hearthv1.HEKeyExchange) ([]byte, error) {
+	h := j.he
+	switch {
+	case h.party == nil:
+		return nil, errors.New("no setup proposed")
+	case h.commitments != nil:
+		return nil, errors.New("the commitments were taken already")
+	case len(m.Commitments) != len(h.parties):
+		return nil, fmt.Errorf("%d commitments for %d parties", len(m.Commitments), len(h.parties))
+	}
+	commitments := make([]he.Commitment, len(h.parties))
+	samples := map[string]int64{}
+	for i, site := range h.parties {
+		if err := p.verifyStatement(j, m.Commitments[i], site, hejob.KindCommitment, 0); err != nil {
+			return nil, err
+		}
+		c, n, err := hejob.ParseCommitment(m.Commitments[i].Payload)
+		if err != nil {
+			return nil, fmt.Errorf("commitment of %s: %w", site, err)
+		}
+		commitments[i], samples[site] = c, n
+	}
+	if commitments[h.index] != h.party.Commitment() || samples[p.cfg.Self.Name] != h.samples {
+		return nil, errors.New("this site's own commitment is not the one it made")
+	}
+	share, err := h.party.PublicKeyShare(commitments)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := share.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	h.commitments = commitments
+	h.weight = hejob.Weights(samples, j.manifest.Aggregation.ShareCap(len(h.parties)))[p.cfg.Self.Name]
+	return raw, nil
+}
+
+// heThresholdShare takes another party's threshold share: it must come
+// sealed from that party, for this site, in the setup under way.
+func (p *Participant) heThresholdShare(ctx actor.Context, m *hearthv1.HEThresholdShare) {
+	o, _ := bridge.OriginOf(ctx)
+	if o.JobID != m.JobId {
+		p.refuseMismatch(ctx, o, m.JobId)
+		return
+	}
+	err := func() error {
+		j := p.jobs[m.JobId]
+		switch {
+		case !o.Sealed:
+			return errors.New("a threshold share must come sealed to this site's key")
+		case j == nil || j.he == nil || j.he.party == nil:
+			return errors.New("no key setup under way for job " + envelope.Clip(m.JobId, 64))
+		}
+		h := j.he
+		from := slices.Index(h.parties, o.Sender.Name)
+		if from < 0 {
+			return errors.New("not a party to the setup")
+		}
+		s := new(he.ThresholdShare)
+		if err := s.UnmarshalBinary(m.Share); err != nil {
+			return err
+		}
+		if s.From() != from {
+			return fmt.Errorf("the share of party %d, sent by party %d", s.From(), from)
+		}
+		return h.party.AddThresholdShare(s)
+	}()
+	if err != nil {
+		p.audit(auditor.Event{Action: "he.refused", JobID: m.JobId, Peer: o.Sender.Name, Detail: map[string]string{"step": "a threshold share", "reason": err.Error()}})
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
+		return
+	}
+	ctx.Respond(&hearthv1.HEShareTaken{JobId: m.JobId})
+}
+
+// heKeys checks every party's key share against its commitment and makes
+// the collective key; it answers the key's id.
+func (p *Participant) heKeys(ctx actor.Context, m *hearthv1.HEKeys) {
+	j, server, ok := p.heFromServer(ctx, m.JobId, "keys")
+	if !ok {
+		return
+	}
+	if err := p.takeKeys(j, m); err != nil {
+		p.heRefuse(ctx, j, server, "the collective key", 0, err)
+		return
+	}
+	id := j.he.pk.ID()
+	p.audit(auditor.Event{Action: "he.keyed", JobID: j.id, Peer: server, Detail: map[string]string{"key": id.String(), "threshold": fmt.Sprint(j.he.t)}})
+	ctx.Respond(&hearthv1.HEReady{JobId: j.id, KeyId: id[:]})
+}
+
+// takeKeys checks the parties' signed key shares, makes the collective key
+// from them (this site's own share in it, every share matching its
+// commitment) and the encryptor under it, once the site holds its
+// threshold share.
+func (p *Participant) takeKeys(j *joined, m *hearthv1.HEKeys) error {
+	h := j.he
+	switch {
+	case h.commitments == nil || h.sharing:
+		return errors.New("the key shares came before the threshold shares were sent")
+	case h.pk != nil:
+		return errors.New("the key is made already")
+	case len(m.Shares) != len(h.parties):
+		return fmt.Errorf("%d key shares for %d parties", len(m.Shares), len(h.parties))
+	}
+	shares := make([]*he.PublicKeyShare, len(h.parties))
+	for i, site := range h.parties {
+		if err := p.verifyStatement(j, m.Shares[i], site, hejob.KindKeyShare, 0); err != nil {
+			return err
+		}
+		shares[i] = new(he.PublicKeyShare)
+		if err := shares[i].UnmarshalBinary(m.Shares[i].Payload); err != nil {
+			return fmt.Errorf("key share of %s: %w", site, err)
+		}
+	}
+	pk, err := h.party.PublicKey(h.commitments, shares)
+	if err != nil {
+		return err
+	}
+	if !h.party.Ready() {
+		return errors.New("threshold shares of some parties never came")
+	}
+	enc, err := he.NewEncryptor(h.params, pk)
+	if err != nil {
+		return err
+	}
+	h.pk, h.enc = pk, enc
+	return nil
+}
+
+// encryptUpdate is the site's update for round, weighted and encrypted
+// under the job's key, signed for the round.
+func (p *Participant) encryptUpdate(j *joined, round int64, update *model.Model) (*hearthv1.HESigned, error) {
+	h := j.he
+	if h.enc == nil {
+		return nil, errors.New("this site holds no key for the job (it may have restarted since the key was made)")
+	}
+	flat := make([]float32, 0, update.NumParams())
+	for _, t := range update.Tensors {
+		flat = append(flat, t.Data...)
+	}
+	ct, err := h.enc.Encrypt(flat, h.weight)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := ct.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return hejob.Sign(p.cfg.Signer, j.id, hejob.KindUpdate, round, h.setupID(), hejob.UpdatePayload(h.weight, raw))
+}
+
+// heDecrypt makes this site's decryption share of one round's sum: every
+// update signed by its party for the round, at least t of them (the party
+// refuses fewer, and another sum in the same round).
+func (p *Participant) heDecrypt(ctx actor.Context, m *hearthv1.HEDecrypt) {
+	j, server, ok := p.heFromServer(ctx, m.JobId, "decryption")
+	if !ok {
+		return
+	}
+	raw, contributors, err := p.decryptShare(j, m)
+	if err != nil {
+		p.heRefuse(ctx, j, server, fmt.Sprintf("the decryption of round %d", m.Round), m.Round, err)
+		return
+	}
+	p.audit(auditor.Event{Action: "he.decryption_share", JobID: j.id, Round: m.Round, Peer: server, Detail: map[string]string{
+		"contributors": strings.Join(contributors, ",")}})
+	ctx.Respond(&hearthv1.HEDecryptionShare{JobId: j.id, Round: m.Round, Share: raw})
+}
+
+// decryptShare makes this site's share of the decryption of a round's
+// sum, after checking every update's signature for the round, and names
+// the round's contributors.
+func (p *Participant) decryptShare(j *joined, m *hearthv1.HEDecrypt) (raw []byte, contributors []string, err error) {
+	h := j.he
+	switch {
+	case h.pk == nil:
+		return nil, nil, errors.New("this site holds no key for the job")
+	case m.Round < 1 || m.Round > int64(j.manifest.Rounds):
+		return nil, nil, fmt.Errorf("round %d is not in the job's 1..%d", m.Round, j.manifest.Rounds)
+	case len(m.Updates) > len(h.parties) || len(m.Active) != h.t:
+		return nil, nil, fmt.Errorf("%d updates and an active set of %d for %d parties, threshold %d", len(m.Updates), len(m.Active), len(h.parties), h.t)
+	}
+	cts := map[int]*he.Ciphertext{}
+	for _, st := range m.Updates {
+		i := slices.Index(h.parties, st.GetSite())
+		if i < 0 || cts[i] != nil {
+			return nil, nil, fmt.Errorf("an update of %q: not a party, or twice", envelope.Clip(st.GetSite(), 64))
+		}
+		if err := p.verifyStatement(j, st, st.Site, hejob.KindUpdate, m.Round); err != nil {
+			return nil, nil, err
+		}
+		_, ct, err := hejob.ParseUpdate(st.Payload)
+		if err != nil {
+			return nil, nil, fmt.Errorf("update of %s: %w", st.Site, err)
+		}
+		cts[i] = ct
+		contributors = append(contributors, st.Site)
+	}
+	active := make([]int, len(m.Active))
+	for i, a := range m.Active {
+		active[i] = int(a)
+	}
+	share, err := h.party.DecryptionShare(he.RoundID(m.Round), cts, active)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err = share.MarshalBinary()
+	return raw, contributors, err
+}
+
+// heTypes are what one site may send another in a job under homomorphic
+// encryption (Admit).
+var heTypes = map[string]bool{
+	string(proto.MessageName(&hearthv1.HEThresholdShare{})): true,
+}
