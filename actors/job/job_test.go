@@ -296,3 +296,35 @@ func TestManifestFilters(t *testing.T) {
 		t.Fatalf("scope %q, filters %v", m.PrivacyScope, m.ResultFilters)
 	}
 }
+
+// TestParseManifestHE: the he section, and what it rules out (the server
+// of such a job sees only a decrypted sum, so it can neither bound nor
+// screen one site's update, and it aggregates in FedAvg only).
+func TestParseManifestHE(t *testing.T) {
+	withHE := good + "he: {threshold: 2}\n"
+	m, err := job.ParseManifest([]byte(withHE))
+	if err != nil || m.HE == nil || m.HE.Threshold != 2 {
+		t.Fatalf("he: %+v, %v", m.HE, err)
+	}
+	if m, err := job.ParseManifest([]byte(good + "he: {}\n")); err != nil || m.HE == nil || m.HE.Threshold != 0 {
+		t.Fatalf("he: {} (a majority): %+v, %v", m, err)
+	}
+	for _, tc := range []struct{ name, manifest, want string }{
+		{"a threshold of one", good + "he: {threshold: 1}\n", "he.threshold: 1 is not in 2..64"},
+		{"a threshold above min_sites", good + "he: {threshold: 3}\n", "more than min_sites 2"},
+		{"a threshold above the sites listed", strings.Replace(good, `["@all"]`, `[a, b]`, 1) + "he: {threshold: 3}\n", "more than the 2 sites listed"},
+		{"swarm", strings.Replace(good, "workflow: fedavg", "workflow: swarm", 1) + "he: {}\n", "needs workflow: fedavg"},
+		{"a robust method", good + "he: {}\naggregation: {method: median}\n", "aggregation.method"},
+		{"a norm bound", good + "he: {}\naggregation: {norm_bound: 5}\n", "norm_bound"},
+		{"the Krum screen", good + "he: {}\naggregation: {screen: krum}\n", "screen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := job.ParseManifest([]byte(tc.manifest)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ParseManifest = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := job.ParseManifest([]byte(good + "he: {}\naggregation: {max_share: 0.5}\n")); err != nil {
+		t.Fatalf("a share cap applies to the weights, which are public: %v", err)
+	}
+}

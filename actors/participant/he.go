@@ -301,34 +301,36 @@ func (p *Participant) heThresholdShare(ctx actor.Context, m *hearthv1.HEThreshol
 		p.refuseMismatch(ctx, o, m.JobId)
 		return
 	}
-	err := func() error {
-		j := p.jobs[m.JobId]
-		switch {
-		case !o.Sealed:
-			return errors.New("a threshold share must come sealed to this site's key")
-		case j == nil || j.he == nil || j.he.party == nil:
-			return errors.New("no key setup under way for job " + envelope.Clip(m.JobId, 64))
-		}
-		h := j.he
-		from := slices.Index(h.parties, o.Sender.Name)
-		if from < 0 {
-			return errors.New("not a party to the setup")
-		}
-		s := new(he.ThresholdShare)
-		if err := s.UnmarshalBinary(m.Share); err != nil {
-			return err
-		}
-		if s.From() != from {
-			return fmt.Errorf("the share of party %d, sent by party %d", s.From(), from)
-		}
-		return h.party.AddThresholdShare(s)
-	}()
-	if err != nil {
+	if err := p.takeThresholdShare(p.jobs[m.JobId], o.Sender.Name, o.Sealed, m); err != nil {
 		p.audit(auditor.Event{Action: "he.refused", JobID: m.JobId, Peer: o.Sender.Name, Detail: map[string]string{"step": "a threshold share", "reason": err.Error()}})
 		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
 		return
 	}
 	ctx.Respond(&hearthv1.HEShareTaken{JobId: m.JobId})
+}
+
+// takeThresholdShare adds a party's threshold share (from sender, sealed
+// or not) to this site's party in job j (nil: none here).
+func (p *Participant) takeThresholdShare(j *joined, sender string, sealed bool, m *hearthv1.HEThresholdShare) error {
+	switch {
+	case !sealed:
+		return errors.New("a threshold share must come sealed to this site's key")
+	case j == nil || j.he == nil || j.he.party == nil:
+		return errors.New("no key setup under way for job " + envelope.Clip(m.JobId, 64))
+	}
+	h := j.he
+	from := slices.Index(h.parties, sender)
+	if from < 0 || from == h.index {
+		return errors.New("not another party to the setup")
+	}
+	s := new(he.ThresholdShare)
+	if err := s.UnmarshalBinary(m.Share); err != nil {
+		return err
+	}
+	if s.From() != from {
+		return fmt.Errorf("the share of party %d, sent by party %d", s.From(), from)
+	}
+	return h.party.AddThresholdShare(s)
 }
 
 // heKeys checks every party's key share against its commitment and makes

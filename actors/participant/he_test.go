@@ -1,0 +1,411 @@
+package participant
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearthfl/hearth/actors/hejob"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/he"
+	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/sealing"
+	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/pki/pkitest"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+const heJobID = "job-0000000000ee"
+
+// heSite is one site of an in-process HE job: its participant, its joined
+// job and its signer (real certificates from one project).
+type heSite struct {
+	p      *Participant
+	j      *joined
+	signer *envelope.Signer
+}
+
+// heFixture is a job under homomorphic encryption among sites, as far as
+// the server relays it; the test plays the server.
+type heFixture struct {
+	sites   []*heSite
+	parties []string
+	keys    []*hearthv1.SealingKey
+	setup   *hearthv1.HESetup
+	trust   *pki.Trust
+	project *pkitest.Project
+}
+
+func newHEFixture(t *testing.T, n, threshold int) *heFixture {
+	t.Helper()
+	proj := pkitest.New(t)
+	f := &heFixture{trust: proj.Trust, project: proj}
+	params, err := he.NewParams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := []byte("0123456789abcdef")
+	for i := range n {
+		f.parties = append(f.parties, fmt.Sprintf("site-%d", i+1))
+	}
+	for i, name := range f.parties {
+		pp := proj.Issue(t, name, "org", pki.KindSite)
+		signer, err := envelope.NewSigner(pp.Cert, pp.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		binding, err := sealing.BindKey(signer, heJobID, sk.PublicKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &Participant{cfg: Config{Self: signer.Identity(), Trust: proj.Trust, Signer: signer, Now: time.Now, Log: slog.New(slog.DiscardHandler)}}
+		j := &joined{id: heJobID, manifest: &job.Manifest{Rounds: 5, Sites: slices.Clone(f.parties), MinSites: 2, HE: &job.HESpec{Threshold: threshold}},
+			he: &heJob{nonce: nonce, key: binding, params: params, samples: int64(100 * (i + 1))}}
+		f.sites = append(f.sites, &heSite{p: p, j: j, signer: signer})
+		f.keys = append(f.keys, binding)
+	}
+	f.setup = &hearthv1.HESetup{JobId: heJobID, Parties: f.parties, Threshold: int32(threshold), Keys: f.keys}
+	return f
+}
+
+// key runs the setup to the end, every message as the server relays it,
+// and returns the statements it relayed.
+func (f *heFixture) key(t *testing.T) (commitments, shares []*hearthv1.HESigned) {
+	t.Helper()
+	for _, s := range f.sites {
+		if err := s.p.takeSetup(s.j, f.setup); err != nil {
+			t.Fatalf("%s: setup: %v", s.p.cfg.Self.Name, err)
+		}
+		st, err := hejob.Sign(s.signer, heJobID, hejob.KindCommitment, 0, s.j.he.setupID(), hejob.CommitmentPayload(s.j.he.party.Commitment(), s.j.he.samples))
+		if err != nil {
+			t.Fatal(err)
+		}
+		commitments = append(commitments, st)
+	}
+	for _, s := range f.sites {
+		raw, err := s.p.takeCommitments(s.j, &hearthv1.HEKeyExchange{JobId: heJobID, Commitments: commitments})
+		if err != nil {
+			t.Fatalf("%s: commitments: %v", s.p.cfg.Self.Name, err)
+		}
+		st, err := hejob.Sign(s.signer, heJobID, hejob.KindKeyShare, 0, s.j.he.setupID(), raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shares = append(shares, st)
+		for _, ts := range s.j.he.party.ThresholdShares() {
+			raw, err := ts.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			to := f.sites[ts.To()]
+			if err := to.p.takeThresholdShare(to.j, s.p.cfg.Self.Name, true, &hearthv1.HEThresholdShare{JobId: heJobID, Share: raw}); err != nil {
+				t.Fatalf("%s: threshold share from %s: %v", to.p.cfg.Self.Name, s.p.cfg.Self.Name, err)
+			}
+		}
+	}
+	for _, s := range f.sites {
+		if err := s.p.takeKeys(s.j, &hearthv1.HEKeys{JobId: heJobID, Shares: shares}); err != nil {
+			t.Fatalf("%s: keys: %v", s.p.cfg.Self.Name, err)
+		}
+	}
+	return commitments, shares
+}
+
+func heModel(v ...float32) *model.Model {
+	return &model.Model{Tensors: []model.Tensor{{Name: "w", Shape: []int{len(v)}, Data: v}}}
+}
+
+// TestHEJobDecryptsOnlyTheWeightedSum: three sites make a key (no one holds
+// its secret), encrypt their updates at the weights their signed
+// commitments give them, and two of them decrypt the sum, which is the
+// plaintext FedAvg mean within CKKS's precision.
+func TestHEJobDecryptsOnlyTheWeightedSum(t *testing.T) {
+	f := newHEFixture(t, 3, 2)
+	f.key(t)
+	id := f.sites[0].j.he.pk.ID()
+	for _, s := range f.sites[1:] {
+		if s.j.he.pk.ID() != id {
+			t.Fatalf("%s made key %s, site-1 %s", s.p.cfg.Self.Name, s.j.he.pk.ID(), id)
+		}
+	}
+	updates := []*model.Model{heModel(1, -2, 0.5), heModel(3, 0, -1), heModel(-0.25, 4, 2)}
+	var signed []*hearthv1.HESigned
+	want := make([]float64, 3)
+	total := 0.0
+	for i, s := range f.sites {
+		st, err := s.p.encryptUpdate(s.j, 1, updates[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed = append(signed, st)
+		w := float64(100 * (i + 1)) // under the share cap: weights as committed
+		total += w
+		for k, v := range updates[i].Tensors[0].Data {
+			want[k] += w * float64(v)
+		}
+		if got := s.j.he.weight; math.Abs(got-w/600) > 1e-12 {
+			t.Fatalf("%s: weight %v, want %v", s.p.cfg.Self.Name, got, w/600)
+		}
+	}
+	ask := &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: signed, Active: []int32{0, 2}}
+	var dshares []*he.DecryptionShare
+	var cts []*he.Ciphertext
+	for _, i := range []int{0, 2} {
+		raw, contributors, err := f.sites[i].p.decryptShare(f.sites[i].j, ask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(contributors) != 3 {
+			t.Fatalf("contributors %v", contributors)
+		}
+		ds := new(he.DecryptionShare)
+		if err := ds.UnmarshalBinary(raw); err != nil {
+			t.Fatal(err)
+		}
+		dshares = append(dshares, ds)
+	}
+	for _, st := range signed {
+		_, ct, err := hejob.ParseUpdate(st.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cts = append(cts, ct)
+	}
+	sum, err := he.Sum(cts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values, err := he.Combine(f.sites[0].j.he.params, f.sites[0].j.he.pk, sum, dshares)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range want {
+		if got := values[k]; math.Abs(got-want[k]/total) > 1e-4 {
+			t.Errorf("value %d: decrypted mean %v, plaintext FedAvg %v", k, got, want[k]/total)
+		}
+	}
+}
+
+// TestHESiteRefusesACompromisedServer: what a server (or a relay) that
+// wants one site's update, or a key it can open, may send a site, and the
+// site's refusal of each, with its reason.
+func TestHESiteRefusesACompromisedServer(t *testing.T) {
+	f := newHEFixture(t, 3, 2)
+	f.key(t)
+	var signed []*hearthv1.HESigned
+	for i, s := range f.sites {
+		st, err := s.p.encryptUpdate(s.j, 1, heModel(float32(i), 1, 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed = append(signed, st)
+	}
+	relabelled := proto.Clone(signed[1]).(*hearthv1.HESigned)
+	relabelled.Site = "site-1" // site-2's update passed off as site-1's
+	resigned, err := hejob.Sign(f.sites[2].signer, heJobID, hejob.KindUpdate, 1, f.sites[0].j.he.setupID(), signed[1].Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resigned.Site = "site-2" // site-3's signature on site-2's update
+	nextRound, err := f.sites[1].p.encryptUpdate(f.sites[1].j, 2, heModel(5, 5, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	site1 := f.sites[0]
+	for _, tc := range []struct {
+		name string
+		ask  *hearthv1.HEDecrypt
+		want string
+	}{
+		{"one site's update alone", &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: signed[1:2], Active: []int32{0, 1}}, "at least 2 needed"},
+		{"an update relabelled as another site's", &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: []*hearthv1.HESigned{relabelled, signed[2]}, Active: []int32{0, 1}}, "does not verify"},
+		{"an update signed by another site", &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: []*hearthv1.HESigned{resigned, signed[2]}, Active: []int32{0, 1}}, "does not verify"},
+		{"a later round's update in this round", &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: []*hearthv1.HESigned{nextRound, signed[2]}, Active: []int32{0, 1}}, "for round 2, not 1"},
+		{"the same site twice", &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: []*hearthv1.HESigned{signed[1], signed[1]}, Active: []int32{0, 1}}, "twice"},
+		{"an active set without this site", &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: signed, Active: []int32{1, 2}}, "not in active set"},
+		{"a round outside the job", &hearthv1.HEDecrypt{JobId: heJobID, Round: 9, Updates: signed, Active: []int32{0, 1}}, "not in the job's 1..5"},
+	} {
+		t.Run("decrypt: "+tc.name, func(t *testing.T) {
+			if _, _, err := site1.p.decryptShare(site1.j, tc.ask); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("decryptShare = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("decrypt: a second sum in the same round", func(t *testing.T) {
+		if _, _, err := site1.p.decryptShare(site1.j, &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: signed, Active: []int32{0, 1}}); err != nil {
+			t.Fatal(err)
+		}
+		// All three, then two of them: their difference is site-3's update.
+		_, _, err := site1.p.decryptShare(site1.j, &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: signed[:2], Active: []int32{0, 1}})
+		if err == nil || !strings.Contains(err.Error(), "already decrypted another sum") {
+			t.Fatalf("decryptShare = %v, want a refusal of a second sum", err)
+		}
+	})
+
+	// The setup: a fresh fixture per case, since a site keys once.
+	other, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outsider := f.project.Issue(t, "site-9", "org", pki.KindSite)
+	outsiderSigner, err := envelope.NewSigner(outsider.Cert, outsider.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(g *heFixture, m *hearthv1.HESetup)
+		want   string
+	}{
+		{"a threshold below the job's", func(_ *heFixture, m *hearthv1.HESetup) { m.Threshold = 1 }, "threshold 1; the signed job gives 2"},
+		{"a site outside the signed job", func(_ *heFixture, m *hearthv1.HESetup) {
+			k, _ := sealing.BindKey(outsiderSigner, heJobID, other.PublicKey())
+			m.Parties, m.Keys = append(slices.Clone(m.Parties), "site-9"), append(slices.Clone(m.Keys), k)
+		}, "not one of the job's sites"},
+		{"parties out of order", func(_ *heFixture, m *hearthv1.HESetup) {
+			m.Parties = []string{"site-2", "site-1", "site-3"}
+			m.Keys = []*hearthv1.SealingKey{m.Keys[1], m.Keys[0], m.Keys[2]}
+		}, "increasing name order"},
+		{"another party's key swapped for the server's", func(g *heFixture, m *hearthv1.HESetup) {
+			k := proto.Clone(m.Keys[1]).(*hearthv1.SealingKey)
+			k.PublicKey = other.PublicKey().Bytes()
+			m.Keys = []*hearthv1.SealingKey{m.Keys[0], k, m.Keys[2]}
+		}, "does not verify"},
+		{"this site's own key replaced", func(g *heFixture, m *hearthv1.HESetup) {
+			k, _ := sealing.BindKey(g.sites[0].signer, heJobID, other.PublicKey())
+			m.Keys = []*hearthv1.SealingKey{k, m.Keys[1], m.Keys[2]}
+		}, "not its own"},
+		{"fewer parties than min_sites", func(g *heFixture, m *hearthv1.HESetup) {
+			g.sites[0].j.manifest.MinSites = 3
+			m.Parties, m.Keys, m.Threshold = m.Parties[:2], m.Keys[:2], 2
+		}, "fewer than the job's min_sites"},
+	} {
+		t.Run("setup: "+tc.name, func(t *testing.T) {
+			g := newHEFixture(t, 3, 2)
+			m := proto.Clone(g.setup).(*hearthv1.HESetup)
+			tc.change(g, m)
+			if err := g.sites[0].p.takeSetup(g.sites[0].j, m); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("takeSetup = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("setup: a second one once keyed", func(t *testing.T) {
+		if err := site1.p.takeSetup(site1.j, f.setup); err == nil || !strings.Contains(err.Error(), "key is made") {
+			t.Fatalf("takeSetup = %v", err)
+		}
+	})
+
+	// The commitments and key shares: the server may not make up or change
+	// any party's.
+	g := newHEFixture(t, 3, 2)
+	var good []*hearthv1.HESigned
+	for _, s := range g.sites {
+		if err := s.p.takeSetup(s.j, g.setup); err != nil {
+			t.Fatal(err)
+		}
+		st, err := hejob.Sign(s.signer, heJobID, hejob.KindCommitment, 0, s.j.he.setupID(), hejob.CommitmentPayload(s.j.he.party.Commitment(), s.j.he.samples))
+		if err != nil {
+			t.Fatal(err)
+		}
+		good = append(good, st)
+	}
+	forged := proto.Clone(good[1]).(*hearthv1.HESigned)
+	forged.Payload = hejob.CommitmentPayload(he.Commitment{1}, 200) // the server's choice of site-2's share
+	inflated, _ := hejob.Sign(g.sites[1].signer, heJobID, hejob.KindCommitment, 0, g.sites[1].j.he.setupID(), hejob.CommitmentPayload(g.sites[1].j.he.party.Commitment(), 1<<51))
+	ownChanged, _ := hejob.Sign(g.sites[0].signer, heJobID, hejob.KindCommitment, 0, g.sites[0].j.he.setupID(), hejob.CommitmentPayload(g.sites[0].j.he.party.Commitment(), 5))
+	oldSetup := proto.Clone(good[2]).(*hearthv1.HESigned)
+	oldSetup.Setup = make([]byte, 16)
+	for _, tc := range []struct {
+		name string
+		list []*hearthv1.HESigned
+		want string
+	}{
+		{"a commitment the server made", []*hearthv1.HESigned{good[0], forged, good[2]}, "does not verify"},
+		{"an implausible sample count", []*hearthv1.HESigned{good[0], inflated, good[2]}, "training samples"},
+		{"this site's own commitment at another count", []*hearthv1.HESigned{ownChanged, good[1], good[2]}, "not the one it made"},
+		{"a commitment of another setup", []*hearthv1.HESigned{good[0], good[1], oldSetup}, "another setup"},
+		{"one commitment short", good[:2], "2 commitments for 3 parties"},
+	} {
+		t.Run("commitments: "+tc.name, func(t *testing.T) {
+			if _, err := g.sites[0].p.takeCommitments(g.sites[0].j, &hearthv1.HEKeyExchange{JobId: heJobID, Commitments: tc.list}); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("takeCommitments = %v, want %q", err, tc.want)
+			}
+		})
+	}
+
+	// Key shares: each must be its party's, matching its commitment.
+	h := newHEFixture(t, 3, 2)
+	var hc []*hearthv1.HESigned
+	for _, s := range h.sites {
+		if err := s.p.takeSetup(s.j, h.setup); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := hejob.Sign(s.signer, heJobID, hejob.KindCommitment, 0, s.j.he.setupID(), hejob.CommitmentPayload(s.j.he.party.Commitment(), s.j.he.samples))
+		hc = append(hc, st)
+	}
+	var hs []*hearthv1.HESigned
+	for _, s := range h.sites {
+		raw, err := s.p.takeCommitments(s.j, &hearthv1.HEKeyExchange{JobId: heJobID, Commitments: hc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := hejob.Sign(s.signer, heJobID, hejob.KindKeyShare, 0, s.j.he.setupID(), raw)
+		hs = append(hs, st)
+	}
+	// site-3 signs, as its own, another share of the same setup (made from
+	// another secret, in a second run of it): a share chosen after the
+	// commitments, which the rogue-key attack needs.
+	_, otherShares := newHEFixture(t, 3, 2).key(t)
+	swapped, _ := hejob.Sign(h.sites[2].signer, heJobID, hejob.KindKeyShare, 0, h.sites[2].j.he.setupID(), otherShares[2].Payload)
+	t.Run("keys: a share that does not match its commitment", func(t *testing.T) {
+		err := h.sites[0].p.takeKeys(h.sites[0].j, &hearthv1.HEKeys{JobId: heJobID, Shares: []*hearthv1.HESigned{hs[0], hs[1], swapped}})
+		if err == nil || !strings.Contains(err.Error(), "commitment") {
+			t.Fatalf("takeKeys = %v, want a refusal naming the commitment", err)
+		}
+	})
+	t.Run("keys: before the threshold shares came", func(t *testing.T) {
+		err := h.sites[0].p.takeKeys(h.sites[0].j, &hearthv1.HEKeys{JobId: heJobID, Shares: hs})
+		if err == nil || !strings.Contains(err.Error(), "threshold shares") {
+			t.Fatalf("takeKeys = %v, want a refusal for missing threshold shares", err)
+		}
+	})
+	t.Run("threshold share: unsealed, or from a site outside the setup, or passed off", func(t *testing.T) {
+		ts := h.sites[1].j.he.party.ThresholdShares()[0] // site-2's for site-1
+		raw, _ := ts.MarshalBinary()
+		m := &hearthv1.HEThresholdShare{JobId: heJobID, Share: raw}
+		recv := h.sites[0]
+		for _, c := range []struct {
+			sender string
+			sealed bool
+			want   string
+		}{
+			{"site-2", false, "sealed"},
+			{"site-9", true, "not another party"},
+			{"site-1", true, "not another party"},
+			{"site-3", true, "the share of party 1, sent by party 2"},
+		} {
+			if err := recv.p.takeThresholdShare(recv.j, c.sender, c.sealed, m); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("from %s (sealed %v): %v, want %q", c.sender, c.sealed, err, c.want)
+			}
+		}
+		if err := recv.p.takeThresholdShare(recv.j, "site-2", true, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := recv.p.takeThresholdShare(recv.j, "site-2", true, m); err == nil || !strings.Contains(err.Error(), "second threshold share") {
+			t.Fatalf("the same share again: %v", err)
+		}
+	})
+}
