@@ -217,11 +217,11 @@ func (p *Participant) setupScope(j *joined) error {
 	if err != nil {
 		return fmt.Errorf("privacy: %w", err)
 	}
-	filters, err := privacy.Build(chains.Result)
+	filters, err := privacy.Build(chains.Result, p.cfg.FilterPlugins)
 	if err != nil {
 		return fmt.Errorf("privacy: %w", err)
 	}
-	incoming, err := privacy.Build(chains.Data)
+	incoming, err := privacy.Build(chains.Data, p.cfg.FilterPlugins)
 	if err != nil {
 		return fmt.Errorf("privacy: %w", err)
 	}

@@ -100,7 +100,7 @@ func TestChainSiteFiltersFirst(t *testing.T) {
 
 	// Run it: the site's reports come first, and the job's weaker clip
 	// gets only what the site's clip let through.
-	fs, err := privacy.Build(chains.Result, filter.WithSeed([32]byte{9}))
+	fs, err := privacy.Build(chains.Result, nil, filter.WithSeed([32]byte{9}))
 	if err != nil {
 		t.Fatal(err)
 	}
