@@ -205,20 +205,8 @@ func (c *Client) accept(resp *filterv1.ApplyResponse, global, local *model.Model
 		return fail(err)
 	}
 	out := readModel(c.out.data[:size], local)
-	for i, t := range out.Tensors {
-		if r.Mask != nil && r.Mask[i] {
-			if global != nil {
-				copy(t.Data, global.Tensors[i].Data)
-			} else {
-				clear(t.Data)
-			}
-			continue
-		}
-		for j, v := range t.Data {
-			if v-v != 0 {
-				return fail(fmt.Errorf("%w: tensor %q value %d is %v", learnfilter.ErrNonFinite, plugins.Clip(t.Name, 128), j, v))
-			}
-		}
+	if err := finish(out, r, global); err != nil {
+		return fail(err)
 	}
 	return out, r, nil
 }

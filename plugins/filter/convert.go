@@ -140,6 +140,9 @@ func sameLayout(local *model.Model, got []*filterv1.TensorShape) error {
 	return nil
 }
 
+// clipName bounds a tensor's name for a message.
+func clipName(s string) string { return plugins.Clip(s, 128) }
+
 // clipDims bounds a plugin's dimensions for a message.
 func clipDims(d []int64) []int64 {
 	if len(d) > 8 {
