@@ -143,7 +143,7 @@ func parseFilter(path string, v any, direction string) (FilterSpec, error) {
 			}
 			name, known := resolve(p)
 			if !known {
-				return FilterSpec{}, fail(mpath, "unknown filter %q: Hearth runs only its built-in filters (%s) and a site's own plugin filters (\"plugin\": {...} in the site's privacy.json)",
+				return FilterSpec{}, fail(mpath, "unknown filter %q: Hearth runs only its built-in filters: %s; and a site's own plugin filters (\"plugin\": {...}, in the site's privacy.json only)",
 					bounded(p), strings.Join(KnownPaths(), ", "))
 			}
 			spec.Name, spec.Path = name, p
