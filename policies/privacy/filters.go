@@ -44,7 +44,7 @@ func cloneSpecs(specs []FilterSpec) []FilterSpec {
 	out := slices.Clone(specs)
 	for i, f := range out {
 		if f.Plugin != nil {
-			out[i].Plugin = f.Plugin.clone()
+			out[i].Plugin = f.Plugin.Clone()
 		}
 		if ev, ok := f.Config.(filter.ExcludeVars); ok {
 			ev.Names = slices.Clone(ev.Names)

@@ -60,7 +60,8 @@ func (p *PluginFilter) Params() map[string]string {
 	}
 }
 
-func (p *PluginFilter) clone() *PluginFilter {
+// Clone is a deep copy of p.
+func (p *PluginFilter) Clone() *PluginFilter {
 	c := *p
 	c.Args = slices.Clone(p.Args)
 	return &c
