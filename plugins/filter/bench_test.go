@@ -40,8 +40,10 @@ func BenchmarkNoop(b *testing.B) {
 			if _, _, err := c.Apply(global, local); err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(float64(time.Since(start).Milliseconds()), "first-call-ms")
+			first := time.Since(start)
 			run(b, c, global, local)
+			b.ReportMetric(float64(first.Milliseconds()), "first-call-ms") // after the loop, which clears metrics
+
 		})
 	}
 }
