@@ -2,11 +2,14 @@ package filter
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	learnfilter "github.com/hearthfl/hearth/actors/learning/filter"
@@ -160,9 +163,12 @@ func (s *Site) Filter(l privacy.Link) (learnfilter.Filter, error) {
 // Problems are the entries whose plugins were refused when the site
 // opened, each naming its place, for the site's audit.
 func (s *Site) Problems() []error {
+	keys := slices.SortedFunc(maps.Keys(s.entries), func(a, b entryKey) int {
+		return cmp.Or(cmp.Compare(a.scope, b.scope), cmp.Compare(a.direction, b.direction), cmp.Compare(a.index, b.index))
+	})
 	var errs []error
-	for k, e := range s.entries {
-		if e.err != nil {
+	for _, k := range keys {
+		if e := s.entries[k]; e.err != nil {
 			errs = append(errs, fmt.Errorf("scope %q %s filter %d: %w", k.scope, k.direction, k.index, e.err))
 		}
 	}
