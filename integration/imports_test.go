@@ -51,6 +51,12 @@ func TestImportRules(t *testing.T) {
 			rule: importRule{from: under("policies"), to: func(p string) bool { return under("bus")(p) && !under("bus/pki")(p) }},
 		},
 		{
+			name: "policies start no plugins",
+			why: "a policy engine parses a site's files into values (privacy.json's plugin entries included) and decides; " +
+				"running the binaries they pin is plugins/filter's job, which cmd/hearth hands the participant (privacy.PluginFilters)",
+			rule: importRule{from: under("policies"), to: func(p string) bool { return under("plugins")(p) || p == "github.com/hashicorp/go-plugin" }},
+		},
+		{
 			name: "only bus embeds nats-server",
 			why: "everything that touches the NATS server sits behind bus's small API (Hub, Leaf, Conn), " +
 				"so that the server's options, permissions and TLS are set in one place",

@@ -104,6 +104,10 @@ type Config struct {
 	// scopes, their filters and budgets. Nil: jobs that name a scope or
 	// filters are refused.
 	Privacy *privacy.Policy
+	// FilterPlugins runs the site's own filters, the plugin binaries its
+	// privacy.json pins (plugins/filter's Site). Nil: a job whose scope
+	// holds one is refused.
+	FilterPlugins privacy.PluginFilters
 	// GPUs is what the site offers jobs (local/resources.json), for
 	// pre-flight answers.
 	GPUs int64

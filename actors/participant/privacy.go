@@ -217,11 +217,11 @@ func (p *Participant) setupScope(j *joined) error {
 	if err != nil {
 		return fmt.Errorf("privacy: %w", err)
 	}
-	filters, err := privacy.Build(chains.Result)
+	filters, err := privacy.Build(chains.Result, p.cfg.FilterPlugins)
 	if err != nil {
 		return fmt.Errorf("privacy: %w", err)
 	}
-	incoming, err := privacy.Build(chains.Data)
+	incoming, err := privacy.Build(chains.Data, p.cfg.FilterPlugins)
 	if err != nil {
 		return fmt.Errorf("privacy: %w", err)
 	}
@@ -253,6 +253,7 @@ func (p *Participant) filterIncoming(j *joined, jobID string, round int64, globa
 	out, rep, err := filter.RunChain(j.dataFilters, nil, global)
 	p.auditFilters(j, j.dataChain, j.dataFilters, rep, jobID, round, "in")
 	if err != nil {
+		p.auditRefusal(j, jobID, round, "in", err)
 		return nil, fmt.Errorf("privacy filter on the global model: %w", err)
 	}
 	return out, nil
@@ -270,6 +271,7 @@ func (p *Participant) filterUpdate(j *joined, jobID string, round int64, global,
 	out, rep, err := filter.RunChain(j.filters, global, update)
 	p.auditFilters(j, j.chain, j.filters, rep, jobID, round, "out")
 	if err != nil {
+		p.auditRefusal(j, jobID, round, "out", err)
 		return nil, fmt.Errorf("privacy filter: %w", err)
 	}
 	if pr := j.privacy; pr != nil {
@@ -325,7 +327,24 @@ func epsilonOf(j *joined) float64 {
 	return e
 }
 
-// auditFilters audits each filter a chain ran.
+// maxRefusal bounds a filter refusal's reason in the audit: it can
+// carry what a plugin wrote.
+const maxRefusal = 1024
+
+// auditRefusal audits a chain that refused (a filter's error, a plugin
+// that crashed, hung or answered outside its contract): nothing it was
+// given leaves.
+func (p *Participant) auditRefusal(j *joined, jobID string, round int64, direction string, err error) {
+	reason := err.Error()
+	if len(reason) > maxRefusal {
+		reason = reason[:maxRefusal] + "...[clipped]"
+	}
+	p.audit(auditor.Event{Action: "privacy.filter.refused", JobID: jobID, Round: round,
+		Detail: map[string]string{"scope": j.scope, "direction": direction, "reason": reason}})
+}
+
+// auditFilters audits each filter a chain ran (a chain that stopped at
+// a refusal: up to the filter that refused).
 func (p *Participant) auditFilters(j *joined, chain []privacy.Link, filters []filter.Filter, rep filter.ChainReport, jobID string, round int64, direction string) {
 	for i, r := range rep.Reports {
 		link := chain[i]

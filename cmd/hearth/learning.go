@@ -18,6 +18,7 @@ import (
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/pki"
+	pluginfilter "github.com/hearthfl/hearth/plugins/filter"
 	"github.com/hearthfl/hearth/policies/authz"
 	"github.com/hearthfl/hearth/policies/privacy"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -134,17 +135,42 @@ func limits(l *kit.Limits) coordinator.Limits {
 }
 
 // startParticipant runs the site's learning participant and routes the
-// server's job messages to it.
-func startParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate *credential.Gate, gpus int64) (*actor.PID, error) {
+// server's job messages to it, with the site's own filters (the plugin
+// binaries its privacy.json pins) started; the returned function stops
+// them. A plugin that is refused (its hash differs from its pin) does not
+// stop the site: it starts, audits why, and refuses every job in that
+// plugin's scope.
+func startParticipant(ctx context.Context, n *node.Node, audit *auditor.Log, policy authz.Site, gate *credential.Gate, gpus int64) (*actor.PID, func(), error) {
 	scopes, err := privacy.ParseFile(n.Kit.PolicyPath("privacy.json"))
 	if err != nil {
-		return nil, err
-	}
-	spill, err := spillDir(n)
-	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	state, err := n.Kit.StateDir()
+	if err != nil {
+		return nil, nil, err
+	}
+	own, err := pluginfilter.OpenSite(ctx, pluginfilter.SiteConfig{Policy: scopes, KitDir: n.Kit.Dir, WorkDir: state,
+		Logger: n.Log().With("component", "filter")})
+	if err != nil {
+		return nil, nil, fmt.Errorf("site filters: %w", err)
+	}
+	for _, perr := range own.Problems() {
+		if _, aerr := audit.Append(auditor.Event{Action: "privacy.plugin.refused", Detail: map[string]string{"reason": perr.Error()}}); aerr != nil {
+			n.Log().Error("audit append failed", "err", aerr)
+		}
+	}
+	pid, err := spawnParticipant(n, audit, policy, gate, gpus, scopes, own, state)
+	if err != nil {
+		own.Close()
+		return nil, nil, err
+	}
+	return pid, func() { own.Close() }, nil
+}
+
+// spawnParticipant makes the participant actor and routes to it.
+func spawnParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate *credential.Gate, gpus int64,
+	scopes *privacy.Policy, own *pluginfilter.Site, state string) (*actor.PID, error) {
+	spill, err := spillDir(n)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +182,7 @@ func startParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate 
 		DataDir: n.Kit.DataDir(), Audit: audit, Log: n.Log().With("component", "participant"),
 		Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Ledger: ledger, Outgoing: hostileSite,
 		Signer: n.Signer, SealKey: n.SealKey.PublicKey(), Bridge: n.Bridge.PID(), StateDir: state, OnSwarmTask: hostileSwarm,
-		Gate: gate, GPUs: gpus, Privacy: scopes})
+		Gate: gate, GPUs: gpus, Privacy: scopes, FilterPlugins: own})
 	if err != nil {
 		return nil, err
 	}

@@ -48,10 +48,11 @@ func runSite(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer closeGate()
-	pid, err := startParticipant(n, audit, policy, gate, gpus)
+	pid, closeFilters, err := startParticipant(ctx, n, audit, policy, gate, gpus)
 	if err != nil {
 		return err
 	}
+	defer closeFilters()
 	ctx, shutdown := context.WithCancel(ctx) // admin site shutdown stops the site as a signal would
 	defer shutdown()
 	if err := startSiteAdmin(n, audit, policy, gate, pid, logs, gpus, shutdown); err != nil {

@@ -8,9 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/hearthfl/hearth/plugins"
 	authnv1 "github.com/hearthfl/hearth/schemas/hearth/plugin/authn/v1"
 )
@@ -147,33 +144,5 @@ func (c *grpcClient) Authenticate(ctx context.Context, r Request) (Decision, err
 	return decisionFromProto(resp.GetDecision())
 }
 
-// maxErrorText bounds the text of a plugin's error.
-const maxErrorText = 512
-
-// pluginError is a call the plugin answered with an error, or that
-// failed on the way. It keeps the gRPC status, so that the loader can
-// tell a broken connection (codes.Unavailable) from the plugin's answer,
-// and clips the plugin's text.
-type pluginError struct {
-	op string
-	st *status.Status
-}
-
 // rpcError wraps a gRPC call's error.
-func rpcError(op string, err error) error {
-	return &pluginError{op: op, st: status.Convert(err)}
-}
-
-// Error reads e.g. `authn plugin: authenticate: ldap: dial: connection
-// refused`, with the gRPC code when the plugin did not answer the error
-// itself.
-func (e *pluginError) Error() string {
-	msg := "authn plugin: " + e.op + ": "
-	if e.st.Code() != codes.Unknown {
-		msg += e.st.Code().String() + ": "
-	}
-	return msg + plugins.Clip(e.st.Message(), maxErrorText)
-}
-
-// GRPCStatus is the call's gRPC status (status.Code reads it).
-func (e *pluginError) GRPCStatus() *status.Status { return e.st }
+func rpcError(op string, err error) error { return plugins.NewRPCError(PluginName, op, err) }

@@ -90,6 +90,9 @@ func links(scope *Scope, job []FilterSpec, which string) ([]Link, error) {
 		out = append(out, Link{FilterSpec: f, Origin: OriginSite, Scope: scope.name, Index: i})
 	}
 	for i, f := range cloneSpecs(job) {
+		if f.Plugin != nil {
+			return nil, fmt.Errorf("privacy: the job's %s filter %d: %s", which, i, errJobPlugin)
+		}
 		name, known := resolve(f.Path)
 		if !known || name != f.Name || f.Config == nil || f.Config.Name() != f.Name {
 			return nil, fmt.Errorf("privacy: the job's %s filter %d: not a filter ParseFilters made (%s)", which, i, bounded(f.String()))
@@ -102,11 +105,38 @@ func links(scope *Scope, job []FilterSpec, which string) ([]Link, error) {
 	return out, nil
 }
 
-// Build makes the filters of a chain, in its order (filter.New on each
-// link's configuration, with opts).
-func Build(chain []Link, opts ...filter.Option) ([]filter.Filter, error) {
+// ErrNoPluginHost: a chain holds a site's plugin filter and Build was
+// given nothing that runs plugins.
+var ErrNoPluginHost = errors.New("the site runs no plugin filters")
+
+// PluginFilters turns a chain's plugin link (a site's own filter, Plugin
+// set) into the filter that runs it; plugins/filter's Site is one. It
+// answers an error when the plugin cannot run (its binary refused, say).
+type PluginFilters interface {
+	Filter(l Link) (filter.Filter, error)
+}
+
+// Build makes the filters of a chain, in its order: filter.New on each
+// built-in link's configuration, with opts, and plugins.Filter on each
+// plugin link. A chain with a plugin link and a nil plugins is refused
+// (ErrNoPluginHost).
+func Build(chain []Link, plugins PluginFilters, opts ...filter.Option) ([]filter.Filter, error) {
 	fs := make([]filter.Filter, len(chain))
 	for i, l := range chain {
+		if l.Plugin != nil {
+			if l.Origin != OriginSite {
+				return nil, fmt.Errorf("privacy: %s: %s", l, errJobPlugin)
+			}
+			if plugins == nil {
+				return nil, fmt.Errorf("privacy: %s: %w", l, ErrNoPluginHost)
+			}
+			f, err := plugins.Filter(l)
+			if err != nil {
+				return nil, fmt.Errorf("privacy: %s: %w", l, err)
+			}
+			fs[i] = f
+			continue
+		}
 		f, err := filter.New(l.Config, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("privacy: %s: %w", l, err)

@@ -3,9 +3,11 @@ package privacy_test
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -100,7 +102,7 @@ func TestChainSiteFiltersFirst(t *testing.T) {
 
 	// Run it: the site's reports come first, and the job's weaker clip
 	// gets only what the site's clip let through.
-	fs, err := privacy.Build(chains.Result, filter.WithSeed([32]byte{9}))
+	fs, err := privacy.Build(chains.Result, nil, filter.WithSeed([32]byte{9}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +150,8 @@ func TestChainRefusesForgedJobFilters(t *testing.T) {
 		{"name and config disagree", privacy.FilterSpec{Name: "quantize", Path: "quantize", Config: filter.DefaultPercentile()}},
 		{"no config", privacy.FilterSpec{Name: "quantize", Path: "quantize"}},
 		{"out of range", privacy.FilterSpec{Name: "percentile_privacy", Path: "percentile_privacy", Config: filter.Percentile{Percentile: 10, Gamma: -1, Steps: 1}}},
+		{"a plugin", privacy.FilterSpec{Name: privacy.NamePlugin, Path: "/tmp/evil", Plugin: &privacy.PluginFilter{Path: "/tmp/evil", Timeout: time.Second, Args: []byte("{}"), Direction: "out"}}},
+		{"a plugin posing as a built-in", privacy.FilterSpec{Name: "quantize", Path: "quantize", Config: filter.Quantize{Codec: "float16"}, Plugin: &privacy.PluginFilter{Path: "/tmp/evil", Timeout: time.Second, Direction: "out"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,6 +187,9 @@ func TestParseFilters(t *testing.T) {
 		{"direction", `[{"path": "quantize", "args": {"codec": "float16"}, "direction": "out"}]`, nil, "job.filters[0].direction: a job's filter names no direction"},
 		{"unknown filter", `[{"path": "my_filters.Noise"}]`, nil, `job.filters[0].path: unknown filter "my_filters.Noise"`},
 		{"bad arg", `[{"path": "gaussian_privacy", "args": {"noise_multiplier": 1, "clip_norm": -2}}]`, nil, "job.filters[0].args.clip_norm: -2 is not a finite positive number"},
+		{"a plugin", `[{"plugin": {"path": "/tmp/evil", "sha256": "` + strings.Repeat("00", 32) + `"}}]`, nil, "job.filters[0].plugin: a job cannot load a plugin binary: only the site's own privacy.json may name one"},
+		{"a plugin's timeout", `[{"path": "quantize", "args": {"codec": "float16"}, "timeout": "1h"}]`, nil, "job.filters[0].timeout: a job cannot load a plugin binary"},
+		{"the plugin name as a path", `[{"path": "plugin"}]`, nil, `job.filters[0].path: unknown filter "plugin"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,4 +238,61 @@ func TestParseFilters(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPluginEntries: a site's plugin entry parses into a FilterSpec that
+// names the binary, its pin, its deadline, its arguments and its list's
+// direction; a chain puts it first, as the site wrote it; Build refuses
+// it without a plugin host, and refuses a job's link that carries one.
+func TestPluginEntries(t *testing.T) {
+	sum := strings.Repeat("0f", 32)
+	p, err := privacy.Parse([]byte(`{"scopes": [{"name": "own",
+	  "task_data_filters": [{"plugin": {"path": "bin/hearth-filter-clip", "sha256": "` + sum + `"}, "direction": "in"}],
+	  "task_result_filters": [
+	    {"plugin": {"path": "/opt/hearth/hearth-filter-clip", "sha256": "` + strings.ToUpper(sum) + `"}, "timeout": "2m", "args": {"max_abs": 0.5, "names": ["a", "b"]}},
+	    {"path": "quantize", "args": {"codec": "float16"}}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope, _ := p.Scope("own")
+	job, err := privacy.ParseFilters("filters", []any{map[string]any{"path": "percentile_privacy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chains, err := privacy.Chain(scope, job, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chains.Result) != 3 || len(chains.Data) != 1 {
+		t.Fatalf("chains %v", chains)
+	}
+	out, in := chains.Result[0], chains.Data[0]
+	if out.Name != privacy.NamePlugin || out.Plugin == nil || out.Origin != privacy.OriginSite || out.Index != 0 || out.Config != nil {
+		t.Fatalf("result link %+v, want the site's plugin first", out)
+	}
+	want := map[string]string{"plugin.path": "/opt/hearth/hearth-filter-clip", "plugin.sha256": sum, "timeout": "2m0s", "args": `{"max_abs":0.5,"names":["a","b"]}`}
+	if got := out.Plugin.Params(); !maps.Equal(got, want) {
+		t.Errorf("params %v, want %v", got, want)
+	}
+	if out.Plugin.Direction != privacy.DirectionOut || in.Plugin.Direction != privacy.DirectionIn {
+		t.Errorf("directions %q and %q", out.Plugin.Direction, in.Plugin.Direction)
+	}
+	if in.Plugin.Timeout != privacy.DefaultPluginTimeout || string(in.Plugin.Args) != "{}" || in.Plugin.Path != "bin/hearth-filter-clip" {
+		t.Errorf("the data filter's defaults: %+v", in.Plugin)
+	}
+	if s := out.String(); !strings.HasPrefix(s, `site scope "own" [0] plugin{args={"max_abs":0.5`) || !strings.Contains(s, "plugin.sha256="+sum) {
+		t.Errorf("String() = %s", s)
+	}
+	if _, err := privacy.Build(chains.Result, nil); !errors.Is(err, privacy.ErrNoPluginHost) {
+		t.Errorf("Build without a plugin host: %v, want %v", err, privacy.ErrNoPluginHost)
+	}
+	forged := out
+	forged.Origin = privacy.OriginJob
+	if _, err := privacy.Build([]privacy.Link{forged}, nil); err == nil || !strings.Contains(err.Error(), "a job cannot load a plugin binary") {
+		t.Errorf("Build of a job's plugin link: %v", err)
+	}
+	scope.ResultFilters()[0].Plugin.Args[0] = 'X'
+	if got := scope.ResultFilters()[0].Plugin.Args[0]; got != '{' {
+		t.Error("the scope's plugin entry changed through a copy")
+	}
 }

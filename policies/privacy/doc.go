@@ -73,6 +73,29 @@
 // epsilon_release overrides included, and a value of the wrong type or out
 // of range.
 //
+// # A site's own filters: plugin binaries
+//
+// A site's lists (never a job's) may name a filter of the site's own, a
+// plugin binary (plugins/filter runs it), pinned by its SHA-256 as
+// authentication.json pins an authenticator:
+//
+//	{"plugin": {"path": "/opt/hearth/hearth-filter-clip", "sha256": "<64 hex digits>"},
+//	 "timeout": "60s",
+//	 "args": {"max_abs": 0.05}}
+//
+// plugin, with both its keys, is required, and "path" is then absent (an
+// entry is a built-in or a plugin, not both). A relative path is relative
+// to the kit's folder; sha256 is what sha256sum prints, in either case.
+// timeout, the deadline of each call, is a Go duration from 100ms to 30m,
+// 60s when absent. args, optional, is any JSON object (at most
+// MaxPluginArgs bytes), handed verbatim to the plugin. "direction" may
+// repeat the list's. The FilterSpec has Name NamePlugin and Plugin set;
+// Chain keeps it in the site's order, and Build asks a PluginFilters
+// (plugins/filter's Site) for the running filter. A job's list naming
+// "plugin" or "timeout" is refused ("a job cannot load a plugin binary"),
+// and so is a forged job FilterSpec carrying one: only the site's own
+// privacy.json may make a site run a binary.
+//
 // properties may hold anything, as in FLARE; Hearth reads one, dp_budget
 // {"epsilon": E, "delta": D} (E finite and positive, D in (0, 1), both
 // required): the differential privacy budget a job in the scope may spend

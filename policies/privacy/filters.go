@@ -17,15 +17,21 @@ const MaxFilters = 64
 // FilterSpec is one filter of a chain as a policy or a job names it: the
 // built-in filter's canonical name, the path as written (the name itself,
 // or a FLARE class path mapped to it) and its validated configuration,
-// which filter.New builds.
+// which filter.New builds. A site's own filter, a plugin binary, has
+// Name NamePlugin, Path the binary's path as written, no Config, and
+// Plugin set.
 type FilterSpec struct {
 	Name   string
 	Path   string
 	Config filter.Config
+	Plugin *PluginFilter
 }
 
 // String reads e.g. "percentile_privacy{gamma=0.01 percentile=10 steps=1}".
 func (f FilterSpec) String() string {
+	if f.Plugin != nil {
+		return f.Plugin.String()
+	}
 	if f.Config == nil {
 		return f.Name + "{?}"
 	}
@@ -37,6 +43,9 @@ func (f FilterSpec) String() string {
 func cloneSpecs(specs []FilterSpec) []FilterSpec {
 	out := slices.Clone(specs)
 	for i, f := range out {
+		if f.Plugin != nil {
+			out[i].Plugin = f.Plugin.Clone()
+		}
 		if ev, ok := f.Config.(filter.ExcludeVars); ok {
 			ev.Names = slices.Clone(ev.Names)
 			out[i].Config = ev
@@ -122,7 +131,7 @@ func parseFilter(path string, v any, direction string) (FilterSpec, error) {
 	}
 	var spec FilterSpec
 	var args *object
-	var sawPath bool
+	var sawPath, sawTimeout bool
 	for _, m := range o.members {
 		mpath := field(path, m.key)
 		switch m.key {
@@ -134,10 +143,23 @@ func parseFilter(path string, v any, direction string) (FilterSpec, error) {
 			}
 			name, known := resolve(p)
 			if !known {
-				return FilterSpec{}, fail(mpath, "unknown filter %q: Hearth runs only its built-in filters: %s",
+				return FilterSpec{}, fail(mpath, "unknown filter %q: Hearth runs only its built-in filters: %s; and a site's own plugin filters (\"plugin\": {...}, in the site's privacy.json only)",
 					bounded(p), strings.Join(KnownPaths(), ", "))
 			}
 			spec.Name, spec.Path = name, p
+		case "plugin":
+			if direction == "" {
+				return FilterSpec{}, fail(mpath, "%s", errJobPlugin)
+			}
+			spec.Plugin = &PluginFilter{Timeout: DefaultPluginTimeout, Direction: direction}
+			if err := parsePlugin(mpath, m.value, &spec); err != nil {
+				return FilterSpec{}, err
+			}
+		case "timeout":
+			if direction == "" {
+				return FilterSpec{}, fail(mpath, "%s", errJobPlugin)
+			}
+			sawTimeout = true
 		case "args":
 			if args, ok = m.value.(*object); !ok {
 				return FilterSpec{}, fail(mpath, "want the filter's arguments as an object, got %s", kindOf(m.value))
@@ -151,11 +173,31 @@ func parseFilter(path string, v any, direction string) (FilterSpec, error) {
 				return FilterSpec{}, fail(mpath, "want %q (or leave it out): a site applies this list only in that direction", direction)
 			}
 		default:
-			return FilterSpec{}, fail(mpath, "unknown key in a filter (want path and args)")
+			return FilterSpec{}, fail(mpath, "unknown key in a filter (want path and args, or plugin, timeout and args)")
 		}
 	}
-	if !sawPath {
+	switch {
+	case sawPath && spec.Plugin != nil:
+		return FilterSpec{}, fail(path, "a filter is either a built-in (path) or a plugin binary (plugin), not both")
+	case spec.Plugin != nil:
+		if sawTimeout {
+			d, err := parseTimeout(field(path, "timeout"), memberValue(o, "timeout"))
+			if err != nil {
+				return FilterSpec{}, err
+			}
+			spec.Plugin.Timeout = d
+		}
+		a, err := pluginArgs(field(path, "args"), args)
+		if err != nil {
+			return FilterSpec{}, err
+		}
+		spec.Name, spec.Path, spec.Plugin.Args = NamePlugin, spec.Plugin.Path, a
+		return spec, nil
+	case !sawPath:
 		return FilterSpec{}, fail(path, "the filter has no path")
+	}
+	if err := checkPluginOnly(path, spec, sawTimeout); err != nil {
+		return FilterSpec{}, err
 	}
 	cfg, err := parseArgs(field(path, "args"), spec.Name, args)
 	if err != nil {
@@ -163,6 +205,16 @@ func parseFilter(path string, v any, direction string) (FilterSpec, error) {
 	}
 	spec.Config = cfg
 	return spec, nil
+}
+
+// memberValue is the value of o's member key, nil if it has none.
+func memberValue(o *object, key string) any {
+	for _, m := range o.members {
+		if m.key == key {
+			return m.value
+		}
+	}
+	return nil
 }
 
 // argsOf reads one filter's arguments. Its methods return the default

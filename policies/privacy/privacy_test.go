@@ -138,6 +138,7 @@ func TestParseRefuses(t *testing.T) {
 	// result wraps a result filter into a scope named s.
 	result := func(f string) string { return scope(`{"name": "s", "task_result_filters": [` + f + `]}`) }
 	const f0 = "scopes[0].task_result_filters[0]"
+	sum := strings.Repeat("ab", 32)
 	tests := []struct {
 		name string
 		doc  string
@@ -210,6 +211,17 @@ func TestParseRefuses(t *testing.T) {
 		{"exclude empty list", result(`{"path": "exclude_vars", "args": {"exclude_vars": []}}`), f0 + ".args.exclude_vars", "names nothing"},
 		{"exclude a number", result(`{"path": "exclude_vars", "args": {"exclude_vars": 3}}`), f0 + ".args.exclude_vars", "got a number"},
 		{"exclude list of numbers", result(`{"path": "exclude_vars", "args": {"exclude_vars": ["a", 3]}}`), f0 + ".args.exclude_vars[1]", "want a tensor's name"},
+		{"plugin not an object", result(`{"plugin": "/opt/f"}`), f0 + ".plugin", `want {"path": "<binary>", "sha256": "<64 hex digits>"}`},
+		{"plugin without sha256", result(`{"plugin": {"path": "/opt/f"}}`), f0 + ".plugin", "want both path and sha256"},
+		{"plugin short sha256", result(`{"plugin": {"path": "/opt/f", "sha256": "abcd"}}`), f0 + ".plugin.sha256", "64 hex digits"},
+		{"plugin empty path", result(`{"plugin": {"path": "", "sha256": "` + sum + `"}}`), f0 + ".plugin.path", "1 to 4096 bytes"},
+		{"plugin unknown key", result(`{"plugin": {"path": "/opt/f", "sha256": "` + sum + `", "args": {}}}`), f0 + ".plugin.args", "unknown key in a plugin"},
+		{"plugin and path", result(`{"path": "quantize", "plugin": {"path": "/opt/f", "sha256": "` + sum + `"}}`), f0, "either a built-in (path) or a plugin binary (plugin)"},
+		{"plugin timeout too short", result(`{"plugin": {"path": "/opt/f", "sha256": "` + sum + `"}, "timeout": "1ms"}`), f0 + ".timeout", "not a duration from 100ms to 30m0s"},
+		{"plugin timeout a number", result(`{"plugin": {"path": "/opt/f", "sha256": "` + sum + `"}, "timeout": 60}`), f0 + ".timeout", "want a duration"},
+		{"timeout on a built-in", result(`{"path": "percentile_privacy", "timeout": "1s"}`), f0 + ".timeout", "only a plugin filter takes a timeout"},
+		{"plugin args not an object", result(`{"plugin": {"path": "/opt/f", "sha256": "` + sum + `"}, "args": [1]}`), f0 + ".args", "as an object"},
+		{"plugin args too large", result(`{"plugin": {"path": "/opt/f", "sha256": "` + sum + `"}, "args": {"x": "` + strings.Repeat("a", privacy.MaxPluginArgs) + `"}}`), f0 + ".args", "bytes of arguments, at most"},
 		{"exclude Python-only regexp", result(`{"path": "exclude_vars", "args": {"exclude_vars": "(?<=conv)\\.bias"}}`), f0 + ".args.exclude_vars", "Go RE2 syntax"},
 	}
 	for _, tt := range tests {

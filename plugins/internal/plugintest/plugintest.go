@@ -1,6 +1,6 @@
 // Package plugintest is the test support that the plugin packages' tests
-// share: the test authenticator's plugin binaries, built once per test
-// binary (in TestMain), and a file's SHA-256 as a site pins it.
+// share: the test plugins' binaries, built once per test binary (in
+// TestMain), and a file's SHA-256 as a site pins it.
 //
 // Only _test.go files import it.
 package plugintest
@@ -56,12 +56,16 @@ func Build(dir string) (*Binaries, error) {
 }
 
 // build runs go build for the test authenticator.
-func build(out, ldflags string) error {
-	cmd := exec.Command("go", "build", "-o", out, "-ldflags", ldflags, testAuthn)
+func build(out, ldflags string) error { return BuildMain(testAuthn, out, ldflags) }
+
+// BuildMain builds the main package pkg (an import path) into out, with
+// the linker flags ldflags.
+func BuildMain(pkg, out, ldflags string) error {
+	cmd := exec.Command("go", "build", "-o", out, "-ldflags", ldflags, pkg)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", testAuthn, err, stderr.Bytes())
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, stderr.Bytes())
 	}
 	return nil
 }
@@ -98,12 +102,23 @@ func (b *Binaries) Starts() (int, error) {
 // temporary folder (named after prefix) into *bins, runs the tests and
 // removes the folder.
 func Main(m *testing.M, prefix string, bins **Binaries) {
+	MainFunc(m, prefix, func(dir string) error {
+		var err error
+		*bins, err = Build(dir)
+		return err
+	})
+}
+
+// MainFunc is a test package's TestMain that builds its own binaries:
+// build is handed a fresh temporary folder (named after prefix); then
+// the tests run and the folder is removed.
+func MainFunc(m *testing.M, prefix string, build func(dir string) error) {
 	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if *bins, err = Build(dir); err != nil {
+	if err := build(dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
