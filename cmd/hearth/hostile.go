@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -13,8 +14,11 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hearthfl/hearth/actors/hejob"
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/he"
 	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/node"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -35,12 +39,24 @@ import (
 //	swarmclaim in a swarm round another site aggregates, sends every other holder
 //	          a model of zeros for the round, as if it aggregated it, and an
 //	          update, as if they did
+//	hereplay  under homomorphic encryption, sends its first round's signed
+//	          encrypted update again in every later round
+//	heweight  under homomorphic encryption, claims three times its weight,
+//	          validly signed (the ciphertext as computed)
 //
 // A server of this build plays a compromised server that taps the hub: with
 // HEARTH_HOSTILE_TAP set to a file, it subscribes to every Hearth subject
 // with its own connection (which no permission restricts) and appends each
 // message there: uint32be(len(subject)) subject uint32be(len(data)) data.
 //
+// hostileSigner is the site's own signer, which heweight signs its lie with.
+var hostileSigner *envelope.Signer
+
+func hostileSigns(s *envelope.Signer) { hostileSigner = s }
+
+// firstEncrypted keeps each job's first encrypted update, for hereplay.
+var firstEncrypted sync.Map
+
 // hostileSite is the participant's Outgoing hook in this build.
 func hostileSite(m *job.Manifest, global *model.Model, answer proto.Message) error {
 	attack := ""
@@ -67,6 +83,23 @@ func hostileSite(m *job.Manifest, global *model.Model, answer proto.Message) err
 			a.Samples = 1e12
 		case "metrics":
 			a.Validation = &hearthv1.Metrics{Samples: 1e9, Loss: 0, Accuracy: 7}
+		case "hereplay":
+			if first, seen := firstEncrypted.LoadOrStore(a.JobId, a.Encrypted); seen {
+				a.Encrypted = first.(*hearthv1.HESigned)
+			}
+		case "heweight":
+			if a.Encrypted == nil || len(a.Encrypted.Payload) < 8 || hostileSigner == nil {
+				return nil
+			}
+			w := math.Float64frombits(binary.BigEndian.Uint64(a.Encrypted.Payload))
+			payload := hejob.UpdatePayload(min(1, 3*w), a.Encrypted.Payload[8:])
+			var setup he.SetupID
+			copy(setup[:], a.Encrypted.Setup)
+			st, err := hejob.Sign(hostileSigner, a.JobId, hejob.KindUpdate, a.Round, setup, payload)
+			if err != nil {
+				return fmt.Errorf("hostile: %w", err)
+			}
+			a.Encrypted = st
 		case "signflip", "boost", "huge":
 			if a.Update == nil {
 				return nil // a streamed update: offered as computed

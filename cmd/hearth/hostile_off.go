@@ -7,6 +7,7 @@ import (
 
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/node"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -17,6 +18,10 @@ var hostileSite func(m *job.Manifest, global *model.Model, answer proto.Message)
 
 // hostileSwarm is nil too: sites take part in swarm rounds as the job says.
 var hostileSwarm func(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message))
+
+// hostileSigns does nothing in this build: a site signs only what it
+// computed.
+func hostileSigns(*envelope.Signer) {}
 
 // hostileServer does nothing in this build: the server relays what it is
 // given to relay.

@@ -145,6 +145,7 @@ func startParticipant(ctx context.Context, n *node.Node, audit *auditor.Log, pol
 	if err != nil {
 		return nil, nil, err
 	}
+	hostileSigns(n.Signer) // nothing but in the integration tests' hostile build
 	state, err := n.Kit.StateDir()
 	if err != nil {
 		return nil, nil, err
