@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/learning/quantize"
 	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -39,6 +40,7 @@ import (
 // Streams offers and pulls chunked streams; *stream.Manager is one.
 type Streams interface {
 	Prepare(ctx context.Context, data []byte) (*stream.Payload, error)
+	PrepareChunks(ctx context.Context, data []byte, chunkBytes int) (*stream.Payload, error)
 	OfferPayload(ctx context.Context, recipient string, p *stream.Payload) (*stream.Outgoing, error)
 	Receive(ctx context.Context, sender string, man *hearthv1.StreamManifest, sink stream.Sink) (stream.Stats, error)
 }
@@ -63,7 +65,12 @@ type Config struct {
 	SpillDir    string
 	SpillAbove  int64
 	ChunkBytes  int // the streams' chunk size (0: stream.DefaultChunkBytes)
-	Log         *slog.Logger
+	// Codec, when set, is what streamed models cross the wire in, both
+	// ways (the job's quantize): the global model is offered encoded, and
+	// each update is decoded chunk by chunk into the sum, which stays full
+	// precision. Its streams' chunks are quantize.ChunkValues values each.
+	Codec quantize.Codec
+	Log   *slog.Logger
 }
 
 // spill is where a model of size bytes is kept: "" for memory.
@@ -86,12 +93,15 @@ func HoldingProps(ctx context.Context, cfg Config) *actor.Props {
 	if cfg.ChunkBytes == 0 {
 		cfg.ChunkBytes = stream.DefaultChunkBytes
 	}
+	if cfg.Codec != nil {
+		cfg.ChunkBytes = 4 * quantize.ChunkValues // a decoded chunk's float32 bytes
+	}
 	return actor.PropsFromProducer(func() actor.Actor { return &Aggregator{held: newCustody(ctx, cfg)} })
 }
 
 // Hold makes the aggregator's global model, replacing any it held: Model
 // itself (inline), or, when Streamed, a flat copy of Model or, with Model
-// nil, zeros of Layout; with Restore, the streamed checkpoint of Round read
+// nil, zeros of Layout (or Fill's values); with Restore, the streamed checkpoint of Round read
 // back. The aggregator answers *Held.
 type Hold struct {
 	Model    *model.Model
@@ -99,6 +109,9 @@ type Hold struct {
 	Streamed bool
 	Restore  bool
 	Round    int64
+	// Fill, if set, writes the values of a streamed model made from
+	// Layout in its own buffer (nil: zeros).
+	Fill func([]float32)
 }
 
 // Held answers Hold: whether the model is streamed and its size in bytes,
@@ -232,6 +245,9 @@ func (c *custody) hold(m *Hold) *Held {
 		// would then hold no memory, as no real one does.
 		if c.big, err = model.NewFlat(m.Layout, c.cfg.spill(model.LayoutBytes(m.Layout))); err == nil {
 			clear(c.big.Data)
+			if m.Fill != nil {
+				m.Fill(c.big.Data)
+			}
 		}
 	case m.Model == nil:
 		err = errors.New("no model to hold")
@@ -288,7 +304,18 @@ func (c *custody) offer(round int64, sites []string) *Offered {
 		return o
 	}
 	o.Layout, o.Size, o.Manifest = c.big.Layout, c.big.Size(), map[string]*hearthv1.StreamManifest{}
-	payload, err := c.cfg.Streams.Prepare(c.ctx, c.big.Bytes())
+	var payload *stream.Payload
+	var err error
+	if c.cfg.Codec != nil {
+		st := quantize.Stream{Codec: c.cfg.Codec, Values: len(c.big.Data)}
+		var enc []byte
+		if enc, err = st.Encode(c.big.Data); err == nil {
+			payload, err = c.cfg.Streams.PrepareChunks(c.ctx, enc, st.ChunkBytes())
+			o.Size = int64(len(enc))
+		}
+	} else {
+		payload, err = c.cfg.Streams.Prepare(c.ctx, c.big.Bytes())
+	}
 	if err != nil {
 		o.Err = err
 		return o

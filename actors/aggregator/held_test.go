@@ -189,7 +189,7 @@ func TestHeldRefuses(t *testing.T) {
 	}{
 		{name: "another round", fold: &aggregator.FoldStream{Round: 2, Site: "a", Manifest: offer(4096), Weight: 1}, reason: "round 2"},
 		{name: "wrong size", fold: &aggregator.FoldStream{Round: 1, Site: "a", Manifest: offer(2048), Weight: 1}, reason: "2048 bytes"},
-		{name: "no manifest", fold: &aggregator.FoldStream{Round: 1, Site: "a", Weight: 1}, reason: "0 bytes"},
+		{name: "no manifest", fold: &aggregator.FoldStream{Round: 1, Site: "a", Weight: 1}, reason: "without its manifest"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := ask[*aggregator.StreamTaken](s, tt.fold); !strings.Contains(got.Refused, tt.reason) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/hearthfl/hearth/actors/learning/quantize"
 	"github.com/hearthfl/hearth/bus/stream"
 )
 
@@ -76,8 +77,17 @@ func (c *custody) foldStream(ctx actor.Context, m *FoldStream) *StreamTaken {
 	switch {
 	case !c.open || m.Round != c.round:
 		t.Refused = fmt.Sprintf("a streamed update for round %d while no streamed round but %d is open", m.Round, c.round)
-	case m.Manifest == nil || m.Manifest.TotalBytes != c.big.Size():
+	case m.Manifest == nil:
+		t.Refused = "a streamed update without its manifest"
+	case c.cfg.Codec != nil:
+		if err := c.wire().Check(m.Manifest.TotalBytes, int(m.Manifest.ChunkBytes)); err != nil {
+			t.Refused = err.Error()
+		}
+	case m.Manifest.TotalBytes != c.big.Size():
 		t.Refused = fmt.Sprintf("update of %d bytes for a %d-byte model", m.Manifest.GetTotalBytes(), c.big.Size())
+	}
+	switch {
+	case t.Refused != "":
 	case c.taken[m.Site]:
 		t.Refused = "a second update in one round"
 	case c.sum != nil && c.rule.Lockstep():
@@ -180,7 +190,10 @@ func (c *custody) sumReady(ctx actor.Context, m *sumReady) {
 // own verdict on the site (refused by the norm bound, say) fails the pull.
 func (c *custody) startPull(ctx actor.Context, u waitingUpdate) {
 	self, system, round, sum, pulls := ctx.Self(), ctx.ActorSystem(), c.round, c.sum, c.pulls
-	sink := sum.Site(u.site, u.fold.Weight)
+	var sink stream.Sink = sum.Site(u.site, u.fold.Weight)
+	if c.cfg.Codec != nil {
+		sink = c.wire().Sink(sink) // decoded chunk by chunk into the full-precision sum
+	}
 	pullCtx, cancel := context.WithCancel(c.ctx)
 	c.pulling[u.site] = cancel
 	pulls.Add(1)
@@ -193,6 +206,11 @@ func (c *custody) startPull(ctx actor.Context, u waitingUpdate) {
 		}
 		system.Root.Send(self, &pullEnded{replyTo: u.replyTo, pulled: &StreamPulled{Round: round, Site: u.site, Stats: stats, Err: err}})
 	}()
+}
+
+// wire is the geometry of the job's quantized streams.
+func (c *custody) wire() quantize.Stream {
+	return quantize.Stream{Codec: c.cfg.Codec, Values: len(c.big.Data)}
 }
 
 // pullEnded passes a pull's end on to its requester.

@@ -32,7 +32,7 @@ func (c *Config) spill(size int64) string {
 // under the job's context.
 func (w *workflow) aggregatorProps() *actor.Props {
 	return aggregator.HoldingProps(w.jobCtx, aggregator.Config{JobID: w.id(), Streams: w.cfg.Streams,
-		Checkpoints: checkpoints{store: w.cfg.Store, job: w.id()}, SpillDir: w.cfg.SpillDir, SpillAbove: w.cfg.SpillAbove, Log: w.cfg.Log})
+		Checkpoints: checkpoints{store: w.cfg.Store, job: w.id()}, SpillDir: w.cfg.SpillDir, SpillAbove: w.cfg.SpillAbove, Codec: w.manifest.Codec(), Log: w.cfg.Log})
 }
 
 // checkpoints are one job's global models in the store, in the
@@ -76,7 +76,7 @@ func (w *workflow) askAggregator(ctx actor.Context, msg any) {
 // answers at once whether it takes it (streamTaken) and later how its pull
 // ended (streamPulled); next waits for both.
 func (w *workflow) pull(ctx actor.Context, site string, m *hearthv1.TrainResult) {
-	if m.UpdateStream.TotalBytes != w.size {
+	if m.UpdateStream.TotalBytes != w.size && w.manifest.Codec() == nil { // a quantized one's geometry the aggregator checks
 		w.refuse(site, "result.refused", fmt.Sprintf("update of %d bytes for a %d-byte model", m.UpdateStream.TotalBytes, w.size), m.AuditEvent)
 		return
 	}

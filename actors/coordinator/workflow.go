@@ -269,8 +269,8 @@ func (w *workflow) initialModel() (*aggregator.Hold, error) {
 			return nil, fmt.Errorf("the model is %d bytes, more than one envelope carries (%d), and this server streams nothing", model.LayoutBytes(layout), job.InlineLimit)
 		}
 		w.fresh = true
-		if spec.Kind == trainer.KindNoop { // zeros, made by the aggregator in its own buffer
-			return &aggregator.Hold{Layout: layout, Streamed: true}, nil
+		if spec.Kind == trainer.KindNoop { // made by the aggregator in its own buffer
+			return &aggregator.Hold{Layout: layout, Streamed: true, Fill: trainer.NoopValues}, nil
 		}
 		m, err := trainer.Init(spec, int(w.shapeFeatures), int(w.shapeLabels))
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/hearthfl/hearth/actors/aggregator"
 	"github.com/hearthfl/hearth/actors/learning/dataset"
 	"github.com/hearthfl/hearth/actors/learning/he"
+	"github.com/hearthfl/hearth/actors/learning/quantize"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/policies/privacy"
 )
@@ -78,6 +79,24 @@ type Manifest struct {
 	// key whose secret no one holds, the server adds the ciphertexts, and
 	// only threshold of the sites together decrypt, and only the sum.
 	HE *HESpec `yaml:"he,omitempty" json:"HE,omitempty"` // omitted from hearth poc's JSON when absent
+	// Quantize is the codec streamed models cross the wire in, both ways
+	// (actors/learning/quantize): float32 (the default), float16, bfloat16
+	// or int8-block64. The aggregator sums the decoded values in full
+	// precision; models sent inline (up to InlineLimit) stay float32.
+	Quantize string `yaml:"quantize,omitempty" json:"Quantize,omitempty"`
+}
+
+// Codec is the codec streamed models travel in: nil for float32 (their
+// plain bytes).
+func (m *Manifest) Codec() quantize.Codec {
+	if m.Quantize == "" || m.Quantize == quantize.NameFloat32 {
+		return nil
+	}
+	c, err := quantize.ByName(m.Quantize)
+	if err != nil { // Validate refused it
+		return nil
+	}
+	return c
 }
 
 // HESpec is a job's he section: `he: {threshold: 3}`, or `he: {}` for a
@@ -465,6 +484,14 @@ func (m *Manifest) Validate() error {
 	}
 	if m.HE != nil {
 		m.validateHE(bad)
+	}
+	if m.Quantize != "" {
+		if _, err := quantize.ByName(m.Quantize); err != nil {
+			bad("quantize", "%v", err)
+		}
+		if m.Workflow != WorkflowFedAvg || m.HE != nil {
+			bad("quantize", "streamed models are quantized in FedAvg jobs without he only (not yet in swarm learning; under he the ciphertexts are the encoding)")
+		}
 	}
 	return errors.Join(errs...)
 }

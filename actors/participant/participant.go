@@ -54,6 +54,7 @@ type Authorizer interface {
 type Streams interface {
 	Receive(ctx context.Context, sender string, man *hearthv1.StreamManifest, sink stream.Sink) (stream.Stats, error)
 	OfferBytes(ctx context.Context, recipient string, data []byte) (*stream.Outgoing, error)
+	OfferBytesChunks(ctx context.Context, recipient string, data []byte, chunkBytes int) (*stream.Outgoing, error)
 	Prepare(ctx context.Context, data []byte) (*stream.Payload, error)
 	OfferPayload(ctx context.Context, recipient string, p *stream.Payload) (*stream.Outgoing, error)
 }

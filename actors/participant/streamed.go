@@ -11,6 +11,7 @@ import (
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/learning/quantize"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/stream"
@@ -36,19 +37,48 @@ func (p *Participant) receiveModel(j *joined, from bridge.Origin, man *hearthv1.
 		return nil, stream.Stats{}, fmt.Errorf("%w: this site cannot receive streamed models", errNoStreams)
 	}
 	layout, size, err := job.LayoutFromWire(wl)
-	if err != nil || size != man.GetTotalBytes() {
-		return nil, stream.Stats{}, fmt.Errorf("%w: layout of %d bytes for a %d-byte stream: %v", errBadModel, size, man.GetTotalBytes(), err)
+	if err != nil {
+		return nil, stream.Stats{}, fmt.Errorf("%w: layout: %v", errBadModel, err)
+	}
+	codec := j.manifest.Codec()
+	wire := quantize.Stream{Codec: codec, Values: int(size / 4)}
+	switch {
+	case codec != nil:
+		if err := wire.Check(man.GetTotalBytes(), int(man.GetChunkBytes())); err != nil {
+			return nil, stream.Stats{}, fmt.Errorf("%w: %v", errBadModel, err)
+		}
+	case size != man.GetTotalBytes():
+		return nil, stream.Stats{}, fmt.Errorf("%w: layout of %d bytes for a %d-byte stream", errBadModel, size, man.GetTotalBytes())
 	}
 	f, err := j.spare.Take(layout, p.spill(size))
 	if err != nil {
 		return nil, stream.Stats{}, fmt.Errorf("%w: %v", errNoMemory, err)
 	}
-	got, err := p.cfg.Streams.Receive(context.Background(), from.Sender.Name, man, flatSink{f})
+	var sink stream.Sink = flatSink{f}
+	if codec != nil {
+		sink = wire.Sink(sink) // decoded chunk by chunk into the float32 buffer
+	}
+	got, err := p.cfg.Streams.Receive(context.Background(), from.Sender.Name, man, sink)
 	if err != nil {
 		j.spare.Put(f)
 		return nil, got, fmt.Errorf("%w: %v", errStream, err)
 	}
 	return f, got, nil
+}
+
+// offerUpdate offers a streamed update to the server, encoded in the job's
+// codec chunk by chunk (quantize.Stream) when it names one.
+func (p *Participant) offerUpdate(ctx context.Context, j *joined, server string, update *model.Flat) (*stream.Outgoing, error) {
+	codec := j.manifest.Codec()
+	if codec == nil {
+		return p.cfg.Streams.OfferBytes(ctx, server, update.Bytes())
+	}
+	wire := quantize.Stream{Codec: codec, Values: len(update.Data)}
+	enc, err := wire.Encode(update.Data)
+	if err != nil {
+		return nil, err
+	}
+	return p.cfg.Streams.OfferBytesChunks(ctx, server, enc, wire.ChunkBytes())
 }
 
 // spill is where a model of size bytes is kept: "" for memory.
@@ -168,7 +198,7 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 		res.Samples = int64(samples)
 		executed := p.audit(auditor.Event{Action: "task.executed", JobID: m.JobId, Round: m.Round, PeerEvent: received,
 			Detail: map[string]string{"samples": fmt.Sprint(samples), "bytes": fmt.Sprint(update.Size())}})
-		out, err := p.cfg.Streams.OfferBytes(bg, from.Sender.Name, update.Bytes())
+		out, err := p.offerUpdate(bg, j, from.Sender.Name, update)
 		if err != nil {
 			fail(hearthv1.FailureCode_FAILURE_CODE_STREAM_FAILED, fmt.Errorf("update: %w", err))
 			return

@@ -62,20 +62,29 @@ func (m *Manager) Offer(ctx context.Context, recipient string, src io.ReaderAt, 
 	if src == nil {
 		return nil, errors.New("stream: no source")
 	}
-	return m.offer(ctx, recipient, src, size, nil, nil, m.cfg.Hash)
+	return m.offer(ctx, recipient, src, size, nil, nil, m.cfg.Hash, m.cfg.ChunkBytes)
 }
 
 // OfferBytes is Offer of data, which stays in memory: its chunks are
 // published straight from it, without a copy. data must not change until
 // the stream has ended.
 func (m *Manager) OfferBytes(ctx context.Context, recipient string, data []byte) (*Outgoing, error) {
-	return m.offer(ctx, recipient, bytes.NewReader(data), int64(len(data)), data, nil, m.cfg.Hash)
+	return m.offer(ctx, recipient, bytes.NewReader(data), int64(len(data)), data, nil, m.cfg.Hash, m.cfg.ChunkBytes)
 }
 
-// offer starts an outgoing stream; hashes, when not nil, are the chunk
-// hashes of src under this manager's layout, made with hash before
-// (Prepare); when nil, they are made here with hash.
-func (m *Manager) offer(ctx context.Context, recipient string, src io.ReaderAt, size int64, mem []byte, hashes [][]byte, hash Hash) (*Outgoing, error) {
+// OfferBytesChunks is OfferBytes in chunks of chunkBytes (at most
+// MaxChunkBytes) instead of the manager's (see PrepareChunks).
+func (m *Manager) OfferBytesChunks(ctx context.Context, recipient string, data []byte, chunkBytes int) (*Outgoing, error) {
+	if err := checkChunkBytes(chunkBytes); err != nil {
+		return nil, err
+	}
+	return m.offer(ctx, recipient, bytes.NewReader(data), int64(len(data)), data, nil, m.cfg.Hash, chunkBytes)
+}
+
+// offer starts an outgoing stream in chunks of chunkBytes; hashes, when
+// not nil, are the chunk hashes of src in that layout, made with hash
+// before (Prepare); when nil, they are made here with hash.
+func (m *Manager) offer(ctx context.Context, recipient string, src io.ReaderAt, size int64, mem []byte, hashes [][]byte, hash Hash, chunkBytes int) (*Outgoing, error) {
 	if !validName(recipient) {
 		return nil, fmt.Errorf("stream: recipient name %q cannot be a subject token", recipient)
 	}
@@ -83,7 +92,7 @@ func (m *Manager) offer(ctx context.Context, recipient string, src io.ReaderAt, 
 	if err != nil {
 		return nil, err
 	}
-	l, err := planLayout(id, size, m.cfg.ChunkBytes)
+	l, err := planLayout(id, size, chunkBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/quantize"
 	"github.com/hearthfl/hearth/bus"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/integration/cluster"
@@ -27,6 +28,7 @@ import (
 type benchRow struct {
 	Workflow     string  `json:"workflow"`
 	Aggregator   string  `json:"aggregator"`
+	Codec        string  `json:"codec"` // what streamed models cross the wire in
 	ModelBytes   int64   `json:"model_bytes"`
 	Sites        int     `json:"sites"`
 	Rounds       int     `json:"rounds"`
@@ -70,6 +72,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	aggregators := fs.String("aggregators", "fedavg", "aggregation rules to measure each configuration with, comma-separated: "+
 		strings.Join(slices.Sorted(maps.Keys(benchAggregations)), ", "))
 	workflows := fs.String("workflows", job.WorkflowFedAvg, "workflows to measure each configuration with, comma-separated: fedavg, swarm")
+	codecs := fs.String("codecs", quantize.NameFloat32, "codecs streamed models cross the wire in, comma-separated (FedAvg): "+strings.Join(quantize.Names(), ", "))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,6 +81,15 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		sites    int
 		agg      string
 		workflow string
+		codec    string
+	}
+	var wires []string
+	for _, name := range strings.Split(*codecs, ",") {
+		name = strings.TrimSpace(name)
+		if _, err := quantize.ByName(name); err != nil {
+			return fmt.Errorf("--codecs: %w", err)
+		}
+		wires = append(wires, name)
 	}
 	var aggs []string
 	for _, a := range strings.Split(*aggregators, ",") {
@@ -95,7 +107,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		flows = append(flows, w)
 	}
 	if *nvflare {
-		grid = []config{{100e6, 2, "", ""}, {500e6, 4, "", ""}, {1e9, 2, "", ""}}
+		grid = []config{{100e6, 2, "", "", ""}, {500e6, 4, "", "", ""}, {1e9, 2, "", "", ""}}
 	} else {
 		ss, err := parseList(*sizes, parseSize)
 		if err != nil {
@@ -107,17 +119,23 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		}
 		for _, s := range ss {
 			for _, n := range ns {
-				grid = append(grid, config{s, int(n), "", ""})
+				grid = append(grid, config{s, int(n), "", "", ""})
 			}
 		}
 	}
-	// Each configuration once per workflow and aggregator, side by side.
+	// Each configuration once per workflow, aggregator and codec, side by
+	// side (swarm streams float32 only).
 	var all []config
 	for _, g := range grid {
 		for _, w := range flows {
 			for _, a := range aggs {
-				g.agg, g.workflow = a, w
-				all = append(all, g)
+				for _, c := range wires {
+					if w == job.WorkflowSwarm && c != quantize.NameFloat32 {
+						continue
+					}
+					g.agg, g.workflow, g.codec = a, w, c
+					all = append(all, g)
+				}
 			}
 		}
 	}
@@ -163,7 +181,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		say("plain NATS, leaf -> hub -> leaf (swarm's path), same links, %s: %.0f MB/s (best of %d: %.0f-%.0f)",
 			sizeText(plain), rep.PeerMBps, plainRuns, slices.Min(rep.PeerRuns), rep.PeerMBps)
 	}
-	say("\n%-8s %-16s %-9s %5s %8s %8s %10s %7s %9s %6s %11s %11s %11s %7s", "workflow", "aggregator", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "seal", "server RSS", "site RSS", "all RSS", "ckpt s")
+	say("\n%-8s %-16s %-12s %-9s %5s %8s %8s %10s %7s %9s %6s %11s %11s %11s %7s", "workflow", "aggregator", "codec", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "seal", "server RSS", "site RSS", "all RSS", "ckpt s")
 	for i, g := range grid {
 		var extra []func(string) []string
 		if *profiles != "" {
@@ -171,9 +189,9 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 				return []string{"--cpu-profile", filepath.Join(*profiles, fmt.Sprintf("%s-%s-%d-%s.pprof", g.agg, sizeText(g.size), g.sites, name))}
 			})
 		}
-		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.workflow, g.agg, g.size, g.sites, *rounds, extra...)
+		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.workflow, g.agg, g.codec, g.size, g.sites, *rounds, extra...)
 		if err != nil {
-			return fmt.Errorf("%s %s, %s with %d sites: %w", g.workflow, g.agg, sizeText(g.size), g.sites, err)
+			return fmt.Errorf("%s %s %s, %s with %d sites: %w", g.workflow, g.agg, g.codec, sizeText(g.size), g.sites, err)
 		}
 		row.VsPlain = row.MBps / rep.PlainMBps
 		if row.Workflow == job.WorkflowSwarm {
@@ -184,7 +202,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		if row.SealShare > 0 {
 			seal = fmt.Sprintf("%.0f%%", 100*row.SealShare)
 		}
-		say("%-8s %-16s %-9s %5d %8.2f %8.2f %10s %7.0f %8.0f%% %6s %11s %11s %11s %7.2f", row.Workflow, row.Aggregator, sizeText(row.ModelBytes), row.Sites, row.FirstSeconds, row.RoundSeconds, sizeText(row.BytesMoved),
+		say("%-8s %-16s %-12s %-9s %5d %8.2f %8.2f %10s %7.0f %8.0f%% %6s %11s %11s %11s %7.2f", row.Workflow, row.Aggregator, row.Codec, sizeText(row.ModelBytes), row.Sites, row.FirstSeconds, row.RoundSeconds, sizeText(row.BytesMoved),
 			row.MBps, 100*row.VsPlain, seal, sizeText(row.ServerRSS), sizeText(row.SiteRSS), sizeText(row.TotalRSS), row.Checkpoint)
 	}
 	if *asJSON {
@@ -206,9 +224,9 @@ var benchAggregations = map[string]string{
 
 // benchRound runs rounds of a noop model of size bytes in workflow
 // (fedavg or swarm) under the aggregation rule agg (a key of
-// benchAggregations) on a server and `sites` sites as separate processes,
-// and measures them.
-func benchRound(ctx context.Context, ws, workflow, agg string, size int64, sites, rounds int, extra ...func(string) []string) (*benchRow, error) {
+// benchAggregations), its streams in codec, on a server and `sites` sites
+// as separate processes, and measures them.
+func benchRound(ctx context.Context, ws, workflow, agg, codec string, size int64, sites, rounds int, extra ...func(string) []string) (*benchRow, error) {
 	if err := os.MkdirAll(ws, 0o700); err != nil {
 		return nil, err
 	}
@@ -244,7 +262,7 @@ dataset: wdbc
 trainer: {kind: noop, params: %d}
 evaluation: {validation: false, test: false}
 aggregation: %s
-`, workflow, rounds, sites, size/4, benchAggregations[agg])
+%s`, workflow, rounds, sites, size/4, benchAggregations[agg], quantizeLine(codec))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -266,7 +284,7 @@ aggregation: %s
 		return nil, fmt.Errorf("job finished after %d of %d rounds", len(info.History), rounds)
 	}
 	first := info.History[0]
-	row := &benchRow{Workflow: workflow, Aggregator: agg, ModelBytes: size / 4 * 4, Sites: sites, Rounds: rounds, FirstSeconds: float64(first.DurationMicros) / 1e6}
+	row := &benchRow{Workflow: workflow, Aggregator: agg, Codec: codec, ModelBytes: size / 4 * 4, Sites: sites, Rounds: rounds, FirstSeconds: float64(first.DurationMicros) / 1e6}
 	// Steady state: the median of the rounds after the first (the first
 	// alone when there is no other), so one slow round does not move it.
 	steady := info.History
@@ -305,6 +323,15 @@ aggregation: %s
 		}
 	}
 	return row, nil
+}
+
+// quantizeLine is a bench job's quantize line: none for float32, which
+// streams the model's own bytes.
+func quantizeLine(codec string) string {
+	if codec == "" || codec == quantize.NameFloat32 {
+		return ""
+	}
+	return "quantize: " + codec + "\n"
 }
 
 // plainThroughput measures plain NATS on the path the sites' updates take

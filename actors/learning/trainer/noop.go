@@ -13,6 +13,18 @@ import (
 // any size) with no training in the way.
 const KindNoop = "noop"
 
+// NoopValues writes a fixed pattern of values into a noop model: small,
+// of varied magnitude from one block of 64 to the next, as a trained
+// model's are. A benchmark's global model holds them rather than zeros, so
+// that what the platform does to values (quantizing them for the wire,
+// adding them up) costs what it costs on a real model's.
+func NoopValues(dst []float32) {
+	for i := range dst {
+		v := float32(int(uint32(i)*2654435761>>16)%2001-1000) / 1000 // in [-1, 1]
+		dst[i] = v * float32(1+(i>>6)%7) / 7
+	}
+}
+
 // noopTensor is the noop model's only tensor.
 const noopTensor = "noop/weights"
 
