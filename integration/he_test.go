@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,8 +20,8 @@ import (
 // key whose secret no one holds, the server adds their encrypted updates
 // and three of them decrypt each round's sum. The job learns as the same
 // job in the clear does; what the server sees on the hub (its hostile
-// build taps it with its own connection) holds no update in the clear and
-// only sealed threshold shares; and site-5's lies, validly signed, are
+// build taps it with its own connection) holds no update in the clear
+// (commitments, then ciphertexts) and only sealed threshold shares; and site-5's lies, validly signed, are
 // refused and audited while the others go on.
 func TestHomomorphicEncryption(t *testing.T) {
 	tap := filepath.Join(t.TempDir(), "tap.bin")
@@ -50,7 +51,7 @@ func TestHomomorphicEncryption(t *testing.T) {
 			}
 		}
 		acc, plainAcc := info.Test.GetAccuracy(), plain.Test.GetAccuracy()
-		if acc < 0.93 || acc < plainAcc-0.005 {
+		if acc < 0.93 || math.Abs(acc-plainAcc) > 0.002 {
 			t.Fatalf("test accuracy %.4f under encryption, %.4f in the clear", acc, plainAcc)
 		}
 		keyed := auditOf(t, lp.project, "server", func(r auditor.Record) bool { return r.Action == "he.keyed" && r.JobID == info.Id })
@@ -124,8 +125,16 @@ func TestHomomorphicEncryption(t *testing.T) {
 			if err := proto.Unmarshal(env.Body, &res); err != nil {
 				t.Fatal(err)
 			}
-			if res.Update != nil || res.UpdateStream != nil || len(res.GetEncrypted().GetPayload()) < 60_000 {
-				t.Fatalf("a TrainResult on %s with an update in the clear, or without its ciphertext", subject)
+			if res.Update != nil || res.UpdateStream != nil || res.GetEncrypted().GetKind() != "update_commitment" {
+				t.Fatalf("a TrainResult on %s with an update in the clear, or without its commitment", subject)
+			}
+		case "hearth.v1.HERevealed":
+			var rev hearthv1.HERevealed
+			if err := proto.Unmarshal(env.Body, &rev); err != nil {
+				t.Fatal(err)
+			}
+			if len(rev.GetUpdate().GetPayload()) < 60_000 {
+				t.Fatalf("a revealed update on %s of %d bytes: not a ciphertext", subject, len(rev.GetUpdate().GetPayload()))
 			}
 		case "hearth.v1.HEThresholdShare":
 			var sb hearthv1.SealedBody
@@ -135,28 +144,22 @@ func TestHomomorphicEncryption(t *testing.T) {
 		}
 		seen[h.MessageType]++
 	}
-	if honestID != "" && (seen["hearth.v1.TrainResult"] < 5 || seen["hearth.v1.HEThresholdShare"] != 5*4) {
+	if honestID != "" && (seen["hearth.v1.TrainResult"] < 5 || seen["hearth.v1.HERevealed"] != seen["hearth.v1.TrainResult"] || seen["hearth.v1.HEThresholdShare"] != 5*4) {
 		t.Fatalf("the tap saw %v of the job: not its traffic", seen)
 	}
 	t.Logf("the tap saw of the encrypted job: %v", seen)
 }
 
 // TestHomomorphicEncryptionGoesOn: a site killed mid-job leaves the rest
-// decrypting without it (the threshold, 3 of 4, still met), and a server
-// killed and restarted resumes the job with a new key made among the sites
-// still there (the old one's secret shares died with nothing: no one ever
-// held the key's secret).
+// decrypting without it (the threshold, 3 of 4, still met), under the key
+// made at the start.
 func TestHomomorphicEncryptionGoesOn(t *testing.T) {
 	lp := startLearning(t, 4)
-	id := lp.submit(t, jobSpec{rounds: 8, minSites: 2, timeout: "10s", trainer: slowTrainer}.manifest()+"he: {}\n")
+	id := lp.submit(t, jobSpec{rounds: 6, minSites: 2, timeout: "10s", trainer: slowTrainer}.manifest()+"he: {}\n")
 	before := lp.waitRound(t, id, 2)
 	lp.sites["site-4"].Kill()
-	lp.waitRound(t, id, before.CompletedRounds+2)
-	lp.server.Kill()
-	restarted := lp.start(t, "server-restarted", "server", "-k", lp.Kit("server"), "--listen", "127.0.0.1")
-	lp.await(t, restarted)
 	info := lp.waitEnd(t, id, 120*time.Second)
-	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 8 {
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 6 {
 		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
 	}
 	last := info.History[len(info.History)-1]
@@ -164,10 +167,9 @@ func TestHomomorphicEncryptionGoesOn(t *testing.T) {
 		t.Fatalf("last round answered %v, missing %v", last.Answered, last.Missing)
 	}
 	keyed := auditOf(t, lp.project, "server", func(r auditor.Record) bool { return r.Action == "he.keyed" && r.JobID == id })
-	if len(keyed) != 2 || keyed[0].Detail["parties"] != "site-1,site-2,site-3,site-4" || keyed[1].Detail["parties"] != "site-1,site-2,site-3" ||
-		keyed[0].Detail["key"] == keyed[1].Detail["key"] {
-		t.Fatalf("keys made: %+v", keyed)
+	decrypted := auditOf(t, lp.project, "server", func(r auditor.Record) bool { return r.Action == "he.decrypted" && r.JobID == id })
+	if len(keyed) != 1 || keyed[0].Detail["parties"] != "site-1,site-2,site-3,site-4" || len(decrypted) != 6 {
+		t.Fatalf("keys made: %+v; %d rounds decrypted", keyed, len(decrypted))
 	}
-	t.Logf("site-4 killed after round %d, the server after round %d; finished with test accuracy %.2f%% under keys %s and %s",
-		before.CompletedRounds, before.CompletedRounds+2, 100*info.Test.GetAccuracy(), keyed[0].Detail["key"], keyed[1].Detail["key"])
+	t.Logf("site-4 killed after round %d; 6 rounds decrypted by 3 of 4, test accuracy %.2f%%", before.CompletedRounds, 100*info.Test.GetAccuracy())
 }

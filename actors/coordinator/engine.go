@@ -94,6 +94,7 @@ const (
 	closing // waiting for the aggregator
 	evaluating
 	keying     // an HE job's key setup (he.go)
+	revealing  // an HE round's updates revealed against its commitments
 	decrypting // an HE round's threshold decryption
 )
 

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"bytes"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"strings"
@@ -50,9 +51,15 @@ type heState struct {
 	pk          *he.PublicKey
 	weights     map[string]float64 // each party's weight, a fraction of 1
 	answered    map[string]bool    // the parties that answered the step
-	// The open round.
-	updates   map[string]*hearthv1.HESigned
-	cts       map[string]*he.Ciphertext
+	// The open round: the sites' update commitments, the set the updates
+	// are revealed against (its sites, in order, and its digest), the
+	// reveals.
+	roundCommits map[string]*hearthv1.HESigned
+	revealSet    []string
+	revealDigest [32]byte
+	reveals      int
+	updates      map[string]*hearthv1.HESigned
+	cts          map[string]*he.Ciphertext
 	sum       *he.Ciphertext
 	weightSum float64
 	active    []string
@@ -119,7 +126,11 @@ func (w *workflow) startKeying(ctx actor.Context) error {
 	for i, p := range parties {
 		h.index[p] = i
 	}
-	h.setup = he.SetupOf(h.params, hejob.Seed(w.rec.Job.Nonce, parties, t), len(parties), t)
+	salt := make([]byte, hejob.SaltSize)
+	if _, err := rand.Read(salt); err != nil {
+		return err
+	}
+	h.setup = he.SetupOf(h.params, hejob.Seed(w.rec.Job.Nonce, salt, parties, t), len(parties), t)
 	h.step, h.answered = heCommitting, map[string]bool{}
 	h.commitments, h.committed, h.shares = make([]*hearthv1.HESigned, len(parties)), make([]he.Commitment, len(parties)), make([]*hearthv1.HESigned, len(parties))
 	w.phase, w.pending, w.missing, w.reasons = keying, map[string]bool{}, nil, nil
@@ -130,7 +141,7 @@ func (w *workflow) startKeying(ctx actor.Context) error {
 		keys[i] = h.keys[p]
 	}
 	for _, p := range parties {
-		w.ask(ctx, p, &hearthv1.HESetup{JobId: w.id(), Parties: parties, Threshold: int32(t), Keys: keys, AuditEvent: ev})
+		w.ask(ctx, p, &hearthv1.HESetup{JobId: w.id(), Parties: parties, Threshold: int32(t), Keys: keys, AuditEvent: ev, Salt: salt})
 	}
 	return nil
 }
@@ -140,7 +151,7 @@ func (w *workflow) startKeying(ctx actor.Context) error {
 func (w *workflow) heAnswer(site string, m proto.Message) {
 	h := w.he
 	i, ok := h.index[site]
-	if !ok || (w.phase != keying && w.phase != decrypting) {
+	if !ok || (w.phase != keying && w.phase != revealing && w.phase != decrypting) {
 		w.refuse(site, "he.refused", fmt.Sprintf("an unexpected %T", m), "")
 		return
 	}
@@ -156,6 +167,8 @@ func (w *workflow) heAnswer(site string, m proto.Message) {
 		} else if id := h.pk.ID(); !bytes.Equal(m.KeyId, id[:]) {
 			err = fmt.Errorf("its collective key is %x, the others' %s", clipBytes(m.KeyId), h.pk.ID())
 		}
+	case *hearthv1.HERevealed:
+		err = w.heRevealed(site, m)
 	case *hearthv1.HEDecryptionShare:
 		err = w.heDecryptionShare(site, i, m)
 	}
@@ -214,8 +227,18 @@ func (w *workflow) keyingNext(ctx actor.Context) {
 			lost = append(lost, p)
 		}
 	}
-	if len(lost) > 0 {
-		w.redoKeying(ctx, lost)
+	switch {
+	case len(lost) > 0 && h.step == heCommitting:
+		w.redoKeying(ctx, lost) // only those that made no commitment are left out
+		return
+	case len(lost) > 0:
+		// Past the commitments a failure is not redone without the site
+		// that reported it: a hostile party that refuses another's
+		// threshold share would have honest sites left out until its
+		// colluders were a majority of those left. The job fails, with
+		// who said what.
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("homomorphic encryption: the key setup failed at %s: %s",
+			strings.Join(lost, ", "), strings.Join(w.reasons, "; ")))
 		return
 	}
 	h.answered = map[string]bool{}
@@ -287,9 +310,9 @@ func (w *workflow) redoKeying(ctx actor.Context, lost []string) {
 	}
 }
 
-// heResult takes a site's encrypted update: signed by the site for this
-// round of this setup, at the weight its commitment gives it, under the
-// job's key, of the model's size, one site's.
+// heResult takes a site's commitment to its encrypted update: signed by
+// the site for this round of this setup, at the weight its commitment to
+// the key gives it.
 func (w *workflow) heResult(site string, m *hearthv1.TrainResult) error {
 	h := w.he
 	if m.Update != nil || m.UpdateStream != nil {
@@ -298,15 +321,68 @@ func (w *workflow) heResult(site string, m *hearthv1.TrainResult) error {
 	if _, ok := h.index[site]; !ok {
 		return fmt.Errorf("not a party to the job's key")
 	}
-	if err := w.statement(m.Encrypted, site, hejob.KindUpdate, w.round); err != nil {
+	if err := w.statement(m.Encrypted, site, hejob.KindUpdateCommitment, w.round); err != nil {
 		return err
 	}
-	weight, ct, err := hejob.ParseUpdate(m.Encrypted.Payload)
+	weight, _, err := hejob.ParseUpdateCommitment(m.Encrypted.Payload)
 	switch {
 	case err != nil:
 		return err
 	case !hejob.SameWeight(weight, h.weights[site]):
 		return fmt.Errorf("encrypted at weight %g; its committed samples give %g", weight, h.weights[site])
+	}
+	h.roundCommits[site] = m.Encrypted
+	return nil
+}
+
+// startReveal hands the round's contributors its update commitments, for
+// each to reveal its ciphertext against; redone against a smaller set
+// when a contributor does not reveal.
+func (w *workflow) startReveal(ctx actor.Context) {
+	h := w.he
+	var set []string
+	for _, s := range sorted(w.answered) {
+		if h.roundCommits[s] != nil {
+			set = append(set, s)
+		}
+	}
+	if len(set) < h.t {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %d encrypted updates, fewer than the %d whose sum may be decrypted: %s",
+			w.round, len(set), h.t, strings.Join(w.reasons, "; ")))
+		return
+	}
+	commits := make([]*hearthv1.HESigned, len(set))
+	for i, s := range set {
+		commits[i] = h.roundCommits[s]
+	}
+	h.revealSet, h.revealDigest, h.reveals = set, hejob.CommitmentsDigest(commits), h.reveals+1
+	h.updates, h.cts, h.sum = map[string]*hearthv1.HESigned{}, map[string]*he.Ciphertext{}, nil
+	w.phase, w.pending = revealing, map[string]bool{}
+	for _, s := range set {
+		w.ask(ctx, s, &hearthv1.HEReveal{JobId: w.id(), Round: w.round, Commitments: commits})
+	}
+}
+
+// heRevealed takes a contributor's revealed update: signed for the round,
+// against this reveal's set, the ciphertext it committed to, under the
+// job's key, of the model's size, one site's.
+func (w *workflow) heRevealed(site string, m *hearthv1.HERevealed) error {
+	h := w.he
+	if w.phase != revealing || !slices.Contains(h.revealSet, site) || m.Round != w.round {
+		return fmt.Errorf("a reveal it was not asked for (round %d)", m.Round)
+	}
+	if err := w.statement(m.Update, site, hejob.KindUpdate, w.round); err != nil {
+		return err
+	}
+	u, err := hejob.ParseUpdate(m.Update.Payload)
+	if err == nil {
+		err = hejob.CheckReveal(u, h.roundCommits[site], h.revealDigest)
+	}
+	if err != nil {
+		return err
+	}
+	ct := u.Ciphertext
+	switch {
 	case ct.Key() != h.pk.ID():
 		return fmt.Errorf("encrypted under key %s, not the job's %s", ct.Key(), h.pk.ID())
 	case ct.Len() != h.values:
@@ -314,12 +390,37 @@ func (w *workflow) heResult(site string, m *hearthv1.TrainResult) error {
 	case ct.Summands() != 1:
 		return fmt.Errorf("a ciphertext that is a sum of %d updates", ct.Summands())
 	}
-	h.updates[site], h.cts[site] = m.Encrypted, ct
+	h.updates[site], h.cts[site] = m.Update, ct
+	w.bytes += int64(proto.Size(m.Update))
 	return nil
 }
 
-// beginHERound clears the open round's ciphertexts.
+// revealNext goes on to the decryption once every contributor revealed;
+// one that did not is left out, and the others reveal again against the
+// smaller set (a site reveals only against subsets of its first set).
+func (w *workflow) revealNext(ctx actor.Context) {
+	h := w.he
+	var lost []string
+	for _, s := range h.revealSet {
+		if h.cts[s] == nil {
+			lost = append(lost, s)
+			delete(h.roundCommits, s)
+			w.answered = slices.DeleteFunc(w.answered, func(a string) bool { return a == s })
+		}
+	}
+	switch {
+	case len(lost) == 0:
+		w.startDecrypt(ctx)
+	case h.reveals > len(h.parties):
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: the updates revealed %d times without all: %s", w.round, h.reveals, strings.Join(w.reasons, "; ")))
+	default:
+		w.startReveal(ctx)
+	}
+}
+
+// beginRound clears the open round's commitments and ciphertexts.
 func (h *heState) beginRound() {
+	h.roundCommits, h.revealSet, h.reveals = map[string]*hearthv1.HESigned{}, nil, 0
 	h.updates, h.cts, h.sum, h.weightSum = map[string]*hearthv1.HESigned{}, map[string]*he.Ciphertext{}, nil, 0
 	h.active, h.decShares, h.failed = nil, nil, map[string]bool{}
 }
@@ -330,12 +431,7 @@ func (h *heState) beginRound() {
 // sum again for another active set, nothing else).
 func (w *workflow) startDecrypt(ctx actor.Context) {
 	h := w.he
-	var contributors []string
-	for _, s := range sorted(w.answered) {
-		if h.cts[s] != nil {
-			contributors = append(contributors, s)
-		}
-	}
+	contributors := h.revealSet // every one revealed
 	if len(contributors) < h.t {
 		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %d encrypted updates, fewer than the %d whose sum may be decrypted: %s",
 			w.round, len(contributors), h.t, strings.Join(w.reasons, "; ")))
@@ -375,17 +471,18 @@ func (w *workflow) startDecrypt(ctx actor.Context) {
 	for i, p := range active {
 		indices[i] = int32(h.index[p])
 	}
-	updates := make([]*hearthv1.HESigned, len(contributors))
+	updates, commits := make([]*hearthv1.HESigned, len(contributors)), make([]*hearthv1.HESigned, len(contributors))
 	for i, s := range contributors {
-		updates[i] = h.updates[s]
+		updates[i], commits[i] = h.updates[s], h.roundCommits[s]
 	}
 	h.active, h.decShares, h.answered = active, map[string]*he.DecryptionShare{}, map[string]bool{}
 	w.phase, w.pending = decrypting, map[string]bool{}
 	w.audit(auditor.Event{Action: "he.decrypt", JobID: w.id(), Round: w.round, Detail: map[string]string{
 		"contributors": strings.Join(contributors, ","), "active": strings.Join(active, ",")}})
+	ask := &hearthv1.HEDecrypt{JobId: w.id(), Round: w.round, Updates: updates, Active: indices, Commitments: commits}
 	for _, p := range active {
-		w.bytes += int64(proto.Size(&hearthv1.HEDecrypt{Updates: updates}))
-		w.ask(ctx, p, &hearthv1.HEDecrypt{JobId: w.id(), Round: w.round, Updates: updates, Active: indices})
+		w.bytes += int64(proto.Size(ask))
+		w.ask(ctx, p, ask)
 	}
 }
 

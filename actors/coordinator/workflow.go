@@ -172,7 +172,7 @@ func (w *workflow) reply(ctx actor.Context, r *bridge.Reply) {
 			}
 		}
 		w.joined(ctx, site, m)
-	case *hearthv1.HECommitted, *hearthv1.HEShared, *hearthv1.HEReady, *hearthv1.HEDecryptionShare:
+	case *hearthv1.HECommitted, *hearthv1.HEShared, *hearthv1.HEReady, *hearthv1.HERevealed, *hearthv1.HEDecryptionShare:
 		if w.he == nil {
 			w.refuse(site, "result.refused", fmt.Sprintf("%T in a job without homomorphic encryption", m), "")
 			break
@@ -230,12 +230,14 @@ func (w *workflow) next(ctx actor.Context) {
 				w.round, len(w.answered), len(w.rec.Joined), w.manifest.MinSites, strings.Join(w.reasons, "; ")))
 			return
 		}
-		if w.he != nil { // the sum decrypted first
-			w.startDecrypt(ctx)
+		if w.he != nil { // the updates revealed and their sum decrypted first
+			w.startReveal(ctx)
 			return
 		}
 		w.phase = closing
 		w.askAggregator(ctx, &aggregator.Close{Round: w.round})
+	case revealing:
+		w.revealNext(ctx)
 	case decrypting:
 		w.decryptNext(ctx)
 	case evaluating:

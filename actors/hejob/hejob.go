@@ -24,13 +24,21 @@
 //  3. HEKeys hands each party all n signed shares: each site checks them
 //     against the commitments, makes the collective key and answers
 //     HEReady with its id, which must be the same everywhere.
-//  4. Each round a site encrypts weight*update under the key and signs it
-//     for the round (TrainResult.encrypted). The server checks the
-//     signature and the weight, adds the ciphertexts, and sends t parties
-//     HEDecrypt with the round's signed updates; each checks every
-//     signature, adds them up itself and answers its decryption share of
-//     that sum only (HEDecryptionShare). The server combines the t shares
-//     and divides by the contributors' weights: the new global model.
+//  4. Each round a site encrypts weight*update under the key and first
+//     sends only its signed commitment to it (the weight and the
+//     ciphertext's SHA-256, TrainResult.encrypted). Once the round's
+//     commitments are in, the server hands them to every contributor
+//     (HEReveal), which reveals its ciphertext signed and bound to that
+//     set (HERevealed): no site can make its ciphertext from another's
+//     (the negation of one, to cancel it out of a sum), for it committed
+//     before any was revealed, and it reveals again only for a subset of
+//     the set it first revealed against (a site that did not reveal is
+//     left out). The server checks signatures, weights and hashes, adds
+//     the ciphertexts, and sends t parties HEDecrypt with the round's
+//     commitments and revealed updates; each checks every signature and
+//     hash, adds them up itself and answers its decryption share of that
+//     sum only (HEDecryptionShare). The server combines the t shares and
+//     divides by the contributors' weights: the new global model.
 package hejob
 
 import (
@@ -53,9 +61,10 @@ import (
 
 // The kinds of statement a site signs in an HE job.
 const (
-	KindCommitment = "commitment"
-	KindKeyShare   = "key_share"
-	KindUpdate     = "update"
+	KindCommitment       = "commitment"
+	KindKeyShare         = "key_share"
+	KindUpdateCommitment = "update_commitment"
+	KindUpdate           = "update"
 )
 
 // Purpose is the signing purpose of HE statements (envelope.Signer.SignFor).
@@ -67,8 +76,10 @@ const MinThreshold = 2
 
 // Threshold is the decryption threshold for n parties: want (the job's
 // he.threshold) when set, else a majority of the parties, n/2+1. It
-// refuses a threshold below MinThreshold or above n, and more parties than
-// he.MaxParties.
+// refuses a threshold below MinThreshold or above n, one that is no
+// majority of the parties (two disjoint groups of t could each decrypt a
+// different sum of one round, each site only one, and the difference of
+// the two is a site's update), and more parties than he.MaxParties.
 func Threshold(want, n int) (int, error) {
 	t := want
 	if t == 0 {
@@ -81,18 +92,24 @@ func Threshold(want, n int) (int, error) {
 		return 0, fmt.Errorf("decryption threshold %d: at least %d sites must decrypt together (with %d sites)", t, MinThreshold, n)
 	case t > n:
 		return 0, fmt.Errorf("decryption threshold %d: more than the %d sites taking part", t, n)
+	case 2*t <= n:
+		return 0, fmt.Errorf("decryption threshold %d: no majority of the %d sites taking part (two groups of %d could decrypt two sums of one round)", t, n, t)
 	}
 	return t, nil
 }
 
+// SaltSize is the size of a setup's salt (HESetup.salt).
+const SaltSize = 16
+
 // Seed is the setup's public seed: SHA-256 of the signed job's nonce, the
-// parties in order and t, so that another set of parties (a setup redone
-// without a site) or another threshold makes another common reference
-// string.
-func Seed(nonce []byte, parties []string, t int) [he.SeedSize]byte {
+// setup's salt, the parties in order and t, so that every setup (another
+// set of parties, a setup redone, a re-join) makes another common
+// reference string and has its own id.
+func Seed(nonce, salt []byte, parties []string, t int) [he.SeedSize]byte {
 	h := sha256.New()
 	h.Write([]byte("hearth.he.seed.v1\x00"))
 	h.Write(nonce)
+	h.Write(salt)
 	for _, p := range parties {
 		h.Write([]byte{0})
 		h.Write([]byte(p))
@@ -171,27 +188,97 @@ func ParseCommitment(payload []byte) (he.Commitment, int64, error) {
 	return c, n, nil
 }
 
-// UpdatePayload is an update statement's payload: the weight, then the
-// ciphertext's encoding.
-func UpdatePayload(weight float64, ct []byte) []byte {
-	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(ct)), math.Float64bits(weight)), ct...)
+// UpdateCommitmentPayload is an update commitment's payload: the weight,
+// then the SHA-256 of the ciphertext's encoding.
+func UpdateCommitmentPayload(weight float64, ct []byte) []byte {
+	sum := sha256.Sum256(ct)
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(sum)), math.Float64bits(weight)), sum[:]...)
 }
 
-// ParseUpdate reads an update statement's payload: its weight (in (0, 1])
-// and its ciphertext.
-func ParseUpdate(payload []byte) (float64, *he.Ciphertext, error) {
-	if len(payload) < 8 {
-		return 0, nil, errors.New("an update of fewer than 8 bytes")
+// ParseUpdateCommitment reads an update commitment's payload: its weight
+// (in (0, 1]) and its ciphertext's SHA-256.
+func ParseUpdateCommitment(payload []byte) (float64, [sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	if len(payload) != 8+len(sum) {
+		return 0, sum, fmt.Errorf("an update commitment of %d bytes, want %d", len(payload), 8+len(sum))
 	}
+	w, err := parseWeight(payload)
+	copy(sum[:], payload[8:])
+	return w, sum, err
+}
+
+func parseWeight(payload []byte) (float64, error) {
 	w := math.Float64frombits(binary.BigEndian.Uint64(payload))
 	if !(w > 0 && w <= 1) {
-		return 0, nil, fmt.Errorf("an update of weight %g, want a fraction in (0, 1]", w)
+		return 0, fmt.Errorf("an update of weight %g, want a fraction in (0, 1]", w)
 	}
-	ct := new(he.Ciphertext)
-	if err := ct.UnmarshalBinary(payload[8:]); err != nil {
-		return 0, nil, err
+	return w, nil
+}
+
+// CommitmentsDigest is what a revealed update is bound to: the SHA-256 of
+// the round's update commitments, in the order given (each site's name and
+// payload).
+func CommitmentsDigest(commitments []*hearthv1.HESigned) [sha256.Size]byte {
+	h := sha256.New()
+	for _, c := range commitments {
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(c.GetSite()))))
+		h.Write([]byte(c.GetSite()))
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(c.GetPayload()))))
+		h.Write(c.GetPayload())
 	}
-	return w, ct, nil
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// UpdatePayload is a revealed update's payload: the weight, the digest of
+// the commitments it is revealed against, then the ciphertext's encoding.
+func UpdatePayload(weight float64, commitments [sha256.Size]byte, ct []byte) []byte {
+	out := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(commitments)+len(ct)), math.Float64bits(weight))
+	return append(append(out, commitments[:]...), ct...)
+}
+
+// Update is a revealed update, parsed.
+type Update struct {
+	Weight      float64
+	Commitments [sha256.Size]byte // the digest of the set it was revealed against
+	Hash        [sha256.Size]byte // of the ciphertext's encoding, as its commitment has it
+	Ciphertext  *he.Ciphertext
+}
+
+// ParseUpdate reads a revealed update's payload.
+func ParseUpdate(payload []byte) (*Update, error) {
+	if len(payload) < 8+sha256.Size {
+		return nil, fmt.Errorf("an update of %d bytes", len(payload))
+	}
+	w, err := parseWeight(payload)
+	if err != nil {
+		return nil, err
+	}
+	u := &Update{Weight: w, Hash: sha256.Sum256(payload[8+sha256.Size:]), Ciphertext: new(he.Ciphertext)}
+	copy(u.Commitments[:], payload[8:])
+	if err := u.Ciphertext.UnmarshalBinary(payload[8+sha256.Size:]); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// CheckReveal checks a revealed update against the site's commitment
+// (already verified, of the same round): the same weight and ciphertext,
+// revealed against commitments (the digest of the set it belongs to).
+func CheckReveal(u *Update, commitment *hearthv1.HESigned, commitments [sha256.Size]byte) error {
+	w, sum, err := ParseUpdateCommitment(commitment.GetPayload())
+	switch {
+	case err != nil:
+		return err
+	case u.Weight != w:
+		return fmt.Errorf("revealed at weight %g, committed at %g", u.Weight, w)
+	case u.Hash != sum:
+		return errors.New("revealed a ciphertext other than the one it committed to")
+	case u.Commitments != commitments:
+		return errors.New("revealed against another set of the round's commitments")
+	}
+	return nil
 }
 
 // MaxDecryptBytes bounds the ciphertexts of one round, which an HEDecrypt

@@ -18,7 +18,7 @@ func TestThreshold(t *testing.T) {
 		want, n, t int
 		err        string
 	}{
-		{0, 5, 3, ""}, {0, 2, 2, ""}, {0, 4, 3, ""}, {4, 5, 4, ""},
+		{0, 5, 3, ""}, {0, 2, 2, ""}, {0, 4, 3, ""}, {4, 5, 4, ""}, {2, 5, 0, "no majority"}, {2, 4, 0, "no majority"},
 		{0, 1, 0, "at least 2"}, {1, 5, 0, "at least 2"}, {6, 5, 0, "more than the 5"}, {0, 65, 0, "at most 64"},
 	} {
 		got, err := hejob.Threshold(tc.want, tc.n)
@@ -28,20 +28,21 @@ func TestThreshold(t *testing.T) {
 	}
 }
 
-func TestSeedBindsPartiesAndThreshold(t *testing.T) {
-	nonce := []byte("0123456789abcdef")
-	a := hejob.Seed(nonce, []string{"s1", "s2", "s3"}, 2)
+func TestSeedBindsSaltPartiesAndThreshold(t *testing.T) {
+	nonce, salt := []byte("0123456789abcdef"), []byte("saltsaltsaltsalt")
+	a := hejob.Seed(nonce, salt, []string{"s1", "s2", "s3"}, 2)
 	for name, b := range map[string][he.SeedSize]byte{
-		"another nonce":      hejob.Seed([]byte("0123456789abcdeF"), []string{"s1", "s2", "s3"}, 2),
-		"a party less":       hejob.Seed(nonce, []string{"s1", "s2"}, 2),
-		"names run together": hejob.Seed(nonce, []string{"s1s2", "s3"}, 2),
-		"another threshold":  hejob.Seed(nonce, []string{"s1", "s2", "s3"}, 3),
+		"another nonce":      hejob.Seed([]byte("0123456789abcdeF"), salt, []string{"s1", "s2", "s3"}, 2),
+		"a party less":       hejob.Seed(nonce, salt, []string{"s1", "s2"}, 2),
+		"names run together": hejob.Seed(nonce, salt, []string{"s1s2", "s3"}, 2),
+		"another threshold":  hejob.Seed(nonce, salt, []string{"s1", "s2", "s3"}, 3),
+		"another salt":       hejob.Seed(nonce, []byte("SALTSALTSALTSALT"), []string{"s1", "s2", "s3"}, 2),
 	} {
 		if a == b {
 			t.Errorf("%s gives the same seed", name)
 		}
 	}
-	if a != hejob.Seed(nonce, []string{"s1", "s2", "s3"}, 2) {
+	if a != hejob.Seed(nonce, salt, []string{"s1", "s2", "s3"}, 2) {
 		t.Error("the same setup gives another seed")
 	}
 }

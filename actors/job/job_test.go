@@ -313,6 +313,7 @@ func TestParseManifestHE(t *testing.T) {
 		{"a threshold of one", good + "he: {threshold: 1}\n", "he.threshold: 1 is not in 2..64"},
 		{"a threshold above min_sites", good + "he: {threshold: 3}\n", "more than min_sites 2"},
 		{"a threshold above the sites listed", strings.Replace(good, `["@all"]`, `[a, b]`, 1) + "he: {threshold: 3}\n", "more than the 2 sites listed"},
+		{"a threshold that is no majority", strings.Replace(good, `["@all"]`, `[a, b, c, d]`, 1) + "he: {threshold: 2}\n", "no majority of the 4 sites"},
 		{"swarm", strings.Replace(good, "workflow: fedavg", "workflow: swarm", 1) + "he: {}\n", "needs workflow: fedavg"},
 		{"a robust method", good + "he: {}\naggregation: {method: median}\n", "aggregation.method"},
 		{"a norm bound", good + "he: {}\naggregation: {norm_bound: 5}\n", "norm_bound"},

@@ -511,6 +511,8 @@ func (m *Manifest) validateHE(bad func(field, format string, a ...any)) {
 		bad("sites", "%d sites: homomorphic encryption is shared among at most %d", len(m.Sites), he.MaxParties)
 	case len(m.Sites) > 0 && m.Sites[0] != AllSites && t > len(m.Sites):
 		bad("he.threshold", "%d is more than the %d sites listed", t, len(m.Sites))
+	case len(m.Sites) > 0 && m.Sites[0] != AllSites && t != 0 && 2*t <= len(m.Sites):
+		bad("he.threshold", "%d is no majority of the %d sites listed (two groups of %d could each decrypt a different sum of one round)", t, len(m.Sites), t)
 	}
 	if t > m.MinSites && m.MinSites >= 1 {
 		bad("he.threshold", "%d is more than min_sites %d: a round that min_sites lets close could not be decrypted", t, m.MinSites)

@@ -1,12 +1,14 @@
 package participant
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -17,6 +19,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/he"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/sealing"
+	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -55,6 +58,22 @@ type heJob struct {
 	// Once the key is made.
 	pk  *he.PublicKey
 	enc *he.Encryptor
+	// The newest round's encrypted update, committed to and not revealed
+	// but against the round's commitments; written by the training
+	// goroutine, read by the actor.
+	mu      sync.Mutex
+	pending *pendingUpdate
+}
+
+// pendingUpdate is a round's encrypted update as committed to.
+type pendingUpdate struct {
+	round      int64
+	weight     float64
+	ct         []byte
+	commitment *hearthv1.HESigned
+	// revealedTo are the sites of the set it was first revealed against:
+	// it is revealed again only against a subset of it.
+	revealedTo map[string]bool
 }
 
 func (h *heJob) setupID() he.SetupID { return h.party.Setup() }
@@ -160,7 +179,10 @@ func (p *Participant) takeSetup(j *joined, m *hearthv1.HESetup) error {
 		}
 		certs[site], seal[site] = k.Certificate, pub
 	}
-	seed := hejob.Seed(h.nonce, m.Parties, t)
+	if len(m.Salt) != hejob.SaltSize {
+		return fmt.Errorf("a setup salt of %d bytes, want %d", len(m.Salt), hejob.SaltSize)
+	}
+	seed := hejob.Seed(h.nonce, m.Salt, m.Parties, t)
 	party, err := he.NewParty(h.params, index, len(m.Parties), t, seed)
 	if err != nil {
 		return err
@@ -388,8 +410,35 @@ func (p *Participant) takeKeys(j *joined, m *hearthv1.HEKeys) error {
 	return nil
 }
 
-// encryptUpdate is the site's update for round, weighted and encrypted
-// under the job's key, signed for the round.
+// checkHETraining says whether the site may train round from global in an
+// HE job, and returns the model's digest, which the release is recorded
+// under. It refuses before the job's key is made, and a global model an
+// encrypted update was released from before, in any round, under any key
+// setup of the job, across restarts (the ledger): training from it again
+// would give a server two sums of nearly the same updates to decrypt, one
+// without a site (by a round resent, or a re-join's new setup), whose
+// difference is that site's update. The one exception: the same round
+// asked again under the same setup gets the very ciphertext it released,
+// as resend (DP's record of the release), which reveals nothing new.
+func (p *Participant) checkHETraining(j *joined, round int64, global *model.Model) (digest string, resend *hearthv1.TrainResult, err error) {
+	h := j.he
+	if h.enc == nil {
+		return "", nil, errors.New("this site holds no key for the job yet (its key setup is not done)")
+	}
+	digest = hex.EncodeToString(swarm.Digest(global))
+	if !p.cfg.Ledger.ReleasedFrom(j.nonce, digest) {
+		return digest, nil, nil
+	}
+	setup := h.setupID()
+	if res := j.privacy.resend(round, global); res != nil && res.Encrypted != nil && bytes.Equal(res.Encrypted.Setup, setup[:]) {
+		return digest, res, nil
+	}
+	return "", nil, errors.New("an encrypted update was released from this global model before: training from it again (another round, or another key setup) would let two sums of it be decrypted, one without this site")
+}
+
+// encryptUpdate encrypts the site's update for round, weighted, under the
+// job's key, keeps it for the reveal, and returns the signed commitment to
+// it (its weight and the ciphertext's hash), which is all that leaves now.
 func (p *Participant) encryptUpdate(j *joined, round int64, update *model.Model) (*hearthv1.HESigned, error) {
 	h := j.he
 	if h.enc == nil {
@@ -407,7 +456,82 @@ func (p *Participant) encryptUpdate(j *joined, round int64, update *model.Model)
 	if err != nil {
 		return nil, err
 	}
-	return hejob.Sign(p.cfg.Signer, j.id, hejob.KindUpdate, round, h.setupID(), hejob.UpdatePayload(h.weight, raw))
+	st, err := hejob.Sign(p.cfg.Signer, j.id, hejob.KindUpdateCommitment, round, h.setupID(), hejob.UpdateCommitmentPayload(h.weight, raw))
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	h.pending = &pendingUpdate{round: round, weight: h.weight, ct: raw, commitment: st}
+	h.mu.Unlock()
+	return st, nil
+}
+
+// checkCommitments verifies a round's update commitments as the server
+// hands them on: each a party's, in strictly increasing name order, signed
+// for the round; it returns them by site.
+func (p *Participant) checkRoundCommitments(j *joined, round int64, commitments []*hearthv1.HESigned) (map[string]*hearthv1.HESigned, error) {
+	h := j.he
+	if len(commitments) < h.t || len(commitments) > len(h.parties) {
+		return nil, fmt.Errorf("%d update commitments: want %d to %d", len(commitments), h.t, len(h.parties))
+	}
+	out := map[string]*hearthv1.HESigned{}
+	for i, c := range commitments {
+		site := c.GetSite()
+		if !slices.Contains(h.parties, site) || (i > 0 && site <= commitments[i-1].GetSite()) {
+			return nil, fmt.Errorf("update commitment of %q: not a party, or out of order", envelope.Clip(site, 64))
+		}
+		if err := p.verifyStatement(j, c, site, hejob.KindUpdateCommitment, round); err != nil {
+			return nil, err
+		}
+		out[site] = c
+	}
+	return out, nil
+}
+
+// heReveal reveals the site's encrypted update of a round against the
+// round's commitments: only once its own is among them, unchanged, and
+// only against a subset of the set it first revealed against (so no site
+// can commit after seeing its ciphertext).
+func (p *Participant) heReveal(ctx actor.Context, m *hearthv1.HEReveal) {
+	j, server, ok := p.heFromServer(ctx, m.JobId, "reveal")
+	if !ok {
+		return
+	}
+	st, err := p.reveal(j, m)
+	if err != nil {
+		p.heRefuse(ctx, j, server, fmt.Sprintf("the reveal of round %d", m.Round), m.Round, err)
+		return
+	}
+	ctx.Respond(&hearthv1.HERevealed{JobId: j.id, Round: m.Round, Update: st})
+}
+
+func (p *Participant) reveal(j *joined, m *hearthv1.HEReveal) (*hearthv1.HESigned, error) {
+	h := j.he
+	h.mu.Lock()
+	pu := h.pending
+	h.mu.Unlock()
+	if pu == nil || pu.round != m.Round {
+		return nil, fmt.Errorf("no encrypted update of round %d here to reveal", m.Round)
+	}
+	bySite, err := p.checkRoundCommitments(j, m.Round, m.Commitments)
+	if err != nil {
+		return nil, err
+	}
+	if own := bySite[p.cfg.Self.Name]; own == nil || !proto.Equal(own, pu.commitment) {
+		return nil, errors.New("this site's own commitment is not among them as it made it")
+	}
+	for site := range bySite {
+		if pu.revealedTo != nil && !pu.revealedTo[site] {
+			return nil, fmt.Errorf("revealed before against a set without %s: again only against a subset of it", site)
+		}
+	}
+	h.mu.Lock()
+	pu.revealedTo = map[string]bool{}
+	for site := range bySite {
+		pu.revealedTo[site] = true
+	}
+	h.mu.Unlock()
+	return hejob.Sign(p.cfg.Signer, j.id, hejob.KindUpdate, m.Round, h.setupID(), hejob.UpdatePayload(pu.weight, hejob.CommitmentsDigest(m.Commitments), pu.ct))
 }
 
 // heDecrypt makes this site's decryption share of one round's sum: every
@@ -441,20 +565,31 @@ func (p *Participant) decryptShare(j *joined, m *hearthv1.HEDecrypt) (raw []byte
 	case len(m.Updates) > len(h.parties) || len(m.Active) != h.t:
 		return nil, nil, fmt.Errorf("%d updates and an active set of %d for %d parties, threshold %d", len(m.Updates), len(m.Active), len(h.parties), h.t)
 	}
+	committed, err := p.checkRoundCommitments(j, m.Round, m.Commitments)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(m.Updates) != len(committed) {
+		return nil, nil, fmt.Errorf("%d updates for %d commitments", len(m.Updates), len(committed))
+	}
+	digest := hejob.CommitmentsDigest(m.Commitments)
 	cts := map[int]*he.Ciphertext{}
 	for _, st := range m.Updates {
 		i := slices.Index(h.parties, st.GetSite())
-		if i < 0 || cts[i] != nil {
-			return nil, nil, fmt.Errorf("an update of %q: not a party, or twice", envelope.Clip(st.GetSite(), 64))
+		if i < 0 || cts[i] != nil || committed[st.GetSite()] == nil {
+			return nil, nil, fmt.Errorf("an update of %q: not a party's, twice, or without its commitment", envelope.Clip(st.GetSite(), 64))
 		}
 		if err := p.verifyStatement(j, st, st.Site, hejob.KindUpdate, m.Round); err != nil {
 			return nil, nil, err
 		}
-		_, ct, err := hejob.ParseUpdate(st.Payload)
+		u, err := hejob.ParseUpdate(st.Payload)
+		if err == nil {
+			err = hejob.CheckReveal(u, committed[st.Site], digest)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("update of %s: %w", st.Site, err)
 		}
-		cts[i] = ct
+		cts[i] = u.Ciphertext
 		contributors = append(contributors, st.Site)
 	}
 	active := make([]int, len(m.Active))

@@ -3,9 +3,11 @@ package participant
 import (
 	"crypto/ecdh"
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -71,13 +73,18 @@ func newHEFixture(t *testing.T, n, threshold int) *heFixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &Participant{cfg: Config{Self: signer.Identity(), Trust: proj.Trust, Signer: signer, Now: time.Now, Log: slog.New(slog.DiscardHandler)}}
-		j := &joined{id: heJobID, manifest: &job.Manifest{Rounds: 5, Sites: slices.Clone(f.parties), MinSites: 2, HE: &job.HESpec{Threshold: threshold}},
+		ledger, err := OpenLedger(filepath.Join(t.TempDir(), "ledger.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ledger.Close() })
+		p := &Participant{cfg: Config{Self: signer.Identity(), Trust: proj.Trust, Signer: signer, Now: time.Now, Log: slog.New(slog.DiscardHandler), Ledger: ledger}}
+		j := &joined{id: heJobID, nonce: hex.EncodeToString(nonce), manifest: &job.Manifest{Rounds: 5, Sites: slices.Clone(f.parties), MinSites: 2, HE: &job.HESpec{Threshold: threshold}},
 			he: &heJob{nonce: nonce, key: binding, params: params, samples: int64(100 * (i + 1))}}
 		f.sites = append(f.sites, &heSite{p: p, j: j, signer: signer})
 		f.keys = append(f.keys, binding)
 	}
-	f.setup = &hearthv1.HESetup{JobId: heJobID, Parties: f.parties, Threshold: int32(threshold), Keys: f.keys}
+	f.setup = &hearthv1.HESetup{JobId: heJobID, Parties: f.parties, Threshold: int32(threshold), Keys: f.keys, Salt: []byte("0123456789abcdef")}
 	return f
 }
 
@@ -124,6 +131,28 @@ func (f *heFixture) key(t *testing.T) (commitments, shares []*hearthv1.HESigned)
 	return commitments, shares
 }
 
+// round runs a round's commit and reveal at every site, as the server
+// relays them: the commitments, in name order, and the updates revealed
+// against them.
+func (f *heFixture) round(t *testing.T, round int64, models []*model.Model) (commits, updates []*hearthv1.HESigned) {
+	t.Helper()
+	for i, s := range f.sites {
+		st, err := s.p.encryptUpdate(s.j, round, models[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		commits = append(commits, st)
+	}
+	for _, s := range f.sites {
+		st, err := s.p.reveal(s.j, &hearthv1.HEReveal{JobId: heJobID, Round: round, Commitments: commits})
+		if err != nil {
+			t.Fatalf("%s: reveal: %v", s.p.cfg.Self.Name, err)
+		}
+		updates = append(updates, st)
+	}
+	return commits, updates
+}
+
 func heModel(v ...float32) *model.Model {
 	return &model.Model{Tensors: []model.Tensor{{Name: "w", Shape: []int{len(v)}, Data: v}}}
 }
@@ -142,15 +171,10 @@ func TestHEJobDecryptsOnlyTheWeightedSum(t *testing.T) {
 		}
 	}
 	updates := []*model.Model{heModel(1, -2, 0.5), heModel(3, 0, -1), heModel(-0.25, 4, 2)}
-	var signed []*hearthv1.HESigned
+	commits, signed := f.round(t, 1, updates)
 	want := make([]float64, 3)
 	total := 0.0
 	for i, s := range f.sites {
-		st, err := s.p.encryptUpdate(s.j, 1, updates[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		signed = append(signed, st)
 		w := float64(100 * (i + 1)) // under the share cap: weights as committed
 		total += w
 		for k, v := range updates[i].Tensors[0].Data {
@@ -160,7 +184,7 @@ func TestHEJobDecryptsOnlyTheWeightedSum(t *testing.T) {
 			t.Fatalf("%s: weight %v, want %v", s.p.cfg.Self.Name, got, w/600)
 		}
 	}
-	ask := &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: signed, Active: []int32{0, 2}}
+	ask := &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: signed, Active: []int32{0, 2}, Commitments: commits}
 	var dshares []*he.DecryptionShare
 	var cts []*he.Ciphertext
 	for _, i := range []int{0, 2} {
@@ -178,11 +202,11 @@ func TestHEJobDecryptsOnlyTheWeightedSum(t *testing.T) {
 		dshares = append(dshares, ds)
 	}
 	for _, st := range signed {
-		_, ct, err := hejob.ParseUpdate(st.Payload)
+		u, err := hejob.ParseUpdate(st.Payload)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cts = append(cts, ct)
+		cts = append(cts, u.Ciphertext)
 	}
 	sum, err := he.Sum(cts...)
 	if err != nil {
@@ -205,38 +229,43 @@ func TestHEJobDecryptsOnlyTheWeightedSum(t *testing.T) {
 func TestHESiteRefusesACompromisedServer(t *testing.T) {
 	f := newHEFixture(t, 3, 2)
 	f.key(t)
-	var signed []*hearthv1.HESigned
-	for i, s := range f.sites {
-		st, err := s.p.encryptUpdate(s.j, 1, heModel(float32(i), 1, 2))
-		if err != nil {
-			t.Fatal(err)
-		}
-		signed = append(signed, st)
-	}
+	commits, signed := f.round(t, 1, []*model.Model{heModel(0, 1, 2), heModel(1, 1, 2), heModel(2, 1, 2)})
+	setup := f.sites[0].j.he.setupID()
 	relabelled := proto.Clone(signed[1]).(*hearthv1.HESigned)
 	relabelled.Site = "site-1" // site-2's update passed off as site-1's
-	resigned, err := hejob.Sign(f.sites[2].signer, heJobID, hejob.KindUpdate, 1, f.sites[0].j.he.setupID(), signed[1].Payload)
+	resigned, err := hejob.Sign(f.sites[2].signer, heJobID, hejob.KindUpdate, 1, setup, signed[1].Payload)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resigned.Site = "site-2" // site-3's signature on site-2's update
-	nextRound, err := f.sites[1].p.encryptUpdate(f.sites[1].j, 2, heModel(5, 5, 5))
+	// site-2, colluding, reveals site-3's ciphertext (or its negation) as
+	// its own, against the round's set, validly signed.
+	u3, err := hejob.ParseUpdate(signed[2].Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct3, _ := u3.Ciphertext.MarshalBinary()
+	swapped, err := hejob.Sign(f.sites[1].signer, heJobID, hejob.KindUpdate, 1, setup, hejob.UpdatePayload(f.sites[1].j.he.weight, hejob.CommitmentsDigest(commits), ct3))
 	if err != nil {
 		t.Fatal(err)
 	}
 	site1 := f.sites[0]
+	ask := func(commits, updates []*hearthv1.HESigned, active ...int32) *hearthv1.HEDecrypt {
+		return &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: updates, Active: active, Commitments: commits}
+	}
 	for _, tc := range []struct {
 		name string
 		ask  *hearthv1.HEDecrypt
 		want string
 	}{
-		{"one site's update alone", &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: signed[1:2], Active: []int32{0, 1}}, "at least 2 needed"},
-		{"an update relabelled as another site's", &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: []*hearthv1.HESigned{relabelled, signed[2]}, Active: []int32{0, 1}}, "does not verify"},
-		{"an update signed by another site", &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: []*hearthv1.HESigned{resigned, signed[2]}, Active: []int32{0, 1}}, "does not verify"},
-		{"a later round's update in this round", &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: []*hearthv1.HESigned{nextRound, signed[2]}, Active: []int32{0, 1}}, "for round 2, not 1"},
-		{"the same site twice", &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: []*hearthv1.HESigned{signed[1], signed[1]}, Active: []int32{0, 1}}, "twice"},
-		{"an active set without this site", &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: signed, Active: []int32{1, 2}}, "not in active set"},
-		{"a round outside the job", &hearthv1.HEDecrypt{JobId: heJobID, Round: 9, Updates: signed, Active: []int32{0, 1}}, "not in the job's 1..5"},
+		{"one site's update alone", ask(commits[1:2], signed[1:2], 0, 1), "1 update commitments"},
+		{"an update relabelled as another site's", ask(commits, []*hearthv1.HESigned{relabelled, signed[1], signed[2]}, 0, 1), "does not verify"},
+		{"an update signed by another site", ask(commits, []*hearthv1.HESigned{signed[0], resigned, signed[2]}, 0, 1), "does not verify"},
+		{"a ciphertext other than the one committed to", ask(commits, []*hearthv1.HESigned{signed[0], swapped, signed[2]}, 0, 1), "other than the one it committed to"},
+		{"updates revealed against another set", ask(commits[:2], signed[:2], 0, 1), "revealed against another set"},
+		{"an update without its commitment", ask(commits[:2], []*hearthv1.HESigned{signed[2], signed[0]}, 0, 1), "without its commitment"},
+		{"the same site twice", ask(commits, []*hearthv1.HESigned{signed[1], signed[1], signed[2]}, 0, 1), "twice"},
+		{"an active set without this site", ask(commits, signed, 1, 2), "not in active set"},
 	} {
 		t.Run("decrypt: "+tc.name, func(t *testing.T) {
 			if _, _, err := site1.p.decryptShare(site1.j, tc.ask); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -244,14 +273,69 @@ func TestHESiteRefusesACompromisedServer(t *testing.T) {
 			}
 		})
 	}
+	t.Run("decrypt: a round outside the job", func(t *testing.T) {
+		m := ask(commits, signed, 0, 1)
+		m.Round = 9
+		if _, _, err := site1.p.decryptShare(site1.j, m); err == nil || !strings.Contains(err.Error(), "not in the job's 1..5") {
+			t.Fatalf("decryptShare = %v", err)
+		}
+	})
 	t.Run("decrypt: a second sum in the same round", func(t *testing.T) {
-		if _, _, err := site1.p.decryptShare(site1.j, &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: signed, Active: []int32{0, 1}}); err != nil {
+		if _, _, err := site1.p.decryptShare(site1.j, ask(commits, signed, 0, 1)); err != nil {
 			t.Fatal(err)
 		}
-		// All three, then two of them: their difference is site-3's update.
-		_, _, err := site1.p.decryptShare(site1.j, &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: signed[:2], Active: []int32{0, 1}})
+		// All three, then two of them, revealed again against the pair:
+		// their difference is site-3's update.
+		var pair []*hearthv1.HESigned
+		for _, s := range f.sites[:2] {
+			st, err := s.p.reveal(s.j, &hearthv1.HEReveal{JobId: heJobID, Round: 1, Commitments: commits[:2]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pair = append(pair, st)
+		}
+		_, _, err := site1.p.decryptShare(site1.j, ask(commits[:2], pair, 0, 1))
 		if err == nil || !strings.Contains(err.Error(), "already decrypted another sum") {
 			t.Fatalf("decryptShare = %v, want a refusal of a second sum", err)
+		}
+	})
+	t.Run("reveal: only after committing, only its own, only against shrinking sets", func(t *testing.T) {
+		var c2 []*hearthv1.HESigned
+		for i, s := range f.sites {
+			st, err := s.p.encryptUpdate(s.j, 2, heModel(float32(i), 3, 3))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c2 = append(c2, st)
+		}
+		reveal := func(round int64, commits []*hearthv1.HESigned) error {
+			_, err := site1.p.reveal(site1.j, &hearthv1.HEReveal{JobId: heJobID, Round: round, Commitments: commits})
+			return err
+		}
+		changed, _ := hejob.Sign(site1.signer, heJobID, hejob.KindUpdateCommitment, 2, setup, append(slices.Clone(c2[0].Payload[:8]), make([]byte, 32)...))
+		for _, tc := range []struct {
+			name    string
+			round   int64
+			commits []*hearthv1.HESigned
+			want    string
+		}{
+			{"a round it holds no update of", 1, c2, "no encrypted update of round 1"},
+			{"without its own commitment", 2, c2[1:], "own commitment is not among them"},
+			{"with its own commitment changed", 2, []*hearthv1.HESigned{changed, c2[1], c2[2]}, "own commitment is not among them"},
+			{"out of order", 2, []*hearthv1.HESigned{c2[1], c2[0], c2[2]}, "out of order"},
+			{"fewer than the threshold", 2, c2[:1], "want 2 to 3"},
+		} {
+			if err := reveal(tc.round, tc.commits); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+			}
+		}
+		if err := reveal(2, c2[:2]); err != nil {
+			t.Fatal(err)
+		}
+		// site-3's commitment added after site-1 revealed: it could have
+		// been made from site-1's ciphertext.
+		if err := reveal(2, c2); err == nil || !strings.Contains(err.Error(), "only against a subset") {
+			t.Fatalf("a reveal against a larger set: %v", err)
 		}
 	})
 
@@ -369,9 +453,9 @@ func TestHESiteRefusesACompromisedServer(t *testing.T) {
 	// another secret, in a second run of it): a share chosen after the
 	// commitments, which the rogue-key attack needs.
 	_, otherShares := newHEFixture(t, 3, 2).key(t)
-	swapped, _ := hejob.Sign(h.sites[2].signer, heJobID, hejob.KindKeyShare, 0, h.sites[2].j.he.setupID(), otherShares[2].Payload)
+	rogue, _ := hejob.Sign(h.sites[2].signer, heJobID, hejob.KindKeyShare, 0, h.sites[2].j.he.setupID(), otherShares[2].Payload)
 	t.Run("keys: a share that does not match its commitment", func(t *testing.T) {
-		err := h.sites[0].p.takeKeys(h.sites[0].j, &hearthv1.HEKeys{JobId: heJobID, Shares: []*hearthv1.HESigned{hs[0], hs[1], swapped}})
+		err := h.sites[0].p.takeKeys(h.sites[0].j, &hearthv1.HEKeys{JobId: heJobID, Shares: []*hearthv1.HESigned{hs[0], hs[1], rogue}})
 		if err == nil || !strings.Contains(err.Error(), "commitment") {
 			t.Fatalf("takeKeys = %v, want a refusal naming the commitment", err)
 		}
@@ -408,4 +492,44 @@ func TestHESiteRefusesACompromisedServer(t *testing.T) {
 			t.Fatalf("the same share again: %v", err)
 		}
 	})
+}
+
+// TestHESiteNeverTrainsTwiceFromOneGlobalModel: once an encrypted update
+// left the site from a global model, the site trains from it no more, in
+// another round or under another key setup, after a restart too (the
+// ledger): two sums of nearly the same updates, one without a site, would
+// give that site's update away.
+func TestHESiteNeverTrainsTwiceFromOneGlobalModel(t *testing.T) {
+	f := newHEFixture(t, 3, 2)
+	s := f.sites[0]
+	if _, _, err := s.p.checkHETraining(s.j, 1, heModel(1, 2, 3)); err == nil || !strings.Contains(err.Error(), "no key") {
+		t.Fatalf("before the key: %v", err)
+	}
+	f.key(t)
+	global := heModel(1, 2, 3)
+	digest, resend, err := s.p.checkHETraining(s.j, 1, global)
+	if err != nil || resend != nil {
+		t.Fatalf("a fresh model: %v, %v", err, resend)
+	}
+	if err := s.p.cfg.Ledger.RecordRelease(s.j.nonce, heJobID, digest); err != nil {
+		t.Fatal(err)
+	}
+	for _, round := range []int64{1, 2} {
+		if _, _, err := s.p.checkHETraining(s.j, round, heModel(1, 2, 3)); err == nil || !strings.Contains(err.Error(), "released from this global model before") {
+			t.Fatalf("round %d from a released model: %v", round, err)
+		}
+	}
+	if _, _, err := s.p.checkHETraining(s.j, 2, heModel(1, 2, 4)); err != nil {
+		t.Fatalf("another model: %v", err)
+	}
+	path := s.p.cfg.Ledger.path
+	s.p.cfg.Ledger.Close()
+	reopened, err := OpenLedger(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reopened.Close()
+	if !reopened.ReleasedFrom(s.j.nonce, digest) {
+		t.Fatal("a restart forgot the release")
+	}
 }

@@ -29,7 +29,10 @@ type Ledger struct {
 	roles map[string]string  // nonce -> the role the submitter was admitted with
 	spent map[string][]Spend // nonce -> what the job's releases spent here, in order
 	ended map[string]bool    // nonces whose job ended here
-	f     *os.File
+	// released: by nonce, the digests of the global models an encrypted
+	// update was released from (jobs under homomorphic encryption).
+	released map[string]map[string]bool
+	f        *os.File
 }
 
 // ErrReplayedJob is returned when a signed job's nonce already ran under
@@ -52,6 +55,9 @@ type ledgerEntry struct {
 	// Spent is one release's privacy cost in the job, recorded before the
 	// release leaves the site.
 	Spent *Spend `json:"spent,omitempty"`
+	// ReleasedFrom is the digest (hex) of a global model an encrypted
+	// update was released from, recorded before it leaves the site.
+	ReleasedFrom string `json:"released_from,omitempty"`
 }
 
 // Spend is what one release of a job's update cost in privacy here: a
@@ -73,7 +79,8 @@ func OpenLedger(path string) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job ledger: %w", err)
 	}
-	l := &Ledger{path: path, runs: map[string]string{}, roles: map[string]string{}, spent: map[string][]Spend{}, ended: map[string]bool{}, f: f}
+	l := &Ledger{path: path, runs: map[string]string{}, roles: map[string]string{}, spent: map[string][]Spend{}, ended: map[string]bool{},
+		released: map[string]map[string]bool{}, f: f}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, maxLedgerLine), maxLedgerLine)
 	for n := 1; sc.Scan(); n++ {
@@ -84,6 +91,10 @@ func OpenLedger(path string) (*Ledger, error) {
 		}
 		if e.Spent != nil {
 			l.spent[e.Nonce] = append(l.spent[e.Nonce], *e.Spent)
+			continue
+		}
+		if e.ReleasedFrom != "" {
+			l.markReleased(e.Nonce, e.ReleasedFrom)
 			continue
 		}
 		l.runs[e.Nonce] = e.Job
@@ -127,6 +138,37 @@ func (l *Ledger) RecordSpend(nonce, id string, s Spend) error {
 	}
 	l.spent[nonce] = append(l.spent[nonce], s)
 	return nil
+}
+
+// RecordRelease notes, durably, that an encrypted update of the job of
+// nonce, id, is released from the global model of digest: call it before
+// the update leaves the site. A job under homomorphic encryption never
+// trains from that model again, whatever its round or key setup (see
+// ReleasedFrom).
+func (l *Ledger) RecordRelease(nonce, id, digest string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.append(ledgerEntry{Nonce: nonce, Job: id, ReleasedFrom: digest}); err != nil {
+		return err
+	}
+	l.markReleased(nonce, digest)
+	return nil
+}
+
+// ReleasedFrom says whether an encrypted update of the job of nonce was
+// released from the global model of digest, before a restart or a re-join
+// included.
+func (l *Ledger) ReleasedFrom(nonce, digest string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.released[nonce][digest]
+}
+
+func (l *Ledger) markReleased(nonce, digest string) {
+	if l.released[nonce] == nil {
+		l.released[nonce] = map[string]bool{}
+	}
+	l.released[nonce][digest] = true
 }
 
 // Spent is what the job of nonce has spent here so far, in order.

@@ -232,7 +232,7 @@ func (p *Participant) Props() *actor.Props {
 func Messages() []proto.Message {
 	return []proto.Message{&hearthv1.JoinJob{}, &hearthv1.GetCredentialKey{}, &hearthv1.Preflight{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
 		&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{}, &hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmLocal{},
-		&hearthv1.HESetup{}, &hearthv1.HEKeyExchange{}, &hearthv1.HEKeys{}, &hearthv1.HEDecrypt{}, &hearthv1.HEThresholdShare{}}
+		&hearthv1.HESetup{}, &hearthv1.HEKeyExchange{}, &hearthv1.HEKeys{}, &hearthv1.HEReveal{}, &hearthv1.HEDecrypt{}, &hearthv1.HEThresholdShare{}}
 }
 
 // Receive implements actor.Actor.
@@ -272,6 +272,8 @@ func (p *Participant) Receive(ctx actor.Context) {
 		p.heThresholdShare(ctx, m)
 	case *hearthv1.HEKeys:
 		p.heKeys(ctx, m)
+	case *hearthv1.HEReveal:
+		p.heReveal(ctx, m)
 	case *hearthv1.HEDecrypt:
 		p.heDecrypt(ctx, m)
 	case *crossDue:
@@ -569,6 +571,24 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
 		return
 	}
+	var released string // an HE job's: the digest of the global model its encrypted update is released from
+	if j.he != nil {
+		var resend *hearthv1.TrainResult
+		if released, resend, err = p.checkHETraining(j, m.Round, global); err != nil {
+			j.endRound()
+			p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received,
+				Detail: map[string]string{"reason": err.Error()}})
+			ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
+			return
+		}
+		if resend != nil {
+			j.endRound()
+			resend.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received,
+				Detail: map[string]string{"resent": "the same ciphertext, under the same key"}})
+			ctx.Respond(resend)
+			return
+		}
+	}
 	if res := j.privacy.resend(m.Round, global); res != nil { // the same round from the same model again: no new ε
 		j.endRound()
 		p.audit(auditor.Event{Action: "privacy.resent", JobID: m.JobId, Round: m.Round, PeerEvent: received,
@@ -613,7 +633,11 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		res.TrainMicros = time.Since(start).Microseconds()
 		res.Samples, res.TrainLoss, res.Epsilon = int64(r.Samples), r.Loss, eps
 		if j.he != nil { // encrypted: the server never sees the update itself
-			if res.Encrypted, err = p.encryptUpdate(j, m.Round, update); err != nil {
+			if res.Encrypted, err = p.encryptUpdate(j, m.Round, update); err == nil {
+				err = p.cfg.Ledger.RecordRelease(j.nonce, m.JobId, released) // before it leaves: never again from this model
+			}
+			if err != nil {
+				p.audit(auditor.Event{Action: "task.failed", JobID: m.JobId, Round: m.Round, PeerEvent: received, Detail: map[string]string{"reason": "encrypting the update: " + err.Error()}})
 				system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, "encrypting the update: "+err.Error()))
 				return
 			}

@@ -27,11 +27,11 @@ var (
 			&hearthv1.JobAccepted{}, &hearthv1.JobList{}, &hearthv1.JobInfo{}, &hearthv1.JobResult{},
 			&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
 			&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{},
-			&hearthv1.HESetup{}, &hearthv1.HEKeyExchange{}, &hearthv1.HEKeys{}, &hearthv1.HEDecrypt{},
+			&hearthv1.HESetup{}, &hearthv1.HEKeyExchange{}, &hearthv1.HEKeys{}, &hearthv1.HEReveal{}, &hearthv1.HEDecrypt{},
 			&hearthv1.CredentialKeys{}, &hearthv1.GetCredentialKey{}, &hearthv1.Preflight{}, &hearthv1.PreflightReport{},
 			&hearthv1.SignedSiteCommand{}, &hearthv1.SealedSiteAnswer{}},
 		pki.KindSite: {&hearthv1.JobJoined{}, &hearthv1.TrainResult{}, &hearthv1.EvaluateResult{}, &hearthv1.SwarmTrained{},
-			&hearthv1.HECommitted{}, &hearthv1.HEShared{}, &hearthv1.HEReady{}, &hearthv1.HEDecryptionShare{},
+			&hearthv1.HECommitted{}, &hearthv1.HEShared{}, &hearthv1.HEReady{}, &hearthv1.HERevealed{}, &hearthv1.HEDecryptionShare{},
 			&hearthv1.SealingKey{}, &hearthv1.SignedPreflightAnswer{}, &hearthv1.SealedSiteAnswer{}},
 		pki.KindAggregator: {},
 	}

@@ -40,9 +40,9 @@ import (
 //	          a model of zeros for the round, as if it aggregated it, and an
 //	          update, as if they did
 //	hereplay  under homomorphic encryption, sends its first round's signed
-//	          encrypted update again in every later round
-//	heweight  under homomorphic encryption, claims three times its weight,
-//	          validly signed (the ciphertext as computed)
+//	          update commitment again in every later round
+//	heweight  under homomorphic encryption, commits at three times its
+//	          weight, validly signed (the ciphertext as computed)
 //
 // A server of this build plays a compromised server that taps the hub: with
 // HEARTH_HOSTILE_TAP set to a file, it subscribes to every Hearth subject
@@ -91,11 +91,11 @@ func hostileSite(m *job.Manifest, global *model.Model, answer proto.Message) err
 			if a.Encrypted == nil || len(a.Encrypted.Payload) < 8 || hostileSigner == nil {
 				return nil
 			}
-			w := math.Float64frombits(binary.BigEndian.Uint64(a.Encrypted.Payload))
-			payload := hejob.UpdatePayload(min(1, 3*w), a.Encrypted.Payload[8:])
+			w := math.Float64frombits(binary.BigEndian.Uint64(a.Encrypted.Payload)) // the commitment's weight
+			payload := append(binary.BigEndian.AppendUint64(nil, math.Float64bits(min(1, 3*w))), a.Encrypted.Payload[8:]...)
 			var setup he.SetupID
 			copy(setup[:], a.Encrypted.Setup)
-			st, err := hejob.Sign(hostileSigner, a.JobId, hejob.KindUpdate, a.Round, setup, payload)
+			st, err := hejob.Sign(hostileSigner, a.JobId, hejob.KindUpdateCommitment, a.Round, setup, payload)
 			if err != nil {
 				return fmt.Errorf("hostile: %w", err)
 			}

@@ -32,16 +32,19 @@ const (
 
 // HESetup starts the job's key generation among its parties, the joined
 // sites in name order (party i is parties[i]), with decryption threshold
-// t. keys are the parties' sealing keys, bound for the job: the
+// t (a majority of them). keys are the parties' sealing keys, bound for the job: the
 // certificates in them check the parties' signed statements, and the
 // threshold shares travel sealed to them. The site answers HECommitted.
 type HESetup struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Parties       []string               `protobuf:"bytes,2,rep,name=parties,proto3" json:"parties,omitempty"`
-	Threshold     int32                  `protobuf:"varint,3,opt,name=threshold,proto3" json:"threshold,omitempty"`
-	Keys          []*SealingKey          `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
-	AuditEvent    string                 `protobuf:"bytes,5,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	JobId      string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Parties    []string               `protobuf:"bytes,2,rep,name=parties,proto3" json:"parties,omitempty"`
+	Threshold  int32                  `protobuf:"varint,3,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	Keys       []*SealingKey          `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
+	AuditEvent string                 `protobuf:"bytes,5,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	// 16 fresh random bytes of this setup, in its seed: no two setups of a
+	// job share an id, so no statement made for one verifies for another.
+	Salt          []byte `protobuf:"bytes,6,opt,name=salt,proto3" json:"salt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -109,6 +112,13 @@ func (x *HESetup) GetAuditEvent() string {
 		return x.AuditEvent
 	}
 	return ""
+}
+
+func (x *HESetup) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
 }
 
 // HEKeyExchange hands every party the n signed commitments, in party
@@ -222,23 +232,90 @@ func (x *HEKeys) GetShares() []*HESigned {
 	return nil
 }
 
+// HEReveal hands each of a round's contributors the round's signed update
+// commitments (kind "update_commitment", in TrainResult.encrypted), its
+// own among them: the site then reveals its ciphertext (HERevealed), bound
+// to that set. Every site committed before any revealed, so none can make
+// its ciphertext from another's (its negation, to cancel it out of a sum).
+type HEReveal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Round         int64                  `protobuf:"varint,2,opt,name=round,proto3" json:"round,omitempty"`
+	Commitments   []*HESigned            `protobuf:"bytes,3,rep,name=commitments,proto3" json:"commitments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HEReveal) Reset() {
+	*x = HEReveal{}
+	mi := &file_hearth_v1_he_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HEReveal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HEReveal) ProtoMessage() {}
+
+func (x *HEReveal) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_he_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HEReveal.ProtoReflect.Descriptor instead.
+func (*HEReveal) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_he_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *HEReveal) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *HEReveal) GetRound() int64 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *HEReveal) GetCommitments() []*HESigned {
+	if x != nil {
+		return x.Commitments
+	}
+	return nil
+}
+
 // HEDecrypt asks a party for its share of the decryption of one round's
-// sum: the contributors' signed updates (which the party checks and adds up
-// itself) and the active set (exactly t party indices, increasing, this
-// party among them). The site answers HEDecryptionShare.
+// sum: the round's signed commitments and the contributors' signed updates
+// revealed against them (which the party checks and adds up itself), and
+// the active set (exactly t party indices, increasing, this party among
+// them). The site answers HEDecryptionShare.
 type HEDecrypt struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	Round         int64                  `protobuf:"varint,2,opt,name=round,proto3" json:"round,omitempty"`
 	Updates       []*HESigned            `protobuf:"bytes,3,rep,name=updates,proto3" json:"updates,omitempty"`
 	Active        []int32                `protobuf:"varint,4,rep,packed,name=active,proto3" json:"active,omitempty"`
+	Commitments   []*HESigned            `protobuf:"bytes,5,rep,name=commitments,proto3" json:"commitments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HEDecrypt) Reset() {
 	*x = HEDecrypt{}
-	mi := &file_hearth_v1_he_proto_msgTypes[3]
+	mi := &file_hearth_v1_he_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +327,7 @@ func (x *HEDecrypt) String() string {
 func (*HEDecrypt) ProtoMessage() {}
 
 func (x *HEDecrypt) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_he_proto_msgTypes[3]
+	mi := &file_hearth_v1_he_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +340,7 @@ func (x *HEDecrypt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HEDecrypt.ProtoReflect.Descriptor instead.
 func (*HEDecrypt) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_he_proto_rawDescGZIP(), []int{3}
+	return file_hearth_v1_he_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *HEDecrypt) GetJobId() string {
@@ -294,6 +371,13 @@ func (x *HEDecrypt) GetActive() []int32 {
 	return nil
 }
 
+func (x *HEDecrypt) GetCommitments() []*HESigned {
+	if x != nil {
+		return x.Commitments
+	}
+	return nil
+}
+
 type HECommitted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -304,7 +388,7 @@ type HECommitted struct {
 
 func (x *HECommitted) Reset() {
 	*x = HECommitted{}
-	mi := &file_hearth_v1_he_proto_msgTypes[4]
+	mi := &file_hearth_v1_he_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +400,7 @@ func (x *HECommitted) String() string {
 func (*HECommitted) ProtoMessage() {}
 
 func (x *HECommitted) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_he_proto_msgTypes[4]
+	mi := &file_hearth_v1_he_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +413,7 @@ func (x *HECommitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HECommitted.ProtoReflect.Descriptor instead.
 func (*HECommitted) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_he_proto_rawDescGZIP(), []int{4}
+	return file_hearth_v1_he_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HECommitted) GetJobId() string {
@@ -356,7 +440,7 @@ type HEShared struct {
 
 func (x *HEShared) Reset() {
 	*x = HEShared{}
-	mi := &file_hearth_v1_he_proto_msgTypes[5]
+	mi := &file_hearth_v1_he_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -368,7 +452,7 @@ func (x *HEShared) String() string {
 func (*HEShared) ProtoMessage() {}
 
 func (x *HEShared) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_he_proto_msgTypes[5]
+	mi := &file_hearth_v1_he_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -381,7 +465,7 @@ func (x *HEShared) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HEShared.ProtoReflect.Descriptor instead.
 func (*HEShared) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_he_proto_rawDescGZIP(), []int{5}
+	return file_hearth_v1_he_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *HEShared) GetJobId() string {
@@ -411,7 +495,7 @@ type HEReady struct {
 
 func (x *HEReady) Reset() {
 	*x = HEReady{}
-	mi := &file_hearth_v1_he_proto_msgTypes[6]
+	mi := &file_hearth_v1_he_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +507,7 @@ func (x *HEReady) String() string {
 func (*HEReady) ProtoMessage() {}
 
 func (x *HEReady) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_he_proto_msgTypes[6]
+	mi := &file_hearth_v1_he_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +520,7 @@ func (x *HEReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HEReady.ProtoReflect.Descriptor instead.
 func (*HEReady) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_he_proto_rawDescGZIP(), []int{6}
+	return file_hearth_v1_he_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HEReady) GetJobId() string {
@@ -453,6 +537,69 @@ func (x *HEReady) GetKeyId() []byte {
 	return nil
 }
 
+// HERevealed is a contributor's update (kind "update"), its payload the
+// weight, the SHA-256 of the commitments it was revealed against
+// (hejob.CommitmentsDigest) and the ciphertext.
+type HERevealed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Round         int64                  `protobuf:"varint,2,opt,name=round,proto3" json:"round,omitempty"`
+	Update        *HESigned              `protobuf:"bytes,3,opt,name=update,proto3" json:"update,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HERevealed) Reset() {
+	*x = HERevealed{}
+	mi := &file_hearth_v1_he_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HERevealed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HERevealed) ProtoMessage() {}
+
+func (x *HERevealed) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_he_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HERevealed.ProtoReflect.Descriptor instead.
+func (*HERevealed) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_he_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *HERevealed) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *HERevealed) GetRound() int64 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *HERevealed) GetUpdate() *HESigned {
+	if x != nil {
+		return x.Update
+	}
+	return nil
+}
+
 type HEDecryptionShare struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -464,7 +611,7 @@ type HEDecryptionShare struct {
 
 func (x *HEDecryptionShare) Reset() {
 	*x = HEDecryptionShare{}
-	mi := &file_hearth_v1_he_proto_msgTypes[7]
+	mi := &file_hearth_v1_he_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +623,7 @@ func (x *HEDecryptionShare) String() string {
 func (*HEDecryptionShare) ProtoMessage() {}
 
 func (x *HEDecryptionShare) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_he_proto_msgTypes[7]
+	mi := &file_hearth_v1_he_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +636,7 @@ func (x *HEDecryptionShare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HEDecryptionShare.ProtoReflect.Descriptor instead.
 func (*HEDecryptionShare) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_he_proto_rawDescGZIP(), []int{7}
+	return file_hearth_v1_he_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HEDecryptionShare) GetJobId() string {
@@ -526,7 +673,7 @@ type HEThresholdShare struct {
 
 func (x *HEThresholdShare) Reset() {
 	*x = HEThresholdShare{}
-	mi := &file_hearth_v1_he_proto_msgTypes[8]
+	mi := &file_hearth_v1_he_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +685,7 @@ func (x *HEThresholdShare) String() string {
 func (*HEThresholdShare) ProtoMessage() {}
 
 func (x *HEThresholdShare) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_he_proto_msgTypes[8]
+	mi := &file_hearth_v1_he_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +698,7 @@ func (x *HEThresholdShare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HEThresholdShare.ProtoReflect.Descriptor instead.
 func (*HEThresholdShare) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_he_proto_rawDescGZIP(), []int{8}
+	return file_hearth_v1_he_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HEThresholdShare) GetJobId() string {
@@ -577,7 +724,7 @@ type HEShareTaken struct {
 
 func (x *HEShareTaken) Reset() {
 	*x = HEShareTaken{}
-	mi := &file_hearth_v1_he_proto_msgTypes[9]
+	mi := &file_hearth_v1_he_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +736,7 @@ func (x *HEShareTaken) String() string {
 func (*HEShareTaken) ProtoMessage() {}
 
 func (x *HEShareTaken) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_he_proto_msgTypes[9]
+	mi := &file_hearth_v1_he_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +749,7 @@ func (x *HEShareTaken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HEShareTaken.ProtoReflect.Descriptor instead.
 func (*HEShareTaken) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_he_proto_rawDescGZIP(), []int{9}
+	return file_hearth_v1_he_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HEShareTaken) GetJobId() string {
@@ -616,25 +763,31 @@ var File_hearth_v1_he_proto protoreflect.FileDescriptor
 
 const file_hearth_v1_he_proto_rawDesc = "" +
 	"\n" +
-	"\x12hearth/v1/he.proto\x12\thearth.v1\x1a\x13hearth/v1/job.proto\"\xa4\x01\n" +
+	"\x12hearth/v1/he.proto\x12\thearth.v1\x1a\x13hearth/v1/job.proto\"\xb8\x01\n" +
 	"\aHESetup\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aparties\x18\x02 \x03(\tR\aparties\x12\x1c\n" +
 	"\tthreshold\x18\x03 \x01(\x05R\tthreshold\x12)\n" +
 	"\x04keys\x18\x04 \x03(\v2\x15.hearth.v1.SealingKeyR\x04keys\x12\x1f\n" +
 	"\vaudit_event\x18\x05 \x01(\tR\n" +
-	"auditEvent\"]\n" +
+	"auditEvent\x12\x12\n" +
+	"\x04salt\x18\x06 \x01(\fR\x04salt\"]\n" +
 	"\rHEKeyExchange\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x125\n" +
 	"\vcommitments\x18\x02 \x03(\v2\x13.hearth.v1.HESignedR\vcommitments\"L\n" +
 	"\x06HEKeys\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12+\n" +
-	"\x06shares\x18\x02 \x03(\v2\x13.hearth.v1.HESignedR\x06shares\"\x7f\n" +
+	"\x06shares\x18\x02 \x03(\v2\x13.hearth.v1.HESignedR\x06shares\"n\n" +
+	"\bHEReveal\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
+	"\x05round\x18\x02 \x01(\x03R\x05round\x125\n" +
+	"\vcommitments\x18\x03 \x03(\v2\x13.hearth.v1.HESignedR\vcommitments\"\xb6\x01\n" +
 	"\tHEDecrypt\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12-\n" +
 	"\aupdates\x18\x03 \x03(\v2\x13.hearth.v1.HESignedR\aupdates\x12\x16\n" +
-	"\x06active\x18\x04 \x03(\x05R\x06active\"Y\n" +
+	"\x06active\x18\x04 \x03(\x05R\x06active\x125\n" +
+	"\vcommitments\x18\x05 \x03(\v2\x13.hearth.v1.HESignedR\vcommitments\"Y\n" +
 	"\vHECommitted\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x123\n" +
 	"\n" +
@@ -645,7 +798,12 @@ const file_hearth_v1_he_proto_rawDesc = "" +
 	"\x05share\x18\x02 \x01(\v2\x13.hearth.v1.HESignedR\x05share\"7\n" +
 	"\aHEReady\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x15\n" +
-	"\x06key_id\x18\x02 \x01(\fR\x05keyId\"V\n" +
+	"\x06key_id\x18\x02 \x01(\fR\x05keyId\"f\n" +
+	"\n" +
+	"HERevealed\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
+	"\x05round\x18\x02 \x01(\x03R\x05round\x12+\n" +
+	"\x06update\x18\x03 \x01(\v2\x13.hearth.v1.HESignedR\x06update\"V\n" +
 	"\x11HEDecryptionShare\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12\x14\n" +
@@ -668,33 +826,38 @@ func file_hearth_v1_he_proto_rawDescGZIP() []byte {
 	return file_hearth_v1_he_proto_rawDescData
 }
 
-var file_hearth_v1_he_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_hearth_v1_he_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_hearth_v1_he_proto_goTypes = []any{
 	(*HESetup)(nil),           // 0: hearth.v1.HESetup
 	(*HEKeyExchange)(nil),     // 1: hearth.v1.HEKeyExchange
 	(*HEKeys)(nil),            // 2: hearth.v1.HEKeys
-	(*HEDecrypt)(nil),         // 3: hearth.v1.HEDecrypt
-	(*HECommitted)(nil),       // 4: hearth.v1.HECommitted
-	(*HEShared)(nil),          // 5: hearth.v1.HEShared
-	(*HEReady)(nil),           // 6: hearth.v1.HEReady
-	(*HEDecryptionShare)(nil), // 7: hearth.v1.HEDecryptionShare
-	(*HEThresholdShare)(nil),  // 8: hearth.v1.HEThresholdShare
-	(*HEShareTaken)(nil),      // 9: hearth.v1.HEShareTaken
-	(*SealingKey)(nil),        // 10: hearth.v1.SealingKey
-	(*HESigned)(nil),          // 11: hearth.v1.HESigned
+	(*HEReveal)(nil),          // 3: hearth.v1.HEReveal
+	(*HEDecrypt)(nil),         // 4: hearth.v1.HEDecrypt
+	(*HECommitted)(nil),       // 5: hearth.v1.HECommitted
+	(*HEShared)(nil),          // 6: hearth.v1.HEShared
+	(*HEReady)(nil),           // 7: hearth.v1.HEReady
+	(*HERevealed)(nil),        // 8: hearth.v1.HERevealed
+	(*HEDecryptionShare)(nil), // 9: hearth.v1.HEDecryptionShare
+	(*HEThresholdShare)(nil),  // 10: hearth.v1.HEThresholdShare
+	(*HEShareTaken)(nil),      // 11: hearth.v1.HEShareTaken
+	(*SealingKey)(nil),        // 12: hearth.v1.SealingKey
+	(*HESigned)(nil),          // 13: hearth.v1.HESigned
 }
 var file_hearth_v1_he_proto_depIdxs = []int32{
-	10, // 0: hearth.v1.HESetup.keys:type_name -> hearth.v1.SealingKey
-	11, // 1: hearth.v1.HEKeyExchange.commitments:type_name -> hearth.v1.HESigned
-	11, // 2: hearth.v1.HEKeys.shares:type_name -> hearth.v1.HESigned
-	11, // 3: hearth.v1.HEDecrypt.updates:type_name -> hearth.v1.HESigned
-	11, // 4: hearth.v1.HECommitted.commitment:type_name -> hearth.v1.HESigned
-	11, // 5: hearth.v1.HEShared.share:type_name -> hearth.v1.HESigned
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	12, // 0: hearth.v1.HESetup.keys:type_name -> hearth.v1.SealingKey
+	13, // 1: hearth.v1.HEKeyExchange.commitments:type_name -> hearth.v1.HESigned
+	13, // 2: hearth.v1.HEKeys.shares:type_name -> hearth.v1.HESigned
+	13, // 3: hearth.v1.HEReveal.commitments:type_name -> hearth.v1.HESigned
+	13, // 4: hearth.v1.HEDecrypt.updates:type_name -> hearth.v1.HESigned
+	13, // 5: hearth.v1.HEDecrypt.commitments:type_name -> hearth.v1.HESigned
+	13, // 6: hearth.v1.HECommitted.commitment:type_name -> hearth.v1.HESigned
+	13, // 7: hearth.v1.HEShared.share:type_name -> hearth.v1.HESigned
+	13, // 8: hearth.v1.HERevealed.update:type_name -> hearth.v1.HESigned
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_he_proto_init() }
@@ -709,7 +872,7 @@ func file_hearth_v1_he_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_he_proto_rawDesc), len(file_hearth_v1_he_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1927,7 +1927,7 @@ func (x *SealingKey) GetCertificate() []byte {
 type HESigned struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Site  string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
-	// "commitment", "key_share" or "update".
+	// "commitment", "key_share", "update_commitment" or "update".
 	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	// The round of an update; 0 for the setup's statements.
 	Round int64 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
@@ -1935,8 +1935,10 @@ type HESigned struct {
 	Setup []byte `protobuf:"bytes,4,opt,name=setup,proto3" json:"setup,omitempty"`
 	// A commitment: 32 bytes, then the site's committed training samples
 	// (8 bytes, big-endian), which fix its aggregation weight; a key share:
-	// its encoding; an update: its HE weight (a float64's 8 bytes,
-	// big-endian), then the ciphertext's encoding.
+	// its encoding; an update commitment: its HE weight (a float64's 8
+	// bytes, big-endian), then the ciphertext's SHA-256; an update: the
+	// weight, the round's commitments' digest (32 bytes), then the
+	// ciphertext's encoding.
 	Payload       []byte `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
 	Signature     []byte `protobuf:"bytes,6,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2120,9 +2122,10 @@ type TrainResult struct {
 	// DP-SGD: the site's ε in the job so far, at the job's δ, as its own
 	// accountant has it (0 without DP).
 	Epsilon float64 `protobuf:"fixed64,10,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
-	// In a job under homomorphic encryption: the update encrypted under the
-	// job's collective key and signed by the site (kind "update", for this
-	// round), instead of update.
+	// In a job under homomorphic encryption, instead of update: the site's
+	// signed commitment to its encrypted update for this round (kind
+	// "update_commitment": its weight and the ciphertext's SHA-256), revealed
+	// once every contributor has committed (HEReveal).
 	Encrypted     *HESigned `protobuf:"bytes,11,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
