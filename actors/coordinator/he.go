@@ -60,11 +60,11 @@ type heState struct {
 	reveals      int
 	updates      map[string]*hearthv1.HESigned
 	cts          map[string]*he.Ciphertext
-	sum       *he.Ciphertext
-	weightSum float64
-	active    []string
-	decShares map[string]*he.DecryptionShare
-	failed    map[string]bool // parties that failed to decrypt this round
+	sum          *he.Ciphertext
+	weightSum    float64
+	active       []string
+	decShares    map[string]*he.DecryptionShare
+	failed       map[string]bool // parties that failed to decrypt this round
 }
 
 type heStep int

@@ -11,6 +11,7 @@ import (
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/pki/pkitest"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
 func TestThreshold(t *testing.T) {
@@ -114,13 +115,26 @@ func TestParsePayloads(t *testing.T) {
 			t.Errorf("commitment %s: parsed", name)
 		}
 	}
+	var set [32]byte
 	for name, w := range map[string]float64{"zero": 0, "negative": -0.5, "above one": 1.5, "NaN": math.NaN()} {
-		if _, _, err := hejob.ParseUpdate(hejob.UpdatePayload(w, nil)); err == nil || !strings.Contains(err.Error(), "weight") {
+		if _, err := hejob.ParseUpdate(hejob.UpdatePayload(w, set, nil)); err == nil || !strings.Contains(err.Error(), "weight") {
 			t.Errorf("update of weight %s: %v", name, err)
 		}
+		if _, _, err := hejob.ParseUpdateCommitment(hejob.UpdateCommitmentPayload(w, nil)); err == nil || !strings.Contains(err.Error(), "weight") {
+			t.Errorf("update commitment of weight %s: %v", name, err)
+		}
 	}
-	if _, _, err := hejob.ParseUpdate(hejob.UpdatePayload(0.5, []byte("not a ciphertext"))); err == nil {
+	if _, err := hejob.ParseUpdate(hejob.UpdatePayload(0.5, set, []byte("not a ciphertext"))); err == nil {
 		t.Error("an update that is not a ciphertext parsed")
+	}
+	if _, _, err := hejob.ParseUpdateCommitment(make([]byte, 39)); err == nil {
+		t.Error("a short update commitment parsed")
+	}
+	// CommitmentsDigest: names and payloads cannot run together.
+	a := hejob.CommitmentsDigest([]*hearthv1.HESigned{{Site: "s1", Payload: []byte("ab")}, {Site: "s2", Payload: []byte("c")}})
+	b := hejob.CommitmentsDigest([]*hearthv1.HESigned{{Site: "s1", Payload: []byte("a")}, {Site: "bs2", Payload: []byte("c")}})
+	if a == b {
+		t.Error("two sets of commitments share a digest")
 	}
 }
 
