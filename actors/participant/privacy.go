@@ -272,7 +272,10 @@ func (p *Participant) filterUpdate(j *joined, jobID string, round int64, global,
 	p.auditFilters(j, j.chain, j.filters, rep, jobID, round, "out")
 	if err != nil {
 		p.auditRefusal(j, jobID, round, "out", err)
-		return nil, fmt.Errorf("privacy filter: %w", err)
+		// The server hears that, not why: a filter's reason (a plugin's
+		// own text above all) could carry what the filter saw of the
+		// update. The reason is in this site's audit.
+		return nil, fmt.Errorf("privacy filter: the update was refused by filter %d of the chain (the reason is in %s's audit)", len(rep.Reports), p.cfg.Self.Name)
 	}
 	if pr := j.privacy; pr != nil {
 		for _, r := range rep.Reports {

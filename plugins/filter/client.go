@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -163,6 +164,7 @@ func (c *Client) Apply(global, local *model.Model) (*model.Model, learnfilter.Re
 		return nil, rep, err
 	}
 	writeModel(c.in.data[:size], local)
+	clear(c.out.data[:size]) // no answer of an earlier call stands for this one
 	dir, _ := directionToWire(c.cfg.Direction)
 	req := &filterv1.ApplyRequest{
 		Direction: dir,
@@ -204,7 +206,10 @@ func (c *Client) accept(resp *filterv1.ApplyResponse, global, local *model.Model
 	if err != nil {
 		return fail(err)
 	}
-	out := readModel(c.out.data[:size], local)
+	out, err := readShared(c.out.data[:size], local)
+	if err != nil {
+		return fail(err)
+	}
 	if err := finish(out, r, global); err != nil {
 		return fail(err)
 	}
@@ -279,6 +284,21 @@ func writeModel(dst []byte, m *model.Model) {
 	for _, t := range m.Tensors {
 		f = f[copy(f, t.Data):]
 	}
+}
+
+// readShared is readModel of a shared mapping the plugin could have cut
+// short under it (ftruncate on its file): reading past the file's end
+// raises SIGBUS, which Go would take for a fatal fault of the whole site;
+// with SetPanicOnFault it is a panic of this goroutine, recovered as an
+// error: the plugin's answer refused.
+func readShared(src []byte, like *model.Model) (out *model.Model, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("its output could not be read (the shared file changed under it): %v", r)
+		}
+	}()
+	return readModel(src, like), nil
 }
 
 // readModel is a new model with like's layout holding src's values.

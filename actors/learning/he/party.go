@@ -56,8 +56,12 @@ type Party struct {
 	// minContributors is the fewest distinct sites whose ciphertexts a sum
 	// must add up for the party to decrypt it.
 	minContributors int
-	// rounds holds the digest of the one sum decrypted in each round.
+	// rounds holds the digest of the one sum decrypted in each round, and
+	// shares the share made for each active set of it: asked again, the
+	// party answers the same share (no fresh noise to average away), and
+	// it makes shares for at most n-t+1 active sets of a round.
 	rounds map[RoundID][sha256.Size]byte
+	shares map[RoundID]map[string]*DecryptionShare
 }
 
 // RoundID names one decryption of a job (its round number, say). A party
@@ -109,6 +113,7 @@ func NewParty(params Params, index, n, t int, seed [SeedSize]byte, opts ...Party
 		received: make([]bool, n),
 		missing:  n - 1,
 		rounds:   map[RoundID][sha256.Size]byte{},
+		shares:   map[RoundID]map[string]*DecryptionShare{},
 		// t, so that a sum the party decrypts holds at least as many
 		// sites' updates as there are parties needed to decrypt.
 		minContributors: t,
@@ -315,9 +320,11 @@ func checkActive(active []int, n, t int) error {
 // round for which it has already produced a share of a different sum
 // (ErrRoundDecrypted), for two sums of overlapping sets of sites would
 // give away their difference. The same sum may be asked for again in its
-// round (for another active set when a site drops out): it reveals
-// nothing new. The party remembers every round it decrypted for its
-// lifetime.
+// round, for another active set when a site drops out, up to n-t+1 active
+// sets (ErrActiveSet past them); asked again for the same active set, the
+// party answers the share it made, with the same noise, so that repeated
+// requests average nothing away. The party remembers every round it
+// decrypted for its lifetime.
 func (p *Party) DecryptionShare(round RoundID, contributions map[int]*Ciphertext, active []int) (*DecryptionShare, error) {
 	if !p.Ready() {
 		return nil, fmt.Errorf("he: decryption share: %d setup shares missing, key checked: %t: %w", p.missing, p.pk != nil, ErrSetupIncomplete)
@@ -351,11 +358,22 @@ func (p *Party) DecryptionShare(round RoundID, contributions map[int]*Ciphertext
 	if prev, ok := p.rounds[round]; ok && prev != digest {
 		return nil, fmt.Errorf("he: decryption share: party %d already decrypted another sum in round %d: %w", p.index, round, ErrRoundDecrypted)
 	}
+	key := fmt.Sprint(active)
+	if made := p.shares[round][key]; made != nil {
+		return made, nil
+	}
+	if len(p.shares[round]) >= p.n-p.t+1 {
+		return nil, fmt.Errorf("he: decryption share: party %d made shares for %d active sets of round %d already, the most: %w", p.index, len(p.shares[round]), round, ErrActiveSet)
+	}
 	share, err := p.decryptionShare(sum, active)
 	if err != nil {
 		return nil, err
 	}
 	p.rounds[round] = digest
+	if p.shares[round] == nil {
+		p.shares[round] = map[string]*DecryptionShare{}
+	}
+	p.shares[round][key] = share
 	return share, nil
 }
 

@@ -1,6 +1,7 @@
 package he
 
 import (
+	"bytes"
 	"errors"
 	"maps"
 	"math"
@@ -277,6 +278,19 @@ func TestDecryptionShareRefuses(t *testing.T) {
 		// nothing new is revealed.
 		if _, err := p.DecryptionShare(7, all, []int{1, 2, 3}); err != nil {
 			t.Fatalf("the same sum again in round 7: %v", err)
+		}
+		// Asked again for an active set it answered: the very share, not
+		// one with fresh noise (averaging many would wear the noise down).
+		first, _ := p.DecryptionShare(7, all, []int{0, 1, 2})
+		again, err := p.DecryptionShare(7, all, []int{0, 1, 2})
+		a, _ := first.MarshalBinary()
+		b, _ := again.MarshalBinary()
+		if err != nil || !bytes.Equal(a, b) {
+			t.Fatalf("the same request twice: %v, same share %v", err, bytes.Equal(a, b))
+		}
+		// n-t+1 = 2 active sets a round, no more.
+		if _, err := p.DecryptionShare(7, all, []int{0, 1, 3}); !errors.Is(err, ErrActiveSet) {
+			t.Fatalf("a third active set in round 7: %v, want ErrActiveSet", err)
 		}
 		// Sites 0-3, then 1-3: the two plaintexts would give site 0's update.
 		delete(all, 0)

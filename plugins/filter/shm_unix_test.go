@@ -1,0 +1,35 @@
+//go:build unix
+
+package filter
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/hearthfl/hearth/actors/learning/model"
+)
+
+// TestOutputCutShortIsRefused: a plugin that truncates its output file
+// under the host's mapping (it runs as the site's user and knows the path)
+// makes reading the mapping fault; the host refuses that answer with an
+// error instead of dying of SIGBUS with every job of the site.
+func TestOutputCutShortIsRefused(t *testing.T) {
+	const values = 4096
+	r, err := createRegion(t.TempDir(), "out-0", 4*values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	like := &model.Model{Tensors: []model.Tensor{{Name: "w", Shape: []int{values}, Data: make([]float32, values)}}}
+	if _, err := readShared(r.data, like); err != nil {
+		t.Fatalf("the whole file: %v", err)
+	}
+	if err := os.Truncate(r.path, 0); err != nil {
+		t.Fatal(err)
+	}
+	out, err := readShared(r.data, like)
+	if out != nil || err == nil || !strings.Contains(err.Error(), "could not be read") {
+		t.Fatalf("readShared of a truncated mapping = %v, %v", out, err)
+	}
+}
