@@ -64,6 +64,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	sizes := fs.String("sizes", "16MiB,256MiB,1GiB", "model sizes, comma-separated (KiB, MiB, GiB, MB, GB)")
 	sites := fs.String("sites", "2,4,8", "site counts, comma-separated")
 	rounds := fs.Int("rounds", 4, "rounds a configuration runs: the first is reported apart, the others give the steady-state figures")
+	pairs := fs.String("configs", "", "size x sites pairs to measure instead of --sizes and --sites, comma-separated: e.g. 256MiBx4,1GiBx2")
 	nvflare := fs.Bool("nvflare", false, "measure the sizes NVFlare's figures are for instead: 100MB x 2 sites, 500MB x 4, 1GB x 2")
 	plainBytes := fs.String("plain", "2GiB", "bytes to send for the plain NATS baseline")
 	workspace := fs.String("workspace", "", "folder for the benchmark's projects (default: a temporary folder, removed afterwards)")
@@ -106,9 +107,20 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		}
 		flows = append(flows, w)
 	}
-	if *nvflare {
+	switch {
+	case *nvflare:
 		grid = []config{{100e6, 2, "", "", ""}, {500e6, 4, "", "", ""}, {1e9, 2, "", "", ""}}
-	} else {
+	case *pairs != "":
+		for _, p := range strings.Split(*pairs, ",") {
+			size, n, ok := strings.Cut(strings.TrimSpace(p), "x")
+			bytes, err := parseSize(size)
+			sites, serr := strconv.Atoi(n)
+			if !ok || err != nil || serr != nil || sites < 1 {
+				return fmt.Errorf("--configs: %q is not SIZExSITES (e.g. 256MiBx4)", p)
+			}
+			grid = append(grid, config{bytes, sites, "", "", ""})
+		}
+	default:
 		ss, err := parseList(*sizes, parseSize)
 		if err != nil {
 			return fmt.Errorf("--sizes: %w", err)
