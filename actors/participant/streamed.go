@@ -193,6 +193,17 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 			}
 			defer update.Close()
 			samples, res.TrainLoss = r.Samples, r.Loss
+		} else if len(j.filters) > 0 { // a noop update is the global model, and the site's chain still sees it
+			filtered, err := p.filterUpdate(j, m.JobId, m.Round, global.Model(), global.Model())
+			if err != nil {
+				fail(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err)
+				return
+			}
+			if update, err = model.FlatCopy(filtered, p.spill(global.Size())); err != nil {
+				fail(hearthv1.FailureCode_FAILURE_CODE_NO_MEMORY, err)
+				return
+			}
+			defer update.Close()
 		}
 		res.TrainMicros = time.Since(start).Microseconds()
 		res.Samples = int64(samples)

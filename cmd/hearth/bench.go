@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +31,8 @@ type benchRow struct {
 	Workflow     string  `json:"workflow"`
 	Aggregator   string  `json:"aggregator"`
 	Codec        string  `json:"codec"` // what streamed models cross the wire in
+	// SiteFilter is the plugin filter every site ran on its update ("" for none).
+	SiteFilter string `json:"site_filter,omitempty"`
 	ModelBytes   int64   `json:"model_bytes"`
 	Sites        int     `json:"sites"`
 	Rounds       int     `json:"rounds"`
@@ -73,6 +77,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	aggregators := fs.String("aggregators", "fedavg", "aggregation rules to measure each configuration with, comma-separated: "+
 		strings.Join(slices.Sorted(maps.Keys(benchAggregations)), ", "))
 	workflows := fs.String("workflows", job.WorkflowFedAvg, "workflows to measure each configuration with, comma-separated: fedavg, swarm")
+	siteFilter := fs.String("site-filter", "", "also measure each configuration with this privacy filter plugin binary (e.g. hearth-filter-noop) in every site's local/privacy.json")
 	codecs := fs.String("codecs", quantize.NameFloat32, "codecs streamed models cross the wire in, comma-separated (FedAvg): "+strings.Join(quantize.Names(), ", "))
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -83,6 +88,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		agg      string
 		workflow string
 		codec    string
+		filter   string
 	}
 	var wires []string
 	for _, name := range strings.Split(*codecs, ",") {
@@ -109,7 +115,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	}
 	switch {
 	case *nvflare:
-		grid = []config{{100e6, 2, "", "", ""}, {500e6, 4, "", "", ""}, {1e9, 2, "", "", ""}}
+		grid = []config{{size: 100e6, sites: 2}, {size: 500e6, sites: 4}, {size: 1e9, sites: 2}}
 	case *pairs != "":
 		for _, p := range strings.Split(*pairs, ",") {
 			size, n, ok := strings.Cut(strings.TrimSpace(p), "x")
@@ -118,7 +124,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 			if !ok || err != nil || serr != nil || sites < 1 {
 				return fmt.Errorf("--configs: %q is not SIZExSITES (e.g. 256MiBx4)", p)
 			}
-			grid = append(grid, config{bytes, sites, "", "", ""})
+			grid = append(grid, config{size: bytes, sites: sites})
 		}
 	default:
 		ss, err := parseList(*sizes, parseSize)
@@ -131,7 +137,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		}
 		for _, s := range ss {
 			for _, n := range ns {
-				grid = append(grid, config{s, int(n), "", "", ""})
+				grid = append(grid, config{size: s, sites: int(n)})
 			}
 		}
 	}
@@ -145,8 +151,12 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 					if w == job.WorkflowSwarm && c != quantize.NameFloat32 {
 						continue
 					}
-					g.agg, g.workflow, g.codec = a, w, c
+					g.agg, g.workflow, g.codec, g.filter = a, w, c, ""
 					all = append(all, g)
+					if *siteFilter != "" {
+						g.filter = *siteFilter
+						all = append(all, g)
+					}
 				}
 			}
 		}
@@ -193,7 +203,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		say("plain NATS, leaf -> hub -> leaf (swarm's path), same links, %s: %.0f MB/s (best of %d: %.0f-%.0f)",
 			sizeText(plain), rep.PeerMBps, plainRuns, slices.Min(rep.PeerRuns), rep.PeerMBps)
 	}
-	say("\n%-8s %-16s %-12s %-9s %5s %8s %8s %10s %7s %9s %6s %11s %11s %11s %7s", "workflow", "aggregator", "codec", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "seal", "server RSS", "site RSS", "all RSS", "ckpt s")
+	say("\n%-8s %-16s %-12s %-7s %-9s %5s %8s %8s %10s %7s %9s %6s %11s %11s %11s %7s", "workflow", "aggregator", "codec", "filter", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "seal", "server RSS", "site RSS", "all RSS", "ckpt s")
 	for i, g := range grid {
 		var extra []func(string) []string
 		if *profiles != "" {
@@ -201,7 +211,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 				return []string{"--cpu-profile", filepath.Join(*profiles, fmt.Sprintf("%s-%s-%d-%s.pprof", g.agg, sizeText(g.size), g.sites, name))}
 			})
 		}
-		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.workflow, g.agg, g.codec, g.size, g.sites, *rounds, extra...)
+		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.workflow, g.agg, g.codec, g.filter, g.size, g.sites, *rounds, extra...)
 		if err != nil {
 			return fmt.Errorf("%s %s %s, %s with %d sites: %w", g.workflow, g.agg, g.codec, sizeText(g.size), g.sites, err)
 		}
@@ -214,7 +224,11 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		if row.SealShare > 0 {
 			seal = fmt.Sprintf("%.0f%%", 100*row.SealShare)
 		}
-		say("%-8s %-16s %-12s %-9s %5d %8.2f %8.2f %10s %7.0f %8.0f%% %6s %11s %11s %11s %7.2f", row.Workflow, row.Aggregator, row.Codec, sizeText(row.ModelBytes), row.Sites, row.FirstSeconds, row.RoundSeconds, sizeText(row.BytesMoved),
+		filter := "-"
+		if row.SiteFilter != "" {
+			filter = "plugin"
+		}
+		say("%-8s %-16s %-12s %-7s %-9s %5d %8.2f %8.2f %10s %7.0f %8.0f%% %6s %11s %11s %11s %7.2f", row.Workflow, row.Aggregator, row.Codec, filter, sizeText(row.ModelBytes), row.Sites, row.FirstSeconds, row.RoundSeconds, sizeText(row.BytesMoved),
 			row.MBps, 100*row.VsPlain, seal, sizeText(row.ServerRSS), sizeText(row.SiteRSS), sizeText(row.TotalRSS), row.Checkpoint)
 	}
 	if *asJSON {
@@ -238,7 +252,7 @@ var benchAggregations = map[string]string{
 // (fedavg or swarm) under the aggregation rule agg (a key of
 // benchAggregations), its streams in codec, on a server and `sites` sites
 // as separate processes, and measures them.
-func benchRound(ctx context.Context, ws, workflow, agg, codec string, size int64, sites, rounds int, extra ...func(string) []string) (*benchRow, error) {
+func benchRound(ctx context.Context, ws, workflow, agg, codec, siteFilter string, size int64, sites, rounds int, extra ...func(string) []string) (*benchRow, error) {
 	if err := os.MkdirAll(ws, 0o700); err != nil {
 		return nil, err
 	}
@@ -248,6 +262,11 @@ func benchRound(ctx context.Context, ws, workflow, agg, codec string, size int64
 	}
 	if _, err := local.PrepareData("wdbc", 100, 1); err != nil { // sites need local data to join; noop ignores it
 		return nil, err
+	}
+	if siteFilter != "" {
+		if err := pinSiteFilter(local, siteFilter); err != nil {
+			return nil, err
+		}
 	}
 	procs, err := startLocal(ctx, local, filepath.Join(ws, "logs"), extra...)
 	defer procs.stop(os.Stderr)
@@ -296,7 +315,7 @@ aggregation: %s
 		return nil, fmt.Errorf("job finished after %d of %d rounds", len(info.History), rounds)
 	}
 	first := info.History[0]
-	row := &benchRow{Workflow: workflow, Aggregator: agg, Codec: codec, ModelBytes: size / 4 * 4, Sites: sites, Rounds: rounds, FirstSeconds: float64(first.DurationMicros) / 1e6}
+	row := &benchRow{Workflow: workflow, Aggregator: agg, Codec: codec, SiteFilter: siteFilter, ModelBytes: size / 4 * 4, Sites: sites, Rounds: rounds, FirstSeconds: float64(first.DurationMicros) / 1e6}
 	// Steady state: the median of the rounds after the first (the first
 	// alone when there is no other), so one slow round does not move it.
 	steady := info.History
@@ -335,6 +354,29 @@ aggregation: %s
 		}
 	}
 	return row, nil
+}
+
+// pinSiteFilter writes into every site's local/privacy.json a default
+// scope whose one result filter is the plugin binary at path, pinned by
+// its SHA-256.
+func pinSiteFilter(local *cluster.Local, path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	bin, err := os.ReadFile(abs)
+	if err != nil {
+		return fmt.Errorf("--site-filter: %w", err)
+	}
+	sum := sha256.Sum256(bin)
+	doc := fmt.Sprintf(`{"format_version": "1.0", "default_scope": "bench",
+ "scopes": [{"name": "bench", "task_result_filters": [{"plugin": {"path": %q, "sha256": %q}, "timeout": "10m"}]}]}`, abs, hex.EncodeToString(sum[:]))
+	for _, site := range local.Sites {
+		if err := os.WriteFile(filepath.Join(local.Kit(site), "local", "privacy.json"), []byte(doc), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // quantizeLine is a bench job's quantize line: none for float32, which
