@@ -57,7 +57,6 @@ type heState struct {
 	roundCommits map[string]*hearthv1.HESigned
 	revealSet    []string
 	revealDigest [32]byte
-	reveals      int
 	updates      map[string]*hearthv1.HESigned
 	cts          map[string]*he.Ciphertext
 	sum          *he.Ciphertext
@@ -336,8 +335,7 @@ func (w *workflow) heResult(site string, m *hearthv1.TrainResult) error {
 }
 
 // startReveal hands the round's contributors its update commitments, for
-// each to reveal its ciphertext against; redone against a smaller set
-// when a contributor does not reveal.
+// each to reveal its ciphertext against.
 func (w *workflow) startReveal(ctx actor.Context) {
 	h := w.he
 	var set []string
@@ -355,7 +353,7 @@ func (w *workflow) startReveal(ctx actor.Context) {
 	for i, s := range set {
 		commits[i] = h.roundCommits[s]
 	}
-	h.revealSet, h.revealDigest, h.reveals = set, hejob.CommitmentsDigest(commits), h.reveals+1
+	h.revealSet, h.revealDigest = set, hejob.CommitmentsDigest(commits)
 	h.updates, h.cts, h.sum = map[string]*hearthv1.HESigned{}, map[string]*he.Ciphertext{}, nil
 	w.phase, w.pending = revealing, map[string]bool{}
 	for _, s := range set {
@@ -395,32 +393,30 @@ func (w *workflow) heRevealed(site string, m *hearthv1.HERevealed) error {
 	return nil
 }
 
-// revealNext goes on to the decryption once every contributor revealed;
-// one that did not is left out, and the others reveal again against the
-// smaller set (a site reveals only against subsets of its first set).
+// revealNext goes on to the decryption once every contributor revealed.
+// One that did not fails the job: the others revealed against the round's
+// whole set, and a site reveals against one set only, for a second, smaller
+// set would let two groups of t decrypt two sums of the round (each site
+// only one, a colluder in both), whose difference is a site's update.
 func (w *workflow) revealNext(ctx actor.Context) {
 	h := w.he
 	var lost []string
 	for _, s := range h.revealSet {
 		if h.cts[s] == nil {
 			lost = append(lost, s)
-			delete(h.roundCommits, s)
-			w.answered = slices.DeleteFunc(w.answered, func(a string) bool { return a == s })
 		}
 	}
-	switch {
-	case len(lost) == 0:
-		w.startDecrypt(ctx)
-	case h.reveals > len(h.parties):
-		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: the updates revealed %d times without all: %s", w.round, h.reveals, strings.Join(w.reasons, "; ")))
-	default:
-		w.startReveal(ctx)
+	if len(lost) > 0 {
+		w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %s committed to an encrypted update and did not reveal it, so the round cannot be decrypted: %s",
+			w.round, strings.Join(lost, ", "), strings.Join(w.reasons, "; ")))
+		return
 	}
+	w.startDecrypt(ctx)
 }
 
 // beginRound clears the open round's commitments and ciphertexts.
 func (h *heState) beginRound() {
-	h.roundCommits, h.revealSet, h.reveals = map[string]*hearthv1.HESigned{}, nil, 0
+	h.roundCommits, h.revealSet = map[string]*hearthv1.HESigned{}, nil
 	h.updates, h.cts, h.sum, h.weightSum = map[string]*hearthv1.HESigned{}, map[string]*he.Ciphertext{}, nil, 0
 	h.active, h.decShares, h.failed = nil, nil, map[string]bool{}
 }

@@ -1,7 +1,6 @@
 package participant
 
 import (
-	"bytes"
 	"crypto/ecdh"
 	"encoding/hex"
 	"errors"
@@ -71,9 +70,10 @@ type pendingUpdate struct {
 	weight     float64
 	ct         []byte
 	commitment *hearthv1.HESigned
-	// revealedTo are the sites of the set it was first revealed against:
-	// it is revealed again only against a subset of it.
-	revealedTo map[string]bool
+	// revealed is the update as revealed, against the one set of the
+	// round's commitments it is ever revealed against.
+	revealed *hearthv1.HESigned
+	against  [32]byte
 }
 
 func (h *heJob) setupID() he.SetupID { return h.party.Setup() }
@@ -411,30 +411,31 @@ func (p *Participant) takeKeys(j *joined, m *hearthv1.HEKeys) error {
 }
 
 // checkHETraining says whether the site may train round from global in an
-// HE job, and returns the model's digest, which the release is recorded
-// under. It refuses before the job's key is made, and a global model an
-// encrypted update was released from before, in any round, under any key
-// setup of the job, across restarts (the ledger): training from it again
-// would give a server two sums of nearly the same updates to decrypt, one
-// without a site (by a round resent, or a re-join's new setup), whose
-// difference is that site's update. The one exception: the same round
-// asked again under the same setup gets the very ciphertext it released,
-// as resend (DP's record of the release), which reveals nothing new.
-func (p *Participant) checkHETraining(j *joined, round int64, global *model.Model) (digest string, resend *hearthv1.TrainResult, err error) {
-	h := j.he
-	if h.enc == nil {
-		return "", nil, errors.New("this site holds no key for the job yet (its key setup is not done)")
+// HE job. It refuses before the job's key is made; a round it released an
+// encrypted update of before (under any key setup, across re-joins and
+// restarts: the ledger); and a global model it released one from before,
+// in any round (the model as received, and as its incoming filters made
+// it, filtered): training again would give a server two sums of nearly
+// the same updates to decrypt, one without a site, whose difference is
+// that site's update. It returns what the release is recorded under.
+func (p *Participant) checkHETraining(j *joined, round int64, received, filtered *model.Model) ([]string, error) {
+	if j.he.enc == nil {
+		return nil, errors.New("this site holds no key for the job yet (its key setup is not done)")
 	}
-	digest = hex.EncodeToString(swarm.Digest(global))
-	if !p.cfg.Ledger.ReleasedFrom(j.nonce, digest) {
-		return digest, nil, nil
+	keys := []string{releaseKey(round), hex.EncodeToString(swarm.Digest(received))}
+	if filtered != received {
+		keys = append(keys, hex.EncodeToString(swarm.Digest(filtered)))
 	}
-	setup := h.setupID()
-	if res := j.privacy.resend(round, global); res != nil && res.Encrypted != nil && bytes.Equal(res.Encrypted.Setup, setup[:]) {
-		return digest, res, nil
+	for _, k := range keys {
+		if p.cfg.Ledger.ReleasedFrom(j.nonce, k) {
+			return nil, fmt.Errorf("an encrypted update was released before from this round or this global model (%s): training again would let two sums of it be decrypted, one without this site", k)
+		}
 	}
-	return "", nil, errors.New("an encrypted update was released from this global model before: training from it again (another round, or another key setup) would let two sums of it be decrypted, one without this site")
+	return keys, nil
 }
+
+// releaseKey is a round's key in the ledger's releases.
+func releaseKey(round int64) string { return fmt.Sprintf("round %d", round) }
 
 // encryptUpdate encrypts the site's update for round, weighted, under the
 // job's key, keeps it for the reveal, and returns the signed commitment to
@@ -490,8 +491,12 @@ func (p *Participant) checkRoundCommitments(j *joined, round int64, commitments 
 
 // heReveal reveals the site's encrypted update of a round against the
 // round's commitments: only once its own is among them, unchanged, and
-// only against a subset of the set it first revealed against (so no site
-// can commit after seeing its ciphertext).
+// against one set only. So no site can commit after seeing its
+// ciphertext (a commitment made later is in no set it revealed against),
+// and no two sums of the round with it can be decrypted (against
+// shrinking sets, two groups of t sharing only a colluder could each
+// decrypt one, and their difference would be a site's update). Asked
+// again for the same set, it answers the same reveal.
 func (p *Participant) heReveal(ctx actor.Context, m *hearthv1.HEReveal) {
 	j, server, ok := p.heFromServer(ctx, m.JobId, "reveal")
 	if !ok {
@@ -520,18 +525,19 @@ func (p *Participant) reveal(j *joined, m *hearthv1.HEReveal) (*hearthv1.HESigne
 	if own := bySite[p.cfg.Self.Name]; own == nil || !proto.Equal(own, pu.commitment) {
 		return nil, errors.New("this site's own commitment is not among them as it made it")
 	}
-	for site := range bySite {
-		if pu.revealedTo != nil && !pu.revealedTo[site] {
-			return nil, fmt.Errorf("revealed before against a set without %s: again only against a subset of it", site)
+	digest := hejob.CommitmentsDigest(m.Commitments)
+	if pu.revealed != nil {
+		if pu.against != digest {
+			return nil, fmt.Errorf("round %d's update was revealed against another set of commitments: it is revealed against one only", m.Round)
 		}
+		return pu.revealed, nil
 	}
-	h.mu.Lock()
-	pu.revealedTo = map[string]bool{}
-	for site := range bySite {
-		pu.revealedTo[site] = true
+	st, err := hejob.Sign(p.cfg.Signer, j.id, hejob.KindUpdate, m.Round, h.setupID(), hejob.UpdatePayload(pu.weight, digest, pu.ct))
+	if err != nil {
+		return nil, err
 	}
-	h.mu.Unlock()
-	return hejob.Sign(p.cfg.Signer, j.id, hejob.KindUpdate, m.Round, h.setupID(), hejob.UpdatePayload(pu.weight, hejob.CommitmentsDigest(m.Commitments), pu.ct))
+	pu.revealed, pu.against = st, digest
+	return st, nil
 }
 
 // heDecrypt makes this site's decryption share of one round's sum: every

@@ -284,22 +284,21 @@ func TestHESiteRefusesACompromisedServer(t *testing.T) {
 		if _, _, err := site1.p.decryptShare(site1.j, ask(commits, signed, 0, 1)); err != nil {
 			t.Fatal(err)
 		}
-		// All three, then two of them, revealed again against the pair:
-		// their difference is site-3's update.
-		var pair []*hearthv1.HESigned
+		// All three, then two of them (their difference is site-3's
+		// update): the pair will not reveal against a second set, and a
+		// party decrypts one sum a round.
 		for _, s := range f.sites[:2] {
-			st, err := s.p.reveal(s.j, &hearthv1.HEReveal{JobId: heJobID, Round: 1, Commitments: commits[:2]})
-			if err != nil {
-				t.Fatal(err)
+			if _, err := s.p.reveal(s.j, &hearthv1.HEReveal{JobId: heJobID, Round: 1, Commitments: commits[:2]}); err == nil || !strings.Contains(err.Error(), "against one only") {
+				t.Fatalf("%s revealed against a second set: %v", s.p.cfg.Self.Name, err)
 			}
-			pair = append(pair, st)
 		}
-		_, _, err := site1.p.decryptShare(site1.j, ask(commits[:2], pair, 0, 1))
-		if err == nil || !strings.Contains(err.Error(), "already decrypted another sum") {
-			t.Fatalf("decryptShare = %v, want a refusal of a second sum", err)
+		// Made up by hand, with the reveals of the whole set:
+		_, _, err := site1.p.decryptShare(site1.j, ask(commits[:2], signed[:2], 0, 1))
+		if err == nil || !strings.Contains(err.Error(), "revealed against another set") {
+			t.Fatalf("decryptShare = %v, want a refusal", err)
 		}
 	})
-	t.Run("reveal: only after committing, only its own, only against shrinking sets", func(t *testing.T) {
+	t.Run("reveal: only after committing, only its own, against one set only", func(t *testing.T) {
 		var c2 []*hearthv1.HESigned
 		for i, s := range f.sites {
 			st, err := s.p.encryptUpdate(s.j, 2, heModel(float32(i), 3, 3))
@@ -329,13 +328,20 @@ func TestHESiteRefusesACompromisedServer(t *testing.T) {
 				t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 			}
 		}
-		if err := reveal(2, c2[:2]); err != nil {
+		if err := reveal(2, c2); err != nil {
 			t.Fatal(err)
 		}
-		// site-3's commitment added after site-1 revealed: it could have
-		// been made from site-1's ciphertext.
-		if err := reveal(2, c2); err == nil || !strings.Contains(err.Error(), "only against a subset") {
-			t.Fatalf("a reveal against a larger set: %v", err)
+		if err := reveal(2, c2); err != nil {
+			t.Fatalf("the same set again: %v", err)
+		}
+		// site-3's commitment replaced after site-1 revealed (by one made
+		// from site-1's ciphertext, say): the same names, another set.
+		again, _ := hejob.Sign(f.sites[2].signer, heJobID, hejob.KindUpdateCommitment, 2, setup, append(slices.Clone(c2[2].Payload[:8]), make([]byte, 32)...))
+		if err := reveal(2, []*hearthv1.HESigned{c2[0], c2[1], again}); err == nil || !strings.Contains(err.Error(), "against one only") {
+			t.Fatalf("a reveal against a substituted commitment: %v", err)
+		}
+		if err := reveal(2, c2[:2]); err == nil || !strings.Contains(err.Error(), "against one only") {
+			t.Fatalf("a reveal against a smaller set: %v", err)
 		}
 	})
 
@@ -495,32 +501,43 @@ func TestHESiteRefusesACompromisedServer(t *testing.T) {
 }
 
 // TestHESiteNeverTrainsTwiceFromOneGlobalModel: once an encrypted update
-// left the site from a global model, the site trains from it no more, in
-// another round or under another key setup, after a restart too (the
-// ledger): two sums of nearly the same updates, one without a site, would
-// give that site's update away.
+// left the site in a round from a global model, the site trains in that
+// round, or from that model (as received or as its filters made it), no
+// more, under another key setup and after a restart too (the ledger): two
+// sums of nearly the same updates, one without a site, would give that
+// site's update away.
 func TestHESiteNeverTrainsTwiceFromOneGlobalModel(t *testing.T) {
 	f := newHEFixture(t, 3, 2)
 	s := f.sites[0]
-	if _, _, err := s.p.checkHETraining(s.j, 1, heModel(1, 2, 3)); err == nil || !strings.Contains(err.Error(), "no key") {
+	if _, err := s.p.checkHETraining(s.j, 1, heModel(1, 2, 3), heModel(1, 2, 3)); err == nil || !strings.Contains(err.Error(), "no key") {
 		t.Fatalf("before the key: %v", err)
 	}
 	f.key(t)
-	global := heModel(1, 2, 3)
-	digest, resend, err := s.p.checkHETraining(s.j, 1, global)
-	if err != nil || resend != nil {
-		t.Fatalf("a fresh model: %v, %v", err, resend)
+	received, filtered := heModel(1, 2, 3), heModel(1, 2, 2.5)
+	keys, err := s.p.checkHETraining(s.j, 1, received, filtered)
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("a fresh round and model: %v, %v", keys, err)
 	}
-	if err := s.p.cfg.Ledger.RecordRelease(s.j.nonce, heJobID, digest); err != nil {
-		t.Fatal(err)
-	}
-	for _, round := range []int64{1, 2} {
-		if _, _, err := s.p.checkHETraining(s.j, round, heModel(1, 2, 3)); err == nil || !strings.Contains(err.Error(), "released from this global model before") {
-			t.Fatalf("round %d from a released model: %v", round, err)
+	for _, k := range keys {
+		if err := s.p.cfg.Ledger.RecordRelease(s.j.nonce, heJobID, k); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if _, _, err := s.p.checkHETraining(s.j, 2, heModel(1, 2, 4)); err != nil {
-		t.Fatalf("another model: %v", err)
+	for _, tc := range []struct {
+		name               string
+		round              int64
+		received, filtered *model.Model
+	}{
+		{"the same round from another model", 1, heModel(9, 9, 9), heModel(9, 9, 9)},
+		{"another round from the same model", 2, heModel(1, 2, 3), heModel(1, 2, 3)},
+		{"another round from another model its filters make the same", 2, heModel(1, 2, 4), heModel(1, 2, 2.5)},
+	} {
+		if _, err := s.p.checkHETraining(s.j, tc.round, tc.received, tc.filtered); err == nil || !strings.Contains(err.Error(), "released before") {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	if _, err := s.p.checkHETraining(s.j, 2, heModel(1, 2, 4), heModel(1, 2, 4)); err != nil {
+		t.Fatalf("another round from another model: %v", err)
 	}
 	path := s.p.cfg.Ledger.path
 	s.p.cfg.Ledger.Close()
@@ -529,7 +546,9 @@ func TestHESiteNeverTrainsTwiceFromOneGlobalModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reopened.Close()
-	if !reopened.ReleasedFrom(s.j.nonce, digest) {
-		t.Fatal("a restart forgot the release")
+	for _, k := range keys {
+		if !reopened.ReleasedFrom(s.j.nonce, k) {
+			t.Fatalf("a restart forgot the release %s", k)
+		}
 	}
 }

@@ -571,21 +571,13 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
 		return
 	}
-	var released string // an HE job's: the digest of the global model its encrypted update is released from
+	var released []string // an HE job's: the round and global model its encrypted update is released from
 	if j.he != nil {
-		var resend *hearthv1.TrainResult
-		if released, resend, err = p.checkHETraining(j, m.Round, global); err != nil {
+		if released, err = p.checkHETraining(j, m.Round, global, global); err != nil {
 			j.endRound()
 			p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received,
 				Detail: map[string]string{"reason": err.Error()}})
 			ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
-			return
-		}
-		if resend != nil {
-			j.endRound()
-			resend.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received,
-				Detail: map[string]string{"resent": "the same ciphertext, under the same key"}})
-			ctx.Respond(resend)
 			return
 		}
 	}
@@ -612,9 +604,17 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		}
 		spec := j.spec
 		spec.Seed += m.Round // a different local order each round
+		asReceived := global
 		if global, err = p.filterIncoming(j, m.JobId, m.Round, global); err != nil {
 			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
 			return
+		}
+		if j.he != nil && global != asReceived { // the model trained on, as the site's incoming filters made it
+			if released, err = p.checkHETraining(j, m.Round, asReceived, global); err != nil {
+				p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Round: m.Round, PeerEvent: received, Detail: map[string]string{"reason": err.Error()}})
+				system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
+				return
+			}
 		}
 		update, r, eps, err := p.trainPrivately(j.ctx, j, m.JobId, m.Round, spec, global, j.train)
 		if errors.Is(err, errBudget) {
@@ -634,7 +634,11 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		res.Samples, res.TrainLoss, res.Epsilon = int64(r.Samples), r.Loss, eps
 		if j.he != nil { // encrypted: the server never sees the update itself
 			if res.Encrypted, err = p.encryptUpdate(j, m.Round, update); err == nil {
-				err = p.cfg.Ledger.RecordRelease(j.nonce, m.JobId, released) // before it leaves: never again from this model
+				for _, k := range released { // before it leaves: never again in this round, nor from this model
+					if err = p.cfg.Ledger.RecordRelease(j.nonce, m.JobId, k); err != nil {
+						break
+					}
+				}
 			}
 			if err != nil {
 				p.audit(auditor.Event{Action: "task.failed", JobID: m.JobId, Round: m.Round, PeerEvent: received, Detail: map[string]string{"reason": "encrypting the update: " + err.Error()}})

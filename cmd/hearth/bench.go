@@ -28,11 +28,11 @@ import (
 
 // benchRow is one measured configuration.
 type benchRow struct {
-	Workflow     string  `json:"workflow"`
-	Aggregator   string  `json:"aggregator"`
-	Codec        string  `json:"codec"` // what streamed models cross the wire in
+	Workflow   string `json:"workflow"`
+	Aggregator string `json:"aggregator"`
+	Codec      string `json:"codec"` // what streamed models cross the wire in
 	// SiteFilter is the plugin filter every site ran on its update ("" for none).
-	SiteFilter string `json:"site_filter,omitempty"`
+	SiteFilter   string  `json:"site_filter,omitempty"`
 	ModelBytes   int64   `json:"model_bytes"`
 	Sites        int     `json:"sites"`
 	Rounds       int     `json:"rounds"`
