@@ -369,7 +369,7 @@ func pinSiteFilter(local *cluster.Local, path string) error {
 		return fmt.Errorf("--site-filter: %w", err)
 	}
 	sum := sha256.Sum256(bin)
-	doc := fmt.Sprintf(`{"format_version": "1.0", "default_scope": "bench",
+	doc := fmt.Sprintf(`{"default_scope": "bench",
  "scopes": [{"name": "bench", "task_result_filters": [{"plugin": {"path": %q, "sha256": %q}, "timeout": "10m"}]}]}`, abs, hex.EncodeToString(sum[:]))
 	for _, site := range local.Sites {
 		if err := os.WriteFile(filepath.Join(local.Kit(site), "local", "privacy.json"), []byte(doc), 0o644); err != nil {
