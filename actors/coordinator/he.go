@@ -63,7 +63,11 @@ type heState struct {
 	weightSum    float64
 	active       []string
 	decShares    map[string]*he.DecryptionShare
-	failed       map[string]bool // parties that failed to decrypt this round
+	decRaw       map[string][]byte
+	// proof is the last round's decryption, which the next round's tasks
+	// carry for each site to check the global model against.
+	proof  *hearthv1.HEProof
+	failed map[string]bool // parties that failed to decrypt this round
 }
 
 type heStep int
@@ -118,7 +122,7 @@ func (w *workflow) startKeying(ctx actor.Context) error {
 		}
 		h.values = int(model.LayoutBytes(h.layout) / 4)
 	}
-	if err := hejob.CheckModel(h.values, len(parties)); err != nil {
+	if err := hejob.CheckModel(h.values, len(parties), t); err != nil {
 		return fmt.Errorf("homomorphic encryption: %w", err)
 	}
 	h.parties, h.t, h.index = parties, t, map[string]int{}
@@ -471,7 +475,7 @@ func (w *workflow) startDecrypt(ctx actor.Context) {
 	for i, s := range contributors {
 		updates[i], commits[i] = h.updates[s], h.roundCommits[s]
 	}
-	h.active, h.decShares, h.answered = active, map[string]*he.DecryptionShare{}, map[string]bool{}
+	h.active, h.decShares, h.decRaw, h.answered = active, map[string]*he.DecryptionShare{}, map[string][]byte{}, map[string]bool{}
 	w.phase, w.pending = decrypting, map[string]bool{}
 	w.audit(auditor.Event{Action: "he.decrypt", JobID: w.id(), Round: w.round, Detail: map[string]string{
 		"contributors": strings.Join(contributors, ","), "active": strings.Join(active, ",")}})
@@ -497,7 +501,7 @@ func (w *workflow) heDecryptionShare(site string, i int, m *hearthv1.HEDecryptio
 	if s.From() != i {
 		return fmt.Errorf("the decryption share of party %d, not its own (%d)", s.From(), i)
 	}
-	h.decShares[site] = s
+	h.decShares[site], h.decRaw[site] = s, m.Share
 	return nil
 }
 
@@ -536,6 +540,14 @@ func (w *workflow) decryptNext(ctx actor.Context) {
 		mean.Tensors[k] = model.Tensor{Name: s.Name, Shape: slices.Clone(s.Shape), Data: flat[off : off+n : off+n]}
 		off += n
 	}
+	proof := &hearthv1.HEProof{Round: w.round}
+	for _, s := range h.revealSet {
+		proof.Commitments, proof.Updates = append(proof.Commitments, h.roundCommits[s]), append(proof.Updates, h.updates[s])
+	}
+	for _, p := range h.active {
+		proof.Active, proof.Shares = append(proof.Active, int32(h.index[p])), append(proof.Shares, h.decRaw[p])
+	}
+	h.proof = proof
 	w.audit(auditor.Event{Action: "he.decrypted", JobID: w.id(), Round: w.round, Detail: map[string]string{
 		"active": strings.Join(h.active, ","), "weight": fmt.Sprintf("%.6f", h.weightSum)}})
 	ctx.Send(w.agg, &aggregator.Fold{Round: w.round, Site: heSum, Update: mean, Weight: h.weightSum})

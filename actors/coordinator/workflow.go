@@ -400,6 +400,10 @@ func (w *workflow) offered(ctx actor.Context, o *aggregator.Offered) {
 			continue
 		}
 		task := &hearthv1.TrainTask{JobId: w.id(), Round: w.round, Global: wire}
+		if w.he != nil && w.he.proof != nil {
+			task.HeProof = w.he.proof // the previous round's decryption: each site checks the global model is its mean
+			w.bytes += int64(proto.Size(task.HeProof))
+		}
 		ev := auditor.Event{Action: "task.sent", JobID: w.id(), Round: w.round, Peer: s}
 		if wire == nil {
 			task.GlobalStream, task.Layout = o.Manifest[s], layout

@@ -281,21 +281,41 @@ func CheckReveal(u *Update, commitment *hearthv1.HESigned, commitments [sha256.S
 	return nil
 }
 
-// MaxDecryptBytes bounds the ciphertexts of one round, which an HEDecrypt
-// carries to each decrypting site in one envelope: well below the bus's
-// envelope bound (4 MiB less 64 KiB), for the signatures and the rest.
+// MaxDecryptBytes bounds the ciphertexts of one round and their t
+// decryption shares, which an HEDecrypt (and the next round's HEProof)
+// carries to each site in one envelope: well below the bus's envelope
+// bound (4 MiB less 64 KiB), for the signatures and the rest.
 const MaxDecryptBytes = 3 << 20
 
 // CheckModel says whether a model of values values can be aggregated under
-// homomorphic encryption among parties sites: its ciphertexts travel
-// inline, all of a round's in one message.
-func CheckModel(values, parties int) error {
+// homomorphic encryption among parties sites with threshold t: its
+// ciphertexts travel inline, all of a round's (and their decryption
+// shares) in one message.
+func CheckModel(values, parties, t int) error {
 	if values < 1 || values > he.MaxValues {
 		return fmt.Errorf("a model of %d values: homomorphic encryption takes 1..%d", values, he.MaxValues)
 	}
-	if total := int64(parties) * int64(he.CiphertextSize(values)); total > MaxDecryptBytes {
-		return fmt.Errorf("a model of %d values encrypts to %d bytes a site, %d bytes for %d sites: more than the %d a round's decryption carries (streamed ciphertexts are not built yet)",
+	total := int64(parties)*int64(he.CiphertextSize(values)) + int64(t)*int64(he.DecryptionShareSize(values, t))
+	if total > MaxDecryptBytes {
+		return fmt.Errorf("a model of %d values encrypts to %d bytes a site, %d bytes a round for %d sites with their decryption shares: more than the %d one message carries (streamed ciphertexts are not built yet)",
 			values, he.CiphertextSize(values), total, parties, MaxDecryptBytes)
+	}
+	return nil
+}
+
+// SameMean says whether a global model's values are the decrypted mean
+// (the float64 values of a sum over weight), as the server's aggregator
+// makes it: float32 values within a relative 1e-6 (the aggregator's
+// rounding).
+func SameMean(global []float32, sum []float64, weight float64) error {
+	if len(global) != len(sum) {
+		return fmt.Errorf("a global model of %d values for a sum of %d", len(global), len(sum))
+	}
+	for i, g := range global {
+		want := sum[i] / weight
+		if math.Abs(float64(g)-want) > 1e-6*max(1, math.Abs(want)) {
+			return fmt.Errorf("value %d of the global model is %g; the decrypted mean is %g", i, g, want)
+		}
 	}
 	return nil
 }

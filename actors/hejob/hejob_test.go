@@ -72,13 +72,13 @@ func TestCheckParties(t *testing.T) {
 }
 
 func TestCheckModel(t *testing.T) {
-	if err := hejob.CheckModel(650, 5); err != nil {
+	if err := hejob.CheckModel(650, 5, 3); err != nil {
 		t.Fatalf("the POC's model: %v", err)
 	}
-	if err := hejob.CheckModel(100_000, 5); err == nil || !strings.Contains(err.Error(), "streamed ciphertexts are not built yet") {
+	if err := hejob.CheckModel(100_000, 5, 3); err == nil || !strings.Contains(err.Error(), "streamed ciphertexts are not built yet") {
 		t.Fatalf("a model too large for one round's message: %v", err)
 	}
-	if err := hejob.CheckModel(0, 5); err == nil {
+	if err := hejob.CheckModel(0, 5, 3); err == nil {
 		t.Fatal("an empty model passed")
 	}
 }

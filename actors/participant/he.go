@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/hearthfl/hearth/actors/hejob"
 	"github.com/hearthfl/hearth/actors/learning/he"
 	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/actors/sealing"
 	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus/bridge"
@@ -571,32 +573,9 @@ func (p *Participant) decryptShare(j *joined, m *hearthv1.HEDecrypt) (raw []byte
 	case len(m.Updates) > len(h.parties) || len(m.Active) != h.t:
 		return nil, nil, fmt.Errorf("%d updates and an active set of %d for %d parties, threshold %d", len(m.Updates), len(m.Active), len(h.parties), h.t)
 	}
-	committed, err := p.checkRoundCommitments(j, m.Round, m.Commitments)
+	cts, contributors, _, err := p.roundUpdates(j, m.Round, m.Commitments, m.Updates)
 	if err != nil {
 		return nil, nil, err
-	}
-	if len(m.Updates) != len(committed) {
-		return nil, nil, fmt.Errorf("%d updates for %d commitments", len(m.Updates), len(committed))
-	}
-	digest := hejob.CommitmentsDigest(m.Commitments)
-	cts := map[int]*he.Ciphertext{}
-	for _, st := range m.Updates {
-		i := slices.Index(h.parties, st.GetSite())
-		if i < 0 || cts[i] != nil || committed[st.GetSite()] == nil {
-			return nil, nil, fmt.Errorf("an update of %q: not a party's, twice, or without its commitment", envelope.Clip(st.GetSite(), 64))
-		}
-		if err := p.verifyStatement(j, st, st.Site, hejob.KindUpdate, m.Round); err != nil {
-			return nil, nil, err
-		}
-		u, err := hejob.ParseUpdate(st.Payload)
-		if err == nil {
-			err = hejob.CheckReveal(u, committed[st.Site], digest)
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("update of %s: %w", st.Site, err)
-		}
-		cts[i] = u.Ciphertext
-		contributors = append(contributors, st.Site)
 	}
 	active := make([]int, len(m.Active))
 	for i, a := range m.Active {
@@ -608,6 +587,108 @@ func (p *Participant) decryptShare(j *joined, m *hearthv1.HEDecrypt) (raw []byte
 	}
 	raw, err = share.MarshalBinary()
 	return raw, contributors, err
+}
+
+// roundUpdates checks a round's updates as revealed against its
+// commitments, each signed by its party, the ciphertext it committed to,
+// bound to that set; it returns the ciphertexts by party index, the
+// contributors and the sum of their weights.
+func (p *Participant) roundUpdates(j *joined, round int64, commitments, updates []*hearthv1.HESigned) (map[int]*he.Ciphertext, []string, float64, error) {
+	h := j.he
+	committed, err := p.checkRoundCommitments(j, round, commitments)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if len(updates) != len(committed) {
+		return nil, nil, 0, fmt.Errorf("%d updates for %d commitments", len(updates), len(committed))
+	}
+	digest := hejob.CommitmentsDigest(commitments)
+	cts := map[int]*he.Ciphertext{}
+	var contributors []string
+	weight := 0.0
+	for _, st := range updates {
+		i := slices.Index(h.parties, st.GetSite())
+		if i < 0 || cts[i] != nil || committed[st.GetSite()] == nil {
+			return nil, nil, 0, fmt.Errorf("an update of %q: not a party's, twice, or without its commitment", envelope.Clip(st.GetSite(), 64))
+		}
+		if err := p.verifyStatement(j, st, st.Site, hejob.KindUpdate, round); err != nil {
+			return nil, nil, 0, err
+		}
+		u, err := hejob.ParseUpdate(st.Payload)
+		if err == nil {
+			err = hejob.CheckReveal(u, committed[st.Site], digest)
+		}
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("update of %s: %w", st.Site, err)
+		}
+		cts[i] = u.Ciphertext
+		contributors = append(contributors, st.Site)
+		weight += u.Weight
+	}
+	return cts, contributors, weight, nil
+}
+
+// checkHEGlobal checks the global model a round of an HE job trains from:
+// in the first round the model the site makes itself from the signed job;
+// later the mean of the previous round's decrypted sum, which the site
+// recomputes from the proof (the round's signed commitments and updates
+// and t decryption shares). So the server cannot choose the model (one
+// altered to be nearly the last would get a release nearly the same as
+// the last, the server leaving a site out of it).
+func (p *Participant) checkHEGlobal(j *joined, round int64, global *model.Model, proof *hearthv1.HEProof) error {
+	h := j.he
+	flat := make([]float32, 0, global.NumParams())
+	for _, t := range global.Tensors {
+		flat = append(flat, t.Data...)
+	}
+	if round == 1 {
+		init, err := trainer.Init(j.spec, j.train.Features, j.train.Classes)
+		if err != nil {
+			return err
+		}
+		if err := init.SameLayout(global); err != nil {
+			return fmt.Errorf("the first round's global model: %w", err)
+		}
+		for k, t := range init.Tensors {
+			if !slices.Equal(t.Data, global.Tensors[k].Data) {
+				return errors.New("the first round's global model is not the one the signed job makes")
+			}
+		}
+		return nil
+	}
+	switch {
+	case proof == nil || proof.Round != round-1:
+		return fmt.Errorf("round %d's global model comes without the decryption of round %d", round, round-1)
+	case len(proof.Active) != h.t || len(proof.Shares) != h.t:
+		return fmt.Errorf("a decryption of %d shares for an active set of %d, threshold %d", len(proof.Shares), len(proof.Active), h.t)
+	}
+	cts, _, weight, err := p.roundUpdates(j, proof.Round, proof.Commitments, proof.Updates)
+	if err != nil {
+		return fmt.Errorf("round %d's decryption: %w", proof.Round, err)
+	}
+	list := make([]*he.Ciphertext, 0, len(cts))
+	for _, i := range slices.Sorted(maps.Keys(cts)) {
+		list = append(list, cts[i])
+	}
+	sum, err := he.Sum(list...)
+	if err != nil {
+		return err
+	}
+	shares := make([]*he.DecryptionShare, len(proof.Shares))
+	for k, raw := range proof.Shares {
+		shares[k] = new(he.DecryptionShare)
+		if err := shares[k].UnmarshalBinary(raw); err != nil {
+			return fmt.Errorf("round %d's decryption share %d: %w", proof.Round, k, err)
+		}
+	}
+	values, err := he.Combine(h.params, h.pk, sum, shares)
+	if err != nil {
+		return fmt.Errorf("round %d's decryption: %w", proof.Round, err)
+	}
+	if err := hejob.SameMean(flat, values, weight); err != nil {
+		return fmt.Errorf("round %d's global model is not round %d's decrypted mean: %w", round, proof.Round, err)
+	}
+	return nil
 }
 
 // heTypes are what one site may send another in a job under homomorphic

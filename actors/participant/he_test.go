@@ -17,8 +17,10 @@ import (
 
 	"github.com/hearthfl/hearth/actors/hejob"
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/dataset"
 	"github.com/hearthfl/hearth/actors/learning/he"
 	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/actors/sealing"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
@@ -549,6 +551,91 @@ func TestHESiteNeverTrainsTwiceFromOneGlobalModel(t *testing.T) {
 	for _, k := range keys {
 		if !reopened.ReleasedFrom(s.j.nonce, k) {
 			t.Fatalf("a restart forgot the release %s", k)
+		}
+	}
+}
+
+// TestHESiteChecksTheGlobalModel: the global model a site trains from is
+// the one the signed job makes (round 1), then the mean of the previous
+// round's decrypted sum, which the site recomputes from the round's signed
+// updates and t decryption shares; any other model, or none of that proof,
+// is refused, so the server cannot pick what the sites train from.
+func TestHESiteChecksTheGlobalModel(t *testing.T) {
+	f := newHEFixture(t, 3, 2)
+	f.key(t)
+	s := f.sites[0]
+	s.j.spec = trainer.Defaults("wdbc", "logreg")
+	s.j.train = &dataset.Set{Features: 2, Classes: 2}
+	init, err := trainer.Init(s.j.spec, 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.p.checkHEGlobal(s.j, 1, init, nil); err != nil {
+		t.Fatalf("round 1 from the job's own initial model: %v", err)
+	}
+	other := init.Clone()
+	other.Tensors[0].Data[0] += 0.5
+	if err := s.p.checkHEGlobal(s.j, 1, other, nil); err == nil || !strings.Contains(err.Error(), "not the one the signed job makes") {
+		t.Fatalf("round 1 from another model: %v", err)
+	}
+
+	commits, updates := f.round(t, 1, []*model.Model{heModel(1, 2, 3), heModel(3, 0, -1), heModel(0, 0, 1)})
+	ask := &hearthv1.HEDecrypt{JobId: heJobID, Round: 1, Updates: updates, Active: []int32{0, 2}, Commitments: commits}
+	proof := &hearthv1.HEProof{Round: 1, Commitments: commits, Updates: updates, Active: []int32{0, 2}}
+	for _, i := range []int{0, 2} {
+		raw, _, err := f.sites[i].p.decryptShare(f.sites[i].j, ask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proof.Shares = append(proof.Shares, raw)
+	}
+	// The mean as the server makes it: the decrypted sum over the weights
+	// (100, 200, 300 of 600: within CKKS's error of the plaintext mean).
+	var cts []*he.Ciphertext
+	var shares []*he.DecryptionShare
+	weight := 0.0
+	for _, st := range updates {
+		u, _ := hejob.ParseUpdate(st.Payload)
+		cts, weight = append(cts, u.Ciphertext), weight+u.Weight
+	}
+	for _, raw := range proof.Shares {
+		ds := new(he.DecryptionShare)
+		if err := ds.UnmarshalBinary(raw); err != nil {
+			t.Fatal(err)
+		}
+		shares = append(shares, ds)
+	}
+	sum, _ := he.Sum(cts...)
+	values, err := he.Combine(s.j.he.params, s.j.he.pk, sum, shares)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mean := heModel(float32(values[0]/weight), float32(values[1]/weight), float32(values[2]/weight))
+	if plain := float32((1*100 + 3*200 + 0*300) / 600.0); math.Abs(float64(mean.Tensors[0].Data[0]-plain)) > 1e-4 {
+		t.Fatalf("decrypted mean %v, plaintext %v", mean.Tensors[0].Data[0], plain)
+	}
+	if err := s.p.checkHEGlobal(s.j, 2, mean, proof); err != nil {
+		t.Fatalf("round 2 from the decrypted mean: %v", err)
+	}
+	nudged := mean.Clone()
+	nudged.Tensors[0].Data[1] += 1e-3 // nearly the mean: a release nearly the same as another
+	forged := proto.Clone(proof).(*hearthv1.HEProof)
+	forged.Shares[1] = proof.Shares[0]
+	for _, tc := range []struct {
+		name   string
+		global *model.Model
+		proof  *hearthv1.HEProof
+		want   string
+	}{
+		{"another model", nudged, proof, "not round 1's decrypted mean"},
+		{"no proof", mean, nil, "without the decryption of round 1"},
+		{"a proof of another round", mean, &hearthv1.HEProof{Round: 2, Commitments: commits, Updates: updates, Active: proof.Active, Shares: proof.Shares}, "without the decryption of round 1"},
+		{"one party's share twice", mean, forged, "twice"},
+		{"a share short", mean, &hearthv1.HEProof{Round: 1, Commitments: commits, Updates: updates, Active: proof.Active, Shares: proof.Shares[:1]}, "threshold 2"},
+		{"an update left out", mean, &hearthv1.HEProof{Round: 1, Commitments: commits, Updates: updates[:2], Active: proof.Active, Shares: proof.Shares}, "2 updates for 3 commitments"},
+	} {
+		if err := s.p.checkHEGlobal(s.j, 2, tc.global, tc.proof); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
 }

@@ -573,7 +573,10 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 	}
 	var released []string // an HE job's: the round and global model its encrypted update is released from
 	if j.he != nil {
-		if released, err = p.checkHETraining(j, m.Round, global, global); err != nil {
+		if err = p.checkHEGlobal(j, m.Round, global, m.HeProof); err == nil {
+			released, err = p.checkHETraining(j, m.Round, global, global)
+		}
+		if err != nil {
 			j.endRound()
 			p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received,
 				Detail: map[string]string{"reason": err.Error()}})

@@ -47,6 +47,13 @@ func (s *DecryptionShare) String() string {
 // digest (32 bytes), from (2 bytes), the size of the active set (2 bytes)
 // and its indices (2 bytes each), the number of chunks (4 bytes), then one
 // polynomial per chunk.
+// DecryptionShareSize is the encoded size (MarshalBinary) of a party's
+// decryption share of the ciphertext of values values, for an active set
+// of t parties.
+func DecryptionShareSize(values, t int) int {
+	return headerSize + len(KeyID{}) + sha256.Size + 4 + 2*t + 4 + chunks(values)*polyBytes
+}
+
 func (s *DecryptionShare) MarshalBinary() ([]byte, error) {
 	nchunks := len(s.coeffs) / N
 	if nchunks < 1 || len(s.coeffs) != nchunks*N || len(s.active) < 2 {

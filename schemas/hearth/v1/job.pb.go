@@ -2017,6 +2017,89 @@ func (x *HESigned) GetSignature() []byte {
 	return nil
 }
 
+// HEProof is what a site checks a global model against in a job under
+// homomorphic encryption: the previous round's signed update commitments,
+// the updates revealed against them, and the decryption shares of their
+// sum (made by the parties of active); from them the site recomputes the
+// decrypted mean itself, so that the server cannot choose the global model
+// it trains from (a model altered to be nearly the last one would get a
+// release nearly the same as the last, without a site).
+type HEProof struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Round         int64                  `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
+	Commitments   []*HESigned            `protobuf:"bytes,2,rep,name=commitments,proto3" json:"commitments,omitempty"`
+	Updates       []*HESigned            `protobuf:"bytes,3,rep,name=updates,proto3" json:"updates,omitempty"`
+	Active        []int32                `protobuf:"varint,4,rep,packed,name=active,proto3" json:"active,omitempty"`
+	Shares        [][]byte               `protobuf:"bytes,5,rep,name=shares,proto3" json:"shares,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HEProof) Reset() {
+	*x = HEProof{}
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HEProof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HEProof) ProtoMessage() {}
+
+func (x *HEProof) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HEProof.ProtoReflect.Descriptor instead.
+func (*HEProof) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *HEProof) GetRound() int64 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *HEProof) GetCommitments() []*HESigned {
+	if x != nil {
+		return x.Commitments
+	}
+	return nil
+}
+
+func (x *HEProof) GetUpdates() []*HESigned {
+	if x != nil {
+		return x.Updates
+	}
+	return nil
+}
+
+func (x *HEProof) GetActive() []int32 {
+	if x != nil {
+		return x.Active
+	}
+	return nil
+}
+
+func (x *HEProof) GetShares() [][]byte {
+	if x != nil {
+		return x.Shares
+	}
+	return nil
+}
+
 // TrainTask asks a site to evaluate the global model on its validation data,
 // then train from it on its local data.
 type TrainTask struct {
@@ -2026,17 +2109,20 @@ type TrainTask struct {
 	// The global model, inline; or, for models too large for one envelope,
 	// offered as a stream (the site pulls it chunk by chunk, checking each
 	// chunk against the hashes in this signed manifest) with its layout.
-	Global        *Model          `protobuf:"bytes,3,opt,name=global,proto3" json:"global,omitempty"`
-	AuditEvent    string          `protobuf:"bytes,4,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
-	GlobalStream  *StreamManifest `protobuf:"bytes,5,opt,name=global_stream,json=globalStream,proto3" json:"global_stream,omitempty"`
-	Layout        *ModelLayout    `protobuf:"bytes,6,opt,name=layout,proto3" json:"layout,omitempty"`
+	Global       *Model          `protobuf:"bytes,3,opt,name=global,proto3" json:"global,omitempty"`
+	AuditEvent   string          `protobuf:"bytes,4,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	GlobalStream *StreamManifest `protobuf:"bytes,5,opt,name=global_stream,json=globalStream,proto3" json:"global_stream,omitempty"`
+	Layout       *ModelLayout    `protobuf:"bytes,6,opt,name=layout,proto3" json:"layout,omitempty"`
+	// Under homomorphic encryption, from the second round on: the previous
+	// round's decryption, which global must be the mean of.
+	HeProof       *HEProof `protobuf:"bytes,7,opt,name=he_proof,json=heProof,proto3" json:"he_proof,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TrainTask) Reset() {
 	*x = TrainTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2134,7 @@ func (x *TrainTask) String() string {
 func (*TrainTask) ProtoMessage() {}
 
 func (x *TrainTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2147,7 @@ func (x *TrainTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainTask.ProtoReflect.Descriptor instead.
 func (*TrainTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TrainTask) GetJobId() string {
@@ -2106,6 +2192,13 @@ func (x *TrainTask) GetLayout() *ModelLayout {
 	return nil
 }
 
+func (x *TrainTask) GetHeProof() *HEProof {
+	if x != nil {
+		return x.HeProof
+	}
+	return nil
+}
+
 type TrainResult struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	JobId       string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -2133,7 +2226,7 @@ type TrainResult struct {
 
 func (x *TrainResult) Reset() {
 	*x = TrainResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[27]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2145,7 +2238,7 @@ func (x *TrainResult) String() string {
 func (*TrainResult) ProtoMessage() {}
 
 func (x *TrainResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[27]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2158,7 +2251,7 @@ func (x *TrainResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainResult.ProtoReflect.Descriptor instead.
 func (*TrainResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{27}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TrainResult) GetJobId() string {
@@ -2254,7 +2347,7 @@ type EvaluateTask struct {
 
 func (x *EvaluateTask) Reset() {
 	*x = EvaluateTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[28]
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2266,7 +2359,7 @@ func (x *EvaluateTask) String() string {
 func (*EvaluateTask) ProtoMessage() {}
 
 func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[28]
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2279,7 +2372,7 @@ func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateTask.ProtoReflect.Descriptor instead.
 func (*EvaluateTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{28}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *EvaluateTask) GetJobId() string {
@@ -2331,7 +2424,7 @@ type EvaluateResult struct {
 
 func (x *EvaluateResult) Reset() {
 	*x = EvaluateResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2343,7 +2436,7 @@ func (x *EvaluateResult) String() string {
 func (*EvaluateResult) ProtoMessage() {}
 
 func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2356,7 +2449,7 @@ func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResult.ProtoReflect.Descriptor instead.
 func (*EvaluateResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{29}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EvaluateResult) GetJobId() string {
@@ -2399,7 +2492,7 @@ type LeaveJob struct {
 
 func (x *LeaveJob) Reset() {
 	*x = LeaveJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2411,7 +2504,7 @@ func (x *LeaveJob) String() string {
 func (*LeaveJob) ProtoMessage() {}
 
 func (x *LeaveJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2424,7 +2517,7 @@ func (x *LeaveJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveJob.ProtoReflect.Descriptor instead.
 func (*LeaveJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{30}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LeaveJob) GetJobId() string {
@@ -2463,7 +2556,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2568,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +2581,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{31}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *JobRecord) GetInfo() *JobInfo {
@@ -2524,7 +2617,7 @@ type JobNonce struct {
 
 func (x *JobNonce) Reset() {
 	*x = JobNonce{}
-	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2629,7 @@ func (x *JobNonce) String() string {
 func (*JobNonce) ProtoMessage() {}
 
 func (x *JobNonce) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2642,7 @@ func (x *JobNonce) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobNonce.ProtoReflect.Descriptor instead.
 func (*JobNonce) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{32}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *JobNonce) GetJobId() string {
@@ -2579,7 +2672,7 @@ type RawCheckpoint struct {
 
 func (x *RawCheckpoint) Reset() {
 	*x = RawCheckpoint{}
-	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	mi := &file_hearth_v1_job_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2684,7 @@ func (x *RawCheckpoint) String() string {
 func (*RawCheckpoint) ProtoMessage() {}
 
 func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	mi := &file_hearth_v1_job_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2697,7 @@ func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawCheckpoint.ProtoReflect.Descriptor instead.
 func (*RawCheckpoint) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{33}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RawCheckpoint) GetLayout() *ModelLayout {
@@ -2632,7 +2725,7 @@ type GetCredentialKeys struct {
 
 func (x *GetCredentialKeys) Reset() {
 	*x = GetCredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[34]
+	mi := &file_hearth_v1_job_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2644,7 +2737,7 @@ func (x *GetCredentialKeys) String() string {
 func (*GetCredentialKeys) ProtoMessage() {}
 
 func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[34]
+	mi := &file_hearth_v1_job_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2657,7 +2750,7 @@ func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKeys.ProtoReflect.Descriptor instead.
 func (*GetCredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{34}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetCredentialKeys) GetSites() []string {
@@ -2680,7 +2773,7 @@ type CredentialKeys struct {
 
 func (x *CredentialKeys) Reset() {
 	*x = CredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[35]
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2692,7 +2785,7 @@ func (x *CredentialKeys) String() string {
 func (*CredentialKeys) ProtoMessage() {}
 
 func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[35]
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2705,7 +2798,7 @@ func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialKeys.ProtoReflect.Descriptor instead.
 func (*CredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{35}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CredentialKeys) GetKeys() []*SealingKey {
@@ -2732,7 +2825,7 @@ type GetCredentialKey struct {
 
 func (x *GetCredentialKey) Reset() {
 	*x = GetCredentialKey{}
-	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2744,7 +2837,7 @@ func (x *GetCredentialKey) String() string {
 func (*GetCredentialKey) ProtoMessage() {}
 
 func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2757,7 +2850,7 @@ func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKey.ProtoReflect.Descriptor instead.
 func (*GetCredentialKey) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{36}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
 }
 
 // SealedCredential is a SignedCredential sealed (bus/envelope.Seal,
@@ -2772,7 +2865,7 @@ type SealedCredential struct {
 
 func (x *SealedCredential) Reset() {
 	*x = SealedCredential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2784,7 +2877,7 @@ func (x *SealedCredential) String() string {
 func (*SealedCredential) ProtoMessage() {}
 
 func (x *SealedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2797,7 +2890,7 @@ func (x *SealedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedCredential.ProtoReflect.Descriptor instead.
 func (*SealedCredential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SealedCredential) GetSite() string {
@@ -2829,7 +2922,7 @@ type SignedCredential struct {
 
 func (x *SignedCredential) Reset() {
 	*x = SignedCredential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2841,7 +2934,7 @@ func (x *SignedCredential) String() string {
 func (*SignedCredential) ProtoMessage() {}
 
 func (x *SignedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2854,7 +2947,7 @@ func (x *SignedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedCredential.ProtoReflect.Descriptor instead.
 func (*SignedCredential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SignedCredential) GetCredential() []byte {
@@ -2894,7 +2987,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2906,7 +2999,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2919,7 +3012,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Credential) GetKind() string {
@@ -3012,7 +3105,7 @@ type SiteCommand struct {
 
 func (x *SiteCommand) Reset() {
 	*x = SiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	mi := &file_hearth_v1_job_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3024,7 +3117,7 @@ func (x *SiteCommand) String() string {
 func (*SiteCommand) ProtoMessage() {}
 
 func (x *SiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	mi := &file_hearth_v1_job_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3037,7 +3130,7 @@ func (x *SiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommand.ProtoReflect.Descriptor instead.
 func (*SiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{40}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SiteCommand) GetSite() string {
@@ -3102,7 +3195,7 @@ type SealedSiteAnswer struct {
 
 func (x *SealedSiteAnswer) Reset() {
 	*x = SealedSiteAnswer{}
-	mi := &file_hearth_v1_job_proto_msgTypes[41]
+	mi := &file_hearth_v1_job_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3114,7 +3207,7 @@ func (x *SealedSiteAnswer) String() string {
 func (*SealedSiteAnswer) ProtoMessage() {}
 
 func (x *SealedSiteAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[41]
+	mi := &file_hearth_v1_job_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3127,7 +3220,7 @@ func (x *SealedSiteAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedSiteAnswer.ProtoReflect.Descriptor instead.
 func (*SealedSiteAnswer) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{41}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SealedSiteAnswer) GetSite() string {
@@ -3159,7 +3252,7 @@ type SignedSiteAnswer struct {
 
 func (x *SignedSiteAnswer) Reset() {
 	*x = SignedSiteAnswer{}
-	mi := &file_hearth_v1_job_proto_msgTypes[42]
+	mi := &file_hearth_v1_job_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3171,7 +3264,7 @@ func (x *SignedSiteAnswer) String() string {
 func (*SignedSiteAnswer) ProtoMessage() {}
 
 func (x *SignedSiteAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[42]
+	mi := &file_hearth_v1_job_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3184,7 +3277,7 @@ func (x *SignedSiteAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedSiteAnswer.ProtoReflect.Descriptor instead.
 func (*SignedSiteAnswer) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{42}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SignedSiteAnswer) GetResult() []byte {
@@ -3227,7 +3320,7 @@ type SignedSiteCommand struct {
 
 func (x *SignedSiteCommand) Reset() {
 	*x = SignedSiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[43]
+	mi := &file_hearth_v1_job_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3239,7 +3332,7 @@ func (x *SignedSiteCommand) String() string {
 func (*SignedSiteCommand) ProtoMessage() {}
 
 func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[43]
+	mi := &file_hearth_v1_job_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3252,7 +3345,7 @@ func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedSiteCommand.ProtoReflect.Descriptor instead.
 func (*SignedSiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{43}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SignedSiteCommand) GetCommand() []byte {
@@ -3305,7 +3398,7 @@ type SiteCommandResult struct {
 
 func (x *SiteCommandResult) Reset() {
 	*x = SiteCommandResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[44]
+	mi := &file_hearth_v1_job_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3317,7 +3410,7 @@ func (x *SiteCommandResult) String() string {
 func (*SiteCommandResult) ProtoMessage() {}
 
 func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[44]
+	mi := &file_hearth_v1_job_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3330,7 +3423,7 @@ func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommandResult.ProtoReflect.Descriptor instead.
 func (*SiteCommandResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{44}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SiteCommandResult) GetSite() string {
@@ -3536,7 +3629,13 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\x05round\x18\x03 \x01(\x03R\x05round\x12\x14\n" +
 	"\x05setup\x18\x04 \x01(\fR\x05setup\x12\x18\n" +
 	"\apayload\x18\x05 \x01(\fR\apayload\x12\x1c\n" +
-	"\tsignature\x18\x06 \x01(\fR\tsignature\"\xf3\x01\n" +
+	"\tsignature\x18\x06 \x01(\fR\tsignature\"\xb5\x01\n" +
+	"\aHEProof\x12\x14\n" +
+	"\x05round\x18\x01 \x01(\x03R\x05round\x125\n" +
+	"\vcommitments\x18\x02 \x03(\v2\x13.hearth.v1.HESignedR\vcommitments\x12-\n" +
+	"\aupdates\x18\x03 \x03(\v2\x13.hearth.v1.HESignedR\aupdates\x12\x16\n" +
+	"\x06active\x18\x04 \x03(\x05R\x06active\x12\x16\n" +
+	"\x06shares\x18\x05 \x03(\fR\x06shares\"\xa2\x02\n" +
 	"\tTrainTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12(\n" +
@@ -3544,7 +3643,8 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\vaudit_event\x18\x04 \x01(\tR\n" +
 	"auditEvent\x12>\n" +
 	"\rglobal_stream\x18\x05 \x01(\v2\x19.hearth.v1.StreamManifestR\fglobalStream\x12.\n" +
-	"\x06layout\x18\x06 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\"\xa2\x03\n" +
+	"\x06layout\x18\x06 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\x12-\n" +
+	"\bhe_proof\x18\a \x01(\v2\x12.hearth.v1.HEProofR\aheProof\"\xa2\x03\n" +
 	"\vTrainResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12(\n" +
@@ -3681,7 +3781,7 @@ func file_hearth_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_hearth_v1_job_proto_goTypes = []any{
 	(JobStatus)(0),                // 0: hearth.v1.JobStatus
 	(*Tensor)(nil),                // 1: hearth.v1.Tensor
@@ -3710,31 +3810,32 @@ var file_hearth_v1_job_proto_goTypes = []any{
 	(*JobJoined)(nil),             // 24: hearth.v1.JobJoined
 	(*SealingKey)(nil),            // 25: hearth.v1.SealingKey
 	(*HESigned)(nil),              // 26: hearth.v1.HESigned
-	(*TrainTask)(nil),             // 27: hearth.v1.TrainTask
-	(*TrainResult)(nil),           // 28: hearth.v1.TrainResult
-	(*EvaluateTask)(nil),          // 29: hearth.v1.EvaluateTask
-	(*EvaluateResult)(nil),        // 30: hearth.v1.EvaluateResult
-	(*LeaveJob)(nil),              // 31: hearth.v1.LeaveJob
-	(*JobRecord)(nil),             // 32: hearth.v1.JobRecord
-	(*JobNonce)(nil),              // 33: hearth.v1.JobNonce
-	(*RawCheckpoint)(nil),         // 34: hearth.v1.RawCheckpoint
-	(*GetCredentialKeys)(nil),     // 35: hearth.v1.GetCredentialKeys
-	(*CredentialKeys)(nil),        // 36: hearth.v1.CredentialKeys
-	(*GetCredentialKey)(nil),      // 37: hearth.v1.GetCredentialKey
-	(*SealedCredential)(nil),      // 38: hearth.v1.SealedCredential
-	(*SignedCredential)(nil),      // 39: hearth.v1.SignedCredential
-	(*Credential)(nil),            // 40: hearth.v1.Credential
-	(*SiteCommand)(nil),           // 41: hearth.v1.SiteCommand
-	(*SealedSiteAnswer)(nil),      // 42: hearth.v1.SealedSiteAnswer
-	(*SignedSiteAnswer)(nil),      // 43: hearth.v1.SignedSiteAnswer
-	(*SignedSiteCommand)(nil),     // 44: hearth.v1.SignedSiteCommand
-	(*SiteCommandResult)(nil),     // 45: hearth.v1.SiteCommandResult
-	nil,                           // 46: hearth.v1.JobRecord.JoinedEntry
-	nil,                           // 47: hearth.v1.CredentialKeys.MissingEntry
-	nil,                           // 48: hearth.v1.SiteCommandResult.FactsEntry
-	(*StreamManifest)(nil),        // 49: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),           // 50: hearth.v1.ModelLayout
-	(*SealedBody)(nil),            // 51: hearth.v1.SealedBody
+	(*HEProof)(nil),               // 27: hearth.v1.HEProof
+	(*TrainTask)(nil),             // 28: hearth.v1.TrainTask
+	(*TrainResult)(nil),           // 29: hearth.v1.TrainResult
+	(*EvaluateTask)(nil),          // 30: hearth.v1.EvaluateTask
+	(*EvaluateResult)(nil),        // 31: hearth.v1.EvaluateResult
+	(*LeaveJob)(nil),              // 32: hearth.v1.LeaveJob
+	(*JobRecord)(nil),             // 33: hearth.v1.JobRecord
+	(*JobNonce)(nil),              // 34: hearth.v1.JobNonce
+	(*RawCheckpoint)(nil),         // 35: hearth.v1.RawCheckpoint
+	(*GetCredentialKeys)(nil),     // 36: hearth.v1.GetCredentialKeys
+	(*CredentialKeys)(nil),        // 37: hearth.v1.CredentialKeys
+	(*GetCredentialKey)(nil),      // 38: hearth.v1.GetCredentialKey
+	(*SealedCredential)(nil),      // 39: hearth.v1.SealedCredential
+	(*SignedCredential)(nil),      // 40: hearth.v1.SignedCredential
+	(*Credential)(nil),            // 41: hearth.v1.Credential
+	(*SiteCommand)(nil),           // 42: hearth.v1.SiteCommand
+	(*SealedSiteAnswer)(nil),      // 43: hearth.v1.SealedSiteAnswer
+	(*SignedSiteAnswer)(nil),      // 44: hearth.v1.SignedSiteAnswer
+	(*SignedSiteCommand)(nil),     // 45: hearth.v1.SignedSiteCommand
+	(*SiteCommandResult)(nil),     // 46: hearth.v1.SiteCommandResult
+	nil,                           // 47: hearth.v1.JobRecord.JoinedEntry
+	nil,                           // 48: hearth.v1.CredentialKeys.MissingEntry
+	nil,                           // 49: hearth.v1.SiteCommandResult.FactsEntry
+	(*StreamManifest)(nil),        // 50: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),           // 51: hearth.v1.ModelLayout
+	(*SealedBody)(nil),            // 52: hearth.v1.SealedBody
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
@@ -3750,47 +3851,50 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	4,  // 10: hearth.v1.CrossSiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	4,  // 11: hearth.v1.SiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	3,  // 12: hearth.v1.SubmitJob.job:type_name -> hearth.v1.SignedJob
-	38, // 13: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
+	39, // 13: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
 	15, // 14: hearth.v1.PreflightReport.sites:type_name -> hearth.v1.PreflightAnswer
 	13, // 15: hearth.v1.PreflightReport.signed:type_name -> hearth.v1.SignedPreflightAnswer
 	3,  // 16: hearth.v1.Preflight.job:type_name -> hearth.v1.SignedJob
-	38, // 17: hearth.v1.Preflight.credential:type_name -> hearth.v1.SealedCredential
+	39, // 17: hearth.v1.Preflight.credential:type_name -> hearth.v1.SealedCredential
 	7,  // 18: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
 	7,  // 19: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
 	2,  // 20: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
-	49, // 21: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
-	50, // 22: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
+	50, // 21: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
+	51, // 22: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
 	3,  // 23: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
-	38, // 24: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
+	39, // 24: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
 	25, // 25: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
-	2,  // 26: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	49, // 27: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	50, // 28: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
-	2,  // 29: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
-	4,  // 30: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	49, // 31: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
-	26, // 32: hearth.v1.TrainResult.encrypted:type_name -> hearth.v1.HESigned
-	2,  // 33: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	49, // 34: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	50, // 35: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
-	4,  // 36: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	8,  // 37: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
-	0,  // 38: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	7,  // 39: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 40: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	46, // 41: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	50, // 42: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	25, // 43: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
-	47, // 44: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
-	51, // 45: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
-	51, // 46: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
-	38, // 47: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
-	48, // 48: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
-	49, // [49:49] is the sub-list for method output_type
-	49, // [49:49] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	26, // 26: hearth.v1.HEProof.commitments:type_name -> hearth.v1.HESigned
+	26, // 27: hearth.v1.HEProof.updates:type_name -> hearth.v1.HESigned
+	2,  // 28: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
+	50, // 29: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	51, // 30: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	27, // 31: hearth.v1.TrainTask.he_proof:type_name -> hearth.v1.HEProof
+	2,  // 32: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
+	4,  // 33: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
+	50, // 34: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	26, // 35: hearth.v1.TrainResult.encrypted:type_name -> hearth.v1.HESigned
+	2,  // 36: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
+	50, // 37: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	51, // 38: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	4,  // 39: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	8,  // 40: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
+	0,  // 41: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	7,  // 42: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 43: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	47, // 44: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	51, // 45: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	25, // 46: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
+	48, // 47: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
+	52, // 48: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
+	52, // 49: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
+	39, // 50: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
+	49, // 51: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
+	52, // [52:52] is the sub-list for method output_type
+	52, // [52:52] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
@@ -3806,7 +3910,7 @@ func file_hearth_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_job_proto_rawDesc), len(file_hearth_v1_job_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   48,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
