@@ -83,6 +83,9 @@ type Manifest struct {
 	// (actors/learning/quantize): float32 (the default), float16, bfloat16
 	// or int8-block64. The aggregator sums the decoded values in full
 	// precision; models sent inline (up to InlineLimit) stay float32.
+	// float16 turns magnitudes from 65520 into infinities, which the
+	// aggregator refuses in an update and which fail a site's training in
+	// a global model: it is for models whose values stay within +-65504.
 	Quantize string `yaml:"quantize,omitempty" json:"Quantize,omitempty"`
 }
 
