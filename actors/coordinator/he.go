@@ -63,7 +63,8 @@ type heState struct {
 	weightSum    float64
 	active       []string
 	decShares    map[string]*he.DecryptionShare
-	decRaw       map[string][]byte
+	decSigned    map[string]*hearthv1.HESigned
+	revealW      map[string]float64 // each contributor's weight, as it signed it
 	// proof is the last round's decryption, which the next round's tasks
 	// carry for each site to check the global model against.
 	proof  *hearthv1.HEProof
@@ -358,7 +359,7 @@ func (w *workflow) startReveal(ctx actor.Context) {
 		commits[i] = h.roundCommits[s]
 	}
 	h.revealSet, h.revealDigest = set, hejob.CommitmentsDigest(commits)
-	h.updates, h.cts, h.sum = map[string]*hearthv1.HESigned{}, map[string]*he.Ciphertext{}, nil
+	h.updates, h.cts, h.sum, h.revealW = map[string]*hearthv1.HESigned{}, map[string]*he.Ciphertext{}, nil, map[string]float64{}
 	w.phase, w.pending = revealing, map[string]bool{}
 	for _, s := range set {
 		w.ask(ctx, s, &hearthv1.HEReveal{JobId: w.id(), Round: w.round, Commitments: commits})
@@ -392,7 +393,7 @@ func (w *workflow) heRevealed(site string, m *hearthv1.HERevealed) error {
 	case ct.Summands() != 1:
 		return fmt.Errorf("a ciphertext that is a sum of %d updates", ct.Summands())
 	}
-	h.updates[site], h.cts[site] = m.Update, ct
+	h.updates[site], h.cts[site], h.revealW[site] = m.Update, ct, u.Weight
 	w.bytes += int64(proto.Size(m.Update))
 	return nil
 }
@@ -442,7 +443,7 @@ func (w *workflow) startDecrypt(ctx actor.Context) {
 		h.weightSum = 0
 		for i, s := range contributors {
 			cts[i] = h.cts[s]
-			h.weightSum += h.weights[s]
+			h.weightSum += h.revealW[s] // as signed, in the order the sites add them up too
 		}
 		sum, err := he.Sum(cts...)
 		if err != nil {
@@ -475,7 +476,7 @@ func (w *workflow) startDecrypt(ctx actor.Context) {
 	for i, s := range contributors {
 		updates[i], commits[i] = h.updates[s], h.roundCommits[s]
 	}
-	h.active, h.decShares, h.decRaw, h.answered = active, map[string]*he.DecryptionShare{}, map[string][]byte{}, map[string]bool{}
+	h.active, h.decShares, h.decSigned, h.answered = active, map[string]*he.DecryptionShare{}, map[string]*hearthv1.HESigned{}, map[string]bool{}
 	w.phase, w.pending = decrypting, map[string]bool{}
 	w.audit(auditor.Event{Action: "he.decrypt", JobID: w.id(), Round: w.round, Detail: map[string]string{
 		"contributors": strings.Join(contributors, ","), "active": strings.Join(active, ",")}})
@@ -494,14 +495,17 @@ func (w *workflow) heDecryptionShare(site string, i int, m *hearthv1.HEDecryptio
 	if m.Round != w.round {
 		return fmt.Errorf("a decryption share for round %d during round %d", m.Round, w.round)
 	}
+	if err := w.statement(m.Share, site, hejob.KindDecryptionShare, w.round); err != nil {
+		return err
+	}
 	s := new(he.DecryptionShare)
-	if err := s.UnmarshalBinary(m.Share); err != nil {
+	if err := s.UnmarshalBinary(m.Share.Payload); err != nil {
 		return err
 	}
 	if s.From() != i {
 		return fmt.Errorf("the decryption share of party %d, not its own (%d)", s.From(), i)
 	}
-	h.decShares[site], h.decRaw[site] = s, m.Share
+	h.decShares[site], h.decSigned[site] = s, m.Share
 	return nil
 }
 
@@ -532,7 +536,7 @@ func (w *workflow) decryptNext(ctx actor.Context) {
 	mean := &model.Model{Tensors: make([]model.Tensor, len(h.layout))}
 	flat := make([]float32, len(values))
 	for i, v := range values {
-		flat[i] = float32(v / h.weightSum)
+		flat[i] = float32(v / h.weightSum) // as each site recomputes it (hejob.SameMean)
 	}
 	off := 0
 	for k, s := range h.layout {
@@ -545,12 +549,14 @@ func (w *workflow) decryptNext(ctx actor.Context) {
 		proof.Commitments, proof.Updates = append(proof.Commitments, h.roundCommits[s]), append(proof.Updates, h.updates[s])
 	}
 	for _, p := range h.active {
-		proof.Active, proof.Shares = append(proof.Active, int32(h.index[p])), append(proof.Shares, h.decRaw[p])
+		proof.Active, proof.Shares = append(proof.Active, int32(h.index[p])), append(proof.Shares, h.decSigned[p])
 	}
 	h.proof = proof
 	w.audit(auditor.Event{Action: "he.decrypted", JobID: w.id(), Round: w.round, Detail: map[string]string{
 		"active": strings.Join(h.active, ","), "weight": fmt.Sprintf("%.6f", h.weightSum)}})
-	ctx.Send(w.agg, &aggregator.Fold{Round: w.round, Site: heSum, Update: mean, Weight: h.weightSum})
+	// Weight 1: the one update's mean is itself, bit for bit, as the
+	// sites check it.
+	ctx.Send(w.agg, &aggregator.Fold{Round: w.round, Site: heSum, Update: mean, Weight: 1})
 	w.phase = closing
 	w.askAggregator(ctx, &aggregator.Close{Round: w.round})
 }

@@ -582,6 +582,9 @@ func (w *workflow) evaluate(ctx actor.Context, o *aggregator.Offered) {
 			continue
 		}
 		t := &hearthv1.EvaluateTask{JobId: w.id(), Model: wire}
+		if w.he != nil {
+			t.HeProof = w.he.proof // the last round's decryption, which the final model is the mean of
+		}
 		if wire == nil {
 			t.ModelStream, t.Layout = o.Manifest[s], layout
 		}

@@ -65,6 +65,7 @@ const (
 	KindKeyShare         = "key_share"
 	KindUpdateCommitment = "update_commitment"
 	KindUpdate           = "update"
+	KindDecryptionShare  = "decryption_share"
 )
 
 // Purpose is the signing purpose of HE statements (envelope.Signer.SignFor).
@@ -303,17 +304,15 @@ func CheckModel(values, parties, t int) error {
 	return nil
 }
 
-// SameMean says whether a global model's values are the decrypted mean
-// (the float64 values of a sum over weight), as the server's aggregator
-// makes it: float32 values within a relative 1e-6 (the aggregator's
-// rounding).
+// SameMean says whether a global model's values are the decrypted mean,
+// exactly as the server makes it: each value the float32 of the decrypted
+// float64 over the sum of the contributors' weights, in their order.
 func SameMean(global []float32, sum []float64, weight float64) error {
 	if len(global) != len(sum) {
 		return fmt.Errorf("a global model of %d values for a sum of %d", len(global), len(sum))
 	}
 	for i, g := range global {
-		want := sum[i] / weight
-		if math.Abs(float64(g)-want) > 1e-6*max(1, math.Abs(want)) {
+		if want := float32(sum[i] / weight); g != want {
 			return fmt.Errorf("value %d of the global model is %g; the decrypted mean is %g", i, g, want)
 		}
 	}

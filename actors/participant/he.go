@@ -53,6 +53,7 @@ type heJob struct {
 	// weight from them.
 	commitments []he.Commitment
 	weight      float64
+	weights     map[string]float64 // every party's, from the signed commitments
 	// Sending the threshold shares: the server's request, answered once
 	// every other party took its share.
 	sharing bool
@@ -313,7 +314,8 @@ func (p *Participant) takeCommitments(j *joined, m *hearthv1.HEKeyExchange) ([]b
 		return nil, err
 	}
 	h.commitments = commitments
-	h.weight = hejob.Weights(samples, j.manifest.Aggregation.ShareCap(len(h.parties)))[p.cfg.Self.Name]
+	h.weights = hejob.Weights(samples, j.manifest.Aggregation.ShareCap(len(h.parties)))
+	h.weight = h.weights[p.cfg.Self.Name]
 	return raw, nil
 }
 
@@ -551,13 +553,17 @@ func (p *Participant) heDecrypt(ctx actor.Context, m *hearthv1.HEDecrypt) {
 		return
 	}
 	raw, contributors, err := p.decryptShare(j, m)
+	var st *hearthv1.HESigned
+	if err == nil { // signed, so that the next round's proof carries it unchanged
+		st, err = hejob.Sign(p.cfg.Signer, j.id, hejob.KindDecryptionShare, m.Round, j.he.setupID(), raw)
+	}
 	if err != nil {
 		p.heRefuse(ctx, j, server, fmt.Sprintf("the decryption of round %d", m.Round), m.Round, err)
 		return
 	}
 	p.audit(auditor.Event{Action: "he.decryption_share", JobID: j.id, Round: m.Round, Peer: server, Detail: map[string]string{
 		"contributors": strings.Join(contributors, ",")}})
-	ctx.Respond(&hearthv1.HEDecryptionShare{JobId: j.id, Round: m.Round, Share: raw})
+	ctx.Respond(&hearthv1.HEDecryptionShare{JobId: j.id, Round: m.Round, Share: st})
 }
 
 // decryptShare makes this site's share of the decryption of a round's
@@ -618,6 +624,9 @@ func (p *Participant) roundUpdates(j *joined, round int64, commitments, updates 
 		if err == nil {
 			err = hejob.CheckReveal(u, committed[st.Site], digest)
 		}
+		if err == nil && !hejob.SameWeight(u.Weight, h.weights[st.Site]) {
+			err = fmt.Errorf("encrypted at weight %g; its committed samples give %g", u.Weight, h.weights[st.Site])
+		}
 		if err != nil {
 			return nil, nil, 0, fmt.Errorf("update of %s: %w", st.Site, err)
 		}
@@ -637,6 +646,9 @@ func (p *Participant) roundUpdates(j *joined, round int64, commitments, updates 
 // the last, the server leaving a site out of it).
 func (p *Participant) checkHEGlobal(j *joined, round int64, global *model.Model, proof *hearthv1.HEProof) error {
 	h := j.he
+	if h.pk == nil {
+		return errors.New("this site holds no key for the job yet (its key setup is not done)")
+	}
 	flat := make([]float32, 0, global.NumParams())
 	for _, t := range global.Tensors {
 		flat = append(flat, t.Data...)
@@ -674,11 +686,28 @@ func (p *Participant) checkHEGlobal(j *joined, round int64, global *model.Model,
 	if err != nil {
 		return err
 	}
+	active := make([]int, len(proof.Active))
+	for k, a := range proof.Active {
+		active[k] = int(a)
+	}
 	shares := make([]*he.DecryptionShare, len(proof.Shares))
-	for k, raw := range proof.Shares {
+	seen := map[string]bool{}
+	for k, st := range proof.Shares {
+		site := st.GetSite()
+		i := slices.Index(h.parties, site)
+		if i < 0 || seen[site] {
+			return fmt.Errorf("round %d's decryption share of %q: not a party's, or twice", proof.Round, envelope.Clip(site, 64))
+		}
+		seen[site] = true
+		if err := p.verifyStatement(j, st, site, hejob.KindDecryptionShare, proof.Round); err != nil {
+			return fmt.Errorf("round %d's decryption: %w", proof.Round, err)
+		}
 		shares[k] = new(he.DecryptionShare)
-		if err := shares[k].UnmarshalBinary(raw); err != nil {
-			return fmt.Errorf("round %d's decryption share %d: %w", proof.Round, k, err)
+		if err := shares[k].UnmarshalBinary(st.Payload); err != nil {
+			return fmt.Errorf("round %d's decryption share of %s: %w", proof.Round, site, err)
+		}
+		if shares[k].From() != i || !slices.Equal(shares[k].Active(), active) {
+			return fmt.Errorf("round %d's decryption share of %s: made as party %d for %v, not party %d for %v", proof.Round, site, shares[k].From(), shares[k].Active(), i, active)
 		}
 	}
 	values, err := he.Combine(h.params, h.pk, sum, shares)

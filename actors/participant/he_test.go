@@ -300,6 +300,35 @@ func TestHESiteRefusesACompromisedServer(t *testing.T) {
 			t.Fatalf("decryptShare = %v, want a refusal", err)
 		}
 	})
+	t.Run("decrypt: a colluder's update at a weight of its choosing", func(t *testing.T) {
+		// In round 4 site-2 commits and reveals at weight 1, validly
+		// signed: the mean would be nearly its update alone.
+		var set []*hearthv1.HESigned
+		for i, s := range f.sites {
+			st, err := s.p.encryptUpdate(s.j, 4, heModel(float32(i), 0, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			set = append(set, st)
+		}
+		f.sites[1].j.he.mu.Lock()
+		ct2 := f.sites[1].j.he.pending.ct
+		f.sites[1].j.he.mu.Unlock()
+		set[1], _ = hejob.Sign(f.sites[1].signer, heJobID, hejob.KindUpdateCommitment, 4, setup, hejob.UpdateCommitmentPayload(1, ct2))
+		heavy, _ := hejob.Sign(f.sites[1].signer, heJobID, hejob.KindUpdate, 4, setup, hejob.UpdatePayload(1, hejob.CommitmentsDigest(set), ct2))
+		var reveals []*hearthv1.HESigned
+		for _, i := range []int{0, 2} {
+			st, err := f.sites[i].p.reveal(f.sites[i].j, &hearthv1.HEReveal{JobId: heJobID, Round: 4, Commitments: set})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reveals = append(reveals, st)
+		}
+		m := &hearthv1.HEDecrypt{JobId: heJobID, Round: 4, Updates: []*hearthv1.HESigned{reveals[0], heavy, reveals[1]}, Active: []int32{0, 1}, Commitments: set}
+		if _, _, err := site1.p.decryptShare(site1.j, m); err == nil || !strings.Contains(err.Error(), "encrypted at weight 1") {
+			t.Fatalf("decryptShare = %v, want a refusal of the weight", err)
+		}
+	})
 	t.Run("reveal: only after committing, only its own, against one set only", func(t *testing.T) {
 		var c2 []*hearthv1.HESigned
 		for i, s := range f.sites {
@@ -587,7 +616,11 @@ func TestHESiteChecksTheGlobalModel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		proof.Shares = append(proof.Shares, raw)
+		st, err := hejob.Sign(f.sites[i].signer, heJobID, hejob.KindDecryptionShare, 1, s.j.he.setupID(), raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proof.Shares = append(proof.Shares, st)
 	}
 	// The mean as the server makes it: the decrypted sum over the weights
 	// (100, 200, 300 of 600: within CKKS's error of the plaintext mean).
@@ -598,9 +631,9 @@ func TestHESiteChecksTheGlobalModel(t *testing.T) {
 		u, _ := hejob.ParseUpdate(st.Payload)
 		cts, weight = append(cts, u.Ciphertext), weight+u.Weight
 	}
-	for _, raw := range proof.Shares {
+	for _, st := range proof.Shares {
 		ds := new(he.DecryptionShare)
-		if err := ds.UnmarshalBinary(raw); err != nil {
+		if err := ds.UnmarshalBinary(st.Payload); err != nil {
 			t.Fatal(err)
 		}
 		shares = append(shares, ds)
@@ -619,8 +652,11 @@ func TestHESiteChecksTheGlobalModel(t *testing.T) {
 	}
 	nudged := mean.Clone()
 	nudged.Tensors[0].Data[1] += 1e-3 // nearly the mean: a release nearly the same as another
-	forged := proto.Clone(proof).(*hearthv1.HEProof)
-	forged.Shares[1] = proof.Shares[0]
+	twice := proto.Clone(proof).(*hearthv1.HEProof)
+	twice.Shares[1] = proof.Shares[0]
+	// The server shifts a share to decrypt to a model of its choosing.
+	shifted := proto.Clone(proof).(*hearthv1.HEProof)
+	shifted.Shares[1].Payload[len(shifted.Shares[1].Payload)-1] ^= 1
 	for _, tc := range []struct {
 		name   string
 		global *model.Model
@@ -630,7 +666,8 @@ func TestHESiteChecksTheGlobalModel(t *testing.T) {
 		{"another model", nudged, proof, "not round 1's decrypted mean"},
 		{"no proof", mean, nil, "without the decryption of round 1"},
 		{"a proof of another round", mean, &hearthv1.HEProof{Round: 2, Commitments: commits, Updates: updates, Active: proof.Active, Shares: proof.Shares}, "without the decryption of round 1"},
-		{"one party's share twice", mean, forged, "twice"},
+		{"one party's share twice", mean, twice, "twice"},
+		{"a share the server changed", mean, shifted, "does not verify"},
 		{"a share short", mean, &hearthv1.HEProof{Round: 1, Commitments: commits, Updates: updates, Active: proof.Active, Shares: proof.Shares[:1]}, "threshold 2"},
 		{"an update left out", mean, &hearthv1.HEProof{Round: 1, Commitments: commits, Updates: updates[:2], Active: proof.Active, Shares: proof.Shares}, "2 updates for 3 commitments"},
 	} {

@@ -685,10 +685,19 @@ func (p *Participant) evaluate(ctx actor.Context, m *hearthv1.EvaluateTask) {
 		return
 	}
 	if m.ModelStream != nil {
+		if j.he != nil {
+			ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, "a job under homomorphic encryption evaluates a model sent inline only, with its proof"))
+			return
+		}
 		p.evaluateStreamed(ctx, m, j, from, received)
 		return
 	}
 	mdl, err := job.FromWire(m.Model)
+	if err == nil && j.he != nil { // the final model must be the last round's decrypted mean
+		if err = p.checkHEGlobal(j, int64(j.manifest.Rounds)+1, mdl, m.HeProof); err != nil {
+			p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received, Detail: map[string]string{"reason": err.Error()}})
+		}
+	}
 	if err == nil {
 		mdl, err = p.filterIncoming(j, m.JobId, 0, mdl) // the scope's filters on what enters, as for training
 	}

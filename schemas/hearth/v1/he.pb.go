@@ -600,11 +600,14 @@ func (x *HERevealed) GetUpdate() *HESigned {
 	return nil
 }
 
+// HEDecryptionShare is a party's decryption share of the round's sum,
+// signed (kind "decryption_share", its payload the share's encoding), so
+// that the next round's HEProof carries shares the server cannot change.
 type HEDecryptionShare struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	Round         int64                  `protobuf:"varint,2,opt,name=round,proto3" json:"round,omitempty"`
-	Share         []byte                 `protobuf:"bytes,3,opt,name=share,proto3" json:"share,omitempty"`
+	Share         *HESigned              `protobuf:"bytes,3,opt,name=share,proto3" json:"share,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -653,7 +656,7 @@ func (x *HEDecryptionShare) GetRound() int64 {
 	return 0
 }
 
-func (x *HEDecryptionShare) GetShare() []byte {
+func (x *HEDecryptionShare) GetShare() *HESigned {
 	if x != nil {
 		return x.Share
 	}
@@ -803,11 +806,11 @@ const file_hearth_v1_he_proto_rawDesc = "" +
 	"HERevealed\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12+\n" +
-	"\x06update\x18\x03 \x01(\v2\x13.hearth.v1.HESignedR\x06update\"V\n" +
+	"\x06update\x18\x03 \x01(\v2\x13.hearth.v1.HESignedR\x06update\"k\n" +
 	"\x11HEDecryptionShare\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
-	"\x05round\x18\x02 \x01(\x03R\x05round\x12\x14\n" +
-	"\x05share\x18\x03 \x01(\fR\x05share\"?\n" +
+	"\x05round\x18\x02 \x01(\x03R\x05round\x12)\n" +
+	"\x05share\x18\x03 \x01(\v2\x13.hearth.v1.HESignedR\x05share\"?\n" +
 	"\x10HEThresholdShare\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05share\x18\x02 \x01(\fR\x05share\"%\n" +
@@ -853,11 +856,12 @@ var file_hearth_v1_he_proto_depIdxs = []int32{
 	13, // 6: hearth.v1.HECommitted.commitment:type_name -> hearth.v1.HESigned
 	13, // 7: hearth.v1.HEShared.share:type_name -> hearth.v1.HESigned
 	13, // 8: hearth.v1.HERevealed.update:type_name -> hearth.v1.HESigned
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	13, // 9: hearth.v1.HEDecryptionShare.share:type_name -> hearth.v1.HESigned
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_he_proto_init() }

@@ -1927,7 +1927,8 @@ func (x *SealingKey) GetCertificate() []byte {
 type HESigned struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Site  string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
-	// "commitment", "key_share", "update_commitment" or "update".
+	// "commitment", "key_share", "update_commitment", "update" or
+	// "decryption_share".
 	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	// The round of an update; 0 for the setup's statements.
 	Round int64 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
@@ -2025,12 +2026,13 @@ func (x *HESigned) GetSignature() []byte {
 // it trains from (a model altered to be nearly the last one would get a
 // release nearly the same as the last, without a site).
 type HEProof struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Round         int64                  `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
-	Commitments   []*HESigned            `protobuf:"bytes,2,rep,name=commitments,proto3" json:"commitments,omitempty"`
-	Updates       []*HESigned            `protobuf:"bytes,3,rep,name=updates,proto3" json:"updates,omitempty"`
-	Active        []int32                `protobuf:"varint,4,rep,packed,name=active,proto3" json:"active,omitempty"`
-	Shares        [][]byte               `protobuf:"bytes,5,rep,name=shares,proto3" json:"shares,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Round       int64                  `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
+	Commitments []*HESigned            `protobuf:"bytes,2,rep,name=commitments,proto3" json:"commitments,omitempty"`
+	Updates     []*HESigned            `protobuf:"bytes,3,rep,name=updates,proto3" json:"updates,omitempty"`
+	Active      []int32                `protobuf:"varint,4,rep,packed,name=active,proto3" json:"active,omitempty"`
+	// Each active party's signed decryption share (kind "decryption_share").
+	Shares        []*HESigned `protobuf:"bytes,5,rep,name=shares,proto3" json:"shares,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2093,7 +2095,7 @@ func (x *HEProof) GetActive() []int32 {
 	return nil
 }
 
-func (x *HEProof) GetShares() [][]byte {
+func (x *HEProof) GetShares() []*HESigned {
 	if x != nil {
 		return x.Shares
 	}
@@ -2335,12 +2337,15 @@ func (x *TrainResult) GetEncrypted() *HESigned {
 // data: the model inline, or offered as the stream model_stream of the
 // float32 values of layout when too large for one envelope.
 type EvaluateTask struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Model         *Model                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
-	AuditEvent    string                 `protobuf:"bytes,3,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
-	ModelStream   *StreamManifest        `protobuf:"bytes,4,opt,name=model_stream,json=modelStream,proto3" json:"model_stream,omitempty"`
-	Layout        *ModelLayout           `protobuf:"bytes,5,opt,name=layout,proto3" json:"layout,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	JobId       string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Model       *Model                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	AuditEvent  string                 `protobuf:"bytes,3,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	ModelStream *StreamManifest        `protobuf:"bytes,4,opt,name=model_stream,json=modelStream,proto3" json:"model_stream,omitempty"`
+	Layout      *ModelLayout           `protobuf:"bytes,5,opt,name=layout,proto3" json:"layout,omitempty"`
+	// Under homomorphic encryption: the last round's decryption, which model
+	// must be the mean of (as TrainTask's).
+	HeProof       *HEProof `protobuf:"bytes,6,opt,name=he_proof,json=heProof,proto3" json:"he_proof,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2406,6 +2411,13 @@ func (x *EvaluateTask) GetModelStream() *StreamManifest {
 func (x *EvaluateTask) GetLayout() *ModelLayout {
 	if x != nil {
 		return x.Layout
+	}
+	return nil
+}
+
+func (x *EvaluateTask) GetHeProof() *HEProof {
+	if x != nil {
+		return x.HeProof
 	}
 	return nil
 }
@@ -3629,13 +3641,13 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\x05round\x18\x03 \x01(\x03R\x05round\x12\x14\n" +
 	"\x05setup\x18\x04 \x01(\fR\x05setup\x12\x18\n" +
 	"\apayload\x18\x05 \x01(\fR\apayload\x12\x1c\n" +
-	"\tsignature\x18\x06 \x01(\fR\tsignature\"\xb5\x01\n" +
+	"\tsignature\x18\x06 \x01(\fR\tsignature\"\xca\x01\n" +
 	"\aHEProof\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x03R\x05round\x125\n" +
 	"\vcommitments\x18\x02 \x03(\v2\x13.hearth.v1.HESignedR\vcommitments\x12-\n" +
 	"\aupdates\x18\x03 \x03(\v2\x13.hearth.v1.HESignedR\aupdates\x12\x16\n" +
-	"\x06active\x18\x04 \x03(\x05R\x06active\x12\x16\n" +
-	"\x06shares\x18\x05 \x03(\fR\x06shares\"\xa2\x02\n" +
+	"\x06active\x18\x04 \x03(\x05R\x06active\x12+\n" +
+	"\x06shares\x18\x05 \x03(\v2\x13.hearth.v1.HESignedR\x06shares\"\xa2\x02\n" +
 	"\tTrainTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12(\n" +
@@ -3661,14 +3673,15 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\rupdate_stream\x18\t \x01(\v2\x19.hearth.v1.StreamManifestR\fupdateStream\x12\x18\n" +
 	"\aepsilon\x18\n" +
 	" \x01(\x01R\aepsilon\x121\n" +
-	"\tencrypted\x18\v \x01(\v2\x13.hearth.v1.HESignedR\tencrypted\"\xdc\x01\n" +
+	"\tencrypted\x18\v \x01(\v2\x13.hearth.v1.HESignedR\tencrypted\"\x8b\x02\n" +
 	"\fEvaluateTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
 	"\x05model\x18\x02 \x01(\v2\x10.hearth.v1.ModelR\x05model\x12\x1f\n" +
 	"\vaudit_event\x18\x03 \x01(\tR\n" +
 	"auditEvent\x12<\n" +
 	"\fmodel_stream\x18\x04 \x01(\v2\x19.hearth.v1.StreamManifestR\vmodelStream\x12.\n" +
-	"\x06layout\x18\x05 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\"\xac\x01\n" +
+	"\x06layout\x18\x05 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\x12-\n" +
+	"\bhe_proof\x18\x06 \x01(\v2\x12.hearth.v1.HEProofR\aheProof\"\xac\x01\n" +
 	"\x0eEvaluateResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
 	"\x04test\x18\x02 \x01(\v2\x12.hearth.v1.MetricsR\x04test\x12\x1f\n" +
@@ -3866,35 +3879,37 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	25, // 25: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
 	26, // 26: hearth.v1.HEProof.commitments:type_name -> hearth.v1.HESigned
 	26, // 27: hearth.v1.HEProof.updates:type_name -> hearth.v1.HESigned
-	2,  // 28: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	50, // 29: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	51, // 30: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
-	27, // 31: hearth.v1.TrainTask.he_proof:type_name -> hearth.v1.HEProof
-	2,  // 32: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
-	4,  // 33: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	50, // 34: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
-	26, // 35: hearth.v1.TrainResult.encrypted:type_name -> hearth.v1.HESigned
-	2,  // 36: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	50, // 37: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	51, // 38: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
-	4,  // 39: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	8,  // 40: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
-	0,  // 41: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	7,  // 42: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 43: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	47, // 44: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	51, // 45: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	25, // 46: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
-	48, // 47: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
-	52, // 48: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
-	52, // 49: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
-	39, // 50: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
-	49, // 51: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
-	52, // [52:52] is the sub-list for method output_type
-	52, // [52:52] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	26, // 28: hearth.v1.HEProof.shares:type_name -> hearth.v1.HESigned
+	2,  // 29: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
+	50, // 30: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	51, // 31: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	27, // 32: hearth.v1.TrainTask.he_proof:type_name -> hearth.v1.HEProof
+	2,  // 33: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
+	4,  // 34: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
+	50, // 35: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	26, // 36: hearth.v1.TrainResult.encrypted:type_name -> hearth.v1.HESigned
+	2,  // 37: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
+	50, // 38: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	51, // 39: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	27, // 40: hearth.v1.EvaluateTask.he_proof:type_name -> hearth.v1.HEProof
+	4,  // 41: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	8,  // 42: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
+	0,  // 43: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	7,  // 44: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 45: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	47, // 46: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	51, // 47: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	25, // 48: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
+	48, // 49: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
+	52, // 50: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
+	52, // 51: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
+	39, // 52: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
+	49, // 53: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
+	54, // [54:54] is the sub-list for method output_type
+	54, // [54:54] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
