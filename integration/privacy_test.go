@@ -29,9 +29,11 @@ func TestSitePrivacyScopes(t *testing.T) {
 	  {"name": "filtered", "task_result_filters": [{"path": "nvflare.app_common.filters.percentile_privacy.PercentilePrivacy", "args": {"percentile": 20, "gamma": 0.5}}]},
 	  {"name": "private", "properties": {"dp_budget": {"epsilon": 6, "delta": 1e-5}}},
 	  {"name": "noised", "properties": {"dp_budget": {"epsilon": 2, "delta": 1e-5}},
-	   "task_result_filters": [{"path": "gaussian_privacy", "args": {"noise_multiplier": 10, "clip_norm": 10}}]}],
+	   "task_result_filters": [{"path": "gaussian_privacy", "args": {"noise_multiplier": 10, "clip_norm": 10}}]},
+	  {"name": "incoming", "task_data_filters": [{"path": "percentile_privacy", "args": {"percentile": 10, "gamma": 1}}]},
+	  {"name": "excluding", "task_result_filters": [{"path": "exclude_vars", "args": {"exclude_vars": ["dense0/bias"]}}]}],
 	 "default_scope": "public"}`)
-	writePolicy("site-2", `{"scopes": [{"name": "public"},
+	writePolicy("site-2", `{"scopes": [{"name": "public"}, {"name": "excluding"},
 	  {"name": "noised", "properties": {"dp_budget": {"epsilon": 100, "delta": 1e-5}},
 	   "task_result_filters": [{"path": "gaussian_privacy", "args": {"noise_multiplier": 10, "clip_norm": 10}}]}],
 	 "default_scope": "public"}`)
@@ -63,6 +65,35 @@ func TestSitePrivacyScopes(t *testing.T) {
 		}
 		return id, answered
 	}
+
+	t.Run("a streamed model through the scope's incoming filters", func(t *testing.T) {
+		id, answered := run(t, jobSpec{rounds: 2, minSites: 1, timeout: "60s",
+			trainer: "{kind: mlp, hidden: [1024, 256], learning_rate: 0.003, epochs: 1, batch_size: 32, seed: 1}"}.manifest()+"privacy_scope: incoming\n")
+		if len(answered) != 2 || !slices.Equal(answered[1], []string{"site-1"}) {
+			t.Fatalf("rounds answered %v, want two by site-1 (the others have no scope incoming)", answered)
+		}
+		in := auditOf(t, p, "site-1", func(r auditor.Record) bool {
+			return r.Action == "privacy.filtered" && r.JobID == id && r.Detail["direction"] == "in"
+		})
+		if len(in) < 2 || in[0].Detail["filter"] != "percentile_privacy" {
+			t.Fatalf("the incoming filter audited %d times: %v", len(in), in)
+		}
+	})
+
+	t.Run("excluded tensors are left to the other sites", func(t *testing.T) {
+		id, answered := run(t, jobSpec{rounds: 1, minSites: 2, timeout: "30s"}.manifest()+"privacy_scope: excluding\n")
+		if !slices.Equal(answered[0], []string{"site-1", "site-2"}) {
+			t.Fatalf("trained at %v, want site-1 and site-2 (site-3 has no scope excluding)", answered[0])
+		}
+		got := auditOf(t, p, "server", func(r auditor.Record) bool { return r.Action == "result.received" && r.JobID == id && r.Round == 1 })
+		excluded := map[string]string{}
+		for _, r := range got {
+			excluded[r.Peer] = r.Detail["excluded"]
+		}
+		if excluded["site-1"] != "dense0/bias" || excluded["site-2"] != "" {
+			t.Fatalf("the server's record of the excluded tensors: %v", excluded)
+		}
+	})
 
 	t.Run("the site's filters first", func(t *testing.T) {
 		id, answered := run(t, jobSpec{rounds: 1, minSites: 1, timeout: "30s"}.manifest()+`privacy_scope: filtered

@@ -49,6 +49,11 @@ type Fold struct {
 	Site   string
 	Update *model.Model
 	Weight float64
+	// Excluded names the update's tensors the site's filters excluded:
+	// FedAvg averages each of them over the other sites only (the global
+	// model's values where no site sent it). The robust rules count them
+	// as the global model's values.
+	Excluded []string
 }
 
 // Close ends the round; the aggregator responds *Closed.
@@ -74,11 +79,50 @@ type Closed struct {
 	Err      error
 }
 
+// excludedValues marks the values of the named tensors of layout: nil
+// for none; an unknown or repeated name is refused.
+func excludedValues(layout *model.Model, names []string) ([]bool, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	if len(names) > len(layout.Tensors) {
+		return nil, fmt.Errorf("%d tensors excluded of a model of %d", len(names), len(layout.Tensors))
+	}
+	out := make([]bool, layout.NumParams())
+	seen := map[string]bool{}
+	for _, name := range names {
+		off, found := 0, false
+		for _, t := range layout.Tensors {
+			if t.Name == name && !seen[name] {
+				for k := range t.Data {
+					out[off+k] = true
+				}
+				found = true
+				break
+			}
+			off += len(t.Data)
+		}
+		if !found {
+			return nil, fmt.Errorf("excluded tensor %q: not one of the model's, or named twice", clipName(name))
+		}
+		seen[name] = true
+	}
+	return out, nil
+}
+
+func clipName(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
 // update is one site's folded update, flattened.
 type update struct {
 	site   string
 	x      []float32
 	weight float64
+	excl   []bool // per value: excluded by the site's filters; nil for none
 }
 
 // Aggregator is the actor. Its state is one round's updates and, made by
@@ -222,7 +266,11 @@ func (a *Aggregator) fold(m *Fold) error {
 	if a.refused[m.Site] != "" {
 		return errors.New("an update after a refused one in the same round")
 	}
-	a.updates = append(a.updates, update{site: m.Site, x: flatten(m.Update), weight: m.Weight})
+	excl, err := excludedValues(a.layout, m.Excluded)
+	if err != nil {
+		return err
+	}
+	a.updates = append(a.updates, update{site: m.Site, x: flatten(m.Update), weight: m.Weight, excl: excl})
 	return nil
 }
 
@@ -264,7 +312,7 @@ func (a *Aggregator) close(round int64) *Closed {
 		case v.clipped:
 			c.Clipped[u.site] = "norm bound: " + v.reason()
 		}
-		k.xs, k.scales, k.weights = append(k.xs, u.x), append(k.scales, v.scale), append(k.weights, u.weight)
+		k.xs, k.scales, k.weights, k.excl = append(k.xs, u.x), append(k.scales, v.scale), append(k.weights, u.weight), append(k.excl, u.excl)
 		c.Sites = append(c.Sites, u.site)
 		c.TotalWeight += u.weight
 	}
@@ -295,7 +343,7 @@ func (a *Aggregator) screen(k *kept, c *Closed) *kept {
 			c.Screened[site] = reason
 			continue
 		}
-		kept.xs, kept.scales, kept.weights = append(kept.xs, k.xs[i]), append(kept.scales, k.scales[i]), append(kept.weights, k.weights[i])
+		kept.xs, kept.scales, kept.weights, kept.excl = append(kept.xs, k.xs[i]), append(kept.scales, k.scales[i]), append(kept.weights, k.weights[i]), append(kept.excl, k.excl[i])
 		c.Sites, c.TotalWeight = append(c.Sites, site), c.TotalWeight+k.weights[i]
 	}
 	return kept

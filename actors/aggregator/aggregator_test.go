@@ -53,3 +53,33 @@ func TestFedAvgWeightsBySamples(t *testing.T) {
 		t.Fatal("closing a round that was not begun produced a model")
 	}
 }
+
+// TestFedAvgLeavesExcludedTensorsToTheOthers: a tensor a site's filters
+// excluded (FLARE's exclude_vars; the site sends the global model's values
+// there) is averaged over the other sites only; the others are averaged as
+// ever; an excluded name the model does not have is refused.
+func TestFedAvgLeavesExcludedTensorsToTheOthers(t *testing.T) {
+	two := func(a, b float32) *model.Model {
+		return &model.Model{Tensors: []model.Tensor{{Name: "a", Shape: []int{2}, Data: []float32{a, a}}, {Name: "b", Shape: []int{1}, Data: []float32{b}}}}
+	}
+	system := actor.NewActorSystem()
+	defer system.Shutdown()
+	pid := system.Root.Spawn(aggregator.Props())
+	rule := aggregator.Rule{Unbounded: true}
+	system.Root.Send(pid, &aggregator.Begin{Round: 1, Layout: two(0, 0), Rule: rule})
+	system.Root.Send(pid, &aggregator.Fold{Round: 1, Site: "s1", Update: two(1, 10), Weight: 1})
+	system.Root.Send(pid, &aggregator.Fold{Round: 1, Site: "s2", Update: two(0, 20), Weight: 3, Excluded: []string{"a"}}) // the global's 0s for a
+	system.Root.Send(pid, &aggregator.Fold{Round: 1, Site: "s3", Update: two(0, 0), Weight: 1, Excluded: []string{"b"}})
+	system.Root.Send(pid, &aggregator.Fold{Round: 1, Site: "s4", Update: two(5, 5), Weight: 1, Excluded: []string{"c"}})
+	c := closeRound(t, system, pid, 1)
+	if c.Err != nil {
+		t.Fatal(c.Err)
+	}
+	// a: s1 and s3 only, weights 1 and 1: 0.5; b: s1 and s2, weights 1 and 3: 17.5.
+	if a, b := c.Mean.Tensors[0].Data, c.Mean.Tensors[1].Data; a[0] != 0.5 || a[1] != 0.5 || b[0] != 17.5 {
+		t.Fatalf("mean %v %v, want a = 0.5 (s2 left out), b = 17.5 (s3 left out)", a, b)
+	}
+	if !strings.Contains(c.Refused["s4"], `"c"`) {
+		t.Fatalf("an unknown excluded tensor: refused %v", c.Refused)
+	}
+}

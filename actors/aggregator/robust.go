@@ -90,6 +90,17 @@ type kept struct {
 	xs      [][]float32
 	scales  []float64
 	weights []float64
+	excl    [][]bool // per update, per value: excluded by its site (nil: none)
+}
+
+// anyExcluded says whether an update of k has excluded values.
+func (k *kept) anyExcluded() bool {
+	for _, e := range k.excl {
+		if e != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // point is update i's value at coordinate j after clipping: the global
@@ -113,10 +124,21 @@ func (r Rule) combine(g []float32, k *kept, whole bool, out []float32) error {
 	switch m := r.method(); m {
 	case FedAvg:
 		p := normalised(k.weights)
+		excl := k.anyExcluded()
 		for j := range out {
-			v := 0.0
+			v, w := 0.0, 0.0
 			for i := range n {
+				if excl && k.excl[i] != nil && k.excl[i][j] {
+					continue // the site did not send it: averaged over the others
+				}
 				v += p[i] * k.point(i, j, g)
+				w += p[i]
+			}
+			switch {
+			case excl && w == 0: // no site sent it
+				v = float64(g[j])
+			case excl:
+				v /= w
 			}
 			if err := put(out, j, v); err != nil {
 				return err

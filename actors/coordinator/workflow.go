@@ -17,6 +17,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -452,9 +453,12 @@ func (w *workflow) result(ctx actor.Context, site string, m *hearthv1.TrainResul
 		w.refuse(site, "result.refused", err.Error(), m.AuditEvent)
 		return
 	}
-	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Round: w.round, Peer: site, PeerEvent: m.AuditEvent,
-		Detail: map[string]string{"task": w.events[site]}})
-	ctx.Send(w.agg, &aggregator.Fold{Round: w.round, Site: site, Update: update, Weight: w.weight(site, m)})
+	detail := map[string]string{"task": w.events[site]}
+	if len(m.Excluded) > 0 {
+		detail["excluded"] = envelope.Clip(strings.Join(m.Excluded, ","), maxReason)
+	}
+	w.audit(auditor.Event{Action: "result.received", JobID: w.id(), Round: w.round, Peer: site, PeerEvent: m.AuditEvent, Detail: detail})
+	ctx.Send(w.agg, &aggregator.Fold{Round: w.round, Site: site, Update: update, Weight: w.weight(site, m), Excluded: m.Excluded})
 	w.answered = append(w.answered, site)
 	w.account(site, m)
 }

@@ -628,13 +628,14 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, err.Error()))
 			return
 		}
-		if update, err = p.filterUpdate(j, m.JobId, m.Round, global, update); err != nil {
+		var excluded []string
+		if update, excluded, err = p.filterUpdateExcluding(j, m.JobId, m.Round, global, update); err != nil {
 			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
 			return
 		}
 		eps = max(eps, epsilonOf(j)) // DP-SGD's and the filters'
 		res.TrainMicros = time.Since(start).Microseconds()
-		res.Samples, res.TrainLoss, res.Epsilon = int64(r.Samples), r.Loss, eps
+		res.Samples, res.TrainLoss, res.Epsilon, res.Excluded = int64(r.Samples), r.Loss, eps, excluded
 		if j.he != nil { // encrypted: the server never sees the update itself
 			if res.Encrypted, err = p.encryptUpdate(j, m.Round, update); err == nil {
 				for _, k := range released { // before it leaves: never again in this round, nor from this model

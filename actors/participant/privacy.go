@@ -265,8 +265,16 @@ func (p *Participant) filterIncoming(j *joined, jobID string, round int64, globa
 // SVT filters spend is accounted, and an update whose release would take
 // the site past a budget is not released (errBudget).
 func (p *Participant) filterUpdate(j *joined, jobID string, round int64, global, update *model.Model) (*model.Model, error) {
+	out, _, err := p.filterUpdateExcluding(j, jobID, round, global, update)
+	return out, err
+}
+
+// filterUpdateExcluding is filterUpdate, and names the tensors the chain
+// excluded (FLARE's exclude_vars): they hold the global model's values, and
+// the server's FedAvg leaves this site out of their average.
+func (p *Participant) filterUpdateExcluding(j *joined, jobID string, round int64, global, update *model.Model) (*model.Model, []string, error) {
 	if len(j.filters) == 0 {
-		return update, nil
+		return update, nil, nil
 	}
 	out, rep, err := filter.RunChain(j.filters, global, update)
 	p.auditFilters(j, j.chain, j.filters, rep, jobID, round, "out")
@@ -275,7 +283,7 @@ func (p *Participant) filterUpdate(j *joined, jobID string, round int64, global,
 		// The server hears that, not why: a filter's reason (a plugin's
 		// own text above all) could carry what the filter saw of the
 		// update. The reason is in this site's audit.
-		return nil, fmt.Errorf("privacy filter: the update was refused by filter %d of the chain (the reason is in %s's audit)", len(rep.Reports), p.cfg.Self.Name)
+		return nil, nil, fmt.Errorf("privacy filter: the update was refused by filter %d of the chain (the reason is in %s's audit)", len(rep.Reports), p.cfg.Self.Name)
 	}
 	if pr := j.privacy; pr != nil {
 		for _, r := range rep.Reports {
@@ -295,15 +303,15 @@ func (p *Participant) filterUpdate(j *joined, jobID string, round int64, global,
 				if over {
 					reason := fmt.Sprintf("round %d's %s filter would take this site past its budget of ε %g at δ %g", round, r.Filter, b.Epsilon, b.Delta)
 					p.audit(auditor.Event{Action: "privacy.budget.refused", JobID: jobID, Round: round, Detail: map[string]string{"reason": reason}})
-					return nil, fmt.Errorf("%w: %s", errBudget, reason)
+					return nil, nil, fmt.Errorf("%w: %s", errBudget, reason)
 				}
 			}
 			if err := p.spend(j, spendOf(s)); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
-	return out, nil
+	return out, rep.Excluded, nil
 }
 
 // spendOf is what a filter's release costs: an SVT's pure ε, or a

@@ -121,10 +121,6 @@ func failureOf(err error) *hearthv1.Failure {
 // evaluateStreamed evaluates a final model that comes as a stream on the
 // site's test data.
 func (p *Participant) evaluateStreamed(ctx actor.Context, m *hearthv1.EvaluateTask, j *joined, from bridge.Origin, received string) {
-	if len(j.dataFilters) > 0 { // fail closed, as trainStreamed
-		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, "this site's privacy scope filters incoming models, which it cannot do to a streamed one"))
-		return
-	}
 	reply, system := ctx.Sender(), ctx.ActorSystem()
 	go func() {
 		f, _, err := p.receiveModel(j, from, m.ModelStream, m.Layout)
@@ -133,7 +129,12 @@ func (p *Participant) evaluateStreamed(ctx actor.Context, m *hearthv1.EvaluateTa
 			return
 		}
 		defer j.spare.Put(f)
-		system.Root.Send(reply, p.testResult(j, m.JobId, f.Model(), from.Sender.Name, received))
+		mdl, err := p.filterIncoming(j, m.JobId, 0, f.Model()) // the scope's filters on what enters, as for training
+		if err != nil {
+			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
+			return
+		}
+		system.Root.Send(reply, p.testResult(j, m.JobId, mdl, from.Sender.Name, received))
 	}()
 }
 
@@ -143,11 +144,6 @@ func (p *Participant) evaluateStreamed(ctx actor.Context, m *hearthv1.EvaluateTa
 // is the model (twice when training makes a new one), whatever its size.
 func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j *joined, from bridge.Origin, received string) {
 	reply, system := ctx.Sender(), ctx.ActorSystem()
-	if len(j.dataFilters) > 0 { // fail closed: the scope's filters on incoming models do not run on streamed ones yet
-		j.endRound()
-		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, "this site's privacy scope filters incoming models, which it cannot do to a streamed one"))
-		return
-	}
 	go func() {
 		defer j.endRound()
 		fail := func(code hearthv1.FailureCode, err error) { system.Root.Send(reply, failure(code, err.Error())) }
@@ -169,11 +165,18 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 			}
 			res.Validation = metrics(mt)
 		}
+		// The scope's filters on what enters, as for a model sent inline:
+		// training starts from what they make of it (a copy, when any).
+		base, err := p.filterIncoming(j, m.JobId, m.Round, global.Model())
+		if err != nil {
+			fail(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err)
+			return
+		}
 		update, samples := global, j.train.Rows()
 		if j.spec.Kind != trainer.KindNoop { // a noop update is the global model itself: no copy
 			spec := j.spec
 			spec.Seed += m.Round
-			trained, r, eps, err := p.trainPrivately(bg, j, m.JobId, m.Round, spec, global.Model(), j.train)
+			trained, r, eps, err := p.trainPrivately(bg, j, m.JobId, m.Round, spec, base, j.train)
 			if errors.Is(err, errBudget) {
 				fail(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err)
 				return
@@ -182,7 +185,7 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 				fail(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, err)
 				return
 			}
-			if trained, err = p.filterUpdate(j, m.JobId, m.Round, global.Model(), trained); err != nil {
+			if trained, err = p.filterUpdate(j, m.JobId, m.Round, base, trained); err != nil {
 				fail(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err)
 				return
 			}
@@ -193,8 +196,8 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 			}
 			defer update.Close()
 			samples, res.TrainLoss = r.Samples, r.Loss
-		} else if len(j.filters) > 0 { // a noop update is the global model, and the site's chain still sees it
-			filtered, err := p.filterUpdate(j, m.JobId, m.Round, global.Model(), global.Model())
+		} else if len(j.filters) > 0 || len(j.dataFilters) > 0 { // a noop update is the model it got, and the site's chains still see it
+			filtered, err := p.filterUpdate(j, m.JobId, m.Round, base, base)
 			if err != nil {
 				fail(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err)
 				return

@@ -2221,7 +2221,11 @@ type TrainResult struct {
 	// signed commitment to its encrypted update for this round (kind
 	// "update_commitment": its weight and the ciphertext's SHA-256), revealed
 	// once every contributor has committed (HEReveal).
-	Encrypted     *HESigned `protobuf:"bytes,11,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	Encrypted *HESigned `protobuf:"bytes,11,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	// The tensors the site's filters excluded (FLARE's exclude_vars): they
+	// hold the global model's values, and FedAvg leaves the site out of
+	// their average.
+	Excluded      []string `protobuf:"bytes,12,rep,name=excluded,proto3" json:"excluded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2329,6 +2333,13 @@ func (x *TrainResult) GetEpsilon() float64 {
 func (x *TrainResult) GetEncrypted() *HESigned {
 	if x != nil {
 		return x.Encrypted
+	}
+	return nil
+}
+
+func (x *TrainResult) GetExcluded() []string {
+	if x != nil {
+		return x.Excluded
 	}
 	return nil
 }
@@ -3656,7 +3667,7 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"auditEvent\x12>\n" +
 	"\rglobal_stream\x18\x05 \x01(\v2\x19.hearth.v1.StreamManifestR\fglobalStream\x12.\n" +
 	"\x06layout\x18\x06 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\x12-\n" +
-	"\bhe_proof\x18\a \x01(\v2\x12.hearth.v1.HEProofR\aheProof\"\xa2\x03\n" +
+	"\bhe_proof\x18\a \x01(\v2\x12.hearth.v1.HEProofR\aheProof\"\xbe\x03\n" +
 	"\vTrainResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12(\n" +
@@ -3673,7 +3684,8 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\rupdate_stream\x18\t \x01(\v2\x19.hearth.v1.StreamManifestR\fupdateStream\x12\x18\n" +
 	"\aepsilon\x18\n" +
 	" \x01(\x01R\aepsilon\x121\n" +
-	"\tencrypted\x18\v \x01(\v2\x13.hearth.v1.HESignedR\tencrypted\"\x8b\x02\n" +
+	"\tencrypted\x18\v \x01(\v2\x13.hearth.v1.HESignedR\tencrypted\x12\x1a\n" +
+	"\bexcluded\x18\f \x03(\tR\bexcluded\"\x8b\x02\n" +
 	"\fEvaluateTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12&\n" +
 	"\x05model\x18\x02 \x01(\v2\x10.hearth.v1.ModelR\x05model\x12\x1f\n" +
