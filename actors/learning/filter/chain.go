@@ -13,7 +13,10 @@ type ChainReport struct {
 	// Mask[i] is true when the local model's tensor i was excluded by a
 	// filter of the chain: the filtered model holds the global's values
 	// there (zeros for a nil global) and the site is no contributor to
-	// that tensor's average. Excluded names the same tensors in order.
+	// that tensor's average (FedAvg of updates sent inline, which name
+	// them; streamed updates, the robust rules, swarm rounds and
+	// homomorphic sums count the global's values). Excluded names the same
+	// tensors in order.
 	Mask     []bool
 	Excluded []string
 }
