@@ -33,7 +33,7 @@ func TestSitePrivacyScopes(t *testing.T) {
 	  {"name": "incoming", "task_data_filters": [{"path": "percentile_privacy", "args": {"percentile": 10, "gamma": 1}}]},
 	  {"name": "excluding", "task_result_filters": [{"path": "exclude_vars", "args": {"exclude_vars": ["dense0/bias"]}}]}],
 	 "default_scope": "public"}`)
-	writePolicy("site-2", `{"scopes": [{"name": "public"}, {"name": "excluding"},
+	writePolicy("site-2", `{"scopes": [{"name": "public"}, {"name": "excluding"}, {"name": "incoming"},
 	  {"name": "noised", "properties": {"dp_budget": {"epsilon": 100, "delta": 1e-5}},
 	   "task_result_filters": [{"path": "gaussian_privacy", "args": {"noise_multiplier": 10, "clip_norm": 10}}]}],
 	 "default_scope": "public"}`)
@@ -69,14 +69,31 @@ func TestSitePrivacyScopes(t *testing.T) {
 	t.Run("a streamed model through the scope's incoming filters", func(t *testing.T) {
 		id, answered := run(t, jobSpec{rounds: 2, minSites: 1, timeout: "60s",
 			trainer: "{kind: mlp, hidden: [1024, 256], learning_rate: 0.003, epochs: 1, batch_size: 32, seed: 1}"}.manifest()+"privacy_scope: incoming\n")
-		if len(answered) != 2 || !slices.Equal(answered[1], []string{"site-1"}) {
-			t.Fatalf("rounds answered %v, want two by site-1 (the others have no scope incoming)", answered)
+		if len(answered) != 2 || !slices.Equal(answered[1], []string{"site-1", "site-2"}) {
+			t.Fatalf("rounds answered %v, want two by site-1 and site-2 (site-3 has no scope incoming)", answered)
 		}
 		in := auditOf(t, p, "site-1", func(r auditor.Record) bool {
 			return r.Action == "privacy.filtered" && r.JobID == id && r.Detail["direction"] == "in"
 		})
 		if len(in) < 2 || in[0].Detail["filter"] != "percentile_privacy" {
 			t.Fatalf("the incoming filter audited %d times: %v", len(in), in)
+		}
+	})
+
+	t.Run("a swarm job's models through the scope's incoming filters", func(t *testing.T) {
+		id, answered := run(t, swarmJob("swarm-incoming", 2, 2, "30s", "")+"privacy_scope: incoming\n")
+		if len(answered) != 2 || !slices.Equal(answered[1], []string{"site-1", "site-2"}) {
+			t.Fatalf("rounds answered %v, want two by site-1 and site-2", answered)
+		}
+		in := auditOf(t, p, "site-1", func(r auditor.Record) bool {
+			return r.Action == "privacy.filtered" && r.JobID == id && r.Detail["direction"] == "in"
+		})
+		rounds := map[int64]bool{}
+		for _, r := range in {
+			rounds[r.Round] = true
+		}
+		if !rounds[1] || !rounds[2] || !rounds[0] {
+			t.Fatalf("the incoming filter audited for rounds %v, want 1, 2 and the final model's test (0)", rounds)
 		}
 	})
 

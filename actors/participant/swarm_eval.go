@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/job"
@@ -49,7 +50,12 @@ func (p *Participant) swarmEvaluate(ctx actor.Context, m *hearthv1.SwarmEvaluate
 		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
 		return
 	}
-	answer := p.testResult(j, m.JobId, mdl, from.Sender.Name, received)
+	var answer proto.Message
+	if entering, err := p.filterIncoming(j, m.JobId, 0, mdl); err != nil { // the scope's filters on what enters, as for training
+		answer = failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error())
+	} else {
+		answer = p.testResult(j, m.JobId, entering, from.Sender.Name, received)
+	}
 	res, ok := answer.(*hearthv1.EvaluateResult)
 	if !ok || !m.CrossSite {
 		ctx.Respond(answer)
@@ -204,7 +210,11 @@ func (p *Participant) scoreLocal(ctx actor.Context, j *joined, site string, mdl 
 		return
 	}
 	delete(c.expect, site)
-	mt, err := trainer.Evaluate(j.spec, mdl, j.test)
+	mdl, err := p.filterIncoming(j, j.id, 0, mdl) // another site's model enters this one: the scope's filters first
+	var mt trainer.Metrics
+	if err == nil {
+		mt, err = trainer.Evaluate(j.spec, mdl, j.test)
+	}
 	if err != nil {
 		p.audit(auditor.Event{Action: "local.refused", JobID: j.id, Peer: site, Detail: map[string]string{"reason": err.Error()}})
 		return
