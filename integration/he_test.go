@@ -150,26 +150,33 @@ func TestHomomorphicEncryption(t *testing.T) {
 	t.Logf("the tap saw of the encrypted job: %v", seen)
 }
 
-// TestHomomorphicEncryptionGoesOn: a site killed mid-job leaves the rest
-// decrypting without it (the threshold, 3 of 4, still met), under the key
-// made at the start.
+// TestHomomorphicEncryptionGoesOn: a site that goes offline mid-job (the
+// hostile build's site-4 answers no training task from round 3 on, before
+// it commits to anything) leaves the rest decrypting without it, the
+// threshold (3 of 4) still met, under the key made at the start.
 func TestHomomorphicEncryptionGoesOn(t *testing.T) {
-	lp := startLearning(t, 4)
-	id := lp.submit(t, jobSpec{rounds: 6, minSites: 2, timeout: "10s", trainer: slowTrainer}.manifest()+"he: {}\n")
-	before := lp.waitRound(t, id, 2)
-	lp.sites["site-4"].Kill()
+	lp := startLearningWith(t, projectSpec{provisioned: 4, running: 4, hostile: map[string]bool{"site-4": true}})
+	id := lp.submit(t, poisonJob("hequit", "")+"he: {}\n")
 	info := lp.waitEnd(t, id, 120*time.Second)
-	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 6 {
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != int64(len(info.History)) {
 		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
 	}
-	last := info.History[len(info.History)-1]
-	if !slices.Equal(last.Answered, []string{"site-1", "site-2", "site-3"}) {
-		t.Fatalf("last round answered %v, missing %v", last.Answered, last.Missing)
+	for _, r := range info.History {
+		want := []string{"site-1", "site-2", "site-3", "site-4"}
+		if r.Round >= 3 {
+			want = want[:3]
+		}
+		if !slices.Equal(r.Answered, want) {
+			t.Fatalf("round %d answered %v, missing %v", r.Round, r.Answered, r.Missing)
+		}
 	}
 	keyed := auditOf(t, lp.project, "server", func(r auditor.Record) bool { return r.Action == "he.keyed" && r.JobID == id })
 	decrypted := auditOf(t, lp.project, "server", func(r auditor.Record) bool { return r.Action == "he.decrypted" && r.JobID == id })
-	if len(keyed) != 1 || keyed[0].Detail["parties"] != "site-1,site-2,site-3,site-4" || len(decrypted) != 6 {
-		t.Fatalf("keys made: %+v; %d rounds decrypted", keyed, len(decrypted))
+	if len(keyed) != 1 || keyed[0].Detail["parties"] != "site-1,site-2,site-3,site-4" || keyed[0].Detail["threshold"] != "3" || len(decrypted) != len(info.History) {
+		t.Fatalf("keys made: %+v; %d of %d rounds decrypted", keyed, len(decrypted), len(info.History))
 	}
-	t.Logf("site-4 killed after round %d; 6 rounds decrypted by 3 of 4, test accuracy %.2f%%", before.CompletedRounds, 100*info.Test.GetAccuracy())
+	if acc := info.Test.GetAccuracy(); acc < 0.9 {
+		t.Fatalf("test accuracy %.4f", acc)
+	}
+	t.Logf("site-4 offline from round 3; %d rounds decrypted by 3 of 4, test accuracy %.2f%%", len(decrypted), 100*info.Test.GetAccuracy())
 }

@@ -43,6 +43,8 @@ import (
 //	          update commitment again in every later round
 //	heweight  under homomorphic encryption, commits at three times its
 //	          weight, validly signed (the ciphertext as computed)
+//	hequit    stops answering training tasks from round 3 on (a site gone
+//	          offline before it commits to anything)
 //
 // A server of this build plays a compromised server that taps the hub: with
 // HEARTH_HOSTILE_TAP set to a file, it subscribes to every Hearth subject
@@ -83,6 +85,10 @@ func hostileSite(m *job.Manifest, global *model.Model, answer proto.Message) err
 			a.Samples = 1e12
 		case "metrics":
 			a.Validation = &hearthv1.Metrics{Samples: 1e9, Loss: 0, Accuracy: 7}
+		case "hequit":
+			if a.Round >= 3 {
+				return fmt.Errorf("hostile: this site answers no more training tasks")
+			}
 		case "hereplay":
 			if first, seen := firstEncrypted.LoadOrStore(a.JobId, a.Encrypted); seen {
 				a.Encrypted = first.(*hearthv1.HESigned)
