@@ -206,8 +206,10 @@ func (c *Client) accept(resp *filterv1.ApplyResponse, global, local *model.Model
 	if err != nil {
 		return fail(err)
 	}
-	out, err := readShared(c.out.data[:size], local)
-	if err != nil {
+	var out *model.Model
+	if resp.GetUnchanged() { // the local model passed through: the host's own copy of it
+		out = local.Clone()
+	} else if out, err = readShared(c.out.data[:size], local); err != nil {
 		return fail(err)
 	}
 	if err := finish(out, r, global); err != nil {

@@ -68,7 +68,8 @@ func (s *grpcServer) Apply(ctx context.Context, m *filterv1.ApplyRequest) (*filt
 	if out == nil {
 		return nil, status.Error(codes.Unknown, "the filter returned no model")
 	}
-	if out.NumParams() == req.values {
+	unchanged := sameArrays(out, req.local)
+	if !unchanged && out.NumParams() == req.values {
 		f := floats(req.outData)
 		for _, t := range out.Tensors {
 			f = f[copy(f, t.Data):]
@@ -82,7 +83,25 @@ func (s *grpcServer) Apply(ctx context.Context, m *filterv1.ApplyRequest) (*filt
 		}
 		layout[i] = &filterv1.TensorShape{Name: t.Name, Shape: dims}
 	}
-	return &filterv1.ApplyResponse{Layout: layout, Report: reportToWire(rep)}, nil
+	return &filterv1.ApplyResponse{Layout: layout, Report: reportToWire(rep), Unchanged: unchanged}, nil
+}
+
+// sameArrays says whether out is local itself: every tensor the same
+// memory, which is how a filter that changes nothing answers.
+func sameArrays(out, local *model.Model) bool {
+	if out == local {
+		return true
+	}
+	if len(out.Tensors) != len(local.Tensors) {
+		return false
+	}
+	for i, t := range out.Tensors {
+		l := local.Tensors[i].Data
+		if len(t.Data) != len(l) || (len(l) > 0 && &t.Data[0] != &l[0]) {
+			return false
+		}
+	}
+	return true
 }
 
 // request is one Apply's models, mapped.

@@ -384,8 +384,13 @@ func (x *ApplyRequest) GetOutput() *Region {
 type ApplyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The layout of the model the plugin wrote: it must be the request's.
-	Layout        []*TensorShape `protobuf:"bytes,1,rep,name=layout,proto3" json:"layout,omitempty"`
-	Report        *Report        `protobuf:"bytes,2,opt,name=report,proto3" json:"report,omitempty"`
+	Layout []*TensorShape `protobuf:"bytes,1,rep,name=layout,proto3" json:"layout,omitempty"`
+	Report *Report        `protobuf:"bytes,2,opt,name=report,proto3" json:"report,omitempty"`
+	// The filter passed the local model through as it came: nothing was
+	// written to the output region, and the host takes its own copy of the
+	// local model (no copy out of shared memory, no check of values it
+	// checked going in).
+	Unchanged     bool `protobuf:"varint,3,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -432,6 +437,13 @@ func (x *ApplyResponse) GetReport() *Report {
 		return x.Report
 	}
 	return nil
+}
+
+func (x *ApplyResponse) GetUnchanged() bool {
+	if x != nil {
+		return x.Unchanged
+	}
+	return false
 }
 
 // Report is what one application did, for the site's audit.
@@ -530,10 +542,11 @@ const file_hearth_plugin_filter_v1_filter_proto_rawDesc = "" +
 	"\x06layout\x18\x02 \x03(\v2$.hearth.plugin.filter.v1.TensorShapeR\x06layout\x125\n" +
 	"\x05local\x18\x03 \x01(\v2\x1f.hearth.plugin.filter.v1.RegionR\x05local\x127\n" +
 	"\x06global\x18\x04 \x01(\v2\x1f.hearth.plugin.filter.v1.RegionR\x06global\x127\n" +
-	"\x06output\x18\x05 \x01(\v2\x1f.hearth.plugin.filter.v1.RegionR\x06output\"\x86\x01\n" +
+	"\x06output\x18\x05 \x01(\v2\x1f.hearth.plugin.filter.v1.RegionR\x06output\"\xa4\x01\n" +
 	"\rApplyResponse\x12<\n" +
 	"\x06layout\x18\x01 \x03(\v2$.hearth.plugin.filter.v1.TensorShapeR\x06layout\x127\n" +
-	"\x06report\x18\x02 \x01(\v2\x1f.hearth.plugin.filter.v1.ReportR\x06report\"k\n" +
+	"\x06report\x18\x02 \x01(\v2\x1f.hearth.plugin.filter.v1.ReportR\x06report\x12\x1c\n" +
+	"\tunchanged\x18\x03 \x01(\bR\tunchanged\"k\n" +
 	"\x06Report\x12\x16\n" +
 	"\x06zeroed\x18\x01 \x01(\x03R\x06zeroed\x12\x18\n" +
 	"\aclipped\x18\x02 \x01(\x03R\aclipped\x12\x1b\n" +
