@@ -2,6 +2,7 @@ package filter
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/hearthfl/hearth/actors/learning/model"
 )
@@ -74,6 +75,14 @@ func RunChain(chain []Filter, global, local *model.Model) (*model.Model, ChainRe
 		}
 		cur, curGlobal, pos = keep, keepGlobal, keepPos
 	}
+	// A chain that excluded nothing: the last filter's output is the
+	// chain's, new memory as every filter's output is.
+	if len(chain) > 0 && !slices.Contains(rep.Mask, true) && !aliases(cur, local) && !aliases(cur, global) {
+		if err := local.SameLayout(cur); err != nil {
+			return nil, rep, fmt.Errorf("the chain's output: %w", err)
+		}
+		return cur, rep, nil
+	}
 	// Reassemble the local layout: the tensors in play from the last
 	// output (copied when no filter ran, so that nothing is shared), the
 	// excluded ones from the global.
@@ -88,4 +97,20 @@ func RunChain(chain []Filter, global, local *model.Model) (*model.Model, ChainRe
 		}
 	}
 	return out, rep, nil
+}
+
+// aliases says whether a tensor of a holds memory of b's same tensor (a
+// filter outside this package that broke its contract): the chain then
+// copies its output.
+func aliases(a, b *model.Model) bool {
+	if a == nil || b == nil || len(a.Tensors) != len(b.Tensors) {
+		return false
+	}
+	for i, t := range a.Tensors {
+		u := b.Tensors[i].Data
+		if len(t.Data) > 0 && len(u) > 0 && &t.Data[0] == &u[0] {
+			return true
+		}
+	}
+	return false
 }
