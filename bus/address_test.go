@@ -130,9 +130,11 @@ func TestPermissionsFollowWhoMayAddressWhom(t *testing.T) {
 		id   pki.Identity
 		want []string
 	}{
-		{"a site publishes to the server, and envelopes only to sites", s1, []string{"hearth.msg.server.site-1", "hearth.stream.server.site-1.*", "hearth.peer.site-2.site-1", "hearth.stream.site-2.site-1.*"}},
+		{"a site publishes to the server, and envelopes only to sites and aggregation hosts", s1, []string{"hearth.msg.server.site-1", "hearth.stream.server.site-1.*",
+			"hearth.peer.site-2.site-1", "hearth.stream.site-2.site-1.*", "hearth.peer.agg-1.site-1", "hearth.stream.agg-1.site-1.*"}},
 		{"an admin publishes to the server only", adm, []string{"hearth.msg.server.a~b@x~org", "hearth.stream.server.a~b@x~org.*"}},
-		{"an aggregator publishes to the server only", agg, []string{"hearth.msg.server.agg-1", "hearth.stream.server.agg-1.*"}},
+		{"an aggregation host publishes to the server, and envelopes only to sites", agg, []string{"hearth.msg.server.agg-1", "hearth.stream.server.agg-1.*",
+			"hearth.peer.site-1.agg-1", "hearth.stream.site-1.agg-1.*", "hearth.peer.site-2.agg-1", "hearth.stream.site-2.agg-1.*"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -141,7 +143,7 @@ func TestPermissionsFollowWhoMayAddressWhom(t *testing.T) {
 				t.Errorf("publish allow %q deny %q, want allow %q", got, p.Publish.Deny, tt.want)
 			}
 			want := bus.Inbox(tt.id.Name) + " " + bus.StreamInbox(tt.id.Name)
-			if tt.id.Kind == pki.KindSite {
+			if tt.id.Kind == pki.KindSite || tt.id.Kind == pki.KindAggregator {
 				want += " " + bus.PeerInbox(tt.id.Name)
 			}
 			if got := strings.Join(p.Subscribe.Allow, " "); got != want {

@@ -138,7 +138,7 @@ func Permissions(id pki.Identity, peers []pki.Identity) *server.Permissions {
 		publish = &server.SubjectPermission{Deny: []string{">"}}
 	}
 	sub := []string{Inbox(id.Name), StreamInbox(id.Name)}
-	if pki.MayAddress(id.Kind, id.Kind) && pki.PeerToPeer(id.Kind, id.Kind) {
+	if pki.HearsPeers(id.Kind) {
 		sub = append(sub, PeerInbox(id.Name))
 	}
 	return &server.Permissions{

@@ -5,6 +5,8 @@
 package protocol
 
 import (
+	"slices"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/bus/envelope"
@@ -16,7 +18,9 @@ import (
 // follows the roles: admins command the server, the server coordinates the
 // sites, the sites answer; in swarm learning sites send each other updates
 // and models, and in a job under homomorphic encryption their threshold
-// shares of the key (siteToSite), and only those.
+// shares of the key (siteToSite), and only those; in an attested job a site
+// asks an aggregation host for its evidence and sends it updates
+// (siteToHost), and the host answers and sends the new model (hostToSite).
 var (
 	everyone = []proto.Message{&hearthv1.Ping{}, &hearthv1.Pong{}, &hearthv1.Failure{}}
 	byKind   = map[pki.Kind][]proto.Message{
@@ -26,18 +30,21 @@ var (
 		pki.KindServer: {&hearthv1.Notice{},
 			&hearthv1.JobAccepted{}, &hearthv1.JobList{}, &hearthv1.JobInfo{}, &hearthv1.JobResult{},
 			&hearthv1.JoinJob{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
-			&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{},
+			&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{}, &hearthv1.AttestHosts{},
 			&hearthv1.HESetup{}, &hearthv1.HEKeyExchange{}, &hearthv1.HEKeys{}, &hearthv1.HEReveal{}, &hearthv1.HEDecrypt{},
 			&hearthv1.CredentialKeys{}, &hearthv1.GetCredentialKey{}, &hearthv1.Preflight{}, &hearthv1.PreflightReport{},
 			&hearthv1.SignedSiteCommand{}, &hearthv1.SealedSiteAnswer{}},
 		pki.KindSite: {&hearthv1.JobJoined{}, &hearthv1.TrainResult{}, &hearthv1.EvaluateResult{}, &hearthv1.SwarmTrained{},
 			&hearthv1.HECommitted{}, &hearthv1.HEShared{}, &hearthv1.HEReady{}, &hearthv1.HERevealed{}, &hearthv1.HEDecryptionShare{},
-			&hearthv1.SealingKey{}, &hearthv1.SignedPreflightAnswer{}, &hearthv1.SealedSiteAnswer{}},
-		pki.KindAggregator: {},
+			&hearthv1.SealingKey{}, &hearthv1.SignedPreflightAnswer{}, &hearthv1.SealedSiteAnswer{}, &hearthv1.HostsAttested{}},
+		pki.KindAggregator: {&hearthv1.JobJoined{}, &hearthv1.SwarmTrained{}},
 	}
 	// What a site may send another site: nothing of the server's business.
 	siteToSite = []proto.Message{&hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmReceived{}, &hearthv1.SwarmLocal{},
 		&hearthv1.HEThresholdShare{}, &hearthv1.HEShareTaken{}}
+	// What a site may send an aggregation host, and the host a site.
+	siteToHost = []proto.Message{&hearthv1.AttestationRequest{}, &hearthv1.SwarmUpdate{}, &hearthv1.SwarmReceived{}}
+	hostToSite = []proto.Message{&hearthv1.AttestationEvidence{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmReceived{}}
 )
 
 // Messages are the prototypes of every message type on the bus.
@@ -50,7 +57,12 @@ func Messages() []proto.Message {
 			}
 		}
 	}
-	return append(out, siteToSite...)
+	for _, m := range append(append(slices.Clone(siteToSite), siteToHost...), hostToSite...) {
+		if !contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Registry decodes exactly the types in Messages.
@@ -67,6 +79,13 @@ func Allow() envelope.AllowList {
 	for _, m := range siteToSite {
 		allow[pki.KindSite] = append(allow[pki.KindSite], Name(m))
 	}
+	for kind, msgs := range map[pki.Kind][]proto.Message{pki.KindSite: siteToHost, pki.KindAggregator: hostToSite} {
+		for _, m := range msgs {
+			if !slices.Contains(allow[kind], Name(m)) {
+				allow[kind] = append(allow[kind], Name(m))
+			}
+		}
+	}
 	return allow
 }
 
@@ -75,7 +94,8 @@ func Allow() envelope.AllowList {
 // ones meant for self's kind: the server hears a site's answers and never
 // its swarm updates or models, a site hears another site's swarm updates
 // and models and nothing else (bus/bridge then admits those only within a
-// job both sites are in). An admin's envelope at a site is refused by type
+// job both sites are in), and a site and an aggregation host hear from
+// each other only what attested aggregation needs. An admin's envelope at a site is refused by type
 // as well as by kind.
 func AllowFor(self pki.Kind) envelope.AllowList {
 	allow := envelope.AllowList{}
@@ -83,8 +103,13 @@ func AllowFor(self pki.Kind) envelope.AllowList {
 		if !pki.MayAddress(kind, self) {
 			continue
 		}
-		if kind == pki.KindSite && self == pki.KindSite {
+		switch {
+		case kind == pki.KindSite && self == pki.KindSite:
 			msgs = siteToSite
+		case kind == pki.KindSite && self == pki.KindAggregator:
+			msgs = siteToHost
+		case kind == pki.KindAggregator && self == pki.KindSite:
+			msgs = hostToSite
 		}
 		for _, m := range append(append([]proto.Message{}, everyone...), msgs...) {
 			allow[kind] = append(allow[kind], Name(m))

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/pki"
@@ -19,9 +21,9 @@ func TestAllowForListsOnlyWhoMayAddressSelf(t *testing.T) {
 		self  pki.Kind
 		kinds []pki.Kind
 	}{
-		{"a site hears the server and, for swarm learning, sites", pki.KindSite, []pki.Kind{pki.KindServer, pki.KindSite}},
+		{"a site hears the server, sites (swarm learning) and aggregation hosts", pki.KindSite, []pki.Kind{pki.KindAggregator, pki.KindServer, pki.KindSite}},
 		{"an admin console hears the server only", pki.KindAdmin, []pki.Kind{pki.KindServer}},
-		{"an aggregator hears the server only", pki.KindAggregator, []pki.Kind{pki.KindServer}},
+		{"an aggregation host hears the server and sites", pki.KindAggregator, []pki.Kind{pki.KindServer, pki.KindSite}},
 		{"the server hears everyone", pki.KindServer, []pki.Kind{pki.KindAdmin, pki.KindAggregator, pki.KindServer, pki.KindSite}},
 	}
 	for _, tt := range tests {
@@ -72,4 +74,32 @@ func TestSitesSendSitesOnlySwarmTraffic(t *testing.T) {
 	if !slices.Contains(atServer, protocol.Name(&hearthv1.SwarmTrained{})) {
 		t.Error("the server does not hear SwarmTrained")
 	}
+}
+
+// TestSitesAndHostsHearOnlyAttestedAggregation: a site and an aggregation
+// host hear from each other only evidence, updates, models and their
+// receipts; the server never hears an update from either, and a host
+// sends the server only its join and its rounds' accounts.
+func TestSitesAndHostsHearOnlyAttestedAggregation(t *testing.T) {
+	atHost := protocol.AllowFor(pki.KindAggregator)[pki.KindSite]
+	atSite := protocol.AllowFor(pki.KindSite)[pki.KindAggregator]
+	atServer := protocol.AllowFor(pki.KindServer)[pki.KindAggregator]
+	want := func(where string, got []string, msgs ...proto.Message) {
+		t.Helper()
+		var names []string
+		for _, m := range msgs {
+			names = append(names, protocol.Name(m))
+		}
+		slices.Sort(names)
+		got = slices.Sorted(slices.Values(got))
+		for _, n := range []string{protocol.Name(&hearthv1.Ping{}), protocol.Name(&hearthv1.Pong{}), protocol.Name(&hearthv1.Failure{})} {
+			got = slices.DeleteFunc(got, func(s string) bool { return s == n })
+		}
+		if !slices.Equal(got, names) {
+			t.Errorf("%s: %v, want %v", where, got, names)
+		}
+	}
+	want("a host hears from a site", atHost, &hearthv1.AttestationRequest{}, &hearthv1.SwarmReceived{}, &hearthv1.SwarmUpdate{})
+	want("a site hears from a host", atSite, &hearthv1.AttestationEvidence{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmReceived{})
+	want("the server hears from a host", atServer, &hearthv1.JobJoined{}, &hearthv1.SwarmTrained{})
 }

@@ -207,7 +207,7 @@ func Start(cfg Config) (*Bridge, error) {
 		}
 	}
 	limits := map[string]int{}
-	if b.kind == pki.KindSite && cfg.Server != "" {
+	if pki.HearsPeers(b.kind) && cfg.Server != "" {
 		subjects = append(subjects, bus.PeerInbox(b.self))
 		limits[bus.PeerInbox(b.self)] = PeerPendingBytes
 	}
@@ -350,10 +350,11 @@ func (b *Bridge) publishSealed(m envelope.Outgoing, sealTo *ecdh.PublicKey) (str
 	return id, b.cfg.Conn.Publish(b.subject(m.Recipient), data)
 }
 
-// subject is where an envelope to recipient goes: another site's Peer
-// subject from a site, a Direct subject otherwise.
+// subject is where an envelope to recipient goes: another participant's
+// Peer subject from a site or an aggregation host, a Direct subject
+// otherwise.
 func (b *Bridge) subject(recipient string) string {
-	if b.kind == pki.KindSite && b.cfg.Server != "" && recipient != b.cfg.Server {
+	if pki.HearsPeers(b.kind) && b.cfg.Server != "" && recipient != b.cfg.Server {
 		return bus.Peer(recipient, b.self)
 	}
 	return bus.Direct(recipient, b.self)

@@ -167,7 +167,8 @@ func TestMayAddress(t *testing.T) {
 	kinds := []pki.Kind{pki.KindServer, pki.KindSite, pki.KindAdmin, pki.KindAggregator}
 	for _, from := range kinds {
 		for _, to := range kinds {
-			want := from == pki.KindServer || to == pki.KindServer || from == pki.KindSite && to == pki.KindSite
+			want := from == pki.KindServer || to == pki.KindServer || from == pki.KindSite && to == pki.KindSite ||
+				from == pki.KindSite && to == pki.KindAggregator || from == pki.KindAggregator && to == pki.KindSite
 			if got := pki.MayAddress(from, to); got != want {
 				t.Errorf("MayAddress(%s, %s) = %v, want %v", from, to, got, want)
 			}

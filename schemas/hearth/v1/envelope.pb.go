@@ -130,6 +130,9 @@ const (
 	FailureCode_FAILURE_CODE_SUPERSEDED FailureCode = 21
 	// The participant asked for is not connected, or did not answer.
 	FailureCode_FAILURE_CODE_UNAVAILABLE FailureCode = 22
+	// Attested aggregation: the site does not (or no longer) accept the
+	// aggregation host's evidence, and sends it nothing.
+	FailureCode_FAILURE_CODE_ATTESTATION FailureCode = 23
 )
 
 // Enum value maps for FailureCode.
@@ -158,6 +161,7 @@ var (
 		20: "FAILURE_CODE_AGGREGATION_FAILED",
 		21: "FAILURE_CODE_SUPERSEDED",
 		22: "FAILURE_CODE_UNAVAILABLE",
+		23: "FAILURE_CODE_ATTESTATION",
 	}
 	FailureCode_value = map[string]int32{
 		"FAILURE_CODE_UNSPECIFIED":            0,
@@ -183,6 +187,7 @@ var (
 		"FAILURE_CODE_AGGREGATION_FAILED":     20,
 		"FAILURE_CODE_SUPERSEDED":             21,
 		"FAILURE_CODE_UNAVAILABLE":            22,
+		"FAILURE_CODE_ATTESTATION":            23,
 	}
 )
 
@@ -660,7 +665,7 @@ const file_hearth_v1_envelope_proto_rawDesc = "" +
 	"\fBodyEncoding\x12\x1d\n" +
 	"\x19BODY_ENCODING_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13BODY_ENCODING_PLAIN\x10\x01\x12\x18\n" +
-	"\x14BODY_ENCODING_SEALED\x10\x02*\xba\x05\n" +
+	"\x14BODY_ENCODING_SEALED\x10\x02*\xd8\x05\n" +
 	"\vFailureCode\x12\x1c\n" +
 	"\x18FAILURE_CODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17FAILURE_CODE_NO_HANDLER\x10\x01\x12\x1e\n" +
@@ -685,7 +690,8 @@ const file_hearth_v1_envelope_proto_rawDesc = "" +
 	"#FAILURE_CODE_AGGREGATOR_UNREACHABLE\x10\x13\x12#\n" +
 	"\x1fFAILURE_CODE_AGGREGATION_FAILED\x10\x14\x12\x1b\n" +
 	"\x17FAILURE_CODE_SUPERSEDED\x10\x15\x12\x1c\n" +
-	"\x18FAILURE_CODE_UNAVAILABLE\x10\x16B7Z5github.com/hearthfl/hearth/schemas/hearth/v1;hearthv1b\x06proto3"
+	"\x18FAILURE_CODE_UNAVAILABLE\x10\x16\x12\x1c\n" +
+	"\x18FAILURE_CODE_ATTESTATION\x10\x17B7Z5github.com/hearthfl/hearth/schemas/hearth/v1;hearthv1b\x06proto3"
 
 var (
 	file_hearth_v1_envelope_proto_rawDescOnce sync.Once
