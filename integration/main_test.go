@@ -48,6 +48,7 @@ type project struct {
 	*cluster.Local
 	server *cluster.Proc
 	sites  map[string]*cluster.Proc
+	hosts  map[string]*cluster.Proc // aggregation hosts
 	logs   string
 }
 
@@ -67,6 +68,13 @@ type projectSpec struct {
 	// tap, if set, runs the server's hostile build, which writes every
 	// message crossing the hub to this file (cmd/hearth/hostile.go).
 	tap string
+	// hosts aggregation hosts (agg-1..) run with hostArgs (and the
+	// hostile build for those in hostileHosts); attestation, if set, is
+	// each site's local/attestation.json ("" for none).
+	hosts        int
+	hostArgs     []string
+	hostileHosts map[string]bool
+	attestation  func(site string) string
 }
 
 func startProjectWith(t testing.TB, spec projectSpec) *project {
@@ -75,7 +83,7 @@ func startProjectWith(t testing.TB, spec projectSpec) *project {
 	ws := t.TempDir()
 	// Provisioned three days ago, so that tests can issue certificates that
 	// have already expired.
-	local, err := cluster.ProvisionLocal(ws, provisioned, time.Now().Add(-72*time.Hour))
+	local, err := cluster.ProvisionLocalHosts(ws, provisioned, spec.hosts, time.Now().Add(-72*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +93,16 @@ func startProjectWith(t testing.TB, spec projectSpec) *project {
 			t.Fatal(err)
 		}
 	}
-	p := &project{Local: local, sites: map[string]*cluster.Proc{}, logs: filepath.Join(ws, "logs")}
+	p := &project{Local: local, sites: map[string]*cluster.Proc{}, hosts: map[string]*cluster.Proc{}, logs: filepath.Join(ws, "logs")}
+	if spec.attestation != nil {
+		for _, s := range local.Sites {
+			if text := spec.attestation(s); text != "" {
+				if err := os.WriteFile(filepath.Join(local.Kit(s), kit.LocalDir, "attestation.json"), []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
 	if err := os.MkdirAll(p.logs, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +120,18 @@ func startProjectWith(t testing.TB, spec projectSpec) *project {
 		}
 		p.sites[s] = p.startBin(t, bin, s, "site", "-k", local.Kit(s))
 	}
+	for _, h := range local.Hosts {
+		bin := hearthBin
+		if spec.hostileHosts[h] {
+			bin = hostileBin
+		}
+		p.hosts[h] = p.startBin(t, bin, h, append([]string{"aggregator", "-k", local.Kit(h)}, spec.hostArgs...)...)
+	}
 	for _, s := range local.Sites[:running] {
 		p.await(t, p.sites[s])
+	}
+	for _, h := range local.Hosts {
+		p.await(t, p.hosts[h])
 	}
 	return p
 }

@@ -45,9 +45,12 @@ type Authorizer interface {
 
 // Config is what the coordinator needs.
 type Config struct {
-	Self   pki.Identity
-	Trust  *pki.Trust
-	Sites  []string // the project's sites
+	Self  pki.Identity
+	Trust *pki.Trust
+	Sites []string // the project's sites
+	// Hosts are the project's aggregation hosts (participants of kind
+	// aggregator), the only names a job's placement may list.
+	Hosts  []string
 	Policy Authorizer
 	Store  *Store
 	Bridge *actor.PID
@@ -231,6 +234,13 @@ func (c *Coordinator) submit(ctx actor.Context, m *hearthv1.SubmitJob) proto.Mes
 	for _, s := range v.Manifest.Sites {
 		if s != job.AllSites && !slices.Contains(c.cfg.Sites, s) {
 			return refuse(fmt.Sprintf("job names site %q, which is not in this project", s))
+		}
+	}
+	if p := v.Manifest.Placement; p != nil {
+		for _, h := range p.Hosts {
+			if !slices.Contains(c.cfg.Hosts, h) {
+				return refuse(fmt.Sprintf("job places its aggregator on %q, which is no aggregation host of this project", h))
+			}
 		}
 	}
 	creds, err := c.credentials(m.Credentials)

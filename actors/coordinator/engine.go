@@ -96,6 +96,7 @@ const (
 	keying     // an HE job's key setup (he.go)
 	revealing  // an HE round's updates revealed against its commitments
 	decrypting // an HE round's threshold decryption
+	placing    // an attested job's aggregator placed on hosts (placement.go)
 )
 
 func (e *engine) id() string { return e.rec.Info.Id }

@@ -72,6 +72,17 @@ type swarmFlow struct {
 	rejoining      map[string]bool
 	test           meanMetrics
 	evaluated      []string // the sites asked to evaluate the final model
+
+	// Attested placement (placement.go): the hosts that joined, with
+	// their keys; the answers awaited; why each host did not join; the
+	// sites that accept each host, and each site's reasons for those it
+	// does not; the sites left out of the job for accepting none.
+	hosts       map[string]*hearthv1.SealingKey
+	placing     map[string]bool
+	hostReasons map[string][]string
+	acceptedBy  map[string]map[string]bool
+	siteReasons map[string]string
+	placedOut   map[string]bool
 }
 
 // roundKey is one attempt at one round; round 0 is the initial model.
@@ -108,7 +119,8 @@ type rejoined struct {
 
 func newSwarmFlow(cfg *Config, rec *hearthv1.JobRecord, m *job.Manifest, targets []string) *swarmFlow {
 	s := &swarmFlow{engine: engine{cfg: cfg, rec: rec, manifest: m, targets: slices.Clone(targets)},
-		keys: map[string]*hearthv1.SealingKey{}, out: map[string]string{}, holds: map[string]bool{}, rejoining: map[string]bool{}}
+		keys: map[string]*hearthv1.SealingKey{}, out: map[string]string{}, holds: map[string]bool{}, rejoining: map[string]bool{},
+		placedOut: map[string]bool{}}
 	s.engine.next = s.next
 	return s
 }
@@ -160,8 +172,10 @@ func (s *swarmFlow) Receive(ctx actor.Context) {
 		}
 	case *answered:
 		s.answered(ctx, m)
+	case *reattested:
+		s.reattested(m)
 	case *rejoined:
-		s.rejoined(m)
+		s.rejoined(ctx, m)
 	case *confirmDue:
 		if m.at == s.askKey && s.phase == training && s.aggDone {
 			for site := range s.pending {
@@ -226,19 +240,18 @@ func (s *swarmFlow) next(ctx actor.Context) {
 				n, len(s.targets), s.manifest.MinSites, strings.Join(s.reasons, "; ")))
 			return
 		}
-		s.eligible = s.manifest.Aggregators
-		if len(s.eligible) == 0 && s.manifest.Sites[0] != job.AllSites {
-			s.eligible = s.manifest.Sites
+		if s.manifest.Attested() {
+			s.place(ctx) // the hosts the sites accept are the rotation
+			return
 		}
-		if len(s.eligible) == 0 {
-			s.eligible = s.sites()
+		eligible := s.manifest.Aggregators
+		if len(eligible) == 0 && s.manifest.Sites[0] != job.AllSites {
+			eligible = s.manifest.Sites
 		}
-		s.rotation = swarm.NewRotation(s.rec.Job.Nonce, s.eligible)
-		for site := range s.rec.Joined {
-			s.holds[site] = true // everyone makes the initial model
+		if len(eligible) == 0 {
+			eligible = s.sites()
 		}
-		s.audit(auditor.Event{Action: "swarm.rotation", JobID: s.id(), Detail: map[string]string{"order": strings.Join(s.rotation, ",")}})
-		s.startRound(ctx, 1)
+		s.begin(ctx, eligible)
 	case training:
 		switch {
 		case s.aggDone && len(s.pending) == 0: // the contributors' figures are in
@@ -251,6 +264,20 @@ func (s *swarmFlow) next(ctx actor.Context) {
 			s.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FINISHED, "")
 		}
 	}
+}
+
+// begin starts the first round with the rotation of eligible.
+func (s *swarmFlow) begin(ctx actor.Context, eligible []string) {
+	s.eligible = eligible
+	s.rotation = swarm.NewRotation(s.rec.Job.Nonce, s.eligible)
+	for site := range s.rec.Joined {
+		s.holds[site] = s.out[site] == "" // everyone makes the initial model
+	}
+	for h := range s.hosts {
+		s.holds[h] = true // an aggregation host too
+	}
+	s.audit(auditor.Event{Action: "swarm.rotation", JobID: s.id(), Detail: map[string]string{"order": strings.Join(s.rotation, ",")}})
+	s.startRound(ctx, 1)
 }
 
 // lastReason is the newest reason site was left out for.
@@ -275,6 +302,7 @@ func (s *swarmFlow) up(site string) string {
 	switch {
 	case s.out[site] != "":
 		return "left out: " + s.out[site]
+	case s.isHost(site):
 	case s.rec.Joined[site] == 0:
 		return "not joined"
 	case !s.reachable(site):
@@ -314,6 +342,9 @@ func (s *swarmFlow) startAttempt(ctx actor.Context) {
 		if s.holds[site] {
 			s.members = append(s.members, site)
 		}
+	}
+	if s.isHost(s.agg) { // it holds the model it makes; it trains nothing
+		s.holders = append(s.holders, s.agg)
 	}
 	if len(s.members) < s.manifest.MinSites {
 		s.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, fmt.Sprintf("round %d: %d sites hold the global model and are up (min_sites %d): %s",
@@ -388,6 +419,14 @@ func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
 		return
 	}
 	if a.err != nil {
+		var remote *bridge.RemoteError
+		if errors.As(a.err, &remote) && remote.Code == hearthv1.FailureCode_FAILURE_CODE_ATTESTATION && s.isHost(s.agg) && a.site != s.agg {
+			// The site no longer accepts the host's evidence: it sends
+			// the host nothing, and the round moves to the next host.
+			s.miss(a.site, a.err.Error())
+			s.failover(ctx, s.agg+": "+a.site+" does not accept its evidence: "+remote.Message, true)
+			return
+		}
 		s.miss(a.site, a.err.Error())
 		// Left out until it joins again: a site that is gone or silent (so
 		// that later rounds do not wait on it), and an aggregator that
@@ -511,10 +550,14 @@ func (s *swarmFlow) failover(ctx actor.Context, reason string, blame bool) {
 // roundClosed records the closed round and starts the next one.
 func (s *swarmFlow) roundClosed(ctx actor.Context, g *hearthv1.SwarmAggregated) {
 	var holders, mismatched []string
+	sitesHolding := 0 // hosts hold the model too, and count for nothing
 	for _, site := range s.holders {
 		switch d, ok := s.confirmed[site]; {
 		case ok && d == string(g.ModelSha256):
 			holders = append(holders, site)
+			if !s.isHost(site) {
+				sitesHolding++
+			}
 		case ok:
 			mismatched = append(mismatched, site)
 			s.audit(auditor.Event{Action: "model.mismatch", JobID: s.id(), Round: s.round, Peer: site,
@@ -522,10 +565,10 @@ func (s *swarmFlow) roundClosed(ctx actor.Context, g *hearthv1.SwarmAggregated) 
 					"reason": "the site holds another model than the one its aggregator declared"}})
 		}
 	}
-	if len(holders) < s.manifest.MinSites {
+	if sitesHolding < s.manifest.MinSites {
 		// Holders that report another model than it declared convict the
 		// aggregator; holders merely silent do not (the fault may be theirs).
-		s.failover(ctx, fmt.Sprintf("%s: %d sites confirmed its model (min_sites %d); another model at %v", s.agg, len(holders),
+		s.failover(ctx, fmt.Sprintf("%s: %d sites confirmed its model (min_sites %d); another model at %v", s.agg, sitesHolding,
 			s.manifest.MinSites, mismatched), len(mismatched) > 0)
 		return
 	}
@@ -690,7 +733,7 @@ func (s *swarmFlow) evaluatedSwarm(a *answered) {
 // attempt on, as a holder until it holds the global model.
 func (s *swarmFlow) rejoin(ctx actor.Context) {
 	for _, site := range s.targets {
-		if s.rejoining[site] || s.out[site] == "" && s.rec.Joined[site] != 0 || !s.reachable(site) {
+		if s.rejoining[site] || s.out[site] == "" && s.rec.Joined[site] != 0 || !s.reachable(site) || s.placedOut[site] {
 			continue
 		}
 		s.rejoining[site] = true
@@ -706,12 +749,12 @@ func (s *swarmFlow) rejoin(ctx actor.Context) {
 			case *bridge.Failed:
 				r.err = x.Err
 			}
-			s.rejoined(r)
+			s.rejoined(ctx, r)
 		})
 	}
 }
 
-func (s *swarmFlow) rejoined(r *rejoined) {
+func (s *swarmFlow) rejoined(ctx actor.Context, r *rejoined) {
 	delete(s.rejoining, r.site)
 	if s.phase != training {
 		return
@@ -722,6 +765,11 @@ func (s *swarmFlow) rejoined(r *rejoined) {
 		return
 	}
 	if !s.joinedSwarm(r.site, m, true) {
+		return
+	}
+	if s.manifest.Attested() { // back once it accepts the rotation's hosts
+		s.out[r.site] = "attesting the aggregation hosts"
+		s.reattest(ctx, r.site)
 		return
 	}
 	delete(s.out, r.site)

@@ -91,6 +91,11 @@ type swarmProbe struct {
 	// its test samples.
 	hostileEval string
 	crossSite   bool // the job asks for a cross-site evaluation
+	// Attested placement: the aggregation hosts, and each site's verdict
+	// on each host ("" accepts; placement_test.go).
+	hosts    map[string]*envelope.Signer
+	verdict  func(site, host string) string
+	hostDown map[string]bool // hosts that refuse their join
 }
 
 // digestOf is the probe's stand-in for the digest of an attempt's model.
@@ -119,8 +124,30 @@ func (p *swarmProbe) Receive(ctx actor.Context) {
 		from := pki.Identity{Name: m.To, Org: "org-" + m.To, Kind: pki.KindSite}
 		var a *answer
 		switch t := m.Msg.(type) {
+		case *hearthv1.AttestHosts:
+			res := &hearthv1.HostsAttested{JobId: t.JobId, Refused: map[string]string{}}
+			for _, k := range t.Hosts {
+				if why := p.verdict(m.To, k.Site); why != "" {
+					res.Refused[k.Site] = why
+				} else {
+					res.Accepted = append(res.Accepted, k.Site)
+				}
+			}
+			a = &answer{msg: res}
 		case *hearthv1.JoinJob:
 			key, _ := ecdh.X25519().GenerateKey(rand.Reader)
+			if p.hostDown[m.To] {
+				a = &answer{err: &bridge.RemoteError{From: m.To, Code: hearthv1.FailureCode_FAILURE_CODE_REFUSED, Message: "host policy: no"}}
+				break
+			}
+			if h := p.hosts[m.To]; h != nil {
+				binding, err := sealing.BindKey(h, t.JobId, key.PublicKey())
+				if err != nil {
+					panic(err)
+				}
+				a = &answer{msg: &hearthv1.JobJoined{JobId: t.JobId, SealingKey: binding}}
+				break
+			}
 			binding, err := sealing.BindKey(p.sites[m.To], t.JobId, key.PublicKey())
 			if err != nil {
 				panic(err)

@@ -329,3 +329,30 @@ func TestParseManifestHE(t *testing.T) {
 		t.Fatalf("a share cap applies to the weights, which are public: %v", err)
 	}
 }
+
+func TestParseManifestPlacement(t *testing.T) {
+	swarm := strings.Replace(strings.Replace(good, "workflow: fedavg", "workflow: swarm", 1), `["@all"]`, `[site-1, site-2]`, 1)
+	placed := swarm + "placement: {aggregator: attested, tee: [sev-snp, nvidia-gpu], hosts: [agg-1, agg-2]}\n"
+	m, err := job.ParseManifest([]byte(placed))
+	if err != nil || !m.Attested() || len(m.Placement.Hosts) != 2 || len(m.Placement.TEE) != 2 {
+		t.Fatalf("placement: %+v, %v", m.Placement, err)
+	}
+	for _, tc := range []struct{ name, manifest, want string }{
+		{"fedavg", strings.Replace(placed, "workflow: swarm", "workflow: fedavg", 1), "placement: needs workflow: swarm"},
+		{"another placement", strings.Replace(placed, "aggregator: attested", "aggregator: anywhere", 1), `placement.aggregator: "anywhere" is not supported`},
+		{"no evidence asked for", strings.Replace(placed, "tee: [sev-snp, nvidia-gpu]", "tee: []", 1), "placement.tee: required"},
+		{"an unknown TEE", strings.Replace(placed, "nvidia-gpu]", "tdx]", 1), `placement.tee[1]: "tdx" is not one of`},
+		{"a TEE twice", strings.Replace(placed, "nvidia-gpu]", "sev-snp]", 1), `placement.tee[1]: "sev-snp" listed twice`},
+		{"no hosts", strings.Replace(placed, "hosts: [agg-1, agg-2]", "hosts: []", 1), "placement.hosts: 0 hosts"},
+		{"a host twice", strings.Replace(placed, "agg-2]", "agg-1]", 1), `placement.hosts[1]: "agg-1" listed twice`},
+		{"a site as host", strings.Replace(placed, "agg-2]", "site-2]", 1), `placement.hosts[1]: "site-2" is one of the job's sites`},
+		{"a bad host name", strings.Replace(placed, "agg-2]", "'a*'] ", 1), `placement.hosts[1]: "a*" is not a participant name`},
+		{"sites as aggregators too", placed + "aggregators: [site-1]\n", "names them in placement.hosts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := job.ParseManifest([]byte(tc.manifest)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ParseManifest = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

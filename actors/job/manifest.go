@@ -23,6 +23,8 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/he"
 	"github.com/hearthfl/hearth/actors/learning/quantize"
 	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/policies/privacy"
 )
 
@@ -87,7 +89,40 @@ type Manifest struct {
 	// aggregator refuses in an update and which fail a site's training in
 	// a global model: it is for models whose values stay within +-65504.
 	Quantize string `yaml:"quantize,omitempty" json:"Quantize,omitempty"`
+	// Placement, when present, puts a swarm job's aggregator on attested
+	// aggregation hosts instead of its sites: every site verifies a host's
+	// TEE evidence itself and seals its updates only to the key the
+	// evidence binds.
+	Placement *Placement `yaml:"placement,omitempty" json:"Placement,omitempty"`
 }
+
+// Placement is a job's placement section:
+//
+//	placement: {aggregator: attested, tee: [sev-snp, nvidia-gpu], hosts: [agg-1]}
+type Placement struct {
+	// Aggregator is where the aggregator runs: PlacementAttested.
+	Aggregator string `yaml:"aggregator"`
+	// TEE are the kinds of evidence every host must present (TEESEVSNP,
+	// TEENvidiaGPU); each site may require more by its own policy.
+	TEE []string `yaml:"tee"`
+	// Hosts are the aggregation hosts (participants of kind aggregator)
+	// that may aggregate the job's rounds, in turn, once the sites accept
+	// their evidence.
+	Hosts []string `yaml:"hosts"`
+}
+
+// The placements and TEE kinds a job may ask for.
+const (
+	PlacementAttested = "attested"
+	TEESEVSNP         = "sev-snp"
+	TEENvidiaGPU      = "nvidia-gpu"
+)
+
+// MaxHosts bounds a job's aggregation hosts.
+const MaxHosts = 16
+
+// Attested says the job's aggregator runs on attested aggregation hosts.
+func (m *Manifest) Attested() bool { return m.Placement != nil }
 
 // Codec is the codec streamed models travel in: nil for float32 (their
 // plain bytes).
@@ -496,7 +531,56 @@ func (m *Manifest) Validate() error {
 			bad("quantize", "streamed models are quantized in FedAvg jobs without he only (not yet in swarm learning; under he the ciphertexts are the encoding)")
 		}
 	}
+	if m.Placement != nil {
+		m.validatePlacement(bad, seen)
+	}
 	return errors.Join(errs...)
+}
+
+// validatePlacement checks the placement section: attested hosts aggregate
+// a swarm job's rounds, and they are not among its sites.
+func (m *Manifest) validatePlacement(bad func(field, format string, a ...any), sites map[string]bool) {
+	p := m.Placement
+	if p.Aggregator != PlacementAttested {
+		bad("placement.aggregator", "%q is not supported (want %s)", p.Aggregator, PlacementAttested)
+	}
+	if m.Workflow != WorkflowSwarm {
+		bad("placement", "needs workflow: %s (the hosts aggregate the rounds the sites train, sealed site to host)", WorkflowSwarm)
+	}
+	if len(m.Aggregators) > 0 {
+		bad("aggregators", "a job placed on attested hosts names them in placement.hosts, not sites as aggregators")
+	}
+	if m.HE != nil {
+		bad("placement", "not with he")
+	}
+	if len(p.TEE) == 0 {
+		bad("placement.tee", "required: the evidence every host presents (%s, %s)", TEESEVSNP, TEENvidiaGPU)
+	}
+	kinds := map[string]bool{}
+	for i, k := range p.TEE {
+		switch {
+		case k != TEESEVSNP && k != TEENvidiaGPU:
+			bad(fmt.Sprintf("placement.tee[%d]", i), "%q is not one of %s, %s", envelope.Clip(k, 64), TEESEVSNP, TEENvidiaGPU)
+		case kinds[k]:
+			bad(fmt.Sprintf("placement.tee[%d]", i), "%q listed twice", k)
+		}
+		kinds[k] = true
+	}
+	if len(p.Hosts) == 0 || len(p.Hosts) > MaxHosts {
+		bad("placement.hosts", "%d hosts: want 1..%d aggregation hosts", len(p.Hosts), MaxHosts)
+	}
+	hosts := map[string]bool{}
+	for i, h := range p.Hosts {
+		switch {
+		case pki.ValidName(h) != nil:
+			bad(fmt.Sprintf("placement.hosts[%d]", i), "%q is not a participant name", envelope.Clip(h, 64))
+		case hosts[h]:
+			bad(fmt.Sprintf("placement.hosts[%d]", i), "%q listed twice", h)
+		case sites[h]:
+			bad(fmt.Sprintf("placement.hosts[%d]", i), "%q is one of the job's sites", h)
+		}
+		hosts[h] = true
+	}
 }
 
 // validateHE checks the he section and what it rules out: the server of

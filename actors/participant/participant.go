@@ -109,6 +109,13 @@ type Config struct {
 	// privacy.json pins (plugins/filter's Site). Nil: a job whose scope
 	// holds one is refused.
 	FilterPlugins privacy.PluginFilters
+	// Attestation is the site's own policy on aggregation hosts' evidence
+	// (local/attestation.json). Nil: the site refuses attested jobs.
+	Attestation AttestationPolicy
+	// Evidence, set, makes this participant an aggregation host (host.go):
+	// it joins the jobs that place their aggregator on it, and answers the
+	// sites' attestation requests with evidence Evidence makes.
+	Evidence Evidence
 	// GPUs is what the site offers jobs (local/resources.json), for
 	// pre-flight answers.
 	GPUs int64
@@ -163,6 +170,12 @@ type joined struct {
 	lastRound int64
 	busy      bool
 	evaluated bool
+	// An attested job: what this site knows of each host (attested.go),
+	// and whether its re-attestation runs; at a host, when each site last
+	// asked for evidence (host.go).
+	hosts       map[string]*attestedHost
+	reattesting bool
+	asked       map[string]time.Time
 }
 
 // beginRound claims the site's training for round of the job, or says why
@@ -231,13 +244,23 @@ func (p *Participant) Props() *actor.Props {
 // Messages are the types the participant handles, for bridge routes.
 func Messages() []proto.Message {
 	return []proto.Message{&hearthv1.JoinJob{}, &hearthv1.GetCredentialKey{}, &hearthv1.Preflight{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
+		&hearthv1.AttestHosts{}, &hearthv1.AttestationRequest{},
 		&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{}, &hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmLocal{},
 		&hearthv1.HESetup{}, &hearthv1.HEKeyExchange{}, &hearthv1.HEKeys{}, &hearthv1.HEReveal{}, &hearthv1.HEDecrypt{}, &hearthv1.HEThresholdShare{}}
 }
 
 // Receive implements actor.Actor.
 func (p *Participant) Receive(ctx actor.Context) {
+	if p.isHost() && p.hostReceive(ctx) {
+		return
+	}
 	switch m := ctx.Message().(type) {
+	case *hearthv1.AttestHosts:
+		p.attestHosts(ctx, m)
+	case *reattestDue:
+		p.reattest(ctx, m)
+	case *hearthv1.AttestationRequest:
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, p.cfg.Self.Name+" is a site, not an aggregation host"))
 	case *hearthv1.JoinJob:
 		if res := p.join(ctx, m, false); res != nil { // nil: answered once authenticated
 			ctx.Respond(res)
@@ -414,8 +437,11 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 	if allowed, reason := p.cfg.Policy.Allow("submit_job", who, nil); !allowed {
 		return refuse("site policy: " + reason)
 	}
+	if v.Manifest.Attested() && p.cfg.Attestation == nil {
+		return refuse("attestation: this site has no attestation policy (local/attestation.json), so it accepts no aggregation host")
+	}
 	var err error
-	j := &joined{id: m.JobId, manifest: v.Manifest, spec: v.Manifest.Trainer.Spec(), nonce: v.Nonce}
+	j := &joined{id: m.JobId, manifest: v.Manifest, spec: v.Manifest.Trainer.Spec(), nonce: v.Nonce, hosts: map[string]*attestedHost{}}
 	if j.train, err = p.load(v.Manifest.Dataset, "train"); err != nil {
 		return refuse(err.Error())
 	}
@@ -479,6 +505,9 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 	}
 	j.ctx, j.cancel = context.WithCancel(context.Background())
 	if j.swarm != nil { // who may reach this site for the job until its first task says
+		if v.Manifest.Attested() {
+			p.peers.setHosts(m.JobId, v.Manifest.Placement.Hosts)
+		}
 		if v.Manifest.Sites[0] == job.AllSites {
 			p.peers.setAny(m.JobId)
 		} else {

@@ -150,6 +150,9 @@ type jobPeers struct {
 	mu    sync.Mutex
 	jobs  map[string]map[string]bool
 	types map[string]map[string]bool // by job: the message types admitted
+	// hosts are an attested job's aggregation hosts, from the signed job:
+	// the only participants of kind aggregator a site hears in it.
+	hosts map[string]map[string]bool
 }
 
 func (s *jobPeers) put(jobID string, sites map[string]bool, types map[string]bool) {
@@ -161,12 +164,16 @@ func (s *jobPeers) put(jobID string, sites map[string]bool, types map[string]boo
 	s.jobs[jobID], s.types[jobID] = sites, types
 }
 
-func (s *jobPeers) set(jobID string, sites []string) {
-	m := map[string]bool{}
-	for _, site := range sites {
-		m[site] = true
+func (s *jobPeers) set(jobID string, sites []string) { s.put(jobID, setOf(sites), swarmTypes) }
+
+// setHosts records an attested job's hosts (from the signed job).
+func (s *jobPeers) setHosts(jobID string, hosts []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hosts == nil {
+		s.hosts = map[string]map[string]bool{}
 	}
-	s.put(jobID, m, swarmTypes)
+	s.hosts[jobID] = setOf(hosts)
 }
 
 // setAny admits every site of the project for jobID until the job's first
@@ -191,19 +198,29 @@ func (s *jobPeers) drop(jobID string) {
 	s.mu.Lock()
 	delete(s.jobs, jobID)
 	delete(s.types, jobID)
+	delete(s.hosts, jobID)
 	s.mu.Unlock()
 }
 
 // Admit is bridge.Config.Admit for a site: another site is heard only in
 // a swarm job this site has joined, and only while the server's newest task
 // for it lists that site as a member or holder, or in a job under
-// homomorphic encryption while its setup names that site; and only with
-// that kind of job's messages. Every other envelope is refused by the
-// bridge (audited as a refusal) before its body is opened.
+// homomorphic encryption while its setup names that site; an aggregation
+// host only in an attested job whose signed placement names it; and only
+// with that kind of job's messages. At an aggregation host, only the sites
+// of a job placed on it are heard, with attestation requests and updates.
+// Every other envelope is refused by the bridge (audited as a refusal)
+// before its body is opened.
 func (p *Participant) Admit(sender pki.Identity, messageType, jobID string) error {
 	p.peers.mu.Lock()
 	defer p.peers.mu.Unlock()
-	if sender.Kind != pki.KindSite {
+	switch {
+	case sender.Kind == pki.KindSite:
+	case sender.Kind == pki.KindAggregator && !p.isHost():
+		if !p.peers.hosts[jobID][sender.Name] {
+			return fmt.Errorf("%s is no aggregation host of job %q", sender.Name, envelope.Clip(jobID, 64))
+		}
+	default:
 		return fmt.Errorf("%s is a %s, not a site", sender.Name, sender.Kind)
 	}
 	peers, types := p.peers.jobs[jobID], p.peers.types[jobID]
@@ -242,7 +259,7 @@ func (p *Participant) newSwarmJob(jobID, nonceHex string) (*swarmJob, error) {
 }
 
 // verifyKey checks a sealing-key binding, once per binding and job.
-func (p *Participant) verifyKey(sj *swarmJob, k *hearthv1.SealingKey, jobID string) (*ecdh.PublicKey, error) {
+func (p *Participant) verifyKey(sj *swarmJob, k *hearthv1.SealingKey, jobID string, host bool) (*ecdh.PublicKey, error) {
 	raw, err := proto.Marshal(k)
 	if err != nil {
 		return nil, err
@@ -252,7 +269,11 @@ func (p *Participant) verifyKey(sj *swarmJob, k *hearthv1.SealingKey, jobID stri
 	if v, ok := sj.verified[k.GetSite()]; ok && v.sum == sum && now.Before(v.notAfter) && v.crl == p.cfg.Trust.CRLNumber() {
 		return ecdh.X25519().NewPublicKey(k.PublicKey)
 	}
-	pub, err := sealing.VerifyKey(k, p.cfg.Trust, jobID, k.GetSite(), now)
+	verify := sealing.VerifyKey
+	if host {
+		verify = sealing.VerifyHostKey
+	}
+	pub, err := verify(k, p.cfg.Trust, jobID, k.GetSite(), now)
 	if err != nil {
 		return nil, err
 	}

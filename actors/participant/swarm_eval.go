@@ -96,7 +96,7 @@ func (p *Participant) beginCross(ctx actor.Context, j *joined, m *hearthv1.Swarm
 	}
 	keys := map[string]*ecdh.PublicKey{}
 	for _, k := range m.Keys {
-		pub, err := p.verifyKey(sj, k, m.JobId)
+		pub, err := p.verifyKey(sj, k, m.JobId, false)
 		if err != nil {
 			refuse(err.Error())
 			return

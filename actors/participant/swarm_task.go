@@ -53,7 +53,7 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 	sj := j.swarm
 	keys := map[string]*ecdh.PublicKey{}
 	for _, k := range m.Keys {
-		pub, err := p.verifyKey(sj, k, m.JobId)
+		pub, err := p.verifyKey(sj, k, m.JobId, hostOf(j.manifest, k.GetSite()))
 		if err != nil {
 			refuse(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error())
 			return
@@ -68,6 +68,12 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 	}
 	self := p.cfg.Self.Name
 	member, aggregates := slices.Contains(m.Members, self), m.Aggregator == self
+	if j.manifest.Attested() && !p.isHost() {
+		if err := p.hostAccepted(j, m.Aggregator, keys[m.Aggregator]); err != nil {
+			refuse(hearthv1.FailureCode_FAILURE_CODE_ATTESTATION, err.Error())
+			return
+		}
+	}
 	if member {
 		if err := p.claimTraining(j, m.JobId); err != nil {
 			refuse(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error())
@@ -89,7 +95,11 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 	p.endAttempt(ctx, sj, "superseded by "+at.String())
 	sj.task, sj.at, sj.keys = m, at, keys
 	sj.attemptCtx, sj.stopAttempt = context.WithTimeout(j.ctx, j.manifest.RoundTimeout)
-	p.peers.set(m.JobId, append(slices.Clone(m.Members), m.Holders...))
+	if p.isHost() {
+		p.peers.put(m.JobId, setOf(m.Members), hostTypes)
+	} else {
+		p.peers.set(m.JobId, append(slices.Clone(m.Members), m.Holders...))
+	}
 	if member { // training starts first: the rest is set up while it runs
 		p.startTraining(ctx, j, m, basis)
 	}
@@ -177,6 +187,7 @@ func (p *Participant) startTraining(ctx actor.Context, j *joined, m *hearthv1.Sw
 func (p *Participant) checkSwarmTask(j *joined, m *hearthv1.SwarmTask) error {
 	sj := j.swarm
 	at := keyOf(m.Round, m.Attempt)
+	member := slices.Contains(m.Members, p.cfg.Self.Name)
 	switch {
 	case m.Round < 1 || m.Round > int64(j.manifest.Rounds):
 		return fmt.Errorf("round %d is not in the job's 1..%d", m.Round, j.manifest.Rounds)
@@ -189,10 +200,21 @@ func (p *Participant) checkSwarmTask(j *joined, m *hearthv1.SwarmTask) error {
 	case m.BasisRound < 0 || m.BasisRound >= m.Round:
 		return fmt.Errorf("basis round %d for round %d", m.BasisRound, m.Round)
 	}
-	for _, s := range append(append(slices.Clone(m.Members), m.Holders...), m.Aggregator) {
+	for _, s := range m.Members {
 		if !inJob(j.manifest, s) {
 			return fmt.Errorf("%s is not one of the signed job's sites", envelope.Clip(s, 64))
 		}
+	}
+	for _, s := range append(slices.Clone(m.Holders), m.Aggregator) {
+		if !inJob(j.manifest, s) && !hostOf(j.manifest, s) {
+			return fmt.Errorf("%s is not one of the signed job's sites", envelope.Clip(s, 64))
+		}
+	}
+	if j.manifest.Attested() && !hostOf(j.manifest, m.Aggregator) {
+		return fmt.Errorf("the aggregator %s is not one of the signed job's aggregation hosts", envelope.Clip(m.Aggregator, 64))
+	}
+	if p.isHost() && (member || m.Aggregator != p.cfg.Self.Name) {
+		return errors.New("an aggregation host only aggregates, the rounds the rotation gives it")
 	}
 	if !slices.Contains(m.Holders, m.Aggregator) {
 		return fmt.Errorf("the aggregator %s is not among the round's holders", envelope.Clip(m.Aggregator, 64))
@@ -222,13 +244,31 @@ func (p *Participant) checkSwarmTask(j *joined, m *hearthv1.SwarmTask) error {
 
 // inJob says whether site is one of the signed job's sites.
 func inJob(m *job.Manifest, site string) bool {
-	return m.Sites[0] == job.AllSites || slices.Contains(m.Sites, site)
+	return !hostOf(m, site) && (m.Sites[0] == job.AllSites || slices.Contains(m.Sites, site))
+}
+
+// hostOf says whether name is one of an attested job's aggregation hosts.
+func hostOf(m *job.Manifest, name string) bool {
+	return m.Attested() && slices.Contains(m.Placement.Hosts, name)
 }
 
 // eligibleFor is the rotation's sites: the manifest's aggregators, or its
 // sites; only for a job on every site that names no aggregators does the
 // server's list (the joined sites) stand, and then it must not be empty.
 func eligibleFor(m *job.Manifest, fromServer []string) ([]string, error) {
+	if m.Attested() { // the hosts every site accepted: some of the signed job's
+		seen := map[string]bool{}
+		for _, h := range fromServer {
+			if !hostOf(m, h) || seen[h] {
+				return nil, fmt.Errorf("the task's eligible aggregator %s is not one of the signed job's hosts, or is listed twice", envelope.Clip(h, 64))
+			}
+			seen[h] = true
+		}
+		if len(fromServer) == 0 {
+			return nil, errors.New("no eligible aggregation hosts listed")
+		}
+		return fromServer, nil
+	}
 	want := m.Aggregators
 	if len(want) == 0 && m.Sites[0] != job.AllSites {
 		want = m.Sites
@@ -253,6 +293,20 @@ func eligibleFor(m *job.Manifest, fromServer []string) ([]string, error) {
 func (p *Participant) basis(j *joined, m *hearthv1.SwarmTask) (*model.Model, error) {
 	at := keyOf(m.BasisRound, m.BasisAttempt)
 	if m.BasisRound == 0 {
+		if j.train == nil { // an aggregation host holds no data: the sites check the model's shape
+			if m.Features < 1 || m.Classes < 2 || m.Features > maxShape || m.Classes > maxShape {
+				return nil, fmt.Errorf("the task's data shape (%d features, %d classes) is out of bounds", m.Features, m.Classes)
+			}
+			if mdl := j.swarm.models[at]; mdl != nil {
+				return mdl, nil
+			}
+			mdl, err := trainer.Init(j.spec, int(m.Features), int(m.Classes))
+			if err != nil {
+				return nil, fmt.Errorf("initial model: %w", err)
+			}
+			j.swarm.models[at] = mdl
+			return mdl, nil
+		}
 		if m.Features != int64(j.train.Features) || m.Classes != int64(j.train.Classes) {
 			return nil, fmt.Errorf("the task's data shape (%d features, %d classes) is not this site's (%d, %d)",
 				m.Features, m.Classes, j.train.Features, j.train.Classes)
@@ -304,6 +358,13 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 		return
 	}
 	agg := sj.task.Aggregator
+	if j.manifest.Attested() {
+		if err := p.hostAccepted(j, agg, sj.keys[agg]); err != nil { // its re-attestation may have failed meanwhile
+			p.audit(auditor.Event{Action: "update.withheld", JobID: t.jobID, Round: t.at.round, Peer: agg, Detail: map[string]string{"reason": err.Error()}})
+			ctx.Send(t.reply, failure(hearthv1.FailureCode_FAILURE_CODE_ATTESTATION, err.Error()))
+			return
+		}
+	}
 	if agg == p.cfg.Self.Name {
 		if a := sj.agg; a != nil && a.at == t.at {
 			t.res.AuditEvent = executed

@@ -56,6 +56,18 @@ const maxCertificate = 16 << 10
 // against trust now and is site's (a site certificate), and its key signed
 // the binding. It returns the sealing key.
 func VerifyKey(k *hearthv1.SealingKey, trust *pki.Trust, scope, site string, now time.Time) (*ecdh.PublicKey, error) {
+	return verifyKey(k, trust, scope, site, pki.KindSite, now)
+}
+
+// VerifyHostKey is VerifyKey for an aggregation host's binding (a
+// certificate of kind aggregator). That the key is the host's says nothing
+// of where it lives: a site seals to it only once the host's TEE evidence
+// binds it too (policies/attestation).
+func VerifyHostKey(k *hearthv1.SealingKey, trust *pki.Trust, scope, host string, now time.Time) (*ecdh.PublicKey, error) {
+	return verifyKey(k, trust, scope, host, pki.KindAggregator, now)
+}
+
+func verifyKey(k *hearthv1.SealingKey, trust *pki.Trust, scope, site string, kind pki.Kind, now time.Time) (*ecdh.PublicKey, error) {
 	fail := func(format string, a ...any) (*ecdh.PublicKey, error) {
 		return nil, fmt.Errorf("sealing key of %s: "+format, append([]any{site}, a...)...)
 	}
@@ -69,7 +81,7 @@ func VerifyKey(k *hearthv1.SealingKey, trust *pki.Trust, scope, site string, now
 	if err != nil {
 		return fail("not an X25519 key: %v", err)
 	}
-	if err := VerifySigned(k.Certificate, k.Signature, keyPurpose, keyMessage(scope, site, k.PublicKey), trust, site, now); err != nil {
+	if err := verifySigned(k.Certificate, k.Signature, keyPurpose, keyMessage(scope, site, k.PublicKey), trust, site, kind, now); err != nil {
 		return fail("%v", err)
 	}
 	return pub, nil
@@ -80,6 +92,10 @@ func VerifyKey(k *hearthv1.SealingKey, trust *pki.Trust, scope, site string, now
 // msg for purpose (envelope.Signer.SignFor): what a site signs for others
 // to check, a sealing key's binding or an answer to an admin.
 func VerifySigned(certDER, sig []byte, purpose string, msg []byte, trust *pki.Trust, site string, now time.Time) error {
+	return verifySigned(certDER, sig, purpose, msg, trust, site, pki.KindSite, now)
+}
+
+func verifySigned(certDER, sig []byte, purpose string, msg []byte, trust *pki.Trust, site string, kind pki.Kind, now time.Time) error {
 	if len(certDER) > maxCertificate {
 		return fmt.Errorf("certificate of %d bytes", len(certDER))
 	}
@@ -87,7 +103,7 @@ func VerifySigned(certDER, sig []byte, purpose string, msg []byte, trust *pki.Tr
 	if err != nil {
 		return fmt.Errorf("certificate: %w", err)
 	}
-	id, err := trust.VerifyKind(cert, now, pki.KindSite)
+	id, err := trust.VerifyKind(cert, now, kind)
 	if err != nil {
 		return err
 	}

@@ -73,3 +73,35 @@ func TestVerifyKey(t *testing.T) {
 		t.Error("a revoked site's binding verified")
 	}
 }
+
+// TestVerifyHostKey: an aggregation host's binding verifies only as a
+// host's; a site's binding does not pass for a host's, nor the reverse.
+func TestVerifyHostKey(t *testing.T) {
+	p := pkitest.New(t)
+	host := p.Issue(t, "agg-1", "org-a", pki.KindAggregator)
+	site := p.Issue(t, "site-1", "org-a", pki.KindSite)
+	key, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	const job = "job-0123456789ab"
+	bind := func(pp *pkitest.Participant) *hearthv1.SealingKey {
+		s, err := envelope.NewSigner(pp.Cert, pp.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := sealing.BindKey(s, job, key.PublicKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	now := time.Now()
+	hostKey, siteKey := bind(host), bind(site)
+	if pub, err := sealing.VerifyHostKey(hostKey, p.Trust, job, "agg-1", now); err != nil || !pub.Equal(key.PublicKey()) {
+		t.Fatalf("VerifyHostKey(host's) = %v, %v", pub, err)
+	}
+	if _, err := sealing.VerifyHostKey(siteKey, p.Trust, job, "site-1", now); err == nil {
+		t.Error("a site's binding passed for a host's")
+	}
+	if _, err := sealing.VerifyKey(hostKey, p.Trust, job, "agg-1", now); err == nil {
+		t.Error("a host's binding passed for a site's")
+	}
+}

@@ -96,13 +96,16 @@ func startCoordinator(ctx context.Context, n *node.Node, audit *auditor.Log) err
 	if err != nil {
 		return err
 	}
-	var sites []string
+	var sites, hosts []string
 	for _, p := range n.Kit.Participants {
-		if p.Kind == pki.KindSite {
+		switch p.Kind {
+		case pki.KindSite:
 			sites = append(sites, p.Name)
+		case pki.KindAggregator:
+			hosts = append(hosts, p.Name)
 		}
 	}
-	c, err := coordinator.New(coordinator.Config{Self: n.Identity, Trust: n.Trust, Sites: sites, Policy: policy,
+	c, err := coordinator.New(coordinator.Config{Self: n.Identity, Trust: n.Trust, Sites: sites, Hosts: hosts, Policy: policy,
 		Store: store, Bridge: n.Bridge.PID(), Audit: audit, Log: n.Log().With("component", "coordinator"),
 		Reachable: n.Hub.Reachable, Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Limits: limits(n.Kit.Config.Limits)})
 	if err != nil {

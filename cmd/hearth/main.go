@@ -34,6 +34,7 @@ func commands() []command {
 		{"cert", "certificate requests, approvals and revocation (request|approve|revoke)", runCert},
 		{"server", "run the server: the NATS hub with JetStream, and the server's actors", runServer},
 		{"site", "run a site: a NATS leaf node dialing the hub, and the site's actors", runSite},
+		{"aggregator", "run an aggregation host: a leaf node that aggregates the jobs placed on it, with TEE evidence", runAggregator},
 		{"admin", "the admin console: submit, list, status, abort, download jobs", runAdmin},
 		{"audit", "verify audit logs and their peers' anchors; trace one action across logs", runAudit},
 		{"policy", "check an authorization.json: parse it and decide requests as a site would", runPolicy},

@@ -22,11 +22,18 @@ type Local struct {
 	Server     string
 	Sites      []string
 	Admin      string
+	Hosts      []string // aggregation hosts (kind aggregator), if any
 }
 
 // ProvisionLocal provisions a project with one server on loopback (free
 // ports), sites named site-1..site-N in two orgs, and one project admin.
 func ProvisionLocal(workspace string, sites int, now time.Time) (*Local, error) {
+	return ProvisionLocalHosts(workspace, sites, 0, now)
+}
+
+// ProvisionLocalHosts is ProvisionLocal with aggregation hosts named
+// agg-1..agg-H too, in the server's org.
+func ProvisionLocalHosts(workspace string, sites, hosts int, now time.Time) (*Local, error) {
 	if sites < 1 {
 		return nil, fmt.Errorf("a project needs at least one site, got %d", sites)
 	}
@@ -47,6 +54,11 @@ func ProvisionLocal(workspace string, sites int, now time.Time) (*Local, error) 
 		p.Sites = append(p.Sites, provision.SiteSpec{Name: name, Org: fmt.Sprintf("org-%c", 'a'+(i-1)%2),
 			DataDir: filepath.Join("..", "..", dataDir, name)})
 		l.Sites = append(l.Sites, name)
+	}
+	for i := 1; i <= hosts; i++ {
+		name := fmt.Sprintf("agg-%d", i)
+		p.Aggregators = append(p.Aggregators, provision.AggregatorSpec{Name: name, Org: "hearth"})
+		l.Hosts = append(l.Hosts, name)
 	}
 	secret := make([]byte, 24)
 	if _, err := rand.Read(secret); err != nil {

@@ -1,0 +1,246 @@
+package participant
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/sealing"
+	"github.com/hearthfl/hearth/bus/bridge"
+	"github.com/hearthfl/hearth/bus/envelope"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// A site in an attested job (one whose placement puts the aggregator on
+// aggregation hosts) trusts a host only on evidence it verified itself:
+// it sends each host its own fresh nonce, checks the evidence by its own
+// policy (local/attestation.json: the TEE kinds it requires, its reference
+// values) against the host's sealing key for the job and that nonce, and
+// seals updates only to the key the evidence binds. It attests each host
+// again every Reattest while in the job; a host whose re-attestation fails
+// or does not come is no longer sent anything: the site refuses the rounds
+// it aggregates (FAILURE_CODE_ATTESTATION), and the server moves the round
+// to the next host or fails the job, with the reason.
+
+// AttestationPolicy is a site's own judgement of an aggregation host's
+// evidence (policies/attestation, through cmd/hearth).
+type AttestationPolicy interface {
+	// Verify checks ev, asked for with nonce, as evidence for key (the
+	// host's sealing key for the job): every TEE kind in tee (the job's)
+	// and in the site's own requirements, each against the site's
+	// reference values. It returns what it accepted, for the audit.
+	Verify(ev *hearthv1.AttestationEvidence, tee []string, key, nonce []byte, now time.Time) (accepted string, err error)
+	// Reattest is how often the site attests a host again.
+	Reattest() time.Duration
+}
+
+// attestTimeout bounds one attestation of a host: its evidence's making
+// and its way back.
+const attestTimeout = 15 * time.Second
+
+// attestedHost is what a site knows of one host of an attested job.
+type attestedHost struct {
+	key     *ecdh.PublicKey // the sealing key its evidence binds
+	at      time.Time       // when its evidence last verified
+	refused string          // why its last attestation failed; "" while accepted
+	busy    bool            // an attestation is on its way
+}
+
+// reattestDue is a site's reminder to attest an attested job's hosts again.
+type reattestDue struct{ jobID string }
+
+// attestHosts takes the server's AttestHosts: the site attests each host
+// of the job that the server names and answers which it accepts.
+func (p *Participant) attestHosts(ctx actor.Context, m *hearthv1.AttestHosts) {
+	from, ok := p.fromServer(ctx)
+	if !ok {
+		return
+	}
+	j := p.jobs[m.JobId]
+	if j == nil || j.swarm == nil || !j.manifest.Attested() {
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_UNKNOWN_JOB, "this site has joined no attested job "+envelope.Clip(m.JobId, 64)))
+		return
+	}
+	received := p.audit(auditor.Event{Action: "attestation.asked", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: m.AuditEvent})
+	out := &hearthv1.HostsAttested{JobId: m.JobId, Refused: map[string]string{}}
+	if len(m.Hosts) > len(j.manifest.Placement.Hosts) {
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%d hosts to attest; the signed job places its aggregator on %d", len(m.Hosts), len(j.manifest.Placement.Hosts))))
+		return
+	}
+	reply, left := ctx.Sender(), 0
+	finish := func() {
+		if left > 0 {
+			return
+		}
+		out.AuditEvent = received
+		ctx.Send(reply, out)
+	}
+	now := p.cfg.Now()
+	for _, k := range m.Hosts {
+		host := k.GetSite()
+		if !slices.Contains(j.manifest.Placement.Hosts, host) || out.Refused[host] != "" || slices.Contains(out.Accepted, host) {
+			continue // not the signed job's, or named twice: no verdict
+		}
+		pub, err := sealing.VerifyHostKey(k, p.cfg.Trust, m.JobId, host, now)
+		if err != nil {
+			out.Refused[host] = err.Error()
+			p.audit(auditor.Event{Action: "attestation.refused", JobID: m.JobId, Peer: host, Detail: map[string]string{"reason": err.Error()}})
+			continue
+		}
+		left++
+		p.attest(ctx, j, host, pub, func(err error) {
+			if err != nil {
+				out.Refused[host] = err.Error()
+			} else {
+				out.Accepted = append(out.Accepted, host)
+			}
+			left--
+			finish()
+		})
+	}
+	finish()
+	if !j.reattesting {
+		j.reattesting = true
+		p.scheduleReattest(ctx, j)
+	}
+}
+
+// attest asks host for evidence with a fresh nonce, verifies it by the
+// site's policy, records the verdict and audits it, then calls done.
+func (p *Participant) attest(ctx actor.Context, j *joined, host string, pub *ecdh.PublicKey, done func(error)) {
+	h := j.hosts[host]
+	if h == nil {
+		h = &attestedHost{}
+		j.hosts[host] = h
+	}
+	verdict := func(err error) {
+		h.busy = false
+		if err != nil {
+			h.refused = envelope.Clip(err.Error(), 512)
+			p.audit(auditor.Event{Action: "attestation.refused", JobID: j.id, Peer: host, Detail: map[string]string{"reason": h.refused}})
+			p.cfg.Log.Warn("aggregation host not accepted", "job", j.id, "host", host, "reason", h.refused)
+		}
+		done(err)
+	}
+	if p.cfg.Attestation == nil {
+		verdict(errors.New("attestation: this site has no attestation policy (local/attestation.json), so it accepts no aggregation host"))
+		return
+	}
+	if h.busy {
+		done(nil) // the attestation on its way decides
+		return
+	}
+	nonce := make([]byte, NonceSize)
+	if _, err := rand.Read(nonce); err != nil {
+		verdict(fmt.Errorf("attestation: nonce: %w", err))
+		return
+	}
+	h.busy = true
+	future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: host, Msg: &hearthv1.AttestationRequest{JobId: j.id, Nonce: nonce},
+		JobID: j.id, Timeout: attestTimeout, SealTo: pub}, attestTimeout+time.Second)
+	ctx.ReenterAfter(future, func(res any, err error) {
+		if p.jobs[j.id] != j {
+			return // the job ended meanwhile
+		}
+		ev, err := evidenceOf(res, err)
+		if err == nil {
+			err = p.checkEvidence(j, host, pub, nonce, ev)
+		}
+		if err != nil {
+			verdict(err)
+			return
+		}
+		h.key, h.at, h.refused = pub, p.cfg.Now(), ""
+		verdict(nil)
+	})
+}
+
+// evidenceOf is the host's answer as evidence, or why it is none.
+func evidenceOf(res any, err error) (*hearthv1.AttestationEvidence, error) {
+	if err != nil {
+		return nil, fmt.Errorf("attestation: no evidence: %w", err)
+	}
+	switch r := res.(type) {
+	case *bridge.Reply:
+		if ev, ok := r.Msg.(*hearthv1.AttestationEvidence); ok {
+			return ev, nil
+		}
+		return nil, fmt.Errorf("attestation: the host answered %T, not evidence", r.Msg)
+	case *bridge.Failed:
+		return nil, fmt.Errorf("attestation: no evidence: %w", r.Err)
+	}
+	return nil, fmt.Errorf("attestation: unexpected %T", res)
+}
+
+// checkEvidence checks that evidence answers this site's request for this
+// job and key, then decides it by the site's policy.
+func (p *Participant) checkEvidence(j *joined, host string, pub *ecdh.PublicKey, nonce []byte, ev *hearthv1.AttestationEvidence) error {
+	switch {
+	case ev.JobId != j.id:
+		return fmt.Errorf("attestation: evidence for job %q", envelope.Clip(ev.JobId, 64))
+	case subtle.ConstantTimeCompare(ev.Nonce, nonce) != 1:
+		return errors.New("attestation: evidence for another nonce (a replayed answer)")
+	case ev.Key == nil || subtle.ConstantTimeCompare(ev.Key.PublicKey, pub.Bytes()) != 1:
+		return errors.New("attestation: evidence for another sealing key than the host's for this job")
+	}
+	accepted, err := p.cfg.Attestation.Verify(ev, j.manifest.Placement.TEE, pub.Bytes(), nonce, p.cfg.Now())
+	if err != nil {
+		return err
+	}
+	p.audit(auditor.Event{Action: "attestation.accepted", JobID: j.id, Peer: host,
+		Detail: map[string]string{"evidence": envelope.Clip(accepted, 512), "simulated": fmt.Sprint(ev.Simulated)}})
+	return nil
+}
+
+// scheduleReattest sets the site's next attestation of the job's hosts.
+func (p *Participant) scheduleReattest(ctx actor.Context, j *joined) {
+	if p.cfg.Attestation == nil {
+		return
+	}
+	self, system, id := ctx.Self(), ctx.ActorSystem(), j.id
+	time.AfterFunc(p.cfg.Attestation.Reattest(), func() { system.Root.Send(self, &reattestDue{jobID: id}) })
+}
+
+// reattest attests again every host this site accepts for the job.
+func (p *Participant) reattest(ctx actor.Context, m *reattestDue) {
+	j := p.jobs[m.jobID]
+	if j == nil || !j.reattesting {
+		return
+	}
+	for _, host := range slices.Sorted(maps.Keys(j.hosts)) {
+		if h := j.hosts[host]; h.refused == "" && h.key != nil {
+			p.attest(ctx, j, host, h.key, func(error) {})
+		}
+	}
+	p.scheduleReattest(ctx, j)
+}
+
+// hostAccepted says why this site does not send host anything in job j
+// now, nil if it may: its evidence verified, under key, and not longer
+// ago than twice the re-attestation interval (a re-attestation that does
+// not come counts as failed).
+func (p *Participant) hostAccepted(j *joined, host string, key *ecdh.PublicKey) error {
+	h := j.hosts[host]
+	switch {
+	case h == nil || h.key == nil && h.refused == "":
+		return fmt.Errorf("attestation: %s has not been attested by this site", host)
+	case h.refused != "":
+		return fmt.Errorf("attestation: %s: %s", host, h.refused)
+	case key != nil && !key.Equal(h.key):
+		return fmt.Errorf("attestation: the task's key for %s is not the key its evidence binds", host)
+	}
+	if p.cfg.Attestation != nil {
+		if age, limit := p.cfg.Now().Sub(h.at), 2*p.cfg.Attestation.Reattest(); age > limit {
+			return fmt.Errorf("attestation: %s was last attested %v ago; re-attestation is due every %v", host, age.Round(time.Second), limit/2)
+		}
+	}
+	return nil
+}
