@@ -1,0 +1,126 @@
+package participant
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/bus/pki"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// TestAdmitHostsOnlyInTheirJobs: a site hears an aggregation host only in
+// an attested job whose signed placement names it, and only with what a
+// host sends; a host hears only the job's sites, with evidence requests
+// and updates.
+func TestAdmitHostsOnlyInTheirJobs(t *testing.T) {
+	site := &Participant{}
+	site.peers.set("job-000000000001", []string{"site-2", "agg-1"})
+	site.peers.setHosts("job-000000000001", []string{"agg-1"})
+	site.peers.set("job-000000000002", []string{"site-2", "agg-1"}) // a plain swarm job: its list names agg-1, its signed job no host
+	host := &Participant{cfg: Config{Evidence: evidenceFunc(nil)}}
+	host.peers.put("job-000000000001", setOf([]string{"site-1", "site-2"}), hostTypes)
+	agg1 := pki.Identity{Name: "agg-1", Kind: pki.KindAggregator}
+	site1 := pki.Identity{Name: "site-1", Kind: pki.KindSite}
+	for _, tc := range []struct {
+		name   string
+		at     *Participant
+		sender pki.Identity
+		typ    string
+		job    string
+		want   string
+	}{
+		{"the host's model at a site", site, agg1, "hearth.v1.SwarmModel", "job-000000000001", ""},
+		{"a host the signed job does not name", site, pki.Identity{Name: "agg-2", Kind: pki.KindAggregator}, "hearth.v1.SwarmModel", "job-000000000001", "no aggregation host of job"},
+		{"a host in a job not placed on it", site, agg1, "hearth.v1.SwarmModel", "job-000000000002", "no aggregation host of job"},
+		{"a site's evidence request at the host", host, site1, "hearth.v1.AttestationRequest", "job-000000000001", ""},
+		{"a site's update at the host", host, site1, "hearth.v1.SwarmUpdate", "job-000000000001", ""},
+		{"a model sent to the host", host, site1, "hearth.v1.SwarmModel", "job-000000000001", "not a message of job"},
+		{"another host at a host", host, agg1, "hearth.v1.SwarmUpdate", "job-000000000001", "not a site"},
+		{"a site outside the job at the host", host, pki.Identity{Name: "site-3", Kind: pki.KindSite}, "hearth.v1.SwarmUpdate", "job-000000000001", "in no swarm job"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.at.Admit(tc.sender, tc.typ, tc.job)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Admit = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// evidenceFunc is an Evidence of a function (nil: none is made).
+type evidenceFunc func(key, nonce []byte) (*hearthv1.AttestationEvidence, error)
+
+func (f evidenceFunc) Evidence(_ context.Context, key, nonce []byte) (*hearthv1.AttestationEvidence, error) {
+	if f == nil {
+		return nil, errors.New("no evidence")
+	}
+	return f(key, nonce)
+}
+
+// policyFunc is an AttestationPolicy of a function, for the site's glue
+// around it (the policy itself: policies/attestation's tests).
+type policyFunc func(ev *hearthv1.AttestationEvidence) error
+
+func (f policyFunc) Verify(ev *hearthv1.AttestationEvidence, _ []string, _, _ []byte, _ time.Time) (string, error) {
+	return "ok", f(ev)
+}
+
+func (policyFunc) Reattest() time.Duration { return time.Minute }
+
+// TestSiteSendsOnlyToAFreshlyAttestedKey: what a site checks of a host's
+// evidence before its policy sees it (the job, the nonce, the key), and
+// when it sends the host nothing: never attested, refused, a task's key
+// other than the attested one, or a re-attestation overdue.
+func TestSiteSendsOnlyToAFreshlyAttestedKey(t *testing.T) {
+	now := time.Now()
+	p := &Participant{cfg: Config{Attestation: policyFunc(func(*hearthv1.AttestationEvidence) error { return nil }), Audit: &records{},
+		Now: func() time.Time { return now }}}
+	j := &joined{id: "job-000000000001", manifest: &job.Manifest{Placement: &job.Placement{Aggregator: job.PlacementAttested, TEE: []string{job.TEESEVSNP}, Hosts: []string{"agg-1"}}},
+		hosts: map[string]*attestedHost{}}
+	key, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	other, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	nonce := make([]byte, NonceSize)
+	rand.Read(nonce)
+	good := &hearthv1.AttestationEvidence{JobId: j.id, Nonce: nonce, Key: &hearthv1.SealingKey{PublicKey: key.PublicKey().Bytes()}}
+	for _, tc := range []struct {
+		name   string
+		change func(ev *hearthv1.AttestationEvidence)
+		want   string
+	}{
+		{"evidence for this request", func(*hearthv1.AttestationEvidence) {}, ""},
+		{"evidence for another job", func(ev *hearthv1.AttestationEvidence) { ev.JobId = "job-000000000002" }, "evidence for job"},
+		{"evidence for another nonce", func(ev *hearthv1.AttestationEvidence) { ev.Nonce = make([]byte, NonceSize) }, "another nonce"},
+		{"evidence for another key", func(ev *hearthv1.AttestationEvidence) { ev.Key.PublicKey = other.PublicKey().Bytes() }, "another sealing key"},
+		{"evidence with no key", func(ev *hearthv1.AttestationEvidence) { ev.Key = nil }, "another sealing key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &hearthv1.AttestationEvidence{JobId: good.JobId, Nonce: good.Nonce, Key: &hearthv1.SealingKey{PublicKey: good.Key.PublicKey}}
+			tc.change(ev)
+			err := p.checkEvidence(j, "agg-1", key.PublicKey(), nonce, ev)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("checkEvidence = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	gate := func(want string, k *ecdh.PublicKey) {
+		t.Helper()
+		err := p.hostAccepted(j, "agg-1", k)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Fatalf("hostAccepted = %v, want %q", err, want)
+		}
+	}
+	gate("has not been attested", key.PublicKey())
+	j.hosts["agg-1"] = &attestedHost{key: key.PublicKey(), at: now}
+	gate("", key.PublicKey())
+	gate("not the key its evidence binds", other.PublicKey())
+	now = now.Add(2*time.Minute + time.Second) // two intervals without a re-attestation
+	gate("last attested 2m1s ago", key.PublicKey())
+	j.hosts["agg-1"] = &attestedHost{refused: "attestation: sev-snp: measurement: not accepted"}
+	gate("measurement", key.PublicKey())
+}
