@@ -40,6 +40,10 @@ type SimulatedSNPOptions struct {
 	// TCB is the reported, current, committed and launch TCB, and the
 	// TCB the VCEK certificate is issued for.
 	TCB SimulatedTCB
+	// CertTCB, when set, is the TCB the VCEK certifies instead of TCB: a
+	// host presenting a certificate for another firmware state than the
+	// one it reports.
+	CertTCB *SimulatedTCB
 	// Build is the current and committed firmware build.
 	Build uint8
 	// VMPL is the level the reports claim to be made at (0 to 3).
@@ -91,6 +95,14 @@ func SimulatedSNP(opts SimulatedSNPOptions) (*Simulator, error) {
 	if _, err := kds.ComposeTCBParts(opts.TCB.parts()); err != nil {
 		return nil, fmt.Errorf("simulated sev-snp: %w", err)
 	}
+	certTCB := opts.TCB
+	if opts.CertTCB != nil {
+		certTCB = *opts.CertTCB
+		opts.CertTCB = &certTCB // the caller's stays the caller's
+		if _, err := kds.ComposeTCBParts(certTCB.parts()); err != nil {
+			return nil, fmt.Errorf("simulated sev-snp: certificate TCB: %w", err)
+		}
+	}
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
@@ -122,7 +134,7 @@ func SimulatedSNP(opts SimulatedSNPOptions) (*Simulator, error) {
 		// The VCEK certifies the claimed TCB and chip, as AMD's KDS
 		// issues one per TCB and chip.
 		VcekCustom: sgtest.CertOverride{
-			Extensions: sgtest.CustomExtensions(opts.TCB.parts(), opts.ChipID[:], "", productName),
+			Extensions: sgtest.CustomExtensions(certTCB.parts(), opts.ChipID[:], "", productName),
 		},
 	}
 	signer, err := b.TestOnlyCertChain()

@@ -113,6 +113,10 @@ func TestVerify(t *testing.T) {
 			claims: func(o *attest.SimulatedSNPOptions) {
 				o.TCB = attest.SimulatedTCB{Bootloader: 9, TEE: 9, SNP: 22, Microcode: 213}
 			}},
+		{name: "VCEK for another TCB than the reported one", want: tee.ReasonConsistency, wantInErr: "does not match",
+			claims: func(o *attest.SimulatedSNPOptions) {
+				o.CertTCB = &attest.SimulatedTCB{Bootloader: 3, TEE: 1, SNP: 9, Microcode: 115}
+			}},
 		{name: "build below minimum", want: tee.ReasonBuild,
 			claims: func(o *attest.SimulatedSNPOptions) { o.Build = 6 }},
 		{name: "migration agent not allowed", want: tee.ReasonMigrationAgent,
