@@ -122,8 +122,12 @@ func TestImportRules(t *testing.T) {
 		// trusted. A library's own simulator may be linked where hearth
 		// really runs it (go-sev-guest's testing package for a simulated
 		// SEV-SNP host, say); each such package is listed here by import
-		// path with a label saying what it simulates. Today none is.
-		simulators := map[string]string{}
+		// path with a label saying what it simulates.
+		simulators := map[string]string{
+			"github.com/google/go-sev-guest/testing": "simulated SEV-SNP evidence for hearth poc --aggregator attested and tests " +
+				"(plugins/attest.SimulatedSNP: go-sev-guest's test device and test-only AMD chain; " +
+				"policies/attestation/sevsnp trusts that chain's roots only where a site's policy says \"simulated\": true)",
+		}
 		// A library that keeps its test helpers in its own package (not a
 		// _test file) links testing wherever it is used; each is listed
 		// with what those helpers are, none of which hearth calls.
