@@ -26,6 +26,7 @@ import (
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/policies/privacy"
+	"github.com/hearthfl/hearth/policies/resources"
 )
 
 // ManifestFile is the manifest's name inside a job folder.
@@ -94,6 +95,10 @@ type Manifest struct {
 	// TEE evidence itself and seals its updates only to the key the
 	// evidence binds.
 	Placement *Placement `yaml:"placement,omitempty" json:"Placement,omitempty"`
+	// Resources is what the job needs at each site (FLARE's resource
+	// spec: num_of_gpus, mem_per_gpu_in_GiB); a site that cannot give it
+	// now refuses the job (policies/resources).
+	Resources *resources.Request `yaml:"resources,omitempty" json:"Resources,omitempty"`
 }
 
 // Placement is a job's placement section:
@@ -533,6 +538,11 @@ func (m *Manifest) Validate() error {
 	}
 	if m.Placement != nil {
 		m.validatePlacement(bad, seen)
+	}
+	if r := m.Resources; r != nil {
+		if err := r.Validate(); err != nil {
+			bad("resources", "%v", err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/hearthfl/hearth/bus/stream"
 	"github.com/hearthfl/hearth/plugins/authn"
 	"github.com/hearthfl/hearth/policies/privacy"
+	"github.com/hearthfl/hearth/policies/resources"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -116,9 +117,10 @@ type Config struct {
 	// it joins the jobs that place their aggregator on it, and answers the
 	// sites' attestation requests with evidence Evidence makes.
 	Evidence Evidence
-	// GPUs is what the site offers jobs (local/resources.json), for
-	// pre-flight answers.
-	GPUs int64
+	// Resources is what the site offers jobs (local/resources.json): a
+	// job whose resource spec does not fit what is free is refused, and
+	// each GPU serves one job at a time.
+	Resources resources.Offer
 	Log  *slog.Logger
 	Now  func() time.Time
 }
@@ -131,6 +133,8 @@ type Participant struct {
 	// tasks counts the training tasks begun for each job id, across
 	// re-joins: a job's rounds plus maxResumes at most (see beginRound).
 	tasks map[string]int
+	// gpus are the GPUs given to each joined job (Config.Resources).
+	gpus map[string]int
 }
 
 // maxResumes is how many rounds a job may be trained again here, beyond
@@ -226,7 +230,7 @@ func New(cfg Config) (*Participant, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Participant{cfg: cfg, jobs: map[string]*joined{}, tasks: map[string]int{}}, nil
+	return &Participant{cfg: cfg, jobs: map[string]*joined{}, tasks: map[string]int{}, gpus: map[string]int{}}, nil
 }
 
 // ListJoined asks the participant for the jobs it is in (a local
@@ -327,6 +331,7 @@ func (p *Participant) Receive(ctx actor.Context) {
 				}
 			}
 			delete(p.jobs, m.JobId)
+			delete(p.gpus, m.JobId)
 			p.audit(auditor.Event{Action: "job.left", JobID: m.JobId, Peer: from.Sender.Name,
 				Detail: map[string]string{"status": m.Status.String(), "reason": m.Reason}})
 		}
@@ -437,6 +442,17 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 	if allowed, reason := p.cfg.Policy.Allow("submit_job", who, nil); !allowed {
 		return refuse("site policy: " + reason)
 	}
+	if r := v.Manifest.Resources; r != nil {
+		inUse := 0
+		for id, n := range p.gpus {
+			if id != m.JobId { // a job joined again keeps its own
+				inUse += n
+			}
+		}
+		if d := p.cfg.Resources.Admit(*r, inUse); !d.Allowed {
+			return refuse(d.Reason)
+		}
+	}
 	if v.Manifest.Attested() && p.cfg.Attestation == nil {
 		return refuse("attestation: this site has no attestation policy (local/attestation.json), so it accepts no aggregation host")
 	}
@@ -472,7 +488,7 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 		p.audit(auditor.Event{Action: "preflight.accepted", Peer: from.Sender.Name, PeerEvent: received,
 			Detail: map[string]string{"submitter": v.Submitter.Name, "role": string(who.Role), "dataset": v.Manifest.Dataset}})
 		return &hearthv1.PreflightAnswer{Site: p.cfg.Self.Name, Accepted: true, Reason: "would join", Role: string(who.Role),
-			TrainSamples: int64(j.train.Rows()), Gpus: p.cfg.GPUs}
+			TrainSamples: int64(j.train.Rows()), Gpus: int64(p.cfg.Resources.GPUs)}
 	}
 	if err := p.cfg.Ledger.Record(v.Nonce, m.JobId, string(who.Role), now, v.NotAfter); err != nil {
 		return refuse(err.Error())
@@ -515,6 +531,9 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 		}
 	}
 	p.jobs[m.JobId] = j
+	if r := v.Manifest.Resources; r != nil && r.GPUs > 0 {
+		p.gpus[m.JobId] = r.GPUs // until the job ends here (LeaveJob)
+	}
 	id := p.audit(auditor.Event{Action: "job.joined", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
 		Detail: map[string]string{"submitter": v.Submitter.Name, "dataset": v.Manifest.Dataset, "nonce": v.Nonce,
 			"train_samples": fmt.Sprint(j.train.Rows()), "val_samples": fmt.Sprint(rows(j.val)), "test_samples": fmt.Sprint(rows(j.test))}})

@@ -3,12 +3,15 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 
@@ -16,6 +19,8 @@ import (
 
 	"github.com/hearthfl/hearth/actors/hejob"
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/participant"
+	"github.com/hearthfl/hearth/plugins/attest"
 	"github.com/hearthfl/hearth/actors/learning/he"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/bus/envelope"
@@ -45,6 +50,11 @@ import (
 //	          weight, validly signed (the ciphertext as computed)
 //	hequit    stops answering training tasks from round 3 on (a site gone
 //	          offline before it commits to anything)
+//
+// An aggregation host of this build with HEARTH_HOSTILE_EVIDENCE_AFTER=N
+// set answers its first N evidence requests honestly and every later one
+// with evidence of another launch measurement, as if another guest had
+// been started in its place.
 //
 // A server of this build plays a compromised server that taps the hub: with
 // HEARTH_HOSTILE_TAP set to a file, it subscribes to every Hearth subject
@@ -195,4 +205,34 @@ func hostileServer(n *node.Node, getenv func(string) string) (func(), error) {
 		f.Close()
 		mu.Unlock()
 	}, nil
+}
+
+// hostileEvidence changes the host's evidence after
+// HEARTH_HOSTILE_EVIDENCE_AFTER requests.
+func hostileEvidence(e participant.Evidence) participant.Evidence {
+	after, err := strconv.Atoi(os.Getenv("HEARTH_HOSTILE_EVIDENCE_AFTER"))
+	h, ok := e.(*hostCollectors)
+	if err != nil || after < 0 || !ok || h.snp == nil {
+		return e
+	}
+	opts := attest.PocSNP()
+	opts.Measurement[0] ^= 0xff
+	other, err := attest.SimulatedSNP(opts)
+	if err != nil {
+		panic(err)
+	}
+	return &changingEvidence{honest: h, changed: &hostCollectors{snp: other, gpu: h.gpu, simulated: true}, after: int64(after)}
+}
+
+type changingEvidence struct {
+	honest, changed participant.Evidence
+	after           int64
+	n               atomic.Int64
+}
+
+func (c *changingEvidence) Evidence(ctx context.Context, key, nonce []byte) (*hearthv1.AttestationEvidence, error) {
+	if c.n.Add(1) > c.after {
+		return c.changed.Evidence(ctx, key, nonce)
+	}
+	return c.honest.Evidence(ctx, key, nonce)
 }

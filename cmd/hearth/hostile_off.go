@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/participant"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/node"
@@ -26,3 +27,6 @@ func hostileSigns(*envelope.Signer) {}
 // hostileServer does nothing in this build: the server relays what it is
 // given to relay.
 func hostileServer(*node.Node, func(string) string) (stop func(), err error) { return func() {}, nil }
+
+// hostileEvidence is the host's own evidence in this build.
+func hostileEvidence(e participant.Evidence) participant.Evidence { return e }

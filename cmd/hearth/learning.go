@@ -143,7 +143,7 @@ func limits(l *kit.Limits) coordinator.Limits {
 // them. A plugin that is refused (its hash differs from its pin) does not
 // stop the site: it starts, audits why, and refuses every job in that
 // plugin's scope.
-func startParticipant(ctx context.Context, n *node.Node, audit *auditor.Log, policy authz.Site, gate *credential.Gate, gpus int64) (*actor.PID, func(), error) {
+func startParticipant(ctx context.Context, n *node.Node, audit *auditor.Log, policy authz.Site, gate *credential.Gate, offer resources.Offer) (*actor.PID, func(), error) {
 	scopes, err := privacy.ParseFile(n.Kit.PolicyPath("privacy.json"))
 	if err != nil {
 		return nil, nil, err
@@ -163,7 +163,7 @@ func startParticipant(ctx context.Context, n *node.Node, audit *auditor.Log, pol
 			n.Log().Error("audit append failed", "err", aerr)
 		}
 	}
-	pid, err := spawnParticipant(n, audit, policy, gate, gpus, scopes, own, state)
+	pid, err := spawnParticipant(n, audit, policy, gate, offer, scopes, own, state)
 	if err != nil {
 		own.Close()
 		return nil, nil, err
@@ -172,7 +172,7 @@ func startParticipant(ctx context.Context, n *node.Node, audit *auditor.Log, pol
 }
 
 // spawnParticipant makes the participant actor and routes to it.
-func spawnParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate *credential.Gate, gpus int64,
+func spawnParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate *credential.Gate, offer resources.Offer,
 	scopes *privacy.Policy, own *pluginfilter.Site, state string) (*actor.PID, error) {
 	spill, err := spillDir(n)
 	if err != nil {
@@ -182,11 +182,15 @@ func spawnParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate 
 	if err != nil {
 		return nil, err
 	}
+	attestation, err := siteAttestation(n.Kit) // nil without local/attestation.json: no attested job is joined
+	if err != nil {
+		return nil, err
+	}
 	p, err := participant.New(participant.Config{Self: n.Identity, Trust: n.Trust, Policy: policy,
 		DataDir: n.Kit.DataDir(), Audit: audit, Log: n.Log().With("component", "participant"),
 		Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Ledger: ledger, Outgoing: hostileSite,
 		Signer: n.Signer, SealKey: n.SealKey.PublicKey(), Bridge: n.Bridge.PID(), StateDir: state, OnSwarmTask: hostileSwarm,
-		Gate: gate, GPUs: gpus, Privacy: scopes, FilterPlugins: own})
+		Gate: gate, Resources: offer, Privacy: scopes, FilterPlugins: own, Attestation: attestation})
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -39,7 +40,14 @@ type pocOptions struct {
 	timeout     time.Duration
 	privacy     string  // "", "dp" or "he"
 	epsilon     float64 // with dp: each site's target ε for the whole job
+	aggregator  string  // "" or "attested": an aggregation host the sites attest
 }
+
+// pocHost is the POC's aggregation host with --aggregator attested, and
+// the evidence it presents (simulated: these machines have no TEE).
+const pocHost = "agg-1"
+
+var pocTEE = []string{job.TEESEVSNP, job.TEENvidiaGPU}
 
 // DP-SGD in the POC: each site calibrates its own noise for the job's
 // target ε (δ 1e-5) over all its rounds; an MLP with larger steps and
@@ -113,8 +121,22 @@ func runPOC(ctx context.Context, c *cli, args []string) error {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
 	fs.StringVar(&o.privacy, "privacy", "", "dp: the sites train with DP-SGD, each within --epsilon for the whole job (an MLP; see README); he: the server adds encrypted updates and a majority of the sites decrypt only their sum")
 	fs.Float64Var(&o.epsilon, "epsilon", 8, "with --privacy dp: each site's ε over the whole job, at δ 1e-5")
+	fs.StringVar(&o.aggregator, "aggregator", "", "attested: swarm learning whose rounds an aggregation host aggregates, in its own process, "+
+		"once each site verified its TEE evidence (SIMULATED here: go-sev-guest's test device, a test NVIDIA device chain)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	workflowSet := false
+	fs.Visit(func(f *flag.Flag) { workflowSet = workflowSet || f.Name == "workflow" })
+	switch o.aggregator {
+	case "":
+	case "attested":
+		if workflowSet && o.workflow != job.WorkflowSwarm || o.privacy == "he" {
+			return errUsageMsg("--aggregator attested: the sites send their updates sealed to the host, so it needs --workflow swarm (and no --privacy he)")
+		}
+		o.workflow = job.WorkflowSwarm
+	default:
+		return errUsageMsg(fmt.Sprintf("--aggregator %q: want attested", o.aggregator))
 	}
 	if fs.NArg() > 0 {
 		return errUsageMsg("poc takes no arguments")
@@ -174,7 +196,11 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("--dataset %s --model %s: %w", o.dataset, o.model, err)
 	}
-	local, err := cluster.ProvisionLocal(ws, o.sites, time.Now())
+	hosts := 0
+	if o.aggregator == "attested" {
+		hosts = 1
+	}
+	local, err := cluster.ProvisionLocalHosts(ws, o.sites, hosts, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("provision: %w", err)
 	}
@@ -202,12 +228,25 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 		say("  %s: %d train, %d validation, %d test samples; classes %v", s.Site, s.Train, s.Val, s.Test, s.ClassCounts)
 	}
 
+	if o.aggregator == "attested" {
+		if err := writeSimulatedAttestation(local); err != nil {
+			return sum, err
+		}
+		say("attested aggregation: %s aggregates every round in its own process; each site asks it for TEE evidence (%s) with its own nonce "+
+			"and checks it against its local/attestation.json before it seals an update to the key the evidence binds", pocHost, strings.Join(pocTEE, ", "))
+		say("  SIMULATED evidence: these machines have no TEE; the host signs with go-sev-guest's test device and test-only AMD chain and a test NVIDIA device chain, "+
+			"which the sites trust only because their policy says \"simulated\": true")
+	}
 	procs, err := startLocal(ctx, local, filepath.Join(ws, "logs"))
 	defer procs.stop(c.stderr)
 	if err != nil {
 		return sum, err
 	}
-	say("server and %d sites running as separate processes (mTLS leaf links, signed envelopes); logs in %s", o.sites, filepath.Join(ws, "logs"))
+	hostsText := ""
+	if hosts > 0 {
+		hostsText = " and an aggregation host"
+	}
+	say("server, %d sites%s running as separate processes (mTLS leaf links, signed envelopes); logs in %s", o.sites, hostsText, filepath.Join(ws, "logs"))
 
 	jobDir := filepath.Join(ws, "jobs", o.dataset+"-"+o.workflow)
 	if err := writeJob(jobDir, o, spec); err != nil {
@@ -291,7 +330,11 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 			aggs[r.Aggregator] = true
 		}
 		sum.ModelLocation = res.GetInfo().GetModelLocation()
-		say("%d sites aggregated in turn; the server coordinated and never held a weight", len(aggs))
+		if o.aggregator == "attested" {
+			say("%s aggregated every round, in its (simulated) TEE; the server coordinated and never held a weight", strings.Join(slices.Sorted(maps.Keys(aggs)), ", "))
+		} else {
+			say("%d sites aggregated in turn; the server coordinated and never held a weight", len(aggs))
+		}
 		say("the final model is %s", termText(sum.ModelLocation))
 	} else {
 		sum.Files["model"] = filepath.Join(resultDir, "model.pb")
@@ -387,6 +430,11 @@ func startLocal(ctx context.Context, local *cluster.Local, logs string, extra ..
 			return procs, err
 		}
 	}
+	for _, h := range local.Hosts { // the POC's hosts present simulated evidence: no TEE here
+		if _, err := start(h, "aggregator", "-k", local.Kit(h), "--simulated-tee", "--tee", strings.Join(pocTEE, ",")); err != nil {
+			return procs, err
+		}
+	}
 	for _, p := range procs[1:] {
 		if _, err := p.AwaitReady(ready); err != nil {
 			return procs, err
@@ -427,6 +475,10 @@ func writeJob(dir string, o pocOptions, spec trainer.Spec) error {
 	crossSite := ""
 	if o.workflow == job.WorkflowSwarm {
 		crossSite = "  cross_site: true   # each site also scores every other site's last local model\n"
+	}
+	if o.aggregator == "attested" {
+		crossSite += fmt.Sprintf("placement:   # the aggregator on an aggregation host whose TEE evidence every site checks itself\n  aggregator: attested\n  tee: [%s]\n  hosts: [%s]\n",
+			strings.Join(pocTEE, ", "), pocHost)
 	}
 	manifest := fmt.Sprintf(`# A %s job written by hearth poc. Submit your own with: hearth admin -k KIT submit FOLDER
 name: %s-%s

@@ -39,7 +39,7 @@ func runSite(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	gpus, err := siteGPUs(k)
+	offer, err := siteResources(k)
 	if err != nil {
 		return err
 	}
@@ -48,14 +48,14 @@ func runSite(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer closeGate()
-	pid, closeFilters, err := startParticipant(ctx, n, audit, policy, gate, gpus)
+	pid, closeFilters, err := startParticipant(ctx, n, audit, policy, gate, offer)
 	if err != nil {
 		return err
 	}
 	defer closeFilters()
 	ctx, shutdown := context.WithCancel(ctx) // admin site shutdown stops the site as a signal would
 	defer shutdown()
-	if err := startSiteAdmin(n, audit, policy, gate, pid, logs, gpus, shutdown); err != nil {
+	if err := startSiteAdmin(n, audit, policy, gate, pid, logs, offer, shutdown); err != nil {
 		return err
 	}
 	n.Log().Info("waiting for the hub", "urls", k.Config.LeafURLs(), "local", n.Leaf.LocalAddr())

@@ -145,7 +145,7 @@ func diskFree(dir string) string {
 // startSiteAdmin runs the actor that answers the site commands of admins
 // (actors/siteadmin) and routes them to it.
 func startSiteAdmin(n *node.Node, audit *auditor.Log, policy siteadmin.Authorizer, gate *credential.Gate, participantPID *actor.PID,
-	logs *lineRing, gpus int64, shutdown func()) error {
+	logs *lineRing, offer resources.Offer, shutdown func()) error {
 	started := time.Now()
 	version := "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -166,7 +166,7 @@ func startSiteAdmin(n *node.Node, audit *auditor.Log, policy siteadmin.Authorize
 		Resources: func() map[string]string {
 			total, avail := memInfo()
 			return map[string]string{"cpus": strconv.Itoa(runtime.NumCPU()), "memory": total, "memory_available": avail,
-				"gpus": strconv.FormatInt(gpus, 10), "data_disk_free": diskFree(n.Kit.DataDir())}
+				"gpus": strconv.Itoa(offer.GPUs), "mem_per_gpu_gib": strconv.FormatFloat(offer.MemPerGPU, 'g', -1, 64), "data_disk_free": diskFree(n.Kit.DataDir())}
 		},
 		Logs: logs.Tail,
 		Audit: func(lines int) ([]string, error) {
@@ -189,26 +189,8 @@ func startSiteAdmin(n *node.Node, audit *auditor.Log, policy siteadmin.Authorize
 	return nil
 }
 
-// siteGPUs reads what the site offers jobs from its local/resources.json
-// (FLARE's format): its num_of_gpus.
-func siteGPUs(k *kit.Kit) (int64, error) {
-	path := k.PolicyPath("resources.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("resources: %w", err)
-	}
-	if len(b) > 64<<10 {
-		return 0, fmt.Errorf("resources: %s is %d bytes", path, len(b))
-	}
-	var r struct {
-		GPUs   int64   `json:"num_of_gpus"`
-		Memory float64 `json:"mem_per_gpu_in_GiB"`
-	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		return 0, fmt.Errorf("resources: %s: %w", path, err)
-	}
-	if r.GPUs < 0 || r.GPUs > 1024 {
-		return 0, fmt.Errorf("resources: %s: num_of_gpus %d", path, r.GPUs)
-	}
-	return r.GPUs, nil
+// siteResources reads what the site offers jobs from its
+// local/resources.json (policies/resources).
+func siteResources(k *kit.Kit) (resources.Offer, error) {
+	return resources.ParseFile(k.PolicyPath("resources.json"))
 }

@@ -18,9 +18,9 @@
 //	verified, err := sevsnp.Verify(report, certs, policy.SNP, rd, policy.Simulated, now)
 //
 // and the GPU verifier (policies/attestation/nvgpu) likewise from
-// policy.GPU and GPUNonce. This package imports no verifier but sevsnp
-// (for the Reference type); combining the verdicts of the kinds a policy
-// requires is the caller's.
+// policy.GPURef and GPUNonce. (*Policy).Verify does it all for one
+// host's evidence: every kind the site requires and the job demands,
+// each present and verified, the first refusal returned.
 //
 // # The binding
 //
@@ -36,7 +36,7 @@
 // # Policy format
 //
 //	{"require": ["sev-snp", "nvidia-gpu"],
-//	 "reattest_minutes": 10,
+//	 "reattest": "10m",
 //	 "simulated": false,
 //	 "sev_snp": {"measurements": ["<96 hex digits>", ...],
 //	             "minimum_tcb": {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115},
@@ -52,8 +52,10 @@
 // GPU in confidential computing mode). An empty list is refused: a site
 // that demands nothing has no file.
 //
-// reattest_minutes, a whole number from 1 to 1440 (default 10), is how
-// often the site asks a host it accepted for fresh evidence.
+// reattest, a Go duration from "1s" to "24h" (default "10m"), is how often
+// the site asks a host it accepted for fresh evidence; a host whose fresh
+// evidence does not verify, or does not come within twice this, is sent
+// nothing more.
 //
 // simulated (default false) trusts go-sev-guest's test-only AMD roots and
 // the GPU verifier's test root instead of the vendors' real ones, and

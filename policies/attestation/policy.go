@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hearthfl/hearth/policies/attestation/internal/strictjson"
+	"github.com/hearthfl/hearth/policies/attestation/nvgpu"
 	"github.com/hearthfl/hearth/policies/attestation/sevsnp"
 	"github.com/hearthfl/hearth/policies/attestation/tee"
 )
@@ -49,14 +50,15 @@ const (
 	ReasonProduct        = tee.ReasonProduct
 	ReasonConsistency    = tee.ReasonConsistency
 	ReasonPolicy         = tee.ReasonPolicy
+	ReasonMissing        = tee.ReasonMissing
 )
 
 // Bounds on a policy.
 const (
-	MaxPolicyBytes         = 64 << 10 // the file's size
-	DefaultReattestMinutes = 10
-	MinReattestMinutes     = 1
-	MaxReattestMinutes     = 1440
+	MaxPolicyBytes  = 64 << 10 // the file's size
+	DefaultReattest = 10 * time.Minute
+	MinReattest     = time.Second
+	MaxReattest     = 24 * time.Hour
 )
 
 // Policy is a parsed local/attestation.json: what a site demands of an
@@ -76,9 +78,10 @@ type Policy struct {
 	// SNP holds the SEV-SNP reference values; non-nil when Require has
 	// sev-snp (it may be set without: values kept for later).
 	SNP *sevsnp.Reference
-	// GPU is the nvidia_gpu section as written, for the GPU verifier to
-	// parse; nil when absent. Parse checks only that it is an object.
-	GPU json.RawMessage
+	// GPU is the nvidia_gpu section as written; GPURef its reference
+	// values (policies/attestation/nvgpu); both nil when absent.
+	GPU    json.RawMessage
+	GPURef *nvgpu.Reference
 }
 
 // Requires reports whether the policy demands kind k.
@@ -94,13 +97,13 @@ func (p *Policy) Requires(k Kind) bool {
 	return false
 }
 
-var topKeys = []string{"require", "reattest_minutes", "simulated", "sev_snp", "nvidia_gpu"}
+var topKeys = []string{"require", "reattest", "simulated", "sev_snp", "nvidia_gpu"}
 
 // Parse parses a site's local/attestation.json strictly (see the package
 // documentation for the format). Anything else is a *ParseError naming the
 // JSON path of what it refuses: a document above MaxPolicyBytes, text that
 // is not UTF-8, a duplicate or unknown key, a missing or empty require, an
-// unknown or repeated kind, reattest_minutes outside [1, 1440], a kind
+// unknown or repeated kind, reattest not a duration in [1s, 24h], a kind
 // required without its section, or a section's own error (sevsnp's, under
 // "sev_snp").
 func Parse(data []byte) (*Policy, error) {
@@ -114,7 +117,7 @@ func Parse(data []byte) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Policy{Reattest: DefaultReattestMinutes * time.Minute}
+	p := &Policy{Reattest: DefaultReattest}
 
 	raw, ok := m["require"]
 	if !ok {
@@ -143,12 +146,16 @@ func Parse(data []byte) (*Policy, error) {
 		p.Require = append(p.Require, k)
 	}
 
-	if raw, ok := m["reattest_minutes"]; ok {
-		n, err := strictjson.Uint(raw, "reattest_minutes", MinReattestMinutes, MaxReattestMinutes)
+	if raw, ok := m["reattest"]; ok {
+		text, err := strictjson.String(raw, "reattest")
 		if err != nil {
 			return nil, err
 		}
-		p.Reattest = time.Duration(n) * time.Minute
+		d, err := time.ParseDuration(text)
+		if err != nil || d < MinReattest || d > MaxReattest {
+			return nil, &ParseError{Path: "reattest", Msg: fmt.Sprintf("%q is not a duration in [%v, %v] (e.g. \"10m\")", clip(text), MinReattest, MaxReattest)}
+		}
+		p.Reattest = d
 	}
 	if raw, ok := m["simulated"]; ok {
 		if p.Simulated, err = strictjson.Bool(raw, "simulated"); err != nil {
@@ -167,6 +174,9 @@ func Parse(data []byte) (*Policy, error) {
 			return nil, err
 		}
 		p.GPU = append(json.RawMessage(nil), raw...)
+		if p.GPURef, err = nvgpu.ParseReference(raw); err != nil {
+			return nil, &ParseError{Path: "nvidia_gpu", Msg: err.Error(), Err: err}
+		}
 	} else if p.Requires(KindNvidiaGPU) {
 		return nil, &ParseError{Path: "nvidia_gpu", Msg: `required when "require" names nvidia-gpu: the GPU verifier's reference values`}
 	}

@@ -28,7 +28,7 @@ func snp(extra string) string {
 }
 
 func TestParse(t *testing.T) {
-	full := `{"require": ["sev-snp", "nvidia-gpu"], "reattest_minutes": 30, "simulated": true,
+	full := `{"require": ["sev-snp", "nvidia-gpu"], "reattest": "30m", "simulated": true,
 	  "sev_snp": ` + snp(`"minimum_build": 7, "allow_migration_agent": true, "allow_smt": true, "max_vmpl": 2, "product": "Genoa"`) + `,
 	  "nvidia_gpu": {"anything": ["the GPU verifier's"]}}`
 	p, err := attestation.Parse([]byte(full))
@@ -106,8 +106,9 @@ func TestParseRefuses(t *testing.T) {
 		{"sev-snp required without its section", `{"require": ["sev-snp"]}`, "sev_snp", "required when"},
 		{"nvidia-gpu required without its section", `{"require": ["nvidia-gpu"]}`, "nvidia_gpu", "required when"},
 		{"nvidia_gpu not an object", `{"require": ["nvidia-gpu"], "nvidia_gpu": [1]}`, "nvidia_gpu", "want an object"},
-		{"reattest too short", `{` + req + `"reattest_minutes": 0, "sev_snp": ` + snp("") + `}`, "reattest_minutes", "out of range [1, 1440]"},
-		{"reattest too long", `{` + req + `"reattest_minutes": 1441, "sev_snp": ` + snp("") + `}`, "reattest_minutes", "out of range [1, 1440]"},
+		{"reattest too short", `{` + req + `"reattest": "500ms", "sev_snp": ` + snp("") + `}`, "reattest", "not a duration in [1s, 24h0m0s]"},
+		{"reattest too long", `{` + req + `"reattest": "25h", "sev_snp": ` + snp("") + `}`, "reattest", "not a duration in [1s, 24h0m0s]"},
+		{"reattest not a duration", `{` + req + `"reattest": 10, "sev_snp": ` + snp("") + `}`, "reattest", "string"},
 		{"simulated not a boolean", `{` + req + `"simulated": 1, "sev_snp": ` + snp("") + `}`, "simulated", "want true or false"},
 		{"duplicate key", `{` + req + `"simulated": false, "simulated": true, "sev_snp": ` + snp("") + `}`, "simulated", "duplicate key"},
 		{"duplicate key inside a section", `{` + req + `"sev_snp": ` + snp(`"allow_smt": false, "allow_smt": true`) + `}`, "sev_snp.allow_smt", "duplicate key"},

@@ -96,6 +96,9 @@ const (
 	// ReasonPolicy: the site's own policy cannot judge the evidence (no
 	// reference values for the kind, or invalid ones): fail closed.
 	ReasonPolicy Reason = "policy"
+	// ReasonMissing: the evidence of a kind the site or the job requires
+	// is not there.
+	ReasonMissing Reason = "missing"
 )
 
 // maxDetail bounds how much text, some of it taken from the evidence, a

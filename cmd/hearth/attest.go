@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/participant"
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/plugins/attest"
+	"github.com/hearthfl/hearth/policies/attestation"
+	"github.com/hearthfl/hearth/policies/attestation/nvgpu"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// Attested aggregation's two sides as the binary assembles them: a
+// site's own policy on hosts' evidence (local/attestation.json, decided by
+// policies/attestation), and a host's evidence (plugins/attest's
+// collectors, the real TEE's or, with --simulated-tee, the simulators).
+
+// siteAttestation is the site's attestation policy; nil without
+// local/attestation.json (the site then refuses attested jobs).
+func siteAttestation(k *kit.Kit) (participant.AttestationPolicy, error) {
+	path := k.PolicyPath("attestation.json")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("attestation policy: %w", err)
+	}
+	p, err := attestation.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return sitePolicy{p}, nil
+}
+
+// sitePolicy is participant.AttestationPolicy over a parsed policy: the
+// wire's evidence turned into values, decided by the policy.
+type sitePolicy struct{ p *attestation.Policy }
+
+func (s sitePolicy) Verify(ev *hearthv1.AttestationEvidence, tee []string, key, nonce []byte, now time.Time) (string, error) {
+	var demanded []attestation.Kind
+	for _, k := range tee {
+		demanded = append(demanded, attestation.Kind(k))
+	}
+	v, err := s.p.Verify(evidenceOf(ev), demanded, key, nonce, now)
+	if err != nil {
+		return "", err
+	}
+	return v.String(), nil
+}
+
+func (s sitePolicy) Reattest() time.Duration { return s.p.Reattest }
+
+// evidenceOf turns the wire's evidence into the verifiers' values.
+func evidenceOf(ev *hearthv1.AttestationEvidence) attestation.Evidence {
+	out := attestation.Evidence{Simulated: ev.Simulated}
+	if s := ev.SevSnp; s != nil {
+		out.SNP = &attestation.SNPEvidence{Report: s.Report, Certificates: s.Certificates}
+	}
+	if g := ev.NvidiaGpu; g != nil {
+		e := &nvgpu.Evidence{CCFeatureOn: g.CcFeatureOn, DevToolsOn: g.DevToolsOn, Ready: g.Ready,
+			Environment: nvgpu.Environment(g.Environment), DriverVersion: g.DriverVersion}
+		for _, d := range g.Devices {
+			e.Devices = append(e.Devices, nvgpu.Device{UUID: d.Uuid, Name: d.Name, Report: d.Report, CertChain: d.CertificateChain})
+		}
+		out.GPU = e
+	}
+	return out
+}
+
+// hostCollectors makes a host's evidence: the TEE kinds it presents, from
+// the hardware or, simulated, from the simulators.
+type hostCollectors struct {
+	snp       attest.SNP
+	gpu       attest.GPU
+	simulated bool
+}
+
+// hostEvidence makes the collectors of the kinds a host presents.
+func hostEvidence(kinds []string, simulated bool, log *slog.Logger) (participant.Evidence, error) {
+	h := &hostCollectors{simulated: simulated}
+	for _, k := range slices.Compact(slices.Sorted(slices.Values(kinds))) {
+		var err error
+		switch k {
+		case job.TEESEVSNP:
+			if simulated {
+				h.snp, err = attest.SimulatedSNP(attest.PocSNP())
+			} else {
+				h.snp, err = attest.HardwareSNP()
+			}
+		case job.TEENvidiaGPU:
+			if simulated {
+				h.gpu, err = attest.SimulatedGPU(attest.PocGPU())
+			} else {
+				h.gpu, err = hardwareGPU()
+			}
+		default:
+			return nil, fmt.Errorf("%w: --tee %q: want %s or %s", errUsage, k, job.TEESEVSNP, job.TEENvidiaGPU)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s evidence: %w", k, err)
+		}
+	}
+	if simulated {
+		log.Warn("this aggregation host presents SIMULATED TEE evidence: no TEE protects its memory", "tee", kinds)
+	}
+	return hostileEvidence(h), nil
+}
+
+// Evidence is participant.Evidence: each kind's evidence bound to key and
+// the site's nonce.
+func (h *hostCollectors) Evidence(ctx context.Context, key, nonce []byte) (*hearthv1.AttestationEvidence, error) {
+	out := &hearthv1.AttestationEvidence{Simulated: h.simulated}
+	if h.snp != nil {
+		rd, err := attestation.ReportData(key, nonce)
+		if err != nil {
+			return nil, err
+		}
+		report, certs, err := h.snp.Collect(ctx, rd)
+		if err != nil {
+			return nil, fmt.Errorf("sev-snp: %w", err)
+		}
+		out.SevSnp = &hearthv1.SevSnpEvidence{Report: report, Certificates: certs}
+	}
+	if h.gpu != nil {
+		gn, err := attestation.GPUNonce(key, nonce)
+		if err != nil {
+			return nil, err
+		}
+		ev, err := h.gpu.Collect(ctx, gn)
+		if err != nil {
+			return nil, fmt.Errorf("nvidia-gpu: %w", err)
+		}
+		g := &hearthv1.GpuEvidence{CcFeatureOn: ev.CCFeatureOn, DevToolsOn: ev.DevToolsOn, Ready: ev.Ready,
+			Environment: string(ev.Environment), DriverVersion: ev.DriverVersion}
+		for _, d := range ev.Devices {
+			g.Devices = append(g.Devices, &hearthv1.GpuDeviceEvidence{Uuid: d.UUID, Name: d.Name, Report: d.Report, CertificateChain: d.CertChain})
+		}
+		out.NvidiaGpu = g
+	}
+	return out, nil
+}
