@@ -12,7 +12,8 @@
 // Verify checks, in order: size bounds before anything is parsed
 // (MaxReport, MaxCertChain, MaxDevices); the host's CC state as NVML
 // reports it (cc_mode, not_ready, devtools; these are the host's word,
-// not signed by the GPU); the GPU count (gpu_count); then per GPU: the
+// not signed by the GPU); the GPU count (gpu_count; one GPU's evidence
+// given twice is refused); then per GPU: the
 // certificate chain to the pinned NVIDIA Device Identity CA at the
 // verification time (chain; self-signed certificates the evidence
 // presents are dropped, never trusted), the SPDM form of the report

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"sync"
 	"time"
 )
@@ -51,7 +52,8 @@ func poolOf(c *x509.Certificate) *x509.CertPool {
 // verifier's nonce, in this order, and refuses with a *RefusedError at the
 // first check that fails: the size bounds (before any parsing); the CC
 // feature (cc_mode), the ready state (not_ready) and developer-tools mode
-// (devtools); the GPU count (gpu_count); then per GPU the chain to the
+// (devtools); the GPU count (gpu_count; a GPU whose attestation key
+// appears twice is refused as evidence); then per GPU the chain to the
 // pinned NVIDIA root at now (chain), the report's form (format), its
 // signature by the leaf key (signature), its nonce (nonce), its
 // measurements (measurement) and its driver version (driver).
@@ -87,6 +89,7 @@ func Verify(ev *Evidence, ref *Reference, nonce [NonceLen]byte, simulated bool, 
 		roots = simulatedPool()
 	}
 	out := &Verified{Environment: ev.Environment, DevToolsOn: ev.DevToolsOn}
+	keys := make(map[string]int, len(ev.Devices))
 	for i := range ev.Devices {
 		vd, err := verifyDevice(&ev.Devices[i], ev.DriverVersion, ref, nonce, roots, now)
 		if err != nil {
@@ -96,6 +99,12 @@ func Verify(ev *Evidence, ref *Reference, nonce [NonceLen]byte, simulated bool, 
 			}
 			return nil, err
 		}
+		// One GPU's evidence given twice must not count as two GPUs.
+		k := string(vd.Leaf.RawSubjectPublicKeyInfo)
+		if j, dup := keys[k]; dup {
+			return nil, refuse(ReasonEvidence, "GPUs %d and %d have the same attestation key", j, i)
+		}
+		keys[k] = i
 		out.Devices = append(out.Devices, *vd)
 	}
 	return out, nil
@@ -219,7 +228,13 @@ func verifySignature(leaf *x509.Certificate, rep *Report) error {
 // checkMeasurements requires every referenced index in the report with
 // one of its accepted values.
 func checkMeasurements(rep *Report, ref *Reference) error {
-	for idx, accepted := range ref.Measurements {
+	idxs := make([]int, 0, len(ref.Measurements))
+	for idx := range ref.Measurements {
+		idxs = append(idxs, idx)
+	}
+	slices.Sort(idxs)
+	for _, idx := range idxs {
+		accepted := ref.Measurements[idx]
 		got, ok := rep.Measurement(idx)
 		if !ok {
 			return refuse(ReasonMeasurement, "RIM index %d (SPDM block %d) is not in the report", idx-1, idx)

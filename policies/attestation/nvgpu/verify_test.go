@@ -147,6 +147,12 @@ func TestVerifyRefuses(t *testing.T) {
 			ev.Devices = nil
 			return ev
 		}, want: nvgpu.ReasonGPUCount},
+		{name: "one GPU's evidence twice", ev: func(t *testing.T) *nvgpu.Evidence {
+			ev := good(t)
+			ev.Devices = append(ev.Devices, ev.Devices[0])
+			return ev
+		}, ref: `{"measurements": {"0": ["` + hex.EncodeToString(nvgputest.DefaultMeasurement(1)) + `"]}, "min_gpus": 2}`,
+			want: nvgpu.ReasonEvidence},
 		{name: "chain from another CA", ev: func(t *testing.T) *nvgpu.Evidence {
 			return mustSystem(t, 1, nvgputest.WithUntrustedRoot()).Evidence(nonce)
 		}, want: nvgpu.ReasonChain},
