@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/participant"
 	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/integration/cluster"
 	"github.com/hearthfl/hearth/plugins/attest"
 	"github.com/hearthfl/hearth/policies/attestation"
 	"github.com/hearthfl/hearth/policies/attestation/nvgpu"
@@ -99,7 +102,7 @@ func hostEvidence(kinds []string, simulated bool, log *slog.Logger) (participant
 			}
 		case job.TEENvidiaGPU:
 			if simulated {
-				h.gpu, err = attest.SimulatedGPU(attest.PocGPU())
+				h.gpu, err = attest.SimulatedGPU(attest.PocGPUs)
 			} else {
 				h.gpu, err = hardwareGPU()
 			}
@@ -148,4 +151,19 @@ func (h *hostCollectors) Evidence(ctx context.Context, key, nonce []byte) (*hear
 		out.NvidiaGpu = g
 	}
 	return out, nil
+}
+
+// writeSimulatedAttestation writes, into every site's kit, the site's own
+// local/attestation.json that accepts the POC's simulated host.
+func writeSimulatedAttestation(local *cluster.Local) error {
+	b, err := json.MarshalIndent(attest.SimulatedPolicy(), "", "  ")
+	if err != nil {
+		return err
+	}
+	for _, s := range local.Sites {
+		if err := os.WriteFile(filepath.Join(local.Kit(s), kit.LocalDir, "attestation.json"), append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
 }

@@ -19,12 +19,12 @@ import (
 
 	"github.com/hearthfl/hearth/actors/hejob"
 	"github.com/hearthfl/hearth/actors/job"
-	"github.com/hearthfl/hearth/actors/participant"
-	"github.com/hearthfl/hearth/plugins/attest"
 	"github.com/hearthfl/hearth/actors/learning/he"
 	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/participant"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/node"
+	"github.com/hearthfl/hearth/plugins/attest"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 

@@ -6,8 +6,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/job"
-	"github.com/hearthfl/hearth/actors/participant"
 	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/participant"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/node"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"

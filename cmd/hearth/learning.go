@@ -21,6 +21,7 @@ import (
 	pluginfilter "github.com/hearthfl/hearth/plugins/filter"
 	"github.com/hearthfl/hearth/policies/authz"
 	"github.com/hearthfl/hearth/policies/privacy"
+	"github.com/hearthfl/hearth/policies/resources"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 

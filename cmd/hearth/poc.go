@@ -234,7 +234,7 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 		}
 		say("attested aggregation: %s aggregates every round in its own process; each site asks it for TEE evidence (%s) with its own nonce "+
 			"and checks it against its local/attestation.json before it seals an update to the key the evidence binds", pocHost, strings.Join(pocTEE, ", "))
-		say("  SIMULATED evidence: these machines have no TEE; the host signs with go-sev-guest's test device and test-only AMD chain and a test NVIDIA device chain, "+
+		say("  SIMULATED evidence: these machines have no TEE; the host signs with go-sev-guest's test device and test-only AMD chain and a test NVIDIA device chain, " +
 			"which the sites trust only because their policy says \"simulated\": true")
 	}
 	procs, err := startLocal(ctx, local, filepath.Join(ws, "logs"))

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +24,7 @@ import (
 	"github.com/hearthfl/hearth/actors/siteadmin"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
+	"github.com/hearthfl/hearth/policies/resources"
 )
 
 // lineRing keeps the newest lines written to it, for `admin site logs`: a

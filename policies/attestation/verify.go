@@ -39,7 +39,11 @@ func (v *Verified) String() string {
 		parts = append(parts, fmt.Sprintf("sev-snp measurement %s tcb %s vmpl %d", v.SNP.Measurement, v.SNP.TCB, v.SNP.VMPL))
 	}
 	if v.GPU != nil {
-		parts = append(parts, fmt.Sprintf("nvidia-gpu %d GPUs driver %s", len(v.GPU.Devices), v.GPU.DriverVersion))
+		driver := ""
+		if len(v.GPU.Devices) > 0 {
+			driver = v.GPU.Devices[0].DriverVersion
+		}
+		parts = append(parts, fmt.Sprintf("nvidia-gpu %d GPUs driver %s environment %s", len(v.GPU.Devices), driver, v.GPU.Environment))
 	}
 	return strings.Join(parts, "; ")
 }
