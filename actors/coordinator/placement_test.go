@@ -162,13 +162,13 @@ func TestAttestedPlacement(t *testing.T) {
 			script: func(r *swarmRun, site string, t *hearthv1.SwarmTask) *answer {
 				if t.Round == 2 && site == "site-3" {
 					return &answer{err: &bridge.RemoteError{From: site, Code: hearthv1.FailureCode_FAILURE_CODE_ATTESTATION,
-						Message: "attestation: agg-1: attestation: sev-snp: measurement"}}
+						Message: "refuses agg-1's evidence: attestation: sev-snp: measurement"}}
 				}
 				return nil
 			},
 			check: func(t *testing.T, r *swarmRun, info *hearthv1.JobInfo) {
 				if info.Status != hearthv1.JobStatus_JOB_STATUS_FAILED || info.CompletedRounds != 1 ||
-					!strings.Contains(info.Reason, "agg-1: site-3 does not accept its evidence") {
+					!strings.Contains(info.Reason, "agg-1: site-3 refuses agg-1's evidence: attestation: sev-snp: measurement") {
 					t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
 				}
 			},

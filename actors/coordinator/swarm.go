@@ -424,7 +424,7 @@ func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
 			// The site no longer accepts the host's evidence: it sends
 			// the host nothing, and the round moves to the next host.
 			s.miss(a.site, a.err.Error())
-			s.failover(ctx, s.agg+": "+a.site+" does not accept its evidence: "+remote.Message, true)
+			s.failover(ctx, s.agg+": "+a.site+" "+remote.Message, true)
 			return
 		}
 		s.miss(a.site, a.err.Error())

@@ -224,22 +224,22 @@ func (p *Participant) reattest(ctx actor.Context, m *reattestDue) {
 }
 
 // hostAccepted says why this site does not send host anything in job j
-// now, nil if it may: its evidence verified, under key, and not longer
+// now, as a phrase with this site as its subject, nil if it may: its evidence verified, under key, and not longer
 // ago than twice the re-attestation interval (a re-attestation that does
 // not come counts as failed).
 func (p *Participant) hostAccepted(j *joined, host string, key *ecdh.PublicKey) error {
 	h := j.hosts[host]
 	switch {
 	case h == nil || h.key == nil && h.refused == "":
-		return fmt.Errorf("attestation: %s has not been attested by this site", host)
+		return fmt.Errorf("has not attested %s", host)
 	case h.refused != "":
-		return fmt.Errorf("attestation: %s: %s", host, h.refused)
+		return fmt.Errorf("refuses %s's evidence: %s", host, h.refused)
 	case key != nil && !key.Equal(h.key):
-		return fmt.Errorf("attestation: the task's key for %s is not the key its evidence binds", host)
+		return fmt.Errorf("holds another key for %s than its evidence binds", host)
 	}
 	if p.cfg.Attestation != nil {
 		if age, limit := p.cfg.Now().Sub(h.at), 2*p.cfg.Attestation.Reattest(); age > limit {
-			return fmt.Errorf("attestation: %s was last attested %v ago; re-attestation is due every %v", host, age.Round(time.Second), limit/2)
+			return fmt.Errorf("last attested %s %v ago; re-attestation is due every %v", host, age.Round(time.Second), limit/2)
 		}
 	}
 	return nil

@@ -115,12 +115,12 @@ func TestSiteSendsOnlyToAFreshlyAttestedKey(t *testing.T) {
 			t.Fatalf("hostAccepted = %v, want %q", err, want)
 		}
 	}
-	gate("has not been attested", key.PublicKey())
+	gate("has not attested agg-1", key.PublicKey())
 	j.hosts["agg-1"] = &attestedHost{key: key.PublicKey(), at: now}
 	gate("", key.PublicKey())
-	gate("not the key its evidence binds", other.PublicKey())
+	gate("another key for agg-1 than its evidence binds", other.PublicKey())
 	now = now.Add(2*time.Minute + time.Second) // two intervals without a re-attestation
-	gate("last attested 2m1s ago", key.PublicKey())
+	gate("last attested agg-1 2m1s ago", key.PublicKey())
 	j.hosts["agg-1"] = &attestedHost{refused: "attestation: sev-snp: measurement: not accepted"}
 	gate("measurement", key.PublicKey())
 }
