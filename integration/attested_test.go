@@ -155,8 +155,10 @@ func TestAttestedAggregation(t *testing.T) {
 func TestAttestationFailingMidJob(t *testing.T) {
 	t.Setenv("HEARTH_HOSTILE_EVIDENCE_AFTER", "3") // inherited by the host; other builds ignore it
 	lp := startLearningWith(t, projectSpec{provisioned: 3, running: 3, hosts: 1, hostileHosts: map[string]bool{"agg-1": true},
-		hostArgs:    []string{"--simulated-tee", "--tee", "sev-snp"},
-		attestation: func(string) string { return sitePolicy(t, "1s", func(p map[string]any) { p["require"] = []string{"sev-snp"}; delete(p, "nvidia_gpu") }) }})
+		hostArgs: []string{"--simulated-tee", "--tee", "sev-snp"},
+		attestation: func(string) string {
+			return sitePolicy(t, "1s", func(p map[string]any) { p["require"] = []string{"sev-snp"}; delete(p, "nvidia_gpu") })
+		}})
 	id := lp.submit(t, strings.Replace(attestedJob("attested-changes", 400, 2, slowTrainer), "tee: [sev-snp, nvidia-gpu]", "tee: [sev-snp]", 1))
 	info := lp.waitEnd(t, id, 120*time.Second)
 	if info.Status != hearthv1.JobStatus_JOB_STATUS_FAILED || !strings.Contains(info.Reason, "refuses agg-1's evidence: attestation: sev-snp: measurement") ||

@@ -121,8 +121,8 @@ type Config struct {
 	// job whose resource spec does not fit what is free is refused, and
 	// each GPU serves one job at a time.
 	Resources resources.Offer
-	Log  *slog.Logger
-	Now  func() time.Time
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // Participant is the actor. Create it with New.
