@@ -53,6 +53,9 @@ const (
 	ReasonMissing        = tee.ReasonMissing
 )
 
+// ReasonOf is a refusal's reason, "" for an error that is none.
+func ReasonOf(err error) Reason { return tee.ReasonOf(err) }
+
 // Bounds on a policy.
 const (
 	MaxPolicyBytes  = 64 << 10 // the file's size
