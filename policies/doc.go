@@ -28,5 +28,12 @@
 //	authentication.json (no default) the site's authenticator plugin, pinned
 //	                    by hash, and the commands it checks (plugins/authn).
 //	resources.json      what the site offers to jobs: num_of_gpus and
-//	                    mem_per_gpu_in_GiB (0: CPU only).
+//	                    mem_per_gpu_in_GiB (0: CPU only); a job's
+//	                    resources: section that does not fit what is free
+//	                    is refused (policies/resources).
+//	attestation.json    (no default) what the site demands of aggregation
+//	                    hosts' evidence before it seals an update to them:
+//	                    the TEE kinds, reference values, re-attestation
+//	                    (policies/attestation). Without it the site joins
+//	                    no job placed on an attested host.
 package policies

@@ -23,4 +23,13 @@
 // builds them). go-sev-guest's packages register global flags
 // (-sev_guest_device_path, -default_vmpl, -product, ...) on
 // flag.CommandLine, which Hearth never parses: each keeps its default.
+//
+// GPU is the NVIDIA GPU collector. NVML (nvml.go, built only with cgo and
+// -tags nvml, so the default hearth binary stays CGO_ENABLED=0) asks the
+// driver for the system's CC state and ready state, checks both, and
+// collects each GPU's SPDM attestation report for the nonce and its
+// certificate chain; SimulatedGPU signs real-format reports under a test
+// root (policies/attestation/nvgpu/nvgputest), labelled simulated.
+// poc.go holds the simulated host the POC runs and the site policy that
+// accepts it.
 package attest
