@@ -121,26 +121,17 @@ func (p *Participant) attest(ctx actor.Context, j *joined, host string, pub *ecd
 		h = &attestedHost{}
 		j.hosts[host] = h
 	}
-	verdict := func(err error) {
-		h.busy = false
-		if err != nil {
-			h.refused = envelope.Clip(err.Error(), 512)
-			p.audit(auditor.Event{Action: "attestation.refused", JobID: j.id, Peer: host, Detail: map[string]string{"reason": h.refused}})
-			p.cfg.Log.Warn("aggregation host not accepted", "job", j.id, "host", host, "reason", h.refused)
-		}
-		done(err)
-	}
-	if p.cfg.Attestation == nil {
-		verdict(errors.New("attestation: this site has no attestation policy (local/attestation.json), so it accepts no aggregation host"))
-		return
-	}
 	if h.busy {
 		done(nil) // the attestation on its way decides
 		return
 	}
 	nonce := make([]byte, NonceSize)
 	if _, err := rand.Read(nonce); err != nil {
-		verdict(fmt.Errorf("attestation: nonce: %w", err))
+		done(p.judge(j, host, pub, nonce, nil, fmt.Errorf("nonce: %w", err)))
+		return
+	}
+	if p.cfg.Attestation == nil {
+		done(p.judge(j, host, pub, nonce, nil, errors.New("this site has no attestation policy (local/attestation.json), so it accepts no aggregation host")))
 		return
 	}
 	h.busy = true
@@ -150,17 +141,31 @@ func (p *Participant) attest(ctx actor.Context, j *joined, host string, pub *ecd
 		if p.jobs[j.id] != j {
 			return // the job ended meanwhile
 		}
-		ev, err := evidenceOf(res, err)
-		if err == nil {
-			err = p.checkEvidence(j, host, pub, nonce, ev)
-		}
-		if err != nil {
-			verdict(err)
-			return
-		}
-		h.key, h.at, h.refused = pub, p.cfg.Now(), ""
-		verdict(nil)
+		done(p.judge(j, host, pub, nonce, res, err))
 	})
+}
+
+// judge decides the host's answer to this site's request (res, or the
+// request's failure), records the verdict for host and audits it.
+func (p *Participant) judge(j *joined, host string, pub *ecdh.PublicKey, nonce []byte, res any, err error) error {
+	h := j.hosts[host]
+	if h == nil {
+		h = &attestedHost{}
+		j.hosts[host] = h
+	}
+	h.busy = false
+	ev, err := evidenceOf(res, err)
+	if err == nil {
+		err = p.checkEvidence(j, host, pub, nonce, ev)
+	}
+	if err != nil {
+		h.refused = envelope.Clip(err.Error(), 512)
+		p.audit(auditor.Event{Action: "attestation.refused", JobID: j.id, Peer: host, Detail: map[string]string{"reason": h.refused}})
+		p.cfg.Log.Warn("aggregation host not accepted", "job", j.id, "host", host, "reason", h.refused)
+		return err
+	}
+	h.key, h.at, h.refused = pub, p.cfg.Now(), ""
+	return nil
 }
 
 // evidenceOf is the host's answer as evidence, or why it is none.

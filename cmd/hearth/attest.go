@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/participant"
@@ -18,7 +17,6 @@ import (
 	"github.com/hearthfl/hearth/integration/cluster"
 	"github.com/hearthfl/hearth/plugins/attest"
 	"github.com/hearthfl/hearth/policies/attestation"
-	"github.com/hearthfl/hearth/policies/attestation/nvgpu"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -42,42 +40,7 @@ func siteAttestation(k *kit.Kit) (participant.AttestationPolicy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return sitePolicy{p}, nil
-}
-
-// sitePolicy is participant.AttestationPolicy over a parsed policy: the
-// wire's evidence turned into values, decided by the policy.
-type sitePolicy struct{ p *attestation.Policy }
-
-func (s sitePolicy) Verify(ev *hearthv1.AttestationEvidence, tee []string, key, nonce []byte, now time.Time) (string, error) {
-	var demanded []attestation.Kind
-	for _, k := range tee {
-		demanded = append(demanded, attestation.Kind(k))
-	}
-	v, err := s.p.Verify(evidenceOf(ev), demanded, key, nonce, now)
-	if err != nil {
-		return "", err
-	}
-	return v.String(), nil
-}
-
-func (s sitePolicy) Reattest() time.Duration { return s.p.Reattest }
-
-// evidenceOf turns the wire's evidence into the verifiers' values.
-func evidenceOf(ev *hearthv1.AttestationEvidence) attestation.Evidence {
-	out := attestation.Evidence{Simulated: ev.Simulated}
-	if s := ev.SevSnp; s != nil {
-		out.SNP = &attestation.SNPEvidence{Report: s.Report, Certificates: s.Certificates}
-	}
-	if g := ev.NvidiaGpu; g != nil {
-		e := &nvgpu.Evidence{CCFeatureOn: g.CcFeatureOn, DevToolsOn: g.DevToolsOn, Ready: g.Ready,
-			Environment: nvgpu.Environment(g.Environment), DriverVersion: g.DriverVersion}
-		for _, d := range g.Devices {
-			e.Devices = append(e.Devices, nvgpu.Device{UUID: d.Uuid, Name: d.Name, Report: d.Report, CertChain: d.CertificateChain})
-		}
-		out.GPU = e
-	}
-	return out
+	return participant.SitePolicy(p), nil
 }
 
 // hostCollectors makes a host's evidence: the TEE kinds it presents, from
@@ -143,11 +106,7 @@ func (h *hostCollectors) Evidence(ctx context.Context, key, nonce []byte) (*hear
 		if err != nil {
 			return nil, fmt.Errorf("nvidia-gpu: %w", err)
 		}
-		g := &hearthv1.GpuEvidence{CcFeatureOn: ev.CCFeatureOn, DevToolsOn: ev.DevToolsOn, Ready: ev.Ready,
-			Environment: string(ev.Environment), DriverVersion: ev.DriverVersion}
-		for _, d := range ev.Devices {
-			g.Devices = append(g.Devices, &hearthv1.GpuDeviceEvidence{Uuid: d.UUID, Name: d.Name, Report: d.Report, CertificateChain: d.CertChain})
-		}
+		g := participant.GPUEvidenceWire(ev)
 		out.NvidiaGpu = g
 	}
 	return out, nil
