@@ -30,7 +30,7 @@ func snp(extra string) string {
 func TestParse(t *testing.T) {
 	full := `{"require": ["sev-snp", "nvidia-gpu"], "reattest": "30m", "simulated": true,
 	  "sev_snp": ` + snp(`"minimum_build": 7, "allow_migration_agent": true, "allow_smt": true, "max_vmpl": 2, "product": "Genoa"`) + `,
-	  "nvidia_gpu": {"anything": ["the GPU verifier's"]}}`
+	  "nvidia_gpu": {"measurements": {"0": ["abababababababababababababababababababababababababababababababababababababababababababababababab"]}, "minimum_driver": "550.54"}}`
 	p, err := attestation.Parse([]byte(full))
 	if err != nil {
 		t.Fatal(err)
@@ -54,8 +54,8 @@ func TestParse(t *testing.T) {
 		!got.AllowSMT || got.MaxVMPL != 2 || got.Product != "Genoa" {
 		t.Errorf("SNP = %+v, want %+v", got, want)
 	}
-	if string(p.GPU) != `{"anything": ["the GPU verifier's"]}` {
-		t.Errorf("GPU = %s, want the section as written", p.GPU)
+	if p.GPURef == nil || p.GPURef.MinGPUs != 1 || len(p.GPURef.Measurements[1]) != 1 {
+		t.Errorf("GPU reference = %+v from %s", p.GPURef, p.GPU)
 	}
 
 	// Defaults: fail closed.
@@ -106,6 +106,7 @@ func TestParseRefuses(t *testing.T) {
 		{"sev-snp required without its section", `{"require": ["sev-snp"]}`, "sev_snp", "required when"},
 		{"nvidia-gpu required without its section", `{"require": ["nvidia-gpu"]}`, "nvidia_gpu", "required when"},
 		{"nvidia_gpu not an object", `{"require": ["nvidia-gpu"], "nvidia_gpu": [1]}`, "nvidia_gpu", "want an object"},
+		{"nvidia_gpu with an unknown key", `{"require": ["nvidia-gpu"], "nvidia_gpu": {"measurements": {"0": ["ab"]}, "anything": 1}}`, "nvidia_gpu", "unknown field"},
 		{"reattest too short", `{` + req + `"reattest": "500ms", "sev_snp": ` + snp("") + `}`, "reattest", "not a duration in [1s, 24h0m0s]"},
 		{"reattest too long", `{` + req + `"reattest": "25h", "sev_snp": ` + snp("") + `}`, "reattest", "not a duration in [1s, 24h0m0s]"},
 		{"reattest not a duration", `{` + req + `"reattest": 10, "sev_snp": ` + snp("") + `}`, "reattest", "string"},
