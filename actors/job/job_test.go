@@ -356,3 +356,21 @@ func TestParseManifestPlacement(t *testing.T) {
 		})
 	}
 }
+
+func TestParseManifestResources(t *testing.T) {
+	m, err := job.ParseManifest([]byte(good + "resources: {num_of_gpus: 1, mem_per_gpu_in_GiB: 16}\n"))
+	if err != nil || m.Resources == nil || m.Resources.GPUs != 1 || m.Resources.MemPerGPU != 16 {
+		t.Fatalf("resources: %+v, %v", m.Resources, err)
+	}
+	for _, tc := range []struct{ name, text, want string }{
+		{"negative GPUs", "resources: {num_of_gpus: -1}\n", "resources: num_of_gpus -1"},
+		{"memory without GPUs", "resources: {mem_per_gpu_in_GiB: 8}\n", "without num_of_gpus"},
+		{"an unknown key", "resources: {gpus: 1}\n", "gpus"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := job.ParseManifest([]byte(good + tc.text)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ParseManifest = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

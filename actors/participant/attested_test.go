@@ -2,6 +2,7 @@ package participant
 
 import (
 	"context"
+	"log/slog"
 	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/policies/resources"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -123,4 +126,55 @@ func TestSiteSendsOnlyToAFreshlyAttestedKey(t *testing.T) {
 	gate("last attested agg-1 2m1s ago", key.PublicKey())
 	j.hosts["agg-1"] = &attestedHost{refused: "attestation: sev-snp: measurement: not accepted"}
 	gate("measurement", key.PublicKey())
+}
+
+// allowAll is a site policy that allows every right.
+type allowAll struct{}
+
+func (allowAll) Allow(string, pki.Identity, *pki.Identity) (bool, string) { return true, "allowed" }
+
+// TestSiteGivesEachGPUToOneJob: a job whose resource spec does not fit
+// what the site offers, or what other jobs hold of it, is refused with the
+// reason, in a pre-flight too; a job asking for no GPU passes that check;
+// and a site without an attestation policy refuses an attested job.
+func TestSiteGivesEachGPUToOneJob(t *testing.T) {
+	p := &Participant{cfg: Config{Policy: allowAll{}, Audit: &records{}, Now: time.Now, Log: slog.New(slog.DiscardHandler), DataDir: t.TempDir(),
+		Resources: resources.Offer{GPUs: 1, MemPerGPU: 40}}, gpus: map[string]int{"job-00000000000a": 1}}
+	verified := func(m *job.Manifest) *job.Verified {
+		return &job.Verified{Manifest: m, Submitter: pki.Identity{Name: "admin@x", Kind: pki.KindAdmin, Role: pki.RoleLead}}
+	}
+	base := func() *job.Manifest { return &job.Manifest{Name: "j", Rounds: 1, Sites: []string{"site-1"}, Dataset: "optdigits"} }
+	for _, tc := range []struct {
+		name   string
+		change func(m *job.Manifest)
+		dry    bool
+		want   string
+	}{
+		{"a GPU another job holds", func(m *job.Manifest) { m.Resources = &resources.Request{GPUs: 1} }, false, "1 of this site's 1 are given to other jobs"},
+		{"the same in a pre-flight", func(m *job.Manifest) { m.Resources = &resources.Request{GPUs: 1} }, true, "given to other jobs"},
+		{"more GPUs than the site has", func(m *job.Manifest) { m.Resources = &resources.Request{GPUs: 2} }, false, "needs 2 GPUs, this site offers 1"},
+		{"more memory than its GPUs have", func(m *job.Manifest) { m.Resources = &resources.Request{GPUs: 1, MemPerGPU: 80} }, false, "80 GiB per GPU"},
+		{"no GPU: on to the data", func(m *job.Manifest) {}, false, "optdigits"},
+		{"an attested job without an attestation policy", func(m *job.Manifest) {
+			m.Placement = &job.Placement{Aggregator: job.PlacementAttested, TEE: []string{job.TEESEVSNP}, Hosts: []string{"agg-1"}}
+		}, false, "no attestation policy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := base()
+			tc.change(m)
+			res := p.admit(nil, &hearthv1.JoinJob{JobId: "job-00000000000b"}, verified(m), bridge.Origin{}, "", verified(m).Submitter, tc.dry)
+			var reason string
+			switch r := res.(type) {
+			case *hearthv1.Failure:
+				reason = r.Message
+			case *hearthv1.PreflightAnswer:
+				reason = r.Reason
+			default:
+				t.Fatalf("admit = %T %v", res, res)
+			}
+			if !strings.Contains(reason, tc.want) {
+				t.Fatalf("refused with %q, want %q", reason, tc.want)
+			}
+		})
+	}
 }
