@@ -157,8 +157,13 @@ func TestAttestedPlacement(t *testing.T) {
 			},
 		},
 		{
-			name: "a site stops accepting the host mid-job: the round fails over, with no host left the job fails", sites: 3, hosts: 1, minSites: 2, rounds: 4,
-			verdict: accept,
+			name: "a site stops accepting the host mid-job: that site is left out, the host stays", sites: 3, hosts: 1, minSites: 2, rounds: 4,
+			verdict: func(site, _ string) string {
+				if site == "site-3" {
+					return "attestation: sev-snp: measurement" // when it re-joins, too
+				}
+				return ""
+			},
 			script: func(r *swarmRun, site string, t *hearthv1.SwarmTask) *answer {
 				if t.Round == 2 && site == "site-3" {
 					return &answer{err: &bridge.RemoteError{From: site, Code: hearthv1.FailureCode_FAILURE_CODE_ATTESTATION,
@@ -167,7 +172,27 @@ func TestAttestedPlacement(t *testing.T) {
 				return nil
 			},
 			check: func(t *testing.T, r *swarmRun, info *hearthv1.JobInfo) {
+				wantFinished(t, info)
+				for _, h := range info.History {
+					if h.Aggregator != "agg-1" || h.Round >= 3 && slices.Contains(h.Answered, "site-3") {
+						t.Fatalf("round %d: %s aggregated %v", h.Round, h.Aggregator, h.Answered)
+					}
+				}
+			},
+		},
+		{
+			name: "too few members still accept the host: the round moves on, with no host left the job fails", sites: 3, hosts: 1, minSites: 2, rounds: 4,
+			verdict: accept,
+			script: func(r *swarmRun, site string, t *hearthv1.SwarmTask) *answer {
+				if t.Round == 2 && site != t.Aggregator && site != "site-1" {
+					return &answer{err: &bridge.RemoteError{From: site, Code: hearthv1.FailureCode_FAILURE_CODE_ATTESTATION,
+						Message: "refuses agg-1's evidence: attestation: sev-snp: measurement"}}
+				}
+				return nil
+			},
+			check: func(t *testing.T, r *swarmRun, info *hearthv1.JobInfo) {
 				if info.Status != hearthv1.JobStatus_JOB_STATUS_FAILED || info.CompletedRounds != 1 ||
+					!strings.Contains(info.Reason, "1 of the round's members accept its host's evidence (min_sites 2)") ||
 					!strings.Contains(info.Reason, "agg-1: site-3 refuses agg-1's evidence: attestation: sev-snp: measurement") {
 					t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
 				}

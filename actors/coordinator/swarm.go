@@ -83,6 +83,8 @@ type swarmFlow struct {
 	acceptedBy  map[string]map[string]bool
 	siteReasons map[string]string
 	placedOut   map[string]bool
+	// refusedHost are the open attempt's refusals of its host's evidence.
+	refusedHost []string
 }
 
 // roundKey is one attempt at one round; round 0 is the initial model.
@@ -362,6 +364,7 @@ func (s *swarmFlow) startAttempt(ctx actor.Context) {
 		task.Weights[site] = s.weights[site]
 	}
 	s.pending, s.aggDone, s.trained, s.confirmed, s.sealMicros = map[string]bool{}, false, map[string]*hearthv1.SwarmTrained{}, map[string]string{}, 0
+	s.refusedHost = nil
 	at := roundKey{s.round, s.attempt}
 	s.askKey, s.attemptStarted = at, time.Now()
 	s.cfg.Log.Info("swarm round", "job", s.id(), "round", s.round, "attempt", s.attempt, "aggregator", s.agg,
@@ -422,9 +425,20 @@ func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
 		var remote *bridge.RemoteError
 		if errors.As(a.err, &remote) && remote.Code == hearthv1.FailureCode_FAILURE_CODE_ATTESTATION && s.isHost(s.agg) && a.site != s.agg {
 			// The site no longer accepts the host's evidence: it sends
-			// the host nothing, and the round moves to the next host.
+			// the host nothing and is left out until it accepts it again
+			// (it re-joins and attests). One site's word does not put the
+			// host out; the round moves to the next host only when too
+			// few of its members still accept this one.
+			reason := s.agg + ": " + a.site + " " + remote.Message
 			s.miss(a.site, a.err.Error())
-			s.failover(ctx, s.agg+": "+a.site+" "+remote.Message, true)
+			s.out[a.site] = envelope.Clip(remote.Message, maxReason)
+			s.refusedHost = append(s.refusedHost, reason)
+			if accepting := len(s.members) - s.refusing(); accepting < s.manifest.MinSites {
+				s.failover(ctx, fmt.Sprintf("%d of the round's members accept its host's evidence (min_sites %d): %s", accepting, s.manifest.MinSites,
+					strings.Join(s.refusedHost, "; ")), false)
+				return
+			}
+			s.next(ctx)
 			return
 		}
 		s.miss(a.site, a.err.Error())

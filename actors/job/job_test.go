@@ -343,6 +343,8 @@ func TestParseManifestPlacement(t *testing.T) {
 		{"no evidence asked for", strings.Replace(placed, "tee: [sev-snp, nvidia-gpu]", "tee: []", 1), "placement.tee: required"},
 		{"an unknown TEE", strings.Replace(placed, "nvidia-gpu]", "tdx]", 1), `placement.tee[1]: "tdx" is not one of`},
 		{"a TEE twice", strings.Replace(placed, "nvidia-gpu]", "sev-snp]", 1), `placement.tee[1]: "sev-snp" listed twice`},
+		{"GPU evidence alone", strings.Replace(placed, "tee: [sev-snp, nvidia-gpu]", "tee: [nvidia-gpu]", 1), "nvidia-gpu only with sev-snp"},
+		{"cross-site evaluation", strings.Replace(placed, "evaluation: {validation: true, test: true}", "evaluation: {validation: true, test: true, cross_site: true}", 1), "evaluation.cross_site: not with placement"},
 		{"no hosts", strings.Replace(placed, "hosts: [agg-1, agg-2]", "hosts: []", 1), "placement.hosts: 0 hosts"},
 		{"a host twice", strings.Replace(placed, "agg-2]", "agg-1]", 1), `placement.hosts[1]: "agg-1" listed twice`},
 		{"a site as host", strings.Replace(placed, "agg-2]", "site-2]", 1), `placement.hosts[1]: "site-2" is one of the job's sites`},

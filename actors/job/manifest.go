@@ -576,6 +576,12 @@ func (m *Manifest) validatePlacement(bad func(field, format string, a ...any), s
 		}
 		kinds[k] = true
 	}
+	if kinds[TEENvidiaGPU] && !kinds[TEESEVSNP] {
+		bad("placement.tee", "%s only with %s: GPU evidence attests the GPU, not the code that holds the host's key", TEENvidiaGPU, TEESEVSNP)
+	}
+	if m.Evaluation.CrossSite {
+		bad("evaluation.cross_site", "not with placement: each site's last local model, sent to every other site, would show its last update outside the host")
+	}
 	if len(p.Hosts) == 0 || len(p.Hosts) > MaxHosts {
 		bad("placement.hosts", "%d hosts: want 1..%d aggregation hosts", len(p.Hosts), MaxHosts)
 	}

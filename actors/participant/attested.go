@@ -42,6 +42,10 @@ type AttestationPolicy interface {
 	Reattest() time.Duration
 }
 
+// attestHostsEvery is how often the server may have a site attest a job's
+// hosts (its own re-attestation keeps its own pace).
+const attestHostsEvery = time.Second
+
 // attestTimeout bounds one attestation of a host: its evidence's making
 // and its way back.
 const attestTimeout = 15 * time.Second
@@ -52,10 +56,16 @@ type attestedHost struct {
 	at      time.Time       // when its evidence last verified
 	refused string          // why its last attestation failed; "" while accepted
 	busy    bool            // an attestation is on its way
+	lastKey *ecdh.PublicKey // the key last asked about (busy: the one on its way)
+	waiters []func(error)   // verdicts awaited on the one on its way
 }
 
-// reattestDue is a site's reminder to attest an attested job's hosts again.
-type reattestDue struct{ jobID string }
+// reattestDue is a site's reminder to attest an attested job's hosts
+// again; j is the joined job it was set for (a re-join starts anew).
+type reattestDue struct {
+	jobID string
+	j     *joined
+}
 
 // attestHosts takes the server's AttestHosts: the site attests each host
 // of the job that the server names and answers which it accepts.
@@ -69,24 +79,28 @@ func (p *Participant) attestHosts(ctx actor.Context, m *hearthv1.AttestHosts) {
 		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_UNKNOWN_JOB, "this site has joined no attested job "+envelope.Clip(m.JobId, 64)))
 		return
 	}
+	now := p.cfg.Now()
+	if now.Sub(j.attestAsked) < attestHostsEvery {
+		// Each verification costs this actor milliseconds: a compromised
+		// server asking without end must not stall the site's jobs.
+		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("the job's hosts were attested here less than %v ago", attestHostsEvery)))
+		return
+	}
+	j.attestAsked = now
 	received := p.audit(auditor.Event{Action: "attestation.asked", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: m.AuditEvent})
 	out := &hearthv1.HostsAttested{JobId: m.JobId, Refused: map[string]string{}}
 	if len(m.Hosts) > len(j.manifest.Placement.Hosts) {
 		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, fmt.Sprintf("%d hosts to attest; the signed job places its aggregator on %d", len(m.Hosts), len(j.manifest.Placement.Hosts))))
 		return
 	}
-	reply, left := ctx.Sender(), 0
-	finish := func() {
-		if left > 0 {
-			return
-		}
-		out.AuditEvent = received
-		ctx.Send(reply, out)
+	type target struct {
+		host string
+		pub  *ecdh.PublicKey
 	}
-	now := p.cfg.Now()
+	var targets []target
 	for _, k := range m.Hosts {
 		host := k.GetSite()
-		if !slices.Contains(j.manifest.Placement.Hosts, host) || out.Refused[host] != "" || slices.Contains(out.Accepted, host) {
+		if !slices.Contains(j.manifest.Placement.Hosts, host) || out.Refused[host] != "" || slices.ContainsFunc(targets, func(t target) bool { return t.host == host }) {
 			continue // not the signed job's, or named twice: no verdict
 		}
 		pub, err := sealing.VerifyHostKey(k, p.cfg.Trust, m.JobId, host, now)
@@ -95,18 +109,30 @@ func (p *Participant) attestHosts(ctx actor.Context, m *hearthv1.AttestHosts) {
 			p.audit(auditor.Event{Action: "attestation.refused", JobID: m.JobId, Peer: host, Detail: map[string]string{"reason": err.Error()}})
 			continue
 		}
-		left++
-		p.attest(ctx, j, host, pub, func(err error) {
+		targets = append(targets, target{host, pub})
+	}
+	// Every verdict comes back on this actor; the answer leaves once, when
+	// the last is in.
+	reply, left := ctx.Sender(), len(targets)
+	answer := func() {
+		out.AuditEvent = received
+		ctx.Send(reply, out)
+	}
+	for _, t := range targets {
+		p.attest(ctx, j, t.host, t.pub, func(err error) {
 			if err != nil {
-				out.Refused[host] = err.Error()
+				out.Refused[t.host] = err.Error()
 			} else {
-				out.Accepted = append(out.Accepted, host)
+				out.Accepted = append(out.Accepted, t.host)
 			}
-			left--
-			finish()
+			if left--; left == 0 {
+				answer()
+			}
 		})
 	}
-	finish()
+	if len(targets) == 0 {
+		answer()
+	}
 	if !j.reattesting {
 		j.reattesting = true
 		p.scheduleReattest(ctx, j)
@@ -121,8 +147,12 @@ func (p *Participant) attest(ctx actor.Context, j *joined, host string, pub *ecd
 		h = &attestedHost{}
 		j.hosts[host] = h
 	}
-	if h.busy {
-		done(nil) // the attestation on its way decides
+	if h.busy { // the attestation on its way decides, if it is of this key
+		if pub.Equal(h.lastKey) {
+			h.waiters = append(h.waiters, done)
+		} else {
+			done(fmt.Errorf("attestation: an attestation of another key for %s is on its way", host))
+		}
 		return
 	}
 	nonce := make([]byte, NonceSize)
@@ -134,7 +164,7 @@ func (p *Participant) attest(ctx actor.Context, j *joined, host string, pub *ecd
 		done(p.judge(j, host, pub, nonce, nil, errors.New("this site has no attestation policy (local/attestation.json), so it accepts no aggregation host")))
 		return
 	}
-	h.busy = true
+	h.busy, h.lastKey = true, pub
 	future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: host, Msg: &hearthv1.AttestationRequest{JobId: j.id, Nonce: nonce},
 		JobID: j.id, Timeout: attestTimeout, SealTo: pub}, attestTimeout+time.Second)
 	ctx.ReenterAfter(future, func(res any, err error) {
@@ -158,6 +188,13 @@ func (p *Participant) judge(j *joined, host string, pub *ecdh.PublicKey, nonce [
 	if err == nil {
 		err = p.checkEvidence(j, host, pub, nonce, ev)
 	}
+	waiters := h.waiters
+	h.waiters = nil
+	defer func() {
+		for _, w := range waiters {
+			w(err)
+		}
+	}()
 	if err != nil {
 		h.refused = envelope.Clip(err.Error(), 512)
 		p.audit(auditor.Event{Action: "attestation.refused", JobID: j.id, Peer: host, Detail: map[string]string{"reason": h.refused}})
@@ -200,8 +237,8 @@ func (p *Participant) checkEvidence(j *joined, host string, pub *ecdh.PublicKey,
 	if err != nil {
 		return err
 	}
-	p.audit(auditor.Event{Action: "attestation.accepted", JobID: j.id, Peer: host,
-		Detail: map[string]string{"evidence": envelope.Clip(accepted, 512), "simulated": fmt.Sprint(ev.Simulated)}})
+	p.audit(auditor.Event{Action: "attestation.accepted", JobID: j.id, Peer: host, // the evidence names the roots that verified it
+		Detail: map[string]string{"evidence": envelope.Clip(accepted, 512), "host_says_simulated": fmt.Sprint(ev.Simulated)}})
 	return nil
 }
 
@@ -211,18 +248,20 @@ func (p *Participant) scheduleReattest(ctx actor.Context, j *joined) {
 		return
 	}
 	self, system, id := ctx.Self(), ctx.ActorSystem(), j.id
-	time.AfterFunc(p.cfg.Attestation.Reattest(), func() { system.Root.Send(self, &reattestDue{jobID: id}) })
+	time.AfterFunc(p.cfg.Attestation.Reattest(), func() { system.Root.Send(self, &reattestDue{jobID: id, j: j}) })
 }
 
 // reattest attests again every host this site accepts for the job.
 func (p *Participant) reattest(ctx actor.Context, m *reattestDue) {
 	j := p.jobs[m.jobID]
-	if j == nil || !j.reattesting {
-		return
+	if j == nil || j != m.j || !j.reattesting {
+		return // the job ended, or was joined again (its own reminders run)
 	}
 	for _, host := range slices.Sorted(maps.Keys(j.hosts)) {
-		if h := j.hosts[host]; h.refused == "" && h.key != nil {
-			p.attest(ctx, j, host, h.key, func(error) {})
+		// Refused hosts too: a refusal for want of an answer (a timeout,
+		// a busy host) passes once the host answers with good evidence.
+		if h := j.hosts[host]; h.lastKey != nil {
+			p.attest(ctx, j, host, h.lastKey, func(error) {})
 		}
 	}
 	p.scheduleReattest(ctx, j)

@@ -2,10 +2,10 @@ package participant
 
 import (
 	"context"
-	"log/slog"
 	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +27,8 @@ func TestAdmitHostsOnlyInTheirJobs(t *testing.T) {
 	site.peers.setHosts("job-000000000001", []string{"agg-1"})
 	site.peers.set("job-000000000002", []string{"site-2", "agg-1"}) // a plain swarm job: its list names agg-1, its signed job no host
 	host := &Participant{cfg: Config{Evidence: evidenceFunc(nil)}}
-	host.peers.put("job-000000000001", setOf([]string{"site-1", "site-2"}), hostTypes)
+	host.peers.put("job-000000000001", setOf([]string{"site-1"}), hostTypes) // the newest task's members
+	host.peers.setAsking("job-000000000001", setOf([]string{"site-1", "site-2"}))
 	agg1 := pki.Identity{Name: "agg-1", Kind: pki.KindAggregator}
 	site1 := pki.Identity{Name: "site-1", Kind: pki.KindSite}
 	for _, tc := range []struct {
@@ -43,9 +44,12 @@ func TestAdmitHostsOnlyInTheirJobs(t *testing.T) {
 		{"a host in a job not placed on it", site, agg1, "hearth.v1.SwarmModel", "job-000000000002", "no aggregation host of job"},
 		{"a site's evidence request at the host", host, site1, "hearth.v1.AttestationRequest", "job-000000000001", ""},
 		{"a site's update at the host", host, site1, "hearth.v1.SwarmUpdate", "job-000000000001", ""},
+		{"a site of the job, not a member, asking for evidence", host, pki.Identity{Name: "site-2", Kind: pki.KindSite}, "hearth.v1.AttestationRequest", "job-000000000001", ""},
+		{"the same site's update", host, pki.Identity{Name: "site-2", Kind: pki.KindSite}, "hearth.v1.SwarmUpdate", "job-000000000001", "in no swarm job"},
 		{"a model sent to the host", host, site1, "hearth.v1.SwarmModel", "job-000000000001", "not a message of job"},
 		{"another host at a host", host, agg1, "hearth.v1.SwarmUpdate", "job-000000000001", "not a site"},
 		{"a site outside the job at the host", host, pki.Identity{Name: "site-3", Kind: pki.KindSite}, "hearth.v1.SwarmUpdate", "job-000000000001", "in no swarm job"},
+		{"a site outside the job asking for evidence", host, pki.Identity{Name: "site-3", Kind: pki.KindSite}, "hearth.v1.AttestationRequest", "job-000000000001", "not a site of job"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.at.Admit(tc.sender, tc.typ, tc.job)
@@ -143,7 +147,9 @@ func TestSiteGivesEachGPUToOneJob(t *testing.T) {
 	verified := func(m *job.Manifest) *job.Verified {
 		return &job.Verified{Manifest: m, Submitter: pki.Identity{Name: "admin@x", Kind: pki.KindAdmin, Role: pki.RoleLead}}
 	}
-	base := func() *job.Manifest { return &job.Manifest{Name: "j", Rounds: 1, Sites: []string{"site-1"}, Dataset: "optdigits"} }
+	base := func() *job.Manifest {
+		return &job.Manifest{Name: "j", Rounds: 1, Sites: []string{"site-1"}, Dataset: "optdigits"}
+	}
 	for _, tc := range []struct {
 		name   string
 		change func(m *job.Manifest)

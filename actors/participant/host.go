@@ -41,8 +41,13 @@ const NonceSize = 32
 const evidenceEvery = 500 * time.Millisecond
 
 // maxShape bounds the data shape a host takes from the server's task for
-// the initial model (the sites check it against their own data).
+// the initial model, and its product (the sites check the shape against
+// their own data).
 const maxShape = 1 << 24
+
+// evidenceSlots is how many pieces of evidence a host makes at once, over
+// all sites and jobs; past it a request is refused (and asked again).
+const evidenceSlots = 4
 
 // evidenceTimeout bounds the making of one piece of evidence.
 const evidenceTimeout = 10 * time.Second
@@ -120,17 +125,19 @@ func (p *Participant) joinAsHost(ctx actor.Context, m *hearthv1.JoinJob) any {
 	if err := p.cfg.Ledger.Record(v.Nonce, m.JobId, string(v.Submitter.Role), now, v.NotAfter); err != nil {
 		return refuse(err.Error())
 	}
+	j.asked = map[string]time.Time{}
 	if old := p.jobs[m.JobId]; old != nil {
 		old.cancel()
 		p.leaveSwarm(ctx, old)
+		j.asked = old.asked // a re-join does not reset the sites' pace
 	}
 	j.ctx, j.cancel = context.WithCancel(context.Background())
-	j.asked = map[string]time.Time{}
+	sites := setOf(v.Manifest.Sites)
 	if v.Manifest.Sites[0] == job.AllSites {
-		p.peers.put(m.JobId, map[string]bool{anySite: true}, hostTypes)
-	} else {
-		p.peers.put(m.JobId, setOf(v.Manifest.Sites), hostTypes)
+		sites = map[string]bool{anySite: true}
 	}
+	p.peers.put(m.JobId, sites, hostTypes) // until the first task names the members
+	p.peers.setAsking(m.JobId, sites)
 	p.jobs[m.JobId] = j
 	id := p.audit(auditor.Event{Action: "job.joined", JobID: m.JobId, Peer: from.Sender.Name, PeerEvent: received,
 		Detail: map[string]string{"submitter": v.Submitter.Name, "nonce": v.Nonce, "role": "aggregation host"}})
@@ -138,10 +145,11 @@ func (p *Participant) joinAsHost(ctx actor.Context, m *hearthv1.JoinJob) any {
 	return &hearthv1.JobJoined{JobId: m.JobId, SealingKey: j.swarm.key, AuditEvent: id}
 }
 
-// hostTypes are what a site may send an aggregation host in a job (Admit).
-var hostTypes = map[string]bool{
-	string(proto.MessageName(&hearthv1.SwarmUpdate{})): true, string(proto.MessageName(&hearthv1.AttestationRequest{})): true,
-}
+// hostTypes are what a site may send an aggregation host in a job (Admit);
+// any site of the job may ask for evidence (jobPeers.asking).
+var hostTypes = map[string]bool{string(proto.MessageName(&hearthv1.SwarmUpdate{})): true}
+
+var attestationRequest = string(proto.MessageName(&hearthv1.AttestationRequest{}))
 
 func setOf(names []string) map[string]bool {
 	m := map[string]bool{}
@@ -193,10 +201,17 @@ func (p *Participant) attestationRequest(ctx actor.Context, m *hearthv1.Attestat
 		refuse("too many sites asked for evidence in this job")
 		return
 	}
+	select {
+	case p.evidenceSlots <- struct{}{}:
+	default:
+		refuse(fmt.Sprintf("%d pieces of evidence are being made; ask again", cap(p.evidenceSlots)))
+		return
+	}
 	j.asked[o.Sender.Name] = now
 	self, system, reply, key := ctx.Self(), ctx.ActorSystem(), ctx.Sender(), j.swarm.key
 	nonce, jobCtx, jobID, site := slices.Clone(m.Nonce), j.ctx, m.JobId, o.Sender.Name
 	go func() {
+		defer func() { <-p.evidenceSlots }()
 		c, cancel := context.WithTimeout(jobCtx, evidenceTimeout)
 		defer cancel()
 		ev, err := p.cfg.Evidence.Evidence(c, key.PublicKey, nonce)

@@ -135,6 +135,8 @@ type Participant struct {
 	tasks map[string]int
 	// gpus are the GPUs given to each joined job (Config.Resources).
 	gpus map[string]int
+	// evidenceSlots bounds an aggregation host's evidence in the making.
+	evidenceSlots chan struct{}
 }
 
 // maxResumes is how many rounds a job may be trained again here, beyond
@@ -179,6 +181,7 @@ type joined struct {
 	// asked for evidence (host.go).
 	hosts       map[string]*attestedHost
 	reattesting bool
+	attestAsked time.Time // the server's last AttestHosts
 	asked       map[string]time.Time
 }
 
@@ -230,7 +233,7 @@ func New(cfg Config) (*Participant, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Participant{cfg: cfg, jobs: map[string]*joined{}, tasks: map[string]int{}, gpus: map[string]int{}}, nil
+	return &Participant{cfg: cfg, jobs: map[string]*joined{}, tasks: map[string]int{}, gpus: map[string]int{}, evidenceSlots: make(chan struct{}, evidenceSlots)}, nil
 }
 
 // ListJoined asks the participant for the jobs it is in (a local

@@ -74,6 +74,8 @@ type swarmJob struct {
 	// sites' local models that came before it.
 	cross  *crossEval
 	locals map[string]*model.Model
+	// initMade: an aggregation host made the job's initial model (once).
+	initMade bool
 }
 
 // modelWait is a holder's answer to the server, held until the new model
@@ -153,6 +155,20 @@ type jobPeers struct {
 	// hosts are an attested job's aggregation hosts, from the signed job:
 	// the only participants of kind aggregator a site hears in it.
 	hosts map[string]map[string]bool
+	// asking are, at an aggregation host, the sites of each job placed on
+	// it (from the signed job): they may ask for evidence whether or not
+	// the newest task lists them.
+	asking map[string]map[string]bool
+}
+
+// setAsking records the sites of a job placed on this host.
+func (s *jobPeers) setAsking(jobID string, sites map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.asking == nil {
+		s.asking = map[string]map[string]bool{}
+	}
+	s.asking[jobID] = sites
 }
 
 func (s *jobPeers) put(jobID string, sites map[string]bool, types map[string]bool) {
@@ -199,6 +215,7 @@ func (s *jobPeers) drop(jobID string) {
 	delete(s.jobs, jobID)
 	delete(s.types, jobID)
 	delete(s.hosts, jobID)
+	delete(s.asking, jobID)
 	s.mu.Unlock()
 }
 
@@ -215,6 +232,11 @@ func (p *Participant) Admit(sender pki.Identity, messageType, jobID string) erro
 	p.peers.mu.Lock()
 	defer p.peers.mu.Unlock()
 	switch {
+	case sender.Kind == pki.KindSite && p.isHost() && messageType == attestationRequest:
+		if sites := p.peers.asking[jobID]; !sites[sender.Name] && !sites[anySite] {
+			return fmt.Errorf("%s is not a site of job %q", sender.Name, envelope.Clip(jobID, 64))
+		}
+		return nil
 	case sender.Kind == pki.KindSite:
 	case sender.Kind == pki.KindAggregator && !p.isHost():
 		if !p.peers.hosts[jobID][sender.Name] {

@@ -213,6 +213,11 @@ func (p *Participant) checkSwarmTask(j *joined, m *hearthv1.SwarmTask) error {
 	if j.manifest.Attested() && !hostOf(j.manifest, m.Aggregator) {
 		return fmt.Errorf("the aggregator %s is not one of the signed job's aggregation hosts", envelope.Clip(m.Aggregator, 64))
 	}
+	for _, s := range m.Holders { // the model goes to the sites and to the one host the sites attested for the round
+		if hostOf(j.manifest, s) && s != m.Aggregator {
+			return fmt.Errorf("%s, an aggregation host, is a holder of a round it does not aggregate", envelope.Clip(s, 64))
+		}
+	}
 	if p.isHost() && (member || m.Aggregator != p.cfg.Self.Name) {
 		return errors.New("an aggregation host only aggregates, the rounds the rotation gives it")
 	}
@@ -294,12 +299,16 @@ func (p *Participant) basis(j *joined, m *hearthv1.SwarmTask) (*model.Model, err
 	at := keyOf(m.BasisRound, m.BasisAttempt)
 	if m.BasisRound == 0 {
 		if j.train == nil { // an aggregation host holds no data: the sites check the model's shape
-			if m.Features < 1 || m.Classes < 2 || m.Features > maxShape || m.Classes > maxShape {
+			if m.Features < 1 || m.Classes < 2 || m.Features > maxShape || m.Classes > maxShape || m.Features*m.Classes > maxShape {
 				return nil, fmt.Errorf("the task's data shape (%d features, %d classes) is out of bounds", m.Features, m.Classes)
 			}
 			if mdl := j.swarm.models[at]; mdl != nil {
 				return mdl, nil
 			}
+			if j.swarm.initMade { // one initial model per job: a compromised server cannot make it allocate one per attempt
+				return nil, errors.New("the initial model was made for another shape")
+			}
+			j.swarm.initMade = true
 			mdl, err := trainer.Init(j.spec, int(m.Features), int(m.Classes))
 			if err != nil {
 				return nil, fmt.Errorf("initial model: %w", err)

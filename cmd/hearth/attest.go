@@ -27,7 +27,7 @@ import (
 
 // siteAttestation is the site's attestation policy; nil without
 // local/attestation.json (the site then refuses attested jobs).
-func siteAttestation(k *kit.Kit) (participant.AttestationPolicy, error) {
+func siteAttestation(k *kit.Kit, log *slog.Logger) (participant.AttestationPolicy, error) {
 	path := k.PolicyPath("attestation.json")
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -39,6 +39,9 @@ func siteAttestation(k *kit.Kit) (participant.AttestationPolicy, error) {
 	p, err := attestation.Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if p.Simulated {
+		log.Warn("local/attestation.json trusts SIMULATED test roots (\"simulated\": true): this site accepts aggregation hosts without a TEE; for tests and hearth poc only")
 	}
 	return participant.SitePolicy(p), nil
 }

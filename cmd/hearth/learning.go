@@ -183,7 +183,7 @@ func spawnParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate 
 	if err != nil {
 		return nil, err
 	}
-	attestation, err := siteAttestation(n.Kit) // nil without local/attestation.json: no attested job is joined
+	attestation, err := siteAttestation(n.Kit, n.Log()) // nil without local/attestation.json: no attested job is joined
 	if err != nil {
 		return nil, err
 	}

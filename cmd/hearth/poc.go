@@ -473,7 +473,7 @@ func writeJob(dir string, o pocOptions, spec trainer.Spec) error {
 		privacy += fmt.Sprintf("he: {threshold: %d}   # threshold homomorphic encryption: %d sites decrypt each round's sum together\n", pocQuorum(o.sites), pocQuorum(o.sites))
 	}
 	crossSite := ""
-	if o.workflow == job.WorkflowSwarm {
+	if o.workflow == job.WorkflowSwarm && o.aggregator == "" { // attested: no site sees another's local model
 		crossSite = "  cross_site: true   # each site also scores every other site's last local model\n"
 	}
 	if o.aggregator == "attested" {

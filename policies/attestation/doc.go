@@ -50,7 +50,18 @@
 // require, required, lists the TEE kinds the site demands, each once:
 // "sev-snp" (an AMD SEV-SNP confidential VM) and "nvidia-gpu" (an NVIDIA
 // GPU in confidential computing mode). An empty list is refused: a site
-// that demands nothing has no file.
+// that demands nothing has no file. nvidia-gpu is refused without sev-snp:
+// a GPU signs whatever nonce its driver hands it, so its report says
+// nothing of the code that holds the host's sealing key; GPU evidence adds
+// to a CPU TEE's, never replaces it.
+//
+// The SEV-SNP measurements a site accepts must be those of a measured
+// direct boot of the aggregation host's image (firmware, kernel, initrd
+// and command line, the root file system under dm-verity) that runs
+// hearth aggregator: a firmware-only measurement would let a genuine
+// confidential VM running any operating system, and so any code choosing
+// REPORT_DATA, pass. The sealing key is the host process's, bound to each
+// job by its certificate (actors/sealing); REPORT_DATA binds that key.
 //
 // reattest, a Go duration from "1s" to "24h" (default "10m"), is how often
 // the site asks a host it accepted for fresh evidence; a host whose fresh
@@ -80,8 +91,8 @@
 // knob. CXL, which the guest policy may allow, is not constrained.
 //
 // nvidia_gpu, required when require names nvidia-gpu, is the GPU
-// verifier's section; Parse checks only that it is an object and keeps it
-// as written (Policy.GPU).
+// verifier's section, parsed strictly by nvgpu.ParseReference
+// (Policy.GPURef; Policy.GPU keeps it as written).
 //
 // # Parsing
 //

@@ -149,6 +149,11 @@ func Parse(data []byte) (*Policy, error) {
 		p.Require = append(p.Require, k)
 	}
 
+	if p.Requires(KindNvidiaGPU) && !p.Requires(KindSEVSNP) {
+		// A GPU signs any nonce its driver hands it: its report says
+		// nothing of the code that holds the sealing key.
+		return nil, &ParseError{Path: "require", Msg: `"nvidia-gpu" only with "sev-snp": GPU evidence attests the GPU, not the CPU-side code that holds the host's key`}
+	}
 	if raw, ok := m["reattest"]; ok {
 		text, err := strictjson.String(raw, "reattest")
 		if err != nil {

@@ -3,6 +3,7 @@ package attestation
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,7 +37,11 @@ type Verified struct {
 func (v *Verified) String() string {
 	var parts []string
 	if v.SNP != nil {
-		parts = append(parts, fmt.Sprintf("sev-snp measurement %s tcb %s vmpl %d", v.SNP.Measurement, v.SNP.TCB, v.SNP.VMPL))
+		roots := "AMD's roots"
+		if v.SNP.Simulated {
+			roots = "SIMULATED test roots"
+		}
+		parts = append(parts, fmt.Sprintf("sev-snp measurement %s tcb %s vmpl %d under %s", v.SNP.Measurement, v.SNP.TCB, v.SNP.VMPL, roots))
 	}
 	if v.GPU != nil {
 		driver := ""
@@ -63,6 +68,9 @@ func (p *Policy) Verify(ev Evidence, demanded []Kind, key, nonce []byte, now tim
 		if !p.Requires(k) {
 			kinds = append(kinds, k)
 		}
+	}
+	if slices.Contains(kinds, KindNvidiaGPU) && !slices.Contains(kinds, KindSEVSNP) {
+		return nil, tee.Refuse(KindNvidiaGPU, tee.ReasonPolicy, "GPU evidence alone attests no CPU-side code holding the key: sev-snp is required with it")
 	}
 	out := &Verified{}
 	for _, k := range kinds {
