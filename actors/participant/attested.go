@@ -167,29 +167,59 @@ func (p *Participant) attest(ctx actor.Context, j *joined, host string, pub *ecd
 	h.busy, h.lastKey = true, pub
 	future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: host, Msg: &hearthv1.AttestationRequest{JobId: j.id, Nonce: nonce},
 		JobID: j.id, Timeout: attestTimeout, SealTo: pub}, attestTimeout+time.Second)
+	self, system := ctx.Self(), ctx.ActorSystem()
 	ctx.ReenterAfter(future, func(res any, err error) {
 		if p.jobs[j.id] != j {
 			return // the job ended meanwhile
 		}
-		done(p.judge(j, host, pub, nonce, res, err))
+		go func() { // the verification off the actor; the verdict back on it
+			a := p.assess(j, host, pub, nonce, res, err)
+			a.done = done
+			system.Root.Send(self, &a)
+		}()
 	})
 }
 
 // judge decides the host's answer to this site's request (res, or the
 // request's failure), records the verdict for host and audits it.
 func (p *Participant) judge(j *joined, host string, pub *ecdh.PublicKey, nonce []byte, res any, err error) error {
+	return p.record(j, host, pub, p.assess(j, host, pub, nonce, res, err))
+}
+
+// assessment is a verdict reached off the actor (attest), for record.
+type assessment struct {
+	j        *joined
+	host     string
+	pub      *ecdh.PublicKey
+	accepted string
+	err      error
+	done     func(error)
+}
+
+// assess decides the host's answer; it touches no state, so it runs off
+// the actor (a verification costs milliseconds).
+func (p *Participant) assess(j *joined, host string, pub *ecdh.PublicKey, nonce []byte, res any, err error) assessment {
+	a := assessment{j: j, host: host, pub: pub}
+	ev, err := evidenceOf(res, err)
+	if err == nil {
+		a.accepted, err = p.checkEvidence(j, pub, nonce, ev)
+	}
+	a.err = err
+	return a
+}
+
+// record takes an assessment on the actor: the host's state, the audit,
+// and every verdict awaited on it.
+func (p *Participant) record(j *joined, host string, pub *ecdh.PublicKey, a assessment) error {
 	h := j.hosts[host]
 	if h == nil {
 		h = &attestedHost{}
 		j.hosts[host] = h
 	}
 	h.busy = false
-	ev, err := evidenceOf(res, err)
-	if err == nil {
-		err = p.checkEvidence(j, host, pub, nonce, ev)
-	}
 	waiters := h.waiters
 	h.waiters = nil
+	err := a.err
 	defer func() {
 		for _, w := range waiters {
 			w(err)
@@ -201,6 +231,8 @@ func (p *Participant) judge(j *joined, host string, pub *ecdh.PublicKey, nonce [
 		p.cfg.Log.Warn("aggregation host not accepted", "job", j.id, "host", host, "reason", h.refused)
 		return err
 	}
+	p.audit(auditor.Event{Action: "attestation.accepted", JobID: j.id, Peer: host, // the evidence names the roots that verified it
+		Detail: map[string]string{"evidence": envelope.Clip(a.accepted, 512)}})
 	h.key, h.at, h.refused = pub, p.cfg.Now(), ""
 	return nil
 }
@@ -223,23 +255,25 @@ func evidenceOf(res any, err error) (*hearthv1.AttestationEvidence, error) {
 }
 
 // checkEvidence checks that evidence answers this site's request for this
-// job and key, then decides it by the site's policy.
-func (p *Participant) checkEvidence(j *joined, host string, pub *ecdh.PublicKey, nonce []byte, ev *hearthv1.AttestationEvidence) error {
+// job and key, then decides it by the site's policy; it returns what the
+// policy accepted, for the audit.
+func (p *Participant) checkEvidence(j *joined, pub *ecdh.PublicKey, nonce []byte, ev *hearthv1.AttestationEvidence) (string, error) {
 	switch {
 	case ev.JobId != j.id:
-		return fmt.Errorf("attestation: evidence for job %q", envelope.Clip(ev.JobId, 64))
+		return "", fmt.Errorf("attestation: evidence for job %q", envelope.Clip(ev.JobId, 64))
 	case subtle.ConstantTimeCompare(ev.Nonce, nonce) != 1:
-		return errors.New("attestation: evidence for another nonce (a replayed answer)")
+		return "", errors.New("attestation: evidence for another nonce (a replayed answer)")
 	case ev.Key == nil || subtle.ConstantTimeCompare(ev.Key.PublicKey, pub.Bytes()) != 1:
-		return errors.New("attestation: evidence for another sealing key than the host's for this job")
+		return "", errors.New("attestation: evidence for another sealing key than the host's for this job")
 	}
 	accepted, err := p.cfg.Attestation.Verify(ev, j.manifest.Placement.TEE, pub.Bytes(), nonce, p.cfg.Now())
 	if err != nil {
-		return err
+		return "", err
 	}
-	p.audit(auditor.Event{Action: "attestation.accepted", JobID: j.id, Peer: host, // the evidence names the roots that verified it
-		Detail: map[string]string{"evidence": envelope.Clip(accepted, 512), "host_says_simulated": fmt.Sprint(ev.Simulated)}})
-	return nil
+	if ev.Simulated {
+		accepted += " (the host says simulated)"
+	}
+	return accepted, nil
 }
 
 // scheduleReattest sets the site's next attestation of the job's hosts.

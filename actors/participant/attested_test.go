@@ -109,7 +109,7 @@ func TestSiteSendsOnlyToAFreshlyAttestedKey(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := &hearthv1.AttestationEvidence{JobId: good.JobId, Nonce: good.Nonce, Key: &hearthv1.SealingKey{PublicKey: good.Key.PublicKey}}
 			tc.change(ev)
-			err := p.checkEvidence(j, "agg-1", key.PublicKey(), nonce, ev)
+			_, err := p.checkEvidence(j, key.PublicKey(), nonce, ev)
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Fatalf("checkEvidence = %v, want %q", err, tc.want)
 			}

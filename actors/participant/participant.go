@@ -266,6 +266,10 @@ func (p *Participant) Receive(ctx actor.Context) {
 		p.attestHosts(ctx, m)
 	case *reattestDue:
 		p.reattest(ctx, m)
+	case *assessment:
+		if p.jobs[m.j.id] == m.j {
+			m.done(p.record(m.j, m.host, m.pub, *m))
+		}
 	case *hearthv1.AttestationRequest:
 		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, p.cfg.Self.Name+" is a site, not an aggregation host"))
 	case *hearthv1.JoinJob:
