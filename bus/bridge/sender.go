@@ -46,3 +46,15 @@ func OriginOf(ctx actor.Context) (o Origin, ok bool) {
 		JobID: h.Get(headerJob), Round: round, MessageID: h.Get(headerID), Sealed: h.Get(headerSealed) == "1",
 	}, true
 }
+
+// Delivered is msg as the bridge hands it to an actor: with the headers
+// OriginOf reads, and sender for its answer. Tests of an actor that sits
+// behind a bridge use it to stand in for the bridge.
+func Delivered(o Origin, msg any, sender *actor.PID) *actor.MessageEnvelope {
+	h := map[string]string{headerSender: o.Sender.Name, headerOrg: o.Sender.Org, headerKind: string(o.Sender.Kind),
+		headerRole: string(o.Sender.Role), headerJob: o.JobID, headerRound: strconv.FormatInt(o.Round, 10), headerID: o.MessageID}
+	if o.Sealed {
+		h[headerSealed] = "1"
+	}
+	return &actor.MessageEnvelope{Header: h, Message: msg, Sender: sender}
+}
