@@ -2,10 +2,10 @@ package participant
 
 import (
 	"context"
-	"errors"
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
