@@ -75,6 +75,9 @@ type projectSpec struct {
 	hostArgs     []string
 	hostileHosts map[string]bool
 	attestation  func(site string) string
+	// local, if set, writes files into a participant's local/ folder
+	// (its own policies) before it starts: name -> contents.
+	local func(participant string) map[string]string
 }
 
 func startProjectWith(t testing.TB, spec projectSpec) *project {
@@ -94,6 +97,15 @@ func startProjectWith(t testing.TB, spec projectSpec) *project {
 		}
 	}
 	p := &project{Local: local, sites: map[string]*cluster.Proc{}, hosts: map[string]*cluster.Proc{}, logs: filepath.Join(ws, "logs")}
+	if spec.local != nil {
+		for _, name := range append(append([]string{local.Server}, local.Sites...), local.Hosts...) {
+			for file, text := range spec.local(name) {
+				if err := os.WriteFile(filepath.Join(local.Kit(name), kit.LocalDir, file), []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
 	if spec.attestation != nil {
 		for _, s := range local.Sites {
 			if text := spec.attestation(s); text != "" {

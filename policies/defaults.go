@@ -12,8 +12,8 @@ import (
 //go:embed defaults/*.json
 var defaults embed.FS
 
-// Defaults are the default policy files (authorization.json, privacy.json,
-// resources.json) at the root of a read-only file system: what provisioning
+// Defaults are the default policy files (authorization.json, components.json,
+// privacy.json, resources.json) at the root of a read-only file system: what provisioning
 // is handed to write into every startup kit (bus/kit.WriteDefaultPolicies
 // places them in the kit's local/ folder).
 func Defaults() fs.FS {

@@ -19,7 +19,7 @@ func TestDefaultsAreTheJSONOnly(t *testing.T) {
 		}
 		got = append(got, e.Name())
 	}
-	want := []string{"authorization.json", "privacy.json", "resources.json"}
+	want := []string{"authorization.json", "components.json", "privacy.json", "resources.json"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Defaults() holds %v, want %v (README.md must not be embedded)", got, want)
 	}

@@ -31,6 +31,10 @@
 //	                    mem_per_gpu_in_GiB (0: CPU only); a job's
 //	                    resources: section that does not fit what is free
 //	                    is refused (policies/resources).
+//	components.json     what a job may build at the site: trainers,
+//	                    workflows, filters, and job scripts by SHA-256
+//	                    (or any the byoc right lets in); checked before
+//	                    anything is built (policies/components).
 //	attestation.json    (no default) what the site demands of aggregation
 //	                    hosts' evidence before it seals an update to them:
 //	                    the TEE kinds, reference values, re-attestation

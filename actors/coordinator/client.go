@@ -148,6 +148,9 @@ func (c *Client) sign(ctx context.Context, dir string, cmd authn.Command) (*hear
 	if err != nil {
 		return nil, nil, err
 	}
+	if signed.Code, err = jobCode(dir, manifest); err != nil {
+		return nil, nil, err
+	}
 	var creds []*hearthv1.SealedCredential
 	if c.Credentials != nil {
 		if creds, err = c.Credentials(ctx, signed, cmd); err != nil {
@@ -155,6 +158,32 @@ func (c *Client) sign(ctx context.Context, dir string, cmd authn.Command) (*hear
 		}
 	}
 	return signed, creds, nil
+}
+
+// jobCode reads the code a manifest pins from the job's folder, and
+// refuses it unless it is what the manifest pins (its SHA-256, printed).
+func jobCode(dir string, manifest []byte) ([]*hearthv1.JobFile, error) {
+	m, err := job.ParseManifest(manifest)
+	if err != nil || !m.Trainer.Custom() {
+		return nil, err
+	}
+	path := filepath.Join(dir, m.Trainer.Script)
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("job folder: the manifest's script: %w", err)
+	}
+	if !info.Mode().IsRegular() || info.Size() > job.MaxCodeBytes {
+		return nil, fmt.Errorf("job folder: %s: want a regular file of at most %d bytes", m.Trainer.Script, job.MaxCodeBytes)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("job folder: %w", err)
+	}
+	code := []*hearthv1.JobFile{{Name: m.Trainer.Script, Data: data}}
+	if err := job.CheckCode(m, code); err != nil {
+		return nil, fmt.Errorf("%w (pin it in the manifest: trainer.script_sha256)", err)
+	}
+	return code, nil
 }
 
 // SubmitSigned submits an already signed job, with the credentials sealed

@@ -231,6 +231,15 @@ func (c *Coordinator) submit(ctx actor.Context, m *hearthv1.SubmitJob) proto.Mes
 	if err := v.Fresh(now); err != nil {
 		return refuse(err.Error())
 	}
+	if v.Manifest.Trainer.Custom() { // the job brings its own code: FLARE's byoc right, here and at every site
+		if f := c.authorize("byoc", who, nil, ""); f != nil {
+			f.Message = "byoc: " + f.Message
+			return f
+		}
+	}
+	if err := job.CheckCode(v.Manifest, m.Job.Code); err != nil {
+		return refuse(err.Error())
+	}
 	for _, s := range v.Manifest.Sites {
 		if s != job.AllSites && !slices.Contains(c.cfg.Sites, s) {
 			return refuse(fmt.Sprintf("job names site %q, which is not in this project", s))

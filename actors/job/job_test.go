@@ -1,6 +1,8 @@
 package job_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -371,6 +373,54 @@ func TestParseManifestResources(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := job.ParseManifest([]byte(good + tc.text)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ParseManifest = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCustomTrainerIsPinned(t *testing.T) {
+	script := []byte("def model(f, c): ...\n")
+	sum := sha256.Sum256(script)
+	pin := hex.EncodeToString(sum[:])
+	custom := strings.Replace(good, "trainer: {kind: logreg", "trainer: {kind: pytorch, script: train.py, script_sha256: \""+pin+"\"", 1)
+	m, err := job.ParseManifest([]byte(custom))
+	if err != nil || !m.Trainer.Custom() {
+		t.Fatalf("a pinned script: %+v, %v", m, err)
+	}
+	if err := job.CheckCode(m, []*hearthv1.JobFile{{Name: "train.py", Data: script}}); err != nil {
+		t.Fatalf("the pinned code: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		code []*hearthv1.JobFile
+		want string
+	}{
+		{"no code", nil, "want exactly the script"},
+		{"another file", []*hearthv1.JobFile{{Name: "other.py", Data: script}}, "want exactly the script"},
+		{"two files", []*hearthv1.JobFile{{Name: "train.py", Data: script}, {Name: "x.py"}}, "got 2 files"},
+		{"changed code", []*hearthv1.JobFile{{Name: "train.py", Data: append(script, '#')}}, "the signed manifest pins"},
+		{"oversized code", []*hearthv1.JobFile{{Name: "train.py", Data: make([]byte, job.MaxCodeBytes+1)}}, "more than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := job.CheckCode(m, tc.code); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("CheckCode = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	plain, _ := job.ParseManifest([]byte(good))
+	if err := job.CheckCode(plain, []*hearthv1.JobFile{{Name: "train.py", Data: script}}); err == nil {
+		t.Fatal("code rode along a job that runs none")
+	}
+	for _, tc := range []struct{ name, manifest, want string }{
+		{"no pin", strings.Replace(custom, ", script_sha256: \""+pin+"\"", "", 1), "trainer.script_sha256: required"},
+		{"a path for a script", strings.Replace(custom, "script: train.py", "script: ../train.py", 1), "trainer.script"},
+		{"not Python", strings.Replace(custom, "script: train.py", "script: train.sh", 1), "ending .py"},
+		{"a script for a built-in trainer", strings.Replace(good, "trainer: {kind: logreg", "trainer: {kind: logreg, script: train.py", 1), "only a trainer of kind pytorch"},
+		{"DP-SGD claimed for a script", strings.Replace(custom, "seed: 1}", "seed: 1, dp: {noise_multiplier: 1, clip_norm: 1}}", 1), "trainer.dp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := job.ParseManifest([]byte(tc.manifest)); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("ParseManifest = %v, want %q", err, tc.want)
 			}
 		})

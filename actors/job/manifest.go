@@ -9,6 +9,7 @@ package job
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/policies/privacy"
 	"github.com/hearthfl/hearth/policies/resources"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
 // ManifestFile is the manifest's name inside a job folder.
@@ -168,9 +170,10 @@ type DataShape struct {
 	Classes  int `yaml:"classes"`
 }
 
-// TrainerSpec is the built-in trainer and its parameters.
+// TrainerSpec is the trainer and its parameters: a built-in one, or the
+// job's own code (KindPyTorch: Script, pinned by ScriptSHA256).
 type TrainerSpec struct {
-	Kind         string  `yaml:"kind"`             // logreg | mlp | noop (learns nothing: for benchmarks)
+	Kind         string  `yaml:"kind"`             // logreg | mlp | noop (learns nothing: for benchmarks) | pytorch
 	Params       int     `yaml:"params,omitempty"` // noop: the model's parameter count
 	Hidden       []int   `yaml:"hidden,omitempty"`
 	LearningRate float64 `yaml:"learning_rate"`
@@ -181,7 +184,23 @@ type TrainerSpec struct {
 	// DP, when present, makes the sites train with DP-SGD (trainer.DPSpec);
 	// absent, they train without privacy. Present but empty is refused.
 	DP *TrainerDP `yaml:"dp,omitempty" json:"DP,omitempty"` // omitted from hearth poc's JSON when absent
+	// Script is the job's own training code, a file in the job's folder
+	// that travels with the signed job (SignedJob.code), and ScriptSHA256
+	// its SHA-256 in hex: the signed manifest pins it, so a site runs
+	// exactly what was signed. Only with a kind that runs a job's code.
+	Script       string `yaml:"script,omitempty" json:"Script,omitempty"`
+	ScriptSHA256 string `yaml:"script_sha256,omitempty" json:"ScriptSHA256,omitempty"`
 }
+
+// KindPyTorch is the trainer kind that runs a job's own PyTorch script at
+// each site (custom code: the submitter needs the byoc right there).
+const KindPyTorch = "pytorch"
+
+// Custom says the job brings its own code.
+func (t TrainerSpec) Custom() bool { return t.Kind == KindPyTorch }
+
+// MaxCodeBytes bounds a job's code, which travels in every join.
+const MaxCodeBytes = 256 << 10
 
 // TrainerDP is the trainer's dp section: either a noise multiplier for
 // every site, `dp: {noise_multiplier: 1.1, clip_norm: 1.0}`, or a target
@@ -498,8 +517,12 @@ func (m *Manifest) Validate() error {
 	if !known {
 		bad("dataset", "%q is not one of %v", m.Dataset, dataset.Names())
 	}
-	if err := m.Trainer.Spec().Validate(); err != nil {
+	if m.Trainer.Custom() {
+		m.validateCode(bad)
+	} else if err := m.Trainer.Spec().Validate(); err != nil {
 		bad("trainer", "%v", err)
+	} else if m.Trainer.Script != "" || m.Trainer.ScriptSHA256 != "" {
+		bad("trainer.script", "only a trainer of kind %s runs a job's script", KindPyTorch)
 	}
 	if d := m.Trainer.DP; d != nil {
 		if err := d.validate(); err != nil {
@@ -547,6 +570,55 @@ func (m *Manifest) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validateCode checks a custom trainer's pin of its code.
+func (m *Manifest) validateCode(bad func(field, format string, a ...any)) {
+	t := m.Trainer
+	if !validScriptName(t.Script) {
+		bad("trainer.script", "%q: want a file name in the job's folder ending .py (letters, digits, '.', '_', '-'; no folders)", envelope.Clip(t.Script, 64))
+	}
+	if b, err := hex.DecodeString(t.ScriptSHA256); err != nil || len(b) != sha256.Size {
+		bad("trainer.script_sha256", "required: the script's SHA-256, 64 hex digits (hearth admin submit prints it)")
+	}
+	if t.DP != nil {
+		bad("trainer.dp", "DP-SGD is the built-in trainers': a job's own script makes no privacy guarantee Hearth can account")
+	}
+}
+
+func validScriptName(s string) bool {
+	if len(s) < 4 || len(s) > 128 || !strings.HasSuffix(s, ".py") || s[0] == '.' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckCode checks the code a signed job carries against its manifest's
+// pin: exactly the script it names, of the pinned SHA-256, within
+// MaxCodeBytes; a job without custom code carries none.
+func CheckCode(m *Manifest, code []*hearthv1.JobFile) error {
+	if !m.Trainer.Custom() {
+		if len(code) > 0 {
+			return errors.New("job code: the manifest runs no script, yet code came with it")
+		}
+		return nil
+	}
+	if len(code) != 1 || code[0].GetName() != m.Trainer.Script {
+		return fmt.Errorf("job code: want exactly the script %q the manifest names, got %d files", m.Trainer.Script, len(code))
+	}
+	if n := len(code[0].Data); n > MaxCodeBytes {
+		return fmt.Errorf("job code: %s is %d bytes, more than %d", m.Trainer.Script, n, MaxCodeBytes)
+	}
+	sum := sha256.Sum256(code[0].Data)
+	if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, m.Trainer.ScriptSHA256) {
+		return fmt.Errorf("job code: %s has SHA-256 %s, the signed manifest pins %s", m.Trainer.Script, got, envelope.Clip(m.Trainer.ScriptSHA256, 64))
+	}
+	return nil
+}
+
 // validatePlacement checks the placement section: attested hosts aggregate
 // a swarm job's rounds, and they are not among its sites.
 func (m *Manifest) validatePlacement(bad func(field, format string, a ...any), sites map[string]bool) {
@@ -562,6 +634,9 @@ func (m *Manifest) validatePlacement(bad func(field, format string, a ...any), s
 	}
 	if m.HE != nil {
 		bad("placement", "not with he")
+	}
+	if m.Trainer.Custom() {
+		bad("placement", "not yet with a job's own trainer: the host makes the initial model from a built-in one")
 	}
 	if len(p.TEE) == 0 {
 		bad("placement.tee", "required: the evidence every host presents (%s, %s)", TEESEVSNP, TEENvidiaGPU)

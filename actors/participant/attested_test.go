@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/policies/components"
 	"github.com/hearthfl/hearth/policies/resources"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -180,6 +183,59 @@ func TestSiteGivesEachGPUToOneJob(t *testing.T) {
 			}
 			if !strings.Contains(reason, tc.want) {
 				t.Fatalf("refused with %q, want %q", reason, tc.want)
+			}
+		})
+	}
+}
+
+// denyByoc is a site policy that allows everything but byoc.
+type denyByoc struct{}
+
+func (denyByoc) Allow(right string, _ pki.Identity, _ *pki.Identity) (bool, string) {
+	if right == "byoc" {
+		return false, "lead may not byoc here"
+	}
+	return true, "allowed"
+}
+
+// TestSiteChecksJobCode: at a site, before anything is built, a job's own
+// code needs byoc by the site's own policy and must be what the signed
+// manifest pins, and each component must be in the site's allow-list.
+func TestSiteChecksJobCode(t *testing.T) {
+	script := []byte("def model(f, c): ...\n")
+	sum := sha256.Sum256(script)
+	pin := hex.EncodeToString(sum[:])
+	custom := func() *job.Manifest {
+		return &job.Manifest{Name: "j", Rounds: 1, Sites: []string{"site-1"}, Dataset: "optdigits", Workflow: job.WorkflowFedAvg,
+			Trainer: job.TrainerSpec{Kind: job.KindPyTorch, Script: "train.py", ScriptSHA256: pin}}
+	}
+	code := []*hearthv1.JobFile{{Name: "train.py", Data: script}}
+	who := pki.Identity{Name: "lead@x", Kind: pki.KindAdmin, Role: pki.RoleLead}
+	onlyLogreg, err := components.Parse([]byte(`{"trainers": ["logreg"], "workflows": ["fedavg"], "filters": [], "scripts": ["any"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		policy Authorizer
+		allow  *components.AllowList
+		m      *job.Manifest
+		code   []*hearthv1.JobFile
+		want   string
+	}{
+		{"byoc refused by the site's policy", denyByoc{}, nil, custom(), code, "site policy: byoc: lead may not byoc here"},
+		{"code other than the pin", allowAll{}, nil, custom(), []*hearthv1.JobFile{{Name: "train.py", Data: []byte("import os")}}, "the signed manifest pins"},
+		{"code with a job that runs none", allowAll{}, nil, &job.Manifest{Trainer: job.TrainerSpec{Kind: "logreg"}, Workflow: job.WorkflowFedAvg}, code, "runs no script"},
+		{"a trainer outside the allow-list", allowAll{}, onlyLogreg, custom(), code, `trainer "pytorch" is not in this site's allow-list`},
+		{"no job code in a kit without components.json", allowAll{}, nil, custom(), code, `trainer "pytorch" is not in this site's allow-list`},
+		{"everything allowed: no runner yet", allowAll{}, &components.AllowList{Trainers: []string{"pytorch"}, Workflows: []string{"fedavg"}, Filters: []string{}, Scripts: []string{pin}}, custom(), code, "runs no job code yet"},
+		{"a built-in job", allowAll{}, nil, &job.Manifest{Trainer: job.TrainerSpec{Kind: "logreg"}, Workflow: job.WorkflowFedAvg}, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Participant{cfg: Config{Policy: tc.policy, Components: tc.allow}}
+			err := p.checkComponents(&job.Verified{Manifest: tc.m, Submitter: who}, who, tc.code)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("checkComponents = %v, want %q", err, tc.want)
 			}
 		})
 	}

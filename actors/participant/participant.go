@@ -34,6 +34,7 @@ import (
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/stream"
 	"github.com/hearthfl/hearth/plugins/authn"
+	"github.com/hearthfl/hearth/policies/components"
 	"github.com/hearthfl/hearth/policies/privacy"
 	"github.com/hearthfl/hearth/policies/resources"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -110,6 +111,9 @@ type Config struct {
 	// privacy.json pins (plugins/filter's Site). Nil: a job whose scope
 	// holds one is refused.
 	FilterPlugins privacy.PluginFilters
+	// Components is the site's allow-list of what a job may build here
+	// (local/components.json). Nil: components.Builtins.
+	Components *components.AllowList
 	// Attestation is the site's own policy on aggregation hosts' evidence
 	// (local/attestation.json). Nil: the site refuses attested jobs.
 	Attestation AttestationPolicy
@@ -449,6 +453,9 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 	if allowed, reason := p.cfg.Policy.Allow("submit_job", who, nil); !allowed {
 		return refuse("site policy: " + reason)
 	}
+	if err := p.checkComponents(v, who, m.Job.GetCode()); err != nil {
+		return refuse(err.Error())
+	}
 	if r := v.Manifest.Resources; r != nil {
 		inUse := 0
 		for id, n := range p.gpus {
@@ -547,6 +554,39 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 	p.cfg.Log.Info("job joined", "job", m.JobId, "name", v.Manifest.Name, "submitter", v.Submitter.Name, "samples", j.train.Rows())
 	out.AuditEvent = id
 	return out
+}
+
+// checkComponents decides, before anything of the job is built here,
+// whether its components may run at this site: a job's own code needs the
+// submitter's byoc right here (FLARE's, decided by this site's own
+// authorization.json) and must be what the signed manifest pins; every
+// trainer, workflow, filter and script must be in the site's allow-list;
+// and the site must have a runner for the job's own trainer.
+func (p *Participant) checkComponents(v *job.Verified, who pki.Identity, code []*hearthv1.JobFile) error {
+	m := v.Manifest
+	if m.Trainer.Custom() {
+		if allowed, reason := p.cfg.Policy.Allow("byoc", who, nil); !allowed {
+			return errors.New("site policy: byoc: " + reason)
+		}
+	}
+	if err := job.CheckCode(m, code); err != nil {
+		return err
+	}
+	allow := p.cfg.Components
+	if allow == nil {
+		allow = components.Builtins()
+	}
+	c := components.Job{Trainer: m.Trainer.Kind, Workflow: m.Workflow, ScriptSHA256: m.Trainer.ScriptSHA256}
+	for _, f := range m.ResultFilters {
+		c.Filters = append(c.Filters, f.Name)
+	}
+	if d := allow.Check(c); !d.Allowed {
+		return errors.New(d.Reason)
+	}
+	if m.Trainer.Custom() {
+		return fmt.Errorf("this site runs no job code yet: trainer kind %s passed byoc, its pin and the allow-list, and has no runner in this version", m.Trainer.Kind)
+	}
+	return nil
 }
 
 // rows counts a split's samples, 0 for none.

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/hearthfl/hearth/bus/pki"
 	pluginfilter "github.com/hearthfl/hearth/plugins/filter"
 	"github.com/hearthfl/hearth/policies/authz"
+	"github.com/hearthfl/hearth/policies/components"
 	"github.com/hearthfl/hearth/policies/privacy"
 	"github.com/hearthfl/hearth/policies/resources"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -187,11 +190,15 @@ func spawnParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate 
 	if err != nil {
 		return nil, err
 	}
+	allowed, err := siteComponents(n.Kit)
+	if err != nil {
+		return nil, err
+	}
 	p, err := participant.New(participant.Config{Self: n.Identity, Trust: n.Trust, Policy: policy,
 		DataDir: n.Kit.DataDir(), Audit: audit, Log: n.Log().With("component", "participant"),
 		Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Ledger: ledger, Outgoing: hostileSite,
 		Signer: n.Signer, SealKey: n.SealKey.PublicKey(), Bridge: n.Bridge.PID(), StateDir: state, OnSwarmTask: hostileSwarm,
-		Gate: gate, Resources: offer, Privacy: scopes, FilterPlugins: own, Attestation: attestation})
+		Gate: gate, Resources: offer, Privacy: scopes, FilterPlugins: own, Attestation: attestation, Components: allowed})
 	if err != nil {
 		return nil, err
 	}
@@ -204,4 +211,15 @@ func spawnParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate 
 	}
 	n.SetAdmit(p.Admit)
 	return pid, nil
+}
+
+// siteComponents is the site's allow-list (local/components.json); nil
+// for a kit made before the file existed (the participant then allows the
+// built-ins and no job's code).
+func siteComponents(k *kit.Kit) (*components.AllowList, error) {
+	path := k.PolicyPath("components.json")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return components.ParseFile(path)
 }

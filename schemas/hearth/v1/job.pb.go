@@ -203,8 +203,12 @@ type SignedJob struct {
 	SubmitterCert    []byte                 `protobuf:"bytes,3,opt,name=submitter_cert,json=submitterCert,proto3" json:"submitter_cert,omitempty"`
 	Nonce            []byte                 `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	NotAfterUnixNano int64                  `protobuf:"varint,5,opt,name=not_after_unix_nano,json=notAfterUnixNano,proto3" json:"not_after_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The job's own code (a custom trainer's script). The signature does not
+	// cover it: the signed manifest pins each file by SHA-256, and the
+	// server and every site check it against the pin (job.CheckCode).
+	Code          []*JobFile `protobuf:"bytes,6,rep,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SignedJob) Reset() {
@@ -272,6 +276,66 @@ func (x *SignedJob) GetNotAfterUnixNano() int64 {
 	return 0
 }
 
+func (x *SignedJob) GetCode() []*JobFile {
+	if x != nil {
+		return x.Code
+	}
+	return nil
+}
+
+// JobFile is one file of a job's code.
+type JobFile struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobFile) Reset() {
+	*x = JobFile{}
+	mi := &file_hearth_v1_job_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobFile) ProtoMessage() {}
+
+func (x *JobFile) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobFile.ProtoReflect.Descriptor instead.
+func (*JobFile) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *JobFile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *JobFile) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // Metrics are weighted averages over the sites that reported them.
 type Metrics struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -284,7 +348,7 @@ type Metrics struct {
 
 func (x *Metrics) Reset() {
 	*x = Metrics{}
-	mi := &file_hearth_v1_job_proto_msgTypes[3]
+	mi := &file_hearth_v1_job_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +360,7 @@ func (x *Metrics) String() string {
 func (*Metrics) ProtoMessage() {}
 
 func (x *Metrics) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[3]
+	mi := &file_hearth_v1_job_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +373,7 @@ func (x *Metrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metrics.ProtoReflect.Descriptor instead.
 func (*Metrics) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{3}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Metrics) GetSamples() int64 {
@@ -353,7 +417,7 @@ type SiteRound struct {
 
 func (x *SiteRound) Reset() {
 	*x = SiteRound{}
-	mi := &file_hearth_v1_job_proto_msgTypes[4]
+	mi := &file_hearth_v1_job_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +429,7 @@ func (x *SiteRound) String() string {
 func (*SiteRound) ProtoMessage() {}
 
 func (x *SiteRound) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[4]
+	mi := &file_hearth_v1_job_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +442,7 @@ func (x *SiteRound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteRound.ProtoReflect.Descriptor instead.
 func (*SiteRound) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{4}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SiteRound) GetSite() string {
@@ -459,7 +523,7 @@ type RoundSummary struct {
 
 func (x *RoundSummary) Reset() {
 	*x = RoundSummary{}
-	mi := &file_hearth_v1_job_proto_msgTypes[5]
+	mi := &file_hearth_v1_job_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -471,7 +535,7 @@ func (x *RoundSummary) String() string {
 func (*RoundSummary) ProtoMessage() {}
 
 func (x *RoundSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[5]
+	mi := &file_hearth_v1_job_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -484,7 +548,7 @@ func (x *RoundSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoundSummary.ProtoReflect.Descriptor instead.
 func (*RoundSummary) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{5}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RoundSummary) GetRound() int64 {
@@ -622,7 +686,7 @@ type JobInfo struct {
 
 func (x *JobInfo) Reset() {
 	*x = JobInfo{}
-	mi := &file_hearth_v1_job_proto_msgTypes[6]
+	mi := &file_hearth_v1_job_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +698,7 @@ func (x *JobInfo) String() string {
 func (*JobInfo) ProtoMessage() {}
 
 func (x *JobInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[6]
+	mi := &file_hearth_v1_job_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +711,7 @@ func (x *JobInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobInfo.ProtoReflect.Descriptor instead.
 func (*JobInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{6}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *JobInfo) GetId() string {
@@ -796,7 +860,7 @@ type CrossSiteMetrics struct {
 
 func (x *CrossSiteMetrics) Reset() {
 	*x = CrossSiteMetrics{}
-	mi := &file_hearth_v1_job_proto_msgTypes[7]
+	mi := &file_hearth_v1_job_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +872,7 @@ func (x *CrossSiteMetrics) String() string {
 func (*CrossSiteMetrics) ProtoMessage() {}
 
 func (x *CrossSiteMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[7]
+	mi := &file_hearth_v1_job_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +885,7 @@ func (x *CrossSiteMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrossSiteMetrics.ProtoReflect.Descriptor instead.
 func (*CrossSiteMetrics) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{7}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CrossSiteMetrics) GetModel() string {
@@ -856,7 +920,7 @@ type SiteMetrics struct {
 
 func (x *SiteMetrics) Reset() {
 	*x = SiteMetrics{}
-	mi := &file_hearth_v1_job_proto_msgTypes[8]
+	mi := &file_hearth_v1_job_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +932,7 @@ func (x *SiteMetrics) String() string {
 func (*SiteMetrics) ProtoMessage() {}
 
 func (x *SiteMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[8]
+	mi := &file_hearth_v1_job_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +945,7 @@ func (x *SiteMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteMetrics.ProtoReflect.Descriptor instead.
 func (*SiteMetrics) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{8}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SiteMetrics) GetSite() string {
@@ -913,7 +977,7 @@ type SiteCommitment struct {
 
 func (x *SiteCommitment) Reset() {
 	*x = SiteCommitment{}
-	mi := &file_hearth_v1_job_proto_msgTypes[9]
+	mi := &file_hearth_v1_job_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +989,7 @@ func (x *SiteCommitment) String() string {
 func (*SiteCommitment) ProtoMessage() {}
 
 func (x *SiteCommitment) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[9]
+	mi := &file_hearth_v1_job_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1002,7 @@ func (x *SiteCommitment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommitment.ProtoReflect.Descriptor instead.
 func (*SiteCommitment) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{9}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SiteCommitment) GetSite() string {
@@ -1000,7 +1064,7 @@ type SubmitJob struct {
 
 func (x *SubmitJob) Reset() {
 	*x = SubmitJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[10]
+	mi := &file_hearth_v1_job_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +1076,7 @@ func (x *SubmitJob) String() string {
 func (*SubmitJob) ProtoMessage() {}
 
 func (x *SubmitJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[10]
+	mi := &file_hearth_v1_job_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +1089,7 @@ func (x *SubmitJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJob.ProtoReflect.Descriptor instead.
 func (*SubmitJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{10}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SubmitJob) GetJob() *SignedJob {
@@ -1062,7 +1126,7 @@ type PreflightReport struct {
 
 func (x *PreflightReport) Reset() {
 	*x = PreflightReport{}
-	mi := &file_hearth_v1_job_proto_msgTypes[11]
+	mi := &file_hearth_v1_job_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1138,7 @@ func (x *PreflightReport) String() string {
 func (*PreflightReport) ProtoMessage() {}
 
 func (x *PreflightReport) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[11]
+	mi := &file_hearth_v1_job_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1151,7 @@ func (x *PreflightReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreflightReport.ProtoReflect.Descriptor instead.
 func (*PreflightReport) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{11}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PreflightReport) GetSites() []*PreflightAnswer {
@@ -1119,7 +1183,7 @@ type SignedPreflightAnswer struct {
 
 func (x *SignedPreflightAnswer) Reset() {
 	*x = SignedPreflightAnswer{}
-	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	mi := &file_hearth_v1_job_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1195,7 @@ func (x *SignedPreflightAnswer) String() string {
 func (*SignedPreflightAnswer) ProtoMessage() {}
 
 func (x *SignedPreflightAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[12]
+	mi := &file_hearth_v1_job_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1208,7 @@ func (x *SignedPreflightAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedPreflightAnswer.ProtoReflect.Descriptor instead.
 func (*SignedPreflightAnswer) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{12}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SignedPreflightAnswer) GetAnswer() []byte {
@@ -1181,7 +1245,7 @@ type Preflight struct {
 
 func (x *Preflight) Reset() {
 	*x = Preflight{}
-	mi := &file_hearth_v1_job_proto_msgTypes[13]
+	mi := &file_hearth_v1_job_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1257,7 @@ func (x *Preflight) String() string {
 func (*Preflight) ProtoMessage() {}
 
 func (x *Preflight) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[13]
+	mi := &file_hearth_v1_job_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1270,7 @@ func (x *Preflight) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Preflight.ProtoReflect.Descriptor instead.
 func (*Preflight) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{13}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Preflight) GetJob() *SignedJob {
@@ -1248,7 +1312,7 @@ type PreflightAnswer struct {
 
 func (x *PreflightAnswer) Reset() {
 	*x = PreflightAnswer{}
-	mi := &file_hearth_v1_job_proto_msgTypes[14]
+	mi := &file_hearth_v1_job_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1324,7 @@ func (x *PreflightAnswer) String() string {
 func (*PreflightAnswer) ProtoMessage() {}
 
 func (x *PreflightAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[14]
+	mi := &file_hearth_v1_job_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1337,7 @@ func (x *PreflightAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreflightAnswer.ProtoReflect.Descriptor instead.
 func (*PreflightAnswer) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{14}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PreflightAnswer) GetSite() string {
@@ -1327,7 +1391,7 @@ type JobAccepted struct {
 
 func (x *JobAccepted) Reset() {
 	*x = JobAccepted{}
-	mi := &file_hearth_v1_job_proto_msgTypes[15]
+	mi := &file_hearth_v1_job_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1403,7 @@ func (x *JobAccepted) String() string {
 func (*JobAccepted) ProtoMessage() {}
 
 func (x *JobAccepted) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[15]
+	mi := &file_hearth_v1_job_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1416,7 @@ func (x *JobAccepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobAccepted.ProtoReflect.Descriptor instead.
 func (*JobAccepted) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{15}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *JobAccepted) GetJobId() string {
@@ -1370,7 +1434,7 @@ type ListJobs struct {
 
 func (x *ListJobs) Reset() {
 	*x = ListJobs{}
-	mi := &file_hearth_v1_job_proto_msgTypes[16]
+	mi := &file_hearth_v1_job_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1446,7 @@ func (x *ListJobs) String() string {
 func (*ListJobs) ProtoMessage() {}
 
 func (x *ListJobs) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[16]
+	mi := &file_hearth_v1_job_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1459,7 @@ func (x *ListJobs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobs.ProtoReflect.Descriptor instead.
 func (*ListJobs) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{16}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{17}
 }
 
 // JobList is the newest jobs, each without its round history and per-site
@@ -1410,7 +1474,7 @@ type JobList struct {
 
 func (x *JobList) Reset() {
 	*x = JobList{}
-	mi := &file_hearth_v1_job_proto_msgTypes[17]
+	mi := &file_hearth_v1_job_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +1486,7 @@ func (x *JobList) String() string {
 func (*JobList) ProtoMessage() {}
 
 func (x *JobList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[17]
+	mi := &file_hearth_v1_job_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +1499,7 @@ func (x *JobList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobList.ProtoReflect.Descriptor instead.
 func (*JobList) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{17}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JobList) GetJobs() []*JobInfo {
@@ -1461,7 +1525,7 @@ type GetJob struct {
 
 func (x *GetJob) Reset() {
 	*x = GetJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[18]
+	mi := &file_hearth_v1_job_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1537,7 @@ func (x *GetJob) String() string {
 func (*GetJob) ProtoMessage() {}
 
 func (x *GetJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[18]
+	mi := &file_hearth_v1_job_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1550,7 @@ func (x *GetJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJob.ProtoReflect.Descriptor instead.
 func (*GetJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{18}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetJob) GetJobId() string {
@@ -1505,7 +1569,7 @@ type AbortJob struct {
 
 func (x *AbortJob) Reset() {
 	*x = AbortJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[19]
+	mi := &file_hearth_v1_job_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1581,7 @@ func (x *AbortJob) String() string {
 func (*AbortJob) ProtoMessage() {}
 
 func (x *AbortJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[19]
+	mi := &file_hearth_v1_job_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1594,7 @@ func (x *AbortJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortJob.ProtoReflect.Descriptor instead.
 func (*AbortJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{19}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AbortJob) GetJobId() string {
@@ -1549,7 +1613,7 @@ type DownloadJob struct {
 
 func (x *DownloadJob) Reset() {
 	*x = DownloadJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[20]
+	mi := &file_hearth_v1_job_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1561,7 +1625,7 @@ func (x *DownloadJob) String() string {
 func (*DownloadJob) ProtoMessage() {}
 
 func (x *DownloadJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[20]
+	mi := &file_hearth_v1_job_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1574,7 +1638,7 @@ func (x *DownloadJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadJob.ProtoReflect.Descriptor instead.
 func (*DownloadJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{20}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DownloadJob) GetJobId() string {
@@ -1600,7 +1664,7 @@ type JobResult struct {
 
 func (x *JobResult) Reset() {
 	*x = JobResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[21]
+	mi := &file_hearth_v1_job_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1676,7 @@ func (x *JobResult) String() string {
 func (*JobResult) ProtoMessage() {}
 
 func (x *JobResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[21]
+	mi := &file_hearth_v1_job_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1689,7 @@ func (x *JobResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobResult.ProtoReflect.Descriptor instead.
 func (*JobResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{21}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *JobResult) GetInfo() *JobInfo {
@@ -1672,7 +1736,7 @@ type JoinJob struct {
 
 func (x *JoinJob) Reset() {
 	*x = JoinJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[22]
+	mi := &file_hearth_v1_job_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1748,7 @@ func (x *JoinJob) String() string {
 func (*JoinJob) ProtoMessage() {}
 
 func (x *JoinJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[22]
+	mi := &file_hearth_v1_job_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1761,7 @@ func (x *JoinJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinJob.ProtoReflect.Descriptor instead.
 func (*JoinJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{22}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *JoinJob) GetJobId() string {
@@ -1751,7 +1815,7 @@ type JobJoined struct {
 
 func (x *JobJoined) Reset() {
 	*x = JobJoined{}
-	mi := &file_hearth_v1_job_proto_msgTypes[23]
+	mi := &file_hearth_v1_job_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1827,7 @@ func (x *JobJoined) String() string {
 func (*JobJoined) ProtoMessage() {}
 
 func (x *JobJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[23]
+	mi := &file_hearth_v1_job_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1840,7 @@ func (x *JobJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobJoined.ProtoReflect.Descriptor instead.
 func (*JobJoined) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{23}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *JobJoined) GetJobId() string {
@@ -1855,7 +1919,7 @@ type SealingKey struct {
 
 func (x *SealingKey) Reset() {
 	*x = SealingKey{}
-	mi := &file_hearth_v1_job_proto_msgTypes[24]
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +1931,7 @@ func (x *SealingKey) String() string {
 func (*SealingKey) ProtoMessage() {}
 
 func (x *SealingKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[24]
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +1944,7 @@ func (x *SealingKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealingKey.ProtoReflect.Descriptor instead.
 func (*SealingKey) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{24}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SealingKey) GetSite() string {
@@ -1948,7 +2012,7 @@ type HESigned struct {
 
 func (x *HESigned) Reset() {
 	*x = HESigned{}
-	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1960,7 +2024,7 @@ func (x *HESigned) String() string {
 func (*HESigned) ProtoMessage() {}
 
 func (x *HESigned) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1973,7 +2037,7 @@ func (x *HESigned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HESigned.ProtoReflect.Descriptor instead.
 func (*HESigned) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{25}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HESigned) GetSite() string {
@@ -2039,7 +2103,7 @@ type HEProof struct {
 
 func (x *HEProof) Reset() {
 	*x = HEProof{}
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2051,7 +2115,7 @@ func (x *HEProof) String() string {
 func (*HEProof) ProtoMessage() {}
 
 func (x *HEProof) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2064,7 +2128,7 @@ func (x *HEProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HEProof.ProtoReflect.Descriptor instead.
 func (*HEProof) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HEProof) GetRound() int64 {
@@ -2124,7 +2188,7 @@ type TrainTask struct {
 
 func (x *TrainTask) Reset() {
 	*x = TrainTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[27]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2200,7 @@ func (x *TrainTask) String() string {
 func (*TrainTask) ProtoMessage() {}
 
 func (x *TrainTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[27]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2213,7 @@ func (x *TrainTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainTask.ProtoReflect.Descriptor instead.
 func (*TrainTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{27}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TrainTask) GetJobId() string {
@@ -2232,7 +2296,7 @@ type TrainResult struct {
 
 func (x *TrainResult) Reset() {
 	*x = TrainResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[28]
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2244,7 +2308,7 @@ func (x *TrainResult) String() string {
 func (*TrainResult) ProtoMessage() {}
 
 func (x *TrainResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[28]
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2257,7 +2321,7 @@ func (x *TrainResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainResult.ProtoReflect.Descriptor instead.
 func (*TrainResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{28}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TrainResult) GetJobId() string {
@@ -2363,7 +2427,7 @@ type EvaluateTask struct {
 
 func (x *EvaluateTask) Reset() {
 	*x = EvaluateTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2375,7 +2439,7 @@ func (x *EvaluateTask) String() string {
 func (*EvaluateTask) ProtoMessage() {}
 
 func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2452,7 @@ func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateTask.ProtoReflect.Descriptor instead.
 func (*EvaluateTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{29}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EvaluateTask) GetJobId() string {
@@ -2447,7 +2511,7 @@ type EvaluateResult struct {
 
 func (x *EvaluateResult) Reset() {
 	*x = EvaluateResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2523,7 @@ func (x *EvaluateResult) String() string {
 func (*EvaluateResult) ProtoMessage() {}
 
 func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2536,7 @@ func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResult.ProtoReflect.Descriptor instead.
 func (*EvaluateResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{30}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *EvaluateResult) GetJobId() string {
@@ -2515,7 +2579,7 @@ type LeaveJob struct {
 
 func (x *LeaveJob) Reset() {
 	*x = LeaveJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2527,7 +2591,7 @@ func (x *LeaveJob) String() string {
 func (*LeaveJob) ProtoMessage() {}
 
 func (x *LeaveJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2540,7 +2604,7 @@ func (x *LeaveJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveJob.ProtoReflect.Descriptor instead.
 func (*LeaveJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{31}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LeaveJob) GetJobId() string {
@@ -2579,7 +2643,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2655,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2668,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{32}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *JobRecord) GetInfo() *JobInfo {
@@ -2640,7 +2704,7 @@ type JobNonce struct {
 
 func (x *JobNonce) Reset() {
 	*x = JobNonce{}
-	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	mi := &file_hearth_v1_job_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2652,7 +2716,7 @@ func (x *JobNonce) String() string {
 func (*JobNonce) ProtoMessage() {}
 
 func (x *JobNonce) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	mi := &file_hearth_v1_job_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2665,7 +2729,7 @@ func (x *JobNonce) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobNonce.ProtoReflect.Descriptor instead.
 func (*JobNonce) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{33}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *JobNonce) GetJobId() string {
@@ -2695,7 +2759,7 @@ type RawCheckpoint struct {
 
 func (x *RawCheckpoint) Reset() {
 	*x = RawCheckpoint{}
-	mi := &file_hearth_v1_job_proto_msgTypes[34]
+	mi := &file_hearth_v1_job_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2707,7 +2771,7 @@ func (x *RawCheckpoint) String() string {
 func (*RawCheckpoint) ProtoMessage() {}
 
 func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[34]
+	mi := &file_hearth_v1_job_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2720,7 +2784,7 @@ func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawCheckpoint.ProtoReflect.Descriptor instead.
 func (*RawCheckpoint) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{34}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RawCheckpoint) GetLayout() *ModelLayout {
@@ -2748,7 +2812,7 @@ type GetCredentialKeys struct {
 
 func (x *GetCredentialKeys) Reset() {
 	*x = GetCredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[35]
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2760,7 +2824,7 @@ func (x *GetCredentialKeys) String() string {
 func (*GetCredentialKeys) ProtoMessage() {}
 
 func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[35]
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2773,7 +2837,7 @@ func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKeys.ProtoReflect.Descriptor instead.
 func (*GetCredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{35}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetCredentialKeys) GetSites() []string {
@@ -2796,7 +2860,7 @@ type CredentialKeys struct {
 
 func (x *CredentialKeys) Reset() {
 	*x = CredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2808,7 +2872,7 @@ func (x *CredentialKeys) String() string {
 func (*CredentialKeys) ProtoMessage() {}
 
 func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2821,7 +2885,7 @@ func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialKeys.ProtoReflect.Descriptor instead.
 func (*CredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{36}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CredentialKeys) GetKeys() []*SealingKey {
@@ -2848,7 +2912,7 @@ type GetCredentialKey struct {
 
 func (x *GetCredentialKey) Reset() {
 	*x = GetCredentialKey{}
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +2924,7 @@ func (x *GetCredentialKey) String() string {
 func (*GetCredentialKey) ProtoMessage() {}
 
 func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +2937,7 @@ func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKey.ProtoReflect.Descriptor instead.
 func (*GetCredentialKey) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
 }
 
 // SealedCredential is a SignedCredential sealed (bus/envelope.Seal,
@@ -2888,7 +2952,7 @@ type SealedCredential struct {
 
 func (x *SealedCredential) Reset() {
 	*x = SealedCredential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2900,7 +2964,7 @@ func (x *SealedCredential) String() string {
 func (*SealedCredential) ProtoMessage() {}
 
 func (x *SealedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2913,7 +2977,7 @@ func (x *SealedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedCredential.ProtoReflect.Descriptor instead.
 func (*SealedCredential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SealedCredential) GetSite() string {
@@ -2945,7 +3009,7 @@ type SignedCredential struct {
 
 func (x *SignedCredential) Reset() {
 	*x = SignedCredential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2957,7 +3021,7 @@ func (x *SignedCredential) String() string {
 func (*SignedCredential) ProtoMessage() {}
 
 func (x *SignedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2970,7 +3034,7 @@ func (x *SignedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedCredential.ProtoReflect.Descriptor instead.
 func (*SignedCredential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SignedCredential) GetCredential() []byte {
@@ -3010,7 +3074,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	mi := &file_hearth_v1_job_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3022,7 +3086,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	mi := &file_hearth_v1_job_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3035,7 +3099,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{40}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Credential) GetKind() string {
@@ -3128,7 +3192,7 @@ type SiteCommand struct {
 
 func (x *SiteCommand) Reset() {
 	*x = SiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[41]
+	mi := &file_hearth_v1_job_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3140,7 +3204,7 @@ func (x *SiteCommand) String() string {
 func (*SiteCommand) ProtoMessage() {}
 
 func (x *SiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[41]
+	mi := &file_hearth_v1_job_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +3217,7 @@ func (x *SiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommand.ProtoReflect.Descriptor instead.
 func (*SiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{41}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SiteCommand) GetSite() string {
@@ -3218,7 +3282,7 @@ type SealedSiteAnswer struct {
 
 func (x *SealedSiteAnswer) Reset() {
 	*x = SealedSiteAnswer{}
-	mi := &file_hearth_v1_job_proto_msgTypes[42]
+	mi := &file_hearth_v1_job_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3230,7 +3294,7 @@ func (x *SealedSiteAnswer) String() string {
 func (*SealedSiteAnswer) ProtoMessage() {}
 
 func (x *SealedSiteAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[42]
+	mi := &file_hearth_v1_job_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3243,7 +3307,7 @@ func (x *SealedSiteAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedSiteAnswer.ProtoReflect.Descriptor instead.
 func (*SealedSiteAnswer) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{42}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SealedSiteAnswer) GetSite() string {
@@ -3275,7 +3339,7 @@ type SignedSiteAnswer struct {
 
 func (x *SignedSiteAnswer) Reset() {
 	*x = SignedSiteAnswer{}
-	mi := &file_hearth_v1_job_proto_msgTypes[43]
+	mi := &file_hearth_v1_job_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3351,7 @@ func (x *SignedSiteAnswer) String() string {
 func (*SignedSiteAnswer) ProtoMessage() {}
 
 func (x *SignedSiteAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[43]
+	mi := &file_hearth_v1_job_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3364,7 @@ func (x *SignedSiteAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedSiteAnswer.ProtoReflect.Descriptor instead.
 func (*SignedSiteAnswer) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{43}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SignedSiteAnswer) GetResult() []byte {
@@ -3343,7 +3407,7 @@ type SignedSiteCommand struct {
 
 func (x *SignedSiteCommand) Reset() {
 	*x = SignedSiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[44]
+	mi := &file_hearth_v1_job_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3355,7 +3419,7 @@ func (x *SignedSiteCommand) String() string {
 func (*SignedSiteCommand) ProtoMessage() {}
 
 func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[44]
+	mi := &file_hearth_v1_job_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3368,7 +3432,7 @@ func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedSiteCommand.ProtoReflect.Descriptor instead.
 func (*SignedSiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{44}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SignedSiteCommand) GetCommand() []byte {
@@ -3421,7 +3485,7 @@ type SiteCommandResult struct {
 
 func (x *SiteCommandResult) Reset() {
 	*x = SiteCommandResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[45]
+	mi := &file_hearth_v1_job_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3433,7 +3497,7 @@ func (x *SiteCommandResult) String() string {
 func (*SiteCommandResult) ProtoMessage() {}
 
 func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[45]
+	mi := &file_hearth_v1_job_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3446,7 +3510,7 @@ func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommandResult.ProtoReflect.Descriptor instead.
 func (*SiteCommandResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{45}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SiteCommandResult) GetSite() string {
@@ -3494,13 +3558,17 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\x05shape\x18\x02 \x03(\x03R\x05shape\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\"4\n" +
 	"\x05Model\x12+\n" +
-	"\atensors\x18\x01 \x03(\v2\x11.hearth.v1.TensorR\atensors\"\xb1\x01\n" +
+	"\atensors\x18\x01 \x03(\v2\x11.hearth.v1.TensorR\atensors\"\xd9\x01\n" +
 	"\tSignedJob\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\fR\bmanifest\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\x12%\n" +
 	"\x0esubmitter_cert\x18\x03 \x01(\fR\rsubmitterCert\x12\x14\n" +
 	"\x05nonce\x18\x04 \x01(\fR\x05nonce\x12-\n" +
-	"\x13not_after_unix_nano\x18\x05 \x01(\x03R\x10notAfterUnixNano\"S\n" +
+	"\x13not_after_unix_nano\x18\x05 \x01(\x03R\x10notAfterUnixNano\x12&\n" +
+	"\x04code\x18\x06 \x03(\v2\x12.hearth.v1.JobFileR\x04code\"1\n" +
+	"\aJobFile\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"S\n" +
 	"\aMetrics\x12\x18\n" +
 	"\asamples\x18\x01 \x01(\x03R\asamples\x12\x12\n" +
 	"\x04loss\x18\x02 \x01(\x01R\x04loss\x12\x1a\n" +
@@ -3806,122 +3874,124 @@ func file_hearth_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_hearth_v1_job_proto_goTypes = []any{
 	(JobStatus)(0),                // 0: hearth.v1.JobStatus
 	(*Tensor)(nil),                // 1: hearth.v1.Tensor
 	(*Model)(nil),                 // 2: hearth.v1.Model
 	(*SignedJob)(nil),             // 3: hearth.v1.SignedJob
-	(*Metrics)(nil),               // 4: hearth.v1.Metrics
-	(*SiteRound)(nil),             // 5: hearth.v1.SiteRound
-	(*RoundSummary)(nil),          // 6: hearth.v1.RoundSummary
-	(*JobInfo)(nil),               // 7: hearth.v1.JobInfo
-	(*CrossSiteMetrics)(nil),      // 8: hearth.v1.CrossSiteMetrics
-	(*SiteMetrics)(nil),           // 9: hearth.v1.SiteMetrics
-	(*SiteCommitment)(nil),        // 10: hearth.v1.SiteCommitment
-	(*SubmitJob)(nil),             // 11: hearth.v1.SubmitJob
-	(*PreflightReport)(nil),       // 12: hearth.v1.PreflightReport
-	(*SignedPreflightAnswer)(nil), // 13: hearth.v1.SignedPreflightAnswer
-	(*Preflight)(nil),             // 14: hearth.v1.Preflight
-	(*PreflightAnswer)(nil),       // 15: hearth.v1.PreflightAnswer
-	(*JobAccepted)(nil),           // 16: hearth.v1.JobAccepted
-	(*ListJobs)(nil),              // 17: hearth.v1.ListJobs
-	(*JobList)(nil),               // 18: hearth.v1.JobList
-	(*GetJob)(nil),                // 19: hearth.v1.GetJob
-	(*AbortJob)(nil),              // 20: hearth.v1.AbortJob
-	(*DownloadJob)(nil),           // 21: hearth.v1.DownloadJob
-	(*JobResult)(nil),             // 22: hearth.v1.JobResult
-	(*JoinJob)(nil),               // 23: hearth.v1.JoinJob
-	(*JobJoined)(nil),             // 24: hearth.v1.JobJoined
-	(*SealingKey)(nil),            // 25: hearth.v1.SealingKey
-	(*HESigned)(nil),              // 26: hearth.v1.HESigned
-	(*HEProof)(nil),               // 27: hearth.v1.HEProof
-	(*TrainTask)(nil),             // 28: hearth.v1.TrainTask
-	(*TrainResult)(nil),           // 29: hearth.v1.TrainResult
-	(*EvaluateTask)(nil),          // 30: hearth.v1.EvaluateTask
-	(*EvaluateResult)(nil),        // 31: hearth.v1.EvaluateResult
-	(*LeaveJob)(nil),              // 32: hearth.v1.LeaveJob
-	(*JobRecord)(nil),             // 33: hearth.v1.JobRecord
-	(*JobNonce)(nil),              // 34: hearth.v1.JobNonce
-	(*RawCheckpoint)(nil),         // 35: hearth.v1.RawCheckpoint
-	(*GetCredentialKeys)(nil),     // 36: hearth.v1.GetCredentialKeys
-	(*CredentialKeys)(nil),        // 37: hearth.v1.CredentialKeys
-	(*GetCredentialKey)(nil),      // 38: hearth.v1.GetCredentialKey
-	(*SealedCredential)(nil),      // 39: hearth.v1.SealedCredential
-	(*SignedCredential)(nil),      // 40: hearth.v1.SignedCredential
-	(*Credential)(nil),            // 41: hearth.v1.Credential
-	(*SiteCommand)(nil),           // 42: hearth.v1.SiteCommand
-	(*SealedSiteAnswer)(nil),      // 43: hearth.v1.SealedSiteAnswer
-	(*SignedSiteAnswer)(nil),      // 44: hearth.v1.SignedSiteAnswer
-	(*SignedSiteCommand)(nil),     // 45: hearth.v1.SignedSiteCommand
-	(*SiteCommandResult)(nil),     // 46: hearth.v1.SiteCommandResult
-	nil,                           // 47: hearth.v1.JobRecord.JoinedEntry
-	nil,                           // 48: hearth.v1.CredentialKeys.MissingEntry
-	nil,                           // 49: hearth.v1.SiteCommandResult.FactsEntry
-	(*StreamManifest)(nil),        // 50: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),           // 51: hearth.v1.ModelLayout
-	(*SealedBody)(nil),            // 52: hearth.v1.SealedBody
+	(*JobFile)(nil),               // 4: hearth.v1.JobFile
+	(*Metrics)(nil),               // 5: hearth.v1.Metrics
+	(*SiteRound)(nil),             // 6: hearth.v1.SiteRound
+	(*RoundSummary)(nil),          // 7: hearth.v1.RoundSummary
+	(*JobInfo)(nil),               // 8: hearth.v1.JobInfo
+	(*CrossSiteMetrics)(nil),      // 9: hearth.v1.CrossSiteMetrics
+	(*SiteMetrics)(nil),           // 10: hearth.v1.SiteMetrics
+	(*SiteCommitment)(nil),        // 11: hearth.v1.SiteCommitment
+	(*SubmitJob)(nil),             // 12: hearth.v1.SubmitJob
+	(*PreflightReport)(nil),       // 13: hearth.v1.PreflightReport
+	(*SignedPreflightAnswer)(nil), // 14: hearth.v1.SignedPreflightAnswer
+	(*Preflight)(nil),             // 15: hearth.v1.Preflight
+	(*PreflightAnswer)(nil),       // 16: hearth.v1.PreflightAnswer
+	(*JobAccepted)(nil),           // 17: hearth.v1.JobAccepted
+	(*ListJobs)(nil),              // 18: hearth.v1.ListJobs
+	(*JobList)(nil),               // 19: hearth.v1.JobList
+	(*GetJob)(nil),                // 20: hearth.v1.GetJob
+	(*AbortJob)(nil),              // 21: hearth.v1.AbortJob
+	(*DownloadJob)(nil),           // 22: hearth.v1.DownloadJob
+	(*JobResult)(nil),             // 23: hearth.v1.JobResult
+	(*JoinJob)(nil),               // 24: hearth.v1.JoinJob
+	(*JobJoined)(nil),             // 25: hearth.v1.JobJoined
+	(*SealingKey)(nil),            // 26: hearth.v1.SealingKey
+	(*HESigned)(nil),              // 27: hearth.v1.HESigned
+	(*HEProof)(nil),               // 28: hearth.v1.HEProof
+	(*TrainTask)(nil),             // 29: hearth.v1.TrainTask
+	(*TrainResult)(nil),           // 30: hearth.v1.TrainResult
+	(*EvaluateTask)(nil),          // 31: hearth.v1.EvaluateTask
+	(*EvaluateResult)(nil),        // 32: hearth.v1.EvaluateResult
+	(*LeaveJob)(nil),              // 33: hearth.v1.LeaveJob
+	(*JobRecord)(nil),             // 34: hearth.v1.JobRecord
+	(*JobNonce)(nil),              // 35: hearth.v1.JobNonce
+	(*RawCheckpoint)(nil),         // 36: hearth.v1.RawCheckpoint
+	(*GetCredentialKeys)(nil),     // 37: hearth.v1.GetCredentialKeys
+	(*CredentialKeys)(nil),        // 38: hearth.v1.CredentialKeys
+	(*GetCredentialKey)(nil),      // 39: hearth.v1.GetCredentialKey
+	(*SealedCredential)(nil),      // 40: hearth.v1.SealedCredential
+	(*SignedCredential)(nil),      // 41: hearth.v1.SignedCredential
+	(*Credential)(nil),            // 42: hearth.v1.Credential
+	(*SiteCommand)(nil),           // 43: hearth.v1.SiteCommand
+	(*SealedSiteAnswer)(nil),      // 44: hearth.v1.SealedSiteAnswer
+	(*SignedSiteAnswer)(nil),      // 45: hearth.v1.SignedSiteAnswer
+	(*SignedSiteCommand)(nil),     // 46: hearth.v1.SignedSiteCommand
+	(*SiteCommandResult)(nil),     // 47: hearth.v1.SiteCommandResult
+	nil,                           // 48: hearth.v1.JobRecord.JoinedEntry
+	nil,                           // 49: hearth.v1.CredentialKeys.MissingEntry
+	nil,                           // 50: hearth.v1.SiteCommandResult.FactsEntry
+	(*StreamManifest)(nil),        // 51: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),           // 52: hearth.v1.ModelLayout
+	(*SealedBody)(nil),            // 53: hearth.v1.SealedBody
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
-	4,  // 1: hearth.v1.SiteRound.validation:type_name -> hearth.v1.Metrics
-	4,  // 2: hearth.v1.RoundSummary.validation:type_name -> hearth.v1.Metrics
-	5,  // 3: hearth.v1.RoundSummary.sites:type_name -> hearth.v1.SiteRound
-	0,  // 4: hearth.v1.JobInfo.status:type_name -> hearth.v1.JobStatus
-	6,  // 5: hearth.v1.JobInfo.history:type_name -> hearth.v1.RoundSummary
-	4,  // 6: hearth.v1.JobInfo.test:type_name -> hearth.v1.Metrics
-	9,  // 7: hearth.v1.JobInfo.site_test:type_name -> hearth.v1.SiteMetrics
-	10, // 8: hearth.v1.JobInfo.commitments:type_name -> hearth.v1.SiteCommitment
-	8,  // 9: hearth.v1.JobInfo.cross_site:type_name -> hearth.v1.CrossSiteMetrics
-	4,  // 10: hearth.v1.CrossSiteMetrics.metrics:type_name -> hearth.v1.Metrics
-	4,  // 11: hearth.v1.SiteMetrics.metrics:type_name -> hearth.v1.Metrics
-	3,  // 12: hearth.v1.SubmitJob.job:type_name -> hearth.v1.SignedJob
-	39, // 13: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
-	15, // 14: hearth.v1.PreflightReport.sites:type_name -> hearth.v1.PreflightAnswer
-	13, // 15: hearth.v1.PreflightReport.signed:type_name -> hearth.v1.SignedPreflightAnswer
-	3,  // 16: hearth.v1.Preflight.job:type_name -> hearth.v1.SignedJob
-	39, // 17: hearth.v1.Preflight.credential:type_name -> hearth.v1.SealedCredential
-	7,  // 18: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
-	7,  // 19: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
-	2,  // 20: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
-	50, // 21: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
-	51, // 22: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
-	3,  // 23: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
-	39, // 24: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
-	25, // 25: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
-	26, // 26: hearth.v1.HEProof.commitments:type_name -> hearth.v1.HESigned
-	26, // 27: hearth.v1.HEProof.updates:type_name -> hearth.v1.HESigned
-	26, // 28: hearth.v1.HEProof.shares:type_name -> hearth.v1.HESigned
-	2,  // 29: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	50, // 30: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	51, // 31: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
-	27, // 32: hearth.v1.TrainTask.he_proof:type_name -> hearth.v1.HEProof
-	2,  // 33: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
-	4,  // 34: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	50, // 35: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
-	26, // 36: hearth.v1.TrainResult.encrypted:type_name -> hearth.v1.HESigned
-	2,  // 37: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	50, // 38: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	51, // 39: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
-	27, // 40: hearth.v1.EvaluateTask.he_proof:type_name -> hearth.v1.HEProof
-	4,  // 41: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	8,  // 42: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
-	0,  // 43: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	7,  // 44: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 45: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	47, // 46: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	51, // 47: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	25, // 48: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
-	48, // 49: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
-	52, // 50: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
-	52, // 51: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
-	39, // 52: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
-	49, // 53: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
-	54, // [54:54] is the sub-list for method output_type
-	54, // [54:54] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	4,  // 1: hearth.v1.SignedJob.code:type_name -> hearth.v1.JobFile
+	5,  // 2: hearth.v1.SiteRound.validation:type_name -> hearth.v1.Metrics
+	5,  // 3: hearth.v1.RoundSummary.validation:type_name -> hearth.v1.Metrics
+	6,  // 4: hearth.v1.RoundSummary.sites:type_name -> hearth.v1.SiteRound
+	0,  // 5: hearth.v1.JobInfo.status:type_name -> hearth.v1.JobStatus
+	7,  // 6: hearth.v1.JobInfo.history:type_name -> hearth.v1.RoundSummary
+	5,  // 7: hearth.v1.JobInfo.test:type_name -> hearth.v1.Metrics
+	10, // 8: hearth.v1.JobInfo.site_test:type_name -> hearth.v1.SiteMetrics
+	11, // 9: hearth.v1.JobInfo.commitments:type_name -> hearth.v1.SiteCommitment
+	9,  // 10: hearth.v1.JobInfo.cross_site:type_name -> hearth.v1.CrossSiteMetrics
+	5,  // 11: hearth.v1.CrossSiteMetrics.metrics:type_name -> hearth.v1.Metrics
+	5,  // 12: hearth.v1.SiteMetrics.metrics:type_name -> hearth.v1.Metrics
+	3,  // 13: hearth.v1.SubmitJob.job:type_name -> hearth.v1.SignedJob
+	40, // 14: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
+	16, // 15: hearth.v1.PreflightReport.sites:type_name -> hearth.v1.PreflightAnswer
+	14, // 16: hearth.v1.PreflightReport.signed:type_name -> hearth.v1.SignedPreflightAnswer
+	3,  // 17: hearth.v1.Preflight.job:type_name -> hearth.v1.SignedJob
+	40, // 18: hearth.v1.Preflight.credential:type_name -> hearth.v1.SealedCredential
+	8,  // 19: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
+	8,  // 20: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
+	2,  // 21: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
+	51, // 22: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
+	52, // 23: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
+	3,  // 24: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
+	40, // 25: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
+	26, // 26: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
+	27, // 27: hearth.v1.HEProof.commitments:type_name -> hearth.v1.HESigned
+	27, // 28: hearth.v1.HEProof.updates:type_name -> hearth.v1.HESigned
+	27, // 29: hearth.v1.HEProof.shares:type_name -> hearth.v1.HESigned
+	2,  // 30: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
+	51, // 31: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	52, // 32: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	28, // 33: hearth.v1.TrainTask.he_proof:type_name -> hearth.v1.HEProof
+	2,  // 34: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
+	5,  // 35: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
+	51, // 36: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	27, // 37: hearth.v1.TrainResult.encrypted:type_name -> hearth.v1.HESigned
+	2,  // 38: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
+	51, // 39: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	52, // 40: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	28, // 41: hearth.v1.EvaluateTask.he_proof:type_name -> hearth.v1.HEProof
+	5,  // 42: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	9,  // 43: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
+	0,  // 44: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	8,  // 45: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 46: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	48, // 47: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	52, // 48: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	26, // 49: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
+	49, // 50: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
+	53, // 51: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
+	53, // 52: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
+	40, // 53: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
+	50, // 54: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
@@ -3937,7 +4007,7 @@ func file_hearth_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_job_proto_rawDesc), len(file_hearth_v1_job_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   49,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
