@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/hearthfl/hearth/actors/job"
-	"github.com/hearthfl/hearth/bus/provision"
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/provision"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
