@@ -46,9 +46,13 @@ type AttestationPolicy interface {
 // hosts (its own re-attestation keeps its own pace).
 const attestHostsEvery = time.Second
 
-// attestTimeout bounds one attestation of a host: its evidence's making
-// and its way back.
-const attestTimeout = 15 * time.Second
+// attestTimeout bounds one request for a host's evidence: its making and
+// its way back; a request that gets no answer is made attestTries times
+// in all before the host counts as refused.
+const (
+	attestTimeout = 5 * time.Second
+	attestTries   = 3
+)
 
 // attestedHost is what a site knows of one host of an attested job.
 type attestedHost struct {
@@ -165,19 +169,24 @@ func (p *Participant) attest(ctx actor.Context, j *joined, host string, pub *ecd
 		return
 	}
 	h.busy, h.lastKey = true, pub
-	future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: host, Msg: &hearthv1.AttestationRequest{JobId: j.id, Nonce: nonce},
-		JobID: j.id, Timeout: attestTimeout, SealTo: pub}, attestTimeout+time.Second)
-	self, system := ctx.Self(), ctx.ActorSystem()
-	ctx.ReenterAfter(future, func(res any, err error) {
-		if p.jobs[j.id] != j {
-			return // the job ended meanwhile
+	self, system, via := ctx.Self(), ctx.ActorSystem(), p.cfg.Bridge
+	ask := &bridge.Ask{To: host, Msg: &hearthv1.AttestationRequest{JobId: j.id, Nonce: nonce}, JobID: j.id, Timeout: attestTimeout, SealTo: pub}
+	go func() { // off the actor: the request, again if no answer came, and the verification; the verdict back on it
+		var res any
+		var err error
+		for try := range attestTries {
+			if try > 0 { // a host just connected may not hear us yet, a busy one asks to ask again
+				time.Sleep(time.Duration(try) * 500 * time.Millisecond)
+			}
+			res, err = system.Root.RequestFuture(via, ask, attestTimeout+time.Second).Result()
+			if _, failed := res.(*bridge.Failed); err == nil && !failed {
+				break
+			}
 		}
-		go func() { // the verification off the actor; the verdict back on it
-			a := p.assess(j, host, pub, nonce, res, err)
-			a.done = done
-			system.Root.Send(self, &a)
-		}()
-	})
+		a := p.assess(j, host, pub, nonce, res, err)
+		a.done = done
+		system.Root.Send(self, &a)
+	}()
 }
 
 // judge decides the host's answer to this site's request (res, or the
