@@ -29,6 +29,7 @@ script runs in its working folder (its current directory).
 
 import base64
 import datetime
+import errno
 import hashlib
 import json
 import mmap
@@ -55,6 +56,8 @@ CORE_PROTOCOL_VERSION = 1
 MAX_ARGS = 64 << 10
 MAX_METRICS = 32
 MAX_METRIC_NAME = 64
+# The largest set file: 2^28 values and as many labels, a header, a hash.
+MAX_SET_BYTES = 8 * (1 << 28) + 12 + 255 + 12 + 32
 
 # Exit status after a memory limit was reached (reported first).
 EXIT_MEMORY = 3
@@ -84,7 +87,10 @@ def read_set(path):
     import torch
 
     with open(path, "rb") as f:
-        raw = f.read((1 << 28) * 4 + (1 << 28) * 4 + 4096)
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_SET_BYTES:
+            raise SetFormatError("%s: %d bytes, more than a set file holds" % (path, size))
+        raw = f.read(size + 1)
     if len(raw) < 8 + 4 + 12 + 32:
         raise SetFormatError("%s: too short" % path)
     if raw[:8] != b"HEARTHDS":
@@ -157,7 +163,7 @@ class MemoryLimit(Exception):
 
 
 def _is_oom(e):
-    if isinstance(e, MemoryError):
+    if isinstance(e, MemoryError) or (isinstance(e, OSError) and e.errno == errno.ENOMEM):
         return True
     text = str(e)
     return isinstance(e, RuntimeError) and ("can't allocate memory" in text or "not enough memory" in text or "std::bad_alloc" in text)
@@ -236,7 +242,9 @@ class Trainer(trainer_pb2_grpc.TrainerServicer):
         total = sum(_numel(s) for _, s in layout)
         if 4 * total > capacity:
             raise RuntimeError("the model takes %d bytes, the site allows %d" % (4 * total, capacity))
-        mm, off, _ = _map(region, True)
+        # Only what the model takes is mapped: the region may be far
+        # larger (Prepare's), and the mapping counts against RLIMIT_AS.
+        mm, off, _ = _map(trainer_pb2.Region(path=region.path, offset=region.offset, length=4 * total), True)
         if mm is not None and total:
             flat = torch.frombuffer(mm, dtype=torch.float32, count=total, offset=off)
             i = 0

@@ -1,0 +1,11 @@
+# A script that allocates far beyond its memory limit when it trains.
+import torch
+
+
+def build(features, classes, args):
+    return torch.nn.Linear(features, classes)
+
+
+def train(module, data, args):
+    hog = torch.ones(8 << 30, dtype=torch.uint8)  # 8 GiB
+    return float(hog.sum())
