@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,5 +202,38 @@ func TestPythonSeesNoHost(t *testing.T) {
 		if v, ok := res.Metrics[k]; !ok || v != 0 {
 			t.Errorf("the script saw %s = %v (present %v), want 0", k, v, ok)
 		}
+	}
+}
+
+// TestPythonLimits: a script past its CPU time is stopped (SIGXCPU: the
+// harness exits; the host sees the plugin exit, before the call's
+// deadline), one past its open files limit fails with the system's
+// error.
+func TestPythonLimits(t *testing.T) {
+	requireTorch(t)
+	data := siteData(t)
+	for _, tc := range []struct {
+		name, script string
+		limits       trainer.Limits
+		want         error
+		text         string
+	}{
+		{"cpu time", "spin.py", trainer.Limits{CPUTime: 3 * time.Second}, plugins.ErrExited, ""},
+		{"open files", "hoard.py", trainer.Limits{OpenFiles: 64}, nil, "Too many open files"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := newPython(t, tc.script, data, map[string]any{"dataset": "optdigits"}, tc.limits, time.Minute)
+			global, err := c.Prepare(ctx)
+			if err != nil {
+				t.Fatalf("Prepare: %v", err)
+			}
+			start := time.Now()
+			_, _, err = c.Train(ctx, 0, global)
+			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("Train: %v, want %v %q", err, tc.want, tc.text)
+			}
+			t.Logf("stopped after %v: %v", time.Since(start).Round(time.Millisecond), err)
+		})
 	}
 }

@@ -95,3 +95,8 @@ type Trainer interface {
 	// view of shared memory, valid only until Evaluate returns.
 	Evaluate(ctx context.Context, m *model.Model) (Metrics, error)
 }
+
+// MetricScriptSeconds is the metric the PyTorch trainer adds to every
+// round: the seconds the job's train() took, so that a site can tell the
+// script's own time from the round's overhead.
+const MetricScriptSeconds = "hearth.script_seconds"

@@ -16,7 +16,8 @@ The job script's contract (all functions at module level):
 `features`, `classes`, `rows`. `args` is the job's trainer arguments (a
 dict from its JSON). `train` trains `module` in place for one round and
 returns the round's mean loss, or a dict with "loss" and further figures
-(floats). `evaluate` returns {"loss", "accuracy"}; without it the harness
+(floats, at most 31, names not starting with "hearth."; the harness adds
+"hearth.script_seconds", the time train took). `evaluate` returns {"loss", "accuracy"}; without it the harness
 measures cross-entropy and accuracy of the module's outputs (logits).
 
 The model is the module's state_dict: its floating-point entries, in
@@ -38,6 +39,7 @@ import re
 import struct
 import sys
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -58,6 +60,10 @@ MAX_METRICS = 32
 MAX_METRIC_NAME = 64
 # The largest set file: 2^28 values and as many labels, a header, a hash.
 MAX_SET_BYTES = 8 * (1 << 28) + 12 + 255 + 12 + 32
+
+# The metric that carries the seconds the script's train() took (the
+# harness's own; a script's figures may not start with "hearth.").
+SCRIPT_SECONDS = "hearth.script_seconds"
 
 # Exit status after a memory limit was reached (reported first).
 EXIT_MEMORY = 3
@@ -296,16 +302,19 @@ class Trainer(trainer_pb2_grpc.TrainerServicer):
         def run():
             module, _ = self._load(getattr(request, "global"), request.layout)
             module.train()
+            start = time.perf_counter()
             out = self.job.train(module, self.train_data, self.args)
+            took = time.perf_counter() - start
             figures = out if isinstance(out, dict) else {"loss": out}
             loss = float(figures.get("loss", float("nan")))
             metrics = {}
             for k, v in figures.items():
                 if k == "loss":
                     continue
-                if len(metrics) == MAX_METRICS or not isinstance(k, str) or not 0 < len(k.encode()) <= MAX_METRIC_NAME:
-                    raise ValueError("train returned a figure named %r (at most %d, names of 1..%d bytes)" % (k, MAX_METRICS, MAX_METRIC_NAME))
+                if len(metrics) == MAX_METRICS - 1 or not isinstance(k, str) or not 0 < len(k.encode()) <= MAX_METRIC_NAME or k.startswith("hearth."):
+                    raise ValueError("train returned a figure named %r (at most %d, names of 1..%d bytes, none starting hearth.)" % (k, MAX_METRICS - 1, MAX_METRIC_NAME))
                 metrics[k] = float(v)
+            metrics[SCRIPT_SECONDS] = took
             written = self._write(request.output, module, request.output.length)
             return trainer_pb2.TrainResponse(layout=_wire_layout(written), samples=self.train_data.rows, loss=loss, metrics=metrics)
 

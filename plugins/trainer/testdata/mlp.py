@@ -28,4 +28,4 @@ def train(module, data, args):
             opt.step()
             total += float(loss) * len(idx)
             n += len(idx)
-    return {"loss": total / n, "batches": float((n + batch - 1) // batch)}
+    return {"loss": total / max(n, 1), "batches": float((n + batch - 1) // batch)}
