@@ -39,6 +39,9 @@ type ClientConfig struct {
 	// Evaluate): a trainer that has not answered by then is killed, and
 	// the next call starts it again. Required.
 	Timeout time.Duration
+	// StartTimeout bounds one start of the plugin, up to its handshake
+	// line; zero means plugins.DefaultStartTimeout.
+	StartTimeout time.Duration
 	// StageDir is where the loader stages its private copy of the
 	// binary; "" means the system's temporary folder.
 	StageDir string
@@ -93,12 +96,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	c := &Client{cfg: cfg}
 	proc, err := plugins.Load(plugins.Config{
-		Kind:    Kind(),
-		Pin:     cfg.Pin,
-		Timeout: cfg.Timeout,
-		WorkDir: cfg.StageDir,
-		Init:    c.configure,
-		Logger:  cfg.Logger,
+		Kind:         Kind(),
+		Pin:          cfg.Pin,
+		Timeout:      cfg.Timeout,
+		StartTimeout: cfg.StartTimeout,
+		WorkDir:      cfg.StageDir,
+		Init:         c.configure,
+		Logger:       cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -30,6 +30,10 @@ var pythonFiles embed.FS
 // into.
 const DefaultInterpreter = "/usr/bin/python3"
 
+// DefaultPythonStartTimeout bounds a PyTorch trainer's start when
+// PythonConfig.StartTimeout is zero: importing torch takes seconds.
+const DefaultPythonStartTimeout = time.Minute
+
 // MaxScriptBytes bounds a job's training script.
 const MaxScriptBytes = 4 << 20
 
@@ -49,9 +53,12 @@ type Limits struct {
 	// Memory bounds the process's address space (RLIMIT_AS) in bytes;
 	// PyTorch and gRPC take about a gigabyte of it before any training.
 	Memory int64
-	// CPUTime bounds the process's CPU time (RLIMIT_CPU, whole seconds):
-	// at the limit it is told (SIGXCPU: the harness reports it and
-	// exits), 5 seconds later killed.
+	// CPUTime bounds the process's CPU time (RLIMIT_CPU, whole seconds),
+	// over its whole life (every call, PyTorch's import included; a
+	// restarted trainer starts afresh): at the limit it is told (SIGXCPU:
+	// the harness logs it and exits, the host sees plugins.ErrExited), 5
+	// seconds later killed. A call's own time is bounded by its deadline
+	// (PythonConfig.Timeout).
 	CPUTime time.Duration
 	// OpenFiles bounds its open descriptors (RLIMIT_NOFILE).
 	OpenFiles int
@@ -104,6 +111,10 @@ type PythonConfig struct {
 	// it is not hashed, but it must not be writable by group or others.
 	Interpreter string
 	Limits      Limits
+	// StartTimeout bounds one start, up to the handshake line: importing
+	// PyTorch and the job's script included; zero means
+	// DefaultPythonStartTimeout.
+	StartTimeout time.Duration
 	// Setup, Timeout, StageDir, ShmDir, MaxModelBytes and Logger are as
 	// in ClientConfig.
 	Setup         Setup
@@ -140,6 +151,10 @@ func NewPython(cfg PythonConfig) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	startTimeout := cfg.StartTimeout
+	if startTimeout == 0 {
+		startTimeout = DefaultPythonStartTimeout
+	}
 	launcher, err := buildLauncher(interp, limits, script)
 	if err != nil {
 		return nil, err
@@ -157,6 +172,7 @@ func NewPython(cfg PythonConfig) (*Client, error) {
 		Pin:           plugins.Pin{Path: path, SHA256: sha256.Sum256(launcher)},
 		Setup:         cfg.Setup,
 		Timeout:       cfg.Timeout,
+		StartTimeout:  startTimeout,
 		StageDir:      cfg.StageDir,
 		ShmDir:        cfg.ShmDir,
 		MaxModelBytes: cfg.MaxModelBytes,

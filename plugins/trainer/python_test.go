@@ -180,6 +180,10 @@ func TestPythonMemoryLimit(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("Evaluate after the restart: %v", err)
 	}
+	builds, err := os.ReadFile(filepath.Join(c.WorkDir(), "builds"))
+	if err != nil || strings.Count(string(builds), "\n") != 2 {
+		t.Errorf("the script built its module %q (%v), want twice: the process that hit the limit ended, a fresh one evaluated", builds, err)
+	}
 }
 
 // TestPythonSeesNoHost: the script finds none of the host's environment

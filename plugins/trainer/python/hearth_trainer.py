@@ -56,6 +56,8 @@ PROTOCOL_VERSION = 1
 CORE_PROTOCOL_VERSION = 1
 
 MAX_ARGS = 64 << 10
+# The rows the default evaluation pushes through the module at once.
+EVAL_BATCH = 4096
 MAX_METRICS = 32
 MAX_METRIC_NAME = 64
 # The largest set file: 2^28 values and as many labels, a header, a hash.
@@ -183,26 +185,34 @@ class Trainer(trainer_pb2_grpc.TrainerServicer):
         self.lock = threading.Lock()
         self.module = None
         self.args = None
+        self.ending = False
 
     # -- helpers
 
     def _guard(self, context, fn):
         with self.lock:
+            if self.ending:
+                # Unavailable: the host takes this process for gone, and
+                # starts a fresh one for its next call.
+                context.abort(grpc.StatusCode.UNAVAILABLE, "this trainer reached its memory limit and is ending")
             try:
                 return fn()
             except Exception as e:  # noqa: BLE001 (every error is an answer)
                 if _is_oom(e):
-                    self._exit_later(EXIT_MEMORY)
+                    self.ending = True
+                    self._exit_after(context, EXIT_MEMORY)
                     context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                   "memory limit of %d bytes reached: %s" % (self.limits.get("memory", 0), _clip(e)))
                 if isinstance(e, ValueError) and getattr(e, "hearth_request", False):
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, _clip(e))
                 context.abort(grpc.StatusCode.UNKNOWN, "%s: %s" % (type(e).__name__, _clip(e)))
 
-    def _exit_later(self, code):
+    def _exit_after(self, context, code):
         # The process state after a failed allocation is not trusted: end
-        # it once the answer is on its way.
-        t = threading.Timer(0.3, os._exit, args=(code,))
+        # it once the answer is sent (or within a second at most), and
+        # answer nothing meanwhile.
+        context.add_callback(lambda: os._exit(code))
+        t = threading.Timer(1.0, os._exit, args=(code,))
         t.daemon = True
         t.start()
 
@@ -331,10 +341,14 @@ class Trainer(trainer_pb2_grpc.TrainerServicer):
                 r = self.job.evaluate(module, data, self.args)
                 loss, acc = float(r["loss"]), float(r["accuracy"])
             else:
+                total, right = 0.0, 0
                 with torch.no_grad():
-                    logits = module(data.x)
-                    loss = float(torch.nn.functional.cross_entropy(logits, data.y))
-                    acc = float((logits.argmax(dim=1) == data.y).float().mean())
+                    for i in range(0, data.rows, EVAL_BATCH):
+                        logits = module(data.x[i:i + EVAL_BATCH])
+                        y = data.y[i:i + EVAL_BATCH]
+                        total += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+                        right += int((logits.argmax(dim=1) == y).sum())
+                loss, acc = total / data.rows, right / data.rows
             return trainer_pb2.EvaluateResponse(samples=data.rows, loss=loss, accuracy=acc)
 
         return self._guard(context, run)
