@@ -37,6 +37,48 @@
 // its deadline (it is then killed), or cannot start is a *plugins.Error;
 // a plugin that reports its memory limit reached is ErrMemoryLimit. A
 // site leaves itself out of the round on any of them.
+//
+// # The PyTorch trainer, and what its pin covers
+//
+// A job names the trainer "pytorch" and ships a script; its signed
+// manifest pins the script's SHA-256. NewPython reads the script
+// (bounded), refuses it unless it hashes to that pin (plugins.ErrChecksum,
+// nothing runs), and builds a launcher: one executable file, the line
+// "#!/usr/bin/python3 -I" followed by a zip archive that Python runs as a
+// zipapp, holding the harness (python/hearth_trainer.py and the generated
+// protobuf code), the site's limits and the script's verified bytes. The
+// launcher's SHA-256 is the Pin handed to plugins.Load, which copies it
+// into its private folder, checks the copy's hash and executes only the
+// copy: what runs is exactly harness + limits + the pinned script, with
+// no window in which the script file could be swapped. The interpreter
+// is the site's own (an absolute path, not writable by group or others),
+// not hashed. -I keeps PYTHON* variables and the user's site folder out.
+//
+// # Limits
+//
+// Memory (RLIMIT_AS), CPU time (RLIMIT_CPU) and open files
+// (RLIMIT_NOFILE), and no core files, are set by the launcher on its own
+// process, soft and hard alike, before any of the job's code (or torch)
+// is imported: the job cannot raise them, and every process it starts
+// inherits them. They are set there because plugins.Load makes the
+// exec.Cmd itself and passes no arguments, and Go's SysProcAttr has no
+// rlimits; prlimit(2) from the host would leave a window after the start
+// and needs the child's pid, which the loader keeps. Being inside the
+// pinned launcher, the limits are covered by its hash too. A script that
+// hits its memory limit gets an allocation failure; the harness answers
+// RESOURCE_EXHAUSTED (ErrMemoryLimit here), refuses any further call and
+// ends its process once the answer is sent, so that the next call starts
+// a fresh one. At the CPU limit the harness logs SIGXCPU and exits (the
+// host sees plugins.ErrExited); at the open files limit the script gets
+// EMFILE, an error answered as such. Each call has the loader's deadline
+// (ClientConfig.Timeout), past which the process group is killed.
+//
+// The script sees none of the host's environment (SkipHostEnv: only
+// go-plugin's handshake variables, and LC_CTYPE that Python sets itself)
+// and runs in its own working folder (Setup.WorkDir, 0700, empty at
+// first). It runs as the site's user, with no filesystem sandbox: the
+// harness reads data only from the site's data folder, but the script can
+// open whatever that user can. A site that needs more confines the user.
 package trainer
 
 import (

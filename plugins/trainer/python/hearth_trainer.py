@@ -24,8 +24,13 @@ The model is the module's state_dict: its floating-point entries, in
 order, as float32 tensors (other entries, e.g. BatchNorm's counters, stay
 local). The harness reads args["dataset"] (a plain name) and trains on
 <data_dir>/<dataset>/train.bin, evaluates on val.bin (test.bin when
-there is no val.bin). Files are read from the data folder only; the
-script runs in its working folder (its current directory).
+there is no val.bin): the harness reads data from the data folder only.
+The script runs in its working folder (its current directory), under the
+limits the launcher set (plugins/trainer, python.go), and what it prints
+goes to the site's log, never to the handshake.
+
+Generated code beside this file: trainer_pb2*.py, health_pb2*.py;
+regenerate with gen.sh (Debian's protoc and python3-grpc-tools).
 """
 
 import base64
