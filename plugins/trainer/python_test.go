@@ -295,3 +295,25 @@ func TestPythonFedAvgFiveSites(t *testing.T) {
 		t.Errorf("test accuracy %.4f, want at least 0.93", met.Accuracy)
 	}
 }
+
+// TestPythonRefusesBadData: the harness's set file reader is strict, as
+// the Go one: a train split whose checksum does not match stops the
+// trainer's start with the reason.
+func TestPythonRefusesBadData(t *testing.T) {
+	requireTorch(t)
+	dir := siteData(t)
+	path := filepath.Join(dir, "optdigits", "train.bin")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newPython(t, "mlp.py", dir, map[string]any{"dataset": "optdigits"}, trainer.Limits{}, time.Minute)
+	err = c.Start(context.Background())
+	if !errors.Is(err, plugins.ErrStart) || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("Start on a corrupt train split: %v, want plugins.ErrStart naming the checksum", err)
+	}
+}
