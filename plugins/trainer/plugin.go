@@ -1,0 +1,63 @@
+package trainer
+
+import (
+	"context"
+
+	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/hearthfl/hearth/plugins"
+	trainerv1 "github.com/hearthfl/hearth/schemas/hearth/plugin/trainer/v1"
+)
+
+// The trainer kind's go-plugin handshake. The cookie only catches a
+// binary that is not a trainer plugin; the pinned hash is the security
+// control. The Python side (python/hearth_trainer.py) checks the same
+// values.
+const (
+	// PluginName is the name the trainer is served under, and the kind's
+	// name in logs and errors.
+	PluginName = "trainer"
+	// ProtocolVersion is the version of the wire contract
+	// (hearth.plugin.trainer.v1).
+	ProtocolVersion = 1
+	// MagicCookieKey and MagicCookieValue are the handshake cookie.
+	MagicCookieKey   = "HEARTH_TRAINER_PLUGIN"
+	MagicCookieValue = "8e2f4b17-trainer-v1"
+)
+
+// Handshake is the trainer kind's handshake, the same on both sides.
+func Handshake() plugin.HandshakeConfig {
+	return plugin.HandshakeConfig{
+		ProtocolVersion:  ProtocolVersion,
+		MagicCookieKey:   MagicCookieKey,
+		MagicCookieValue: MagicCookieValue,
+	}
+}
+
+// Kind is the trainer kind as the plugin loader needs it.
+func Kind() plugins.Kind {
+	return plugins.Kind{Name: PluginName, Handshake: Handshake(), Plugin: &GRPCPlugin{}}
+}
+
+// GRPCPlugin is the trainer kind's go-plugin glue. On the plugin side it
+// serves Impl over gRPC; on the host side (Impl nil) it makes the
+// connection's client. It speaks gRPC only.
+type GRPCPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	// Impl is the trainer the plugin serves; nil on the host side.
+	Impl Trainer
+}
+
+var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
+
+// GRPCServer registers Impl as the plugin's Trainer service.
+func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	trainerv1.RegisterTrainerServer(s, &grpcServer{impl: p.Impl})
+	return nil
+}
+
+// GRPCClient returns the gRPC client of the plugin's Trainer service.
+func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	return trainerv1.NewTrainerClient(conn), nil
+}

@@ -1,0 +1,144 @@
+// Package trainer is the contract between a site and a trainer plugin: the
+// plugin kind that lets a job bring its own training code (a PyTorch
+// script, or a pinned binary) beside the built-in pure-Go trainers of
+// actors/learning/trainer, which stay in process.
+//
+// The Go interface a plugin implements (Trainer) and its plain types are
+// here. Beside it, split by role as plugins/filter is: the go-plugin glue
+// (plugin.go), the host side (client.go: Client, which runs a pinned
+// plugin through plugins.Load), the plugin side for Go trainers
+// (server.go: Serve, a plugin's whole main), the shared memory the models
+// travel in (shm_unix.go), the conversions and bounds on what a plugin
+// answers (convert.go), and the PyTorch trainer (python.go, with the
+// Python side of the protocol in python/).
+//
+// # The calls
+//
+// Configure (once after each start: the job's arguments, the site's data
+// folder, the trainer's own working folder), Prepare (the initial model:
+// its layout, its values written into shared memory), Train (one round
+// from the global model: the trained model, the sample count, the loss
+// and the trainer's own metrics) and Evaluate (samples, loss, accuracy of
+// a model on the site's validation data). As with privacy filters, no
+// model value crosses gRPC: the host writes the models into files of a
+// private folder (mode 0700, /dev/shm by default), the plugin maps them,
+// and writes its model into a second file the host made.
+//
+// # Failing closed
+//
+// The host refuses, with an error naming why, every answer outside the
+// contract: a layout that does not decode or is beyond the bounds
+// (ErrContract), a trained model whose layout is not the global's
+// (model.ErrLayout), a value that is not a finite float32 (ErrNonFinite;
+// the values are copied out of shared memory first, then checked), a
+// sample count below 1 or above MaxSamples, a loss that is negative or not
+// finite, an accuracy outside [0, 1], too many or too long metric names,
+// metric values that are not finite. A plugin that crashes, hangs past
+// its deadline (it is then killed), or cannot start is a *plugins.Error;
+// a plugin that reports its memory limit reached is ErrMemoryLimit. A
+// site leaves itself out of the round on any of them.
+//
+// # The PyTorch trainer, and what its pin covers
+//
+// A job names the trainer "pytorch" and ships a script; its signed
+// manifest pins the script's SHA-256. NewPython reads the script
+// (bounded), refuses it unless it hashes to that pin (plugins.ErrChecksum,
+// nothing runs), and builds a launcher: one executable file, the line
+// "#!/usr/bin/python3 -I" followed by a zip archive that Python runs as a
+// zipapp, holding the harness (python/hearth_trainer.py and the generated
+// protobuf code), the site's limits and the script's verified bytes. The
+// launcher's SHA-256 is the Pin handed to plugins.Load, which copies it
+// into its private folder, checks the copy's hash and executes only the
+// copy: what runs is exactly harness + limits + the pinned script, with
+// no window in which the script file could be swapped. The interpreter
+// is the site's own (an absolute path, not writable by group or others),
+// not hashed. -I keeps PYTHON* variables and the user's site folder out.
+//
+// # Limits
+//
+// Memory (RLIMIT_AS), CPU time (RLIMIT_CPU) and open files
+// (RLIMIT_NOFILE), and no core files, are set by the launcher on its own
+// process, soft and hard alike, before any of the job's code (or torch)
+// is imported: the job cannot raise them, and every process it starts
+// inherits them. They are set there because plugins.Load makes the
+// exec.Cmd itself and passes no arguments, and Go's SysProcAttr has no
+// rlimits; prlimit(2) from the host would leave a window after the start
+// and needs the child's pid, which the loader keeps. Being inside the
+// pinned launcher, the limits are covered by its hash too. A script that
+// hits its memory limit gets an allocation failure; the harness answers
+// RESOURCE_EXHAUSTED (ErrMemoryLimit here), refuses any further call and
+// ends its process once the answer is sent, so that the next call starts
+// a fresh one. At the CPU limit the harness logs SIGXCPU and exits (the
+// host sees plugins.ErrExited); at the open files limit the script gets
+// EMFILE, an error answered as such. Each call has the loader's deadline
+// (ClientConfig.Timeout), past which the process group is killed.
+//
+// The script sees none of the host's environment (SkipHostEnv: only
+// go-plugin's handshake variables, and LC_CTYPE that Python sets itself)
+// and runs in its own working folder (Setup.WorkDir, 0700, empty at
+// first). It runs as the site's user, with no filesystem sandbox: the
+// harness reads data only from the site's data folder, but the script can
+// open whatever that user can. A site that needs more confines the user.
+package trainer
+
+import (
+	"context"
+
+	"github.com/hearthfl/hearth/actors/learning/model"
+)
+
+// Setup is what a trainer is configured with, once after each start.
+type Setup struct {
+	// Args are the job manifest's trainer arguments, a JSON object in the
+	// trainer's own schema ({} when the job gives none); at most MaxArgs
+	// bytes.
+	Args []byte
+	// DataDir is the site's data folder, the only data the trainer reads.
+	DataDir string
+	// WorkDir is the trainer's own working folder (mode 0700), where it
+	// may write.
+	WorkDir string
+}
+
+// Result is one round of training.
+type Result struct {
+	// Samples is the number of local samples trained on, the update's
+	// weight in FedAvg; 1..MaxSamples.
+	Samples int
+	// Loss is the round's mean training loss; finite, not negative.
+	Loss float64
+	// Metrics are further figures of the trainer's own, for the site's
+	// records: at most MaxMetrics, names of 1..MaxMetricName bytes,
+	// finite values.
+	Metrics map[string]float64
+}
+
+// Metrics is the quality of a model on the site's validation data.
+type Metrics struct {
+	Samples  int     // samples evaluated, 1..MaxSamples
+	Loss     float64 // mean loss, finite and not negative
+	Accuracy float64 // share classified right, in [0, 1]
+}
+
+// Trainer is a job's trainer, as a plugin implements it (see Serve). The
+// site calls it one call at a time.
+type Trainer interface {
+	// Configure hands the trainer its setup, once after each start of
+	// the plugin, before any other call. An error means the trainer
+	// cannot run at this site.
+	Configure(ctx context.Context, s Setup) error
+	// Prepare returns the initial model.
+	Prepare(ctx context.Context) (*model.Model, error)
+	// Train trains one round (from 0) from global on the local data and
+	// returns the trained model, in global's layout. global is a
+	// read-only view of shared memory, valid only until Train returns.
+	Train(ctx context.Context, round int, global *model.Model) (*model.Model, Result, error)
+	// Evaluate measures m on the local validation data. m is a read-only
+	// view of shared memory, valid only until Evaluate returns.
+	Evaluate(ctx context.Context, m *model.Model) (Metrics, error)
+}
+
+// MetricScriptSeconds is the metric the PyTorch trainer adds to every
+// round: the seconds the job's train() took, so that a site can tell the
+// script's own time from the round's overhead.
+const MetricScriptSeconds = "hearth.script_seconds"
