@@ -151,7 +151,7 @@ func TestSiteGivesEachGPUToOneJob(t *testing.T) {
 		return &job.Verified{Manifest: m, Submitter: pki.Identity{Name: "admin@x", Kind: pki.KindAdmin, Role: pki.RoleLead}}
 	}
 	base := func() *job.Manifest {
-		return &job.Manifest{Name: "j", Rounds: 1, Sites: []string{"site-1"}, Dataset: "optdigits"}
+		return &job.Manifest{Name: "j", Rounds: 1, Sites: []string{"site-1"}, Dataset: "optdigits", Workflow: job.WorkflowFedAvg, Trainer: job.TrainerSpec{Kind: "logreg"}}
 	}
 	for _, tc := range []struct {
 		name   string
