@@ -226,7 +226,11 @@ func (c *Client) Train(ctx context.Context, round int, global *model.Model) (*mo
 
 // Evaluate measures m on the site's validation data; the figures are
 // checked against their bounds.
-func (c *Client) Evaluate(ctx context.Context, m *model.Model) (Metrics, error) {
+func (c *Client) Evaluate(ctx context.Context, m *model.Model, split Split) (Metrics, error) {
+	ws, err := split.wire()
+	if err != nil {
+		return Metrics{}, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, wire, size, err := c.input(m)
@@ -235,7 +239,7 @@ func (c *Client) Evaluate(ctx context.Context, m *model.Model) (Metrics, error) 
 	}
 	var resp *trainerv1.EvaluateResponse
 	err = c.call(ctx, "evaluate", func(ctx context.Context, tc trainerv1.TrainerClient) (err error) {
-		resp, err = tc.Evaluate(ctx, &trainerv1.EvaluateRequest{Layout: wire, Model: &trainerv1.Region{Path: c.in.path, Length: size}})
+		resp, err = tc.Evaluate(ctx, &trainerv1.EvaluateRequest{Layout: wire, Model: &trainerv1.Region{Path: c.in.path, Length: size}, Split: ws})
 		return err
 	})
 	if err != nil {

@@ -59,7 +59,7 @@ func TestClientRound(t *testing.T) {
 	if res.Samples != 10 || res.Loss != 0.5 || res.Metrics["round"] != 3 {
 		t.Errorf("Train: %+v, want 10 samples, loss 0.5, metric round 3", res)
 	}
-	met, err := c.Evaluate(ctx, trained)
+	met, err := c.Evaluate(ctx, trained, trainer.Validation)
 	if err != nil || met != (trainer.Metrics{Samples: 5, Loss: 0.25, Accuracy: 0.8}) {
 		t.Errorf("Evaluate: %+v, %v", met, err)
 	}
@@ -103,7 +103,7 @@ func TestClientRefuses(t *testing.T) {
 			case "train":
 				out, _, err = c.Train(ctx, 0, testtrainer.Initial())
 			case "evaluate":
-				_, err = c.Evaluate(ctx, testtrainer.Initial())
+				_, err = c.Evaluate(ctx, testtrainer.Initial(), trainer.Validation)
 			}
 			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
 				t.Fatalf("%s: %v, want %v", tc.call, err, tc.want)

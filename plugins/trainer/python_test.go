@@ -35,8 +35,9 @@ func requireTorch(t testing.TB) {
 }
 
 // siteData writes one site's share of optdigits (the first of 5
-// Dirichlet shares of the train split, and the test split) as a site's
-// data folder holds it, and returns the folder.
+// Dirichlet shares of the train split; the next share as its validation
+// data, held out from its training; the test split) as a site's data
+// folder holds it, and returns the folder.
 func siteData(t testing.TB) string {
 	t.Helper()
 	return sitesData(t, 1)[0]
@@ -59,7 +60,7 @@ func sitesData(t testing.TB, n int) []string {
 		if err := os.Mkdir(filepath.Join(dir, "optdigits"), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		for name, s := range map[string]*dataset.Set{"train": shares[i], "test": test} {
+		for name, s := range map[string]*dataset.Set{"train": shares[i], "val": shares[(i+1)%len(shares)], "test": test} {
 			f, err := os.Create(filepath.Join(dir, "optdigits", name+".bin"))
 			if err != nil {
 				t.Fatal(err)
@@ -125,7 +126,7 @@ func TestPythonMLPOptdigits(t *testing.T) {
 	if err := (&model.Model{Tensors: tensors(want)}).SameLayout(global); err != nil {
 		t.Fatalf("Prepare's layout: %v", err)
 	}
-	before, err := c.Evaluate(ctx, global)
+	before, err := c.Evaluate(ctx, global, trainer.Test)
 	if err != nil {
 		t.Fatalf("Evaluate: %v", err)
 	}
@@ -136,9 +137,13 @@ func TestPythonMLPOptdigits(t *testing.T) {
 		}
 		t.Logf("round %d: %d samples, loss %.4f, metrics %v", round, res.Samples, res.Loss, res.Metrics)
 	}
-	after, err := c.Evaluate(ctx, global)
+	after, err := c.Evaluate(ctx, global, trainer.Test)
 	if err != nil {
 		t.Fatalf("Evaluate: %v", err)
+	}
+	val, err := c.Evaluate(ctx, global, trainer.Validation)
+	if err != nil || val.Samples == after.Samples {
+		t.Fatalf("the validation split: %+v, %v; want the site's val.bin, not its test data", val, err)
 	}
 	t.Logf("test accuracy %.4f before training, %.4f after (%d samples, loss %.4f)", before.Accuracy, after.Accuracy, after.Samples, after.Loss)
 	if after.Accuracy < 0.9 || after.Samples != 1797 || res.Metrics["batches"] < 1 {
@@ -185,7 +190,7 @@ func TestPythonMemoryLimit(t *testing.T) {
 	}
 	t.Logf("refused: %v", err)
 	if err := bustest.Poll(30*time.Second, 50*time.Millisecond, func() error {
-		_, err := c.Evaluate(ctx, global)
+		_, err := c.Evaluate(ctx, global, trainer.Validation)
 		return err
 	}); err != nil {
 		t.Fatalf("Evaluate after the restart: %v", err)
@@ -286,7 +291,7 @@ func TestPythonFedAvgFiveSites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	met, err := sites[0].Evaluate(ctx, global)
+	met, err := sites[0].Evaluate(ctx, global, trainer.Test)
 	if err != nil {
 		t.Fatalf("Evaluate: %v", err)
 	}

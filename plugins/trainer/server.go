@@ -136,7 +136,11 @@ func (s *grpcServer) Evaluate(ctx context.Context, m *trainerv1.EvaluateRequest)
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	defer in.unmap()
-	met, err := s.impl.Evaluate(ctx, view(in.data[m.GetModel().GetOffset():], layout))
+	split, err := splitOf(m.GetSplit())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	met, err := s.impl.Evaluate(ctx, view(in.data[m.GetModel().GetOffset():], layout), split)
 	if err != nil {
 		return nil, status.Error(codes.Unknown, err.Error())
 	}

@@ -83,8 +83,10 @@ package trainer
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/hearthfl/hearth/actors/learning/model"
+	trainerv1 "github.com/hearthfl/hearth/schemas/hearth/plugin/trainer/v1"
 )
 
 // Setup is what a trainer is configured with, once after each start.
@@ -98,6 +100,45 @@ type Setup struct {
 	// WorkDir is the trainer's own working folder (mode 0700), where it
 	// may write.
 	WorkDir string
+}
+
+// Split is which of the site's data an evaluation measures.
+type Split int
+
+// The splits.
+const (
+	Validation Split = iota + 1
+	Test
+)
+
+func (s Split) String() string {
+	switch s {
+	case Validation:
+		return "validation"
+	case Test:
+		return "test"
+	}
+	return fmt.Sprintf("split %d", int(s))
+}
+
+func (s Split) wire() (trainerv1.Split, error) {
+	switch s {
+	case Validation:
+		return trainerv1.Split_SPLIT_VALIDATION, nil
+	case Test:
+		return trainerv1.Split_SPLIT_TEST, nil
+	}
+	return 0, fmt.Errorf("trainer: no %v", s)
+}
+
+func splitOf(w trainerv1.Split) (Split, error) {
+	switch w {
+	case trainerv1.Split_SPLIT_UNSPECIFIED, trainerv1.Split_SPLIT_VALIDATION:
+		return Validation, nil
+	case trainerv1.Split_SPLIT_TEST:
+		return Test, nil
+	}
+	return 0, fmt.Errorf("trainer: an unknown split %d", int32(w))
 }
 
 // Result is one round of training.
@@ -133,9 +174,10 @@ type Trainer interface {
 	// returns the trained model, in global's layout. global is a
 	// read-only view of shared memory, valid only until Train returns.
 	Train(ctx context.Context, round int, global *model.Model) (*model.Model, Result, error)
-	// Evaluate measures m on the local validation data. m is a read-only
-	// view of shared memory, valid only until Evaluate returns.
-	Evaluate(ctx context.Context, m *model.Model) (Metrics, error)
+	// Evaluate measures m on the local data of split (validation, or
+	// test for the job's final model). m is a read-only view of shared
+	// memory, valid only until Evaluate returns.
+	Evaluate(ctx context.Context, m *model.Model, split Split) (Metrics, error)
 }
 
 // MetricScriptSeconds is the metric the PyTorch trainer adds to every

@@ -23,8 +23,8 @@ measures cross-entropy and accuracy of the module's outputs (logits).
 The model is the module's state_dict: its floating-point entries, in
 order, as float32 tensors (other entries, e.g. BatchNorm's counters, stay
 local). The harness reads args["dataset"] (a plain name) and trains on
-<data_dir>/<dataset>/train.bin, evaluates on val.bin (test.bin when
-there is no val.bin): the harness reads data from the data folder only.
+<data_dir>/<dataset>/train.bin, evaluates on val.bin or, asked for the
+test split, test.bin: the harness reads data from the data folder only.
 The script runs in its working folder (its current directory), under the
 limits the launcher set (plugins/trainer, python.go), and what it prints
 goes to the site's log, never to the handshake.
@@ -296,8 +296,7 @@ class Trainer(trainer_pb2_grpc.TrainerServicer):
             os.chdir(request.work_dir)
             folder = os.path.join(request.data_dir, name)
             self.train_data = read_set(os.path.join(folder, "train.bin"))
-            val = os.path.join(folder, "val.bin")
-            self.eval_data = read_set(val if os.path.exists(val) else os.path.join(folder, "test.bin"))
+            self.folder, self.eval_sets = folder, {}
             self.args = args
             self.module = None
             return trainer_pb2.ConfigureResponse()
@@ -335,13 +334,22 @@ class Trainer(trainer_pb2_grpc.TrainerServicer):
 
         return self._guard(context, run)
 
+    def _eval_set(self, split):
+        """The site's validation (val.bin) or test (test.bin) data, read once."""
+        name = {trainer_pb2.SPLIT_UNSPECIFIED: "val", trainer_pb2.SPLIT_VALIDATION: "val", trainer_pb2.SPLIT_TEST: "test"}.get(split)
+        if name is None:
+            raise _request_error("an unknown split %d" % split)
+        if name not in self.eval_sets:
+            self.eval_sets[name] = read_set(os.path.join(self.folder, name + ".bin"))
+        return self.eval_sets[name]
+
     def Evaluate(self, request, context):
         def run():
             import torch
 
             module, _ = self._load(request.model, request.layout)
             module.eval()
-            data = self.eval_data
+            data = self._eval_set(request.split)
             if hasattr(self.job, "evaluate"):
                 r = self.job.evaluate(module, data, self.args)
                 loss, acc = float(r["loss"]), float(r["accuracy"])

@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rtrainer.proto\x12\x18hearth.plugin.trainer.v1\"D\n\x10\x43onfigureRequest\x12\x0c\n\x04\x61rgs\x18\x01 \x01(\x0c\x12\x10\n\x08\x64\x61ta_dir\x18\x02 \x01(\t\x12\x10\n\x08work_dir\x18\x03 \x01(\t\"\x13\n\x11\x43onfigureResponse\"*\n\x0bTensorShape\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\"6\n\x06Region\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x03\"B\n\x0ePrepareRequest\x12\x30\n\x06output\x18\x01 \x01(\x0b\x32 .hearth.plugin.trainer.v1.Region\"H\n\x0fPrepareResponse\x12\x35\n\x06layout\x18\x01 \x03(\x0b\x32%.hearth.plugin.trainer.v1.TensorShape\"\xb8\x01\n\x0cTrainRequest\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x35\n\x06layout\x18\x02 \x03(\x0b\x32%.hearth.plugin.trainer.v1.TensorShape\x12\x30\n\x06global\x18\x03 \x01(\x0b\x32 .hearth.plugin.trainer.v1.Region\x12\x30\n\x06output\x18\x04 \x01(\x0b\x32 .hearth.plugin.trainer.v1.Region\"\xdc\x01\n\rTrainResponse\x12\x35\n\x06layout\x18\x01 \x03(\x0b\x32%.hearth.plugin.trainer.v1.TensorShape\x12\x0f\n\x07samples\x18\x02 \x01(\x03\x12\x0c\n\x04loss\x18\x03 \x01(\x01\x12\x45\n\x07metrics\x18\x04 \x03(\x0b\x32\x34.hearth.plugin.trainer.v1.TrainResponse.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"y\n\x0f\x45valuateRequest\x12\x35\n\x06layout\x18\x01 \x03(\x0b\x32%.hearth.plugin.trainer.v1.TensorShape\x12/\n\x05model\x18\x02 \x01(\x0b\x32 .hearth.plugin.trainer.v1.Region\"C\n\x10\x45valuateResponse\x12\x0f\n\x07samples\x18\x01 \x01(\x03\x12\x0c\n\x04loss\x18\x02 \x01(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\x03 \x01(\x01\x32\x8c\x03\n\x07Trainer\x12\x64\n\tConfigure\x12*.hearth.plugin.trainer.v1.ConfigureRequest\x1a+.hearth.plugin.trainer.v1.ConfigureResponse\x12^\n\x07Prepare\x12(.hearth.plugin.trainer.v1.PrepareRequest\x1a).hearth.plugin.trainer.v1.PrepareResponse\x12X\n\x05Train\x12&.hearth.plugin.trainer.v1.TrainRequest\x1a\'.hearth.plugin.trainer.v1.TrainResponse\x12\x61\n\x08\x45valuate\x12).hearth.plugin.trainer.v1.EvaluateRequest\x1a*.hearth.plugin.trainer.v1.EvaluateResponseBGZEgithub.com/hearthfl/hearth/schemas/hearth/plugin/trainer/v1;trainerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rtrainer.proto\x12\x18hearth.plugin.trainer.v1\"D\n\x10\x43onfigureRequest\x12\x0c\n\x04\x61rgs\x18\x01 \x01(\x0c\x12\x10\n\x08\x64\x61ta_dir\x18\x02 \x01(\t\x12\x10\n\x08work_dir\x18\x03 \x01(\t\"\x13\n\x11\x43onfigureResponse\"*\n\x0bTensorShape\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\"6\n\x06Region\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x03\"B\n\x0ePrepareRequest\x12\x30\n\x06output\x18\x01 \x01(\x0b\x32 .hearth.plugin.trainer.v1.Region\"H\n\x0fPrepareResponse\x12\x35\n\x06layout\x18\x01 \x03(\x0b\x32%.hearth.plugin.trainer.v1.TensorShape\"\xb8\x01\n\x0cTrainRequest\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x35\n\x06layout\x18\x02 \x03(\x0b\x32%.hearth.plugin.trainer.v1.TensorShape\x12\x30\n\x06global\x18\x03 \x01(\x0b\x32 .hearth.plugin.trainer.v1.Region\x12\x30\n\x06output\x18\x04 \x01(\x0b\x32 .hearth.plugin.trainer.v1.Region\"\xdc\x01\n\rTrainResponse\x12\x35\n\x06layout\x18\x01 \x03(\x0b\x32%.hearth.plugin.trainer.v1.TensorShape\x12\x0f\n\x07samples\x18\x02 \x01(\x03\x12\x0c\n\x04loss\x18\x03 \x01(\x01\x12\x45\n\x07metrics\x18\x04 \x03(\x0b\x32\x34.hearth.plugin.trainer.v1.TrainResponse.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xa9\x01\n\x0f\x45valuateRequest\x12\x35\n\x06layout\x18\x01 \x03(\x0b\x32%.hearth.plugin.trainer.v1.TensorShape\x12/\n\x05model\x18\x02 \x01(\x0b\x32 .hearth.plugin.trainer.v1.Region\x12.\n\x05split\x18\x03 \x01(\x0e\x32\x1f.hearth.plugin.trainer.v1.Split\"C\n\x10\x45valuateResponse\x12\x0f\n\x07samples\x18\x01 \x01(\x03\x12\x0c\n\x04loss\x18\x02 \x01(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\x03 \x01(\x01*D\n\x05Split\x12\x15\n\x11SPLIT_UNSPECIFIED\x10\x00\x12\x14\n\x10SPLIT_VALIDATION\x10\x01\x12\x0e\n\nSPLIT_TEST\x10\x02\x32\x8c\x03\n\x07Trainer\x12\x64\n\tConfigure\x12*.hearth.plugin.trainer.v1.ConfigureRequest\x1a+.hearth.plugin.trainer.v1.ConfigureResponse\x12^\n\x07Prepare\x12(.hearth.plugin.trainer.v1.PrepareRequest\x1a).hearth.plugin.trainer.v1.PrepareResponse\x12X\n\x05Train\x12&.hearth.plugin.trainer.v1.TrainRequest\x1a\'.hearth.plugin.trainer.v1.TrainResponse\x12\x61\n\x08\x45valuate\x12).hearth.plugin.trainer.v1.EvaluateRequest\x1a*.hearth.plugin.trainer.v1.EvaluateResponseBGZEgithub.com/hearthfl/hearth/schemas/hearth/plugin/trainer/v1;trainerv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trainer_pb2', globals())
@@ -23,6 +23,8 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._serialized_options = b'ZEgithub.com/hearthfl/hearth/schemas/hearth/plugin/trainer/v1;trainerv1'
   _TRAINRESPONSE_METRICSENTRY._options = None
   _TRAINRESPONSE_METRICSENTRY._serialized_options = b'8\001'
+  _SPLIT._serialized_start=1027
+  _SPLIT._serialized_end=1095
   _CONFIGUREREQUEST._serialized_start=43
   _CONFIGUREREQUEST._serialized_end=111
   _CONFIGURERESPONSE._serialized_start=113
@@ -41,10 +43,10 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _TRAINRESPONSE._serialized_end=784
   _TRAINRESPONSE_METRICSENTRY._serialized_start=738
   _TRAINRESPONSE_METRICSENTRY._serialized_end=784
-  _EVALUATEREQUEST._serialized_start=786
-  _EVALUATEREQUEST._serialized_end=907
-  _EVALUATERESPONSE._serialized_start=909
-  _EVALUATERESPONSE._serialized_end=976
-  _TRAINER._serialized_start=979
-  _TRAINER._serialized_end=1375
+  _EVALUATEREQUEST._serialized_start=787
+  _EVALUATEREQUEST._serialized_end=956
+  _EVALUATERESPONSE._serialized_start=958
+  _EVALUATERESPONSE._serialized_end=1025
+  _TRAINER._serialized_start=1098
+  _TRAINER._serialized_end=1494
 # @@protoc_insertion_point(module_scope)

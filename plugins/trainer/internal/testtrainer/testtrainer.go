@@ -115,7 +115,7 @@ func (t *Trainer) Train(_ context.Context, round int, global *model.Model) (*mod
 
 // Evaluate reports 5 samples, loss 0.25 and accuracy 0.8 (mode
 // "bad_accuracy": 1.5).
-func (t *Trainer) Evaluate(context.Context, *model.Model) (trainer.Metrics, error) {
+func (t *Trainer) Evaluate(context.Context, *model.Model, trainer.Split) (trainer.Metrics, error) {
 	m := trainer.Metrics{Samples: 5, Loss: 0.25, Accuracy: 0.8}
 	if t.mode() == "bad_accuracy" {
 		m.Accuracy = 1.5

@@ -33,6 +33,57 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Split is which of the site's data an evaluation measures.
+type Split int32
+
+const (
+	// Validation, as SPLIT_VALIDATION.
+	Split_SPLIT_UNSPECIFIED Split = 0
+	Split_SPLIT_VALIDATION  Split = 1
+	Split_SPLIT_TEST        Split = 2
+)
+
+// Enum value maps for Split.
+var (
+	Split_name = map[int32]string{
+		0: "SPLIT_UNSPECIFIED",
+		1: "SPLIT_VALIDATION",
+		2: "SPLIT_TEST",
+	}
+	Split_value = map[string]int32{
+		"SPLIT_UNSPECIFIED": 0,
+		"SPLIT_VALIDATION":  1,
+		"SPLIT_TEST":        2,
+	}
+)
+
+func (x Split) Enum() *Split {
+	p := new(Split)
+	*p = x
+	return p
+}
+
+func (x Split) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Split) Descriptor() protoreflect.EnumDescriptor {
+	return file_hearth_plugin_trainer_v1_trainer_proto_enumTypes[0].Descriptor()
+}
+
+func (Split) Type() protoreflect.EnumType {
+	return &file_hearth_plugin_trainer_v1_trainer_proto_enumTypes[0]
+}
+
+func (x Split) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Split.Descriptor instead.
+func (Split) EnumDescriptor() ([]byte, []int) {
+	return file_hearth_plugin_trainer_v1_trainer_proto_rawDescGZIP(), []int{0}
+}
+
 // ConfigureRequest carries the job's trainer arguments and the folders
 // the trainer may use.
 type ConfigureRequest struct {
@@ -507,7 +558,10 @@ type EvaluateRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Layout []*TensorShape         `protobuf:"bytes,1,rep,name=layout,proto3" json:"layout,omitempty"`
 	// The model; read-only.
-	Model         *Region `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	Model *Region `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	// The data to measure it on: the site's validation data, or its test
+	// data (the job's final model).
+	Split         Split `protobuf:"varint,3,opt,name=split,proto3,enum=hearth.plugin.trainer.v1.Split" json:"split,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -556,7 +610,14 @@ func (x *EvaluateRequest) GetModel() *Region {
 	return nil
 }
 
-// EvaluateResponse is the model's quality on the site's validation data.
+func (x *EvaluateRequest) GetSplit() Split {
+	if x != nil {
+		return x.Split
+	}
+	return Split_SPLIT_UNSPECIFIED
+}
+
+// EvaluateResponse is the model's quality on the data asked for.
 type EvaluateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The number of samples evaluated, at least 1.
@@ -653,14 +714,20 @@ const file_hearth_plugin_trainer_v1_trainer_proto_rawDesc = "" +
 	"\ametrics\x18\x04 \x03(\v24.hearth.plugin.trainer.v1.TrainResponse.MetricsEntryR\ametrics\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x88\x01\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xbf\x01\n" +
 	"\x0fEvaluateRequest\x12=\n" +
 	"\x06layout\x18\x01 \x03(\v2%.hearth.plugin.trainer.v1.TensorShapeR\x06layout\x126\n" +
-	"\x05model\x18\x02 \x01(\v2 .hearth.plugin.trainer.v1.RegionR\x05model\"\\\n" +
+	"\x05model\x18\x02 \x01(\v2 .hearth.plugin.trainer.v1.RegionR\x05model\x125\n" +
+	"\x05split\x18\x03 \x01(\x0e2\x1f.hearth.plugin.trainer.v1.SplitR\x05split\"\\\n" +
 	"\x10EvaluateResponse\x12\x18\n" +
 	"\asamples\x18\x01 \x01(\x03R\asamples\x12\x12\n" +
 	"\x04loss\x18\x02 \x01(\x01R\x04loss\x12\x1a\n" +
-	"\baccuracy\x18\x03 \x01(\x01R\baccuracy2\x8c\x03\n" +
+	"\baccuracy\x18\x03 \x01(\x01R\baccuracy*D\n" +
+	"\x05Split\x12\x15\n" +
+	"\x11SPLIT_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10SPLIT_VALIDATION\x10\x01\x12\x0e\n" +
+	"\n" +
+	"SPLIT_TEST\x10\x022\x8c\x03\n" +
 	"\aTrainer\x12d\n" +
 	"\tConfigure\x12*.hearth.plugin.trainer.v1.ConfigureRequest\x1a+.hearth.plugin.trainer.v1.ConfigureResponse\x12^\n" +
 	"\aPrepare\x12(.hearth.plugin.trainer.v1.PrepareRequest\x1a).hearth.plugin.trainer.v1.PrepareResponse\x12X\n" +
@@ -679,43 +746,46 @@ func file_hearth_plugin_trainer_v1_trainer_proto_rawDescGZIP() []byte {
 	return file_hearth_plugin_trainer_v1_trainer_proto_rawDescData
 }
 
+var file_hearth_plugin_trainer_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_hearth_plugin_trainer_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_hearth_plugin_trainer_v1_trainer_proto_goTypes = []any{
-	(*ConfigureRequest)(nil),  // 0: hearth.plugin.trainer.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 1: hearth.plugin.trainer.v1.ConfigureResponse
-	(*TensorShape)(nil),       // 2: hearth.plugin.trainer.v1.TensorShape
-	(*Region)(nil),            // 3: hearth.plugin.trainer.v1.Region
-	(*PrepareRequest)(nil),    // 4: hearth.plugin.trainer.v1.PrepareRequest
-	(*PrepareResponse)(nil),   // 5: hearth.plugin.trainer.v1.PrepareResponse
-	(*TrainRequest)(nil),      // 6: hearth.plugin.trainer.v1.TrainRequest
-	(*TrainResponse)(nil),     // 7: hearth.plugin.trainer.v1.TrainResponse
-	(*EvaluateRequest)(nil),   // 8: hearth.plugin.trainer.v1.EvaluateRequest
-	(*EvaluateResponse)(nil),  // 9: hearth.plugin.trainer.v1.EvaluateResponse
-	nil,                       // 10: hearth.plugin.trainer.v1.TrainResponse.MetricsEntry
+	(Split)(0),                // 0: hearth.plugin.trainer.v1.Split
+	(*ConfigureRequest)(nil),  // 1: hearth.plugin.trainer.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 2: hearth.plugin.trainer.v1.ConfigureResponse
+	(*TensorShape)(nil),       // 3: hearth.plugin.trainer.v1.TensorShape
+	(*Region)(nil),            // 4: hearth.plugin.trainer.v1.Region
+	(*PrepareRequest)(nil),    // 5: hearth.plugin.trainer.v1.PrepareRequest
+	(*PrepareResponse)(nil),   // 6: hearth.plugin.trainer.v1.PrepareResponse
+	(*TrainRequest)(nil),      // 7: hearth.plugin.trainer.v1.TrainRequest
+	(*TrainResponse)(nil),     // 8: hearth.plugin.trainer.v1.TrainResponse
+	(*EvaluateRequest)(nil),   // 9: hearth.plugin.trainer.v1.EvaluateRequest
+	(*EvaluateResponse)(nil),  // 10: hearth.plugin.trainer.v1.EvaluateResponse
+	nil,                       // 11: hearth.plugin.trainer.v1.TrainResponse.MetricsEntry
 }
 var file_hearth_plugin_trainer_v1_trainer_proto_depIdxs = []int32{
-	3,  // 0: hearth.plugin.trainer.v1.PrepareRequest.output:type_name -> hearth.plugin.trainer.v1.Region
-	2,  // 1: hearth.plugin.trainer.v1.PrepareResponse.layout:type_name -> hearth.plugin.trainer.v1.TensorShape
-	2,  // 2: hearth.plugin.trainer.v1.TrainRequest.layout:type_name -> hearth.plugin.trainer.v1.TensorShape
-	3,  // 3: hearth.plugin.trainer.v1.TrainRequest.global:type_name -> hearth.plugin.trainer.v1.Region
-	3,  // 4: hearth.plugin.trainer.v1.TrainRequest.output:type_name -> hearth.plugin.trainer.v1.Region
-	2,  // 5: hearth.plugin.trainer.v1.TrainResponse.layout:type_name -> hearth.plugin.trainer.v1.TensorShape
-	10, // 6: hearth.plugin.trainer.v1.TrainResponse.metrics:type_name -> hearth.plugin.trainer.v1.TrainResponse.MetricsEntry
-	2,  // 7: hearth.plugin.trainer.v1.EvaluateRequest.layout:type_name -> hearth.plugin.trainer.v1.TensorShape
-	3,  // 8: hearth.plugin.trainer.v1.EvaluateRequest.model:type_name -> hearth.plugin.trainer.v1.Region
-	0,  // 9: hearth.plugin.trainer.v1.Trainer.Configure:input_type -> hearth.plugin.trainer.v1.ConfigureRequest
-	4,  // 10: hearth.plugin.trainer.v1.Trainer.Prepare:input_type -> hearth.plugin.trainer.v1.PrepareRequest
-	6,  // 11: hearth.plugin.trainer.v1.Trainer.Train:input_type -> hearth.plugin.trainer.v1.TrainRequest
-	8,  // 12: hearth.plugin.trainer.v1.Trainer.Evaluate:input_type -> hearth.plugin.trainer.v1.EvaluateRequest
-	1,  // 13: hearth.plugin.trainer.v1.Trainer.Configure:output_type -> hearth.plugin.trainer.v1.ConfigureResponse
-	5,  // 14: hearth.plugin.trainer.v1.Trainer.Prepare:output_type -> hearth.plugin.trainer.v1.PrepareResponse
-	7,  // 15: hearth.plugin.trainer.v1.Trainer.Train:output_type -> hearth.plugin.trainer.v1.TrainResponse
-	9,  // 16: hearth.plugin.trainer.v1.Trainer.Evaluate:output_type -> hearth.plugin.trainer.v1.EvaluateResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	4,  // 0: hearth.plugin.trainer.v1.PrepareRequest.output:type_name -> hearth.plugin.trainer.v1.Region
+	3,  // 1: hearth.plugin.trainer.v1.PrepareResponse.layout:type_name -> hearth.plugin.trainer.v1.TensorShape
+	3,  // 2: hearth.plugin.trainer.v1.TrainRequest.layout:type_name -> hearth.plugin.trainer.v1.TensorShape
+	4,  // 3: hearth.plugin.trainer.v1.TrainRequest.global:type_name -> hearth.plugin.trainer.v1.Region
+	4,  // 4: hearth.plugin.trainer.v1.TrainRequest.output:type_name -> hearth.plugin.trainer.v1.Region
+	3,  // 5: hearth.plugin.trainer.v1.TrainResponse.layout:type_name -> hearth.plugin.trainer.v1.TensorShape
+	11, // 6: hearth.plugin.trainer.v1.TrainResponse.metrics:type_name -> hearth.plugin.trainer.v1.TrainResponse.MetricsEntry
+	3,  // 7: hearth.plugin.trainer.v1.EvaluateRequest.layout:type_name -> hearth.plugin.trainer.v1.TensorShape
+	4,  // 8: hearth.plugin.trainer.v1.EvaluateRequest.model:type_name -> hearth.plugin.trainer.v1.Region
+	0,  // 9: hearth.plugin.trainer.v1.EvaluateRequest.split:type_name -> hearth.plugin.trainer.v1.Split
+	1,  // 10: hearth.plugin.trainer.v1.Trainer.Configure:input_type -> hearth.plugin.trainer.v1.ConfigureRequest
+	5,  // 11: hearth.plugin.trainer.v1.Trainer.Prepare:input_type -> hearth.plugin.trainer.v1.PrepareRequest
+	7,  // 12: hearth.plugin.trainer.v1.Trainer.Train:input_type -> hearth.plugin.trainer.v1.TrainRequest
+	9,  // 13: hearth.plugin.trainer.v1.Trainer.Evaluate:input_type -> hearth.plugin.trainer.v1.EvaluateRequest
+	2,  // 14: hearth.plugin.trainer.v1.Trainer.Configure:output_type -> hearth.plugin.trainer.v1.ConfigureResponse
+	6,  // 15: hearth.plugin.trainer.v1.Trainer.Prepare:output_type -> hearth.plugin.trainer.v1.PrepareResponse
+	8,  // 16: hearth.plugin.trainer.v1.Trainer.Train:output_type -> hearth.plugin.trainer.v1.TrainResponse
+	10, // 17: hearth.plugin.trainer.v1.Trainer.Evaluate:output_type -> hearth.plugin.trainer.v1.EvaluateResponse
+	14, // [14:18] is the sub-list for method output_type
+	10, // [10:14] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_hearth_plugin_trainer_v1_trainer_proto_init() }
@@ -728,13 +798,14 @@ func file_hearth_plugin_trainer_v1_trainer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_plugin_trainer_v1_trainer_proto_rawDesc), len(file_hearth_plugin_trainer_v1_trainer_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_hearth_plugin_trainer_v1_trainer_proto_goTypes,
 		DependencyIndexes: file_hearth_plugin_trainer_v1_trainer_proto_depIdxs,
+		EnumInfos:         file_hearth_plugin_trainer_v1_trainer_proto_enumTypes,
 		MessageInfos:      file_hearth_plugin_trainer_v1_trainer_proto_msgTypes,
 	}.Build()
 	File_hearth_plugin_trainer_v1_trainer_proto = out.File
