@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hearthfl/hearth/plugins/internal/shm"
+
 	learnfilter "github.com/hearthfl/hearth/actors/learning/filter"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/plugins"
@@ -66,7 +68,7 @@ type Client struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex // one Apply at a time; guards in and out
-	in, out *region
+	in, out *shm.Region
 	seq     int
 }
 
@@ -163,18 +165,18 @@ func (c *Client) Apply(global, local *model.Model) (*model.Model, learnfilter.Re
 	if err := c.regions(max(inSize, 8), max(size, 4)); err != nil {
 		return nil, rep, err
 	}
-	writeModel(c.in.data[:size], local)
-	clear(c.out.data[:size]) // no answer of an earlier call stands for this one
+	writeModel(c.in.Data[:size], local)
+	clear(c.out.Data[:size]) // no answer of an earlier call stands for this one
 	dir, _ := directionToWire(c.cfg.Direction)
 	req := &filterv1.ApplyRequest{
 		Direction: dir,
 		Layout:    layout,
-		Local:     &filterv1.Region{Path: c.in.path, Offset: 0, Length: size},
-		Output:    &filterv1.Region{Path: c.out.path, Offset: 0, Length: size},
+		Local:     &filterv1.Region{Path: c.in.Path, Offset: 0, Length: size},
+		Output:    &filterv1.Region{Path: c.out.Path, Offset: 0, Length: size},
 	}
 	if global != nil {
-		writeModel(c.in.data[size:2*size], global)
-		req.Global = &filterv1.Region{Path: c.in.path, Offset: size, Length: size}
+		writeModel(c.in.Data[size:2*size], global)
+		req.Global = &filterv1.Region{Path: c.in.Path, Offset: size, Length: size}
 	}
 	var resp *filterv1.ApplyResponse
 	err = c.proc.Call(c.ctx, func(ctx context.Context, client any) error {
@@ -209,7 +211,7 @@ func (c *Client) accept(resp *filterv1.ApplyResponse, global, local *model.Model
 	var out *model.Model
 	if resp.GetUnchanged() { // the local model passed through: the host's own copy of it
 		out = local.Clone()
-	} else if out, err = readShared(c.out.data[:size], local); err != nil {
+	} else if out, err = readShared(c.out.Data[:size], local); err != nil {
 		return fail(err)
 	}
 	if err := finish(out, r, global); err != nil {
@@ -221,20 +223,20 @@ func (c *Client) accept(resp *filterv1.ApplyResponse, global, local *model.Model
 // regions makes sure the shared memory files have these sizes, making
 // new ones when they differ (a model of another size).
 func (c *Client) regions(inSize, outSize int64) error {
-	if c.in != nil && int64(len(c.in.data)) == inSize && int64(len(c.out.data)) == outSize {
+	if c.in != nil && int64(len(c.in.Data)) == inSize && int64(len(c.out.Data)) == outSize {
 		return nil
 	}
 	if err := c.dropRegions(); err != nil {
 		return fmt.Errorf("filter: shared memory: %w", err)
 	}
 	c.seq++
-	in, err := createRegion(c.shm, fmt.Sprintf("in-%d", c.seq), inSize)
+	in, err := shm.Create(c.shm, fmt.Sprintf("in-%d", c.seq), inSize)
 	if err != nil {
 		return err
 	}
-	out, err := createRegion(c.shm, fmt.Sprintf("out-%d", c.seq), outSize)
+	out, err := shm.Create(c.shm, fmt.Sprintf("out-%d", c.seq), outSize)
 	if err != nil {
-		in.close()
+		in.Close()
 		return err
 	}
 	c.in, c.out = in, out
@@ -244,9 +246,9 @@ func (c *Client) regions(inSize, outSize int64) error {
 // dropRegions unmaps and removes the shared memory files; c.mu is held.
 func (c *Client) dropRegions() error {
 	var errs []error
-	for _, r := range []*region{c.in, c.out} {
+	for _, r := range []*shm.Region{c.in, c.out} {
 		if r != nil {
-			errs = append(errs, r.close())
+			errs = append(errs, r.Close())
 		}
 	}
 	c.in, c.out = nil, nil
@@ -282,7 +284,7 @@ func checkInputs(global, local *model.Model) error {
 
 // writeModel copies m's values into dst, one tensor after the other.
 func writeModel(dst []byte, m *model.Model) {
-	f := floats(dst)
+	f := shm.Floats(dst)
 	for _, t := range m.Tensors {
 		f = f[copy(f, t.Data):]
 	}
@@ -305,7 +307,7 @@ func readShared(src []byte, like *model.Model) (out *model.Model, err error) {
 
 // readModel is a new model with like's layout holding src's values.
 func readModel(src []byte, like *model.Model) *model.Model {
-	f := floats(src)
+	f := shm.Floats(src)
 	out := &model.Model{Tensors: make([]model.Tensor, len(like.Tensors))}
 	for i, t := range like.Tensors {
 		data := make([]float32, len(t.Data))

@@ -8,7 +8,7 @@
 // an actors/learning/filter.Filter that runs a pinned binary, so that
 // RunChain and the participant use it unchanged), the plugin side
 // (server.go: Serve, a plugin's whole main), the shared memory the models
-// travel in (shm_unix.go), the conversions and bounds on what a plugin
+// travel in (plugins/internal/shm), the conversions and bounds on what a plugin
 // answers (convert.go) and a site's plugin filters, opened from its
 // privacy policy (site.go), sit beside it.
 //

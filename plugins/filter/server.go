@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hearthfl/hearth/plugins/internal/shm"
+
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -70,7 +72,7 @@ func (s *grpcServer) Apply(ctx context.Context, m *filterv1.ApplyRequest) (*filt
 	}
 	unchanged := sameArrays(out, req.local)
 	if !unchanged && out.NumParams() == req.values {
-		f := floats(req.outData)
+		f := shm.Floats(req.outData)
 		for _, t := range out.Tensors {
 			f = f[copy(f, t.Data):]
 		}
@@ -109,7 +111,7 @@ type request struct {
 	dir           Direction
 	values        int
 	global, local *model.Model
-	in, output    *mapping
+	in, output    *shm.Mapping
 	outData       []byte // the output region of output's mapping
 }
 
@@ -149,24 +151,24 @@ func openRequest(m *filterv1.ApplyRequest) (*request, error) {
 		}
 	}
 	req := &request{dir: dir, values: values}
-	if req.in, err = mapFile(loc.GetPath(), inEnd, false); err != nil {
+	if req.in, err = shm.Map(loc.GetPath(), inEnd, false); err != nil {
 		return nil, err
 	}
-	if req.output, err = mapFile(out.GetPath(), out.GetOffset()+size, true); err != nil {
+	if req.output, err = shm.Map(out.GetPath(), out.GetOffset()+size, true); err != nil {
 		req.close()
 		return nil, err
 	}
-	req.outData = req.output.data[out.GetOffset() : out.GetOffset()+size]
-	req.local = view(req.in.data[loc.GetOffset():], layout)
+	req.outData = req.output.Data[out.GetOffset() : out.GetOffset()+size]
+	req.local = view(req.in.Data[loc.GetOffset():], layout)
 	if glob != nil {
-		req.global = view(req.in.data[glob.GetOffset():], layout)
+		req.global = view(req.in.Data[glob.GetOffset():], layout)
 	}
 	return req, nil
 }
 
 // view is a model of layout whose values are b's, no copy.
 func view(b []byte, layout []model.TensorShape) *model.Model {
-	f := floats(b)
+	f := shm.Floats(b)
 	m := &model.Model{Tensors: make([]model.Tensor, len(layout))}
 	for i, t := range layout {
 		n, _ := model.ShapeSize(t.Shape) // checked by layoutFromWire
@@ -178,6 +180,6 @@ func view(b []byte, layout []model.TensorShape) *model.Model {
 
 // close unmaps the regions.
 func (r *request) close() {
-	r.in.unmap()
-	r.output.unmap()
+	r.in.Unmap()
+	r.output.Unmap()
 }

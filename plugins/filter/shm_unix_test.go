@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hearthfl/hearth/plugins/internal/shm"
+
 	"github.com/hearthfl/hearth/actors/learning/model"
 )
 
@@ -16,19 +18,19 @@ import (
 // error instead of dying of SIGBUS with every job of the site.
 func TestOutputCutShortIsRefused(t *testing.T) {
 	const values = 4096
-	r, err := createRegion(t.TempDir(), "out-0", 4*values)
+	r, err := shm.Create(t.TempDir(), "out-0", 4*values)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.close()
+	defer r.Close()
 	like := &model.Model{Tensors: []model.Tensor{{Name: "w", Shape: []int{values}, Data: make([]float32, values)}}}
-	if _, err := readShared(r.data, like); err != nil {
+	if _, err := readShared(r.Data, like); err != nil {
 		t.Fatalf("the whole file: %v", err)
 	}
-	if err := os.Truncate(r.path, 0); err != nil {
+	if err := os.Truncate(r.Path, 0); err != nil {
 		t.Fatal(err)
 	}
-	out, err := readShared(r.data, like)
+	out, err := readShared(r.Data, like)
 	if out != nil || err == nil || !strings.Contains(err.Error(), "could not be read") {
 		t.Fatalf("readShared of a truncated mapping = %v, %v", out, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hearthfl/hearth/plugins/internal/shm"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -70,7 +72,7 @@ type Client struct {
 
 	mu      sync.Mutex // one call at a time; guards the fields below
 	layout  []model.TensorShape
-	in, out *region
+	in, out *shm.Region
 	seq     int
 }
 
@@ -153,14 +155,14 @@ func (c *Client) Prepare(ctx context.Context) (*model.Model, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// A sparse file: memory is spent only on what the trainer writes.
-	out, err := createRegion(c.shm, "prepare", c.cfg.MaxModelBytes)
+	out, err := shm.Create(c.shm, "prepare", c.cfg.MaxModelBytes)
 	if err != nil {
 		return nil, err
 	}
-	defer out.close()
+	defer out.Close()
 	var resp *trainerv1.PrepareResponse
 	err = c.call(ctx, "prepare", func(ctx context.Context, tc trainerv1.TrainerClient) (err error) {
-		resp, err = tc.Prepare(ctx, &trainerv1.PrepareRequest{Output: &trainerv1.Region{Path: out.path, Length: c.cfg.MaxModelBytes}})
+		resp, err = tc.Prepare(ctx, &trainerv1.PrepareRequest{Output: &trainerv1.Region{Path: out.Path, Length: c.cfg.MaxModelBytes}})
 		return err
 	})
 	if err != nil {
@@ -173,7 +175,7 @@ func (c *Client) Prepare(ctx context.Context) (*model.Model, error) {
 	if size := 4 * int64(values); size > c.cfg.MaxModelBytes {
 		return nil, c.refused(fmt.Errorf("%w: an initial model of %d bytes, at most %d", ErrContract, size, c.cfg.MaxModelBytes))
 	}
-	m, err := c.readOut(out.data, layout)
+	m, err := c.readOut(out.Data, layout)
 	if err != nil {
 		return nil, err
 	}
@@ -195,12 +197,12 @@ func (c *Client) Train(ctx context.Context, round int, global *model.Model) (*mo
 	if err != nil {
 		return nil, Result{}, err
 	}
-	clear(c.out.data[:size]) // no answer of an earlier call stands for this one
+	clear(c.out.Data[:size]) // no answer of an earlier call stands for this one
 	req := &trainerv1.TrainRequest{
 		Round:  int64(round),
 		Layout: wire,
-		Global: &trainerv1.Region{Path: c.in.path, Length: size},
-		Output: &trainerv1.Region{Path: c.out.path, Length: size},
+		Global: &trainerv1.Region{Path: c.in.Path, Length: size},
+		Output: &trainerv1.Region{Path: c.out.Path, Length: size},
 	}
 	var resp *trainerv1.TrainResponse
 	err = c.call(ctx, "train", func(ctx context.Context, tc trainerv1.TrainerClient) (err error) {
@@ -217,7 +219,7 @@ func (c *Client) Train(ctx context.Context, round int, global *model.Model) (*mo
 	if err != nil {
 		return nil, Result{}, c.refused(err)
 	}
-	m, err := c.readOut(c.out.data[:size], layout)
+	m, err := c.readOut(c.out.Data[:size], layout)
 	if err != nil {
 		return nil, Result{}, err
 	}
@@ -239,7 +241,7 @@ func (c *Client) Evaluate(ctx context.Context, m *model.Model, split Split) (Met
 	}
 	var resp *trainerv1.EvaluateResponse
 	err = c.call(ctx, "evaluate", func(ctx context.Context, tc trainerv1.TrainerClient) (err error) {
-		resp, err = tc.Evaluate(ctx, &trainerv1.EvaluateRequest{Layout: wire, Model: &trainerv1.Region{Path: c.in.path, Length: size}, Split: ws})
+		resp, err = tc.Evaluate(ctx, &trainerv1.EvaluateRequest{Layout: wire, Model: &trainerv1.Region{Path: c.in.Path, Length: size}, Split: ws})
 		return err
 	})
 	if err != nil {
@@ -272,7 +274,7 @@ func (c *Client) input(m *model.Model) ([]model.TensorShape, []*trainerv1.Tensor
 	if err := c.regions(max(size, 4)); err != nil {
 		return nil, nil, 0, err
 	}
-	writeModel(c.in.data[:size], m)
+	writeModel(c.in.Data[:size], m)
 	return layout, wire, size, nil
 }
 
@@ -317,20 +319,20 @@ func (c *Client) readOut(src []byte, layout []model.TensorShape) (*model.Model, 
 // regions makes sure the shared memory files have size bytes, making new
 // ones when they differ; c.mu is held.
 func (c *Client) regions(size int64) error {
-	if c.in != nil && int64(len(c.in.data)) == size {
+	if c.in != nil && int64(len(c.in.Data)) == size {
 		return nil
 	}
 	if err := c.dropRegions(); err != nil {
 		return fmt.Errorf("trainer: shared memory: %w", err)
 	}
 	c.seq++
-	in, err := createRegion(c.shm, fmt.Sprintf("in-%d", c.seq), size)
+	in, err := shm.Create(c.shm, fmt.Sprintf("in-%d", c.seq), size)
 	if err != nil {
 		return err
 	}
-	out, err := createRegion(c.shm, fmt.Sprintf("out-%d", c.seq), size)
+	out, err := shm.Create(c.shm, fmt.Sprintf("out-%d", c.seq), size)
 	if err != nil {
-		in.close()
+		in.Close()
 		return err
 	}
 	c.in, c.out = in, out
@@ -340,9 +342,9 @@ func (c *Client) regions(size int64) error {
 // dropRegions unmaps and removes the shared memory files; c.mu is held.
 func (c *Client) dropRegions() error {
 	var errs []error
-	for _, r := range []*region{c.in, c.out} {
+	for _, r := range []*shm.Region{c.in, c.out} {
 		if r != nil {
-			errs = append(errs, r.close())
+			errs = append(errs, r.Close())
 		}
 	}
 	c.in, c.out = nil, nil
@@ -376,7 +378,7 @@ func readShared(src []byte, layout []model.TensorShape) (out *model.Model, err e
 	if int64(len(src)) < 4*int64(layoutValues(layout)) {
 		return nil, fmt.Errorf("%w: a model larger than its region", ErrContract)
 	}
-	f := floats(src)
+	f := shm.Floats(src)
 	out = &model.Model{Tensors: make([]model.Tensor, len(layout))}
 	for i, t := range layout {
 		n, _ := model.ShapeSize(t.Shape)

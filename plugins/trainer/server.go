@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hearthfl/hearth/plugins/internal/shm"
+
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -71,12 +73,12 @@ func (s *grpcServer) Prepare(ctx context.Context, m *trainerv1.PrepareRequest) (
 	if int64(init.Bytes()) > out.GetLength() {
 		return nil, status.Errorf(codes.Unknown, "the initial model takes %d bytes, the site allows %d", init.Bytes(), out.GetLength())
 	}
-	mp, err := mapFile(out.GetPath(), out.GetOffset()+int64(init.Bytes()), true)
+	mp, err := shm.Map(out.GetPath(), out.GetOffset()+int64(init.Bytes()), true)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	defer mp.unmap()
-	writeModel(mp.data[out.GetOffset():], init)
+	defer mp.Unmap()
+	writeModel(mp.Data[out.GetOffset():], init)
 	return &trainerv1.PrepareResponse{Layout: layout}, nil
 }
 
@@ -93,17 +95,17 @@ func (s *grpcServer) Train(ctx context.Context, m *trainerv1.TrainRequest) (*tra
 	if err := errors.Join(checkRegion(m.GetGlobal(), size), checkRegion(m.GetOutput(), size)); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	in, err := mapFile(m.GetGlobal().GetPath(), m.GetGlobal().GetOffset()+size, false)
+	in, err := shm.Map(m.GetGlobal().GetPath(), m.GetGlobal().GetOffset()+size, false)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	defer in.unmap()
-	outMap, err := mapFile(m.GetOutput().GetPath(), m.GetOutput().GetOffset()+size, true)
+	defer in.Unmap()
+	outMap, err := shm.Map(m.GetOutput().GetPath(), m.GetOutput().GetOffset()+size, true)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	defer outMap.unmap()
-	global := view(in.data[m.GetGlobal().GetOffset():], layout)
+	defer outMap.Unmap()
+	global := view(in.Data[m.GetGlobal().GetOffset():], layout)
 	trained, res, err := s.impl.Train(ctx, int(m.GetRound()), global)
 	if err != nil {
 		return nil, status.Error(codes.Unknown, err.Error())
@@ -112,7 +114,7 @@ func (s *grpcServer) Train(ctx context.Context, m *trainerv1.TrainRequest) (*tra
 		return nil, status.Error(codes.Unknown, "the trainer returned no model")
 	}
 	if trained.NumParams() == values {
-		writeModel(outMap.data[m.GetOutput().GetOffset():], trained)
+		writeModel(outMap.Data[m.GetOutput().GetOffset():], trained)
 	}
 	wl, err := layoutToWire(model.LayoutOf(trained))
 	if err != nil {
@@ -131,16 +133,16 @@ func (s *grpcServer) Evaluate(ctx context.Context, m *trainerv1.EvaluateRequest)
 	if err := checkRegion(m.GetModel(), size); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	in, err := mapFile(m.GetModel().GetPath(), m.GetModel().GetOffset()+size, false)
+	in, err := shm.Map(m.GetModel().GetPath(), m.GetModel().GetOffset()+size, false)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	defer in.unmap()
+	defer in.Unmap()
 	split, err := splitOf(m.GetSplit())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	met, err := s.impl.Evaluate(ctx, view(in.data[m.GetModel().GetOffset():], layout), split)
+	met, err := s.impl.Evaluate(ctx, view(in.Data[m.GetModel().GetOffset():], layout), split)
 	if err != nil {
 		return nil, status.Error(codes.Unknown, err.Error())
 	}
@@ -164,7 +166,7 @@ func checkRegion(r *trainerv1.Region, size int64) error {
 
 // view is a model of layout whose values are b's, no copy.
 func view(b []byte, layout []model.TensorShape) *model.Model {
-	f := floats(b)
+	f := shm.Floats(b)
 	m := &model.Model{Tensors: make([]model.Tensor, len(layout))}
 	for i, t := range layout {
 		n, _ := model.ShapeSize(t.Shape) // checked by layoutFromWire
@@ -176,7 +178,7 @@ func view(b []byte, layout []model.TensorShape) *model.Model {
 
 // writeModel copies m's values into dst, one tensor after the other.
 func writeModel(dst []byte, m *model.Model) {
-	f := floats(dst)
+	f := shm.Floats(dst)
 	for _, t := range m.Tensors {
 		f = f[copy(f, t.Data):]
 	}

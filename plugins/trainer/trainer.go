@@ -8,7 +8,7 @@
 // (plugin.go), the host side (client.go: Client, which runs a pinned
 // plugin through plugins.Load), the plugin side for Go trainers
 // (server.go: Serve, a plugin's whole main), the shared memory the models
-// travel in (shm_unix.go), the conversions and bounds on what a plugin
+// travel in (plugins/internal/shm), the conversions and bounds on what a plugin
 // answers (convert.go), and the PyTorch trainer (python.go, with the
 // Python side of the protocol in python/).
 //
