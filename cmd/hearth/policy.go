@@ -23,12 +23,17 @@ const (
 )
 
 func runPolicy(_ context.Context, c *cli, args []string) error {
-	return runSubcommand(c, "policy", args, policyUsage, []subcommand{{"check", policyCheck}})
+	return runSubcommand(c, "policy", args, policyUsage, []subcommand{{"check", policyCheck}, {"lint", policyLint}})
 }
 
 func policyUsage(c *cli) {
 	fmt.Fprintf(c.stderr, `usage:
   hearth policy check FILE --site-org ORG [--json] [--request REQUEST]...
+  hearth policy lint FILE...
+
+lint parses each FILE as a site would at start, by its name
+(authorization.json, privacy.json, resources.json, components.json,
+attestation.json), and says what it holds or why it does not parse.
 
 check parses FILE, an authorization.json (FLARE's format; see go doc
 github.com/hearthfl/hearth/policies/authz), and decides each REQUEST as the

@@ -180,3 +180,26 @@ func TestPolicyCheckExitsZeroOnDenials(t *testing.T) {
 		t.Errorf("want two deny lines:\n%s", out)
 	}
 }
+
+func TestPolicyLint(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "attestation.json")
+	if err := os.WriteFile(bad, []byte(`{"require": ["nvidia-gpu"], "nvidia_gpu": {"measurements": {"0": ["ab"]}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "notes.json")
+	if err := os.WriteFile(other, []byte(`{}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defaults := "../../policies/defaults/"
+	out, _, err := runWithStdin(t, "", "policy", "lint", defaults+"authorization.json", defaults+"privacy.json", defaults+"resources.json", defaults+"components.json", bad, other)
+	if err == nil || !strings.Contains(err.Error(), "2 of 6 policy files do not parse") {
+		t.Fatalf("policy lint: %v\n%s", err, out)
+	}
+	for _, want := range []string{"authorization.json: ok", "privacy.json: ok: scopes", "resources.json: ok: 0 GPUs", "components.json: ok: trainers [logreg mlp noop pytorch]",
+		`attestation.json: attestation: require: "nvidia-gpu" only with "sev-snp"`, "notes.json: not a policy file"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
