@@ -456,16 +456,8 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 	if err := p.checkComponents(v, who, m.Job.GetCode()); err != nil {
 		return refuse(err.Error())
 	}
-	if r := v.Manifest.Resources; r != nil {
-		inUse := 0
-		for id, n := range p.gpus {
-			if id != m.JobId { // a job joined again keeps its own
-				inUse += n
-			}
-		}
-		if d := p.cfg.Resources.Admit(*r, inUse); !d.Allowed {
-			return refuse(d.Reason)
-		}
+	if err := p.checkResources(v.Manifest, m.JobId); err != nil {
+		return refuse(err.Error())
 	}
 	if v.Manifest.Attested() && p.cfg.Attestation == nil {
 		return refuse("attestation: this site has no attestation policy (local/attestation.json), so it accepts no aggregation host")
@@ -554,39 +546,6 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 	p.cfg.Log.Info("job joined", "job", m.JobId, "name", v.Manifest.Name, "submitter", v.Submitter.Name, "samples", j.train.Rows())
 	out.AuditEvent = id
 	return out
-}
-
-// checkComponents decides, before anything of the job is built here,
-// whether its components may run at this site: a job's own code needs the
-// submitter's byoc right here (FLARE's, decided by this site's own
-// authorization.json) and must be what the signed manifest pins; every
-// trainer, workflow, filter and script must be in the site's allow-list;
-// and the site must have a runner for the job's own trainer.
-func (p *Participant) checkComponents(v *job.Verified, who pki.Identity, code []*hearthv1.JobFile) error {
-	m := v.Manifest
-	if m.Trainer.Custom() {
-		if allowed, reason := p.cfg.Policy.Allow("byoc", who, nil); !allowed {
-			return errors.New("site policy: byoc: " + reason)
-		}
-	}
-	if err := job.CheckCode(m, code); err != nil {
-		return err
-	}
-	allow := p.cfg.Components
-	if allow == nil {
-		allow = components.Builtins()
-	}
-	c := components.Job{Trainer: m.Trainer.Kind, Workflow: m.Workflow, ScriptSHA256: m.Trainer.ScriptSHA256}
-	for _, f := range m.ResultFilters {
-		c.Filters = append(c.Filters, f.Name)
-	}
-	if d := allow.Check(c); !d.Allowed {
-		return errors.New(d.Reason)
-	}
-	if m.Trainer.Custom() {
-		return fmt.Errorf("this site runs no job code yet: trainer kind %s passed byoc, its pin and the allow-list, and has no runner in this version", m.Trainer.Kind)
-	}
-	return nil
 }
 
 // rows counts a split's samples, 0 for none.
