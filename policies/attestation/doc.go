@@ -110,5 +110,7 @@
 // Error reads "attestation: sev-snp: measurement: ..."; its Reason is one
 // of the Reason constants (size, format, chain, signature, report_data,
 // nonce, measurement, debug, migration_agent, smt, tcb, build, vmpl,
-// product, consistency, policy), a list that only grows.
+// product, consistency, policy, missing, and the GPU verifier's evidence,
+// cc_mode, not_ready, devtools, driver, gpu_count), a list that only
+// grows; a GPU refusal reads "attestation: nvidia-gpu: cc_mode: ...".
 package attestation

@@ -1,7 +1,6 @@
 package attestation
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -101,11 +100,7 @@ func (p *Policy) Verify(ev Evidence, demanded []Kind, key, nonce []byte, now tim
 				return nil, tee.Refuse(k, tee.ReasonNonce, "%v", err)
 			}
 			if out.GPU, err = nvgpu.Verify(ev.GPU, p.GPURef, gn, p.Simulated, now); err != nil {
-				var nv *nvgpu.RefusedError
-				if errors.As(err, &nv) {
-					return nil, &tee.RefusedError{Kind: k, Reason: tee.Reason(nv.Reason), Detail: nv.Detail}
-				}
-				return nil, tee.Refuse(k, tee.ReasonFormat, "%v", err)
+				return nil, err
 			}
 		}
 	}

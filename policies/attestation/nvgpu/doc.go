@@ -3,8 +3,8 @@
 // verifier's half of issue 12's attested aggregation hosts. A site hands
 // the host a 32-byte nonce (bound to the host's sealing key by the
 // integrator), the host collects Evidence with NVML (plugins/attest), and
-// Verify decides from values, refusing with a *RefusedError that carries
-// one Reason per check. Collection (go-nvml, cgo) lives elsewhere; this
+// Verify decides from values, refusing with the verifiers' shared
+// *tee.RefusedError (kind nvidia-gpu), one Reason per check. Collection (go-nvml, cgo) lives elsewhere; this
 // package imports nothing under bus/ or plugins/.
 //
 // # What is checked

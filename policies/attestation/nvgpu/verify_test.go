@@ -59,7 +59,7 @@ func wantReason(t *testing.T, err error, want nvgpu.Reason) {
 	if re.Reason != want {
 		t.Fatalf("reason %q (%v), want %q", re.Reason, err, want)
 	}
-	if !strings.HasPrefix(err.Error(), "nvidia-gpu: "+string(want)+": ") {
+	if re.Kind != "nvidia-gpu" || !strings.HasPrefix(err.Error(), "attestation: nvidia-gpu: "+string(want)+": ") {
 		t.Fatalf("Error() = %q", err.Error())
 	}
 	if !errors.Is(err, &nvgpu.RefusedError{Reason: want}) {

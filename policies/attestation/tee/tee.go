@@ -99,6 +99,19 @@ const (
 	// ReasonMissing: the evidence of a kind the site or the job requires
 	// is not there.
 	ReasonMissing Reason = "missing"
+	// The NVIDIA GPU verifier's own checks (policies/attestation/nvgpu):
+	// ReasonEvidence, the evidence is missing or incomplete (no devices, a
+	// device without a report or a chain); ReasonCCMode, the system's
+	// confidential-computing feature is off; ReasonNotReady, the GPUs do
+	// not accept work; ReasonDevTools, developer-tools mode is on;
+	// ReasonDriver, the driver version is below the minimum, absent, or
+	// not the one NVML reported; ReasonGPUCount, fewer GPUs than required.
+	ReasonEvidence Reason = "evidence"
+	ReasonCCMode   Reason = "cc_mode"
+	ReasonNotReady Reason = "not_ready"
+	ReasonDevTools Reason = "devtools"
+	ReasonDriver   Reason = "driver"
+	ReasonGPUCount Reason = "gpu_count"
 )
 
 // maxDetail bounds how much text, some of it taken from the evidence, a
