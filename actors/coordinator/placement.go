@@ -277,6 +277,3 @@ func (s *swarmFlow) reattested(r *reattested) {
 	s.audit(auditor.Event{Action: "site.rejoined", JobID: s.id(), Peer: r.site, PeerEvent: m.AuditEvent})
 	s.cfg.Log.Info("site rejoined", "job", s.id(), "site", r.site)
 }
-
-// refusing counts the open attempt's members that refused its host.
-func (s *swarmFlow) refusing() int { return len(s.refusedHost) }

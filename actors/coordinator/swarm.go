@@ -433,7 +433,7 @@ func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
 			s.miss(a.site, a.err.Error())
 			s.out[a.site] = envelope.Clip(remote.Message, maxReason)
 			s.refusedHost = append(s.refusedHost, reason)
-			if accepting := len(s.members) - s.refusing(); accepting < s.manifest.MinSites {
+			if accepting := len(s.members) - len(s.refusedHost); accepting < s.manifest.MinSites {
 				s.failover(ctx, fmt.Sprintf("%d of the round's members accept its host's evidence (min_sites %d): %s", accepting, s.manifest.MinSites,
 					strings.Join(s.refusedHost, "; ")), false)
 				return

@@ -16,6 +16,7 @@ import (
 	"github.com/hearthfl/hearth/actors/sealing"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/policies/attestation"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -159,7 +160,7 @@ func (p *Participant) attest(ctx actor.Context, j *joined, host string, pub *ecd
 		}
 		return
 	}
-	nonce := make([]byte, NonceSize)
+	nonce := make([]byte, attestation.NonceSize)
 	if _, err := rand.Read(nonce); err != nil {
 		done(p.judge(j, host, pub, nonce, nil, fmt.Errorf("nonce: %w", err)))
 		return

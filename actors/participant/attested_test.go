@@ -15,6 +15,7 @@ import (
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/policies/attestation"
 	"github.com/hearthfl/hearth/policies/components"
 	"github.com/hearthfl/hearth/policies/resources"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
@@ -95,7 +96,7 @@ func TestSiteSendsOnlyToAFreshlyAttestedKey(t *testing.T) {
 		hosts: map[string]*attestedHost{}}
 	key, _ := ecdh.X25519().GenerateKey(rand.Reader)
 	other, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	nonce := make([]byte, NonceSize)
+	nonce := make([]byte, attestation.NonceSize)
 	rand.Read(nonce)
 	good := &hearthv1.AttestationEvidence{JobId: j.id, Nonce: nonce, Key: &hearthv1.SealingKey{PublicKey: key.PublicKey().Bytes()}}
 	for _, tc := range []struct {
@@ -105,7 +106,7 @@ func TestSiteSendsOnlyToAFreshlyAttestedKey(t *testing.T) {
 	}{
 		{"evidence for this request", func(*hearthv1.AttestationEvidence) {}, ""},
 		{"evidence for another job", func(ev *hearthv1.AttestationEvidence) { ev.JobId = "job-000000000002" }, "evidence for job"},
-		{"evidence for another nonce", func(ev *hearthv1.AttestationEvidence) { ev.Nonce = make([]byte, NonceSize) }, "another nonce"},
+		{"evidence for another nonce", func(ev *hearthv1.AttestationEvidence) { ev.Nonce = make([]byte, attestation.NonceSize) }, "another nonce"},
 		{"evidence for another key", func(ev *hearthv1.AttestationEvidence) { ev.Key.PublicKey = other.PublicKey().Bytes() }, "another sealing key"},
 		{"evidence with no key", func(ev *hearthv1.AttestationEvidence) { ev.Key = nil }, "another sealing key"},
 	} {

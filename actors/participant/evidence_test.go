@@ -105,7 +105,7 @@ func TestSiteRefusesBadEvidence(t *testing.T) {
 			p := &Participant{cfg: Config{Attestation: SitePolicy(policy), Audit: audit, Now: time.Now, Log: slog.New(slog.DiscardHandler)}}
 			j := &joined{id: "job-000000000001", hosts: map[string]*attestedHost{},
 				manifest: &job.Manifest{Placement: &job.Placement{Aggregator: job.PlacementAttested, TEE: []string{job.TEESEVSNP, job.TEENvidiaGPU}, Hosts: []string{"agg-1"}}}}
-			nonce := make([]byte, NonceSize)
+			nonce := make([]byte, attestation.NonceSize)
 			rand.Read(nonce)
 			opts := good
 			if tc.snp != nil {
@@ -113,14 +113,14 @@ func TestSiteRefusesBadEvidence(t *testing.T) {
 			}
 			madeFor, bound := nonce, hostKey.PublicKey()
 			if tc.replay {
-				madeFor = make([]byte, NonceSize) // an earlier request's
+				madeFor = make([]byte, attestation.NonceSize) // an earlier request's
 			}
 			if tc.forKey != nil {
 				bound = tc.forKey
 			}
 			ev := evidence(t, opts, tc.gpu, bound.Bytes(), madeFor)
 			if tc.gpuReplay {
-				ev.NvidiaGpu = evidence(t, opts, nil, bound.Bytes(), make([]byte, NonceSize)).NvidiaGpu
+				ev.NvidiaGpu = evidence(t, opts, nil, bound.Bytes(), make([]byte, attestation.NonceSize)).NvidiaGpu
 			}
 			if tc.make != nil {
 				tc.make(ev)

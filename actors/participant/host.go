@@ -14,6 +14,7 @@ import (
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/policies/attestation"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -32,9 +33,6 @@ import (
 type Evidence interface {
 	Evidence(ctx context.Context, key, nonce []byte) (*hearthv1.AttestationEvidence, error)
 }
-
-// NonceSize is the size of a site's attestation nonce.
-const NonceSize = 32
 
 // evidenceEvery is how often one site may ask a host for evidence in one
 // job: making it costs the TEE (or its simulator) a signature.
@@ -188,8 +186,8 @@ func (p *Participant) attestationRequest(ctx actor.Context, m *hearthv1.Attestat
 	case j == nil || j.swarm == nil:
 		refuse("this host aggregates no job " + envelope.Clip(m.JobId, 64))
 		return
-	case len(m.Nonce) != NonceSize:
-		refuse(fmt.Sprintf("a nonce of %d bytes, not %d", len(m.Nonce), NonceSize))
+	case len(m.Nonce) != attestation.NonceSize:
+		refuse(fmt.Sprintf("a nonce of %d bytes, not %d", len(m.Nonce), attestation.NonceSize))
 		return
 	}
 	now := p.cfg.Now()

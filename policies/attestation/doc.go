@@ -92,7 +92,7 @@
 //
 // nvidia_gpu, required when require names nvidia-gpu, is the GPU
 // verifier's section, parsed strictly by nvgpu.ParseReference
-// (Policy.GPURef; Policy.GPU keeps it as written).
+// (Policy.GPURef).
 //
 // # Parsing
 //

@@ -1,7 +1,6 @@
 package attestation
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -81,9 +80,8 @@ type Policy struct {
 	// SNP holds the SEV-SNP reference values; non-nil when Require has
 	// sev-snp (it may be set without: values kept for later).
 	SNP *sevsnp.Reference
-	// GPU is the nvidia_gpu section as written; GPURef its reference
-	// values (policies/attestation/nvgpu); both nil when absent.
-	GPU    json.RawMessage
+	// GPURef is the nvidia_gpu section's reference values
+	// (policies/attestation/nvgpu); nil when absent.
 	GPURef *nvgpu.Reference
 }
 
@@ -181,7 +179,6 @@ func Parse(data []byte) (*Policy, error) {
 		if err := strictjson.IsObject(raw, "nvidia_gpu"); err != nil {
 			return nil, err
 		}
-		p.GPU = append(json.RawMessage(nil), raw...)
 		if p.GPURef, err = nvgpu.ParseReference(raw); err != nil {
 			return nil, &ParseError{Path: "nvidia_gpu", Msg: err.Error(), Err: err}
 		}

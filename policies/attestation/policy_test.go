@@ -55,7 +55,7 @@ func TestParse(t *testing.T) {
 		t.Errorf("SNP = %+v, want %+v", got, want)
 	}
 	if p.GPURef == nil || p.GPURef.MinGPUs != 1 || len(p.GPURef.Measurements[1]) != 1 {
-		t.Errorf("GPU reference = %+v from %s", p.GPURef, p.GPU)
+		t.Errorf("GPU reference = %+v", p.GPURef)
 	}
 
 	// Defaults: fail closed.
@@ -63,7 +63,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Reattest != 10*time.Minute || p.Simulated || p.GPU != nil || p.Requires(attestation.KindNvidiaGPU) {
+	if p.Reattest != 10*time.Minute || p.Simulated || p.GPURef != nil || p.Requires(attestation.KindNvidiaGPU) {
 		t.Errorf("defaults: %+v", p)
 	}
 	if r := p.SNP; r.AllowMigrationAgent || r.AllowSMT || r.MaxVMPL != 0 || r.MinimumBuild != 0 || r.Product != "" {
