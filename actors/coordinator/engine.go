@@ -108,6 +108,28 @@ func (e *engine) ask(ctx actor.Context, site string, msg proto.Message) {
 	ctx.Request(e.cfg.Bridge, &bridge.Ask{To: site, Msg: msg, JobID: e.id(), Round: e.round, Timeout: e.manifest.RoundTimeout})
 }
 
+// askThen asks site through the bridge, within the round timeout, and
+// calls then on this actor with its answer, or why there is none.
+func (e *engine) askThen(ctx actor.Context, site string, msg proto.Message, round int64, then func(proto.Message, error)) {
+	timeout := e.manifest.RoundTimeout
+	future := ctx.RequestFuture(e.cfg.Bridge, &bridge.Ask{To: site, Msg: msg, JobID: e.id(), Round: round, Timeout: timeout}, timeout+time.Second)
+	ctx.ReenterAfter(future, func(res any, err error) { then(answerOf(res, err)) })
+}
+
+// answerOf is a bridge answer as a message, or the error it carries.
+func answerOf(res any, err error) (proto.Message, error) {
+	switch r := res.(type) {
+	case *bridge.Reply:
+		return r.Msg, nil
+	case *bridge.Failed:
+		return nil, r.Err
+	}
+	if err == nil {
+		err = fmt.Errorf("unexpected answer %T", res)
+	}
+	return nil, err
+}
+
 func (e *engine) join(ctx actor.Context) {
 	e.phase, e.pending, e.missing, e.reasons = joining, map[string]bool{}, nil, nil
 	if e.rec.Joined == nil {

@@ -5,14 +5,12 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/sealing"
-	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -34,14 +32,6 @@ import (
 // host aggregates, and the round fails over to the next host, or the job
 // fails.
 
-// placed is a host's or a site's answer during placement.
-type placed struct {
-	who  string
-	msg  proto.Message
-	err  error
-	host bool // a host's answer to its JoinJob
-}
-
 // place joins the job's hosts, then asks the joined sites to attest them.
 func (s *swarmFlow) place(ctx actor.Context) {
 	s.phase, s.hosts, s.placing = placing, map[string]*hearthv1.SealingKey{}, map[string]bool{}
@@ -58,40 +48,27 @@ func (s *swarmFlow) place(ctx actor.Context) {
 	s.placed(ctx)
 }
 
+// askPlacement asks a host to join, or a site to attest the hosts.
 func (s *swarmFlow) askPlacement(ctx actor.Context, who string, msg proto.Message, host bool) {
 	s.placing[who] = true
-	timeout := s.manifest.RoundTimeout
-	future := ctx.RequestFuture(s.cfg.Bridge, &bridge.Ask{To: who, Msg: msg, JobID: s.id(), Timeout: timeout}, timeout+time.Second)
-	ctx.ReenterAfter(future, func(res any, err error) {
-		p := &placed{who: who, err: err, host: host}
-		switch r := res.(type) {
-		case *bridge.Reply:
-			p.msg = r.Msg
-		case *bridge.Failed:
-			p.err = r.Err
-		}
-		if p.msg == nil && p.err == nil {
-			p.err = fmt.Errorf("unexpected answer %T", res)
-		}
-		s.takePlaced(ctx, p)
-	})
+	s.askThen(ctx, who, msg, 0, func(m proto.Message, err error) { s.takePlaced(ctx, who, host, m, err) })
 }
 
 // takePlaced takes a host's join or a site's verdicts.
-func (s *swarmFlow) takePlaced(ctx actor.Context, p *placed) {
-	if s.phase != placing || !s.placing[p.who] {
+func (s *swarmFlow) takePlaced(ctx actor.Context, who string, host bool, msg proto.Message, err error) {
+	if s.phase != placing || !s.placing[who] {
 		return
 	}
-	delete(s.placing, p.who)
+	delete(s.placing, who)
 	switch {
-	case p.err != nil && p.host:
-		s.hostReasons[p.who] = append(s.hostReasons[p.who], "did not join: "+envelope.Clip(p.err.Error(), maxReason))
-	case p.err != nil:
-		s.miss(p.who, "attesting the hosts: "+p.err.Error())
-	case p.host:
-		s.hostJoined(p.who, p.msg)
+	case err != nil && host:
+		s.hostReasons[who] = append(s.hostReasons[who], "did not join: "+envelope.Clip(err.Error(), maxReason))
+	case err != nil:
+		s.miss(who, "attesting the hosts: "+err.Error())
+	case host:
+		s.hostJoined(who, msg)
 	default:
-		s.siteAttested(p.who, p.msg)
+		s.siteAttested(who, msg)
 	}
 	s.placed(ctx)
 }
@@ -224,13 +201,6 @@ func (s *swarmFlow) hostsWhy() string {
 // isHost says whether name is one of the job's joined hosts.
 func (s *swarmFlow) isHost(name string) bool { return s.hosts[name] != nil }
 
-// reattested is a re-joined site's verdicts on the rotation's hosts.
-type reattested struct {
-	site string
-	msg  proto.Message
-	err  error
-}
-
 // reattest asks a site that joined the job again to attest the rotation's
 // hosts; it stays left out until it accepts them all.
 func (s *swarmFlow) reattest(ctx actor.Context, site string) {
@@ -239,41 +209,31 @@ func (s *swarmFlow) reattest(ctx actor.Context, site string) {
 		keys = append(keys, s.hosts[h])
 	}
 	ev := s.audit(auditor.Event{Action: "attestation.asked", JobID: s.id(), Peer: site, Detail: map[string]string{"hosts": strings.Join(s.eligible, ",")}})
-	timeout := s.manifest.RoundTimeout
-	future := ctx.RequestFuture(s.cfg.Bridge, &bridge.Ask{To: site, Msg: &hearthv1.AttestHosts{JobId: s.id(), Hosts: keys, AuditEvent: ev},
-		JobID: s.id(), Timeout: timeout}, timeout+time.Second)
-	ctx.ReenterAfter(future, func(res any, err error) {
-		r := &reattested{site: site, err: err}
-		switch x := res.(type) {
-		case *bridge.Reply:
-			r.msg = x.Msg
-		case *bridge.Failed:
-			r.err = x.Err
-		}
-		s.reattested(r)
+	s.askThen(ctx, site, &hearthv1.AttestHosts{JobId: s.id(), Hosts: keys, AuditEvent: ev}, 0, func(m proto.Message, err error) {
+		s.reattested(site, m, err)
 	})
 }
 
-func (s *swarmFlow) reattested(r *reattested) {
-	if s.phase != training || s.out[r.site] == "" {
+func (s *swarmFlow) reattested(site string, msg proto.Message, err error) {
+	if s.phase != training || s.out[site] == "" {
 		return
 	}
-	m, ok := r.msg.(*hearthv1.HostsAttested)
+	m, ok := msg.(*hearthv1.HostsAttested)
 	switch {
-	case r.err != nil:
-		s.out[r.site] = envelope.Clip("attesting the hosts: "+r.err.Error(), maxReason)
+	case err != nil:
+		s.out[site] = envelope.Clip("attesting the hosts: "+err.Error(), maxReason)
 		return
 	case !ok || m.JobId != s.id():
-		s.out[r.site] = fmt.Sprintf("answered %T, not its verdicts on the job's hosts", r.msg)
+		s.out[site] = fmt.Sprintf("answered %T, not its verdicts on the job's hosts", msg)
 		return
 	}
 	for _, h := range s.eligible {
 		if !slices.Contains(m.Accepted, h) {
-			s.out[r.site] = envelope.Clip(fmt.Sprintf("does not accept %s's evidence: %s", h, m.Refused[h]), maxReason)
+			s.out[site] = envelope.Clip(fmt.Sprintf("does not accept %s's evidence: %s", h, m.Refused[h]), maxReason)
 			return
 		}
 	}
-	delete(s.out, r.site)
-	s.audit(auditor.Event{Action: "site.rejoined", JobID: s.id(), Peer: r.site, PeerEvent: m.AuditEvent})
-	s.cfg.Log.Info("site rejoined", "job", s.id(), "site", r.site)
+	delete(s.out, site)
+	s.audit(auditor.Event{Action: "site.rejoined", JobID: s.id(), Peer: site, PeerEvent: m.AuditEvent})
+	s.cfg.Log.Info("site rejoined", "job", s.id(), "site", site)
 }

@@ -174,8 +174,6 @@ func (s *swarmFlow) Receive(ctx actor.Context) {
 		}
 	case *answered:
 		s.answered(ctx, m)
-	case *reattested:
-		s.reattested(m)
 	case *rejoined:
 		s.rejoined(ctx, m)
 	case *confirmDue:
@@ -394,20 +392,8 @@ func (s *swarmFlow) outReasons() []string {
 // attempt is dropped when it comes).
 func (s *swarmFlow) askFor(ctx actor.Context, site string, msg proto.Message, at roundKey) {
 	s.pending[site] = true
-	timeout := s.manifest.RoundTimeout
-	future := ctx.RequestFuture(s.cfg.Bridge, &bridge.Ask{To: site, Msg: msg, JobID: s.id(), Round: at.round, Timeout: timeout}, timeout+time.Second)
-	ctx.ReenterAfter(future, func(res any, err error) {
-		a := &answered{site: site, at: at, err: err}
-		switch r := res.(type) {
-		case *bridge.Reply:
-			a.msg = r.Msg
-		case *bridge.Failed:
-			a.err = r.Err
-		}
-		if a.msg == nil && a.err == nil {
-			a.err = fmt.Errorf("unexpected answer %T", res)
-		}
-		s.answered(ctx, a)
+	s.askThen(ctx, site, msg, at.round, func(m proto.Message, err error) {
+		s.answered(ctx, &answered{site: site, at: at, msg: m, err: err})
 	})
 }
 
@@ -752,18 +738,8 @@ func (s *swarmFlow) rejoin(ctx actor.Context) {
 		}
 		s.rejoining[site] = true
 		ev := s.audit(auditor.Event{Action: "site.rejoin", JobID: s.id(), Peer: site})
-		timeout := s.manifest.RoundTimeout
-		future := ctx.RequestFuture(s.cfg.Bridge, &bridge.Ask{To: site, Msg: &hearthv1.JoinJob{JobId: s.id(), Job: s.rec.Job, AuditEvent: ev},
-			JobID: s.id(), Timeout: timeout}, timeout+time.Second)
-		ctx.ReenterAfter(future, func(res any, err error) {
-			r := &rejoined{site: site, err: err}
-			switch x := res.(type) {
-			case *bridge.Reply:
-				r.msg = x.Msg
-			case *bridge.Failed:
-				r.err = x.Err
-			}
-			s.rejoined(ctx, r)
+		s.askThen(ctx, site, &hearthv1.JoinJob{JobId: s.id(), Job: s.rec.Job, AuditEvent: ev}, 0, func(m proto.Message, err error) {
+			s.rejoined(ctx, &rejoined{site: site, msg: m, err: err})
 		})
 	}
 }
