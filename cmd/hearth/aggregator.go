@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/hearthfl/hearth/actors/participant"
-	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus/node"
 	"github.com/hearthfl/hearth/bus/pki"
 )
@@ -77,14 +76,9 @@ func runAggregator(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	pid, err := n.System.Root.SpawnNamed(p.Props(), "participant")
-	if err != nil {
-		return fmt.Errorf("participant: %w", err)
+	if _, err := runParticipant(n, p); err != nil {
+		return err
 	}
-	for _, m := range participant.Messages() {
-		n.Bridge.Route(protocol.Name(m), pid)
-	}
-	n.SetAdmit(p.Admit)
 	n.Log().Info("waiting for the hub", "urls", k.Config.LeafURLs(), "local", n.Leaf.LocalAddr())
 	if err := n.WaitHub(ctx); err != nil {
 		return fmt.Errorf("aggregation host %s: %w", k.Config.Name, err)

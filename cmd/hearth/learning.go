@@ -202,6 +202,12 @@ func spawnParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate 
 	if err != nil {
 		return nil, err
 	}
+	return runParticipant(n, p)
+}
+
+// runParticipant spawns a site's (or an aggregation host's) participant
+// actor, routes its messages to it, and lets it admit peers' envelopes.
+func runParticipant(n *node.Node, p *participant.Participant) (*actor.PID, error) {
 	pid, err := n.System.Root.SpawnNamed(p.Props(), "participant")
 	if err != nil {
 		return nil, fmt.Errorf("participant: %w", err)
