@@ -50,6 +50,10 @@ type engine struct {
 	// test figures in the job's averages.
 	shapes                     map[string]dataShape
 	weights                    map[string]float64
+	// A job with its own trainer: each joined site's initial model's
+	// layout, and the model of the first site by name; settled, the one
+	// round 0 starts from (initial.go).
+	initials *initials
 	valWeights, testWeights    map[string]float64
 	shapeFeatures, shapeLabels int64
 
@@ -136,7 +140,7 @@ func (e *engine) join(ctx actor.Context) {
 		e.rec.Joined = map[string]int64{}
 	}
 	clear(e.rec.Joined)
-	e.rec.Info.Commitments, e.shapes = nil, map[string]dataShape{}
+	e.rec.Info.Commitments, e.shapes, e.initials = nil, map[string]dataShape{}, nil
 	e.joinEvent = e.audit(auditor.Event{Action: "job.started", JobID: e.id(), Detail: map[string]string{"sites": strings.Join(e.targets, ",")}})
 	e.awaiting, e.joinDeadline = slices.Clone(e.targets), time.Now().Add(e.manifest.RoundTimeout)
 	e.tryJoin(ctx)
@@ -210,6 +214,10 @@ func (e *engine) joined(_ actor.Context, site string, m *hearthv1.JobJoined) {
 		e.refuse(site, "join.refused", reason, m.AuditEvent)
 		return
 	}
+	if err := e.takeInitial(site, m.InitialModel); err != nil {
+		e.refuse(site, "join.refused", err.Error(), m.AuditEvent)
+		return
+	}
 	e.rec.Joined[site] = m.TrainSamples
 	e.shapes[site] = dataShape{m.Features, m.Classes}
 	e.rec.Info.Commitments = append(e.rec.Info.Commitments, &hearthv1.SiteCommitment{Site: site, TrainSamples: m.TrainSamples,
@@ -252,6 +260,9 @@ func (e *engine) settleJoined() error {
 		}
 	}
 	e.shapeFeatures, e.shapeLabels = shape.features, shape.classes
+	if err := e.settleInitial(); err != nil {
+		return err
+	}
 	e.weights = aggregator.CappedWeights(e.rec.Joined, e.maxShare())
 	val, test := map[string]int64{}, map[string]int64{}
 	for _, c := range e.rec.Info.Commitments {

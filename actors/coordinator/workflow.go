@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -266,6 +267,9 @@ func (w *workflow) initialModel() (*aggregator.Hold, error) {
 		w.resumeBig, w.holding = false, "resume"
 		return &aggregator.Hold{Restore: true, Round: w.rec.Info.CompletedRounds}, nil
 	}
+	if w.manifest.Trainer.Custom() { // the sites' trainers made it (initial.go)
+		return w.initialFromSites()
+	}
 	spec := w.manifest.Trainer.Spec()
 	if layout, err := trainer.Layout(spec, int(w.shapeFeatures), int(w.shapeLabels)); err == nil && model.LayoutBytes(layout) > job.InlineLimit {
 		if w.cfg.Streams == nil {
@@ -295,6 +299,25 @@ func (w *workflow) initialModel() (*aggregator.Hold, error) {
 	}
 	w.fresh = true
 	return &aggregator.Hold{Model: m}, nil
+}
+
+// initialFromSites is a job with its own trainer's first model: its
+// checkpoint when resumed, else the one the joined sites' trainers
+// prepared (settleInitial).
+func (w *workflow) initialFromSites() (*aggregator.Hold, error) {
+	if w.checkpoint != nil {
+		m, err := job.FromWire(w.checkpoint)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
+		w.checkpoint = nil
+		return &aggregator.Hold{Model: m}, nil
+	}
+	if w.initials == nil || w.initials.chosen == nil {
+		return nil, errors.New("initial model: no joined site's trainer prepared one")
+	}
+	w.fresh = true
+	return &aggregator.Hold{Model: w.initials.chosen}, nil
 }
 
 // held starts the job once the aggregator holds its first global model: a

@@ -11,9 +11,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -190,6 +192,41 @@ type TrainerSpec struct {
 	// exactly what was signed. Only with a kind that runs a job's code.
 	Script       string `yaml:"script,omitempty" json:"Script,omitempty"`
 	ScriptSHA256 string `yaml:"script_sha256,omitempty" json:"ScriptSHA256,omitempty"`
+	// Args are further arguments for the job's own script, in its own
+	// schema (Arguments adds the manifest's dataset and training fields).
+	Args map[string]any `yaml:"args,omitempty" json:"Args,omitempty"`
+}
+
+// scriptArgNames are the arguments Arguments sets from the manifest's own
+// fields; trainer.args may not set them again.
+var scriptArgNames = []string{"dataset", "learning_rate", "epochs", "batch_size", "seed", "hidden", "l2"}
+
+// Arguments are the JSON object a job's own script is configured with:
+// trainer.args, plus the job's dataset and the trainer's learning_rate,
+// epochs, batch_size, seed, l2 and hidden (where set) under those names.
+func (m *Manifest) Arguments() ([]byte, error) {
+	t := m.Trainer
+	out := map[string]any{"dataset": m.Dataset, "epochs": t.Epochs, "batch_size": t.BatchSize, "seed": t.Seed}
+	if t.LearningRate != 0 {
+		out["learning_rate"] = t.LearningRate
+	}
+	if t.L2 != 0 {
+		out["l2"] = t.L2
+	}
+	if len(t.Hidden) > 0 {
+		out["hidden"] = t.Hidden
+	}
+	for k, v := range t.Args {
+		if slices.Contains(scriptArgNames, k) {
+			return nil, fmt.Errorf("trainer.args.%s: set by the manifest's own field", k)
+		}
+		out[k] = v
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("trainer.args: %w", err)
+	}
+	return b, nil
 }
 
 // KindPyTorch is the trainer kind that runs a job's own PyTorch script at
@@ -581,6 +618,28 @@ func (m *Manifest) validateCode(bad func(field, format string, a ...any)) {
 	}
 	if t.DP != nil {
 		bad("trainer.dp", "DP-SGD is the built-in trainers': a job's own script makes no privacy guarantee Hearth can account")
+	}
+	if t.Params != 0 {
+		bad("trainer.params", "the noop trainer's; a script's model has the layout its build() makes")
+	}
+	for k := range t.Args {
+		if slices.Contains(scriptArgNames, k) {
+			bad("trainer.args."+envelope.Clip(k, 64), "set by the manifest's own field (trainer.%s, or dataset)", k)
+		}
+	}
+	if _, err := m.Arguments(); err != nil {
+		bad("trainer.args", "%v", err)
+	}
+	// What a job's own trainer does not run with yet: each needs the
+	// sites' models built from the script's layout where today the
+	// built-in trainers' is assumed.
+	switch {
+	case m.Workflow != WorkflowFedAvg:
+		bad("workflow", "a job's own trainer runs under %s only in this version (%s builds the sites' first model from a built-in trainer)", WorkflowFedAvg, envelope.Clip(m.Workflow, 32))
+	case m.HE != nil:
+		bad("he", "not yet with a job's own trainer")
+	case m.Quantize != "":
+		bad("quantize", "not with a job's own trainer: its models travel inline, unquantized")
 	}
 }
 

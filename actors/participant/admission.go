@@ -2,7 +2,6 @@ package participant
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/bus/pki"
@@ -19,7 +18,7 @@ import (
 // submitter's byoc right here (FLARE's, decided by this site's own
 // authorization.json) and must be what the signed manifest pins; every
 // trainer, workflow, filter and script must be in the site's allow-list;
-// and the site must have a runner for the job's own trainer.
+// and the site must run job code at all (Config.StartCode).
 func (p *Participant) checkComponents(v *job.Verified, who pki.Identity, code []*hearthv1.JobFile) error {
 	m := v.Manifest
 	if m.Trainer.Custom() {
@@ -41,8 +40,8 @@ func (p *Participant) checkComponents(v *job.Verified, who pki.Identity, code []
 	if d := allow.Check(c); !d.Allowed {
 		return errors.New(d.Reason)
 	}
-	if m.Trainer.Custom() {
-		return fmt.Errorf("this site runs no job code yet: trainer kind %s passed byoc, its pin and the allow-list, and has no runner in this version", m.Trainer.Kind)
+	if m.Trainer.Custom() && p.cfg.StartCode == nil {
+		return errNoCodeRunner
 	}
 	return nil
 }

@@ -212,6 +212,7 @@ func TestSiteChecksJobCode(t *testing.T) {
 	}
 	code := []*hearthv1.JobFile{{Name: "train.py", Data: script}}
 	who := pki.Identity{Name: "lead@x", Kind: pki.KindAdmin, Role: pki.RoleLead}
+	pinned := &components.AllowList{Trainers: []string{"pytorch"}, Workflows: []string{"fedavg"}, Filters: []string{}, Scripts: []string{pin}}
 	onlyLogreg, err := components.Parse([]byte(`{"trainers": ["logreg"], "workflows": ["fedavg"], "filters": [], "scripts": ["any"]}`))
 	if err != nil {
 		t.Fatal(err)
@@ -229,11 +230,15 @@ func TestSiteChecksJobCode(t *testing.T) {
 		{"code with a job that runs none", allowAll{}, nil, &job.Manifest{Trainer: job.TrainerSpec{Kind: "logreg"}, Workflow: job.WorkflowFedAvg}, code, "runs no script"},
 		{"a trainer outside the allow-list", allowAll{}, onlyLogreg, custom(), code, `trainer "pytorch" is not in this site's allow-list`},
 		{"no job code in a kit without components.json", allowAll{}, nil, custom(), code, `trainer "pytorch" is not in this site's allow-list`},
-		{"everything allowed: no runner yet", allowAll{}, &components.AllowList{Trainers: []string{"pytorch"}, Workflows: []string{"fedavg"}, Filters: []string{}, Scripts: []string{pin}}, custom(), code, "runs no job code yet"},
+		{"everything allowed, at a site that runs no job code", allowAll{}, pinned, custom(), code, "runs no job code: its start-up set no runner"},
+		{"everything allowed, at a site that runs job code", allowAll{}, pinned, custom(), code, ""},
 		{"a built-in job", allowAll{}, nil, &job.Manifest{Trainer: job.TrainerSpec{Kind: "logreg"}, Workflow: job.WorkflowFedAvg}, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &Participant{cfg: Config{Policy: tc.policy, Components: tc.allow}}
+			if strings.HasSuffix(tc.name, "that runs job code") {
+				p.cfg.StartCode = func(context.Context, JobCode) (CodeTrainer, error) { return nil, errors.New("not started in this test") }
+			}
 			err := p.checkComponents(&job.Verified{Manifest: tc.m, Submitter: who}, who, tc.code)
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Fatalf("checkComponents = %v, want %q", err, tc.want)

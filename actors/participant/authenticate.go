@@ -61,6 +61,9 @@ func (p *Participant) authenticateJoin(ctx actor.Context, m *hearthv1.JoinJob, v
 				Detail: a.as.AuditDetail(cmd)})
 			out = p.admit(ctx, m, v, from, received, a.as.Who, dry)
 		}
+		if out == nil { // answered once the job's own trainer started (jobcode.go)
+			return
+		}
 		if dry {
 			out = p.signPreflight(out, m.Job)
 		}

@@ -34,6 +34,7 @@ import (
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/stream"
 	"github.com/hearthfl/hearth/plugins/authn"
+	codetrainer "github.com/hearthfl/hearth/plugins/trainer"
 	"github.com/hearthfl/hearth/policies/components"
 	"github.com/hearthfl/hearth/policies/privacy"
 	"github.com/hearthfl/hearth/policies/resources"
@@ -121,6 +122,10 @@ type Config struct {
 	// it joins the jobs that place their aggregator on it, and answers the
 	// sites' attestation requests with evidence Evidence makes.
 	Evidence Evidence
+	// StartCode runs a job's own trainer (a PyTorch script) under the
+	// site's limits (jobcode.go). Nil: the site refuses jobs that bring
+	// code.
+	StartCode StartCode
 	// Resources is what the site offers jobs (local/resources.json): a
 	// job whose resource spec does not fit what is free is refused, and
 	// each GPU serves one job at a time.
@@ -141,6 +146,8 @@ type Participant struct {
 	gpus map[string]int
 	// evidenceSlots bounds an aggregation host's evidence in the making.
 	evidenceSlots chan struct{}
+	// preparing are the jobs whose own trainer is starting here.
+	preparing map[string]bool
 }
 
 // maxResumes is how many rounds a job may be trained again here, beyond
@@ -170,6 +177,9 @@ type joined struct {
 	nonce            string // the signed job's, as the ledger knows it
 	spec             trainer.Spec
 	train, val, test *dataset.Set
+	// code is the job's own trainer (jobcode.go); nil: the built-in one
+	// that spec names.
+	code CodeTrainer
 	// spare keeps a streamed global model's buffer from one round to the
 	// next, so a job allocates it once.
 	spare model.Spare
@@ -237,7 +247,7 @@ func New(cfg Config) (*Participant, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Participant{cfg: cfg, jobs: map[string]*joined{}, tasks: map[string]int{}, gpus: map[string]int{}, evidenceSlots: make(chan struct{}, evidenceSlots)}, nil
+	return &Participant{cfg: cfg, jobs: map[string]*joined{}, tasks: map[string]int{}, gpus: map[string]int{}, evidenceSlots: make(chan struct{}, evidenceSlots), preparing: map[string]bool{}}, nil
 }
 
 // ListJoined asks the participant for the jobs it is in (a local
@@ -333,6 +343,7 @@ func (p *Participant) Receive(ctx actor.Context) {
 			if j := p.jobs[m.JobId]; j != nil {
 				j.cancel()
 				p.leaveSwarm(ctx, j)
+				p.closeCode(j)
 				if j.he != nil {
 					p.peers.drop(j.id)
 				}
@@ -501,6 +512,19 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 	}
 	out := &hearthv1.JobJoined{JobId: m.JobId, TrainSamples: int64(j.train.Rows()),
 		Features: int64(j.train.Features), Classes: int64(j.train.Classes), ValSamples: rows(j.val), TestSamples: rows(j.test)}
+	enter := func(j *joined, out *hearthv1.JobJoined) any { return p.enter(ctx, m, v, j, out, from, received) }
+	if v.Manifest.Trainer.Custom() { // its trainer starts first, off the actor
+		return p.joinWithCode(ctx, m, j, out, enter, from, received)
+	}
+	return enter(j, out)
+}
+
+// enter joins a job this site admitted, with out its answer to the
+// server: the job's swarm or HE keys made, the answer past the Outgoing
+// hook, a job joined before (resumed) replaced.
+func (p *Participant) enter(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verified, j *joined, out *hearthv1.JobJoined, from bridge.Origin, received string) any {
+	refuse := func(reason string) any { return p.refuseJob(m.JobId, from, received, reason, false) }
+	var err error
 	if v.Manifest.Workflow == job.WorkflowSwarm {
 		if j.swarm, err = p.newSwarmJob(m.JobId, v.Nonce); err != nil {
 			return refuse(err.Error())
@@ -523,6 +547,7 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 		}
 		old.cancel()
 		p.leaveSwarm(ctx, old)
+		p.closeCode(old)
 		old.spare.Close()
 	}
 	j.ctx, j.cancel = context.WithCancel(context.Background())
@@ -609,6 +634,13 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		return
 	}
 	if m.GlobalStream != nil {
+		if j.code != nil { // its models travel inline (jobcode.go)
+			j.endRound()
+			p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received,
+				Detail: map[string]string{"reason": "a streamed model in a job with its own trainer"}})
+			ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, "a job with its own trainer trains on models sent inline only"))
+			return
+		}
 		if j.he != nil { // a streamed update would leave in the clear
 			j.endRound()
 			p.audit(auditor.Event{Action: "task.refused", JobID: m.JobId, Round: m.Round, Peer: from.Sender.Name, PeerEvent: received,
@@ -652,9 +684,9 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		start := time.Now()
 		res := &hearthv1.TrainResult{JobId: m.JobId, Round: m.Round}
 		if j.val != nil {
-			mt, err := trainer.Evaluate(j.spec, global, j.val)
+			mt, err := p.evaluateOn(j, global, codetrainer.Validation)
 			if err != nil {
-				system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
+				system.Root.Send(reply, failure(evaluationFailure(j), "validation: "+err.Error()))
 				return
 			}
 			res.Validation = metrics(mt)
@@ -673,7 +705,7 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 				return
 			}
 		}
-		update, r, eps, err := p.trainPrivately(j.ctx, j, m.JobId, m.Round, spec, global, j.train)
+		update, r, eps, err := p.trainLocally(j, m.Round, spec, global)
 		if errors.Is(err, errBudget) {
 			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, err.Error()))
 			return
@@ -767,9 +799,9 @@ func (p *Participant) evaluate(ctx actor.Context, m *hearthv1.EvaluateTask) {
 // answer: the metrics, past the site's outgoing filters, audited as sent to
 // server (the audit event received answers); or the failure.
 func (p *Participant) testResult(j *joined, jobID string, mdl *model.Model, server, received string) proto.Message {
-	mt, err := trainer.Evaluate(j.spec, mdl, j.test)
+	mt, err := p.evaluateOn(j, mdl, codetrainer.Test)
 	if err != nil {
-		return failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error())
+		return failure(evaluationFailure(j), err.Error())
 	}
 	res := &hearthv1.EvaluateResult{JobId: jobID, Test: metrics(mt)}
 	if err := p.outgoing(j.manifest, nil, res); err != nil {
@@ -797,6 +829,16 @@ func (p *Participant) audit(e auditor.Event) string {
 		return ""
 	}
 	return r.ID
+}
+
+// evaluationFailure is the kind of failure an evaluation's error is: a
+// model the built-in trainer cannot score is a bad model; a job's own
+// trainer failing is its own failure.
+func evaluationFailure(j *joined) hearthv1.FailureCode {
+	if j.code != nil {
+		return hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED
+	}
+	return hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL
 }
 
 func metrics(m trainer.Metrics) *hearthv1.Metrics {

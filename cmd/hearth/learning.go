@@ -198,7 +198,8 @@ func spawnParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate 
 		DataDir: n.Kit.DataDir(), Audit: audit, Log: n.Log().With("component", "participant"),
 		Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Ledger: ledger, Outgoing: hostileSite,
 		Signer: n.Signer, SealKey: n.SealKey.PublicKey(), Bridge: n.Bridge.PID(), StateDir: state, OnSwarmTask: hostileSwarm,
-		Gate: gate, Resources: offer, Privacy: scopes, FilterPlugins: own, Attestation: attestation, Components: allowed})
+		Gate: gate, Resources: offer, Privacy: scopes, FilterPlugins: own, Attestation: attestation, Components: allowed,
+		StartCode: codeRunner(allowed, state, n.Log().With("component", "trainer"))})
 	if err != nil {
 		return nil, err
 	}

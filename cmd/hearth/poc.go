@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -9,6 +12,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +23,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/trainer"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/integration/cluster"
+	codetrainer "github.com/hearthfl/hearth/plugins/trainer"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -41,6 +46,7 @@ type pocOptions struct {
 	privacy     string  // "", "dp" or "he"
 	epsilon     float64 // with dp: each site's target ε for the whole job
 	aggregator  string  // "" or "attested": an aggregation host the sites attest
+	trainer     string  // "" (built in) or "pytorch": the job brings its own script (pocjob/train.py)
 }
 
 // pocHost is the POC's aggregation host with --aggregator attested, and
@@ -123,8 +129,24 @@ func runPOC(ctx context.Context, c *cli, args []string) error {
 	fs.Float64Var(&o.epsilon, "epsilon", 8, "with --privacy dp: each site's ε over the whole job, at δ 1e-5")
 	fs.StringVar(&o.aggregator, "aggregator", "", "attested: swarm learning whose rounds an aggregation host aggregates, in its own process, "+
 		"once each site verified its TEE evidence (SIMULATED here: go-sev-guest's test device, a test NVIDIA device chain)")
+	fs.StringVar(&o.trainer, "trainer", "", "pytorch: the job brings its own PyTorch script (an MLP), pinned by hash in the signed manifest; "+
+		"each site runs it confined, with "+codetrainer.DefaultInterpreter+" and Debian's python3-torch")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	switch o.trainer {
+	case "":
+	case job.KindPyTorch:
+		if o.workflow != job.WorkflowFedAvg || o.privacy != "" || o.aggregator != "" || o.centralized {
+			return errUsageMsg("--trainer pytorch: with --workflow fedavg only, and no --privacy, --aggregator or --centralized, in this version")
+		}
+		if err := pythonReady(); err != nil {
+			fmt.Fprintf(c.stderr, "hearth poc --trainer pytorch: skipped: %v\n", err)
+			return nil
+		}
+		o.model = "mlp" // the script's MLP, trained as the built-in one's recommendation says
+	default:
+		return errUsageMsg(fmt.Sprintf("--trainer %q: want pytorch (or no --trainer: the built-in one --model names)", o.trainer))
 	}
 	workflowSet := false
 	fs.Visit(func(f *flag.Flag) { workflowSet = workflowSet || f.Name == "workflow" })
@@ -208,7 +230,11 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}
-	sum := &pocSummary{Workspace: ws, Dataset: o.dataset, Model: o.model, Workflow: o.workflow, Alpha: o.alpha, LabelSkew: split.Skew,
+	model := o.model
+	if o.trainer != "" {
+		model = o.trainer + "-" + o.model
+	}
+	sum := &pocSummary{Workspace: ws, Dataset: o.dataset, Model: model, Workflow: o.workflow, Alpha: o.alpha, LabelSkew: split.Skew,
 		Sites: split.Sites, Files: map[string]string{}, Trainer: trainerSpec(spec)}
 	if o.privacy == "dp" {
 		sum.Epsilon = o.epsilon
@@ -216,7 +242,11 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	if o.privacy == "he" {
 		sum.HEThreshold = pocQuorum(o.sites)
 	}
-	say("hearth poc: %s, %s, %s, %d sites, Dirichlet alpha %g (label skew %.2f), %d rounds", o.workflow, o.dataset, o.model, o.sites, o.alpha, split.Skew, o.rounds)
+	say("hearth poc: %s, %s, %s, %d sites, Dirichlet alpha %g (label skew %.2f), %d rounds", o.workflow, o.dataset, model, o.sites, o.alpha, split.Skew, o.rounds)
+	if o.trainer != "" {
+		say("the job brings its own code: a PyTorch script (train.py) pinned by SHA-256 in the signed manifest; the submitter needs the byoc right at the server and at every site, " +
+			"and each site runs the script with its own Python, confined (Landlock and seccomp, rlimits, no environment, its own folder), on its own data only")
+	}
 	if o.privacy == "dp" {
 		say("differential privacy: DP-SGD at every site, clip norm %g, each within ε %g at δ %g over the whole job (its own noise for its own data)", pocDPClipNorm, o.epsilon, pocDPDelta)
 	}
@@ -461,6 +491,17 @@ func pocQuorum(sites int) int { return max(1, sites/2+1) }
 
 // writeJob writes the job folder the POC submits.
 func writeJob(dir string, o pocOptions, spec trainer.Spec) error {
+	kind, script := spec.Kind, ""
+	if o.trainer == job.KindPyTorch {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, pocScriptName), pocScript, 0o644); err != nil {
+			return err
+		}
+		sum := sha256.Sum256(pocScript)
+		kind, script = o.trainer, fmt.Sprintf("  script: %s   # the job's own code, pinned:\n  script_sha256: %s\n", pocScriptName, hex.EncodeToString(sum[:]))
+	}
 	hidden := ""
 	if len(spec.Hidden) > 0 {
 		hidden = fmt.Sprintf("  hidden: %s\n", strings.ReplaceAll(fmt.Sprint(spec.Hidden), " ", ", "))
@@ -490,7 +531,7 @@ round_timeout: 60s
 dataset: %s
 trainer:
   kind: %s
-%s  learning_rate: %g
+%s%s  learning_rate: %g
   epochs: %d
   batch_size: %d
   l2: %g
@@ -498,7 +539,7 @@ trainer:
 %sevaluation:
   validation: true
   test: true
-%s`, o.workflow, o.dataset, o.workflow, o.workflow, o.rounds, pocQuorum(o.sites), o.dataset, spec.Kind, hidden, spec.LearningRate, spec.Epochs, spec.BatchSize, spec.L2, spec.Seed, privacy, crossSite)
+%s`, o.workflow, o.dataset, o.workflow, o.workflow, o.rounds, pocQuorum(o.sites), o.dataset, kind, script, hidden, spec.LearningRate, spec.Epochs, spec.BatchSize, spec.L2, spec.Seed, privacy, crossSite)
 	if _, err := job.ParseManifest([]byte(manifest)); err != nil {
 		return err
 	}
@@ -506,6 +547,30 @@ trainer:
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, job.ManifestFile), []byte(manifest), 0o644)
+}
+
+// pocScript is the training script of the POC's PyTorch job.
+//
+//go:embed pocjob/train.py
+var pocScript []byte
+
+const pocScriptName = "train.py"
+
+// pythonReady says why the site's Python cannot run the PyTorch trainer,
+// or nil when it can.
+func pythonReady() error {
+	out, err := exec.Command(codetrainer.DefaultInterpreter, "-I", "-c", "import torch, grpc, google.protobuf, cryptography").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s cannot import torch, grpc, protobuf and cryptography (apt-get install python3-torch python3-grpcio python3-protobuf python3-cryptography): %v: %s",
+			codetrainer.DefaultInterpreter, err, strings.TrimSpace(lastLine(string(out))))
+	}
+	return nil
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 // centralBaseline trains the same model on the pooled training data for as

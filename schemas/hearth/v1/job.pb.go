@@ -1808,7 +1808,13 @@ type JobJoined struct {
 	TestSamples int64 `protobuf:"varint,7,opt,name=test_samples,json=testSamples,proto3" json:"test_samples,omitempty"`
 	// In a swarm job, or one under homomorphic encryption: the key other
 	// sites seal this site's updates and models (or threshold shares) to.
-	SealingKey    *SealingKey `protobuf:"bytes,8,opt,name=sealing_key,json=sealingKey,proto3" json:"sealing_key,omitempty"`
+	SealingKey *SealingKey `protobuf:"bytes,8,opt,name=sealing_key,json=sealingKey,proto3" json:"sealing_key,omitempty"`
+	// In a job that brings its own trainer: the initial model the site's
+	// trainer prepared (its Prepare), inline. The server cannot build a
+	// script's layout, so it takes the joined sites' majority layout and the
+	// model of the first site (by name) that has it; a site whose layout
+	// differs is left out.
+	InitialModel  *Model `protobuf:"bytes,9,opt,name=initial_model,json=initialModel,proto3" json:"initial_model,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1895,6 +1901,13 @@ func (x *JobJoined) GetTestSamples() int64 {
 func (x *JobJoined) GetSealingKey() *SealingKey {
 	if x != nil {
 		return x.SealingKey
+	}
+	return nil
+}
+
+func (x *JobJoined) GetInitialModel() *Model {
+	if x != nil {
+		return x.InitialModel
 	}
 	return nil
 }
@@ -3693,7 +3706,7 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"auditEvent\x12;\n" +
 	"\n" +
 	"credential\x18\x04 \x01(\v2\x1b.hearth.v1.SealedCredentialR\n" +
-	"credential\"\x9a\x02\n" +
+	"credential\"\xd1\x02\n" +
 	"\tJobJoined\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12#\n" +
 	"\rtrain_samples\x18\x02 \x01(\x03R\ftrainSamples\x12\x1f\n" +
@@ -3705,7 +3718,8 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"valSamples\x12!\n" +
 	"\ftest_samples\x18\a \x01(\x03R\vtestSamples\x126\n" +
 	"\vsealing_key\x18\b \x01(\v2\x15.hearth.v1.SealingKeyR\n" +
-	"sealingKey\"\x96\x01\n" +
+	"sealingKey\x125\n" +
+	"\rinitial_model\x18\t \x01(\v2\x10.hearth.v1.ModelR\finitialModel\"\x96\x01\n" +
 	"\n" +
 	"SealingKey\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x15\n" +
@@ -3959,39 +3973,40 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	3,  // 24: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
 	40, // 25: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
 	26, // 26: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
-	27, // 27: hearth.v1.HEProof.commitments:type_name -> hearth.v1.HESigned
-	27, // 28: hearth.v1.HEProof.updates:type_name -> hearth.v1.HESigned
-	27, // 29: hearth.v1.HEProof.shares:type_name -> hearth.v1.HESigned
-	2,  // 30: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	51, // 31: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	52, // 32: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
-	28, // 33: hearth.v1.TrainTask.he_proof:type_name -> hearth.v1.HEProof
-	2,  // 34: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
-	5,  // 35: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	51, // 36: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
-	27, // 37: hearth.v1.TrainResult.encrypted:type_name -> hearth.v1.HESigned
-	2,  // 38: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	51, // 39: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	52, // 40: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
-	28, // 41: hearth.v1.EvaluateTask.he_proof:type_name -> hearth.v1.HEProof
-	5,  // 42: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	9,  // 43: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
-	0,  // 44: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	8,  // 45: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 46: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	48, // 47: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	52, // 48: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	26, // 49: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
-	49, // 50: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
-	53, // 51: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
-	53, // 52: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
-	40, // 53: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
-	50, // 54: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
-	55, // [55:55] is the sub-list for method output_type
-	55, // [55:55] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	2,  // 27: hearth.v1.JobJoined.initial_model:type_name -> hearth.v1.Model
+	27, // 28: hearth.v1.HEProof.commitments:type_name -> hearth.v1.HESigned
+	27, // 29: hearth.v1.HEProof.updates:type_name -> hearth.v1.HESigned
+	27, // 30: hearth.v1.HEProof.shares:type_name -> hearth.v1.HESigned
+	2,  // 31: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
+	51, // 32: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	52, // 33: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	28, // 34: hearth.v1.TrainTask.he_proof:type_name -> hearth.v1.HEProof
+	2,  // 35: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
+	5,  // 36: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
+	51, // 37: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	27, // 38: hearth.v1.TrainResult.encrypted:type_name -> hearth.v1.HESigned
+	2,  // 39: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
+	51, // 40: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	52, // 41: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	28, // 42: hearth.v1.EvaluateTask.he_proof:type_name -> hearth.v1.HEProof
+	5,  // 43: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	9,  // 44: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
+	0,  // 45: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	8,  // 46: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 47: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	48, // 48: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	52, // 49: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	26, // 50: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
+	49, // 51: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
+	53, // 52: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
+	53, // 53: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
+	40, // 54: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
+	50, // 55: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
+	56, // [56:56] is the sub-list for method output_type
+	56, // [56:56] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }

@@ -1,0 +1,185 @@
+package participant
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/actors/job"
+	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/learning/trainer"
+	"github.com/hearthfl/hearth/bus/bridge"
+	codetrainer "github.com/hearthfl/hearth/plugins/trainer"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// A job that brings its own trainer (a PyTorch script) runs it at this
+// site through a trainer plugin (plugins/trainer): started when the site
+// joins the job, after every check of admission.go passed, off the actor
+// (Python and PyTorch take seconds to start); its Prepare is the site's
+// initial model, which goes to the server in JobJoined; each round's
+// training and every evaluation are its calls; it ends with the job here.
+
+// JobCode is a job's own trainer as the site is to run it: its kind, the
+// script the signed manifest pins (already checked against the pin), the
+// arguments the manifest gives it, and the site's data folder.
+type JobCode struct {
+	JobID   string
+	Kind    string
+	Name    string // the script's file name
+	Script  []byte
+	SHA256  [sha256.Size]byte
+	Args    []byte // a JSON object (job.Manifest.Arguments)
+	DataDir string
+}
+
+// CodeTrainer is a job's own trainer, running (plugins/trainer's Client).
+type CodeTrainer interface {
+	Prepare(ctx context.Context) (*model.Model, error)
+	Train(ctx context.Context, round int, global *model.Model) (*model.Model, codetrainer.Result, error)
+	Evaluate(ctx context.Context, m *model.Model, split codetrainer.Split) (codetrainer.Metrics, error)
+	Close() error
+}
+
+// StartCode starts a job's own trainer under the site's limits; ctx
+// bounds the start. cmd/hearth makes it from the site's
+// local/components.json (job_code).
+type StartCode func(ctx context.Context, c JobCode) (CodeTrainer, error)
+
+// prepareTimeout bounds a job's own trainer's start and Prepare together,
+// as the participant waits for them.
+const prepareTimeout = 5 * time.Minute
+
+// prepared is a job's own trainer, started and prepared off the actor.
+type prepared struct {
+	code    CodeTrainer
+	initial *model.Model
+	err     error
+}
+
+// joinWithCode starts the job's own trainer and has it prepare the
+// initial model, off the actor, then joins the job with that model in the
+// answer; a trainer that does not start or prepare refuses the job. It
+// answers the server itself, and returns nil.
+func (p *Participant) joinWithCode(ctx actor.Context, m *hearthv1.JoinJob, j *joined, out *hearthv1.JobJoined, enter func(*joined, *hearthv1.JobJoined) any, from bridge.Origin, received string) any {
+	if p.preparing[m.JobId] {
+		return p.refuseJob(m.JobId, from, received, "its trainer is starting here already", false)
+	}
+	args, err := j.manifest.Arguments()
+	if err != nil {
+		return p.refuseJob(m.JobId, from, received, err.Error(), false)
+	}
+	code := JobCode{JobID: m.JobId, Kind: j.manifest.Trainer.Kind, Name: m.Job.Code[0].Name, Script: m.Job.Code[0].Data,
+		SHA256: sha256.Sum256(m.Job.Code[0].Data), Args: args, DataDir: p.cfg.DataDir}
+	p.preparing[m.JobId] = true
+	reply, system := ctx.Sender(), ctx.ActorSystem()
+	future := actor.NewFuture(system, prepareTimeout+10*time.Second)
+	start := time.Now()
+	go func() {
+		pctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
+		defer cancel()
+		c, err := p.cfg.StartCode(pctx, code)
+		var initial *model.Model
+		if err == nil {
+			if initial, err = c.Prepare(pctx); err != nil {
+				c.Close()
+			}
+		}
+		system.Root.Send(future.PID(), &prepared{code: c, initial: initial, err: err})
+	}()
+	ctx.ReenterAfter(future, func(res any, err error) {
+		delete(p.preparing, m.JobId)
+		pr, _ := res.(*prepared)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("its trainer did not start within %v: %w", prepareTimeout, err)
+		case pr == nil:
+			err = fmt.Errorf("its trainer's start answered %T", res)
+		case pr.err != nil:
+			err = fmt.Errorf("its trainer: %w", pr.err)
+		case model.LayoutBytes(model.LayoutOf(pr.initial)) > job.InlineLimit:
+			err = fmt.Errorf("its trainer's initial model is %d bytes; a job's own trainer's models travel inline, at most %d bytes in this version",
+				model.LayoutBytes(model.LayoutOf(pr.initial)), job.InlineLimit)
+			pr.code.Close()
+		}
+		if err != nil {
+			ctx.Send(reply, p.refuseJob(m.JobId, from, received, err.Error(), false))
+			return
+		}
+		p.cfg.Log.Info("job trainer prepared", "job", m.JobId, "kind", code.Kind, "params", pr.initial.NumParams(), "took", time.Since(start))
+		j.code = pr.code
+		out.InitialModel = job.ToWire(pr.initial)
+		res = enter(j, out)
+		if _, joinedIt := res.(*hearthv1.JobJoined); !joinedIt {
+			pr.code.Close()
+		}
+		ctx.Send(reply, res)
+	})
+	return nil
+}
+
+// trainLocally trains one round from global on the site's data: through
+// the job's own trainer, or the built-in one with the site's privacy
+// accounting (privacy.go).
+func (p *Participant) trainLocally(j *joined, round int64, spec trainer.Spec, global *model.Model) (*model.Model, trainer.Result, float64, error) {
+	if j.code == nil {
+		return p.trainPrivately(j.ctx, j, j.id, round, spec, global, j.train)
+	}
+	update, r, err := j.code.Train(j.ctx, int(round-1), global)
+	if err != nil {
+		return nil, trainer.Result{}, 0, err
+	}
+	if r.Samples > j.train.Rows() { // the commitment this site made when it joined
+		return nil, trainer.Result{}, 0, fmt.Errorf("its trainer reports %d samples trained, more than the %d this site has", r.Samples, j.train.Rows())
+	}
+	p.audit(auditor.Event{Action: "trainer.round", JobID: j.id, Round: round, Detail: codeFigures(r)})
+	return update, trainer.Result{Samples: r.Samples, Loss: r.Loss}, 0, nil
+}
+
+// codeFigures are a job trainer's round figures for the site's audit log.
+func codeFigures(r codetrainer.Result) map[string]string {
+	out := map[string]string{"samples": fmt.Sprint(r.Samples), "loss": fmt.Sprintf("%.4f", r.Loss)}
+	for k, v := range r.Metrics { // bounded by the trainer contract: at most 32, names of at most 64 bytes
+		out["metric."+k] = fmt.Sprintf("%.6g", v)
+	}
+	return out
+}
+
+// evaluateOn measures m on the site's split of the job's data: through
+// the job's own trainer, which reads the same files, or the built-in one.
+func (p *Participant) evaluateOn(j *joined, m *model.Model, split codetrainer.Split) (trainer.Metrics, error) {
+	data := j.val
+	if split == codetrainer.Test {
+		data = j.test
+	}
+	if j.code == nil {
+		return trainer.Evaluate(j.spec, m, data)
+	}
+	mt, err := j.code.Evaluate(j.ctx, m, split)
+	if err != nil {
+		return trainer.Metrics{}, err
+	}
+	if data == nil || mt.Samples > data.Rows() {
+		return trainer.Metrics{}, fmt.Errorf("its trainer reports %d %s samples, more than the %d this site has", mt.Samples, split, rows(data))
+	}
+	return trainer.Metrics{Samples: mt.Samples, Loss: mt.Loss, Accuracy: mt.Accuracy}, nil
+}
+
+// closeCode ends a job's own trainer here, if it has one (a call in
+// flight ends with an error: the job's context is cancelled first).
+func (p *Participant) closeCode(j *joined) {
+	if j.code == nil {
+		return
+	}
+	if err := j.code.Close(); err != nil {
+		p.cfg.Log.Warn("job trainer closed with an error", "job", j.id, "err", err)
+	}
+}
+
+// errNoCodeRunner is why a site without a runner refuses a job's code.
+var errNoCodeRunner = errors.New("this site runs no job code: its start-up set no runner for it")
