@@ -683,10 +683,14 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		defer j.endRound()
 		start := time.Now()
 		res := &hearthv1.TrainResult{JobId: m.JobId, Round: m.Round}
+		fail := func(code hearthv1.FailureCode, reason string) { // audited here, answered to the server
+			p.audit(auditor.Event{Action: "task.failed", JobID: m.JobId, Round: m.Round, PeerEvent: received, Detail: map[string]string{"reason": reason}})
+			system.Root.Send(reply, failure(code, reason))
+		}
 		if j.val != nil {
 			mt, err := p.evaluateOn(j, global, codetrainer.Validation)
 			if err != nil {
-				system.Root.Send(reply, failure(evaluationFailure(j), "validation: "+err.Error()))
+				fail(evaluationFailure(j), "validation: "+err.Error())
 				return
 			}
 			res.Validation = metrics(mt)
@@ -711,7 +715,7 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 			return
 		}
 		if err != nil {
-			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, err.Error()))
+			fail(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, err.Error())
 			return
 		}
 		var excluded []string
