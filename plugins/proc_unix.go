@@ -19,6 +19,7 @@ func openNoBlock(path string) (*os.File, error) {
 // killGroup reaches whatever the plugin started too.
 func ownGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	dieWithHost(cmd.SysProcAttr)
 }
 
 // killGroup kills the process group that p leads, then p itself (should

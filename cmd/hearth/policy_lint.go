@@ -66,7 +66,18 @@ func lintPolicy(path string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("trainers %v, workflows %v, filters %v, scripts %v", a.Trainers, a.Workflows, a.Filters, a.Scripts), nil
+		text := fmt.Sprintf("trainers %v, workflows %v, filters %v, scripts %v", a.Trainers, a.Workflows, a.Filters, a.Scripts)
+		if l := a.JobCode; l != nil {
+			text += fmt.Sprintf("; job code: memory %d MiB, CPU %d s, %d open files, %d threads, %v a call (0: the default)",
+				l.MemoryMiB, l.CPUSeconds, l.OpenFiles, l.Threads, l.Timeout())
+		}
+		if !a.JobCode.Sandboxed() {
+			text += "; job code runs UNCONFINED (sandbox: false)"
+		}
+		for _, c := range a.Checkers {
+			text += fmt.Sprintf("; checker %s (%s)", c.Name, c.Path)
+		}
+		return text, nil
 	case "attestation.json":
 		b, err := os.ReadFile(path)
 		if err != nil {
