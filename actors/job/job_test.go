@@ -408,6 +408,13 @@ func TestCustomTrainerIsPinned(t *testing.T) {
 			}
 		})
 	}
+	withArgs, err := job.ParseManifest([]byte(strings.Replace(custom, "seed: 1}", "seed: 1, hidden: [32], args: {dropout: 0.1, layers: {norm: true}}}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if args, err := withArgs.Arguments(); err != nil || string(args) != `{"batch_size":32,"dataset":"optdigits","dropout":0.1,"epochs":2,"hidden":[32],"layers":{"norm":true},"learning_rate":0.01,"seed":1}` {
+		t.Fatalf("the script's arguments: %s, %v", args, err)
+	}
 	plain, _ := job.ParseManifest([]byte(good))
 	if err := job.CheckCode(plain, []*hearthv1.JobFile{{Name: "train.py", Data: script}}); err == nil {
 		t.Fatal("code rode along a job that runs none")
@@ -418,6 +425,10 @@ func TestCustomTrainerIsPinned(t *testing.T) {
 		{"not Python", strings.Replace(custom, "script: train.py", "script: train.sh", 1), "ending .py"},
 		{"a script for a built-in trainer", strings.Replace(good, "trainer: {kind: logreg", "trainer: {kind: logreg, script: train.py", 1), "only a trainer of kind pytorch"},
 		{"DP-SGD claimed for a script", strings.Replace(custom, "seed: 1}", "seed: 1, dp: {noise_multiplier: 1, clip_norm: 1}}", 1), "trainer.dp"},
+		{"an argument the manifest sets", strings.Replace(custom, "seed: 1}", "seed: 1, args: {epochs: 50}}", 1), "trainer.args.epochs: set by the manifest's own field"},
+		{"a script in swarm learning", strings.Replace(custom, "workflow: fedavg", "workflow: swarm", 1), "runs under fedavg only"},
+		{"a script under he", custom + "he: {threshold: 2}\n", "he: not yet with a job's own trainer"},
+		{"a parameter count for a script", strings.Replace(custom, "seed: 1}", "seed: 1, params: 100}", 1), "trainer.params"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := job.ParseManifest([]byte(tc.manifest)); err == nil || !strings.Contains(err.Error(), tc.want) {
