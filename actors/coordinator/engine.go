@@ -48,12 +48,12 @@ type engine struct {
 	// aggregation weight (its committed samples, capped), fixed for the
 	// job, and the same caps on the weight of each site's validation and
 	// test figures in the job's averages.
-	shapes                     map[string]dataShape
-	weights                    map[string]float64
+	shapes  map[string]dataShape
+	weights map[string]float64
 	// A job with its own trainer: each joined site's initial model's
 	// layout, and the model of the first site by name; settled, the one
 	// round 0 starts from (initial.go).
-	initials *initials
+	initials                   *initials
 	valWeights, testWeights    map[string]float64
 	shapeFeatures, shapeLabels int64
 

@@ -237,7 +237,9 @@ func TestSiteChecksJobCode(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &Participant{cfg: Config{Policy: tc.policy, Components: tc.allow}}
 			if strings.HasSuffix(tc.name, "that runs job code") {
-				p.cfg.StartCode = func(context.Context, JobCode) (CodeTrainer, error) { return nil, errors.New("not started in this test") }
+				p.cfg.StartCode = func(context.Context, JobCode) (CodeTrainer, error) {
+					return nil, errors.New("not started in this test")
+				}
 			}
 			err := p.checkComponents(&job.Verified{Manifest: tc.m, Submitter: who}, who, tc.code)
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {

@@ -44,7 +44,9 @@ func TestSiteBoundsItsJobTrainer(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	rowsOf := func(n int) *dataset.Set { return &dataset.Set{X: make([]float32, n), Y: make([]int, n), Features: 1, Classes: 2} }
+	rowsOf := func(n int) *dataset.Set {
+		return &dataset.Set{X: make([]float32, n), Y: make([]int, n), Features: 1, Classes: 2}
+	}
 	rec := &records{}
 	p := &Participant{cfg: Config{Audit: rec}}
 	code := start(t, "ok")
