@@ -81,6 +81,12 @@ func sitesData(t testing.TB, n int) []string {
 // whose data folder is data; it is closed when the test ends.
 func newPython(t testing.TB, script, data string, args map[string]any, limits trainer.Limits, timeout time.Duration) *trainer.Client {
 	t.Helper()
+	return newPythonWith(t, script, data, args, func(c *trainer.PythonConfig) { c.Limits, c.Timeout = limits, timeout })
+}
+
+// newPythonWith is newPython with the configuration as edit leaves it.
+func newPythonWith(t testing.TB, script, data string, args map[string]any, edit func(*trainer.PythonConfig)) *trainer.Client {
+	t.Helper()
 	path, err := filepath.Abs(filepath.Join("testdata", script))
 	if err != nil {
 		t.Fatal(err)
@@ -93,13 +99,14 @@ func newPython(t testing.TB, script, data string, args map[string]any, limits tr
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := trainer.NewPython(trainer.PythonConfig{
+	cfg := trainer.PythonConfig{
 		Script:   plugins.Pin{Path: path, SHA256: trainer.ScriptSHA256(src)},
-		Limits:   limits,
 		Setup:    trainer.Setup{Args: raw, DataDir: data},
-		Timeout:  timeout,
+		Timeout:  time.Minute,
 		StageDir: t.TempDir(), ShmDir: t.TempDir(), Logger: bustest.Logger(),
-	})
+	}
+	edit(&cfg)
+	c, err := trainer.NewPython(cfg)
 	if err != nil {
 		t.Fatalf("NewPython: %v", err)
 	}
