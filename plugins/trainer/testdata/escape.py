@@ -3,11 +3,13 @@
 # site's kit path), the host's environment and command line, the data
 # folder's other dataset and files of /etc; it connects over TCP and
 # sends a UDP datagram to the test's listeners on 127.0.0.1, sends one
-# over a unix socket by path, and signals the host. Each attempt is a
-# metric: 1 when it succeeded. It also reads its own dataset and writes
-# into its working folder, which it may (both 1).
+# over a unix socket by path, signals the host, and as root uses its
+# capabilities. Each attempt is a metric: 1 when it succeeded. It also
+# reads its own dataset and writes into its working folder, which it may
+# (both 1).
 import os
 import socket
+import stat
 
 import torch
 
@@ -69,10 +71,21 @@ def train(module, data, args):
     _try("unix_dgram", lambda: _unix_dgram(args["unix_dgram"]), out)
     _try("unix_stream", lambda: _unix_stream(args["unix_stream"]), out)
     _try("signal_host", lambda: os.kill(ppid, 0), out)
+    # As root: a capability left, a block device made in its working
+    # folder (the site's disk, to read raw).
+    _try("capabilities", _capabilities, out)
+    _try("mknod", lambda: os.mknod("disk", stat.S_IFBLK | 0o600, os.makedev(8, 0)), out)
     # What the sandbox allows: its own dataset, its working folder.
     _try("own_dataset", lambda: os.listdir(os.path.join(args["data_dir"], args["dataset"])), out)
     _try("work_write", lambda: _write("scratch"), out)
     return out
+
+
+def _capabilities():
+    with open("/proc/self/status") as f:
+        caps = [line.split()[1] for line in f if line.startswith("CapEff:")]
+    if int(caps[0], 16) == 0:
+        raise PermissionError("no effective capability")
 
 
 def _write(path):
