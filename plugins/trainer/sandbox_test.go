@@ -2,11 +2,13 @@ package trainer_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -265,4 +267,100 @@ func (r *recorder) has(level slog.Level, text string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.ContainsFunc(r.recs, func(rec slog.Record) bool { return rec.Level == level && strings.Contains(rec.Message, text) })
+}
+
+// filterProbe applies the sandbox's seccomp filter alone (no Landlock)
+// in a fresh python3, then makes each call and prints what it answered.
+const filterProbe = `
+import ctypes, errno, json, os, socket, sys
+sys.path.insert(0, sys.argv[1])
+import hearth_sandbox
+hearth_sandbox._seccomp()
+libc = ctypes.CDLL(None, use_errno=True)
+out = {}
+def probe(name, fn):
+    try:
+        fn()
+        out[name] = "ok"
+    except OSError as e:
+        out[name] = errno.errorcode.get(e.errno, str(e.errno))
+def raw(nr, *args):
+    if libc.syscall(nr, *args) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+nrs = hearth_sandbox._ARCH[os.uname().machine]
+probe("unix stream", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close())
+probe("unix seqpacket", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET).close())
+probe("unix socketpair", lambda: [s.close() for s in socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)])
+probe("unix dgram", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+probe("unix dgram socketpair", lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM))
+probe("unix raw", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_RAW))
+probe("tcp", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+probe("udp", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+probe("tcp6", lambda: socket.socket(socket.AF_INET6, socket.SOCK_STREAM))
+probe("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))
+probe("packet", lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0))
+probe("connect", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect("/nonexistent"))
+probe("io_uring_setup", lambda: raw(nrs["io_uring_setup"], 8, ctypes.create_string_buffer(120)))
+probe("ptrace", lambda: raw(nrs["ptrace"], 3, os.getppid(), 0, 0))
+probe("process_vm_readv", lambda: raw(nrs["process_vm_readv"], os.getppid(), 0, 0, 0, 0, 0))
+probe("x32 socket", lambda: raw(nrs["socket"] | 0x40000000, 2, 1, 0) if nrs["x32"] else (_ for _ in ()).throw(OSError(errno.EPERM, "")))
+probe("open", lambda: open("/dev/null").close())
+print(json.dumps(out))
+`
+
+// TestSandboxFilter: the seccomp filter refuses (EPERM) every socket but
+// AF_UNIX streams and seqpackets, connect, io_uring, ptrace and
+// process_vm_*, and x32's calls; it lets the rest through.
+func TestSandboxFilter(t *testing.T) {
+	requireTorch(t) // python3 itself
+	dir, _ := filepath.Abs("python")
+	out, err := exec.Command(trainer.DefaultInterpreter, "-I", "-c", filterProbe, dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("the probe: %v\n%s", err, out)
+	}
+	var got map[string]string
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("the probe said %s", out)
+	}
+	allowed := []string{"unix stream", "unix seqpacket", "unix socketpair", "open"}
+	for name, answer := range got {
+		want := "EPERM"
+		if slices.Contains(allowed, name) {
+			want = "ok"
+		}
+		if answer != want {
+			t.Errorf("%s under the filter: %s, want %s", name, answer, want)
+		}
+	}
+	if len(got) != 17 {
+		t.Errorf("%d probes answered, want 17: %v", len(got), got)
+	}
+}
+
+// TestPythonCloseRemovesFolders: the folders NewPython makes for the
+// sandbox to name (the working folder, the shared memory folder's base)
+// are gone after Close.
+func TestPythonCloseRemovesFolders(t *testing.T) {
+	shm := t.TempDir()
+	c, err := trainer.NewPython(pythonConfig(t, "mlp.py", t.TempDir(), map[string]any{"dataset": "optdigits"}, func(c *trainer.PythonConfig) { c.ShmDir = shm }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := c.WorkDir()
+	if st, err := os.Stat(work); err != nil || !st.IsDir() || st.Mode().Perm() != 0o700 {
+		t.Fatalf("the working folder %s: %v, %v", work, st, err)
+	}
+	if entries, _ := os.ReadDir(shm); len(entries) != 1 {
+		t.Fatalf("the shared memory folder holds %v, want one private folder", entries)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(work); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the working folder after Close: %v", err)
+	}
+	if entries, _ := os.ReadDir(shm); len(entries) != 0 {
+		t.Errorf("the shared memory folder holds %v after Close", entries)
+	}
 }
