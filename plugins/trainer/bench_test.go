@@ -51,3 +51,36 @@ func BenchmarkPythonRound(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPythonStart is a PyTorch trainer's start, with the sandbox
+// and without: the launcher's process started, torch imported, the
+// sandbox applied (or not), the job's script imported, the handshake
+// and Configure (which reads the site's train split), as Client.Start
+// runs it. NewPython and Close are outside the timer.
+//
+//	go test -run '^$' -bench PythonStart -benchtime 5x ./plugins/trainer
+func BenchmarkPythonStart(b *testing.B) {
+	requireTorch(b)
+	data := siteData(b)
+	for _, mode := range []trainer.SandboxMode{trainer.SandboxOn, trainer.SandboxOff} {
+		b.Run("sandbox="+mode.String(), func(b *testing.B) {
+			ctx := context.Background()
+			for range b.N {
+				b.StopTimer()
+				c, err := trainer.NewPython(pythonConfig(b, "mlp.py", data, map[string]any{"dataset": "optdigits"}, func(c *trainer.PythonConfig) { c.Sandbox = mode }))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				err = c.Start(ctx)
+				b.StopTimer()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := c.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -67,8 +67,9 @@ type ClientConfig struct {
 type Client struct {
 	proc    *plugins.Process
 	cfg     ClientConfig
-	shm     string // the private shared memory folder
-	ownWork bool   // the work folder is the client's own, removed by Close
+	shm     string   // the private shared memory folder
+	ownWork bool     // the work folder is the client's own, removed by Close
+	remove  []string // further folders Close removes (NewPython's)
 
 	mu      sync.Mutex // one call at a time; guards the fields below
 	layout  []model.TensorShape
@@ -109,13 +110,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := cfg.ShmDir
-	if dir == "" {
-		if st, err := os.Stat(DefaultShmDir); err == nil && st.IsDir() {
-			dir = DefaultShmDir
-		}
-	}
-	if c.shm, err = os.MkdirTemp(dir, "hearth-trainer-"); err != nil { // mode 0700
+	if c.shm, err = os.MkdirTemp(shmDirOf(cfg.ShmDir), "hearth-trainer-"); err != nil { // mode 0700
 		proc.Close()
 		return nil, fmt.Errorf("trainer: shared memory folder: %w", err)
 	}
@@ -131,6 +126,18 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
+// shmDirOf is where a shared memory folder is made for ShmDir dir: dir,
+// or when it is empty DefaultShmDir when it exists, else "" (the
+// system's temporary folder).
+func shmDirOf(dir string) string {
+	if dir == "" {
+		if st, err := os.Stat(DefaultShmDir); err == nil && st.IsDir() {
+			return DefaultShmDir
+		}
+	}
+	return dir
+}
+
 // configure hands a freshly started plugin its setup (the loader's Init).
 func (c *Client) configure(ctx context.Context, client any) error {
 	s := c.cfg.Setup
@@ -142,8 +149,9 @@ func (c *Client) configure(ctx context.Context, client any) error {
 }
 
 // Start starts and configures the plugin now, unless it runs already, to
-// bring a failure forward.
-func (c *Client) Start(ctx context.Context) error { return c.proc.Start(ctx) }
+// bring a failure forward. A PyTorch trainer that cannot confine itself
+// fails with ErrSandbox.
+func (c *Client) Start(ctx context.Context) error { return sandboxError(c.proc.Start(ctx)) }
 
 // WorkDir is the trainer's working folder.
 func (c *Client) WorkDir() string { return c.cfg.Setup.WorkDir }
@@ -294,7 +302,7 @@ func (c *Client) call(ctx context.Context, op string, fn func(context.Context, t
 	case status.Code(err) == codes.ResourceExhausted:
 		return fmt.Errorf("trainer %s: %w: %w", plugins.Clip(c.cfg.Pin.Path, 256), ErrMemoryLimit, err)
 	}
-	return fmt.Errorf("trainer %s: %w", plugins.Clip(c.cfg.Pin.Path, 256), err)
+	return fmt.Errorf("trainer %s: %w", plugins.Clip(c.cfg.Pin.Path, 256), sandboxError(err))
 }
 
 // refused is an answer outside the contract.
@@ -352,7 +360,7 @@ func (c *Client) dropRegions() error {
 }
 
 // Close kills the plugin, removes its staged copy, the shared memory and
-// the working folder when it is the client's own.
+// the working folder when it is the client's own (NewPython's too).
 func (c *Client) Close() error {
 	err := c.proc.Close()
 	c.mu.Lock()
@@ -360,6 +368,9 @@ func (c *Client) Close() error {
 	errs := []error{err, c.dropRegions(), os.RemoveAll(c.shm)}
 	if c.ownWork {
 		errs = append(errs, os.RemoveAll(c.cfg.Setup.WorkDir))
+	}
+	for _, d := range c.remove {
+		errs = append(errs, os.RemoveAll(d))
 	}
 	return errors.Join(errs...)
 }

@@ -22,7 +22,7 @@ import (
 // entry point and the generated protobuf and gRPC code (regenerate with
 // python/gen.sh).
 //
-//go:embed python/hearth_trainer.py python/launcher_main.py python/trainer_pb2.py python/trainer_pb2_grpc.py python/health_pb2.py python/health_pb2_grpc.py
+//go:embed python/hearth_trainer.py python/hearth_sandbox.py python/launcher_main.py python/trainer_pb2.py python/trainer_pb2_grpc.py python/health_pb2.py python/health_pb2_grpc.py
 var pythonFiles embed.FS
 
 // DefaultInterpreter is the site's Python when PythonConfig.Interpreter
@@ -115,6 +115,10 @@ type PythonConfig struct {
 	// PyTorch and the job's script included; zero means
 	// DefaultPythonStartTimeout.
 	StartTimeout time.Duration
+	// Sandbox is whether the trainer's process is confined; the zero
+	// value, SandboxOn, confines it and refuses to run the job where it
+	// cannot. It is part of the pinned launcher.
+	Sandbox SandboxMode
 	// Setup, Timeout, StageDir, ShmDir, MaxModelBytes and Logger are as
 	// in ClientConfig.
 	Setup         Setup
@@ -155,7 +159,49 @@ func NewPython(cfg PythonConfig) (*Client, error) {
 	if startTimeout == 0 {
 		startTimeout = DefaultPythonStartTimeout
 	}
-	launcher, err := buildLauncher(interp, limits, script)
+	// The folders the sandbox lets the script write are made now, so
+	// that the launcher names them: the working folder, unless the site
+	// gave one, and a private folder the Client makes its shared memory
+	// folder in.
+	shmBase, err := os.MkdirTemp(shmDirOf(cfg.ShmDir), "hearth-trainer-py-") // mode 0700
+	if err != nil {
+		return nil, fmt.Errorf("trainer: python: shared memory folder: %w", err)
+	}
+	setup, ownWork := cfg.Setup, false
+	if setup.WorkDir == "" {
+		if setup.WorkDir, err = os.MkdirTemp("", "hearth-trainer-work-"); err != nil {
+			os.RemoveAll(shmBase)
+			return nil, fmt.Errorf("trainer: python: working folder: %w", err)
+		}
+		ownWork = true
+	}
+	c, err := newPythonClient(cfg, interp, limits, script, startTimeout, setup, shmBase)
+	if err != nil {
+		os.RemoveAll(shmBase)
+		if ownWork {
+			os.RemoveAll(setup.WorkDir)
+		}
+		return nil, err
+	}
+	c.ownWork = ownWork
+	c.remove = append(c.remove, shmBase)
+	if cfg.Sandbox == SandboxOff && cfg.Logger != nil {
+		cfg.Logger.Warn("trainer sandbox off by the site's configuration: the job's script runs unconfined", "plugin", PluginName)
+	}
+	return c, nil
+}
+
+// newPythonClient builds the launcher (in a private folder, removed once
+// the loader staged its copy) and the Client that runs it.
+func newPythonClient(cfg PythonConfig, interp string, limits Limits, script []byte, startTimeout time.Duration, setup Setup, shmBase string) (*Client, error) {
+	if setup.Args == nil {
+		setup.Args = []byte("{}")
+	}
+	policy, err := pythonSandbox(cfg.Sandbox, interp, setup, setup.WorkDir, shmBase)
+	if err != nil {
+		return nil, fmt.Errorf("trainer: python: %w", err)
+	}
+	launcher, err := buildLauncher(interp, limits, policy, script)
 	if err != nil {
 		return nil, err
 	}
@@ -170,11 +216,11 @@ func NewPython(cfg PythonConfig) (*Client, error) {
 	}
 	return NewClient(ClientConfig{
 		Pin:           plugins.Pin{Path: path, SHA256: sha256.Sum256(launcher)},
-		Setup:         cfg.Setup,
+		Setup:         setup,
 		Timeout:       cfg.Timeout,
 		StartTimeout:  startTimeout,
 		StageDir:      cfg.StageDir,
-		ShmDir:        cfg.ShmDir,
+		ShmDir:        shmBase,
 		MaxModelBytes: cfg.MaxModelBytes,
 		Logger:        cfg.Logger,
 	})
@@ -235,7 +281,7 @@ func readPinned(pin plugins.Pin, limit int64) ([]byte, error) {
 var launchEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // buildLauncher is the launcher's bytes (see NewPython).
-func buildLauncher(interp string, l Limits, script []byte) ([]byte, error) {
+func buildLauncher(interp string, l Limits, sandbox sandboxPolicy, script []byte) ([]byte, error) {
 	limits, err := json.Marshal(map[string]int64{
 		"memory":      l.Memory,
 		"cpu_seconds": int64(l.CPUTime / time.Second),
@@ -245,16 +291,22 @@ func buildLauncher(interp string, l Limits, script []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	policy, err := json.Marshal(sandbox)
+	if err != nil {
+		return nil, err
+	}
 	files := []struct {
 		name string
 		body []byte
 	}{
-		{"hearth_launch.py", []byte("# The site's limits for this trainer (plugins/trainer, python.go).\nLIMITS = " + string(limits) + "\n")},
+		{"hearth_launch.py", []byte("# The site's limits and sandbox for this trainer (plugins/trainer, python.go, sandbox.go).\n" +
+			"LIMITS = " + string(limits) + "\nSANDBOX = " + pyJSON(policy) + "\n")},
 		{"job.py", script},
 	}
 	for _, f := range []struct{ name, src string }{
 		{"__main__.py", "launcher_main.py"},
 		{"hearth_trainer.py", "hearth_trainer.py"},
+		{"hearth_sandbox.py", "hearth_sandbox.py"},
 		{"trainer_pb2.py", "trainer_pb2.py"},
 		{"trainer_pb2_grpc.py", "trainer_pb2_grpc.py"},
 		{"health_pb2.py", "health_pb2.py"},
@@ -287,3 +339,8 @@ func buildLauncher(interp string, l Limits, script []byte) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// pyJSON is JSON text as a Python expression: json.loads of the text
+// quoted as a bytes literal, since JSON's true, false and null are not
+// Python's. Go's %q quoting is valid Python for the ASCII it writes.
+func pyJSON(b []byte) string { return fmt.Sprintf("__import__(\"json\").loads(%+q)", b) }

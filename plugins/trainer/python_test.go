@@ -81,25 +81,13 @@ func sitesData(t testing.TB, n int) []string {
 // whose data folder is data; it is closed when the test ends.
 func newPython(t testing.TB, script, data string, args map[string]any, limits trainer.Limits, timeout time.Duration) *trainer.Client {
 	t.Helper()
-	path, err := filepath.Abs(filepath.Join("testdata", script))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := json.Marshal(args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := trainer.NewPython(trainer.PythonConfig{
-		Script:   plugins.Pin{Path: path, SHA256: trainer.ScriptSHA256(src)},
-		Limits:   limits,
-		Setup:    trainer.Setup{Args: raw, DataDir: data},
-		Timeout:  timeout,
-		StageDir: t.TempDir(), ShmDir: t.TempDir(), Logger: bustest.Logger(),
-	})
+	return newPythonWith(t, script, data, args, func(c *trainer.PythonConfig) { c.Limits, c.Timeout = limits, timeout })
+}
+
+// newPythonWith is newPython with the configuration as edit leaves it.
+func newPythonWith(t testing.TB, script, data string, args map[string]any, edit func(*trainer.PythonConfig)) *trainer.Client {
+	t.Helper()
+	c, err := trainer.NewPython(pythonConfig(t, script, data, args, edit))
 	if err != nil {
 		t.Fatalf("NewPython: %v", err)
 	}
@@ -149,6 +137,32 @@ func TestPythonMLPOptdigits(t *testing.T) {
 	if after.Accuracy < 0.9 || after.Samples != 1797 || res.Metrics["batches"] < 1 {
 		t.Errorf("after 5 rounds: %+v, last round %+v; want an accuracy of at least 0.9 on the 1797 test samples", after, res)
 	}
+}
+
+// pythonConfig is the configuration of testdata/<script> as a job's
+// PyTorch trainer at a site whose data folder is data, as edit leaves it.
+func pythonConfig(t testing.TB, script, data string, args map[string]any, edit func(*trainer.PythonConfig)) trainer.PythonConfig {
+	t.Helper()
+	path, err := filepath.Abs(filepath.Join("testdata", script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := trainer.PythonConfig{
+		Script:   plugins.Pin{Path: path, SHA256: trainer.ScriptSHA256(src)},
+		Setup:    trainer.Setup{Args: raw, DataDir: data},
+		Timeout:  time.Minute,
+		StageDir: t.TempDir(), ShmDir: t.TempDir(), Logger: bustest.Logger(),
+	}
+	edit(&cfg)
+	return cfg
 }
 
 // tensors is a model of layout without values.

@@ -76,9 +76,62 @@
 // The script sees none of the host's environment (SkipHostEnv: only
 // go-plugin's handshake variables, and LC_CTYPE that Python sets itself)
 // and runs in its own working folder (Setup.WorkDir, 0700, empty at
-// first). It runs as the site's user, with no filesystem sandbox: the
-// harness reads data only from the site's data folder, but the script can
-// open whatever that user can. A site that needs more confines the user.
+// first).
+//
+// # The sandbox
+//
+// On Linux (x86_64, aarch64) the launcher confines its own process before
+// it imports the job's script (python/hearth_sandbox.py; sandbox.go holds
+// the policy, which is part of the pinned launcher like the limits).
+// torch, grpc and the TLS certificate come first, the site's own
+// packages, while the process has one thread; then no_new_privs, every
+// capability dropped (a site running as root keeps uid 0 but cannot load
+// modules, mknod, use raw I/O or override file modes), and a Landlock
+// domain that handles every filesystem right of the kernel's ABI (down to
+// ABI 1, rights the kernel lacks left out) and allows only: read and
+// execute beneath /usr, /lib and /lib64; read of /etc/ld.so.cache (and of
+// nothing else under /etc), /dev/urandom, /proc/self (the process's own
+// folder) and /sys/devices/system/cpu; read and write of /dev/null; read
+// of the launcher file and of the job's dataset folder
+// <DataDir>/<args.dataset> (not the data folder: other datasets stay
+// out); read, write, create and remove beneath the working folder and the
+// shared memory folder (NewPython makes both, so that the launcher names
+// them; no executing there, no device, socket or fifo files). TCP connect
+// is forbidden (ABI 4), signals and abstract unix sockets are scoped to
+// the sandbox (ABI 6: the host cannot be signalled). gRPC's server is
+// made and its listener bound inside that domain; then a second layer
+// forbids TCP bind (ABI 4), and a seccomp filter goes on every thread:
+// socket() and socketpair() only for AF_UNIX streams and seqpackets (no
+// UDP, raw or netlink sockets, no unix datagrams), no connect(), no
+// io_uring_setup, ptrace or process_vm_readv/writev. Only then is the
+// script imported, and the server's threads started.
+//
+// So a script that looks for the site's key or environment finds
+// nothing: /proc/<host>/environ and cmdline, the kit, other datasets,
+// /etc/shadow and /etc/passwd are unreadable (EACCES), the network is
+// gone (EPERM: no TCP or UDP, no unix socket by path, which Landlock up
+// to ABI 7 does not check and seccomp closes with connect() and unix
+// datagrams), and the host cannot be signalled. What stays open: its
+// own /proc/self (its environment is go-plugin's handshake variables,
+// the host's certificate among them, which is public); the accepted
+// connection to the host, which is the protocol; reading the system
+// folders (every installed program and library, not /etc); CPU and
+// memory within the limits; on a kernel with ABI < 4 TCP is closed by
+// seccomp alone, and with ABI < 6 the host can be signalled (the same
+// uid). gRPC's core threads are born inside the first Landlock layer,
+// not the second: they may bind TCP, but hold no socket that could (the
+// seccomp filter is on them too). A process the script starts inherits
+// all of it; the script cannot undo any of it.
+//
+// Where the sandbox cannot be applied (a kernel without Landlock:
+// ENOSYS, EOPNOTSUPP; any failure of a step) the launcher runs nothing of
+// the job's: it writes the reason on stderr and, in place of the
+// handshake, a line the host reports, and exits; the Client's error wraps
+// ErrSandbox and names the reason. A site may set PythonConfig.Sandbox to
+// SandboxOff for such a kernel: the script then runs as the site's user,
+// able to open whatever that user can and to use the network, and both
+// the host (when it builds the trainer) and the launcher (at every
+// start) log a warning saying so.
 package trainer
 
 import (

@@ -26,8 +26,12 @@ local). The harness reads args["dataset"] (a plain name) and trains on
 <data_dir>/<dataset>/train.bin, evaluates on val.bin or, asked for the
 test split, test.bin: the harness reads data from the data folder only.
 The script runs in its working folder (its current directory), under the
-limits the launcher set (plugins/trainer, python.go), and what it prints
-goes to the site's log, never to the handshake.
+limits the launcher set (plugins/trainer, python.go) and, unless the site
+turned it off, inside the sandbox (hearth_sandbox.py: it reads only the
+system folders, its dataset folder and its working and shared memory
+folders, writes only the last two, and has no network but the host's
+connection); what it prints goes to the site's log, never to the
+handshake.
 
 Generated code beside this file: trainer_pb2*.py, health_pb2*.py;
 regenerate with gen.sh (Debian's protoc and python3-grpc-tools).
@@ -76,6 +80,10 @@ SCRIPT_SECONDS = "hearth.script_seconds"
 EXIT_MEMORY = 3
 # Exit status after the CPU time limit's warning (SIGXCPU).
 EXIT_CPU = 4
+# Exit status when the sandbox could not be applied (after the refusal
+# line, and a wait for the host to end the process).
+EXIT_SANDBOX = 5
+SANDBOX_REFUSAL_WAIT = 10.0
 
 
 class Data:
@@ -427,10 +435,9 @@ def _server_certificate():
     return cert.public_bytes(serialization.Encoding.PEM), key_pem, cert.public_bytes(serialization.Encoding.DER)
 
 
-def serve(job, limits, handshake):
-    """Serves the Trainer service over job (the script's module) until the
-    host ends the process. Run without the host's handshake, it says so
-    and exits with status 1."""
+def _check_host():
+    """Refuses to go on without the host's handshake variables: run by
+    hand, the launcher says what it is and exits with status 1."""
     if os.environ.get(MAGIC_KEY) != MAGIC_VALUE:
         sys.stderr.write("This is a Hearth trainer plugin: a Hearth site runs it, it is not run by hand.\n")
         sys.exit(1)
@@ -442,29 +449,36 @@ def serve(job, limits, handshake):
     if not client_cert:
         sys.stderr.write("no PLUGIN_CLIENT_CERT: the host must use AutoMTLS\n")
         sys.exit(1)
-    cert_pem, key_pem, cert_der = _server_certificate()
-    creds = grpc.ssl_server_credentials([(key_pem, cert_pem)], root_certificates=client_cert, require_client_auth=True)
-    opts = [("grpc.max_receive_message_length", 4 << 20), ("grpc.max_send_message_length", 4 << 20)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=opts)
-    trainer_pb2_grpc.add_TrainerServicer_to_server(Trainer(job, limits), server)
-    health_pb2_grpc.add_HealthServicer_to_server(Health(), server)
-    port = server.add_secure_port("127.0.0.1:0", creds)
-    if port == 0:
-        sys.stderr.write("could not listen on loopback\n")
-        sys.exit(1)
-    server.start()
-    cert = base64.b64encode(cert_der).decode().rstrip("=")
-    handshake.write("%d|%d|tcp|127.0.0.1:%d|grpc|%s\n" % (CORE_PROTOCOL_VERSION, PROTOCOL_VERSION, port, cert))
+    return client_cert
+
+
+def _refuse_unconfined(handshake, reason):
+    """Fails closed: the reason on stderr and, in place of the handshake,
+    one line that the host reports as its failed start (plugins/trainer,
+    sandbox.go: sandboxRefusal); then waits for the host to end the
+    process, so that the line is read before the process is seen gone,
+    and exits with EXIT_SANDBOX. The job's script is never imported."""
+    line = "hearth-trainer: sandbox: " + " ".join(str(reason).replace("|", "/").split())
+    sys.stderr.write(line + " (the job's script is not run)\n")
+    sys.stderr.flush()
+    handshake.write(line + "\n")
     handshake.flush()
-    server.wait_for_termination()
+    time.sleep(SANDBOX_REFUSAL_WAIT)
+    os._exit(EXIT_SANDBOX)
 
 
-def main(limits):
-    """The launcher's entry (__main__.py, after it set the limits): the
-    job's script is imported as module "job" and served. The handshake
-    line goes to the original standard output; whatever the script
-    prints goes to standard error, so that it cannot pass for a
-    handshake."""
+def main(limits, sandbox):
+    """The launcher's entry (__main__.py, after it set the limits).
+
+    The order is the sandbox's (hearth_sandbox.py): torch, grpc and the
+    TLS certificate first, while the process has one thread (gRPC's core
+    starts threads once it makes credentials or a server); the first
+    step of the sandbox; the gRPC server made and its listener bound; the
+    second step; only then is the job's script imported, as module
+    "job", and served. With the sandbox off by the site's configuration
+    it logs a warning and skips both steps. The handshake line goes to
+    the original standard output; whatever the script prints goes to
+    standard error, so that it cannot pass for a handshake."""
     import importlib
     import signal
 
@@ -478,12 +492,57 @@ def main(limits):
         os._exit(EXIT_CPU)
 
     signal.signal(signal.SIGXCPU, cpu_limit)
+    client_cert = _check_host()
     import torch
 
     torch.set_num_threads(max(1, int(limits.get("threads", 1))))
+    cert_pem, key_pem, cert_der = _server_certificate()
+
+    confined = bool(sandbox.get("on"))
+    if confined:
+        import hearth_sandbox
+
+        began = time.perf_counter()
+        try:
+            what = hearth_sandbox.begin(sandbox.get("rules", []), os.path.abspath(sys.argv[0]))
+        except hearth_sandbox.SandboxError as e:
+            _refuse_unconfined(handshake, e)
+        took = time.perf_counter() - began
+    else:
+        sys.stderr.write("hearth-trainer: WARNING: the sandbox is off by the site's configuration: "
+                         "the job's script can read what the site's user can, and use the network\n")
+
+    # gRPC's core starts its threads here (the credentials first), inside
+    # the sandbox's first step.
+    creds = grpc.ssl_server_credentials([(key_pem, cert_pem)], root_certificates=client_cert, require_client_auth=True)
+    trainer = Trainer(None, limits)
+    opts = [("grpc.max_receive_message_length", 4 << 20), ("grpc.max_send_message_length", 4 << 20)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=opts)
+    trainer_pb2_grpc.add_TrainerServicer_to_server(trainer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(Health(), server)
+    port = server.add_secure_port("127.0.0.1:0", creds)
+    if port == 0:
+        sys.stderr.write("could not listen on loopback\n")
+        sys.exit(1)
+    if confined:
+        began = time.perf_counter()
+        try:
+            hearth_sandbox.finish()
+        except hearth_sandbox.SandboxError as e:
+            _refuse_unconfined(handshake, e)
+        took += time.perf_counter() - began
+        sys.stderr.write("hearth-trainer: sandbox: %s; seccomp filter on every thread (%.1f ms)\n" % (what, 1000 * took))
+
     job = importlib.import_module("job")
     for fn in ("build", "train"):
         if not callable(getattr(job, fn, None)):
             sys.stderr.write("the job's script defines no %s()\n" % fn)
             sys.exit(1)
-    serve(job, limits, handshake)
+    trainer.job = job
+    # The server's threads start here, inside the sandbox; the host calls
+    # only once it has read the handshake.
+    server.start()
+    cert = base64.b64encode(cert_der).decode().rstrip("=")
+    handshake.write("%d|%d|tcp|127.0.0.1:%d|grpc|%s\n" % (CORE_PROTOCOL_VERSION, PROTOCOL_VERSION, port, cert))
+    handshake.flush()
+    server.wait_for_termination()

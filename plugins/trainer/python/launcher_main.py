@@ -1,7 +1,8 @@
 """The launcher's entry point (__main__.py of the zip that plugins/trainer
 builds for a job): it sets the process's limits, before any code of the
-job's runs, then starts the harness. hearth_launch.py, written by the
-site into the same zip, holds LIMITS."""
+job's runs, then starts the harness, which confines the process before it
+imports the job's script. hearth_launch.py, written by the site into the
+same zip, holds LIMITS and SANDBOX."""
 import resource
 
 import hearth_launch
@@ -20,4 +21,4 @@ if _L.get("open_files"):
 
 import hearth_trainer  # noqa: E402 (after the limits, on purpose)
 
-hearth_trainer.main(_L)
+hearth_trainer.main(_L, hearth_launch.SANDBOX)
