@@ -1,7 +1,15 @@
 package participant
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/hearthfl/hearth/actors/auditor"
+	"github.com/hearthfl/hearth/bus/bridge"
 
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/bus/pki"
@@ -62,5 +70,94 @@ func (p *Participant) checkResources(m *job.Manifest, jobID string) error {
 	if d := p.cfg.Resources.Admit(*r, inUse); !d.Allowed {
 		return errors.New(d.Reason)
 	}
+	return nil
+}
+
+// JobChecker is one of the site's checker plugins (plugins/checker's
+// Client, pinned by hash in local/components.json): it sees a job's whole
+// configuration before anything of it is built at the site, and may
+// refuse it with a reason (FLARE's BEFORE_BUILD_COMPONENT check and its
+// UnsafeComponentError). An error (the plugin crashed, hung, or answered
+// outside its contract) refuses the job too: a check that did not happen
+// passes nothing.
+type JobChecker struct {
+	Name  string
+	Check func(ctx context.Context, j CheckedJob) (allowed bool, reason string, err error)
+}
+
+// CheckedJob is what a checker sees of a job: the signed manifest's exact
+// bytes, its code, who submitted it (with the role this site's
+// authentication gave them) and what the site parsed of it.
+type CheckedJob struct {
+	JobID                                  string
+	Submitter, SubmitterOrg, SubmitterRole string
+	Workflow, Trainer                      string
+	Manifest                               []byte
+	Code                                   []*hearthv1.JobFile
+}
+
+// checkTimeout bounds all of a job's checkers together, as the
+// participant waits for them; each plugin's own deadline is shorter.
+const checkTimeout = time.Minute
+
+// checked is the checkers' verdict, back on the actor: "" passed, else
+// the refusal.
+type checked struct{ refusal string }
+
+// runCheckers runs the site's checkers on a job, off the actor, in order
+// until one refuses; then it audits the verdict and refuses the job, or
+// goes on with then. It answers the server itself (a pre-flight's answer
+// signed) and returns nil.
+func (p *Participant) runCheckers(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verified, who pki.Identity, from bridge.Origin, received string, dry bool, then func() any) any {
+	cj := CheckedJob{JobID: m.JobId, Submitter: v.Submitter.Name, SubmitterOrg: v.Submitter.Org, SubmitterRole: string(who.Role),
+		Workflow: v.Manifest.Workflow, Trainer: v.Manifest.Trainer.Kind, Manifest: m.Job.GetManifest(), Code: m.Job.GetCode()}
+	checkers := p.cfg.Checkers
+	reply, system := ctx.Sender(), ctx.ActorSystem()
+	future := actor.NewFuture(system, checkTimeout+5*time.Second)
+	go func() {
+		cctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+		defer cancel()
+		verdict := ""
+		for _, c := range checkers {
+			allowed, reason, err := c.Check(cctx, cj)
+			if err != nil {
+				verdict = fmt.Sprintf("checker %s: no verdict, so refused: %v", c.Name, err)
+				break
+			}
+			if !allowed {
+				verdict = fmt.Sprintf("checker %s: %s", c.Name, reason)
+				break
+			}
+		}
+		system.Root.Send(future.PID(), &checked{refusal: verdict})
+	}()
+	ctx.ReenterAfter(future, func(res any, err error) {
+		c, _ := res.(*checked)
+		var out any
+		switch {
+		case err != nil:
+			out = p.refuseJob(m.JobId, from, received, fmt.Sprintf("checkers: no verdict within %v, so refused", checkTimeout), dry)
+		case c == nil:
+			out = p.refuseJob(m.JobId, from, received, fmt.Sprintf("checkers answered %T, so refused", res), dry)
+		case c.refusal != "":
+			out = p.refuseJob(m.JobId, from, received, c.refusal, dry)
+		default:
+			names := ""
+			for i, c := range checkers {
+				if i > 0 {
+					names += ","
+				}
+				names += c.Name
+			}
+			p.audit(auditor.Event{Action: joinAction(dry, "checked"), JobID: m.JobId, PeerEvent: received, Detail: map[string]string{"checkers": names}})
+			if out = then(); out == nil { // answered once the job's own trainer started (jobcode.go)
+				return
+			}
+		}
+		if dry {
+			out = p.signPreflight(out, m.Job)
+		}
+		ctx.Send(reply, out)
+	})
 	return nil
 }

@@ -122,6 +122,10 @@ type Config struct {
 	// it joins the jobs that place their aggregator on it, and answers the
 	// sites' attestation requests with evidence Evidence makes.
 	Evidence Evidence
+	// Checkers are the site's checker plugins (local/components.json's
+	// checkers), run in order on every job that passed the site's policy
+	// and allow-list, before anything of it is built here (admission.go).
+	Checkers []JobChecker
 	// StartCode runs a job's own trainer (a PyTorch script) under the
 	// site's limits (jobcode.go). Nil: the site refuses jobs that bring
 	// code.
@@ -460,7 +464,6 @@ func (p *Participant) refuseJob(jobID string, from bridge.Origin, received, reas
 // authenticates), and joins it.
 func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verified, from bridge.Origin, received string, who pki.Identity, dry bool) any {
 	refuse := func(reason string) any { return p.refuseJob(m.JobId, from, received, reason, dry) }
-	now := p.cfg.Now()
 	if allowed, reason := p.cfg.Policy.Allow("submit_job", who, nil); !allowed {
 		return refuse("site policy: " + reason)
 	}
@@ -472,6 +475,21 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 	}
 	if v.Manifest.Attested() && p.cfg.Attestation == nil {
 		return refuse("attestation: this site has no attestation policy (local/attestation.json), so it accepts no aggregation host")
+	}
+	if len(p.cfg.Checkers) > 0 { // the site's checker plugins see the whole job first, off the actor
+		return p.runCheckers(ctx, m, v, who, from, received, dry, func() any { return p.admitChecked(ctx, m, v, from, received, who, dry) })
+	}
+	return p.admitChecked(ctx, m, v, from, received, who, dry)
+}
+
+// admitChecked admits a job that passed the site's policy and components
+// checks: its data loaded, its privacy scope set up, joined (or, dry, said
+// it would be).
+func (p *Participant) admitChecked(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verified, from bridge.Origin, received string, who pki.Identity, dry bool) any {
+	refuse := func(reason string) any { return p.refuseJob(m.JobId, from, received, reason, dry) }
+	now := p.cfg.Now()
+	if err := p.checkResources(v.Manifest, m.JobId); err != nil { // again: another job may have taken them while checkers ran
+		return refuse(err.Error())
 	}
 	var err error
 	j := &joined{id: m.JobId, manifest: v.Manifest, spec: v.Manifest.Trainer.Spec(), nonce: v.Nonce, hosts: map[string]*attestedHost{}}

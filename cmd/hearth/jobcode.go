@@ -28,6 +28,10 @@ func codeRunner(allowed *components.AllowList, state string, log *slog.Logger) p
 	if l != nil {
 		limits = trainer.Limits{Memory: l.MemoryMiB << 20, CPUTime: time.Duration(l.CPUSeconds) * time.Second, OpenFiles: l.OpenFiles, Threads: l.Threads}
 	}
+	sandbox := trainer.SandboxOn
+	if !l.Sandboxed() { // the site's explicit choice, labelled in its log and in policy lint
+		sandbox = trainer.SandboxOff
+	}
 	timeout := l.Timeout()
 	stage := filepath.Join(state, "job-code")
 	return func(ctx context.Context, c participant.JobCode) (participant.CodeTrainer, error) {
@@ -49,6 +53,7 @@ func codeRunner(allowed *components.AllowList, state string, log *slog.Logger) p
 		client, err := trainer.NewPython(trainer.PythonConfig{
 			Script:   plugins.Pin{Path: path, SHA256: c.SHA256},
 			Limits:   limits,
+			Sandbox:  sandbox,
 			Setup:    trainer.Setup{Args: c.Args, DataDir: c.DataDir},
 			Timeout:  timeout,
 			StageDir: dir,
