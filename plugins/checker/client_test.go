@@ -178,6 +178,26 @@ func TestClientRefusesBeforeAsking(t *testing.T) {
 	}
 }
 
+// TestImportsPlugin: the imports checker's real binary refuses a job
+// importing what the site denies, naming the module and line, and
+// allows a clean one; a configuration it cannot parse fails its start.
+func TestImportsPlugin(t *testing.T) {
+	c := newClient(t, importsBin, importsBinSum, map[string]any{"deny": []string{"socket", "subprocess"}, "deny_calls": []string{"__import__", "eval"}}, 10*time.Second)
+	d, err := c.Check(t.Context(), sampleJob())
+	if err != nil || d.Allowed || d.Reason != "train.py line 2: imports socket, which this site's policy denies (socket)" {
+		t.Fatalf("Check = %+v, %v; want socket refused", d, err)
+	}
+	j := sampleJob()
+	j.Code[0].Data = []byte("import torch\ns = 'import socket'  # import subprocess\n")
+	if d, err := c.Check(t.Context(), j); err != nil || !d.Allowed {
+		t.Fatalf("Check = %+v, %v; want allowed", d, err)
+	}
+	bad := newClient(t, importsBin, importsBinSum, map[string]any{"allow": []string{"torch"}, "deny": []string{}}, 10*time.Second)
+	if err := bad.Start(t.Context()); err == nil || !strings.Contains(err.Error(), `exactly one of "allow" and "deny"`) {
+		t.Fatalf("Start with a bad configuration: %v", err)
+	}
+}
+
 // TestLocal: a checker in process under the same checks.
 func TestLocal(t *testing.T) {
 	l, err := checker.NewLocal(t.Context(), "test", &testchecker.Checker{}, []byte(`{"allowed": false}`))

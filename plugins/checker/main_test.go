@@ -12,16 +12,19 @@ import (
 	"github.com/hearthfl/hearth/plugins/internal/plugintest"
 )
 
-// testChecker is the test checker's main package.
-const testChecker = "github.com/hearthfl/hearth/plugins/checker/internal/testchecker/cmd/hearth-checker-test"
+// The main packages the tests build.
+const (
+	testChecker    = "github.com/hearthfl/hearth/plugins/checker/internal/testchecker/cmd/hearth-checker-test"
+	importsChecker = "github.com/hearthfl/hearth/cmd/hearth-checker-imports"
+)
 
-// The binaries, built once by TestMain: the test checker, and the same
+// The binaries, built once by TestMain: the test checker, the same
 // linked to append a line to marker when it starts (its absence proves a
-// binary never ran).
+// binary never ran), and the imports checker.
 var (
-	bin, marked       string
-	binSum, markedSum [32]byte
-	marker            string
+	bin, marked, importsBin          string
+	binSum, markedSum, importsBinSum [32]byte
+	marker                           string
 )
 
 func TestMain(m *testing.M) {
@@ -29,12 +32,14 @@ func TestMain(m *testing.M) {
 		bin = filepath.Join(dir, "hearth-checker-test")
 		marked = filepath.Join(dir, "hearth-checker-test-marked")
 		marker = filepath.Join(dir, "started")
+		importsBin = filepath.Join(dir, "hearth-checker-imports")
 		builds := []struct {
 			pkg, out, ldflags string
 			sum               *[32]byte
 		}{
 			{testChecker, bin, "", &binSum},
 			{testChecker, marked, "-X main.startMarker=" + marker, &markedSum},
+			{importsChecker, importsBin, "", &importsBinSum},
 		}
 		for _, b := range builds {
 			if err := plugintest.BuildMain(b.pkg, b.out, b.ldflags); err != nil {
