@@ -8,4 +8,4 @@
 // committed code is current.
 package schemas
 
-//go:generate sh -c "protoc --plugin=protoc-gen-go=./gen-protoc-gen-go.sh --plugin=protoc-gen-go-grpc=./gen-protoc-gen-go-grpc.sh --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative hearth/v1/*.proto hearth/plugin/authn/v1/*.proto hearth/plugin/filter/v1/*.proto hearth/plugin/trainer/v1/*.proto"
+//go:generate sh -c "protoc --plugin=protoc-gen-go=./gen-protoc-gen-go.sh --plugin=protoc-gen-go-grpc=./gen-protoc-gen-go-grpc.sh --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative hearth/v1/*.proto hearth/plugin/authn/v1/*.proto hearth/plugin/filter/v1/*.proto hearth/plugin/trainer/v1/*.proto hearth/plugin/checker/v1/*.proto"
