@@ -54,12 +54,26 @@ evaluation: {validation: true, test: true}
 // TestJobCodeIsCheckedEverywhere: a job bringing its own code needs the
 // byoc right at the server and again at each site (each by its own
 // authorization.json), must carry exactly the code its signed manifest
-// pins, and passes only a site whose components.json allows its trainer;
+// pins, and passes only a site whose components.json allows its trainer
+// and whose checker plugins (the real imports checker) let it in;
 // every refusal names its reason, and pre-flight shows each site's.
 func TestJobCodeIsCheckedEverywhere(t *testing.T) {
 	const lead = "lead@hearth.local"
 	noByoc := strings.Replace(readDefault(t, "authorization.json"), `"project_admin": "any"`, `"project_admin": {"submit_job": "any", "view": "any", "byoc": "none"}`, 1)
-	lp := startLearningWith(t, projectSpec{provisioned: 3, running: 3,
+	checkerBin := filepath.Join(t.TempDir(), "hearth-checker-imports")
+	if out, err := exec.Command("go", "build", "-o", checkerBin, "../cmd/hearth-checker-imports").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	bin, err := os.ReadFile(checkerBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binSum := sha256.Sum256(bin)
+	withChecker := func(pin, config string) string {
+		return `{"trainers": ["pytorch"], "workflows": ["fedavg"], "filters": [], "scripts": ["any"],
+		  "checkers": [{"name": "imports", "path": "` + checkerBin + `", "sha256": "` + pin + `", "config": ` + config + `}]}`
+	}
+	lp := startLearningWith(t, projectSpec{provisioned: 5, running: 5,
 		admins: []provision.AdminSpec{{Name: lead, Org: "hearth", Role: pki.RoleLead}},
 		local: func(name string) map[string]string {
 			switch name {
@@ -69,6 +83,10 @@ func TestJobCodeIsCheckedEverywhere(t *testing.T) {
 				return map[string]string{"authorization.json": noByoc}
 			case "site-3": // site-3: no job's own trainer
 				return map[string]string{"components.json": `{"trainers": ["logreg", "mlp"], "workflows": ["fedavg", "swarm"], "filters": [], "scripts": []}`}
+			case "site-4": // site-4: a checker whose policy lets scripts import math only
+				return map[string]string{"components.json": withChecker(hex.EncodeToString(binSum[:]), `{"allow": ["math"]}`)}
+			case "site-5": // site-5: a checker whose binary is not the one pinned
+				return map[string]string{"components.json": withChecker(strings.Repeat("ab", 32), `{"allow": ["torch"]}`)}
 			}
 			return nil
 		}})
@@ -82,7 +100,8 @@ func TestJobCodeIsCheckedEverywhere(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
-	for site, want := range map[string]string{"site-1": "", "site-2": "byoc", "site-3": `trainer "pytorch" is not in this site's allow-list`} {
+	for site, want := range map[string]string{"site-1": "", "site-2": "byoc", "site-3": `trainer "pytorch" is not in this site's allow-list`,
+		"site-4": "checker imports: train.py line 1: imports torch", "site-5": "checker imports: no verdict, so refused"} {
 		row := ""
 		for _, l := range strings.Split(out, "\n") {
 			if strings.HasPrefix(l, site) {
@@ -98,6 +117,16 @@ func TestJobCodeIsCheckedEverywhere(t *testing.T) {
 		if !strings.Contains(row, "refuse") || !strings.Contains(row, want) {
 			t.Fatalf("%s's pre-flight row %q, want a refusal for %q\n%s", site, row, want, out)
 		}
+	}
+	for _, site := range []string{"site-4", "site-5"} { // each refusal is in the site's own audit log too
+		if got := auditOf(t, lp.project, site, func(r auditor.Record) bool {
+			return r.Action == "preflight.refused" && strings.Contains(r.Detail["reason"], "checker imports")
+		}); len(got) != 1 {
+			t.Errorf("%s audited %d checker refusals, want 1", site, len(got))
+		}
+	}
+	if got := auditOf(t, lp.project, "site-5", func(r auditor.Record) bool { return r.Action == "components.checker.refused" }); len(got) != 1 {
+		t.Errorf("site-5 audited %d checkers that did not start, want 1", len(got))
 	}
 	// The console refuses code its manifest does not pin, and says the pin.
 	if out, err := lp.adminCLI(t, lp.Admin, "submit", byocJob(t, strings.Repeat("ab", 32))); err == nil || !strings.Contains(out, "has SHA-256") {

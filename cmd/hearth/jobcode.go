@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/participant"
 	"github.com/hearthfl/hearth/plugins"
+	"github.com/hearthfl/hearth/plugins/checker"
 	"github.com/hearthfl/hearth/plugins/trainer"
 	"github.com/hearthfl/hearth/policies/components"
 )
@@ -85,4 +88,57 @@ func (s *stagedTrainer) Close() error {
 		err = rerr
 	}
 	return err
+}
+
+// checkTimeout bounds each call of a site's checker plugin.
+const checkTimeout = 10 * time.Second
+
+// siteCheckers starts the checker plugins the site's components.json
+// pins, in its state folder. A checker that does not start (its hash
+// differs from its pin, say) does not stop the site: it is audited, and
+// every job is refused with why, since a check that cannot run passes
+// nothing. The returned function stops them.
+func siteCheckers(ctx context.Context, allowed *components.AllowList, self, state string, audit func(reason string), log *slog.Logger) ([]participant.JobChecker, func()) {
+	if allowed == nil || len(allowed.Checkers) == 0 {
+		return nil, func() {}
+	}
+	var out []participant.JobChecker
+	var clients []*checker.Client
+	for _, c := range allowed.Checkers {
+		sum, err := hex.DecodeString(c.SHA256) // checked when components.json was parsed
+		var client *checker.Client
+		if err == nil {
+			client, err = checker.NewClient(checker.ClientConfig{Pin: plugins.Pin{Path: c.Path, SHA256: [32]byte(sum)}, Config: c.Config,
+				Timeout: checkTimeout, StageDir: state, Logger: log.With("checker", c.Name)})
+		}
+		if err == nil {
+			if err = client.Start(ctx); err != nil {
+				client.Close()
+			}
+		}
+		if err != nil {
+			reason := fmt.Sprintf("checker %s did not start: %v", c.Name, err)
+			audit(reason)
+			log.Error("checker refused", "checker", c.Name, "err", err)
+			out = append(out, participant.JobChecker{Name: c.Name, Check: func(context.Context, participant.CheckedJob) (bool, string, error) {
+				return false, "", errors.New("it did not start at this site: " + err.Error())
+			}})
+			continue
+		}
+		clients = append(clients, client)
+		out = append(out, participant.JobChecker{Name: c.Name, Check: func(ctx context.Context, j participant.CheckedJob) (bool, string, error) {
+			job := checker.Job{Site: self, JobID: j.JobID, Submitter: j.Submitter, SubmitterOrg: j.SubmitterOrg, SubmitterRole: j.SubmitterRole,
+				Workflow: j.Workflow, Trainer: j.Trainer, Manifest: j.Manifest}
+			for _, f := range j.Code {
+				job.Code = append(job.Code, checker.File{Name: f.GetName(), Data: f.GetData()})
+			}
+			d, err := client.Check(ctx, job)
+			return d.Allowed, d.Reason, err
+		}})
+	}
+	return out, func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}
 }

@@ -143,8 +143,8 @@ func limits(l *kit.Limits) coordinator.Limits {
 
 // startParticipant runs the site's learning participant and routes the
 // server's job messages to it, with the site's own filters (the plugin
-// binaries its privacy.json pins) started; the returned function stops
-// them. A plugin that is refused (its hash differs from its pin) does not
+// binaries its privacy.json pins) and checkers (those its
+// components.json pins) started; the returned function stops them. A plugin that is refused (its hash differs from its pin) does not
 // stop the site: it starts, audits why, and refuses every job in that
 // plugin's scope.
 func startParticipant(ctx context.Context, n *node.Node, audit *auditor.Log, policy authz.Site, gate *credential.Gate, offer resources.Offer) (*actor.PID, func(), error) {
@@ -167,17 +167,28 @@ func startParticipant(ctx context.Context, n *node.Node, audit *auditor.Log, pol
 			n.Log().Error("audit append failed", "err", aerr)
 		}
 	}
-	pid, err := spawnParticipant(n, audit, policy, gate, offer, scopes, own, state)
+	allowed, err := siteComponents(n.Kit)
 	if err != nil {
 		own.Close()
 		return nil, nil, err
 	}
-	return pid, func() { own.Close() }, nil
+	checkers, stopCheckers := siteCheckers(ctx, allowed, n.Identity.Name, state, func(reason string) {
+		if _, aerr := audit.Append(auditor.Event{Action: "components.checker.refused", Detail: map[string]string{"reason": reason}}); aerr != nil {
+			n.Log().Error("audit append failed", "err", aerr)
+		}
+	}, n.Log().With("component", "checker"))
+	pid, err := spawnParticipant(n, audit, policy, gate, offer, scopes, own, state, allowed, checkers)
+	if err != nil {
+		stopCheckers()
+		own.Close()
+		return nil, nil, err
+	}
+	return pid, func() { stopCheckers(); own.Close() }, nil
 }
 
 // spawnParticipant makes the participant actor and routes to it.
 func spawnParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate *credential.Gate, offer resources.Offer,
-	scopes *privacy.Policy, own *pluginfilter.Site, state string) (*actor.PID, error) {
+	scopes *privacy.Policy, own *pluginfilter.Site, state string, allowed *components.AllowList, checkers []participant.JobChecker) (*actor.PID, error) {
 	spill, err := spillDir(n)
 	if err != nil {
 		return nil, err
@@ -190,16 +201,12 @@ func spawnParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate 
 	if err != nil {
 		return nil, err
 	}
-	allowed, err := siteComponents(n.Kit)
-	if err != nil {
-		return nil, err
-	}
 	p, err := participant.New(participant.Config{Self: n.Identity, Trust: n.Trust, Policy: policy,
 		DataDir: n.Kit.DataDir(), Audit: audit, Log: n.Log().With("component", "participant"),
 		Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Ledger: ledger, Outgoing: hostileSite,
 		Signer: n.Signer, SealKey: n.SealKey.PublicKey(), Bridge: n.Bridge.PID(), StateDir: state, OnSwarmTask: hostileSwarm,
 		Gate: gate, Resources: offer, Privacy: scopes, FilterPlugins: own, Attestation: attestation, Components: allowed,
-		StartCode: codeRunner(allowed, state, n.Log().With("component", "trainer"))})
+		Checkers: checkers, StartCode: codeRunner(allowed, state, n.Log().With("component", "trainer"))})
 	if err != nil {
 		return nil, err
 	}
