@@ -67,7 +67,7 @@ type prepared struct {
 // answer; a trainer that does not start or prepare refuses the job. It
 // answers the server itself, and returns nil.
 func (p *Participant) joinWithCode(ctx actor.Context, m *hearthv1.JoinJob, j *joined, out *hearthv1.JobJoined, enter func(*joined, *hearthv1.JobJoined) any, from bridge.Origin, received string) any {
-	if p.preparing[m.JobId] {
+	if _, starting := p.preparing[m.JobId]; starting {
 		return p.refuseJob(m.JobId, from, received, "its trainer is starting here already", false)
 	}
 	args, err := j.manifest.Arguments()
@@ -80,7 +80,7 @@ func (p *Participant) joinWithCode(ctx actor.Context, m *hearthv1.JoinJob, j *jo
 	reply, system := ctx.Sender(), ctx.ActorSystem()
 	future := actor.NewFuture(system, prepareTimeout+10*time.Second)
 	start := time.Now()
-	go func() {
+	go func() { // its context ends before the future does, so that the trainer it started always reaches the actor (and is closed there if unwanted)
 		pctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
 		defer cancel()
 		c, err := p.cfg.StartCode(pctx, code)
@@ -93,9 +93,13 @@ func (p *Participant) joinWithCode(ctx actor.Context, m *hearthv1.JoinJob, j *jo
 		system.Root.Send(future.PID(), &prepared{code: c, initial: initial, err: err})
 	}()
 	ctx.ReenterAfter(future, func(res any, err error) {
+		wanted := p.preparing[m.JobId]
 		delete(p.preparing, m.JobId)
 		pr, _ := res.(*prepared)
 		switch {
+		case err == nil && pr != nil && pr.err == nil && !wanted:
+			pr.code.Close()
+			err = errors.New("the server left the job while its trainer started")
 		case err != nil:
 			err = fmt.Errorf("its trainer did not start within %v: %w", prepareTimeout, err)
 		case pr == nil:

@@ -150,7 +150,8 @@ type Participant struct {
 	gpus map[string]int
 	// evidenceSlots bounds an aggregation host's evidence in the making.
 	evidenceSlots chan struct{}
-	// preparing are the jobs whose own trainer is starting here.
+	// preparing are the jobs whose own trainer is starting here: true
+	// while the job is still wanted, false once the server left it.
 	preparing map[string]bool
 }
 
@@ -280,6 +281,11 @@ func (p *Participant) Receive(ctx actor.Context) {
 		return
 	}
 	switch m := ctx.Message().(type) {
+	case *actor.Stopping: // the site is shutting down: its jobs' own trainers end with it
+		for _, j := range p.jobs {
+			j.cancel()
+			p.closeCode(j)
+		}
 	case *hearthv1.AttestHosts:
 		p.attestHosts(ctx, m)
 	case *reattestDue:
@@ -355,6 +361,9 @@ func (p *Participant) Receive(ctx actor.Context) {
 				if err := p.cfg.Ledger.End(j.nonce, m.JobId); err != nil {
 					p.cfg.Log.Error("job ledger: end not recorded", "job", m.JobId, "err", err)
 				}
+			}
+			if _, starting := p.preparing[m.JobId]; starting {
+				p.preparing[m.JobId] = false // its trainer is closed once started (jobcode.go)
 			}
 			delete(p.jobs, m.JobId)
 			delete(p.gpus, m.JobId)

@@ -37,6 +37,9 @@ func codeRunner(allowed *components.AllowList, state string, log *slog.Logger) p
 	}
 	timeout := l.Timeout()
 	stage := filepath.Join(state, "job-code")
+	if err := os.RemoveAll(stage); err != nil { // what a site killed mid-job left: no job code runs yet
+		log.Warn("job code folder not cleared", "dir", stage, "err", err)
+	}
 	return func(ctx context.Context, c participant.JobCode) (participant.CodeTrainer, error) {
 		if c.Kind != job.KindPyTorch {
 			return nil, fmt.Errorf("no runner for trainer kind %q", c.Kind)
