@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -214,7 +215,7 @@ func (e *engine) joined(_ actor.Context, site string, m *hearthv1.JobJoined) {
 		e.refuse(site, "join.refused", reason, m.AuditEvent)
 		return
 	}
-	if err := e.takeInitial(site, m.InitialModel); err != nil {
+	if err := e.takeInitial(site, m.LayoutSha256); err != nil {
 		e.refuse(site, "join.refused", err.Error(), m.AuditEvent)
 		return
 	}
@@ -340,8 +341,15 @@ func (e *engine) end(ctx actor.Context, status hearthv1.JobStatus, reason string
 	reason = envelope.Clip(reason, maxJobReason) // many sites' reasons, each bounded
 	e.rec.Info.Status, e.rec.Info.Reason, e.rec.Info.FinishedUnixNano = status, reason, e.cfg.Now().UnixNano()
 	e.save()
-	for site := range e.rec.Joined {
-		ctx.Request(e.cfg.Bridge, &bridge.Send{To: site, Msg: &hearthv1.LeaveJob{JobId: e.id(), Status: status, Reason: reason}, JobID: e.id()})
+	// Every site asked to join hears it, not only those that did: one
+	// left out after it joined (late, or refused here) may still hold
+	// what it made for the job, a job's own trainer among it.
+	told := map[string]bool{}
+	for _, site := range append(slices.Collect(maps.Keys(e.rec.Joined)), e.targets...) {
+		if !told[site] {
+			told[site] = true
+			ctx.Request(e.cfg.Bridge, &bridge.Send{To: site, Msg: &hearthv1.LeaveJob{JobId: e.id(), Status: status, Reason: reason}, JobID: e.id()})
+		}
 	}
 	e.audit(auditor.Event{Action: "job.finished", JobID: e.id(), Detail: map[string]string{"status": status.String(), "reason": reason}})
 	log := e.cfg.Log.Info

@@ -1,151 +1,160 @@
 package coordinator
 
 import (
+	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/actors/learning/trainer"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
 // A job that brings its own trainer (a PyTorch script) has a model whose
-// layout only the script knows, and the server runs no job code: each
-// site's trainer prepares an initial model when the site joins, and sends
-// it in its JobJoined. The layout most joined sites report is the job's;
-// a site whose layout differs is left out, as one whose data's shape
-// differs is. Round 0 is the model of the first site by name with that
-// layout. Which site's values those are matters as little as any one
-// site's update: every site trains from it and sends its own.
+// layout only the script knows, and the server runs no job code. Each
+// site's trainer prepares its model when the site joins, and the site
+// reports only its layout's digest: values stay at the site (a script
+// could hide the site's data in them; its updates pass the site's filters,
+// its initial values would not). The digest most joined sites report is
+// the job's, and a site with another is left out, as one whose data's
+// shape differs is. The server then asks a site of that majority for the
+// layout itself, checks it against the digest, and makes round 0 from it
+// (trainer.InitLayout): no one site's values are in it, and a layout that
+// a majority of sites' trainers agree on carries nothing of one site's.
 
-// initials are the initial models the joined sites reported.
+// initials are what the joined sites reported of their trainers' models.
 type initials struct {
-	layouts map[string][32]byte // by site: its layout's digest
-	first   map[[32]byte]firstInitial
-	chosen  *model.Model // once settled
+	digests map[string][sha256.Size]byte // by site
+	won     [sha256.Size]byte            // once settled: the majority's
+	layout  []model.TensorShape          // once fetched: the majority's layout
 }
 
-// firstInitial is the model of the first site, by name, with one layout.
-type firstInitial struct {
-	site  string
-	model *model.Model
-}
-
-// takeInitial takes a joining site's initial model: required, checked
-// and decoded, for a job with its own trainer; refused for any other.
-func (e *engine) takeInitial(site string, w *hearthv1.Model) error {
+// takeInitial takes a joining site's layout digest: required, for a job
+// with its own trainer; refused for any other.
+func (e *engine) takeInitial(site string, digest []byte) error {
 	if !e.manifest.Trainer.Custom() {
-		if w != nil {
-			return errors.New("an initial model for a job whose trainer is built in: the server makes that one")
+		if digest != nil {
+			return errors.New("a layout digest in a job whose trainer is built in: the server makes that model")
 		}
 		return nil
 	}
-	if w == nil {
-		return errors.New("no initial model: a job with its own trainer starts from the sites' (JobJoined.initial_model)")
-	}
-	if n := wireBytes(w); n > job.InlineLimit {
-		return fmt.Errorf("an initial model of %d bytes, more than %d", n, job.InlineLimit)
-	}
-	m, err := job.FromWire(w)
-	if err != nil {
-		return fmt.Errorf("initial model: %w", err)
-	}
-	if err := m.Validate(); err != nil { // finite values, consistent shapes
-		return fmt.Errorf("initial model: %w", err)
+	if len(digest) != sha256.Size {
+		return fmt.Errorf("a layout digest of %d bytes, want the %d of a SHA-256: a job with its own trainer needs the site's (JobJoined.layout_sha256)", len(digest), sha256.Size)
 	}
 	if e.initials == nil {
-		e.initials = &initials{layouts: map[string][32]byte{}, first: map[[32]byte]firstInitial{}}
+		e.initials = &initials{digests: map[string][sha256.Size]byte{}}
 	}
-	d := layoutDigest(model.LayoutOf(m))
-	e.initials.layouts[site] = d
-	if f, ok := e.initials.first[d]; !ok || site < f.site {
-		e.initials.first[d] = firstInitial{site: site, model: m}
-	}
+	e.initials.digests[site] = [sha256.Size]byte(digest)
 	return nil
 }
 
-// wireBytes is the bytes of a wire model's values.
-func wireBytes(w *hearthv1.Model) int64 {
-	var n int64
-	for _, t := range w.Tensors {
-		n += int64(len(t.Data))
-	}
-	return n
-}
-
-// settleInitial decides a job's initial model from its joined sites'
-// (see initials): the layout more than half of them report; the sites
-// with another left out. No majority fails the job.
+// settleInitial decides a job's layout from its joined sites' digests:
+// the one more than half of them report; the sites with another left
+// out. No majority fails the job.
 func (e *engine) settleInitial() error {
 	if !e.manifest.Trainer.Custom() || e.initials == nil {
 		return nil
 	}
 	in := e.initials
-	votes := map[[32]byte]int{}
-	for site, d := range in.layouts {
+	votes := map[[sha256.Size]byte]int{}
+	total := 0
+	for site, d := range in.digests {
 		if _, ok := e.rec.Joined[site]; ok { // still joined (its data's shape agreed)
 			votes[d]++
-		}
-	}
-	var won [32]byte
-	total, best := 0, 0
-	for d, n := range votes {
-		total += n
-		if n > best {
-			won, best = d, n
+			total++
 		}
 	}
 	if total == 0 {
 		return nil // nobody left: the quorum check says so
 	}
-	if 2*best <= total {
-		var seen []string
-		for _, site := range sorted(mapKeys(in.layouts)) {
-			seen = append(seen, fmt.Sprintf("%s: %s", site, describeLayout(in.first[in.layouts[site]].model)))
+	best := 0
+	for d, n := range votes {
+		if n > best || n == best && bytes.Compare(d[:], in.won[:]) < 0 {
+			in.won, best = d, n
 		}
-		return fmt.Errorf("the joined sites' trainers disagree on the model's layout and none has a majority: %s", strings.Join(seen, "; "))
 	}
-	for site, d := range in.layouts {
-		if _, ok := e.rec.Joined[site]; ok && d != won {
+	if 2*best <= total {
+		return fmt.Errorf("the joined sites' trainers disagree on the model's layout and none has a majority: %d sites, %d layouts", total, len(votes))
+	}
+	for site, d := range in.digests {
+		if _, ok := e.rec.Joined[site]; ok && d != in.won {
 			delete(e.rec.Joined, site)
 			e.rec.Info.Commitments = slices.DeleteFunc(e.rec.Info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == site })
-			e.refuse(site, "join.refused", fmt.Sprintf("its trainer's model is %s; the job's (%s's) is %s", describeLayout(in.first[d].model),
-				in.first[won].site, describeLayout(in.first[won].model)), "")
+			e.refuse(site, "join.refused", fmt.Sprintf("its trainer's model has another layout than %d of the %d joined sites' trainers", best, total), "")
 		}
 	}
-	in.chosen = in.first[won].model
-	in.first = nil
 	return nil
 }
 
-// layoutDigest is a digest of a model's tensor names and shapes.
-func layoutDigest(layout []model.TensorShape) [32]byte {
-	h := sha256.New()
-	var b [8]byte
-	for _, t := range layout {
-		binary.BigEndian.PutUint64(b[:], uint64(len(t.Name)))
-		h.Write(b[:])
-		h.Write([]byte(t.Name))
-		binary.BigEndian.PutUint64(b[:], uint64(len(t.Shape)))
-		h.Write(b[:])
-		for _, d := range t.Shape {
-			binary.BigEndian.PutUint64(b[:], uint64(d))
-			h.Write(b[:])
+// layoutHolders are the joined sites whose trainers reported the job's
+// layout, in name order.
+func (e *engine) layoutHolders() []string {
+	var out []string
+	for _, site := range e.sites() {
+		if d, ok := e.initials.digests[site]; ok && d == e.initials.won {
+			out = append(out, site)
 		}
 	}
-	var out [32]byte
-	h.Sum(out[:0])
 	return out
 }
 
-// describeLayout says a model's size in a few words.
-func describeLayout(m *model.Model) string {
-	if m == nil {
-		return "no model"
+// fetchLayout asks the job's layout holders, in order, for the layout,
+// until one answers one of the job's digest within the inline bound; a
+// holder that answers anything else is left out. Then done runs on the
+// actor, with an error when none did.
+func (e *engine) fetchLayout(ctx actor.Context, holders []string, done func(error)) {
+	if len(holders) == 0 {
+		done(errors.New("no joined site answered its trainer's layout"))
+		return
 	}
-	return fmt.Sprintf("%d tensors, %d parameters", len(m.Tensors), m.NumParams())
+	site := holders[0]
+	e.askThen(ctx, site, &hearthv1.GetLayout{JobId: e.id(), LayoutSha256: e.initials.won[:]}, 0, func(res proto.Message, err error) {
+		if err == nil {
+			err = e.takeLayout(res)
+		}
+		if err != nil {
+			delete(e.rec.Joined, site)
+			e.rec.Info.Commitments = slices.DeleteFunc(e.rec.Info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == site })
+			e.refuse(site, "join.refused", "its trainer's layout: "+err.Error(), "")
+			e.fetchLayout(ctx, holders[1:], done)
+			return
+		}
+		done(nil)
+	})
+}
+
+// takeLayout checks a site's answer to GetLayout against the job's digest
+// and bounds, and keeps it.
+func (e *engine) takeLayout(res proto.Message) error {
+	w, ok := res.(*hearthv1.ModelLayout)
+	if !ok {
+		return fmt.Errorf("answered %T, not a layout", res)
+	}
+	layout, size, err := job.LayoutFromWire(w)
+	if err != nil {
+		return err
+	}
+	if size > job.InlineLimit {
+		return fmt.Errorf("a model of %d bytes, more than the %d a job's own trainer's models may have in this version", size, job.InlineLimit)
+	}
+	if job.LayoutDigest(layout) != e.initials.won {
+		return errors.New("a layout whose SHA-256 is not the one the sites reported")
+	}
+	e.initials.layout = layout
+	return nil
+}
+
+// initialFromLayout is round 0 of a job with its own trainer: made by the
+// server from the fetched layout, seeded by the job's seed.
+func (e *engine) initialFromLayout() (*model.Model, error) {
+	if e.initials == nil || e.initials.layout == nil {
+		return nil, errors.New("initial model: no joined site's trainer gave its layout")
+	}
+	return trainer.InitLayout(e.initials.layout, e.manifest.Trainer.Seed)
 }

@@ -223,6 +223,21 @@ func (w *workflow) next(ctx actor.Context) {
 			}
 			return
 		}
+		if w.manifest.Trainer.Custom() && w.initials != nil && w.initials.layout == nil { // the sites' trainers' layout first (initial.go)
+			w.asking = true
+			w.fetchLayout(ctx, w.layoutHolders(), func(err error) {
+				w.asking = false
+				if err == nil && len(w.rec.Joined) < w.manifest.MinSites {
+					err = fmt.Errorf("only %d of %d sites joined (min_sites %d): %s", len(w.rec.Joined), len(w.targets), w.manifest.MinSites, strings.Join(w.reasons, "; "))
+				}
+				if err != nil {
+					w.finish(ctx, hearthv1.JobStatus_JOB_STATUS_FAILED, err.Error())
+					return
+				}
+				w.beginModel(ctx)
+			})
+			return
+		}
 		w.beginModel(ctx)
 	case keying:
 		w.keyingNext(ctx)
@@ -302,22 +317,26 @@ func (w *workflow) initialModel() (*aggregator.Hold, error) {
 }
 
 // initialFromSites is a job with its own trainer's first model: its
-// checkpoint when resumed, else the one the joined sites' trainers
-// prepared (settleInitial).
+// checkpoint when resumed (of the layout the sites' trainers have now),
+// else one the server makes from that layout (initial.go).
 func (w *workflow) initialFromSites() (*aggregator.Hold, error) {
 	if w.checkpoint != nil {
 		m, err := job.FromWire(w.checkpoint)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint: %w", err)
 		}
+		if w.initials == nil || job.LayoutDigest(model.LayoutOf(m)) != w.initials.won {
+			return nil, errors.New("checkpoint: its layout is not the one the joined sites' trainers have now")
+		}
 		w.checkpoint = nil
 		return &aggregator.Hold{Model: m}, nil
 	}
-	if w.initials == nil || w.initials.chosen == nil {
-		return nil, errors.New("initial model: no joined site's trainer prepared one")
+	m, err := w.initialFromLayout()
+	if err != nil {
+		return nil, err
 	}
 	w.fresh = true
-	return &aggregator.Hold{Model: w.initials.chosen}, nil
+	return &aggregator.Hold{Model: m}, nil
 }
 
 // held starts the job once the aggregator holds its first global model: a

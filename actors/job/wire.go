@@ -1,6 +1,7 @@
 package job
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -111,4 +112,28 @@ func LayoutFromWire(w *hearthv1.ModelLayout) ([]model.TensorShape, int64, error)
 		out = append(out, model.TensorShape{Name: t.Name, Shape: shape})
 	}
 	return out, 4 * total, nil
+}
+
+// LayoutDigest is the SHA-256 of a model's layout: each tensor's name and
+// shape, length-prefixed, in order. Sites report it for their trainer's
+// model when they join a job that brings its own (JobJoined.layout_sha256).
+func LayoutDigest(layout []model.TensorShape) [sha256.Size]byte {
+	h := sha256.New()
+	var b [8]byte
+	put := func(n uint64) {
+		binary.BigEndian.PutUint64(b[:], n)
+		h.Write(b[:])
+	}
+	put(uint64(len(layout)))
+	for _, t := range layout {
+		put(uint64(len(t.Name)))
+		h.Write([]byte(t.Name))
+		put(uint64(len(t.Shape)))
+		for _, d := range t.Shape {
+			put(uint64(d))
+		}
+	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
 }

@@ -96,6 +96,40 @@ type CheckedJob struct {
 	Code                                   []*hearthv1.JobFile
 }
 
+// admitting is a job being admitted off the actor: its work's context,
+// and whether the server left the job meanwhile.
+type admitting struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	left   bool
+}
+
+// admitOffActor registers work on a job's admission off the actor, bound
+// by timeout; ok is false when such work runs for the job already. done
+// must be called, on the actor, when it ends: it says whether the job is
+// still wanted.
+func (p *Participant) admitOffActor(jobID string, timeout time.Duration) (a *admitting, done func() (wanted bool), ok bool) {
+	if p.admitting[jobID] != nil {
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	a = &admitting{ctx: ctx, cancel: cancel}
+	p.admitting[jobID] = a
+	return a, func() bool {
+		cancel()
+		if p.admitting[jobID] == a {
+			delete(p.admitting, jobID)
+		}
+		return !a.left
+	}, true
+}
+
+// leave stops the work: the server left the job.
+func (a *admitting) leave() {
+	a.left = true
+	a.cancel()
+}
+
 // checkTimeout bounds all of a job's checkers together, as the
 // participant waits for them; each plugin's own deadline is shorter.
 const checkTimeout = time.Minute
@@ -111,12 +145,15 @@ type checked struct{ refusal string }
 func (p *Participant) runCheckers(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verified, who pki.Identity, from bridge.Origin, received string, dry bool, then func() any) any {
 	cj := CheckedJob{JobID: m.JobId, Submitter: v.Submitter.Name, SubmitterOrg: v.Submitter.Org, SubmitterRole: string(who.Role),
 		Workflow: v.Manifest.Workflow, Trainer: v.Manifest.Trainer.Kind, Manifest: m.Job.GetManifest(), Code: m.Job.GetCode()}
+	a, done, ok := p.admitOffActor(m.JobId, checkTimeout)
+	if !ok {
+		return p.refuseJob(m.JobId, from, received, "it is being admitted here already", dry)
+	}
 	checkers := p.cfg.Checkers
 	reply, system := ctx.Sender(), ctx.ActorSystem()
 	future := actor.NewFuture(system, checkTimeout+5*time.Second)
-	go func() {
-		cctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
-		defer cancel()
+	go func() { // its context ends before the future does
+		cctx := a.ctx
 		verdict := ""
 		for _, c := range checkers {
 			allowed, reason, err := c.Check(cctx, cj)
@@ -132,9 +169,12 @@ func (p *Participant) runCheckers(ctx actor.Context, m *hearthv1.JoinJob, v *job
 		system.Root.Send(future.PID(), &checked{refusal: verdict})
 	}()
 	ctx.ReenterAfter(future, func(res any, err error) {
+		wanted := done()
 		c, _ := res.(*checked)
 		var out any
 		switch {
+		case !wanted:
+			out = p.refuseJob(m.JobId, from, received, "the server left the job while its checkers ran", dry)
 		case err != nil:
 			out = p.refuseJob(m.JobId, from, received, fmt.Sprintf("checkers: no verdict within %v, so refused", checkTimeout), dry)
 		case c == nil:

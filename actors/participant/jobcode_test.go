@@ -3,6 +3,7 @@ package participant
 import (
 	"context"
 	"crypto/sha256"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,8 +22,9 @@ import (
 // plugin, which claims 10 samples trained and 5 evaluated) is held to what
 // the site committed when it joined: a claim of more samples than the
 // site has is refused, not passed on; within them its round is audited
-// with its figures; and a trainer that crashes fails the round with the
-// plugin's reason.
+// with its figures; and a trainer that crashes fails the round: the
+// server hears the kind of failure, the site's audit log keeps the
+// plugin's own reason.
 func TestSiteBoundsItsJobTrainer(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "hearth-trainer-test")
@@ -93,8 +95,23 @@ func TestSiteBoundsItsJobTrainer(t *testing.T) {
 		if _, err := crash.Prepare(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, _, err := p.trainLocally(newJob(crash, 100, 50), 1, trainer.Spec{}, global); err == nil || !strings.Contains(err.Error(), "trainer") {
-			t.Fatalf("trainLocally = %v, want the plugin's failure", err)
+		_, _, _, err := p.trainLocally(newJob(crash, 100, 50), 1, trainer.Spec{}, global)
+		if err == nil || !strings.Contains(err.Error(), "its trainer exited in train (why: ") {
+			t.Fatalf("trainLocally = %v, want the kind of failure and where to find why", err)
+		}
+		ev := rec.of("trainer.failed")
+		if len(ev) != 1 || !strings.Contains(ev[0].Detail["reason"], "exited") || ev[0].Detail["call"] != "train" {
+			t.Fatalf("audited %v, want the plugin's own reason kept at the site", ev)
 		}
 	})
+}
+
+// TestCoarse: a job trainer's figures leave the site rounded to 4
+// significant digits.
+func TestCoarse(t *testing.T) {
+	for in, want := range map[float64]float64{0.123456789: 0.1235, 1234567: 1235000, 0.98765: 0.9877, -2.000049: -2, 0: 0} {
+		if got := coarse(in); math.Abs(got-want) > 1e-12*math.Max(1, math.Abs(want)) {
+			t.Errorf("coarse(%v) = %v, want %v", in, got, want)
+		}
+	}
 }

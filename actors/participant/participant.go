@@ -150,9 +150,10 @@ type Participant struct {
 	gpus map[string]int
 	// evidenceSlots bounds an aggregation host's evidence in the making.
 	evidenceSlots chan struct{}
-	// preparing are the jobs whose own trainer is starting here: true
-	// while the job is still wanted, false once the server left it.
-	preparing map[string]bool
+	// admitting are the jobs being admitted off the actor (the site's
+	// checkers running, or the job's own trainer starting), so that a
+	// LeaveJob meanwhile stops that work and a second join waits.
+	admitting map[string]*admitting
 }
 
 // maxResumes is how many rounds a job may be trained again here, beyond
@@ -182,9 +183,10 @@ type joined struct {
 	nonce            string // the signed job's, as the ledger knows it
 	spec             trainer.Spec
 	train, val, test *dataset.Set
-	// code is the job's own trainer (jobcode.go); nil: the built-in one
-	// that spec names.
-	code CodeTrainer
+	// code is the job's own trainer (jobcode.go), and the layout of the
+	// model it prepared; nil: the built-in one that spec names.
+	code       CodeTrainer
+	codeLayout []model.TensorShape
 	// spare keeps a streamed global model's buffer from one round to the
 	// next, so a job allocates it once.
 	spare model.Spare
@@ -252,7 +254,7 @@ func New(cfg Config) (*Participant, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Participant{cfg: cfg, jobs: map[string]*joined{}, tasks: map[string]int{}, gpus: map[string]int{}, evidenceSlots: make(chan struct{}, evidenceSlots), preparing: map[string]bool{}}, nil
+	return &Participant{cfg: cfg, jobs: map[string]*joined{}, tasks: map[string]int{}, gpus: map[string]int{}, evidenceSlots: make(chan struct{}, evidenceSlots), admitting: map[string]*admitting{}}, nil
 }
 
 // ListJoined asks the participant for the jobs it is in (a local
@@ -269,7 +271,7 @@ func (p *Participant) Props() *actor.Props {
 
 // Messages are the types the participant handles, for bridge routes.
 func Messages() []proto.Message {
-	return []proto.Message{&hearthv1.JoinJob{}, &hearthv1.GetCredentialKey{}, &hearthv1.Preflight{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
+	return []proto.Message{&hearthv1.JoinJob{}, &hearthv1.GetLayout{}, &hearthv1.GetCredentialKey{}, &hearthv1.Preflight{}, &hearthv1.TrainTask{}, &hearthv1.EvaluateTask{}, &hearthv1.LeaveJob{},
 		&hearthv1.AttestHosts{}, &hearthv1.AttestationRequest{},
 		&hearthv1.SwarmTask{}, &hearthv1.SwarmEvaluate{}, &hearthv1.SwarmUpdate{}, &hearthv1.SwarmModel{}, &hearthv1.SwarmLocal{},
 		&hearthv1.HESetup{}, &hearthv1.HEKeyExchange{}, &hearthv1.HEKeys{}, &hearthv1.HEReveal{}, &hearthv1.HEDecrypt{}, &hearthv1.HEThresholdShare{}}
@@ -308,6 +310,8 @@ func (p *Participant) Receive(ctx actor.Context) {
 		p.credentialKey(ctx)
 	case *ListJoined:
 		ctx.Respond(&Joined{IDs: slices.Sorted(maps.Keys(p.jobs))})
+	case *hearthv1.GetLayout:
+		p.layout(ctx, m)
 	case *hearthv1.TrainTask:
 		p.train(ctx, m)
 	case *hearthv1.EvaluateTask:
@@ -350,6 +354,10 @@ func (p *Participant) Receive(ctx actor.Context) {
 		}
 	case *hearthv1.LeaveJob:
 		if from, ok := p.fromServer(ctx); ok {
+			a := p.admitting[m.JobId]
+			if p.jobs[m.JobId] == nil && a == nil {
+				break // a job this site is not in (it refused it, say): nothing to leave
+			}
 			if j := p.jobs[m.JobId]; j != nil {
 				j.cancel()
 				p.leaveSwarm(ctx, j)
@@ -362,8 +370,8 @@ func (p *Participant) Receive(ctx actor.Context) {
 					p.cfg.Log.Error("job ledger: end not recorded", "job", m.JobId, "err", err)
 				}
 			}
-			if _, starting := p.preparing[m.JobId]; starting {
-				p.preparing[m.JobId] = false // its trainer is closed once started (jobcode.go)
+			if a != nil {
+				a.leave() // its checkers or its trainer's start stop; a trainer started is closed (jobcode.go)
 			}
 			delete(p.jobs, m.JobId)
 			delete(p.gpus, m.JobId)
@@ -714,6 +722,13 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 			p.audit(auditor.Event{Action: "task.failed", JobID: m.JobId, Round: m.Round, PeerEvent: received, Detail: map[string]string{"reason": reason}})
 			system.Root.Send(reply, failure(code, reason))
 		}
+		asReceived := global
+		if j.code != nil { // the job's own code sees only what the site's incoming filters let in, its validation too
+			if global, err = p.filterIncoming(j, m.JobId, m.Round, global); err != nil {
+				system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
+				return
+			}
+		}
 		if j.val != nil {
 			mt, err := p.evaluateOn(j, global, codetrainer.Validation)
 			if err != nil {
@@ -724,10 +739,11 @@ func (p *Participant) train(ctx actor.Context, m *hearthv1.TrainTask) {
 		}
 		spec := j.spec
 		spec.Seed += m.Round // a different local order each round
-		asReceived := global
-		if global, err = p.filterIncoming(j, m.JobId, m.Round, global); err != nil {
-			system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
-			return
+		if j.code == nil {
+			if global, err = p.filterIncoming(j, m.JobId, m.Round, global); err != nil {
+				system.Root.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err.Error()))
+				return
+			}
 		}
 		if j.he != nil && global != asReceived { // the model trained on, as the site's incoming filters made it
 			if released, err = p.checkHETraining(j, m.Round, asReceived, global); err != nil {
@@ -803,11 +819,14 @@ func (p *Participant) evaluate(ctx actor.Context, m *hearthv1.EvaluateTask) {
 		return
 	}
 	if m.ModelStream != nil {
-		if j.he != nil {
+		switch {
+		case j.he != nil:
 			ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, "a job under homomorphic encryption evaluates a model sent inline only, with its proof"))
-			return
+		case j.code != nil:
+			ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, "a job with its own trainer evaluates a model sent inline only"))
+		default:
+			p.evaluateStreamed(ctx, m, j, from, received)
 		}
-		p.evaluateStreamed(ctx, m, j, from, received)
 		return
 	}
 	mdl, err := job.FromWire(m.Model)
@@ -821,6 +840,11 @@ func (p *Participant) evaluate(ctx actor.Context, m *hearthv1.EvaluateTask) {
 	}
 	if err != nil {
 		ctx.Respond(failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
+		return
+	}
+	if j.code != nil { // the job's own code takes its time off the actor, as its training does
+		reply, system := ctx.Sender(), ctx.ActorSystem()
+		go func() { system.Root.Send(reply, p.testResult(j, m.JobId, mdl, from.Sender.Name, received)) }()
 		return
 	}
 	ctx.Respond(p.testResult(j, m.JobId, mdl, from.Sender.Name, received))

@@ -63,7 +63,10 @@ func codeRunner(allowed *components.AllowList, state string, log *slog.Logger) p
 			Setup:    trainer.Setup{Args: c.Args, DataDir: c.DataDir},
 			Timeout:  timeout,
 			StageDir: dir,
-			Logger:   log.With("job", c.JobID),
+			// A job's own trainer's models travel inline: no larger one is
+			// ever read back (nor shared memory made for it).
+			MaxModelBytes: job.InlineLimit,
+			Logger:        log.With("job", c.JobID),
 		})
 		if err != nil {
 			os.RemoveAll(dir)

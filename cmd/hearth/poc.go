@@ -245,7 +245,7 @@ func poc(ctx context.Context, c *cli, o pocOptions) (*pocSummary, error) {
 	say("hearth poc: %s, %s, %s, %d sites, Dirichlet alpha %g (label skew %.2f), %d rounds", o.workflow, o.dataset, model, o.sites, o.alpha, split.Skew, o.rounds)
 	if o.trainer != "" {
 		say("the job brings its own code: a PyTorch script (train.py) pinned by SHA-256 in the signed manifest; the submitter needs the byoc right at the server and at every site, " +
-			"and each site runs the script with its own Python, confined (Landlock and seccomp, rlimits, no environment, its own folder), on its own data only")
+			"and each site runs the script with its own Python, confined (Landlock and seccomp, rlimits, no environment, its own folder), on its own data only; the sites report their model's layout, never its values, and the server makes round 0 from it")
 	}
 	if o.privacy == "dp" {
 		say("differential privacy: DP-SGD at every site, clip norm %g, each within ε %g at δ %g over the whole job (its own noise for its own data)", pocDPClipNorm, o.epsilon, pocDPDelta)

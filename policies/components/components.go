@@ -63,8 +63,8 @@ type AllowList struct {
 // zero meaning its default: memory_mib (address space, default 4096),
 // cpu_seconds (over the trainer process's life, default 3600),
 // open_files (default 256), threads (PyTorch's, default 1), and
-// call_timeout (a Go duration bounding each call, start-up included:
-// default "10m"). sandbox: false runs the code without its Landlock and
+// call_timeout (a Go duration bounding each call after the start, which
+// has its own bound of a few minutes: default "10m"). sandbox: false runs the code without its Landlock and
 // seccomp confinement (for a kernel without Landlock), and is named as
 // such wherever the site shows its policy.
 type JobCodeLimits struct {

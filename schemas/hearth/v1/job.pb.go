@@ -1809,12 +1809,12 @@ type JobJoined struct {
 	// In a swarm job, or one under homomorphic encryption: the key other
 	// sites seal this site's updates and models (or threshold shares) to.
 	SealingKey *SealingKey `protobuf:"bytes,8,opt,name=sealing_key,json=sealingKey,proto3" json:"sealing_key,omitempty"`
-	// In a job that brings its own trainer: the initial model the site's
-	// trainer prepared (its Prepare), inline. The server cannot build a
-	// script's layout, so it takes the joined sites' majority layout and the
-	// model of the first site (by name) that has it; a site whose layout
-	// differs is left out.
-	InitialModel  *Model `protobuf:"bytes,9,opt,name=initial_model,json=initialModel,proto3" json:"initial_model,omitempty"`
+	// In a job that brings its own trainer: the SHA-256 of the layout of the
+	// model the site's trainer prepared (job.LayoutDigest), never its
+	// values. The layout most joined sites report is the job's (a site with
+	// another is left out); the server then asks one of them for it
+	// (GetLayout) and makes round 0 itself.
+	LayoutSha256  []byte `protobuf:"bytes,9,opt,name=layout_sha256,json=layoutSha256,proto3" json:"layout_sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1905,9 +1905,64 @@ func (x *JobJoined) GetSealingKey() *SealingKey {
 	return nil
 }
 
-func (x *JobJoined) GetInitialModel() *Model {
+func (x *JobJoined) GetLayoutSha256() []byte {
 	if x != nil {
-		return x.InitialModel
+		return x.LayoutSha256
+	}
+	return nil
+}
+
+// GetLayout asks a site that joined a job with its own trainer for the
+// layout (names and shapes) of its trainer's model, whose SHA-256 it
+// reported; the site answers a ModelLayout of that digest.
+type GetLayout struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	LayoutSha256  []byte                 `protobuf:"bytes,2,opt,name=layout_sha256,json=layoutSha256,proto3" json:"layout_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLayout) Reset() {
+	*x = GetLayout{}
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLayout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLayout) ProtoMessage() {}
+
+func (x *GetLayout) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLayout.ProtoReflect.Descriptor instead.
+func (*GetLayout) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetLayout) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *GetLayout) GetLayoutSha256() []byte {
+	if x != nil {
+		return x.LayoutSha256
 	}
 	return nil
 }
@@ -1932,7 +1987,7 @@ type SealingKey struct {
 
 func (x *SealingKey) Reset() {
 	*x = SealingKey{}
-	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +1999,7 @@ func (x *SealingKey) String() string {
 func (*SealingKey) ProtoMessage() {}
 
 func (x *SealingKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[25]
+	mi := &file_hearth_v1_job_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2012,7 @@ func (x *SealingKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealingKey.ProtoReflect.Descriptor instead.
 func (*SealingKey) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{25}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SealingKey) GetSite() string {
@@ -2025,7 +2080,7 @@ type HESigned struct {
 
 func (x *HESigned) Reset() {
 	*x = HESigned{}
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2092,7 @@ func (x *HESigned) String() string {
 func (*HESigned) ProtoMessage() {}
 
 func (x *HESigned) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[26]
+	mi := &file_hearth_v1_job_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2105,7 @@ func (x *HESigned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HESigned.ProtoReflect.Descriptor instead.
 func (*HESigned) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{26}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HESigned) GetSite() string {
@@ -2116,7 +2171,7 @@ type HEProof struct {
 
 func (x *HEProof) Reset() {
 	*x = HEProof{}
-	mi := &file_hearth_v1_job_proto_msgTypes[27]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2183,7 @@ func (x *HEProof) String() string {
 func (*HEProof) ProtoMessage() {}
 
 func (x *HEProof) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[27]
+	mi := &file_hearth_v1_job_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2196,7 @@ func (x *HEProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HEProof.ProtoReflect.Descriptor instead.
 func (*HEProof) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{27}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HEProof) GetRound() int64 {
@@ -2201,7 +2256,7 @@ type TrainTask struct {
 
 func (x *TrainTask) Reset() {
 	*x = TrainTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[28]
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2268,7 @@ func (x *TrainTask) String() string {
 func (*TrainTask) ProtoMessage() {}
 
 func (x *TrainTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[28]
+	mi := &file_hearth_v1_job_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2281,7 @@ func (x *TrainTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainTask.ProtoReflect.Descriptor instead.
 func (*TrainTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{28}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TrainTask) GetJobId() string {
@@ -2309,7 +2364,7 @@ type TrainResult struct {
 
 func (x *TrainResult) Reset() {
 	*x = TrainResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2376,7 @@ func (x *TrainResult) String() string {
 func (*TrainResult) ProtoMessage() {}
 
 func (x *TrainResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[29]
+	mi := &file_hearth_v1_job_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2389,7 @@ func (x *TrainResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainResult.ProtoReflect.Descriptor instead.
 func (*TrainResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{29}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TrainResult) GetJobId() string {
@@ -2440,7 +2495,7 @@ type EvaluateTask struct {
 
 func (x *EvaluateTask) Reset() {
 	*x = EvaluateTask{}
-	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2507,7 @@ func (x *EvaluateTask) String() string {
 func (*EvaluateTask) ProtoMessage() {}
 
 func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[30]
+	mi := &file_hearth_v1_job_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2520,7 @@ func (x *EvaluateTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateTask.ProtoReflect.Descriptor instead.
 func (*EvaluateTask) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{30}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *EvaluateTask) GetJobId() string {
@@ -2524,7 +2579,7 @@ type EvaluateResult struct {
 
 func (x *EvaluateResult) Reset() {
 	*x = EvaluateResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2591,7 @@ func (x *EvaluateResult) String() string {
 func (*EvaluateResult) ProtoMessage() {}
 
 func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[31]
+	mi := &file_hearth_v1_job_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2604,7 @@ func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResult.ProtoReflect.Descriptor instead.
 func (*EvaluateResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{31}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *EvaluateResult) GetJobId() string {
@@ -2592,7 +2647,7 @@ type LeaveJob struct {
 
 func (x *LeaveJob) Reset() {
 	*x = LeaveJob{}
-	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2604,7 +2659,7 @@ func (x *LeaveJob) String() string {
 func (*LeaveJob) ProtoMessage() {}
 
 func (x *LeaveJob) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[32]
+	mi := &file_hearth_v1_job_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2617,7 +2672,7 @@ func (x *LeaveJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveJob.ProtoReflect.Descriptor instead.
 func (*LeaveJob) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{32}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LeaveJob) GetJobId() string {
@@ -2656,7 +2711,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	mi := &file_hearth_v1_job_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2668,7 +2723,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[33]
+	mi := &file_hearth_v1_job_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2681,7 +2736,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{33}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *JobRecord) GetInfo() *JobInfo {
@@ -2717,7 +2772,7 @@ type JobNonce struct {
 
 func (x *JobNonce) Reset() {
 	*x = JobNonce{}
-	mi := &file_hearth_v1_job_proto_msgTypes[34]
+	mi := &file_hearth_v1_job_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2729,7 +2784,7 @@ func (x *JobNonce) String() string {
 func (*JobNonce) ProtoMessage() {}
 
 func (x *JobNonce) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[34]
+	mi := &file_hearth_v1_job_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2742,7 +2797,7 @@ func (x *JobNonce) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobNonce.ProtoReflect.Descriptor instead.
 func (*JobNonce) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{34}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *JobNonce) GetJobId() string {
@@ -2772,7 +2827,7 @@ type RawCheckpoint struct {
 
 func (x *RawCheckpoint) Reset() {
 	*x = RawCheckpoint{}
-	mi := &file_hearth_v1_job_proto_msgTypes[35]
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2784,7 +2839,7 @@ func (x *RawCheckpoint) String() string {
 func (*RawCheckpoint) ProtoMessage() {}
 
 func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[35]
+	mi := &file_hearth_v1_job_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2797,7 +2852,7 @@ func (x *RawCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawCheckpoint.ProtoReflect.Descriptor instead.
 func (*RawCheckpoint) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{35}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RawCheckpoint) GetLayout() *ModelLayout {
@@ -2825,7 +2880,7 @@ type GetCredentialKeys struct {
 
 func (x *GetCredentialKeys) Reset() {
 	*x = GetCredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2837,7 +2892,7 @@ func (x *GetCredentialKeys) String() string {
 func (*GetCredentialKeys) ProtoMessage() {}
 
 func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[36]
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2850,7 +2905,7 @@ func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKeys.ProtoReflect.Descriptor instead.
 func (*GetCredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{36}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetCredentialKeys) GetSites() []string {
@@ -2873,7 +2928,7 @@ type CredentialKeys struct {
 
 func (x *CredentialKeys) Reset() {
 	*x = CredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +2940,7 @@ func (x *CredentialKeys) String() string {
 func (*CredentialKeys) ProtoMessage() {}
 
 func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +2953,7 @@ func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialKeys.ProtoReflect.Descriptor instead.
 func (*CredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CredentialKeys) GetKeys() []*SealingKey {
@@ -2925,7 +2980,7 @@ type GetCredentialKey struct {
 
 func (x *GetCredentialKey) Reset() {
 	*x = GetCredentialKey{}
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2937,7 +2992,7 @@ func (x *GetCredentialKey) String() string {
 func (*GetCredentialKey) ProtoMessage() {}
 
 func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2950,7 +3005,7 @@ func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKey.ProtoReflect.Descriptor instead.
 func (*GetCredentialKey) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
 }
 
 // SealedCredential is a SignedCredential sealed (bus/envelope.Seal,
@@ -2965,7 +3020,7 @@ type SealedCredential struct {
 
 func (x *SealedCredential) Reset() {
 	*x = SealedCredential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2977,7 +3032,7 @@ func (x *SealedCredential) String() string {
 func (*SealedCredential) ProtoMessage() {}
 
 func (x *SealedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2990,7 +3045,7 @@ func (x *SealedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedCredential.ProtoReflect.Descriptor instead.
 func (*SealedCredential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SealedCredential) GetSite() string {
@@ -3022,7 +3077,7 @@ type SignedCredential struct {
 
 func (x *SignedCredential) Reset() {
 	*x = SignedCredential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	mi := &file_hearth_v1_job_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3034,7 +3089,7 @@ func (x *SignedCredential) String() string {
 func (*SignedCredential) ProtoMessage() {}
 
 func (x *SignedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	mi := &file_hearth_v1_job_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3047,7 +3102,7 @@ func (x *SignedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedCredential.ProtoReflect.Descriptor instead.
 func (*SignedCredential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{40}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SignedCredential) GetCredential() []byte {
@@ -3087,7 +3142,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[41]
+	mi := &file_hearth_v1_job_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3099,7 +3154,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[41]
+	mi := &file_hearth_v1_job_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3112,7 +3167,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{41}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Credential) GetKind() string {
@@ -3205,7 +3260,7 @@ type SiteCommand struct {
 
 func (x *SiteCommand) Reset() {
 	*x = SiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[42]
+	mi := &file_hearth_v1_job_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3217,7 +3272,7 @@ func (x *SiteCommand) String() string {
 func (*SiteCommand) ProtoMessage() {}
 
 func (x *SiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[42]
+	mi := &file_hearth_v1_job_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3230,7 +3285,7 @@ func (x *SiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommand.ProtoReflect.Descriptor instead.
 func (*SiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{42}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SiteCommand) GetSite() string {
@@ -3295,7 +3350,7 @@ type SealedSiteAnswer struct {
 
 func (x *SealedSiteAnswer) Reset() {
 	*x = SealedSiteAnswer{}
-	mi := &file_hearth_v1_job_proto_msgTypes[43]
+	mi := &file_hearth_v1_job_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3307,7 +3362,7 @@ func (x *SealedSiteAnswer) String() string {
 func (*SealedSiteAnswer) ProtoMessage() {}
 
 func (x *SealedSiteAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[43]
+	mi := &file_hearth_v1_job_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3320,7 +3375,7 @@ func (x *SealedSiteAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedSiteAnswer.ProtoReflect.Descriptor instead.
 func (*SealedSiteAnswer) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{43}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SealedSiteAnswer) GetSite() string {
@@ -3352,7 +3407,7 @@ type SignedSiteAnswer struct {
 
 func (x *SignedSiteAnswer) Reset() {
 	*x = SignedSiteAnswer{}
-	mi := &file_hearth_v1_job_proto_msgTypes[44]
+	mi := &file_hearth_v1_job_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3364,7 +3419,7 @@ func (x *SignedSiteAnswer) String() string {
 func (*SignedSiteAnswer) ProtoMessage() {}
 
 func (x *SignedSiteAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[44]
+	mi := &file_hearth_v1_job_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3377,7 +3432,7 @@ func (x *SignedSiteAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedSiteAnswer.ProtoReflect.Descriptor instead.
 func (*SignedSiteAnswer) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{44}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SignedSiteAnswer) GetResult() []byte {
@@ -3420,7 +3475,7 @@ type SignedSiteCommand struct {
 
 func (x *SignedSiteCommand) Reset() {
 	*x = SignedSiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[45]
+	mi := &file_hearth_v1_job_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3432,7 +3487,7 @@ func (x *SignedSiteCommand) String() string {
 func (*SignedSiteCommand) ProtoMessage() {}
 
 func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[45]
+	mi := &file_hearth_v1_job_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3445,7 +3500,7 @@ func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedSiteCommand.ProtoReflect.Descriptor instead.
 func (*SignedSiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{45}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SignedSiteCommand) GetCommand() []byte {
@@ -3498,7 +3553,7 @@ type SiteCommandResult struct {
 
 func (x *SiteCommandResult) Reset() {
 	*x = SiteCommandResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[46]
+	mi := &file_hearth_v1_job_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3510,7 +3565,7 @@ func (x *SiteCommandResult) String() string {
 func (*SiteCommandResult) ProtoMessage() {}
 
 func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[46]
+	mi := &file_hearth_v1_job_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3523,7 +3578,7 @@ func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommandResult.ProtoReflect.Descriptor instead.
 func (*SiteCommandResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{46}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SiteCommandResult) GetSite() string {
@@ -3706,7 +3761,7 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"auditEvent\x12;\n" +
 	"\n" +
 	"credential\x18\x04 \x01(\v2\x1b.hearth.v1.SealedCredentialR\n" +
-	"credential\"\xd1\x02\n" +
+	"credential\"\xbf\x02\n" +
 	"\tJobJoined\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12#\n" +
 	"\rtrain_samples\x18\x02 \x01(\x03R\ftrainSamples\x12\x1f\n" +
@@ -3718,8 +3773,11 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"valSamples\x12!\n" +
 	"\ftest_samples\x18\a \x01(\x03R\vtestSamples\x126\n" +
 	"\vsealing_key\x18\b \x01(\v2\x15.hearth.v1.SealingKeyR\n" +
-	"sealingKey\x125\n" +
-	"\rinitial_model\x18\t \x01(\v2\x10.hearth.v1.ModelR\finitialModel\"\x96\x01\n" +
+	"sealingKey\x12#\n" +
+	"\rlayout_sha256\x18\t \x01(\fR\flayoutSha256\"G\n" +
+	"\tGetLayout\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12#\n" +
+	"\rlayout_sha256\x18\x02 \x01(\fR\flayoutSha256\"\x96\x01\n" +
 	"\n" +
 	"SealingKey\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x15\n" +
@@ -3888,7 +3946,7 @@ func file_hearth_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_hearth_v1_job_proto_goTypes = []any{
 	(JobStatus)(0),                // 0: hearth.v1.JobStatus
 	(*Tensor)(nil),                // 1: hearth.v1.Tensor
@@ -3916,34 +3974,35 @@ var file_hearth_v1_job_proto_goTypes = []any{
 	(*JobResult)(nil),             // 23: hearth.v1.JobResult
 	(*JoinJob)(nil),               // 24: hearth.v1.JoinJob
 	(*JobJoined)(nil),             // 25: hearth.v1.JobJoined
-	(*SealingKey)(nil),            // 26: hearth.v1.SealingKey
-	(*HESigned)(nil),              // 27: hearth.v1.HESigned
-	(*HEProof)(nil),               // 28: hearth.v1.HEProof
-	(*TrainTask)(nil),             // 29: hearth.v1.TrainTask
-	(*TrainResult)(nil),           // 30: hearth.v1.TrainResult
-	(*EvaluateTask)(nil),          // 31: hearth.v1.EvaluateTask
-	(*EvaluateResult)(nil),        // 32: hearth.v1.EvaluateResult
-	(*LeaveJob)(nil),              // 33: hearth.v1.LeaveJob
-	(*JobRecord)(nil),             // 34: hearth.v1.JobRecord
-	(*JobNonce)(nil),              // 35: hearth.v1.JobNonce
-	(*RawCheckpoint)(nil),         // 36: hearth.v1.RawCheckpoint
-	(*GetCredentialKeys)(nil),     // 37: hearth.v1.GetCredentialKeys
-	(*CredentialKeys)(nil),        // 38: hearth.v1.CredentialKeys
-	(*GetCredentialKey)(nil),      // 39: hearth.v1.GetCredentialKey
-	(*SealedCredential)(nil),      // 40: hearth.v1.SealedCredential
-	(*SignedCredential)(nil),      // 41: hearth.v1.SignedCredential
-	(*Credential)(nil),            // 42: hearth.v1.Credential
-	(*SiteCommand)(nil),           // 43: hearth.v1.SiteCommand
-	(*SealedSiteAnswer)(nil),      // 44: hearth.v1.SealedSiteAnswer
-	(*SignedSiteAnswer)(nil),      // 45: hearth.v1.SignedSiteAnswer
-	(*SignedSiteCommand)(nil),     // 46: hearth.v1.SignedSiteCommand
-	(*SiteCommandResult)(nil),     // 47: hearth.v1.SiteCommandResult
-	nil,                           // 48: hearth.v1.JobRecord.JoinedEntry
-	nil,                           // 49: hearth.v1.CredentialKeys.MissingEntry
-	nil,                           // 50: hearth.v1.SiteCommandResult.FactsEntry
-	(*StreamManifest)(nil),        // 51: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),           // 52: hearth.v1.ModelLayout
-	(*SealedBody)(nil),            // 53: hearth.v1.SealedBody
+	(*GetLayout)(nil),             // 26: hearth.v1.GetLayout
+	(*SealingKey)(nil),            // 27: hearth.v1.SealingKey
+	(*HESigned)(nil),              // 28: hearth.v1.HESigned
+	(*HEProof)(nil),               // 29: hearth.v1.HEProof
+	(*TrainTask)(nil),             // 30: hearth.v1.TrainTask
+	(*TrainResult)(nil),           // 31: hearth.v1.TrainResult
+	(*EvaluateTask)(nil),          // 32: hearth.v1.EvaluateTask
+	(*EvaluateResult)(nil),        // 33: hearth.v1.EvaluateResult
+	(*LeaveJob)(nil),              // 34: hearth.v1.LeaveJob
+	(*JobRecord)(nil),             // 35: hearth.v1.JobRecord
+	(*JobNonce)(nil),              // 36: hearth.v1.JobNonce
+	(*RawCheckpoint)(nil),         // 37: hearth.v1.RawCheckpoint
+	(*GetCredentialKeys)(nil),     // 38: hearth.v1.GetCredentialKeys
+	(*CredentialKeys)(nil),        // 39: hearth.v1.CredentialKeys
+	(*GetCredentialKey)(nil),      // 40: hearth.v1.GetCredentialKey
+	(*SealedCredential)(nil),      // 41: hearth.v1.SealedCredential
+	(*SignedCredential)(nil),      // 42: hearth.v1.SignedCredential
+	(*Credential)(nil),            // 43: hearth.v1.Credential
+	(*SiteCommand)(nil),           // 44: hearth.v1.SiteCommand
+	(*SealedSiteAnswer)(nil),      // 45: hearth.v1.SealedSiteAnswer
+	(*SignedSiteAnswer)(nil),      // 46: hearth.v1.SignedSiteAnswer
+	(*SignedSiteCommand)(nil),     // 47: hearth.v1.SignedSiteCommand
+	(*SiteCommandResult)(nil),     // 48: hearth.v1.SiteCommandResult
+	nil,                           // 49: hearth.v1.JobRecord.JoinedEntry
+	nil,                           // 50: hearth.v1.CredentialKeys.MissingEntry
+	nil,                           // 51: hearth.v1.SiteCommandResult.FactsEntry
+	(*StreamManifest)(nil),        // 52: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),           // 53: hearth.v1.ModelLayout
+	(*SealedBody)(nil),            // 54: hearth.v1.SealedBody
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
@@ -3960,53 +4019,52 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	5,  // 11: hearth.v1.CrossSiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	5,  // 12: hearth.v1.SiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	3,  // 13: hearth.v1.SubmitJob.job:type_name -> hearth.v1.SignedJob
-	40, // 14: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
+	41, // 14: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
 	16, // 15: hearth.v1.PreflightReport.sites:type_name -> hearth.v1.PreflightAnswer
 	14, // 16: hearth.v1.PreflightReport.signed:type_name -> hearth.v1.SignedPreflightAnswer
 	3,  // 17: hearth.v1.Preflight.job:type_name -> hearth.v1.SignedJob
-	40, // 18: hearth.v1.Preflight.credential:type_name -> hearth.v1.SealedCredential
+	41, // 18: hearth.v1.Preflight.credential:type_name -> hearth.v1.SealedCredential
 	8,  // 19: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
 	8,  // 20: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
 	2,  // 21: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
-	51, // 22: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
-	52, // 23: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
+	52, // 22: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
+	53, // 23: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
 	3,  // 24: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
-	40, // 25: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
-	26, // 26: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
-	2,  // 27: hearth.v1.JobJoined.initial_model:type_name -> hearth.v1.Model
-	27, // 28: hearth.v1.HEProof.commitments:type_name -> hearth.v1.HESigned
-	27, // 29: hearth.v1.HEProof.updates:type_name -> hearth.v1.HESigned
-	27, // 30: hearth.v1.HEProof.shares:type_name -> hearth.v1.HESigned
-	2,  // 31: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	51, // 32: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	52, // 33: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
-	28, // 34: hearth.v1.TrainTask.he_proof:type_name -> hearth.v1.HEProof
-	2,  // 35: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
-	5,  // 36: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	51, // 37: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
-	27, // 38: hearth.v1.TrainResult.encrypted:type_name -> hearth.v1.HESigned
-	2,  // 39: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	51, // 40: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	52, // 41: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
-	28, // 42: hearth.v1.EvaluateTask.he_proof:type_name -> hearth.v1.HEProof
-	5,  // 43: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
-	9,  // 44: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
-	0,  // 45: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
-	8,  // 46: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
-	3,  // 47: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	48, // 48: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	52, // 49: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
-	26, // 50: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
-	49, // 51: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
-	53, // 52: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
-	53, // 53: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
-	40, // 54: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
-	50, // 55: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
-	56, // [56:56] is the sub-list for method output_type
-	56, // [56:56] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	41, // 25: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
+	27, // 26: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
+	28, // 27: hearth.v1.HEProof.commitments:type_name -> hearth.v1.HESigned
+	28, // 28: hearth.v1.HEProof.updates:type_name -> hearth.v1.HESigned
+	28, // 29: hearth.v1.HEProof.shares:type_name -> hearth.v1.HESigned
+	2,  // 30: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
+	52, // 31: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	53, // 32: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	29, // 33: hearth.v1.TrainTask.he_proof:type_name -> hearth.v1.HEProof
+	2,  // 34: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
+	5,  // 35: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
+	52, // 36: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	28, // 37: hearth.v1.TrainResult.encrypted:type_name -> hearth.v1.HESigned
+	2,  // 38: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
+	52, // 39: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	53, // 40: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	29, // 41: hearth.v1.EvaluateTask.he_proof:type_name -> hearth.v1.HEProof
+	5,  // 42: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
+	9,  // 43: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
+	0,  // 44: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
+	8,  // 45: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
+	3,  // 46: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
+	49, // 47: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	53, // 48: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	27, // 49: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
+	50, // 50: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
+	54, // 51: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
+	54, // 52: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
+	41, // 53: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
+	51, // 54: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_hearth_v1_job_proto_init() }
@@ -4022,7 +4080,7 @@ func file_hearth_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_job_proto_rawDesc), len(file_hearth_v1_job_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   50,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
