@@ -28,7 +28,7 @@ import (
 // carry anything of one site's.
 func InitLayout(layout []model.TensorShape, seed int64) (*model.Model, error) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6865617274682e31)) // "hearth.1"
-	fanIn := map[string]int{}                                        // a weight's fan-in by its name's prefix
+	fanIn := map[string]int{}                                      // a weight's fan-in by its name's prefix
 	m := &model.Model{Tensors: make([]model.Tensor, len(layout))}
 	for i, t := range layout {
 		n, err := model.ShapeSize(t.Shape)
