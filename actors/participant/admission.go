@@ -105,23 +105,29 @@ type admitting struct {
 }
 
 // admitOffActor registers work on a job's admission off the actor, bound
-// by timeout; ok is false when such work runs for the job already. done
-// must be called, on the actor, when it ends: it says whether the job is
-// still wanted.
-func (p *Participant) admitOffActor(jobID string, timeout time.Duration) (a *admitting, done func() (wanted bool), ok bool) {
+// by timeout; an error when such work runs for the job already, or as
+// much as the site runs at once. done must be called, on the actor, when
+// it ends: it says whether the job is still wanted.
+func (p *Participant) admitOffActor(jobID string, timeout time.Duration) (a *admitting, done func() (wanted bool), err error) {
 	if p.admitting[jobID] != nil {
-		return nil, nil, false
+		return nil, nil, errors.New("it is being admitted here already")
+	}
+	select {
+	case p.offActor <- struct{}{}:
+	default:
+		return nil, nil, fmt.Errorf("%d other jobs are being admitted here (checked, or their trainers starting); try again shortly", maxOffActor)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	a = &admitting{ctx: ctx, cancel: cancel}
 	p.admitting[jobID] = a
 	return a, func() bool {
 		cancel()
+		<-p.offActor
 		if p.admitting[jobID] == a {
 			delete(p.admitting, jobID)
 		}
 		return !a.left
-	}, true
+	}, nil
 }
 
 // leave stops the work: the server left the job.
@@ -145,9 +151,13 @@ type checked struct{ refusal string }
 func (p *Participant) runCheckers(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verified, who pki.Identity, from bridge.Origin, received string, dry bool, then func() any) any {
 	cj := CheckedJob{JobID: m.JobId, Submitter: v.Submitter.Name, SubmitterOrg: v.Submitter.Org, SubmitterRole: string(who.Role),
 		Workflow: v.Manifest.Workflow, Trainer: v.Manifest.Trainer.Kind, Manifest: m.Job.GetManifest(), Code: m.Job.GetCode()}
-	a, done, ok := p.admitOffActor(m.JobId, checkTimeout)
-	if !ok {
-		return p.refuseJob(m.JobId, from, received, "it is being admitted here already", dry)
+	key := m.JobId
+	if dry { // a pre-flight names no job id: its signed job is what is being checked
+		key = fmt.Sprintf("preflight %x", job.Hash(m.Job))
+	}
+	a, done, err := p.admitOffActor(key, checkTimeout)
+	if err != nil {
+		return p.refuseJob(m.JobId, from, received, err.Error(), dry)
 	}
 	checkers := p.cfg.Checkers
 	reply, system := ctx.Sender(), ctx.ActorSystem()

@@ -76,9 +76,9 @@ func (p *Participant) joinWithCode(ctx actor.Context, m *hearthv1.JoinJob, j *jo
 	if err != nil {
 		return p.refuseJob(m.JobId, from, received, err.Error(), false)
 	}
-	a, done, ok := p.admitOffActor(m.JobId, prepareTimeout)
-	if !ok {
-		return p.refuseJob(m.JobId, from, received, "its trainer is starting here already", false)
+	a, done, err := p.admitOffActor(m.JobId, prepareTimeout)
+	if err != nil {
+		return p.refuseJob(m.JobId, from, received, err.Error(), false)
 	}
 	code := JobCode{JobID: m.JobId, Kind: j.manifest.Trainer.Kind, Name: m.Job.Code[0].Name, Script: m.Job.Code[0].Data,
 		SHA256: sha256.Sum256(m.Job.Code[0].Data), Args: args, DataDir: p.cfg.DataDir}

@@ -154,7 +154,14 @@ type Participant struct {
 	// checkers running, or the job's own trainer starting), so that a
 	// LeaveJob meanwhile stops that work and a second join waits.
 	admitting map[string]*admitting
+	// offActor bounds the admissions running off the actor at once (the
+	// site's checkers, job trainers starting): each costs a plugin call or
+	// a Python process, and a compromised server can ask for many.
+	offActor chan struct{}
 }
+
+// maxOffActor is how many admissions run off the actor at once.
+const maxOffActor = 4
 
 // maxResumes is how many rounds a job may be trained again here, beyond
 // its own: a server resumed after a crash repeats the round it was in. It
@@ -254,7 +261,7 @@ func New(cfg Config) (*Participant, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Participant{cfg: cfg, jobs: map[string]*joined{}, tasks: map[string]int{}, gpus: map[string]int{}, evidenceSlots: make(chan struct{}, evidenceSlots), admitting: map[string]*admitting{}}, nil
+	return &Participant{cfg: cfg, jobs: map[string]*joined{}, tasks: map[string]int{}, gpus: map[string]int{}, evidenceSlots: make(chan struct{}, evidenceSlots), admitting: map[string]*admitting{}, offActor: make(chan struct{}, maxOffActor)}, nil
 }
 
 // ListJoined asks the participant for the jobs it is in (a local
