@@ -36,8 +36,8 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request, rq *request) err
 	email := strings.TrimSpace(r.PostFormValue("email"))
 	password := r.PostFormValue("password")
 	now := s.now()
-	keys := []string{"account:" + strings.ToLower(bounded(email)), "ip:" + clientIP(r)}
-	if d := s.limiter.wait(now, keys...); d > 0 {
+	account, addr := strings.ToLower(bounded(email)), clientIP(r)
+	if d := max(s.accounts.wait(now, account), s.addresses.wait(now, addr)); d > 0 {
 		secs := int((d + time.Second - 1) / time.Second)
 		if err := audit(r.Context(), s.db, now, email, "signin.throttled", "", "from "+clientIP(r)); err != nil {
 			return err
@@ -55,7 +55,8 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request, rq *request) err
 	}
 	ok := s.checkPassword(password, hash)
 	if !found || !ok {
-		s.limiter.fail(now, keys...)
+		s.accounts.fail(now, account)
+		s.addresses.fail(now, addr)
 		if err := audit(r.Context(), s.db, now, email, "signin.fail", "", "from "+clientIP(r)); err != nil {
 			return err
 		}
@@ -63,7 +64,7 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request, rq *request) err
 			map[string]any{"Form": formToken(w, r), "Error": errSignin, "Email": email})
 		return nil
 	}
-	s.limiter.succeed(keys[0])
+	s.accounts.succeed(account)
 	if err := s.newSession(r.Context(), w, u); err != nil {
 		return err
 	}

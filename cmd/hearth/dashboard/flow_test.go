@@ -77,7 +77,7 @@ func TestWholeFlow(t *testing.T) {
 	load := func(name, page, reqDir string) *kit.Kit {
 		t.Helper()
 		alice.get(page).want(t, 200, root.String())
-		r := alice.get(page + "/kit").want(t, 200)
+		r := alice.get(page+"/kit").want(t, 200)
 		if r.header.Get("Content-Type") != "application/gzip" {
 			t.Fatalf("kit of %s: Content-Type %q", name, r.header.Get("Content-Type"))
 		}

@@ -7,7 +7,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"html"
 	"io"
+	"log"
 	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
@@ -73,6 +75,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	ts := httptest.NewUnstartedServer(srv.Handler())
 	ts.TLS = srv.TLSConfig()
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
 	ts.StartTLS()
 	t.Cleanup(func() { ts.Close(); srv.Close() })
 	rootPEM, err := os.ReadFile(filepath.Join(ws, "ca", "rootCA.pem"))
@@ -122,7 +125,7 @@ func (c *client) do(req *http.Request) response {
 	if m := csrfRE.FindSubmatch(body); m != nil {
 		c.csrf = string(m[1])
 	}
-	return response{status: resp.StatusCode, body: string(body), location: resp.Header.Get("Location"), header: resp.Header}
+	return response{status: resp.StatusCode, body: html.UnescapeString(string(body)), location: resp.Header.Get("Location"), header: resp.Header}
 }
 
 func (c *client) get(path string) response {

@@ -5,24 +5,27 @@ import (
 	"time"
 )
 
-// Sign-in throttling: after failuresAllowed failed sign-ins for one key (an
-// account name as typed, or a client address), that key is locked for
-// lockoutBase, doubling with each further failure up to lockoutMax. A key's
-// failures are forgotten forgetAfter its last one, or (account keys) on a
-// successful sign-in.
+// Sign-in throttling: after failuresAllowed failed sign-ins for one account
+// name as typed (failuresPerAddress from one client address, which many
+// people behind one NAT share), that key is locked for lockoutBase,
+// doubling with each further failure up to lockoutMax. A key's failures
+// are forgotten forgetAfter its last one, or (accounts) on a successful
+// sign-in.
 const (
-	failuresAllowed = 5
-	lockoutBase     = 30 * time.Second
-	lockoutMax      = 15 * time.Minute
-	forgetAfter     = time.Hour
-	maxLimiterKeys  = 100000 // beyond this, expired entries are swept on insert
+	failuresAllowed    = 5
+	failuresPerAddress = 20
+	lockoutBase        = 30 * time.Second
+	lockoutMax         = 15 * time.Minute
+	forgetAfter        = time.Hour
+	maxLimiterKeys     = 100000 // beyond this, expired entries are swept on insert
 )
 
 // limiter counts failed sign-ins per key. It lives in memory: a restart
 // forgets it, which an attacker cannot cause from the web.
 type limiter struct {
-	mu   sync.Mutex
-	keys map[string]*failures
+	allowed int // failures before a key is locked
+	mu      sync.Mutex
+	keys    map[string]*failures
 }
 
 type failures struct {
@@ -31,7 +34,9 @@ type failures struct {
 	lockedUntil time.Time
 }
 
-func newLimiter() *limiter { return &limiter{keys: map[string]*failures{}} }
+func newLimiter(allowed int) *limiter {
+	return &limiter{allowed: allowed, keys: map[string]*failures{}}
+}
 
 // wait is how long until any of keys may try again (0: now).
 func (l *limiter) wait(now time.Time, keys ...string) time.Duration {
@@ -65,8 +70,8 @@ func (l *limiter) fail(now time.Time, keys ...string) {
 		}
 		f.n++
 		f.last = now
-		if f.n >= failuresAllowed {
-			lock := lockoutBase << min(f.n-failuresAllowed, 10)
+		if f.n >= l.allowed {
+			lock := lockoutBase << min(f.n-l.allowed, 10)
 			f.lockedUntil = now.Add(min(lock, lockoutMax))
 		}
 	}

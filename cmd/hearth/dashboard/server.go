@@ -121,7 +121,8 @@ type Server struct {
 	pages     map[string]*template.Template
 	routes    []route
 	mux       *http.ServeMux
-	limiter   *limiter
+	accounts  *limiter      // failed sign-ins per account name as typed
+	addresses *limiter      // and per client address
 	hashSlots chan struct{} // bounds concurrent argon2 work (64 MiB each)
 	dummyHash string        // verified against for unknown accounts, so they take as long
 	tls       *tls.Config
@@ -163,7 +164,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
-	s := &Server{cfg: cfg, ws: ws, project: p.Name, root: root, log: cfg.Log, limiter: newLimiter(),
+	s := &Server{cfg: cfg, ws: ws, project: p.Name, root: root, log: cfg.Log, accounts: newLimiter(failuresAllowed), addresses: newLimiter(failuresPerAddress),
 		hashSlots: make(chan struct{}, 2)}
 	if s.tls, err = s.tlsConfig(); err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
