@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -148,6 +149,59 @@ func (ca *CA) Issue(t Template) (*x509.Certificate, error) {
 	return x509.ParseCertificate(der)
 }
 
+// IssueWebServer signs a TLS server certificate for hosts (DNS names or
+// IP addresses) that carries no participant identity: its subject has no
+// O, OU or role, so IdentityOf refuses it and no Hearth listener or
+// envelope check accepts it as a participant of any kind. It is for the
+// web dashboard. pub may be Ed25519 or ECDSA: browsers sign TLS
+// handshakes with ECDSA but not Ed25519.
+func (ca *CA) IssueWebServer(pub crypto.PublicKey, hosts []string, notBefore, notAfter time.Time) (*x509.Certificate, error) {
+	switch pub.(type) {
+	case ed25519.PublicKey, *ecdsa.PublicKey:
+	default:
+		return nil, fmt.Errorf("web server certificate: public key is %T, want Ed25519 or ECDSA", pub)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("web server certificate: %w", err)
+	}
+	if len(hosts) == 0 {
+		return nil, errors.New("web server certificate: no host names")
+	}
+	if notAfter.After(ca.Cert.NotAfter) {
+		notAfter = ca.Cert.NotAfter
+	}
+	if !notAfter.After(notBefore) {
+		return nil, errors.New("web server certificate: validity ends before it starts")
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:   serial,
+		Subject:        pkix.Name{CommonName: hosts[0]},
+		NotBefore:      notBefore,
+		NotAfter:       notAfter,
+		KeyUsage:       x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		SubjectKeyId:   skid(spki),
+		AuthorityKeyId: ca.Cert.SubjectKeyId,
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("web server certificate: %w", err)
+	}
+	return x509.ParseCertificate(der)
+}
+
 // Sign signs data with the root key (startup kit manifests).
 func (ca *CA) Sign(data []byte) []byte { return ed25519.Sign(ca.key, data) }
 
@@ -184,6 +238,11 @@ func newSerial() (*big.Int, error) {
 		return nil, fmt.Errorf("serial number: %w", err)
 	}
 	return n.Add(n, big.NewInt(1)), nil
+}
+
+func skid(spki []byte) []byte {
+	sum := sha256.Sum256(spki)
+	return sum[:20]
 }
 
 func keyID(pub ed25519.PublicKey) []byte {

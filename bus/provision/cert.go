@@ -91,6 +91,18 @@ func checkRequest(id pki.Identity, hosts []string) error {
 // participants.json, and returns the kit folder. defaults are the default
 // policy files, as for Provision.
 func Approve(workspace string, passphrase []byte, csrPEM []byte, defaults fs.FS, now time.Time) (string, error) {
+	return approve(workspace, passphrase, csrPEM, nil, defaults, now)
+}
+
+// ApproveSite is Approve for a site request whose kit carries site's leaf
+// settings (proxy, websocket, local port, data folder), as a project
+// file's site entry would: the web dashboard records them when the site
+// registers. site's name and org must be the request's.
+func ApproveSite(workspace string, passphrase []byte, csrPEM []byte, site SiteSpec, defaults fs.FS, now time.Time) (string, error) {
+	return approve(workspace, passphrase, csrPEM, &site, defaults, now)
+}
+
+func approve(workspace string, passphrase []byte, csrPEM []byte, site *SiteSpec, defaults fs.FS, now time.Time) (string, error) {
 	if defaults == nil {
 		return "", errNoDefaults
 	}
@@ -121,10 +133,16 @@ func Approve(workspace string, passphrase []byte, csrPEM []byte, defaults fs.FS,
 	if m, ok := p.find(id.Name); ok {
 		return "", fmt.Errorf("approve: participant %q is already in the project as %s", id.Name, m.field)
 	}
+	if site != nil && (id.Kind != pki.KindSite || site.Name != id.Name || site.Org != id.Org) {
+		return "", fmt.Errorf("approve: the request is for %s, not site %s of org %s", id, site.Name, site.Org)
+	}
 	var spec any
 	switch id.Kind {
 	case pki.KindSite:
 		spec = SiteSpec{Name: id.Name, Org: id.Org}
+		if site != nil {
+			spec = *site
+		}
 	case pki.KindAdmin:
 		spec = AdminSpec{Name: id.Name, Org: id.Org, Role: id.Role}
 	case pki.KindAggregator:

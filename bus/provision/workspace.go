@@ -150,6 +150,27 @@ func RootFingerprint(workspace string) (kit.Fingerprint, error) {
 	return kit.FingerprintOf(root), nil
 }
 
+// OpenCA opens the project root CA of workspace with passphrase, for a
+// process on the CA holder's side that issues certificates of its own (the
+// web dashboard's TLS certificate, pki.CA.IssueWebServer).
+func OpenCA(workspace string, passphrase []byte) (*pki.CA, error) {
+	w, err := openWorkspace(workspace)
+	if err != nil {
+		return nil, err
+	}
+	return w.openCA(passphrase)
+}
+
+// ReadProject reads the project as provisioned so far in workspace
+// (project.yml); it fails when the workspace holds no project.
+func ReadProject(workspace string) (*Project, error) {
+	w, err := openWorkspace(workspace)
+	if err != nil {
+		return nil, err
+	}
+	return w.requireProject()
+}
+
 // openCA opens the workspace's CA with passphrase.
 func (w workspace) openCA(passphrase []byte) (*pki.CA, error) {
 	certPEM, err := os.ReadFile(w.path(rootCertFile))

@@ -36,6 +36,7 @@ func commands() []command {
 		{"site", "run a site: a NATS leaf node dialing the hub, and the site's actors", runSite},
 		{"aggregator", "run an aggregation host: a leaf node that aggregates the jobs placed on it, with TEE evidence", runAggregator},
 		{"admin", "the admin console: submit, list, status, abort, download jobs", runAdmin},
+		{"dashboard", "serve the web dashboard: invitations, site registration, certificate requests and approvals", runDashboard},
 		{"audit", "verify audit logs and their peers' anchors; trace one action across logs", runAudit},
 		{"policy", "check an authorization.json: parse it and decide requests as a site would", runPolicy},
 		{"privacy", "differential privacy: ε of DP-SGD's parameters, or the noise for a target ε", runPrivacy},

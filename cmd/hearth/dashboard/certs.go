@@ -1,0 +1,507 @@
+package dashboard
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/provision"
+)
+
+// Request statuses.
+const (
+	statusPending  = "pending"
+	statusApproved = "approved"
+	statusRefused  = "refused"
+)
+
+// certRequest is a row of requests.
+type certRequest struct {
+	ID       int64
+	Identity pki.Identity
+	SiteID   int64 // 0: an account's own request
+	UserID   int64
+	By       string
+	PEM      string
+	Status   string
+	Uploaded time.Time
+	Decided  *time.Time
+}
+
+const requestColumns = `r.id, r.name, r.org, r.kind, r.role, COALESCE(r.site_id, 0), COALESCE(r.user_id, 0), u.email, r.csr_pem, r.status, r.uploaded_at, r.decided_at`
+
+func scanRequest(sc interface{ Scan(...any) error }) (*certRequest, error) {
+	var q certRequest
+	var kind, role string
+	var uploaded int64
+	var decided sql.NullInt64
+	if err := sc.Scan(&q.ID, &q.Identity.Name, &q.Identity.Org, &kind, &role, &q.SiteID, &q.UserID, &q.By, &q.PEM, &q.Status, &uploaded, &decided); err != nil {
+		return nil, err
+	}
+	q.Identity.Kind, q.Identity.Role = pki.Kind(kind), pki.Role(role)
+	q.Uploaded = time.Unix(uploaded, 0)
+	if decided.Valid {
+		t := time.Unix(decided.Int64, 0)
+		q.Decided = &t
+	}
+	return &q, nil
+}
+
+// latestRequest is the newest request of a site (col "site_id") or an
+// account (col "user_id"); nil when there is none.
+func (s *Server) latestRequest(ctx context.Context, col string, id int64) (*certRequest, error) {
+	if col != "site_id" && col != "user_id" {
+		return nil, fmt.Errorf("latestRequest: column %q", col)
+	}
+	q, err := scanRequest(s.db.QueryRowContext(ctx, `SELECT `+requestColumns+` FROM requests r JOIN users u ON u.id = r.uploaded_by
+		WHERE r.`+col+` = ? ORDER BY r.id DESC LIMIT 1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return q, err
+}
+
+// readCSR reads the uploaded (csr_file) or pasted (csr) request.
+func readCSR(r *http.Request) ([]byte, error) {
+	if f, _, err := r.FormFile("csr_file"); err == nil {
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, maxForm))
+		if err != nil {
+			return nil, err
+		}
+		if len(strings.TrimSpace(string(data))) > 0 {
+			return data, nil
+		}
+	}
+	if v := r.PostFormValue("csr"); strings.TrimSpace(v) != "" {
+		return []byte(v), nil
+	}
+	return nil, badRequest("no certificate request: choose the .csr file that `hearth cert request` wrote, or paste it")
+}
+
+// checkCSR parses csr and refuses it unless it asks for exactly want,
+// naming each field that differs.
+func checkCSR(csr []byte, want pki.Identity) (*pki.Request, error) {
+	req, err := pki.ParseCSR(csr)
+	if err != nil {
+		return nil, badRequest("certificate request: %v", err)
+	}
+	got := req.Identity
+	var diffs []string
+	if got.Name != want.Name {
+		diffs = append(diffs, fmt.Sprintf("name %q, not %q", got.Name, want.Name))
+	}
+	if got.Org != want.Org {
+		diffs = append(diffs, fmt.Sprintf("org %q, not %q", got.Org, want.Org))
+	}
+	if got.Kind != want.Kind {
+		diffs = append(diffs, fmt.Sprintf("kind %q, not %q", got.Kind, want.Kind))
+	}
+	if got.Role != want.Role {
+		diffs = append(diffs, fmt.Sprintf("role %q, not %q", got.Role, want.Role))
+	}
+	if len(diffs) > 0 {
+		return nil, badRequest("the certificate request asks for %s: make it again with --name %s --org %s --kind %s%s",
+			strings.Join(diffs, ", "), want.Name, want.Org, want.Kind, roleFlag(want.Role))
+	}
+	return req, nil
+}
+
+func roleFlag(r pki.Role) string {
+	if r == "" {
+		return ""
+	}
+	return " --role " + string(r)
+}
+
+// storeRequest records a pending request for a site or an account,
+// replacing an earlier pending one; it refuses where a certificate was
+// already approved.
+func (s *Server) storeRequest(ctx context.Context, u *User, col string, id int64, want pki.Identity, csr []byte) error {
+	prev, err := s.latestRequest(ctx, col, id)
+	if err != nil {
+		return err
+	}
+	if prev != nil && prev.Status == statusApproved {
+		return conflict("%s already holds a certificate: names are never reused (revoke it and register under a new name)", want.Name)
+	}
+	now := s.now()
+	return inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM requests WHERE `+col+` = ? AND status = ?`, id, statusPending); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO requests (name, org, kind, role, `+col+`, uploaded_by, csr_pem, status, uploaded_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, want.Name, want.Org, string(want.Kind), string(want.Role), id, u.ID, string(csr), statusPending, now.Unix()); err != nil {
+			return err
+		}
+		return audit(ctx, tx, now, u.Email, "csr.upload", want.Name, want.String())
+	})
+}
+
+func (s *Server) uploadSiteCSR(w http.ResponseWriter, r *http.Request, rq *request) error {
+	st, err := s.siteFor(r.Context(), r, rq.user, ActEditSite)
+	if err != nil {
+		return err
+	}
+	csr, err := readCSR(r)
+	if err != nil {
+		return err
+	}
+	want := pki.Identity{Name: st.Name, Org: st.Org, Kind: pki.KindSite}
+	if _, err := checkCSR(csr, want); err != nil {
+		return err
+	}
+	if err := s.storeRequest(r.Context(), rq.user, "site_id", st.ID, want, csr); err != nil {
+		return err
+	}
+	http.Redirect(w, r, fmt.Sprintf("/sites/%d", st.ID), http.StatusSeeOther)
+	return nil
+}
+
+// ownIdentity is the admin certificate an account may request.
+func ownIdentity(u *User) pki.Identity {
+	return pki.Identity{Name: u.Email, Org: u.Org, Kind: pki.KindAdmin, Role: u.Role}
+}
+
+func (s *Server) uploadOwnCSR(w http.ResponseWriter, r *http.Request, rq *request) error {
+	csr, err := readCSR(r)
+	if err != nil {
+		return err
+	}
+	want := ownIdentity(rq.user)
+	if _, err := checkCSR(csr, want); err != nil {
+		return err
+	}
+	if err := s.storeRequest(r.Context(), rq.user, "user_id", rq.user.ID, want, csr); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request, rq *request) error {
+	req, err := s.latestRequest(r.Context(), "user_id", rq.user.ID)
+	if err != nil {
+		return err
+	}
+	var pending int
+	if rq.user.Role == pki.RoleProjectAdmin {
+		if err := s.db.QueryRowContext(r.Context(), `SELECT COUNT(*) FROM requests WHERE status = ?`, statusPending).Scan(&pending); err != nil {
+			return err
+		}
+	}
+	s.render(w, r, rq, http.StatusOK, "home.html", "Home", map[string]any{
+		"Request": req, "Own": ownIdentity(rq.user), "Pending": pending})
+	return nil
+}
+
+func (s *Server) requestList(ctx context.Context) ([]*certRequest, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+requestColumns+` FROM requests r JOIN users u ON u.id = r.uploaded_by
+		ORDER BY r.status != 'pending', r.id DESC`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*certRequest
+	for rows.Next() {
+		q, err := scanRequest(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, rows.Err()
+}
+
+func (s *Server) requests(w http.ResponseWriter, r *http.Request, rq *request) error {
+	list, err := s.requestList(r.Context())
+	if err != nil {
+		return err
+	}
+	s.render(w, r, rq, http.StatusOK, "requests.html", "Certificate requests", map[string]any{"List": list})
+	return nil
+}
+
+// pendingRequest loads the path's request, which must be pending.
+func (s *Server) pendingRequest(ctx context.Context, r *http.Request) (*certRequest, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return nil, notFound("request")
+	}
+	q, err := scanRequest(s.db.QueryRowContext(ctx, `SELECT `+requestColumns+` FROM requests r JOIN users u ON u.id = r.uploaded_by WHERE r.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("request")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if q.Status != statusPending {
+		return nil, conflict("request %d for %s is already %s", q.ID, q.Identity.Name, q.Status)
+	}
+	return q, nil
+}
+
+func (s *Server) approve(w http.ResponseWriter, r *http.Request, rq *request) error {
+	s.wsMu.Lock()
+	defer s.wsMu.Unlock()
+	q, err := s.pendingRequest(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	var dir string
+	if q.SiteID != 0 {
+		var st *Site
+		st, err = scanSite(s.db.QueryRowContext(r.Context(), `SELECT `+siteColumns+` FROM sites s JOIN users u ON u.id = s.created_by WHERE s.id = ?`, q.SiteID))
+		if err != nil {
+			return err
+		}
+		spec := provision.SiteSpec{Name: st.Name, Org: st.Org, Websocket: st.Websocket, Proxy: st.Proxy}
+		dir, err = provision.ApproveSite(s.ws, s.cfg.Passphrase, []byte(q.PEM), spec, s.cfg.Defaults, now)
+	} else {
+		dir, err = provision.Approve(s.ws, s.cfg.Passphrase, []byte(q.PEM), s.cfg.Defaults, now)
+	}
+	if err != nil {
+		return conflict("%v", err)
+	}
+	err = inTx(r.Context(), s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(r.Context(), `UPDATE requests SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?`,
+			statusApproved, rq.user.ID, now.Unix(), q.ID); err != nil {
+			return err
+		}
+		return audit(r.Context(), tx, now, rq.user.Email, "cert.approve", q.Identity.Name, "kit "+dir)
+	})
+	if err != nil {
+		s.log.Error("approved but not recorded: the kit exists", "name", q.Identity.Name, "kit", dir, "err", err)
+		return err
+	}
+	http.Redirect(w, r, "/requests", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, rq *request) error {
+	q, err := s.pendingRequest(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	err = inTx(r.Context(), s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(r.Context(), `UPDATE requests SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = ?`,
+			statusRefused, rq.user.ID, now.Unix(), q.ID, statusPending); err != nil {
+			return err
+		}
+		return audit(r.Context(), tx, now, rq.user.Email, "cert.refuse", q.Identity.Name, bounded(r.PostFormValue("reason")))
+	})
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/requests", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) downloadSiteKit(w http.ResponseWriter, r *http.Request, rq *request) error {
+	st, err := s.siteFor(r.Context(), r, rq.user, ActDownloadKit)
+	if err != nil {
+		return err
+	}
+	return s.downloadKit(w, r, rq, "site_id", st.ID)
+}
+
+func (s *Server) downloadOwnKit(w http.ResponseWriter, r *http.Request, rq *request) error {
+	return s.downloadKit(w, r, rq, "user_id", rq.user.ID)
+}
+
+// downloadKit sends the approved kit of a site or account as NAME.tar.gz:
+// the kit folder as provision.Approve wrote it (no key.pem), without its
+// state/ folder.
+func (s *Server) downloadKit(w http.ResponseWriter, r *http.Request, rq *request, col string, id int64) error {
+	q, err := s.latestRequest(r.Context(), col, id)
+	if err != nil {
+		return err
+	}
+	if q == nil || q.Status != statusApproved {
+		return notFound("approved kit")
+	}
+	name := q.Identity.Name
+	if err := audit(r.Context(), s.db, s.now(), rq.user.Email, "kit.download", name, ""); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/gzip")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-kit.tar.gz"`, name))
+	return writeKitArchive(w, provision.KitDir(s.ws, name), name)
+}
+
+// writeKitArchive writes dir as a gzipped tar whose entries lie under
+// prefix/, keeping file modes; state/ and key.pem are left out, and only
+// folders and regular files are written.
+func writeKitArchive(w io.Writer, dir, prefix string) error {
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if rel == kit.StateDirName || rel == kit.KeyFile {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if !info.Mode().IsRegular() && !info.IsDir() {
+			return nil
+		}
+		name := prefix
+		if rel != "." {
+			name += "/" + rel
+		}
+		hdr := &tar.Header{Name: name, Mode: int64(info.Mode().Perm()), ModTime: info.ModTime()}
+		if info.IsDir() {
+			hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
+			return tw.WriteHeader(hdr)
+		}
+		hdr.Typeflag, hdr.Size = tar.TypeReg, info.Size()
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("kit archive %s: %w", dir, err)
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
+}
+
+// participant is a row of the participants page.
+type participant struct {
+	Identity pki.Identity
+	Source   string // "dashboard" or "provision"
+	Revoked  *time.Time
+}
+
+func (s *Server) participants(w http.ResponseWriter, r *http.Request, rq *request) error {
+	p, err := provision.ReadProject(s.ws)
+	if err != nil {
+		return err
+	}
+	revoked := map[string]time.Time{}
+	rows, err := s.db.QueryContext(r.Context(), `SELECT name, revoked_at FROM revoked`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var n string
+		var at int64
+		if err := rows.Scan(&n, &at); err != nil {
+			rows.Close()
+			return err
+		}
+		revoked[strings.ToLower(n)] = time.Unix(at, 0)
+	}
+	rows.Close()
+	fromDashboard := map[string]bool{}
+	list, err := s.requestList(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, q := range list {
+		if q.Status == statusApproved {
+			fromDashboard[strings.ToLower(q.Identity.Name)] = true
+		}
+	}
+	var ps []participant
+	add := func(id pki.Identity) {
+		pt := participant{Identity: id, Source: "provision"}
+		if fromDashboard[strings.ToLower(id.Name)] {
+			pt.Source = "dashboard"
+		}
+		if t, ok := revoked[strings.ToLower(id.Name)]; ok {
+			pt.Revoked = &t
+		}
+		ps = append(ps, pt)
+	}
+	add(pki.Identity{Name: p.Server.Name, Org: p.Server.Org, Kind: pki.KindServer})
+	for _, x := range p.Sites {
+		add(pki.Identity{Name: x.Name, Org: x.Org, Kind: pki.KindSite})
+	}
+	for _, x := range p.Admins {
+		add(pki.Identity{Name: x.Name, Org: x.Org, Kind: pki.KindAdmin, Role: x.Role})
+	}
+	for _, x := range p.Aggregators {
+		add(pki.Identity{Name: x.Name, Org: x.Org, Kind: pki.KindAggregator})
+	}
+	s.render(w, r, rq, http.StatusOK, "participants.html", "Participants", map[string]any{"List": ps})
+	return nil
+}
+
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request, rq *request) error {
+	name := r.PathValue("name")
+	if err := pki.ValidName(name); err != nil {
+		return notFound("participant")
+	}
+	s.wsMu.Lock()
+	defer s.wsMu.Unlock()
+	now := s.now()
+	if err := provision.Revoke(s.ws, s.cfg.Passphrase, name, now); err != nil {
+		return conflict("%v", err)
+	}
+	err := inTx(r.Context(), s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(r.Context(), `INSERT INTO revoked (name, revoked_by, revoked_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET revoked_by = excluded.revoked_by, revoked_at = excluded.revoked_at`, name, rq.user.ID, now.Unix()); err != nil {
+			return err
+		}
+		return audit(r.Context(), tx, now, rq.user.Email, "cert.revoke", name, "new CRL in ca/crl.pem and every kit")
+	})
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/participants", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, rq *request) error {
+	entries, err := readAudit(r.Context(), s.db)
+	if err != nil {
+		return err
+	}
+	chain := "intact"
+	if err := verifyAudit(entries); err != nil {
+		chain = "BROKEN: " + err.Error()
+	}
+	// Newest first on the page.
+	for i, j := 0, len(entries)-1; i < j; i, j = i+1, j-1 {
+		entries[i], entries[j] = entries[j], entries[i]
+	}
+	s.render(w, r, rq, http.StatusOK, "audit.html", "Audit log", map[string]any{"List": entries, "Chain": chain, "Count": len(entries)})
+	return nil
+}

@@ -1,0 +1,238 @@
+package dashboard
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+)
+
+// route is one page or form of the dashboard.
+type route struct {
+	method, pattern string
+	// public routes need no session: sign-in, setup, invitations, style.
+	public bool
+	// action is what authorize decides before handle runs (signed-in
+	// routes only); handlers decide again once they know the target.
+	action Action
+	handle func(http.ResponseWriter, *http.Request, *request) error
+}
+
+// request is what the wrapper found out about a request.
+type request struct {
+	sess *session // nil on public routes
+	user *User
+}
+
+// routeTable is every route of the dashboard: the one list that the
+// mux is built from and that the tests walk.
+func (s *Server) routeTable() []route {
+	return []route{
+		{method: "GET", pattern: "/static/style.css", public: true, handle: s.style},
+		{method: "GET", pattern: "/signin", public: true, handle: s.signinPage},
+		{method: "POST", pattern: "/signin", public: true, handle: s.signin},
+		{method: "GET", pattern: "/setup/{token}", public: true, handle: s.setupPage},
+		{method: "POST", pattern: "/setup/{token}", public: true, handle: s.setup},
+		{method: "GET", pattern: "/invite/{token}", public: true, handle: s.invitePage},
+		{method: "POST", pattern: "/invite/{token}", public: true, handle: s.acceptInvite},
+
+		{method: "GET", pattern: "/{$}", action: ActHome, handle: s.home},
+		{method: "POST", pattern: "/signout", action: ActHome, handle: s.signout},
+		{method: "POST", pattern: "/me/csr", action: ActOwnRequest, handle: s.uploadOwnCSR},
+		{method: "GET", pattern: "/me/kit", action: ActOwnRequest, handle: s.downloadOwnKit},
+		{method: "GET", pattern: "/invitations", action: ActInvite, handle: s.invitations},
+		{method: "POST", pattern: "/invitations", action: ActInvite, handle: s.invite},
+		{method: "GET", pattern: "/sites", action: ActListSites, handle: s.sites},
+		{method: "POST", pattern: "/sites", action: ActEditSite, handle: s.addSite},
+		{method: "GET", pattern: "/sites/{id}", action: ActViewSite, handle: s.site},
+		{method: "POST", pattern: "/sites/{id}", action: ActEditSite, handle: s.changeSite},
+		{method: "POST", pattern: "/sites/{id}/csr", action: ActEditSite, handle: s.uploadSiteCSR},
+		{method: "GET", pattern: "/sites/{id}/kit", action: ActDownloadKit, handle: s.downloadSiteKit},
+		{method: "GET", pattern: "/requests", action: ActApprove, handle: s.requests},
+		{method: "POST", pattern: "/requests/{id}/approve", action: ActApprove, handle: s.approve},
+		{method: "POST", pattern: "/requests/{id}/refuse", action: ActApprove, handle: s.refuse},
+		{method: "GET", pattern: "/participants", action: ActParticipants, handle: s.participants},
+		{method: "POST", pattern: "/participants/{name}/revoke", action: ActRevoke, handle: s.revoke},
+		{method: "GET", pattern: "/audit", action: ActAudit, handle: s.auditPage},
+	}
+}
+
+// maxForm bounds a request body: forms and a pasted or uploaded CSR.
+const maxForm = 64 << 10
+
+// wrap applies the dashboard's checks, in order: security headers; for
+// POST a bounded body and the same-origin check; then either the
+// pre-session form token (public routes) or a current session, its CSRF
+// token (POST) and authorize(action) before the handler.
+func (s *Server) wrap(rt route) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+		rq := &request{}
+		post := r.Method == http.MethodPost
+		if post {
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			if err := sameOrigin(r); err != nil {
+				s.fail(w, r, rq, forbidden(err.Error()))
+				return
+			}
+		}
+		if rt.public {
+			if post {
+				if err := checkFormToken(r); err != nil {
+					s.fail(w, r, rq, forbidden(err.Error()))
+					return
+				}
+			}
+		} else {
+			sess, err := s.session(r)
+			switch {
+			case errors.Is(err, errNoSession) && !post:
+				http.Redirect(w, r, "/signin", http.StatusSeeOther)
+				return
+			case errors.Is(err, errNoSession):
+				s.fail(w, r, rq, &httpError{status: http.StatusUnauthorized, msg: "no session: sign in first"})
+				return
+			case err != nil:
+				s.fail(w, r, rq, err)
+				return
+			}
+			rq.sess, rq.user = sess, sess.user
+			if post {
+				if err := checkCSRF(r, sess.csrf); err != nil {
+					s.fail(w, r, rq, forbidden(err.Error()))
+					return
+				}
+			}
+			if d := authorize(rt.action, rq.user, nil); !d.Allow {
+				s.fail(w, r, rq, forbidden("not allowed: "+d.Reason))
+				return
+			}
+		}
+		if err := rt.handle(w, r, rq); err != nil {
+			s.fail(w, r, rq, err)
+		}
+	}
+}
+
+// httpError is a refusal shown to the user with its status.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func forbidden(msg string) error { return &httpError{status: http.StatusForbidden, msg: msg} }
+func badRequest(format string, a ...any) error {
+	return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, a...)}
+}
+func notFound(what string) error {
+	return &httpError{status: http.StatusNotFound, msg: what + " not found"}
+}
+func conflict(format string, a ...any) error {
+	return &httpError{status: http.StatusConflict, msg: fmt.Sprintf(format, a...)}
+}
+
+// fail renders err: an httpError with its status and message, anything
+// else as 500 with the details only in the log.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, rq *request, err error) {
+	var he *httpError
+	if !errors.As(err, &he) {
+		s.log.Error("dashboard request failed", "method", r.Method, "path", bounded(r.URL.Path), "err", err)
+		he = &httpError{status: http.StatusInternalServerError, msg: "internal error (see the dashboard's log)"}
+	} else if he.status == http.StatusForbidden || he.status == http.StatusUnauthorized {
+		user := ""
+		if rq.user != nil {
+			user = rq.user.Email
+		}
+		s.log.Warn("dashboard refused", "method", r.Method, "path", bounded(r.URL.Path), "user", user, "reason", he.msg)
+	}
+	s.render(w, r, rq, he.status, "error.html", "Refused", map[string]any{"Status": he.status, "StatusText": http.StatusText(he.status), "Message": he.msg})
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	// Unknown paths are answered the same with or without a session, so
+	// the route list cannot be probed for what lies behind sign-in.
+	s.fail(w, r, &request{}, notFound("page"))
+}
+
+// pageData is what every template gets.
+type pageData struct {
+	Title   string
+	Project string
+	Root    string
+	User    *User
+	CSRF    string
+	IsPA    bool
+	Data    any
+}
+
+// render executes page inside the layout.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, rq *request, status int, page, title string, data any) {
+	t, ok := s.pages[page]
+	if !ok {
+		http.Error(w, "no page "+page, http.StatusInternalServerError)
+		return
+	}
+	pd := pageData{Title: title, Project: s.project, Root: s.root.String(), Data: data}
+	if rq != nil && rq.sess != nil {
+		pd.User, pd.CSRF = rq.user, rq.sess.csrf
+		pd.IsPA = authorize(ActApprove, rq.user, nil).Allow
+	}
+	var b strings.Builder
+	if err := t.ExecuteTemplate(&b, "layout", pd); err != nil {
+		s.log.Error("render", "page", page, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// parsePages parses every page with the layout.
+func parsePages() (map[string]*template.Template, error) {
+	names, err := templateFS.ReadDir("templates")
+	if err != nil {
+		return nil, err
+	}
+	funcs := template.FuncMap{
+		"date": func(v any) string {
+			switch t := v.(type) {
+			case interface{ Format(string) string }:
+				return t.Format("2006-01-02 15:04 UTC")
+			}
+			return fmt.Sprint(v)
+		},
+	}
+	pages := map[string]*template.Template{}
+	for _, n := range names {
+		if n.Name() == "layout.html" {
+			continue
+		}
+		t, err := template.New(n.Name()).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+n.Name())
+		if err != nil {
+			return nil, fmt.Errorf("dashboard templates: %w", err)
+		}
+		pages[n.Name()] = t
+	}
+	return pages, nil
+}
+
+func (s *Server) style(w http.ResponseWriter, r *http.Request, _ *request) error {
+	data, err := staticFS.ReadFile("static/style.css")
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "max-age=3600")
+	_, err = w.Write(data)
+	return err
+}
