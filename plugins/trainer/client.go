@@ -110,12 +110,12 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.shm, err = os.MkdirTemp(shmDirOf(cfg.ShmDir), "hearth-trainer-"); err != nil { // mode 0700
+	if c.shm, err = makePrivate(shmDirOf(cfg.ShmDir), "shm"); err != nil {
 		proc.Close()
 		return nil, fmt.Errorf("trainer: shared memory folder: %w", err)
 	}
 	if c.cfg.Setup.WorkDir == "" {
-		if c.cfg.Setup.WorkDir, err = os.MkdirTemp("", "hearth-trainer-work-"); err != nil {
+		if c.cfg.Setup.WorkDir, err = makePrivate("", "work"); err != nil {
 			proc.Close()
 			os.RemoveAll(c.shm)
 			return nil, fmt.Errorf("trainer: working folder: %w", err)

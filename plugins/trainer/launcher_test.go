@@ -13,7 +13,7 @@ import (
 // inputs build equal bytes (so equal pins), and any change of script,
 // limits or sandbox changes them.
 func TestLauncher(t *testing.T) {
-	l := Limits{}.withDefaults()
+	l := Limits{}.withDefaults(DefaultMaxModelBytes)
 	setup := Setup{Args: []byte(`{"dataset":"optdigits"}`), DataDir: "/srv/data"}
 	sb, err := pythonSandbox(SandboxOn, "/usr/bin/python3", setup, "/tmp/work", "/dev/shm/x")
 	if err != nil {
@@ -75,7 +75,7 @@ func TestSandboxPolicy(t *testing.T) {
 		name, interp, args, data string
 		want, not                []string
 	}{
-		{"dataset", "/usr/bin/python3", `{"dataset":"optdigits"}`, "/srv/data", []string{"r /srv/data/optdigits", "rwc /w", "rwc /s", "rx /usr", "r /etc/ld.so.cache"}, []string{"r /srv/data", "r /etc", "rx /"}},
+		{"dataset", "/usr/bin/python3", `{"dataset":"optdigits"}`, "/srv/data", []string{"r /srv/data/optdigits", "rwc /w", "rwe /s", "rx /usr", "r /etc/ld.so.cache"}, []string{"r /srv/data", "r /etc", "rx /", "rwc /s"}},
 		{"a path for a dataset", "/usr/bin/python3", `{"dataset":"../secrets"}`, "/srv/data", nil, []string{"r /srv/data", "r /srv/secrets", "r /srv"}},
 		{"no dataset", "/usr/bin/python3", `{}`, "/srv/data", nil, []string{"r /srv/data"}},
 		{"relative data folder", "/usr/bin/python3", `{"dataset":"optdigits"}`, "data", nil, []string{"r data/optdigits"}},

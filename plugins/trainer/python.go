@@ -43,6 +43,7 @@ const (
 	DefaultCPUTime   = time.Hour
 	DefaultOpenFiles = 256
 	DefaultThreads   = 1
+	DefaultFileSize  = 1 << 30 // bytes of one file, or the model bound when larger
 )
 
 // Limits are what a PyTorch trainer's process may use. The launcher sets
@@ -62,12 +63,24 @@ type Limits struct {
 	CPUTime time.Duration
 	// OpenFiles bounds its open descriptors (RLIMIT_NOFILE).
 	OpenFiles int
+	// FileSize bounds each file the process writes or extends
+	// (RLIMIT_FSIZE) in bytes: a write past it fails with EFBIG (Python
+	// ignores SIGXFSZ). It must be at least the Client's model bound
+	// (MaxModelBytes), so that a script can save its model; zero means
+	// DefaultFileSize, or the model bound when that is larger. It bounds
+	// files one by one, not the working folder's total (see the package
+	// doc, "Limits").
+	FileSize int64
 	// Threads is PyTorch's number of threads (torch.set_num_threads).
 	Threads int
 }
 
-// withDefaults is l with its zero fields set to the defaults.
-func (l Limits) withDefaults() Limits {
+// withDefaults is l with its zero fields set to the defaults, for a
+// Client whose model bound is maxModel bytes.
+func (l Limits) withDefaults(maxModel int64) Limits {
+	if l.FileSize == 0 {
+		l.FileSize = max(DefaultFileSize, maxModel)
+	}
 	if l.Memory == 0 {
 		l.Memory = DefaultMemory
 	}
@@ -83,9 +96,12 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// validate refuses limits that no trainer could run under.
-func (l Limits) validate() error {
+// validate refuses limits that no trainer could run under, for a Client
+// whose model bound is maxModel bytes.
+func (l Limits) validate(maxModel int64) error {
 	switch {
+	case l.FileSize < maxModel:
+		return fmt.Errorf("a file size limit of %d bytes, below the model bound of %d", l.FileSize, maxModel)
 	case l.Memory < 256<<20:
 		return fmt.Errorf("a memory limit of %d bytes (at least 256 MiB)", l.Memory)
 	case l.CPUTime < time.Second:
@@ -119,6 +135,11 @@ type PythonConfig struct {
 	// value, SandboxOn, confines it and refuses to run the job where it
 	// cannot. It is part of the pinned launcher.
 	Sandbox SandboxMode
+	// WorkRoot is where NewPython makes the working folder when
+	// Setup.WorkDir is empty: a folder the site controls (its state
+	// folder, say), so that what a crash leaves there is where the site
+	// looks (ClearStale); "" means the system's temporary folder.
+	WorkRoot string
 	// Setup, Timeout, StageDir, ShmDir, MaxModelBytes and Logger are as
 	// in ClientConfig.
 	Setup         Setup
@@ -147,8 +168,12 @@ func NewPython(cfg PythonConfig) (*Client, error) {
 	if err := checkInterpreter(interp); err != nil {
 		return nil, fmt.Errorf("trainer: python: %w", err)
 	}
-	limits := cfg.Limits.withDefaults()
-	if err := limits.validate(); err != nil {
+	maxModel := cfg.MaxModelBytes
+	if maxModel == 0 {
+		maxModel = DefaultMaxModelBytes
+	}
+	limits := cfg.Limits.withDefaults(maxModel)
+	if err := limits.validate(maxModel); err != nil {
 		return nil, fmt.Errorf("trainer: python: %w", err)
 	}
 	script, err := readPinned(cfg.Script, MaxScriptBytes)
@@ -161,15 +186,16 @@ func NewPython(cfg PythonConfig) (*Client, error) {
 	}
 	// The folders the sandbox lets the script write are made now, so
 	// that the launcher names them: the working folder, unless the site
-	// gave one, and a private folder the Client makes its shared memory
-	// folder in.
-	shmBase, err := os.MkdirTemp(shmDirOf(cfg.ShmDir), "hearth-trainer-py-") // mode 0700
+	// gave one (under WorkRoot), and a private folder under ShmDir that
+	// the Client makes its shared memory folder in. Both are named for
+	// this process (ClearStale).
+	shmBase, err := makePrivate(shmDirOf(cfg.ShmDir), "py")
 	if err != nil {
 		return nil, fmt.Errorf("trainer: python: shared memory folder: %w", err)
 	}
 	setup, ownWork := cfg.Setup, false
 	if setup.WorkDir == "" {
-		if setup.WorkDir, err = os.MkdirTemp("", "hearth-trainer-work-"); err != nil {
+		if setup.WorkDir, err = makePrivate(cfg.WorkRoot, "work"); err != nil {
 			os.RemoveAll(shmBase)
 			return nil, fmt.Errorf("trainer: python: working folder: %w", err)
 		}
@@ -287,6 +313,7 @@ func buildLauncher(interp string, l Limits, sandbox sandboxPolicy, script []byte
 		"cpu_seconds": int64(l.CPUTime / time.Second),
 		"open_files":  int64(l.OpenFiles),
 		"threads":     int64(l.Threads),
+		"file_size":   l.FileSize,
 	})
 	if err != nil {
 		return nil, err

@@ -50,9 +50,10 @@ const sandboxRefusal = "hearth-trainer: sandbox: "
 
 // sandboxRule is one path the sandbox allows, as the launcher's
 // hearth_sandbox.py reads it. Access is rx (read and execute beneath),
-// r (read beneath, or the file), rw (read and write the file: a device)
-// or rwc (read, write, create and remove beneath; no executing, no
-// device, socket or fifo files).
+// r (read beneath, or the file), rw (read and write the file: a device),
+// rwe (read and write the files that exist beneath, list the folders:
+// nothing made, removed or truncated) or rwc (read, write, create and
+// remove beneath; no executing, no device, socket or fifo files).
 type sandboxRule struct {
 	Path     string `json:"path"`
 	Access   string `json:"access"`
@@ -87,8 +88,9 @@ var datasetName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 // pythonSandbox is the sandbox of a PyTorch trainer: the system rules,
 // the interpreter's own prefix when it is not under /usr, the job's
 // dataset folder <DataDir>/<args.dataset> (read; only that one, not the
-// data folder), the working and shared memory folders (read, write). The
-// launcher adds its own file. Arguments that name no valid dataset allow
+// data folder), the working folder (read, write, create) and the shared
+// memory folder (read and write the files the host made there, nothing
+// created: the harness only maps them). The launcher adds its own file. Arguments that name no valid dataset allow
 // no data: the harness refuses them at Configure.
 func pythonSandbox(mode SandboxMode, interp string, s Setup, work, shm string) (sandboxPolicy, error) {
 	switch mode {
@@ -113,7 +115,7 @@ func pythonSandbox(mode SandboxMode, interp string, s Setup, work, shm string) (
 	if json.Unmarshal(s.Args, &args) == nil && datasetName.MatchString(args.Dataset) && filepath.IsAbs(s.DataDir) {
 		rules = append(rules, sandboxRule{Path: filepath.Join(s.DataDir, args.Dataset), Access: "r", Optional: true})
 	}
-	rules = append(rules, sandboxRule{Path: work, Access: "rwc"}, sandboxRule{Path: shm, Access: "rwc"})
+	rules = append(rules, sandboxRule{Path: work, Access: "rwc"}, sandboxRule{Path: shm, Access: "rwe"})
 	return sandboxPolicy{On: true, Rules: rules}, nil
 }
 

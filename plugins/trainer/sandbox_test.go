@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -272,7 +274,7 @@ func (r *recorder) has(level slog.Level, text string) bool {
 // filterProbe applies the sandbox's seccomp filter alone (no Landlock)
 // in a fresh python3, then makes each call and prints what it answered.
 const filterProbe = `
-import ctypes, errno, json, os, socket, sys
+import ctypes, errno, json, os, socket, subprocess, sys, threading
 sys.path.insert(0, sys.argv[1])
 import hearth_sandbox
 hearth_sandbox._seccomp()
@@ -306,16 +308,46 @@ probe("ptrace", lambda: raw(nrs["ptrace"], 3, os.getppid(), 0, 0))
 probe("process_vm_readv", lambda: raw(nrs["process_vm_readv"], os.getppid(), 0, 0, 0, 0, 0))
 probe("x32 socket", lambda: raw(nrs["socket"] | 0x40000000, 2, 1, 0) if nrs["x32"] else (_ for _ in ()).throw(OSError(errno.EPERM, "")))
 probe("open", lambda: open("/dev/null").close())
+def fork():
+    if os.fork() == 0:
+        os._exit(0)
+    os.wait()
+def clone_process():
+    # clone(SIGCHLD, no stack): a fork; the child leaves at once
+    r = libc.syscall(nrs["clone"], 17, 0, 0, 0, 0)
+    if r == 0:
+        os._exit(0)
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    os.waitpid(r, 0)
+def thread():
+    t = threading.Thread(target=lambda: None)
+    t.start()
+    t.join()
+probe("fork", fork)
+probe("clone process", clone_process)
+probe("clone3", lambda: raw(nrs["clone3"], ctypes.create_string_buffer(88), 88))
+probe("thread", thread)
+probe("subprocess", lambda: subprocess.run(["/bin/true"], check=True))
+probe("posix_spawn", lambda: os.waitpid(os.posix_spawn("/bin/true", ["true"], {}), 0))
+probe("setsid", os.setsid)
+probe("setpgid", lambda: os.setpgid(0, 0))
+probe("unshare", lambda: raw(nrs["unshare"], 0x10000000))
+probe("execve", lambda: os.execv("/bin/true", ["true"]))
 print(json.dumps(out))
 `
 
 // TestSandboxFilter: the seccomp filter refuses (EPERM) every socket but
 // AF_UNIX streams and seqpackets, connect, io_uring, ptrace and
-// process_vm_*, and x32's calls; it lets the rest through.
+// process_vm_*, x32's calls, a new process however asked for (fork,
+// clone without CLONE_THREAD, subprocess, posix_spawn), setsid, setpgid,
+// unshare and execve; clone3 answers ENOSYS; threads and the rest go
+// through.
 func TestSandboxFilter(t *testing.T) {
 	requireTorch(t) // python3 itself
 	dir, _ := filepath.Abs("python")
-	out, err := exec.Command(trainer.DefaultInterpreter, "-I", "-c", filterProbe, dir).CombinedOutput()
+	out, err := exec.Command(trainer.DefaultInterpreter, "-I", "-B", "-c", filterProbe, dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("the probe: %v\n%s", err, out)
 	}
@@ -323,18 +355,21 @@ func TestSandboxFilter(t *testing.T) {
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("the probe said %s", out)
 	}
-	allowed := []string{"unix stream", "unix seqpacket", "unix socketpair", "open"}
+	allowed := []string{"unix stream", "unix seqpacket", "unix socketpair", "open", "thread"}
 	for name, answer := range got {
 		want := "EPERM"
-		if slices.Contains(allowed, name) {
+		switch {
+		case slices.Contains(allowed, name):
 			want = "ok"
+		case name == "clone3":
+			want = "ENOSYS"
 		}
 		if answer != want {
 			t.Errorf("%s under the filter: %s, want %s", name, answer, want)
 		}
 	}
-	if len(got) != 17 {
-		t.Errorf("%d probes answered, want 17: %v", len(got), got)
+	if len(got) != 27 {
+		t.Errorf("%d probes answered, want 27: %v", len(got), got)
 	}
 }
 
@@ -363,4 +398,132 @@ func TestPythonCloseRemovesFolders(t *testing.T) {
 	if entries, _ := os.ReadDir(shm); len(entries) != 0 {
 		t.Errorf("the shared memory folder holds %v after Close", entries)
 	}
+}
+
+// TestPythonSandboxProcesses: a script that forks a child to outlive
+// its trainer (setsid, then a marker file 2 seconds on), leaves its
+// process group, runs a program, writes a file past its size limit and
+// plants a file in its shared memory folder is refused each time, and no
+// process of its outlives Client.Close; threads still work. Unconfined
+// (the site's choice), the same attempts succeed and the child outlives
+// Close, which shows they are real; the file size limit holds either way.
+func TestPythonSandboxProcesses(t *testing.T) {
+	requireTorch(t)
+	if runtime.GOOS != "linux" {
+		t.Skip("the sandbox is Linux's")
+	}
+	const fileSize = 32 << 20
+	ctx := context.Background()
+	run := func(t *testing.T, mode trainer.SandboxMode) (work, shm string, res trainer.Result, c *trainer.Client) {
+		t.Helper()
+		work, shm = t.TempDir(), t.TempDir() // the site's own working folder: Close leaves it, so the marker would stay
+		c = newPythonWith(t, "breakout.py", siteData(t), map[string]any{"dataset": "optdigits", "file_size": fileSize}, func(c *trainer.PythonConfig) {
+			c.Sandbox, c.Setup.WorkDir, c.ShmDir = mode, work, shm
+			c.Limits.FileSize, c.MaxModelBytes = fileSize, fileSize/2
+		})
+		global, err := c.Prepare(ctx)
+		if err != nil {
+			t.Fatalf("Prepare: %v", err)
+		}
+		if _, res, err = c.Train(ctx, 0, global); err != nil {
+			t.Fatalf("Train: %v", err)
+		}
+		if got := res.Metrics["big_file_bytes"]; got != fileSize {
+			t.Errorf("the big file holds %v bytes, want the limit, %d", got, fileSize)
+		}
+		if res.Metrics["thread"] != 1 || res.Metrics["big_file"] != 0 {
+			t.Errorf("thread %v, big_file %v: want a thread started, the big file stopped at the limit", res.Metrics["thread"], res.Metrics["big_file"])
+		}
+		return work, shm, res, c
+	}
+	outlived := func(work string) error {
+		if pids := processesIn(t, work); len(pids) != 0 {
+			return fmt.Errorf("processes %v still run in the working folder", pids)
+		}
+		if _, err := os.Stat(filepath.Join(work, "outlived")); err == nil {
+			return errors.New("a child wrote its marker after Close")
+		}
+		return nil
+	}
+
+	t.Run("on", func(t *testing.T) {
+		work, shm, res, c := run(t, trainer.SandboxOn)
+		for _, k := range []string{"fork", "setpgid", "setsid", "subprocess", "shm_create", "shm_base_create"} {
+			if v, ok := res.Metrics[k]; !ok || v != 0 {
+				t.Errorf("in the sandbox, %s: %v (reported %v), want it refused", k, v, ok)
+			}
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Nothing may appear in the 3 seconds after Close (the child's
+		// marker would at 2).
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if err := outlived(work); err != nil {
+				t.Fatalf("after Close: %v", err)
+			}
+		}
+		if planted := findNamed(t, shm, "planted"); len(planted) != 0 {
+			t.Errorf("files planted in the shared memory folder: %v", planted)
+		}
+	})
+
+	t.Run("off", func(t *testing.T) {
+		work, _, res, c := run(t, trainer.SandboxOff)
+		for _, k := range []string{"fork", "setpgid", "subprocess", "shm_create", "shm_base_create"} {
+			if res.Metrics[k] != 1 {
+				t.Errorf("unconfined, %s: %v, want it to succeed (else the sandbox test proves nothing)", k, res.Metrics[k])
+			}
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if pids := processesIn(t, work); len(pids) == 0 {
+			t.Error("unconfined, no child outlived Close")
+		}
+		bustest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+			if outlived(work) == nil {
+				return errors.New("the child has not written its marker and ended yet")
+			}
+			_, err := os.Stat(filepath.Join(work, "outlived"))
+			if pids := processesIn(t, work); err != nil || len(pids) != 0 {
+				return fmt.Errorf("the marker: %v; processes %v", err, pids)
+			}
+			return nil
+		})
+	})
+}
+
+// processesIn is the ids of the processes whose working folder is dir
+// (a trainer's children inherit it).
+func processesIn(t *testing.T, dir string) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd")); err == nil && cwd == dir {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// findNamed is the paths beneath root whose name is name.
+func findNamed(t *testing.T, root, name string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.Name() == name {
+			out = append(out, path)
+		}
+		return nil
+	})
+	return out
 }

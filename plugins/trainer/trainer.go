@@ -56,27 +56,52 @@
 //
 // # Limits
 //
-// Memory (RLIMIT_AS), CPU time (RLIMIT_CPU) and open files
-// (RLIMIT_NOFILE), and no core files, are set by the launcher on its own
-// process, soft and hard alike, before any of the job's code (or torch)
-// is imported: the job cannot raise them, and every process it starts
-// inherits them. They are set there because plugins.Load makes the
-// exec.Cmd itself and passes no arguments, and Go's SysProcAttr has no
-// rlimits; prlimit(2) from the host would leave a window after the start
-// and needs the child's pid, which the loader keeps. Being inside the
+// Memory (RLIMIT_AS), CPU time (RLIMIT_CPU), open files (RLIMIT_NOFILE)
+// and the size of each file it writes (RLIMIT_FSIZE, Limits.FileSize: at
+// least the model bound), and no core files, are set by the launcher on
+// its own process, soft and hard alike, before any of the job's code (or
+// torch) is imported: the job cannot raise them. They are per process;
+// in the sandbox the job can start none (see below), so they bound the
+// job. They are set there because plugins.Load makes the exec.Cmd itself
+// and passes no arguments, and Go's SysProcAttr has no rlimits;
+// prlimit(2) from the host would leave a window after the start and
+// needs the child's pid, which the loader keeps. Being inside the
 // pinned launcher, the limits are covered by its hash too. A script that
 // hits its memory limit gets an allocation failure; the harness answers
 // RESOURCE_EXHAUSTED (ErrMemoryLimit here), refuses any further call and
 // ends its process once the answer is sent, so that the next call starts
 // a fresh one. At the CPU limit the harness logs SIGXCPU and exits (the
 // host sees plugins.ErrExited); at the open files limit the script gets
-// EMFILE, an error answered as such. Each call has the loader's deadline
+// EMFILE, and past the file size limit EFBIG (Python ignores SIGXFSZ),
+// errors answered as such. Each call has the loader's deadline
 // (ClientConfig.Timeout), past which the process group is killed.
+//
+// What is not bounded: the working folder's total. Linux has no
+// per-folder quota a site's user can set, so a script may fill its
+// working folder (and the file system it lies on) with many files of up
+// to FileSize each, within its CPU time and the call's deadline. A site
+// bounds that by where it puts the folder (PythonConfig.WorkRoot: a file
+// system of its own, or one with a quota for its user). The shared
+// memory folder (tmpfs, RAM outside RLIMIT_AS) is bounded: in the
+// sandbox the job creates no file there, and can grow each of the host's
+// few files (Prepare's, a model in, a model out) to FileSize at most.
 //
 // The script sees none of the host's environment (SkipHostEnv: only
 // go-plugin's handshake variables, and LC_CTYPE that Python sets itself)
 // and runs in its own working folder (Setup.WorkDir, 0700, empty at
 // first).
+//
+// # Folders a crash leaves
+//
+// NewPython makes the working folder under PythonConfig.WorkRoot (a
+// folder the site controls: its state folder, say; the system's
+// temporary folder by default) and a private folder under ShmDir
+// (/dev/shm by default) for the shared memory; Close removes both. Every
+// such folder is named hearth-trainer-<role>-<pid>.<start>-<random>
+// (StalePrefix) for the process that made it, so that after a crash (the
+// site's process killed: its trainers die with it, Pdeathsig) the site
+// removes its leftovers at its next start with ClearStale(ShmDir,
+// WorkRoot), which leaves alone the folders of processes that still run.
 //
 // # The sandbox
 //
@@ -94,17 +119,24 @@
 // folder) and /sys/devices/system/cpu; read and write of /dev/null; read
 // of the launcher file and of the job's dataset folder
 // <DataDir>/<args.dataset> (not the data folder: other datasets stay
-// out); read, write, create and remove beneath the working folder and the
-// shared memory folder (NewPython makes both, so that the launcher names
-// them; no executing there, no device, socket or fifo files). TCP connect
+// out); read, write, create and remove beneath the working folder (no
+// executing there, no device, socket or fifo files); read and write of
+// the files the host made in the shared memory folder, nothing created,
+// removed or truncated there (NewPython makes both folders, so that the
+// launcher names them). TCP connect
 // is forbidden (ABI 4), signals and abstract unix sockets are scoped to
 // the sandbox (ABI 6: the host cannot be signalled). gRPC's server is
 // made and its listener bound inside that domain; then a second layer
 // forbids TCP bind (ABI 4), and a seccomp filter goes on every thread:
 // socket() and socketpair() only for AF_UNIX streams and seqpackets (no
 // UDP, raw or netlink sockets, no unix datagrams), no connect(), no
-// io_uring_setup, ptrace or process_vm_readv/writev. Only then is the
-// script imported, and the server's threads started.
+// io_uring_setup, ptrace or process_vm_readv/writev; no new process
+// (fork, vfork, clone without CLONE_THREAD: EPERM; clone3: ENOSYS, so
+// that glibc falls back to clone, whose flags the filter sees), no
+// setsid or setpgid (the process stays in the group the loader kills),
+// no execve or execveat, no unshare. Threads are made as before
+// (torch's, gRPC's, the script's own). Only then is the script imported,
+// and the server's threads started.
 //
 // So a script that looks for the site's key or environment finds
 // nothing: /proc/<host>/environ and cmdline, the kit, other datasets,
@@ -120,8 +152,13 @@
 // seccomp alone, and with ABI < 6 the host can be signalled (the same
 // uid). gRPC's core threads are born inside the first Landlock layer,
 // not the second: they may bind TCP, but hold no socket that could (the
-// seccomp filter is on them too). A process the script starts inherits
-// all of it; the script cannot undo any of it.
+// seccomp filter is on them too). The script cannot undo any of it, and
+// cannot start a process: so none outlives Close or the site (the
+// loader kills the one process; Pdeathsig ends it with the site), and
+// the limits are not multiplied. What needs processes is refused: a
+// torch DataLoader with num_workers > 0, multiprocessing, subprocess,
+// os.system (the script gets PermissionError); a job trains in its one
+// process, with threads.
 //
 // Where the sandbox cannot be applied (a kernel without Landlock:
 // ENOSYS, EOPNOTSUPP; any failure of a step) the launcher runs nothing of

@@ -18,7 +18,7 @@ threads, made next, are born inside it.
 
 finish(), once the listener is bound: a second Landlock layer that
 forbids TCP bind as well (ABI 4), and the seccomp filter, on every
-thread at once (TSYNC):
+thread at once (TSYNC; threads made later inherit it):
 
     socket(), socketpair(): only AF_UNIX, of type SOCK_STREAM or
         SOCK_SEQPACKET; anything else EPERM (no UDP, raw or netlink
@@ -28,6 +28,15 @@ thread at once (TSYNC):
         to a unix socket by path, e.g. a daemon's control socket)
     io_uring_setup(): EPERM (io_uring bypasses seccomp)
     ptrace(), process_vm_readv(), process_vm_writev(): EPERM
+    clone(): only with CLONE_THREAD in its flags (its first argument on
+        x86_64 and aarch64 alike): a thread; a new process EPERM
+    clone3(): ENOSYS (its flags lie in memory, out of the filter's
+        sight; glibc then falls back to clone(), whose flags it sees)
+    fork(), vfork() (x86_64; aarch64 has only clone): EPERM
+    setsid(), setpgid(): EPERM (the process stays in the group and the
+        session the loader kills)
+    execve(), execveat(): EPERM (the job runs no program)
+    unshare(): EPERM (no new namespaces, user namespaces included)
     a system call of another architecture, or x86_64's x32 calls: EPERM
     everything else: allowed
 
@@ -80,6 +89,9 @@ ACCESS = {
     # the disks), no fifo.
     "rwc": FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE | FS_READ_DIR | FS_REMOVE_DIR | FS_REMOVE_FILE
     | FS_MAKE_DIR | FS_MAKE_REG | FS_MAKE_SYM | FS_REFER,
+    # Read and write the files that are there (the host's shared memory
+    # files), list the folder; nothing made, removed or truncated.
+    "rwe": FS_READ_FILE | FS_WRITE_FILE | FS_READ_DIR,
 }
 
 # prctl and capabilities.
@@ -101,10 +113,15 @@ _SOCK_STREAM, _SOCK_SEQPACKET, _SOCK_TYPE_MASK = 1, 5, 0xF
 # filter looks at.
 _ARCH = {
     "x86_64": dict(audit=0xC000003E, seccomp=317, socket=41, socketpair=53, connect=42, ptrace=101,
-                   process_vm_readv=310, process_vm_writev=311, io_uring_setup=425, x32=True),
+                   process_vm_readv=310, process_vm_writev=311, io_uring_setup=425,
+                   clone=56, clone3=435, fork=57, vfork=58, setsid=112, setpgid=109, execve=59, execveat=322,
+                   unshare=272, x32=True),
     "aarch64": dict(audit=0xC00000B7, seccomp=277, socket=198, socketpair=199, connect=203, ptrace=117,
-                    process_vm_readv=270, process_vm_writev=271, io_uring_setup=425, x32=False),
+                    process_vm_readv=270, process_vm_writev=271, io_uring_setup=425,
+                    clone=220, clone3=435, fork=None, vfork=None, setsid=157, setpgid=154, execve=221, execveat=281,
+                    unshare=97, x32=False),
 }
+_CLONE_THREAD = 0x00010000
 
 
 class SandboxError(Exception):
@@ -284,8 +301,8 @@ def _bpf(code, jt, jf, k):
 def filter_program(arch):
     """The seccomp filter of the module doc, as classic BPF instructions."""
     a = _ARCH[arch]
-    LD, JEQ, JGE, AND, RET = 0x20, 0x15, 0x35, 0x54, 0x06
-    deny, allow = _RET_ERRNO | errno.EPERM, _RET_ALLOW
+    LD, JEQ, JGE, JSET, AND, RET = 0x20, 0x15, 0x35, 0x45, 0x54, 0x06
+    deny, allow, nosys = _RET_ERRNO | errno.EPERM, _RET_ALLOW, _RET_ERRNO | errno.ENOSYS
     # The program, with symbolic jump targets resolved below.
     prog = [
         ("ld", LD, 4),  # seccomp_data.arch
@@ -302,7 +319,20 @@ def filter_program(arch):
         ("jeq", a["ptrace"], "deny"),
         ("jeq", a["process_vm_readv"], "deny"),
         ("jeq", a["process_vm_writev"], "deny"),
+        ("jeq", a["clone"], "clone"),
+        ("jeq", a["clone3"], "nosys"),
+    ]
+    for name in ("fork", "vfork", "setsid", "setpgid", "execve", "execveat", "unshare"):
+        if a[name] is not None:
+            prog.append(("jeq", a[name], "deny"))
+    prog += [
         ("ret", allow),
+        ("label", "clone"),
+        ("ld", LD, 16),  # the low half of args[0]: the flags
+        ("jset", _CLONE_THREAD, "allow"),
+        ("ret", deny),
+        ("label", "nosys"),
+        ("ret", nosys),
         ("label", "sock"),
         ("ld", LD, 16),  # the low half of args[0]: the domain
         ("jne", _AF_UNIX, "deny"),
@@ -340,6 +370,8 @@ def filter_program(arch):
                 out.append(_bpf(JEQ, off, 0, ins[1]))
             elif op == "jne":
                 out.append(_bpf(JEQ, 0, off, ins[1]))
+            elif op == "jset":
+                out.append(_bpf(JSET, off, 0, ins[1]))
             else:
                 out.append(_bpf(JGE, off, 0, ins[1]))
         pc += 1

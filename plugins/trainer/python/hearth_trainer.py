@@ -29,9 +29,11 @@ The script runs in its working folder (its current directory), under the
 limits the launcher set (plugins/trainer, python.go) and, unless the site
 turned it off, inside the sandbox (hearth_sandbox.py: it reads only the
 system folders, its dataset folder and its working and shared memory
-folders, writes only the last two, and has no network but the host's
-connection); what it prints goes to the site's log, never to the
-handshake.
+folders, writes only in its working folder and into the host's shared
+memory files, has no network but the host's connection, and starts no
+process: no subprocess, no multiprocessing, no DataLoader workers; threads
+it may); each file it writes is bounded (RLIMIT_FSIZE: EFBIG past it).
+What it prints goes to the site's log, never to the handshake.
 
 Generated code beside this file: trainer_pb2*.py, health_pb2*.py;
 regenerate with gen.sh (Debian's protoc and python3-grpc-tools).

@@ -16,6 +16,9 @@ if _L.get("memory"):
     resource.setrlimit(resource.RLIMIT_AS, (_L["memory"], _L["memory"]))
 if _L.get("cpu_seconds"):
     resource.setrlimit(resource.RLIMIT_CPU, (_L["cpu_seconds"], _L["cpu_seconds"] + 5))
+if _L.get("file_size"):
+    # Python ignores SIGXFSZ: a write past the bound fails with EFBIG.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (_L["file_size"], _L["file_size"]))
 if _L.get("open_files"):
     resource.setrlimit(resource.RLIMIT_NOFILE, (_L["open_files"], _L["open_files"]))
 
