@@ -37,8 +37,14 @@ func codeRunner(allowed *components.AllowList, state string, log *slog.Logger) p
 	}
 	timeout := l.Timeout()
 	stage := filepath.Join(state, "job-code")
-	if err := os.RemoveAll(stage); err != nil { // what a site killed mid-job left: no job code runs yet
+	// What a site killed mid-job left: no job code runs here yet. Its
+	// trainers' working folders are made under stage; their shared
+	// memory folders, named for this process, are cleared by ClearStale.
+	if err := os.RemoveAll(stage); err != nil {
 		log.Warn("job code folder not cleared", "dir", stage, "err", err)
+	}
+	if err := trainer.ClearStale("", stage); err != nil {
+		log.Warn("stale trainer folders not cleared", "err", err)
 	}
 	return func(ctx context.Context, c participant.JobCode) (participant.CodeTrainer, error) {
 		if c.Kind != job.KindPyTorch {
@@ -63,6 +69,7 @@ func codeRunner(allowed *components.AllowList, state string, log *slog.Logger) p
 			Setup:    trainer.Setup{Args: c.Args, DataDir: c.DataDir},
 			Timeout:  timeout,
 			StageDir: dir,
+			WorkRoot: dir,
 			// A job's own trainer's models travel inline: no larger one is
 			// ever read back (nor shared memory made for it).
 			MaxModelBytes: job.InlineLimit,
