@@ -60,6 +60,11 @@ func Request(dir string, id pki.Identity, hosts []string) (RequestFiles, error) 
 	return files, nil
 }
 
+// CheckRequest refuses a request for id with hosts that Approve would
+// refuse for its kind (a server; host names a site's or an admin's
+// certificate may not carry), so that it can be refused when uploaded.
+func CheckRequest(id pki.Identity, hosts []string) error { return checkRequest(id, hosts) }
+
 // checkRequest refuses what Approve would refuse, before a key is made.
 func checkRequest(id pki.Identity, hosts []string) error {
 	if err := id.Validate(); err != nil {

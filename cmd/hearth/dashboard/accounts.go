@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/provision"
 )
 
 // errSignin is the one answer to a wrong password and an unknown account.
@@ -32,31 +34,64 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
+// addressKey is the sign-in limiter's key for a client address: an IPv4
+// address itself, an IPv6 address its /64 (one host usually holds a whole
+// /64, so single addresses would give it billions of allowances).
+func addressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Unmap().Is4() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
+
 func (s *Server) signin(w http.ResponseWriter, r *http.Request, rq *request) error {
 	email := strings.TrimSpace(r.PostFormValue("email"))
 	password := r.PostFormValue("password")
 	now := s.now()
-	account, addr := strings.ToLower(bounded(email)), clientIP(r)
-	if d := max(s.accounts.wait(now, account), s.addresses.wait(now, addr)); d > 0 {
+	account, addr := strings.ToLower(bounded(email)), addressKey(clientIP(r))
+	// Reserve the attempt on both keys before any hashing; a throttled
+	// attempt costs no hashing and is audited once per lock window.
+	d, first := s.accounts.reserve(now, account)
+	if d == 0 {
+		if d, first = s.addresses.reserve(now, addr); d > 0 {
+			s.accounts.release(account)
+		}
+	}
+	if d > 0 {
 		secs := int((d + time.Second - 1) / time.Second)
-		if err := audit(r.Context(), s.db, now, email, "signin.throttled", "", "from "+clientIP(r)); err != nil {
-			return err
+		if first {
+			if err := audit(r.Context(), s.db, now, email, "signin.throttled", "", fmt.Sprintf("from %s, for %d s", clientIP(r), secs)); err != nil {
+				return err
+			}
 		}
 		w.Header().Set("Retry-After", fmt.Sprint(secs))
 		return &httpError{status: http.StatusTooManyRequests,
 			msg: fmt.Sprintf("too many failed sign-ins for this account or from this address: try again in %d s", secs)}
 	}
+	release := func() { s.accounts.release(account); s.addresses.release(addr) }
 	u, hash, err := s.userByEmail(r.Context(), email)
-	found := err == nil
-	if errors.Is(err, sql.ErrNoRows) {
+	switch {
+	case errors.Is(err, sql.ErrNoRows), err == nil && u.Disabled:
 		hash = s.dummyHash // the same work as a real account
-	} else if err != nil {
+	case err != nil:
+		release()
 		return err
 	}
-	ok := s.checkPassword(password, hash)
-	if !found || !ok {
-		s.accounts.fail(now, account)
-		s.addresses.fail(now, addr)
+	found := err == nil && !u.Disabled
+	ok, err := s.checkPassword(r.Context(), password, hash)
+	if err != nil {
+		release()
+		return err
+	}
+	success := found && ok
+	s.accounts.settle(now, account, !success, true)
+	s.addresses.settle(now, addr, !success, false)
+	if !success {
 		if err := audit(r.Context(), s.db, now, email, "signin.fail", "", "from "+clientIP(r)); err != nil {
 			return err
 		}
@@ -64,40 +99,77 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request, rq *request) err
 			map[string]any{"Form": formToken(w, r), "Error": errSignin, "Email": email})
 		return nil
 	}
-	s.accounts.succeed(account)
-	if err := s.newSession(r.Context(), w, u); err != nil {
+	// The session and its audit row commit together, before the cookie.
+	var id string
+	err = inTx(r.Context(), s.db, func(tx *sql.Tx) error {
+		var err error
+		if id, err = s.storeSession(r.Context(), tx, u); err != nil {
+			return err
+		}
+		return audit(r.Context(), tx, now, u.Email, "signin.ok", "", "from "+clientIP(r))
+	})
+	if err != nil {
 		return err
 	}
-	if err := audit(r.Context(), s.db, now, u.Email, "signin.ok", "", "from "+clientIP(r)); err != nil {
-		return err
-	}
+	setSessionCookie(w, id)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 	return nil
 }
 
-// checkPassword verifies password against hash, at most two at a time
-// (each takes HashParams.Memory).
-func (s *Server) checkPassword(password, hash string) bool {
-	if len(password) > maxPasswordLength {
-		return false
+// maxHashWaiting bounds the requests waiting for a hash slot; beyond it
+// they are answered 503 at once.
+const maxHashWaiting = 32
+
+var errHashBusy = &httpError{status: http.StatusServiceUnavailable, msg: "too many sign-ins at once: try again in a moment"}
+
+// hashSlot waits, while ctx lasts, for one of the two hash slots (each
+// hash takes HashParams.Memory) and returns its release.
+func (s *Server) hashSlot(ctx context.Context) (func(), error) {
+	if s.hashWaiting.Add(1) > maxHashWaiting {
+		s.hashWaiting.Add(-1)
+		return nil, errHashBusy
 	}
-	s.hashSlots <- struct{}{}
-	defer func() { <-s.hashSlots }()
-	ok, err := checkPassword(password, hash)
-	return ok && err == nil
+	defer s.hashWaiting.Add(-1)
+	select {
+	case s.hashSlots <- struct{}{}:
+		return func() { <-s.hashSlots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
-func (s *Server) hashNewPassword(password string) (string, error) {
-	s.hashSlots <- struct{}{}
-	defer func() { <-s.hashSlots }()
+// checkPassword verifies password against hash in a hash slot.
+func (s *Server) checkPassword(ctx context.Context, password, hash string) (bool, error) {
+	if len(password) > maxPasswordLength {
+		return false, nil
+	}
+	done, err := s.hashSlot(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	verify := s.verify
+	if verify == nil {
+		verify = checkPassword
+	}
+	ok, err := verify(password, hash)
+	return ok && err == nil, nil
+}
+
+func (s *Server) hashNewPassword(ctx context.Context, password string) (string, error) {
+	done, err := s.hashSlot(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer done()
 	return hashPassword(password, s.cfg.HashParams)
 }
 
 func (s *Server) userByEmail(ctx context.Context, email string) (*User, string, error) {
 	var u User
 	var role, hash string
-	err := s.db.QueryRowContext(ctx, `SELECT id, email, org, role, password_hash FROM users WHERE email = ?`, email).
-		Scan(&u.ID, &u.Email, &u.Org, &role, &hash)
+	err := s.db.QueryRowContext(ctx, `SELECT id, email, org, role, password_hash, disabled FROM users WHERE email = ?`, email).
+		Scan(&u.ID, &u.Email, &u.Org, &role, &hash, &u.Disabled)
 	if err != nil {
 		return nil, "", err
 	}
@@ -150,7 +222,7 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request, rq *request) erro
 	if err := checkNewPassword(password, r.PostFormValue("confirm")); err != nil {
 		return badRequest("%v", err)
 	}
-	hash, err := s.hashNewPassword(password)
+	hash, err := s.hashNewPassword(r.Context(), password)
 	if err != nil {
 		return err
 	}
@@ -280,10 +352,23 @@ func (s *Server) invite(w http.ResponseWriter, r *http.Request, rq *request) err
 	} else if !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
+	// The account's certificate will be named by its e-mail: no site or
+	// participant of the project may hold that name.
+	p, err := provision.ReadProject(s.ws)
+	if err != nil {
+		return err
+	}
+	var site bool
+	if err := s.db.QueryRowContext(r.Context(), `SELECT EXISTS (SELECT 1 FROM sites WHERE name = ?)`, email).Scan(&site); err != nil {
+		return err
+	}
+	if site || nameTaken(p, email) {
+		return conflict("%s is already the name of a site or a participant of project %s", email, p.Name)
+	}
 	token := randomToken()
 	now := s.now()
 	expires := now.Add(s.cfg.InviteTTL)
-	err := inTx(r.Context(), s.db, func(tx *sql.Tx) error {
+	err = inTx(r.Context(), s.db, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(r.Context(), `INSERT INTO invitations (token_hash, email, role, org, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			tokenHash(token), email, string(role), org, rq.user.ID, now.Unix(), expires.Unix()); err != nil {
 			return err
@@ -348,7 +433,7 @@ func (s *Server) acceptInvite(w http.ResponseWriter, r *http.Request, rq *reques
 	if err := checkNewPassword(password, r.PostFormValue("confirm")); err != nil {
 		return badRequest("%v", err)
 	}
-	hash, err := s.hashNewPassword(password)
+	hash, err := s.hashNewPassword(r.Context(), password)
 	if err != nil {
 		return err
 	}

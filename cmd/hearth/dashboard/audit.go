@@ -57,9 +57,14 @@ type execer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// audit appends a row to the log through q (a transaction, so that the row
-// and the change it records commit together).
+// audit appends a row to the log through q: a transaction, so that the row
+// and the change it records commit together; given the *sql.DB, it opens
+// one of its own, so that reading the last row and appending the next
+// are never split by another writer.
 func audit(ctx context.Context, q execer, now time.Time, actor, action, target, detail string) error {
+	if db, ok := q.(*sql.DB); ok {
+		return inTx(ctx, db, func(tx *sql.Tx) error { return audit(ctx, tx, now, actor, action, target, detail) })
+	}
 	e := AuditEntry{At: now, Actor: bounded(actor), Action: action, Target: bounded(target), Detail: detail}
 	err := q.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&e.Seq, &e.PrevHash)
 	switch {

@@ -117,6 +117,9 @@ func checkCSR(csr []byte, want pki.Identity) (*pki.Request, error) {
 		return nil, badRequest("the certificate request asks for %s: make it again with --name %s --org %s --kind %s%s",
 			strings.Join(diffs, ", "), want.Name, want.Org, want.Kind, roleFlag(want.Role))
 	}
+	if err := provision.CheckRequest(req.Identity, req.Hosts); err != nil {
+		return nil, badRequest("certificate request: %v", err)
+	}
 	return req, nil
 }
 
@@ -278,9 +281,13 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request, rq *request) er
 		return conflict("%v", err)
 	}
 	err = inTx(r.Context(), s.db, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(r.Context(), `UPDATE requests SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?`,
-			statusApproved, rq.user.ID, now.Unix(), q.ID); err != nil {
+		res, err := tx.ExecContext(r.Context(), `UPDATE requests SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = ?`,
+			statusApproved, rq.user.ID, now.Unix(), q.ID, statusPending)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errors.Join(fmt.Errorf("request %d was no longer pending", q.ID), err)
 		}
 		return audit(r.Context(), tx, now, rq.user.Email, "cert.approve", q.Identity.Name, "kit "+dir)
 	})
@@ -293,15 +300,21 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request, rq *request) er
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, rq *request) error {
+	s.wsMu.Lock() // not while an approval of the same request is under way
+	defer s.wsMu.Unlock()
 	q, err := s.pendingRequest(r.Context(), r)
 	if err != nil {
 		return err
 	}
 	now := s.now()
 	err = inTx(r.Context(), s.db, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(r.Context(), `UPDATE requests SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = ?`,
-			statusRefused, rq.user.ID, now.Unix(), q.ID, statusPending); err != nil {
+		res, err := tx.ExecContext(r.Context(), `UPDATE requests SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = ?`,
+			statusRefused, rq.user.ID, now.Unix(), q.ID, statusPending)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errors.Join(conflict("request %d for %s is no longer pending", q.ID, q.Identity.Name), err)
 		}
 		return audit(r.Context(), tx, now, rq.user.Email, "cert.refuse", q.Identity.Name, bounded(r.PostFormValue("reason")))
 	})
@@ -336,6 +349,13 @@ func (s *Server) downloadKit(w http.ResponseWriter, r *http.Request, rq *request
 		return notFound("approved kit")
 	}
 	name := q.Identity.Name
+	var revoked bool
+	if err := s.db.QueryRowContext(r.Context(), `SELECT EXISTS (SELECT 1 FROM revoked WHERE name = ?)`, name).Scan(&revoked); err != nil {
+		return err
+	}
+	if revoked {
+		return &httpError{status: http.StatusGone, msg: fmt.Sprintf("the certificate of %s was revoked: its kit is no longer handed out", name)}
+	}
 	if err := audit(r.Context(), s.db, s.now(), rq.user.Email, "kit.download", name, ""); err != nil {
 		return err
 	}
@@ -480,7 +500,14 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request, rq *request) err
 			ON CONFLICT (name) DO UPDATE SET revoked_by = excluded.revoked_by, revoked_at = excluded.revoked_at`, name, rq.user.ID, now.Unix()); err != nil {
 			return err
 		}
-		return audit(r.Context(), tx, now, rq.user.Email, "cert.revoke", name, "new CRL in ca/crl.pem and every kit")
+		// An account of that name is disabled and its sessions end.
+		if _, err := tx.ExecContext(r.Context(), `UPDATE users SET disabled = 1 WHERE email = ?`, name); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(r.Context(), `DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE email = ?)`, name); err != nil {
+			return err
+		}
+		return audit(r.Context(), tx, now, rq.user.Email, "cert.revoke", name, "new CRL in ca/crl.pem and every kit; its account disabled")
 	})
 	if err != nil {
 		return err

@@ -22,6 +22,11 @@ const (
 
 // limiter counts failed sign-ins per key. It lives in memory: a restart
 // forgets it, which an attacker cannot cause from the web.
+//
+// An attempt reserves its place before the (slow) password check and
+// settles after it: attempts in flight count against the allowance like
+// failures, so a burst of parallel sign-ins gets no more checks than a
+// sequence would.
 type limiter struct {
 	allowed int // failures before a key is locked
 	mu      sync.Mutex
@@ -30,56 +35,91 @@ type limiter struct {
 
 type failures struct {
 	n           int
+	inFlight    int // reserved, not yet settled
 	last        time.Time
 	lockedUntil time.Time
+	auditedTill time.Time // a refusal before this was already audited
 }
 
 func newLimiter(allowed int) *limiter {
 	return &limiter{allowed: allowed, keys: map[string]*failures{}}
 }
 
-// wait is how long until any of keys may try again (0: now).
-func (l *limiter) wait(now time.Time, keys ...string) time.Duration {
+// reserve takes one attempt for key at now, or says how long until one
+// may try again (wait > 0) and whether this refusal is the first of its
+// lock window (audit: the caller records only that one).
+func (l *limiter) reserve(now time.Time, key string) (wait time.Duration, audit bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var d time.Duration
-	for _, k := range keys {
-		if f, ok := l.keys[k]; ok && f.lockedUntil.After(now) {
-			d = max(d, f.lockedUntil.Sub(now))
-		}
+	f := l.entry(now, key)
+	switch {
+	case f.lockedUntil.After(now):
+		wait = f.lockedUntil.Sub(now)
+	case f.inFlight >= max(l.allowed-f.n, 1):
+		// The attempts in flight would use up the allowance (after a
+		// lock, one at a time): the lock they lead to is at least
+		// lockoutBase.
+		wait = lockoutBase
+	default:
+		f.inFlight++
+		return 0, false
 	}
-	return d
+	if !f.auditedTill.After(now) {
+		f.auditedTill = now.Add(wait)
+		audit = true
+	}
+	return wait, audit
 }
 
-// fail records a failed sign-in for each of keys.
-func (l *limiter) fail(now time.Time, keys ...string) {
+// release gives back a reservation without a verdict (the check could not
+// run).
+func (l *limiter) release(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.keys) > maxLimiterKeys {
-		for k, f := range l.keys {
-			if now.Sub(f.last) > forgetAfter && !f.lockedUntil.After(now) {
-				delete(l.keys, k)
-			}
-		}
+	if f, ok := l.keys[key]; ok && f.inFlight > 0 {
+		f.inFlight--
 	}
-	for _, k := range keys {
-		f, ok := l.keys[k]
-		if !ok || now.Sub(f.last) > forgetAfter {
-			f = &failures{}
-			l.keys[k] = f
-		}
+}
+
+// settle ends a reservation of key: a failure counts (and may lock the
+// key), a success forgets the key's failures when forget.
+func (l *limiter) settle(now time.Time, key string, failed, forget bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.entry(now, key)
+	if f.inFlight > 0 {
+		f.inFlight--
+	}
+	switch {
+	case failed:
 		f.n++
 		f.last = now
 		if f.n >= l.allowed {
 			lock := lockoutBase << min(f.n-l.allowed, 10)
 			f.lockedUntil = now.Add(min(lock, lockoutMax))
 		}
+	case forget:
+		f.n, f.lockedUntil, f.auditedTill = 0, time.Time{}, time.Time{}
 	}
 }
 
-// succeed forgets key's failures.
-func (l *limiter) succeed(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.keys, key)
+// entry is key's record, new where it has none or its failures are
+// forgotten; l.mu is held.
+func (l *limiter) entry(now time.Time, key string) *failures {
+	if len(l.keys) > maxLimiterKeys {
+		for k, f := range l.keys {
+			if f.inFlight == 0 && now.Sub(f.last) > forgetAfter && !f.lockedUntil.After(now) {
+				delete(l.keys, k)
+			}
+		}
+	}
+	f, ok := l.keys[key]
+	switch {
+	case !ok:
+		f = &failures{last: now}
+		l.keys[key] = f
+	case now.Sub(f.last) > forgetAfter && !f.lockedUntil.After(now):
+		f.n, f.last = 0, now
+	}
+	return f
 }

@@ -61,12 +61,10 @@ func (s *Server) routeTable() []route {
 // maxForm bounds a request body: forms and a pasted or uploaded CSR.
 const maxForm = 64 << 10
 
-// wrap applies the dashboard's checks, in order: security headers; for
-// POST a bounded body and the same-origin check; then either the
-// pre-session form token (public routes) or a current session, its CSRF
-// token (POST) and authorize(action) before the handler.
-func (s *Server) wrap(rt route) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+// securityHeaders sets the dashboard's security headers on every answer,
+// the mux's own 404 and 405 included, before next runs.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -74,6 +72,17 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cache-Control", "no-store")
 		h.Set("Strict-Transport-Security", "max-age=31536000")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// wrap applies the dashboard's checks, in order (the security headers are
+// set around the whole mux, securityHeaders): for POST a bounded body and
+// the same-origin check; then either the pre-session form token (public
+// routes) or a current session, its CSRF token (POST) and
+// authorize(action) before the handler.
+func (s *Server) wrap(rt route) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		rq := &request{}
 		post := r.Method == http.MethodPost
 		if post {
@@ -145,16 +154,30 @@ func conflict(format string, a ...any) error {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, rq *request, err error) {
 	var he *httpError
 	if !errors.As(err, &he) {
-		s.log.Error("dashboard request failed", "method", r.Method, "path", bounded(r.URL.Path), "err", err)
+		s.log.Error("dashboard request failed", "method", r.Method, "path", logPath(r), "err", err)
 		he = &httpError{status: http.StatusInternalServerError, msg: "internal error (see the dashboard's log)"}
 	} else if he.status == http.StatusForbidden || he.status == http.StatusUnauthorized {
 		user := ""
 		if rq.user != nil {
 			user = rq.user.Email
 		}
-		s.log.Warn("dashboard refused", "method", r.Method, "path", bounded(r.URL.Path), "user", user, "reason", he.msg)
+		s.log.Warn("dashboard refused", "method", r.Method, "path", logPath(r), "user", user, "reason", he.msg)
 	}
 	s.render(w, r, rq, he.status, "error.html", "Refused", map[string]any{"Status": he.status, "StatusText": http.StatusText(he.status), "Message": he.msg})
+}
+
+// logPath is the request's path as logged: its route's pattern, which
+// shows /invite/{token} and /setup/{token} without the secret; a path that
+// matched no route only as its first segment.
+func logPath(r *http.Request) string {
+	if r.Pattern != "" && r.Pattern != "/" {
+		return r.Pattern
+	}
+	parts := strings.SplitN(r.URL.Path, "/", 3)
+	if len(parts) > 2 {
+		parts[2] = "..."
+	}
+	return bounded(strings.Join(parts, "/"))
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {

@@ -49,6 +49,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hearthfl/hearth/bus/kit"
@@ -131,6 +132,12 @@ type Server struct {
 
 	setupMu    sync.Mutex
 	setupToken string // "" once the project admin exists
+
+	// hashWaiting counts requests waiting for a hash slot (maxHashWaiting).
+	hashWaiting atomic.Int32
+	// verify checks a password against its hash (nil: checkPassword); tests
+	// hold it to keep sign-ins in flight.
+	verify func(password, hash string) (bool, error)
 }
 
 // New opens the workspace and the database and prepares the TLS
@@ -199,7 +206,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) Close() error { return s.db.Close() }
 
 // Handler serves the dashboard's pages; serve it over TLSConfig only.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return securityHeaders(s.mux) }
 
 // TLSConfig is the TLS configuration to serve Handler with (TLS 1.3).
 func (s *Server) TLSConfig() *tls.Config { return s.tls.Clone() }
@@ -228,7 +235,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		base = "https://" + net.JoinHostPort(host, port)
 	}
 	srv := &http.Server{
-		Handler:           s.mux,
+		Handler:           s.Handler(),
 		TLSConfig:         s.TLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

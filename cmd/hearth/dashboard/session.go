@@ -36,6 +36,8 @@ type User struct {
 	Email string
 	Org   string
 	Role  pki.Role
+	// Disabled accounts (their certificate was revoked) cannot sign in.
+	Disabled bool
 }
 
 // session is a signed-in request's session.
@@ -61,15 +63,30 @@ func tokenHash(token string) []byte {
 
 // newSession stores a new session for u and sets its cookie.
 func (s *Server) newSession(ctx context.Context, w http.ResponseWriter, u *User) error {
-	id := randomToken()
-	now := s.now().Unix()
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO sessions (id_hash, user_id, csrf, created_at, last_seen) VALUES (?, ?, ?, ?, ?)`,
-		tokenHash(id), u.ID, randomToken(), now, now); err != nil {
+	id, err := s.storeSession(ctx, s.db, u)
+	if err != nil {
 		return err
 	}
+	setSessionCookie(w, id)
+	return nil
+}
+
+// storeSession stores a new session for u through q and returns its id
+// (the cookie's value).
+func (s *Server) storeSession(ctx context.Context, q execer, u *User) (string, error) {
+	id := randomToken()
+	now := s.now().Unix()
+	if _, err := q.ExecContext(ctx, `INSERT INTO sessions (id_hash, user_id, csrf, created_at, last_seen) VALUES (?, ?, ?, ?, ?)`,
+		tokenHash(id), u.ID, randomToken(), now, now); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// setSessionCookie sets the session cookie to id.
+func setSessionCookie(w http.ResponseWriter, id string) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(AbsoluteTimeout / time.Second)})
-	return nil
 }
 
 // errNoSession is a request without a current session.
@@ -90,7 +107,7 @@ func (s *Server) session(r *http.Request) (*session, error) {
 		csrf              string
 	)
 	err = s.db.QueryRowContext(r.Context(), `SELECT u.id, u.email, u.org, u.role, s.csrf, s.created_at, s.last_seen
-		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?`, h).
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ? AND NOT u.disabled`, h).
 		Scan(&u.ID, &u.Email, &u.Org, &role, &csrf, &created, &lastSeen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNoSession

@@ -86,6 +86,18 @@ func nameTaken(p *provision.Project, name string) bool {
 	return false
 }
 
+// nameInUse says whether name is already the dashboard's: an account's
+// e-mail, an open invitation's or a site's (ignoring case, the columns'
+// collation). A site may not take a name an account's certificate will
+// carry.
+func (s *Server) nameInUse(ctx context.Context, name string) (bool, error) {
+	var used bool
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1)
+		OR EXISTS (SELECT 1 FROM invitations WHERE email = ?1 AND used_at IS NULL AND expires_at > ?2)
+		OR EXISTS (SELECT 1 FROM sites WHERE name = ?1)`, name, s.now().Unix()).Scan(&used)
+	return used, err
+}
+
 const siteColumns = `s.id, s.name, s.org, s.gpus, s.gpu_memory_gib, s.aggregates, s.websocket, s.proxy, u.email, s.created_at`
 
 func scanSite(sc interface{ Scan(...any) error }) (*Site, error) {
@@ -128,24 +140,29 @@ func (s *Server) sites(w http.ResponseWriter, r *http.Request, rq *request) erro
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	var list []map[string]any
+	// Read every row and close them before looking up requests: the
+	// database has one connection, which open rows hold.
+	var visible []*Site
 	for rows.Next() {
 		st, err := scanSite(rows)
 		if err != nil {
+			rows.Close()
 			return err
 		}
-		if !authorize(ActViewSite, rq.user, &Target{Org: st.Org}).Allow {
-			continue
+		if authorize(ActViewSite, rq.user, &Target{Org: st.Org}).Allow {
+			visible = append(visible, st)
 		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	var list []map[string]any
+	for _, st := range visible {
 		req, err := s.latestRequest(r.Context(), "site_id", st.ID)
 		if err != nil {
 			return err
 		}
 		list = append(list, map[string]any{"Site": st, "Request": req})
-	}
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	s.render(w, r, rq, http.StatusOK, "sites.html", "Sites", map[string]any{
 		"List": list, "CanAdd": authorize(ActEditSite, rq.user, nil).Allow, "OrgFixed": rq.user.Role != pki.RoleProjectAdmin})
@@ -175,6 +192,11 @@ func (s *Server) addSite(w http.ResponseWriter, r *http.Request, rq *request) er
 	}
 	if nameTaken(p, st.Name) {
 		return conflict("%s is already a participant of project %s (names are never reused)", st.Name, p.Name)
+	}
+	if used, err := s.nameInUse(r.Context(), st.Name); err != nil {
+		return err
+	} else if used {
+		return conflict("%s is already the name of an account, an open invitation or a site", st.Name)
 	}
 	now := s.now()
 	var id int64

@@ -36,13 +36,14 @@ func openDB(ctx context.Context, path string) (*sql.DB, error) {
 	if err := os.Chmod(path, 0o600); err != nil {
 		return nil, fmt.Errorf("dashboard database: %w", err)
 	}
-	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("dashboard database: %w", err)
 	}
 	// One connection: SQLite has one writer anyway, and the audit chain
-	// needs its rows written one after the other.
+	// needs its rows written one after the other. Every transaction
+	// begins IMMEDIATE (_txlock), taking the write lock before it reads.
 	db.SetMaxOpenConns(1)
 	if err := migrate(ctx, db, migrations); err != nil {
 		db.Close()
