@@ -102,6 +102,36 @@ func readAudit(ctx context.Context, db *sql.DB) ([]AuditEntry, error) {
 	return out, rows.Err()
 }
 
+// verifyAuditRows checks the whole chain as verifyAudit does, one row at a
+// time, and returns the number of rows checked.
+func verifyAuditRows(ctx context.Context, db *sql.DB) (int, error) {
+	rows, err := db.QueryContext(ctx, `SELECT seq, at, actor, action, target, detail, prev_hash, hash FROM audit ORDER BY seq`)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n, prev := 0, genesisHash
+	for rows.Next() {
+		var e AuditEntry
+		var at int64
+		if err := rows.Scan(&e.Seq, &at, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+			return n, err
+		}
+		e.At = time.Unix(at, 0).UTC()
+		n++
+		switch {
+		case e.Seq != int64(n):
+			return n, fmt.Errorf("audit row %d: numbered %d (a row was removed or inserted)", n, e.Seq)
+		case e.PrevHash != prev:
+			return n, fmt.Errorf("audit row %d: previous hash does not match row %d's", e.Seq, e.Seq-1)
+		case e.computeHash() != e.Hash:
+			return n, fmt.Errorf("audit row %d: hash does not match its fields (the row was changed)", e.Seq)
+		}
+		prev = e.Hash
+	}
+	return n, rows.Err()
+}
+
 // verifyAudit checks the chain: consecutive numbers from 1, each row's
 // previous hash the row before's, each hash its fields'.
 func verifyAudit(entries []AuditEntry) error {

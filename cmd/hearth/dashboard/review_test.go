@@ -53,7 +53,7 @@ func countAudit(t *testing.T, h *harness, action string) int {
 	return n
 }
 
-// inFlight is the number of reserved, unsettled attempts of key.
+// inFlightOf is the number of reserved, unsettled attempts of key.
 func (l *limiter) inFlightOf(key string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -331,7 +331,7 @@ func TestRevokedStaysOut(t *testing.T) {
 	_, own := makeCSR(t, pki.Identity{Name: aliceEm, Org: "clinic-a", Kind: pki.KindAdmin, Role: pki.RoleOrgAdmin})
 	alice.upload("/me/csr", own).want(t, http.StatusSeeOther)
 	pa.approveAll()
-	alice.get(site + "/kit").want(t, 200)
+	alice.get(site+"/kit").want(t, 200)
 	alice.get("/me/kit").want(t, 200)
 
 	pa.get("/participants")
@@ -344,4 +344,29 @@ func TestRevokedStaysOut(t *testing.T) {
 	}
 	_, r := h.signin(aliceEm, alicePw)
 	r.want(t, http.StatusUnauthorized, errSignin)
+}
+
+// TestAuditPaged: the audit page shows auditPageSize rows, newest first,
+// and links to the older ones; the chain is checked whole.
+func TestAuditPaged(t *testing.T) {
+	h := newHarness(t)
+	pa := h.setupAdmin(paEmail, "hub", paPass)
+	for i := range auditPageSize + 10 {
+		if err := audit(context.Background(), h.srv.db, h.clock.Now(), "tester", "test.page", fmt.Sprint(i), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := auditPageSize + 11 // and the setup row
+	r := pa.get("/audit").want(t, 200, fmt.Sprintf("%d entries", total), `id="chain">intact`, `href="/audit?before=12"`)
+	if n := strings.Count(r.body, "test.page"); n != auditPageSize {
+		t.Fatalf("%d rows on the first page, want %d", n, auditPageSize)
+	}
+	r = pa.get("/audit?before=12").want(t, 200, "setup")
+	if n := strings.Count(r.body, "test.page"); n != 10 || strings.Contains(r.body, `id="older"`) {
+		t.Fatalf("the last page: %d rows, older link %t", n, strings.Contains(r.body, `id="older"`))
+	}
+	if _, err := h.srv.db.Exec(`UPDATE audit SET detail = 'changed' WHERE seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	pa.get("/audit").want(t, 200, "BROKEN: audit row 3")
 }
