@@ -269,7 +269,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request, rq *request) er
 		if err != nil {
 			return err
 		}
-		spec := provision.SiteSpec{Name: st.Name, Org: st.Org, Websocket: st.Websocket, Proxy: st.Proxy}
+		spec := provision.SiteSpec{Name: st.Name, Org: st.Org, Websocket: st.Websocket, Proxy: st.Proxy, DataDir: SiteDataDir}
 		dir, err = provision.ApproveSite(s.ws, s.cfg.Passphrase, []byte(q.PEM), spec, s.cfg.Defaults, now)
 	} else {
 		dir, err = provision.Approve(s.ws, s.cfg.Passphrase, []byte(q.PEM), s.cfg.Defaults, now)
