@@ -378,3 +378,17 @@ func (c *Client) CredentialKeys(ctx context.Context, trust *pki.Trust, sites []s
 	}
 	return keys, missing, nil
 }
+
+// List is the newest jobs, without their round histories (Status has
+// them).
+func (c *Client) List(ctx context.Context) (*hearthv1.JobList, error) {
+	var list hearthv1.JobList
+	return &list, c.Call(ctx, &hearthv1.ListJobs{}, &list)
+}
+
+// Connections asks the server which of the project's sites and
+// aggregation hosts have their leaf connection up now.
+func (c *Client) Connections(ctx context.Context) (*hearthv1.Connections, error) {
+	var out hearthv1.Connections
+	return &out, c.Call(ctx, &hearthv1.GetConnections{}, &out)
+}

@@ -103,7 +103,7 @@ func (l Limits) withDefaults() Limits {
 // Messages are the admin requests the coordinator handles, for bridge routes.
 func Messages() []proto.Message {
 	return []proto.Message{&hearthv1.SubmitJob{}, &hearthv1.ListJobs{}, &hearthv1.GetJob{}, &hearthv1.AbortJob{}, &hearthv1.DownloadJob{},
-		&hearthv1.GetCredentialKeys{}, &hearthv1.SignedSiteCommand{}}
+		&hearthv1.GetCredentialKeys{}, &hearthv1.SignedSiteCommand{}, &hearthv1.GetConnections{}}
 }
 
 // Coordinator is the actor. Create it with New.
@@ -172,6 +172,8 @@ func (c *Coordinator) Receive(ctx actor.Context) {
 		c.credentialKeys(ctx, m)
 	case *hearthv1.SignedSiteCommand:
 		c.siteCommand(ctx, m)
+	case *hearthv1.GetConnections:
+		ctx.Respond(c.connections(ctx))
 	}
 }
 
@@ -309,6 +311,30 @@ func (c *Coordinator) list(ctx actor.Context) proto.Message {
 		info := proto.Clone(r.Info).(*hearthv1.JobInfo)
 		info.History, info.SiteTest, info.Commitments = nil, nil, nil
 		out.Jobs = append(out.Jobs, info)
+	}
+	return out
+}
+
+// connections answers which of the project's sites and aggregation hosts
+// have their leaf connection up, from the hub's own interest table
+// (Config.Reachable): no site is asked. Authorized as check_status
+// (category view); without a Reachable every participant counts as
+// connected, as the workflows assume.
+func (c *Coordinator) connections(ctx actor.Context) proto.Message {
+	who, f := c.requester(ctx, "connections", "")
+	if f != nil {
+		return f
+	}
+	if f := c.authorize("check_status", who, nil, ""); f != nil {
+		return f
+	}
+	out := &hearthv1.Connections{}
+	for _, p := range append(slices.Clone(c.cfg.Sites), c.cfg.Hosts...) {
+		if c.cfg.Reachable == nil || c.cfg.Reachable(p) {
+			out.Connected = append(out.Connected, p)
+		} else {
+			out.Disconnected = append(out.Disconnected, p)
+		}
 	}
 	return out
 }

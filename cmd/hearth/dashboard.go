@@ -3,17 +3,26 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hearthfl/hearth/actors/coordinator"
+	"github.com/hearthfl/hearth/actors/protocol"
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/node"
+	"github.com/hearthfl/hearth/bus/pki"
 
 	"github.com/hearthfl/hearth/cmd/hearth/dashboard"
 	"github.com/hearthfl/hearth/policies"
 )
 
 func runDashboard(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "dashboard", "-w WORKSPACE [--listen HOST:PORT] [--cert F --key F] [--host H ...] [--passphrase-file F]")
+	fs := newFlags(c, "dashboard", "-w WORKSPACE [--listen HOST:PORT] [--cert F --key F] [--host H ...] [--passphrase-file F] [--admin-kit KIT]")
 	ca := registerCAFlags(fs)
 	listen := fs.String("listen", "127.0.0.1:8443", "address to serve HTTPS on")
 	certFile := fs.String("cert", "", "TLS certificate (PEM) to serve instead of one issued by the project root")
 	keyFile := fs.String("key", "", "its private key (PEM)")
+	adminKit := fs.String("admin-kit", "", "an admin's startup kit (with its key) that the jobs pages and the participants' connected status are read through, under the server's policy for that admin")
 	var hosts hostList
 	fs.Var(&hosts, "host", "extra host name for the certificate issued by the project root (repeatable)")
 	var logs logFlags
@@ -38,11 +47,22 @@ func runDashboard(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer stopProfile()
-	srv, err := dashboard.New(ctx, dashboard.Config{
+	cfg := dashboard.Config{
 		Workspace: ws, Passphrase: pass, Listen: *listen, Hosts: hosts,
 		CertFile: *certFile, KeyFile: *keyFile,
 		Defaults: policies.Defaults(), Log: log, Notice: c.stderr,
-	})
+	}
+	if *adminKit != "" {
+		k, err := kit.Load(*adminKit)
+		if err != nil {
+			return err
+		}
+		if k.Config.Kind != pki.KindAdmin {
+			return errUsageMsg(fmt.Sprintf("dashboard: --admin-kit %s is a %s kit, not an admin's", *adminKit, k.Config.Kind))
+		}
+		cfg.ConsoleName, cfg.DialConsole = k.Config.Name, dashboardConsole(k, log)
+	}
+	srv, err := dashboard.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -51,4 +71,17 @@ func runDashboard(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stderr, "serving a certificate issued by the project root (%s/ca/rootCA.pem); browsers do not verify its Ed25519 signature: give --cert/--key for one they trust\n", ws)
 	}
 	return srv.Serve(ctx)
+}
+
+// dashboardConsole dials the dashboard's admin console as `hearth admin`
+// connects (openConsole), for reading only: it signs no jobs and seals no
+// credentials.
+func dashboardConsole(k *kit.Kit, log *slog.Logger) dashboard.DialConsole {
+	return func(ctx context.Context) (dashboard.Console, func(), error) {
+		n, err := node.StartAdmin(ctx, k, node.Options{Protocol: protocol.Table{}, CRLPoll: -1, Logger: log})
+		if err != nil {
+			return nil, nil, err
+		}
+		return &coordinator.Client{Bus: n.Bridge, Server: k.Config.Server.Name, Timeout: 10 * time.Second}, n.Close, nil
+	}
 }

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/hearthfl/hearth/bus/pki"
 )
@@ -22,12 +23,17 @@ const (
 	ActRevoke       Action = "revoke"       // revoke a participant's certificate
 	ActParticipants Action = "participants" // the participants list
 	ActAudit        Action = "audit"        // read the audit log
+	ActJobs         Action = "jobs"         // the jobs list (filtered by ActViewJob)
+	ActViewJob      Action = "job.view"     // a job's page
 )
 
 // Target is what an action is done to, where it matters: the org that
 // owns it. A nil target asks whether the role may ever do the action.
 type Target struct {
 	Org string
+	// Orgs are, for a job, the orgs of the sites it was sent to (Org is
+	// its submitter's).
+	Orgs []string
 }
 
 // Decision is authorize's answer, with its reason.
@@ -48,6 +54,12 @@ func deny(format string, a ...any) Decision {
 //	project_admin  everything
 //	org_admin      its own account's request; sites of its own org: view, add, change, upload CSRs, download kits
 //	lead, member   its own account's request; view the sites of its own org
+//	anyone         jobs submitted from its own org or sent to one of its org's
+//	               sites (an account without an org sees none)
+//
+// Jobs are read through the dashboard's admin console (--admin-kit), so
+// the server's policy for that admin binds first: a user never sees more
+// than that admin may.
 //
 // A nil user (no session) is denied everything.
 func authorize(a Action, u *User, t *Target) Decision {
@@ -67,8 +79,20 @@ func authorize(a Action, u *User, t *Target) Decision {
 		return deny("%s %s may not act on org %s", u.Role, u.Email, t.Org)
 	}
 	switch a {
-	case ActHome, ActOwnRequest, ActListSites:
+	case ActHome, ActOwnRequest, ActListSites, ActJobs:
 		return allow("any account")
+	case ActViewJob:
+		switch {
+		case t == nil:
+			return allow("a job (of its own org)")
+		case u.Org == "":
+			return deny("%s %s has no org", u.Role, u.Email)
+		case t.Org == u.Org:
+			return allow("a job submitted from its own org")
+		case slices.Contains(t.Orgs, u.Org):
+			return allow("a job sent to a site of its own org")
+		}
+		return deny("%s %s: a job of org %s, sent to no site of org %s", u.Role, u.Email, t.Org, u.Org)
 	case ActViewSite:
 		return sameOrg("a site")
 	case ActEditSite, ActDownloadKit:

@@ -272,7 +272,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request, rq *request) er
 		if err != nil {
 			return err
 		}
-		spec := provision.SiteSpec{Name: st.Name, Org: st.Org, Websocket: st.Websocket, Proxy: st.Proxy}
+		spec := provision.SiteSpec{Name: st.Name, Org: st.Org, Websocket: st.Websocket, Proxy: st.Proxy, DataDir: SiteDataDir}
 		dir, err = provision.ApproveSite(s.ws, s.cfg.Passphrase, []byte(q.PEM), spec, s.cfg.Defaults, now)
 	} else {
 		dir, err = provision.Approve(s.ws, s.cfg.Passphrase, []byte(q.PEM), s.cfg.Defaults, now)
@@ -427,6 +427,11 @@ type participant struct {
 	Identity pki.Identity
 	Source   string // "dashboard" or "provision"
 	Revoked  *time.Time
+	// Link is "connected", "disconnected" (sites and aggregation hosts, as
+	// the server's hub sees their leaf connections), "answering" (the
+	// server, when its console answered) or "" (admins: consoles come and
+	// go; or nobody could say).
+	Link string
 }
 
 func (s *Server) participants(w http.ResponseWriter, r *http.Request, rq *request) error {
@@ -459,9 +464,19 @@ func (s *Server) participants(w http.ResponseWriter, r *http.Request, rq *reques
 			fromDashboard[strings.ToLower(q.Identity.Name)] = true
 		}
 	}
+	links, linkProblem := s.connections(r.Context())
 	var ps []participant
 	add := func(id pki.Identity) {
 		pt := participant{Identity: id, Source: "provision"}
+		switch up, known := links[strings.ToLower(id.Name)]; {
+		case links == nil:
+		case id.Kind == pki.KindServer:
+			pt.Link = "answering"
+		case known && up:
+			pt.Link = "connected"
+		case known:
+			pt.Link = "disconnected"
+		}
 		if fromDashboard[strings.ToLower(id.Name)] {
 			pt.Source = "dashboard"
 		}
@@ -480,7 +495,7 @@ func (s *Server) participants(w http.ResponseWriter, r *http.Request, rq *reques
 	for _, x := range p.Aggregators {
 		add(pki.Identity{Name: x.Name, Org: x.Org, Kind: pki.KindAggregator})
 	}
-	s.render(w, r, rq, http.StatusOK, "participants.html", "Participants", map[string]any{"List": ps})
+	s.render(w, r, rq, http.StatusOK, "participants.html", "Participants", map[string]any{"List": ps, "LinkProblem": linkProblem, "Admin": s.cfg.ConsoleName})
 	return nil
 }
 

@@ -60,16 +60,27 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil, nil)
+}
+
+// newHarnessWith provisions sites beside the server as well, and lets
+// configure change the dashboard's configuration.
+func newHarnessWith(t *testing.T, sites []provision.SiteSpec, configure func(*Config)) *harness {
+	t.Helper()
 	ws := filepath.Join(t.TempDir(), "ws")
 	now := time.Now()
 	p := &provision.Project{APIVersion: 1, Name: "demo",
-		Server: provision.ServerSpec{Name: "server", Org: "hub", Hosts: []string{"localhost", "127.0.0.1"}, LeafPort: 17422, ClientPort: 17222, WebsocketPort: 17443}}
+		Server: provision.ServerSpec{Name: "server", Org: "hub", Hosts: []string{"localhost", "127.0.0.1"}, LeafPort: 17422, ClientPort: 17222, WebsocketPort: 17443}, Sites: sites}
 	if _, err := provision.Provision(p, ws, []byte(testPassphrase), policies.Defaults(), now); err != nil {
 		t.Fatal(err)
 	}
 	c := &clock{t: now}
-	srv, err := New(context.Background(), Config{Workspace: ws, Passphrase: []byte(testPassphrase), Listen: "127.0.0.1:0",
-		Defaults: policies.Defaults(), Now: c.Now, HashParams: testHash})
+	cfg := Config{Workspace: ws, Passphrase: []byte(testPassphrase), Listen: "127.0.0.1:0",
+		Defaults: policies.Defaults(), Now: c.Now, HashParams: testHash}
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,8 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: "/participants", action: ActParticipants, handle: s.participants},
 		{method: "POST", pattern: "/participants/{name}/revoke", action: ActRevoke, handle: s.revoke},
 		{method: "GET", pattern: "/audit", action: ActAudit, handle: s.auditPage},
+		{method: "GET", pattern: "/jobs", action: ActJobs, handle: s.jobs},
+		{method: "GET", pattern: "/jobs/{id}", action: ActViewJob, handle: s.job},
 	}
 }
 
@@ -68,7 +70,7 @@ func securityHeaders(next http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Referrer-Policy", "same-origin") // no-referrer would make Chromium send "Origin: null" on the dashboard's own forms
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cache-Control", "no-store")
 		h.Set("Strict-Transport-Security", "max-age=31536000")
@@ -194,6 +196,7 @@ type pageData struct {
 	User    *User
 	CSRF    string
 	IsPA    bool
+	Refresh int // seconds; 0: the page does not reload itself
 	Data    any
 }
 
@@ -205,6 +208,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, rq *request, sta
 		return
 	}
 	pd := pageData{Title: title, Project: s.project, Root: s.root.String(), Data: data}
+	if m, ok := data.(map[string]any); ok {
+		pd.Refresh, _ = m["Refresh"].(int)
+	}
 	if rq != nil && rq.sess != nil {
 		pd.User, pd.CSRF = rq.user, rq.sess.csrf
 		pd.IsPA = authorize(ActApprove, rq.user, nil).Allow

@@ -79,6 +79,12 @@ type Config struct {
 	Now               func() time.Time
 	HashParams        HashParams    // zero: DefaultHashParams
 	InviteTTL         time.Duration // zero: DefaultInviteTTL
+	// DialConsole, if set, connects the admin console that the jobs pages
+	// and the participants' connected status are read through (`hearth
+	// dashboard --admin-kit KIT`); it is called at first use and again
+	// after a failure. ConsoleName is that admin's name, shown on the pages.
+	DialConsole DialConsole
+	ConsoleName string
 }
 
 // DefaultInviteTTL is how long an invitation link stays valid.
@@ -127,6 +133,7 @@ type Server struct {
 	hashSlots chan struct{} // bounds concurrent argon2 work (64 MiB each)
 	dummyHash string        // verified against for unknown accounts, so they take as long
 	tls       *tls.Config
+	console   *consoleConn
 
 	wsMu sync.Mutex // workspace operations (approve, revoke) are not concurrency-safe
 
@@ -172,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
 	s := &Server{cfg: cfg, ws: ws, project: p.Name, root: root, log: cfg.Log, accounts: newLimiter(failuresAllowed), addresses: newLimiter(failuresPerAddress),
-		hashSlots: make(chan struct{}, 2)}
+		hashSlots: make(chan struct{}, 2), console: &consoleConn{dial: cfg.DialConsole}}
 	if s.tls, err = s.tlsConfig(); err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
@@ -202,8 +209,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Close closes the database.
-func (s *Server) Close() error { return s.db.Close() }
+// Close closes the admin console's connection and the database.
+func (s *Server) Close() error {
+	s.console.close()
+	return s.db.Close()
+}
 
 // Handler serves the dashboard's pages; serve it over TLSConfig only.
 func (s *Server) Handler() http.Handler { return securityHeaders(s.mux) }

@@ -271,3 +271,8 @@ func (s *Server) changeSite(w http.ResponseWriter, r *http.Request, rq *request)
 	http.Redirect(w, r, fmt.Sprintf("/sites/%d", st.ID), http.StatusSeeOther)
 	return nil
 }
+
+// SiteDataDir is the data folder of a site whose kit the dashboard
+// issues, relative to its kit: the site keeps its data in
+// KIT/data/<dataset>/{train,val,test}.bin.
+const SiteDataDir = "data"

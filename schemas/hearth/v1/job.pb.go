@@ -2869,6 +2869,100 @@ func (x *RawCheckpoint) GetPartBytes() int64 {
 	return 0
 }
 
+// GetConnections asks the server which of the project's sites and
+// aggregation hosts have their leaf connection up now. The server answers
+// from its hub's own interest table (it asks no site), authorized as
+// check_status (FLARE's category view).
+type GetConnections struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConnections) Reset() {
+	*x = GetConnections{}
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConnections) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConnections) ProtoMessage() {}
+
+func (x *GetConnections) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConnections.ProtoReflect.Descriptor instead.
+func (*GetConnections) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
+}
+
+// Connections is the server's answer to GetConnections: every site and
+// aggregation host of the project, each either connected or not.
+type Connections struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connected     []string               `protobuf:"bytes,1,rep,name=connected,proto3" json:"connected,omitempty"`
+	Disconnected  []string               `protobuf:"bytes,2,rep,name=disconnected,proto3" json:"disconnected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Connections) Reset() {
+	*x = Connections{}
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Connections) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Connections) ProtoMessage() {}
+
+func (x *Connections) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Connections.ProtoReflect.Descriptor instead.
+func (*Connections) Descriptor() ([]byte, []int) {
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *Connections) GetConnected() []string {
+	if x != nil {
+		return x.Connected
+	}
+	return nil
+}
+
+func (x *Connections) GetDisconnected() []string {
+	if x != nil {
+		return x.Disconnected
+	}
+	return nil
+}
+
 // GetCredentialKeys asks the server for the credential keys of sites (every
 // site of the project when sites is empty); the server asks each site.
 type GetCredentialKeys struct {
@@ -2880,7 +2974,7 @@ type GetCredentialKeys struct {
 
 func (x *GetCredentialKeys) Reset() {
 	*x = GetCredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2892,7 +2986,7 @@ func (x *GetCredentialKeys) String() string {
 func (*GetCredentialKeys) ProtoMessage() {}
 
 func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[37]
+	mi := &file_hearth_v1_job_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2905,7 +2999,7 @@ func (x *GetCredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKeys.ProtoReflect.Descriptor instead.
 func (*GetCredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{37}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetCredentialKeys) GetSites() []string {
@@ -2928,7 +3022,7 @@ type CredentialKeys struct {
 
 func (x *CredentialKeys) Reset() {
 	*x = CredentialKeys{}
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3034,7 @@ func (x *CredentialKeys) String() string {
 func (*CredentialKeys) ProtoMessage() {}
 
 func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[38]
+	mi := &file_hearth_v1_job_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3047,7 @@ func (x *CredentialKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialKeys.ProtoReflect.Descriptor instead.
 func (*CredentialKeys) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{38}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CredentialKeys) GetKeys() []*SealingKey {
@@ -2980,7 +3074,7 @@ type GetCredentialKey struct {
 
 func (x *GetCredentialKey) Reset() {
 	*x = GetCredentialKey{}
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2992,7 +3086,7 @@ func (x *GetCredentialKey) String() string {
 func (*GetCredentialKey) ProtoMessage() {}
 
 func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[39]
+	mi := &file_hearth_v1_job_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3005,7 +3099,7 @@ func (x *GetCredentialKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCredentialKey.ProtoReflect.Descriptor instead.
 func (*GetCredentialKey) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{39}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{41}
 }
 
 // SealedCredential is a SignedCredential sealed (bus/envelope.Seal,
@@ -3020,7 +3114,7 @@ type SealedCredential struct {
 
 func (x *SealedCredential) Reset() {
 	*x = SealedCredential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	mi := &file_hearth_v1_job_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3032,7 +3126,7 @@ func (x *SealedCredential) String() string {
 func (*SealedCredential) ProtoMessage() {}
 
 func (x *SealedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[40]
+	mi := &file_hearth_v1_job_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3045,7 +3139,7 @@ func (x *SealedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedCredential.ProtoReflect.Descriptor instead.
 func (*SealedCredential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{40}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SealedCredential) GetSite() string {
@@ -3077,7 +3171,7 @@ type SignedCredential struct {
 
 func (x *SignedCredential) Reset() {
 	*x = SignedCredential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[41]
+	mi := &file_hearth_v1_job_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3089,7 +3183,7 @@ func (x *SignedCredential) String() string {
 func (*SignedCredential) ProtoMessage() {}
 
 func (x *SignedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[41]
+	mi := &file_hearth_v1_job_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3102,7 +3196,7 @@ func (x *SignedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedCredential.ProtoReflect.Descriptor instead.
 func (*SignedCredential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{41}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SignedCredential) GetCredential() []byte {
@@ -3142,7 +3236,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_hearth_v1_job_proto_msgTypes[42]
+	mi := &file_hearth_v1_job_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3154,7 +3248,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[42]
+	mi := &file_hearth_v1_job_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3167,7 +3261,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{42}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Credential) GetKind() string {
@@ -3260,7 +3354,7 @@ type SiteCommand struct {
 
 func (x *SiteCommand) Reset() {
 	*x = SiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[43]
+	mi := &file_hearth_v1_job_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3272,7 +3366,7 @@ func (x *SiteCommand) String() string {
 func (*SiteCommand) ProtoMessage() {}
 
 func (x *SiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[43]
+	mi := &file_hearth_v1_job_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3285,7 +3379,7 @@ func (x *SiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommand.ProtoReflect.Descriptor instead.
 func (*SiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{43}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SiteCommand) GetSite() string {
@@ -3350,7 +3444,7 @@ type SealedSiteAnswer struct {
 
 func (x *SealedSiteAnswer) Reset() {
 	*x = SealedSiteAnswer{}
-	mi := &file_hearth_v1_job_proto_msgTypes[44]
+	mi := &file_hearth_v1_job_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3362,7 +3456,7 @@ func (x *SealedSiteAnswer) String() string {
 func (*SealedSiteAnswer) ProtoMessage() {}
 
 func (x *SealedSiteAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[44]
+	mi := &file_hearth_v1_job_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3375,7 +3469,7 @@ func (x *SealedSiteAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedSiteAnswer.ProtoReflect.Descriptor instead.
 func (*SealedSiteAnswer) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{44}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SealedSiteAnswer) GetSite() string {
@@ -3407,7 +3501,7 @@ type SignedSiteAnswer struct {
 
 func (x *SignedSiteAnswer) Reset() {
 	*x = SignedSiteAnswer{}
-	mi := &file_hearth_v1_job_proto_msgTypes[45]
+	mi := &file_hearth_v1_job_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3419,7 +3513,7 @@ func (x *SignedSiteAnswer) String() string {
 func (*SignedSiteAnswer) ProtoMessage() {}
 
 func (x *SignedSiteAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[45]
+	mi := &file_hearth_v1_job_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3432,7 +3526,7 @@ func (x *SignedSiteAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedSiteAnswer.ProtoReflect.Descriptor instead.
 func (*SignedSiteAnswer) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{45}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SignedSiteAnswer) GetResult() []byte {
@@ -3475,7 +3569,7 @@ type SignedSiteCommand struct {
 
 func (x *SignedSiteCommand) Reset() {
 	*x = SignedSiteCommand{}
-	mi := &file_hearth_v1_job_proto_msgTypes[46]
+	mi := &file_hearth_v1_job_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3487,7 +3581,7 @@ func (x *SignedSiteCommand) String() string {
 func (*SignedSiteCommand) ProtoMessage() {}
 
 func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[46]
+	mi := &file_hearth_v1_job_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3500,7 +3594,7 @@ func (x *SignedSiteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedSiteCommand.ProtoReflect.Descriptor instead.
 func (*SignedSiteCommand) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{46}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SignedSiteCommand) GetCommand() []byte {
@@ -3553,7 +3647,7 @@ type SiteCommandResult struct {
 
 func (x *SiteCommandResult) Reset() {
 	*x = SiteCommandResult{}
-	mi := &file_hearth_v1_job_proto_msgTypes[47]
+	mi := &file_hearth_v1_job_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3565,7 +3659,7 @@ func (x *SiteCommandResult) String() string {
 func (*SiteCommandResult) ProtoMessage() {}
 
 func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_v1_job_proto_msgTypes[47]
+	mi := &file_hearth_v1_job_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3578,7 +3672,7 @@ func (x *SiteCommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteCommandResult.ProtoReflect.Descriptor instead.
 func (*SiteCommandResult) Descriptor() ([]byte, []int) {
-	return file_hearth_v1_job_proto_rawDescGZIP(), []int{47}
+	return file_hearth_v1_job_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SiteCommandResult) GetSite() string {
@@ -3858,7 +3952,11 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\rRawCheckpoint\x12.\n" +
 	"\x06layout\x18\x01 \x01(\v2\x16.hearth.v1.ModelLayoutR\x06layout\x12\x1d\n" +
 	"\n" +
-	"part_bytes\x18\x02 \x01(\x03R\tpartBytes\")\n" +
+	"part_bytes\x18\x02 \x01(\x03R\tpartBytes\"\x10\n" +
+	"\x0eGetConnections\"O\n" +
+	"\vConnections\x12\x1c\n" +
+	"\tconnected\x18\x01 \x03(\tR\tconnected\x12\"\n" +
+	"\fdisconnected\x18\x02 \x03(\tR\fdisconnected\")\n" +
 	"\x11GetCredentialKeys\x12\x14\n" +
 	"\x05sites\x18\x01 \x03(\tR\x05sites\"\xb9\x01\n" +
 	"\x0eCredentialKeys\x12)\n" +
@@ -3946,7 +4044,7 @@ func file_hearth_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_hearth_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_hearth_v1_job_proto_goTypes = []any{
 	(JobStatus)(0),                // 0: hearth.v1.JobStatus
 	(*Tensor)(nil),                // 1: hearth.v1.Tensor
@@ -3986,23 +4084,25 @@ var file_hearth_v1_job_proto_goTypes = []any{
 	(*JobRecord)(nil),             // 35: hearth.v1.JobRecord
 	(*JobNonce)(nil),              // 36: hearth.v1.JobNonce
 	(*RawCheckpoint)(nil),         // 37: hearth.v1.RawCheckpoint
-	(*GetCredentialKeys)(nil),     // 38: hearth.v1.GetCredentialKeys
-	(*CredentialKeys)(nil),        // 39: hearth.v1.CredentialKeys
-	(*GetCredentialKey)(nil),      // 40: hearth.v1.GetCredentialKey
-	(*SealedCredential)(nil),      // 41: hearth.v1.SealedCredential
-	(*SignedCredential)(nil),      // 42: hearth.v1.SignedCredential
-	(*Credential)(nil),            // 43: hearth.v1.Credential
-	(*SiteCommand)(nil),           // 44: hearth.v1.SiteCommand
-	(*SealedSiteAnswer)(nil),      // 45: hearth.v1.SealedSiteAnswer
-	(*SignedSiteAnswer)(nil),      // 46: hearth.v1.SignedSiteAnswer
-	(*SignedSiteCommand)(nil),     // 47: hearth.v1.SignedSiteCommand
-	(*SiteCommandResult)(nil),     // 48: hearth.v1.SiteCommandResult
-	nil,                           // 49: hearth.v1.JobRecord.JoinedEntry
-	nil,                           // 50: hearth.v1.CredentialKeys.MissingEntry
-	nil,                           // 51: hearth.v1.SiteCommandResult.FactsEntry
-	(*StreamManifest)(nil),        // 52: hearth.v1.StreamManifest
-	(*ModelLayout)(nil),           // 53: hearth.v1.ModelLayout
-	(*SealedBody)(nil),            // 54: hearth.v1.SealedBody
+	(*GetConnections)(nil),        // 38: hearth.v1.GetConnections
+	(*Connections)(nil),           // 39: hearth.v1.Connections
+	(*GetCredentialKeys)(nil),     // 40: hearth.v1.GetCredentialKeys
+	(*CredentialKeys)(nil),        // 41: hearth.v1.CredentialKeys
+	(*GetCredentialKey)(nil),      // 42: hearth.v1.GetCredentialKey
+	(*SealedCredential)(nil),      // 43: hearth.v1.SealedCredential
+	(*SignedCredential)(nil),      // 44: hearth.v1.SignedCredential
+	(*Credential)(nil),            // 45: hearth.v1.Credential
+	(*SiteCommand)(nil),           // 46: hearth.v1.SiteCommand
+	(*SealedSiteAnswer)(nil),      // 47: hearth.v1.SealedSiteAnswer
+	(*SignedSiteAnswer)(nil),      // 48: hearth.v1.SignedSiteAnswer
+	(*SignedSiteCommand)(nil),     // 49: hearth.v1.SignedSiteCommand
+	(*SiteCommandResult)(nil),     // 50: hearth.v1.SiteCommandResult
+	nil,                           // 51: hearth.v1.JobRecord.JoinedEntry
+	nil,                           // 52: hearth.v1.CredentialKeys.MissingEntry
+	nil,                           // 53: hearth.v1.SiteCommandResult.FactsEntry
+	(*StreamManifest)(nil),        // 54: hearth.v1.StreamManifest
+	(*ModelLayout)(nil),           // 55: hearth.v1.ModelLayout
+	(*SealedBody)(nil),            // 56: hearth.v1.SealedBody
 }
 var file_hearth_v1_job_proto_depIdxs = []int32{
 	1,  // 0: hearth.v1.Model.tensors:type_name -> hearth.v1.Tensor
@@ -4019,47 +4119,47 @@ var file_hearth_v1_job_proto_depIdxs = []int32{
 	5,  // 11: hearth.v1.CrossSiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	5,  // 12: hearth.v1.SiteMetrics.metrics:type_name -> hearth.v1.Metrics
 	3,  // 13: hearth.v1.SubmitJob.job:type_name -> hearth.v1.SignedJob
-	41, // 14: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
+	43, // 14: hearth.v1.SubmitJob.credentials:type_name -> hearth.v1.SealedCredential
 	16, // 15: hearth.v1.PreflightReport.sites:type_name -> hearth.v1.PreflightAnswer
 	14, // 16: hearth.v1.PreflightReport.signed:type_name -> hearth.v1.SignedPreflightAnswer
 	3,  // 17: hearth.v1.Preflight.job:type_name -> hearth.v1.SignedJob
-	41, // 18: hearth.v1.Preflight.credential:type_name -> hearth.v1.SealedCredential
+	43, // 18: hearth.v1.Preflight.credential:type_name -> hearth.v1.SealedCredential
 	8,  // 19: hearth.v1.JobList.jobs:type_name -> hearth.v1.JobInfo
 	8,  // 20: hearth.v1.JobResult.info:type_name -> hearth.v1.JobInfo
 	2,  // 21: hearth.v1.JobResult.model:type_name -> hearth.v1.Model
-	52, // 22: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
-	53, // 23: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
+	54, // 22: hearth.v1.JobResult.model_stream:type_name -> hearth.v1.StreamManifest
+	55, // 23: hearth.v1.JobResult.layout:type_name -> hearth.v1.ModelLayout
 	3,  // 24: hearth.v1.JoinJob.job:type_name -> hearth.v1.SignedJob
-	41, // 25: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
+	43, // 25: hearth.v1.JoinJob.credential:type_name -> hearth.v1.SealedCredential
 	27, // 26: hearth.v1.JobJoined.sealing_key:type_name -> hearth.v1.SealingKey
 	28, // 27: hearth.v1.HEProof.commitments:type_name -> hearth.v1.HESigned
 	28, // 28: hearth.v1.HEProof.updates:type_name -> hearth.v1.HESigned
 	28, // 29: hearth.v1.HEProof.shares:type_name -> hearth.v1.HESigned
 	2,  // 30: hearth.v1.TrainTask.global:type_name -> hearth.v1.Model
-	52, // 31: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
-	53, // 32: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
+	54, // 31: hearth.v1.TrainTask.global_stream:type_name -> hearth.v1.StreamManifest
+	55, // 32: hearth.v1.TrainTask.layout:type_name -> hearth.v1.ModelLayout
 	29, // 33: hearth.v1.TrainTask.he_proof:type_name -> hearth.v1.HEProof
 	2,  // 34: hearth.v1.TrainResult.update:type_name -> hearth.v1.Model
 	5,  // 35: hearth.v1.TrainResult.validation:type_name -> hearth.v1.Metrics
-	52, // 36: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
+	54, // 36: hearth.v1.TrainResult.update_stream:type_name -> hearth.v1.StreamManifest
 	28, // 37: hearth.v1.TrainResult.encrypted:type_name -> hearth.v1.HESigned
 	2,  // 38: hearth.v1.EvaluateTask.model:type_name -> hearth.v1.Model
-	52, // 39: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
-	53, // 40: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
+	54, // 39: hearth.v1.EvaluateTask.model_stream:type_name -> hearth.v1.StreamManifest
+	55, // 40: hearth.v1.EvaluateTask.layout:type_name -> hearth.v1.ModelLayout
 	29, // 41: hearth.v1.EvaluateTask.he_proof:type_name -> hearth.v1.HEProof
 	5,  // 42: hearth.v1.EvaluateResult.test:type_name -> hearth.v1.Metrics
 	9,  // 43: hearth.v1.EvaluateResult.cross_site:type_name -> hearth.v1.CrossSiteMetrics
 	0,  // 44: hearth.v1.LeaveJob.status:type_name -> hearth.v1.JobStatus
 	8,  // 45: hearth.v1.JobRecord.info:type_name -> hearth.v1.JobInfo
 	3,  // 46: hearth.v1.JobRecord.job:type_name -> hearth.v1.SignedJob
-	49, // 47: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
-	53, // 48: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
+	51, // 47: hearth.v1.JobRecord.joined:type_name -> hearth.v1.JobRecord.JoinedEntry
+	55, // 48: hearth.v1.RawCheckpoint.layout:type_name -> hearth.v1.ModelLayout
 	27, // 49: hearth.v1.CredentialKeys.keys:type_name -> hearth.v1.SealingKey
-	50, // 50: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
-	54, // 51: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
-	54, // 52: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
-	41, // 53: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
-	51, // 54: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
+	52, // 50: hearth.v1.CredentialKeys.missing:type_name -> hearth.v1.CredentialKeys.MissingEntry
+	56, // 51: hearth.v1.SealedCredential.sealed:type_name -> hearth.v1.SealedBody
+	56, // 52: hearth.v1.SealedSiteAnswer.sealed:type_name -> hearth.v1.SealedBody
+	43, // 53: hearth.v1.SignedSiteCommand.credential:type_name -> hearth.v1.SealedCredential
+	53, // 54: hearth.v1.SiteCommandResult.facts:type_name -> hearth.v1.SiteCommandResult.FactsEntry
 	55, // [55:55] is the sub-list for method output_type
 	55, // [55:55] is the sub-list for method input_type
 	55, // [55:55] is the sub-list for extension type_name
@@ -4080,7 +4180,7 @@ func file_hearth_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_v1_job_proto_rawDesc), len(file_hearth_v1_job_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   51,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
