@@ -117,7 +117,7 @@ func (c *Client) Authenticate(ctx context.Context, r Request) (Decision, error) 
 func (c *Client) Close() error { return c.proc.Close() }
 
 // grpcClient is an Authenticator over one connection to a running plugin
-// (the value GRPCPlugin.GRPCClient makes).
+// (the value Glue(nil).Dial makes).
 type grpcClient struct {
 	rpc authnv1.AuthenticatorClient
 }

@@ -1,8 +1,6 @@
 package authn
 
 import (
-	"context"
-
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
@@ -38,27 +36,17 @@ func Handshake() plugin.HandshakeConfig {
 
 // Kind is the authenticator kind as the plugin loader needs it.
 func Kind() plugins.Kind {
-	return plugins.Kind{Name: PluginName, Handshake: Handshake(), Plugin: &GRPCPlugin{}}
+	return plugins.Kind{Name: PluginName, Handshake: Handshake(), Plugin: Glue(nil)}
 }
 
-// GRPCPlugin is the authenticator kind's go-plugin glue. On the plugin
-// side it serves Impl over gRPC; on the host side (Impl nil) it makes an
-// Authenticator that calls the plugin over gRPC. It speaks gRPC only.
-type GRPCPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	// Impl is the authenticator the plugin serves; nil on the host side.
-	Impl Authenticator
-}
-
-var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
-
-// GRPCServer registers Impl as the plugin's Authenticator service.
-func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	authnv1.RegisterAuthenticatorServer(s, &grpcServer{impl: p.Impl})
-	return nil
-}
-
-// GRPCClient returns an Authenticator that calls the plugin over conn.
-func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return &grpcClient{rpc: authnv1.NewAuthenticatorClient(conn)}, nil
+// Glue is the authenticator kind's go-plugin glue (plugins.GRPC): on the plugin
+// side it serves impl over gRPC; on the host side (impl nil) it makes
+// an Authenticator that calls the plugin over gRPC.
+func Glue(impl Authenticator) *plugins.GRPC[Authenticator] {
+	return &plugins.GRPC[Authenticator]{Impl: impl,
+		Register: func(s *grpc.Server, impl Authenticator) {
+			authnv1.RegisterAuthenticatorServer(s, &grpcServer{impl: impl})
+		},
+		Dial: func(conn *grpc.ClientConn) any { return &grpcClient{rpc: authnv1.NewAuthenticatorClient(conn)} },
+	}
 }

@@ -22,7 +22,7 @@ import (
 func Serve(a Authenticator) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake(),
-		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: a}},
+		Plugins:         plugin.PluginSet{PluginName: Glue(a)},
 		GRPCServer:      plugin.DefaultGRPCServer,
 	})
 }

@@ -45,7 +45,7 @@ func (r *recording) Authenticate(_ context.Context, req authn.Request) (authn.De
 // raw gRPC client.
 func shim(t *testing.T, impl authn.Authenticator) (authn.Authenticator, authnv1.AuthenticatorClient) {
 	t.Helper()
-	client, _ := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{authn.PluginName: &authn.GRPCPlugin{Impl: impl}})
+	client, _ := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{authn.PluginName: authn.Glue(impl)})
 	t.Cleanup(func() { client.Close() })
 	raw, err := client.Dispense(authn.PluginName)
 	if err != nil {

@@ -126,7 +126,7 @@ func (c *Client) fail(err error) error {
 func (c *Client) Close() error { return c.proc.Close() }
 
 // grpcClient is a Checker over one connection to a running plugin (the
-// value GRPCPlugin.GRPCClient makes); its Check accepts only answers
+// value Glue(nil).Dial makes); its Check accepts only answers
 // within the contract.
 type grpcClient struct {
 	rpc checkerv1.CheckerClient

@@ -1,8 +1,6 @@
 package checker
 
 import (
-	"context"
-
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
@@ -37,28 +35,15 @@ func Handshake() plugin.HandshakeConfig {
 
 // Kind is the checker kind as the plugin loader needs it.
 func Kind() plugins.Kind {
-	return plugins.Kind{Name: PluginName, Handshake: Handshake(), Plugin: &GRPCPlugin{}}
+	return plugins.Kind{Name: PluginName, Handshake: Handshake(), Plugin: Glue(nil)}
 }
 
-// GRPCPlugin is the checker kind's go-plugin glue. On the plugin side it
-// serves Impl over gRPC; on the host side (Impl nil) it makes a Checker
-// that calls the plugin over gRPC and checks its answers. It speaks gRPC
-// only.
-type GRPCPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	// Impl is the checker the plugin serves; nil on the host side.
-	Impl Checker
-}
-
-var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
-
-// GRPCServer registers Impl as the plugin's Checker service.
-func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	checkerv1.RegisterCheckerServer(s, &grpcServer{impl: p.Impl})
-	return nil
-}
-
-// GRPCClient returns a Checker that calls the plugin over conn.
-func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return &grpcClient{rpc: checkerv1.NewCheckerClient(conn)}, nil
+// Glue is the checker kind's go-plugin glue (plugins.GRPC): on the plugin
+// side it serves impl over gRPC; on the host side (impl nil) it makes
+// a Checker that calls the plugin over gRPC and checks its answers.
+func Glue(impl Checker) *plugins.GRPC[Checker] {
+	return &plugins.GRPC[Checker]{Impl: impl,
+		Register: func(s *grpc.Server, impl Checker) { checkerv1.RegisterCheckerServer(s, &grpcServer{impl: impl}) },
+		Dial:     func(conn *grpc.ClientConn) any { return &grpcClient{rpc: checkerv1.NewCheckerClient(conn)} },
+	}
 }

@@ -22,7 +22,7 @@ import (
 func Serve(c Checker) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake(),
-		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: c}},
+		Plugins:         plugin.PluginSet{PluginName: Glue(c)},
 		GRPCServer:      plugin.DefaultGRPCServer,
 	})
 }

@@ -45,7 +45,7 @@ func (r *recording) Check(_ context.Context, j checker.Job) (checker.Decision, e
 // gRPC client.
 func shim(t *testing.T, impl checker.Checker) (checker.Checker, checkerv1.CheckerClient) {
 	t.Helper()
-	client, _ := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{checker.PluginName: &checker.GRPCPlugin{Impl: impl}})
+	client, _ := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{checker.PluginName: checker.Glue(impl)})
 	t.Cleanup(func() { client.Close() })
 	raw, err := client.Dispense(checker.PluginName)
 	if err != nil {

@@ -1,8 +1,6 @@
 package filter
 
 import (
-	"context"
-
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
@@ -37,27 +35,15 @@ func Handshake() plugin.HandshakeConfig {
 
 // Kind is the filter kind as the plugin loader needs it.
 func Kind() plugins.Kind {
-	return plugins.Kind{Name: PluginName, Handshake: Handshake(), Plugin: &GRPCPlugin{}}
+	return plugins.Kind{Name: PluginName, Handshake: Handshake(), Plugin: Glue(nil)}
 }
 
-// GRPCPlugin is the filter kind's go-plugin glue. On the plugin side it
-// serves Impl over gRPC; on the host side (Impl nil) it makes the
-// connection's client. It speaks gRPC only.
-type GRPCPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	// Impl is the filter the plugin serves; nil on the host side.
-	Impl Filter
-}
-
-var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
-
-// GRPCServer registers Impl as the plugin's Filter service.
-func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	filterv1.RegisterFilterServer(s, &grpcServer{impl: p.Impl})
-	return nil
-}
-
-// GRPCClient returns the gRPC client of the plugin's Filter service.
-func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return filterv1.NewFilterClient(conn), nil
+// Glue is the filter kind's go-plugin glue (plugins.GRPC): on the plugin
+// side it serves impl over gRPC; on the host side (impl nil) it makes
+// the gRPC client of the plugin's Filter service.
+func Glue(impl Filter) *plugins.GRPC[Filter] {
+	return &plugins.GRPC[Filter]{Impl: impl,
+		Register: func(s *grpc.Server, impl Filter) { filterv1.RegisterFilterServer(s, &grpcServer{impl: impl}) },
+		Dial:     func(conn *grpc.ClientConn) any { return filterv1.NewFilterClient(conn) },
+	}
 }

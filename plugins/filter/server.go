@@ -26,7 +26,7 @@ import (
 func Serve(f Filter) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake(),
-		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: f}},
+		Plugins:         plugin.PluginSet{PluginName: Glue(f)},
 		GRPCServer:      plugin.DefaultGRPCServer,
 	})
 }

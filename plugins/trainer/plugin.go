@@ -1,8 +1,6 @@
 package trainer
 
 import (
-	"context"
-
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
@@ -37,27 +35,15 @@ func Handshake() plugin.HandshakeConfig {
 
 // Kind is the trainer kind as the plugin loader needs it.
 func Kind() plugins.Kind {
-	return plugins.Kind{Name: PluginName, Handshake: Handshake(), Plugin: &GRPCPlugin{}}
+	return plugins.Kind{Name: PluginName, Handshake: Handshake(), Plugin: Glue(nil)}
 }
 
-// GRPCPlugin is the trainer kind's go-plugin glue. On the plugin side it
-// serves Impl over gRPC; on the host side (Impl nil) it makes the
-// connection's client. It speaks gRPC only.
-type GRPCPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	// Impl is the trainer the plugin serves; nil on the host side.
-	Impl Trainer
-}
-
-var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
-
-// GRPCServer registers Impl as the plugin's Trainer service.
-func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	trainerv1.RegisterTrainerServer(s, &grpcServer{impl: p.Impl})
-	return nil
-}
-
-// GRPCClient returns the gRPC client of the plugin's Trainer service.
-func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return trainerv1.NewTrainerClient(conn), nil
+// Glue is the trainer kind's go-plugin glue (plugins.GRPC): on the plugin
+// side it serves impl over gRPC; on the host side (impl nil) it makes
+// the gRPC client of the plugin's Trainer service.
+func Glue(impl Trainer) *plugins.GRPC[Trainer] {
+	return &plugins.GRPC[Trainer]{Impl: impl,
+		Register: func(s *grpc.Server, impl Trainer) { trainerv1.RegisterTrainerServer(s, &grpcServer{impl: impl}) },
+		Dial:     func(conn *grpc.ClientConn) any { return trainerv1.NewTrainerClient(conn) },
+	}
 }

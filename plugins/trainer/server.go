@@ -26,7 +26,7 @@ import (
 func Serve(t Trainer) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake(),
-		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: t}},
+		Plugins:         plugin.PluginSet{PluginName: Glue(t)},
 		GRPCServer:      plugin.DefaultGRPCServer,
 	})
 }
