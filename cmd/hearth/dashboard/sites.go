@@ -273,6 +273,7 @@ func (s *Server) changeSite(w http.ResponseWriter, r *http.Request, rq *request)
 }
 
 // SiteDataDir is the data folder of a site whose kit the dashboard
-// issues, relative to its kit: the site keeps its data in
-// KIT/data/<dataset>/{train,val,test}.bin.
-const SiteDataDir = "data"
+// issues, relative to its kit: beside the kit's folder, since a kit holds
+// nothing its signed manifest does not list (but key.pem, crl.pem and
+// state/). The site keeps its data in ../data/<dataset>/{train,val,test}.bin.
+const SiteDataDir = "../data"
