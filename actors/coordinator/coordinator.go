@@ -277,7 +277,7 @@ func (c *Coordinator) submit(ctx actor.Context, m *hearthv1.SubmitJob) proto.Mes
 	}
 	rec := &hearthv1.JobRecord{Job: m.Job, Info: &hearthv1.JobInfo{
 		Id: id, Name: v.Manifest.Name, Status: hearthv1.JobStatus_JOB_STATUS_SUBMITTED, Submitter: who.Name,
-		SubmitterOrg: who.Org, Rounds: int64(v.Manifest.Rounds), SubmittedUnixNano: c.cfg.Now().UnixNano(),
+		SubmitterOrg: who.Org, Rounds: int64(v.Manifest.Rounds), SubmittedUnixNano: c.cfg.Now().UnixNano(), Workflow: v.Manifest.Workflow,
 	}}
 	if err := c.cfg.Store.Put(context.Background(), rec); err != nil {
 		return failure(hearthv1.FailureCode_FAILURE_CODE_INTERNAL, err.Error())
