@@ -207,7 +207,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, rq *request, sta
 		http.Error(w, "no page "+page, http.StatusInternalServerError)
 		return
 	}
-	pd := pageData{Title: title, Project: s.project, Root: s.root.String(), Data: data}
+	pd := pageData{Title: title, Project: s.projectName(), Root: s.rootFingerprint().String(), Data: data}
 	if m, ok := data.(map[string]any); ok {
 		pd.Refresh, _ = m["Refresh"].(int)
 	}

@@ -1,0 +1,200 @@
+package dashboard
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/provision"
+)
+
+// The project a dashboard serves is either in its workspace when it starts
+// (`hearth provision` made it), or made by the setup page in an empty
+// folder: the project admin names the project and the server, and
+// provision.Provision creates the CA and the server's kit, as `hearth
+// provision` does with a project file holding only the server.
+
+// The defaults the setup page offers for a new project's server, the
+// ports of project.example.yml.
+const (
+	DefaultServerName = "server"
+	DefaultLeafPort   = 7422
+	DefaultClientPort = 4222
+)
+
+// projectID is what the pages show of the project: its name and root.
+type projectID struct {
+	name string
+	root kit.Fingerprint
+}
+
+// projectName is the project's name ("" before the setup page made it).
+func (s *Server) projectName() string {
+	if id := s.ident.Load(); id != nil {
+		return id.name
+	}
+	return ""
+}
+
+// rootFingerprint is the project root's fingerprint (zero before setup).
+func (s *Server) rootFingerprint() kit.Fingerprint {
+	if id := s.ident.Load(); id != nil {
+		return id.root
+	}
+	return kit.Fingerprint{}
+}
+
+// hasProject reports whether the workspace holds a project.
+func (s *Server) hasProject() bool { return s.ident.Load() != nil }
+
+// loadProject reads the workspace's project and root into s.ident.
+func (s *Server) loadProject() error {
+	p, err := provision.ReadProject(s.ws)
+	if err != nil {
+		return err
+	}
+	root, err := provision.RootFingerprint(s.ws)
+	if err != nil {
+		return err
+	}
+	s.ident.Store(&projectID{name: p.Name, root: root})
+	return nil
+}
+
+// emptyWorkspace reports whether ws holds no project yet: it does not
+// exist, or holds nothing but the dashboard's own folder. A folder that
+// holds anything else and no project.yml is refused.
+func emptyWorkspace(ws string) (bool, error) {
+	if _, err := os.Stat(filepath.Join(ws, "project.yml")); err == nil {
+		return false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	entries, err := os.ReadDir(ws)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	} else if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		if e.Name() != filepath.Dir(filepath.FromSlash(DBFile)) {
+			return false, fmt.Errorf("workspace %s holds no project.yml but is not empty (%s): give a workspace `hearth provision` made, or an empty folder for the setup page to create the project in", ws, e.Name())
+		}
+	}
+	return true, nil
+}
+
+// newProjectForm reads the setup page's project fields into a project of
+// only the server (org: the project admin's), checked as a project file is.
+func newProjectForm(r *http.Request, org string) (*provision.Project, error) {
+	var errs []error
+	port := func(field string, def int) int {
+		v := strings.TrimSpace(r.PostFormValue(field))
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a number", field, bounded(v)))
+		}
+		return n
+	}
+	p := &provision.Project{APIVersion: 1, Name: strings.TrimSpace(r.PostFormValue("project")),
+		Server: provision.ServerSpec{Name: DefaultServerName, Org: org, Hosts: splitHosts(r.PostFormValue("hosts")),
+			LeafPort: port("leaf_port", DefaultLeafPort), ClientPort: port("client_port", DefaultClientPort), WebsocketPort: port("websocket_port", 0)},
+		CertValidityDays: provision.DefaultCertValidityDays}
+	if len(errs) == 0 {
+		if err := p.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, badRequest("project: %v", err)
+	}
+	return p, nil
+}
+
+// splitHosts splits a list of host names at commas and spaces.
+func splitHosts(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+}
+
+// createProject provisions p in the empty workspace (the CA, its key
+// encrypted under the passphrase, and the server's kit), then serves a
+// TLS certificate from its root.
+func (s *Server) createProject(p *provision.Project) error {
+	s.wsMu.Lock()
+	defer s.wsMu.Unlock()
+	if s.hasProject() {
+		return badRequest("the project already exists")
+	}
+	if _, err := provision.Provision(p, s.ws, s.cfg.Passphrase, s.cfg.Defaults, s.now()); err != nil {
+		return badRequest("create the project: %v", err)
+	}
+	if err := s.loadProject(); err != nil {
+		return err
+	}
+	if s.cfg.CertFile == "" {
+		cert, err := s.rootIssuedCert()
+		if err != nil {
+			return err
+		}
+		s.webCert.Store(cert)
+	}
+	s.log.Info("project created", "project", p.Name, "root", s.rootFingerprint().String())
+	return nil
+}
+
+// selfSignedCert is the TLS certificate served before the project (and so
+// its root) exists: self-signed, its key only in memory, replaced by one
+// from the root as soon as the setup page creates the project.
+func selfSignedCert(hosts []string, now time.Time) (*tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "hearth dashboard setup"},
+		NotBefore: now.Add(-5 * time.Minute), NotAfter: now.Add(webCertValidity),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// serverDetail is a server's address as the audit records it.
+func serverDetail(sv provision.ServerSpec) string {
+	return fmt.Sprintf("server %s (org %s) hosts %s, leaf_port %d, client_port %d, websocket_port %d",
+		sv.Name, sv.Org, strings.Join(sv.Hosts, ","), sv.LeafPort, sv.ClientPort, sv.WebsocketPort)
+}
