@@ -102,6 +102,21 @@ func emptyWorkspace(ws string) (bool, error) {
 // newProjectForm reads the setup page's project fields into a project of
 // only the server (org: the project admin's), checked as a project file is.
 func newProjectForm(r *http.Request, org string) (*provision.Project, error) {
+	server, err := serverForm(r, DefaultServerName, org)
+	if err != nil {
+		return nil, badRequest("project: %v", err)
+	}
+	p := &provision.Project{APIVersion: 1, Name: strings.TrimSpace(r.PostFormValue("project")), Server: server,
+		CertValidityDays: provision.DefaultCertValidityDays}
+	if err := p.Validate(); err != nil {
+		return nil, badRequest("project: %v", err)
+	}
+	return p, nil
+}
+
+// serverForm reads a form's server fields (hosts, leaf_port, client_port,
+// websocket_port: empty is the default) into the server name of org.
+func serverForm(r *http.Request, name, org string) (provision.ServerSpec, error) {
 	var errs []error
 	port := func(field string, def int) int {
 		v := strings.TrimSpace(r.PostFormValue(field))
@@ -114,19 +129,50 @@ func newProjectForm(r *http.Request, org string) (*provision.Project, error) {
 		}
 		return n
 	}
-	p := &provision.Project{APIVersion: 1, Name: strings.TrimSpace(r.PostFormValue("project")),
-		Server: provision.ServerSpec{Name: DefaultServerName, Org: org, Hosts: splitHosts(r.PostFormValue("hosts")),
-			LeafPort: port("leaf_port", DefaultLeafPort), ClientPort: port("client_port", DefaultClientPort), WebsocketPort: port("websocket_port", 0)},
-		CertValidityDays: provision.DefaultCertValidityDays}
-	if len(errs) == 0 {
-		if err := p.Validate(); err != nil {
-			errs = append(errs, err)
-		}
+	sv := provision.ServerSpec{Name: name, Org: org, Hosts: splitHosts(r.PostFormValue("hosts")),
+		LeafPort: port("leaf_port", DefaultLeafPort), ClientPort: port("client_port", DefaultClientPort), WebsocketPort: port("websocket_port", 0)}
+	return sv, errors.Join(errs...)
+}
+
+// projectPage shows the project's server and the form to change it.
+func (s *Server) projectPage(w http.ResponseWriter, r *http.Request, rq *request) error {
+	p, err := provision.ReadProject(s.ws)
+	if err != nil {
+		return err
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, badRequest("project: %v", err)
+	s.render(w, r, rq, http.StatusOK, "project.html", "Project", map[string]any{"Server": p.Server, "Hosts": strings.Join(p.Server.Hosts, ", ")})
+	return nil
+}
+
+// changeServer changes the server's hosts and ports through
+// provision.ChangeServer, which re-issues the server's kit, and refuses
+// (409) once any other participant has a kit: each carries the server's
+// address and trusts its certificate's names.
+func (s *Server) changeServer(w http.ResponseWriter, r *http.Request, rq *request) error {
+	s.wsMu.Lock()
+	defer s.wsMu.Unlock()
+	p, err := provision.ReadProject(s.ws)
+	if err != nil {
+		return err
 	}
-	return p, nil
+	server, err := serverForm(r, p.Server.Name, p.Server.Org)
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	changed := *p
+	changed.Server = server
+	if err := changed.Validate(); err != nil {
+		return badRequest("%v", err)
+	}
+	now := s.now()
+	if err := provision.ChangeServer(s.ws, s.cfg.Passphrase, server, s.cfg.Defaults, now); err != nil {
+		return conflict("%v", err)
+	}
+	if err := audit(r.Context(), s.db, now, rq.user.Email, "project.server", server.Name, serverDetail(server)+"; its kit re-issued"); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/project", http.StatusSeeOther)
+	return nil
 }
 
 // splitHosts splits a list of host names at commas and spaces.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/provision"
 	"github.com/hearthfl/hearth/policies"
 )
@@ -126,5 +127,65 @@ func TestNonEmptyFolderRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(ws, "dashboard")); err == nil {
 		t.Fatal("the refused folder got a dashboard database")
+	}
+}
+
+// TestChangeServer: the project admin changes the server's hosts and
+// ports while only the server has a kit (re-issued, audited); an org admin
+// and a lead are refused, as is a form without its CSRF token; once a site
+// has a kit the change is refused with the reason, and nothing changes.
+func TestChangeServer(t *testing.T) {
+	h := newHarness(t)
+	pa := h.setupAdmin(paEmail, "hub", paPass)
+	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	lead := h.accept(pa.invite("lee@clinic-a.org", pki.RoleLead, "clinic-a"), "lead's password!")
+	// change is the form (a new one each time: post adds the csrf field).
+	change := func(leafPort string) url.Values {
+		return url.Values{"hosts": {"hub.example.org, 127.0.0.1"}, "leaf_port": {leafPort}, "client_port": {"17501"}, "websocket_port": {"17502"}}
+	}
+
+	for name, c := range map[string]*client{"org admin": alice, "lead": lead} {
+		t.Run(name, func(t *testing.T) {
+			c.get("/").want(t, 200)
+			c.get("/project").want(t, http.StatusForbidden)
+			c.post("/project", change("17500")).want(t, http.StatusForbidden)
+		})
+	}
+	pa.get("/project").want(t, 200, `id="server-leaf-port">17422`)
+	forged := change("17500")
+	forged.Set("csrf", "forged")
+	pa.post("/project", forged).want(t, http.StatusForbidden, "CSRF token")
+	bad := url.Values{"hosts": {"hub.example.org"}, "leaf_port": {"17500"}, "client_port": {"17500"}}
+	pa.post("/project", bad).want(t, http.StatusBadRequest, "already leaf_port")
+	if p, _ := provision.ReadProject(h.ws); p.Server.LeafPort != 17422 {
+		t.Fatalf("a refused change changed the server: %+v", p.Server)
+	}
+
+	pa.get("/project")
+	if r := pa.post("/project", change("17500")); r.status != http.StatusSeeOther {
+		t.Fatalf("change the server: %d\n%s", r.status, excerpt(r.body))
+	}
+	k, err := kit.Load(provision.KitDir(h.ws, "server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Config.Server.LeafPort != 17500 || !slices.Equal(k.Config.Server.Hosts, []string{"hub.example.org", "127.0.0.1"}) {
+		t.Fatalf("server kit after the change: %+v", k.Config.Server)
+	}
+	pa.get("/project").want(t, 200, `id="server-leaf-port">17500`)
+	entries, _ := readAudit(context.Background(), h.srv.db)
+	if !slices.ContainsFunc(entries, func(e AuditEntry) bool { return e.Action == "project.server" && e.Actor == paEmail }) {
+		t.Fatalf("no project.server row in the audit: %+v", entries)
+	}
+
+	// A site's kit: the server stays.
+	page := alice.addSite(url.Values{"name": {"site-1"}})
+	_, csr := makeCSR(t, pki.Identity{Name: "site-1", Org: "clinic-a", Kind: pki.KindSite})
+	alice.upload(page+"/csr", csr).want(t, http.StatusSeeOther)
+	pa.approveAll()
+	pa.get("/project")
+	pa.post("/project", change("17600")).want(t, http.StatusConflict, "the kits of site-1 already carry the server's address", "re-issuing")
+	if p, _ := provision.ReadProject(h.ws); p.Server.LeafPort != 17500 {
+		t.Fatalf("a refused change changed the server: %+v", p.Server)
 	}
 }

@@ -54,6 +54,8 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/requests/{id}/refuse", action: ActApprove, handle: s.refuse},
 		{method: "GET", pattern: "/participants", action: ActParticipants, handle: s.participants},
 		{method: "POST", pattern: "/participants/{name}/revoke", action: ActRevoke, handle: s.revoke},
+		{method: "GET", pattern: "/project", action: ActEditProject, handle: s.projectPage},
+		{method: "POST", pattern: "/project", action: ActEditProject, handle: s.changeServer},
 		{method: "GET", pattern: "/audit", action: ActAudit, handle: s.auditPage},
 		{method: "GET", pattern: "/jobs", action: ActJobs, handle: s.jobs},
 		{method: "GET", pattern: "/jobs/{id}", action: ActViewJob, handle: s.job},
