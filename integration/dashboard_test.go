@@ -529,6 +529,10 @@ func TestDashboardInABrowser(t *testing.T) {
 		if _, err := kit.Load(dir); err != nil {
 			t.Fatalf("%s's kit with its data beside it: %v", site, err)
 		}
+		// The GPUs and memory given on the site's page are in its kit.
+		if out := hearthCmd(t, "policy", "lint", k.PolicyPath("resources.json")); !strings.Contains(out, "ok: 1 GPUs of 16 GiB") {
+			t.Fatalf("%s's resources.json: %s", site, out)
+		}
 		siteKits[site] = dir
 	}
 	b.signout()
