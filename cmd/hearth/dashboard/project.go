@@ -15,11 +15,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/provision"
 )
 
@@ -140,7 +142,7 @@ func (s *Server) projectPage(w http.ResponseWriter, r *http.Request, rq *request
 	if err != nil {
 		return err
 	}
-	s.render(w, r, rq, http.StatusOK, "project.html", "Project", map[string]any{"Server": p.Server, "Hosts": strings.Join(p.Server.Hosts, ", ")})
+	s.render(w, r, rq, http.StatusOK, "project.html", "Project", map[string]any{"Server": p.Server, "Hosts": strings.Join(p.Server.Hosts, ", "), "Aggregators": p.Aggregators})
 	return nil
 }
 
@@ -243,4 +245,78 @@ func selfSignedCert(hosts []string, now time.Time) (*tls.Certificate, error) {
 func serverDetail(sv provision.ServerSpec) string {
 	return fmt.Sprintf("server %s (org %s) hosts %s, leaf_port %d, client_port %d, websocket_port %d",
 		sv.Name, sv.Org, strings.Join(sv.Hosts, ","), sv.LeafPort, sv.ClientPort, sv.WebsocketPort)
+}
+
+// addAggregator adds an aggregation host to the project from its
+// certificate request (`hearth cert request --kind aggregator`, made where
+// its key stays): the project admin uploading it is the approval, so its
+// kit is issued at once through provision.Approve, which also adds it to
+// the server kit's participants.json (so, unlike the server's address,
+// this needs no kit re-issued and works at any time). Its name must be
+// free, as a site's.
+func (s *Server) addAggregator(w http.ResponseWriter, r *http.Request, rq *request) error {
+	csr, err := readCSR(r)
+	if err != nil {
+		return err
+	}
+	req, err := pki.ParseCSR(csr)
+	if err != nil {
+		return badRequest("certificate request: %v", err)
+	}
+	id := req.Identity
+	if id.Kind != pki.KindAggregator {
+		return badRequest("the certificate request is for a %s, not an aggregation host: make it with --kind aggregator", id.Kind)
+	}
+	if _, err := checkCSR(csr, pki.Identity{Name: id.Name, Org: id.Org, Kind: pki.KindAggregator}); err != nil {
+		return err
+	}
+	s.wsMu.Lock()
+	defer s.wsMu.Unlock()
+	p, err := provision.ReadProject(s.ws)
+	if err != nil {
+		return err
+	}
+	used, err := s.nameInUse(r.Context(), id.Name)
+	if err != nil {
+		return err
+	}
+	if used || nameTaken(p, id.Name) {
+		return conflict("the name %s is taken: an aggregation host's name is never a participant's, an account's, an invitation's or a site's", id.Name)
+	}
+	now := s.now()
+	dir, err := provision.Approve(s.ws, s.cfg.Passphrase, csr, s.cfg.Defaults, now)
+	if err != nil {
+		return conflict("%v", err)
+	}
+	if err := audit(r.Context(), s.db, now, rq.user.Email, "aggregator.add", id.Name, "org "+id.Org+", kit "+dir); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/project", http.StatusSeeOther)
+	return nil
+}
+
+// downloadAggregatorKit hands out an aggregation host's kit (no key in
+// it), unless its certificate was revoked.
+func (s *Server) downloadAggregatorKit(w http.ResponseWriter, r *http.Request, rq *request) error {
+	name := r.PathValue("name")
+	p, err := provision.ReadProject(s.ws)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(p.Aggregators, func(a provision.AggregatorSpec) bool { return a.Name == name }) {
+		return notFound("aggregation host")
+	}
+	var revoked bool
+	if err := s.db.QueryRowContext(r.Context(), `SELECT EXISTS (SELECT 1 FROM revoked WHERE name = ?)`, name).Scan(&revoked); err != nil {
+		return err
+	}
+	if revoked {
+		return &httpError{status: http.StatusGone, msg: fmt.Sprintf("the certificate of %s was revoked: its kit is no longer handed out", name)}
+	}
+	if err := audit(r.Context(), s.db, s.now(), rq.user.Email, "kit.download", name, ""); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/gzip")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-kit.tar.gz"`, name))
+	return writeKitArchive(w, provision.KitDir(s.ws, name), name)
 }

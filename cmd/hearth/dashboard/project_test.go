@@ -189,3 +189,51 @@ func TestChangeServer(t *testing.T) {
 		t.Fatalf("a refused change changed the server: %+v", p.Server)
 	}
 }
+
+// TestAddAggregator: the project admin adds an aggregation host from its
+// CSR (its kit issued at once, the server kit admitting it, audited); an
+// org admin is refused, as are a site's CSR and a taken name.
+func TestAddAggregator(t *testing.T) {
+	h := newHarness(t)
+	pa := h.setupAdmin(paEmail, "hub", paPass)
+	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	reqDir, csr := makeCSR(t, pki.Identity{Name: "agg-1", Org: "hub", Kind: pki.KindAggregator})
+
+	alice.get("/")
+	alice.upload("/project/aggregators", csr).want(t, http.StatusForbidden)
+	pa.get("/project")
+	_, siteCSR := makeCSR(t, pki.Identity{Name: "site-9", Org: "hub", Kind: pki.KindSite})
+	pa.upload("/project/aggregators", siteCSR).want(t, http.StatusBadRequest, "not an aggregation host")
+	_, squat := makeCSR(t, pki.Identity{Name: aliceEm, Org: "hub", Kind: pki.KindAggregator})
+	pa.upload("/project/aggregators", squat).want(t, http.StatusConflict, "is taken")
+
+	if r := pa.upload("/project/aggregators", csr); r.status != http.StatusSeeOther {
+		t.Fatalf("add aggregator: %d\n%s", r.status, excerpt(r.body))
+	}
+	pa.get("/project").want(t, 200, `id="aggregator-agg-1"`)
+	pa.upload("/project/aggregators", csr).want(t, http.StatusConflict, "is taken")
+	server, err := kit.Load(provision.KitDir(h.ws, "server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(server.Participants, func(id pki.Identity) bool { return id.Name == "agg-1" && id.Kind == pki.KindAggregator }) {
+		t.Fatalf("the server kit does not admit agg-1: %v", server.Participants)
+	}
+	alice.get("/project/aggregators/agg-1/kit").want(t, http.StatusForbidden)
+	pa.get("/project/aggregators/nope/kit").want(t, http.StatusNotFound)
+	r := pa.get("/project/aggregators/agg-1/kit").want(t, 200)
+	kits := t.TempDir()
+	untar(t, []byte(r.body), kits)
+	copyKey(t, reqDir, filepath.Join(kits, "agg-1"))
+	k, err := kit.Load(filepath.Join(kits, "agg-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Config.Kind != pki.KindAggregator || k.Config.Org != "hub" {
+		t.Fatalf("aggregator kit for %s", k.Config.Identity())
+	}
+	entries, _ := readAudit(context.Background(), h.srv.db)
+	if !slices.ContainsFunc(entries, func(e AuditEntry) bool { return e.Action == "aggregator.add" && e.Target == "agg-1" }) {
+		t.Fatalf("no aggregator.add row: %+v", entries)
+	}
+}
