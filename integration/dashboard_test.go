@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +20,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/hearthfl/hearth/bus/kit"
-	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/provision"
 	"github.com/hearthfl/hearth/cmd/hearth/dashboard"
 	"github.com/hearthfl/hearth/integration/cluster"
-	"github.com/hearthfl/hearth/policies"
 )
 
 // chromium finds the browser, or skips the test (fails it under CI=true).
@@ -324,8 +323,10 @@ func checkFor(t *testing.T, total, every time.Duration, cond func() error) {
 var setupLinkRE = regexp.MustCompile(`https://\S+(/setup/[A-Za-z0-9_-]+)`)
 
 // TestDashboardInABrowser is the dashboard's whole flow in headless
-// Chromium, from a workspace with only the server and the project admin:
-// the project admin sets its password through the setup link and invites
+// Chromium, from an empty workspace: the project admin creates the project
+// (its CA and server kit) and its own account through the setup link, gets
+// its admin kit through its own CSR (the dashboard restarts with it as
+// --admin-kit) and invites
 // an org admin, who accepts, adds two sites and pastes their CSRs (made by
 // `hearth cert request`); the project admin approves; the org admin
 // downloads the kits, which unpack, take their keys and
@@ -349,22 +350,17 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	const adminName = "admin@hub.org"
-	p := &provision.Project{APIVersion: 1, Name: "browser-demo",
-		Server: provision.ServerSpec{Name: "server", Org: "hub", Hosts: []string{"localhost", "127.0.0.1"}, LeafPort: ports[0], ClientPort: ports[1]},
-		Admins: []provision.AdminSpec{{Name: adminName, Org: "hub", Role: pki.RoleProjectAdmin}}}
 	const pass = "browser test passphrase"
-	if _, err := provision.Provision(p, ws, []byte(pass), policies.Defaults(), time.Now()); err != nil {
-		t.Fatal(err)
-	}
 	passFile := filepath.Join(t.TempDir(), "passphrase")
 	if err := os.WriteFile(passFile, []byte(pass), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logs := t.TempDir()
-	adminKit := provision.KitDir(ws, adminName)
 	proj := &project{logs: logs, sites: map[string]*cluster.Proc{}}
 	listen := fmt.Sprintf("127.0.0.1:%d", ports[2])
-	dash := proj.start(t, "dashboard", "dashboard", "-w", ws, "--passphrase-file", passFile, "--listen", listen, "--admin-kit", adminKit)
+	// An empty workspace: the setup link creates the project. No admin
+	// kit yet, so no --admin-kit until the project admin has one.
+	dash := proj.start(t, "dashboard", "dashboard", "-w", ws, "--passphrase-file", passFile, "--listen", listen)
 	awaitLog(t, dash, "listening", func(r cluster.Record) bool { return r.Msg() == "dashboard listening" })
 	var setup string
 	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
@@ -390,10 +386,50 @@ func TestDashboardInABrowser(t *testing.T) {
 	const orgAdmin = "ann@clinic-a.org"
 	const paPass, orgPass = "project admin's password", "org admin's password"
 	b.open(setup)
-	b.submit(map[string]string{"#email": adminName, "#org": "hub", "#password": paPass, "#confirm": paPass}, "#create")
+	b.submit(map[string]string{"#project": "browser-demo", "#hosts": "localhost, 127.0.0.1",
+		"#leaf_port": strconv.Itoa(ports[0]), "#client_port": strconv.Itoa(ports[1]),
+		"#email": adminName, "#org": "hub", "#password": paPass, "#confirm": paPass}, "#create")
 	root := b.text("#root")
 	if want, _ := provision.RootFingerprint(ws); root != want.String() {
 		t.Fatalf("home page shows root %s, the workspace's is %s", root, want)
+	}
+	if _, err := kit.Load(provision.KitDir(ws, "server")); err != nil {
+		t.Fatalf("the server kit the setup page made: %v", err)
+	}
+
+	// The project admin's own admin kit, through the dashboard's CSR flow
+	// (`hearth admin submit` needs one); then the dashboard restarts with
+	// it as --admin-kit for the jobs pages. The session survives.
+	adminReq := filepath.Join(t.TempDir(), "admin")
+	hearthCmd(t, "cert", "request", "--name", adminName, "--org", "hub", "--kind", "admin", "--role", "project_admin", "-o", adminReq)
+	adminCSR, err := os.ReadFile(filepath.Join(adminReq, adminName+".csr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.open("/")
+	b.submit(map[string]string{"#csr": string(adminCSR)}, "#upload-own")
+	b.open("/requests")
+	b.click(`button[id="approve-` + adminName + `"]`)
+	b.open("/")
+	adminKit := untarKit(t, b.download("#own-kit", t.TempDir()), t.TempDir())
+	key, err := os.ReadFile(filepath.Join(adminReq, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(adminKit, "key.pem"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kit.Load(adminKit); err != nil {
+		t.Fatalf("the project admin's kit: %v", err)
+	}
+	if err := dash.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	dash = proj.start(t, "dashboard-2", "dashboard", "-w", ws, "--passphrase-file", passFile, "--listen", listen, "--admin-kit", adminKit)
+	awaitLog(t, dash, "listening", func(r cluster.Record) bool { return r.Msg() == "dashboard listening" })
+	b.open("/")
+	if got := b.text("#root"); got != root {
+		t.Fatalf("after the restart the home page shows root %q", got)
 	}
 	b.open("/invitations")
 	b.submit(map[string]string{"#email": orgAdmin, "#role": "org_admin", "#org": "clinic-a"}, "#invite")
@@ -492,6 +528,10 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 		if _, err := kit.Load(dir); err != nil {
 			t.Fatalf("%s's kit with its data beside it: %v", site, err)
+		}
+		// The GPUs and memory given on the site's page are in its kit.
+		if out := hearthCmd(t, "policy", "lint", k.PolicyPath("resources.json")); !strings.Contains(out, "ok: 1 GPUs of 16 GiB") {
+			t.Fatalf("%s's resources.json: %s", site, out)
 		}
 		siteKits[site] = dir
 	}

@@ -26,6 +26,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hearthfl/hearth/bus/kit"
@@ -276,4 +278,81 @@ func (w workspace) newKit(ca *pki.CA, p *Project, m member, pub ed25519.PublicKe
 		return issuedCert{}, fmt.Errorf("kit for %s: %w", name, err)
 	}
 	return issuedCert{Serial: serialHex(cert.SerialNumber), Kind: m.id.Kind, Org: m.id.Org, Role: m.id.Role, NotAfter: cert.NotAfter}, nil
+}
+
+// ChangeServer changes the server's hosts and ports (its name and org
+// stay) in a workspace where no participant but the server has a kit yet,
+// and re-issues the server's kit for them: a new key and certificate, the
+// old kit (its key with it) deleted. Once another participant has a kit it
+// is refused: that kit carries the server's address and trusts the names
+// in the server's certificate, so a change would need re-issuing every kit
+// (start a new project instead).
+func ChangeServer(workspace string, passphrase []byte, server ServerSpec, defaults fs.FS, now time.Time) error {
+	if defaults == nil {
+		return errNoDefaults
+	}
+	w, err := openWorkspace(workspace)
+	if err != nil {
+		return err
+	}
+	w.defaults = defaults
+	p, err := w.requireProject()
+	if err != nil {
+		return err
+	}
+	if server.Name != p.Server.Name || server.Org != p.Server.Org {
+		return fmt.Errorf("server: its name and org stay %s (%s)", p.Server.Name, p.Server.Org)
+	}
+	issued, err := w.issued()
+	if err != nil {
+		return err
+	}
+	var others []string
+	for name := range issued {
+		if name != p.Server.Name {
+			others = append(others, name)
+		}
+	}
+	if len(others) > 0 {
+		slices.Sort(others)
+		return fmt.Errorf("server: the kits of %s already carry the server's address and trust its certificate's names: a change would need re-issuing the server's kit and every one of theirs (start a new project to change it)",
+			strings.Join(others, ", "))
+	}
+	changed := p.clone()
+	changed.Server = server
+	changed.Server.Hosts = append([]string(nil), server.Hosts...)
+	if err := changed.Validate(); err != nil {
+		return fmt.Errorf("invalid project: %w", err)
+	}
+	ca, err := w.openCA(passphrase)
+	if err != nil {
+		return err
+	}
+	var m member
+	for _, c := range changed.members() {
+		if c.id.Kind == pki.KindServer {
+			m = c
+		}
+	}
+	dir := KitDir(w.dir, server.Name)
+	old := dir + ".old"
+	if err := os.Rename(dir, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("server kit: %w", err)
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return err
+	}
+	rec, err := w.newKit(ca, changed, m, key.Public().(ed25519.PublicKey), key, changed.others(), now)
+	if err != nil {
+		if rerr := os.Rename(old, dir); rerr != nil {
+			return errors.Join(err, fmt.Errorf("server kit: restore %s: %w", old, rerr))
+		}
+		return err
+	}
+	issued[server.Name] = rec
+	if err := w.record(changed, issued); err != nil {
+		return err
+	}
+	return os.RemoveAll(old)
 }

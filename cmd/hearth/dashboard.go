@@ -17,7 +17,7 @@ import (
 )
 
 func runDashboard(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "dashboard", "-w WORKSPACE [--listen HOST:PORT] [--cert F --key F] [--host H ...] [--passphrase-file F] [--admin-kit KIT]")
+	fs := newFlags(c, "dashboard", "-w WORKSPACE|EMPTY_DIR [--listen HOST:PORT] [--cert F --key F] [--host H ...] [--passphrase-file F] [--admin-kit KIT]")
 	ca := registerCAFlags(fs)
 	listen := fs.String("listen", "127.0.0.1:8443", "address to serve HTTPS on")
 	certFile := fs.String("cert", "", "TLS certificate (PEM) to serve instead of one issued by the project root")
@@ -68,7 +68,7 @@ func runDashboard(ctx context.Context, c *cli, args []string) error {
 	}
 	defer srv.Close()
 	if *certFile == "" {
-		fmt.Fprintf(c.stderr, "serving a certificate issued by the project root (%s/ca/rootCA.pem); browsers do not verify its Ed25519 signature: give --cert/--key for one they trust\n", ws)
+		fmt.Fprintf(c.stderr, "serving a certificate issued by the project root (%s/ca/rootCA.pem; a self-signed one until the setup page creates the project in an empty workspace); browsers do not verify its Ed25519 signature: give --cert/--key for one they trust\n", ws)
 	}
 	return srv.Serve(ctx)
 }

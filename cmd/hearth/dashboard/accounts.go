@@ -203,7 +203,8 @@ func (s *Server) setupPage(w http.ResponseWriter, r *http.Request, rq *request) 
 	if !valid {
 		return errSetupGone
 	}
-	s.render(w, r, rq, http.StatusOK, "setup.html", "Set up the project admin", map[string]any{"Form": formToken(w, r)})
+	s.render(w, r, rq, http.StatusOK, "setup.html", "Set up the project admin", map[string]any{"Form": formToken(w, r),
+		"NewProject": !s.hasProject(), "LeafPort": DefaultLeafPort, "ClientPort": DefaultClientPort})
 	return nil
 }
 
@@ -222,9 +223,21 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request, rq *request) erro
 	if err := checkNewPassword(password, r.PostFormValue("confirm")); err != nil {
 		return badRequest("%v", err)
 	}
+	var p *provision.Project // the project to create, in an empty workspace
+	if !s.hasProject() {
+		var err error
+		if p, err = newProjectForm(r, org); err != nil {
+			return err
+		}
+	}
 	hash, err := s.hashNewPassword(r.Context(), password)
 	if err != nil {
 		return err
+	}
+	if p != nil {
+		if err := s.createProject(p); err != nil {
+			return err
+		}
 	}
 	now := s.now()
 	var u *User
@@ -233,6 +246,11 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request, rq *request) erro
 		u, err = insertUser(r.Context(), tx, email, org, pki.RoleProjectAdmin, hash, now)
 		if err != nil {
 			return err
+		}
+		if p != nil {
+			if err := audit(r.Context(), tx, now, email, "project.create", p.Name, serverDetail(p.Server)); err != nil {
+				return err
+			}
 		}
 		return audit(r.Context(), tx, now, email, "setup", email, "project admin of org "+org)
 	})

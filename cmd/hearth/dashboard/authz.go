@@ -23,6 +23,7 @@ const (
 	ActRevoke       Action = "revoke"       // revoke a participant's certificate
 	ActParticipants Action = "participants" // the participants list
 	ActAudit        Action = "audit"        // read the audit log
+	ActEditProject  Action = "project.edit" // see and change the project's server
 	ActJobs         Action = "jobs"         // the jobs list (filtered by ActViewJob)
 	ActViewJob      Action = "job.view"     // a job's page
 )

@@ -273,7 +273,13 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request, rq *request) er
 			return err
 		}
 		spec := provision.SiteSpec{Name: st.Name, Org: st.Org, Websocket: st.Websocket, Proxy: st.Proxy, DataDir: SiteDataDir}
-		dir, err = provision.ApproveSite(s.ws, s.cfg.Passphrase, []byte(q.PEM), spec, s.cfg.Defaults, now)
+		var defaults fs.FS
+		var cleanup func()
+		if defaults, cleanup, err = withSiteResources(s.cfg.Defaults, st); err != nil {
+			return err
+		}
+		defer cleanup()
+		dir, err = provision.ApproveSite(s.ws, s.cfg.Passphrase, []byte(q.PEM), spec, defaults, now)
 	} else {
 		dir, err = provision.Approve(s.ws, s.cfg.Passphrase, []byte(q.PEM), s.cfg.Defaults, now)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/provision"
 	"github.com/hearthfl/hearth/policies"
+	"github.com/hearthfl/hearth/policies/resources"
 )
 
 const (
@@ -46,6 +47,7 @@ func TestWholeFlow(t *testing.T) {
 	site1 := alice.addSite(url.Values{"name": {"site-1"}, "gpus": {"2"}, "gpu_memory_gib": {"80"}, "aggregates": {"1"}})
 	site2 := alice.addSite(url.Values{"name": {"site-2"}, "proxy": {"http://127.0.0.1:3128"}, "websocket": {"1"}})
 	alice.get(site1).want(t, 200, "2 × 80 GiB", "no request")
+	alice.post("/sites", url.Values{"name": {"site-big"}, "gpu_memory_gib": {"5000"}}).want(t, http.StatusBadRequest, "not a number in 0..4096")
 	reqs := map[string]string{}
 	for name, page := range map[string]string{"site-1": site1, "site-2": site2} {
 		dir, csr := makeCSR(t, pki.Identity{Name: name, Org: "clinic-a", Kind: pki.KindSite})
@@ -106,6 +108,12 @@ func TestWholeFlow(t *testing.T) {
 	}
 	if k2.Config.Leaf == nil || k2.Config.Leaf.Proxy != "http://127.0.0.1:3128" || !k2.Config.Leaf.Websocket {
 		t.Errorf("site-2 leaf settings %+v, want the proxy and websocket registered", k2.Config.Leaf)
+	}
+	// Each kit's resources (root-signed: kit.Load checked them) are the site's.
+	for k, want := range map[*kit.Kit]resources.Offer{k1: {GPUs: 2, MemPerGPU: 80}, k2: {}} {
+		if got, err := resources.ParseFile(k.PolicyPath("resources.json")); err != nil || got != want {
+			t.Errorf("%s's resources.json: %+v (%v), want %+v", k.Config.Name, got, err, want)
+		}
 	}
 	own := alice.get("/me/kit").want(t, 200)
 	untar(t, []byte(own.body), kits)

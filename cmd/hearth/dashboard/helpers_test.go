@@ -74,6 +74,27 @@ func newHarnessWith(t *testing.T, sites []provision.SiteSpec, configure func(*Co
 	if _, err := provision.Provision(p, ws, []byte(testPassphrase), policies.Defaults(), now); err != nil {
 		t.Fatal(err)
 	}
+	h := startHarness(t, ws, now, configure)
+	rootPEM, err := os.ReadFile(filepath.Join(ws, "ca", "rootCA.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.pool = newPool(rootPEM)
+	return h
+}
+
+// newPool is a pool of the PEM certificates in pemCerts.
+func newPool(pemCerts []byte) *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemCerts)
+	return pool
+}
+
+// startHarness serves a dashboard on ws, which may be empty (then clients
+// skip verifying its certificate: before the project exists it is
+// self-signed).
+func startHarness(t *testing.T, ws string, now time.Time, configure func(*Config)) *harness {
+	t.Helper()
 	c := &clock{t: now}
 	cfg := Config{Workspace: ws, Passphrase: []byte(testPassphrase), Listen: "127.0.0.1:0",
 		Defaults: policies.Defaults(), Now: c.Now, HashParams: testHash}
@@ -85,17 +106,14 @@ func newHarnessWith(t *testing.T, sites []provision.SiteSpec, configure func(*Co
 		t.Fatal(err)
 	}
 	ts := httptest.NewUnstartedServer(srv.Handler())
-	ts.TLS = srv.TLSConfig()
+	// The dashboard's own TLS configuration, not StartTLS's, which would
+	// put httptest's certificate before the dashboard's GetCertificate.
+	ts.Listener = tls.NewListener(ts.Listener, srv.TLSConfig())
 	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-	ts.StartTLS()
+	ts.Start()
+	ts.URL = "https://" + strings.TrimPrefix(ts.URL, "http://")
 	t.Cleanup(func() { ts.Close(); srv.Close() })
-	rootPEM, err := os.ReadFile(filepath.Join(ws, "ca", "rootCA.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(rootPEM)
-	return &harness{t: t, ws: ws, srv: srv, ts: ts, clock: c, pool: pool}
+	return &harness{t: t, ws: ws, srv: srv, ts: ts, clock: c}
 }
 
 // client is a browser-like client: a cookie jar, the project root
@@ -110,7 +128,7 @@ func (h *harness) client() *client {
 	jar, _ := cookiejar.New(nil)
 	return &client{h: h, c: &http.Client{
 		Jar:           jar,
-		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.pool}},
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.pool, InsecureSkipVerify: h.pool == nil}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }

@@ -54,6 +54,10 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/requests/{id}/refuse", action: ActApprove, handle: s.refuse},
 		{method: "GET", pattern: "/participants", action: ActParticipants, handle: s.participants},
 		{method: "POST", pattern: "/participants/{name}/revoke", action: ActRevoke, handle: s.revoke},
+		{method: "GET", pattern: "/project", action: ActEditProject, handle: s.projectPage},
+		{method: "POST", pattern: "/project", action: ActEditProject, handle: s.changeServer},
+		{method: "POST", pattern: "/project/aggregators", action: ActEditProject, handle: s.addAggregator},
+		{method: "GET", pattern: "/project/aggregators/{name}/kit", action: ActEditProject, handle: s.downloadAggregatorKit},
 		{method: "GET", pattern: "/audit", action: ActAudit, handle: s.auditPage},
 		{method: "GET", pattern: "/jobs", action: ActJobs, handle: s.jobs},
 		{method: "GET", pattern: "/jobs/{id}", action: ActViewJob, handle: s.job},
@@ -207,7 +211,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, rq *request, sta
 		http.Error(w, "no page "+page, http.StatusInternalServerError)
 		return
 	}
-	pd := pageData{Title: title, Project: s.project, Root: s.root.String(), Data: data}
+	pd := pageData{Title: title, Project: s.projectName(), Root: s.rootFingerprint().String(), Data: data}
 	if m, ok := data.(map[string]any); ok {
 		pd.Refresh, _ = m["Refresh"].(int)
 	}

@@ -28,7 +28,8 @@
 //
 // State lives in WORKSPACE/dashboard/dashboard.db (SQLite, pure Go,
 // versioned migrations in migrations/); the project itself stays in the
-// workspace that `hearth provision` made.
+// workspace that `hearth provision` made, or that the setup page made in an
+// empty folder (project.go).
 package dashboard
 
 import (
@@ -52,7 +53,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/provision"
 )
 
@@ -64,7 +64,9 @@ var staticFS embed.FS
 
 // Config is what the dashboard runs with.
 type Config struct {
-	Workspace  string // made by `hearth provision` (holds project.yml and ca/)
+	// Workspace is made by `hearth provision` (holds project.yml and ca/),
+	// or an empty folder, where the setup page creates the project.
+	Workspace  string
 	Passphrase []byte // the CA passphrase: approvals, revocations, the TLS certificate
 	Listen     string // host:port, e.g. 127.0.0.1:8443
 	// Hosts are extra names for the generated TLS certificate besides the
@@ -120,9 +122,8 @@ func (c Config) Validate() error {
 // and TLSConfig) serve it; Close releases the database.
 type Server struct {
 	cfg       Config
-	ws        string // absolute workspace
-	project   string
-	root      kit.Fingerprint
+	ws        string                    // absolute workspace
+	ident     atomic.Pointer[projectID] // nil until the project exists (setup page)
 	db        *sql.DB
 	log       *slog.Logger
 	pages     map[string]*template.Template
@@ -133,6 +134,7 @@ type Server struct {
 	hashSlots chan struct{} // bounds concurrent argon2 work (64 MiB each)
 	dummyHash string        // verified against for unknown accounts, so they take as long
 	tls       *tls.Config
+	webCert   atomic.Pointer[tls.Certificate] // the generated certificate (not with --cert/--key)
 	console   *consoleConn
 
 	wsMu sync.Mutex // workspace operations (approve, revoke) are not concurrency-safe
@@ -170,16 +172,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
-	p, err := provision.ReadProject(ws)
-	if err != nil {
-		return nil, fmt.Errorf("dashboard: %w", err)
-	}
-	root, err := provision.RootFingerprint(ws)
-	if err != nil {
-		return nil, fmt.Errorf("dashboard: %w", err)
-	}
-	s := &Server{cfg: cfg, ws: ws, project: p.Name, root: root, log: cfg.Log, accounts: newLimiter(failuresAllowed), addresses: newLimiter(failuresPerAddress),
+	s := &Server{cfg: cfg, ws: ws, log: cfg.Log, accounts: newLimiter(failuresAllowed), addresses: newLimiter(failuresPerAddress),
 		hashSlots: make(chan struct{}, 2), console: &consoleConn{dial: cfg.DialConsole}}
+	empty, err := emptyWorkspace(ws)
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	if !empty {
+		if err := s.loadProject(); err != nil {
+			return nil, fmt.Errorf("dashboard: %w", err)
+		}
+	}
 	if s.tls, err = s.tlsConfig(); err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
@@ -197,7 +200,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("dashboard database: %w", err)
 	}
-	if admins == 0 {
+	if admins == 0 || !s.hasProject() {
 		s.setupToken = randomToken()
 	}
 	s.routes = s.routeTable()
@@ -254,9 +257,13 @@ func (s *Server) Serve(ctx context.Context) error {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	s.log.Info("dashboard listening", "url", base, "project", s.project, "root", s.root.String())
+	s.log.Info("dashboard listening", "url", base, "project", s.projectName(), "root", s.rootFingerprint().String())
 	if p := s.SetupPath(); p != "" && s.cfg.Notice != nil {
-		fmt.Fprintf(s.cfg.Notice, "no project admin yet: open this one-time link to set the project admin's password:\n  %s%s\n", base, p)
+		if s.hasProject() {
+			fmt.Fprintf(s.cfg.Notice, "no project admin yet: open this one-time link to set the project admin's password:\n  %s%s\n", base, p)
+		} else {
+			fmt.Fprintf(s.cfg.Notice, "no project yet: open this one-time link to create the project (its CA and server kit) and set the project admin's password:\n  %s%s\n", base, p)
+		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.ServeTLS(ln, "", "") }()
@@ -276,9 +283,9 @@ func (s *Server) Serve(ctx context.Context) error {
 // one is made at every start.
 const webCertValidity = 30 * 24 * time.Hour
 
-// tlsConfig loads the operator's certificate, or issues one from the
+// tlsConfig loads the operator's certificate, or serves one issued by the
 // project root for the listen host with a fresh ECDSA P-256 key that is
-// never written down.
+// never written down (before the project exists, a self-signed one).
 func (s *Server) tlsConfig() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13}
 	if s.cfg.CertFile != "" {
@@ -289,6 +296,23 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 		return cfg, nil
 	}
+	var cert *tls.Certificate
+	var err error
+	if s.hasProject() {
+		cert, err = s.rootIssuedCert()
+	} else {
+		cert, err = selfSignedCert(s.webHosts(), s.cfg.Now())
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.webCert.Store(cert)
+	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.webCert.Load(), nil }
+	return cfg, nil
+}
+
+// webHosts are the names the generated certificate carries.
+func (s *Server) webHosts() []string {
 	host, _, _ := net.SplitHostPort(s.cfg.Listen)
 	var hosts []string
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
@@ -296,7 +320,11 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 	} else {
 		hosts = []string{host}
 	}
-	hosts = append(hosts, s.cfg.Hosts...)
+	return append(hosts, s.cfg.Hosts...)
+}
+
+// rootIssuedCert issues the dashboard's certificate from the project root.
+func (s *Server) rootIssuedCert() (*tls.Certificate, error) {
 	ca, err := provision.OpenCA(s.ws, s.cfg.Passphrase)
 	if err != nil {
 		return nil, err
@@ -306,12 +334,11 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 		return nil, err
 	}
 	now := s.cfg.Now()
-	cert, err := ca.IssueWebServer(&key.PublicKey, hosts, now.Add(-5*time.Minute), now.Add(webCertValidity))
+	cert, err := ca.IssueWebServer(&key.PublicKey, s.webHosts(), now.Add(-5*time.Minute), now.Add(webCertValidity))
 	if err != nil {
 		return nil, err
 	}
-	cfg.Certificates = []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}}
-	return cfg, nil
+	return &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}, nil
 }
 
 func (s *Server) now() time.Time { return s.cfg.Now() }

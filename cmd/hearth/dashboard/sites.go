@@ -13,6 +13,7 @@ import (
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/provision"
+	"github.com/hearthfl/hearth/policies/resources"
 )
 
 // Site is a site registered by its org admin: what its kit and the
@@ -45,8 +46,8 @@ func (s *Server) siteForm(r *http.Request, site *Site) error {
 		}
 		return n
 	}
-	site.GPUs = num("gpus", 1024)
-	site.GPUMemoryGiB = num("gpu_memory_gib", 1<<20)
+	site.GPUs = num("gpus", resources.MaxGPUs) // the bounds of the site's resources.json
+	site.GPUMemoryGiB = num("gpu_memory_gib", resources.MaxGPUMemory)
 	site.Aggregates = r.PostFormValue("aggregates") != ""
 	site.Websocket = r.PostFormValue("websocket") != ""
 	site.Proxy = strings.TrimSpace(r.PostFormValue("proxy"))
