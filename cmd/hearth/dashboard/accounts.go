@@ -352,9 +352,6 @@ func (s *Server) invitations(w http.ResponseWriter, r *http.Request, rq *request
 	return nil
 }
 
-// invitableRoles are the roles an invitation may carry.
-var invitableRoles = []pki.Role{pki.RoleOrgAdmin, pki.RoleLead, pki.RoleMember, pki.RoleProjectAdmin}
-
 func (s *Server) invite(w http.ResponseWriter, r *http.Request, rq *request) error {
 	email := strings.TrimSpace(r.PostFormValue("email"))
 	org := strings.TrimSpace(r.PostFormValue("org"))
