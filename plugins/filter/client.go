@@ -67,9 +67,8 @@ type Client struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu      sync.Mutex // one Apply at a time; guards in and out
-	in, out *shm.Region
-	seq     int
+	mu   sync.Mutex // one Apply at a time; guards in and out
+	regs shm.Pair   // the shared memory files of the calls
 }
 
 var _ learnfilter.Filter = (*Client)(nil)
@@ -110,6 +109,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		proc.Close()
 		return nil, fmt.Errorf("filter: shared memory folder: %w", err)
 	}
+	c.regs.Dir = c.shm
 	c.proc = proc
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
@@ -162,21 +162,21 @@ func (c *Client) Apply(global, local *model.Model) (*model.Model, learnfilter.Re
 	if global != nil {
 		inSize *= 2
 	}
-	if err := c.regions(max(inSize, 8), max(size, 4)); err != nil {
+	if err := c.regs.Ensure(max(inSize, 8), max(size, 4)); err != nil {
 		return nil, rep, err
 	}
-	writeModel(c.in.Data[:size], local)
-	clear(c.out.Data[:size]) // no answer of an earlier call stands for this one
+	writeModel(c.regs.In.Data[:size], local)
+	clear(c.regs.Out.Data[:size]) // no answer of an earlier call stands for this one
 	dir, _ := directionToWire(c.cfg.Direction)
 	req := &filterv1.ApplyRequest{
 		Direction: dir,
 		Layout:    layout,
-		Local:     &filterv1.Region{Path: c.in.Path, Offset: 0, Length: size},
-		Output:    &filterv1.Region{Path: c.out.Path, Offset: 0, Length: size},
+		Local:     &filterv1.Region{Path: c.regs.In.Path, Offset: 0, Length: size},
+		Output:    &filterv1.Region{Path: c.regs.Out.Path, Offset: 0, Length: size},
 	}
 	if global != nil {
-		writeModel(c.in.Data[size:2*size], global)
-		req.Global = &filterv1.Region{Path: c.in.Path, Offset: size, Length: size}
+		writeModel(c.regs.In.Data[size:2*size], global)
+		req.Global = &filterv1.Region{Path: c.regs.In.Path, Offset: size, Length: size}
 	}
 	var resp *filterv1.ApplyResponse
 	err = c.proc.Call(c.ctx, func(ctx context.Context, client any) error {
@@ -211,7 +211,7 @@ func (c *Client) accept(resp *filterv1.ApplyResponse, global, local *model.Model
 	var out *model.Model
 	if resp.GetUnchanged() { // the local model passed through: the host's own copy of it
 		out = local.Clone()
-	} else if out, err = readShared(c.out.Data[:size], local); err != nil {
+	} else if out, err = readShared(c.regs.Out.Data[:size], local); err != nil {
 		return fail(err)
 	}
 	if err := finish(out, r, global); err != nil {
@@ -220,48 +220,13 @@ func (c *Client) accept(resp *filterv1.ApplyResponse, global, local *model.Model
 	return out, r, nil
 }
 
-// regions makes sure the shared memory files have these sizes, making
-// new ones when they differ (a model of another size).
-func (c *Client) regions(inSize, outSize int64) error {
-	if c.in != nil && int64(len(c.in.Data)) == inSize && int64(len(c.out.Data)) == outSize {
-		return nil
-	}
-	if err := c.dropRegions(); err != nil {
-		return fmt.Errorf("filter: shared memory: %w", err)
-	}
-	c.seq++
-	in, err := shm.Create(c.shm, fmt.Sprintf("in-%d", c.seq), inSize)
-	if err != nil {
-		return err
-	}
-	out, err := shm.Create(c.shm, fmt.Sprintf("out-%d", c.seq), outSize)
-	if err != nil {
-		in.Close()
-		return err
-	}
-	c.in, c.out = in, out
-	return nil
-}
-
-// dropRegions unmaps and removes the shared memory files; c.mu is held.
-func (c *Client) dropRegions() error {
-	var errs []error
-	for _, r := range []*shm.Region{c.in, c.out} {
-		if r != nil {
-			errs = append(errs, r.Close())
-		}
-	}
-	c.in, c.out = nil, nil
-	return errors.Join(errs...)
-}
-
 // Close kills the plugin, removes its staged copy and the shared memory.
 func (c *Client) Close() error {
 	c.cancel()
 	err := c.proc.Close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return errors.Join(err, c.dropRegions(), os.RemoveAll(c.shm))
+	return errors.Join(err, c.regs.Close(), os.RemoveAll(c.shm))
 }
 
 // checkInputs refuses what no filter applies to, as the built-in filters

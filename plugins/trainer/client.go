@@ -71,10 +71,9 @@ type Client struct {
 	ownWork bool     // the work folder is the client's own, removed by Close
 	remove  []string // further folders Close removes (NewPython's)
 
-	mu      sync.Mutex // one call at a time; guards the fields below
-	layout  []model.TensorShape
-	in, out *shm.Region
-	seq     int
+	mu     sync.Mutex // one call at a time; guards the fields below
+	layout []model.TensorShape
+	regs   shm.Pair // the shared memory files of the calls
 }
 
 // NewClient verifies and stages the pinned binary and makes the shared
@@ -114,6 +113,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		proc.Close()
 		return nil, fmt.Errorf("trainer: shared memory folder: %w", err)
 	}
+	c.regs.Dir = c.shm
 	if c.cfg.Setup.WorkDir == "" {
 		if c.cfg.Setup.WorkDir, err = makePrivate("", "work"); err != nil {
 			proc.Close()
@@ -205,12 +205,12 @@ func (c *Client) Train(ctx context.Context, round int, global *model.Model) (*mo
 	if err != nil {
 		return nil, Result{}, err
 	}
-	clear(c.out.Data[:size]) // no answer of an earlier call stands for this one
+	clear(c.regs.Out.Data[:size]) // no answer of an earlier call stands for this one
 	req := &trainerv1.TrainRequest{
 		Round:  int64(round),
 		Layout: wire,
-		Global: &trainerv1.Region{Path: c.in.Path, Length: size},
-		Output: &trainerv1.Region{Path: c.out.Path, Length: size},
+		Global: &trainerv1.Region{Path: c.regs.In.Path, Length: size},
+		Output: &trainerv1.Region{Path: c.regs.Out.Path, Length: size},
 	}
 	var resp *trainerv1.TrainResponse
 	err = c.call(ctx, "train", func(ctx context.Context, tc trainerv1.TrainerClient) (err error) {
@@ -227,7 +227,7 @@ func (c *Client) Train(ctx context.Context, round int, global *model.Model) (*mo
 	if err != nil {
 		return nil, Result{}, c.refused(err)
 	}
-	m, err := c.readOut(c.out.Data[:size], layout)
+	m, err := c.readOut(c.regs.Out.Data[:size], layout)
 	if err != nil {
 		return nil, Result{}, err
 	}
@@ -249,7 +249,7 @@ func (c *Client) Evaluate(ctx context.Context, m *model.Model, split Split) (Met
 	}
 	var resp *trainerv1.EvaluateResponse
 	err = c.call(ctx, "evaluate", func(ctx context.Context, tc trainerv1.TrainerClient) (err error) {
-		resp, err = tc.Evaluate(ctx, &trainerv1.EvaluateRequest{Layout: wire, Model: &trainerv1.Region{Path: c.in.Path, Length: size}, Split: ws})
+		resp, err = tc.Evaluate(ctx, &trainerv1.EvaluateRequest{Layout: wire, Model: &trainerv1.Region{Path: c.regs.In.Path, Length: size}, Split: ws})
 		return err
 	})
 	if err != nil {
@@ -279,10 +279,10 @@ func (c *Client) input(m *model.Model) ([]model.TensorShape, []*trainerv1.Tensor
 		return nil, nil, 0, err
 	}
 	size := int64(m.Bytes())
-	if err := c.regions(max(size, 4)); err != nil {
+	if err := c.regs.Ensure(max(size, 4), max(size, 4)); err != nil {
 		return nil, nil, 0, err
 	}
-	writeModel(c.in.Data[:size], m)
+	writeModel(c.regs.In.Data[:size], m)
 	return layout, wire, size, nil
 }
 
@@ -324,48 +324,13 @@ func (c *Client) readOut(src []byte, layout []model.TensorShape) (*model.Model, 
 	return m, nil
 }
 
-// regions makes sure the shared memory files have size bytes, making new
-// ones when they differ; c.mu is held.
-func (c *Client) regions(size int64) error {
-	if c.in != nil && int64(len(c.in.Data)) == size {
-		return nil
-	}
-	if err := c.dropRegions(); err != nil {
-		return fmt.Errorf("trainer: shared memory: %w", err)
-	}
-	c.seq++
-	in, err := shm.Create(c.shm, fmt.Sprintf("in-%d", c.seq), size)
-	if err != nil {
-		return err
-	}
-	out, err := shm.Create(c.shm, fmt.Sprintf("out-%d", c.seq), size)
-	if err != nil {
-		in.Close()
-		return err
-	}
-	c.in, c.out = in, out
-	return nil
-}
-
-// dropRegions unmaps and removes the shared memory files; c.mu is held.
-func (c *Client) dropRegions() error {
-	var errs []error
-	for _, r := range []*shm.Region{c.in, c.out} {
-		if r != nil {
-			errs = append(errs, r.Close())
-		}
-	}
-	c.in, c.out = nil, nil
-	return errors.Join(errs...)
-}
-
 // Close kills the plugin, removes its staged copy, the shared memory and
 // the working folder when it is the client's own (NewPython's too).
 func (c *Client) Close() error {
 	err := c.proc.Close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	errs := []error{err, c.dropRegions(), os.RemoveAll(c.shm)}
+	errs := []error{err, c.regs.Close(), os.RemoveAll(c.shm)}
 	if c.ownWork {
 		errs = append(errs, os.RemoveAll(c.cfg.Setup.WorkDir))
 	}
