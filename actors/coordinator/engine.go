@@ -228,6 +228,14 @@ func (e *engine) joined(_ actor.Context, site string, m *hearthv1.JobJoined) {
 		"features": fmt.Sprint(m.Features), "classes": fmt.Sprint(m.Classes)}})
 }
 
+// unjoin leaves out a site that joined, before the job starts: its
+// commitment dropped, the reason audited.
+func (e *engine) unjoin(site, reason string) {
+	delete(e.rec.Joined, site)
+	e.rec.Info.Commitments = slices.DeleteFunc(e.rec.Info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == site })
+	e.refuse(site, "join.refused", reason, "")
+}
+
 // refuse leaves a site out for what it sent, with the reason audited.
 func (e *engine) refuse(site, action, reason, peerEvent string) {
 	reason = envelope.Clip(reason, maxReason)
@@ -255,9 +263,7 @@ func (e *engine) settleJoined() error {
 	}
 	for site, s := range e.shapes {
 		if s != shape {
-			delete(e.rec.Joined, site)
-			e.rec.Info.Commitments = slices.DeleteFunc(e.rec.Info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == site })
-			e.refuse(site, "join.refused", fmt.Sprintf("local data has %v; the job's data has %v", s, shape), "")
+			e.unjoin(site, fmt.Sprintf("local data has %v; the job's data has %v", s, shape))
 		}
 	}
 	e.shapeFeatures, e.shapeLabels = shape.features, shape.classes

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
@@ -84,9 +83,7 @@ func (e *engine) settleInitial() error {
 	}
 	for site, d := range in.digests {
 		if _, ok := e.rec.Joined[site]; ok && d != in.won {
-			delete(e.rec.Joined, site)
-			e.rec.Info.Commitments = slices.DeleteFunc(e.rec.Info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == site })
-			e.refuse(site, "join.refused", fmt.Sprintf("its trainer's model has another layout than %d of the %d joined sites' trainers", best, total), "")
+			e.unjoin(site, fmt.Sprintf("its trainer's model has another layout than %d of the %d joined sites' trainers", best, total))
 		}
 	}
 	return nil
@@ -119,9 +116,7 @@ func (e *engine) fetchLayout(ctx actor.Context, holders []string, done func(erro
 			err = e.takeLayout(res)
 		}
 		if err != nil {
-			delete(e.rec.Joined, site)
-			e.rec.Info.Commitments = slices.DeleteFunc(e.rec.Info.Commitments, func(c *hearthv1.SiteCommitment) bool { return c.Site == site })
-			e.refuse(site, "join.refused", "its trainer's layout: "+err.Error(), "")
+			e.unjoin(site, "its trainer's layout: "+err.Error())
 			e.fetchLayout(ctx, holders[1:], done)
 			return
 		}
