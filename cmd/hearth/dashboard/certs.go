@@ -355,6 +355,12 @@ func (s *Server) downloadKit(w http.ResponseWriter, r *http.Request, rq *request
 		return notFound("approved kit")
 	}
 	name := q.Identity.Name
+	return s.sendKit(w, r, rq, name)
+}
+
+// sendKit answers name's kit as a tar.gz, audited; a revoked
+// participant's is not handed out.
+func (s *Server) sendKit(w http.ResponseWriter, r *http.Request, rq *request, name string) error {
 	var revoked bool
 	if err := s.db.QueryRowContext(r.Context(), `SELECT EXISTS (SELECT 1 FROM revoked WHERE name = ?)`, name).Scan(&revoked); err != nil {
 		return err

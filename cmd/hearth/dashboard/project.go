@@ -306,17 +306,5 @@ func (s *Server) downloadAggregatorKit(w http.ResponseWriter, r *http.Request, r
 	if !slices.ContainsFunc(p.Aggregators, func(a provision.AggregatorSpec) bool { return a.Name == name }) {
 		return notFound("aggregation host")
 	}
-	var revoked bool
-	if err := s.db.QueryRowContext(r.Context(), `SELECT EXISTS (SELECT 1 FROM revoked WHERE name = ?)`, name).Scan(&revoked); err != nil {
-		return err
-	}
-	if revoked {
-		return &httpError{status: http.StatusGone, msg: fmt.Sprintf("the certificate of %s was revoked: its kit is no longer handed out", name)}
-	}
-	if err := audit(r.Context(), s.db, s.now(), rq.user.Email, "kit.download", name, ""); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/gzip")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-kit.tar.gz"`, name))
-	return writeKitArchive(w, provision.KitDir(s.ws, name), name)
+	return s.sendKit(w, r, rq, name)
 }
