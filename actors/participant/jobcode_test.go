@@ -3,6 +3,7 @@ package participant
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -113,5 +114,37 @@ func TestCoarse(t *testing.T) {
 		if got := coarse(in); math.Abs(got-want) > 1e-12*math.Max(1, math.Abs(want)) {
 			t.Errorf("coarse(%v) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// TestAdmissionsOffTheActorAreBounded: at most maxOffActor admissions run
+// off the actor at once, one per job; the next is refused with why until
+// one ends, and a LeaveJob meanwhile makes its end say the job is no
+// longer wanted.
+func TestAdmissionsOffTheActorAreBounded(t *testing.T) {
+	p := &Participant{admitting: map[string]*admitting{}, offActor: make(chan struct{}, maxOffActor)}
+	var dones []func() bool
+	for i := range maxOffActor {
+		a, done, err := p.admitOffActor(fmt.Sprintf("job-%d", i), time.Minute)
+		if err != nil || a.ctx.Err() != nil {
+			t.Fatalf("admission %d: %v", i, err)
+		}
+		dones = append(dones, done)
+	}
+	if _, _, err := p.admitOffActor("job-0", time.Minute); err == nil || !strings.Contains(err.Error(), "being admitted here already") {
+		t.Fatalf("a second admission of one job: %v", err)
+	}
+	if _, _, err := p.admitOffActor("job-x", time.Minute); err == nil || !strings.Contains(err.Error(), "other jobs are being admitted here") {
+		t.Fatalf("one admission more than the bound: %v", err)
+	}
+	p.admitting["job-1"].leave()
+	if dones[1]() {
+		t.Fatal("a job left while it was admitted is still wanted")
+	}
+	if !dones[0]() {
+		t.Fatal("a job not left is no longer wanted")
+	}
+	if _, _, err := p.admitOffActor("job-x", time.Minute); err != nil {
+		t.Fatalf("after two ended: %v", err)
 	}
 }
