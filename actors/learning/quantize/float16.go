@@ -3,6 +3,7 @@ package quantize
 import (
 	"encoding/binary"
 	"math"
+	"sync"
 )
 
 // Float16 is the IEEE 754 binary16 codec, 2 bytes a value: round to
@@ -45,11 +46,24 @@ func (Float16) Decode(dst []float32, src []byte) ([]float32, error) {
 	start := len(dst)
 	dst = grow(dst, n)
 	out := dst[start:]
+	table := float16Table()
+	src = src[:2*len(out)]
 	for i := range out {
-		out[i] = FromFloat16(binary.LittleEndian.Uint16(src[2*i:]))
+		out[i] = math.Float32frombits(table[uint16(src[2*i])|uint16(src[2*i+1])<<8])
 	}
 	return dst, nil
 }
+
+// float16Table holds FromFloat16's bits for every binary16 encoding
+// (256 KiB, made on first use): Decode looks each value up, about twice
+// as fast as converting it.
+var float16Table = sync.OnceValue(func() *[1 << 16]uint32 {
+	t := new([1 << 16]uint32)
+	for h := range t {
+		t[h] = math.Float32bits(FromFloat16(uint16(h)))
+	}
+	return t
+})
 
 // binary16 and binary32 constants, as bit patterns of magnitudes.
 const (

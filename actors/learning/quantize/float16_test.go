@@ -1,6 +1,7 @@
 package quantize
 
 import (
+	"encoding/binary"
 	"math"
 	"testing"
 )
@@ -118,6 +119,28 @@ func TestFloat16DecodesEveryValueExactly(t *testing.T) {
 		}
 		if back := ToFloat16(got); back != uint16(h) {
 			t.Fatalf("ToFloat16(FromFloat16(%#04x)) = %#04x", h, back)
+		}
+	}
+}
+
+// TestFloat16DecodeTableIsTheDefinition: Decode's table lookup gives
+// FromFloat16's bits for all 65,536 encodings at once, appended after what
+// dst held.
+func TestFloat16DecodeTableIsTheDefinition(t *testing.T) {
+	src := make([]byte, 2<<16)
+	for h := range 1 << 16 {
+		binary.LittleEndian.PutUint16(src[2*h:], uint16(h))
+	}
+	got, err := Float16{}.Decode([]float32{42}, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1+1<<16 || got[0] != 42 {
+		t.Fatalf("Decode appended %d values after %v, want 65536 after 42", len(got)-1, got[0])
+	}
+	for h := range 1 << 16 {
+		if g, w := math.Float32bits(got[1+h]), math.Float32bits(FromFloat16(uint16(h))); g != w {
+			t.Fatalf("Decode(%#04x) = %#08x, want %#08x", h, g, w)
 		}
 	}
 }
