@@ -283,7 +283,9 @@ func (w workspace) newKit(ca *pki.CA, p *Project, m member, pub ed25519.PublicKe
 // ChangeServer changes the server's hosts and ports (its name and org
 // stay) in a workspace where no participant but the server has a kit yet,
 // and re-issues the server's kit for them: a new key and certificate, the
-// old kit (its key with it) deleted. Once another participant has a kit it
+// old kit (its key with it) deleted and the old certificate's serial put
+// on the project's revocation list (Revoke's), so that a copy of the old
+// kit is refused wherever the list is honoured. Once another participant has a kit it
 // is refused: that kit carries the server's address and trusts the names
 // in the server's certificate, so a change would need re-issuing every kit
 // (start a new project instead).
@@ -350,9 +352,19 @@ func ChangeServer(workspace string, passphrase []byte, server ServerSpec, defaul
 		}
 		return err
 	}
+	oldSerial, hadKit := issued[server.Name]
 	issued[server.Name] = rec
 	if err := w.record(changed, issued); err != nil {
 		return err
 	}
-	return os.RemoveAll(old)
+	if err := os.RemoveAll(old); err != nil {
+		return err
+	}
+	if !hadKit {
+		return nil
+	}
+	if err := w.revoke(ca, server.Name, oldSerial.Serial, now); err != nil {
+		return fmt.Errorf("server kit re-issued, but the old certificate (serial %s) is not on the revocation list yet: %w", oldSerial.Serial, err)
+	}
+	return nil
 }
