@@ -108,3 +108,79 @@ func TestChangeServer(t *testing.T) {
 		t.Fatal("a refused change changed the server kit")
 	}
 }
+
+// TestRenameProject: with only the server's kit issued the project is
+// re-created under the new name (a new root, so a new fingerprint, and the
+// server kit from it, the old root and kit gone); a wrong passphrase, a bad
+// name or the same one change nothing; once another kit exists it is
+// refused with the reason.
+func TestRenameProject(t *testing.T) {
+	ws := filepath.Join(t.TempDir(), "ws")
+	p := &Project{APIVersion: 1, Name: "p", Server: ServerSpec{Name: "server", Org: "hub", Hosts: []string{"localhost"}, LeafPort: 7422, ClientPort: 4222}}
+	if _, err := Provision(p, ws, passphrase, defaults, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	oldRoot, err := RootFingerprint(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, to string
+		pass     []byte
+		want     string
+	}{
+		{"the same name", "p", passphrase, "named p already"},
+		{"an invalid name", "../q", passphrase, "invalid"},
+		{"wrong passphrase", "q", []byte("not the passphrase"), "passphrase"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := RenameProject(ws, tc.pass, tc.to, defaults, time.Now()); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("RenameProject = %v, want %q", err, tc.want)
+			}
+			if root, _ := RootFingerprint(ws); root != oldRoot || load(t, ws, "server").Config.Project != "p" {
+				t.Fatal("a refused rename changed the project")
+			}
+		})
+	}
+
+	res, err := RenameProject(ws, passphrase, "q", defaults, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	newRoot, err := RootFingerprint(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newRoot == oldRoot || res.RootFingerprint != newRoot.String() || res.Workspace != ws {
+		t.Fatalf("after the rename: root %s (was %s), result %+v", newRoot, oldRoot, res)
+	}
+	k := load(t, ws, "server") // verified against the new root
+	if k.Config.Project != "q" || kit.FingerprintOf(k.Root) != newRoot || k.Root.Subject.Organization[0] != "q" || k.Config.Server.LeafPort != 7422 {
+		t.Fatalf("server kit after the rename: project %s, root %s (%v), server %+v", k.Config.Project, kit.FingerprintOf(k.Root), k.Root.Subject, k.Config.Server)
+	}
+	if got, err := ReadProject(ws); err != nil || got.Name != "q" || !slices.Equal(got.Server.Hosts, []string{"localhost"}) {
+		t.Fatalf("project.yml after the rename: %+v, %v", got, err)
+	}
+	if _, err := OpenCA(ws, passphrase); err != nil {
+		t.Fatalf("the new root does not open with the passphrase: %v", err)
+	}
+	entries, _ := os.ReadDir(ws)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".rename") {
+			t.Errorf("the rename left %s behind", e.Name())
+		}
+	}
+
+	// Once a site has a kit, the name stays.
+	site := &Project{APIVersion: 1, Name: "q", Server: p.Server, Sites: []SiteSpec{{Name: "site-1", Org: "clinic"}}}
+	if _, err := Provision(site, ws, passphrase, defaults, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = RenameProject(ws, passphrase, "r", defaults, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "the kits of site-1 already trust this project's root") {
+		t.Fatalf("RenameProject with a site kit = %v", err)
+	}
+	if root, _ := RootFingerprint(ws); root != newRoot || load(t, ws, "site-1").Config.Project != "q" {
+		t.Fatal("a refused rename changed the project")
+	}
+}
