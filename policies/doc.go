@@ -30,7 +30,9 @@
 //	resources.json      what the site offers to jobs: num_of_gpus and
 //	                    mem_per_gpu_in_GiB (0: CPU only); a job's
 //	                    resources: section that does not fit what is free
-//	                    is refused (policies/resources).
+//	                    is refused; "aggregate": false (absent: true)
+//	                    refuses a swarm job naming the site among its
+//	                    aggregators (policies/resources).
 //	components.json     what a job may build at the site: trainers,
 //	                    workflows, filters, and job scripts by SHA-256
 //	                    (or any the byoc right lets in); checked before

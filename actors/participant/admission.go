@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -68,6 +69,22 @@ func (p *Participant) checkResources(m *job.Manifest, jobID string) error {
 		}
 	}
 	if d := p.cfg.Resources.Admit(*r, inUse); !d.Allowed {
+		return errors.New(d.Reason)
+	}
+	return nil
+}
+
+// checkAggregation decides, by the site's local/resources.json, whether it
+// may be one of a swarm job's aggregators, as the job names them: its
+// aggregators list, or without one every site of the job. A site that does
+// not aggregate refuses a job naming it (the site decides, not the
+// server); a job placed on attested aggregation hosts names no site.
+func (p *Participant) checkAggregation(m *job.Manifest) error {
+	if m.Workflow != job.WorkflowSwarm || m.Attested() {
+		return nil
+	}
+	named := len(m.Aggregators) == 0 || slices.Contains(m.Aggregators, p.cfg.Self.Name)
+	if d := p.cfg.Resources.AdmitAggregation(named); !d.Allowed {
 		return errors.New(d.Reason)
 	}
 	return nil

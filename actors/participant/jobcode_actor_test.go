@@ -18,7 +18,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/job"
-	"github.com/hearthfl/hearth/actors/learning/dataset"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
@@ -98,24 +97,7 @@ func TestSiteRunsAJobsTrainerForTheJobOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	trainers := &startedTrainers{bin: bin, sum: sha256.Sum256(raw)}
-	data := t.TempDir()
-	if err := os.Mkdir(filepath.Join(data, "optdigits"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	train, test, err := dataset.Load("optdigits")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, s := range map[string]*dataset.Set{"train": train, "val": test, "test": test} {
-		f, err := os.Create(filepath.Join(data, "optdigits", name+".bin"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Write(f); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
+	data := optdigitsDir(t)
 	proj := pkitest.New(t)
 	admin := proj.Issue(t, "admin@x", "org", pki.KindAdmin)
 	site := proj.Issue(t, "site-1", "org", pki.KindSite)

@@ -132,7 +132,9 @@ type Config struct {
 	StartCode StartCode
 	// Resources is what the site offers jobs (local/resources.json): a
 	// job whose resource spec does not fit what is free is refused, and
-	// each GPU serves one job at a time.
+	// each GPU serves one job at a time; a site whose offer says it does
+	// not aggregate refuses a swarm job that names it among the job's
+	// aggregators.
 	Resources resources.Offer
 	Log       *slog.Logger
 	Now       func() time.Time
@@ -495,6 +497,9 @@ func (p *Participant) admit(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 		return refuse(err.Error())
 	}
 	if err := p.checkResources(v.Manifest, m.JobId); err != nil {
+		return refuse(err.Error())
+	}
+	if err := p.checkAggregation(v.Manifest); err != nil {
 		return refuse(err.Error())
 	}
 	if v.Manifest.Attested() && p.cfg.Attestation == nil {

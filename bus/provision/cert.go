@@ -201,29 +201,41 @@ func Revoke(workspace string, passphrase []byte, name string, now time.Time) err
 	if _, err := parseSerial(rec.Serial); err != nil {
 		return fmt.Errorf("revoke %q: %s: %w", name, issuedFile, err)
 	}
-	revs, err := w.revocations()
-	if err != nil {
-		return err
-	}
 	ca, err := w.openCA(passphrase)
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(revs.Revoked, func(r revokedCert) bool { return r.Serial == rec.Serial }) {
-		revs.Revoked = append(revs.Revoked, revokedCert{Name: name, Serial: rec.Serial, RevokedAt: now.UTC()})
+	if err := w.revoke(ca, name, rec.Serial, now); err != nil {
+		return fmt.Errorf("revoke %q: %w", name, err)
+	}
+	return nil
+}
+
+// revoke puts serial (hex, the certificate issued to name) on the
+// project's revocation list: it records it in ca/revoked.json (once),
+// signs the list with the next CRL number, writes ca/crl.pem and installs
+// it in every kit under kits/. Revoke and ChangeServer both publish
+// through it, so there is one list.
+func (w workspace) revoke(ca *pki.CA, name, serial string, now time.Time) error {
+	revs, err := w.revocations()
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(revs.Revoked, func(r revokedCert) bool { return r.Serial == serial }) {
+		revs.Revoked = append(revs.Revoked, revokedCert{Name: name, Serial: serial, RevokedAt: now.UTC()})
 	}
 	revs.CRLNumber++
 	list := make([]pki.Revocation, 0, len(revs.Revoked))
 	for _, r := range revs.Revoked {
 		n, err := parseSerial(r.Serial)
 		if err != nil {
-			return fmt.Errorf("revoke %q: %s: %w", name, revokedFile, err)
+			return fmt.Errorf("%s: %w", revokedFile, err)
 		}
 		list = append(list, pki.Revocation{Serial: n, Name: r.Name, At: r.RevokedAt})
 	}
 	der, err := ca.RevocationList(list, revs.CRLNumber, now)
 	if err != nil {
-		return fmt.Errorf("revoke %q: %w", name, err)
+		return err
 	}
 	crlPEM := pki.EncodeCRL(der)
 	// The number is recorded before the list is published, so that no two

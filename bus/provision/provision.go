@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -283,7 +284,9 @@ func (w workspace) newKit(ca *pki.CA, p *Project, m member, pub ed25519.PublicKe
 // ChangeServer changes the server's hosts and ports (its name and org
 // stay) in a workspace where no participant but the server has a kit yet,
 // and re-issues the server's kit for them: a new key and certificate, the
-// old kit (its key with it) deleted. Once another participant has a kit it
+// old kit (its key with it) deleted and the old certificate's serial put
+// on the project's revocation list (Revoke's), so that a copy of the old
+// kit is refused wherever the list is honoured. Once another participant has a kit it
 // is refused: that kit carries the server's address and trusts the names
 // in the server's certificate, so a change would need re-issuing every kit
 // (start a new project instead).
@@ -350,9 +353,127 @@ func ChangeServer(workspace string, passphrase []byte, server ServerSpec, defaul
 		}
 		return err
 	}
+	oldSerial, hadKit := issued[server.Name]
 	issued[server.Name] = rec
 	if err := w.record(changed, issued); err != nil {
 		return err
 	}
-	return os.RemoveAll(old)
+	if err := os.RemoveAll(old); err != nil {
+		return err
+	}
+	if !hadKit {
+		return nil
+	}
+	if err := w.revoke(ca, server.Name, oldSerial.Serial, now); err != nil {
+		return fmt.Errorf("server kit re-issued, but the old certificate (serial %s) is not on the revocation list yet: %w", oldSerial.Serial, err)
+	}
+	return nil
+}
+
+// RenameProject re-creates the project under name in a workspace where no
+// participant but the server has a kit yet: the root CA and every kit
+// carry the project's name, so renaming is a new project with the same
+// server: a new root (so a new fingerprint), its key encrypted under
+// passphrase (which must open the current root first), and the server's
+// kit issued from it; the old root, its key, its revocation list and the
+// old server kit are deleted. Once another participant has a kit, or the
+// project names one, it is refused: that kit trusts the old root. The new
+// project is made beside the old one in the workspace and swapped in by
+// renames, so a failure part way leaves the old project in place.
+func RenameProject(workspace string, passphrase []byte, name string, defaults fs.FS, now time.Time) (*Result, error) {
+	if defaults == nil {
+		return nil, errNoDefaults
+	}
+	w, err := openWorkspace(workspace)
+	if err != nil {
+		return nil, err
+	}
+	p, err := w.requireProject()
+	if err != nil {
+		return nil, err
+	}
+	if name == p.Name {
+		return nil, fmt.Errorf("rename: the project is named %s already", p.Name)
+	}
+	renamed := &Project{APIVersion: 1, Name: name, Server: p.Server, CertValidityDays: p.CertValidityDays}
+	renamed.Server.Hosts = slices.Clone(p.Server.Hosts)
+	if err := renamed.Validate(); err != nil {
+		return nil, fmt.Errorf("rename: %w", err)
+	}
+	issued, err := w.issued()
+	if err != nil {
+		return nil, err
+	}
+	others := map[string]bool{}
+	for n := range issued {
+		if n != p.Server.Name {
+			others[n] = true
+		}
+	}
+	for _, id := range p.others() {
+		others[id.Name] = true
+	}
+	if len(others) > 0 {
+		names := slices.Sorted(maps.Keys(others))
+		return nil, fmt.Errorf("rename: the kits of %s already trust this project's root and carry its name: renaming would need a new root and every kit re-issued (start a new project instead)",
+			strings.Join(names, ", "))
+	}
+	if _, err := w.openCA(passphrase); err != nil { // whoever renames holds the current root
+		return nil, fmt.Errorf("rename: %w", err)
+	}
+	fresh, err := os.MkdirTemp(w.dir, ".rename-new-")
+	if err != nil {
+		return nil, fmt.Errorf("rename: %w", err)
+	}
+	defer os.RemoveAll(fresh)
+	res, err := Provision(renamed, fresh, passphrase, defaults, now)
+	if err != nil {
+		return nil, fmt.Errorf("rename: %w", err)
+	}
+	res.Workspace = w.dir
+	retired, err := os.MkdirTemp(w.dir, ".rename-old-")
+	if err != nil {
+		return nil, fmt.Errorf("rename: %w", err)
+	}
+	if err := swapIn(w.dir, fresh, retired, []string{caDir, kitsDir, projectFile}); err != nil {
+		return nil, fmt.Errorf("rename: %w", err)
+	}
+	if err := os.RemoveAll(retired); err != nil {
+		return nil, fmt.Errorf("rename: project %s is in place; removing the old one (%s): %w", name, retired, err)
+	}
+	return res, nil
+}
+
+// swapIn moves each of names from dir into retired, then from fresh into
+// dir; on a failure it moves back what it moved, so dir holds either the
+// old entries or the new ones.
+func swapIn(dir, fresh, retired string, names []string) error {
+	type move struct{ from, to string }
+	var done []move
+	undo := func(err error) error {
+		for i := len(done) - 1; i >= 0; i-- {
+			if rerr := os.Rename(done[i].to, done[i].from); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("restore %s: %w", done[i].from, rerr))
+			}
+		}
+		return err
+	}
+	for _, n := range names {
+		m := move{filepath.Join(dir, n), filepath.Join(retired, n)}
+		if err := os.Rename(m.from, m.to); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // never made (no kit yet, say): nothing to retire
+			}
+			return undo(err)
+		}
+		done = append(done, m)
+	}
+	for _, n := range names {
+		m := move{filepath.Join(fresh, n), filepath.Join(dir, n)}
+		if err := os.Rename(m.from, m.to); err != nil {
+			return undo(err)
+		}
+		done = append(done, m)
+	}
+	return nil
 }

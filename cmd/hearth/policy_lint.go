@@ -60,7 +60,11 @@ func lintPolicy(path string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("%d GPUs of %g GiB", o.GPUs, o.MemPerGPU), nil
+		aggregates := "aggregates swarm rounds"
+		if !o.Aggregates() {
+			aggregates = "aggregates no swarm round (refuses a swarm job naming it an aggregator)"
+		}
+		return fmt.Sprintf("%d GPUs of %g GiB; %s", o.GPUs, o.MemPerGPU, aggregates), nil
 	case "components.json":
 		a, err := components.ParseFile(path)
 		if err != nil {

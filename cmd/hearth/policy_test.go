@@ -191,12 +191,17 @@ func TestPolicyLint(t *testing.T) {
 	if err := os.WriteFile(other, []byte(`{}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	noAggregation := filepath.Join(dir, "resources.json")
+	if err := os.WriteFile(noAggregation, []byte(`{"num_of_gpus": 1, "mem_per_gpu_in_GiB": 16, "aggregate": false}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	defaults := "../../policies/defaults/"
-	out, _, err := runWithStdin(t, "", "policy", "lint", defaults+"authorization.json", defaults+"privacy.json", defaults+"resources.json", defaults+"components.json", bad, other)
-	if err == nil || !strings.Contains(err.Error(), "2 of 6 policy files do not parse") {
+	out, _, err := runWithStdin(t, "", "policy", "lint", defaults+"authorization.json", defaults+"privacy.json", defaults+"resources.json", defaults+"components.json", bad, other, noAggregation)
+	if err == nil || !strings.Contains(err.Error(), "2 of 7 policy files do not parse") {
 		t.Fatalf("policy lint: %v\n%s", err, out)
 	}
-	for _, want := range []string{"authorization.json: ok", "privacy.json: ok: scopes", "resources.json: ok: 0 GPUs", "components.json: ok: trainers [logreg mlp noop pytorch]",
+	for _, want := range []string{"authorization.json: ok", "privacy.json: ok: scopes", "resources.json: ok: 0 GPUs of 0 GiB; aggregates swarm rounds",
+		"resources.json: ok: 1 GPUs of 16 GiB; aggregates no swarm round", "components.json: ok: trainers [logreg mlp noop pytorch]",
 		`attestation.json: attestation: require: "nvidia-gpu" only with "sev-snp"`, "notes.json: not a policy file"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -1,13 +1,17 @@
 // Package resources is a site's resource engine: it parses the site's
 // local/resources.json (what the site offers jobs: GPUs and the memory of
-// each) and decides whether a job's resource spec fits what is free, a GPU
-// being given to one job at a time.
+// each, and whether it aggregates swarm rounds) and decides whether a
+// job's resource spec fits what is free, a GPU being given to one job at a
+// time, and whether the site may be one of a swarm job's aggregators.
 //
-// Format (FLARE's GPU resource manager's arguments):
+// Format (FLARE's GPU resource manager's arguments, and one Hearth key):
 //
-//	{"num_of_gpus": 2, "mem_per_gpu_in_GiB": 80}
+//	{"num_of_gpus": 2, "mem_per_gpu_in_GiB": 80, "aggregate": false}
 //
-// num_of_gpus is 0..1024 (0: CPU only), mem_per_gpu_in_GiB 0..4096; other
+// num_of_gpus is 0..1024 (0: CPU only), mem_per_gpu_in_GiB 0..4096;
+// aggregate (a Hearth extension, not FLARE's) is optional: absent or true,
+// the site aggregates swarm rounds; false, it joins no swarm job that
+// names it among the job's eligible aggregators (AdmitAggregation). Other
 // keys are refused. A job asks in its manifest with
 // `resources: {num_of_gpus: 1, mem_per_gpu_in_GiB: 16}` (package job).
 package resources
@@ -32,6 +36,27 @@ const (
 type Offer struct {
 	GPUs      int     `json:"num_of_gpus"`
 	MemPerGPU float64 `json:"mem_per_gpu_in_GiB"`
+	// Aggregate is the site's "aggregate" key: nil (absent) or true, it
+	// aggregates swarm rounds; false, it does not. Read it with
+	// Aggregates.
+	Aggregate *bool `json:"aggregate,omitempty"`
+}
+
+// Aggregates says whether the site aggregates swarm rounds: true unless
+// its resources.json says "aggregate": false.
+func (o Offer) Aggregates() bool { return o.Aggregate == nil || *o.Aggregate }
+
+// AdmitAggregation decides whether the site may join a job that names it
+// among its eligible aggregators (named says so); a job that does not name
+// it is admitted whatever the site's policy.
+func (o Offer) AdmitAggregation(named bool) Decision {
+	switch {
+	case !named:
+		return Decision{true, "the job does not name this site among its aggregators"}
+	case !o.Aggregates():
+		return Decision{false, `resources: the job names this site among its eligible aggregators, and its local/resources.json says "aggregate": false`}
+	}
+	return Decision{true, "this site aggregates"}
 }
 
 // Parse parses resources.json strictly.
@@ -40,13 +65,26 @@ func Parse(data []byte) (Offer, error) {
 	if len(data) > MaxFileBytes {
 		return o, fmt.Errorf("resources.json: %d bytes, more than %d", len(data), MaxFileBytes)
 	}
+	var file struct {
+		GPUs      int             `json:"num_of_gpus"`
+		MemPerGPU float64         `json:"mem_per_gpu_in_GiB"`
+		Aggregate json.RawMessage `json:"aggregate"` // present: true or false, never null
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&o); err != nil {
+	if err := dec.Decode(&file); err != nil {
 		return o, fmt.Errorf("resources.json: %w", err)
 	}
 	if dec.More() {
 		return o, fmt.Errorf("resources.json: more than one JSON value")
+	}
+	o.GPUs, o.MemPerGPU = file.GPUs, file.MemPerGPU
+	if file.Aggregate != nil {
+		var b bool
+		if string(file.Aggregate) == "null" || json.Unmarshal(file.Aggregate, &b) != nil {
+			return o, fmt.Errorf("resources.json: aggregate is %.40s, want true or false (or leave it out: true)", file.Aggregate)
+		}
+		o.Aggregate = &b
 	}
 	if err := o.validate(); err != nil {
 		return o, fmt.Errorf("resources.json: %w", err)
@@ -54,7 +92,7 @@ func Parse(data []byte) (Offer, error) {
 	return o, nil
 }
 
-// ParseFile reads and parses path.
+// ParseFile reads and parses path, a file of at most MaxFileBytes.
 func ParseFile(path string) (Offer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

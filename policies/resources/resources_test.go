@@ -20,10 +20,60 @@ func TestParse(t *testing.T) {
 		{"two values", `{"num_of_gpus": 1} {}`, "more than one"},
 		{"oversized", `{"num_of_gpus": 1` + strings.Repeat(" ", 70<<10) + `}`, "bytes"},
 		{"not JSON", `num_of_gpus: 1`, "invalid"},
+		{"aggregate null", `{"num_of_gpus": 1, "aggregate": null}`, "aggregate is null, want true or false"},
+		{"aggregate a string", `{"aggregate": "no"}`, `aggregate is "no"`},
+		{"aggregate a number", `{"aggregate": 0}`, "aggregate is 0"},
+		{"aggregate in another case", `{"Aggregate": "x"}`, "aggregate is"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := resources.Parse([]byte(tc.text)); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Parse = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestParseAggregate: the optional "aggregate" key, absent meaning true,
+// so that a resources.json written before it keeps its meaning.
+func TestParseAggregate(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		want       bool
+	}{
+		{"absent", `{"num_of_gpus": 2, "mem_per_gpu_in_GiB": 80}`, true},
+		{"true", `{"num_of_gpus": 0, "aggregate": true}`, true},
+		{"false", `{"num_of_gpus": 1, "mem_per_gpu_in_GiB": 16, "aggregate": false}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := resources.Parse([]byte(tc.text))
+			if err != nil || o.Aggregates() != tc.want {
+				t.Fatalf("Parse = %+v, %v; Aggregates want %v", o, err, tc.want)
+			}
+		})
+	}
+	if o, _ := resources.Parse([]byte(`{"num_of_gpus": 1, "mem_per_gpu_in_GiB": 16, "aggregate": false}`)); o.GPUs != 1 || o.MemPerGPU != 16 {
+		t.Fatalf("beside aggregate, the GPUs were lost: %+v", o)
+	}
+}
+
+func TestAdmitAggregation(t *testing.T) {
+	no, yes := false, true
+	for _, tc := range []struct {
+		name  string
+		offer resources.Offer
+		named bool
+		allow bool
+		want  string
+	}{
+		{"named, aggregate false", resources.Offer{Aggregate: &no}, true, false, `"aggregate": false`},
+		{"not named, aggregate false", resources.Offer{Aggregate: &no}, false, true, "does not name this site"},
+		{"named, aggregate absent", resources.Offer{}, true, true, "this site aggregates"},
+		{"named, aggregate true", resources.Offer{Aggregate: &yes}, true, true, "this site aggregates"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := tc.offer.AdmitAggregation(tc.named)
+			if d.Allowed != tc.allow || !strings.Contains(d.Reason, tc.want) {
+				t.Fatalf("AdmitAggregation = %+v, want %v %q", d, tc.allow, tc.want)
 			}
 		})
 	}

@@ -63,10 +63,15 @@ func scanRequest(sc interface{ Scan(...any) error }) (*certRequest, error) {
 // latestRequest is the newest request of a site (col "site_id") or an
 // account (col "user_id"); nil when there is none.
 func (s *Server) latestRequest(ctx context.Context, col string, id int64) (*certRequest, error) {
+	return latestRequestIn(ctx, s.db, col, id)
+}
+
+// latestRequestIn is latestRequest through db, a transaction or the database.
+func latestRequestIn(ctx context.Context, db execer, col string, id int64) (*certRequest, error) {
 	if col != "site_id" && col != "user_id" {
 		return nil, fmt.Errorf("latestRequest: column %q", col)
 	}
-	q, err := scanRequest(s.db.QueryRowContext(ctx, `SELECT `+requestColumns+` FROM requests r JOIN users u ON u.id = r.uploaded_by
+	q, err := scanRequest(db.QueryRowContext(ctx, `SELECT `+requestColumns+` FROM requests r JOIN users u ON u.id = r.uploaded_by
 		WHERE r.`+col+` = ? ORDER BY r.id DESC LIMIT 1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -131,18 +136,28 @@ func roleFlag(r pki.Role) string {
 }
 
 // storeRequest records a pending request for a site or an account,
-// replacing an earlier pending one; it refuses where a certificate was
-// already approved.
+// replacing an earlier pending one; it refuses (409, audited as
+// csr.upload.refused) where a certificate was already approved, or is
+// being approved from the pending request now (reqMu).
 func (s *Server) storeRequest(ctx context.Context, u *User, col string, id int64, want pki.Identity, csr []byte) error {
-	prev, err := s.latestRequest(ctx, col, id)
-	if err != nil {
-		return err
-	}
-	if prev != nil && prev.Status == statusApproved {
-		return conflict("%s already holds a certificate: names are never reused (revoke it and register under a new name)", want.Name)
-	}
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
 	now := s.now()
-	return inTx(ctx, s.db, func(tx *sql.Tx) error {
+	var refusal error
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		prev, err := latestRequestIn(ctx, tx, col, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case s.issuing[want.Name]:
+			refusal = conflict("the certificate of %s is being approved from its pending request right now: this upload would replace it, so it is refused (once approved, names are never reused)", want.Name)
+		case prev != nil && prev.Status == statusApproved:
+			refusal = conflict("%s is already approved: it holds a certificate, and names are never reused (revoke it and register under a new name)", want.Name)
+		}
+		if refusal != nil {
+			return audit(ctx, tx, now, u.Email, "csr.upload.refused", want.Name, refusal.(*httpError).msg)
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM requests WHERE `+col+` = ? AND status = ?`, id, statusPending); err != nil {
 			return err
 		}
@@ -152,6 +167,10 @@ func (s *Server) storeRequest(ctx context.Context, u *User, col string, id int64
 		}
 		return audit(ctx, tx, now, u.Email, "csr.upload", want.Name, want.String())
 	})
+	if err != nil {
+		return err
+	}
+	return refusal
 }
 
 func (s *Server) uploadSiteCSR(w http.ResponseWriter, r *http.Request, rq *request) error {
@@ -257,12 +276,42 @@ func (s *Server) pendingRequest(ctx context.Context, r *http.Request) (*certRequ
 	return q, nil
 }
 
+// refusedDecision audits an approval or refusal refused (action) because
+// its request is not pending (or not found), and returns the refusal.
+func (s *Server) refusedDecision(r *http.Request, rq *request, action string, refusal error) error {
+	var he *httpError
+	if !errors.As(refusal, &he) {
+		return refusal
+	}
+	if err := audit(r.Context(), s.db, s.now(), rq.user.Email, action, "request "+bounded(r.PathValue("id")), he.msg); err != nil {
+		return errors.Join(refusal, err)
+	}
+	return refusal
+}
+
+// approve issues the kit of a pending request. It claims the request
+// (issuing) while the kit is issued, so that a re-upload meanwhile is
+// refused, and a request that is not pending is refused, audited, its
+// kit never issued twice.
 func (s *Server) approve(w http.ResponseWriter, r *http.Request, rq *request) error {
 	s.wsMu.Lock()
 	defer s.wsMu.Unlock()
+	s.reqMu.Lock()
 	q, err := s.pendingRequest(r.Context(), r)
+	if err == nil {
+		s.issuing[q.Identity.Name] = true
+	}
+	s.reqMu.Unlock()
 	if err != nil {
-		return err
+		return s.refusedDecision(r, rq, "cert.approve.refused", err)
+	}
+	defer func() {
+		s.reqMu.Lock()
+		delete(s.issuing, q.Identity.Name)
+		s.reqMu.Unlock()
+	}()
+	if s.issuingHook != nil {
+		s.issuingHook(q.Identity.Name)
 	}
 	now := s.now()
 	var dir string
@@ -310,7 +359,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, rq *request) err
 	defer s.wsMu.Unlock()
 	q, err := s.pendingRequest(r.Context(), r)
 	if err != nil {
-		return err
+		return s.refusedDecision(r, rq, "cert.refuse.refused", err)
 	}
 	now := s.now()
 	err = inTx(r.Context(), s.db, func(tx *sql.Tx) error {
@@ -325,7 +374,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, rq *request) err
 		return audit(r.Context(), tx, now, rq.user.Email, "cert.refuse", q.Identity.Name, bounded(r.PostFormValue("reason")))
 	})
 	if err != nil {
-		return err
+		return s.refusedDecision(r, rq, "cert.refuse.refused", err) // replaced by an upload meanwhile
 	}
 	http.Redirect(w, r, "/requests", http.StatusSeeOther)
 	return nil

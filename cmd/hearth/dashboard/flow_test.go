@@ -109,10 +109,19 @@ func TestWholeFlow(t *testing.T) {
 	if k2.Config.Leaf == nil || k2.Config.Leaf.Proxy != "http://127.0.0.1:3128" || !k2.Config.Leaf.Websocket {
 		t.Errorf("site-2 leaf settings %+v, want the proxy and websocket registered", k2.Config.Leaf)
 	}
-	// Each kit's resources (root-signed: kit.Load checked them) are the site's.
-	for k, want := range map[*kit.Kit]resources.Offer{k1: {GPUs: 2, MemPerGPU: 80}, k2: {}} {
-		if got, err := resources.ParseFile(k.PolicyPath("resources.json")); err != nil || got != want {
-			t.Errorf("%s's resources.json: %+v (%v), want %+v", k.Config.Name, got, err, want)
+	// Each kit's resources (root-signed: kit.Load checked them) are the
+	// site's: its GPUs, and whether it aggregates (site-2 was registered
+	// without, so its kit says "aggregate": false and it refuses to be a
+	// swarm job's aggregator: participant.TestSiteThatDoesNotAggregate...).
+	type offered struct {
+		gpus       int
+		memory     float64
+		aggregates bool
+	}
+	for k, want := range map[*kit.Kit]offered{k1: {2, 80, true}, k2: {0, 0, false}} {
+		o, err := resources.ParseFile(k.PolicyPath("resources.json"))
+		if got := (offered{o.GPUs, o.MemPerGPU, o.Aggregates()}); err != nil || got != want || o.Aggregate == nil {
+			t.Errorf("%s's resources.json: %+v (%v), want %+v with aggregate written", k.Config.Name, got, err, want)
 		}
 	}
 	own := alice.get("/me/kit").want(t, 200)

@@ -194,6 +194,17 @@ func (s *Server) createProject(p *provision.Project) error {
 	if _, err := provision.Provision(p, s.ws, s.cfg.Passphrase, s.cfg.Defaults, s.now()); err != nil {
 		return badRequest("create the project: %v", err)
 	}
+	if err := s.newRoot(); err != nil {
+		return err
+	}
+	s.log.Info("project created", "project", p.Name, "root", s.rootFingerprint().String())
+	return nil
+}
+
+// newRoot reads the workspace's project and root again after they were
+// made or re-made, and serves new connections a TLS certificate from the
+// root (unless the operator gave one).
+func (s *Server) newRoot() error {
 	if err := s.loadProject(); err != nil {
 		return err
 	}
@@ -204,7 +215,56 @@ func (s *Server) createProject(p *provision.Project) error {
 		}
 		s.webCert.Store(cert)
 	}
-	s.log.Info("project created", "project", p.Name, "root", s.rootFingerprint().String())
+	return nil
+}
+
+// renameProject re-creates the project under a new name through
+// provision.RenameProject (a new root, so a new fingerprint, and the
+// server's kit from it), while no participant but the server has a kit;
+// once one has, it is refused (409) with the reason: that kit trusts the
+// old root. Refusals are audited (project.rename.refused) as the rename
+// is (project.rename).
+func (s *Server) renameProject(w http.ResponseWriter, r *http.Request, rq *request) error {
+	s.wsMu.Lock()
+	defer s.wsMu.Unlock()
+	old := s.projectName()
+	name := strings.TrimSpace(r.PostFormValue("project"))
+	now := s.now()
+	refuse := func(refusal error) error {
+		var he *httpError
+		detail := refusal.Error()
+		if errors.As(refusal, &he) {
+			detail = he.msg
+		}
+		if err := audit(r.Context(), s.db, now, rq.user.Email, "project.rename.refused", bounded(name), "from "+old+": "+detail); err != nil {
+			return err
+		}
+		return refusal
+	}
+	p, err := provision.ReadProject(s.ws)
+	if err != nil {
+		return err
+	}
+	renamed := *p
+	renamed.Name = name
+	switch err := renamed.Validate(); {
+	case name == p.Name:
+		return refuse(badRequest("the project is named %s already", p.Name))
+	case err != nil:
+		return refuse(badRequest("%v", err))
+	}
+	res, err := provision.RenameProject(s.ws, s.cfg.Passphrase, name, s.cfg.Defaults, now)
+	if err != nil {
+		return refuse(conflict("%v", err))
+	}
+	if err := s.newRoot(); err != nil {
+		return err
+	}
+	if err := audit(r.Context(), s.db, now, rq.user.Email, "project.rename", name, fmt.Sprintf("from %s; a new root %s, the server's kit re-issued from it", old, res.RootFingerprint)); err != nil {
+		return err
+	}
+	s.log.Info("project renamed", "from", old, "project", name, "root", res.RootFingerprint)
+	http.Redirect(w, r, "/project", http.StatusSeeOther)
 	return nil
 }
 

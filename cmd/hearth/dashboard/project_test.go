@@ -237,3 +237,94 @@ func TestAddAggregator(t *testing.T) {
 		t.Fatalf("no aggregator.add row: %+v", entries)
 	}
 }
+
+// TestRenameProject: the project admin renames the project while only the
+// server has a kit: re-created under the new name (a new root, shown, and
+// new connections served a certificate from it), audited; an org admin, a
+// forged CSRF token, the same or an invalid name are refused; once a site
+// has a kit the rename is refused with the reason, audited, and nothing
+// changes.
+func TestRenameProject(t *testing.T) {
+	h := newHarness(t)
+	pa := h.setupAdmin(paEmail, "hub", paPass)
+	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	oldRoot, _ := provision.RootFingerprint(h.ws)
+	rename := func(name string) url.Values { return url.Values{"project": {name}} }
+	unchanged := func(t *testing.T, name string, root kit.Fingerprint) {
+		t.Helper()
+		if p, _ := provision.ReadProject(h.ws); p.Name != name {
+			t.Fatalf("the project is %s, want %s", p.Name, name)
+		}
+		if got, _ := provision.RootFingerprint(h.ws); got != root {
+			t.Fatal("the root changed")
+		}
+	}
+	refusedRows := func() []AuditEntry {
+		entries, _ := readAudit(context.Background(), h.srv.db)
+		var out []AuditEntry
+		for _, e := range entries {
+			if e.Action == "project.rename.refused" {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+
+	alice.get("/")
+	alice.post("/project/name", rename("other")).want(t, http.StatusForbidden)
+	pa.get("/project").want(t, 200, `id="project-name">demo`, oldRoot.String())
+	forged := rename("other")
+	forged.Set("csrf", "forged")
+	pa.post("/project/name", forged).want(t, http.StatusForbidden, "CSRF token")
+	pa.get("/project")
+	pa.post("/project/name", rename("demo")).want(t, http.StatusBadRequest, "named demo already")
+	pa.get("/project")
+	pa.post("/project/name", rename("no spaces")).want(t, http.StatusBadRequest, "name")
+	unchanged(t, "demo", oldRoot)
+	if rows := refusedRows(); len(rows) != 2 || !strings.Contains(rows[0].Detail, "already") {
+		t.Fatalf("refusals audited: %+v, want the two refused names", rows)
+	}
+
+	pa.get("/project")
+	if r := pa.post("/project/name", rename("renamed")); r.status != http.StatusSeeOther {
+		t.Fatalf("rename: %d\n%s", r.status, excerpt(r.body))
+	}
+	newRoot, _ := provision.RootFingerprint(h.ws)
+	if newRoot == oldRoot {
+		t.Fatal("the renamed project kept its root")
+	}
+	k, err := kit.Load(provision.KitDir(h.ws, "server"))
+	if err != nil || k.Config.Project != "renamed" || kit.FingerprintOf(k.Root) != newRoot {
+		t.Fatalf("the server kit after the rename: %v, %+v", err, k)
+	}
+	entries, _ := readAudit(context.Background(), h.srv.db)
+	if !slices.ContainsFunc(entries, func(e AuditEntry) bool {
+		return e.Action == "project.rename" && e.Target == "renamed" && strings.Contains(e.Detail, "from demo") && strings.Contains(e.Detail, newRoot.String())
+	}) {
+		t.Fatalf("no project.rename row naming the new root: %+v", entries)
+	}
+	// New connections get a certificate from the new root, which the old
+	// one does not verify; the pages show the new name and fingerprint.
+	old := h.client()
+	if _, err := old.c.Get(h.ts.URL + "/signin"); err == nil {
+		t.Fatal("a client trusting only the old root verified the dashboard after the rename")
+	}
+	rootPEM, _ := os.ReadFile(filepath.Join(h.ws, "ca", "rootCA.pem"))
+	h.pool = newPool(rootPEM)
+	pa.c.Transport = h.client().c.Transport
+	pa.get("/project").want(t, 200, `id="project-name">renamed`, newRoot.String())
+	pa.get("/").want(t, 200, newRoot.String())
+
+	// A site's kit: the name stays.
+	alice.c.Transport = h.client().c.Transport
+	page := alice.addSite(url.Values{"name": {"site-1"}})
+	_, csr := makeCSR(t, pki.Identity{Name: "site-1", Org: "clinic-a", Kind: pki.KindSite})
+	alice.upload(page+"/csr", csr).want(t, http.StatusSeeOther)
+	pa.approveAll()
+	pa.get("/project")
+	pa.post("/project/name", rename("third")).want(t, http.StatusConflict, "the kits of site-1 already trust this project's root")
+	unchanged(t, "renamed", newRoot)
+	if rows := refusedRows(); len(rows) != 3 || !strings.Contains(rows[2].Detail, "site-1") || rows[2].Target != "third" {
+		t.Fatalf("refusals audited: %+v, want the site's kit named", rows)
+	}
+}

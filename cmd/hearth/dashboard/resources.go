@@ -10,19 +10,22 @@ import (
 	"github.com/hearthfl/hearth/policies/resources"
 )
 
-// The GPUs and memory per GPU an org admin gives for a site reach the
-// site's kit as its resources.json: approval hands provisioning the
-// default policy files with resources.json replaced by the site's offer,
-// so the kit's local/resources.json.default (in the root-signed manifest)
-// carries them. The site may still write its own local/resources.json
-// over it, as over any default.
+// The GPUs and memory per GPU an org admin gives for a site, and whether
+// it aggregates, reach the site's kit as its resources.json: approval
+// hands provisioning the default policy files with resources.json
+// replaced by the site's offer, so the kit's local/resources.json.default
+// (in the root-signed manifest) carries them, "aggregate" written either
+// way. A site that does not aggregate refuses a swarm job naming it among
+// its aggregators (actors/participant). The site may still write its own
+// local/resources.json over it, as over any default.
 
 // resourcesFile is the resources policy's file name (policies/resources).
 const resourcesFile = "resources.json"
 
 // siteOffer is the site's resources as policies/resources parses them.
 func siteOffer(st *Site) (resources.Offer, []byte, error) {
-	o := resources.Offer{GPUs: st.GPUs, MemPerGPU: float64(st.GPUMemoryGiB)}
+	aggregates := st.Aggregates
+	o := resources.Offer{GPUs: st.GPUs, MemPerGPU: float64(st.GPUMemoryGiB), Aggregate: &aggregates}
 	data, err := json.MarshalIndent(o, "", "  ")
 	if err != nil {
 		return o, nil, err

@@ -56,6 +56,7 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/participants/{name}/revoke", action: ActRevoke, handle: s.revoke},
 		{method: "GET", pattern: "/project", action: ActEditProject, handle: s.projectPage},
 		{method: "POST", pattern: "/project", action: ActEditProject, handle: s.changeServer},
+		{method: "POST", pattern: "/project/name", action: ActEditProject, handle: s.renameProject},
 		{method: "POST", pattern: "/project/aggregators", action: ActEditProject, handle: s.addAggregator},
 		{method: "GET", pattern: "/project/aggregators/{name}/kit", action: ActEditProject, handle: s.downloadAggregatorKit},
 		{method: "GET", pattern: "/audit", action: ActAudit, handle: s.auditPage},

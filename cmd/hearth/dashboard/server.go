@@ -139,6 +139,17 @@ type Server struct {
 
 	wsMu sync.Mutex // workspace operations (approve, revoke) are not concurrency-safe
 
+	// reqMu orders certificate request uploads against approvals: an
+	// upload checks and replaces a pending request under it, and an
+	// approval claims its request under it (issuing, by name) for as long
+	// as it issues the kit, so that an upload meanwhile is refused (409)
+	// instead of replacing the request being approved.
+	reqMu   sync.Mutex
+	issuing map[string]bool
+	// issuingHook, if set, runs once an approval has claimed its request
+	// and before the kit is issued; tests hold it to upload meanwhile.
+	issuingHook func(name string)
+
 	setupMu    sync.Mutex
 	setupToken string // "" once the project admin exists
 
@@ -173,7 +184,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
 	s := &Server{cfg: cfg, ws: ws, log: cfg.Log, accounts: newLimiter(failuresAllowed), addresses: newLimiter(failuresPerAddress),
-		hashSlots: make(chan struct{}, 2), console: &consoleConn{dial: cfg.DialConsole}}
+		hashSlots: make(chan struct{}, 2), console: &consoleConn{dial: cfg.DialConsole}, issuing: map[string]bool{}}
 	empty, err := emptyWorkspace(ws)
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
