@@ -4,7 +4,10 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +29,10 @@ const (
 	statusPending  = "pending"
 	statusApproved = "approved"
 	statusRefused  = "refused"
+	// statusReplaced is a pending request that a later upload for the same
+	// site or account replaced: kept, so that its id is never reused and
+	// an approval shown before the upload is refused with the reason.
+	statusReplaced = "replaced"
 )
 
 // certRequest is a row of requests.
@@ -39,6 +46,10 @@ type certRequest struct {
 	Status   string
 	Uploaded time.Time
 	Decided  *time.Time
+	// KeyDigest is the SHA-256 of the request's public key (its
+	// SubjectPublicKeyInfo, DER), "sha256:" and hex: what the requests
+	// page shows and its approve form sends back (keyDigest).
+	KeyDigest string
 }
 
 const requestColumns = `r.id, r.name, r.org, r.kind, r.role, COALESCE(r.site_id, 0), COALESCE(r.user_id, 0), u.email, r.csr_pem, r.status, r.uploaded_at, r.decided_at`
@@ -53,6 +64,7 @@ func scanRequest(sc interface{ Scan(...any) error }) (*certRequest, error) {
 	}
 	q.Identity.Kind, q.Identity.Role = pki.Kind(kind), pki.Role(role)
 	q.Uploaded = time.Unix(uploaded, 0)
+	q.KeyDigest = keyDigest([]byte(q.PEM))
 	if decided.Valid {
 		t := time.Unix(decided.Int64, 0)
 		q.Decided = &t
@@ -77,6 +89,24 @@ func latestRequestIn(ctx context.Context, db execer, col string, id int64) (*cer
 		return nil, nil
 	}
 	return q, err
+}
+
+// keyDigest is the SHA-256 of csr's public key as SubjectPublicKeyInfo
+// DER, "sha256:" and 64 hex digits; the requester can compute the same from
+// its key (`openssl pkey -in key.pem -pubout -outform DER | sha256sum`).
+// A CSR that does not parse (none is stored: uploads are checked) has the
+// digest "unreadable", which no form matches.
+func keyDigest(csr []byte) string {
+	req, err := pki.ParseCSR(csr)
+	if err != nil {
+		return "unreadable"
+	}
+	der, err := x509.MarshalPKIXPublicKey(req.PublicKey)
+	if err != nil {
+		return "unreadable"
+	}
+	sum := sha256.Sum256(der)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // readCSR reads the uploaded (csr_file) or pasted (csr) request.
@@ -136,7 +166,8 @@ func roleFlag(r pki.Role) string {
 }
 
 // storeRequest records a pending request for a site or an account,
-// replacing an earlier pending one; it refuses (409, audited as
+// replacing an earlier pending one (kept as replaced: ids are never
+// reused, and an approval of the old one is refused); it refuses (409, audited as
 // csr.upload.refused) where a certificate was already approved, or is
 // being approved from the pending request now (reqMu).
 func (s *Server) storeRequest(ctx context.Context, u *User, col string, id int64, want pki.Identity, csr []byte) error {
@@ -158,7 +189,8 @@ func (s *Server) storeRequest(ctx context.Context, u *User, col string, id int64
 		if refusal != nil {
 			return audit(ctx, tx, now, u.Email, "csr.upload.refused", want.Name, refusal.(*httpError).msg)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM requests WHERE `+col+` = ? AND status = ?`, id, statusPending); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE requests SET status = ?, decided_at = ? WHERE `+col+` = ? AND status = ?`,
+			statusReplaced, now.Unix(), id, statusPending); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO requests (name, org, kind, role, `+col+`, uploaded_by, csr_pem, status, uploaded_at)
@@ -270,10 +302,29 @@ func (s *Server) pendingRequest(ctx context.Context, r *http.Request) (*certRequ
 	if err != nil {
 		return nil, err
 	}
-	if q.Status != statusPending {
-		return nil, conflict("request %d for %s is already %s", q.ID, q.Identity.Name, q.Status)
+	switch q.Status {
+	case statusPending:
+		return q, nil
+	case statusReplaced:
+		return nil, conflict("request %d for %s was replaced by a newer upload: reload the requests page and check the new request's key digest", q.ID, q.Identity.Name)
 	}
-	return q, nil
+	return nil, conflict("request %d for %s is already %s", q.ID, q.Identity.Name, q.Status)
+}
+
+// keyDigestField is the approve form's field naming the key digest shown.
+const keyDigestField = "key_sha256"
+
+// checkShownKey refuses (409) an approval whose form names another key
+// digest than q's: the page it came from showed another request.
+func checkShownKey(r *http.Request, q *certRequest) error {
+	shown := r.PostFormValue(keyDigestField)
+	switch {
+	case shown == "":
+		return conflict("the approval names no key digest (%s): approve from the requests page, which shows the key it approves", keyDigestField)
+	case shown != q.KeyDigest:
+		return conflict("request %d for %s is for key %s, not the key %s shown where it was approved: its CSR was uploaded again; reload the requests page and check the key", q.ID, q.Identity.Name, q.KeyDigest, bounded(shown))
+	}
+	return nil
 }
 
 // refusedDecision audits an approval or refusal refused (action) because
@@ -289,15 +340,19 @@ func (s *Server) refusedDecision(r *http.Request, rq *request, action string, re
 	return refusal
 }
 
-// approve issues the kit of a pending request. It claims the request
+// approve issues the kit of a pending request whose key digest is the one
+// the form sends (the key the page showed). It claims the request
 // (issuing) while the kit is issued, so that a re-upload meanwhile is
-// refused, and a request that is not pending is refused, audited, its
-// kit never issued twice.
+// refused; a request that is not pending, or whose key is not the one
+// shown, is refused, audited, its kit never issued (nor twice).
 func (s *Server) approve(w http.ResponseWriter, r *http.Request, rq *request) error {
 	s.wsMu.Lock()
 	defer s.wsMu.Unlock()
 	s.reqMu.Lock()
 	q, err := s.pendingRequest(r.Context(), r)
+	if err == nil {
+		err = checkShownKey(r, q)
+	}
 	if err == nil {
 		s.issuing[q.Identity.Name] = true
 	}

@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -31,18 +31,6 @@ func auditRows(t *testing.T, h *harness, action string) []AuditEntry {
 	return out
 }
 
-var requestIDRE = regexp.MustCompile(`action="/requests/(\d+)/approve"`)
-
-// pendingID is the id of the one pending request on the requests page.
-func pendingID(t *testing.T, pa *client) string {
-	t.Helper()
-	m := requestIDRE.FindAllStringSubmatch(pa.get("/requests").want(t, 200).body, -1)
-	if len(m) != 1 {
-		t.Fatalf("%d pending requests, want one", len(m))
-	}
-	return m[0][1]
-}
-
 // TestUploadDuringApprovalIsRefused: a CSR re-uploaded while the project
 // admin's approval of the site's pending request is issuing its kit is
 // refused (409, audited), not allowed to replace the request being
@@ -55,7 +43,7 @@ func TestUploadDuringApprovalIsRefused(t *testing.T) {
 	page := alice.addSite(url.Values{"name": {"site-1"}})
 	_, csr := makeCSR(t, pki.Identity{Name: "site-1", Org: "clinic-a", Kind: pki.KindSite})
 	alice.upload(page+"/csr", csr).want(t, http.StatusSeeOther)
-	id := pendingID(t, pa)
+	shown := pa.pendingShown()
 
 	_, again := makeCSR(t, pki.Identity{Name: "site-1", Org: "clinic-a", Kind: pki.KindSite})
 	var during response
@@ -66,7 +54,7 @@ func TestUploadDuringApprovalIsRefused(t *testing.T) {
 		alice.get(page)
 		during = alice.upload(page+"/csr", again) // the approval holds its claim meanwhile
 	}
-	pa.post("/requests/"+id+"/approve", nil).want(t, http.StatusSeeOther)
+	pa.post("/requests/"+shown.id+"/approve", shown.approveForm()).want(t, http.StatusSeeOther)
 	h.srv.issuingHook = nil
 	during.want(t, http.StatusConflict, "site-1 is being approved")
 	alice.get(page).want(t, 200, `id="site-status">approved`)
@@ -81,6 +69,109 @@ func TestUploadDuringApprovalIsRefused(t *testing.T) {
 	}
 }
 
+// TestApprovalBindsToTheKeyShown: the project admin's approval names the
+// request and the key digest its page showed. After the org admin uploads
+// the site's CSR again (another key), the form of the page shown before is
+// refused (its request replaced), so is the new request with the old
+// digest or none, each audited, and nothing is issued; the approval from
+// the page shown after issues the kit with the new key. Request ids are
+// never reused, even after a delete.
+func TestApprovalBindsToTheKeyShown(t *testing.T) {
+	h := newHarness(t)
+	pa := h.setupAdmin(paEmail, "hub", paPass)
+	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	page := alice.addSite(url.Values{"name": {"site-1"}})
+	site := pki.Identity{Name: "site-1", Org: "clinic-a", Kind: pki.KindSite}
+	_, oldCSR := makeCSR(t, site)
+	alice.upload(page+"/csr", oldCSR).want(t, http.StatusSeeOther)
+	before := pa.pendingShown()
+	if before.digest != keyDigest(oldCSR) || !strings.HasPrefix(before.digest, "sha256:") {
+		t.Fatalf("the page shows key %s, want the CSR's %s", before.digest, keyDigest(oldCSR))
+	}
+
+	alice.get(page)
+	_, newCSR := makeCSR(t, site)
+	alice.upload(page+"/csr", newCSR).want(t, http.StatusSeeOther)
+	after := pa.pendingShown()
+	if after.id == before.id || after.digest == before.digest {
+		t.Fatalf("after the re-upload the page shows request %s key %s, as before", after.id, after.digest)
+	}
+
+	for _, tc := range []struct {
+		name, id string
+		form     url.Values
+		want     string
+	}{
+		{"the form shown before", before.id, before.approveForm(), "was replaced by a newer upload"},
+		{"the new request with the old key", after.id, before.approveForm(), "not the key " + before.digest + " shown"},
+		{"the new request with no key", after.id, nil, "names no key digest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := len(auditRows(t, h, "cert.approve.refused"))
+			pa.get("/requests")
+			pa.post("/requests/"+tc.id+"/approve", tc.form).want(t, http.StatusConflict, tc.want)
+			rows := auditRows(t, h, "cert.approve.refused")
+			if len(rows) != n+1 || !strings.Contains(rows[n].Detail, tc.want) {
+				t.Fatalf("refusal audited as %+v, want one more row saying %q", rows, tc.want)
+			}
+			if _, err := os.Stat(provision.KitDir(h.ws, "site-1")); !os.IsNotExist(err) {
+				t.Fatalf("a kit was issued for site-1 (%v)", err)
+			}
+		})
+	}
+	if n := len(auditRows(t, h, "cert.approve")); n != 0 {
+		t.Fatalf("%d approvals audited, want none", n)
+	}
+
+	pa.post("/requests/"+after.id+"/approve", after.approveForm()).want(t, http.StatusSeeOther)
+	certPEM, err := os.ReadFile(filepath.Join(provision.KitDir(h.ws, "site-1"), "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.ParseCertPEM(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := pki.ParseCSR(newCSR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !want.PublicKey.Equal(cert.PublicKey) {
+		t.Fatal("site-1's certificate does not carry the key of the CSR approved")
+	}
+	list := pa.get("/requests").want(t, 200, `<span class="status replaced">replaced</span>`).body
+	if !strings.Contains(list, before.digest) {
+		t.Fatal("the replaced request's key is no longer shown")
+	}
+
+	// The schema never hands out an id again, even one whose row is gone.
+	ctx := context.Background()
+	if _, err := h.srv.db.ExecContext(ctx, `DELETE FROM requests WHERE id = ?`, after.id); err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.srv.db.ExecContext(ctx, `INSERT INTO requests (name, org, kind, site_id, uploaded_by, csr_pem, status, uploaded_at)
+		SELECT 'site-1', 'clinic-a', 'site', id, 1, 'x', 'refused', 0 FROM sites WHERE name = 'site-1'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := res.LastInsertId()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next <= mustInt(t, after.id) {
+		t.Fatalf("a new request got id %d, reusing the deleted %s", next, after.id)
+	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestDecisionsOnlyOnPendingRequests: approving or refusing a request that
 // is not pending (approved, refused, or none such) is refused with the
 // reason and audited, and no kit is issued twice.
@@ -92,15 +183,17 @@ func TestDecisionsOnlyOnPendingRequests(t *testing.T) {
 	site2 := alice.addSite(url.Values{"name": {"site-2"}})
 	_, csr1 := makeCSR(t, pki.Identity{Name: "site-1", Org: "clinic-a", Kind: pki.KindSite})
 	alice.upload(site1+"/csr", csr1).want(t, http.StatusSeeOther)
-	approved := pendingID(t, pa)
-	pa.post("/requests/"+approved+"/approve", nil).want(t, http.StatusSeeOther)
+	first := pa.pendingShown()
+	approved := first.id
+	pa.post("/requests/"+approved+"/approve", first.approveForm()).want(t, http.StatusSeeOther)
 	cert, err := os.ReadFile(filepath.Join(provision.KitDir(h.ws, "site-1"), "cert.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, csr2 := makeCSR(t, pki.Identity{Name: "site-2", Org: "clinic-a", Kind: pki.KindSite})
 	alice.upload(site2+"/csr", csr2).want(t, http.StatusSeeOther)
-	refused := pendingID(t, pa)
+	second := pa.pendingShown()
+	refused := second.id
 	pa.post("/requests/"+refused+"/refuse", url.Values{"reason": {"not this one"}}).want(t, http.StatusSeeOther)
 
 	for _, tc := range []struct {

@@ -298,18 +298,36 @@ func makeCSR(t *testing.T, id pki.Identity) (dir string, csr []byte) {
 	return dir, csr
 }
 
-var approveRE = regexp.MustCompile(`action="/requests/(\d+)/approve"><input type="hidden" name="csrf" value="[^"]+"><button type="submit" id="approve-([^"]+)"`)
+var approveRE = regexp.MustCompile(`action="/requests/(\d+)/approve"><input type="hidden" name="csrf" value="[^"]+"><input type="hidden" name="key_sha256" value="([^"]+)"><button type="submit" id="approve-([^"]+)"`)
 
-// approveAll approves every pending request, returning the names.
+// approveAll approves every pending request as the requests page shows
+// it (its id and key digest), returning the names.
 func (c *client) approveAll() []string {
 	c.h.t.Helper()
 	r := c.get("/requests").want(c.h.t, 200)
 	var names []string
 	for _, m := range approveRE.FindAllStringSubmatch(r.body, -1) {
-		c.post("/requests/"+m[1]+"/approve", nil).want(c.h.t, http.StatusSeeOther)
-		names = append(names, m[2])
+		c.post("/requests/"+m[1]+"/approve", url.Values{"key_sha256": {m[2]}}).want(c.h.t, http.StatusSeeOther)
+		names = append(names, m[3])
 	}
 	return names
+}
+
+// shownRequest is a pending request as the requests page showed it: what
+// its approve form sends.
+type shownRequest struct{ id, digest, name string }
+
+// approveForm is the form approving r.
+func (r shownRequest) approveForm() url.Values { return url.Values{"key_sha256": {r.digest}} }
+
+// pendingShown reads the one pending request off the requests page.
+func (c *client) pendingShown() shownRequest {
+	c.h.t.Helper()
+	m := approveRE.FindAllStringSubmatch(c.get("/requests").want(c.h.t, 200).body, -1)
+	if len(m) != 1 {
+		c.h.t.Fatalf("%d pending requests on the page, want one", len(m))
+	}
+	return shownRequest{id: m[0][1], digest: m[0][2], name: m[0][3]}
 }
 
 // untar unpacks a kit archive into dir.
