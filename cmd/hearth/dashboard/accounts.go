@@ -20,7 +20,7 @@ import (
 const errSignin = "wrong e-mail or password"
 
 func (s *Server) signinPage(w http.ResponseWriter, r *http.Request, rq *request) error {
-	s.render(w, r, rq, http.StatusOK, "signin.html", "Sign in", map[string]any{"Form": formToken(w, r)})
+	s.render(w, r, rq, http.StatusOK, "signin.html", "Sign in", s.signinData(w, r, nil))
 	return nil
 }
 
@@ -63,15 +63,7 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request, rq *request) err
 		}
 	}
 	if d > 0 {
-		secs := int((d + time.Second - 1) / time.Second)
-		if first {
-			if err := audit(r.Context(), s.db, now, email, "signin.throttled", "", fmt.Sprintf("from %s, for %d s", clientIP(r), secs)); err != nil {
-				return err
-			}
-		}
-		w.Header().Set("Retry-After", fmt.Sprint(secs))
-		return &httpError{status: http.StatusTooManyRequests,
-			msg: fmt.Sprintf("too many failed sign-ins for this account or from this address: try again in %d s", secs)}
+		return s.throttled(w, r, now, email, d, first)
 	}
 	release := func() { s.accounts.release(account); s.addresses.release(addr) }
 	u, hash, err := s.userByEmail(r.Context(), email)
@@ -96,7 +88,7 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request, rq *request) err
 			return err
 		}
 		s.render(w, r, rq, http.StatusUnauthorized, "signin.html", "Sign in",
-			map[string]any{"Form": formToken(w, r), "Error": errSignin, "Email": email})
+			s.signinData(w, r, map[string]any{"Error": errSignin, "Email": email}))
 		return nil
 	}
 	// The session and its audit row commit together, before the cookie.
@@ -114,6 +106,34 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request, rq *request) err
 	setSessionCookie(w, id)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 	return nil
+}
+
+// throttled answers a sign-in (password or OIDC callback) that the
+// limiter refused for wait, auditing it when it is the first refusal of
+// its lock window.
+func (s *Server) throttled(w http.ResponseWriter, r *http.Request, now time.Time, email string, wait time.Duration, first bool) error {
+	secs := int((wait + time.Second - 1) / time.Second)
+	if first {
+		if err := audit(r.Context(), s.db, now, email, "signin.throttled", "", fmt.Sprintf("from %s, for %d s", clientIP(r), secs)); err != nil {
+			return err
+		}
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(secs))
+	return &httpError{status: http.StatusTooManyRequests,
+		msg: fmt.Sprintf("too many failed sign-ins for this account or from this address: try again in %d s", secs)}
+}
+
+// signinData is the sign-in page's data: the form token, the OIDC
+// provider's issuer where one is configured, and extra.
+func (s *Server) signinData(w http.ResponseWriter, r *http.Request, extra map[string]any) map[string]any {
+	d := map[string]any{"Form": formToken(w, r)}
+	if s.oidc != nil {
+		d["OIDC"] = s.oidc.cfg.Issuer
+	}
+	for k, v := range extra {
+		d[k] = v
+	}
+	return d
 }
 
 // maxHashWaiting bounds the requests waiting for a hash slot; beyond it

@@ -11,7 +11,8 @@ import (
 // route is one page or form of the dashboard.
 type route struct {
 	method, pattern string
-	// public routes need no session: sign-in, setup, invitations, style.
+	// public routes need no session: sign-in (password or OIDC), setup,
+	// invitations, style.
 	public bool
 	// action is what authorize decides before handle runs (signed-in
 	// routes only); handlers decide again once they know the target.
@@ -32,6 +33,8 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: "/static/style.css", public: true, handle: s.style},
 		{method: "GET", pattern: "/signin", public: true, handle: s.signinPage},
 		{method: "POST", pattern: "/signin", public: true, handle: s.signin},
+		{method: "GET", pattern: "/signin/oidc", public: true, handle: s.oidcStart},
+		{method: "GET", pattern: oidcCallback, public: true, handle: s.oidcCallback},
 		{method: "GET", pattern: "/setup/{token}", public: true, handle: s.setupPage},
 		{method: "POST", pattern: "/setup/{token}", public: true, handle: s.setup},
 		{method: "GET", pattern: "/invite/{token}", public: true, handle: s.invitePage},

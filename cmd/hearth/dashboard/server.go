@@ -24,6 +24,9 @@
 //     before a session, a double-submit token) and must not come from
 //     another origin (Origin, Sec-Fetch-Site).
 //   - Sign-in is throttled per account and per client address.
+//   - Optionally, sign-in with an OpenID Connect provider (oidc.go): the
+//     authorization-code flow with PKCE, for an existing account of the
+//     token's verified e-mail.
 //   - Every change is in a hash-chained audit table (audit.go).
 //
 // State lives in WORKSPACE/dashboard/dashboard.db (SQLite, pure Go,
@@ -87,6 +90,9 @@ type Config struct {
 	// after a failure. ConsoleName is that admin's name, shown on the pages.
 	DialConsole DialConsole
 	ConsoleName string
+	// OIDC, if set, adds sign-in with that OpenID Connect provider beside
+	// the password (oidc.go).
+	OIDC *OIDCConfig
 }
 
 // DefaultInviteTTL is how long an invitation link stays valid.
@@ -115,6 +121,11 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.OIDC != nil {
+		if err := c.OIDC.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -136,6 +147,7 @@ type Server struct {
 	tls       *tls.Config
 	webCert   atomic.Pointer[tls.Certificate] // the generated certificate (not with --cert/--key)
 	console   *consoleConn
+	oidc      *oidcSignin // nil: no OIDC sign-in
 
 	wsMu sync.Mutex // workspace operations (approve, revoke) are not concurrency-safe
 
@@ -185,6 +197,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, ws: ws, log: cfg.Log, accounts: newLimiter(failuresAllowed), addresses: newLimiter(failuresPerAddress),
 		hashSlots: make(chan struct{}, 2), console: &consoleConn{dial: cfg.DialConsole}, issuing: map[string]bool{}}
+	if cfg.OIDC != nil {
+		s.oidc = newOIDCSignin(*cfg.OIDC)
+	}
 	empty, err := emptyWorkspace(ws)
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)

@@ -59,6 +59,18 @@ type DexConfig struct {
 	// IDTokenExpiry is how long ID tokens (and access tokens) are valid;
 	// default 10 minutes. Dex counts in whole seconds.
 	IDTokenExpiry time.Duration
+	// Clients are confidential clients of the authorization-code flow
+	// (web applications, such as the dashboard's sign-in); none by
+	// default.
+	Clients []DexClient
+}
+
+// DexClient is a confidential client of the authorization-code flow: Dex
+// sends its codes only to one of RedirectURIs (compared exactly) and
+// exchanges them only with Secret.
+type DexClient struct {
+	ID, Secret   string
+	RedirectURIs []string
 }
 
 // Dex is a running Dex. Its fields are set once by StartDex.
@@ -245,6 +257,9 @@ func dexConfig(t testing.TB, c DexConfig, issuer, addr, certFile, keyFile string
 	clients := []map[string]any{{"id": DexConsole, "name": "Hearth admin console", "public": true}}
 	for _, s := range c.Sites {
 		clients = append(clients, map[string]any{"id": s, "name": s, "secret": randomHex(t), "trustedPeers": []string{DexConsole}})
+	}
+	for _, cl := range c.Clients {
+		clients = append(clients, map[string]any{"id": cl.ID, "name": cl.ID, "secret": cl.Secret, "redirectURIs": cl.RedirectURIs})
 	}
 	conf := map[string]any{
 		"issuer":  issuer,

@@ -32,13 +32,14 @@ func (e *ProviderError) Error() string { return "oidc provider at " + e.URL + ":
 // Unwrap returns the cause.
 func (e *ProviderError) Unwrap() error { return e.Err }
 
-// newHTTPClient returns a client for the provider: TLS 1.2 or newer to
+// NewHTTPClient returns a client for an OIDC provider (the
+// authenticator's, the console's, the dashboard's sign-in): TLS 1.2 or newer to
 // roots (nil: the system's), no proxy, no redirects, every request and
 // its whole response body bounded by timeout, bodies by
 // maxResponseBytes. With strictStatus, any status other than 200 is a
 // *ProviderError (discovery and keys); without, the caller reads the
 // status (a token endpoint answers 400 with an OAuth2 error).
-func newHTTPClient(roots *x509.CertPool, timeout time.Duration, strictStatus bool) *http.Client {
+func NewHTTPClient(roots *x509.CertPool, timeout time.Duration, strictStatus bool) *http.Client {
 	base := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            (&net.Dialer{Timeout: timeout}).DialContext,

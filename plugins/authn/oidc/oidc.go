@@ -130,7 +130,7 @@ func (a *Authenticator) state(ctx context.Context) (*Config, *provider, error) {
 // discover fetches the provider's discovery document and sets up its key
 // set, over the bounded client.
 func discover(ctx context.Context, cfg *Config) (*provider, error) {
-	client := newHTTPClient(cfg.caPool, time.Duration(cfg.Timeout), true)
+	client := NewHTTPClient(cfg.caPool, time.Duration(cfg.Timeout), true)
 	cctx := oidc.ClientContext(ctx, client)
 	p, err := oidc.NewProvider(cctx, cfg.Issuer)
 	if err != nil {

@@ -182,11 +182,11 @@ func tokenError(op, issuer string, err error) error {
 // (they carry the OAuth2 error), not refused.
 func consoleClient(caPEM []byte, timeout time.Duration) (*http.Client, error) {
 	if len(caPEM) == 0 {
-		return newHTTPClient(nil, timeout, false), nil
+		return NewHTTPClient(nil, timeout, false), nil
 	}
 	pool, err := parseCA(caPEM)
 	if err != nil {
 		return nil, fmt.Errorf("oidc: CA: %w", err)
 	}
-	return newHTTPClient(pool, timeout, false), nil
+	return NewHTTPClient(pool, timeout, false), nil
 }
