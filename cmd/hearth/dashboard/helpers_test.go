@@ -11,6 +11,7 @@ import (
 	"io"
 	"log"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -67,6 +68,14 @@ func newHarness(t *testing.T) *harness {
 // configure change the dashboard's configuration.
 func newHarnessWith(t *testing.T, sites []provision.SiteSpec, configure func(*Config)) *harness {
 	t.Helper()
+	return newHarnessOn(t, nil, sites, configure)
+}
+
+// newHarnessOn is newHarnessWith serving on ln (nil: a new loopback
+// listener), for a test that must know the address before the dashboard
+// is configured (a provider's redirect URI).
+func newHarnessOn(t *testing.T, ln net.Listener, sites []provision.SiteSpec, configure func(*Config)) *harness {
+	t.Helper()
 	ws := filepath.Join(t.TempDir(), "ws")
 	now := time.Now()
 	p := &provision.Project{APIVersion: 1, Name: "demo",
@@ -74,7 +83,7 @@ func newHarnessWith(t *testing.T, sites []provision.SiteSpec, configure func(*Co
 	if _, err := provision.Provision(p, ws, []byte(testPassphrase), policies.Defaults(), now); err != nil {
 		t.Fatal(err)
 	}
-	h := startHarness(t, ws, now, configure)
+	h := startHarness(t, ws, ln, now, configure)
 	rootPEM, err := os.ReadFile(filepath.Join(ws, "ca", "rootCA.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +102,7 @@ func newPool(pemCerts []byte) *x509.CertPool {
 // startHarness serves a dashboard on ws, which may be empty (then clients
 // skip verifying its certificate: before the project exists it is
 // self-signed).
-func startHarness(t *testing.T, ws string, now time.Time, configure func(*Config)) *harness {
+func startHarness(t *testing.T, ws string, ln net.Listener, now time.Time, configure func(*Config)) *harness {
 	t.Helper()
 	c := &clock{t: now}
 	cfg := Config{Workspace: ws, Passphrase: []byte(testPassphrase), Listen: "127.0.0.1:0",
@@ -106,6 +115,10 @@ func startHarness(t *testing.T, ws string, now time.Time, configure func(*Config
 		t.Fatal(err)
 	}
 	ts := httptest.NewUnstartedServer(srv.Handler())
+	if ln != nil {
+		ts.Listener.Close()
+		ts.Listener = ln
+	}
 	// The dashboard's own TLS configuration, not StartTLS's, which would
 	// put httptest's certificate before the dashboard's GetCertificate.
 	ts.Listener = tls.NewListener(ts.Listener, srv.TLSConfig())

@@ -28,7 +28,7 @@ func newProject(email, org, password string) url.Values {
 // passphrase, the server's kit); refused forms create nothing.
 func TestEmptyWorkspace(t *testing.T) {
 	ws := filepath.Join(t.TempDir(), "ws")
-	h := startHarness(t, ws, time.Now(), nil)
+	h := startHarness(t, ws, nil, time.Now(), nil)
 	c := h.client()
 	path := h.srv.SetupPath()
 	if path == "" {

@@ -45,13 +45,14 @@ func TestRoutesRefuseWithoutSession(t *testing.T) {
 			}
 		})
 	}
-	for _, p := range []string{"/static/style.css", "/signin", "/setup/{token}", "/invite/{token}"} {
+	publicRoutes := []string{"/static/style.css", "/signin", "/signin/oidc", oidcCallback, "/setup/{token}", "/invite/{token}"}
+	for _, p := range publicRoutes {
 		if !public[p] {
 			t.Errorf("%s is not public", p)
 		}
 	}
-	if len(public) != 4 {
-		t.Errorf("public routes %v, want exactly sign-in, setup, invitations and the style sheet", public)
+	if len(public) != len(publicRoutes) {
+		t.Errorf("public routes %v, want exactly sign-in (password and OIDC), setup, invitations and the style sheet", public)
 	}
 	h.client().get("/no/such/page").want(t, http.StatusNotFound)
 }
