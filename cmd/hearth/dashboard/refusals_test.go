@@ -14,7 +14,7 @@ import (
 
 // TestRoutesRefuseWithoutSession walks every registered route: without a
 // session, pages redirect to sign-in and forms answer 401, except the
-// public ones (sign-in, setup, invitations, the style sheet).
+// public ones (sign-in, setup, invitations, the static files).
 func TestRoutesRefuseWithoutSession(t *testing.T) {
 	h := newHarness(t)
 	pa := h.setupAdmin(paEmail, "hub", paPass)
@@ -45,13 +45,13 @@ func TestRoutesRefuseWithoutSession(t *testing.T) {
 			}
 		})
 	}
-	for _, p := range []string{"/static/style.css", "/signin", "/setup/{token}", "/invite/{token}"} {
+	for _, p := range []string{"/static/style.css", "/static/csr.js", "/signin", "/setup/{token}", "/invite/{token}"} {
 		if !public[p] {
 			t.Errorf("%s is not public", p)
 		}
 	}
-	if len(public) != 4 {
-		t.Errorf("public routes %v, want exactly sign-in, setup, invitations and the style sheet", public)
+	if len(public) != 5 {
+		t.Errorf("public routes %v, want exactly sign-in, setup, invitations, the style sheet and csr.js", public)
 	}
 	h.client().get("/no/such/page").want(t, http.StatusNotFound)
 }
