@@ -21,8 +21,8 @@
 //
 //	<div class="webcrypto-csr" hidden data-name=NAME data-org=ORG data-kind=KIND
 //	     data-role=ROLE data-hosts="h1,h2" data-field=TEXTAREA_ID data-upload=BUTTON_ID>
-//	  <button type="button" id="make-key">…</button>
-//	  <p class="key-result" hidden>… <a id="key-download" download="key.pem">…</a></p>
+//	  <button type="button">…</button> <p class="key-status" hidden></p>
+//	  <p class="key-result" hidden>… <a download="key.pem">…</a></p>
 //	</div>
 //
 // Under Node (the dashboard's tests) the file exports makeRequest instead.
@@ -216,6 +216,7 @@
     const hosts = (box.dataset.hosts || "").split(",").map((h) => h.trim()).filter(Boolean);
     button.addEventListener("click", async () => {
       button.disabled = true;
+      status.hidden = false;
       status.textContent = "Making the key…";
       try {
         const made = await makeRequest(id, hosts);
