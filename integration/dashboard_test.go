@@ -2,9 +2,11 @@ package integration
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/provision"
 	"github.com/hearthfl/hearth/cmd/hearth/dashboard"
 	"github.com/hearthfl/hearth/integration/cluster"
@@ -97,6 +100,34 @@ func (b *browserUser) do(step string, actions ...chromedp.Action[chromedp.Void])
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.t.Fatalf("browser, %s: %v\n%s", step, err, b.where())
+	}
+}
+
+// result runs the action a of the step named step within stepTimeout
+// and returns its value.
+func result[T any](b *browserUser, step string, a chromedp.Action[T]) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		b.t.Fatalf("browser, %s: %v\n%s", step, err, b.where())
+	}
+	return v
+}
+
+// refused checks that the page is the dashboard's refusal with status
+// text (its h1, such as "Not Found") and a message with each of contains.
+func (b *browserUser) refused(status string, contains ...string) {
+	b.t.Helper()
+	if got := b.text("h1"); got != status {
+		b.t.Fatalf("%s: %q, want the refusal %q\n%s", b.path(), got, status, b.where())
+	}
+	msg := b.text("#error")
+	for _, c := range contains {
+		if !strings.Contains(msg, c) {
+			b.t.Fatalf("%s: refusal %q lacks %q", b.path(), msg, c)
+		}
 	}
 }
 
@@ -195,12 +226,23 @@ func (b *browserUser) path() string {
 // is set.
 func (b *browserUser) screenshot(name string) {
 	b.t.Helper()
+	b.capture(name, chromedp.CaptureScreenshot())
+}
+
+// screenshotPage is screenshot of the whole page, beyond the viewport.
+func (b *browserUser) screenshotPage(name string) {
+	b.t.Helper()
+	b.capture(name, chromedp.FullScreenshot(100))
+}
+
+func (b *browserUser) capture(name string, shot chromedp.Action[[]byte]) {
+	b.t.Helper()
 	if b.shot == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	png, err := chromedp.Run(ctx, shot)
 	if err != nil {
 		b.t.Fatalf("browser, screenshot %s: %v", name, err)
 	}
@@ -234,6 +276,59 @@ func (b *browserUser) download(sel, dir string) string {
 	}
 	b.t.Fatalf("browser, download from %s: no download", sel)
 	return ""
+}
+
+// makeKeyInBrowser has the open page (a site's, or the home page) make
+// id's key and request with static/csr.js, saves key.pem into dir (the
+// browser's download) and returns the request from the CSR field and the
+// key's path. The request must be, byte for byte, the one pki.NewCSR makes
+// with that key (Ed25519 signs deterministically); the upload button
+// waits until the key is saved. It leaves the page with the field filled.
+func makeKeyInBrowser(b *browserUser, id pki.Identity, upload, dir string) (csr []byte, keyFile string) {
+	b.t.Helper()
+	b.do("make a key in the browser", chromedp.WaitVisible(chromedp.CSS("#make-key")), chromedp.Click(chromedp.CSS("#make-key")))
+	result(b, "wait for the browser's request", chromedp.Poll[bool](`document.querySelector("#csr").value.startsWith("-----BEGIN CERTIFICATE REQUEST-----")`))
+	disabled := fmt.Sprintf("document.querySelector(%q).disabled", upload)
+	if !result(b, "the upload button before the key is saved", chromedp.Evaluate[bool](disabled)) {
+		b.t.Fatalf("%s is enabled before key.pem was saved", upload)
+	}
+	keyFile = b.download("#key-download", dir)
+	if result(b, "the upload button once the key is saved", chromedp.Evaluate[bool](disabled)) {
+		b.t.Fatalf("%s stays disabled after key.pem was saved", upload)
+	}
+	csr = []byte(result(b, "read the browser's request", chromedp.Value(chromedp.CSS("#csr"))))
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	key, err := pki.ParseKeyPEM(keyPEM)
+	if err != nil {
+		b.t.Fatalf("key.pem saved from the browser: %v", err)
+	}
+	want, err := pki.NewCSR(id, key, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if string(csr) != string(want) {
+		b.t.Fatalf("the browser's request for %v:\n%s\nis not pki.NewCSR's with the same key:\n%s", id, csr, want)
+	}
+	req, err := pki.ParseCSR(csr)
+	if err != nil || req.Identity != id || !req.PublicKey.Equal(key.Public()) {
+		b.t.Fatalf("the browser's request parses as %+v (%v), want %v with key.pem's public key", req, err, id)
+	}
+	return csr, keyFile
+}
+
+// alterSigned replaces from with to (of the same length) in the DER of a
+// PEM certificate request, leaving its signature as it was.
+func alterSigned(t *testing.T, csrPEM []byte, from, to string) []byte {
+	t.Helper()
+	block, _ := pem.Decode(csrPEM)
+	if block == nil || len(from) != len(to) || bytes.Count(block.Bytes, []byte(from)) != 1 {
+		t.Fatalf("cannot replace %q by %q once in the request", from, to)
+	}
+	block.Bytes = bytes.Replace(block.Bytes, []byte(from), []byte(to), 1)
+	return pem.EncodeToMemory(block)
 }
 
 // hearthCmd runs the hearth binary and returns its standard output.
@@ -303,6 +398,19 @@ func untarKit(t *testing.T, archive, dir string) string {
 	return filepath.Join(dir, top)
 }
 
+// putKey copies the private key made with a request into the kit's
+// folder, as the dashboard's download page tells its user to.
+func putKey(t *testing.T, keyFile, kitDir string) {
+	t.Helper()
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(kitDir, "key.pem"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // checkFor polls cond every `every` until it returns nil, failing the test
 // with cond's last error after total.
 func checkFor(t *testing.T, total, every time.Duration, cond func() error) {
@@ -325,18 +433,25 @@ var setupLinkRE = regexp.MustCompile(`https://\S+(/setup/[A-Za-z0-9_-]+)`)
 // TestDashboardInABrowser is the dashboard's whole flow in headless
 // Chromium, from an empty workspace: the project admin creates the project
 // (its CA and server kit) and its own account through the setup link, gets
-// its admin kit through its own CSR (the dashboard restarts with it as
-// --admin-kit) and invites
-// an org admin, who accepts, adds two sites and pastes their CSRs (made by
-// `hearth cert request`); the project admin approves; the org admin
-// downloads the kits, which unpack, take their keys and
-// load (kit.Load verifies the root-signed manifest); `hearth server` and
-// two `hearth site`s start from them and show as connected on the
+// its admin kit through its own CSR, key and request made in the browser
+// by static/csr.js (the dashboard restarts with it as --admin-kit), and
+// invites an org admin, who accepts, adds two sites and uploads their CSRs
+// (site-1's made by `hearth cert request`, site-2's key and request made
+// in the browser, key.pem saved through Chromium's download); the project
+// admin approves and adds an aggregation host from its CSR on the project
+// page; the org admin downloads the kits, which unpack, take their keys
+// and load (kit.Load verifies the root-signed manifest); `hearth server`
+// and two `hearth site`s start from them and show as connected on the
 // participants page; a job submitted with the project admin's kit trains
-// and its rounds appear on the job page while it runs, then its test
-// accuracy. Refused through the browser: a page without a session, a
-// forged CSRF token. With HEARTH_SCREENSHOTS=DIR it writes the main pages
-// as PNGs into DIR.
+// on both and its rounds appear on the job page while it runs, then its
+// test accuracy.
+//
+// Refused through the browser: a page without a session, a forged or
+// missing CSRF token, a browser-made request altered after signing, a
+// reused invitation link, an org admin opening another org's site, a
+// member opening the requests and posting an approval, and wrong
+// passwords until the account is throttled. With HEARTH_SCREENSHOTS=DIR
+// it writes the main pages as PNGs into DIR.
 //
 // One browser, people taking turns in it (sign in, sign out): each step
 // is bounded (stepTimeout) and fails with its name. It skips without
@@ -383,9 +498,11 @@ func TestDashboardInABrowser(t *testing.T) {
 	b.screenshot("signin")
 
 	// The project admin: setup link, then an invitation.
-	const orgAdmin = "ann@clinic-a.org"
-	const paPass, orgPass = "project admin's password", "org admin's password"
+	const orgAdmin, member = "ann@clinic-a.org", "carol@clinic-a.org"
+	const paPass, orgPass, memberPass = "project admin's password", "org admin's password", "member's password"
+	const browserSite = "site-2" // its key and request are made in the browser
 	b.open(setup)
+	b.screenshotPage("setup")
 	b.submit(map[string]string{"#project": "browser-demo", "#hosts": "localhost, 127.0.0.1",
 		"#leaf_port": strconv.Itoa(ports[0]), "#client_port": strconv.Itoa(ports[1]),
 		"#email": adminName, "#org": "hub", "#password": paPass, "#confirm": paPass}, "#create")
@@ -398,27 +515,20 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 
 	// The project admin's own admin kit, through the dashboard's CSR flow
-	// (`hearth admin submit` needs one); then the dashboard restarts with
-	// it as --admin-kit for the jobs pages. The session survives.
-	adminReq := filepath.Join(t.TempDir(), "admin")
-	hearthCmd(t, "cert", "request", "--name", adminName, "--org", "hub", "--kind", "admin", "--role", "project_admin", "-o", adminReq)
-	adminCSR, err := os.ReadFile(filepath.Join(adminReq, adminName+".csr"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// with its key and request made in the browser (`hearth admin submit`
+	// needs the kit); then the dashboard restarts with it as --admin-kit
+	// for the jobs pages. The session survives.
 	b.open("/")
-	b.submit(map[string]string{"#csr": string(adminCSR)}, "#upload-own")
+	_, adminKey := makeKeyInBrowser(b, pki.Identity{Name: adminName, Org: "hub", Kind: pki.KindAdmin, Role: pki.RoleProjectAdmin}, "#upload-own", t.TempDir())
+	b.click("#upload-own")
+	if got := b.text("#own-status"); got != "pending" {
+		t.Fatalf("the project admin's own request: %q, want pending", got)
+	}
 	b.open("/requests")
 	b.click(`button[id="approve-` + adminName + `"]`)
 	b.open("/")
 	adminKit := untarKit(t, b.download("#own-kit", t.TempDir()), t.TempDir())
-	key, err := os.ReadFile(filepath.Join(adminReq, "key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(adminKit, "key.pem"), key, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	putKey(t, adminKey, adminKit)
 	if _, err := kit.Load(adminKit); err != nil {
 		t.Fatalf("the project admin's kit: %v", err)
 	}
@@ -433,24 +543,58 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 	b.open("/invitations")
 	b.submit(map[string]string{"#email": orgAdmin, "#role": "org_admin", "#org": "clinic-a"}, "#invite")
-	link := b.text("#invite-link")
+	link := strings.TrimPrefix(b.text("#invite-link"), base)
 	b.screenshot("invitations")
+	b.submit(map[string]string{"#email": member, "#role": "member", "#org": "clinic-a"}, "#invite")
+	memberLink := strings.TrimPrefix(b.text("#invite-link"), base)
+	// A site of another org, which the org admin must not see.
+	b.open("/sites")
+	b.submit(map[string]string{"#name": "site-b", "#org": "clinic-b"}, "#add-site")
+	otherOrgSite := b.path()
 	b.signout()
 
-	// The org admin, through the link: accept, two sites, their CSRs.
-	b.open(strings.TrimPrefix(link, base))
+	// The org admin, through the link: accept (the link then works no
+	// more), two sites and their CSRs: site-1's made by `hearth cert
+	// request`, site-2's key and request made in the browser.
+	b.open(link)
 	b.submit(map[string]string{"#password": orgPass, "#confirm": orgPass}, "#accept")
+	b.open(link)
+	b.refused("Gone", "already used")
 	reqs := t.TempDir()
 	sitePages := map[string]string{}
-	for _, site := range []string{"site-1", "site-2"} {
+	for _, site := range []string{"site-1", browserSite} {
 		b.open("/sites")
 		b.submit(map[string]string{"#name": site, "#gpus": "1", "#gpu_memory_gib": "16"}, "#add-site")
 		sitePages[site] = b.path()
 		dir := filepath.Join(reqs, site)
-		hearthCmd(t, "cert", "request", "--name", site, "--org", "clinic-a", "--kind", "site", "-o", dir)
-		csr, err := os.ReadFile(filepath.Join(dir, site+".csr"))
-		if err != nil {
-			t.Fatal(err)
+		var csr []byte
+		if site == browserSite {
+			// The browser's key goes where `hearth cert request` puts it.
+			var keyFile string
+			csr, keyFile = makeKeyInBrowser(b, pki.Identity{Name: site, Org: "clinic-a", Kind: pki.KindSite}, "#upload-csr", t.TempDir())
+			b.do("scroll to the browser's key", chromedp.Evaluate[chromedp.Void](`document.querySelector(".webcrypto-csr").scrollIntoView({block: "start"})`))
+			b.screenshot("browser-key")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(keyFile, filepath.Join(dir, "key.pem")); err != nil {
+				t.Fatal(err)
+			}
+			// The same request with its org changed after signing is
+			// refused (its signature), and records nothing.
+			b.do("alter the browser's request", chromedp.SetValue(chromedp.CSS("#csr"), string(alterSigned(t, csr, "clinic-a", "clinic-b"))))
+			b.click("#upload-csr")
+			b.refused("Bad Request", "certificate request signature")
+			b.open(sitePages[site])
+			if got := b.text("#site-status"); got != "no request" {
+				t.Fatalf("%s after a tampered CSR: %q, want no request", site, got)
+			}
+		} else {
+			hearthCmd(t, "cert", "request", "--name", site, "--org", "clinic-a", "--kind", "site", "-o", dir)
+			var err error
+			if csr, err = os.ReadFile(filepath.Join(dir, site+".csr")); err != nil {
+				t.Fatal(err)
+			}
 		}
 		b.submit(map[string]string{"#csr": string(csr)}, "#upload-csr")
 		if got := b.text("#site-status"); got != "pending" {
@@ -459,6 +603,9 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 	b.open("/sites")
 	b.screenshot("sites")
+	if body := b.text("main"); strings.Contains(body, "site-b") {
+		t.Fatalf("the org admin of clinic-a sees clinic-b's site:\n%s", body)
+	}
 	// A forged CSRF token is refused, and adds no site.
 	b.do("forge the CSRF token", chromedp.SetAttributeValue(chromedp.CSS(`form[action="/sites"] input[name=csrf]`), "value", "forged"))
 	b.submit(map[string]string{"#name": "site-forged"}, "#add-site")
@@ -474,16 +621,76 @@ func TestDashboardInABrowser(t *testing.T) {
 	if body := b.text("main"); strings.Contains(body, "site-forged") || strings.Contains(body, "site-tokenless") {
 		t.Fatalf("a form with a forged or no CSRF token added a site:\n%s", body)
 	}
+	// Another org's site is "not found", as one that does not exist.
+	b.open(otherOrgSite)
+	b.refused("Not Found", "site not found")
 	b.signout()
 
-	// The project admin approves both.
+	// The project admin looks at the requests; a member (with a session
+	// and its CSRF token) may neither see nor approve them.
 	b.signin(adminName, paPass)
 	b.open("/requests")
-	b.want("site-1", "site-2")
+	b.want("site-1", browserSite)
 	b.screenshot("approval")
-	for _, site := range []string{"site-1", "site-2"} {
+	approveSite1 := result(b, "the approve form of site-1", chromedp.Evaluate[string](`document.querySelector("#approve-site-1").form.getAttribute("action")`))
+	b.signout()
+	b.open(memberLink)
+	b.submit(map[string]string{"#password": memberPass, "#confirm": memberPass}, "#accept")
+	b.open("/requests")
+	b.refused("Forbidden", "only the project admin may approve")
+	b.open("/")
+	b.do("forge an approve form", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const f = document.createElement("form");
+		f.method = "post";
+		f.action = %q;
+		const csrf = document.createElement("input");
+		csrf.type = "hidden";
+		csrf.name = "csrf";
+		csrf.value = document.querySelector("input[name=csrf]").value;
+		const button = document.createElement("button");
+		button.id = "forged-approve";
+		f.append(csrf, button);
+		document.querySelector("main").append(f);
+	})()`, approveSite1)))
+	b.click("#forged-approve")
+	b.refused("Forbidden", "only the project admin may approve")
+	b.signout()
+
+	// Wrong passwords for the member's account: after limiter.go's five
+	// failures even the right one is throttled (the lock is the
+	// account's, 30 s; nobody signs in as the member again).
+	for i := range 5 {
+		b.open("/signin")
+		b.submit(map[string]string{"#email": member, "#password": fmt.Sprintf("wrong password %d", i)}, "#signin")
+		if got := b.text("#error"); got != "wrong e-mail or password" {
+			t.Fatalf("wrong password %d: %q", i, got)
+		}
+	}
+	b.open("/signin")
+	b.submit(map[string]string{"#email": member, "#password": memberPass}, "#signin")
+	b.refused("Too Many Requests", "too many failed sign-ins", "try again in")
+
+	// The project admin approves both sites (site-1's request is still
+	// pending), and adds an aggregation host from its CSR.
+	b.signin(adminName, paPass)
+	for _, site := range []string{"site-1", browserSite} {
 		b.open("/requests")
 		b.click("#approve-" + site)
+	}
+	aggReq := filepath.Join(t.TempDir(), "agg")
+	hearthCmd(t, "cert", "request", "--name", "agg-1", "--org", "hub", "--kind", "aggregator", "-o", aggReq)
+	aggCSR, err := os.ReadFile(filepath.Join(aggReq, "agg-1.csr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.open("/project")
+	b.submit(map[string]string{"#aggregator_csr": string(aggCSR)}, "#add-aggregator")
+	b.open("/project")
+	b.screenshotPage("project")
+	aggKit := untarKit(t, b.download("#aggregator-agg-1 a", t.TempDir()), t.TempDir())
+	putKey(t, filepath.Join(aggReq, "key.pem"), aggKit)
+	if k, err := kit.Load(aggKit); err != nil || k.Config.Name != "agg-1" || k.Config.Kind != pki.KindAggregator {
+		t.Fatalf("the aggregation host's kit: %v", err)
 	}
 	b.signout()
 
@@ -509,13 +716,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		if _, err := kit.Load(dir); err == nil {
 			t.Fatalf("%s's kit loads without its key", site)
 		}
-		key, err := os.ReadFile(filepath.Join(reqs, site, "key.pem"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "key.pem"), key, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		putKey(t, filepath.Join(reqs, site, "key.pem"), dir)
 		k, err := kit.Load(dir)
 		if err != nil {
 			t.Fatalf("%s's kit: %v", site, err)
@@ -558,16 +759,17 @@ func TestDashboardInABrowser(t *testing.T) {
 
 	// A job, submitted with the project admin's kit, followed live.
 	jobDir := t.TempDir()
-	manifest := `name: browser-job
+	const rounds = 10 // enough for the page to be seen with rounds while the job runs
+	manifest := fmt.Sprintf(`name: browser-job
 workflow: fedavg
-rounds: 3
+rounds: %d
 sites: ["@all"]
 min_sites: 2
 round_timeout: 60s
 dataset: optdigits
 trainer: {kind: logreg, learning_rate: 0.1, epochs: 2, batch_size: 16, seed: 1}
 evaluation: {validation: true, test: true}
-`
+`, rounds)
 	if err := os.WriteFile(filepath.Join(jobDir, "manifest.yml"), []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -580,11 +782,16 @@ evaluation: {validation: true, test: true}
 	b.open("/jobs")
 	b.want(accepted.JobID, "browser-job")
 	b.open("/jobs/" + accepted.JobID)
+	// A round takes about 100 ms here, faster than the page's own reload
+	// (every 2 s, which a running job's page must ask for): the test
+	// reloads it itself, so that it sees rounds while the job runs.
 	var liveRounds int // round rows seen on the page while the job ran
-	checkFor(t, 90*time.Second, 200*time.Millisecond, func() error {
+	checkFor(t, 90*time.Second, 50*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 		defer cancel()
-		// The page reloads itself every 2 s: read it between reloads.
+		if err := chromedp.Do(ctx, chromedp.Navigate(b.base+"/jobs/"+accepted.JobID), chromedp.WaitReady(chromedp.CSS("main"))); err != nil {
+			return err
+		}
 		status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#job-status")))
 		if err != nil {
 			return err
@@ -594,6 +801,13 @@ evaluation: {validation: true, test: true}
 			return err
 		}
 		if status == "running" && rows > 0 {
+			refresh, err := b.count(ctx, `meta[http-equiv="refresh"]`)
+			if err != nil {
+				return err
+			}
+			if refresh != 1 {
+				t.Fatalf("a running job's page has %d refresh tags, want 1", refresh)
+			}
 			if rows > liveRounds && liveRounds == 0 {
 				b.screenshot("job-running")
 			}
@@ -613,7 +827,7 @@ evaluation: {validation: true, test: true}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rows != 3 || !strings.HasSuffix(acc, "%") {
+	if rows != rounds || !strings.HasSuffix(acc, "%") {
 		t.Fatalf("finished job page: %d round rows, test accuracy %q", rows, acc)
 	}
 	b.screenshot("job")

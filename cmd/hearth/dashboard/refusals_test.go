@@ -14,7 +14,7 @@ import (
 
 // TestRoutesRefuseWithoutSession walks every registered route: without a
 // session, pages redirect to sign-in and forms answer 401, except the
-// public ones (sign-in, setup, invitations, the style sheet).
+// public ones (sign-in, setup, invitations, the static files).
 func TestRoutesRefuseWithoutSession(t *testing.T) {
 	h := newHarness(t)
 	pa := h.setupAdmin(paEmail, "hub", paPass)
@@ -45,14 +45,14 @@ func TestRoutesRefuseWithoutSession(t *testing.T) {
 			}
 		})
 	}
-	publicRoutes := []string{"/static/style.css", "/signin", "/signin/oidc", oidcCallback, "/setup/{token}", "/invite/{token}"}
+	publicRoutes := []string{"/static/style.css", "/static/csr.js", "/signin", "/signin/oidc", oidcCallback, "/setup/{token}", "/invite/{token}"}
 	for _, p := range publicRoutes {
 		if !public[p] {
 			t.Errorf("%s is not public", p)
 		}
 	}
 	if len(public) != len(publicRoutes) {
-		t.Errorf("public routes %v, want exactly sign-in (password and OIDC), setup, invitations and the style sheet", public)
+		t.Errorf("public routes %v, want exactly sign-in (password and OIDC), setup, invitations, the style sheet and csr.js", public)
 	}
 	h.client().get("/no/such/page").want(t, http.StatusNotFound)
 }

@@ -12,7 +12,7 @@ import (
 type route struct {
 	method, pattern string
 	// public routes need no session: sign-in (password or OIDC), setup,
-	// invitations, style.
+	// invitations, the static files.
 	public bool
 	// action is what authorize decides before handle runs (signed-in
 	// routes only); handlers decide again once they know the target.
@@ -30,7 +30,8 @@ type request struct {
 // mux is built from and that the tests walk.
 func (s *Server) routeTable() []route {
 	return []route{
-		{method: "GET", pattern: "/static/style.css", public: true, handle: s.style},
+		{method: "GET", pattern: "/static/style.css", public: true, handle: staticFile("style.css", "text/css; charset=utf-8")},
+		{method: "GET", pattern: "/static/csr.js", public: true, handle: staticFile("csr.js", "text/javascript; charset=utf-8")},
 		{method: "GET", pattern: "/signin", public: true, handle: s.signinPage},
 		{method: "POST", pattern: "/signin", public: true, handle: s.signin},
 		{method: "GET", pattern: "/signin/oidc", public: true, handle: s.oidcStart},
@@ -76,7 +77,10 @@ const maxForm = 64 << 10
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		// script-src 'self': only the dashboard's own static/csr.js (no
+		// inline script, no eval); default-src 'none' leaves it no
+		// connect-src, so it cannot send anything anywhere.
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin") // no-referrer would make Chromium send "Origin: null" on the dashboard's own forms
 		h.Set("X-Frame-Options", "DENY")
@@ -234,7 +238,11 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, rq *request, sta
 	_, _ = w.Write([]byte(b.String()))
 }
 
-// parsePages parses every page with the layout.
+// partialSuffix names a template file that is no page but a piece pages
+// share (templates/NAME.partial.html, which defines its templates).
+const partialSuffix = ".partial.html"
+
+// parsePages parses every page with the layout and the partials.
 func parsePages() (map[string]*template.Template, error) {
 	names, err := templateFS.ReadDir("templates")
 	if err != nil {
@@ -248,13 +256,28 @@ func parsePages() (map[string]*template.Template, error) {
 			}
 			return fmt.Sprint(v)
 		},
+		// dict makes a partial's argument from key, value pairs.
+		"dict": func(kv ...any) (map[string]any, error) {
+			if len(kv)%2 != 0 {
+				return nil, fmt.Errorf("dict: %d arguments, want key, value pairs", len(kv))
+			}
+			m := map[string]any{}
+			for i := 0; i < len(kv); i += 2 {
+				k, ok := kv[i].(string)
+				if !ok {
+					return nil, fmt.Errorf("dict: key %v is not a string", kv[i])
+				}
+				m[k] = kv[i+1]
+			}
+			return m, nil
+		},
 	}
 	pages := map[string]*template.Template{}
 	for _, n := range names {
-		if n.Name() == "layout.html" {
+		if n.Name() == "layout.html" || strings.HasSuffix(n.Name(), partialSuffix) {
 			continue
 		}
-		t, err := template.New(n.Name()).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+n.Name())
+		t, err := template.New(n.Name()).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/*"+partialSuffix, "templates/"+n.Name())
 		if err != nil {
 			return nil, fmt.Errorf("dashboard templates: %w", err)
 		}
@@ -263,13 +286,17 @@ func parsePages() (map[string]*template.Template, error) {
 	return pages, nil
 }
 
-func (s *Server) style(w http.ResponseWriter, r *http.Request, _ *request) error {
-	data, err := staticFS.ReadFile("static/style.css")
-	if err != nil {
+// staticFile serves static/name, which the binary embeds, as
+// contentType.
+func staticFile(name, contentType string) func(http.ResponseWriter, *http.Request, *request) error {
+	return func(w http.ResponseWriter, r *http.Request, _ *request) error {
+		data, err := staticFS.ReadFile("static/" + name)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Cache-Control", "max-age=3600")
+		_, err = w.Write(data)
 		return err
 	}
-	w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	w.Header().Set("Cache-Control", "max-age=3600")
-	_, err = w.Write(data)
-	return err
 }

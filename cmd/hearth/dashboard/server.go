@@ -36,6 +36,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -170,7 +171,14 @@ type Server struct {
 	// verify checks a password against its hash (nil: checkPassword); tests
 	// hold it to keep sign-ins in flight.
 	verify func(password, hash string) (bool, error)
+	// shutdownGrace is how long Serve waits at the end for requests in
+	// flight before it closes every connection (0: defaultShutdownGrace).
+	shutdownGrace time.Duration
 }
+
+// defaultShutdownGrace is how long requests in flight get to finish when
+// the dashboard stops.
+const defaultShutdownGrace = 5 * time.Second
 
 // New opens the workspace and the database and prepares the TLS
 // certificate. Where no project admin exists yet it makes the one-time
@@ -298,9 +306,20 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("dashboard: %w", err)
 	case <-ctx.Done():
 	}
-	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	grace := cmp.Or(s.shutdownGrace, defaultShutdownGrace)
+	shut, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	err = srv.Shutdown(shut)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Still open after the grace: a request that did not finish, or a
+		// connection that never sent one (browsers open such connections
+		// ahead of need, and net/http counts one as busy for its first
+		// 5 s). Stopping is what was asked: close them.
+		s.log.Warn("dashboard: connections still open after the grace are closed", "grace", grace)
+		if err = srv.Close(); errors.Is(err, net.ErrClosed) {
+			err = nil // the listener, which Shutdown closed
+		}
+	}
 	<-done
 	return err
 }
