@@ -86,7 +86,10 @@ const (
 	oidcCookie    = "__Host-hearth-oidc"
 	oidcLoginTTL  = 10 * time.Minute
 	maxOIDCLogins = 10000 // pre-sessions held at once; beyond, 503
-	oidcCallback  = "/signin/oidc/callback"
+	// maxOIDCLoginsPerAddr bounds one client address's pre-sessions, so
+	// that one address cannot fill the table for everyone else.
+	maxOIDCLoginsPerAddr = 16
+	oidcCallback         = "/signin/oidc/callback"
 	// maxReason bounds a provider's or a library's text quoted in a reason.
 	maxReason = 200
 )
@@ -106,6 +109,7 @@ type oidcSignin struct {
 // oidcLogin is one pre-session: what the callback must find again.
 type oidcLogin struct {
 	state, nonce, verifier, redirect string
+	addr                             string // the client address that began it
 	expires                          time.Time
 }
 
@@ -142,16 +146,22 @@ func (o *oidcSignin) oauth2Config(p *oidc.Provider, redirect string) *oauth2.Con
 		RedirectURL: redirect, Scopes: []string{oidc.ScopeOpenID, "email"}}
 }
 
-// hold keeps l under cookie's hash, sweeping expired pre-sessions.
+// hold keeps l under cookie's hash, sweeping expired pre-sessions; it
+// refuses past maxOIDCLoginsPerAddr from l's address or maxOIDCLogins in all.
 func (o *oidcSignin) hold(now time.Time, cookie string, l oidcLogin) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.logins) >= maxOIDCLogins {
-		for k, v := range o.logins {
-			if !now.Before(v.expires) {
-				delete(o.logins, k)
-			}
+	fromAddr := 0
+	for k, v := range o.logins {
+		switch {
+		case !now.Before(v.expires):
+			delete(o.logins, k)
+		case v.addr == l.addr:
+			fromAddr++
 		}
+	}
+	if fromAddr >= maxOIDCLoginsPerAddr {
+		return &httpError{status: http.StatusTooManyRequests, msg: fmt.Sprintf("%d sign-ins from this address are in progress already: finish one, or try again in %v", fromAddr, oidcLoginTTL)}
 	}
 	if len(o.logins) >= maxOIDCLogins {
 		return &httpError{status: http.StatusServiceUnavailable, msg: "too many sign-ins in progress: try again in a few minutes"}
@@ -183,7 +193,7 @@ func (s *Server) oidcStart(w http.ResponseWriter, r *http.Request, rq *request) 
 	}
 	cookie := randomToken()
 	l := oidcLogin{state: randomToken(), nonce: randomToken(), verifier: oauth2.GenerateVerifier(),
-		redirect: "https://" + r.Host + oidcCallback, expires: s.now().Add(oidcLoginTTL)}
+		redirect: "https://" + r.Host + oidcCallback, addr: clientIP(r), expires: s.now().Add(oidcLoginTTL)}
 	if err := s.oidc.hold(s.now(), cookie, l); err != nil {
 		return err
 	}

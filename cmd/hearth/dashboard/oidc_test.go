@@ -10,12 +10,15 @@ package dashboard
 import (
 	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -367,5 +370,30 @@ func TestOIDCConfigValidate(t *testing.T) {
 				t.Fatalf("Validate: %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestOIDCPreSessionsBoundedPerAddress: one address cannot hold more than
+// maxOIDCLoginsPerAddr sign-ins in progress (429 past it), another address
+// still can, and expired ones no longer count.
+func TestOIDCPreSessionsBoundedPerAddress(t *testing.T) {
+	o := newOIDCSignin(OIDCConfig{Issuer: "https://127.0.0.1:1/never-asked", ClientID: "id", ClientSecret: "secret"})
+	now := time.Now()
+	login := func(addr string) oidcLogin { return oidcLogin{addr: addr, expires: now.Add(oidcLoginTTL)} }
+	for i := range maxOIDCLoginsPerAddr {
+		if err := o.hold(now, fmt.Sprint("a", i), login("192.0.2.1")); err != nil {
+			t.Fatalf("pre-session %d from one address: %v", i, err)
+		}
+	}
+	err := o.hold(now, "a-over", login("192.0.2.1"))
+	var he *httpError
+	if !errors.As(err, &he) || he.status != http.StatusTooManyRequests || !strings.Contains(he.msg, "from this address") {
+		t.Fatalf("pre-session past the bound: %v, want 429 naming the address", err)
+	}
+	if err := o.hold(now, "b", login("192.0.2.2")); err != nil {
+		t.Fatalf("another address refused: %v", err)
+	}
+	if err := o.hold(now.Add(oidcLoginTTL), "a-later", login("192.0.2.1")); err != nil {
+		t.Fatalf("once the first expired: %v", err)
 	}
 }
