@@ -197,8 +197,9 @@ type joined struct {
 	code       CodeTrainer
 	codeLayout []model.TensorShape
 	// spare keeps a streamed global model's buffer from one round to the
-	// next, so a job allocates it once.
-	spare model.Spare
+	// next, so a job allocates it once; updates does the same for the
+	// buffer a streamed update is sent from.
+	spare, updates model.Spare
 	// The server's tasks are bounded too: each round is trained once, in
 	// order, one at a time, and the final model evaluated once, so a
 	// compromised server cannot make the site train without end.
@@ -375,6 +376,7 @@ func (p *Participant) Receive(ctx actor.Context) {
 					p.peers.drop(j.id)
 				}
 				j.spare.Close()
+				j.updates.Close()
 				if err := p.cfg.Ledger.End(j.nonce, m.JobId); err != nil {
 					p.cfg.Log.Error("job ledger: end not recorded", "job", m.JobId, "err", err)
 				}
@@ -596,6 +598,7 @@ func (p *Participant) enter(ctx actor.Context, m *hearthv1.JoinJob, v *job.Verif
 		p.leaveSwarm(ctx, old)
 		p.closeCode(old)
 		old.spare.Close()
+		old.updates.Close()
 	}
 	j.ctx, j.cancel = context.WithCancel(context.Background())
 	if j.swarm != nil { // who may reach this site for the job until its first task says

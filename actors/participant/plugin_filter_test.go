@@ -15,6 +15,7 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/model"
 	pluginfilter "github.com/hearthfl/hearth/plugins/filter"
 	"github.com/hearthfl/hearth/policies/privacy"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
 // records is an audit log in memory.
@@ -100,6 +101,42 @@ func TestSitePluginFilter(t *testing.T) {
 		d := ev[0].Detail
 		if d["filter"] != "plugin" || d["from"] != "site" || d["arg.plugin.sha256"] != sum || d["arg.plugin.path"] != bin || d["arg.args"] != `{"mode":"scale","factor":0.5}` {
 			t.Fatalf("audit detail %v, want the plugin's pin and arguments", d)
+		}
+	})
+	t.Run("a streamed update is written into its kept buffer", func(t *testing.T) {
+		j := &joined{manifest: &job.Manifest{PrivacyScope: "own"}}
+		if err := p.setupScope(j); err != nil {
+			t.Fatal(err)
+		}
+		defer j.updates.Close()
+		var kept *float32
+		for round := int64(1); round <= 2; round++ {
+			buf, err := p.streamedUpdate(j, "job-1", round, global, update)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if round == 2 && &buf.Data[0] != kept {
+				t.Error("round 2 got a new buffer, not the one kept from round 1")
+			}
+			kept = &buf.Data[0]
+			if got := buf.Data; got[0] != 1.5 || got[1] != 2 || got[2] != 1.5 {
+				t.Fatalf("round %d: streamed %v, want the diff halved: [1.5 2 1.5]", round, got)
+			}
+			j.updates.Put(buf)
+		}
+		if n := len(rec.of("privacy.filtered")); n != 3 {
+			t.Fatalf("%d filters audited, want one a round", n)
+		}
+	})
+	t.Run("a streamed update refused leaves nothing to send", func(t *testing.T) {
+		j := &joined{manifest: &job.Manifest{PrivacyScope: "crashing"}}
+		if err := p.setupScope(j); err != nil {
+			t.Fatal(err)
+		}
+		defer j.updates.Close()
+		buf, err := p.streamedUpdate(j, "job-2", 1, global, update)
+		if buf != nil || err == nil || codeOf(err) != hearthv1.FailureCode_FAILURE_CODE_FILTERED {
+			t.Fatalf("streamedUpdate = %v, %v; want no buffer and a filtered failure", buf, err)
 		}
 	})
 	for _, scope := range []string{"crashing", "hanging"} {

@@ -277,41 +277,64 @@ func (p *Participant) filterUpdateExcluding(j *joined, jobID string, round int64
 		return update, nil, nil
 	}
 	out, rep, err := filter.RunChain(j.filters, global, update)
+	if err := p.releaseFiltered(j, jobID, round, rep, err); err != nil {
+		return nil, nil, err
+	}
+	return out, rep.Excluded, nil
+}
+
+// filterUpdateInto is filterUpdate writing the filtered update into dst,
+// a model with update's layout that shares no memory with the inputs (the
+// buffer the update streams from): a plugin filter at the end of the chain
+// writes its checked answer there, with no copy in between. On error
+// nothing in dst may leave.
+func (p *Participant) filterUpdateInto(j *joined, jobID string, round int64, global, update, dst *model.Model) error {
+	rep, err := filter.RunChainInto(j.filters, global, update, dst)
+	return p.releaseFiltered(j, jobID, round, rep, err)
+}
+
+// releaseFiltered audits what the chain on an update did (err: the
+// chain's refusal) and accounts what its gaussian and SVT filters spend;
+// an error means the update may not leave: the chain refused it, or its
+// release would take the site past a budget (errBudget).
+func (p *Participant) releaseFiltered(j *joined, jobID string, round int64, rep filter.ChainReport, err error) error {
 	p.auditFilters(j, j.chain, j.filters, rep, jobID, round, "out")
 	if err != nil {
 		p.auditRefusal(j, jobID, round, "out", err)
 		// The server hears that, not why: a filter's reason (a plugin's
 		// own text above all) could carry what the filter saw of the
 		// update. The reason is in this site's audit.
-		return nil, nil, fmt.Errorf("privacy filter: the update was refused by filter %d of the chain (the reason is in %s's audit)", len(rep.Reports), p.cfg.Self.Name)
+		return fmt.Errorf("privacy filter: the update was refused by filter %d of the chain (the reason is in %s's audit)", len(rep.Reports), p.cfg.Self.Name)
 	}
-	if pr := j.privacy; pr != nil {
-		for _, r := range rep.Reports {
-			s := r.Privacy
-			if s == nil {
-				continue
+	pr := j.privacy
+	if pr == nil {
+		return nil
+	}
+	for _, r := range rep.Reports {
+		s := r.Privacy
+		if s == nil {
+			continue
+		}
+		for _, b := range j.budgets {
+			var over bool
+			if sp := spendOf(s); sp.Pure == 0 {
+				exceed, _, err := pr.accountant.WouldExceed(b.Epsilon-pr.pure, b.Delta, dp.Mechanism{SamplingRate: sp.SamplingRate, NoiseMultiplier: sp.NoiseMultiplier, Steps: sp.Steps})
+				over = exceed || err != nil
+			} else {
+				so, err := pr.spentSoFar(b.Delta)
+				over = err != nil || so+s.Epsilon > b.Epsilon
 			}
-			for _, b := range j.budgets {
-				var over bool
-				if sp := spendOf(s); sp.Pure == 0 {
-					exceed, _, err := pr.accountant.WouldExceed(b.Epsilon-pr.pure, b.Delta, dp.Mechanism{SamplingRate: sp.SamplingRate, NoiseMultiplier: sp.NoiseMultiplier, Steps: sp.Steps})
-					over = exceed || err != nil
-				} else {
-					so, err := pr.spentSoFar(b.Delta)
-					over = err != nil || so+s.Epsilon > b.Epsilon
-				}
-				if over {
-					reason := fmt.Sprintf("round %d's %s filter would take this site past its budget of ε %g at δ %g", round, r.Filter, b.Epsilon, b.Delta)
-					p.audit(auditor.Event{Action: "privacy.budget.refused", JobID: jobID, Round: round, Detail: map[string]string{"reason": reason}})
-					return nil, nil, fmt.Errorf("%w: %s", errBudget, reason)
-				}
-			}
-			if err := p.spend(j, spendOf(s)); err != nil {
-				return nil, nil, err
+			if over {
+				reason := fmt.Sprintf("round %d's %s filter would take this site past its budget of ε %g at δ %g", round, r.Filter, b.Epsilon, b.Delta)
+				p.audit(auditor.Event{Action: "privacy.budget.refused", JobID: jobID, Round: round, Detail: map[string]string{"reason": reason}})
+				return fmt.Errorf("%w: %s", errBudget, reason)
 			}
 		}
+		if err := p.spend(j, spendOf(s)); err != nil {
+			return err
+		}
 	}
-	return out, rep.Excluded, nil
+	return nil
 }
 
 // spendOf is what a filter's release costs: an SVT's pure ε, or a

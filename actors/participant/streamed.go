@@ -81,6 +81,39 @@ func (p *Participant) offerUpdate(ctx context.Context, j *joined, server string,
 	return p.cfg.Streams.OfferBytesChunks(ctx, server, enc, wire.ChunkBytes())
 }
 
+// streamedUpdate is the buffer a trained update streams from: the job's
+// kept update buffer (j.updates, handed back with Put once the stream has
+// ended), holding update as the job's result filters make it (written
+// there by the chain, see filterUpdateInto), or update itself when it has
+// none. An error wraps errNoMemory when there is no buffer; else the
+// chain refused the update, or a budget its release.
+func (p *Participant) streamedUpdate(j *joined, jobID string, round int64, global, update *model.Model) (*model.Flat, error) {
+	buf, err := j.updates.Take(model.LayoutOf(update), p.spill(int64(update.Bytes())))
+	if err != nil {
+		return nil, fmt.Errorf("%w: the update's buffer: %v", errNoMemory, err)
+	}
+	if len(j.filters) == 0 {
+		dst := buf.Data
+		for _, t := range update.Tensors {
+			dst = dst[copy(dst, t.Data):]
+		}
+		return buf, nil
+	}
+	if err := p.filterUpdateInto(j, jobID, round, global, update, buf.Model()); err != nil {
+		j.updates.Put(buf) // what it holds never leaves: the next round overwrites it
+		return nil, err
+	}
+	return buf, nil
+}
+
+// codeOf is the failure code a streamedUpdate error answers with.
+func codeOf(err error) hearthv1.FailureCode {
+	if errors.Is(err, errNoMemory) {
+		return hearthv1.FailureCode_FAILURE_CODE_NO_MEMORY
+	}
+	return hearthv1.FailureCode_FAILURE_CODE_FILTERED
+}
+
 // spill is where a model of size bytes is kept: "" for memory.
 func (p *Participant) spill(size int64) string {
 	if p.cfg.SpillAbove > 0 && size > p.cfg.SpillAbove {
@@ -185,28 +218,19 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 				fail(hearthv1.FailureCode_FAILURE_CODE_TRAINING_FAILED, err)
 				return
 			}
-			if trained, err = p.filterUpdate(j, m.JobId, m.Round, base, trained); err != nil {
-				fail(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err)
+			if update, err = p.streamedUpdate(j, m.JobId, m.Round, base, trained); err != nil {
+				fail(codeOf(err), err)
 				return
 			}
-			res.Epsilon = max(eps, epsilonOf(j))
-			if update, err = model.FlatCopy(trained, p.spill(global.Size())); err != nil {
-				fail(hearthv1.FailureCode_FAILURE_CODE_NO_MEMORY, err)
-				return
-			}
-			defer update.Close()
+			defer j.updates.Put(update)
+			res.Epsilon = max(eps, epsilonOf(j)) // with what the chain's filters spent
 			samples, res.TrainLoss = r.Samples, r.Loss
 		} else if len(j.filters) > 0 || len(j.dataFilters) > 0 { // a noop update is the model it got, and the site's chains still see it
-			filtered, err := p.filterUpdate(j, m.JobId, m.Round, base, base)
-			if err != nil {
-				fail(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err)
+			if update, err = p.streamedUpdate(j, m.JobId, m.Round, base, base); err != nil {
+				fail(codeOf(err), err)
 				return
 			}
-			if update, err = model.FlatCopy(filtered, p.spill(global.Size())); err != nil {
-				fail(hearthv1.FailureCode_FAILURE_CODE_NO_MEMORY, err)
-				return
-			}
-			defer update.Close()
+			defer j.updates.Put(update)
 		}
 		res.TrainMicros = time.Since(start).Microseconds()
 		res.Samples = int64(samples)

@@ -18,7 +18,10 @@ import (
 // size. Both check their inputs and the answer and copy the output, as a
 // chain's filter must; MB/s counts the update's bytes. The plugin's first
 // call, which makes its shared memory files, is reported apart
-// (first-call-ms); the files are kept for the calls after it.
+// (first-call-ms); the files are kept for the calls after it. The
+// plugin-chain-into case is the plugin as a site's chain runs it on a
+// streamed update (RunChainInto): the inputs checked once by the chain,
+// the answer copied into a buffer kept from call to call.
 //
 //	go test -run '^$' -bench Noop ./plugins/filter
 func BenchmarkNoop(b *testing.B) {
@@ -43,7 +46,22 @@ func BenchmarkNoop(b *testing.B) {
 			first := time.Since(start)
 			run(b, c, global, local)
 			b.ReportMetric(float64(first.Milliseconds()), "first-call-ms") // after the loop, which clears metrics
-
+		})
+		b.Run(fmt.Sprintf("%dMiB/plugin-chain-into", mib), func(b *testing.B) {
+			// As a site streams an update: a chain of the plugin alone,
+			// the inputs checked once, the answer copied into a kept buffer.
+			c := newClient(b, map[string]any{"mode": "noop"}, time.Minute)
+			dst := zeroLike(local)
+			chain := []learnfilter.Filter{c}
+			if _, err := learnfilter.RunChainInto(chain, global, local, dst); err != nil { // the shared files made
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(local.Bytes()))
+			for b.Loop() {
+				if _, err := learnfilter.RunChainInto(chain, global, local, dst); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

@@ -71,7 +71,7 @@ type Client struct {
 	regs shm.Pair   // the shared memory files of the calls
 }
 
-var _ learnfilter.Filter = (*Client)(nil)
+var _ learnfilter.FilterInto = (*Client)(nil)
 
 // NewClient verifies and stages the pinned binary and makes the shared
 // memory folder; nothing runs until Start or the first Apply. A binary
@@ -143,17 +143,35 @@ func (c *Client) Params() map[string]string {
 }
 
 // Apply runs the plugin on local against global (nil: zeros), as
-// actors/learning/filter.Filter says, within the call deadline: the
-// models are written into shared memory, the plugin writes the filtered
-// model into a second region, and Apply copies it out and checks it.
+// actors/learning/filter.Filter says, within the call deadline: it checks
+// the inputs, then ApplyInto a new model.
 func (c *Client) Apply(global, local *model.Model) (*model.Model, learnfilter.Report, error) {
-	rep := learnfilter.Report{Filter: NamePlugin}
-	if err := checkInputs(global, local); err != nil {
+	if err := learnfilter.CheckInputs(NamePlugin, global, local); err != nil {
+		return nil, learnfilter.Report{Filter: NamePlugin}, err
+	}
+	out := newLike(local)
+	rep, err := c.ApplyInto(global, local, out)
+	if err != nil {
 		return nil, rep, err
+	}
+	return out, rep, nil
+}
+
+// ApplyInto runs the plugin on inputs the caller has checked
+// (actors/learning/filter.FilterInto): local (and global, unless it is
+// local's own memory) is written into shared memory, the plugin writes
+// the filtered model into a second region, and ApplyInto copies it into
+// dst and checks it there. A pass-through answer (the plugin returned its
+// input) writes nothing: dst gets local's values, from the host's own
+// memory.
+func (c *Client) ApplyInto(global, local, dst *model.Model) (learnfilter.Report, error) {
+	rep := learnfilter.Report{Filter: NamePlugin}
+	if err := learnfilter.CheckTarget(local, dst); err != nil {
+		return rep, fmt.Errorf("%s: %w", NamePlugin, err)
 	}
 	layout, err := layoutToWire(local)
 	if err != nil {
-		return nil, rep, err
+		return rep, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -163,10 +181,10 @@ func (c *Client) Apply(global, local *model.Model) (*model.Model, learnfilter.Re
 		inSize *= 2
 	}
 	if err := c.regs.Ensure(max(inSize, 8), max(size, 4)); err != nil {
-		return nil, rep, err
+		return rep, err
 	}
 	writeModel(c.regs.In.Data[:size], local)
-	clear(c.regs.Out.Data[:size]) // no answer of an earlier call stands for this one
+	clear(c.regs.Out.Data[:size]) // no answer of an earlier call (another job's, maybe) stands for this one
 	dir, _ := directionToWire(c.cfg.Direction)
 	req := &filterv1.ApplyRequest{
 		Direction: dir,
@@ -175,8 +193,14 @@ func (c *Client) Apply(global, local *model.Model) (*model.Model, learnfilter.Re
 		Output:    &filterv1.Region{Path: c.regs.Out.Path, Offset: 0, Length: size},
 	}
 	if global != nil {
-		writeModel(c.regs.In.Data[size:2*size], global)
-		req.Global = &filterv1.Region{Path: c.regs.In.Path, Offset: size, Length: size}
+		// A global that is local's own memory (a site sending back the
+		// model it got) is read from local's region: written once.
+		at := int64(0)
+		if !learnfilter.SameMemory(global, local) {
+			writeModel(c.regs.In.Data[size:2*size], global)
+			at = size
+		}
+		req.Global = &filterv1.Region{Path: c.regs.In.Path, Offset: at, Length: size}
 	}
 	var resp *filterv1.ApplyResponse
 	err = c.proc.Call(c.ctx, func(ctx context.Context, client any) error {
@@ -188,18 +212,18 @@ func (c *Client) Apply(global, local *model.Model) (*model.Model, learnfilter.Re
 		return nil
 	})
 	if err != nil {
-		return nil, rep, fmt.Errorf("plugin filter %s: %w", plugins.Clip(c.cfg.Pin.Path, 256), err)
+		return rep, fmt.Errorf("plugin filter %s: %w", plugins.Clip(c.cfg.Pin.Path, 256), err)
 	}
-	return c.accept(resp, global, local, size)
+	return c.accept(resp, global, local, dst, size)
 }
 
 // accept checks the plugin's answer and copies its output out of shared
-// memory: the copy first, then the checks on the copy, so that the plugin
-// cannot change what was checked.
-func (c *Client) accept(resp *filterv1.ApplyResponse, global, local *model.Model, size int64) (*model.Model, learnfilter.Report, error) {
-	rep := learnfilter.Report{Filter: NamePlugin}
-	fail := func(err error) (*model.Model, learnfilter.Report, error) {
-		return nil, rep, fmt.Errorf("plugin filter %s: refused: %w", plugins.Clip(c.cfg.Pin.Path, 256), err)
+// memory into dst: each block copied first, then checked in dst, so that
+// the plugin cannot change what was checked (nor, after the answer, what
+// is sent).
+func (c *Client) accept(resp *filterv1.ApplyResponse, global, local, dst *model.Model, size int64) (learnfilter.Report, error) {
+	fail := func(err error) (learnfilter.Report, error) {
+		return learnfilter.Report{Filter: NamePlugin}, fmt.Errorf("plugin filter %s: refused: %w", plugins.Clip(c.cfg.Pin.Path, 256), err)
 	}
 	if err := sameLayout(local, resp.GetLayout()); err != nil {
 		return fail(err)
@@ -208,16 +232,13 @@ func (c *Client) accept(resp *filterv1.ApplyResponse, global, local *model.Model
 	if err != nil {
 		return fail(err)
 	}
-	var out *model.Model
-	if resp.GetUnchanged() { // the local model passed through: the host's own copy of it
-		out = local.Clone()
-	} else if out, err = readShared(c.regs.Out.Data[:size], local); err != nil {
+	if resp.GetUnchanged() { // the local model passed through: the host's own values, checked before the call
+		copyModel(dst, local, r.Mask)
+	} else if err := readShared(dst, c.regs.Out.Data[:size], r.Mask); err != nil {
 		return fail(err)
 	}
-	if err := finish(out, r, global); err != nil {
-		return fail(err)
-	}
-	return out, r, nil
+	setExcluded(dst, r.Mask, global)
+	return r, nil
 }
 
 // Close kills the plugin, removes its staged copy and the shared memory.
@@ -229,24 +250,6 @@ func (c *Client) Close() error {
 	return errors.Join(err, c.regs.Close(), os.RemoveAll(c.shm))
 }
 
-// checkInputs refuses what no filter applies to, as the built-in filters
-// do: a malformed local or global model and layouts that differ.
-func checkInputs(global, local *model.Model) error {
-	if err := local.Validate(); err != nil {
-		return fmt.Errorf("%s: the local model: %w", NamePlugin, err)
-	}
-	if global == nil {
-		return nil
-	}
-	if err := global.Validate(); err != nil {
-		return fmt.Errorf("%s: the global model: %w", NamePlugin, err)
-	}
-	if err := local.SameLayout(global); err != nil {
-		return fmt.Errorf("%s: the local and global models: %w", NamePlugin, err)
-	}
-	return nil
-}
-
 // writeModel copies m's values into dst, one tensor after the other.
 func writeModel(dst []byte, m *model.Model) {
 	f := shm.Floats(dst)
@@ -255,31 +258,31 @@ func writeModel(dst []byte, m *model.Model) {
 	}
 }
 
-// readShared is readModel of a shared mapping the plugin could have cut
-// short under it (ftruncate on its file): reading past the file's end
-// raises SIGBUS, which Go would take for a fatal fault of the whole site;
-// with SetPanicOnFault it is a panic of this goroutine, recovered as an
-// error: the plugin's answer refused.
-func readShared(src []byte, like *model.Model) (out *model.Model, err error) {
+// readShared copies a plugin's output, the tensors' values one after the
+// other in src, into dst (copyChecked; the tensors mask excludes are
+// skipped). src is a shared mapping the plugin could have cut short under
+// it (ftruncate on its file): reading past the file's end raises SIGBUS,
+// which Go would take for a fatal fault of the whole site; with
+// SetPanicOnFault it is a panic of this goroutine, recovered as an error:
+// the plugin's answer refused.
+func readShared(dst *model.Model, src []byte, mask []bool) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("its output could not be read (the shared file changed under it): %v", r)
+			err = fmt.Errorf("its output could not be read (the shared file changed under it): %v", r)
 		}
 	}()
-	return readModel(src, like), nil
-}
-
-// readModel is a new model with like's layout holding src's values.
-func readModel(src []byte, like *model.Model) *model.Model {
 	f := shm.Floats(src)
-	out := &model.Model{Tensors: make([]model.Tensor, len(like.Tensors))}
-	for i, t := range like.Tensors {
-		data := make([]float32, len(t.Data))
-		f = f[copy(data, f):]
-		out.Tensors[i] = model.Tensor{Name: t.Name, Shape: append([]int(nil), t.Shape...), Data: data}
+	for i, t := range dst.Tensors {
+		n := len(t.Data)
+		if !excluded(mask, i) {
+			if err := copyChecked(t.Data, f[:n:n], t.Name); err != nil {
+				return err
+			}
+		}
+		f = f[n:]
 	}
-	return out
+	return nil
 }
 
 // rpcError wraps a gRPC call's error.

@@ -2,6 +2,7 @@ package filter_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	learnfilter "github.com/hearthfl/hearth/actors/learning/filter"
 	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/bus/bustest"
 	"github.com/hearthfl/hearth/plugins"
 	"github.com/hearthfl/hearth/plugins/filter"
 )
@@ -235,4 +237,98 @@ func equalModels(a, b *model.Model) bool {
 		}
 	}
 	return true
+}
+
+// TestPluginAppliesIntoTheCallersBuffer: in a chain, the plugin's answer
+// is copied into the buffer the caller sends from (RunChainInto), checked
+// there: a changed answer, a pass-through answer (the host's own copy of
+// the update), and a global that is the update's own memory (written into
+// shared memory once, read by the plugin as the global too: the diff is
+// zero, so scaling it changes nothing).
+func TestPluginAppliesIntoTheCallersBuffer(t *testing.T) {
+	global, local := models()
+	tests := []struct {
+		name   string
+		mode   string
+		global *model.Model
+		want   func(i, j int) float32
+	}{
+		{"changed", "scale", global, func(i, j int) float32 {
+			g := global.Tensors[i].Data[j]
+			return g + 0.5*(local.Tensors[i].Data[j]-g)
+		}},
+		{"passed through", "noop", global, func(i, j int) float32 { return local.Tensors[i].Data[j] }},
+		{"the global is the update", "scale", local, func(i, j int) float32 { return local.Tensors[i].Data[j] }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClient(t, map[string]any{"mode": tt.mode, "factor": 0.5}, 10*time.Second)
+			dst := zeroLike(local)
+			dst.Tensors[1].Data[2] = 42 // what a buffer holds from its last round
+			before := local.Clone()
+			rep, err := learnfilter.RunChainInto([]learnfilter.Filter{c}, tt.global, local, dst)
+			if err != nil {
+				t.Fatalf("RunChainInto: %v", err)
+			}
+			for i, ts := range dst.Tensors {
+				for j, v := range ts.Data {
+					if want := tt.want(i, j); v != want {
+						t.Errorf("%s[%d] = %v, want %v", ts.Name, j, v, want)
+					}
+				}
+			}
+			if len(rep.Reports) != 1 || rep.Reports[0].Filter != filter.NamePlugin || !equalModels(local, before) {
+				t.Fatalf("reports %+v, or the input changed", rep.Reports)
+			}
+		})
+	}
+	t.Run("a buffer unlike the update", func(t *testing.T) {
+		c := newClient(t, map[string]any{"mode": "noop"}, 10*time.Second)
+		dst := zeroLike(local)
+		dst.Tensors[0].Data = dst.Tensors[0].Data[:5]
+		if _, err := c.ApplyInto(global, local, dst); !errors.Is(err, model.ErrLayout) {
+			t.Fatalf("ApplyInto a short buffer: %v, want %v", err, model.ErrLayout)
+		}
+	})
+}
+
+// TestPluginChangingItsAnswerLaterChangesNothing: a plugin that answers,
+// then writes NaNs over its output file through a mapping of its own,
+// changes nothing of what the host took: the buffer the update is sent
+// from keeps the checked answer.
+func TestPluginChangingItsAnswerLaterChangesNothing(t *testing.T) {
+	global, local := models()
+	marker := filepath.Join(t.TempDir(), "scribbled")
+	c := newClient(t, map[string]any{"mode": "scribble", "scribble_after_ms": 200, "marker": marker}, 10*time.Second)
+	dst := zeroLike(local)
+	if _, err := learnfilter.RunChainInto([]learnfilter.Filter{c}, global, local, dst); err != nil {
+		t.Fatalf("RunChainInto: %v", err)
+	}
+	taken := dst.Clone()
+	bustest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if _, err := os.Stat(marker); err != nil {
+			return fmt.Errorf("the plugin has not written over its answer yet: %v", err)
+		}
+		return nil
+	})
+	if !equalModels(dst, taken) {
+		t.Fatalf("the buffer changed after the answer: %v, was %v", dst.Tensors, taken.Tensors)
+	}
+	for i, ts := range dst.Tensors {
+		for j, v := range ts.Data {
+			g := global.Tensors[i].Data[j]
+			if want := g + 0.5*(local.Tensors[i].Data[j]-g); v != want {
+				t.Errorf("%s[%d] = %v, want the scaled answer %v", ts.Name, j, v, want)
+			}
+		}
+	}
+}
+
+// zeroLike is a model of m's layout holding zeros, in memory of its own.
+func zeroLike(m *model.Model) *model.Model {
+	out := m.Clone()
+	for _, t := range out.Tensors {
+		clear(t.Data)
+	}
+	return out
 }

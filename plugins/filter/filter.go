@@ -21,10 +21,17 @@
 // /dev/shm by default: memory, not disk), and the plugin maps it
 // read-only; the plugin writes the filtered model into a second file the
 // host made, which both map. The Apply call carries only the two files'
-// paths, the regions in them and the model's layout. The files are kept
-// from one call to the next while the model's size stays the same (fresh
-// memory costs a page fault per page), and removed when the filter
-// closes.
+// paths, the regions in them and the model's layout. A global that is the
+// local model's own memory (a site that sends back the model it got) is
+// written once and named as both. The files are kept from one call to
+// the next while the model's size stays the same (fresh memory costs a
+// page fault per page), and removed when the filter closes.
+//
+// In a chain (actors/learning/filter.RunChain, RunChainInto) the Client
+// is a FilterInto: the chain checks the inputs once, and the plugin's
+// answer is copied straight into the buffer the caller sends from. A
+// plugin that returns its input unchanged writes nothing: the host copies
+// its own update instead.
 //
 // # Failing closed
 //
@@ -32,8 +39,9 @@
 // answers outside the contract, before any of it leaves the filter: an
 // output layout other than the input's (model.ErrLayout), a value that is
 // not a finite float32 (actors/learning/filter.ErrNonFinite; the output
-// is copied out of the shared file first, then checked, so that a plugin
-// cannot change it after the check), report counts beyond the model's
+// is copied out of the shared file block by block, each block checked in
+// the host's copy, so that a plugin cannot change what was checked, nor,
+// by writing to its file after answering, what is sent), report counts beyond the model's
 // size, a noise scale that is not finite, a mask of the wrong length. A
 // plugin that crashes, hangs past its deadline (it is then killed) or
 // cannot start is an error too (a *plugins.Error). An error stops the

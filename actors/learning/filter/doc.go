@@ -24,7 +24,10 @@
 // returns a Report of what it did, for the audit: counts, cutoffs, norms,
 // noise scales and the privacy spent, never the noise drawn. New builds a
 // filter from its configuration (ExcludeVars, Percentile, SVT, Gaussian,
-// Quantize), after Validate; RunChain applies several in order.
+// Quantize), after Validate; RunChain applies several in order, checking
+// the inputs once, and RunChainInto writes the chain's output into a
+// buffer the caller keeps (a FilterInto, such as a plugin filter, at the
+// end of the chain writes it there itself).
 //
 // # exclude_vars
 //

@@ -114,7 +114,7 @@ func (f *excludeFilter) Params() map[string]string { return f.cfg.Params() }
 // values (zeros for a nil global), and the mask in the Report.
 func (f *excludeFilter) Apply(global, local *model.Model) (*model.Model, Report, error) {
 	rep := Report{Filter: NameExcludeVars}
-	if err := checkInputs(NameExcludeVars, global, local); err != nil {
+	if err := CheckInputs(NameExcludeVars, global, local); err != nil {
 		return nil, rep, err
 	}
 	rep.Values = local.NumParams()

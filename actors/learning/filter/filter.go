@@ -246,22 +246,48 @@ func New(c Config, opts ...Option) (Filter, error) {
 	return c.build(&o)
 }
 
-// checkInputs refuses what no filter applies to: a malformed local or
-// global model, non-finite values, and layouts that differ.
-func checkInputs(name string, global, local *model.Model) error {
+// CheckInputs refuses what no filter applies to: a malformed local or
+// global model, non-finite values, and layouts that differ; name begins
+// the error. A global whose tensors are local's own memory (a site that
+// sends back the model it got) is not scanned a second time. It is the
+// check every Filter's Apply makes, and the one a FilterInto's caller
+// makes before ApplyInto.
+func CheckInputs(name string, global, local *model.Model) error {
 	if err := local.Validate(); err != nil {
 		return fmt.Errorf("%s: the local model: %w", name, err)
 	}
 	if global == nil {
 		return nil
 	}
-	if err := global.Validate(); err != nil {
-		return fmt.Errorf("%s: the global model: %w", name, err)
+	if !SameMemory(global, local) { // else local's values, just checked
+		if err := global.Validate(); err != nil {
+			return fmt.Errorf("%s: the global model: %w", name, err)
+		}
 	}
 	if err := local.SameLayout(global); err != nil {
 		return fmt.Errorf("%s: the local and global models: %w", name, err)
 	}
 	return nil
+}
+
+// SameMemory says whether every tensor of a is b's same tensor's memory
+// (the same first value and the same length): how a filter that changes
+// nothing answers, and how a caller tells that global and local are one
+// model. Names and shapes are not compared (see model.SameLayout).
+func SameMemory(a, b *model.Model) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if len(a.Tensors) != len(b.Tensors) {
+		return false
+	}
+	for i, t := range a.Tensors {
+		u := b.Tensors[i].Data
+		if len(t.Data) != len(u) || (len(u) > 0 && &t.Data[0] != &u[0]) {
+			return false
+		}
+	}
+	return true
 }
 
 // globalData is the global's data for tensor i, nil for a nil global

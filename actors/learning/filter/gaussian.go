@@ -73,7 +73,7 @@ func (f *gaussianFilter) Params() map[string]string { return f.cfg.Params() }
 // tensor in the model's order (dp.Source.AddGaussian) and adds the global.
 func (f *gaussianFilter) Apply(global, local *model.Model) (*model.Model, Report, error) {
 	rep := Report{Filter: NameGaussianPrivacy, ClipNorm: f.cfg.ClipNorm}
-	if err := checkInputs(NameGaussianPrivacy, global, local); err != nil {
+	if err := CheckInputs(NameGaussianPrivacy, global, local); err != nil {
 		return nil, rep, err
 	}
 	rep.Values = local.NumParams()

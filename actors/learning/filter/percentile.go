@@ -64,7 +64,7 @@ func (f *percentileFilter) Params() map[string]string { return f.cfg.Params() }
 // (shape []) count towards the cutoff but pass unchanged, as in FLARE.
 func (f *percentileFilter) Apply(global, local *model.Model) (*model.Model, Report, error) {
 	rep := Report{Filter: NamePercentilePrivacy}
-	if err := checkInputs(NamePercentilePrivacy, global, local); err != nil {
+	if err := CheckInputs(NamePercentilePrivacy, global, local); err != nil {
 		return nil, rep, err
 	}
 	steps, gamma := float64(f.cfg.Steps), f.cfg.Gamma

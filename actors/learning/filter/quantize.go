@@ -65,7 +65,7 @@ func (f *quantizeFilter) Params() map[string]string { return f.cfg.Params() }
 // and so is whatever the codec refuses.
 func (f *quantizeFilter) Apply(global, local *model.Model) (*model.Model, Report, error) {
 	rep := Report{Filter: NameQuantize}
-	if err := checkInputs(NameQuantize, global, local); err != nil {
+	if err := CheckInputs(NameQuantize, global, local); err != nil {
 		return nil, rep, err
 	}
 	n := local.NumParams()

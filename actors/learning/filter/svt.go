@@ -122,7 +122,7 @@ func svtSplit(epsilon, noiseVar float64, c int) (threshold, query, release float
 // diffs.
 func (f *svtFilter) Apply(global, local *model.Model) (*model.Model, Report, error) {
 	rep := Report{Filter: NameSVTPrivacy}
-	if err := checkInputs(NameSVTPrivacy, global, local); err != nil {
+	if err := CheckInputs(NameSVTPrivacy, global, local); err != nil {
 		return nil, rep, err
 	}
 	cfg := f.cfg

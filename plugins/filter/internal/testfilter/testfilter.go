@@ -15,7 +15,10 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/plugins/filter"
@@ -30,12 +33,19 @@ type Args struct {
 	// "bad_report" (noop reporting more zeroed values than the model
 	// has), "exclude_first" (noop excluding the first tensor),
 	// "write_input" (writes to the read-only input), "crash" (exits),
-	// "hang" (blocks) and "crash_once" (exits the first time, when the
-	// marker file Marker is absent, then works as noop).
+	// "hang" (blocks), "crash_once" (exits the first time, when the
+	// marker file Marker is absent, then works as noop) and "scribble"
+	// (scale, then, from ScribbleAfter after answering, writes NaNs over
+	// its output file through a mapping of its own, and creates the marker
+	// file Marker when done: a plugin that changes its answer after
+	// giving it).
 	Mode   string  `json:"mode"`
 	Factor float64 `json:"factor"`
 	MaxAbs float64 `json:"max_abs"`
 	Marker string  `json:"marker"`
+	// ScribbleAfter is how long "scribble" waits after answering, in
+	// milliseconds.
+	ScribbleAfter int `json:"scribble_after_ms"`
 	// Refuse makes Configure fail with this text.
 	Refuse string `json:"refuse"`
 }
@@ -59,7 +69,7 @@ func (f *Filter) Configure(_ context.Context, args []byte, d filter.Direction) e
 		return errors.New(a.Refuse)
 	}
 	switch a.Mode {
-	case "noop", "scale", "clip", "nan", "wrong_layout", "bad_report", "exclude_first", "write_input", "crash", "hang", "crash_once":
+	case "noop", "scale", "clip", "nan", "wrong_layout", "bad_report", "exclude_first", "write_input", "crash", "hang", "crash_once", "scribble":
 	default:
 		return fmt.Errorf("testfilter: unknown mode %q", a.Mode)
 	}
@@ -76,6 +86,14 @@ func (f *Filter) Apply(ctx context.Context, d filter.Direction, global, local *m
 	f.mu.Unlock()
 	if a == nil {
 		return nil, filter.Report{}, errors.New("testfilter: not configured")
+	}
+	if a.Mode == "scribble" { // its output file is mapped now, by the plugin's server
+		path, err := outputFile()
+		if err != nil {
+			return nil, filter.Report{}, err
+		}
+		go scribble(path, time.Duration(a.ScribbleAfter)*time.Millisecond, a.Marker)
+		a = &Args{Mode: "scale", Factor: 0.5}
 	}
 	switch a.Mode {
 	case "noop":
@@ -129,6 +147,21 @@ func (f *Filter) Apply(ctx context.Context, d filter.Direction, global, local *m
 		select {}
 	}
 	return nil, filter.Report{}, fmt.Errorf("testfilter: mode %q", a.Mode)
+}
+
+// outputFile is the path of the output file this process has mapped
+// (its name begins "out-"), as /proc/self/maps lists it.
+func outputFile() (string, error) {
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return "", fmt.Errorf("testfilter: %w", err)
+	}
+	for _, line := range strings.Split(string(maps), "\n") {
+		if i := strings.Index(line, " /"); i >= 0 && strings.HasPrefix(filepath.Base(line[i+1:]), "out-") {
+			return line[i+1:], nil
+		}
+	}
+	return "", errors.New("testfilter: no output file mapped")
 }
 
 // first reports whether marker is set and absent, creating it: true once
