@@ -31,9 +31,11 @@ import (
 //     update sealed to the aggregator, answering the server with its
 //     figures once the aggregator confirmed it;
 //   - as the round's aggregator, folds the members' updates (its own
-//     included) in an aggregator actor of its own, sends the new global
-//     model sealed to every holder, and answers the server with what it
-//     aggregated and who confirmed the model;
+//     included) in an aggregator actor of its own (aggregator.HoldingProps:
+//     a streamed update decrypted and folded chunk by chunk as it arrives,
+//     never held whole), sends the new global model sealed to every holder,
+//     and answers the server with what it aggregated and who confirmed the
+//     model;
 //   - as a holder catching up, waits for the new model.
 //
 // Weights never reach the server. A site hears another site only while
