@@ -33,11 +33,17 @@ import (
 // With Layout nil, an aggregator that holds the job's model (HoldingProps)
 // begins the round on the model it holds and answers *Offered: the model
 // to send Sites, inline or as one stream offer each.
+//
+// Expect names sites that hold the round's global model already (a swarm
+// round's members, and the aggregating site itself) and whose streamed
+// updates (FoldStream) the round awaits without offering them the model: a
+// lockstep sum waits for theirs as for those of Sites.
 type Begin struct {
 	Round  int64
 	Layout *model.Model
 	Rule   Rule
 	Sites  []string
+	Expect []string
 }
 
 // Fold adds one site's update with its weight (the site's committed,
@@ -56,8 +62,16 @@ type Fold struct {
 	Excluded []string
 }
 
-// Close ends the round; the aggregator responds *Closed.
-type Close struct{ Round int64 }
+// Close ends the round; the aggregator responds *Closed. Every pull into a
+// streamed round must have ended first (StreamPulled; Withdraw ends one).
+// WantMean asks, for a streamed round, for Closed.Mean too: a copy of the
+// new held model in the Go heap, the requester's own (a swarm aggregator
+// keeps the round's model at its site); an inline round's Mean is always
+// set.
+type Close struct {
+	Round    int64
+	WantMean bool
+}
 
 // Closed is the round's result: the aggregate of the folded updates, or
 // Err (nothing folded, a round mismatch, too few updates for the rule, a
@@ -205,7 +219,7 @@ func (a *Aggregator) receiveHeld(ctx actor.Context) bool {
 			if refused == nil {
 				refused = map[string]string{}
 			}
-			ctx.Respond(h.closeStreamed(m.Round, refused))
+			ctx.Respond(h.closeStreamed(m.Round, refused, m.WantMean))
 			return true
 		}
 		c := a.close(m.Round)

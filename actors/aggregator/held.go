@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -143,10 +144,20 @@ type Offered struct {
 // FoldStream adds a site's update, offered as a stream by its manifest,
 // with its weight (as Fold's). The aggregator answers *StreamTaken at once,
 // and, when it took the update, *StreamPulled once the pull ended.
+//
+// Key, when set, is the AES-256 key the stream's chunks are encrypted under
+// (actors/swarm's stream cipher, the key from the sealed envelope that
+// offered the stream): each chunk is decrypted as it arrives, after its
+// hash was checked, and folded at once, so that the update is never held
+// whole. Update, in place of Manifest, is an update held in memory (the
+// aggregating site's own, in a swarm round): folded chunk by chunk as its
+// stream would be; nobody may change it until its StreamPulled.
 type FoldStream struct {
 	Round    int64
 	Site     string
 	Manifest *hearthv1.StreamManifest
+	Key      []byte
+	Update   *model.Model
 	Weight   float64
 }
 
@@ -162,11 +173,15 @@ type StreamTaken struct {
 // StreamPulled reports the end of a site's update pull: Err is why its
 // update does not count (its stream failed, it was withdrawn, or the sum
 // refused it: the norm bound, say).
+//
+// Decrypted is the time spent decrypting an encrypted update (FoldStream's
+// Key), for the round's figures.
 type StreamPulled struct {
-	Round int64
-	Site  string
-	Stats stream.Stats
-	Err   error
+	Round     int64
+	Site      string
+	Stats     stream.Stats
+	Decrypted time.Duration
+	Err       error
 }
 
 // Withdraw ends what the aggregator streams with a site left out: its
@@ -212,6 +227,7 @@ type custody struct {
 	sumInPlace bool
 	waiting    []waitingUpdate
 	pulling    map[string]context.CancelFunc
+	pulled     []string // sites whose pull ended with their update counted
 	pulls      *sync.WaitGroup
 	released   bool
 }
@@ -396,7 +412,7 @@ func (c *custody) abandon() {
 	for _, cancel := range c.pulling {
 		cancel()
 	}
-	c.sum, c.sumInPlace, c.waiting, c.pulling, c.open = nil, false, nil, nil, false
+	c.sum, c.sumInPlace, c.waiting, c.pulling, c.pulled, c.open = nil, false, nil, nil, nil, false
 	c.pulls = &sync.WaitGroup{}
 }
 

@@ -3,11 +3,15 @@ package aggregator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/quantize"
+	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus/stream"
 )
 
@@ -66,6 +70,9 @@ func (c *custody) beginStreamed(m *Begin) *Offered {
 	for site := range o.Manifest {
 		c.expected[site] = true
 	}
+	for _, site := range m.Expect {
+		c.expected[site] = true
+	}
 	return o
 }
 
@@ -77,8 +84,12 @@ func (c *custody) foldStream(ctx actor.Context, m *FoldStream) *StreamTaken {
 	switch {
 	case !c.open || m.Round != c.round:
 		t.Refused = fmt.Sprintf("a streamed update for round %d while no streamed round but %d is open", m.Round, c.round)
+	case m.Update != nil:
+		t.Refused = c.checkLocal(m)
 	case m.Manifest == nil:
 		t.Refused = "a streamed update without its manifest"
+	case m.Key != nil && len(m.Key) != swarm.StreamKeySize:
+		t.Refused = fmt.Sprintf("a stream key of %d bytes, want %d", len(m.Key), swarm.StreamKeySize)
 	case c.cfg.Codec != nil:
 		if err := c.wire().Check(m.Manifest.TotalBytes, int(m.Manifest.ChunkBytes)); err != nil {
 			t.Refused = err.Error()
@@ -123,6 +134,27 @@ func (c *custody) foldStream(ctx actor.Context, m *FoldStream) *StreamTaken {
 	}
 	c.waiting = append(c.waiting, u)
 	return t
+}
+
+// checkLocal is why an update held in memory does not fit the round ("" if
+// it does): it must be the held model's layout, and comes unencrypted.
+func (c *custody) checkLocal(m *FoldStream) string {
+	if m.Manifest != nil || m.Key != nil {
+		return "an update both in memory and streamed"
+	}
+	if err := m.Update.Validate(); err != nil {
+		return err.Error()
+	}
+	got := model.LayoutOf(m.Update)
+	if len(got) != len(c.big.Layout) {
+		return fmt.Sprintf("an update of %d tensors for a model of %d", len(got), len(c.big.Layout))
+	}
+	for i, t := range got {
+		if want := c.big.Layout[i]; t.Name != want.Name || !slices.Equal(t.Shape, want.Shape) {
+			return fmt.Sprintf("tensor %d is %s %v, the model's %s %v", i, clipName(t.Name), t.Shape, want.Name, want.Shape)
+		}
+	}
+	return ""
 }
 
 // sumReady chooses the round's sum buffer, the global model's own when no
@@ -191,8 +223,18 @@ func (c *custody) sumReady(ctx actor.Context, m *sumReady) {
 func (c *custody) startPull(ctx actor.Context, u waitingUpdate) {
 	self, system, round, sum, pulls := ctx.Self(), ctx.ActorSystem(), c.round, c.sum, c.pulls
 	var sink stream.Sink = sum.Site(u.site, u.fold.Weight)
-	if c.cfg.Codec != nil {
+	if c.cfg.Codec != nil && u.fold.Update == nil {
 		sink = c.wire().Sink(sink) // decoded chunk by chunk into the full-precision sum
+	}
+	var decrypting *swarm.DecryptingSink
+	if u.fold.Key != nil {
+		var err error
+		if decrypting, err = swarm.NewDecryptingSink(u.fold.Key, sink); err != nil { // the key's size was checked when taken
+			sum.Done(u.site, err)
+			tell(ctx, u.replyTo, &StreamPulled{Round: round, Site: u.site, Err: err})
+			return
+		}
+		sink = decrypting
 	}
 	pullCtx, cancel := context.WithCancel(c.ctx)
 	c.pulling[u.site] = cancel
@@ -200,12 +242,63 @@ func (c *custody) startPull(ctx actor.Context, u waitingUpdate) {
 	go func() {
 		defer pulls.Done()
 		defer cancel()
-		stats, err := c.cfg.Streams.Receive(pullCtx, u.site, u.fold.Manifest, sink)
+		var stats stream.Stats
+		var err error
+		if u.fold.Update != nil {
+			stats, err = feed(pullCtx, u.fold.Update, sum.chunkBytes, sink)
+		} else {
+			stats, err = c.cfg.Streams.Receive(pullCtx, u.site, u.fold.Manifest, sink)
+		}
 		if verdict := sum.Done(u.site, err); err == nil && verdict != nil {
 			err = fmt.Errorf("refused by the aggregator: %w", verdict)
 		}
-		system.Root.Send(self, &pullEnded{replyTo: u.replyTo, pulled: &StreamPulled{Round: round, Site: u.site, Stats: stats, Err: err}})
+		p := &StreamPulled{Round: round, Site: u.site, Stats: stats, Err: err}
+		if decrypting != nil {
+			p.Decrypted = decrypting.Spent()
+		}
+		system.Root.Send(self, &pullEnded{replyTo: u.replyTo, pulled: p})
 	}()
+}
+
+// feed writes an update held in memory to sink chunk by chunk, as a stream
+// of chunkBytes chunks would deliver it (one chunk buffer, never the whole
+// update copied), until ctx ends.
+func feed(ctx context.Context, m *model.Model, chunkBytes int, sink stream.Sink) (stream.Stats, error) {
+	stats := stream.Stats{}
+	start := time.Now()
+	defer func() { stats.Duration = time.Since(start) }()
+	chunk := make([]byte, 0, chunkBytes)
+	var offset int64
+	flush := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := sink.WriteChunk(stats.Chunks, offset, chunk); err != nil {
+			return fmt.Errorf("sink: chunk %d: %w", stats.Chunks, err)
+		}
+		offset += int64(len(chunk))
+		stats.Chunks++
+		stats.Bytes += int64(len(chunk))
+		chunk = chunk[:0]
+		return nil
+	}
+	for _, t := range m.Tensors {
+		for b := bytesOf(t.Data); len(b) > 0; {
+			n := min(len(b), chunkBytes-len(chunk))
+			chunk, b = append(chunk, b[:n]...), b[n:]
+			if len(chunk) == chunkBytes {
+				if err := flush(); err != nil {
+					return stats, err
+				}
+			}
+		}
+	}
+	if len(chunk) > 0 {
+		if err := flush(); err != nil {
+			return stats, err
+		}
+	}
+	return stats, nil
 }
 
 // wire is the geometry of the job's quantized streams.
@@ -220,6 +313,9 @@ func (c *custody) pullEnded(ctx actor.Context, p *pullEnded) {
 	}
 	if p.pulled.Round == c.round {
 		delete(c.pulling, p.pulled.Site)
+		if p.pulled.Err == nil {
+			c.pulled = append(c.pulled, p.pulled.Site)
+		}
 	}
 	tell(ctx, p.replyTo, p.pulled)
 }
@@ -231,9 +327,10 @@ func tell(ctx actor.Context, pid *actor.PID, msg any) {
 	}
 }
 
-// closeStreamed makes the round's mean the held model; refused are the
-// inline updates refused during the round.
-func (c *custody) closeStreamed(round int64, refused map[string]string) *Closed {
+// closeStreamed makes the round's mean the held model, and with wantMean
+// answers a copy of it; refused are the inline updates refused during the
+// round. Sites are the updates whose pull ended counted.
+func (c *custody) closeStreamed(round int64, refused map[string]string, wantMean bool) *Closed {
 	closed := &Closed{Round: round, Refused: refused, Clipped: map[string]string{}, Screened: map[string]string{}}
 	switch {
 	case round != c.round || !c.open:
@@ -256,6 +353,21 @@ func (c *custody) closeStreamed(round int64, refused map[string]string) *Closed 
 	}
 	if err != nil { // Mean released the sum's buffer: the global model's too when in place
 		closed.Err = err
+		return closed
+	}
+	closed.Sites = slices.Sorted(slices.Values(c.pulled))
+	c.pulled = nil
+	if wantMean {
+		closed.Mean = mean.Model().Clone()
 	}
 	return closed
+}
+
+// bytesOf is the memory of v as bytes (no copy): the wire's little-endian
+// float32 bytes, as a streamed round's held model (model.Flat) requires.
+func bytesOf(v []float32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
 }

@@ -20,6 +20,12 @@ import (
 // manager per participant on it.
 func streamManagers(t *testing.T, names ...string) map[string]*stream.Manager {
 	t.Helper()
+	return chunkedStreamManagers(t, 1024, names...)
+}
+
+// chunkedStreamManagers is streamManagers with chunks of chunkBytes.
+func chunkedStreamManagers(t *testing.T, chunkBytes int, names ...string) map[string]*stream.Manager {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +41,7 @@ func streamManagers(t *testing.T, names ...string) map[string]*stream.Manager {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := stream.NewManager(stream.Config{Conn: nc, Self: name, ChunkBytes: 1024, Window: 4,
+		m, err := stream.NewManager(stream.Config{Conn: nc, Self: name, ChunkBytes: chunkBytes, Window: 4,
 			StallTimeout: 5 * time.Second, RetryInterval: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)

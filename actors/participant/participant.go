@@ -59,6 +59,7 @@ type Streams interface {
 	OfferBytes(ctx context.Context, recipient string, data []byte) (*stream.Outgoing, error)
 	OfferBytesChunks(ctx context.Context, recipient string, data []byte, chunkBytes int) (*stream.Outgoing, error)
 	Prepare(ctx context.Context, data []byte) (*stream.Payload, error)
+	PrepareChunks(ctx context.Context, data []byte, chunkBytes int) (*stream.Payload, error)
 	OfferPayload(ctx context.Context, recipient string, p *stream.Payload) (*stream.Outgoing, error)
 }
 
@@ -358,6 +359,8 @@ func (p *Participant) Receive(ctx actor.Context) {
 		p.modelOverdue(ctx, m)
 	case *pulled:
 		p.pulledStream(ctx, m)
+	case *aggregatorSaid:
+		p.aggregatorSaid(ctx, m)
 	case *closeAggregation:
 		if j := p.jobs[m.jobID]; j != nil && j.swarm != nil && j.swarm.agg != nil && j.swarm.agg.at == m.at && !j.swarm.agg.closing {
 			p.closeAggregation(ctx, j)

@@ -31,9 +31,11 @@ import (
 //     update sealed to the aggregator, answering the server with its
 //     figures once the aggregator confirmed it;
 //   - as the round's aggregator, folds the members' updates (its own
-//     included) in an aggregator actor of its own, sends the new global
-//     model sealed to every holder, and answers the server with what it
-//     aggregated and who confirmed the model;
+//     included) in an aggregator actor of its own (aggregator.HoldingProps:
+//     a streamed update decrypted and folded chunk by chunk as it arrives,
+//     never held whole), sends the new global model sealed to every holder,
+//     and answers the server with what it aggregated and who confirmed the
+//     model;
 //   - as a holder catching up, waits for the new model.
 //
 // Weights never reach the server. A site hears another site only while
@@ -105,15 +107,17 @@ func keyOf(round, attempt int64) roundKey { return roundKey{round, attempt} }
 type aggregation struct {
 	at      roundKey
 	task    *hearthv1.SwarmTask
-	pid     *actor.PID             // the aggregator actor: the only holder of the updates
+	pid     *actor.PID             // the aggregator actor: the only holder of the model, the updates and their sum
+	relay   *actor.PID             // passes the aggregator's answers on, naming this attempt (aggregatorSaid)
 	reply   *actor.PID             // the server's request, answered when the round is done
 	expect  map[string]bool        // members whose update is awaited
 	folded  map[string]bool        // members whose update was folded
 	refused map[string]string      // and those refused here, with the reason
-	pulling map[string]bool        // members whose streamed update is being pulled
+	pulling map[string]arrival     // members whose update the aggregator is folding chunk by chunk
 	own     *hearthv1.SwarmTrained // this site's own figures, once trained
 	started time.Time
-	closing bool
+	closing bool // no update taken any more; Close is asked once nothing is pulling
+	asked   bool // Close asked
 	result  *hearthv1.SwarmAggregated
 	// sealMicros: time spent decrypting streamed updates and encrypting
 	// the streamed model.
@@ -130,6 +134,14 @@ type (
 		res    *hearthv1.SwarmTrained
 		reply  *actor.PID
 		err    error
+	}
+	// aggregatorSaid is an aggregator actor's answer to a FoldStream
+	// (*aggregator.StreamTaken, *aggregator.StreamPulled), passed on by
+	// its attempt's relay.
+	aggregatorSaid struct {
+		jobID string
+		at    roundKey
+		msg   any
 	}
 	// closeAggregation ends an aggregation's wait for updates.
 	closeAggregation struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -20,25 +21,80 @@ import (
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
-// The aggregator's role at a site: the members' updates folded in an
-// aggregator actor of its own, the new model sent sealed to every holder.
+// The aggregator's role at a site: an aggregator actor of its own holds
+// the round's global model and folds the members' updates into its sum,
+// inline ones whole, streamed ones chunk by chunk as they arrive (each
+// chunk decrypted under its stream's sealed key, never the whole update
+// held), this site's own update as a stream would be; then the new model
+// is sent sealed to every holder.
+
+// arrival is an update the aggregator is folding: who sent it, and whom
+// to answer (nil: this site's own).
+type arrival struct {
+	origin bridge.Origin
+	update *hearthv1.SwarmUpdate
+	reply  *actor.PID
+}
 
 // beginAggregation starts this site's aggregation of an attempt.
 func (p *Participant) beginAggregation(ctx actor.Context, j *joined, m *hearthv1.SwarmTask, basis *model.Model) {
 	a := &aggregation{at: keyOf(m.Round, m.Attempt), task: m, reply: ctx.Sender(), expect: map[string]bool{},
-		folded: map[string]bool{}, refused: map[string]string{}, pulling: map[string]bool{}, started: time.Now()}
+		folded: map[string]bool{}, refused: map[string]string{}, pulling: map[string]arrival{}, started: time.Now()}
 	for _, s := range m.Members {
 		a.expect[s] = true
 	}
-	a.pid = ctx.Spawn(aggregator.Props())
-	ctx.Send(a.pid, &aggregator.Begin{Round: m.Round, Layout: basis, Rule: j.manifest.Aggregation})
+	cfg := aggregator.Config{JobID: m.JobId, Log: p.cfg.Log}
+	if p.cfg.Streams != nil {
+		cfg.Streams = p.cfg.Streams
+	}
+	a.pid = ctx.Spawn(aggregator.HoldingProps(j.swarm.attemptCtx, cfg))
+	self, jobID, at := ctx.Self(), m.JobId, a.at
+	a.relay = ctx.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		switch msg := c.Message().(type) {
+		case *aggregator.StreamTaken, *aggregator.StreamPulled:
+			c.Send(self, &aggregatorSaid{jobID: jobID, at: at, msg: msg})
+		}
+	}))
 	j.swarm.agg = a
 	p.audit(auditor.Event{Action: "aggregation.started", JobID: m.JobId, Round: m.Round,
 		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt), "members": fmt.Sprint(len(m.Members))}})
+	// The aggregator holds a copy of the basis (the sum of a streamed round
+	// is made in it); the members hold the basis already, so nothing is
+	// offered to them, and a lockstep sum waits for every member's update.
+	streamed := basis.Bytes() > job.InlineLimit
+	held := ctx.RequestFuture(a.pid, &aggregator.Hold{Model: basis, Streamed: streamed}, 30*time.Second)
+	begun := ctx.RequestFuture(a.pid, &aggregator.Begin{Round: m.Round, Rule: j.manifest.Aggregation, Expect: m.Members}, 30*time.Second)
+	ctx.ReenterAfter(held, func(res any, err error) {
+		if h, _ := res.(*aggregator.Held); err == nil && h != nil && h.Err != nil {
+			err = h.Err
+		}
+		if err != nil {
+			p.aggregationFailed(ctx, jobID, at, "the aggregator holds no basis: "+err.Error())
+		}
+	})
+	ctx.ReenterAfter(begun, func(res any, err error) {
+		if o, _ := res.(*aggregator.Offered); err == nil && o != nil && o.Err != nil {
+			err = o.Err
+		}
+		if err != nil {
+			p.aggregationFailed(ctx, jobID, at, "the round could not begin: "+err.Error())
+		}
+	})
 	// Updates are awaited for half the round's time: the rest is for the
 	// new model to reach the holders before the server's wait ends.
-	self, system, jobID, at := ctx.Self(), ctx.ActorSystem(), m.JobId, a.at
+	system := ctx.ActorSystem()
 	time.AfterFunc(j.manifest.RoundTimeout/2, func() { system.Root.Send(self, &closeAggregation{jobID: jobID, at: at}) })
+}
+
+// aggregationFailed fails the attempt's aggregation, if it still runs.
+func (p *Participant) aggregationFailed(ctx actor.Context, jobID string, at roundKey, reason string) {
+	j := p.jobs[jobID]
+	if j == nil || j.swarm == nil || j.swarm.agg == nil || j.swarm.agg.at != at || j.swarm.agg.result != nil {
+		return
+	}
+	p.audit(auditor.Event{Action: "aggregation.failed", JobID: jobID, Round: at.round, Detail: map[string]string{"reason": reason}})
+	ctx.Send(j.swarm.agg.reply, failure(hearthv1.FailureCode_FAILURE_CODE_AGGREGATION_FAILED, reason))
+	p.endAggregation(ctx, j.swarm, "")
 }
 
 // takeUpdate takes a member's sealed update as the round's aggregator, and
@@ -60,71 +116,168 @@ func (p *Participant) takeUpdate(ctx actor.Context, o bridge.Origin, m *hearthv1
 	case !j.swarm.agg.expect[o.Sender.Name] || o.Sender.Name == p.cfg.Self.Name:
 		refuse(fmt.Sprintf("%s is not a member of %s", o.Sender.Name, at))
 		return
-	case j.swarm.agg.folded[o.Sender.Name] || j.swarm.agg.refused[o.Sender.Name] != "" || j.swarm.agg.pulling[o.Sender.Name]:
-		refuse(fmt.Sprintf("a second update from %s for %s", o.Sender.Name, at))
+	}
+	a, site := j.swarm.agg, o.Sender.Name
+	if _, pulling := a.pulling[site]; pulling || a.folded[site] || a.refused[site] != "" {
+		refuse(fmt.Sprintf("a second update from %s for %s", site, at))
 		return
-	case m.Samples < 1:
-		j.swarm.agg.refused[o.Sender.Name] = "no training samples"
-		delete(j.swarm.agg.expect, o.Sender.Name)
+	}
+	if m.Samples < 1 {
+		a.refused[site] = "no training samples"
+		p.leaveOut(ctx, j, site)
 		refuse("no training samples")
 		p.maybeClose(ctx, j)
 		return
 	}
 	if m.UpdateStream != nil {
-		if err := p.pullModel(ctx, j, o.Sender.Name, m.UpdateStream, m.StreamKey, func(mdl *model.Model, err error) *pulled {
-			return &pulled{jobID: m.JobId, at: at, origin: o, reply: reply, update: m, model: mdl, err: err}
-		}); err != nil {
-			refuse(err.Error())
-		} else {
-			j.swarm.agg.pulling[o.Sender.Name] = true
+		if p.cfg.Streams == nil {
+			a.refused[site] = "this site cannot receive streamed models"
+			p.leaveOut(ctx, j, site)
+			refuse(a.refused[site])
+			p.maybeClose(ctx, j)
+			return
 		}
+		a.pulling[site] = arrival{origin: o, update: m, reply: reply}
+		ctx.RequestWithCustomSender(a.pid, &aggregator.FoldStream{Round: at.round, Site: site, Manifest: m.UpdateStream, Key: m.StreamKey,
+			Weight: a.weight(site, m.Samples)}, a.relay)
 		return
 	}
 	update, err := job.FromWire(m.Update)
-	p.takenUpdate(ctx, j, o, m, reply, update, err)
-}
-
-// takenUpdate folds a member's update, inline or pulled, and answers it.
-func (p *Participant) takenUpdate(ctx actor.Context, j *joined, o bridge.Origin, m *hearthv1.SwarmUpdate, reply *actor.PID, update *model.Model, err error) {
-	a, site := j.swarm.agg, o.Sender.Name
-	delete(a.expect, site)
-	delete(a.pulling, site)
 	if err != nil {
-		reason := envelope.Clip(err.Error(), 256)
-		a.refused[site] = reason
-		p.audit(auditor.Event{Action: "update.refused", JobID: m.JobId, Round: m.Round, Peer: site, Detail: map[string]string{"reason": reason}})
-		ctx.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, reason))
-		p.maybeClose(ctx, j)
+		p.updateRefused(ctx, j, site, arrival{origin: o, update: m, reply: reply}, hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error())
 		return
 	}
-	p.audit(auditor.Event{Action: "update.received", JobID: m.JobId, Round: m.Round, Peer: site, PeerEvent: o.MessageID,
-		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt), "samples": fmt.Sprint(m.Samples)}})
-	ctx.Send(reply, &hearthv1.SwarmReceived{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt})
+	p.updateTaken(ctx, j, site, arrival{origin: o, update: m, reply: reply})
 	p.fold(ctx, j, site, update, m.Samples)
 }
 
-// fold hands one member's update to the aggregator actor.
-func (p *Participant) fold(ctx actor.Context, j *joined, site string, update *model.Model, samples int64) {
+// weight is a member's weight in the round: its samples, capped by the
+// server's task.
+func (a *aggregation) weight(site string, samples int64) float64 {
+	return min(a.task.Weights[site], float64(samples))
+}
+
+// updateTaken accounts a member's update folded (or, inline, handed to the
+// aggregator) and answers its sender.
+func (p *Participant) updateTaken(ctx actor.Context, j *joined, site string, u arrival) {
 	a := j.swarm.agg
 	delete(a.expect, site)
-	weight := min(a.task.Weights[site], float64(samples))
-	ctx.Send(a.pid, &aggregator.Fold{Round: a.at.round, Site: site, Update: update, Weight: weight})
+	a.folded[site] = true
+	if u.reply == nil { // this site's own
+		return
+	}
+	m := u.update
+	p.audit(auditor.Event{Action: "update.received", JobID: m.JobId, Round: m.Round, Peer: site, PeerEvent: u.origin.MessageID,
+		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt), "samples": fmt.Sprint(m.Samples)}})
+	ctx.Send(u.reply, &hearthv1.SwarmReceived{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt})
+}
+
+// updateRefused leaves a member's update out of the round for reason,
+// audited, and answers its sender with code.
+func (p *Participant) updateRefused(ctx actor.Context, j *joined, site string, u arrival, code hearthv1.FailureCode, reason string) {
+	a := j.swarm.agg
+	reason = envelope.Clip(reason, 256)
+	a.refused[site] = reason
+	p.leaveOut(ctx, j, site)
+	p.audit(auditor.Event{Action: "update.refused", JobID: a.task.JobId, Round: a.at.round, Peer: site, Detail: map[string]string{"reason": reason}})
+	if u.reply != nil {
+		ctx.Send(u.reply, failure(code, reason))
+	}
+	p.maybeClose(ctx, j)
+}
+
+// leaveOut stops awaiting a member's update: the aggregator no longer
+// waits for it either (a lockstep sum would), and a pull of it ends.
+func (p *Participant) leaveOut(ctx actor.Context, j *joined, site string) {
+	a := j.swarm.agg
+	delete(a.expect, site)
+	ctx.Send(a.pid, &aggregator.Withdraw{Site: site})
+}
+
+// fold hands one update held in memory to the aggregator actor: an inline
+// round folds it whole, a streamed round chunk by chunk as it would a
+// stream (answered through the relay, as a member's stream is).
+func (p *Participant) fold(ctx actor.Context, j *joined, site string, update *model.Model, samples int64) {
+	a := j.swarm.agg
+	if update.Bytes() > job.InlineLimit {
+		a.pulling[site] = arrival{}
+		ctx.RequestWithCustomSender(a.pid, &aggregator.FoldStream{Round: a.at.round, Site: site, Update: update, Weight: a.weight(site, samples)}, a.relay)
+		return
+	}
+	ctx.Send(a.pid, &aggregator.Fold{Round: a.at.round, Site: site, Update: update, Weight: a.weight(site, samples)})
+	delete(a.expect, site)
 	a.folded[site] = true
 	p.maybeClose(ctx, j)
 }
 
-func (p *Participant) maybeClose(ctx actor.Context, j *joined) {
-	if a := j.swarm.agg; a != nil && len(a.expect) == 0 && !a.closing {
-		p.closeAggregation(ctx, j)
+// aggregatorSaid takes the aggregator's answer about an update it folds
+// chunk by chunk: refused at once, or its fold ended (counted or failed).
+func (p *Participant) aggregatorSaid(ctx actor.Context, m *aggregatorSaid) {
+	j := p.jobs[m.jobID]
+	if j == nil || j.swarm == nil || j.swarm.agg == nil || j.swarm.agg.at != m.at {
+		return // ended: endAggregation answered the senders
+	}
+	a := j.swarm.agg
+	switch r := m.msg.(type) {
+	case *aggregator.StreamTaken:
+		u, ok := a.pulling[r.Site]
+		if !ok || r.Refused == "" {
+			return
+		}
+		delete(a.pulling, r.Site)
+		p.updateRefused(ctx, j, r.Site, u, hearthv1.FailureCode_FAILURE_CODE_REFUSED, r.Refused)
+	case *aggregator.StreamPulled:
+		u, ok := a.pulling[r.Site]
+		if !ok {
+			return
+		}
+		delete(a.pulling, r.Site)
+		a.sealMicros += r.Decrypted.Microseconds()
+		switch {
+		case r.Err != nil && a.closing:
+			p.updateRefused(ctx, j, r.Site, u, hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED,
+				fmt.Sprintf("%s was closed while the update streamed: %v", a.at, r.Err))
+		case r.Err != nil:
+			p.updateRefused(ctx, j, r.Site, u, hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, fmt.Sprintf("%v: %v", errStream, r.Err))
+		default:
+			p.updateTaken(ctx, j, r.Site, u)
+			p.maybeClose(ctx, j)
+		}
 	}
 }
 
-// closeAggregation stops taking updates and asks the aggregator actor for
-// the new global model.
+func (p *Participant) maybeClose(ctx actor.Context, j *joined) {
+	a := j.swarm.agg
+	switch {
+	case a == nil:
+	case !a.closing && len(a.expect) == 0:
+		p.closeAggregation(ctx, j)
+	case a.closing:
+		p.askClose(ctx, j)
+	}
+}
+
+// closeAggregation stops taking updates: the members still awaited are
+// left out (a pull of theirs ends), and once no update is being folded
+// the aggregator is asked for the new global model.
 func (p *Participant) closeAggregation(ctx actor.Context, j *joined) {
 	a := j.swarm.agg
 	a.closing = true
-	future := ctx.RequestFuture(a.pid, &aggregator.Close{Round: a.at.round}, 30*time.Second)
+	for _, site := range slices.Sorted(maps.Keys(a.expect)) {
+		p.leaveOut(ctx, j, site)
+	}
+	p.askClose(ctx, j)
+}
+
+// askClose asks the aggregator for the new global model once no update is
+// being folded.
+func (p *Participant) askClose(ctx actor.Context, j *joined) {
+	a := j.swarm.agg
+	if a.asked || len(a.pulling) > 0 {
+		return
+	}
+	a.asked = true
+	future := ctx.RequestFuture(a.pid, &aggregator.Close{Round: a.at.round, WantMean: true}, 30*time.Second)
 	jobID, at := a.task.JobId, a.at
 	ctx.ReenterAfter(future, func(res any, err error) {
 		c, _ := res.(*aggregator.Closed)
@@ -251,6 +404,12 @@ func (p *Participant) endAggregation(ctx actor.Context, sj *swarmJob, reason str
 	if reason != "" && a.result == nil {
 		ctx.Send(a.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, reason))
 	}
+	for _, site := range slices.Sorted(maps.Keys(a.pulling)) {
+		if u := a.pulling[site]; u.reply != nil {
+			ctx.Send(u.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, fmt.Sprintf("the aggregation of %s ended while the update streamed", a.at)))
+		}
+	}
 	ctx.Stop(a.pid)
+	ctx.Stop(a.relay)
 	sj.agg = nil
 }

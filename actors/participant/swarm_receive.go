@@ -56,14 +56,14 @@ func (p *Participant) refuseArrival(ctx actor.Context, reply *actor.PID, o bridg
 	ctx.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
 }
 
-// pulled is a streamed update or model, pulled and decrypted off the
-// actor (or failed).
+// pulled is a streamed model from the round's aggregator, pulled and
+// decrypted off the actor (or failed). (Updates are folded chunk by chunk
+// by the aggregator actor instead: see takeUpdate.)
 type pulled struct {
 	jobID  string
 	at     roundKey
 	origin bridge.Origin
 	reply  *actor.PID
-	update *hearthv1.SwarmUpdate // or
 	global *hearthv1.SwarmModel
 	model  *model.Model
 	spent  time.Duration // decrypting it
@@ -102,20 +102,9 @@ func (p *Participant) pullModel(ctx actor.Context, j *joined, sender string, man
 	return nil
 }
 
-// pulledStream takes a pulled update or model back on the actor.
+// pulledStream takes a pulled model back on the actor.
 func (p *Participant) pulledStream(ctx actor.Context, m *pulled) {
 	j := p.jobs[m.jobID]
-	if m.update != nil {
-		if j == nil || j.swarm == nil || j.swarm.agg == nil || j.swarm.agg.at != m.at || j.swarm.agg.closing {
-			p.audit(auditor.Event{Action: "update.refused", JobID: m.jobID, Round: m.at.round, Peer: m.origin.Sender.Name,
-				Detail: map[string]string{"reason": fmt.Sprintf("%s was closed while the update streamed", m.at)}})
-			ctx.Send(m.reply, failure(hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED, fmt.Sprintf("%s was closed while the update streamed", m.at)))
-			return
-		}
-		j.swarm.agg.sealMicros += m.spent.Microseconds()
-		p.takenUpdate(ctx, j, m.origin, m.update, m.reply, m.model, m.err)
-		return
-	}
 	if j == nil || j.swarm == nil || j.swarm.at != m.at || j.swarm.models[m.at] != nil {
 		p.audit(auditor.Event{Action: "model.refused", JobID: m.jobID, Round: m.at.round, Peer: m.origin.Sender.Name,
 			Detail: map[string]string{"reason": fmt.Sprintf("%s is no longer this site's newest task", m.at)}})

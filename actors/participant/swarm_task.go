@@ -347,8 +347,8 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 	if t.err != nil {
 		p.audit(auditor.Event{Action: "task.failed", JobID: t.jobID, Round: t.at.round, Detail: map[string]string{"reason": t.err.Error()}})
 		if a := sj.agg; a != nil && a.at == t.at { // the aggregator's own training: the others' updates still count
-			delete(a.expect, p.cfg.Self.Name)
 			a.refused[p.cfg.Self.Name] = envelope.Clip(t.err.Error(), 256)
+			p.leaveOut(ctx, j, p.cfg.Self.Name)
 			p.maybeClose(ctx, j)
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/hearthfl/hearth/actors/learning/model"
+	"github.com/hearthfl/hearth/bus/stream"
 )
 
 // Models too large for one envelope travel site to site as streams
@@ -159,3 +160,49 @@ func bytesOf(v []float32) []byte {
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
 }
+
+// DecryptingSink decrypts an encrypted model stream's chunks and hands
+// each, decrypted, to the next sink (an aggregator's sum, say), so that the
+// model is never held whole: one chunk buffer is its memory. The stream
+// package delivers a stream's chunks in order, one call at a time, which
+// the one buffer relies on.
+type DecryptingSink struct {
+	key   []byte
+	next  stream.Sink
+	buf   []byte
+	spent atomic.Int64 // nanoseconds decrypting
+}
+
+// NewDecryptingSink makes a sink that decrypts chunks under key into next.
+func NewDecryptingSink(key []byte, next stream.Sink) (*DecryptingSink, error) {
+	if len(key) != StreamKeySize {
+		return nil, fmt.Errorf("stream key of %d bytes, want %d", len(key), StreamKeySize)
+	}
+	if next == nil {
+		return nil, errors.New("no sink to decrypt into")
+	}
+	return &DecryptingSink{key: key, next: next}, nil
+}
+
+// WriteChunk decrypts chunk index (at offset, a multiple of 64 bytes, as
+// bus/stream's chunk sizes are) and writes it to the next sink.
+func (s *DecryptingSink) WriteChunk(index int, offset int64, data []byte) error {
+	if offset < 0 || offset%64 != 0 {
+		return errors.New("chunk not aligned to the cipher's blocks")
+	}
+	start := time.Now()
+	c, err := ctrAt(s.key, offset)
+	if err != nil {
+		return err
+	}
+	if cap(s.buf) < len(data) {
+		s.buf = make([]byte, len(data))
+	}
+	plain := s.buf[:len(data)]
+	c.XORKeyStream(plain, data)
+	s.spent.Add(int64(time.Since(start)))
+	return s.next.WriteChunk(index, offset, plain)
+}
+
+// Spent is the time WriteChunk spent decrypting, for the round's figures.
+func (s *DecryptingSink) Spent() time.Duration { return time.Duration(s.spent.Load()) }

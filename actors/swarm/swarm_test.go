@@ -3,12 +3,15 @@ package swarm_test
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/swarm"
+	"github.com/hearthfl/hearth/bus/stream"
 )
 
 func TestRotationIsFixedByTheNonceAndMovesEveryRound(t *testing.T) {
@@ -172,4 +175,55 @@ func BenchmarkModelStreamCrypto(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A DecryptingSink hands each chunk on decrypted as it comes, into one
+// chunk buffer that it reuses: the model is never assembled; a key of the
+// wrong size is refused.
+func TestDecryptingSinkPassesChunksOn(t *testing.T) {
+	m := &model.Model{Tensors: []model.Tensor{{Name: "w", Shape: []int{1000}, Data: make([]float32, 1000)}}}
+	for i := range m.Tensors[0].Data {
+		m.Tensors[0].Data[i] = float32(i)
+	}
+	data, key, err := swarm.EncryptModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const chunk = 256 // bytes
+	var got []float32
+	var buffers = map[*byte]bool{}
+	next := stream.SinkFunc(func(index int, offset int64, plain []byte) error {
+		if offset != int64(index*chunk) || int64(len(got)*4) != offset {
+			return fmt.Errorf("chunk %d at %d after %d values", index, offset, len(got))
+		}
+		buffers[&plain[0]] = true
+		for b := 0; b < len(plain); b += 4 {
+			got = append(got, math.Float32frombits(binary.LittleEndian.Uint32(plain[b:])))
+		}
+		return nil
+	})
+	if _, err := swarm.NewDecryptingSink(key[:16], next); err == nil {
+		t.Fatal("a 16-byte key was taken")
+	}
+	sink, err := swarm.NewDecryptingSink(key, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i*chunk < len(data); i++ {
+		if err := sink.WriteChunk(i, int64(i*chunk), data[i*chunk:min((i+1)*chunk, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != min((i+1)*chunk/4, 1000) {
+			t.Fatalf("after chunk %d the next sink holds %d values", i, len(got))
+		}
+	}
+	if !slices.Equal(got, m.Tensors[0].Data) {
+		t.Fatal("decrypted values differ from the model's")
+	}
+	if len(buffers) != 1 {
+		t.Fatalf("%d chunk buffers used, want one reused", len(buffers))
+	}
+	if err := sink.WriteChunk(0, 10, data[:chunk]); err == nil {
+		t.Fatal("a chunk off the cipher's blocks was taken")
+	}
 }
