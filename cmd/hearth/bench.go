@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +23,8 @@ import (
 	"github.com/hearthfl/hearth/actors/learning/quantize"
 	"github.com/hearthfl/hearth/bus"
 	"github.com/hearthfl/hearth/bus/kit"
+	"github.com/hearthfl/hearth/bus/provision"
+	"github.com/hearthfl/hearth/cmd/hearth/linkrelay"
 	"github.com/hearthfl/hearth/integration/cluster"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -48,14 +51,21 @@ type benchRow struct {
 	ServerRSS int64   `json:"server_peak_rss"`
 	SiteRSS   int64   `json:"site_peak_rss"`
 	TotalRSS  int64   `json:"all_processes_peak_rss"`
+	// Relayed is what the link relay carried both ways over the whole run,
+	// all rounds and the job's setup (under --link only).
+	Relayed int64 `json:"link_relayed_bytes,omitempty"`
 }
 
 // plainRuns is how many times the plain NATS baseline is measured.
 const plainRuns = 3
 
 type benchReport struct {
-	PlainMBps float64   `json:"plain_nats_mb_per_s"` // the best run
-	PlainRuns []float64 `json:"plain_nats_runs_mb_per_s"`
+	// Link is the rate every site's connection to the hub was limited to,
+	// each way (--link); "" on loopback.
+	Link          string    `json:"link,omitempty"`
+	LinkBytesPerS float64   `json:"link_bytes_per_s,omitempty"`
+	PlainMBps     float64   `json:"plain_nats_mb_per_s"` // the best run
+	PlainRuns     []float64 `json:"plain_nats_runs_mb_per_s"`
 	// The path swarm's bytes take: leaf -> hub -> leaf (measured when a
 	// swarm configuration is).
 	PeerMBps float64    `json:"plain_nats_peer_mb_per_s,omitempty"`
@@ -79,8 +89,17 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	workflows := fs.String("workflows", job.WorkflowFedAvg, "workflows to measure each configuration with, comma-separated: fedavg, swarm")
 	siteFilter := fs.String("site-filter", "", "also measure each configuration with this privacy filter plugin binary (e.g. hearth-filter-noop) in every site's local/privacy.json")
 	codecs := fs.String("codecs", quantize.NameFloat32, "codecs streamed models cross the wire in, comma-separated (FedAvg): "+strings.Join(quantize.Names(), ", "))
+	linkRate := fs.String("link", "", "put every site's connection to the hub (and the plain NATS baseline's) through a relay limited to this rate each way, "+
+		"as a WAN link would: bits (1Gbit, 100Mbit) or bytes (500MB) per second; default: loopback, unlimited")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var link linkrelay.Rate
+	if *linkRate != "" {
+		var err error
+		if link, err = linkrelay.ParseRate(*linkRate); err != nil {
+			return fmt.Errorf("--link: %w", err)
+		}
 	}
 	type config struct {
 		size     int64
@@ -181,27 +200,31 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	// The baseline is the best of a few runs: its fastest, which is what
 	// Hearth's rounds are held against.
 	var rep benchReport
+	if link > 0 {
+		rep.Link, rep.LinkBytesPerS = link.String(), float64(link)
+		say("link: every site's connection to the hub through the bench's relay, %s each way per site (TLS end to end through it)", link)
+	}
 	for i := range plainRuns {
-		v, err := plainThroughput(ctx, filepath.Join(ws, fmt.Sprintf("plain-%d", i)), plain)
+		v, err := plainThroughput(ctx, filepath.Join(ws, fmt.Sprintf("plain-%d", i)), plain, link)
 		if err != nil {
 			return fmt.Errorf("plain NATS baseline: %w", err)
 		}
 		rep.PlainRuns = append(rep.PlainRuns, v)
 		rep.PlainMBps = max(rep.PlainMBps, v)
 	}
-	say("plain NATS, leaf -> hub, mTLS, compression off, %s in 1 MiB messages: %.0f MB/s (best of %d: %.0f-%.0f)",
-		sizeText(plain), rep.PlainMBps, plainRuns, slices.Min(rep.PlainRuns), rep.PlainMBps)
+	say("plain NATS, leaf -> hub%s, mTLS, compression off, %s in 1 MiB messages: %.0f MB/s (best of %d: %.0f-%.0f)",
+		overLink(link), sizeText(plain), rep.PlainMBps, plainRuns, slices.Min(rep.PlainRuns), rep.PlainMBps)
 	if slices.Contains(flows, job.WorkflowSwarm) {
 		for i := range plainRuns {
-			v, err := plainPeerThroughput(ctx, filepath.Join(ws, fmt.Sprintf("peer-%d", i)), plain)
+			v, err := plainPeerThroughput(ctx, filepath.Join(ws, fmt.Sprintf("peer-%d", i)), plain, link)
 			if err != nil {
 				return fmt.Errorf("plain NATS leaf-to-leaf baseline: %w", err)
 			}
 			rep.PeerRuns = append(rep.PeerRuns, v)
 			rep.PeerMBps = max(rep.PeerMBps, v)
 		}
-		say("plain NATS, leaf -> hub -> leaf (swarm's path), same links, %s: %.0f MB/s (best of %d: %.0f-%.0f)",
-			sizeText(plain), rep.PeerMBps, plainRuns, slices.Min(rep.PeerRuns), rep.PeerMBps)
+		say("plain NATS, leaf -> hub -> leaf (swarm's path)%s, same links, %s: %.0f MB/s (best of %d: %.0f-%.0f)",
+			overLink(link), sizeText(plain), rep.PeerMBps, plainRuns, slices.Min(rep.PeerRuns), rep.PeerMBps)
 	}
 	say("\n%-8s %-16s %-12s %-7s %-9s %5s %8s %8s %10s %7s %9s %6s %11s %11s %11s %7s", "workflow", "aggregator", "codec", "filter", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "seal", "server RSS", "site RSS", "all RSS", "ckpt s")
 	for i, g := range grid {
@@ -211,7 +234,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 				return []string{"--cpu-profile", filepath.Join(*profiles, fmt.Sprintf("%s-%s-%d-%s.pprof", g.agg, sizeText(g.size), g.sites, name))}
 			})
 		}
-		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.workflow, g.agg, g.codec, g.filter, g.size, g.sites, *rounds, extra...)
+		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.workflow, g.agg, g.codec, g.filter, g.size, g.sites, *rounds, link, extra...)
 		if err != nil {
 			return fmt.Errorf("%s %s %s, %s with %d sites: %w", g.workflow, g.agg, g.codec, sizeText(g.size), g.sites, err)
 		}
@@ -251,15 +274,25 @@ var benchAggregations = map[string]string{
 // benchRound runs rounds of a noop model of size bytes in workflow
 // (fedavg or swarm) under the aggregation rule agg (a key of
 // benchAggregations), its streams in codec, on a server and `sites` sites
-// as separate processes, and measures them.
-func benchRound(ctx context.Context, ws, workflow, agg, codec, siteFilter string, size int64, sites, rounds int, extra ...func(string) []string) (*benchRow, error) {
+// as separate processes, and measures them. With a link rate, every
+// site's kit dials the hub through a relay of that rate.
+func benchRound(ctx context.Context, ws, workflow, agg, codec, siteFilter string, size int64, sites, rounds int, link linkrelay.Rate, extra ...func(string) []string) (*benchRow, error) {
 	if err := os.MkdirAll(ws, 0o700); err != nil {
 		return nil, err
 	}
-	local, err := cluster.ProvisionLocal(ws, sites, time.Now())
+	relay, err := newBenchLink(link)
 	if err != nil {
 		return nil, err
 	}
+	local, err := cluster.ProvisionLocalWith(ws, cluster.LocalOptions{Sites: sites, SiteProxy: relay.url()}, time.Now())
+	if err != nil {
+		relay.abandon()
+		return nil, err
+	}
+	if err := relay.serve(local.Project.Server); err != nil {
+		return nil, err
+	}
+	defer relay.close()
 	if _, err := local.PrepareData("wdbc", 100, 1); err != nil { // sites need local data to join; noop ignores it
 		return nil, err
 	}
@@ -340,6 +373,9 @@ aggregation: %s
 		row.SealShare = median(seal)
 	}
 	row.MBps = float64(row.BytesMoved) / 1e6 / row.RoundSeconds
+	if row.Relayed, err = relay.carried(sites); err != nil {
+		return nil, err
+	}
 	for i, p := range procs {
 		rss, err := p.PeakRSS()
 		if err != nil {
@@ -393,24 +429,35 @@ func quantizeLine(codec string) string {
 // subscriber on the hub, over the project's mTLS leaf link with
 // compression off, with a window of 16 messages in flight (the receiver
 // acknowledges every 8) so that nothing is dropped.
-func plainThroughput(ctx context.Context, ws string, total int64) (float64, error) {
-	return plainRun(ctx, ws, total, false)
+func plainThroughput(ctx context.Context, ws string, total int64, link linkrelay.Rate) (float64, error) {
+	return plainRun(ctx, ws, total, link, false)
 }
 
 // plainPeerThroughput is plainThroughput on swarm's path: from one leaf
 // node through the hub to a subscriber on another leaf node.
-func plainPeerThroughput(ctx context.Context, ws string, total int64) (float64, error) {
-	return plainRun(ctx, ws, total, true)
+func plainPeerThroughput(ctx context.Context, ws string, total int64, link linkrelay.Rate) (float64, error) {
+	return plainRun(ctx, ws, total, link, true)
 }
 
-func plainRun(ctx context.Context, ws string, total int64, peer bool) (float64, error) {
+// plainRun is the baseline; with a link rate, each leaf reaches the hub
+// through a relay of that rate, as the sites of a round do.
+func plainRun(ctx context.Context, ws string, total int64, link linkrelay.Rate, peer bool) (float64, error) {
 	if err := os.MkdirAll(ws, 0o700); err != nil {
 		return 0, err
 	}
-	local, err := cluster.ProvisionLocal(ws, 2, time.Now())
+	relay, err := newBenchLink(link)
 	if err != nil {
 		return 0, err
 	}
+	local, err := cluster.ProvisionLocalWith(ws, cluster.LocalOptions{Sites: 2, SiteProxy: relay.url()}, time.Now())
+	if err != nil {
+		relay.abandon()
+		return 0, err
+	}
+	if err := relay.serve(local.Project.Server); err != nil {
+		return 0, err
+	}
+	defer relay.close()
 	sk, err := kit.Load(local.Kit(local.Server))
 	if err != nil {
 		return 0, err
@@ -436,7 +483,7 @@ func plainRun(ctx context.Context, ws string, total int64, peer bool) (float64, 
 	defer hub.Shutdown()
 	startLeaf := func(k *kit.Kit) (*bus.Leaf, *nats.Conn, error) {
 		leaf, err := bus.StartLeaf(bus.LeafConfig{Name: k.Config.Name, HubURLs: k.Config.LeafURLs(), LocalPort: -1,
-			Certificate: k.TLSCertificate(), Trust: trust})
+			Certificate: k.TLSCertificate(), Trust: trust, Proxy: k.Config.Leaf.Proxy})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -541,7 +588,11 @@ func plainRun(ctx context.Context, ws string, total int64, peer bool) (float64, 
 			return 0, fmt.Errorf("stalled at %d of %d messages", confirmed, n)
 		}
 	}
-	return float64(int64(n)*chunk) / 1e6 / time.Since(start).Seconds(), nil
+	mbps := float64(int64(n)*chunk) / 1e6 / time.Since(start).Seconds()
+	if _, err := relay.carried(1); err != nil {
+		return 0, err
+	}
+	return mbps, nil
 }
 
 // median of xs (which it sorts).
@@ -592,4 +643,88 @@ func sizeText(n int64) string {
 		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
 	}
 	return bytesText(n)
+}
+
+// overLink is how the baseline's line names the link it crossed.
+func overLink(link linkrelay.Rate) string {
+	if link == 0 {
+		return ""
+	}
+	return " over the relay"
+}
+
+// benchLink is a configuration's rate-limited link: a relay that every
+// site's kit names as its proxy. With no rate it is nothing, and each of
+// its methods does nothing.
+type benchLink struct {
+	rate  linkrelay.Rate
+	ln    net.Listener
+	relay *linkrelay.Relay
+}
+
+// newBenchLink listens on loopback for the relay (so that its address can
+// go into the kits) when rate is set.
+func newBenchLink(rate linkrelay.Rate) (*benchLink, error) {
+	if rate == 0 {
+		return &benchLink{}, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("link relay: %w", err)
+	}
+	return &benchLink{rate: rate, ln: ln}, nil
+}
+
+// url is the proxy URL for the sites' kits ("" = direct).
+func (l *benchLink) url() string {
+	if l.ln == nil {
+		return ""
+	}
+	return "http://" + l.ln.Addr().String()
+}
+
+// serve starts relaying to the hub's leaf addresses, those of server.
+func (l *benchLink) serve(server provision.ServerSpec) error {
+	if l.ln == nil {
+		return nil
+	}
+	var targets []string
+	for _, h := range server.Hosts {
+		targets = append(targets, net.JoinHostPort(h, strconv.Itoa(server.LeafPort)))
+	}
+	r, err := linkrelay.Serve(l.ln, linkrelay.Config{Rate: l.rate, Targets: targets})
+	if err != nil {
+		l.ln.Close()
+		return fmt.Errorf("link relay: %w", err)
+	}
+	l.relay = r
+	return nil
+}
+
+// carried is what the relay carried both ways; an error when fewer than
+// leaves tunnels went through it or it refused any (a site that reached
+// the hub around the link would make the figures loopback's).
+func (l *benchLink) carried(leaves int) (int64, error) {
+	if l.relay == nil {
+		return 0, nil
+	}
+	st := l.relay.Stats()
+	if st.Tunnels < int64(leaves) || st.Refused > 0 {
+		return 0, fmt.Errorf("link relay: %d tunnels for %d leaf nodes, %d refused: not every link went through it", st.Tunnels, leaves, st.Refused)
+	}
+	return st.Upstream + st.Down, nil
+}
+
+// abandon closes the listener of a relay that never started.
+func (l *benchLink) abandon() {
+	if l.ln != nil {
+		l.ln.Close()
+	}
+}
+
+// close stops the relay.
+func (l *benchLink) close() {
+	if l.relay != nil {
+		l.relay.Close()
+	}
 }

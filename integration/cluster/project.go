@@ -34,6 +34,21 @@ func ProvisionLocal(workspace string, sites int, now time.Time) (*Local, error) 
 // ProvisionLocalHosts is ProvisionLocal with aggregation hosts named
 // agg-1..agg-H too, in the server's org.
 func ProvisionLocalHosts(workspace string, sites, hosts int, now time.Time) (*Local, error) {
+	return ProvisionLocalWith(workspace, LocalOptions{Sites: sites, Hosts: hosts}, now)
+}
+
+// LocalOptions are what a local project can vary.
+type LocalOptions struct {
+	Sites int // site-1..site-N, at least one
+	Hosts int // aggregation hosts agg-1..agg-H
+	// SiteProxy, when set, is the HTTP CONNECT proxy URL every site's kit
+	// dials the hub through (its leaf.proxy).
+	SiteProxy string
+}
+
+// ProvisionLocalWith is ProvisionLocal with the options o.
+func ProvisionLocalWith(workspace string, o LocalOptions, now time.Time) (*Local, error) {
+	sites, hosts := o.Sites, o.Hosts
 	if sites < 1 {
 		return nil, fmt.Errorf("a project needs at least one site, got %d", sites)
 	}
@@ -52,7 +67,7 @@ func ProvisionLocalHosts(workspace string, sites, hosts int, now time.Time) (*Lo
 	for i := 1; i <= sites; i++ {
 		name := fmt.Sprintf("site-%d", i)
 		p.Sites = append(p.Sites, provision.SiteSpec{Name: name, Org: fmt.Sprintf("org-%c", 'a'+(i-1)%2),
-			DataDir: filepath.Join("..", "..", dataDir, name)})
+			DataDir: filepath.Join("..", "..", dataDir, name), Proxy: o.SiteProxy})
 		l.Sites = append(l.Sites, name)
 	}
 	for i := 1; i <= hosts; i++ {
