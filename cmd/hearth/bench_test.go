@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/hearthfl/hearth/bus/provision"
+	"github.com/hearthfl/hearth/cmd/hearth/linkrelay"
+)
+
+// TestBenchRefusesABadLink: a --link that is not a rate is refused with
+// the reason before anything is provisioned or started.
+func TestBenchRefusesABadLink(t *testing.T) {
+	for _, tt := range []struct{ link, want string }{
+		{"100Mb", `--link: rate "100Mb": unknown unit "Mb"`},
+		{"100", "no unit"},
+		{"0Gbit", "must be positive"},
+		{"fast", `unknown unit "fast"`},
+	} {
+		t.Run(tt.link, func(t *testing.T) {
+			var out, errOut strings.Builder
+			c := &cli{stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
+			err := run(context.Background(), c, []string{"bench", "--workspace", t.TempDir(), "--link", tt.link})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("bench --link %s: %v, want an error saying %q", tt.link, err, tt.want)
+			}
+			if out.Len() > 0 {
+				t.Fatalf("bench printed %q before refusing", out.String())
+			}
+		})
+	}
+}
+
+// TestBenchLinkCountsItsTunnels: a link that no leaf went through is an
+// error (its figures would be loopback's), and no link is no check.
+func TestBenchLinkCountsItsTunnels(t *testing.T) {
+	l, err := newBenchLink(125e6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.serve(provision.ServerSpec{Hosts: []string{"127.0.0.1"}, LeafPort: 1}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	if _, err := l.carried(2); err == nil || !strings.Contains(err.Error(), "0 tunnels for 2 leaf nodes") {
+		t.Fatalf("carried with no tunnel: %v, want an error naming the missing tunnels", err)
+	}
+	none, err := newBenchLink(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if none.url() != "" {
+		t.Fatalf("no link, proxy %q", none.url())
+	}
+	if n, err := none.carried(2); n != 0 || err != nil {
+		t.Fatalf("no link: carried %d, %v", n, err)
+	}
+}
+
+// TestPlainBaselineOverTheLink runs the plain NATS baseline through a
+// 100 Mbit/s relay: the leaf's mTLS link to the hub works through it, and
+// what arrives can never beat the link (a bucket's burst of 32 KiB is
+// 0.4% of the 8 MiB sent; no lower bound, which would be a timing test).
+func TestPlainBaselineOverTheLink(t *testing.T) {
+	const link = linkrelay.Rate(12.5e6)
+	mbps, err := plainThroughput(t.Context(), t.TempDir(), 8<<20, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := 1.01 * float64(link) / 1e6; mbps <= 0 || mbps > limit {
+		t.Fatalf("plain NATS over a %s link: %.2f MB/s, want at most %.2f", link, mbps, limit)
+	}
+	t.Logf("plain NATS over a %s link: %.2f MB/s", link, mbps)
+}
