@@ -35,13 +35,14 @@ type lockstep struct {
 
 // member is one site of a lockstep round.
 type member struct {
-	site   string
-	weight float64
-	joined bool
-	chunks map[int][]float32 // held: delivered, not yet combined
-	failed error             // its stream failed, or the bound refused it
-	clips  int               // chunks clipped by the norm bound
-	reason string            // the first clip's reason
+	site      string
+	weight    float64
+	joined    bool
+	chunks    map[int][]float32 // held: delivered, not yet combined
+	delivered int               // chunks delivered, combined or held
+	failed    error             // its stream failed, or the bound refused it
+	clips     int               // chunks clipped by the norm bound
+	reason    string            // the first clip's reason
 }
 
 func newLockstep(s *StreamSum, global []float32, rule Rule, sites []string) *lockstep {
@@ -103,6 +104,7 @@ func (l *lockstep) write(m *member, index int, xs blas32.Vector) error {
 	buf := l.buffer()[:xs.N]
 	copy(buf, xs.Data)
 	m.chunks[index] = buf
+	m.delivered++
 	l.advance()
 	if l.err != nil {
 		return l.err
@@ -234,13 +236,7 @@ func (l *lockstep) done(site string, err error) error {
 		return fmt.Errorf("%s is not a site of this round's sum", site)
 	}
 	if err != nil && m.failed == nil {
-		m.failed = err
-		for i, b := range m.chunks {
-			l.free = append(l.free, b)
-			delete(m.chunks, i)
-		}
-		l.moved.Broadcast()
-		l.advance() // the others may have been waiting for it
+		l.leave(m, err)
 	}
 	// Every chunk delivered: the verdict waits until they are combined
 	// (the bound may yet refuse one), which needs only the others.
@@ -251,6 +247,29 @@ func (l *lockstep) done(site string, err error) error {
 		return l.err
 	}
 	return m.failed
+}
+
+// leave fails m with err: the chunks it holds are dropped, never
+// combined, and its stream, if the window holds it back, wakes to the
+// failure (l.mu held).
+func (l *lockstep) leave(m *member, err error) {
+	m.failed = err
+	for i, b := range m.chunks {
+		l.free = append(l.free, b)
+		delete(m.chunks, i)
+	}
+	l.moved.Broadcast()
+	l.advance() // the others may have been waiting for it
+}
+
+// withdraw leaves m out of the round now (see SiteSink.Withdraw), unless
+// it has failed already or delivered its whole update.
+func (l *lockstep) withdraw(m *member, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if m.failed == nil && m.delivered < l.sum.chunks {
+		l.leave(m, err)
+	}
 }
 
 // complete says whether every chunk was combined.

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -96,6 +97,10 @@ func (c *custody) foldStream(ctx actor.Context, m *FoldStream) *StreamTaken {
 		}
 	case m.Manifest.TotalBytes != c.big.Size():
 		t.Refused = fmt.Sprintf("update of %d bytes for a %d-byte model", m.Manifest.GetTotalBytes(), c.big.Size())
+	case !sameChunks(int64(m.Manifest.ChunkBytes), int64(c.cfg.ChunkBytes), c.big.Size()):
+		// The sum takes chunks of its own size only: refused now, before
+		// a pull that could only fail at its first chunk.
+		t.Refused = fmt.Sprintf("update in chunks of %d bytes, the round's are %d", m.Manifest.GetChunkBytes(), c.cfg.ChunkBytes)
 	}
 	switch {
 	case t.Refused != "":
@@ -135,6 +140,14 @@ func (c *custody) foldStream(ctx actor.Context, m *FoldStream) *StreamTaken {
 	c.waiting = append(c.waiting, u)
 	return t
 }
+
+// errWithdrawn is the failure of a site withdrawn while its update was
+// being pulled.
+var errWithdrawn = errors.New("withdrawn from the round")
+
+// sameChunks says whether a stream of size bytes in chunks of a bytes is
+// cut as one in chunks of b is: the same size, or one chunk either way.
+func sameChunks(a, b, size int64) bool { return a == b || (a >= size && b >= size) }
 
 // checkLocal is why an update held in memory does not fit the round ("" if
 // it does): it must be the held model's layout, and comes unencrypted.
@@ -222,7 +235,8 @@ func (c *custody) sumReady(ctx actor.Context, m *sumReady) {
 // own verdict on the site (refused by the norm bound, say) fails the pull.
 func (c *custody) startPull(ctx actor.Context, u waitingUpdate) {
 	self, system, round, sum, pulls := ctx.Self(), ctx.ActorSystem(), c.round, c.sum, c.pulls
-	var sink stream.Sink = sum.Site(u.site, u.fold.Weight)
+	site := sum.Site(u.site, u.fold.Weight)
+	var sink stream.Sink = site
 	if c.cfg.Codec != nil && u.fold.Update == nil {
 		sink = c.wire().Sink(sink) // decoded chunk by chunk into the full-precision sum
 	}
@@ -237,7 +251,10 @@ func (c *custody) startPull(ctx actor.Context, u waitingUpdate) {
 		sink = decrypting
 	}
 	pullCtx, cancel := context.WithCancel(c.ctx)
-	c.pulling[u.site] = cancel
+	c.pulling[u.site] = func() { // withdrawn, or the round abandoned
+		site.Withdraw(errWithdrawn)
+		cancel()
+	}
 	pulls.Add(1)
 	go func() {
 		defer pulls.Done()

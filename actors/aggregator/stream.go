@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -161,14 +162,33 @@ func (s *StreamSum) Abort() {
 
 // SiteSink takes one site's chunks; it implements the stream package's Sink.
 type SiteSink struct {
-	sum    *StreamSum
-	site   string
-	weight float64
-	member *member // lockstep sums
+	sum       *StreamSum
+	site      string
+	weight    float64
+	member    *member // lockstep sums
+	withdrawn atomic.Pointer[error]
+}
+
+// Withdraw leaves the site out of the sum now, with err as its failure,
+// unless its whole update was delivered already: a lockstep sum drops the
+// chunks it holds of the site, never combining them, and a stream the
+// window holds back wakes to the failure; an unbounded sum folds no
+// further chunk of it. The site's Done still follows, once its stream has
+// ended. (A cancelled pull alone would not do: a stream held back in
+// WriteChunk does not see its context until the others move on, and its
+// held chunks would be combined when they do.)
+func (k *SiteSink) Withdraw(err error) {
+	k.withdrawn.CompareAndSwap(nil, &err)
+	if k.sum.ls != nil && k.member != nil {
+		k.sum.ls.withdraw(k.member, err)
+	}
 }
 
 // WriteChunk takes chunk index (bytes at offset) of the site's update.
 func (k *SiteSink) WriteChunk(index int, offset int64, data []byte) error {
+	if err := k.withdrawn.Load(); err != nil {
+		return *err
+	}
 	s := k.sum
 	xs, err := s.check(index, offset, data)
 	if err != nil {

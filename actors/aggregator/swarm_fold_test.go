@@ -134,7 +134,8 @@ func TestSwarmRoundFoldsEncryptedStreams(t *testing.T) {
 
 // What a swarm round's aggregator refuses before folding anything: a
 // stream key of the wrong size, an update both in memory and streamed, an
-// update in memory of another layout.
+// update in memory of another layout, a stream cut in chunks of another
+// size than the round's sum takes.
 func TestSwarmRoundRefuses(t *testing.T) {
 	mgrs := streamManagers(t, "agg", "a")
 	h := newHolder(t, aggregator.Config{Streams: mgrs["agg"], ChunkBytes: 1024})
@@ -155,6 +156,12 @@ func TestSwarmRoundRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The same bytes cut in chunks of 2 KiB, where the round's sum takes
+	// chunks of 1 KiB.
+	halves, err := mgrs["a"].OfferBytesChunks(ctx, "agg", data, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
 	other := &model.Model{Tensors: []model.Tensor{{Name: "v", Shape: []int{1024}, Data: make([]float32, 1024)}}}
 	for _, tc := range []struct {
 		name string
@@ -164,6 +171,8 @@ func TestSwarmRoundRefuses(t *testing.T) {
 		{"a short key", &aggregator.FoldStream{Round: 1, Site: "a", Manifest: out.Manifest, Key: []byte("short"), Weight: 1}, "stream key of 5 bytes"},
 		{"in memory and streamed", &aggregator.FoldStream{Round: 1, Site: "b", Manifest: out.Manifest, Update: basis, Weight: 1}, "both in memory and streamed"},
 		{"another layout", &aggregator.FoldStream{Round: 1, Site: "c", Update: other, Weight: 1}, "tensor 0 is v"},
+		{"chunks of another size", &aggregator.FoldStream{Round: 1, Site: "d", Manifest: halves.Manifest, Key: make([]byte, swarm.StreamKeySize), Weight: 1},
+			"chunks of 2048 bytes, the round's are 1024"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := ask[*aggregator.StreamTaken](h, tc.fold); !strings.Contains(got.Refused, tc.want) {

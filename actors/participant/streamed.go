@@ -244,6 +244,9 @@ func (p *Participant) trainStreamed(ctx actor.Context, m *hearthv1.TrainTask, j 
 		res.UpdateStream = out.Manifest
 		if err := p.outgoing(j.manifest, nil, res); err != nil { // the update itself has been offered: its figures only
 			out.Cancel()
+			// Cancel only asks: a chunk may still be read from the buffer,
+			// which the deferred Put hands to the next round (or frees).
+			<-out.Done()
 			fail(hearthv1.FailureCode_FAILURE_CODE_FILTERED, err)
 			return
 		}
