@@ -92,7 +92,7 @@ func Provision(p *Project, workspace string, passphrase []byte, defaults fs.FS, 
 		if len(passphrase) < 8 { // checked here too, so that nothing is written
 			return nil, errors.New("create CA: passphrase must be at least 8 characters")
 		}
-		done = &Project{APIVersion: 1, Name: p.Name, Server: p.Server, CertValidityDays: p.validityDays()}
+		done = &Project{APIVersion: 1, Name: p.Name, Server: p.Server, CertValidityDays: p.validityDays(), Limits: p.Limits}
 		done.Server.Hosts = append([]string(nil), p.Server.Hosts...)
 	} else {
 		if done.Name != p.Name {
@@ -275,6 +275,17 @@ func (w workspace) newKit(ca *pki.CA, p *Project, m member, pub ed25519.PublicKe
 	if err := kit.Seal(tmp, p.Name, name, ca, now); err != nil {
 		return issuedCert{}, err
 	}
+	// A kit made after a revocation starts with the project's list: its
+	// holder learns of revocations only through its own crl.pem, and
+	// would otherwise trust a certificate revoked before it existed (the
+	// server's old one after ChangeServer, above all).
+	if crlPEM, err := os.ReadFile(w.path(crlFile)); err == nil {
+		if err := kit.InstallCRL(tmp, crlPEM); err != nil {
+			return issuedCert{}, fmt.Errorf("kit for %s: %w", name, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return issuedCert{}, fmt.Errorf("kit for %s: %w", name, err)
+	}
 	if err := os.Rename(tmp, final); err != nil {
 		return issuedCert{}, fmt.Errorf("kit for %s: %w", name, err)
 	}
@@ -395,8 +406,11 @@ func RenameProject(workspace string, passphrase []byte, name string, defaults fs
 	if name == p.Name {
 		return nil, fmt.Errorf("rename: the project is named %s already", p.Name)
 	}
-	renamed := &Project{APIVersion: 1, Name: name, Server: p.Server, CertValidityDays: p.CertValidityDays}
-	renamed.Server.Hosts = slices.Clone(p.Server.Hosts)
+	// Everything but the name carries over (the server, the validity,
+	// the limits on what one admin may hold); the participants are none
+	// but the server, or the rename is refused below.
+	renamed := p.clone()
+	renamed.Name = name
 	if err := renamed.Validate(); err != nil {
 		return nil, fmt.Errorf("rename: %w", err)
 	}

@@ -184,3 +184,86 @@ func TestRenameProject(t *testing.T) {
 		t.Fatal("a refused rename changed the project")
 	}
 }
+
+// TestKitsIssuedAfterARevocationCarryTheList: a kit made after a
+// revocation (here the server's old certificate, which ChangeServer
+// revokes while no other kit exists, so every site's kit comes later)
+// holds the project's crl.pem, so its holder refuses the revoked
+// certificate: a copy of the old server kit cannot pose as the hub to a
+// site approved from a CSR, nor to one provisioned centrally.
+func TestKitsIssuedAfterARevocationCarryTheList(t *testing.T) {
+	ws := filepath.Join(t.TempDir(), "ws")
+	server := ServerSpec{Name: "server", Org: "hub", Hosts: []string{"localhost"}, LeafPort: 7422, ClientPort: 4222}
+	if _, err := Provision(&Project{APIVersion: 1, Name: "p", Server: server}, ws, passphrase, defaults, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	oldCert := load(t, ws, "server").Cert
+	moved := server
+	moved.LeafPort = 17422 // the same host name: the old certificate still names it
+	if err := ChangeServer(ws, passphrase, moved, defaults, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	key, err := pki.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := pki.NewCSR(pki.Identity{Name: "site-1", Org: "clinic", Kind: pki.KindSite}, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := Approve(ws, passphrase, csr, defaults, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), pki.EncodeKey(key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	central := &Project{APIVersion: 1, Name: "p", Server: moved, Sites: []SiteSpec{{Name: "site-2", Org: "clinic"}}}
+	if _, err := Provision(central, ws, passphrase, defaults, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"site-1", "site-2"} {
+		k := load(t, ws, name)
+		if !bytes.Equal(readFile(t, filepath.Join(KitDir(ws, name), "crl.pem")), readFile(t, filepath.Join(ws, "ca", "crl.pem"))) {
+			t.Fatalf("%s's kit does not hold the project's revocation list", name)
+		}
+		trust, err := k.Trust()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := trust.Verify(oldCert, time.Now()); !errors.Is(err, pki.ErrRevoked) {
+			t.Fatalf("%s verifies the server's revoked certificate: %v, want ErrRevoked", name, err)
+		}
+	}
+}
+
+// TestRenameKeepsTheLimits: the project file's limits on what one admin
+// may hold on the server reach the server's kit, and a rename keeps
+// everything of the project but its name, the limits included
+// (project.yml and the server's new kit).
+func TestRenameKeepsTheLimits(t *testing.T) {
+	ws := filepath.Join(t.TempDir(), "ws")
+	limits := &kit.Limits{JobsPerSubmitter: 2, CheckpointsPerSubmitter: 3, CheckpointRetentionDays: 7}
+	p := &Project{APIVersion: 1, Name: "p", CertValidityDays: 30, Limits: limits,
+		Server: ServerSpec{Name: "server", Org: "hub", Hosts: []string{"localhost"}, LeafPort: 7422, ClientPort: 4222}}
+	if _, err := Provision(p, ws, passphrase, defaults, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if k := load(t, ws, "server"); k.Config.Limits == nil || *k.Config.Limits != *limits {
+		t.Fatalf("the server kit has limits %+v, want the project file's %+v", k.Config.Limits, *limits)
+	}
+	if _, err := RenameProject(ws, passphrase, "q", defaults, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadProject(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "q" || got.CertValidityDays != 30 || got.Limits == nil || *got.Limits != *limits {
+		t.Fatalf("project.yml after the rename: name %s, validity %d, limits %+v; want q, 30, %+v", got.Name, got.CertValidityDays, got.Limits, *limits)
+	}
+	if k := load(t, ws, "server"); k.Config.Limits == nil || *k.Config.Limits != *limits {
+		t.Fatalf("the server kit after the rename has limits %+v, want %+v", k.Config.Limits, *limits)
+	}
+}

@@ -328,7 +328,8 @@ func checkShownKey(r *http.Request, q *certRequest) error {
 }
 
 // refusedDecision audits an approval or refusal refused (action) because
-// its request is not pending (or not found), and returns the refusal.
+// its request is not pending (or not found), or provisioning refused it,
+// and returns the refusal.
 func (s *Server) refusedDecision(r *http.Request, rq *request, action string, refusal error) error {
 	var he *httpError
 	if !errors.As(refusal, &he) {
@@ -387,8 +388,8 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request, rq *request) er
 	} else {
 		dir, err = provision.Approve(s.ws, s.cfg.Passphrase, []byte(q.PEM), s.cfg.Defaults, now)
 	}
-	if err != nil {
-		return conflict("%v", err)
+	if err != nil { // provisioning refused it (a name `hearth provision` took meanwhile, say)
+		return s.refusedDecision(r, rq, "cert.approve.refused", conflict("%v", err))
 	}
 	err = inTx(r.Context(), s.db, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(r.Context(), `UPDATE requests SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = ?`,

@@ -10,9 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/provision"
+	"github.com/hearthfl/hearth/policies"
 )
 
 // auditRows are the audit's rows of action, oldest first.
@@ -232,5 +234,48 @@ func TestDecisionsOnlyOnPendingRequests(t *testing.T) {
 	}
 	if n := len(auditRows(t, h, "cert.approve")); n != 1 {
 		t.Fatalf("%d approvals audited, want 1", n)
+	}
+}
+
+// TestApprovalRefusedByProvisioningIsAudited: an approval that
+// provisioning refuses (here the name was given to a site by `hearth
+// provision` after the CSR was uploaded) is answered 409 with the reason
+// and audited as cert.approve.refused, like every other refused approval;
+// the request stays pending and no kit is issued for it.
+func TestApprovalRefusedByProvisioningIsAudited(t *testing.T) {
+	h := newHarness(t)
+	pa := h.setupAdmin(paEmail, "hub", paPass)
+	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	page := alice.addSite(url.Values{"name": {"site-1"}})
+	_, csr := makeCSR(t, pki.Identity{Name: "site-1", Org: "clinic-a", Kind: pki.KindSite})
+	alice.upload(page+"/csr", csr).want(t, http.StatusSeeOther)
+	shown := pa.pendingShown()
+
+	p, err := provision.ReadProject(h.ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Sites = append(p.Sites, provision.SiteSpec{Name: "site-1", Org: "clinic-a"})
+	if _, err := provision.Provision(p, h.ws, []byte(testPassphrase), policies.Defaults(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	central, err := os.ReadFile(filepath.Join(provision.KitDir(h.ws, "site-1"), "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	pa.post("/requests/"+shown.id+"/approve", shown.approveForm()).want(t, http.StatusConflict, "site-1")
+	rows := auditRows(t, h, "cert.approve.refused")
+	if len(rows) != 1 || rows[0].Actor != paEmail || !strings.Contains(rows[0].Detail, "site-1") {
+		t.Fatalf("the approval provisioning refused audited as %+v, want one cert.approve.refused row", rows)
+	}
+	if n := len(auditRows(t, h, "cert.approve")); n != 0 {
+		t.Fatalf("%d approvals audited, want none", n)
+	}
+	if again, _ := os.ReadFile(filepath.Join(provision.KitDir(h.ws, "site-1"), "cert.pem")); string(again) != string(central) {
+		t.Fatal("site-1's kit was issued again")
+	}
+	if after := pa.pendingShown(); after.id != shown.id {
+		t.Fatalf("the request is no longer the pending one: %+v", after)
 	}
 }

@@ -44,6 +44,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/pki"
 	authnoidc "github.com/hearthfl/hearth/plugins/authn/oidc"
 )
 
@@ -92,6 +93,11 @@ const (
 	oidcCallback         = "/signin/oidc/callback"
 	// maxReason bounds a provider's or a library's text quoted in a reason.
 	maxReason = 200
+	// discoveryRetry is how long after a failed discovery the provider is
+	// not asked again: sign-ins meanwhile are answered 502 at once, so
+	// that unauthenticated requests cannot make the dashboard ask a
+	// provider that is down at their own pace.
+	discoveryRetry = 5 * time.Second
 )
 
 // oidcSignin is the configured provider and the pre-sessions in flight.
@@ -101,15 +107,20 @@ type oidcSignin struct {
 	// document and keys; exchange reads the token endpoint's 400s.
 	discovery, exchange *http.Client
 
-	mu       sync.Mutex
-	provider *oidc.Provider // nil until discovery succeeds
-	logins   map[string]oidcLogin
+	// discoverMu is held while the discovery document is fetched: not mu,
+	// so that a slow provider holds up no pre-session's hold or take.
+	discoverMu sync.Mutex
+	provider   *oidc.Provider // nil until discovery succeeds
+	failedAt   time.Time      // the last failed discovery (zero: none)
+
+	mu     sync.Mutex
+	logins map[string]oidcLogin
 }
 
 // oidcLogin is one pre-session: what the callback must find again.
 type oidcLogin struct {
 	state, nonce, verifier, redirect string
-	addr                             string // the client address that began it
+	addr                             string // the client address that began it, as the limiter keys it (an IPv6 /64)
 	expires                          time.Time
 }
 
@@ -122,18 +133,27 @@ func newOIDCSignin(cfg OIDCConfig) *oidcSignin {
 		exchange:  authnoidc.NewHTTPClient(cfg.Roots, cfg.Timeout, false)}
 }
 
+// errDiscoveryRetry is discover's answer within discoveryRetry of a
+// failed discovery, when it does not ask the provider.
+var errDiscoveryRetry = errors.New("OIDC discovery failed moments ago: not asked again yet")
+
 // discover returns the provider, fetching its discovery document the
-// first time (and again after a failure).
-func (o *oidcSignin) discover(ctx context.Context) (*oidc.Provider, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.provider != nil {
+// first time (and again after a failure, but not within discoveryRetry of
+// it: errDiscoveryRetry).
+func (o *oidcSignin) discover(ctx context.Context, now time.Time) (*oidc.Provider, error) {
+	o.discoverMu.Lock()
+	defer o.discoverMu.Unlock()
+	switch {
+	case o.provider != nil:
 		return o.provider, nil
+	case !o.failedAt.IsZero() && now.Sub(o.failedAt) < discoveryRetry:
+		return nil, errDiscoveryRetry
 	}
 	// The key set keeps this context's client, and none of its deadline,
 	// for the fetches it makes later.
 	p, err := oidc.NewProvider(oidc.ClientContext(ctx, o.discovery), o.cfg.Issuer)
 	if err != nil {
+		o.failedAt = now
 		return nil, err
 	}
 	o.provider = p
@@ -186,14 +206,16 @@ func (s *Server) oidcStart(w http.ResponseWriter, r *http.Request, rq *request) 
 	if s.oidc == nil {
 		return notFound("page")
 	}
-	p, err := s.oidc.discover(r.Context())
+	p, err := s.oidc.discover(r.Context(), s.now())
 	if err != nil {
-		s.log.Error("OIDC discovery failed", "issuer", s.oidc.cfg.Issuer, "err", err)
+		if !errors.Is(err, errDiscoveryRetry) {
+			s.log.Error("OIDC discovery failed", "issuer", s.oidc.cfg.Issuer, "err", err)
+		}
 		return &httpError{status: http.StatusBadGateway, msg: fmt.Sprintf("the OIDC provider %s could not be asked (see the dashboard's log): sign in with your password, or try again later", s.oidc.cfg.Issuer)}
 	}
 	cookie := randomToken()
 	l := oidcLogin{state: randomToken(), nonce: randomToken(), verifier: oauth2.GenerateVerifier(),
-		redirect: "https://" + r.Host + oidcCallback, addr: clientIP(r), expires: s.now().Add(oidcLoginTTL)}
+		redirect: "https://" + r.Host + oidcCallback, addr: addressKey(clientIP(r)), expires: s.now().Add(oidcLoginTTL)}
 	if err := s.oidc.hold(s.now(), cookie, l); err != nil {
 		return err
 	}
@@ -273,19 +295,24 @@ func (s *Server) oidcIdentify(r *http.Request, now time.Time) (*User, *oidcRefus
 		return nil, refuseOIDC(http.StatusBadRequest, "this sign-in is unknown, used already or older than %v: start again from the sign-in page", oidcLoginTTL), nil
 	}
 	q := r.URL.Query()
-	if e := q.Get("error"); e != "" {
-		return nil, refuseOIDC(http.StatusUnauthorized, "the provider answered %q (%s)", envelope.Clip(e, maxReason), envelope.Clip(q.Get("error_description"), maxReason)), nil
-	}
+	// The state first: a provider's error answer carries it too (RFC 6749
+	// 4.1.2.1), and the error's text is shown and audited only from the
+	// sign-in this browser began, never from a link anyone could make.
 	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(l.state)) != 1 {
 		return nil, refuseOIDC(http.StatusBadRequest, "the state sent back is not this sign-in's (a callback meant for another browser, or altered)"), nil
+	}
+	if e := q.Get("error"); e != "" {
+		return nil, refuseOIDC(http.StatusUnauthorized, "the provider answered %q (%s)", envelope.Clip(e, maxReason), envelope.Clip(q.Get("error_description"), maxReason)), nil
 	}
 	code := q.Get("code")
 	if code == "" {
 		return nil, refuseOIDC(http.StatusBadRequest, "the provider sent back no code"), nil
 	}
-	p, err := s.oidc.discover(r.Context())
+	p, err := s.oidc.discover(r.Context(), now)
 	if err != nil {
-		s.log.Error("OIDC discovery failed", "issuer", s.oidc.cfg.Issuer, "err", err)
+		if !errors.Is(err, errDiscoveryRetry) {
+			s.log.Error("OIDC discovery failed", "issuer", s.oidc.cfg.Issuer, "err", err)
+		}
 		return nil, refuseOIDC(http.StatusBadGateway, "the provider could not be asked (see the dashboard's log)"), nil
 	}
 	ctx := context.WithValue(r.Context(), oauth2.HTTPClient, s.oidc.exchange)
@@ -332,11 +359,17 @@ func (s *Server) oidcIdentify(r *http.Request, now time.Time) (*User, *oidcRefus
 	return u, nil, nil
 }
 
-// verifiedEmail reads the token's email, which the provider must say it
-// verified (email_verified the JSON true); else why not.
+// verifiedEmail reads the token's email, which must be one an account can
+// have (checkAccount's rule, so at most 63 bytes: what reaches the
+// database, the audit and the page is bounded, whatever the provider
+// sends) and which the provider must say it verified (email_verified the
+// JSON true); else why not.
 func verifiedEmail(claims map[string]json.RawMessage) (email, reason string) {
 	if err := json.Unmarshal(claims["email"], &email); err != nil || strings.TrimSpace(email) == "" {
 		return "", "the ID token has no email claim (the dashboard asks for the scope \"email\")"
+	}
+	if pki.ValidName(email) != nil || !strings.Contains(email, "@") {
+		return "", fmt.Sprintf("the ID token's email %q (%d bytes) is no address a dashboard account can have", bounded(email), len(email))
 	}
 	var verified bool
 	if err := json.Unmarshal(claims["email_verified"], &verified); err != nil || !verified {

@@ -329,6 +329,11 @@ func TestVerifiedEmail(t *testing.T) {
 		{"no email", `{"email_verified":true}`, "has no email claim"},
 		{"email not a string", `{"email":["a@b.org"],"email_verified":true}`, "has no email claim"},
 		{"empty email", `{"email":" ","email_verified":true}`, "has no email claim"},
+		// A provider (or a compromised one) sends what it likes: only an
+		// address an account can have goes on to the database and audit.
+		{"email of 10000 bytes", `{"email":"` + strings.Repeat("a", 9994) + `@b.org","email_verified":true}`, "(10000 bytes) is no address a dashboard account can have"},
+		{"email with a newline", `{"email":"a@b.org\nsigned in: pat","email_verified":true}`, "is no address a dashboard account can have"},
+		{"email without @", `{"email":"pat","email_verified":true}`, "is no address a dashboard account can have"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var claims map[string]json.RawMessage
@@ -341,6 +346,8 @@ func TestVerifiedEmail(t *testing.T) {
 				t.Fatalf("refused: %q", reason)
 			case tc.want != "" && (email != "" || !strings.Contains(reason, tc.want)):
 				t.Fatalf("got %q, %q; want a refusal saying %q", email, reason, tc.want)
+			case len(reason) > 2*maxReason:
+				t.Fatalf("a reason of %d bytes: %.100s...", len(reason), reason)
 			}
 		})
 	}

@@ -149,26 +149,34 @@ func (s *Server) projectPage(w http.ResponseWriter, r *http.Request, rq *request
 // changeServer changes the server's hosts and ports through
 // provision.ChangeServer, which re-issues the server's kit, and refuses
 // (409) once any other participant has a kit: each carries the server's
-// address and trusts its certificate's names.
+// address and trusts its certificate's names. Refusals are audited
+// (project.server.refused) as the change is (project.server), as a
+// rename's are.
 func (s *Server) changeServer(w http.ResponseWriter, r *http.Request, rq *request) error {
 	s.wsMu.Lock()
 	defer s.wsMu.Unlock()
+	now := s.now()
+	refuse := func(refusal error) error { // an *httpError, whose Error is its message
+		if err := audit(r.Context(), s.db, now, rq.user.Email, "project.server.refused", s.projectName(), refusal.Error()); err != nil {
+			return err
+		}
+		return refusal
+	}
 	p, err := provision.ReadProject(s.ws)
 	if err != nil {
 		return err
 	}
 	server, err := serverForm(r, p.Server.Name, p.Server.Org)
 	if err != nil {
-		return badRequest("%v", err)
+		return refuse(badRequest("%v", err))
 	}
 	changed := *p
 	changed.Server = server
 	if err := changed.Validate(); err != nil {
-		return badRequest("%v", err)
+		return refuse(badRequest("%v", err))
 	}
-	now := s.now()
 	if err := provision.ChangeServer(s.ws, s.cfg.Passphrase, server, s.cfg.Defaults, now); err != nil {
-		return conflict("%v", err)
+		return refuse(conflict("%v", err))
 	}
 	if err := audit(r.Context(), s.db, now, rq.user.Email, "project.server", server.Name, serverDetail(server)+"; its kit re-issued"); err != nil {
 		return err

@@ -160,6 +160,9 @@ func TestChangeServer(t *testing.T) {
 	if p, _ := provision.ReadProject(h.ws); p.Server.LeafPort != 17422 {
 		t.Fatalf("a refused change changed the server: %+v", p.Server)
 	}
+	if rows := auditRows(t, h, "project.server.refused"); len(rows) != 1 || rows[0].Actor != paEmail || !strings.Contains(rows[0].Detail, "already leaf_port") {
+		t.Fatalf("the refused change audited as %+v, want one project.server.refused row naming the reason", rows)
+	}
 
 	pa.get("/project")
 	if r := pa.post("/project", change("17500")); r.status != http.StatusSeeOther {
@@ -187,6 +190,9 @@ func TestChangeServer(t *testing.T) {
 	pa.post("/project", change("17600")).want(t, http.StatusConflict, "the kits of site-1 already carry the server's address", "re-issuing")
 	if p, _ := provision.ReadProject(h.ws); p.Server.LeafPort != 17500 {
 		t.Fatalf("a refused change changed the server: %+v", p.Server)
+	}
+	if rows := auditRows(t, h, "project.server.refused"); len(rows) != 2 || !strings.Contains(rows[1].Detail, "the kits of site-1 already carry") {
+		t.Fatalf("the change refused once a site has a kit audited as %+v", rows)
 	}
 }
 
