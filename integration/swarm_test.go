@@ -217,9 +217,12 @@ func TestSwarmSurvivesAHungAggregator(t *testing.T) {
 
 // TestSwarmRefusesAClaimedRound: site-3 holds a valid key and, in every
 // round another site aggregates, sends the other sites a model of zeros
-// for the round as if it had aggregated it, and an update as if they did.
-// Each is refused by name and audited at the receiving site, and the job
-// learns as if site-3 were honest.
+// for the round as if it had aggregated it, and an update as if they did,
+// and the round's aggregator an update of another layout before its own,
+// once one-way and once as a request. Each is refused by name and audited
+// at the receiving site (the misshapen ones by the aggregator as they
+// arrive), no site's participant fails on any of it, and the job learns
+// from the honest sites.
 func TestSwarmRefusesAClaimedRound(t *testing.T) {
 	lp := startLearningWith(t, projectSpec{provisioned: 4, running: 4, hostile: map[string]bool{"site-3": true}})
 	id := lp.submit(t, swarmJob("x-swarmclaim-y", 12, 3, "5s", slowTrainer))
@@ -239,12 +242,16 @@ func TestSwarmRefusesAClaimedRound(t *testing.T) {
 	for _, r := range info.History {
 		aggregatedBy[r.Round] = r.Aggregator
 	}
-	models, updates := 0, 0
+	models, updates, oneWay, misshapen := 0, 0, 0, 0
 	for _, s := range []string{"site-1", "site-2", "site-4"} {
 		for _, r := range auditOf(t, lp.project, s, func(r auditor.Record) bool { return r.JobID == id && r.Peer == "site-3" }) {
 			switch {
 			case r.Action == "model.refused" && strings.Contains(r.Detail["reason"], "not site-3's"):
 				models++
+			case r.Action == "update.refused" && strings.Contains(r.Detail["reason"], "sent one-way"):
+				oneWay++
+			case r.Action == "update.refused" && strings.Contains(r.Detail["reason"], "layout mismatch") && aggregatedBy[r.Round] == s:
+				misshapen++
 			case r.Action == "update.refused":
 				updates++
 			case r.Action == "model.received" && aggregatedBy[r.Round] != "site-3":
@@ -260,10 +267,23 @@ func TestSwarmRefusesAClaimedRound(t *testing.T) {
 	}
 	// Each claimed round: a model for each of the other holders but the
 	// aggregator (2), and an update to each.
-	if models < claimed || updates < claimed {
-		t.Fatalf("over %d claimed rounds the honest sites audited %d refused models and %d refused updates from site-3", claimed, models, updates)
+	// The misshapen pair goes out in each round site-3 is a member of (its
+	// own update refused as a second one, it sits some rounds out).
+	if models < claimed || updates < claimed || oneWay == 0 || misshapen != oneWay {
+		t.Fatalf("over %d claimed rounds the honest sites audited from site-3 %d refused models, %d refused updates, and at the round's aggregator %d one-way and %d misshapen updates",
+			claimed, models, updates, oneWay, misshapen)
 	}
-	t.Logf("%d claimed rounds: %d models and %d updates from site-3 refused and audited; test accuracy %.2f%%", claimed, models, updates, 100*info.Test.GetAccuracy())
+	// A refusal is an answer, never a failure of the site's actor (a
+	// one-way arrival once made the refusal answer nobody and panic).
+	for _, s := range lp.sites {
+		if n := len(s.Records(func(r cluster.Record) bool {
+			return r.Str("component") == "actor" && strings.Contains(r.Str("msg"), "Recovering")
+		})); n > 0 {
+			t.Errorf("%s's actors failed %d times during the job", s.Name, n)
+		}
+	}
+	t.Logf("%d claimed rounds: from site-3, %d models and %d updates refused and audited, %d one-way and %d misshapen updates refused by the round's aggregator; test accuracy %.2f%%",
+		claimed, models, updates, oneWay, misshapen, 100*info.Test.GetAccuracy())
 }
 
 // TestSwarmWeightsNeverCrossTheHubReadable: the server's hostile build taps

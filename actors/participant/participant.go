@@ -96,11 +96,11 @@ type Config struct {
 	Bridge   *actor.PID
 	StateDir string
 	// OnSwarmTask, if set, sees each swarm task this site trains for and
-	// does not aggregate, with
-	// the basis model and a way to send sealed messages to the round's
-	// sites. It is where the integration tests' hostile build plays a
+	// does not aggregate, with the basis model and a way to send sealed
+	// messages to the round's sites, as requests (answers dropped) or
+	// one-way. It is where the integration tests' hostile build plays a
 	// compromised site that claims rounds not its own.
-	OnSwarmTask func(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message))
+	OnSwarmTask func(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message, oneWay bool))
 	// Gate, if set, is the site's own authentication of the people behind
 	// admin commands (its LDAP, its OIDC provider, through a plugin), with
 	// the opener of the credentials they attach for this site.

@@ -115,6 +115,7 @@ type aggregation struct {
 	refused map[string]string      // and those refused here, with the reason
 	pulling map[string]arrival     // members whose update the aggregator is folding chunk by chunk
 	own     *hearthv1.SwarmTrained // this site's own figures, once trained
+	basis   *model.Model           // the round's starting model: the members' updates must have its layout
 	started time.Time
 	closing bool // no update taken any more; Close is asked once nothing is pulling
 	asked   bool // Close asked

@@ -39,7 +39,7 @@ type arrival struct {
 // beginAggregation starts this site's aggregation of an attempt.
 func (p *Participant) beginAggregation(ctx actor.Context, j *joined, m *hearthv1.SwarmTask, basis *model.Model) {
 	a := &aggregation{at: keyOf(m.Round, m.Attempt), task: m, reply: ctx.Sender(), expect: map[string]bool{},
-		folded: map[string]bool{}, refused: map[string]string{}, pulling: map[string]arrival{}, started: time.Now()}
+		folded: map[string]bool{}, refused: map[string]string{}, pulling: map[string]arrival{}, basis: basis, started: time.Now()}
 	for _, s := range m.Members {
 		a.expect[s] = true
 	}
@@ -143,6 +143,12 @@ func (p *Participant) takeUpdate(ctx actor.Context, o bridge.Origin, m *hearthv1
 		return
 	}
 	update, err := job.FromWire(m.Update)
+	if err == nil {
+		// Refused here as it arrives, audited and answered as such, rather
+		// than taken and left for the aggregator's close: an update of
+		// another layout (an inline one for a streamed round among them).
+		err = a.basis.SameLayout(update)
+	}
 	if err != nil {
 		p.updateRefused(ctx, j, site, arrival{origin: o, update: m, reply: reply}, hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error())
 		return

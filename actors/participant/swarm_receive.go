@@ -37,6 +37,17 @@ func (p *Participant) arrived(ctx actor.Context, jobID string, round, attempt in
 		p.refuseMismatch(ctx, o, jobID)
 		return
 	}
+	if ctx.Sender() == nil {
+		// Members and aggregators send updates and models as requests and
+		// wait for the answer; one sent one-way has no one to answer (and
+		// nothing to account it to): refused, audited, never taken.
+		action := "update.refused"
+		if _, isModel := msg.(*hearthv1.SwarmModel); isModel {
+			action = "model.refused"
+		}
+		p.refuseArrival(ctx, nil, o, action, jobID, round, "sent one-way: an update or a model comes as a request")
+		return
+	}
 	if p.early(o, jobID, keyOf(round, attempt), msg, ctx.Sender()) {
 		return
 	}
@@ -49,11 +60,13 @@ func (p *Participant) arrived(ctx actor.Context, jobID string, round, attempt in
 }
 
 // refuseArrival refuses another site's update or model for the reason,
-// audited (action) and logged, answering reply.
+// audited (action) and logged, answering reply if there is one.
 func (p *Participant) refuseArrival(ctx actor.Context, reply *actor.PID, o bridge.Origin, action, jobID string, round int64, reason string) {
 	p.audit(auditor.Event{Action: action, JobID: jobID, Round: round, Peer: o.Sender.Name, Detail: map[string]string{"reason": reason}})
 	p.cfg.Log.Warn("swarm "+action, "job", jobID, "round", round, "from", o.Sender.Name, "reason", reason)
-	ctx.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
+	if reply != nil {
+		ctx.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_REFUSED, reason))
+	}
 }
 
 // pulled is a streamed model from the round's aggregator, pulled and

@@ -117,9 +117,14 @@ func (p *Participant) swarmTask(ctx actor.Context, m *hearthv1.SwarmTask) {
 	}
 	p.takeEarly(ctx, sj)
 	if member && p.cfg.OnSwarmTask != nil && !aggregates { // the hostile build's compromised site acts here
-		p.cfg.OnSwarmTask(j.manifest, m, basis, func(to string, msg proto.Message) {
-			if k := keys[to]; k != nil {
+		p.cfg.OnSwarmTask(j.manifest, m, basis, func(to string, msg proto.Message, oneWay bool) {
+			k := keys[to]
+			switch {
+			case k == nil:
+			case oneWay:
 				ctx.Send(p.cfg.Bridge, &bridge.Send{To: to, Msg: msg, JobID: m.JobId, Round: m.Round, SealTo: k})
+			default: // the answer is not awaited
+				ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: to, Msg: msg, JobID: m.JobId, Round: m.Round, SealTo: k}, j.manifest.RoundTimeout)
 			}
 		})
 	}

@@ -144,7 +144,7 @@ func hostileSite(m *job.Manifest, global *model.Model, answer proto.Message) err
 }
 
 // hostileSwarm is the participant's OnSwarmTask hook in this build.
-func hostileSwarm(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message)) {
+func hostileSwarm(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message, oneWay bool)) {
 	if parts := strings.Split(m.Name, "-"); len(parts) < 2 || parts[1] != "swarmclaim" {
 		return
 	}
@@ -157,8 +157,17 @@ func hostileSwarm(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model,
 		if h == task.Aggregator {
 			continue
 		}
-		send(h, &hearthv1.SwarmModel{JobId: task.JobId, Round: task.Round, Attempt: task.Attempt, Global: wire})
-		send(h, &hearthv1.SwarmUpdate{JobId: task.JobId, Round: task.Round, Attempt: task.Attempt, Update: wire, Samples: 1000})
+		send(h, &hearthv1.SwarmModel{JobId: task.JobId, Round: task.Round, Attempt: task.Attempt, Global: wire}, false)
+		send(h, &hearthv1.SwarmUpdate{JobId: task.JobId, Round: task.Round, Attempt: task.Attempt, Update: wire, Samples: 1000}, false)
+	}
+	// And the round's real aggregator, before this site's own update, one
+	// of another layout (its first tensor renamed): one-way, which no
+	// member sends, and as a request.
+	if len(zeros.Tensors) > 0 {
+		zeros.Tensors[0].Name += "-hostile"
+		misshapen := &hearthv1.SwarmUpdate{JobId: task.JobId, Round: task.Round, Attempt: task.Attempt, Update: job.ToWire(zeros), Samples: 1000}
+		send(task.Aggregator, misshapen, true)
+		send(task.Aggregator, misshapen, false)
 	}
 }
 

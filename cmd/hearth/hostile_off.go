@@ -18,7 +18,7 @@ import (
 var hostileSite func(m *job.Manifest, global *model.Model, answer proto.Message) error
 
 // hostileSwarm is nil too: sites take part in swarm rounds as the job says.
-var hostileSwarm func(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message))
+var hostileSwarm func(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message, oneWay bool))
 
 // hostileSigns does nothing in this build: a site signs only what it
 // computed.
