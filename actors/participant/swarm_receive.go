@@ -37,7 +37,7 @@ func (p *Participant) arrived(ctx actor.Context, jobID string, round, attempt in
 		p.refuseMismatch(ctx, o, jobID)
 		return
 	}
-	if ctx.Sender() == nil {
+	if o.OneWay || ctx.Sender() == nil {
 		// Members and aggregators send updates and models as requests and
 		// wait for the answer; one sent one-way has no one to answer (and
 		// nothing to account it to): refused, audited, never taken.

@@ -149,6 +149,12 @@ type Bridge struct {
 	log  *slog.Logger
 	now  func() time.Time
 	pid  *actor.PID
+	// void is the sender of every one-way message the bridge delivers: it
+	// drops whatever a handler answers, so that an answer to a message
+	// that asked for none (a peer's or a compromised server's one-way
+	// envelope of a request type, say) goes nowhere instead of to a nil
+	// PID, which panics the handler (or, from a goroutine, the process).
+	void *actor.PID
 	subs []*nats.Subscription
 
 	mu      sync.Mutex
@@ -199,6 +205,7 @@ func Start(cfg Config) (*Bridge, error) {
 		b.routes[t] = pid
 	}
 	b.pid = cfg.System.Root.Spawn(actor.PropsFromFunc(b.receive))
+	b.void = cfg.System.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
 	subjects, pending := []string{bus.Inbox(b.self)}, 256<<20
 	if len(cfg.Peers) > 0 {
 		subjects, pending = nil, PeerPendingBytes
@@ -254,6 +261,7 @@ func (b *Bridge) Close() {
 		_ = sub.Unsubscribe()
 	}
 	b.cfg.System.Root.Stop(b.pid)
+	b.cfg.System.Root.Stop(b.void)
 	b.mu.Lock()
 	for id, p := range b.pending {
 		p.timer.Stop()
@@ -464,7 +472,8 @@ func (b *Bridge) deliver(m *envelope.Message) {
 		headers[headerSealed] = "1"
 	}
 	if h.Kind == hearthv1.Header_KIND_MESSAGE {
-		b.cfg.System.Root.Send(pid, &actor.MessageEnvelope{Header: headers, Message: m.Body})
+		headers[headerOneWay] = "1"
+		b.cfg.System.Root.Send(pid, &actor.MessageEnvelope{Header: headers, Message: m.Body, Sender: b.void})
 		return
 	}
 	future := actor.NewFuture(b.cfg.System, b.cfg.HandlerTimeout)

@@ -195,8 +195,61 @@ func TestOneWayMessageReachesTheRoutedActorWithItsOrigin(t *testing.T) {
 	}
 	n := rec.got[0].(*hearthv1.Notice)
 	o := rec.from[0]
-	if n.Text != "round 3 starts" || o.Sender.Name != "server" || o.Sender.Kind != pki.KindServer || o.JobID != "job-9" || o.Round != 3 {
+	if n.Text != "round 3 starts" || o.Sender.Name != "server" || o.Sender.Kind != pki.KindServer || o.JobID != "job-9" || o.Round != 3 || !o.OneWay {
 		t.Fatalf("got %v from %+v", n, o)
+	}
+}
+
+// TestOneWayMessageAnswersGoNowhere: a handler that answers its sender,
+// as request handlers do, from its own goroutine too, gets a sender for a
+// one-way message (of a request's type, as a peer or a compromised server
+// may send it) that drops the answer: no nil PID to panic on, and the
+// handler goes on taking messages.
+func TestOneWayMessageAnswersGoNowhere(t *testing.T) {
+	w := newWorld(t, "site-1")
+	site := w.parts["site-1"]
+	answered := make(chan bridge.Origin, 4)
+	handler := site.system.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*hearthv1.Ping); !ok {
+			return
+		}
+		o, _ := bridge.OriginOf(ctx)
+		if ctx.Sender() == nil {
+			t.Errorf("a one-way message reached its handler with no sender")
+			return
+		}
+		ctx.Respond(&hearthv1.Pong{})
+		reply, system := ctx.Sender(), ctx.ActorSystem()
+		go func() {
+			system.Root.Send(reply, &hearthv1.Pong{}) // as a handler's goroutine answers
+			answered <- o
+		}()
+	}))
+	site.bridge.Route(protocol.Name(&hearthv1.Ping{}), handler)
+	server := w.parts["server"]
+	for range 2 {
+		server.system.Root.Send(server.bridge.PID(), &bridge.Send{To: "site-1", Msg: &hearthv1.Ping{}, JobID: "job-9", Round: 1})
+		select {
+		case o := <-answered:
+			if !o.OneWay || o.Sender.Name != "server" {
+				t.Fatalf("origin %+v, want one-way from the server", o)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the one-way ping was not handled")
+		}
+	}
+	// A request still gets its answer, and is not marked one-way.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := server.bridge.Request(ctx, "site-1", &hearthv1.Ping{})
+	if err != nil {
+		t.Fatalf("request after one-way messages: %v", err)
+	}
+	if _, ok := res.Msg.(*hearthv1.Pong); !ok {
+		t.Fatalf("answered %T", res.Msg)
+	}
+	if o := <-answered; o.OneWay {
+		t.Fatalf("a request's origin says one-way: %+v", o)
 	}
 }
 

@@ -18,6 +18,7 @@ const (
 	headerRound  = "hearth-round"
 	headerID     = "hearth-message-id"
 	headerSealed = "hearth-sealed"
+	headerOneWay = "hearth-one-way"
 )
 
 // Origin is where a delivered message came from: the verified sender and
@@ -30,6 +31,9 @@ type Origin struct {
 	// Sealed: the body came sealed to this participant's key, so no one on
 	// the way (the hub, the server) could read it.
 	Sealed bool
+	// OneWay: the sender asked for no answer (an envelope of kind
+	// message); the actor's sender then drops whatever it is answered.
+	OneWay bool
 }
 
 // OriginOf returns the origin of the message an actor is handling; ok is
@@ -44,6 +48,7 @@ func OriginOf(ctx actor.Context) (o Origin, ok bool) {
 		Sender: pki.Identity{Name: h.Get(headerSender), Org: h.Get(headerOrg),
 			Kind: pki.Kind(h.Get(headerKind)), Role: pki.Role(h.Get(headerRole))},
 		JobID: h.Get(headerJob), Round: round, MessageID: h.Get(headerID), Sealed: h.Get(headerSealed) == "1",
+		OneWay: h.Get(headerOneWay) == "1",
 	}, true
 }
 
@@ -55,6 +60,9 @@ func Delivered(o Origin, msg any, sender *actor.PID) *actor.MessageEnvelope {
 		headerRole: string(o.Sender.Role), headerJob: o.JobID, headerRound: strconv.FormatInt(o.Round, 10), headerID: o.MessageID}
 	if o.Sealed {
 		h[headerSealed] = "1"
+	}
+	if o.OneWay {
+		h[headerOneWay] = "1"
 	}
 	return &actor.MessageEnvelope{Header: h, Message: msg, Sender: sender}
 }
