@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,6 +165,14 @@ func (p *project) startBin(t testing.TB, bin, name string, args ...string) *clus
 	t.Cleanup(func() {
 		if err := proc.Stop(10 * time.Second); err != nil && !t.Failed() {
 			t.Errorf("%s: %v", name, err)
+		}
+		// Whatever a test sends, a process's actors never fail: a panic is
+		// hidden by protoactor's restarts (logged as Recovering) until the
+		// restarts run out and the actor stops.
+		for _, r := range proc.Records(func(r cluster.Record) bool {
+			return r.Str("component") == "actor" && strings.Contains(r.Msg(), "Recovering")
+		}) {
+			t.Errorf("%s: an actor failed and was restarted: %s (%v)", name, r.Str("reason"), r["self"])
 		}
 	})
 	return proc
