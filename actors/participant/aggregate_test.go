@@ -3,50 +3,15 @@ package participant
 import (
 	"crypto/ecdh"
 	"crypto/rand"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearthfl/hearth/actors/job"
-	"github.com/hearthfl/hearth/actors/learning/dataset"
-	"github.com/hearthfl/hearth/bus/bridge"
-	"github.com/hearthfl/hearth/bus/envelope"
-	"github.com/hearthfl/hearth/bus/pki"
-	"github.com/hearthfl/hearth/bus/pki/pkitest"
 	"github.com/hearthfl/hearth/policies/resources"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
-
-// optdigitsDir is a site's data folder holding optdigits' train, val and
-// test splits (val and test both the UCI test file).
-func optdigitsDir(t *testing.T) string {
-	t.Helper()
-	data := t.TempDir()
-	if err := os.Mkdir(filepath.Join(data, "optdigits"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	train, test, err := dataset.Load("optdigits")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, s := range map[string]*dataset.Set{"train": train, "val": test, "test": test} {
-		f, err := os.Create(filepath.Join(data, "optdigits", name+".bin"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Write(f); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
-	return data
-}
 
 // TestSiteThatDoesNotAggregateRefusesToBeAnAggregator: a site whose
 // local/resources.json says "aggregate": false refuses, with the reason
@@ -54,17 +19,6 @@ func optdigitsDir(t *testing.T) string {
 // (explicitly, or by leaving aggregators out: every site), in a pre-flight
 // too; it joins a swarm job that names only others, and a FedAvg job.
 func TestSiteThatDoesNotAggregateRefusesToBeAnAggregator(t *testing.T) {
-	proj := pkitest.New(t)
-	admin := proj.Issue(t, "admin@x", "org", pki.KindAdmin)
-	site := proj.Issue(t, "site-1", "org", pki.KindSite)
-	signer, err := envelope.NewSigner(site.Cert, site.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledger, err := OpenLedger(filepath.Join(t.TempDir(), "ledger.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	offer, err := resources.Parse([]byte(`{"num_of_gpus": 0, "mem_per_gpu_in_GiB": 0, "aggregate": false}`))
 	if err != nil {
 		t.Fatal(err)
@@ -73,17 +27,8 @@ func TestSiteThatDoesNotAggregateRefusesToBeAnAggregator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
-	t.Cleanup(system.Shutdown)
-	bridgePID := system.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {})) // swarm joins need one; no task comes here
-	audit := &records{}
-	p, err := New(Config{Self: site.Identity, Trust: proj.Trust, Policy: allowAll{}, Audit: audit, Ledger: ledger, DataDir: optdigitsDir(t),
-		Signer: signer, SealKey: seal.PublicKey(), Bridge: bridgePID, StateDir: t.TempDir(), Resources: offer, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := system.Root.Spawn(p.Props())
-	t.Cleanup(func() { system.Root.Stop(pid) })
+	site := startTestSite(t, Config{SealKey: seal.PublicKey(), StateDir: t.TempDir(), Resources: offer}) // swarm joins need a bridge; no task comes here
+	admin, audit := site.admin, site.audit
 
 	signed := func(t *testing.T, manifest string, preflight bool) *hearthv1.SignedJob {
 		t.Helper()
@@ -97,17 +42,7 @@ func TestSiteThatDoesNotAggregateRefusesToBeAnAggregator(t *testing.T) {
 		}
 		return sj
 	}
-	ask := func(t *testing.T, jobID string, msg any) any {
-		t.Helper()
-		f := actor.NewFuture(system, 30*time.Second)
-		server := bridge.Origin{Sender: pki.Identity{Name: "server", Kind: pki.KindServer}, JobID: jobID}
-		system.Root.Send(pid, bridge.Delivered(server, msg, f.PID()))
-		res, err := f.Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
+	ask := site.ask
 	manifest := func(workflow, lines string) string {
 		return "name: j\nworkflow: " + workflow + "\nrounds: 2\nmin_sites: 1\nround_timeout: 30s\ndataset: optdigits\n" +
 			"trainer: {kind: logreg, epochs: 1, batch_size: 32, learning_rate: 0.1, seed: 1}\n" + lines

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +19,6 @@ import (
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/bus/bridge"
-	"github.com/hearthfl/hearth/bus/envelope"
-	"github.com/hearthfl/hearth/bus/pki"
-	"github.com/hearthfl/hearth/bus/pki/pkitest"
 	"github.com/hearthfl/hearth/plugins"
 	codetrainer "github.com/hearthfl/hearth/plugins/trainer"
 	"github.com/hearthfl/hearth/policies/components"
@@ -97,31 +93,12 @@ func TestSiteRunsAJobsTrainerForTheJobOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	trainers := &startedTrainers{bin: bin, sum: sha256.Sum256(raw)}
-	data := optdigitsDir(t)
-	proj := pkitest.New(t)
-	admin := proj.Issue(t, "admin@x", "org", pki.KindAdmin)
-	site := proj.Issue(t, "site-1", "org", pki.KindSite)
-	signer, err := envelope.NewSigner(site.Cert, site.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledger, err := OpenLedger(filepath.Join(t.TempDir(), "ledger.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	allow, err := components.Parse([]byte(`{"trainers": ["pytorch"], "workflows": ["fedavg"], "filters": [], "scripts": ["any"]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(Config{Self: site.Identity, Trust: proj.Trust, Policy: allowAll{}, Audit: &records{}, Ledger: ledger, DataDir: data,
-		Signer: signer, Components: allow, StartCode: trainers.start, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
-	t.Cleanup(system.Shutdown)
-	pid := system.Root.Spawn(p.Props())
-	t.Cleanup(func() { system.Root.Stop(pid) })
+	site := startTestSite(t, Config{Components: allow, StartCode: trainers.start})
+	system, pid, admin := site.system, site.pid, site.admin
 
 	script := []byte("def build(f, c, a): ...\n")
 	sum := sha256.Sum256(script)
@@ -148,21 +125,8 @@ evaluation: {validation: true, test: true}
 		sj.Code = code
 		return sj
 	}
-	ask := func(jobID string, msg any) any {
-		t.Helper()
-		f := actor.NewFuture(system, 30*time.Second)
-		server := bridge.Origin{Sender: pki.Identity{Name: "server", Kind: pki.KindServer}, JobID: jobID}
-		system.Root.Send(pid, bridge.Delivered(server, msg, f.PID()))
-		res, err := f.Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	tell := func(jobID string, msg any) {
-		server := bridge.Origin{Sender: pki.Identity{Name: "server", Kind: pki.KindServer}, JobID: jobID}
-		system.Root.Send(pid, bridge.Delivered(server, msg, nil))
-	}
+	ask := func(jobID string, msg any) any { t.Helper(); return site.ask(t, jobID, msg) }
+	tell := func(jobID string, msg any) { system.Root.Send(pid, bridge.Delivered(fromServer(jobID), msg, nil)) }
 
 	// A pre-flight decides, and starts nothing.
 	pre, ok := ask("", &hearthv1.Preflight{Job: signed(true)}).(*hearthv1.SignedPreflightAnswer)
@@ -214,8 +178,7 @@ evaluation: {validation: true, test: true}
 	trainers.hold = make(chan struct{})
 	trainers.mu.Unlock()
 	f := actor.NewFuture(system, 30*time.Second)
-	server := bridge.Origin{Sender: pki.Identity{Name: "server", Kind: pki.KindServer}, JobID: other}
-	system.Root.Send(pid, bridge.Delivered(server, &hearthv1.JoinJob{JobId: other, Job: signed(false)}, f.PID()))
+	system.Root.Send(pid, bridge.Delivered(fromServer(other), &hearthv1.JoinJob{JobId: other, Job: signed(false)}, f.PID()))
 	waitFor(t, func() bool { started, _ := trainers.counts(); return started == 3 }, "the third trainer started")
 	tell(other, &hearthv1.LeaveJob{JobId: other, Status: hearthv1.JobStatus_JOB_STATUS_ABORTED})
 	time.Sleep(50 * time.Millisecond) // the LeaveJob reaches the actor before the start ends
