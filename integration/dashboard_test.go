@@ -2,11 +2,9 @@ package integration
 
 import (
 	"archive/tar"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/pki/pkitest"
 	"github.com/hearthfl/hearth/bus/provision"
 	"github.com/hearthfl/hearth/cmd/hearth/dashboard"
 	"github.com/hearthfl/hearth/integration/cluster"
@@ -319,18 +318,6 @@ func makeKeyInBrowser(b *browserUser, id pki.Identity, upload, dir string) (csr 
 	return csr, keyFile
 }
 
-// alterSigned replaces from with to (of the same length) in the DER of a
-// PEM certificate request, leaving its signature as it was.
-func alterSigned(t *testing.T, csrPEM []byte, from, to string) []byte {
-	t.Helper()
-	block, _ := pem.Decode(csrPEM)
-	if block == nil || len(from) != len(to) || bytes.Count(block.Bytes, []byte(from)) != 1 {
-		t.Fatalf("cannot replace %q by %q once in the request", from, to)
-	}
-	block.Bytes = bytes.Replace(block.Bytes, []byte(from), []byte(to), 1)
-	return pem.EncodeToMemory(block)
-}
-
 // hearthCmd runs the hearth binary and returns its standard output.
 func hearthCmd(t *testing.T, args ...string) string {
 	t.Helper()
@@ -582,7 +569,7 @@ func TestDashboardInABrowser(t *testing.T) {
 			}
 			// The same request with its org changed after signing is
 			// refused (its signature), and records nothing.
-			b.do("alter the browser's request", chromedp.SetValue(chromedp.CSS("#csr"), string(alterSigned(t, csr, "clinic-a", "clinic-b"))))
+			b.do("alter the browser's request", chromedp.SetValue(chromedp.CSS("#csr"), string(pkitest.AlterSignedCSR(t, csr, "clinic-a", "clinic-b"))))
 			b.click("#upload-csr")
 			b.refused("Bad Request", "certificate request signature")
 			b.open(sitePages[site])

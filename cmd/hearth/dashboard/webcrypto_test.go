@@ -3,7 +3,6 @@ package dashboard
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/pem"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/hearthfl/hearth/bus/pki"
+	"github.com/hearthfl/hearth/bus/pki/pkitest"
 )
 
 // browserRequest is what static/csr.js's makeRequest answered for one
@@ -138,23 +138,11 @@ func TestBrowserCSRIsGoCSR(t *testing.T) {
 	}
 
 	t.Run("subject changed after signing", func(t *testing.T) {
-		tampered := alterSigned(t, []byte(results[0].CSR), "site-1", "site-9")
+		tampered := pkitest.AlterSignedCSR(t, []byte(results[0].CSR), "site-1", "site-9")
 		if _, err := pki.ParseCSR(tampered); err == nil || !strings.Contains(err.Error(), "signature") {
 			t.Fatalf("a request whose name was changed after signing: %v, want a signature error", err)
 		}
 	})
-}
-
-// alterSigned replaces from with to (of the same length) in the DER of a
-// PEM certificate request, once, leaving its signature as it was.
-func alterSigned(t *testing.T, csrPEM []byte, from, to string) []byte {
-	t.Helper()
-	block, _ := pem.Decode(csrPEM)
-	if block == nil || len(from) != len(to) || bytes.Count(block.Bytes, []byte(from)) != 1 {
-		t.Fatalf("cannot replace %q by %q once in the request", from, to)
-	}
-	block.Bytes = bytes.Replace(block.Bytes, []byte(from), []byte(to), 1)
-	return pem.EncodeToMemory(block)
 }
 
 // TestBrowserCSRUploaded: a request made by static/csr.js, uploaded for
@@ -172,7 +160,7 @@ func TestBrowserCSRUploaded(t *testing.T) {
 	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
 	page := alice.addSite(url.Values{"name": {"site-1"}})
 
-	tampered := alterSigned(t, []byte(made[0].CSR), "clinic-a", "clinic-b")
+	tampered := pkitest.AlterSignedCSR(t, []byte(made[0].CSR), "clinic-a", "clinic-b")
 	alice.upload(page+"/csr", tampered).want(t, http.StatusBadRequest, "certificate request signature")
 	alice.upload(page+"/csr", []byte(made[1].CSR)).want(t, http.StatusBadRequest, `name "site-2", not "site-1"`)
 	alice.get(page).want(t, 200, `id="site-status">no request`)
