@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	learnfilter "github.com/hearthfl/hearth/actors/learning/filter"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	filterv1 "github.com/hearthfl/hearth/schemas/hearth/plugin/filter/v1"
 )
@@ -70,7 +71,7 @@ func (s *grpcServer) Apply(ctx context.Context, m *filterv1.ApplyRequest) (*filt
 	if out == nil {
 		return nil, status.Error(codes.Unknown, "the filter returned no model")
 	}
-	unchanged := sameArrays(out, req.local)
+	unchanged := learnfilter.SameMemory(out, req.local)
 	if !unchanged && out.NumParams() == req.values {
 		f := shm.Floats(req.outData)
 		for _, t := range out.Tensors {
@@ -86,24 +87,6 @@ func (s *grpcServer) Apply(ctx context.Context, m *filterv1.ApplyRequest) (*filt
 		layout[i] = &filterv1.TensorShape{Name: t.Name, Shape: dims}
 	}
 	return &filterv1.ApplyResponse{Layout: layout, Report: reportToWire(rep), Unchanged: unchanged}, nil
-}
-
-// sameArrays says whether out is local itself: every tensor the same
-// memory, which is how a filter that changes nothing answers.
-func sameArrays(out, local *model.Model) bool {
-	if out == local {
-		return true
-	}
-	if len(out.Tensors) != len(local.Tensors) {
-		return false
-	}
-	for i, t := range out.Tensors {
-		l := local.Tensors[i].Data
-		if len(t.Data) != len(l) || (len(l) > 0 && &t.Data[0] != &l[0]) {
-			return false
-		}
-	}
-	return true
 }
 
 // request is one Apply's models, mapped.
