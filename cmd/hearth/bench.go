@@ -83,7 +83,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	plainBytes := fs.String("plain", "2GiB", "bytes to send for the plain NATS baseline")
 	workspace := fs.String("workspace", "", "folder for the benchmark's projects (default: a temporary folder, removed afterwards)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	profiles := fs.String("profile", "", "write each process's CPU profile into this folder as <config>-<name>.pprof")
+	profiles := fs.String("profile", "", "write each process's CPU profile into this folder as <workflow>-<aggregator>-<codec>[-filter]-<size>x<sites>-<process>.pprof")
 	aggregators := fs.String("aggregators", "fedavg", "aggregation rules to measure each configuration with, comma-separated: "+
 		strings.Join(slices.Sorted(maps.Keys(benchAggregations)), ", "))
 	workflows := fs.String("workflows", job.WorkflowFedAvg, "workflows to measure each configuration with, comma-separated: fedavg, swarm")
@@ -231,7 +231,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		var extra []func(string) []string
 		if *profiles != "" {
 			extra = append(extra, func(name string) []string {
-				return []string{"--cpu-profile", filepath.Join(*profiles, fmt.Sprintf("%s-%s-%d-%s.pprof", g.agg, sizeText(g.size), g.sites, name))}
+				return []string{"--cpu-profile", filepath.Join(*profiles, profileName(g.workflow, g.agg, g.codec, g.filter, g.size, g.sites, name))}
 			})
 		}
 		row, err := benchRound(ctx, filepath.Join(ws, fmt.Sprintf("round-%d", i)), g.workflow, g.agg, g.codec, g.filter, g.size, g.sites, *rounds, link, extra...)
@@ -727,4 +727,15 @@ func (l *benchLink) close() {
 	if l.relay != nil {
 		l.relay.Close()
 	}
+}
+
+// profileName is the CPU profile file of one process of one configuration:
+// every axis of the grid in it, so that no configuration's profile
+// overwrites another's.
+func profileName(workflow, agg, codec, filter string, size int64, sites int, process string) string {
+	f := ""
+	if filter != "" {
+		f = "-filter"
+	}
+	return fmt.Sprintf("%s-%s-%s%s-%sx%d-%s.pprof", workflow, agg, codec, f, strings.ReplaceAll(sizeText(size), " ", ""), sites, process)
 }

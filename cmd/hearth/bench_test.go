@@ -73,3 +73,20 @@ func TestPlainBaselineOverTheLink(t *testing.T) {
 	}
 	t.Logf("plain NATS over a %s link: %.2f MB/s", link, mbps)
 }
+
+// TestProfileNamesDiffer: each configuration of the grid writes its own
+// CPU profiles (the filter's run once overwrote the unfiltered one's).
+func TestProfileNamesDiffer(t *testing.T) {
+	seen := map[string]bool{}
+	for _, workflow := range []string{"fedavg", "swarm"} {
+		for _, codec := range []string{"float32", "int8-block64"} {
+			for _, filter := range []string{"", "/bin/hearth-filter-noop"} {
+				name := profileName(workflow, "fedavg", codec, filter, 256<<20, 4, "site-1")
+				if seen[name] || strings.ContainsAny(name, " /") {
+					t.Fatalf("profile name %q repeated or not a plain file name", name)
+				}
+				seen[name] = true
+			}
+		}
+	}
+}
