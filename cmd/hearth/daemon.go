@@ -15,6 +15,7 @@ import (
 	"github.com/hearthfl/hearth/actors/protocol"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/node"
+	"github.com/hearthfl/hearth/cmd/hearth/gclimit"
 )
 
 // logFlags are the logging and diagnostics flags every long-running
@@ -151,22 +152,21 @@ func auditRefusals(n *node.Node, audit *auditor.Log) func() {
 	}
 }
 
-// tuneRuntime sets the garbage collector for a process whose models live
-// outside the Go heap while model streams allocate a 1 MiB buffer per chunk:
-// a small live heap and a high allocation rate would otherwise make the GC
-// run every few chunks. GOGC 400 lets garbage grow longer between
-// collections; a 512 MiB soft limit on the heap keeps that bounded (the
-// off-heap models do not count towards it). Measured with hearth bench,
-// 1 GiB model, 8 sites: round 42.3 s -> 35.4 s, server peak RSS 1.49 ->
-// 1.51 GiB (GOGC 400 alone: 36.6 s, 2.63 GiB). A 256 MiB limit was slower
-// again (500 MB model, 4 sites: 5.1-5.2 s a round against 4.9-5.0 s), its
-// more frequent collections handing pages back that are then faulted in
-// anew. GOGC and GOMEMLIMIT in the environment take precedence.
+// tuneRuntime sets the garbage collector for a process whose model streams
+// allocate a 1 MiB buffer per chunk: a small live heap and a high
+// allocation rate would otherwise make the GC run every few chunks. GOGC
+// 400 lets garbage grow longer between collections, and a soft memory limit
+// kept 512 MiB above the live heap (gclimit) bounds that garbage however
+// large the live data is. Measured with hearth bench: 1 GiB model, 8 sites,
+// round 42.3 s -> 35.4 s with GOGC 400 and a fixed 512 MiB limit (GOGC 400
+// alone: 36.6 s, 2.63 GiB server peak). A fixed limit fell below a swarm
+// site's live heap (its models live on the heap), and gclimit's doc says
+// what that cost. GOGC and GOMEMLIMIT in the environment take precedence.
 func tuneRuntime(getenv func(string) string) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
 	if getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(512 << 20)
+		gclimit.Follow(512<<20, 100*time.Millisecond)
 	}
 }
