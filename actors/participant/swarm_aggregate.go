@@ -321,22 +321,18 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 	for s, r := range c.Refused {
 		refused[s] = r
 	}
+	// The digest is made beside the encryption below: two passes over the
+	// model on two cores while the holders wait.
+	digested := make(chan []byte, 1)
+	go func(m *model.Model) { digested <- swarm.Digest(m) }(c.Mean)
 	var wire *hearthv1.Model
-	if c.Mean.Bytes() <= job.InlineLimit {
-		wire = job.ToWire(c.Mean)
-	}
-	digest := swarm.Digest(c.Mean)
-	a.result = &hearthv1.SwarmAggregated{Contributors: slices.Sorted(slices.Values(c.Sites)), Refused: refused, Clipped: c.Clipped, Screened: c.Screened,
-		ModelSha256: digest, AggregateMicros: time.Since(a.started).Microseconds()}
-	p.hold(j, at, c.Mean)
-	closed := p.audit(auditor.Event{Action: "aggregation.closed", JobID: jobID, Round: at.round, Detail: map[string]string{
-		"attempt": fmt.Sprint(at.attempt), "contributors": fmt.Sprint(a.result.Contributors), "model_sha256": hex.EncodeToString(digest)}})
-	// The holders confirm the model to the server themselves (with its
-	// digest); a failed delivery is audited here. A large model is
-	// encrypted once, under one key for every holder, and streamed to each.
 	var payload *stream.Payload
 	var key []byte
-	if c.Mean.Bytes() > job.InlineLimit {
+	if c.Mean.Bytes() <= job.InlineLimit {
+		wire = job.ToWire(c.Mean)
+	} else {
+		// A large model is encrypted once, under one key for every holder,
+		// and streamed to each.
 		var data []byte
 		start := time.Now()
 		data, key, err = swarm.EncryptModel(c.Mean)
@@ -347,10 +343,19 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 			err = errors.New("the model is too large for one envelope and this site streams nothing")
 		}
 		if err != nil {
+			<-digested
 			fail(err.Error())
 			return
 		}
 	}
+	digest := <-digested
+	a.result = &hearthv1.SwarmAggregated{Contributors: slices.Sorted(slices.Values(c.Sites)), Refused: refused, Clipped: c.Clipped, Screened: c.Screened,
+		ModelSha256: digest, AggregateMicros: time.Since(a.started).Microseconds()}
+	p.hold(j, at, c.Mean)
+	closed := p.audit(auditor.Event{Action: "aggregation.closed", JobID: jobID, Round: at.round, Detail: map[string]string{
+		"attempt": fmt.Sprint(at.attempt), "contributors": fmt.Sprint(a.result.Contributors), "model_sha256": hex.EncodeToString(digest)}})
+	// The holders confirm the model to the server themselves (with its
+	// digest); a failed delivery is audited here.
 	for _, h := range a.task.Holders {
 		if h == p.cfg.Self.Name {
 			continue

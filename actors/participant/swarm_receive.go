@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -79,8 +78,28 @@ type pulled struct {
 	reply  *actor.PID
 	global *hearthv1.SwarmModel
 	model  *model.Model
+	checks *modelChecks  // found while it was decrypted
 	spent  time.Duration // decrypting it
 	err    error
+}
+
+// modelChecks are what acceptModel finds of a model's values: its digest
+// (swarm.Digest) and the first tensor that holds a NaN or an infinity.
+type modelChecks struct {
+	digest    []byte
+	nonFinite string
+}
+
+// checksOf computes a model's checks.
+func checksOf(m *model.Model) *modelChecks {
+	c := &modelChecks{digest: swarm.Digest(m)}
+	for _, t := range m.Tensors {
+		if model.FirstNonFinite(t.Data) >= 0 {
+			c.nonFinite = t.Name
+			break
+		}
+	}
+	return c
 }
 
 // pullModel pulls an encrypted model stream of the job's layout from
@@ -110,6 +129,8 @@ func (p *Participant) pullModel(ctx actor.Context, j *joined, sender string, man
 		}
 		r := done(sink.Model(), nil)
 		r.spent = sink.Spent()
+		r.checks = &modelChecks{}
+		r.checks.digest, r.checks.nonFinite = sink.Checked()
 		system.Root.Send(self, r)
 	}()
 	return nil
@@ -133,7 +154,7 @@ func (p *Participant) pulledStream(ctx actor.Context, m *pulled) {
 		ctx.Send(m.reply, failure(hearthv1.FailureCode_FAILURE_CODE_STREAM_FAILED, m.err.Error()))
 		return
 	}
-	p.acceptModel(ctx, j, m.origin, m.global, m.model, m.reply)
+	p.acceptModel(ctx, j, m.origin, m.global, m.model, m.checks, m.reply)
 }
 
 // layoutOf is the job's model layout (values zero), made once.
@@ -190,20 +211,25 @@ func (p *Participant) takeModel(ctx actor.Context, o bridge.Origin, m *hearthv1.
 		refuse(err.Error())
 		return
 	}
-	p.acceptModel(ctx, j, o, m, mdl, reply)
+	p.acceptModel(ctx, j, o, m, mdl, checksOf(mdl), reply)
 }
 
-// acceptModel checks a new global model (inline or pulled) and holds it.
-func (p *Participant) acceptModel(ctx actor.Context, j *joined, o bridge.Origin, m *hearthv1.SwarmModel, mdl *model.Model, reply *actor.PID) {
+// acceptModel checks a new global model (inline or pulled), whose values'
+// checks were made, and holds it.
+func (p *Participant) acceptModel(ctx actor.Context, j *joined, o bridge.Origin, m *hearthv1.SwarmModel, mdl *model.Model, checks *modelChecks, reply *actor.PID) {
 	at := keyOf(m.Round, m.Attempt)
 	j.swarm.pullingModel = false
-	if err := p.checkGlobal(j, mdl); err != nil {
+	err := p.checkLayout(j, mdl)
+	if err == nil && checks.nonFinite != "" {
+		err = nonFinite(checks.nonFinite)
+	}
+	if err != nil {
 		p.audit(auditor.Event{Action: "model.refused", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, Detail: map[string]string{"reason": err.Error()}})
 		ctx.Send(reply, failure(hearthv1.FailureCode_FAILURE_CODE_BAD_MODEL, err.Error()))
 		return
 	}
 	p.hold(j, at, mdl)
-	digest := swarm.Digest(mdl)
+	digest := checks.digest
 	got := p.audit(auditor.Event{Action: "model.received", JobID: m.JobId, Round: m.Round, Peer: o.Sender.Name, PeerEvent: o.MessageID,
 		Detail: map[string]string{"attempt": fmt.Sprint(m.Attempt), "model_sha256": hex.EncodeToString(digest)}})
 	ctx.Send(reply, &hearthv1.SwarmReceived{JobId: m.JobId, Round: m.Round, Attempt: m.Attempt})
@@ -299,6 +325,19 @@ func (p *Participant) takeEarly(ctx actor.Context, sj *swarmJob) {
 
 // checkGlobal checks a received global model: the job's layout, finite.
 func (p *Participant) checkGlobal(j *joined, m *model.Model) error {
+	if err := p.checkLayout(j, m); err != nil {
+		return err
+	}
+	for _, t := range m.Tensors {
+		if model.FirstNonFinite(t.Data) >= 0 {
+			return nonFinite(t.Name)
+		}
+	}
+	return nil
+}
+
+// checkLayout checks that a received model has the job's layout.
+func (p *Participant) checkLayout(j *joined, m *model.Model) error {
 	layout, err := p.layoutOf(j)
 	if err != nil {
 		return err
@@ -306,15 +345,12 @@ func (p *Participant) checkGlobal(j *joined, m *model.Model) error {
 	if err := layout.SameLayout(m); err != nil {
 		return fmt.Errorf("the model's layout: %w", err)
 	}
-	for _, t := range m.Tensors {
-		for _, v := range t.Data {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("tensor %s holds a non-finite value", t.Name)
-			}
-		}
-	}
 	return nil
 }
+
+// nonFinite is the refusal of a model whose tensor holds a NaN or an
+// infinity.
+func nonFinite(tensor string) error { return fmt.Errorf("tensor %s holds a non-finite value", tensor) }
 
 // hold keeps a round's global model in memory for the rounds to come (the
 // newest two rounds' attempts); keepModel writes the accepted one to the

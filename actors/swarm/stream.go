@@ -74,6 +74,11 @@ func EncryptModel(m *model.Model) (data, key []byte, err error) {
 // ModelSink decrypts an encrypted model's chunks into a model of a known
 // layout (a stream.Sink): each chunk is decrypted at its offset, so chunks
 // may come in any order, each once.
+//
+// Chunks that come in order (as bus/stream delivers them) are also checked
+// and hashed as they are decrypted, while they are in the cache: Checked
+// then has the model's digest and finiteness without another pass over it
+// once the stream ends.
 type ModelSink struct {
 	key   []byte
 	model *model.Model
@@ -81,6 +86,10 @@ type ModelSink struct {
 	starts []int64
 	total  int64
 	spent  atomic.Int64 // nanoseconds decrypting
+
+	digest    *digester // nil once a chunk came out of order
+	inOrder   int64     // bytes decrypted in order from the start
+	nonFinite string    // the first tensor found holding a NaN or an infinity
 }
 
 // Spent is the time WriteChunk spent decrypting, for the round's figures.
@@ -104,6 +113,7 @@ func NewModelSink(layout *model.Model, key []byte) (*ModelSink, error) {
 		off += n
 		s.total += int64(4 * n)
 	}
+	s.digest = newDigester(s.model)
 	return s, nil
 }
 
@@ -137,17 +147,44 @@ func (s *ModelSink) WriteChunk(_ int, offset int64, data []byte) error {
 			continue
 		}
 		src := data[lo-offset : hi-offset]
-		if littleEndian {
-			c.XORKeyStream(bytesOf(t)[lo-start:hi-start], src)
-			continue
+		values := t[(lo-start)/4 : (hi-start)/4]
+		plain := bytesOf(values)
+		if !littleEndian {
+			plain = make([]byte, len(src))
 		}
-		plain := make([]byte, len(src))
 		c.XORKeyStream(plain, src)
-		for b := 0; b < len(plain); b += 4 {
-			t[(lo-start+int64(b))/4] = math.Float32frombits(binary.LittleEndian.Uint32(plain[b:]))
+		if !littleEndian {
+			for b := 0; b < len(plain); b += 4 {
+				values[b/4] = math.Float32frombits(binary.LittleEndian.Uint32(plain[b:]))
+			}
+		}
+		if s.digest != nil && lo == s.inOrder {
+			s.digest.write(plain)
+			s.inOrder = hi
+			if s.nonFinite == "" && model.FirstNonFinite(values) >= 0 {
+				s.nonFinite = s.model.Tensors[i].Name
+			}
+		} else {
+			s.digest = nil
 		}
 	}
 	return nil
+}
+
+// Checked is the model's digest (Digest) and, when a value of it is NaN or
+// infinite, the first tensor that holds one; complete once every chunk was
+// written. When the chunks came in order this is what WriteChunk found as
+// it went; otherwise it is computed now.
+func (s *ModelSink) Checked() (digest []byte, nonFinite string) {
+	if s.digest == nil || s.inOrder != s.total {
+		for _, t := range s.model.Tensors {
+			if model.FirstNonFinite(t.Data) >= 0 {
+				return Digest(s.model), t.Name
+			}
+		}
+		return Digest(s.model), ""
+	}
+	return s.digest.sum(), s.nonFinite
 }
 
 // littleEndian: float32 values in memory are the stream's bytes.

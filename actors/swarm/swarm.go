@@ -15,13 +15,9 @@ package swarm
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-
-	"github.com/hearthfl/hearth/actors/learning/model"
 )
 
 // Rotation is the order in which eligible sites aggregate a job's rounds.
@@ -64,31 +60,4 @@ func (r Rotation) Check(round, attempt int64, aggregator string) error {
 		return fmt.Errorf("round %d attempt %d is %s's to aggregate, not %s's", round, attempt, want, aggregator)
 	}
 	return nil
-}
-
-// Digest is a model's SHA-256 over each tensor's name, shape and float32
-// values in order: the same at every site that holds the same model,
-// whatever the wire encoding was.
-func Digest(m *model.Model) []byte {
-	h := sha256.New()
-	var b [8]byte
-	for _, t := range m.Tensors {
-		h.Write([]byte(t.Name))
-		h.Write([]byte{0})
-		binary.BigEndian.PutUint64(b[:], uint64(len(t.Shape)))
-		h.Write(b[:])
-		for _, d := range t.Shape {
-			binary.BigEndian.PutUint64(b[:], uint64(d))
-			h.Write(b[:])
-		}
-		if littleEndian {
-			h.Write(bytesOf(t.Data)) // the values' memory is their little-endian bytes
-			continue
-		}
-		for _, v := range t.Data {
-			binary.LittleEndian.PutUint32(b[:4], math.Float32bits(v))
-			h.Write(b[:4])
-		}
-	}
-	return h.Sum(nil)
 }

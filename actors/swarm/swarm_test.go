@@ -227,3 +227,62 @@ func TestDecryptingSinkPassesChunksOn(t *testing.T) {
 		t.Fatal("a chunk off the cipher's blocks was taken")
 	}
 }
+
+// A ModelSink fed in order hashes and checks the model as it decrypts it:
+// Checked gives Digest's digest and names the tensor holding a NaN or an
+// infinity, for chunks that cross tensors and an empty tensor among them;
+// fed out of order, it computes the same afterwards.
+func TestModelSinkChecksTheModelAsItComes(t *testing.T) {
+	m := &model.Model{Tensors: []model.Tensor{
+		{Name: "w", Shape: []int{300, 7}, Data: make([]float32, 2100)},
+		{Name: "empty", Shape: []int{0}, Data: []float32{}},
+		{Name: "b", Shape: []int{7}, Data: []float32{1, 2, 3, 4, 5, 6, 7}},
+		{Name: "tail", Shape: []int{0}, Data: []float32{}},
+	}}
+	for i := range m.Tensors[0].Data {
+		m.Tensors[0].Data[i] = float32(i) / 3
+	}
+	feed := func(m *model.Model, order []int) (digest []byte, nonFinite string) {
+		t.Helper()
+		data, key, err := swarm.EncryptModel(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink, err := swarm.NewModelSink(m, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range order {
+			off := c * 1024
+			if err := sink.WriteChunk(c, int64(off), data[off:min(off+1024, len(data))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return sink.Checked()
+	}
+	inOrder, shuffled := []int{0, 1, 2, 3, 4, 5, 6, 7, 8}, []int{8, 0, 4, 1, 7, 2, 5, 3, 6}
+	want := swarm.Digest(m)
+	for name, order := range map[string][]int{"in order": inOrder, "out of order": shuffled} {
+		if d, bad := feed(m, order); !bytes.Equal(d, want) || bad != "" {
+			t.Errorf("%s: digest %x (want %x), non-finite %q", name, d, want, bad)
+		}
+	}
+	for _, tc := range []struct {
+		tensor, at int
+		v          float32
+	}{{0, 0, float32(math.NaN())}, {0, 2099, float32(math.Inf(1))}, {2, 6, float32(math.Inf(-1))}, {2, 3, float32(math.NaN())}} {
+		bad := m.Clone()
+		bad.Tensors[tc.tensor].Data[tc.at] = tc.v
+		for name, order := range map[string][]int{"in order": inOrder, "out of order": shuffled} {
+			if d, got := feed(bad, order); got != bad.Tensors[tc.tensor].Name || !bytes.Equal(d, swarm.Digest(bad)) {
+				t.Errorf("%v at %s[%d], %s: non-finite %q, digest right: %v", tc.v, bad.Tensors[tc.tensor].Name, tc.at, name, got, bytes.Equal(d, swarm.Digest(bad)))
+			}
+		}
+	}
+	// The largest finite values and subnormals are finite.
+	edge := m.Clone()
+	edge.Tensors[2].Data = []float32{math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32, 0, -0.0, 1e-40, 7}
+	if _, bad := feed(edge, inOrder); bad != "" {
+		t.Errorf("finite extremes reported non-finite in %q", bad)
+	}
+}
