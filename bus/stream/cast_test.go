@@ -26,6 +26,7 @@ type castSetup struct {
 	names      []string // the recipients'
 	recipients []*Manager
 	conns      []*nats.Conn
+	leaves     []*bus.Leaf
 }
 
 // newCastSetup starts the sender and n recipients; tweak(i, cfg) adjusts
@@ -37,18 +38,18 @@ func newCastSetup(t testing.TB, n int, tweak func(i int, c *Config)) *castSetup 
 		sites = append(sites, fmt.Sprintf("site-%d", i+2))
 	}
 	s := &castSetup{tp: bustest.NewTopology(t, sites...), names: sites[1:]}
-	manager := func(i int, name string) (*Manager, *nats.Conn) {
-		_, nc := s.tp.JoinedLeaf(t, name)
+	manager := func(i int, name string) (*Manager, *nats.Conn, *bus.Leaf) {
+		leaf, nc := s.tp.JoinedLeaf(t, name)
 		return newManager(t, nc, name, func(c *Config) {
 			if tweak != nil {
 				tweak(i, c)
 			}
-		}), nc
+		}), nc, leaf
 	}
-	s.sender, s.senderNC = manager(-1, "site-1")
+	s.sender, s.senderNC, _ = manager(-1, "site-1")
 	for i, name := range s.names {
-		m, nc := manager(i, name)
-		s.recipients, s.conns = append(s.recipients, m), append(s.conns, nc)
+		m, nc, leaf := manager(i, name)
+		s.recipients, s.conns, s.leaves = append(s.recipients, m), append(s.conns, nc), append(s.leaves, leaf)
 		reachable(t, s.sender, m)
 		reachable(t, m, s.sender)
 	}
@@ -538,5 +539,71 @@ func TestCastCancelAndCloseTellEveryRecipient(t *testing.T) {
 				t.Fatalf("took %v: the recipients were not told", d)
 			}
 		})
+	}
+}
+
+// TestCastResumesAfterARecipientsLinkIsCut: site-3's leaf link is cut as
+// it takes chunk 64 of 256, and the cast goes on meanwhile (site-2's
+// window of 4 paces it, within site-3's credit of 32), so chunks cast
+// while the link is down never reach site-3. Its subscription to the cast
+// comes back with the link, it asks for the chunks it lost, and every
+// recipient completes without the cast starting over.
+func TestCastResumesAfterARecipientsLinkIsCut(t *testing.T) {
+	s := newCastSetup(t, 3, func(i int, c *Config) {
+		resumeConfig(c)
+		switch i {
+		case 0:
+			c.Window = 4
+		case 1:
+			c.Window = 32
+		}
+	})
+	data := randomBytes(64<<20, 9)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := s.sender.Prepare(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.sender.OfferCast(ctx, s.names, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cut error
+	sinks, stats, errs := s.receiveAll(ctx, c, nil, func(i, chunk int) {
+		if i != 1 || chunk != 64 {
+			return
+		}
+		if cut = s.tp.CutLeaf("site-3", s.leaves[1]); cut != nil {
+			return
+		}
+		sent := c.Stats().Sent
+		cut = bustest.Poll(10*time.Second, time.Millisecond, func() error {
+			if now := c.Stats().Sent; now < sent+8 {
+				return fmt.Errorf("the cast sent %d chunks since site-3's link was cut, want 8", now-sent)
+			}
+			return nil
+		})
+	})
+	if cut != nil {
+		t.Fatalf("cut: %v", cut)
+	}
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range s.names {
+		if errs[i] != nil || results[name] != nil {
+			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
+		}
+		sinks[i].check(t, data)
+	}
+	chunks, st := len(c.Manifest.ChunkHashes), c.Stats()
+	t.Logf("%d chunks: sent %d (%d again); site-3 %+v", chunks, st.Sent, st.Resent, stats[1])
+	if stats[1].Resent < 1 || st.Resent < 1 {
+		t.Fatalf("site-3 %+v, sender %+v: nothing was lost, the cut did not happen", stats[1], st)
+	}
+	if st.Sent > chunks+chunks/2 {
+		t.Fatalf("sent %d chunk messages for %d chunks: the cast started over", st.Sent, chunks)
 	}
 }
