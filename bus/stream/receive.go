@@ -105,7 +105,9 @@ func (m *Manager) Receive(ctx context.Context, sender string, man *hearthv1.Stre
 	if man.GetCast() {
 		// Before the first credit, which lets the sender cast: the
 		// subscription reaches the hub ahead of the credit, on the same
-		// connection.
+		// connection. The subject is literal: the hub passes the interest
+		// on to the sender's leaf only where the sender's publish
+		// permissions match it (see bus.StreamInbox).
 		sub, err := m.subscribe(bus.Cast(sender, l.id), m.dispatchCast)
 		if err != nil {
 			m.mu.Lock()
