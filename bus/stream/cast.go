@@ -61,10 +61,6 @@ type castRecipient struct {
 	err          error
 }
 
-// ErrRewinds: a cast recipient asked for more chunks again than a whole
-// extra copy of the stream (see OfferCast), and was dropped from the cast.
-var ErrRewinds = errors.New("stream: too many rewinds")
-
 // OfferCast offers a prepared payload to every recipient in one cast: one
 // stream id, one manifest (Cast set) for all, each chunk published once on
 // bus.Cast(self, id) for the hub to fan out. Each recipient pulls with

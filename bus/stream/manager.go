@@ -34,6 +34,10 @@ var (
 	// chunk size, except for the last): a sender's doing, never the
 	// network's, so the stream fails at the first such chunk.
 	ErrChunkSize = errors.New("stream: chunk of the wrong size")
+	// ErrRewinds: a cast recipient asked for more chunks again than a
+	// whole extra copy of the stream (see OfferCast), and was dropped
+	// from the cast.
+	ErrRewinds = errors.New("stream: too many rewinds")
 )
 
 // Defaults and limits of Config.
