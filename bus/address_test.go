@@ -126,15 +126,18 @@ func TestPermissionsFollowWhoMayAddressWhom(t *testing.T) {
 	agg := pki.Identity{Name: "agg-1", Kind: pki.KindAggregator}
 	peers := []pki.Identity{srv, s1, s2, adm, agg}
 	tests := []struct {
-		name string
-		id   pki.Identity
-		want []string
+		name  string
+		id    pki.Identity
+		want  []string
+		casts []string // whose casts it may hear, beyond its own subjects
 	}{
-		{"a site publishes to the server, and envelopes only to sites and aggregation hosts", s1, []string{"hearth.msg.server.site-1", "hearth.stream.server.site-1.*",
-			"hearth.peer.site-2.site-1", "hearth.stream.site-2.site-1.*", "hearth.peer.agg-1.site-1", "hearth.stream.agg-1.site-1.*"}},
-		{"an admin publishes to the server only", adm, []string{"hearth.msg.server.a~b@x~org", "hearth.stream.server.a~b@x~org.*"}},
-		{"an aggregation host publishes to the server, and envelopes only to sites", agg, []string{"hearth.msg.server.agg-1", "hearth.stream.server.agg-1.*",
-			"hearth.peer.site-1.agg-1", "hearth.stream.site-1.agg-1.*", "hearth.peer.site-2.agg-1", "hearth.stream.site-2.agg-1.*"}},
+		{"a site publishes to the server, and envelopes and casts only to sites and aggregation hosts", s1, []string{"hearth.msg.server.site-1", "hearth.stream.server.site-1.*",
+			"hearth.peer.site-2.site-1", "hearth.stream.site-2.site-1.*", "hearth.peer.agg-1.site-1", "hearth.stream.agg-1.site-1.*",
+			"hearth.cast.site-1.*"}, []string{"hearth.cast.site-2.*", "hearth.cast.agg-1.*"}},
+		{"an admin publishes to the server only, and hears no casts", adm, []string{"hearth.msg.server.a~b@x~org", "hearth.stream.server.a~b@x~org.*"}, nil},
+		{"an aggregation host publishes to the server, and envelopes and casts only to sites", agg, []string{"hearth.msg.server.agg-1", "hearth.stream.server.agg-1.*",
+			"hearth.peer.site-1.agg-1", "hearth.stream.site-1.agg-1.*", "hearth.peer.site-2.agg-1", "hearth.stream.site-2.agg-1.*",
+			"hearth.cast.agg-1.*"}, []string{"hearth.cast.site-1.*", "hearth.cast.site-2.*"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,6 +149,9 @@ func TestPermissionsFollowWhoMayAddressWhom(t *testing.T) {
 			if tt.id.Kind == pki.KindSite || tt.id.Kind == pki.KindAggregator {
 				want += " " + bus.PeerInbox(tt.id.Name)
 			}
+			for _, c := range tt.casts {
+				want += " " + c
+			}
 			if got := strings.Join(p.Subscribe.Allow, " "); got != want {
 				t.Errorf("subscribe %q, want %q", got, want)
 			}
@@ -154,5 +160,84 @@ func TestPermissionsFollowWhoMayAddressWhom(t *testing.T) {
 	// With no one to address, an empty allow list would allow everything.
 	if p := bus.Permissions(adm, []pki.Identity{adm, s1, s2}); len(p.Publish.Allow) != 0 || strings.Join(p.Publish.Deny, " ") != ">" {
 		t.Errorf("admin with no server among its peers: publish %+v, want everything denied", p.Publish)
+	}
+}
+
+// TestCastsReachPeersOnlyFromTheirSender: a site's cast (one publish) is
+// fanned out by the hub to every other site that subscribed to it: the hub
+// sends the interest of the subscribers' leaves to the sender's leaf,
+// which its publish permissions allow. A site publishing on another's cast
+// subject is refused by the permissions and nothing reaches the others,
+// and an admin console, which no site may address, is refused the
+// subscription (a permissions violation reported to the console) and
+// hears nothing.
+func TestCastsReachPeersOnlyFromTheirSender(t *testing.T) {
+	tp := bustest.NewTopology(t, "site-1", "site-2", "site-3")
+	_, nc1 := tp.JoinedLeaf(t, "site-1")
+	_, nc2 := tp.JoinedLeaf(t, "site-2")
+	_, nc3 := tp.JoinedLeaf(t, "site-3")
+	const id = "00112233445566778899aabbccddeeff"
+	subject := bus.Cast("site-1", id)
+	if from, got, ok := bus.ParseCast(subject); !ok || from != "site-1" || got != id {
+		t.Fatalf("parsed %q as %q %q %v", subject, from, got, ok)
+	}
+	for _, bad := range []string{"hearth.cast.site-1", "hearth.cast..x", "hearth.cast.site-1.", "hearth.cast.site-1.a.b", bus.Stream("site-1", "site-2", id)} {
+		if _, _, ok := bus.ParseCast(bad); ok {
+			t.Errorf("ParseCast accepted %q", bad)
+		}
+	}
+
+	violations := make(chan error, 8)
+	admin, err := nats.Connect("tls://"+tp.Hub.ClientAddr(),
+		nats.Secure(&tls.Config{Certificates: []tls.Certificate{tp.Admin.TLS()}, RootCAs: tp.Project.Trust.Pool(), MinVersion: tls.VersionTLS13}),
+		nats.NoReconnect(), nats.Timeout(5*time.Second),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	spy, _ := admin.SubscribeSync(subject)
+	admin.Flush()
+
+	server, err := tp.Hub.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	hubSide, _ := server.SubscribeSync(subject)
+	cast2, _ := nc2.SubscribeSync(subject)
+	cast3, _ := nc3.SubscribeSync(subject)
+	deliverUntilSeen(t, nc1, subject, cast2)
+	deliverUntilSeen(t, nc1, subject, cast3)
+	drainSub(cast3)
+	drainSub(hubSide)
+
+	// site-2 casts under site-1's name: its leaf sends it nowhere (it
+	// delivers it only to site-2's own processes, which share its trust),
+	// so neither the hub nor site-3 hears it.
+	if err := nc2.Publish(subject, []byte("forged")); err != nil {
+		t.Fatal(err)
+	}
+	nc2.Flush()
+	if err := nc1.Publish(subject, []byte("genuine")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := cast3.NextMsg(5 * time.Second); err != nil || string(m.Data) != "genuine" {
+		t.Fatalf("site-3 got %v %v first, want only site-1's cast", m, err)
+	}
+	if m, err := hubSide.NextMsg(5 * time.Second); err != nil || string(m.Data) != "genuine" {
+		t.Fatalf("the hub got %v %v first, want only site-1's cast", m, err)
+	}
+
+	select {
+	case err := <-violations:
+		if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), subject) {
+			t.Fatalf("console told %v, want a subscription permissions violation on %s", err, subject)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hub did not refuse the admin's subscription to a site's cast")
+	}
+	if m, err := spy.NextMsg(200 * time.Millisecond); err == nil {
+		t.Fatalf("the admin heard site-1's cast %q", m.Data)
 	}
 }

@@ -135,3 +135,24 @@ func (tp *Topology) CutLeaf(site string, leaf *bus.Leaf) error {
 	}
 	return fmt.Errorf("no leaf link of %s", site)
 }
+
+// LinkBytes counts the bytes a leaf link carried, as the hub counts them:
+// In from the leaf to the hub, Out from the hub to the leaf.
+type LinkBytes struct{ In, Out int64 }
+
+// LeafBytes returns the bytes every leaf link carried so far, by the
+// link's name (the site's), summed over the links of one name.
+func (tp *Topology) LeafBytes() (map[string]LinkBytes, error) {
+	lz, err := tp.Hub.Server().Leafz(&server.LeafzOptions{})
+	if err != nil {
+		return nil, err
+	}
+	bytes := map[string]LinkBytes{}
+	for _, l := range lz.Leafs {
+		b := bytes[l.Name]
+		b.In += l.InBytes
+		b.Out += l.OutBytes
+		bytes[l.Name] = b
+	}
+	return bytes, nil
+}

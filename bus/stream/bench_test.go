@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/hearthfl/hearth/bus"
 	"github.com/hearthfl/hearth/bus/bustest"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
 // BenchmarkStream moves 256 MiB from a site's leaf to the hub, as a stream
@@ -171,4 +174,90 @@ func natsBaseline(b *testing.B, pub, sub *nats.Conn, data []byte, chunk, window 
 		b.Fatalf("baseline: %d of %d bytes arrived", gotBytes, len(data))
 	}
 	return d
+}
+
+// BenchmarkCast sends one 256 MiB payload from site-1 to three sites, each
+// on its own leaf, in the same run both ways: one cast (OfferCast), and
+// three unicast streams at once (OfferPayload), hashed once by Prepare
+// beforehand (not timed). It reports the bytes delivered to the three
+// recipients' Sinks together per second, from the offer until every
+// recipient verified the last chunk:
+//
+//	cast-MB/s, unicast-MB/s     the two ways
+//	ratio                       cast-MB/s / unicast-MB/s
+//	cast-link-MB, unicast-link-MB  what the sender's leaf link carried to the hub, per payload
+func BenchmarkCast(b *testing.B) {
+	const size = 256 << 20
+	s := newCastSetup(b, 3, nil)
+	data := randomBytes(size, 1)
+	ctx := context.Background()
+	p, err := s.sender.Prepare(ctx, data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	discard := SinkFunc(func(int, int64, []byte) error { return nil })
+	receive := func(man []*hearthv1.StreamManifest) {
+		var wg sync.WaitGroup
+		errs := make([]error, len(s.recipients))
+		for i, m := range s.recipients {
+			wg.Go(func() { _, errs[i] = m.Receive(ctx, "site-1", man[i], discard) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	linkIn := func() int64 {
+		lb, err := s.tp.LeafBytes()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return lb["site-1"].In
+	}
+
+	var castTime, uniTime time.Duration
+	var castLink, uniLink int64
+	for b.Loop() {
+		in0, start := linkIn(), time.Now()
+		c, err := s.sender.OfferCast(ctx, s.names, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		receive([]*hearthv1.StreamManifest{c.Manifest, c.Manifest, c.Manifest})
+		results, err := c.Wait(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for name, err := range results {
+			if err != nil {
+				b.Fatalf("%s: %v", name, err)
+			}
+		}
+		castTime += time.Since(start)
+		castLink += linkIn() - in0
+
+		in0, start = linkIn(), time.Now()
+		outs := make([]*Outgoing, len(s.names))
+		mans := make([]*hearthv1.StreamManifest, len(s.names))
+		for i, name := range s.names {
+			if outs[i], err = s.sender.OfferPayload(ctx, name, p); err != nil {
+				b.Fatal(err)
+			}
+			mans[i] = outs[i].Manifest
+		}
+		receive(mans)
+		for _, o := range outs {
+			if err := o.Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		uniTime += time.Since(start)
+		uniLink += linkIn() - in0
+	}
+	delivered := float64(b.N) * float64(len(s.names)) * size / 1e6
+	b.ReportMetric(delivered/castTime.Seconds(), "cast-MB/s")
+	b.ReportMetric(delivered/uniTime.Seconds(), "unicast-MB/s")
+	b.ReportMetric(uniTime.Seconds()/castTime.Seconds(), "ratio")
+	b.ReportMetric(float64(castLink)/float64(b.N)/1e6, "cast-link-MB")
+	b.ReportMetric(float64(uniLink)/float64(b.N)/1e6, "unicast-link-MB")
 }

@@ -18,14 +18,19 @@
 // manifest names the function, see Hash). The sender's Outgoing.Wait returns once
 // the recipient confirmed the last chunk. To send the same bytes to many
 // recipients (the global model to every site), Prepare hashes them once and
-// OfferPayload opens one stream per recipient with those hashes.
+// either OfferPayload opens one stream per recipient with those hashes, or
+// OfferCast opens one cast to all of them: one manifest, each chunk
+// published once and fanned out by the hub, so the sender's link and the
+// hub's inbound carry the payload once instead of once per recipient.
 //
 // # Protocol
 //
-// Stream id is 128 random bits in hex. Two subjects carry a stream:
+// Stream id is 128 random bits in hex. Two subjects carry a stream, and a
+// third the chunks of a cast:
 //
 //	bus.Stream(recipient, sender, id)  sender -> recipient: chunks, probes, abort
 //	bus.Stream(sender, recipient, id)  recipient -> sender: credit, abort
+//	bus.Cast(sender, id)               sender -> every recipient of a cast: chunks
 //
 // NATS permissions let a participant publish only under its own name, so
 // only the sender can publish chunks of its streams and only the recipient
@@ -82,6 +87,33 @@
 // cancelled context, a failed Sink or a corrupt chunk send an abort, so
 // the peer fails at once with ErrAborted instead of waiting for the stall.
 //
+// # Casts
+//
+// A cast is one stream to several recipients (OfferCast), its manifest the
+// same for all, with Cast set. Receive of such a manifest subscribes to
+// bus.Cast(sender, id) before it grants its first credit (the subscription
+// reaches the hub ahead of the credit, on the same connection) and
+// unsubscribes when it returns; the chunks that arrive there go to the
+// same receiver, by (sender, id), and are handled exactly as above.
+// Everything else stays per recipient on its two unicast subjects: credit,
+// rewinds, probes and aborts. The sender publishes chunk i on the cast
+// subject once i is below every live recipient's limit, so the slowest
+// paces the cast and each recipient has at most its window in flight (two
+// just after a rewind). A rewind from one recipient resends from there on
+// the cast subject, and the others drop the duplicates. The sender drops a
+// recipient from the cast, with an abort on its unicast subject and an
+// error naming it in the result that Cast.Wait returns, when it aborts,
+// when nothing is heard from it for StallTimeout, when it confirms nothing
+// new for the hold time while the cast waits on it (StallTimeout less two
+// RetryIntervals, at least half of it, so that it goes before the
+// recipients waiting behind it stall), or when its rewinds would resend
+// more chunks than the stream has (at least Window; ErrRewinds). The
+// others go on; the cast ends when no recipient is left in it. NATS
+// permissions let only the sender publish on its cast subject, and only
+// the participants it may address peer to peer subscribe to it (bus
+// Permissions): every such participant can hear every cast of the sender,
+// so a cast's payload should be encrypted to its recipients.
+//
 // # Memory
 //
 // The sender holds one chunk buffer per stream (it re-reads the source to
@@ -92,7 +124,8 @@
 // which keeps the outbound buffer of the hub (or leaf) to the receiving
 // connection well below its max_pending (bus.MaxPending), past which
 // nats-server disconnects the client; the hub itself holds at most the
-// windows in flight. Nothing
+// windows in flight (for a cast, one window per recipient, in the
+// outbound buffer to each recipient's leaf). Nothing
 // grows with the stream's size but the manifest (32 bytes a chunk), which
 // bounds a stream to MaxChunks chunks (MaxStreamBytes); Offer grows the
 // chunk size beyond Config.ChunkBytes when a stream would need more.

@@ -34,6 +34,10 @@ var (
 	// chunk size, except for the last): a sender's doing, never the
 	// network's, so the stream fails at the first such chunk.
 	ErrChunkSize = errors.New("stream: chunk of the wrong size")
+	// ErrRewinds: a cast recipient asked for more chunks again than a
+	// whole extra copy of the stream (see OfferCast), and was dropped
+	// from the cast.
+	ErrRewinds = errors.New("stream: too many rewinds")
 )
 
 // Defaults and limits of Config.
@@ -132,6 +136,13 @@ func (c Config) Validate() error {
 // streamKey names a stream within a Manager: the peer's name and the id.
 type streamKey struct{ peer, id string }
 
+// outgoing is a stream to one recipient as the dispatcher sees it: an
+// Outgoing, or one recipient of a Cast.
+type outgoing interface {
+	control(credit) // the recipient's credit
+	fail(error)     // the recipient's abort, or Close
+}
+
 // Manager runs every stream of one process over its NATS connection. It
 // subscribes bus.StreamInbox(Self) once and hands each message to its
 // stream by (peer, stream id); a peer's name comes from the subject, which
@@ -145,7 +156,7 @@ type Manager struct {
 	wg     sync.WaitGroup // stream goroutines and Receive calls
 
 	mu       sync.Mutex
-	out      map[streamKey]*Outgoing
+	out      map[streamKey]outgoing
 	in       map[streamKey]*incoming
 	finished map[streamKey]finishedStream // recently completed incoming streams
 	isClosed bool
@@ -167,20 +178,30 @@ func NewManager(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg: cfg, nc: cfg.Conn, log: cfg.Logger.With("component", "stream", "self", cfg.Self),
 		closed: make(chan struct{}),
-		out:    map[streamKey]*Outgoing{}, in: map[streamKey]*incoming{}, finished: map[streamKey]finishedStream{},
+		out:    map[streamKey]outgoing{}, in: map[streamKey]*incoming{}, finished: map[streamKey]finishedStream{},
 	}
-	sub, err := m.nc.Subscribe(bus.StreamInbox(cfg.Self), m.dispatch)
+	sub, err := m.subscribe(bus.StreamInbox(cfg.Self), m.dispatch)
+	if err != nil {
+		return nil, err
+	}
+	m.sub = sub
+	return m, nil
+}
+
+// subscribe subscribes handler to subject with the pending limits of
+// stream traffic.
+func (m *Manager) subscribe(subject string, handler nats.MsgHandler) (*nats.Subscription, error) {
+	sub, err := m.nc.Subscribe(subject, handler)
 	if err != nil {
 		return nil, fmt.Errorf("stream: subscribe: %w", err)
 	}
 	// Credit bounds what is in flight; past this the client drops messages
 	// (a slow consumer), which the protocol recovers from like any loss.
-	if err := sub.SetPendingLimits(-1, int(max(4*cfg.ReceiveBudget, 64<<20))); err != nil {
+	if err := sub.SetPendingLimits(-1, int(max(4*m.cfg.ReceiveBudget, 64<<20))); err != nil {
 		sub.Unsubscribe()
 		return nil, fmt.Errorf("stream: subscription limits: %w", err)
 	}
-	m.sub = sub
-	return m, nil
+	return sub, nil
 }
 
 // Close fails every open stream with ErrClosed (telling each peer), waits
@@ -244,6 +265,22 @@ func (m *Manager) dispatch(msg *nats.Msg) {
 		if c, ok := parseCredit(msg.Data); ok {
 			o.control(c)
 		}
+	}
+}
+
+// dispatchCast hands a chunk of a cast to its stream, by (sender, id) as
+// dispatch does: Receive subscribes it to bus.Cast(sender, id) for a cast
+// manifest. It runs on that subscription's goroutine and never blocks.
+func (m *Manager) dispatchCast(msg *nats.Msg) {
+	from, id, ok := bus.ParseCast(msg.Subject)
+	if !ok || !isChunk(msg) {
+		return
+	}
+	m.mu.Lock()
+	in := m.in[streamKey{peer: from, id: id}]
+	m.mu.Unlock()
+	if in != nil {
+		in.deliver(msg)
 	}
 }
 

@@ -64,12 +64,14 @@ func (in *incoming) deliver(msg *nats.Msg) {
 }
 
 // Receive pulls the stream a manifest describes from sender and gives each
-// chunk to sink, in order, after checking its SHA-256 against the manifest.
+// chunk to sink, in order, after checking its hash against the manifest.
 // The manifest must come from a verified message signed by sender. Receive
 // returns when every chunk is delivered, or fails: ErrManifest, ErrStalled
 // (no progress for StallTimeout), ErrCorrupt, ErrAborted (the sender gave
 // up), ErrClosed, ctx's error, or the Sink's; on failure it tells the
-// sender. An empty stream returns at once.
+// sender. An empty stream returns at once. For a cast manifest (Cast set,
+// see OfferCast) the chunks come on bus.Cast(sender, id), to which Receive
+// subscribes until it returns; everything else is as for one recipient.
 func (m *Manager) Receive(ctx context.Context, sender string, man *hearthv1.StreamManifest, sink Sink) (Stats, error) {
 	start := time.Now()
 	if !validName(sender) {
@@ -99,6 +101,25 @@ func (m *Manager) Receive(ctx context.Context, sender string, man *hearthv1.Stre
 	defer m.wg.Done()
 	if busy {
 		return Stats{}, fmt.Errorf("stream: %s from %s is already being received", l.id, sender)
+	}
+	if man.GetCast() {
+		// Before the first credit, which lets the sender cast: the
+		// subscription reaches the hub ahead of the credit, on the same
+		// connection. The subject is literal: the hub passes the interest
+		// on to the sender's leaf only where the sender's publish
+		// permissions match it (see bus.StreamInbox).
+		sub, err := m.subscribe(bus.Cast(sender, l.id), m.dispatchCast)
+		if err != nil {
+			m.mu.Lock()
+			delete(m.in, key)
+			m.mu.Unlock()
+			return Stats{}, err
+		}
+		defer func() {
+			if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				m.log.Debug("unsubscribe", "stream", l.id, "err", err)
+			}
+		}()
 	}
 	r := &receiver{
 		m: m, in: in, l: l, hash: man.GetChunkHash(), hashes: man.GetChunkHashes(), sink: sink,

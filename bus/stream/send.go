@@ -308,6 +308,8 @@ func reasonOf(err error) string {
 		return "closed"
 	case errors.Is(err, ErrStalled):
 		return "stalled"
+	case errors.Is(err, ErrRewinds):
+		return "too many rewinds"
 	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrChunkSize):
 		return err.Error() // names the chunk
 	case errors.Is(err, context.Canceled):

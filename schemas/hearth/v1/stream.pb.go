@@ -88,8 +88,13 @@ type StreamManifest struct {
 	// Every chunk but the last is exactly chunk_bytes long.
 	ChunkBytes int32 `protobuf:"varint,3,opt,name=chunk_bytes,json=chunkBytes,proto3" json:"chunk_bytes,omitempty"`
 	// The hash of each chunk, in order, by chunk_hash.
-	ChunkHashes   [][]byte  `protobuf:"bytes,4,rep,name=chunk_hashes,json=chunkHashes,proto3" json:"chunk_hashes,omitempty"`
-	ChunkHash     ChunkHash `protobuf:"varint,5,opt,name=chunk_hash,json=chunkHash,proto3,enum=hearth.v1.ChunkHash" json:"chunk_hash,omitempty"`
+	ChunkHashes [][]byte  `protobuf:"bytes,4,rep,name=chunk_hashes,json=chunkHashes,proto3" json:"chunk_hashes,omitempty"`
+	ChunkHash   ChunkHash `protobuf:"varint,5,opt,name=chunk_hash,json=chunkHash,proto3,enum=hearth.v1.ChunkHash" json:"chunk_hash,omitempty"`
+	// The chunks travel on the sender's cast subject (hearth.cast.<sender>.<id>),
+	// once for every recipient, instead of on the stream subject to one
+	// recipient; flow control stays per recipient. A cast's manifest is the
+	// same for every recipient.
+	Cast          bool `protobuf:"varint,6,opt,name=cast,proto3" json:"cast,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -157,6 +162,13 @@ func (x *StreamManifest) GetChunkHash() ChunkHash {
 		return x.ChunkHash
 	}
 	return ChunkHash_CHUNK_HASH_UNSPECIFIED
+}
+
+func (x *StreamManifest) GetCast() bool {
+	if x != nil {
+		return x.Cast
+	}
+	return false
 }
 
 // ModelLayout names a streamed model's tensors: the stream's bytes are the
@@ -261,7 +273,7 @@ var File_hearth_v1_stream_proto protoreflect.FileDescriptor
 
 const file_hearth_v1_stream_proto_rawDesc = "" +
 	"\n" +
-	"\x16hearth/v1/stream.proto\x12\thearth.v1\"\xc7\x01\n" +
+	"\x16hearth/v1/stream.proto\x12\thearth.v1\"\xdb\x01\n" +
 	"\x0eStreamManifest\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\tR\bstreamId\x12\x1f\n" +
 	"\vtotal_bytes\x18\x02 \x01(\x03R\n" +
@@ -270,7 +282,8 @@ const file_hearth_v1_stream_proto_rawDesc = "" +
 	"chunkBytes\x12!\n" +
 	"\fchunk_hashes\x18\x04 \x03(\fR\vchunkHashes\x123\n" +
 	"\n" +
-	"chunk_hash\x18\x05 \x01(\x0e2\x14.hearth.v1.ChunkHashR\tchunkHash\"@\n" +
+	"chunk_hash\x18\x05 \x01(\x0e2\x14.hearth.v1.ChunkHashR\tchunkHash\x12\x12\n" +
+	"\x04cast\x18\x06 \x01(\bR\x04cast\"@\n" +
 	"\vModelLayout\x121\n" +
 	"\atensors\x18\x01 \x03(\v2\x17.hearth.v1.TensorLayoutR\atensors\"8\n" +
 	"\fTensorLayout\x12\x12\n" +

@@ -1,0 +1,414 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hearthfl/hearth/bus"
+	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
+)
+
+// Cast is one stream of a prepared payload to several recipients at once
+// (the round's global model to every holder): each chunk is published once
+// on bus.Cast(self, id), and the hub fans it out to every recipient's
+// leaf, while flow control stays per recipient, on the unicast subjects.
+// The slowest recipient paces the cast; one that stalls, aborts or asks
+// for too much resending is dropped from it, and the others go on.
+type Cast struct {
+	// Manifest describes the stream; it is the same for every recipient
+	// (its Cast field set). Put it inside the signed message that offers
+	// the stream to each; do not modify it.
+	Manifest *hearthv1.StreamManifest
+
+	m       *Manager
+	subject string // chunks: bus.Cast(self, id)
+	mem     []byte
+	l       layout
+	wake    chan struct{} // 1-buffered: control arrived or failure
+	done    chan struct{} // closed once results is set
+	results map[string]error
+
+	mu         sync.Mutex
+	recipients []*castRecipient
+	failure    error // Cancel, or the connection closed: ends the cast for all
+	stats      SendStats
+}
+
+// castRecipient is one recipient of a cast: what the sender knows of it.
+// Its fields are guarded by the cast's mutex.
+type castRecipient struct {
+	c       *Cast
+	name    string
+	key     streamKey
+	subject string // probes and aborts: bus.Stream(name, self, id)
+
+	acked, limit int
+	seq          uint32    // last rewind applied
+	rewind       bool      // it asked to rewind to rewindTo
+	rewindTo     int       //
+	heard        time.Time // last message from it
+	progress     time.Time // acked last grew, or it last held nothing back
+	lastProbe    time.Time
+	resent       int   // chunks sent again because it asked
+	failure      error // its abort, or Close
+	ended        bool  // it confirmed every chunk, or was dropped (err)
+	err          error
+}
+
+// OfferCast offers a prepared payload to every recipient in one cast: one
+// stream id, one manifest (Cast set) for all, each chunk published once on
+// bus.Cast(self, id) for the hub to fan out. Each recipient pulls with
+// Receive as from OfferPayload, within the cast's hold time (below) of the
+// offer, and grants credit and asks for rewinds on its own unicast
+// subject. Chunk i goes out once it is below every live recipient's
+// credit limit, so the slowest paces the cast, a window ahead of its
+// confirmed chunks. A rewind one recipient asks for resends from there on
+// the cast subject (the others drop the duplicates).
+//
+// A recipient is dropped from the cast, told with an abort on its unicast
+// subject, and its result is an error naming it: when it aborts
+// (ErrAborted); when nothing is heard from it for StallTimeout, or it
+// confirmed nothing new for the hold time while the cast waited on it
+// (ErrStalled; the hold time is StallTimeout less two RetryIntervals, at
+// least half of StallTimeout, so that the recipients waiting behind it do
+// not stall first); when its rewinds would resend more chunks than the
+// stream has (at least Window; ErrRewinds). The cast ends when no
+// recipient is left in it. ctx is checked at once only: the payload is
+// hashed already. recipients must be distinct, and not this participant.
+func (m *Manager) OfferCast(ctx context.Context, recipients []string, p *Payload) (*Cast, error) {
+	if p == nil {
+		return nil, errors.New("stream: cast of no payload")
+	}
+	if len(recipients) == 0 {
+		return nil, errors.New("stream: cast to no recipient")
+	}
+	seen := make(map[string]bool, len(recipients))
+	for _, r := range recipients {
+		switch {
+		case !validName(r):
+			return nil, fmt.Errorf("stream: recipient name %q cannot be a subject token", r)
+		case r == m.cfg.Self:
+			return nil, fmt.Errorf("stream: cast to %q, which is this participant", r)
+		case seen[r]:
+			return nil, fmt.Errorf("stream: recipient %q named twice in one cast", r)
+		}
+		seen[r] = true
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	id, err := newStreamID()
+	if err != nil {
+		return nil, err
+	}
+	l, err := planLayout(id, int64(len(p.mem)), p.chunkBytes)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.hashes) != l.count {
+		return nil, fmt.Errorf("%w: %d prepared hashes for %d chunks", ErrManifest, len(p.hashes), l.count)
+	}
+	c := &Cast{
+		Manifest: &hearthv1.StreamManifest{StreamId: id, TotalBytes: l.total, ChunkBytes: int32(l.chunkBytes),
+			ChunkHash: p.hash, ChunkHashes: p.hashes, Cast: true},
+		m: m, subject: bus.Cast(m.cfg.Self, id), mem: p.mem, l: l,
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	now := time.Now()
+	for _, r := range recipients {
+		c.recipients = append(c.recipients, &castRecipient{c: c, name: r, key: streamKey{peer: r, id: id},
+			subject: bus.Stream(r, m.cfg.Self, id), heard: now, progress: now})
+	}
+	if l.count == 0 {
+		c.results = make(map[string]error, len(recipients))
+		for _, r := range recipients {
+			c.results[r] = nil
+		}
+		close(c.done)
+		return c, nil
+	}
+	err = m.register(func() {
+		for _, r := range c.recipients {
+			m.out[r.key] = r
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	go c.run()
+	return c, nil
+}
+
+// Wait blocks until every recipient confirmed the last chunk or was
+// dropped, and returns each recipient's result: nil when it confirmed
+// every chunk, else why it was dropped (ErrStalled, ErrAborted,
+// ErrRewinds, ErrCanceled, ErrClosed, a closed connection), naming it.
+// When ctx ends first it returns ctx's error and no results; that does not
+// stop the cast (Cancel does).
+func (c *Cast) Wait(ctx context.Context) (map[string]error, error) {
+	select {
+	case <-c.done:
+		return maps.Clone(c.results), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Done is closed when the cast has ended; Wait then returns at once.
+func (c *Cast) Done() <-chan struct{} { return c.done }
+
+// Cancel stops the cast and tells every recipient still in it; their
+// results are ErrCanceled.
+func (c *Cast) Cancel() {
+	c.mu.Lock()
+	if c.failure == nil {
+		c.failure = ErrCanceled
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
+// Stats reports what was published so far on the cast subject (each
+// chunk message counts once, however many recipients it reaches); Acked
+// is the fewest chunks any recipient not dropped has confirmed.
+func (c *Cast) Stats() SendStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, in := c.stats, false
+	for _, r := range c.recipients {
+		if r.err == nil {
+			s.Acked = min(s.Acked, r.acked)
+			if !in {
+				s.Acked, in = r.acked, true
+			}
+		}
+	}
+	return s
+}
+
+func (c *Cast) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// control applies the recipient's credit.
+func (r *castRecipient) control(cr credit) {
+	c := r.c
+	c.mu.Lock()
+	r.heard = time.Now()
+	ack := min(max(cr.ack, 0), c.l.count)
+	if ack > r.acked {
+		r.acked, r.progress = ack, r.heard
+	}
+	r.limit = max(r.limit, min(max(cr.limit, 0), c.l.count))
+	if cr.seq > r.seq {
+		r.seq, r.rewind, r.rewindTo = cr.seq, true, ack
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
+// fail drops the recipient from the cast with err, unless it was already.
+func (r *castRecipient) fail(err error) {
+	r.c.mu.Lock()
+	if r.failure == nil {
+		r.failure = err
+	}
+	r.c.mu.Unlock()
+	r.c.signal()
+}
+
+// castHold is how long a cast waits on a recipient that holds it back
+// without confirming anything new: less than StallTimeout, so that the
+// recipients waiting behind it (which stall after StallTimeout without a
+// chunk) are still there when it is dropped.
+func castHold(cfg Config) time.Duration {
+	return max(cfg.StallTimeout-2*cfg.RetryInterval, cfg.StallTimeout/2)
+}
+
+// run sends the cast until no recipient is left in it.
+func (c *Cast) run() {
+	m := c.m
+	defer m.wg.Done()
+	c.loop()
+	m.mu.Lock()
+	for _, r := range c.recipients {
+		if m.out[r.key] == r {
+			delete(m.out, r.key)
+		}
+	}
+	m.mu.Unlock()
+	results := make(map[string]error, len(c.recipients))
+	c.mu.Lock()
+	for _, r := range c.recipients {
+		results[r.name] = r.err
+	}
+	c.mu.Unlock()
+	c.results = results
+	close(c.done)
+}
+
+// castStep is what one pass over the recipients decided.
+type castStep struct {
+	send    bool
+	dropped []*castRecipient
+	probes  []string
+	wakeAt  time.Time
+	live    int
+}
+
+func (c *Cast) loop() {
+	m := c.m
+	next, sentMax := 0, 0 // next chunk to send; chunks below sentMax were sent
+	timer := time.NewTimer(m.cfg.RetryInterval)
+	defer timer.Stop()
+	for {
+		step := c.step(time.Now(), &next, sentMax)
+		for _, r := range step.dropped {
+			if !errors.Is(r.err, ErrAborted) { // the recipient knows
+				m.publish(r.subject, encodeAbort(kindSenderAbort, reasonOf(r.err)))
+			}
+			m.log.Info("cast recipient dropped", "stream", c.l.id, "to", r.name, "err", r.err)
+		}
+		if step.live == 0 {
+			return
+		}
+		if step.send {
+			if err := c.send(next); err != nil {
+				c.mu.Lock()
+				if c.failure == nil {
+					c.failure = err
+				}
+				c.mu.Unlock()
+				continue
+			}
+			next++
+			sentMax = max(sentMax, next)
+			continue
+		}
+		for _, s := range step.probes {
+			m.publish(s, []byte{kindProbe})
+		}
+		timer.Reset(max(time.Until(step.wakeAt), time.Millisecond))
+		select {
+		case <-c.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// step settles every recipient (confirmed all, aborted, stalled, rewinds),
+// applies the rewinds to *next, and says whether chunk *next may go out,
+// whom to probe, and when to look again.
+func (c *Cast) step(now time.Time, next *int, sentMax int) castStep {
+	cfg := c.m.cfg
+	hold := castHold(cfg)
+	maxResent := max(c.l.count, cfg.Window)
+	var st castStep
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	drop := func(r *castRecipient, err error) {
+		r.ended = true
+		r.err = fmt.Errorf("stream %s to %s: %w", c.l.id, r.name, err)
+		st.dropped = append(st.dropped, r)
+	}
+	for _, r := range c.recipients {
+		switch {
+		case r.ended:
+		case c.failure != nil:
+			drop(r, c.failure)
+		case r.failure != nil:
+			drop(r, r.failure)
+		case r.acked >= c.l.count:
+			r.ended = true
+		case r.rewind:
+			r.rewind = false
+			cost := max(*next-r.rewindTo, 0)
+			if r.resent+cost > maxResent {
+				drop(r, fmt.Errorf("%w: it asked for %d chunks again, and %d more, for a stream of %d",
+					ErrRewinds, r.resent, cost, c.l.count))
+				continue
+			}
+			r.resent += cost
+			*next = min(*next, r.rewindTo)
+		}
+	}
+	limit, acked := c.l.count, c.l.count
+	st.wakeAt = now.Add(cfg.StallTimeout)
+	for _, r := range c.recipients {
+		if r.ended {
+			continue
+		}
+		behind := r.acked < sentMax || (*next < c.l.count && r.limit <= *next)
+		if !behind {
+			r.progress = now
+		}
+		if quiet := now.Sub(r.heard); quiet >= cfg.StallTimeout {
+			drop(r, fmt.Errorf("%w: nothing from %s for %v (%d of %d chunks confirmed)",
+				ErrStalled, r.name, quiet.Round(time.Millisecond), r.acked, c.l.count))
+			continue
+		}
+		if still := now.Sub(r.progress); behind && still >= hold {
+			drop(r, fmt.Errorf("%w: %s confirmed nothing for %v while the cast waited on it (%d of %d chunks confirmed)",
+				ErrStalled, r.name, still.Round(time.Millisecond), r.acked, c.l.count))
+			continue
+		}
+		st.live++
+		limit, acked = min(limit, r.limit), min(acked, r.acked)
+		st.wakeAt = earliest(st.wakeAt, r.heard.Add(cfg.StallTimeout), later(r.heard, r.lastProbe).Add(cfg.RetryInterval))
+		if behind {
+			st.wakeAt = earliest(st.wakeAt, r.progress.Add(hold))
+		}
+	}
+	if st.live == 0 {
+		return st
+	}
+	*next = max(*next, acked)
+	if st.send = *next < limit; st.send {
+		c.stats.Sent++
+		if *next < sentMax {
+			c.stats.Resent++
+		}
+		return st
+	}
+	for _, r := range c.recipients {
+		if !r.ended && now.Sub(r.heard) >= cfg.RetryInterval && now.Sub(r.lastProbe) >= cfg.RetryInterval {
+			st.probes = append(st.probes, r.subject)
+			r.lastProbe = now
+		}
+	}
+	return st
+}
+
+// send publishes chunk i on the cast subject, straight from memory. Only a
+// closed connection fails the cast: a chunk lost on the way is
+// re-requested by the recipients that miss it.
+func (c *Cast) send(i int) error {
+	off := c.l.offset(i)
+	err := c.m.nc.PublishMsg(chunkMsg(c.subject, i, c.mem[off:off+int64(c.l.chunkLen(i))]))
+	if errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("stream: send chunk %d: %w", i, err)
+	}
+	if err != nil {
+		c.m.log.Debug("publish chunk", "stream", c.l.id, "chunk", i, "err", err)
+	}
+	return nil
+}
+
+// earliest returns the earliest of some times.
+func earliest(t time.Time, ts ...time.Time) time.Time {
+	for _, u := range ts {
+		if u.Before(t) {
+			t = u
+		}
+	}
+	return t
+}

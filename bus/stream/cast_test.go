@@ -1,0 +1,609 @@
+package stream
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hearthfl/hearth/bus"
+	"github.com/hearthfl/hearth/bus/bustest"
+)
+
+// castSetup is a sender (site-1) and recipients (site-2, site-3, ...), each
+// a Manager on its own site's leaf, with the stream subjects between the
+// sender and each recipient reachable both ways.
+type castSetup struct {
+	tp         *bustest.Topology
+	sender     *Manager
+	senderNC   *nats.Conn
+	names      []string // the recipients'
+	recipients []*Manager
+	conns      []*nats.Conn
+	leaves     []*bus.Leaf
+}
+
+// newCastSetup starts the sender and n recipients; tweak(i, cfg) adjusts
+// each Manager's Config (i = -1 for the sender).
+func newCastSetup(t testing.TB, n int, tweak func(i int, c *Config)) *castSetup {
+	t.Helper()
+	sites := []string{"site-1"}
+	for i := range n {
+		sites = append(sites, fmt.Sprintf("site-%d", i+2))
+	}
+	s := &castSetup{tp: bustest.NewTopology(t, sites...), names: sites[1:]}
+	manager := func(i int, name string) (*Manager, *nats.Conn, *bus.Leaf) {
+		leaf, nc := s.tp.JoinedLeaf(t, name)
+		return newManager(t, nc, name, func(c *Config) {
+			if tweak != nil {
+				tweak(i, c)
+			}
+		}), nc, leaf
+	}
+	s.sender, s.senderNC, _ = manager(-1, "site-1")
+	for i, name := range s.names {
+		m, nc, leaf := manager(i, name)
+		s.recipients, s.conns, s.leaves = append(s.recipients, m), append(s.conns, nc), append(s.leaves, leaf)
+		reachable(t, s.sender, m)
+		reachable(t, m, s.sender)
+	}
+	return s
+}
+
+// receiveAll runs Receive of the cast at each recipient whose want is
+// true, each into a fresh checkSink (whose hook, if set, runs first), and
+// returns what each got when all returned.
+func (s *castSetup) receiveAll(ctx context.Context, c *Cast, want []bool, hook func(i, chunk int)) ([]*checkSink, []Stats, []error) {
+	sinks := make([]*checkSink, len(s.recipients))
+	stats := make([]Stats, len(s.recipients))
+	errs := make([]error, len(s.recipients))
+	var wg sync.WaitGroup
+	for i, m := range s.recipients {
+		sinks[i] = newCheckSink()
+		if hook != nil {
+			sinks[i].hook = func(chunk int) { hook(i, chunk) }
+		}
+		if want != nil && !want[i] {
+			continue
+		}
+		wg.Go(func() { stats[i], errs[i] = m.Receive(ctx, "site-1", c.Manifest, sinks[i]) })
+	}
+	wg.Wait()
+	return sinks, stats, errs
+}
+
+// TestCastDeliversTheSameBytesToEveryRecipient: one cast to three sites on
+// three leaves delivers identical bytes to each; the sender publishes each
+// chunk once and its leaf link carries the stream once, while the hub
+// sends it out three times, once down each recipient's link.
+func TestCastDeliversTheSameBytesToEveryRecipient(t *testing.T) {
+	s := newCastSetup(t, 3, func(_ int, c *Config) { c.ChunkBytes = 256 << 10 })
+	data := randomBytes(8<<20+12345, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := s.sender.Prepare(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.tp.LeafBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.sender.OfferCast(ctx, s.names, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Manifest.Cast {
+		t.Fatal("the manifest of a cast does not say so")
+	}
+	sinks, stats, errs := s.receiveAll(ctx, c, nil, nil)
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := len(c.Manifest.ChunkHashes)
+	for i, name := range s.names {
+		if errs[i] != nil || results[name] != nil {
+			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
+		}
+		sinks[i].check(t, data)
+		if stats[i].Chunks != chunks || stats[i].Corrupt != 0 {
+			t.Fatalf("%s: stats %+v, want %d chunks, none corrupt", name, stats[i], chunks)
+		}
+		// Receive unsubscribed from the cast: only the inbox is left.
+		if n := s.conns[i].NumSubscriptions(); n != 1 {
+			t.Fatalf("%s has %d subscriptions after the stream, want its inbox only", name, n)
+		}
+	}
+	if st := c.Stats(); st.Sent != chunks || st.Resent != 0 || st.Acked != chunks {
+		t.Fatalf("sender stats %+v, want %d chunks published once each, all confirmed", st, chunks)
+	}
+	after, err := s.tp.LeafBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(data))
+	// The chunks and little else: credits, headers, protocol lines.
+	carried := func(d int64) bool { return d >= size && d < size+size/20 }
+	if d := after["site-1"].In - before["site-1"].In; !carried(d) {
+		t.Fatalf("the sender's leaf link carried %d bytes to the hub, want the %d of the stream once", d, size)
+	}
+	for _, name := range s.names {
+		if d := after[name].Out - before[name].Out; !carried(d) {
+			t.Fatalf("the hub sent %d bytes down %s's link, want the %d of the stream once", d, name, size)
+		}
+	}
+}
+
+// TestCastDropsARecipientThatGrantsNothing: a recipient that never
+// receives, or whose Sink stops taking chunks, is dropped from the cast
+// with ErrStalled naming it about the hold time after it stopped, is told
+// so, and the others complete.
+func TestCastDropsARecipientThatGrantsNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		never bool // site-3 never calls Receive; else its Sink blocks at chunk 3
+	}{{"never receives", true}, {"stops granting", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c) })
+			data := randomBytes(40*64<<10+7, 2)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			p, err := s.sender.Prepare(ctx, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			release := make(chan struct{})
+			var releaseOnce sync.Once
+			unblock := func() { releaseOnce.Do(func() { close(release) }) }
+			t.Cleanup(unblock) // before the managers close
+			var stopped time.Time
+			var stopMu sync.Mutex
+			c, err := s.sender.OfferCast(ctx, s.names, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			want := []bool{true, !tc.never, true}
+			var sinks []*checkSink
+			var stats []Stats
+			var errs []error
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				sinks, stats, errs = s.receiveAll(ctx, c, want, func(i, chunk int) {
+					if i == 1 && chunk == 3 {
+						stopMu.Lock()
+						stopped = time.Now()
+						stopMu.Unlock()
+						<-release
+					}
+				})
+			}()
+			results, err := c.Wait(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ended := time.Now()
+			unblock()
+			<-done
+			stall := s.sender.cfg.StallTimeout
+			for i, name := range s.names {
+				if i == 1 {
+					continue
+				}
+				if errs[i] != nil || results[name] != nil {
+					t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
+				}
+				sinks[i].check(t, data)
+			}
+			stuck := results["site-3"]
+			if !errors.Is(stuck, ErrStalled) || !strings.Contains(stuck.Error(), "to site-3:") {
+				t.Fatalf("site-3's result %v, want ErrStalled naming it", stuck)
+			}
+			since := start
+			if !tc.never {
+				since = stopped
+				if !errors.Is(errs[1], ErrAborted) {
+					t.Fatalf("site-3's Receive: %v, want ErrAborted: the cast told it", errs[1])
+				}
+				if stats[1].Chunks >= len(c.Manifest.ChunkHashes) {
+					t.Fatalf("site-3 took every chunk (%+v), want it dropped", stats[1])
+				}
+			}
+			if quiet := ended.Sub(since); quiet < castHold(s.sender.cfg)-100*time.Millisecond || quiet > stall+time.Second {
+				t.Fatalf("the cast ended %v after site-3 stopped, want about %v (within the stall timeout %v)", quiet, castHold(s.sender.cfg), stall)
+			}
+			t.Logf("dropped %v; cast took %v; sender %+v", stuck, ended.Sub(start), c.Stats())
+		})
+	}
+}
+
+// TestCastDropsARecipientThatRewindsForever: a recipient (spoken by hand
+// on site-4's connection) that answers every chunk with a rewind to 0 is
+// dropped with ErrRewinds once its rewinds would resend more than a whole
+// copy of the stream, and told so; the others complete, and the sender
+// published less than two copies plus a window.
+func TestCastDropsARecipientThatRewindsForever(t *testing.T) {
+	s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c) })
+	data := randomBytes(40*64<<10, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := s.sender.Prepare(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.sender.OfferCast(ctx, s.names, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := c.Manifest.StreamId
+	// site-4 is the rogue: its Manager stays out of it, its connection
+	// speaks the protocol.
+	rogue := s.conns[2]
+	aborts, err := rogue.SubscribeSync(bus.Stream("site-4", "site-1", id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq uint32
+	var mu sync.Mutex
+	ctl := bus.Stream("site-1", "site-4", id)
+	if _, err := rogue.Subscribe(bus.Cast("site-1", id), func(*nats.Msg) {
+		mu.Lock()
+		seq++
+		rogue.Publish(ctl, credit{ack: 0, limit: 4, seq: seq}.encode())
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rogue.Publish(ctl, credit{ack: 0, limit: 4}.encode())
+
+	sinks, _, errs := s.receiveAll(ctx, c, []bool{true, true, false}, nil)
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range s.names[:2] {
+		if errs[i] != nil || results[name] != nil {
+			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
+		}
+		sinks[i].check(t, data)
+	}
+	if r := results["site-4"]; !errors.Is(r, ErrRewinds) || !strings.Contains(r.Error(), "to site-4:") {
+		t.Fatalf("site-4's result %v, want ErrRewinds naming it", r)
+	}
+	m, err := aborts.NextMsg(5 * time.Second)
+	if err != nil || isChunk(m) || m.Data[0] != kindSenderAbort || parseAbort(m.Data) != "too many rewinds" {
+		t.Fatalf("site-4 was told %v %v, want an abort for too many rewinds", m, err)
+	}
+	chunks := len(c.Manifest.ChunkHashes)
+	st := c.Stats()
+	if st.Resent < 1 || st.Sent > 2*chunks+s.sender.cfg.Window {
+		t.Fatalf("sender stats %+v for %d chunks: want some resent, at most one extra copy and a window", st, chunks)
+	}
+	t.Logf("site-4 asked %d rewinds; sender %+v; %v", seq, st, results["site-4"])
+}
+
+// TestCastResendsACorruptChunkToOneRecipient: a bad copy of chunk 5 that
+// reaches one recipient alone (sent on its unicast subject, as a path that
+// damaged it would deliver it) is refused there and re-requested with a
+// rewind, which the cast serves; every recipient completes with the right
+// bytes. The victim's window of one makes the bad copy arrive before the
+// genuine one: the sender casts chunk 5 only once the victim took chunk 4.
+func TestCastResendsACorruptChunkToOneRecipient(t *testing.T) {
+	s := newCastSetup(t, 3, func(i int, c *Config) {
+		smallChunks(c)
+		if i == 0 {
+			c.Window = 1
+		}
+	})
+	data := randomBytes(20*64<<10+100, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := s.sender.Prepare(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.sender.OfferCast(ctx, s.names, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := s.recipients[0]
+	key := streamKey{peer: "site-1", id: c.Manifest.StreamId}
+	var injected error
+	sinks, stats, errs := s.receiveAll(ctx, c, nil, func(i, chunk int) {
+		if i != 0 || chunk != 4 {
+			return
+		}
+		bad := append([]byte(nil), data[5*64<<10:6*64<<10]...)
+		bad[0] ^= 0xff
+		s.senderNC.PublishMsg(chunkMsg(bus.Stream("site-2", "site-1", c.Manifest.StreamId), 5, bad))
+		injected = bustest.Poll(5*time.Second, time.Millisecond, func() error {
+			victim.mu.Lock()
+			in := victim.in[key]
+			victim.mu.Unlock()
+			if in == nil || len(in.ch) == 0 {
+				return errors.New("the bad copy of chunk 5 has not reached site-2's stream")
+			}
+			return nil
+		})
+	})
+	if injected != nil {
+		t.Fatal(injected)
+	}
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range s.names {
+		if errs[i] != nil || results[name] != nil {
+			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
+		}
+		sinks[i].check(t, data)
+	}
+	if stats[0].Corrupt != 1 || stats[0].Resent < 1 {
+		t.Fatalf("site-2's stats %+v, want the bad copy refused and re-requested", stats[0])
+	}
+	for i := 1; i < len(stats); i++ {
+		if stats[i].Corrupt != 0 {
+			t.Fatalf("%s's stats %+v: a bad copy reached it", s.names[i], stats[i])
+		}
+	}
+	t.Logf("site-2 %+v; sender %+v", stats[0], c.Stats())
+}
+
+// TestCastCannotBeForgedOrOverheard: during a cast from site-1, site-5 (a
+// site, but not the sender) publishes bad chunks on site-1's cast subject
+// and credit under the cast's id: its leaf forwards nothing (permissions),
+// so the recipients complete untouched. An admin console subscribing to
+// the cast is refused (a permissions violation) and hears nothing.
+func TestCastCannotBeForgedOrOverheard(t *testing.T) {
+	s := newCastSetup(t, 4, func(_ int, c *Config) { smallChunks(c) })
+	forger := s.conns[3] // site-5, not a recipient
+	s.names, s.recipients, s.conns = s.names[:3], s.recipients[:3], s.conns[:3]
+	violations := make(chan error, 8)
+	admin, err := nats.Connect("tls://"+s.tp.Hub.ClientAddr(),
+		nats.Secure(&tls.Config{Certificates: []tls.Certificate{s.tp.Admin.TLS()}, RootCAs: s.tp.Project.Trust.Pool(), MinVersion: tls.VersionTLS13}),
+		nats.NoReconnect(), nats.Timeout(5*time.Second),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+
+	data := randomBytes(40*64<<10, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := s.sender.Prepare(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.sender.OfferCast(ctx, s.names, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := c.Manifest.StreamId
+	spy, err := admin.SubscribeSync(bus.Cast("site-1", id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin.Flush()
+	stop := make(chan struct{})
+	forged := make(chan int, 1)
+	go func() {
+		bad := make([]byte, 64<<10)
+		n := 0
+		defer func() { forged <- n }()
+		for range 10 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for i := range 40 {
+				forger.PublishMsg(chunkMsg(bus.Cast("site-1", id), i, bad))
+				forger.Publish(bus.Stream("site-1", "site-5", id), credit{ack: 40, limit: 40}.encode())
+				n++
+			}
+			forger.Flush()
+		}
+	}()
+	sinks, stats, errs := s.receiveAll(ctx, c, nil, nil)
+	results, err := c.Wait(ctx)
+	close(stop)
+	n := <-forged
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range s.names {
+		if errs[i] != nil || results[name] != nil {
+			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
+		}
+		sinks[i].check(t, data)
+		if stats[i].Corrupt != 0 {
+			t.Fatalf("%s's stats %+v: forged chunks reached it", name, stats[i])
+		}
+	}
+	if n == 0 {
+		t.Fatal("the forger published nothing: the test proves nothing")
+	}
+	select {
+	case err := <-violations:
+		if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), bus.Cast("site-1", id)) {
+			t.Fatalf("console told %v, want a subscription permissions violation", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hub did not refuse the admin's subscription to the cast")
+	}
+	if m, err := spy.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("the admin heard the cast: %q", m.Subject)
+	}
+	t.Logf("%d forged chunks refused", n)
+}
+
+func TestOfferCastRefuses(t *testing.T) {
+	tp := bustest.NewTopology(t, "site-1")
+	_, nc := tp.JoinedLeaf(t, "site-1")
+	m := newManager(t, nc, "site-1")
+	ctx := context.Background()
+	p, err := m.Prepare(ctx, []byte("model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	cases := []struct {
+		name       string
+		ctx        context.Context
+		recipients []string
+		p          *Payload
+		want       string
+	}{
+		{"no payload", ctx, []string{"site-2"}, nil, "no payload"},
+		{"no recipient", ctx, nil, p, "no recipient"},
+		{"a name that is no subject token", ctx, []string{"site-2", "site-*"}, p, `"site-*" cannot be a subject token`},
+		{"itself", ctx, []string{"site-2", "site-1"}, p, `"site-1", which is this participant`},
+		{"a recipient twice", ctx, []string{"site-2", "site-3", "site-2"}, p, `"site-2" named twice`},
+		{"an ended context", done, []string{"site-2"}, p, "context canceled"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := m.OfferCast(tc.ctx, tc.recipients, tc.p); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("OfferCast: %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("an empty payload is complete at once", func(t *testing.T) {
+		empty, err := m.Prepare(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := m.OfferCast(ctx, []string{"site-2", "site-3"}, empty)
+		if err != nil {
+			t.Fatal(err)
+		}
+		results, err := c.Wait(ctx)
+		if err != nil || len(results) != 2 || results["site-2"] != nil || results["site-3"] != nil {
+			t.Fatalf("results %v, %v: want both complete", results, err)
+		}
+	})
+}
+
+// TestCastCancelAndCloseTellEveryRecipient: Cancel (or the sender's
+// Manager closing) mid-cast ends every recipient's Receive with ErrAborted
+// at once, and every result says why.
+func TestCastCancelAndCloseTellEveryRecipient(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop func(s *castSetup, c *Cast)
+		want error
+	}{
+		{"cancel", func(_ *castSetup, c *Cast) { c.Cancel() }, ErrCanceled},
+		{"close", func(s *castSetup, _ *Cast) { go s.sender.Close() }, ErrClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newCastSetup(t, 2, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 20 * time.Second })
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			p, err := s.sender.Prepare(ctx, randomBytes(40*64<<10, 6))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := s.sender.OfferCast(ctx, s.names, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			var once sync.Once
+			_, _, errs := s.receiveAll(ctx, c, nil, func(i, chunk int) {
+				if chunk == 3 {
+					once.Do(func() { tc.stop(s, c) })
+				}
+			})
+			results, err := c.Wait(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, name := range s.names {
+				if !errors.Is(errs[i], ErrAborted) || !errors.Is(results[name], tc.want) {
+					t.Fatalf("%s: Receive %v, result %v; want ErrAborted and %v", name, errs[i], results[name], tc.want)
+				}
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("took %v: the recipients were not told", d)
+			}
+		})
+	}
+}
+
+// TestCastResumesAfterARecipientsLinkIsCut: site-3's leaf link is cut as
+// it takes chunk 64 of 256, and the cast goes on meanwhile (site-2's
+// window of 4 paces it, within site-3's credit of 32), so chunks cast
+// while the link is down never reach site-3. Its subscription to the cast
+// comes back with the link, it asks for the chunks it lost, and every
+// recipient completes without the cast starting over.
+func TestCastResumesAfterARecipientsLinkIsCut(t *testing.T) {
+	s := newCastSetup(t, 3, func(i int, c *Config) {
+		resumeConfig(c)
+		switch i {
+		case 0:
+			c.Window = 4
+		case 1:
+			c.Window = 32
+		}
+	})
+	data := randomBytes(64<<20, 9)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := s.sender.Prepare(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.sender.OfferCast(ctx, s.names, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cut error
+	sinks, stats, errs := s.receiveAll(ctx, c, nil, func(i, chunk int) {
+		if i != 1 || chunk != 64 {
+			return
+		}
+		if cut = s.tp.CutLeaf("site-3", s.leaves[1]); cut != nil {
+			return
+		}
+		sent := c.Stats().Sent
+		cut = bustest.Poll(10*time.Second, time.Millisecond, func() error {
+			if now := c.Stats().Sent; now < sent+8 {
+				return fmt.Errorf("the cast sent %d chunks since site-3's link was cut, want 8", now-sent)
+			}
+			return nil
+		})
+	})
+	if cut != nil {
+		t.Fatalf("cut: %v", cut)
+	}
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range s.names {
+		if errs[i] != nil || results[name] != nil {
+			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
+		}
+		sinks[i].check(t, data)
+	}
+	chunks, st := len(c.Manifest.ChunkHashes), c.Stats()
+	t.Logf("%d chunks: sent %d (%d again); site-3 %+v", chunks, st.Sent, st.Resent, stats[1])
+	if stats[1].Resent < 1 || st.Resent < 1 {
+		t.Fatalf("site-3 %+v, sender %+v: nothing was lost, the cut did not happen", stats[1], st)
+	}
+	if st.Sent > chunks+chunks/2 {
+		t.Fatalf("sent %d chunk messages for %d chunks: the cast started over", st.Sent, chunks)
+	}
+}
