@@ -61,6 +61,7 @@ type Streams interface {
 	Prepare(ctx context.Context, data []byte) (*stream.Payload, error)
 	PrepareChunks(ctx context.Context, data []byte, chunkBytes int) (*stream.Payload, error)
 	OfferPayload(ctx context.Context, recipient string, p *stream.Payload) (*stream.Outgoing, error)
+	OfferCast(ctx context.Context, recipients []string, p *stream.Payload) (*stream.Cast, error)
 }
 
 // Config is what a participant needs.

@@ -355,27 +355,37 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 	closed := p.audit(auditor.Event{Action: "aggregation.closed", JobID: jobID, Round: at.round, Detail: map[string]string{
 		"attempt": fmt.Sprint(at.attempt), "contributors": fmt.Sprint(a.result.Contributors), "model_sha256": hex.EncodeToString(digest)}})
 	// The holders confirm the model to the server themselves (with its
-	// digest); a failed delivery is audited here.
+	// digest); a failed delivery is audited here. A large model goes to
+	// every holder as one cast (bus/stream): published once, and the hub
+	// hands a copy to each holder's leaf.
+	var holders []string
 	for _, h := range a.task.Holders {
-		if h == p.cfg.Self.Name {
-			continue
+		if h != p.cfg.Self.Name {
+			holders = append(holders, h)
 		}
-		holder := h
-		msg := &hearthv1.SwarmModel{JobId: jobID, Round: at.round, Attempt: at.attempt, Global: wire}
-		var out *stream.Outgoing
-		if payload != nil {
-			if out, err = p.cfg.Streams.OfferPayload(j.swarm.attemptCtx, holder, payload); err != nil {
-				p.audit(auditor.Event{Action: "model.undelivered", JobID: jobID, Round: at.round, Peer: holder, Detail: map[string]string{"reason": err.Error()}})
-				continue
+	}
+	var cast *stream.Cast
+	if payload != nil && len(holders) > 0 {
+		if cast, err = p.cfg.Streams.OfferCast(j.swarm.attemptCtx, holders, payload); err != nil {
+			for _, h := range holders {
+				p.audit(auditor.Event{Action: "model.undelivered", JobID: jobID, Round: at.round, Peer: h, PeerEvent: closed,
+					Detail: map[string]string{"reason": err.Error()}})
 			}
-			msg.Global, msg.ModelStream, msg.StreamKey = nil, out.Manifest, key
+			holders = nil
+		}
+	}
+	pending := len(holders)
+	for _, holder := range holders {
+		msg := &hearthv1.SwarmModel{JobId: jobID, Round: at.round, Attempt: at.attempt, Global: wire}
+		if cast != nil {
+			msg.Global, msg.ModelStream, msg.StreamKey = nil, cast.Manifest, key
 		}
 		timeout := max(j.manifest.RoundTimeout/4, 100*time.Millisecond)
 		future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: holder, Msg: msg,
 			JobID: jobID, Round: at.round, Timeout: timeout, SealTo: j.swarm.keys[holder]}, timeout+time.Second)
 		ctx.ReenterAfter(future, func(res any, err error) {
-			if out != nil {
-				out.Cancel()
+			if pending--; pending == 0 && cast != nil {
+				cast.Cancel() // every holder answered: none pulls any more
 			}
 			if f, ok := res.(*bridge.Failed); ok && err == nil {
 				err = f.Err
