@@ -125,6 +125,9 @@ func (r Rule) combine(g []float32, k *kept, whole bool, out []float32) error {
 	case FedAvg:
 		p := normalised(k.weights)
 		excl := k.anyExcluded()
+		if !excl {
+			return fedAvgDense(g, k, p, out)
+		}
 		for j := range out {
 			v, w := 0.0, 0.0
 			for i := range n {
@@ -194,6 +197,42 @@ func (r Rule) combine(g []float32, k *kept, whole bool, out []float32) error {
 
 // put writes v into out[j] as float32, refusing a value that is not finite
 // there.
+// fedAvgDense is combine's FedAvg when every update has every value:
+// out = g + sum_i p_i*scale_i*(x_i - g), in float64 as point computes it,
+// with the coefficients folded once and without the general loop's
+// per-value branches (four updates, the common case, unrolled). Each value
+// is read from g before it is written, so out may be g's own memory.
+func fedAvgDense(g []float32, k *kept, p []float64, out []float32) error {
+	g = g[:len(out)]
+	n := len(k.xs)
+	xs, c := make([][]float32, n), make([]float64, n)
+	for i := range xs {
+		xs[i], c[i] = k.xs[i][:len(out)], p[i]*k.scales[i]
+	}
+	if n == 4 {
+		x0, x1, x2, x3 := xs[0], xs[1], xs[2], xs[3]
+		for j := range out {
+			gj := float64(g[j])
+			out[j] = float32(gj + c[0]*(float64(x0[j])-gj) + c[1]*(float64(x1[j])-gj) + c[2]*(float64(x2[j])-gj) + c[3]*(float64(x3[j])-gj))
+		}
+	} else {
+		for j := range out {
+			gj := float64(g[j])
+			v := gj
+			for i, x := range xs {
+				v += c[i] * (float64(x[j]) - gj)
+			}
+			out[j] = float32(v)
+		}
+	}
+	for j, v := range out {
+		if v-v != 0 {
+			return fmt.Errorf("aggregate value %d is %v: refused, the global model stays finite", j, v)
+		}
+	}
+	return nil
+}
+
 func put(out []float32, j int, v float64) error {
 	f := float32(v)
 	if f-f != 0 {
