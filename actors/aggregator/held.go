@@ -7,12 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/learning/quantize"
+	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -180,7 +180,7 @@ type StreamPulled struct {
 	Round     int64
 	Site      string
 	Stats     stream.Stats
-	Decrypted time.Duration
+	Decrypted swarm.SealTime
 	Err       error
 }
 

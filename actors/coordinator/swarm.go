@@ -66,7 +66,8 @@ type swarmFlow struct {
 	confirmed  map[string]string // the digest of the new model each holder holds
 	// attemptStarted is when the open attempt's tasks went out.
 	attemptStarted time.Time
-	sealMicros     int64 // the slowest holder's encryption and decryption
+	sealMicros     int64 // the slowest holder's encryption and decryption (wall time)
+	sealCPUMicros  int64 // that holder's CPU time in them
 	failovers      []string
 	started        time.Time
 	rejoining      map[string]bool
@@ -361,7 +362,7 @@ func (s *swarmFlow) startAttempt(ctx actor.Context) {
 	for _, site := range s.members {
 		task.Weights[site] = s.weights[site]
 	}
-	s.pending, s.aggDone, s.trained, s.confirmed, s.sealMicros = map[string]bool{}, false, map[string]*hearthv1.SwarmTrained{}, map[string]string{}, 0
+	s.pending, s.aggDone, s.trained, s.confirmed, s.sealMicros, s.sealCPUMicros = map[string]bool{}, false, map[string]*hearthv1.SwarmTrained{}, map[string]string{}, 0, 0
 	s.refusedHost = nil
 	at := roundKey{s.round, s.attempt}
 	s.askKey, s.attemptStarted = at, time.Now()
@@ -460,7 +461,9 @@ func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
 		}
 		if len(m.ModelSha256) > 0 {
 			s.confirmed[a.site] = string(m.ModelSha256)
-			s.sealMicros = max(s.sealMicros, m.SealMicros)
+			if m.SealMicros >= s.sealMicros {
+				s.sealMicros, s.sealCPUMicros = m.SealMicros, m.SealCpuMicros
+			}
 		}
 		s.audit(auditor.Event{Action: "result.received", JobID: s.id(), Round: s.round, Peer: a.site, PeerEvent: m.AuditEvent,
 			Detail: map[string]string{"attempt": fmt.Sprint(s.attempt)}})
@@ -494,7 +497,7 @@ func (s *swarmFlow) checkTrained(site string, m *hearthv1.SwarmTrained) string {
 		return fmt.Sprintf("trained on %d samples, committed %d", m.Samples, c.TrainSamples)
 	case !finite(m.TrainLoss) || m.TrainLoss < 0 || m.TrainLoss > maxLoss:
 		return fmt.Sprintf("training loss %v is out of range", m.TrainLoss)
-	case m.TrainMicros < 0 || m.SealMicros < 0:
+	case m.TrainMicros < 0 || m.SealMicros < 0 || m.SealCpuMicros < 0:
 		return "negative timings"
 	}
 	return checkMetrics("validation", m.Validation, c.ValSamples)
@@ -515,7 +518,7 @@ func (s *swarmFlow) checkAggregated(g *hearthv1.SwarmAggregated) string {
 		}
 		seen[c] = true
 	}
-	if g.SealMicros < 0 || g.AggregateMicros < 0 {
+	if g.SealMicros < 0 || g.SealCpuMicros < 0 || g.AggregateMicros < 0 {
 		return "the aggregator's account has negative timings"
 	}
 	for site := range g.Screened {
@@ -584,7 +587,8 @@ func (s *swarmFlow) roundClosed(ctx actor.Context, g *hearthv1.SwarmAggregated) 
 	}
 	answered := slices.Sorted(slices.Values(append(slices.Clone(g.Contributors), slices.Collect(maps.Keys(g.Screened))...)))
 	sum := &hearthv1.RoundSummary{Round: s.round, Answered: answered, DurationMicros: time.Since(s.started).Microseconds(),
-		Aggregator: s.agg, Attempts: s.attempt + 1, Failovers: s.failovers, SealMicros: g.SealMicros + s.sealMicros}
+		Aggregator: s.agg, Attempts: s.attempt + 1, Failovers: s.failovers,
+		SealMicros: g.SealMicros + s.sealMicros, SealCpuMicros: g.SealCpuMicros + s.sealCPUMicros}
 	var loss, weight float64
 	var val meanMetrics
 	for _, site := range s.members {

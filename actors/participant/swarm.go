@@ -17,6 +17,7 @@ import (
 	"github.com/hearthfl/hearth/actors/auditor"
 	"github.com/hearthfl/hearth/actors/learning/model"
 	"github.com/hearthfl/hearth/actors/sealing"
+	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/pki"
@@ -89,7 +90,7 @@ type modelWait struct {
 	// trained: the member's own training is done (res has its figures);
 	// got: the new model came.
 	trained, got bool
-	sealMicros   int64 // decrypting the streamed new model
+	seal         swarm.SealTime // encrypting the streamed update, decrypting the streamed new model
 }
 
 // roundKey is one attempt at one round; round 0 is the initial model.
@@ -120,9 +121,9 @@ type aggregation struct {
 	closing bool // no update taken any more; Close is asked once nothing is pulling
 	asked   bool // Close asked
 	result  *hearthv1.SwarmAggregated
-	// sealMicros: time spent decrypting streamed updates and encrypting
-	// the streamed model.
-	sealMicros int64
+	// seal: time spent decrypting streamed updates and encrypting the
+	// streamed model.
+	seal swarm.SealTime
 }
 
 // Process-local messages of the swarm role.

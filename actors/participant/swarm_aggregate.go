@@ -238,7 +238,7 @@ func (p *Participant) aggregatorSaid(ctx actor.Context, m *aggregatorSaid) {
 			return
 		}
 		delete(a.pulling, r.Site)
-		a.sealMicros += r.Decrypted.Microseconds()
+		a.seal = a.seal.Add(r.Decrypted)
 		switch {
 		case r.Err != nil && a.closing:
 			p.updateRefused(ctx, j, r.Site, u, hearthv1.FailureCode_FAILURE_CODE_SUPERSEDED,
@@ -334,9 +334,9 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 		// A large model is encrypted once, under one key for every holder,
 		// and streamed to each.
 		var data []byte
-		start := time.Now()
+		timer := swarm.StartSeal()
 		data, key, err = swarm.EncryptModel(c.Mean)
-		a.sealMicros += time.Since(start).Microseconds()
+		a.seal = a.seal.Add(timer.Stop())
 		if err == nil && p.cfg.Streams != nil {
 			payload, err = p.cfg.Streams.Prepare(j.swarm.attemptCtx, data)
 		} else if err == nil {
@@ -407,7 +407,7 @@ func (p *Participant) answerAggregation(ctx actor.Context, j *joined) {
 	if res == nil {
 		res = &hearthv1.SwarmTrained{JobId: a.task.JobId, Round: a.at.round, Attempt: a.at.attempt}
 	}
-	a.result.SealMicros = a.sealMicros
+	a.result.SealMicros, a.result.SealCpuMicros = a.seal.Wall.Microseconds(), a.seal.CPU.Microseconds()
 	res.Aggregated, res.ModelSha256 = a.result, a.result.ModelSha256
 	res.AuditEvent = p.audit(auditor.Event{Action: "result.sent", JobID: a.task.JobId, Round: a.at.round, PeerEvent: res.AuditEvent,
 		Detail: map[string]string{"attempt": fmt.Sprint(a.at.attempt), "model_sha256": hex.EncodeToString(a.result.ModelSha256)}})

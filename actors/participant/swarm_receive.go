@@ -78,8 +78,8 @@ type pulled struct {
 	reply  *actor.PID
 	global *hearthv1.SwarmModel
 	model  *model.Model
-	checks *modelChecks  // found while it was decrypted
-	spent  time.Duration // decrypting it
+	checks *modelChecks   // found while it was decrypted
+	spent  swarm.SealTime // decrypting it
 	err    error
 }
 
@@ -146,7 +146,7 @@ func (p *Participant) pulledStream(ctx actor.Context, m *pulled) {
 		return
 	}
 	if w := j.swarm.wait; w != nil && w.at == m.at {
-		w.sealMicros += m.spent.Microseconds()
+		w.seal = w.seal.Add(m.spent)
 	}
 	if m.err != nil {
 		j.swarm.pullingModel = false

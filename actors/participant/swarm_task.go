@@ -399,7 +399,7 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 			return
 		}
 		if w := sj.wait; w != nil && w.at == t.at {
-			w.sealMicros += spent.Microseconds()
+			w.seal = w.seal.Add(spent)
 		}
 		out = offered
 		upd.UpdateStream, upd.StreamKey = offered.Manifest, key
@@ -446,16 +446,16 @@ func (p *Participant) trainedLocal(ctx actor.Context, t *trainedLocal) {
 
 // offerModel offers m to recipient as an encrypted stream, returning the
 // offer, its key and the time the encryption took.
-func (p *Participant) offerModel(ctx context.Context, recipient string, m *model.Model) (*stream.Outgoing, []byte, time.Duration, error) {
+func (p *Participant) offerModel(ctx context.Context, recipient string, m *model.Model) (*stream.Outgoing, []byte, swarm.SealTime, error) {
 	if p.cfg.Streams == nil {
-		return nil, nil, 0, errors.New("the model is too large for one envelope and this site streams nothing")
+		return nil, nil, swarm.SealTime{}, errors.New("the model is too large for one envelope and this site streams nothing")
 	}
-	start := time.Now()
+	timer := swarm.StartSeal()
 	data, key, err := swarm.EncryptModel(m)
+	spent := timer.Stop()
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, spent, err
 	}
-	spent := time.Since(start)
 	out, err := p.cfg.Streams.OfferBytes(ctx, recipient, data)
 	return out, key, spent, err
 }
@@ -467,7 +467,7 @@ func (p *Participant) answerWait(ctx actor.Context, sj *swarmJob) {
 	if w == nil || !w.trained || !w.got {
 		return
 	}
-	w.res.SealMicros = w.sealMicros
+	w.res.SealMicros, w.res.SealCpuMicros = w.seal.Wall.Microseconds(), w.seal.CPU.Microseconds()
 	ctx.Send(w.reply, w.res) // its audit event: the model's receipt (model.received), which names the digest
 	sj.wait = nil
 }

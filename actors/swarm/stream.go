@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/hearthfl/hearth/actors/learning/model"
@@ -85,7 +83,7 @@ type ModelSink struct {
 	// starts[i] is tensor i's first byte in the stream.
 	starts []int64
 	total  int64
-	spent  atomic.Int64 // nanoseconds decrypting
+	spent  sealSpent // decrypting
 
 	digest    *digester // nil once a chunk came out of order
 	inOrder   int64     // bytes decrypted in order from the start
@@ -93,7 +91,7 @@ type ModelSink struct {
 }
 
 // Spent is the time WriteChunk spent decrypting, for the round's figures.
-func (s *ModelSink) Spent() time.Duration { return time.Duration(s.spent.Load()) }
+func (s *ModelSink) Spent() SealTime { return s.spent.load() }
 
 // NewModelSink makes a sink for a model shaped like layout (whose values
 // it does not read), encrypted under key.
@@ -132,9 +130,10 @@ func (s *ModelSink) WriteChunk(_ int, offset int64, data []byte) error {
 	case offset%64 != 0 || len(data)%4 != 0:
 		return errors.New("chunk not aligned to the cipher's blocks")
 	}
-	began := time.Now()
+	timer := StartSeal()
 	c, err := ctrAt(s.key, offset)
 	if err != nil {
+		timer.Stop()
 		return err
 	}
 	// Walk the tensors the chunk spans, decrypting into each in turn (the
@@ -159,7 +158,7 @@ func (s *ModelSink) WriteChunk(_ int, offset int64, data []byte) error {
 			}
 		}
 		// Spent counts the decryption only, not the checks that follow.
-		s.spent.Add(int64(time.Since(began)))
+		s.spent.add(timer.Stop())
 		if s.digest != nil && lo == s.inOrder {
 			s.digest.write(plain)
 			s.inOrder = hi
@@ -169,8 +168,9 @@ func (s *ModelSink) WriteChunk(_ int, offset int64, data []byte) error {
 		} else {
 			s.digest = nil
 		}
-		began = time.Now()
+		timer = StartSeal()
 	}
+	timer.Stop()
 	return nil
 }
 
@@ -210,7 +210,7 @@ type DecryptingSink struct {
 	key   []byte
 	next  stream.Sink
 	buf   []byte
-	spent atomic.Int64 // nanoseconds decrypting
+	spent sealSpent // decrypting
 }
 
 // NewDecryptingSink makes a sink that decrypts chunks under key into next.
@@ -230,19 +230,21 @@ func (s *DecryptingSink) WriteChunk(index int, offset int64, data []byte) error 
 	if offset < 0 || offset%64 != 0 {
 		return errors.New("chunk not aligned to the cipher's blocks")
 	}
-	start := time.Now()
-	c, err := ctrAt(s.key, offset)
-	if err != nil {
-		return err
-	}
 	if cap(s.buf) < len(data) {
 		s.buf = make([]byte, len(data))
 	}
 	plain := s.buf[:len(data)]
-	c.XORKeyStream(plain, data)
-	s.spent.Add(int64(time.Since(start)))
+	timer := StartSeal()
+	c, err := ctrAt(s.key, offset)
+	if err == nil {
+		c.XORKeyStream(plain, data)
+	}
+	s.spent.add(timer.Stop())
+	if err != nil {
+		return err
+	}
 	return s.next.WriteChunk(index, offset, plain)
 }
 
 // Spent is the time WriteChunk spent decrypting, for the round's figures.
-func (s *DecryptingSink) Spent() time.Duration { return time.Duration(s.spent.Load()) }
+func (s *DecryptingSink) Spent() SealTime { return s.spent.load() }

@@ -46,11 +46,13 @@ type benchRow struct {
 	MBps         float64 `json:"mb_per_s"`
 	VsPlain      float64 `json:"ratio_to_plain_nats"` // FedAvg: the leaf -> hub path; swarm: leaf -> hub -> leaf
 	// Swarm: the encryption and decryption on a round's path (streamed
-	// models), as a share of the round.
-	SealShare float64 `json:"seal_share,omitempty"`
-	ServerRSS int64   `json:"server_peak_rss"`
-	SiteRSS   int64   `json:"site_peak_rss"`
-	TotalRSS  int64   `json:"all_processes_peak_rss"`
+	// models), as a share of the round: the wall time inside those calls,
+	// and the CPU time they took.
+	SealShare    float64 `json:"seal_share,omitempty"`
+	SealCPUShare float64 `json:"seal_cpu_share,omitempty"`
+	ServerRSS    int64   `json:"server_peak_rss"`
+	SiteRSS      int64   `json:"site_peak_rss"`
+	TotalRSS     int64   `json:"all_processes_peak_rss"`
 	// Relayed is what the link relay carried both ways over the whole run,
 	// all rounds and the job's setup (under --link only).
 	Relayed int64 `json:"link_relayed_bytes,omitempty"`
@@ -226,7 +228,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		say("plain NATS, leaf -> hub -> leaf (swarm's path)%s, same links, %s: %.0f MB/s (best of %d: %.0f-%.0f)",
 			overLink(link), sizeText(plain), rep.PeerMBps, plainRuns, slices.Min(rep.PeerRuns), rep.PeerMBps)
 	}
-	say("\n%-8s %-16s %-12s %-7s %-9s %5s %8s %8s %10s %7s %9s %6s %11s %11s %11s %7s", "workflow", "aggregator", "codec", "filter", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "seal", "server RSS", "site RSS", "all RSS", "ckpt s")
+	say("\n%-8s %-16s %-12s %-7s %-9s %5s %8s %8s %10s %7s %9s %6s %8s %11s %11s %11s %7s", "workflow", "aggregator", "codec", "filter", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "seal", "seal cpu", "server RSS", "site RSS", "all RSS", "ckpt s")
 	for i, g := range grid {
 		var extra []func(string) []string
 		if *profiles != "" {
@@ -243,16 +245,16 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 			row.VsPlain = row.MBps / rep.PeerMBps
 		}
 		rep.Rows = append(rep.Rows, *row)
-		seal := "-"
+		seal, sealCPU := "-", "-"
 		if row.SealShare > 0 {
-			seal = fmt.Sprintf("%.0f%%", 100*row.SealShare)
+			seal, sealCPU = fmt.Sprintf("%.0f%%", 100*row.SealShare), fmt.Sprintf("%.0f%%", 100*row.SealCPUShare)
 		}
 		filter := "-"
 		if row.SiteFilter != "" {
 			filter = "plugin"
 		}
-		say("%-8s %-16s %-12s %-7s %-9s %5d %8.2f %8.2f %10s %7.0f %8.0f%% %6s %11s %11s %11s %7.2f", row.Workflow, row.Aggregator, row.Codec, filter, sizeText(row.ModelBytes), row.Sites, row.FirstSeconds, row.RoundSeconds, sizeText(row.BytesMoved),
-			row.MBps, 100*row.VsPlain, seal, sizeText(row.ServerRSS), sizeText(row.SiteRSS), sizeText(row.TotalRSS), row.Checkpoint)
+		say("%-8s %-16s %-12s %-7s %-9s %5d %8.2f %8.2f %10s %7.0f %8.0f%% %6s %8s %11s %11s %11s %7.2f", row.Workflow, row.Aggregator, row.Codec, filter, sizeText(row.ModelBytes), row.Sites, row.FirstSeconds, row.RoundSeconds, sizeText(row.BytesMoved),
+			row.MBps, 100*row.VsPlain, seal, sealCPU, sizeText(row.ServerRSS), sizeText(row.SiteRSS), sizeText(row.TotalRSS), row.Checkpoint)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)
@@ -366,11 +368,12 @@ aggregation: %s
 		// member but the aggregator to it and the new model back to each,
 		// leaf -> hub -> leaf.
 		row.BytesMoved = 2 * int64(sites-1) * row.ModelBytes
-		var seal []float64
+		var seal, sealCPU []float64
 		for _, r := range steady {
 			seal = append(seal, float64(r.SealMicros)/float64(r.DurationMicros))
+			sealCPU = append(sealCPU, float64(r.SealCpuMicros)/float64(r.DurationMicros))
 		}
-		row.SealShare = median(seal)
+		row.SealShare, row.SealCPUShare = median(seal), median(sealCPU)
 	}
 	row.MBps = float64(row.BytesMoved) / 1e6 / row.RoundSeconds
 	if row.Relayed, err = relay.carried(sites); err != nil {

@@ -515,8 +515,11 @@ type RoundSummary struct {
 	Attempts   int64    `protobuf:"varint,12,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	Failovers  []string `protobuf:"bytes,13,rep,name=failovers,proto3" json:"failovers,omitempty"`
 	// Swarm, models streamed: the encryption and decryption on the round's
-	// path: the aggregator's, plus the slowest holder's own.
+	// path: the aggregator's, plus the slowest holder's own; wall time inside
+	// those calls, and the CPU time they took (the holder's: the one with the
+	// most wall time).
 	SealMicros    int64 `protobuf:"varint,14,opt,name=seal_micros,json=sealMicros,proto3" json:"seal_micros,omitempty"`
+	SealCpuMicros int64 `protobuf:"varint,15,opt,name=seal_cpu_micros,json=sealCpuMicros,proto3" json:"seal_cpu_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -645,6 +648,13 @@ func (x *RoundSummary) GetFailovers() []string {
 func (x *RoundSummary) GetSealMicros() int64 {
 	if x != nil {
 		return x.SealMicros
+	}
+	return 0
+}
+
+func (x *RoundSummary) GetSealCpuMicros() int64 {
+	if x != nil {
+		return x.SealCpuMicros
 	}
 	return 0
 }
@@ -3744,7 +3754,7 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"validation\x18\x04 \x01(\v2\x12.hearth.v1.MetricsR\n" +
 	"validation\x12\x18\n" +
 	"\aclipped\x18\x05 \x01(\tR\aclipped\x12\x18\n" +
-	"\aepsilon\x18\x06 \x01(\x01R\aepsilon\"\xf5\x03\n" +
+	"\aepsilon\x18\x06 \x01(\x01R\aepsilon\"\x9d\x04\n" +
 	"\fRoundSummary\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x03R\x05round\x12\x1a\n" +
 	"\banswered\x18\x02 \x03(\tR\banswered\x12\x18\n" +
@@ -3767,7 +3777,8 @@ const file_hearth_v1_job_proto_rawDesc = "" +
 	"\battempts\x18\f \x01(\x03R\battempts\x12\x1c\n" +
 	"\tfailovers\x18\r \x03(\tR\tfailovers\x12\x1f\n" +
 	"\vseal_micros\x18\x0e \x01(\x03R\n" +
-	"sealMicros\"\xde\x05\n" +
+	"sealMicros\x12&\n" +
+	"\x0fseal_cpu_micros\x18\x0f \x01(\x03R\rsealCpuMicros\"\xde\x05\n" +
 	"\aJobInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12,\n" +

@@ -314,10 +314,12 @@ type SwarmTrained struct {
 	// models to different sites is caught.
 	ModelSha256 []byte `protobuf:"bytes,11,opt,name=model_sha256,json=modelSha256,proto3" json:"model_sha256,omitempty"`
 	// Time this site spent encrypting its streamed update and decrypting
-	// the streamed new model (0 for models that travel inline, sealed whole).
+	// the streamed new model (0 for models that travel inline, sealed whole):
+	// wall time inside those calls, and the CPU time they took.
 	SealMicros int64 `protobuf:"varint,12,opt,name=seal_micros,json=sealMicros,proto3" json:"seal_micros,omitempty"`
 	// DP-SGD: the site's ε in the job so far (0 without DP).
 	Epsilon       float64 `protobuf:"fixed64,13,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
+	SealCpuMicros int64   `protobuf:"varint,14,opt,name=seal_cpu_micros,json=sealCpuMicros,proto3" json:"seal_cpu_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -443,6 +445,13 @@ func (x *SwarmTrained) GetEpsilon() float64 {
 	return 0
 }
 
+func (x *SwarmTrained) GetSealCpuMicros() int64 {
+	if x != nil {
+		return x.SealCpuMicros
+	}
+	return 0
+}
+
 // SwarmAggregated is the round's aggregator's account of its round.
 type SwarmAggregated struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -459,8 +468,10 @@ type SwarmAggregated struct {
 	// reason.
 	Screened map[string]string `protobuf:"bytes,7,rep,name=screened,proto3" json:"screened,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Time the aggregator spent decrypting streamed updates and encrypting
-	// the streamed new model.
+	// the streamed new model: wall time inside those calls, and the CPU time
+	// they took.
 	SealMicros    int64 `protobuf:"varint,8,opt,name=seal_micros,json=sealMicros,proto3" json:"seal_micros,omitempty"`
+	SealCpuMicros int64 `protobuf:"varint,9,opt,name=seal_cpu_micros,json=sealCpuMicros,proto3" json:"seal_cpu_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -540,6 +551,13 @@ func (x *SwarmAggregated) GetScreened() map[string]string {
 func (x *SwarmAggregated) GetSealMicros() int64 {
 	if x != nil {
 		return x.SealMicros
+	}
+	return 0
+}
+
+func (x *SwarmAggregated) GetSealCpuMicros() int64 {
+	if x != nil {
+		return x.SealCpuMicros
 	}
 	return 0
 }
@@ -882,7 +900,7 @@ const file_hearth_v1_swarm_proto_rawDesc = "" +
 	"\n" +
 	"cross_site\x18\x05 \x01(\bR\tcrossSite\x12\x14\n" +
 	"\x05sites\x18\x06 \x03(\tR\x05sites\x12)\n" +
-	"\x04keys\x18\a \x03(\v2\x15.hearth.v1.SealingKeyR\x04keys\"\xba\x03\n" +
+	"\x04keys\x18\a \x03(\v2\x15.hearth.v1.SealingKeyR\x04keys\"\xe2\x03\n" +
 	"\fSwarmTrained\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x03R\x05round\x12\x18\n" +
@@ -904,7 +922,8 @@ const file_hearth_v1_swarm_proto_rawDesc = "" +
 	"\fmodel_sha256\x18\v \x01(\fR\vmodelSha256\x12\x1f\n" +
 	"\vseal_micros\x18\f \x01(\x03R\n" +
 	"sealMicros\x12\x18\n" +
-	"\aepsilon\x18\r \x01(\x01R\aepsilon\"\xb6\x04\n" +
+	"\aepsilon\x18\r \x01(\x01R\aepsilon\x12&\n" +
+	"\x0fseal_cpu_micros\x18\x0e \x01(\x03R\rsealCpuMicros\"\xde\x04\n" +
 	"\x0fSwarmAggregated\x12\"\n" +
 	"\fcontributors\x18\x01 \x03(\tR\fcontributors\x12A\n" +
 	"\arefused\x18\x02 \x03(\v2'.hearth.v1.SwarmAggregated.RefusedEntryR\arefused\x12A\n" +
@@ -913,7 +932,8 @@ const file_hearth_v1_swarm_proto_rawDesc = "" +
 	"\x10aggregate_micros\x18\x06 \x01(\x03R\x0faggregateMicros\x12D\n" +
 	"\bscreened\x18\a \x03(\v2(.hearth.v1.SwarmAggregated.ScreenedEntryR\bscreened\x12\x1f\n" +
 	"\vseal_micros\x18\b \x01(\x03R\n" +
-	"sealMicros\x1a:\n" +
+	"sealMicros\x12&\n" +
+	"\x0fseal_cpu_micros\x18\t \x01(\x03R\rsealCpuMicros\x1a:\n" +
 	"\fRefusedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
