@@ -50,9 +50,15 @@ type benchRow struct {
 	// and the CPU time they took.
 	SealShare    float64 `json:"seal_share,omitempty"`
 	SealCPUShare float64 `json:"seal_cpu_share,omitempty"`
-	ServerRSS    int64   `json:"server_peak_rss"`
-	SiteRSS      int64   `json:"site_peak_rss"`
-	TotalRSS     int64   `json:"all_processes_peak_rss"`
+	// Swarm: plain NATS moving the round's bytes as the round moves them
+	// (the members' updates to one leaf at once, then the model published
+	// once to all; plainSwarmRound), best of the baseline's runs, and the
+	// round against it.
+	PatternMBps float64 `json:"plain_nats_round_pattern_mb_per_s,omitempty"`
+	VsPattern   float64 `json:"ratio_to_plain_nats_round_pattern,omitempty"`
+	ServerRSS   int64   `json:"server_peak_rss"`
+	SiteRSS     int64   `json:"site_peak_rss"`
+	TotalRSS    int64   `json:"all_processes_peak_rss"`
 	// Relayed is what the link relay carried both ways over the whole run,
 	// all rounds and the job's setup (under --link only).
 	Relayed int64 `json:"link_relayed_bytes,omitempty"`
@@ -228,7 +234,8 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		say("plain NATS, leaf -> hub -> leaf (swarm's path)%s, same links, %s: %.0f MB/s (best of %d: %.0f-%.0f)",
 			overLink(link), sizeText(plain), rep.PeerMBps, plainRuns, slices.Min(rep.PeerRuns), rep.PeerMBps)
 	}
-	say("\n%-8s %-16s %-12s %-7s %-9s %5s %8s %8s %10s %7s %9s %6s %8s %11s %11s %11s %7s", "workflow", "aggregator", "codec", "filter", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "seal", "seal cpu", "server RSS", "site RSS", "all RSS", "ckpt s")
+	say("\n%-8s %-16s %-12s %-7s %-9s %5s %8s %8s %10s %7s %9s %10s %6s %8s %11s %11s %11s %7s", "workflow", "aggregator", "codec", "filter", "model", "sites", "first s", "round s", "moved", "MB/s", "vs plain", "vs pattern", "seal", "seal cpu", "server RSS", "site RSS", "all RSS", "ckpt s")
+	var patterns []string // printed after the table: the rows' pattern baselines
 	for i, g := range grid {
 		var extra []func(string) []string
 		if *profiles != "" {
@@ -243,9 +250,24 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		row.VsPlain = row.MBps / rep.PlainMBps
 		if row.Workflow == job.WorkflowSwarm {
 			row.VsPlain = row.MBps / rep.PeerMBps
+			var runs []float64
+			for i := range plainRuns {
+				v, err := plainSwarmRound(ctx, filepath.Join(ws, fmt.Sprintf("pattern-%d-%d", len(rep.Rows), i)), g.size, g.sites, link)
+				if err != nil {
+					return fmt.Errorf("plain NATS swarm-round baseline: %w", err)
+				}
+				runs = append(runs, v)
+			}
+			row.PatternMBps = slices.Max(runs)
+			row.VsPattern = row.MBps / row.PatternMBps
+			patterns = append(patterns, fmt.Sprintf("plain NATS, a swarm round's pattern%s, %s x %d (%d updates to one leaf at once, then one publication to all): %.0f MB/s (best of %d: %.0f-%.0f)",
+				overLink(link), sizeText(g.size), g.sites, g.sites-1, row.PatternMBps, plainRuns, slices.Min(runs), row.PatternMBps))
 		}
 		rep.Rows = append(rep.Rows, *row)
-		seal, sealCPU := "-", "-"
+		seal, sealCPU, vsPattern := "-", "-", "-"
+		if row.VsPattern > 0 {
+			vsPattern = fmt.Sprintf("%.0f%%", 100*row.VsPattern)
+		}
 		if row.SealShare > 0 {
 			seal, sealCPU = fmt.Sprintf("%.0f%%", 100*row.SealShare), fmt.Sprintf("%.0f%%", 100*row.SealCPUShare)
 		}
@@ -253,8 +275,14 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		if row.SiteFilter != "" {
 			filter = "plugin"
 		}
-		say("%-8s %-16s %-12s %-7s %-9s %5d %8.2f %8.2f %10s %7.0f %8.0f%% %6s %8s %11s %11s %11s %7.2f", row.Workflow, row.Aggregator, row.Codec, filter, sizeText(row.ModelBytes), row.Sites, row.FirstSeconds, row.RoundSeconds, sizeText(row.BytesMoved),
-			row.MBps, 100*row.VsPlain, seal, sealCPU, sizeText(row.ServerRSS), sizeText(row.SiteRSS), sizeText(row.TotalRSS), row.Checkpoint)
+		say("%-8s %-16s %-12s %-7s %-9s %5d %8.2f %8.2f %10s %7.0f %8.0f%% %10s %6s %8s %11s %11s %11s %7.2f", row.Workflow, row.Aggregator, row.Codec, filter, sizeText(row.ModelBytes), row.Sites, row.FirstSeconds, row.RoundSeconds, sizeText(row.BytesMoved),
+			row.MBps, 100*row.VsPlain, vsPattern, seal, sealCPU, sizeText(row.ServerRSS), sizeText(row.SiteRSS), sizeText(row.TotalRSS), row.Checkpoint)
+	}
+	if len(patterns) > 0 {
+		say("")
+		for _, p := range patterns {
+			say("%s", p)
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)

@@ -74,6 +74,23 @@ func TestPlainBaselineOverTheLink(t *testing.T) {
 	t.Logf("plain NATS over a %s link: %.2f MB/s", link, mbps)
 }
 
+// TestPlainSwarmRoundOverTheLink runs the swarm round's plain NATS pattern
+// with 3 sites through a 100 Mbit/s relay: both members' flows and the one
+// publication reach every receiver (run fails otherwise), and what is
+// delivered can never beat the links: 4 model copies arrive while the
+// aggregator's link carries 2 in and 1 out, so at most 4/3 of its rate.
+func TestPlainSwarmRoundOverTheLink(t *testing.T) {
+	const link = linkrelay.Rate(12.5e6)
+	mbps, err := plainSwarmRound(t.Context(), t.TempDir(), 4<<20, 3, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := 1.01 * 4 / 3 * float64(link) / 1e6; mbps <= 0 || mbps > limit {
+		t.Fatalf("a swarm round's pattern over a %s link: %.2f MB/s delivered, want at most %.2f", link, mbps, limit)
+	}
+	t.Logf("a swarm round's pattern over a %s link: %.2f MB/s delivered", link, mbps)
+}
+
 // TestProfileNamesDiffer: each configuration of the grid writes its own
 // CPU profiles (the filter's run once overwrote the unfiltered one's).
 func TestProfileNamesDiffer(t *testing.T) {
