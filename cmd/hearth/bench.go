@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -301,25 +299,36 @@ var benchAggregations = map[string]string{
 	"trimmed_mean":     "{method: trimmed_mean, trim: 1}",
 }
 
+// provisionBench provisions a project of sites sites in ws whose kits dial
+// the hub through the bench's relay (serving, with a link rate; the caller
+// closes it).
+func provisionBench(ws string, sites int, link linkrelay.Rate) (*cluster.Local, *benchLink, error) {
+	if err := os.MkdirAll(ws, 0o700); err != nil {
+		return nil, nil, err
+	}
+	relay, err := newBenchLink(link)
+	if err != nil {
+		return nil, nil, err
+	}
+	local, err := cluster.ProvisionLocalWith(ws, cluster.LocalOptions{Sites: sites, SiteProxy: relay.url()}, time.Now())
+	if err != nil {
+		relay.abandon()
+		return nil, nil, err
+	}
+	if err := relay.serve(local.Project.Server); err != nil {
+		return nil, nil, err
+	}
+	return local, relay, nil
+}
+
 // benchRound runs rounds of a noop model of size bytes in workflow
 // (fedavg or swarm) under the aggregation rule agg (a key of
 // benchAggregations), its streams in codec, on a server and `sites` sites
 // as separate processes, and measures them. With a link rate, every
 // site's kit dials the hub through a relay of that rate.
 func benchRound(ctx context.Context, ws, workflow, agg, codec, siteFilter string, size int64, sites, rounds int, link linkrelay.Rate, extra ...func(string) []string) (*benchRow, error) {
-	if err := os.MkdirAll(ws, 0o700); err != nil {
-		return nil, err
-	}
-	relay, err := newBenchLink(link)
+	local, relay, err := provisionBench(ws, sites, link)
 	if err != nil {
-		return nil, err
-	}
-	local, err := cluster.ProvisionLocalWith(ws, cluster.LocalOptions{Sites: sites, SiteProxy: relay.url()}, time.Now())
-	if err != nil {
-		relay.abandon()
-		return nil, err
-	}
-	if err := relay.serve(local.Project.Server); err != nil {
 		return nil, err
 	}
 	defer relay.close()
@@ -473,154 +482,34 @@ func plainPeerThroughput(ctx context.Context, ws string, total int64, link linkr
 // plainRun is the baseline; with a link rate, each leaf reaches the hub
 // through a relay of that rate, as the sites of a round do.
 func plainRun(ctx context.Context, ws string, total int64, link linkrelay.Rate, peer bool) (float64, error) {
-	if err := os.MkdirAll(ws, 0o700); err != nil {
-		return 0, err
-	}
-	relay, err := newBenchLink(link)
-	if err != nil {
-		return 0, err
-	}
-	local, err := cluster.ProvisionLocalWith(ws, cluster.LocalOptions{Sites: 2, SiteProxy: relay.url()}, time.Now())
-	if err != nil {
-		relay.abandon()
-		return 0, err
-	}
-	if err := relay.serve(local.Project.Server); err != nil {
-		return 0, err
-	}
-	defer relay.close()
-	sk, err := kit.Load(local.Kit(local.Server))
-	if err != nil {
-		return 0, err
-	}
-	lk, err := kit.Load(local.Kit(local.Sites[0]))
-	if err != nil {
-		return 0, err
-	}
-	trust, err := sk.Trust()
-	if err != nil {
-		return 0, err
-	}
-	state, err := sk.StateDir()
-	if err != nil {
-		return 0, err
-	}
-	hub, err := bus.StartHub(bus.HubConfig{Name: sk.Config.Name, Host: "127.0.0.1", LeafPort: sk.Config.Server.LeafPort,
-		ClientPort: sk.Config.Server.ClientPort, Certificate: sk.TLSCertificate(), Trust: trust, Participants: sk.Participants,
-		StoreDir: filepath.Join(state, "jetstream")})
-	if err != nil {
-		return 0, err
-	}
-	defer hub.Shutdown()
-	startLeaf := func(k *kit.Kit) (*bus.Leaf, *nats.Conn, error) {
-		leaf, err := bus.StartLeaf(bus.LeafConfig{Name: k.Config.Name, HubURLs: k.Config.LeafURLs(), LocalPort: -1,
-			Certificate: k.TLSCertificate(), Trust: trust, Proxy: k.Config.Leaf.Proxy})
-		if err != nil {
-			return nil, nil, err
-		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := leaf.WaitHub(wctx); err != nil {
-			leaf.Shutdown()
-			return nil, nil, err
-		}
-		nc, err := leaf.Connect()
-		if err != nil {
-			leaf.Shutdown()
-			return nil, nil, err
-		}
-		return leaf, nc, nil
-	}
-	leaf, lc, err := startLeaf(lk)
-	if err != nil {
-		return 0, err
-	}
-	defer leaf.Shutdown()
-	defer lc.Close()
-	site, receiver := lk.Config.Name, sk.Config.Name
-	var hc *nats.Conn
+	leaves := 1
 	if peer {
-		rk, err := kit.Load(local.Kit(local.Sites[1]))
-		if err != nil {
-			return 0, err
-		}
-		other, oc, err := startLeaf(rk)
-		if err != nil {
-			return 0, err
-		}
-		defer other.Shutdown()
-		hc, receiver = oc, rk.Config.Name
-	} else if hc, err = hub.Connect(); err != nil {
-		return 0, err
+		leaves = 2
 	}
-	defer hc.Close()
-	data, acks := bus.Stream(receiver, site, "plain"), bus.Stream(site, receiver, "plain")
-	const chunk, window = 1 << 20, 16
-	n := int((total + chunk - 1) / chunk)
-	var mu sync.Mutex
-	got := 0
-	sub, err := hc.Subscribe(data, func(m *nats.Msg) {
-		if len(m.Data) == 1 { // warm-up: the links carry interest both ways
-			_ = hc.Publish(acks, []byte("0"))
-			return
-		}
-		mu.Lock()
-		got++
-		g := got
-		mu.Unlock()
-		if g%(window/2) == 0 || g == n {
-			_ = hc.Publish(acks, []byte(strconv.Itoa(g)))
-		}
-	})
+	net, err := startPlainNet(ctx, ws, 2, leaves, link)
 	if err != nil {
 		return 0, err
 	}
-	defer sub.Unsubscribe()
-	sub.SetPendingLimits(-1, -1)
-	acked := make(chan int, 1024)
-	asub, err := lc.Subscribe(acks, func(m *nats.Msg) {
-		v, _ := strconv.Atoi(string(m.Data))
-		acked <- v
-	})
+	defer net.close()
+	receiver, name := net.hub, net.serverName
+	if peer {
+		receiver, name = net.conns[1], net.names[1]
+	}
+	f, err := newPlainFlow(net.conns[0], net.names[0], bus.Stream(name, net.names[0], "plain"), []*nats.Conn{receiver}, []string{name},
+		int((total+plainChunk-1)/plainChunk))
 	if err != nil {
 		return 0, err
 	}
-	defer asub.Unsubscribe()
-	if err := lc.Flush(); err != nil {
+	defer f.close()
+	if err := f.warm(); err != nil {
 		return 0, err
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if err := lc.Publish(data, []byte{0}); err != nil {
-			return 0, err
-		}
-		select {
-		case <-acked:
-		case <-time.After(20 * time.Millisecond):
-			if time.Now().After(deadline) {
-				return 0, errors.New("nothing crosses the leaf link")
-			}
-			continue
-		}
-		break
-	}
-	payload := make([]byte, chunk)
 	start := time.Now()
-	confirmed := 0
-	for sent := 0; sent < n || confirmed < n; {
-		for sent < n && sent-confirmed < window {
-			if err := lc.Publish(data, payload); err != nil {
-				return 0, err
-			}
-			sent++
-		}
-		select {
-		case confirmed = <-acked:
-		case <-time.After(30 * time.Second):
-			return 0, fmt.Errorf("stalled at %d of %d messages", confirmed, n)
-		}
+	if err := f.run(); err != nil {
+		return 0, err
 	}
-	mbps := float64(int64(n)*chunk) / 1e6 / time.Since(start).Seconds()
-	if _, err := relay.carried(1); err != nil {
+	mbps := float64(int64(f.n)*plainChunk) / 1e6 / time.Since(start).Seconds()
+	if _, err := net.relay.carried(leaves); err != nil {
 		return 0, err
 	}
 	return mbps, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 	"github.com/hearthfl/hearth/bus"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/cmd/hearth/linkrelay"
-	"github.com/hearthfl/hearth/integration/cluster"
 )
 
 // plainSwarmRound measures plain NATS moving a swarm round's bytes the way
@@ -28,66 +26,12 @@ import (
 // links (through the bench's relay with a link rate). It returns the
 // bytes delivered, 2(sites-1)*size, per second of both phases.
 func plainSwarmRound(ctx context.Context, ws string, size int64, sites int, link linkrelay.Rate) (float64, error) {
-	if err := os.MkdirAll(ws, 0o700); err != nil {
-		return 0, err
-	}
-	relay, err := newBenchLink(link)
+	net, err := startPlainNet(ctx, ws, sites, sites, link)
 	if err != nil {
 		return 0, err
 	}
-	local, err := cluster.ProvisionLocalWith(ws, cluster.LocalOptions{Sites: sites, SiteProxy: relay.url()}, time.Now())
-	if err != nil {
-		relay.abandon()
-		return 0, err
-	}
-	if err := relay.serve(local.Project.Server); err != nil {
-		return 0, err
-	}
-	defer relay.close()
-	sk, err := kit.Load(local.Kit(local.Server))
-	if err != nil {
-		return 0, err
-	}
-	trust, err := sk.Trust()
-	if err != nil {
-		return 0, err
-	}
-	state, err := sk.StateDir()
-	if err != nil {
-		return 0, err
-	}
-	hub, err := bus.StartHub(bus.HubConfig{Name: sk.Config.Name, Host: "127.0.0.1", LeafPort: sk.Config.Server.LeafPort,
-		ClientPort: sk.Config.Server.ClientPort, Certificate: sk.TLSCertificate(), Trust: trust, Participants: sk.Participants,
-		StoreDir: filepath.Join(state, "jetstream")})
-	if err != nil {
-		return 0, err
-	}
-	defer hub.Shutdown()
-	names := make([]string, sites)
-	conns := make([]*nats.Conn, sites)
-	for i, name := range local.Sites {
-		k, err := kit.Load(local.Kit(name))
-		if err != nil {
-			return 0, err
-		}
-		leaf, err := bus.StartLeaf(bus.LeafConfig{Name: k.Config.Name, HubURLs: k.Config.LeafURLs(), LocalPort: -1,
-			Certificate: k.TLSCertificate(), Trust: trust, Proxy: k.Config.Leaf.Proxy})
-		if err != nil {
-			return 0, err
-		}
-		defer leaf.Shutdown()
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = leaf.WaitHub(wctx)
-		cancel()
-		if err != nil {
-			return 0, err
-		}
-		if conns[i], err = leaf.Connect(); err != nil {
-			return 0, err
-		}
-		defer conns[i].Close()
-		names[i] = k.Config.Name
-	}
+	defer net.close()
+	names, conns, relay := net.names, net.conns, net.relay
 	n := int((size + plainChunk - 1) / plainChunk)
 	// The updates: every member's flow to the aggregator (site 0) at once.
 	var updates []*plainFlow
@@ -129,6 +73,88 @@ func plainSwarmRound(ctx context.Context, ws string, size int64, sites int, link
 		return 0, err
 	}
 	return mbps, nil
+}
+
+// plainNet is a plain NATS baseline's network, in this process: the
+// project's hub (and a client on it) and a leaf node for each of the first
+// sites, each with a client, linked as a round's sites are (mTLS, through
+// the bench's relay when there is a link rate).
+type plainNet struct {
+	serverName string
+	hub        *nats.Conn
+	names      []string
+	conns      []*nats.Conn
+	relay      *benchLink
+	stops      []func()
+}
+
+// startPlainNet provisions a project of sites sites in ws and starts its
+// hub and the first leaves of them.
+func startPlainNet(ctx context.Context, ws string, sites, leaves int, link linkrelay.Rate) (*plainNet, error) {
+	local, relay, err := provisionBench(ws, sites, link)
+	if err != nil {
+		return nil, err
+	}
+	net := &plainNet{relay: relay, stops: []func(){relay.close}}
+	fail := func(err error) (*plainNet, error) {
+		net.close()
+		return nil, err
+	}
+	sk, err := kit.Load(local.Kit(local.Server))
+	if err != nil {
+		return fail(err)
+	}
+	trust, err := sk.Trust()
+	if err != nil {
+		return fail(err)
+	}
+	state, err := sk.StateDir()
+	if err != nil {
+		return fail(err)
+	}
+	hub, err := bus.StartHub(bus.HubConfig{Name: sk.Config.Name, Host: "127.0.0.1", LeafPort: sk.Config.Server.LeafPort,
+		ClientPort: sk.Config.Server.ClientPort, Certificate: sk.TLSCertificate(), Trust: trust, Participants: sk.Participants,
+		StoreDir: filepath.Join(state, "jetstream")})
+	if err != nil {
+		return fail(err)
+	}
+	net.stops = append(net.stops, hub.Shutdown)
+	if net.hub, err = hub.Connect(); err != nil {
+		return fail(err)
+	}
+	net.stops, net.serverName = append(net.stops, net.hub.Close), sk.Config.Name
+	for _, name := range local.Sites[:leaves] {
+		k, err := kit.Load(local.Kit(name))
+		if err != nil {
+			return fail(err)
+		}
+		leaf, err := bus.StartLeaf(bus.LeafConfig{Name: k.Config.Name, HubURLs: k.Config.LeafURLs(), LocalPort: -1,
+			Certificate: k.TLSCertificate(), Trust: trust, Proxy: k.Config.Leaf.Proxy})
+		if err != nil {
+			return fail(err)
+		}
+		net.stops = append(net.stops, leaf.Shutdown)
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = leaf.WaitHub(wctx)
+		cancel()
+		if err != nil {
+			return fail(err)
+		}
+		nc, err := leaf.Connect()
+		if err != nil {
+			return fail(err)
+		}
+		net.stops = append(net.stops, nc.Close)
+		net.names, net.conns = append(net.names, k.Config.Name), append(net.conns, nc)
+	}
+	return net, nil
+}
+
+// close stops what startPlainNet started, the last first.
+func (n *plainNet) close() {
+	for i := len(n.stops) - 1; i >= 0; i-- {
+		n.stops[i]()
+	}
 }
 
 // plainChunk and plainWindow are the plain baselines' message size and
