@@ -68,7 +68,8 @@ type castRecipient struct {
 // offer, and grants credit and asks for rewinds on its own unicast
 // subject. Chunk i goes out once it is below every live recipient's
 // credit limit, so the slowest paces the cast, a window ahead of its
-// confirmed chunks. A rewind one recipient asks for resends from there on
+// confirmed chunks (credit beyond this Manager's Window past a
+// recipient's confirmed chunks is not honoured). A rewind one recipient asks for resends from there on
 // the cast subject (the others drop the duplicates).
 //
 // A recipient is dropped from the cast, told with an abort on its unicast
@@ -208,7 +209,12 @@ func (r *castRecipient) control(cr credit) {
 	if ack > r.acked {
 		r.acked, r.progress = ack, r.heard
 	}
-	r.limit = max(r.limit, min(max(cr.limit, 0), c.l.count))
+	// Its credit is held to a window (this sender's) past what it
+	// confirmed: a rewind resends from the fewest chunks any recipient
+	// confirmed, on the subject every recipient hears, so a recipient that
+	// granted itself credit far ahead of its confirmations could otherwise
+	// have the others sent, unpaced, everything they already took.
+	r.limit = max(r.limit, min(max(cr.limit, 0), c.l.count, r.acked+c.m.cfg.Window))
 	if cr.seq > r.seq {
 		r.seq, r.rewind, r.rewindTo = cr.seq, true, ack
 	}
