@@ -175,6 +175,22 @@ func (c *Cast) Cancel() {
 	c.signal()
 }
 
+// Drop drops recipient from the cast with err as its result, and tells
+// it, unless it confirmed every chunk or was dropped already; a name not
+// among the cast's recipients is ignored. Call it when a recipient is
+// known not to pull (it refused the message that offered the cast), so
+// that the others need not wait the hold time on it.
+func (c *Cast) Drop(recipient string, err error) {
+	if err == nil {
+		err = errors.New("dropped")
+	}
+	for _, r := range c.recipients {
+		if r.name == recipient {
+			r.fail(err)
+		}
+	}
+}
+
 // Stats reports what was published so far on the cast subject (each
 // chunk message counts once, however many recipients it reaches); Acked
 // is the fewest chunks any recipient not dropped has confirmed.

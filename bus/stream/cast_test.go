@@ -680,3 +680,58 @@ func TestCastRewindResendsAtMostAWindowToTheOthers(t *testing.T) {
 		t.Errorf("sender %+v: %d chunks resent for one rogue rewind, want at most two windows (%d)", st, st.Resent, 2*w)
 	}
 }
+
+// TestCastDropLetsTheOthersGoOn: a recipient that will never pull (it
+// refused the offer) holds the cast back for the hold time; dropped by
+// name as soon as that is known, it is told, its result is the error
+// given, and the others complete long before the hold time. A recipient
+// that completed keeps its nil result; an unknown name changes nothing.
+func TestCastDropLetsTheOthersGoOn(t *testing.T) {
+	s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 20 * time.Second })
+	data := randomBytes(40*64<<10, 11)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := s.sender.Prepare(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.sender.OfferCast(ctx, s.names, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aborts, err := s.conns[2].SubscribeSync(bus.Stream("site-4", "site-1", c.Manifest.StreamId))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	refused := errors.New("site-4 refused the model")
+	c.Drop("site-4", refused)
+	c.Drop("site-9", refused)
+	sinks, _, errs := s.receiveAll(ctx, c, []bool{true, true, false}, nil)
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, hold := time.Since(start), castHold(s.sender.cfg); d > hold/2 {
+		t.Fatalf("the cast took %v, want far less than the hold time %v: it waited on the dropped recipient", d, hold)
+	}
+	for i, name := range s.names[:2] {
+		if errs[i] != nil || results[name] != nil {
+			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
+		}
+		sinks[i].check(t, data)
+	}
+	if r := results["site-4"]; !errors.Is(r, refused) || !strings.Contains(r.Error(), "to site-4:") {
+		t.Fatalf("site-4's result %v, want the error it was dropped with, naming it", r)
+	}
+	if _, ok := results["site-9"]; ok || len(results) != 3 {
+		t.Fatalf("results %v: want the three recipients' only", results)
+	}
+	if m, err := aborts.NextMsg(5 * time.Second); err != nil || isChunk(m) || m.Data[0] != kindSenderAbort {
+		t.Fatalf("site-4 was told %v %v, want an abort", m, err)
+	}
+	c.Drop("site-2", refused) // after the end: nothing changes
+	if again, _ := c.Wait(ctx); again["site-2"] != nil {
+		t.Fatalf("site-2's result became %v after the cast ended", again["site-2"])
+	}
+}
