@@ -534,6 +534,10 @@ func TestCastCancelAndCloseTellEveryRecipient(t *testing.T) {
 				if !errors.Is(errs[i], ErrAborted) || !errors.Is(results[name], tc.want) {
 					t.Fatalf("%s: Receive %v, result %v; want ErrAborted and %v", name, errs[i], results[name], tc.want)
 				}
+				// A failed Receive unsubscribed from the cast too.
+				if n := s.conns[i].NumSubscriptions(); n != 1 {
+					t.Fatalf("%s has %d subscriptions after the failed stream, want its inbox only", name, n)
+				}
 			}
 			if d := time.Since(start); d > 5*time.Second {
 				t.Fatalf("took %v: the recipients were not told", d)
@@ -733,5 +737,45 @@ func TestCastDropLetsTheOthersGoOn(t *testing.T) {
 	c.Drop("site-2", refused) // after the end: nothing changes
 	if again, _ := c.Wait(ctx); again["site-2"] != nil {
 		t.Fatalf("site-2's result became %v after the cast ended", again["site-2"])
+	}
+}
+
+// TestCastReceiveEndedByItsContextUnsubscribes: a Receive of a cast whose
+// context ends while it waits (the other recipient holds the cast back)
+// returns the context's error, leaves no subscription to the cast and no
+// stream behind, and the sender drops it as aborted.
+func TestCastReceiveEndedByItsContextUnsubscribes(t *testing.T) {
+	s := newCastSetup(t, 2, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 20 * time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := s.sender.Prepare(ctx, randomBytes(40*64<<10, 12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.sender.OfferCast(ctx, s.names, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, stop := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer stop()
+	if _, err := s.recipients[0].Receive(short, "site-1", c.Manifest, newCheckSink()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive: %v, want the context's deadline", err)
+	}
+	if n := s.conns[0].NumSubscriptions(); n != 1 {
+		t.Fatalf("site-2 has %d subscriptions after its Receive ended, want its inbox only", n)
+	}
+	s.recipients[0].mu.Lock()
+	left := len(s.recipients[0].in)
+	s.recipients[0].mu.Unlock()
+	if left != 0 {
+		t.Fatalf("site-2 still has %d incoming streams", left)
+	}
+	c.Drop("site-3", errors.New("never pulls"))
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(results["site-2"], ErrAborted) {
+		t.Fatalf("site-2's result %v, want ErrAborted (it said it gave up)", results["site-2"])
 	}
 }
