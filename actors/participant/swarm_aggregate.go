@@ -384,11 +384,17 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 		future := ctx.RequestFuture(p.cfg.Bridge, &bridge.Ask{To: holder, Msg: msg,
 			JobID: jobID, Round: at.round, Timeout: timeout, SealTo: j.swarm.keys[holder]}, timeout+time.Second)
 		ctx.ReenterAfter(future, func(res any, err error) {
-			if pending--; pending == 0 && cast != nil {
-				cast.Cancel() // every holder answered: none pulls any more
-			}
 			if f, ok := res.(*bridge.Failed); ok && err == nil {
 				err = f.Err
+			}
+			if err != nil && cast != nil {
+				// It refused the model or did not answer in time: it
+				// pulls no more, and the cast does not wait its hold
+				// time on it while the other holders wait behind it.
+				cast.Drop(holder, err)
+			}
+			if pending--; pending == 0 && cast != nil {
+				cast.Cancel() // every holder answered: none pulls any more
 			}
 			if err != nil {
 				p.audit(auditor.Event{Action: "model.undelivered", JobID: jobID, Round: at.round, Peer: holder, PeerEvent: closed,

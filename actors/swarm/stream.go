@@ -125,7 +125,7 @@ func (s *ModelSink) Model() *model.Model { return s.model }
 // of 64 bytes, as bus/stream's chunk sizes are.
 func (s *ModelSink) WriteChunk(_ int, offset int64, data []byte) error {
 	switch {
-	case offset < 0 || offset+int64(len(data)) > s.total:
+	case offset < 0 || int64(len(data)) > s.total-offset: // no overflow
 		return fmt.Errorf("chunk of %d bytes at %d does not fit a %d-byte model", len(data), offset, s.total)
 	case offset%64 != 0 || len(data)%4 != 0:
 		return errors.New("chunk not aligned to the cipher's blocks")

@@ -286,3 +286,75 @@ func TestModelSinkChecksTheModelAsItComes(t *testing.T) {
 		t.Errorf("finite extremes reported non-finite in %q", bad)
 	}
 }
+
+// Whatever order and however often chunks come (in order with a chunk
+// written again with other bytes, out of order, one chunk twice), Checked
+// reports the digest and finiteness of the model the sink holds, never of
+// bytes it held earlier. The other bytes decrypt to a NaN, in one case
+// written over good values and in another overwritten by them.
+func TestModelSinkCheckedIsOfTheModelHeld(t *testing.T) {
+	m := &model.Model{Tensors: []model.Tensor{
+		{Name: "w", Shape: []int{600}, Data: make([]float32, 600)},
+		{Name: "b", Shape: []int{16}, Data: make([]float32, 16)},
+	}}
+	for i := range m.Tensors[0].Data {
+		m.Tensors[0].Data[i] = float32(i)
+	}
+	data, key, err := swarm.EncryptModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// nan is chunk 1's ciphertext made to decrypt to a NaN at its start:
+	// CTR is XOR, so the plaintext changes by what the ciphertext does.
+	nan := append([]byte(nil), data[1024:2048]...)
+	bits := math.Float32bits(float32(1024/4)) ^ math.Float32bits(float32(math.NaN()))
+	for b := range 4 {
+		nan[b] ^= byte(bits >> (8 * b))
+	}
+	type write struct {
+		chunk int
+		bad   bool
+	}
+	for _, tc := range []struct {
+		name     string
+		writes   []write
+		holdsNaN bool
+	}{
+		{"in order, then chunk 1 bad", []write{{0, false}, {1, false}, {2, false}, {1, true}}, true},
+		{"in order with chunk 1 bad, then good", []write{{0, false}, {1, true}, {2, false}, {1, false}}, false},
+		{"chunk 0 twice", []write{{0, false}, {0, false}, {1, false}, {2, false}}, false},
+		{"backwards", []write{{2, false}, {1, true}, {0, false}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink, err := swarm.NewModelSink(m, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.writes {
+				off := w.chunk * 1024
+				chunk := data[off:min(off+1024, len(data))]
+				if w.bad {
+					chunk = nan
+				}
+				if err := sink.WriteChunk(w.chunk, int64(off), chunk); err != nil {
+					t.Fatal(err)
+				}
+			}
+			held := sink.Model()
+			wantBad := ""
+			if model.FirstNonFinite(held.Tensors[0].Data) >= 0 {
+				wantBad = "w"
+			}
+			if (wantBad != "") != tc.holdsNaN {
+				t.Fatalf("the sink holds a NaN: %v, want %v: the case is not what it says", wantBad != "", tc.holdsNaN)
+			}
+			if err := sink.WriteChunk(0, math.MaxInt64-63, data[:128]); err == nil {
+				t.Fatal("a chunk whose end overflows the offsets was taken")
+			}
+			digest, bad := sink.Checked()
+			if !bytes.Equal(digest, swarm.Digest(held)) || bad != wantBad {
+				t.Fatalf("Checked: digest of the model held %v, non-finite %q (want %q)", bytes.Equal(digest, swarm.Digest(held)), bad, wantBad)
+			}
+		})
+	}
+}

@@ -68,7 +68,8 @@ type castRecipient struct {
 // offer, and grants credit and asks for rewinds on its own unicast
 // subject. Chunk i goes out once it is below every live recipient's
 // credit limit, so the slowest paces the cast, a window ahead of its
-// confirmed chunks. A rewind one recipient asks for resends from there on
+// confirmed chunks (credit beyond this Manager's Window past a
+// recipient's confirmed chunks is not honoured). A rewind one recipient asks for resends from there on
 // the cast subject (the others drop the duplicates).
 //
 // A recipient is dropped from the cast, told with an abort on its unicast
@@ -174,6 +175,22 @@ func (c *Cast) Cancel() {
 	c.signal()
 }
 
+// Drop drops recipient from the cast with err as its result, and tells
+// it, unless it confirmed every chunk or was dropped already; a name not
+// among the cast's recipients is ignored. Call it when a recipient is
+// known not to pull (it refused the message that offered the cast), so
+// that the others need not wait the hold time on it.
+func (c *Cast) Drop(recipient string, err error) {
+	if err == nil {
+		err = errors.New("dropped")
+	}
+	for _, r := range c.recipients {
+		if r.name == recipient {
+			r.fail(err)
+		}
+	}
+}
+
 // Stats reports what was published so far on the cast subject (each
 // chunk message counts once, however many recipients it reaches); Acked
 // is the fewest chunks any recipient not dropped has confirmed.
@@ -208,7 +225,12 @@ func (r *castRecipient) control(cr credit) {
 	if ack > r.acked {
 		r.acked, r.progress = ack, r.heard
 	}
-	r.limit = max(r.limit, min(max(cr.limit, 0), c.l.count))
+	// Its credit is held to a window (this sender's) past what it
+	// confirmed: a rewind resends from the fewest chunks any recipient
+	// confirmed, on the subject every recipient hears, so a recipient that
+	// granted itself credit far ahead of its confirmations could otherwise
+	// have the others sent, unpaced, everything they already took.
+	r.limit = max(r.limit, min(max(cr.limit, 0), c.l.count, r.acked+c.m.cfg.Window))
 	if cr.seq > r.seq {
 		r.seq, r.rewind, r.rewindTo = cr.seq, true, ack
 	}

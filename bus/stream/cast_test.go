@@ -534,6 +534,10 @@ func TestCastCancelAndCloseTellEveryRecipient(t *testing.T) {
 				if !errors.Is(errs[i], ErrAborted) || !errors.Is(results[name], tc.want) {
 					t.Fatalf("%s: Receive %v, result %v; want ErrAborted and %v", name, errs[i], results[name], tc.want)
 				}
+				// A failed Receive unsubscribed from the cast too.
+				if n := s.conns[i].NumSubscriptions(); n != 1 {
+					t.Fatalf("%s has %d subscriptions after the failed stream, want its inbox only", name, n)
+				}
 			}
 			if d := time.Since(start); d > 5*time.Second {
 				t.Fatalf("took %v: the recipients were not told", d)
@@ -544,8 +548,9 @@ func TestCastCancelAndCloseTellEveryRecipient(t *testing.T) {
 
 // TestCastResumesAfterARecipientsLinkIsCut: site-3's leaf link is cut as
 // it takes chunk 64 of 256, and the cast goes on meanwhile (site-2's
-// window of 4 paces it, within site-3's credit of 32), so chunks cast
-// while the link is down never reach site-3. Its subscription to the cast
+// window of 4 paces it, within site-3's credit of 32, which the sender's
+// Window of 32 lets it honour), so chunks cast while the link is down
+// never reach site-3. Its subscription to the cast
 // comes back with the link, it asks for the chunks it lost, and every
 // recipient completes without the cast starting over.
 func TestCastResumesAfterARecipientsLinkIsCut(t *testing.T) {
@@ -554,7 +559,7 @@ func TestCastResumesAfterARecipientsLinkIsCut(t *testing.T) {
 		switch i {
 		case 0:
 			c.Window = 4
-		case 1:
+		case -1, 1:
 			c.Window = 32
 		}
 	})
@@ -605,5 +610,172 @@ func TestCastResumesAfterARecipientsLinkIsCut(t *testing.T) {
 	}
 	if st.Sent > chunks+chunks/2 {
 		t.Fatalf("sent %d chunk messages for %d chunks: the cast started over", st.Sent, chunks)
+	}
+}
+
+// TestCastRewindResendsAtMostAWindowToTheOthers: a recipient (spoken by
+// hand on site-4's connection) that confirms nothing but grants itself
+// credit for the whole stream, and asks for a rewind to chunk 0 once the
+// others are past chunk 40, must not make the cast resend everything the
+// others already took: those duplicates go down every honest recipient's
+// link too, unpaced by their credit. The cast holds each recipient's
+// credit to a window past what it confirmed, so the rogue paces it like a
+// slow recipient (and is dropped for holding it), and no honest recipient
+// gets more than two windows of duplicates.
+func TestCastRewindResendsAtMostAWindowToTheOthers(t *testing.T) {
+	s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 4 * time.Second })
+	const chunks = 64
+	data := randomBytes(chunks*64<<10, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := s.sender.Prepare(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.sender.OfferCast(ctx, s.names, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := c.Manifest.StreamId
+	rogue := s.conns[2] // site-4: its Manager stays out of it
+	ctl := bus.Stream("site-1", "site-4", id)
+	var once sync.Once
+	rewound := make(chan struct{})
+	if _, err := rogue.Subscribe(bus.Cast("site-1", id), func(m *nats.Msg) {
+		if i, _, ok := parseChunk(m); ok && i >= 40 {
+			once.Do(func() {
+				rogue.Publish(ctl, credit{ack: 0, limit: chunks, seq: 1}.encode())
+				close(rewound)
+			})
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rogue.Publish(ctl, credit{ack: 0, limit: chunks}.encode())
+
+	sinks, stats, errs := s.receiveAll(ctx, c, []bool{true, true, false}, nil)
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range s.names[:2] {
+		if errs[i] != nil || results[name] != nil {
+			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
+		}
+		sinks[i].check(t, data)
+	}
+	if results["site-4"] == nil {
+		t.Fatal("site-4 confirmed nothing and was not dropped")
+	}
+	w := s.sender.cfg.Window
+	st := c.Stats()
+	select {
+	case <-rewound:
+		t.Logf("site-4 asked for its rewind; sender %+v", st)
+	default:
+		t.Logf("site-4 was held before chunk 40 and asked for no rewind; sender %+v", st)
+	}
+	for i, name := range s.names[:2] {
+		if stats[i].Dropped > 2*w {
+			t.Errorf("%s dropped %d chunk copies (%+v), want at most two windows (%d): the rogue's rewind reached it", name, stats[i].Dropped, stats[i], 2*w)
+		}
+	}
+	if st.Resent > 2*w {
+		t.Errorf("sender %+v: %d chunks resent for one rogue rewind, want at most two windows (%d)", st, st.Resent, 2*w)
+	}
+}
+
+// TestCastDropLetsTheOthersGoOn: a recipient that will never pull (it
+// refused the offer) holds the cast back for the hold time; dropped by
+// name as soon as that is known, it is told, its result is the error
+// given, and the others complete long before the hold time. A recipient
+// that completed keeps its nil result; an unknown name changes nothing.
+func TestCastDropLetsTheOthersGoOn(t *testing.T) {
+	s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 20 * time.Second })
+	data := randomBytes(40*64<<10, 11)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := s.sender.Prepare(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.sender.OfferCast(ctx, s.names, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aborts, err := s.conns[2].SubscribeSync(bus.Stream("site-4", "site-1", c.Manifest.StreamId))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	refused := errors.New("site-4 refused the model")
+	c.Drop("site-4", refused)
+	c.Drop("site-9", refused)
+	sinks, _, errs := s.receiveAll(ctx, c, []bool{true, true, false}, nil)
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, hold := time.Since(start), castHold(s.sender.cfg); d > hold/2 {
+		t.Fatalf("the cast took %v, want far less than the hold time %v: it waited on the dropped recipient", d, hold)
+	}
+	for i, name := range s.names[:2] {
+		if errs[i] != nil || results[name] != nil {
+			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
+		}
+		sinks[i].check(t, data)
+	}
+	if r := results["site-4"]; !errors.Is(r, refused) || !strings.Contains(r.Error(), "to site-4:") {
+		t.Fatalf("site-4's result %v, want the error it was dropped with, naming it", r)
+	}
+	if _, ok := results["site-9"]; ok || len(results) != 3 {
+		t.Fatalf("results %v: want the three recipients' only", results)
+	}
+	if m, err := aborts.NextMsg(5 * time.Second); err != nil || isChunk(m) || m.Data[0] != kindSenderAbort {
+		t.Fatalf("site-4 was told %v %v, want an abort", m, err)
+	}
+	c.Drop("site-2", refused) // after the end: nothing changes
+	if again, _ := c.Wait(ctx); again["site-2"] != nil {
+		t.Fatalf("site-2's result became %v after the cast ended", again["site-2"])
+	}
+}
+
+// TestCastReceiveEndedByItsContextUnsubscribes: a Receive of a cast whose
+// context ends while it waits (the other recipient holds the cast back)
+// returns the context's error, leaves no subscription to the cast and no
+// stream behind, and the sender drops it as aborted.
+func TestCastReceiveEndedByItsContextUnsubscribes(t *testing.T) {
+	s := newCastSetup(t, 2, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 20 * time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := s.sender.Prepare(ctx, randomBytes(40*64<<10, 12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.sender.OfferCast(ctx, s.names, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, stop := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer stop()
+	if _, err := s.recipients[0].Receive(short, "site-1", c.Manifest, newCheckSink()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive: %v, want the context's deadline", err)
+	}
+	if n := s.conns[0].NumSubscriptions(); n != 1 {
+		t.Fatalf("site-2 has %d subscriptions after its Receive ended, want its inbox only", n)
+	}
+	s.recipients[0].mu.Lock()
+	left := len(s.recipients[0].in)
+	s.recipients[0].mu.Unlock()
+	if left != 0 {
+		t.Fatalf("site-2 still has %d incoming streams", left)
+	}
+	c.Drop("site-3", errors.New("never pulls"))
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(results["site-2"], ErrAborted) {
+		t.Fatalf("site-2's result %v, want ErrAborted (it said it gave up)", results["site-2"])
 	}
 }

@@ -99,7 +99,9 @@
 // rewinds, probes and aborts. The sender publishes chunk i on the cast
 // subject once i is below every live recipient's limit, so the slowest
 // paces the cast and each recipient has at most its window in flight (two
-// just after a rewind). A rewind from one recipient resends from there on
+// just after a rewind): the sender honours no recipient's credit beyond
+// its own Window past what that recipient confirmed, so no recipient's
+// rewind resends more than that to the others. A rewind from one recipient resends from there on
 // the cast subject, and the others drop the duplicates. The sender drops a
 // recipient from the cast, with an abort on its unicast subject and an
 // error naming it in the result that Cast.Wait returns, when it aborts,

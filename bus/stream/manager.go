@@ -57,10 +57,13 @@ const (
 
 // Config configures a Manager.
 type Config struct {
-	Conn         *nats.Conn    // this process's connection (in-process to its hub or leaf)
-	Self         string        // participant name
-	ChunkBytes   int           // default DefaultChunkBytes (1 MiB); at most MaxChunkBytes
-	Window       int           // chunks in flight per stream (credit); default 16, at most MaxWindow
+	Conn       *nats.Conn // this process's connection (in-process to its hub or leaf)
+	Self       string     // participant name
+	ChunkBytes int        // default DefaultChunkBytes (1 MiB); at most MaxChunkBytes
+	// Window is the chunks in flight per stream (credit); default 16, at
+	// most MaxWindow. A cast also honours no recipient's credit beyond
+	// Window past what that recipient confirmed.
+	Window       int
 	StallTimeout time.Duration // no progress for this long fails a stream; default 30s
 	// RetryInterval: a recipient that delivered nothing for this long asks
 	// the sender to resend from the first missing chunk, and an idle sender
