@@ -56,6 +56,33 @@ func newCastSetup(t testing.TB, n int, tweak func(i int, c *Config)) *castSetup 
 	return s
 }
 
+// cast offers data, prepared, in one cast to every recipient, under a
+// context that ends after timeout (or with the test).
+func (s *castSetup) cast(t testing.TB, data []byte, timeout time.Duration) (context.Context, *Cast) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	p, err := s.sender.Prepare(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.sender.OfferCast(ctx, s.names, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, c
+}
+
+// gotAll fails the test unless the recipient name's Receive (err) and its
+// result in the cast both succeeded and its sink got data.
+func gotAll(t testing.TB, name string, err error, results map[string]error, sink *checkSink, data []byte) {
+	t.Helper()
+	if err != nil || results[name] != nil {
+		t.Fatalf("%s: Receive %v, cast result %v", name, err, results[name])
+	}
+	sink.check(t, data)
+}
+
 // receiveAll runs Receive of the cast at each recipient whose want is
 // true, each into a fresh checkSink (whose hook, if set, runs first), and
 // returns what each got when all returned.
@@ -109,10 +136,7 @@ func TestCastDeliversTheSameBytesToEveryRecipient(t *testing.T) {
 	}
 	chunks := len(c.Manifest.ChunkHashes)
 	for i, name := range s.names {
-		if errs[i] != nil || results[name] != nil {
-			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
-		}
-		sinks[i].check(t, data)
+		gotAll(t, name, errs[i], results, sinks[i], data)
 		if stats[i].Chunks != chunks || stats[i].Corrupt != 0 {
 			t.Fatalf("%s: stats %+v, want %d chunks, none corrupt", name, stats[i], chunks)
 		}
@@ -153,22 +177,13 @@ func TestCastDropsARecipientThatGrantsNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c) })
 			data := randomBytes(40*64<<10+7, 2)
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			p, err := s.sender.Prepare(ctx, data)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ctx, c := s.cast(t, data, 20*time.Second)
 			release := make(chan struct{})
 			var releaseOnce sync.Once
 			unblock := func() { releaseOnce.Do(func() { close(release) }) }
 			t.Cleanup(unblock) // before the managers close
 			var stopped time.Time
 			var stopMu sync.Mutex
-			c, err := s.sender.OfferCast(ctx, s.names, p)
-			if err != nil {
-				t.Fatal(err)
-			}
 			start := time.Now()
 			want := []bool{true, !tc.never, true}
 			var sinks []*checkSink
@@ -198,10 +213,7 @@ func TestCastDropsARecipientThatGrantsNothing(t *testing.T) {
 				if i == 1 {
 					continue
 				}
-				if errs[i] != nil || results[name] != nil {
-					t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
-				}
-				sinks[i].check(t, data)
+				gotAll(t, name, errs[i], results, sinks[i], data)
 			}
 			stuck := results["site-3"]
 			if !errors.Is(stuck, ErrStalled) || !strings.Contains(stuck.Error(), "to site-3:") {
@@ -233,16 +245,7 @@ func TestCastDropsARecipientThatGrantsNothing(t *testing.T) {
 func TestCastDropsARecipientThatRewindsForever(t *testing.T) {
 	s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c) })
 	data := randomBytes(40*64<<10, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	p, err := s.sender.Prepare(ctx, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.sender.OfferCast(ctx, s.names, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := s.cast(t, data, 20*time.Second)
 	id := c.Manifest.StreamId
 	// site-4 is the rogue: its Manager stays out of it, its connection
 	// speaks the protocol.
@@ -270,10 +273,7 @@ func TestCastDropsARecipientThatRewindsForever(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, name := range s.names[:2] {
-		if errs[i] != nil || results[name] != nil {
-			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
-		}
-		sinks[i].check(t, data)
+		gotAll(t, name, errs[i], results, sinks[i], data)
 	}
 	if r := results["site-4"]; !errors.Is(r, ErrRewinds) || !strings.Contains(r.Error(), "to site-4:") {
 		t.Fatalf("site-4's result %v, want ErrRewinds naming it", r)
@@ -304,16 +304,7 @@ func TestCastResendsACorruptChunkToOneRecipient(t *testing.T) {
 		}
 	})
 	data := randomBytes(20*64<<10+100, 4)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	p, err := s.sender.Prepare(ctx, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.sender.OfferCast(ctx, s.names, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := s.cast(t, data, 20*time.Second)
 	victim := s.recipients[0]
 	key := streamKey{peer: "site-1", id: c.Manifest.StreamId}
 	var injected error
@@ -342,10 +333,7 @@ func TestCastResendsACorruptChunkToOneRecipient(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, name := range s.names {
-		if errs[i] != nil || results[name] != nil {
-			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
-		}
-		sinks[i].check(t, data)
+		gotAll(t, name, errs[i], results, sinks[i], data)
 	}
 	if stats[0].Corrupt != 1 || stats[0].Resent < 1 {
 		t.Fatalf("site-2's stats %+v, want the bad copy refused and re-requested", stats[0])
@@ -378,16 +366,7 @@ func TestCastCannotBeForgedOrOverheard(t *testing.T) {
 	defer admin.Close()
 
 	data := randomBytes(40*64<<10, 5)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	p, err := s.sender.Prepare(ctx, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.sender.OfferCast(ctx, s.names, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := s.cast(t, data, 20*time.Second)
 	id := c.Manifest.StreamId
 	spy, err := admin.SubscribeSync(bus.Cast("site-1", id))
 	if err != nil {
@@ -422,10 +401,7 @@ func TestCastCannotBeForgedOrOverheard(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, name := range s.names {
-		if errs[i] != nil || results[name] != nil {
-			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
-		}
-		sinks[i].check(t, data)
+		gotAll(t, name, errs[i], results, sinks[i], data)
 		if stats[i].Corrupt != 0 {
 			t.Fatalf("%s's stats %+v: forged chunks reached it", name, stats[i])
 		}
@@ -509,16 +485,7 @@ func TestCastCancelAndCloseTellEveryRecipient(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newCastSetup(t, 2, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 20 * time.Second })
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			p, err := s.sender.Prepare(ctx, randomBytes(40*64<<10, 6))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := s.sender.OfferCast(ctx, s.names, p)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ctx, c := s.cast(t, randomBytes(40*64<<10, 6), 10*time.Second)
 			start := time.Now()
 			var once sync.Once
 			_, _, errs := s.receiveAll(ctx, c, nil, func(i, chunk int) {
@@ -564,16 +531,7 @@ func TestCastResumesAfterARecipientsLinkIsCut(t *testing.T) {
 		}
 	})
 	data := randomBytes(64<<20, 9)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	p, err := s.sender.Prepare(ctx, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.sender.OfferCast(ctx, s.names, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := s.cast(t, data, 60*time.Second)
 	var cut error
 	sinks, stats, errs := s.receiveAll(ctx, c, nil, func(i, chunk int) {
 		if i != 1 || chunk != 64 {
@@ -598,10 +556,7 @@ func TestCastResumesAfterARecipientsLinkIsCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, name := range s.names {
-		if errs[i] != nil || results[name] != nil {
-			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
-		}
-		sinks[i].check(t, data)
+		gotAll(t, name, errs[i], results, sinks[i], data)
 	}
 	chunks, st := len(c.Manifest.ChunkHashes), c.Stats()
 	t.Logf("%d chunks: sent %d (%d again); site-3 %+v", chunks, st.Sent, st.Resent, stats[1])
@@ -626,16 +581,7 @@ func TestCastRewindResendsAtMostAWindowToTheOthers(t *testing.T) {
 	s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 4 * time.Second })
 	const chunks = 64
 	data := randomBytes(chunks*64<<10, 10)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	p, err := s.sender.Prepare(ctx, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.sender.OfferCast(ctx, s.names, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := s.cast(t, data, 20*time.Second)
 	id := c.Manifest.StreamId
 	rogue := s.conns[2] // site-4: its Manager stays out of it
 	ctl := bus.Stream("site-1", "site-4", id)
@@ -659,10 +605,7 @@ func TestCastRewindResendsAtMostAWindowToTheOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, name := range s.names[:2] {
-		if errs[i] != nil || results[name] != nil {
-			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
-		}
-		sinks[i].check(t, data)
+		gotAll(t, name, errs[i], results, sinks[i], data)
 	}
 	if results["site-4"] == nil {
 		t.Fatal("site-4 confirmed nothing and was not dropped")
@@ -693,16 +636,7 @@ func TestCastRewindResendsAtMostAWindowToTheOthers(t *testing.T) {
 func TestCastDropLetsTheOthersGoOn(t *testing.T) {
 	s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 20 * time.Second })
 	data := randomBytes(40*64<<10, 11)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	p, err := s.sender.Prepare(ctx, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.sender.OfferCast(ctx, s.names, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := s.cast(t, data, 20*time.Second)
 	aborts, err := s.conns[2].SubscribeSync(bus.Stream("site-4", "site-1", c.Manifest.StreamId))
 	if err != nil {
 		t.Fatal(err)
@@ -720,10 +654,7 @@ func TestCastDropLetsTheOthersGoOn(t *testing.T) {
 		t.Fatalf("the cast took %v, want far less than the hold time %v: it waited on the dropped recipient", d, hold)
 	}
 	for i, name := range s.names[:2] {
-		if errs[i] != nil || results[name] != nil {
-			t.Fatalf("%s: Receive %v, cast result %v", name, errs[i], results[name])
-		}
-		sinks[i].check(t, data)
+		gotAll(t, name, errs[i], results, sinks[i], data)
 	}
 	if r := results["site-4"]; !errors.Is(r, refused) || !strings.Contains(r.Error(), "to site-4:") {
 		t.Fatalf("site-4's result %v, want the error it was dropped with, naming it", r)
@@ -746,16 +677,7 @@ func TestCastDropLetsTheOthersGoOn(t *testing.T) {
 // stream behind, and the sender drops it as aborted.
 func TestCastReceiveEndedByItsContextUnsubscribes(t *testing.T) {
 	s := newCastSetup(t, 2, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 20 * time.Second })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	p, err := s.sender.Prepare(ctx, randomBytes(40*64<<10, 12))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.sender.OfferCast(ctx, s.names, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := s.cast(t, randomBytes(40*64<<10, 12), 10*time.Second)
 	short, stop := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer stop()
 	if _, err := s.recipients[0].Receive(short, "site-1", c.Manifest, newCheckSink()); !errors.Is(err, context.DeadlineExceeded) {
