@@ -40,8 +40,7 @@ func auditRows(t *testing.T, h *harness, action string) []AuditEntry {
 // already approved.
 func TestUploadDuringApprovalIsRefused(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	page := alice.addSite(url.Values{"name": {"site-1"}})
 	_, csr := makeCSR(t, pki.Identity{Name: "site-1", Org: "clinic-a", Kind: pki.KindSite})
 	alice.upload(page+"/csr", csr).want(t, http.StatusSeeOther)
@@ -80,8 +79,7 @@ func TestUploadDuringApprovalIsRefused(t *testing.T) {
 // never reused, even after a delete.
 func TestApprovalBindsToTheKeyShown(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	page := alice.addSite(url.Values{"name": {"site-1"}})
 	site := pki.Identity{Name: "site-1", Org: "clinic-a", Kind: pki.KindSite}
 	_, oldCSR := makeCSR(t, site)
@@ -179,8 +177,7 @@ func mustInt(t *testing.T, s string) int64 {
 // reason and audited, and no kit is issued twice.
 func TestDecisionsOnlyOnPendingRequests(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	site1 := alice.addSite(url.Values{"name": {"site-1"}})
 	site2 := alice.addSite(url.Values{"name": {"site-2"}})
 	_, csr1 := makeCSR(t, pki.Identity{Name: "site-1", Org: "clinic-a", Kind: pki.KindSite})
@@ -244,8 +241,7 @@ func TestDecisionsOnlyOnPendingRequests(t *testing.T) {
 // the request stays pending and no kit is issued for it.
 func TestApprovalRefusedByProvisioningIsAudited(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	page := alice.addSite(url.Values{"name": {"site-1"}})
 	_, csr := makeCSR(t, pki.Identity{Name: "site-1", Org: "clinic-a", Kind: pki.KindSite})
 	alice.upload(page+"/csr", csr).want(t, http.StatusSeeOther)

@@ -228,6 +228,15 @@ func excerpt(body string) string {
 	return body
 }
 
+// projectAndOrgAdmin is most tests' start: the project admin (paEmail, of
+// org "hub") set up, and alice, clinic-a's org admin, invited by them and
+// signed in.
+func (h *harness) projectAndOrgAdmin() (pa, alice *client) {
+	h.t.Helper()
+	pa = h.setupAdmin(paEmail, "hub", paPass)
+	return pa, h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+}
+
 // setupAdmin sets the project admin up through the one-time link.
 func (h *harness) setupAdmin(email, org, password string) *client {
 	h.t.Helper()

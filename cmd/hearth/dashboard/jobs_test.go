@@ -99,8 +99,7 @@ func TestJobsPages(t *testing.T) {
 	f := jobsFixture()
 	h := newHarnessWith(t, []provision.SiteSpec{{Name: "site-a", Org: "clinic-a"}, {Name: "site-b", Org: "clinic-b"}},
 		func(c *Config) { c.DialConsole, c.ConsoleName = f.dial, "pa@hub.org" })
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	carol := h.accept(pa.invite(memberEm, pki.RoleMember, "clinic-a"), memberPw)
 
 	pa.get("/jobs").want(t, 200, jobA, jobB, jobC, "b-only")

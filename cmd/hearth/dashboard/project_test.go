@@ -136,8 +136,7 @@ func TestNonEmptyFolderRefused(t *testing.T) {
 // has a kit the change is refused with the reason, and nothing changes.
 func TestChangeServer(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	lead := h.accept(pa.invite("lee@clinic-a.org", pki.RoleLead, "clinic-a"), "lead's password!")
 	// change is the form (a new one each time: post adds the csrf field).
 	change := func(leafPort string) url.Values {
@@ -201,8 +200,7 @@ func TestChangeServer(t *testing.T) {
 // org admin is refused, as are a site's CSR and a taken name.
 func TestAddAggregator(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	reqDir, csr := makeCSR(t, pki.Identity{Name: "agg-1", Org: "hub", Kind: pki.KindAggregator})
 
 	alice.get("/")
@@ -252,8 +250,7 @@ func TestAddAggregator(t *testing.T) {
 // changes.
 func TestRenameProject(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	oldRoot, _ := provision.RootFingerprint(h.ws)
 	rename := func(name string) url.Values { return url.Values{"project": {name}} }
 	unchanged := func(t *testing.T, name string, root kit.Fingerprint) {

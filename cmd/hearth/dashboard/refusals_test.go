@@ -110,8 +110,7 @@ func TestAuthorize(t *testing.T) {
 // for him it does not exist.
 func TestOrgAdminStaysInItsOrg(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	bob := h.accept(pa.invite(bobEm, pki.RoleOrgAdmin, "clinic-b"), bobPw)
 	site := alice.addSite(url.Values{"name": {"site-a"}})
 	_, csr := makeCSR(t, pki.Identity{Name: "site-a", Org: "clinic-a", Kind: pki.KindSite})
@@ -133,8 +132,7 @@ func TestOrgAdminStaysInItsOrg(t *testing.T) {
 // an approval; an org admin neither.
 func TestMemberCannotApprove(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	carol := h.accept(pa.invite(memberEm, pki.RoleMember, "clinic-a"), memberPw)
 	_, csr := makeCSR(t, pki.Identity{Name: memberEm, Org: "clinic-a", Kind: pki.KindAdmin, Role: pki.RoleMember})
 	carol.upload("/me/csr", csr).want(t, http.StatusSeeOther)
@@ -225,8 +223,7 @@ func TestCSRFAndOrigin(t *testing.T) {
 // from the site's or the account's is refused, naming the difference.
 func TestCSRMustMatchTheRecord(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	site := alice.addSite(url.Values{"name": {"site-1"}})
 	cases := []struct {
 		name, path string

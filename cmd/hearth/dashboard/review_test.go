@@ -24,8 +24,7 @@ import (
 // while looking up each site's request, and hung).
 func TestSitesListsVisibleSites(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	site := alice.addSite(url.Values{"name": {"site-a"}})
 	_, csr := makeCSR(t, pki.Identity{Name: "site-a", Org: "clinic-a", Kind: pki.KindSite})
 	alice.upload(site+"/csr", csr).want(t, http.StatusSeeOther)
@@ -280,8 +279,7 @@ func TestSecurityHeadersEverywhere(t *testing.T) {
 // open invitation's, and an invitation may not name a site.
 func TestSiteNamesDoNotSquat(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	pa.invite(bobEm, pki.RoleOrgAdmin, "clinic-b")
 	for _, name := range []string{aliceEm, strings.ToUpper(bobEm), paEmail} {
 		alice.post("/sites", url.Values{"name": {name}}).want(t, http.StatusConflict, "already the name of")
@@ -296,8 +294,7 @@ func TestSiteNamesDoNotSquat(t *testing.T) {
 // site's certificate may not carry is refused when uploaded.
 func TestCSRHostsCheckedAtUpload(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	site := alice.addSite(url.Values{"name": {"site-a"}})
 	key, err := pki.NewKey()
 	if err != nil {
@@ -323,8 +320,7 @@ func TestCSRHostsCheckedAtUpload(t *testing.T) {
 // revoked account's sessions end and it cannot sign in again.
 func TestRevokedStaysOut(t *testing.T) {
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	pa, alice := h.projectAndOrgAdmin()
 	site := alice.addSite(url.Values{"name": {"site-a"}})
 	_, csr := makeCSR(t, pki.Identity{Name: "site-a", Org: "clinic-a", Kind: pki.KindSite})
 	alice.upload(site+"/csr", csr).want(t, http.StatusSeeOther)

@@ -156,8 +156,7 @@ func TestBrowserCSRUploaded(t *testing.T) {
 	}
 	made := runCSRScript(t, []map[string]any{id("site-1"), id("site-2")})
 	h := newHarness(t)
-	pa := h.setupAdmin(paEmail, "hub", paPass)
-	alice := h.accept(pa.invite(aliceEm, pki.RoleOrgAdmin, "clinic-a"), alicePw)
+	_, alice := h.projectAndOrgAdmin()
 	page := alice.addSite(url.Values{"name": {"site-1"}})
 
 	tampered := pkitest.AlterSignedCSR(t, []byte(made[0].CSR), "clinic-a", "clinic-b")
