@@ -50,7 +50,6 @@ type StreamSum struct {
 	acc        *model.Flat
 	chunkBytes int
 	chunks     int
-	zeros      []float32 // a chunk of zeros, for the finiteness check
 
 	// Unbounded FedAvg: one lock and the total weight folded, per chunk.
 	mu      []sync.Mutex
@@ -117,7 +116,7 @@ func newStreamSum(acc *model.Flat, chunkBytes int) (*StreamSum, error) {
 		return nil, fmt.Errorf("chunk size %d is not a positive multiple of 4", chunkBytes)
 	}
 	chunks := int((acc.Size() + int64(chunkBytes) - 1) / int64(chunkBytes))
-	return &StreamSum{acc: acc, chunkBytes: chunkBytes, chunks: chunks, zeros: make([]float32, chunkBytes/4)}, nil
+	return &StreamSum{acc: acc, chunkBytes: chunkBytes, chunks: chunks}, nil
 }
 
 // Site returns the sink for one site's update stream, with weight (its
@@ -230,25 +229,10 @@ func (s *StreamSum) check(index int, offset int64, data []byte) (blas32.Vector, 
 			index, len(data), s.chunkBytes, s.acc.Size())
 	}
 	xs := blas32.Vector{N: len(data) / 4, Inc: 1, Data: floats(data)}
-	if i, bad := firstNonFinite(xs.Data, s.zeros); bad {
+	if i := model.FirstNonFinite(xs.Data); i >= 0 {
 		return blas32.Vector{}, fmt.Errorf("chunk %d holds %v at byte %d", index, xs.Data[i], 4*i)
 	}
 	return xs, nil
-}
-
-// firstNonFinite finds a NaN or infinity in xs: x*0 is NaN exactly when x
-// is NaN or infinite, so x·0 is 0 exactly when all of x is finite (zeros
-// is at least as long as xs).
-func firstNonFinite(xs, zeros []float32) (int, bool) {
-	if blas32.Dot(blas32.Vector{N: len(xs), Inc: 1, Data: xs}, blas32.Vector{N: len(xs), Inc: 1, Data: zeros[:len(xs)]}) == 0 {
-		return 0, false
-	}
-	for i, x := range xs {
-		if x-x != 0 {
-			return i, true
-		}
-	}
-	return 0, false // unreachable: the dot product was not 0
 }
 
 // floats views little-endian float32 bytes as floats: in place when the
@@ -276,7 +260,7 @@ func (s *StreamSum) Mean() (*model.Flat, error) {
 	err := s.complete()
 	for c := 0; err == nil && c < s.chunks; c++ {
 		chunk := s.acc.Data[c*s.chunkBytes/4 : min((c+1)*s.chunkBytes/4, len(s.acc.Data))]
-		if i, bad := firstNonFinite(chunk, s.zeros); bad {
+		if i := model.FirstNonFinite(chunk); i >= 0 {
 			err = fmt.Errorf("aggregate value %d is %v: refused, the global model stays finite", c*s.chunkBytes/4+i, chunk[i])
 		}
 	}
