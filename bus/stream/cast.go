@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,8 +19,11 @@ import (
 // (the round's global model to every holder): each chunk is published once
 // on bus.Cast(self, id), and the hub fans it out to every recipient's
 // leaf, while flow control stays per recipient, on the unicast subjects.
-// The slowest recipient paces the cast; one that stalls, aborts or asks
-// for too much resending is dropped from it, and the others go on.
+// The slowest recipient paces the cast, until it has held the others back
+// for the cast's lag (below): then it is split off onto a stream of its
+// own (the same stream id, its chunks on its unicast subject), and the
+// others go on without it. One that stalls, aborts or asks for too much
+// resending is dropped from it, and the others go on.
 type Cast struct {
 	// Manifest describes the stream; it is the same for every recipient
 	// (its Cast field set). Put it inside the signed message that offers
@@ -37,7 +41,9 @@ type Cast struct {
 	mu         sync.Mutex
 	recipients []*castRecipient
 	failure    error // Cancel, or the connection closed: ends the cast for all
-	stats      SendStats
+	stats      CastStats
+	holding    []*castRecipient // those that held the cast back at the last step
+	stepped    time.Time        // when that step was
 }
 
 // castRecipient is one recipient of a cast: what the sender knows of it.
@@ -55,10 +61,18 @@ type castRecipient struct {
 	heard        time.Time // last message from it
 	progress     time.Time // acked last grew, or it last held nothing back
 	lastProbe    time.Time
-	resent       int   // chunks sent again because it asked
-	failure      error // its abort, or Close
-	ended        bool  // it confirmed every chunk, or was dropped (err)
+	resent       int           // chunks sent again because it asked
+	held         time.Duration // the others waited on it this long in all
+	failure      error         // its abort, or Close
+	ended        bool          // it confirmed every chunk, or was dropped (err)
 	err          error
+
+	// split: it held the others back for the cast's lag, and has its own
+	// stream since, from what it had confirmed: chunk next goes out on its
+	// unicast subject once below its limit; chunks below sentMax were
+	// sent to it.
+	split         bool
+	next, sentMax int
 }
 
 // OfferCast offers a prepared payload to every recipient in one cast: one
@@ -69,19 +83,29 @@ type castRecipient struct {
 // subject. Chunk i goes out once it is below every live recipient's
 // credit limit, so the slowest paces the cast, a window ahead of its
 // confirmed chunks (credit beyond this Manager's Window past a
-// recipient's confirmed chunks is not honoured). A rewind one recipient asks for resends from there on
-// the cast subject (the others drop the duplicates).
+// recipient's confirmed chunks is not honoured). A rewind one recipient
+// asks for resends from there on the cast subject (the others drop the
+// duplicates).
 //
-// A recipient is dropped from the cast, told with an abort on its unicast
-// subject, and its result is an error naming it: when it aborts
-// (ErrAborted); when nothing is heard from it for StallTimeout, or it
-// confirmed nothing new for the hold time while the cast waited on it
-// (ErrStalled; the hold time is StallTimeout less two RetryIntervals, at
-// least half of StallTimeout, so that the recipients waiting behind it do
-// not stall first); when its rewinds would resend more chunks than the
-// stream has (at least Window; ErrRewinds). The cast ends when no
-// recipient is left in it. ctx is checked at once only: the payload is
-// hashed already. recipients must be distinct, and not this participant.
+// A recipient whose credit held the others back (theirs higher) for the
+// cast's lag in all (two RetryIntervals, at most half the hold time) is
+// split off: told so (a split message, repeated in place of its probes),
+// it leaves the cast subject, and its chunks go on its unicast subject from
+// what it had confirmed, at its own pace, while the others go on without
+// it. So one slow recipient, or one that paces its confirmations on
+// purpose, costs the others one lag per cast at most.
+//
+// A recipient is dropped, told with an abort on its unicast subject, and
+// its result is an error naming it: when it aborts (ErrAborted); when
+// nothing is heard from it for StallTimeout, or it confirmed nothing new
+// for the hold time while the cast (or its own stream, once split) waited
+// on it (ErrStalled; the hold time is StallTimeout less two
+// RetryIntervals, at least half of StallTimeout, so that the recipients
+// waiting behind it do not stall first); when its rewinds would resend
+// more chunks than the stream has (at least Window; ErrRewinds). The cast
+// ends when no recipient is left in it, split ones included. ctx is
+// checked at once only: the payload is hashed already. recipients must be
+// distinct, and not this participant.
 func (m *Manager) OfferCast(ctx context.Context, recipients []string, p *Payload) (*Cast, error) {
 	if p == nil {
 		return nil, errors.New("stream: cast of no payload")
@@ -191,13 +215,24 @@ func (c *Cast) Drop(recipient string, err error) {
 	}
 }
 
-// Stats reports what was published so far on the cast subject (each
-// chunk message counts once, however many recipients it reaches); Acked
-// is the fewest chunks any recipient not dropped has confirmed.
-func (c *Cast) Stats() SendStats {
+// CastStats counts a cast's chunk messages.
+type CastStats struct {
+	// SendStats counts those published on the cast subject (each once,
+	// however many recipients it reaches); Acked is the fewest chunks any
+	// recipient not dropped has confirmed.
+	SendStats
+	// SplitSent and SplitResent count those sent to split recipients, each
+	// on its own subject.
+	SplitSent, SplitResent int
+	Split                  []string // the recipients split off, in turn
+}
+
+// Stats reports what the cast published so far.
+func (c *Cast) Stats() CastStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, in := c.stats, false
+	s.Split = slices.Clone(s.Split)
 	for _, r := range c.recipients {
 		if r.err == nil {
 			s.Acked = min(s.Acked, r.acked)
@@ -256,6 +291,15 @@ func castHold(cfg Config) time.Duration {
 	return max(cfg.StallTimeout-2*cfg.RetryInterval, cfg.StallTimeout/2)
 }
 
+// castLag is how long, in all, one recipient may hold the others of a cast
+// back (its credit the lowest, theirs higher) before it is split off onto
+// its own stream: two RetryIntervals, at most half the hold time. It
+// bounds what a slow recipient, or one that paces its confirmations on
+// purpose, costs the others: one lag per cast.
+func castLag(cfg Config) time.Duration {
+	return min(2*cfg.RetryInterval, castHold(cfg)/2)
+}
+
 // run sends the cast until no recipient is left in it.
 func (c *Cast) run() {
 	m := c.m
@@ -280,11 +324,26 @@ func (c *Cast) run() {
 
 // castStep is what one pass over the recipients decided.
 type castStep struct {
-	send    bool
+	send    bool        // chunk *next, on the cast subject
+	unicast []castChunk // to split recipients, on their own subjects
+	split   []*castRecipient
 	dropped []*castRecipient
-	probes  []string
+	probes  []castProbe
 	wakeAt  time.Time
 	live    int
+}
+
+// castChunk is chunk i for one split recipient.
+type castChunk struct {
+	subject string
+	i       int
+}
+
+// castProbe is a probe to one recipient: a split one is probed with the
+// split message, which tells it again (it may have missed the first).
+type castProbe struct {
+	subject string
+	kind    byte
 }
 
 func (c *Cast) loop() {
@@ -300,24 +359,39 @@ func (c *Cast) loop() {
 			}
 			m.log.Info("cast recipient dropped", "stream", c.l.id, "to", r.name, "err", r.err)
 		}
+		for _, r := range step.split {
+			m.publish(r.subject, []byte{kindSplit})
+			m.log.Info("cast recipient split off: it held the others back", "stream", c.l.id, "to", r.name,
+				"held", r.held.Round(time.Millisecond), "confirmed", r.acked, "chunks", c.l.count)
+		}
 		if step.live == 0 {
 			return
 		}
-		if step.send {
-			if err := c.send(next); err != nil {
-				c.mu.Lock()
-				if c.failure == nil {
-					c.failure = err
-				}
-				c.mu.Unlock()
-				continue
+		var err error
+		for _, u := range step.unicast {
+			if err == nil {
+				err = c.send(u.subject, u.i)
 			}
-			next++
-			sentMax = max(sentMax, next)
+		}
+		if step.send && err == nil {
+			if err = c.send(c.subject, next); err == nil {
+				next++
+				sentMax = max(sentMax, next)
+			}
+		}
+		if err != nil {
+			c.mu.Lock()
+			if c.failure == nil {
+				c.failure = err
+			}
+			c.mu.Unlock()
 			continue
 		}
-		for _, s := range step.probes {
-			m.publish(s, []byte{kindProbe})
+		if step.send || len(step.unicast) > 0 || len(step.split) > 0 {
+			continue
+		}
+		for _, p := range step.probes {
+			m.publish(p.subject, []byte{p.kind})
 		}
 		timer.Reset(max(time.Until(step.wakeAt), time.Millisecond))
 		select {
@@ -328,15 +402,22 @@ func (c *Cast) loop() {
 }
 
 // step settles every recipient (confirmed all, aborted, stalled, rewinds),
-// applies the rewinds to *next, and says whether chunk *next may go out,
-// whom to probe, and when to look again.
+// charges the time since the last step to those that held the cast back
+// then, and splits off those that held it for the lag; it applies the
+// rewinds to *next (or to a split recipient's own next), and says whether
+// chunk *next may go out, which chunks go to split recipients, whom to
+// probe, and when to look again.
 func (c *Cast) step(now time.Time, next *int, sentMax int) castStep {
 	cfg := c.m.cfg
-	hold := castHold(cfg)
+	hold, lag := castHold(cfg), castLag(cfg)
 	maxResent := max(c.l.count, cfg.Window)
 	var st castStep
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for _, r := range c.holding {
+		r.held += now.Sub(c.stepped)
+	}
+	c.holding, c.stepped = c.holding[:0], now
 	drop := func(r *castRecipient, err error) {
 		r.ended = true
 		r.err = fmt.Errorf("stream %s to %s: %w", c.l.id, r.name, err)
@@ -353,23 +434,32 @@ func (c *Cast) step(now time.Time, next *int, sentMax int) castStep {
 			r.ended = true
 		case r.rewind:
 			r.rewind = false
-			cost := max(*next-r.rewindTo, 0)
+			from := next
+			if r.split {
+				from = &r.next
+			}
+			cost := max(*from-r.rewindTo, 0)
 			if r.resent+cost > maxResent {
 				drop(r, fmt.Errorf("%w: it asked for %d chunks again, and %d more, for a stream of %d",
 					ErrRewinds, r.resent, cost, c.l.count))
 				continue
 			}
 			r.resent += cost
-			*next = min(*next, r.rewindTo)
+			*from = min(*from, r.rewindTo)
 		}
 	}
-	limit, acked := c.l.count, c.l.count
+	limit, acked, casting := c.l.count, c.l.count, 0
 	st.wakeAt = now.Add(cfg.StallTimeout)
 	for _, r := range c.recipients {
 		if r.ended {
 			continue
 		}
-		behind := r.acked < sentMax || (*next < c.l.count && r.limit <= *next)
+		at, sent := *next, sentMax
+		if r.split {
+			r.next = max(r.next, r.acked)
+			at, sent = r.next, r.sentMax
+		}
+		behind := r.acked < sent || (at < c.l.count && r.limit <= at)
 		if !behind {
 			r.progress = now
 		}
@@ -384,38 +474,91 @@ func (c *Cast) step(now time.Time, next *int, sentMax int) castStep {
 			continue
 		}
 		st.live++
-		limit, acked = min(limit, r.limit), min(acked, r.acked)
 		st.wakeAt = earliest(st.wakeAt, r.heard.Add(cfg.StallTimeout), later(r.heard, r.lastProbe).Add(cfg.RetryInterval))
 		if behind {
 			st.wakeAt = earliest(st.wakeAt, r.progress.Add(hold))
 		}
+		if r.split {
+			if r.next < r.limit {
+				st.unicast = append(st.unicast, castChunk{subject: r.subject, i: r.next})
+				c.stats.SplitSent++
+				if r.next < r.sentMax {
+					c.stats.SplitResent++
+				}
+				r.next++
+				r.sentMax = max(r.sentMax, r.next)
+			}
+			continue
+		}
+		casting++
+		limit, acked = min(limit, r.limit), min(acked, r.acked)
 	}
 	if st.live == 0 {
 		return st
 	}
-	*next = max(*next, acked)
-	if st.send = *next < limit; st.send {
-		c.stats.Sent++
-		if *next < sentMax {
-			c.stats.Resent++
+	if casting > 0 {
+		*next = max(*next, acked)
+		if st.send = *next < limit; st.send {
+			c.stats.Sent++
+			if *next < sentMax {
+				c.stats.Resent++
+			}
+			return st
 		}
+		c.charge(&st, now, *next, sentMax, casting, lag)
+	}
+	if len(st.unicast) > 0 || len(st.split) > 0 {
 		return st
 	}
 	for _, r := range c.recipients {
 		if !r.ended && now.Sub(r.heard) >= cfg.RetryInterval && now.Sub(r.lastProbe) >= cfg.RetryInterval {
-			st.probes = append(st.probes, r.subject)
+			p := castProbe{subject: r.subject, kind: kindProbe}
+			if r.split {
+				p.kind = kindSplit
+			}
+			st.probes = append(st.probes, p)
 			r.lastProbe = now
 		}
 	}
 	return st
 }
 
-// send publishes chunk i on the cast subject, straight from memory. Only a
-// closed connection fails the cast: a chunk lost on the way is
-// re-requested by the recipients that miss it.
-func (c *Cast) send(i int) error {
+// charge notes, for a cast that may not send chunk next, the recipients
+// that hold it back (credit up to next at most, while some other's is
+// higher), to be charged the time until the next step; and splits off
+// each that has held it for lag, from what it confirmed. With every
+// recipient's credit spent, nobody holds the others back: that is flow
+// control, not one recipient's pace.
+func (c *Cast) charge(st *castStep, now time.Time, next, sentMax, casting int, lag time.Duration) {
+	for _, r := range c.recipients {
+		if !r.ended && !r.split && r.limit <= next {
+			c.holding = append(c.holding, r)
+		}
+	}
+	if len(c.holding) == casting {
+		c.holding = c.holding[:0]
+		return
+	}
+	kept := c.holding[:0]
+	for _, r := range c.holding {
+		if r.held < lag {
+			kept = append(kept, r)
+			st.wakeAt = earliest(st.wakeAt, now.Add(lag-r.held))
+			continue
+		}
+		r.split, r.next, r.sentMax, r.progress = true, r.acked, sentMax, now
+		st.split = append(st.split, r)
+		c.stats.Split = append(c.stats.Split, r.name)
+	}
+	c.holding = kept
+}
+
+// send publishes chunk i on subject (the cast's, or a split recipient's),
+// straight from memory. Only a closed connection fails the cast: a chunk
+// lost on the way is re-requested by the recipients that miss it.
+func (c *Cast) send(subject string, i int) error {
 	off := c.l.offset(i)
-	err := c.m.nc.PublishMsg(chunkMsg(c.subject, i, c.mem[off:off+int64(c.l.chunkLen(i))]))
+	err := c.m.nc.PublishMsg(chunkMsg(subject, i, c.mem[off:off+int64(c.l.chunkLen(i))]))
 	if errors.Is(err, nats.ErrConnectionClosed) {
 		return fmt.Errorf("stream: send chunk %d: %w", i, err)
 	}

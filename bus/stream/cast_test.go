@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -575,8 +576,8 @@ func TestCastResumesAfterARecipientsLinkIsCut(t *testing.T) {
 // others already took: those duplicates go down every honest recipient's
 // link too, unpaced by their credit. The cast holds each recipient's
 // credit to a window past what it confirmed, so the rogue paces it like a
-// slow recipient (and is dropped for holding it), and no honest recipient
-// gets more than two windows of duplicates.
+// slow recipient (and is split off for holding it, then dropped), and no
+// honest recipient gets more than two windows of duplicates.
 func TestCastRewindResendsAtMostAWindowToTheOthers(t *testing.T) {
 	s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 4 * time.Second })
 	const chunks = 64
@@ -699,5 +700,86 @@ func TestCastReceiveEndedByItsContextUnsubscribes(t *testing.T) {
 	}
 	if !errors.Is(results["site-2"], ErrAborted) {
 		t.Fatalf("site-2's result %v, want ErrAborted (it said it gave up)", results["site-2"])
+	}
+}
+
+// TestCastSplitsOffARecipientThatHoldsTheOthersBack: a recipient whose
+// Sink takes one chunk per delay (a slow site, or a compromised one that
+// confirms a chunk just inside each hold time to pace the cast) holds the
+// others back for the cast's lag at most: then it is split off onto its
+// own stream, the others complete while it has taken a few chunks, and it
+// still gets every chunk, on its own subject, from where it stood. The
+// pacing one is dropped once the others are done.
+func TestCastSplitsOffARecipientThatHoldsTheOthersBack(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		delay    time.Duration // per chunk, at site-3
+		complete bool          // wait for site-3 to complete; else drop it
+	}{{"slow", 40 * time.Millisecond, true}, {"pacing", 1500 * time.Millisecond, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newCastSetup(t, 3, func(_ int, c *Config) {
+				smallChunks(c)
+				c.StallTimeout, c.RetryInterval = 4*time.Second, 100*time.Millisecond
+			})
+			const chunks = 48
+			data := randomBytes(chunks*64<<10, 13)
+			ctx, c := s.cast(t, data, 30*time.Second)
+			var slowChunks atomic.Int64
+			sinks := []*checkSink{newCheckSink(), newCheckSink(), newCheckSink()}
+			sinks[1].hook = func(int) { time.Sleep(tc.delay); slowChunks.Add(1) }
+			errs := make([]error, 3)
+			var wg, others sync.WaitGroup
+			start := time.Now()
+			for i, m := range s.recipients {
+				wg.Add(1)
+				if i != 1 {
+					others.Add(1)
+				}
+				go func() {
+					defer wg.Done()
+					_, errs[i] = m.Receive(ctx, "site-1", c.Manifest, sinks[i])
+					if i != 1 {
+						others.Done()
+					}
+				}()
+			}
+			others.Wait()
+			took, slowHad := time.Since(start), slowChunks.Load()
+			gaveUp := errors.New("gave up on site-3")
+			if !tc.complete {
+				c.Drop("site-3", gaveUp)
+			}
+			wg.Wait()
+			results, err := c.Wait(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := c.Stats()
+			t.Logf("the others took %v, site-3 had %d of %d chunks then; sender %+v", took, slowHad, chunks, st)
+			for _, i := range []int{0, 2} {
+				gotAll(t, s.names[i], errs[i], results, sinks[i], data)
+			}
+			if slowHad > chunks/4 {
+				t.Fatalf("the others completed once site-3 had %d of %d chunks: it paced the cast", slowHad, chunks)
+			}
+			if len(st.Split) != 1 || st.Split[0] != "site-3" || st.SplitSent == 0 {
+				t.Fatalf("sender %+v: want site-3 split off, and chunks sent to it on its own", st)
+			}
+			// While site-3 held them (the lag: two RetryIntervals), each of
+			// the others may have asked once or twice for its window again.
+			if st.Sent > chunks+4*s.sender.cfg.Window {
+				t.Fatalf("the cast subject carried %d chunk messages for %d chunks", st.Sent, chunks)
+			}
+			if !tc.complete {
+				if !errors.Is(results["site-3"], gaveUp) || !errors.Is(errs[1], ErrAborted) {
+					t.Fatalf("site-3: result %v, Receive %v; want it dropped and told", results["site-3"], errs[1])
+				}
+				return
+			}
+			gotAll(t, "site-3", errs[1], results, sinks[1], data)
+			if st.SplitSent > chunks+s.sender.cfg.Window {
+				t.Fatalf("site-3's own stream carried %d chunk messages for %d chunks: it started over", st.SplitSent, chunks)
+			}
+		})
 	}
 }

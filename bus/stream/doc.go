@@ -45,6 +45,7 @@
 //	chunk   Hearth-Chunk: index; data   one chunk, index < chunk count
 //	probe   0x02                        "tell me where you are" (sender idle)
 //	abort   0x03 reason                 the sender gave up (Cancel, Close, read error)
+//	split   0x04                        of a cast: "your chunks come here now" (a probe too)
 //	credit  0x10 ack limit seq          chunks < ack delivered; send chunks < limit;
 //	                                    a seq the sender has not seen yet asks it
 //	                                    to rewind to ack (go-back-N)
@@ -73,9 +74,13 @@
 // Because a rewind restarts at the first missing chunk, a transfer cut by
 // a leaf reconnect resumes where it stopped instead of starting over.
 //
-// Liveness: with no chunk delivered for RetryInterval the recipient asks
-// for a rewind to next, which restarts a sender whose chunks or credit were
-// lost (after a leaf reconnect, say); until the first chunk arrives it also
+// Liveness: with no chunk message arriving for RetryInterval (and none
+// delivered) the recipient asks for a rewind to next, which restarts a
+// sender whose chunks or credit were lost (after a leaf reconnect, say);
+// each rewind asked for in vain doubles that wait, up to eight
+// RetryIntervals, so that on a congested path the resent chunks are not
+// sent again and again behind each other. While chunks arrive, a lost one
+// shows itself as a gap. Until the first chunk arrives it also
 // repeats its first credit, quickly at first (50 ms, doubling), in case
 // that was lost. With no chunk delivered for StallTimeout it fails with
 // ErrStalled. A sender that has sent all it may and hears nothing for
@@ -110,7 +115,14 @@
 // RetryIntervals, at least half of it, so that it goes before the
 // recipients waiting behind it stall), or when its rewinds would resend
 // more chunks than the stream has (at least Window; ErrRewinds). The
-// others go on; the cast ends when no recipient is left in it. NATS
+// others go on. A recipient that held the others back (its credit the
+// lowest, theirs higher) for two RetryIntervals in all is split off
+// instead of setting the pace: the sender tells it with a split message
+// (and again in place of probes), sends its chunks on its unicast subject
+// from what it confirmed, and it unsubscribes from the cast subject (it
+// takes a chunk on its unicast subject as the same news, and drops the
+// cast's chunks from then on). The cast ends when no recipient is left
+// in it. NATS
 // permissions let only the sender publish on its cast subject, and only
 // the participants it may address peer to peer subscribe to it (bus
 // Permissions): every such participant can hear every cast of the sender,

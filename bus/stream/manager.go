@@ -243,7 +243,7 @@ func (m *Manager) dispatch(msg *nats.Msg) {
 		kind = msg.Data[0]
 	}
 	switch {
-	case chunk || kind == kindProbe || kind == kindSenderAbort:
+	case chunk || kind == kindProbe || kind == kindSenderAbort || kind == kindSplit:
 		m.mu.Lock()
 		in := m.in[key]
 		done, wasDone := m.finished[key]
@@ -251,7 +251,7 @@ func (m *Manager) dispatch(msg *nats.Msg) {
 		switch {
 		case in != nil:
 			in.deliver(msg)
-		case wasDone && kind == kindProbe:
+		case wasDone && (kind == kindProbe || kind == kindSplit):
 			m.publish(bus.Stream(from, m.cfg.Self, id), credit{ack: done.count, limit: done.count}.encode())
 		}
 	case kind == kindCredit || kind == kindReceiverAbort:
@@ -283,7 +283,7 @@ func (m *Manager) dispatchCast(msg *nats.Msg) {
 	in := m.in[streamKey{peer: from, id: id}]
 	m.mu.Unlock()
 	if in != nil {
-		in.deliver(msg)
+		in.deliverCast(msg)
 	}
 }
 

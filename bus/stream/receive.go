@@ -45,17 +45,41 @@ type incoming struct {
 	ch       chan *nats.Msg // chunks and probes
 	abort    chan string    // the sender's abort reason
 	overflow atomic.Int64   // chunk messages dropped because ch was full
+
+	// Of a cast: once the sender split this recipient off (it said so, or
+	// a chunk came on the unicast subject), chunks on the cast subject are
+	// dropped unread, and leaving tells the receiver to unsubscribe.
+	cast    bool
+	left    atomic.Bool
+	leaving chan struct{} // 1-buffered
 }
 
-// deliver queues a message from the sender without blocking.
+// deliver queues a message from the sender on the unicast subject without
+// blocking.
 func (in *incoming) deliver(msg *nats.Msg) {
-	if !isChunk(msg) && msg.Data[0] == kindSenderAbort {
+	chunk := isChunk(msg)
+	if !chunk && msg.Data[0] == kindSenderAbort {
 		select {
 		case in.abort <- parseAbort(msg.Data):
 		default:
 		}
 		return
 	}
+	if in.cast && (chunk || msg.Data[0] == kindSplit) && in.left.CompareAndSwap(false, true) {
+		in.leaving <- struct{}{}
+	}
+	in.queue(msg)
+}
+
+// deliverCast queues a chunk from the cast subject, unless this recipient
+// was split off the cast.
+func (in *incoming) deliverCast(msg *nats.Msg) {
+	if !in.left.Load() {
+		in.queue(msg)
+	}
+}
+
+func (in *incoming) queue(msg *nats.Msg) {
 	select {
 	case in.ch <- msg:
 	default:
@@ -88,7 +112,8 @@ func (m *Manager) Receive(ctx context.Context, sender string, man *hearthv1.Stre
 		return Stats{Duration: time.Since(start)}, nil
 	}
 	key := streamKey{peer: sender, id: l.id}
-	in := &incoming{ch: make(chan *nats.Msg, 2*m.cfg.Window+2), abort: make(chan string, 1)}
+	in := &incoming{ch: make(chan *nats.Msg, 2*m.cfg.Window+2), abort: make(chan string, 1),
+		cast: man.GetCast(), leaving: make(chan struct{}, 1)}
 	var busy bool
 	err = m.register(func() {
 		if busy = m.in[key] != nil; !busy {
@@ -102,29 +127,27 @@ func (m *Manager) Receive(ctx context.Context, sender string, man *hearthv1.Stre
 	if busy {
 		return Stats{}, fmt.Errorf("stream: %s from %s is already being received", l.id, sender)
 	}
-	if man.GetCast() {
+	r := &receiver{
+		m: m, in: in, l: l, hash: man.GetChunkHash(), hashes: man.GetChunkHashes(), sink: sink,
+		ctl: bus.Stream(sender, m.cfg.Self, l.id), lastProgress: start,
+		backoff: min(firstRetry, m.cfg.RetryInterval),
+	}
+	if in.cast {
 		// Before the first credit, which lets the sender cast: the
 		// subscription reaches the hub ahead of the credit, on the same
 		// connection. The subject is literal: the hub passes the interest
 		// on to the sender's leaf only where the sender's publish
 		// permissions match it (see bus.StreamInbox).
-		sub, err := m.subscribe(bus.Cast(sender, l.id), m.dispatchCast)
+		r.castSubject = bus.Cast(sender, l.id)
+		sub, err := m.subscribe(r.castSubject, m.dispatchCast)
 		if err != nil {
 			m.mu.Lock()
 			delete(m.in, key)
 			m.mu.Unlock()
 			return Stats{}, err
 		}
-		defer func() {
-			if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-				m.log.Debug("unsubscribe", "stream", l.id, "err", err)
-			}
-		}()
-	}
-	r := &receiver{
-		m: m, in: in, l: l, hash: man.GetChunkHash(), hashes: man.GetChunkHashes(), sink: sink,
-		ctl: bus.Stream(sender, m.cfg.Self, l.id), lastProgress: start,
-		backoff: min(firstRetry, m.cfg.RetryInterval),
+		r.castSub = sub
+		defer r.leaveCast()
 	}
 	err = r.run(ctx)
 	m.mu.Lock()
@@ -153,6 +176,9 @@ type receiver struct {
 	sink   Sink
 	ctl    string // credit and abort: bus.Stream(sender, self, id)
 
+	castSubject string             // of a cast: bus.Cast(sender, id)
+	castSub     *nats.Subscription // to castSubject, until it leaves the cast
+
 	next    int           // first chunk not delivered
 	granted int           // next as of the last credit sent
 	seq     uint32        // rewinds asked for
@@ -163,7 +189,9 @@ type receiver struct {
 	stats   Stats
 
 	lastProgress time.Time // a chunk delivered (or the start)
+	lastArrival  time.Time // a chunk message handled, delivered or not
 	lastRewind   time.Time
+	idleRewinds  int // rewinds asked for since the last chunk delivered, for want of one
 	lastCredit   time.Time
 }
 
@@ -187,6 +215,8 @@ func (r *receiver) run(ctx context.Context) error {
 				return err
 			}
 			timer.Reset(wait)
+		case <-r.in.leaving:
+			r.leaveCast()
 		case reason := <-r.in.abort:
 			return fmt.Errorf("%w: %q", ErrAborted, reason)
 		case <-ctx.Done():
@@ -197,11 +227,29 @@ func (r *receiver) run(ctx context.Context) error {
 	}
 }
 
+// leaveCast unsubscribes from the cast subject, once: when Receive
+// returns, or when the sender split this recipient off the cast.
+func (r *receiver) leaveCast() {
+	if r.castSub == nil {
+		return
+	}
+	if err := r.castSub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		r.m.log.Debug("unsubscribe", "stream", r.l.id, "err", err)
+	}
+	r.castSub = nil
+}
+
 // chunk handles one chunk message from the sender.
 func (r *receiver) chunk(msg *nats.Msg) error {
 	i, payload, ok := parseChunk(msg)
 	r.arrived++
+	r.lastArrival = time.Now()
 	switch {
+	case r.in.left.Load() && msg.Subject == r.castSubject:
+		// Queued before the split: the cast has gone on ahead of this
+		// recipient, whose chunks come on its own subject now; not a gap.
+		r.stats.Dropped++
+		return nil
 	case !ok || i >= r.l.count || i < r.next:
 		r.stats.Dropped++
 		return nil
@@ -234,7 +282,7 @@ func (r *receiver) chunk(msg *nats.Msg) error {
 		return fmt.Errorf("sink: chunk %d: %w", i, err)
 	}
 	r.next++
-	r.corrupt, r.pending = 0, false
+	r.corrupt, r.pending, r.idleRewinds = 0, false, 0
 	r.stats.Chunks++
 	r.stats.Bytes += int64(len(payload))
 	r.lastProgress = time.Now()
@@ -257,15 +305,24 @@ func (r *receiver) tick(now time.Time) (time.Duration, error) {
 	if r.m.nc.IsClosed() {
 		return 0, nats.ErrConnectionClosed
 	}
-	retry := r.m.cfg.RetryInterval
-	if now.Sub(later(r.lastProgress, r.lastRewind)) >= retry {
+	// A rewind is asked for when no chunk message at all arrived for
+	// RetryInterval: while chunks still arrive the path is alive, if slow,
+	// and a gap shows itself (see chunk); asking for them again would only
+	// queue a second copy behind the first. Each rewind asked for in vain
+	// doubles the wait for the next, up to eight RetryIntervals.
+	retry := r.m.cfg.RetryInterval << min(r.idleRewinds, 3)
+	quiet := later(later(r.lastProgress, r.lastArrival), r.lastRewind)
+	if now.Sub(quiet) >= retry {
 		r.rewind()
 		r.lastRewind = now
+		r.idleRewinds++
 	} else if r.arrived == 0 && now.Sub(r.lastCredit) >= r.backoff {
 		r.sendCredit()
-		r.backoff = min(2*r.backoff, retry)
+		r.backoff = min(2*r.backoff, r.m.cfg.RetryInterval)
 	}
-	wait := min(time.Until(stallAt), time.Until(later(r.lastProgress, r.lastRewind).Add(retry)))
+	retry = r.m.cfg.RetryInterval << min(r.idleRewinds, 3)
+	quiet = later(later(r.lastProgress, r.lastArrival), r.lastRewind)
+	wait := min(time.Until(stallAt), time.Until(quiet.Add(retry)))
 	if r.arrived == 0 {
 		wait = min(wait, time.Until(r.lastCredit.Add(r.backoff)))
 	}

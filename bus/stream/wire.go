@@ -18,6 +18,7 @@ const chunkKey = "Hearth-Chunk"
 const (
 	kindProbe         byte = 0x02 // sender -> recipient
 	kindSenderAbort   byte = 0x03 // sender -> recipient: reason
+	kindSplit         byte = 0x04 // sender -> cast recipient: your chunks come on your own subject now
 	kindCredit        byte = 0x10 // recipient -> sender: ack, limit, seq
 	kindReceiverAbort byte = 0x11 // recipient -> sender: reason
 )
