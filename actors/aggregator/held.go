@@ -71,6 +71,11 @@ type Config struct {
 	// each update is decoded chunk by chunk into the sum, which stays full
 	// precision. Its streams' chunks are quantize.ChunkValues values each.
 	Codec quantize.Codec
+	// Spare, when set, keeps the held model's buffer after this aggregator
+	// stops, for the next one the owner makes (a swarm site makes one per
+	// round it aggregates); the owner closes it. Unset, the aggregator
+	// keeps its own, released when it stops.
+	Spare *model.Spare
 	Log   *slog.Logger
 }
 
@@ -212,10 +217,13 @@ type custody struct {
 	ctx  context.Context
 	stop context.CancelFunc
 
-	inline  *model.Model
-	big     *model.Flat
-	spare   *model.Spare
-	offered []outgoing // streams of big, ended or cancelled before it is reused
+	inline *model.Model
+	big    *model.Flat
+	spare  *model.Spare
+	// ownSpare: spare is this aggregator's own (Config.Spare unset),
+	// closed when it stops.
+	ownSpare bool
+	offered  []outgoing // streams of big, ended or cancelled before it is reused
 
 	// The open streamed round.
 	round      int64
@@ -233,7 +241,10 @@ type custody struct {
 }
 
 func newCustody(ctx context.Context, cfg Config) *custody {
-	c := &custody{cfg: cfg, spare: &model.Spare{}, pulls: &sync.WaitGroup{}}
+	c := &custody{cfg: cfg, spare: cfg.Spare, pulls: &sync.WaitGroup{}}
+	if c.spare == nil {
+		c.spare, c.ownSpare = &model.Spare{}, true
+	}
 	c.ctx, c.stop = context.WithCancel(ctx)
 	return c
 }
@@ -254,7 +265,9 @@ func (c *custody) hold(m *Hold) *Held {
 	case m.Streamed && c.cfg.Streams == nil:
 		err = errors.New("the model is streamed and this aggregator streams nothing")
 	case m.Streamed && m.Model != nil:
-		c.big, err = model.FlatCopy(m.Model, c.cfg.spill(int64(m.Model.Bytes())))
+		if c.big, err = c.spare.Take(model.LayoutOf(m.Model), c.cfg.spill(int64(m.Model.Bytes()))); err == nil {
+			c.big.CopyFrom(m.Model)
+		}
 	case m.Streamed:
 		// Zeros written, not left to the mapping: an untouched mapping
 		// reads as the kernel's shared zero page, and the global model
@@ -424,8 +437,10 @@ func (c *custody) release() {
 	}
 	c.released = true
 	c.stop()
-	c.spare.Close()
-	c.drop() // released at once: the spare is closed
+	if c.ownSpare {
+		c.spare.Close()
+	}
+	c.drop() // released at once when the spare is closed; else kept in it
 }
 
 // retire hands a global model's buffer to spare (which releases it once

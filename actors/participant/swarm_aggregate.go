@@ -43,7 +43,10 @@ func (p *Participant) beginAggregation(ctx actor.Context, j *joined, m *hearthv1
 	for _, s := range m.Members {
 		a.expect[s] = true
 	}
-	cfg := aggregator.Config{JobID: m.JobId, Log: p.cfg.Log}
+	// The job's spare (a FedAvg job's streamed global model's, unused in a
+	// swarm job) keeps the aggregator's buffer for the next round this
+	// site aggregates.
+	cfg := aggregator.Config{JobID: m.JobId, Log: p.cfg.Log, Spare: &j.spare}
 	if p.cfg.Streams != nil {
 		cfg.Streams = p.cfg.Streams
 	}
@@ -327,13 +330,12 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 	go func(m *model.Model) { digested <- swarm.Digest(m) }(c.Mean)
 	var wire *hearthv1.Model
 	var payload *stream.Payload
-	var key []byte
+	var data, key []byte // data: the model encrypted under key, for a large one
 	if c.Mean.Bytes() <= job.InlineLimit {
 		wire = job.ToWire(c.Mean)
 	} else {
 		// A large model is encrypted once, under one key for every holder,
 		// and streamed to each.
-		var data []byte
 		timer := swarm.StartSeal()
 		data, key, err = swarm.EncryptModel(c.Mean)
 		a.seal = a.seal.Add(timer.Stop())
@@ -373,6 +375,15 @@ func (p *Participant) aggregated(ctx actor.Context, jobID string, at roundKey, c
 			}
 			holders = nil
 		}
+	}
+	switch {
+	case cast != nil:
+		go func() { // for the next encryption: the cast reads it until it ends
+			<-cast.Done()
+			swarm.Recycle(data)
+		}()
+	case data != nil:
+		swarm.Recycle(data)
 	}
 	pending := len(holders)
 	for _, holder := range holders {

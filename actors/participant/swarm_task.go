@@ -457,7 +457,15 @@ func (p *Participant) offerModel(ctx context.Context, recipient string, m *model
 		return nil, nil, spent, err
 	}
 	out, err := p.cfg.Streams.OfferBytes(ctx, recipient, data)
-	return out, key, spent, err
+	if err != nil {
+		swarm.Recycle(data)
+		return nil, nil, spent, err
+	}
+	go func() { // for the next round's update: the stream reads it until it ends
+		<-out.Done()
+		swarm.Recycle(data)
+	}()
+	return out, key, spent, nil
 }
 
 // answerWait answers the server once the site trained (if a member) and

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"unsafe"
 
 	"github.com/hearthfl/hearth/actors/learning/model"
@@ -40,13 +41,15 @@ func ctrAt(key []byte, offset int64) (cipher.Stream, error) {
 }
 
 // EncryptModel returns m's float32 values (little-endian, tensor after
-// tensor) encrypted under a fresh key, and the key.
+// tensor) encrypted under a fresh key, and the key. data is the buffer
+// Recycle was last handed, when that has m's size: hand data to Recycle
+// once nothing reads it any more.
 func EncryptModel(m *model.Model) (data, key []byte, err error) {
 	key = make([]byte, StreamKeySize)
 	if _, err := rand.Read(key); err != nil {
 		return nil, nil, err
 	}
-	data = make([]byte, m.Bytes())
+	data = ciphertexts.take(m.Bytes())
 	c, err := ctrAt(key, 0)
 	if err != nil {
 		return nil, nil, err
@@ -67,6 +70,51 @@ func EncryptModel(m *model.Model) (data, key []byte, err error) {
 		c.XORKeyStream(data[start:off], data[start:off])
 	}
 	return data, key, nil
+}
+
+// ciphertexts keeps the buffer of one encrypted model whose stream has
+// ended, for the next EncryptModel of the same size: a site encrypts a
+// model of the same size every round (its update, or the round's model
+// when it aggregates), and a fresh buffer of a large model costs far more
+// than the encryption into a warm one (the kernel faults and zeroes every
+// page on first touch, and on a virtual machine that hands freed memory
+// back to its host, the host faults it in again too: see model.Spare).
+// EncryptModel writes every byte of it, so it is not cleared.
+var ciphertexts recycler
+
+// Recycle hands back data that EncryptModel returned once nothing reads
+// it any more (the stream or cast that sent it has ended), for the next
+// EncryptModel of its size; data must not be used after. It keeps one
+// buffer, the last handed back.
+func Recycle(data []byte) { ciphertexts.put(data) }
+
+// recycler keeps one byte buffer.
+type recycler struct {
+	mu   sync.Mutex
+	kept []byte
+}
+
+// take returns the kept buffer if it has n bytes, else a new one.
+func (r *recycler) take(n int) []byte {
+	r.mu.Lock()
+	b := r.kept
+	if len(b) == n {
+		r.kept = nil
+	}
+	r.mu.Unlock()
+	if len(b) == n {
+		return b
+	}
+	return make([]byte, n)
+}
+
+func (r *recycler) put(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	r.mu.Lock()
+	r.kept = b
+	r.mu.Unlock()
 }
 
 // ModelSink decrypts an encrypted model's chunks into a model of a known

@@ -109,11 +109,17 @@ func FlatCopy(m *Model, spillDir string) (*Flat, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.CopyFrom(m)
+	return f, nil
+}
+
+// CopyFrom copies m's values into f, tensor after tensor; m must have f's
+// layout (as for a buffer taken from a Spare with m's layout).
+func (f *Flat) CopyFrom(m *Model) {
 	off := 0
 	for _, t := range m.Tensors {
 		off += copy(f.Data[off:], t.Data)
 	}
-	return f, nil
 }
 
 // Bytes is the model's byte view (float32, little-endian); no copy.
