@@ -464,3 +464,68 @@ func TestSwarmLearnsWithStreamedModels(t *testing.T) {
 	t.Logf("4 streamed rounds of a 1.3 MB MLP: test accuracy %.2f%%, round %v", 100*info.Test.GetAccuracy(),
 		time.Duration(info.History[3].DurationMicros)*time.Microsecond)
 }
+
+// TestSwarmCastIsNotPacedByAHolder: site-3, a holder of every round's
+// model, takes each chunk of the cast only after 150 ms (the hostile
+// build's HEARTH_HOSTILE_SLOW_CAST: a compromised holder pacing its
+// confirmations, or one on a slow link): about 10 s for the 64 MiB model,
+// past the 5 s the server waits for holders to confirm. Each round's
+// aggregator splits it off onto its own stream once it has held the others
+// back for two RetryIntervals, so the honest holders confirm the model
+// within a few seconds of its aggregation and the job goes on without
+// site-3; paced by site-3, every holder would confirm too late and every
+// round fail over.
+func TestSwarmCastIsNotPacedByAHolder(t *testing.T) {
+	t.Setenv("HEARTH_HOSTILE_SLOW_CAST", "150ms") // honoured by site-3's hostile build only
+	lp := startLearningWith(t, projectSpec{provisioned: 4, running: 4, hostile: map[string]bool{"site-3": true}})
+	id := lp.submit(t, `name: swarm-slowcast
+workflow: swarm
+rounds: 2
+sites: ["@all"]
+aggregators: [site-1, site-2, site-4]
+min_sites: 3
+round_timeout: 60s
+dataset: optdigits
+trainer: {kind: noop, params: 16777216}
+evaluation: {validation: false, test: false}
+`)
+	info := lp.waitEnd(t, id, 120*time.Second)
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 2 {
+		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
+	}
+	for _, r := range info.History {
+		agg := r.Aggregator
+		closed := auditOf(t, lp.project, agg, func(a auditor.Record) bool {
+			return a.JobID == id && a.Round == r.Round && a.Action == "aggregation.closed"
+		})
+		if len(closed) == 0 {
+			t.Fatalf("round %d: %s audited no aggregation.closed", r.Round, agg)
+		}
+		digest := closed[len(closed)-1].Detail["model_sha256"]
+		// site-3 is split off and too slow for the round: its own stream
+		// ends with the attempt.
+		for _, s := range []string{"site-1", "site-2", "site-4"} {
+			if s == agg {
+				continue
+			}
+			got := auditOf(t, lp.project, s, func(a auditor.Record) bool {
+				return a.JobID == id && a.Round == r.Round && a.Action == "model.received" && a.Detail["model_sha256"] == digest
+			})
+			if len(got) == 0 {
+				t.Errorf("round %d: %s did not take %s's model", r.Round, s, agg)
+				continue
+			}
+			took := got[0].Time.Sub(closed[len(closed)-1].Time)
+			t.Logf("round %d (aggregated by %s): %s took the model %v after its aggregation", r.Round, agg, s, took.Round(time.Millisecond))
+			if took > 4*time.Second {
+				t.Errorf("round %d: %s took the model %v after its aggregation: the slow holder paced the cast", r.Round, s, took)
+			}
+		}
+		split := lp.sites[agg].Records(func(rec cluster.Record) bool {
+			return strings.Contains(rec.Str("msg"), "split off") && rec.Str("to") == "site-3"
+		})
+		if len(split) == 0 {
+			t.Errorf("round %d: %s logged no split of site-3 off its cast", r.Round, agg)
+		}
+	}
+}

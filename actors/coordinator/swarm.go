@@ -334,13 +334,21 @@ func (s *swarmFlow) startAttempt(ctx actor.Context) {
 			s.round, strings.Join(s.failovers, "; ")))
 		return
 	}
+	// The aggregators of the round's earlier attempts trained nothing
+	// that counts and are no members now, even one that is up and was not
+	// blamed (its holders fell silent): every site checks that a skipped
+	// aggregator is no member. They still hold the model the attempt makes.
+	skipped := map[string]bool{}
+	for a := int64(0); a < s.attempt; a++ {
+		skipped[s.rotation.Aggregator(s.round, a)] = true
+	}
 	s.members, s.holders = nil, nil
 	for _, site := range s.sites() {
 		if s.up(site) != "" {
 			continue
 		}
 		s.holders = append(s.holders, site)
-		if s.holds[site] {
+		if s.holds[site] && !skipped[site] {
 			s.members = append(s.members, site)
 		}
 	}

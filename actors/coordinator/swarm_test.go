@@ -417,6 +417,30 @@ func TestSwarmRounds(t *testing.T) {
 			},
 		},
 		{
+			name: "holders that never confirm an aggregator's model: the round moves on without it as a member", sites: 4, minSites: 2,
+			script: func(r *swarmRun, site string, t *hearthv1.SwarmTask) *answer {
+				if t.Round == 1 && t.Attempt == 0 && site != t.Aggregator {
+					return &answer{} // silent: the model never reached them
+				}
+				return nil
+			},
+			check: func(t *testing.T, r *swarmRun, info *hearthv1.JobInfo) {
+				wantFinished(t, info)
+				if h := info.History[0]; h.Attempts != 2 || !strings.Contains(h.Failovers[0], "1 sites confirmed its model (min_sites 2)") {
+					t.Fatalf("round 1: %d attempts, failovers %v", h.Attempts, h.Failovers)
+				}
+				first := r.order.Aggregator(1, 0)
+				r.probe.mu.Lock()
+				defer r.probe.mu.Unlock()
+				for _, task := range r.probe.tasks {
+					// Every site refuses a task that lists a skipped aggregator as a member.
+					if task.Round == 1 && task.Attempt == 1 && (slices.Contains(task.Members, first) || !slices.Contains(task.Holders, first)) {
+						t.Fatalf("attempt 1 of round 1: members %v, holders %v; want %s, whose holders fell silent, a holder only", task.Members, task.Holders, first)
+					}
+				}
+			},
+		},
+		{
 			name: "too few sites up: the job fails with the reason", sites: 3, minSites: 3,
 			script: func(r *swarmRun, site string, t *hearthv1.SwarmTask) *answer {
 				if t.Round == 2 && site == t.Aggregator {

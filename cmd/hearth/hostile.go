@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/hearthfl/hearth/actors/participant"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/node"
+	"github.com/hearthfl/hearth/bus/stream"
 	"github.com/hearthfl/hearth/plugins/attest"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
@@ -51,6 +53,10 @@ import (
 //	hequit    stops answering training tasks from round 3 on (a site gone
 //	          offline before it commits to anything)
 //
+// A site of this build with HEARTH_HOSTILE_SLOW_CAST set to a duration
+// takes each chunk of a cast it receives (the round's model, as a swarm
+// holder) only after that long: a holder that paces the cast on purpose.
+//
 // An aggregation host of this build with HEARTH_HOSTILE_EVIDENCE_AFTER=N
 // set answers its first N evidence requests honestly and every later one
 // with evidence of another launch measurement, as if another guest had
@@ -61,6 +67,32 @@ import (
 // with its own connection (which no permission restricts) and appends each
 // message there: uint32be(len(subject)) subject uint32be(len(data)) data.
 //
+// hostileStreams is the site's streams, which HEARTH_HOSTILE_SLOW_CAST
+// slows down as a cast's recipient.
+func hostileStreams(m *stream.Manager) participant.Streams {
+	d, err := time.ParseDuration(os.Getenv("HEARTH_HOSTILE_SLOW_CAST"))
+	if err != nil || d <= 0 {
+		return m
+	}
+	return slowCast{Manager: m, delay: d}
+}
+
+// slowCast receives casts a chunk per delay.
+type slowCast struct {
+	*stream.Manager
+	delay time.Duration
+}
+
+func (s slowCast) Receive(ctx context.Context, sender string, man *hearthv1.StreamManifest, sink stream.Sink) (stream.Stats, error) {
+	if !man.GetCast() {
+		return s.Manager.Receive(ctx, sender, man, sink)
+	}
+	return s.Manager.Receive(ctx, sender, man, stream.SinkFunc(func(i int, off int64, data []byte) error {
+		time.Sleep(s.delay)
+		return sink.WriteChunk(i, off, data)
+	}))
+}
+
 // hostileSigner is the site's own signer, which heweight signs its lie with.
 var hostileSigner *envelope.Signer
 

@@ -10,6 +10,7 @@ import (
 	"github.com/hearthfl/hearth/actors/participant"
 	"github.com/hearthfl/hearth/bus/envelope"
 	"github.com/hearthfl/hearth/bus/node"
+	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -19,6 +20,9 @@ var hostileSite func(m *job.Manifest, global *model.Model, answer proto.Message)
 
 // hostileSwarm is nil too: sites take part in swarm rounds as the job says.
 var hostileSwarm func(m *job.Manifest, task *hearthv1.SwarmTask, basis *model.Model, send func(to string, m proto.Message, oneWay bool))
+
+// hostileStreams is the site's streams as they are in this build.
+func hostileStreams(m *stream.Manager) participant.Streams { return m }
 
 // hostileSigns does nothing in this build: a site signs only what it
 // computed.

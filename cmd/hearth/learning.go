@@ -111,7 +111,7 @@ func startCoordinator(ctx context.Context, n *node.Node, audit *auditor.Log) err
 	}
 	c, err := coordinator.New(coordinator.Config{Self: n.Identity, Trust: n.Trust, Sites: sites, Hosts: hosts, Policy: policy,
 		Store: store, Bridge: n.Bridge.PID(), Audit: audit, Log: n.Log().With("component", "coordinator"),
-		Reachable: n.Hub.Reachable, Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Limits: limits(n.Kit.Config.Limits)})
+		Reachable: n.Hub.Reachable, Streams: hostileStreams(n.Streams), SpillDir: spill, SpillAbove: spillAbove, Limits: limits(n.Kit.Config.Limits)})
 	if err != nil {
 		return err
 	}
@@ -203,7 +203,7 @@ func spawnParticipant(n *node.Node, audit *auditor.Log, policy authz.Site, gate 
 	}
 	p, err := participant.New(participant.Config{Self: n.Identity, Trust: n.Trust, Policy: policy,
 		DataDir: n.Kit.DataDir(), Audit: audit, Log: n.Log().With("component", "participant"),
-		Streams: n.Streams, SpillDir: spill, SpillAbove: spillAbove, Ledger: ledger, Outgoing: hostileSite,
+		Streams: hostileStreams(n.Streams), SpillDir: spill, SpillAbove: spillAbove, Ledger: ledger, Outgoing: hostileSite,
 		Signer: n.Signer, SealKey: n.SealKey.PublicKey(), Bridge: n.Bridge.PID(), StateDir: state, OnSwarmTask: hostileSwarm,
 		Gate: gate, Resources: offer, Privacy: scopes, FilterPlugins: own, Attestation: attestation, Components: allowed,
 		Checkers: checkers, StartCode: codeRunner(allowed, state, n.Log().With("component", "trainer"))})
