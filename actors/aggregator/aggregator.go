@@ -66,8 +66,9 @@ type Fold struct {
 // streamed round must have ended first (StreamPulled; Withdraw ends one).
 // WantMean asks, for a streamed round, for Closed.Mean too: a copy of the
 // new held model in the Go heap, the requester's own (a swarm aggregator
-// keeps the round's model at its site); an inline round's Mean is always
-// set.
+// keeps the round's model at its site), or with Config.HeapModels the held
+// model itself, which the aggregator then holds no more; an inline round's
+// Mean is always set.
 type Close struct {
 	Round    int64
 	WantMean bool

@@ -71,12 +71,14 @@ type Config struct {
 	// each update is decoded chunk by chunk into the sum, which stays full
 	// precision. Its streams' chunks are quantize.ChunkValues values each.
 	Codec quantize.Codec
-	// Spare, when set, keeps the held model's buffer after this aggregator
-	// stops, for the next one the owner makes (a swarm site makes one per
-	// round it aggregates); the owner closes it. Unset, the aggregator
-	// keeps its own, released when it stops.
-	Spare *model.Spare
-	Log   *slog.Logger
+	// HeapModels: a streamed model given to hold (Hold.Model) is copied
+	// onto the Go heap, not into a mapping, and Close with WantMean answers
+	// the round's mean itself when it was summed there, not a copy, and
+	// holds it no more: for an aggregator of one round whose caller keeps
+	// the mean as its global model (a swarm site's), which so skips a copy
+	// of the model between the last update and the new model's encryption.
+	HeapModels bool
+	Log        *slog.Logger
 }
 
 // spill is where a model of size bytes is kept: "" for memory.
@@ -241,10 +243,7 @@ type custody struct {
 }
 
 func newCustody(ctx context.Context, cfg Config) *custody {
-	c := &custody{cfg: cfg, spare: cfg.Spare, pulls: &sync.WaitGroup{}}
-	if c.spare == nil {
-		c.spare, c.ownSpare = &model.Spare{}, true
-	}
+	c := &custody{cfg: cfg, spare: &model.Spare{}, pulls: &sync.WaitGroup{}}
 	c.ctx, c.stop = context.WithCancel(ctx)
 	return c
 }
@@ -264,10 +263,12 @@ func (c *custody) hold(m *Hold) *Held {
 		err = c.restore(m.Round)
 	case m.Streamed && c.cfg.Streams == nil:
 		err = errors.New("the model is streamed and this aggregator streams nothing")
-	case m.Streamed && m.Model != nil:
-		if c.big, err = c.spare.Take(model.LayoutOf(m.Model), c.cfg.spill(int64(m.Model.Bytes()))); err == nil {
+	case m.Streamed && m.Model != nil && c.cfg.HeapModels:
+		if c.big, err = model.NewHeapFlat(model.LayoutOf(m.Model)); err == nil {
 			c.big.CopyFrom(m.Model)
 		}
+	case m.Streamed && m.Model != nil:
+		c.big, err = model.FlatCopy(m.Model, c.cfg.spill(int64(m.Model.Bytes())))
 	case m.Streamed:
 		// Zeros written, not left to the mapping: an untouched mapping
 		// reads as the kernel's shared zero page, and the global model
@@ -437,10 +438,8 @@ func (c *custody) release() {
 	}
 	c.released = true
 	c.stop()
-	if c.ownSpare {
-		c.spare.Close()
-	}
-	c.drop() // released at once when the spare is closed; else kept in it
+	c.spare.Close()
+	c.drop() // released at once: the spare is closed
 }
 
 // retire hands a global model's buffer to spare (which releases it once

@@ -345,7 +345,7 @@ func tell(ctx actor.Context, pid *actor.PID, msg any) {
 }
 
 // closeStreamed makes the round's mean the held model, and with wantMean
-// answers a copy of it; refused are the inline updates refused during the
+// answers a copy of it (or, on the heap, the mean itself, held no more); refused are the inline updates refused during the
 // round. Sites are the updates whose pull ended counted.
 func (c *custody) closeStreamed(round int64, refused map[string]string, wantMean bool) *Closed {
 	closed := &Closed{Round: round, Refused: refused, Clipped: map[string]string{}, Screened: map[string]string{}}
@@ -374,7 +374,10 @@ func (c *custody) closeStreamed(round int64, refused map[string]string, wantMean
 	}
 	closed.Sites = slices.Sorted(slices.Values(c.pulled))
 	c.pulled = nil
-	if wantMean {
+	switch {
+	case wantMean && mean.OnHeap(): // summed in place into a heap model (Config.HeapModels): handed on as it is
+		closed.Mean, c.big = mean.Model(), nil
+	case wantMean:
 		closed.Mean = mean.Model().Clone()
 	}
 	return closed

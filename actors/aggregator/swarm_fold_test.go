@@ -3,6 +3,7 @@ package aggregator_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -21,14 +22,23 @@ import (
 // result is the weighted mean of the updates within float tolerance; a
 // member whose chunks do not decrypt under the key it sent (here: another
 // key, so its first chunk reads as NaN and infinities) is refused and left
-// out, and the others' updates still make the round.
+// out, and the others' updates still make the round. With HeapModels
+// (a swarm site's aggregator) the mean is the held buffer itself, handed
+// over: the basis the site holds is untouched, and the aggregator holds
+// no model after.
 func TestSwarmRoundFoldsEncryptedStreams(t *testing.T) {
+	for _, heap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("heap models %v", heap), func(t *testing.T) { swarmRoundFolds(t, heap) })
+	}
+}
+
+func swarmRoundFolds(t *testing.T, heap bool) {
 	const (
 		n          = 4 * 16384 // four chunks of 64 KiB: a wrong key's first chunk is all but certain to hold a NaN
 		chunkBytes = 64 << 10
 	)
 	mgrs := chunkedStreamManagers(t, chunkBytes, "agg", "a", "b", "c")
-	h := newHolder(t, aggregator.Config{Streams: mgrs["agg"], ChunkBytes: chunkBytes})
+	h := newHolder(t, aggregator.Config{Streams: mgrs["agg"], ChunkBytes: chunkBytes, HeapModels: heap})
 	basis := &model.Model{Tensors: []model.Tensor{
 		{Name: "w", Shape: []int{n - 10}, Data: make([]float32, n-10)},
 		{Name: "b", Shape: []int{10}, Data: make([]float32, 10)},
@@ -125,9 +135,20 @@ func TestSwarmRoundFoldsEncryptedStreams(t *testing.T) {
 			k++
 		}
 	}
-	// The mean is the requester's own: the aggregator's held model is not it.
+	if basis.Tensors[0].Data[0] != 1 || basis.Tensors[0].Data[n-11] != 1 {
+		t.Fatal("the round was summed into the basis the site holds")
+	}
+	o := ask[*aggregator.Offered](h, &aggregator.Begin{Round: 4, Expect: sites})
+	if heap { // handed over: held no more
+		if o.Err == nil || !strings.Contains(o.Err.Error(), "holds no global model") {
+			t.Fatalf("a round begun after the mean was handed over: %v, want no model held", o.Err)
+		}
+		return
+	}
+	// The mean is the requester's own copy: the aggregator's held model is
+	// not it.
 	c.Mean.Tensors[0].Data[0] = 42
-	if o := ask[*aggregator.Offered](h, &aggregator.Begin{Round: 4, Expect: sites}); o.Err != nil {
+	if o.Err != nil {
 		t.Fatal(o.Err)
 	}
 }

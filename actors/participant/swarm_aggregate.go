@@ -43,10 +43,9 @@ func (p *Participant) beginAggregation(ctx actor.Context, j *joined, m *hearthv1
 	for _, s := range m.Members {
 		a.expect[s] = true
 	}
-	// The job's spare (a FedAvg job's streamed global model's, unused in a
-	// swarm job) keeps the aggregator's buffer for the next round this
-	// site aggregates.
-	cfg := aggregator.Config{JobID: m.JobId, Log: p.cfg.Log, Spare: &j.spare}
+	// The aggregator's model is on the heap: the mean it closes with
+	// becomes this site's global model as it is, not copied.
+	cfg := aggregator.Config{JobID: m.JobId, Log: p.cfg.Log, HeapModels: true}
 	if p.cfg.Streams != nil {
 		cfg.Streams = p.cfg.Streams
 	}

@@ -41,13 +41,14 @@ func LayoutOf(m *Model) []TensorShape {
 // buffer lives outside the Go heap (an anonymous memory mapping, or a file
 // mapping when it spills to disk), so a model of gigabytes neither counts
 // towards the garbage collector's pacing nor doubles the heap's growth
-// target; Close releases it. Its bytes are the tensors' float32 values,
+// target; Close releases it. (NewHeapFlat's is on the heap: see there.) Its bytes are the tensors' float32 values,
 // little-endian.
 type Flat struct {
 	Layout []TensorShape
 	Data   []float32
 	mem    []byte
 	file   *os.File
+	heap   bool // NewHeapFlat's: mem is on the Go heap
 }
 
 // ErrBigEndian refuses flat models on big-endian hosts, whose memory layout
@@ -58,30 +59,12 @@ var ErrBigEndian = errors.New("flat models need a little-endian host")
 // set, the buffer is a mapping of a temporary file there, so the kernel can
 // page it out instead of the process running out of memory.
 func NewFlat(layout []TensorShape, spillDir string) (*Flat, error) {
-	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
-		return nil, ErrBigEndian
-	}
-	n := 0
-	seen := map[string]bool{}
-	for _, t := range layout {
-		size, err := ShapeSize(t.Shape)
-		if err != nil {
-			return nil, fmt.Errorf("%w: tensor %q: %v", ErrInvalid, t.Name, err)
-		}
-		if t.Name == "" || seen[t.Name] {
-			return nil, fmt.Errorf("%w: tensor name %q empty or repeated", ErrInvalid, t.Name)
-		}
-		seen[t.Name] = true
-		if n += size; n > maxParams {
-			return nil, fmt.Errorf("%w: more than %d parameters", ErrInvalid, maxParams)
-		}
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("%w: a flat model needs at least one parameter", ErrInvalid)
+	n, err := flatValues(layout)
+	if err != nil {
+		return nil, err
 	}
 	f := &Flat{Layout: layout}
 	size := 4 * n
-	var err error
 	if spillDir != "" {
 		if f.file, err = os.CreateTemp(spillDir, "model-*.f32"); err != nil {
 			return nil, fmt.Errorf("spill file: %w", err)
@@ -101,6 +84,50 @@ func NewFlat(layout []TensorShape, spillDir string) (*Flat, error) {
 	}
 	f.Data = unsafe.Slice((*float32)(unsafe.Pointer(&f.mem[0])), n)
 	return f, nil
+}
+
+// NewHeapFlat allocates a zeroed flat model of the given layout on the Go
+// heap instead of in a mapping: for one whose values are handed on as a
+// Model (Flat.Model) and kept after the Flat is done with, for the garbage
+// collector to free (OnHeap). Close then only forgets the buffer.
+func NewHeapFlat(layout []TensorShape) (*Flat, error) {
+	n, err := flatValues(layout)
+	if err != nil {
+		return nil, err
+	}
+	f := &Flat{Layout: layout, Data: make([]float32, n), heap: true}
+	f.mem = unsafe.Slice((*byte)(unsafe.Pointer(&f.Data[0])), 4*n)
+	return f, nil
+}
+
+// OnHeap reports whether f was made by NewHeapFlat: its values may outlive
+// it, in the Model that Model returns.
+func (f *Flat) OnHeap() bool { return f.heap }
+
+// flatValues checks a flat model's layout and counts its values.
+func flatValues(layout []TensorShape) (int, error) {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		return 0, ErrBigEndian
+	}
+	n := 0
+	seen := map[string]bool{}
+	for _, t := range layout {
+		size, err := ShapeSize(t.Shape)
+		if err != nil {
+			return 0, fmt.Errorf("%w: tensor %q: %v", ErrInvalid, t.Name, err)
+		}
+		if t.Name == "" || seen[t.Name] {
+			return 0, fmt.Errorf("%w: tensor name %q empty or repeated", ErrInvalid, t.Name)
+		}
+		seen[t.Name] = true
+		if n += size; n > maxParams {
+			return 0, fmt.Errorf("%w: more than %d parameters", ErrInvalid, maxParams)
+		}
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%w: a flat model needs at least one parameter", ErrInvalid)
+	}
+	return n, nil
 }
 
 // FlatCopy copies m into a new flat model.
@@ -156,6 +183,10 @@ func (f *Flat) Model() *Model {
 // Close releases the buffer; f must not be used afterwards.
 func (f *Flat) Close() error {
 	var err error
+	if f.heap {
+		f.mem, f.Data = nil, nil // the garbage collector's, with any Model of it
+		return nil
+	}
 	if f.mem != nil {
 		err = syscall.Munmap(f.mem)
 		f.mem, f.Data = nil, nil
