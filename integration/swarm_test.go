@@ -364,20 +364,7 @@ func TestSwarmWeightsNeverCrossTheHubReadable(t *testing.T) {
 func TestSwarmStreamsLargeModelsEncrypted(t *testing.T) {
 	tap := filepath.Join(t.TempDir(), "tap.bin")
 	lp := startLearningWith(t, projectSpec{provisioned: 3, running: 3, tap: tap})
-	id := lp.submit(t, `name: swarm-large
-workflow: swarm
-rounds: 3
-sites: ["@all"]
-min_sites: 3
-round_timeout: 60s
-dataset: optdigits
-trainer: {kind: noop, params: 524288}
-evaluation: {validation: false, test: false}
-`)
-	info := lp.waitEnd(t, id, 90*time.Second)
-	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 3 {
-		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
-	}
+	_, info := lp.runNoopSwarm(t, "swarm-large", 3, 3, 524288, "", 90*time.Second)
 	for _, r := range info.History {
 		if len(r.Answered) != 3 {
 			t.Fatalf("round %d: %v answered", r.Round, r.Answered)
@@ -412,6 +399,28 @@ evaluation: {validation: false, test: false}
 		t.Fatalf("the tap saw %d chunks between sites, %d bytes of updates and %d cast: not the job's models", chunks, updateBytes, castBytes)
 	}
 	t.Logf("%d chunks between sites (%d MiB of updates, %d MiB cast), none with the model's zeros in the clear", chunks, updateBytes>>20, castBytes>>20)
+}
+
+// runNoopSwarm runs a swarm job of the no-op trainer with a model of
+// params values (over one envelope: streamed) and extra manifest lines,
+// and fails t unless it finishes every round within wait.
+func (lp *learningProject) runNoopSwarm(t *testing.T, name string, rounds, minSites, params int, extra string, wait time.Duration) (string, *hearthv1.JobInfo) {
+	t.Helper()
+	id := lp.submit(t, fmt.Sprintf(`name: %s
+workflow: swarm
+rounds: %d
+sites: ["@all"]
+%smin_sites: %d
+round_timeout: 60s
+dataset: optdigits
+trainer: {kind: noop, params: %d}
+evaluation: {validation: false, test: false}
+`, name, rounds, extra, minSites, params))
+	info := lp.waitEnd(t, id, wait)
+	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != int64(rounds) {
+		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
+	}
+	return id, info
 }
 
 func readAll(t testing.TB, path string) []byte {
@@ -478,21 +487,7 @@ func TestSwarmLearnsWithStreamedModels(t *testing.T) {
 func TestSwarmCastIsNotPacedByAHolder(t *testing.T) {
 	t.Setenv("HEARTH_HOSTILE_SLOW_CAST", "150ms") // honoured by site-3's hostile build only
 	lp := startLearningWith(t, projectSpec{provisioned: 4, running: 4, hostile: map[string]bool{"site-3": true}})
-	id := lp.submit(t, `name: swarm-slowcast
-workflow: swarm
-rounds: 2
-sites: ["@all"]
-aggregators: [site-1, site-2, site-4]
-min_sites: 3
-round_timeout: 60s
-dataset: optdigits
-trainer: {kind: noop, params: 16777216}
-evaluation: {validation: false, test: false}
-`)
-	info := lp.waitEnd(t, id, 120*time.Second)
-	if info.Status != hearthv1.JobStatus_JOB_STATUS_FINISHED || info.CompletedRounds != 2 {
-		t.Fatalf("job %s after %d rounds: %s", info.Status, info.CompletedRounds, info.Reason)
-	}
+	id, info := lp.runNoopSwarm(t, "swarm-slowcast", 2, 3, 16777216, "aggregators: [site-1, site-2, site-4]\n", 120*time.Second)
 	for _, r := range info.History {
 		agg := r.Aggregator
 		closed := auditOf(t, lp.project, agg, func(a auditor.Record) bool {

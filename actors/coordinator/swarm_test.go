@@ -417,12 +417,13 @@ func TestSwarmRounds(t *testing.T) {
 			},
 		},
 		{
-			name: "holders that never confirm an aggregator's model: the round moves on without it as a member", sites: 4, minSites: 2,
+			name: "holders that answer without the aggregator's model: the round moves on without it as a member", sites: 4, minSites: 2,
 			script: func(r *swarmRun, site string, t *hearthv1.SwarmTask) *answer {
+				a := honest(site, t)
 				if t.Round == 1 && t.Attempt == 0 && site != t.Aggregator {
-					return &answer{} // silent: the model never reached them
+					a.msg.(*hearthv1.SwarmTrained).ModelSha256 = nil // trained, but the model never reached them
 				}
-				return nil
+				return a
 			},
 			check: func(t *testing.T, r *swarmRun, info *hearthv1.JobInfo) {
 				wantFinished(t, info)
@@ -435,7 +436,7 @@ func TestSwarmRounds(t *testing.T) {
 				for _, task := range r.probe.tasks {
 					// Every site refuses a task that lists a skipped aggregator as a member.
 					if task.Round == 1 && task.Attempt == 1 && (slices.Contains(task.Members, first) || !slices.Contains(task.Holders, first)) {
-						t.Fatalf("attempt 1 of round 1: members %v, holders %v; want %s, whose holders fell silent, a holder only", task.Members, task.Holders, first)
+						t.Fatalf("attempt 1 of round 1: members %v, holders %v; want %s, whose model no holder confirmed, a holder only", task.Members, task.Holders, first)
 					}
 				}
 			},
