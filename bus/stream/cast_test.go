@@ -783,3 +783,48 @@ func TestCastSplitsOffARecipientThatHoldsTheOthersBack(t *testing.T) {
 		})
 	}
 }
+
+// TestCastOneRecipientRacingAheadSplitsNoOne: a recipient (spoken by hand
+// on site-4's connection) that claims every chunk confirmed from the start,
+// again and again, confirms no more than the cast has sent and, being one
+// against two that wait on their own credit, holds no one back: the two
+// honest recipients (15 ms a chunk) are not split off, and the cast subject
+// carries the stream about once.
+func TestCastOneRecipientRacingAheadSplitsNoOne(t *testing.T) {
+	s := newCastSetup(t, 3, func(_ int, c *Config) {
+		smallChunks(c)
+		c.StallTimeout, c.RetryInterval = 4*time.Second, 100*time.Millisecond
+	})
+	const chunks = 64
+	data := randomBytes(chunks*64<<10, 14)
+	ctx, c := s.cast(t, data, 30*time.Second)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			s.conns[2].Publish(bus.Stream("site-1", "site-4", c.Manifest.StreamId), credit{ack: chunks - 1, limit: chunks}.encode())
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	sinks, _, errs := s.receiveAll(ctx, c, []bool{true, true, false}, func(i, _ int) { time.Sleep(15 * time.Millisecond) })
+	c.Drop("site-4", errors.New("never pulls"))
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range s.names[:2] {
+		gotAll(t, name, errs[i], results, sinks[i], data)
+	}
+	st := c.Stats()
+	t.Logf("sender %+v", st)
+	if len(st.Split) != 0 || st.SplitSent != 0 {
+		t.Fatalf("sender %+v: honest recipients split off by one that claimed everything", st)
+	}
+	if st.Sent > chunks+4*s.sender.cfg.Window {
+		t.Fatalf("the cast subject carried %d chunk messages for %d chunks", st.Sent, chunks)
+	}
+}
