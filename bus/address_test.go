@@ -209,8 +209,22 @@ func TestCastsReachPeersOnlyFromTheirSender(t *testing.T) {
 	cast3, _ := nc3.SubscribeSync(subject)
 	deliverUntilSeen(t, nc1, subject, cast2)
 	deliverUntilSeen(t, nc1, subject, cast3)
-	drainSub(cast3)
-	drainSub(hubSide)
+	// Past every "hello" still on its way (one publisher's messages keep
+	// their order), so that the next message each reads is the test's.
+	if err := nc1.Publish(subject, []byte("sync")); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []*nats.Subscription{cast3, hubSide} {
+		for {
+			m, err := sub.NextMsg(5 * time.Second)
+			if err != nil {
+				t.Fatalf("the sync message did not come: %v", err)
+			}
+			if string(m.Data) == "sync" {
+				break
+			}
+		}
+	}
 
 	// site-2 casts under site-1's name: its leaf sends it nowhere (it
 	// delivers it only to site-2's own processes, which share its trust),
