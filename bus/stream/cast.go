@@ -44,7 +44,6 @@ type Cast struct {
 	stats      CastStats
 	holding    []*castRecipient // those that held the cast back at the last step
 	stepped    time.Time        // when that step was
-	sent       int              // chunks below this went out on the cast subject
 }
 
 // castRecipient is one recipient of a cast: what the sender knows of it.
@@ -88,9 +87,8 @@ type castRecipient struct {
 // asks for resends from there on the cast subject (the others drop the
 // duplicates).
 //
-// A recipient whose credit held the others back (at least as many of
-// them with more credit as there are recipients waiting with it; none
-// confirms a chunk not sent yet) for the cast's lag in all (two RetryIntervals, at most half the hold time) is
+// A recipient whose credit held the others back (theirs higher) for the
+// cast's lag in all (two RetryIntervals, at most half the hold time) is
 // split off: told so (a split message, repeated in place of its probes),
 // it leaves the cast subject, and its chunks go on its unicast subject from
 // what it had confirmed, at its own pace, while the others go on without
@@ -258,9 +256,7 @@ func (r *castRecipient) control(cr credit) {
 	c := r.c
 	c.mu.Lock()
 	r.heard = time.Now()
-	// No recipient confirms what was not sent to it yet: one that claimed
-	// more would look fast, and charge the others for holding it back.
-	ack := min(max(cr.ack, 0), c.l.count, max(c.sent, r.sentMax))
+	ack := min(max(cr.ack, 0), c.l.count)
 	if ack > r.acked {
 		r.acked, r.progress = ack, r.heard
 	}
@@ -381,9 +377,6 @@ func (c *Cast) loop() {
 			if err = c.send(c.subject, next); err == nil {
 				next++
 				sentMax = max(sentMax, next)
-				c.mu.Lock()
-				c.sent = sentMax
-				c.mu.Unlock()
 			}
 		}
 		if err != nil {
@@ -531,21 +524,18 @@ func (c *Cast) step(now time.Time, next *int, sentMax int) castStep {
 }
 
 // charge notes, for a cast that may not send chunk next, the recipients
-// that hold it back (credit up to next at most, while at least as many
-// others have more), to be charged the time until the next step; and
-// splits off each that has held it for lag, from what it confirmed.
+// that hold it back (credit up to next at most, while some other's is
+// higher), to be charged the time until the next step; and splits off
+// each that has held it for lag, from what it confirmed. With every
+// recipient's credit spent, nobody holds the others back: that is flow
+// control, not one recipient's pace.
 func (c *Cast) charge(st *castStep, now time.Time, next, sentMax, casting int, lag time.Duration) {
 	for _, r := range c.recipients {
 		if !r.ended && !r.split && r.limit <= next {
 			c.holding = append(c.holding, r)
 		}
 	}
-	if 2*len(c.holding) > casting {
-		// Most of them wait on their own credit: that is the pace of the
-		// path, not one recipient's, or it is one recipient racing ahead
-		// (a fast one, or one that confirms as fast as it is allowed to);
-		// splitting the many off would send the payload once per
-		// recipient after all.
+	if len(c.holding) == casting {
 		c.holding = c.holding[:0]
 		return
 	}

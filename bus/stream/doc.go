@@ -79,9 +79,8 @@
 // sender whose chunks or credit were lost (after a leaf reconnect, say);
 // each rewind asked for in vain doubles that wait, up to eight
 // RetryIntervals, so that on a congested path the resent chunks are not
-// sent again and again behind each other; a probe that finds nothing
-// arrived for RetryInterval asks at once (the sender is idle: what it
-// sent is lost). While chunks arrive, a lost one shows itself as a gap. Until the first chunk arrives it also
+// sent again and again behind each other. While chunks arrive, a lost one
+// shows itself as a gap. Until the first chunk arrives it also
 // repeats its first credit, quickly at first (50 ms, doubling), in case
 // that was lost. With no chunk delivered for StallTimeout it fails with
 // ErrStalled. A sender that has sent all it may and hears nothing for
@@ -117,8 +116,7 @@
 // recipients waiting behind it stall), or when its rewinds would resend
 // more chunks than the stream has (at least Window; ErrRewinds). The
 // others go on. A recipient that held the others back (its credit the
-// lowest, and at least as many recipients with more as waiting with it)
-// for two RetryIntervals in all is split off
+// lowest, theirs higher) for two RetryIntervals in all is split off
 // instead of setting the pace: the sender tells it with a split message
 // (and again in place of probes), sends its chunks on its unicast subject
 // from what it confirmed, and it unsubscribes from the cast subject (it

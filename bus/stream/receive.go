@@ -202,16 +202,7 @@ func (r *receiver) run(ctx context.Context) error {
 	for {
 		select {
 		case msg := <-r.in.ch:
-			if !isChunk(msg) { // a probe: the sender has sent all it may
-				if r.next < r.l.count && time.Since(later(r.lastProgress, r.lastArrival)) >= r.m.cfg.RetryInterval {
-					// and nothing arrived for a RetryInterval: what was
-					// sent is lost (a leaf link came back, say), so ask
-					// for it at once, whatever the backoff.
-					r.idleRewinds = 0
-					r.lastRewind = time.Now()
-					r.rewind()
-					continue
-				}
+			if !isChunk(msg) { // a probe
 				r.sendCredit()
 				continue
 			}
