@@ -219,13 +219,10 @@ type custody struct {
 	ctx  context.Context
 	stop context.CancelFunc
 
-	inline *model.Model
-	big    *model.Flat
-	spare  *model.Spare
-	// ownSpare: spare is this aggregator's own (Config.Spare unset),
-	// closed when it stops.
-	ownSpare bool
-	offered  []outgoing // streams of big, ended or cancelled before it is reused
+	inline  *model.Model
+	big     *model.Flat
+	spare   *model.Spare
+	offered []outgoing // streams of big, ended or cancelled before it is reused
 
 	// The open streamed round.
 	round      int64

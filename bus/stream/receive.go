@@ -310,7 +310,7 @@ func (r *receiver) tick(now time.Time) (time.Duration, error) {
 	// and a gap shows itself (see chunk); asking for them again would only
 	// queue a second copy behind the first. Each rewind asked for in vain
 	// doubles the wait for the next, up to eight RetryIntervals.
-	retry := r.m.cfg.RetryInterval << min(r.idleRewinds, 3)
+	retry := r.retryWait()
 	quiet := later(later(r.lastProgress, r.lastArrival), r.lastRewind)
 	if now.Sub(quiet) >= retry {
 		r.rewind()
@@ -320,13 +320,19 @@ func (r *receiver) tick(now time.Time) (time.Duration, error) {
 		r.sendCredit()
 		r.backoff = min(2*r.backoff, r.m.cfg.RetryInterval)
 	}
-	retry = r.m.cfg.RetryInterval << min(r.idleRewinds, 3)
+	retry = r.retryWait()
 	quiet = later(later(r.lastProgress, r.lastArrival), r.lastRewind)
 	wait := min(time.Until(stallAt), time.Until(quiet.Add(retry)))
 	if r.arrived == 0 {
 		wait = min(wait, time.Until(r.lastCredit.Add(r.backoff)))
 	}
 	return max(wait, time.Millisecond), nil
+}
+
+// retryWait is how long nothing may arrive before a rewind is asked for:
+// RetryInterval, doubled by each rewind asked for in vain, up to eight.
+func (r *receiver) retryWait() time.Duration {
+	return r.m.cfg.RetryInterval << min(r.idleRewinds, 3)
 }
 
 // rewind asks the sender to resend from next.
