@@ -358,3 +358,45 @@ func TestModelSinkCheckedIsOfTheModelHeld(t *testing.T) {
 		})
 	}
 }
+
+// TestEncryptModelReusesARecycledBuffer: EncryptModel writes into the
+// buffer Recycle was last handed when it has the model's size (every byte
+// overwritten: the result decrypts to the model, under its new key), and
+// into a fresh one for a model of another size.
+func TestEncryptModelReusesARecycledBuffer(t *testing.T) {
+	m := &model.Model{Tensors: []model.Tensor{{Name: "w", Shape: []int{4096}, Data: make([]float32, 4096)}}}
+	for i := range m.Tensors[0].Data {
+		m.Tensors[0].Data[i] = float32(i)
+	}
+	first, _, err := swarm.EncryptModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	swarm.Recycle(first)
+	again, key, err := swarm.EncryptModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &again[0] != &first[0] {
+		t.Fatal("the recycled buffer was not reused for a model of its size")
+	}
+	sink, err := swarm.NewModelSink(&model.Model{Tensors: []model.Tensor{{Name: "w", Shape: []int{4096}, Data: make([]float32, 4096)}}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.WriteChunk(0, 0, again); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(swarm.Digest(sink.Model()), swarm.Digest(m)) {
+		t.Fatal("the model encrypted into the recycled buffer does not decrypt to the model")
+	}
+	swarm.Recycle(again)
+	small := &model.Model{Tensors: []model.Tensor{{Name: "w", Shape: []int{16}, Data: make([]float32, 16)}}}
+	other, _, err := swarm.EncryptModel(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(other) != 64 || &other[0] == &again[0] {
+		t.Fatal("a model of another size was encrypted into the recycled buffer")
+	}
+}
