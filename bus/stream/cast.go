@@ -41,6 +41,7 @@ type Cast struct {
 	mu         sync.Mutex
 	recipients []*castRecipient
 	failure    error // Cancel, or the connection closed: ends the cast for all
+	sent       int   // chunks below this went out on the cast subject
 	stats      CastStats
 	holding    []*castRecipient // those that held the cast back at the last step
 	stepped    time.Time        // when that step was
@@ -70,7 +71,7 @@ type castRecipient struct {
 	// split: it held the others back for the cast's lag, and has its own
 	// stream since, from what it had confirmed: chunk next goes out on its
 	// unicast subject once below its limit; chunks below sentMax were
-	// sent to it.
+	// sent to it (on the cast subject before the split).
 	split         bool
 	next, sentMax int
 }
@@ -87,13 +88,18 @@ type castRecipient struct {
 // asks for resends from there on the cast subject (the others drop the
 // duplicates).
 //
-// A recipient whose credit held the others back (theirs higher) for the
-// cast's lag in all (two RetryIntervals, at most half the hold time) is
-// split off: told so (a split message, repeated in place of its probes),
-// it leaves the cast subject, and its chunks go on its unicast subject from
-// what it had confirmed, at its own pace, while the others go on without
-// it. So one slow recipient, or one that paces its confirmations on
-// purpose, costs the others one lag per cast at most.
+// A recipient whose credit held the others back for the cast's lag in all
+// (two RetryIntervals, at most half the hold time) is split off: told so
+// (a split message, repeated in place of its probes), it leaves the cast
+// subject, and its chunks go on its unicast subject from what it had
+// confirmed, at its own pace, while the others go on without it. It holds
+// them back while the cast may not send for want of its credit and most of
+// the others wait: they confirmed every chunk before the next one, and
+// have credit for it. So one slow recipient, or one that paces its
+// confirmations on purpose, costs the others one lag per cast at most;
+// and one racing ahead of the rest (a fast site, or one that confirms
+// whatever it is sent unread) splits no one off, for it is one of the
+// others, not most of them.
 //
 // A recipient is dropped, told with an abort on its unicast subject, and
 // its result is an error naming it: when it aborts (ErrAborted); when
@@ -102,7 +108,8 @@ type castRecipient struct {
 // on it (ErrStalled; the hold time is StallTimeout less two
 // RetryIntervals, at least half of StallTimeout, so that the recipients
 // waiting behind it do not stall first); when its rewinds would resend
-// more chunks than the stream has (at least Window; ErrRewinds). The cast
+// more chunks than the stream has (at least Window; ErrRewinds); when it
+// confirms a chunk that was never sent to it (ErrUnsent). The cast
 // ends when no recipient is left in it, split ones included. ctx is
 // checked at once only: the payload is hashed already. recipients must be
 // distinct, and not this participant.
@@ -251,12 +258,19 @@ func (c *Cast) signal() {
 	}
 }
 
-// control applies the recipient's credit.
+// control applies the recipient's credit; a confirmation of chunks not
+// yet sent to it drops it: no honest recipient has them.
 func (r *castRecipient) control(cr credit) {
 	c := r.c
 	c.mu.Lock()
 	r.heard = time.Now()
 	ack := min(max(cr.ack, 0), c.l.count)
+	if sent := max(c.sent, r.sentMax); ack > sent && r.failure == nil {
+		r.failure = fmt.Errorf("%w: %s confirmed %d chunks, of which %d were sent", ErrUnsent, r.name, ack, sent)
+		c.mu.Unlock()
+		c.signal()
+		return
+	}
 	if ack > r.acked {
 		r.acked, r.progress = ack, r.heard
 	}
@@ -348,11 +362,11 @@ type castProbe struct {
 
 func (c *Cast) loop() {
 	m := c.m
-	next, sentMax := 0, 0 // next chunk to send; chunks below sentMax were sent
+	next := 0 // the next chunk to send on the cast subject
 	timer := time.NewTimer(m.cfg.RetryInterval)
 	defer timer.Stop()
 	for {
-		step := c.step(time.Now(), &next, sentMax)
+		step := c.step(time.Now(), &next)
 		for _, r := range step.dropped {
 			if !errors.Is(r.err, ErrAborted) { // the recipient knows
 				m.publish(r.subject, encodeAbort(kindSenderAbort, reasonOf(r.err)))
@@ -376,7 +390,6 @@ func (c *Cast) loop() {
 		if step.send && err == nil {
 			if err = c.send(c.subject, next); err == nil {
 				next++
-				sentMax = max(sentMax, next)
 			}
 		}
 		if err != nil {
@@ -407,7 +420,7 @@ func (c *Cast) loop() {
 // rewinds to *next (or to a split recipient's own next), and says whether
 // chunk *next may go out, which chunks go to split recipients, whom to
 // probe, and when to look again.
-func (c *Cast) step(now time.Time, next *int, sentMax int) castStep {
+func (c *Cast) step(now time.Time, next *int) castStep {
 	cfg := c.m.cfg
 	hold, lag := castHold(cfg), castLag(cfg)
 	maxResent := max(c.l.count, cfg.Window)
@@ -454,7 +467,7 @@ func (c *Cast) step(now time.Time, next *int, sentMax int) castStep {
 		if r.ended {
 			continue
 		}
-		at, sent := *next, sentMax
+		at, sent := *next, c.sent
 		if r.split {
 			r.next = max(r.next, r.acked)
 			at, sent = r.next, r.sentMax
@@ -499,13 +512,16 @@ func (c *Cast) step(now time.Time, next *int, sentMax int) castStep {
 	if casting > 0 {
 		*next = max(*next, acked)
 		if st.send = *next < limit; st.send {
+			// Counted as sent before it goes out, so that no confirmation
+			// of it can arrive first (see control).
 			c.stats.Sent++
-			if *next < sentMax {
+			if *next < c.sent {
 				c.stats.Resent++
 			}
+			c.sent = max(c.sent, *next+1)
 			return st
 		}
-		c.charge(&st, now, *next, sentMax, casting, lag)
+		c.charge(&st, now, *next, lag)
 	}
 	if len(st.unicast) > 0 || len(st.split) > 0 {
 		return st
@@ -524,18 +540,33 @@ func (c *Cast) step(now time.Time, next *int, sentMax int) castStep {
 }
 
 // charge notes, for a cast that may not send chunk next, the recipients
-// that hold it back (credit up to next at most, while some other's is
-// higher), to be charged the time until the next step; and splits off
-// each that has held it for lag, from what it confirmed. With every
-// recipient's credit spent, nobody holds the others back: that is flow
-// control, not one recipient's pace.
-func (c *Cast) charge(st *castStep, now time.Time, next, sentMax, casting int, lag time.Duration) {
+// that hold it back, to be charged the time until the next step, and
+// splits off each that has held it for lag, from what it confirmed. Those
+// whose credit ends at next or before hold it back only while most of the
+// others wait on them: those confirmed every chunk before next and have
+// credit for it. So a recipient that races ahead (a fast one, or one that
+// confirms whatever it is sent unread) is one of the others, not most of
+// them, and charges no one; the honest recipients that a moment's jitter
+// puts behind one another are charged only for the moments the rest had
+// nothing to do; and with every recipient's credit spent nobody holds the
+// others back: that is flow control, not one recipient's pace.
+func (c *Cast) charge(st *castStep, now time.Time, next int, lag time.Duration) {
+	casting, waiting := 0, 0
 	for _, r := range c.recipients {
-		if !r.ended && !r.split && r.limit <= next {
+		if r.ended || r.split {
+			continue
+		}
+		casting++
+		switch {
+		case r.limit <= next:
 			c.holding = append(c.holding, r)
+		case r.acked >= next:
+			waiting++
 		}
 	}
-	if len(c.holding) == casting {
+	// Every holder's others are the casting less itself, and none of
+	// them a waiting one.
+	if 2*waiting <= casting-1 {
 		c.holding = c.holding[:0]
 		return
 	}
@@ -546,7 +577,7 @@ func (c *Cast) charge(st *castStep, now time.Time, next, sentMax, casting int, l
 			st.wakeAt = earliest(st.wakeAt, now.Add(lag-r.held))
 			continue
 		}
-		r.split, r.next, r.sentMax, r.progress = true, r.acked, sentMax, now
+		r.split, r.next, r.sentMax, r.progress = true, r.acked, c.sent, now
 		st.split = append(st.split, r)
 		c.stats.Split = append(c.stats.Split, r.name)
 	}

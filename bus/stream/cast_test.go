@@ -783,3 +783,93 @@ func TestCastSplitsOffARecipientThatHoldsTheOthersBack(t *testing.T) {
 		})
 	}
 }
+
+// TestCastOneRecipientRacingAheadSplitsNoOne: a recipient that races ahead
+// of the rest (spoken by hand on site-4's connection: it confirms every
+// chunk the moment it arrives, unread, as a compromised site could, or a
+// very fast one) is one of the others, not most of them: the two honest
+// recipients, which take 20 ms a chunk and wait on each other's jitter
+// only, are not split off although the racer waits on them all along, and
+// the cast subject carries the stream about once.
+func TestCastOneRecipientRacingAheadSplitsNoOne(t *testing.T) {
+	s := newCastSetup(t, 3, func(_ int, c *Config) {
+		smallChunks(c)
+		c.StallTimeout, c.RetryInterval = 4*time.Second, 500*time.Millisecond
+	})
+	const chunks = 96
+	data := randomBytes(chunks*64<<10, 14)
+	ctx, c := s.cast(t, data, 30*time.Second)
+	racer, ctl, w := s.conns[2], bus.Stream("site-1", "site-4", c.Manifest.StreamId), s.sender.cfg.Window
+	if _, err := racer.Subscribe(bus.Cast("site-1", c.Manifest.StreamId), func(m *nats.Msg) {
+		if i, _, ok := parseChunk(m); ok {
+			racer.Publish(ctl, credit{ack: i + 1, limit: min(i+1+w, chunks)}.encode())
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := racer.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	racer.Publish(ctl, credit{ack: 0, limit: w}.encode())
+	start := time.Now()
+	sinks, _, errs := s.receiveAll(ctx, c, []bool{true, true, false}, func(int, int) { time.Sleep(20 * time.Millisecond) })
+	took := time.Since(start)
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := c.Stats()
+	t.Logf("the honest recipients took %v (the lag %v); sender %+v; site-4: %v", took, castLag(s.sender.cfg), st, results["site-4"])
+	for i, name := range s.names[:2] {
+		gotAll(t, name, errs[i], results, sinks[i], data)
+	}
+	if took < 2*castLag(s.sender.cfg) {
+		t.Fatalf("the cast took %v, under twice the lag %v: it proves nothing about being charged for it", took, castLag(s.sender.cfg))
+	}
+	if len(st.Split) != 0 || st.SplitSent != 0 {
+		t.Fatalf("sender %+v: honest recipients split off because one raced ahead", st)
+	}
+	if st.Sent > chunks+4*w {
+		t.Fatalf("the cast subject carried %d chunk messages for %d chunks", st.Sent, chunks)
+	}
+}
+
+// TestCastDropsARecipientThatConfirmsUnsentChunks: a recipient (spoken by
+// hand on site-4's connection) that confirms chunks the cast has not sent
+// yet is dropped at once with ErrUnsent naming it, told with an abort, and
+// the others complete without waiting on it.
+func TestCastDropsARecipientThatConfirmsUnsentChunks(t *testing.T) {
+	s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 20 * time.Second })
+	const chunks = 40
+	data := randomBytes(chunks*64<<10, 15)
+	ctx, c := s.cast(t, data, 20*time.Second)
+	id := c.Manifest.StreamId
+	faker := s.conns[2]
+	aborts, err := faker.SubscribeSync(bus.Stream("site-4", "site-1", id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := faker.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	faker.Publish(bus.Stream("site-1", "site-4", id), credit{ack: chunks - 1, limit: chunks}.encode())
+	sinks, _, errs := s.receiveAll(ctx, c, []bool{true, true, false}, nil)
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range s.names[:2] {
+		gotAll(t, name, errs[i], results, sinks[i], data)
+	}
+	if r := results["site-4"]; !errors.Is(r, ErrUnsent) || !strings.Contains(r.Error(), "site-4 confirmed 39 chunks") {
+		t.Fatalf("site-4's result %v, want ErrUnsent naming it and what it confirmed", r)
+	}
+	if d, hold := time.Since(start), castHold(s.sender.cfg); d > hold/2 {
+		t.Fatalf("the cast took %v, want far less than the hold time %v: it waited on the faker", d, hold)
+	}
+	m, err := aborts.NextMsg(5 * time.Second)
+	if err != nil || isChunk(m) || m.Data[0] != kindSenderAbort || !strings.Contains(string(m.Data[1:]), "never sent") {
+		t.Fatalf("site-4 was told %v %v, want an abort saying why", m, err)
+	}
+}

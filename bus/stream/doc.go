@@ -78,8 +78,10 @@
 // delivered) the recipient asks for a rewind to next, which restarts a
 // sender whose chunks or credit were lost (after a leaf reconnect, say);
 // each rewind asked for in vain doubles that wait, up to eight
-// RetryIntervals, so that on a congested path the resent chunks are not
-// sent again and again behind each other. While chunks arrive, a lost one
+// RetryIntervals or an eighth of StallTimeout, whichever is less (one
+// RetryInterval at least), so that on a congested path the resent chunks
+// are not sent again and again behind each other, while a link that comes
+// back more than that before the stall is still asked again in time. While chunks arrive, a lost one
 // shows itself as a gap. Until the first chunk arrives it also
 // repeats its first credit, quickly at first (50 ms, doubling), in case
 // that was lost. With no chunk delivered for StallTimeout it fails with
@@ -114,10 +116,17 @@
 // new for the hold time while the cast waits on it (StallTimeout less two
 // RetryIntervals, at least half of it, so that it goes before the
 // recipients waiting behind it stall), or when its rewinds would resend
-// more chunks than the stream has (at least Window; ErrRewinds). The
-// others go on. A recipient that held the others back (its credit the
-// lowest, theirs higher) for two RetryIntervals in all is split off
-// instead of setting the pace: the sender tells it with a split message
+// more chunks than the stream has (at least Window; ErrRewinds), or when
+// it confirms chunks never sent to it (ErrUnsent). The others go on. A
+// recipient that held the others back for two RetryIntervals in all is
+// split off instead of setting the pace. It holds them back while the
+// cast may not send for want of its credit and most of the others wait
+// (they confirmed every chunk sent before the next and have credit for
+// it; a cast recipient confirms whenever it has delivered all it holds,
+// so that its waiting shows): a recipient racing ahead of the rest is one
+// of the others, not most of them, so it splits no one off, and honest
+// recipients are charged only for the moments the rest had nothing to do,
+// not for jitter between them. The sender tells it with a split message
 // (and again in place of probes), sends its chunks on its unicast subject
 // from what it confirmed, and it unsubscribes from the cast subject (it
 // takes a chunk on its unicast subject as the same news, and drops the

@@ -457,3 +457,84 @@ func TestShortChunkIsRefusedAtOnce(t *testing.T) {
 		t.Fatalf("stats %+v, want the one bad chunk counted", r.st)
 	}
 }
+
+// TestRecipientAsksAgainBeforeItStalls: a sender (spoken by hand on
+// site-1's connection) that goes silent after chunk 8, as if its link were
+// cut, and hears nothing for 1.9 s of the recipient's 3 s stall timeout,
+// then answers again: the recipient, whose requests to resend back off
+// (250, 500, 1000 ms, ...), still asks once the sender can hear it, before
+// the stall, and completes. Backing off to the full eight RetryIntervals,
+// its next request after 1.75 s would come at 3.75 s, after the stall.
+func TestRecipientAsksAgainBeforeItStalls(t *testing.T) {
+	tp := bustest.NewTopology(t, "site-1")
+	_, nc := tp.JoinedLeaf(t, "site-1")
+	cfg := func(c *Config) {
+		smallChunks(c)
+		c.StallTimeout, c.RetryInterval = 3*time.Second, 250*time.Millisecond
+	}
+	srv := newManager(t, tp.HubConn(t), "server", cfg)
+	const chunks, cutAt, cutFor = 16, 8, 1900 * time.Millisecond
+	data := randomBytes(chunks*64<<10, 16)
+	id, err := newStreamID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := &hearthv1.StreamManifest{StreamId: id, TotalBytes: int64(len(data)), ChunkBytes: 64 << 10, ChunkHash: BLAKE3}
+	for i := range chunks {
+		h := sum(BLAKE3, data[i*64<<10:(i+1)*64<<10])
+		man.ChunkHashes = append(man.ChunkHashes, h[:])
+	}
+	credits := make(chan credit, 256)
+	if _, err := nc.Subscribe(bus.Stream("site-1", "server", id), func(m *nats.Msg) {
+		if cr, ok := parseCredit(m.Data); ok {
+			credits <- cr
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var cutAtTime time.Time
+	var asked []time.Duration // the recipient's requests while the sender was silent, since the cut
+	served := make(chan struct{})
+	go func() { // the sender: serves every credit from its ack to its limit, but the cut
+		defer close(served)
+		for {
+			var cr credit
+			select {
+			case cr = <-credits:
+			case <-ctx.Done():
+				return
+			}
+			if !cutAtTime.IsZero() && time.Since(cutAtTime) < cutFor {
+				asked = append(asked, time.Since(cutAtTime).Round(time.Millisecond))
+				continue
+			}
+			for i := cr.ack; i < cr.limit; i++ {
+				if i >= cutAt && cutAtTime.IsZero() {
+					cutAtTime = time.Now()
+					break
+				}
+				nc.PublishMsg(chunkMsg(bus.Stream("server", "site-1", id), i, data[i*64<<10:(i+1)*64<<10]))
+			}
+			if cr.ack == chunks {
+				return
+			}
+		}
+	}()
+	sink := newCheckSink()
+	st, err := srv.Receive(ctx, "site-1", man, sink)
+	cancel()
+	<-served
+	t.Logf("Receive %v, %+v; while silent it heard the recipient at %v", err, st, asked)
+	if err != nil {
+		t.Fatalf("Receive: %v, want it to resume: the link came back %v before the stall", err, srv.cfg.StallTimeout-cutFor)
+	}
+	sink.check(t, data)
+	if st.Resent < 3 {
+		t.Fatalf("stats %+v: the recipient asked to resend %d times, want it asking through the silence", st, st.Resent)
+	}
+}

@@ -38,6 +38,9 @@ var (
 	// whole extra copy of the stream (see OfferCast), and was dropped
 	// from the cast.
 	ErrRewinds = errors.New("stream: too many rewinds")
+	// ErrUnsent: a cast recipient confirmed chunks that were never sent to
+	// it, and was dropped from the cast.
+	ErrUnsent = errors.New("stream: confirmed chunks never sent")
 )
 
 // Defaults and limits of Config.

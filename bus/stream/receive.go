@@ -286,7 +286,11 @@ func (r *receiver) chunk(msg *nats.Msg) error {
 	r.stats.Chunks++
 	r.stats.Bytes += int64(len(payload))
 	r.lastProgress = time.Now()
-	if r.next == r.l.count || r.next-r.granted >= max(r.m.window(r.l.chunkBytes)/4, 1) {
+	// A cast recipient also confirms when it has nothing more to deliver:
+	// its sender splits off a recipient that holds back others that wait,
+	// and learns that they wait from this.
+	drained := r.in.cast && len(r.in.ch) == 0
+	if drained || r.next == r.l.count || r.next-r.granted >= max(r.m.window(r.l.chunkBytes)/4, 1) {
 		r.sendCredit()
 	}
 	return nil
@@ -309,7 +313,10 @@ func (r *receiver) tick(now time.Time) (time.Duration, error) {
 	// RetryInterval: while chunks still arrive the path is alive, if slow,
 	// and a gap shows itself (see chunk); asking for them again would only
 	// queue a second copy behind the first. Each rewind asked for in vain
-	// doubles the wait for the next, up to eight RetryIntervals.
+	// doubles the wait for the next, up to eight RetryIntervals or an
+	// eighth of StallTimeout, whichever is less (RetryInterval at least),
+	// so that a link that comes back well before the stall is asked again
+	// in time.
 	retry := r.retryWait()
 	quiet := later(later(r.lastProgress, r.lastArrival), r.lastRewind)
 	if now.Sub(quiet) >= retry {
@@ -330,9 +337,12 @@ func (r *receiver) tick(now time.Time) (time.Duration, error) {
 }
 
 // retryWait is how long nothing may arrive before a rewind is asked for:
-// RetryInterval, doubled by each rewind asked for in vain, up to eight.
+// RetryInterval, doubled by each rewind asked for in vain, up to eight of
+// them or an eighth of StallTimeout, whichever is less, and never less than
+// one RetryInterval.
 func (r *receiver) retryWait() time.Duration {
-	return r.m.cfg.RetryInterval << min(r.idleRewinds, 3)
+	cfg := r.m.cfg
+	return min(cfg.RetryInterval<<min(r.idleRewinds, 3), max(cfg.RetryInterval, cfg.StallTimeout/8))
 }
 
 // rewind asks the sender to resend from next.

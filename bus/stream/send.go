@@ -310,6 +310,8 @@ func reasonOf(err error) string {
 		return "stalled"
 	case errors.Is(err, ErrRewinds):
 		return "too many rewinds"
+	case errors.Is(err, ErrUnsent):
+		return "confirmed chunks never sent"
 	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrChunkSize):
 		return err.Error() // names the chunk
 	case errors.Is(err, context.Canceled):
