@@ -33,13 +33,9 @@ func TestSitesReachSitesOnlyWithEnvelopes(t *testing.T) {
 	stream2, _ := nc2.SubscribeSync(bus.StreamInbox("site-2"))
 	peer2, _ := nc2.SubscribeSync(bus.PeerInbox("site-2"))
 	deliverUntilSeen(t, nc1, bus.Peer("site-2", "site-1"), peer2)
-	drainSub(peer2)
 	deliverUntilSeen(t, server, bus.Direct("site-2", "server"), direct2)
 	deliverUntilSeen(t, server, bus.Stream("site-2", "server", "abc"), stream2)
 	deliverUntilSeen(t, nc1, bus.Direct("server", "site-1"), toServer)
-	drainSub(direct2)
-	drainSub(stream2)
-	drainSub(toServer)
 
 	for _, subject := range []string{bus.Direct("site-2", "site-1"), bus.Peer("site-2", "site-3"), bus.Stream("site-2", "site-3", "abc")} {
 		if err := nc1.Publish(subject, []byte("from a site")); err != nil {
@@ -86,7 +82,6 @@ func TestAdminsCannotAddressSites(t *testing.T) {
 	toServer, _ := server.SubscribeSync(bus.Inbox("server"))
 	direct1, _ := nc1.SubscribeSync(bus.Inbox("site-1"))
 	deliverUntilSeen(t, server, bus.Direct("site-1", "server"), direct1)
-	drainSub(direct1)
 
 	violations := make(chan error, 8)
 	admin := tp.Admin.Identity.Name
@@ -209,22 +204,9 @@ func TestCastsReachPeersOnlyFromTheirSender(t *testing.T) {
 	cast3, _ := nc3.SubscribeSync(subject)
 	deliverUntilSeen(t, nc1, subject, cast2)
 	deliverUntilSeen(t, nc1, subject, cast3)
-	// Past every "hello" still on its way (one publisher's messages keep
-	// their order), so that the next message each reads is the test's.
-	if err := nc1.Publish(subject, []byte("sync")); err != nil {
-		t.Fatal(err)
-	}
-	for _, sub := range []*nats.Subscription{cast3, hubSide} {
-		for {
-			m, err := sub.NextMsg(5 * time.Second)
-			if err != nil {
-				t.Fatalf("the sync message did not come: %v", err)
-			}
-			if string(m.Data) == "sync" {
-				break
-			}
-		}
-	}
+	// Every "hello" for site-2 reached site-3, and every one reached the
+	// hub's side: past them all.
+	syncPast(t, nc1, subject, cast3, hubSide)
 
 	// site-2 casts under site-1's name: its leaf sends it nowhere (it
 	// delivers it only to site-2's own processes, which share its trust),
