@@ -1,8 +1,6 @@
 package swarm
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -27,18 +25,6 @@ import (
 
 // StreamKeySize is the size of a stream's key (AES-256).
 const StreamKeySize = 32
-
-// ctrAt is the key's counter-mode keystream from byte offset on, which
-// must be a multiple of the block size.
-func ctrAt(key []byte, offset int64) (cipher.Stream, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	iv := make([]byte, aes.BlockSize)
-	binary.BigEndian.PutUint64(iv[8:], uint64(offset/aes.BlockSize))
-	return cipher.NewCTR(block, iv), nil
-}
 
 // EncryptModel returns m's float32 values (little-endian, tensor after
 // tensor) encrypted under a fresh key, and the key. data is the buffer

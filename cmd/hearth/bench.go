@@ -19,6 +19,7 @@ import (
 
 	"github.com/hearthfl/hearth/actors/job"
 	"github.com/hearthfl/hearth/actors/learning/quantize"
+	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus"
 	"github.com/hearthfl/hearth/bus/kit"
 	"github.com/hearthfl/hearth/bus/provision"
@@ -68,10 +69,13 @@ const plainRuns = 3
 type benchReport struct {
 	// Link is the rate every site's connection to the hub was limited to,
 	// each way (--link); "" on loopback.
-	Link          string    `json:"link,omitempty"`
-	LinkBytesPerS float64   `json:"link_bytes_per_s,omitempty"`
-	PlainMBps     float64   `json:"plain_nats_mb_per_s"` // the best run
-	PlainRuns     []float64 `json:"plain_nats_runs_mb_per_s"`
+	Link          string  `json:"link,omitempty"`
+	LinkBytesPerS float64 `json:"link_bytes_per_s,omitempty"`
+	// Sealfree: a build that copies models where it would encrypt them
+	// (swarm.Sealfree), to measure what sealing costs.
+	Sealfree  bool      `json:"sealfree,omitempty"`
+	PlainMBps float64   `json:"plain_nats_mb_per_s"` // the best run
+	PlainRuns []float64 `json:"plain_nats_runs_mb_per_s"`
 	// The path swarm's bytes take: leaf -> hub -> leaf (measured when a
 	// swarm configuration is).
 	PeerMBps float64    `json:"plain_nats_peer_mb_per_s,omitempty"`
@@ -206,6 +210,14 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	// The baseline is the best of a few runs: its fastest, which is what
 	// Hearth's rounds are held against.
 	var rep benchReport
+	if swarm.Sealfree {
+		// The servers and sites this bench starts inherit it.
+		if err := os.Setenv(sealfreeBench, "1"); err != nil {
+			return err
+		}
+		rep.Sealfree = true
+		say("sealfree build: models are copied where they would be encrypted or decrypted (to measure what sealing costs; never a release)")
+	}
 	if link > 0 {
 		rep.Link, rep.LinkBytesPerS = link.String(), float64(link)
 		say("link: every site's connection to the hub through the bench's relay, %s each way per site (TLS end to end through it)", link)

@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/hearthfl/hearth/actors/swarm"
 )
 
 // cli is what a subcommand may touch of the outside world besides files.
@@ -67,6 +69,9 @@ func run(ctx context.Context, c *cli, args []string) error {
 	}
 	for _, cmd := range commands() {
 		if cmd.name == args[0] {
+			if err := sealfreeRefuses(c, cmd.name); err != nil {
+				return err
+			}
 			return cmd.run(ctx, c, args[1:])
 		}
 	}
@@ -75,6 +80,21 @@ func run(ctx context.Context, c *cli, args []string) error {
 }
 
 var errUsage = errors.New("usage")
+
+// sealfreeBench marks the server and site processes that a sealfree
+// build's bench starts.
+const sealfreeBench = "HEARTH_SEALFREE_BENCH"
+
+// sealfreeRefuses refuses, in a build that does not encrypt models (`-tags
+// sealfree`, which measures what sealing costs: see swarm.Sealfree), every
+// command but bench and the server and sites a bench starts: nothing that
+// would carry a real model runs unencrypted.
+func sealfreeRefuses(c *cli, name string) error {
+	if !swarm.Sealfree || name == "bench" || (c.getenv(sealfreeBench) == "1" && (name == "server" || name == "site")) {
+		return nil
+	}
+	return fmt.Errorf("this hearth was built with -tags sealfree to measure what sealing costs, and sends models unencrypted: it runs only bench")
+}
 
 // errUsageMsg is a usage error with a message.
 func errUsageMsg(msg string) error { return fmt.Errorf("%w: %s", errUsage, msg) }
