@@ -6,6 +6,8 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/binary"
+
+	"github.com/hearthfl/hearth/actors/learning/model"
 )
 
 // Sealfree is false in every build but the one that measures what sealing
@@ -23,3 +25,6 @@ func ctrAt(key []byte, offset int64) (cipher.Stream, error) {
 	binary.BigEndian.PutUint64(iv[8:], uint64(offset/aes.BlockSize))
 	return cipher.NewCTR(block, iv), nil
 }
+
+// passThrough is nil: a model is encrypted into a buffer of its own.
+func passThrough(*model.Model) []byte { return nil }
