@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,11 +44,14 @@ func deliverUntilSeen(t *testing.T, pub *nats.Conn, subject string, sub *nats.Su
 	return got
 }
 
+// syncs numbers syncPast's messages.
+var syncs atomic.Int64
+
 // syncPast publishes a message of its own on subject, unlike any other, and
 // reads each of subs up to it: past everything pub published there before.
 func syncPast(t *testing.T, pub *nats.Conn, subject string, subs ...*nats.Subscription) {
 	t.Helper()
-	token := fmt.Sprintf("sync %d", time.Now().UnixNano())
+	token := fmt.Sprintf("sync %d", syncs.Add(1))
 	if err := pub.Publish(subject, []byte(token)); err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,7 @@ type Cast struct {
 	sent       int   // chunks below this went out on the cast subject
 	stats      CastStats
 	holding    []*castRecipient // those that held the cast back at the last step
+	holdShare  float64          // what they are charged of the time since (see charge)
 	stepped    time.Time        // when that step was
 }
 
@@ -92,14 +93,16 @@ type castRecipient struct {
 // (two RetryIntervals, at most half the hold time) is split off: told so
 // (a split message, repeated in place of its probes), it leaves the cast
 // subject, and its chunks go on its unicast subject from what it had
-// confirmed, at its own pace, while the others go on without it. It holds
-// them back while the cast may not send for want of its credit and most of
-// the others wait: they confirmed every chunk before the next one, and
-// have credit for it. So one slow recipient, or one that paces its
-// confirmations on purpose, costs the others one lag per cast at most;
-// and one racing ahead of the rest (a fast site, or one that confirms
-// whatever it is sent unread) splits no one off, for it is one of the
-// others, not most of them.
+// confirmed, at its own pace, while the others go on without it. It is
+// charged the time the cast may not send for want of its credit while most
+// of the others wait on it (they confirmed every chunk before the next
+// one, and have credit for it), and a quarter of that time while only some
+// do. So one slow recipient, or one that paces its confirmations on
+// purpose, costs the others one lag per cast at most (four, while another
+// recipient that never waits tries to shield it); and one racing ahead of
+// the rest (a fast site, or one that confirms whatever it is sent unread)
+// gets no other split off unless that one set the pace for four lags, or
+// is the only other (see charge).
 //
 // A recipient is dropped, told with an abort on its unicast subject, and
 // its result is an error naming it: when it aborts (ErrAborted); when
@@ -265,8 +268,12 @@ func (r *castRecipient) control(cr credit) {
 	c.mu.Lock()
 	r.heard = time.Now()
 	ack := min(max(cr.ack, 0), c.l.count)
-	if sent := max(c.sent, r.sentMax); ack > sent && r.failure == nil {
-		r.failure = fmt.Errorf("%w: %s confirmed %d chunks, of which %d were sent", ErrUnsent, r.name, ack, sent)
+	// A split recipient may have taken cast chunks sent after its split
+	// before it left the cast subject: those count as sent to it too.
+	if sent := max(c.sent, r.sentMax); ack > sent {
+		if r.failure == nil {
+			r.failure = fmt.Errorf("%w: %s confirmed %d chunks, of which %d were sent", ErrUnsent, r.name, ack, sent)
+		}
 		c.mu.Unlock()
 		c.signal()
 		return
@@ -428,7 +435,7 @@ func (c *Cast) step(now time.Time, next *int) castStep {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range c.holding {
-		r.held += now.Sub(c.stepped)
+		r.held += time.Duration(float64(now.Sub(c.stepped)) * c.holdShare)
 	}
 	c.holding, c.stepped = c.holding[:0], now
 	drop := func(r *castRecipient, err error) {
@@ -540,16 +547,26 @@ func (c *Cast) step(now time.Time, next *int) castStep {
 }
 
 // charge notes, for a cast that may not send chunk next, the recipients
-// that hold it back, to be charged the time until the next step, and
-// splits off each that has held it for lag, from what it confirmed. Those
-// whose credit ends at next or before hold it back only while most of the
-// others wait on them: those confirmed every chunk before next and have
-// credit for it. So a recipient that races ahead (a fast one, or one that
-// confirms whatever it is sent unread) is one of the others, not most of
-// them, and charges no one; the honest recipients that a moment's jitter
-// puts behind one another are charged only for the moments the rest had
-// nothing to do; and with every recipient's credit spent nobody holds the
-// others back: that is flow control, not one recipient's pace.
+// that hold it back (their credit ends at next or before), to be charged
+// the time until the next step: in full while most of the others wait on
+// them meanwhile (they confirmed every chunk before next and have credit
+// for it), a quarter of it while only some do; and splits off each whose
+// charge reached lag, from what it confirmed. From the sender, a recipient
+// racing ahead of two that set the pace together looks just like a fast
+// one beside a slow one and one that confirms each chunk a moment late
+// (never waiting, so as to shield the slow one): the quarter bounds both.
+//
+//   - A slow recipient (or one that paces its confirmations) holding back
+//     others that all wait is split off after lag.
+//   - One racing ahead of the rest (a fast one, or one that confirms
+//     whatever it is sent unread) is one waiting recipient among the
+//     others: with one other it splits that one off after lag; with more,
+//     only one that set the pace for four lags.
+//   - One that never waits delays the split of a slow one to four lags at
+//     most, and cannot prevent it.
+//   - Honest recipients of one pace wait on each other only for a moment's
+//     jitter, and with every recipient's credit spent nobody waits: that
+//     is flow control, not one recipient's pace.
 func (c *Cast) charge(st *castStep, now time.Time, next int, lag time.Duration) {
 	casting, waiting := 0, 0
 	for _, r := range c.recipients {
@@ -564,17 +581,21 @@ func (c *Cast) charge(st *castStep, now time.Time, next int, lag time.Duration) 
 			waiting++
 		}
 	}
-	// Every holder's others are the casting less itself, and none of
-	// them a waiting one.
-	if 2*waiting <= casting-1 {
+	// Every holder's others are the casting less itself, and none of the
+	// waiting ones is a holder.
+	if waiting == 0 || casting < 2 {
 		c.holding = c.holding[:0]
 		return
+	}
+	c.holdShare = 1
+	if 2*waiting <= casting-1 {
+		c.holdShare = 0.25
 	}
 	kept := c.holding[:0]
 	for _, r := range c.holding {
 		if r.held < lag {
 			kept = append(kept, r)
-			st.wakeAt = earliest(st.wakeAt, now.Add(lag-r.held))
+			st.wakeAt = earliest(st.wakeAt, now.Add(time.Duration(float64(lag-r.held)/c.holdShare)))
 			continue
 		}
 		r.split, r.next, r.sentMax, r.progress = true, r.acked, c.sent, now

@@ -79,7 +79,8 @@
 // sender whose chunks or credit were lost (after a leaf reconnect, say);
 // each rewind asked for in vain doubles that wait, up to eight
 // RetryIntervals or an eighth of StallTimeout, whichever is less (one
-// RetryInterval at least), so that on a congested path the resent chunks
+// RetryInterval at least: with a StallTimeout of eight RetryIntervals or
+// less there is no backoff), so that on a congested path the resent chunks
 // are not sent again and again behind each other, while a link that comes
 // back more than that before the stall is still asked again in time. While chunks arrive, a lost one
 // shows itself as a gap. Until the first chunk arrives it also
@@ -118,15 +119,17 @@
 // recipients waiting behind it stall), or when its rewinds would resend
 // more chunks than the stream has (at least Window; ErrRewinds), or when
 // it confirms chunks never sent to it (ErrUnsent). The others go on. A
-// recipient that held the others back for two RetryIntervals in all is
-// split off instead of setting the pace. It holds them back while the
-// cast may not send for want of its credit and most of the others wait
-// (they confirmed every chunk sent before the next and have credit for
-// it; a cast recipient confirms whenever it has delivered all it holds,
-// so that its waiting shows): a recipient racing ahead of the rest is one
-// of the others, not most of them, so it splits no one off, and honest
-// recipients are charged only for the moments the rest had nothing to do,
-// not for jitter between them. The sender tells it with a split message
+// recipient that held the others back for two RetryIntervals is split off
+// instead of setting the pace. It is charged the time the cast may not
+// send for want of its credit while most of the others wait on it (they
+// confirmed every chunk sent before the next and have credit for it; a
+// cast recipient confirms whenever it has nothing queued, so that its
+// waiting shows), and a quarter of it while only some do: so a recipient
+// racing ahead of the rest gets others split off only after four lags of
+// setting the pace (unless there is one other), one that never waits
+// delays a slow one's split to four lags at most, and honest recipients of
+// one pace wait on each other only for a moment's jitter. The sender tells
+// it with a split message
 // (and again in place of probes), sends its chunks on its unicast subject
 // from what it confirmed, and it unsubscribes from the cast subject (it
 // takes a chunk on its unicast subject as the same news, and drops the

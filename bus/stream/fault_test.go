@@ -461,10 +461,12 @@ func TestShortChunkIsRefusedAtOnce(t *testing.T) {
 // TestRecipientAsksAgainBeforeItStalls: a sender (spoken by hand on
 // site-1's connection) that goes silent after chunk 8, as if its link were
 // cut, and hears nothing for 1.9 s of the recipient's 3 s stall timeout,
-// then answers again: the recipient, whose requests to resend back off
-// (250, 500, 1000 ms, ...), still asks once the sender can hear it, before
-// the stall, and completes. Backing off to the full eight RetryIntervals,
-// its next request after 1.75 s would come at 3.75 s, after the stall.
+// then answers again: the recipient, whose requests to resend back off no
+// further than an eighth of the stall timeout (it asks at 250 ms, then
+// every 375 ms), still asks once the sender can hear it, before the stall,
+// and completes. Backing off to the full eight RetryIntervals (250, 500,
+// 1000, 2000 ms), its next request after 1.75 s would come at 3.75 s,
+// after the stall.
 func TestRecipientAsksAgainBeforeItStalls(t *testing.T) {
 	tp := bustest.NewTopology(t, "site-1")
 	_, nc := tp.JoinedLeaf(t, "site-1")

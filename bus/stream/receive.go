@@ -209,6 +209,13 @@ func (r *receiver) run(ctx context.Context) error {
 			if err := r.chunk(msg); err != nil || r.next == r.l.count {
 				return err
 			}
+			// A cast recipient also confirms when it has nothing queued
+			// (after a delivery or a dropped duplicate alike): its sender
+			// charges a recipient that holds back others that wait, and
+			// learns that they wait from this.
+			if r.in.cast && len(r.in.ch) == 0 && r.next > r.granted {
+				r.sendCredit()
+			}
 		case <-timer.C:
 			wait, err := r.tick(time.Now())
 			if err != nil {
@@ -286,11 +293,7 @@ func (r *receiver) chunk(msg *nats.Msg) error {
 	r.stats.Chunks++
 	r.stats.Bytes += int64(len(payload))
 	r.lastProgress = time.Now()
-	// A cast recipient also confirms when it has nothing more to deliver:
-	// its sender splits off a recipient that holds back others that wait,
-	// and learns that they wait from this.
-	drained := r.in.cast && len(r.in.ch) == 0
-	if drained || r.next == r.l.count || r.next-r.granted >= max(r.m.window(r.l.chunkBytes)/4, 1) {
+	if r.next == r.l.count || r.next-r.granted >= max(r.m.window(r.l.chunkBytes)/4, 1) {
 		r.sendCredit()
 	}
 	return nil
