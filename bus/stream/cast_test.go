@@ -75,6 +75,27 @@ func (s *castSetup) cast(t testing.TB, data []byte, timeout time.Duration) (cont
 	return ctx, c
 }
 
+// byHand makes recipient i's connection (its Manager left out of it) a
+// recipient of cast c spoken by hand: it subscribes to the cast subject,
+// grants itself a first window, and answers each chunk i that arrives with
+// answer(i) as its credit.
+func (s *castSetup) byHand(t testing.TB, c *Cast, i int, answer func(chunk int) credit) {
+	t.Helper()
+	nc, id := s.conns[i], c.Manifest.StreamId
+	ctl := bus.Stream("site-1", s.names[i], id)
+	if _, err := nc.Subscribe(bus.Cast("site-1", id), func(m *nats.Msg) {
+		if chunk, _, ok := parseChunk(m); ok {
+			nc.Publish(ctl, answer(chunk).encode())
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	nc.Publish(ctl, credit{ack: 0, limit: s.sender.cfg.Window}.encode())
+}
+
 // gotAll fails the test unless the recipient name's Receive (err) and its
 // result in the cast both succeeded and its sink got data.
 func gotAll(t testing.TB, name string, err error, results map[string]error, sink *checkSink, data []byte) {
@@ -802,18 +823,8 @@ func TestCastOneRecipientRacingAheadSplitsNoOne(t *testing.T) {
 	const chunks = 128
 	data := randomBytes(chunks*64<<10, 14)
 	ctx, c := s.cast(t, data, 30*time.Second)
-	racer, ctl, w := s.conns[2], bus.Stream("site-1", "site-4", c.Manifest.StreamId), s.sender.cfg.Window
-	if _, err := racer.Subscribe(bus.Cast("site-1", c.Manifest.StreamId), func(m *nats.Msg) {
-		if i, _, ok := parseChunk(m); ok {
-			racer.Publish(ctl, credit{ack: i + 1, limit: min(i+1+w, chunks)}.encode())
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := racer.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	racer.Publish(ctl, credit{ack: 0, limit: w}.encode())
+	w := s.sender.cfg.Window
+	s.byHand(t, c, 2, func(i int) credit { return credit{ack: i + 1, limit: min(i+1+w, chunks)} })
 	start := time.Now()
 	sinks, _, errs := s.receiveAll(ctx, c, []bool{true, true, false}, func(int, int) { time.Sleep(20 * time.Millisecond) })
 	took := time.Since(start)
@@ -892,18 +903,8 @@ func TestCastSlowRecipientIsSplitOffThoughAnotherNeverWaits(t *testing.T) {
 	const chunks, delay = 96, 40 * time.Millisecond
 	data := randomBytes(chunks*64<<10, 17)
 	ctx, c := s.cast(t, data, 30*time.Second)
-	shield, ctl, w := s.conns[2], bus.Stream("site-1", "site-4", c.Manifest.StreamId), s.sender.cfg.Window
-	if _, err := shield.Subscribe(bus.Cast("site-1", c.Manifest.StreamId), func(m *nats.Msg) {
-		if i, _, ok := parseChunk(m); ok {
-			shield.Publish(ctl, credit{ack: i, limit: min(i+w, chunks)}.encode())
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := shield.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	shield.Publish(ctl, credit{ack: 0, limit: w}.encode())
+	w := s.sender.cfg.Window
+	s.byHand(t, c, 2, func(i int) credit { return credit{ack: i, limit: min(i+w, chunks)} })
 	var slowChunks atomic.Int64
 	sinks := []*checkSink{newCheckSink(), newCheckSink()}
 	sinks[1].hook = func(int) { time.Sleep(delay); slowChunks.Add(1) }
