@@ -89,8 +89,8 @@ func (c *custody) foldStream(ctx actor.Context, m *FoldStream) *StreamTaken {
 		t.Refused = c.checkLocal(m)
 	case m.Manifest == nil:
 		t.Refused = "a streamed update without its manifest"
-	case m.Key != nil && len(m.Key) != swarm.StreamKeySize:
-		t.Refused = fmt.Sprintf("a stream key of %d bytes, want %d", len(m.Key), swarm.StreamKeySize)
+	case m.Key != nil && swarm.CheckStreamKey(m.Key) != nil:
+		t.Refused = "a " + swarm.CheckStreamKey(m.Key).Error()
 	case c.cfg.Codec != nil:
 		if err := c.wire().Check(m.Manifest.TotalBytes, int(m.Manifest.ChunkBytes)); err != nil {
 			t.Refused = err.Error()

@@ -154,7 +154,7 @@ func swarmRoundFolds(t *testing.T, heap bool) {
 }
 
 // What a swarm round's aggregator refuses before folding anything: a
-// stream key of the wrong size, an update both in memory and streamed, an
+// stream key of the wrong size or of zeros, an update both in memory and streamed, an
 // update in memory of another layout, a stream cut in chunks of another
 // size than the round's sum takes.
 func TestSwarmRoundRefuses(t *testing.T) {
@@ -192,7 +192,8 @@ func TestSwarmRoundRefuses(t *testing.T) {
 		{"a short key", &aggregator.FoldStream{Round: 1, Site: "a", Manifest: out.Manifest, Key: []byte("short"), Weight: 1}, "stream key of 5 bytes"},
 		{"in memory and streamed", &aggregator.FoldStream{Round: 1, Site: "b", Manifest: out.Manifest, Update: basis, Weight: 1}, "both in memory and streamed"},
 		{"another layout", &aggregator.FoldStream{Round: 1, Site: "c", Update: other, Weight: 1}, "tensor 0 is v"},
-		{"chunks of another size", &aggregator.FoldStream{Round: 1, Site: "d", Manifest: halves.Manifest, Key: make([]byte, swarm.StreamKeySize), Weight: 1},
+		{"a key of zeros (a sealfree build's)", &aggregator.FoldStream{Round: 1, Site: "a", Manifest: out.Manifest, Key: make([]byte, swarm.StreamKeySize), Weight: 1}, "stream key of zeros"},
+		{"chunks of another size", &aggregator.FoldStream{Round: 1, Site: "d", Manifest: halves.Manifest, Key: bytes.Repeat([]byte{7}, swarm.StreamKeySize), Weight: 1},
 			"chunks of 2048 bytes, the round's are 1024"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

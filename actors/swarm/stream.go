@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -26,14 +27,30 @@ import (
 // StreamKeySize is the size of a stream's key (AES-256).
 const StreamKeySize = 32
 
+// CheckStreamKey refuses a stream key of the wrong size, and (but in the
+// sealfree build) one of zeros: no sender that drew its key has one, and
+// the sealfree build sends it to mark its models, which are not encrypted,
+// so that a site of that build is refused by the real ones.
+func CheckStreamKey(key []byte) error {
+	if len(key) != StreamKeySize {
+		return fmt.Errorf("stream key of %d bytes, want %d", len(key), StreamKeySize)
+	}
+	if !Sealfree && !slices.ContainsFunc(key, func(b byte) bool { return b != 0 }) {
+		return errors.New("stream key of zeros: the sender drew no key (a sealfree build's, which does not encrypt)")
+	}
+	return nil
+}
+
 // EncryptModel returns m's float32 values (little-endian, tensor after
 // tensor) encrypted under a fresh key, and the key. data is the buffer
 // Recycle was last handed, when that has m's size: hand data to Recycle
 // once nothing reads it any more.
 func EncryptModel(m *model.Model) (data, key []byte, err error) {
 	key = make([]byte, StreamKeySize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, nil, err
+	if !Sealfree { // the sealfree build's key stays zeros: see CheckStreamKey
+		if _, err := rand.Read(key); err != nil {
+			return nil, nil, err
+		}
 	}
 	if data := passThrough(m); data != nil { // the sealfree build only
 		return data, key, nil
@@ -137,8 +154,8 @@ func (s *ModelSink) Spent() SealTime { return s.spent.load() }
 // NewModelSink makes a sink for a model shaped like layout (whose values
 // it does not read), encrypted under key.
 func NewModelSink(layout *model.Model, key []byte) (*ModelSink, error) {
-	if len(key) != StreamKeySize {
-		return nil, fmt.Errorf("stream key of %d bytes, want %d", len(key), StreamKeySize)
+	if err := CheckStreamKey(key); err != nil {
+		return nil, err
 	}
 	s := &ModelSink{key: key, model: &model.Model{Tensors: make([]model.Tensor, len(layout.Tensors))}}
 	all := make([]float32, layout.NumParams()) // one array: the aggregator takes it without a copy
@@ -256,8 +273,8 @@ type DecryptingSink struct {
 
 // NewDecryptingSink makes a sink that decrypts chunks under key into next.
 func NewDecryptingSink(key []byte, next stream.Sink) (*DecryptingSink, error) {
-	if len(key) != StreamKeySize {
-		return nil, fmt.Errorf("stream key of %d bytes, want %d", len(key), StreamKeySize)
+	if err := CheckStreamKey(key); err != nil {
+		return nil, err
 	}
 	if next == nil {
 		return nil, errors.New("no sink to decrypt into")

@@ -122,7 +122,7 @@ func TestEncryptedModelStreamRoundTrips(t *testing.T) {
 	if swarm.Digest(got) == nil || !bytes.Equal(swarm.Digest(got), swarm.Digest(m)) {
 		t.Fatal("the decrypted model is not the one encrypted")
 	}
-	other, _ := swarm.NewModelSink(layout, make([]byte, swarm.StreamKeySize))
+	other, _ := swarm.NewModelSink(layout, bytes.Repeat([]byte{7}, swarm.StreamKeySize))
 	other.WriteChunk(0, 0, data[:1024])
 	if other.Model().Tensors[0].Data[1] == m.Tensors[0].Data[1] {
 		t.Error("another key decrypted the model")
@@ -138,6 +138,15 @@ func TestEncryptedModelStreamRoundTrips(t *testing.T) {
 	}
 	if _, err := swarm.NewModelSink(layout, []byte("short")); err == nil {
 		t.Error("a short key accepted")
+	}
+	// A key of zeros is what the sealfree build sends, its models in the
+	// clear: refused by name, by both sinks.
+	if _, err := swarm.NewModelSink(layout, make([]byte, swarm.StreamKeySize)); err == nil || !strings.Contains(err.Error(), "stream key of zeros") {
+		t.Errorf("a key of zeros: %v, want it refused", err)
+	}
+	if _, err := swarm.NewDecryptingSink(make([]byte, swarm.StreamKeySize), stream.SinkFunc(func(int, int64, []byte) error { return nil })); err == nil ||
+		!strings.Contains(err.Error(), "stream key of zeros") {
+		t.Errorf("a key of zeros: %v, want it refused", err)
 	}
 }
 
