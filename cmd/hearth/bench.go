@@ -216,7 +216,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 		rep.Sealfree = true
-		say("sealfree build: models are copied where they would be encrypted or decrypted (to measure what sealing costs; never a release)")
+		say("sealfree build: models travel unencrypted, where the real build seals them, to measure what sealing costs (never a release)")
 	}
 	if link > 0 {
 		rep.Link, rep.LinkBytesPerS = link.String(), float64(link)
