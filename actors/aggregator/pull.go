@@ -82,6 +82,10 @@ func (c *custody) beginStreamed(m *Begin) *Offered {
 func (c *custody) foldStream(ctx actor.Context, m *FoldStream) *StreamTaken {
 	t := &StreamTaken{Round: m.Round, Site: m.Site}
 	delete(c.expected, m.Site)
+	var keyErr error // a nil key: the update is not encrypted
+	if m.Key != nil {
+		keyErr = swarm.CheckStreamKey(m.Key)
+	}
 	switch {
 	case !c.open || m.Round != c.round:
 		t.Refused = fmt.Sprintf("a streamed update for round %d while no streamed round but %d is open", m.Round, c.round)
@@ -89,8 +93,8 @@ func (c *custody) foldStream(ctx actor.Context, m *FoldStream) *StreamTaken {
 		t.Refused = c.checkLocal(m)
 	case m.Manifest == nil:
 		t.Refused = "a streamed update without its manifest"
-	case m.Key != nil && swarm.CheckStreamKey(m.Key) != nil:
-		t.Refused = "a " + swarm.CheckStreamKey(m.Key).Error()
+	case keyErr != nil:
+		t.Refused = "a " + keyErr.Error()
 	case c.cfg.Codec != nil:
 		if err := c.wire().Check(m.Manifest.TotalBytes, int(m.Manifest.ChunkBytes)); err != nil {
 			t.Refused = err.Error()

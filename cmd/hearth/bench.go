@@ -71,8 +71,8 @@ type benchReport struct {
 	// each way (--link); "" on loopback.
 	Link          string  `json:"link,omitempty"`
 	LinkBytesPerS float64 `json:"link_bytes_per_s,omitempty"`
-	// Sealfree: a build that copies models where it would encrypt them
-	// (swarm.Sealfree), to measure what sealing costs.
+	// Sealfree: a build whose models travel unencrypted (swarm.Sealfree),
+	// to measure what sealing costs.
 	Sealfree  bool      `json:"sealfree,omitempty"`
 	PlainMBps float64   `json:"plain_nats_mb_per_s"` // the best run
 	PlainRuns []float64 `json:"plain_nats_runs_mb_per_s"`

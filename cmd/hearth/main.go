@@ -93,7 +93,7 @@ func sealfreeRefuses(c *cli, name string) error {
 	if !swarm.Sealfree || name == "bench" || (c.getenv(sealfreeBench) == "1" && (name == "server" || name == "site")) {
 		return nil
 	}
-	return fmt.Errorf("this hearth was built with -tags sealfree to measure what sealing costs, and sends models unencrypted: it runs only bench")
+	return errors.New("this hearth was built with -tags sealfree to measure what sealing costs, and sends models unencrypted: it runs only bench")
 }
 
 // errUsageMsg is a usage error with a message.
