@@ -24,6 +24,7 @@ import (
 	"github.com/hearthfl/hearth/actors/swarm"
 	"github.com/hearthfl/hearth/bus/bridge"
 	"github.com/hearthfl/hearth/bus/envelope"
+	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -107,10 +108,30 @@ type confirmDue struct{ at roundKey }
 // after the aggregator answered, the attempt having taken so far: the
 // model is on its way by then, and takes about as long to reach them as
 // the updates took to reach the aggregator (a large model's streams), or
-// a tenth of the round timeout (200 ms..5 s) for small ones. A holder that
-// is slower is left out of the round (it catches up).
-func confirmGrace(roundTimeout, sofar time.Duration) time.Duration {
-	return max(min(max(roundTimeout/10, 200*time.Millisecond), 5*time.Second), sofar)
+// a tenth of the round timeout (200 ms..5 s) for small ones; plus lag, the
+// time one slow holder may hold a streamed model's cast back before the
+// aggregator splits it off (bus/stream), so that the others are not left
+// out for it. A holder that is slower is left out of the round (it
+// catches up).
+func confirmGrace(roundTimeout, sofar, lag time.Duration) time.Duration {
+	return max(min(max(roundTimeout/10, 200*time.Millisecond), 5*time.Second), sofar) + lag
+}
+
+// castLag is the lag confirmGrace allows for: a streamed model's cast, on
+// the stream timings every node runs with (bus/node leaves them at their
+// defaults); none for a model that travels inline.
+func (s *swarmFlow) castLag() time.Duration {
+	if !s.streamed() {
+		return 0
+	}
+	return stream.Config{}.CastLag()
+}
+
+// streamed says whether the job's models are over one envelope, and so
+// travel as streams (a layout the server cannot tell counts as streamed).
+func (s *swarmFlow) streamed() bool {
+	layout, err := trainer.Layout(s.manifest.Trainer.Spec(), int(s.shapeFeatures), int(s.shapeLabels))
+	return err != nil || model.LayoutBytes(layout) > job.InlineLimit
 }
 
 // rejoined is a left-out site's answer to a new JoinJob.
@@ -486,7 +507,7 @@ func (s *swarmFlow) answered(ctx actor.Context, a *answered) {
 			// The holders confirm the model as it reaches them; those
 			// that have not within the grace are left out of the round.
 			self, system, at := ctx.Self(), ctx.ActorSystem(), s.askKey
-			time.AfterFunc(confirmGrace(s.manifest.RoundTimeout, time.Since(s.attemptStarted)), func() { system.Root.Send(self, &confirmDue{at: at}) })
+			time.AfterFunc(confirmGrace(s.manifest.RoundTimeout, time.Since(s.attemptStarted), s.castLag()), func() { system.Root.Send(self, &confirmDue{at: at}) })
 		}
 	}
 	s.next(ctx)
@@ -663,7 +684,7 @@ func (s *swarmFlow) evaluate(ctx actor.Context) {
 	s.rec.Info.ModelLocation = fmt.Sprintf("at the sites, each in its kit's state/swarm/%s/model.pb: %s", s.id(), strings.Join(at, ", "))
 	s.evaluated = at
 	crossSite := s.manifest.Evaluation.CrossSite
-	if layout, err := trainer.Layout(s.manifest.Trainer.Spec(), int(s.shapeFeatures), int(s.shapeLabels)); crossSite && (err != nil || model.LayoutBytes(layout) > job.InlineLimit) {
+	if crossSite && s.streamed() {
 		crossSite = false // local models travel inline only
 		s.audit(auditor.Event{Action: "crosssite.skipped", JobID: s.id(), Detail: map[string]string{"reason": "the sites' local models are too large for one envelope"}})
 		s.cfg.Log.Warn("cross-site evaluation of local models skipped: models over one envelope", "job", s.id())

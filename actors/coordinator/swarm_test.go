@@ -25,6 +25,7 @@ import (
 	"github.com/hearthfl/hearth/bus/jetstore"
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/pki/pkitest"
+	"github.com/hearthfl/hearth/bus/stream"
 	hearthv1 "github.com/hearthfl/hearth/schemas/hearth/v1"
 )
 
@@ -411,8 +412,8 @@ func TestSwarmRounds(t *testing.T) {
 						t.Fatalf("round 2 trains at %s, which never confirmed round 1's model", silentHolder(r))
 					}
 				}
-				if d := time.Duration(h.DurationMicros) * time.Microsecond; d < confirmGrace(200*time.Millisecond, 0) || d > 200*time.Millisecond+100*time.Millisecond {
-					t.Errorf("round 1 took %v; the grace is %v", d, confirmGrace(200*time.Millisecond, 0))
+				if d := time.Duration(h.DurationMicros) * time.Microsecond; d < confirmGrace(200*time.Millisecond, 0, 0) || d > 200*time.Millisecond+100*time.Millisecond {
+					t.Errorf("round 1 took %v; the grace is %v", d, confirmGrace(200*time.Millisecond, 0, 0))
 				}
 			},
 		},
@@ -569,5 +570,36 @@ func TestSwarmCrossSiteEvaluation(t *testing.T) {
 	}
 	if len(cells) != 12 {
 		t.Fatalf("%d cells, want 3 global and 9 local ones: %v", len(cells), cells)
+	}
+}
+
+// TestHoldersGraceAllowsForTheCastLag: the holders of a model over one
+// envelope, which comes as a cast, have the cast's lag on top of their
+// grace, so that one holder slow enough to be split off the cast gets no
+// other left out of the round; an inline model's holders have none.
+func TestHoldersGraceAllowsForTheCastLag(t *testing.T) {
+	lag := stream.Config{}.CastLag()
+	if lag <= 0 {
+		t.Fatalf("the default cast lag is %v", lag)
+	}
+	for _, tc := range []struct {
+		trainer string
+		want    time.Duration
+	}{
+		{"{kind: logreg, learning_rate: 0.1, epochs: 1, batch_size: 8, seed: 1}", 0},
+		{fmt.Sprintf("{kind: noop, params: %d}", job.InlineLimit), lag}, // 4 bytes a value: over the limit
+	} {
+		m, err := job.ParseManifest([]byte("name: grace\nworkflow: swarm\nrounds: 1\nsites: [site-1, site-2]\nmin_sites: 2\n" +
+			"round_timeout: 60s\ndataset: optdigits\ntrainer: " + tc.trainer + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &swarmFlow{engine: engine{manifest: m, shapeFeatures: 64, shapeLabels: 10}}
+		if got := s.castLag(); got != tc.want {
+			t.Errorf("%s: the holders' grace allows %v for the cast, want %v", tc.trainer, got, tc.want)
+		}
+		if got, base := confirmGrace(m.RoundTimeout, time.Second, s.castLag()), 5*time.Second; got != base+tc.want {
+			t.Errorf("%s: grace %v, want %v", tc.trainer, got, base+tc.want)
+		}
 	}
 }

@@ -321,6 +321,11 @@ func castLag(cfg Config) time.Duration {
 	return min(2*cfg.RetryInterval, castHold(cfg)/2)
 }
 
+// CastLag is how long one recipient may hold the others of a cast back
+// before it is split off, under this configuration (zero fields at their
+// defaults): what a slow recipient may delay the others' delivery by.
+func (c Config) CastLag() time.Duration { return castLag(c.withDefaults()) }
+
 // run sends the cast until no recipient is left in it.
 func (c *Cast) run() {
 	m := c.m
