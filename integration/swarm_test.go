@@ -486,8 +486,10 @@ func TestSwarmLearnsWithStreamedModels(t *testing.T) {
 // lag, so the honest holders take the model well within that, the server
 // counts them, and only site-3 is left out of holding it.
 func TestSwarmCastIsNotPacedByAHolder(t *testing.T) {
-	const pace, chunks, window = 300 * time.Millisecond, 64, 32 // window: bus/node's
-	t.Setenv("HEARTH_HOSTILE_SLOW_CAST", pace.String()) // honoured by site-3's hostile build only
+	// The window is bus/node's; HEARTH_HOSTILE_SLOW_CAST is honoured by
+	// site-3's hostile build only.
+	const pace, chunks, window = 300 * time.Millisecond, 64, 32
+	t.Setenv("HEARTH_HOSTILE_SLOW_CAST", pace.String())
 	lp := startLearningWith(t, projectSpec{provisioned: 4, running: 4, hostile: map[string]bool{"site-3": true}})
 	id, info := lp.runNoopSwarm(t, "swarm-slowcast", 2, 3, chunks<<20/4, "aggregators: [site-1, site-2, site-4]\n", 120*time.Second)
 	paced := (chunks - window) * pace
