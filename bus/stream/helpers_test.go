@@ -37,16 +37,26 @@ func newManager(t testing.TB, nc *nats.Conn, self string, tweak ...func(*Config)
 // other's inbox (subscription interest crossed the leaf links).
 func reachable(t testing.TB, from *Manager, to *Manager) {
 	t.Helper()
-	probe, err := to.nc.SubscribeSync(bus.Stream(to.cfg.Self, from.cfg.Self, "ffffffffffffffffffffffffffffffff"))
+	probe, err := to.nc.SubscribeSync(bus.Stream(to.cfg.Self, from.cfg.Self, noStream))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer probe.Unsubscribe()
-	to.nc.Flush()
+	heard(t, from.nc, probe, probe.Subject)
+}
+
+// noStream is a stream id no test's stream has.
+const noStream = "ffffffffffffffffffffffffffffffff"
+
+// heard waits until sub, just made, hears what pub publishes on subject
+// (one sub takes): its interest has gone from its leaf through the hub to
+// pub's, so that what pub publishes from then on reaches it.
+func heard(t testing.TB, pub *nats.Conn, sub *nats.Subscription, subject string) {
+	t.Helper()
 	bustest.CheckFor(t, 10*time.Second, 0, func() error {
-		from.nc.Publish(probe.Subject, []byte{0})
-		if _, err := probe.NextMsg(50 * time.Millisecond); err != nil {
-			return fmt.Errorf("%s does not reach %s: %w", from.cfg.Self, to.cfg.Self, err)
+		pub.Publish(subject, []byte{0})
+		if _, err := sub.NextMsg(50 * time.Millisecond); err != nil {
+			return fmt.Errorf("%s is not heard on %s: %w", subject, sub.Subject, err)
 		}
 		return nil
 	})
