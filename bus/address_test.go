@@ -32,10 +32,10 @@ func TestSitesReachSitesOnlyWithEnvelopes(t *testing.T) {
 	direct2, _ := nc2.SubscribeSync(bus.Inbox("site-2"))
 	stream2, _ := nc2.SubscribeSync(bus.StreamInbox("site-2"))
 	peer2, _ := nc2.SubscribeSync(bus.PeerInbox("site-2"))
-	deliverUntilSeen(t, nc1, bus.Peer("site-2", "site-1"), peer2)
-	deliverUntilSeen(t, server, bus.Direct("site-2", "server"), direct2)
-	deliverUntilSeen(t, server, bus.Stream("site-2", "server", "abc"), stream2)
-	deliverUntilSeen(t, nc1, bus.Direct("server", "site-1"), toServer)
+	bustest.DeliverUntilSeen(t, nc1, bus.Peer("site-2", "site-1"), peer2)
+	bustest.DeliverUntilSeen(t, server, bus.Direct("site-2", "server"), direct2)
+	bustest.DeliverUntilSeen(t, server, bus.Stream("site-2", "server", "abc"), stream2)
+	bustest.DeliverUntilSeen(t, nc1, bus.Direct("server", "site-1"), toServer)
 
 	for _, subject := range []string{bus.Direct("site-2", "site-1"), bus.Peer("site-2", "site-3"), bus.Stream("site-2", "site-3", "abc")} {
 		if err := nc1.Publish(subject, []byte("from a site")); err != nil {
@@ -81,7 +81,7 @@ func TestAdminsCannotAddressSites(t *testing.T) {
 	defer server.Close()
 	toServer, _ := server.SubscribeSync(bus.Inbox("server"))
 	direct1, _ := nc1.SubscribeSync(bus.Inbox("site-1"))
-	deliverUntilSeen(t, server, bus.Direct("site-1", "server"), direct1)
+	bustest.DeliverUntilSeen(t, server, bus.Direct("site-1", "server"), direct1)
 
 	violations := make(chan error, 8)
 	admin := tp.Admin.Identity.Name
@@ -202,11 +202,11 @@ func TestCastsReachPeersOnlyFromTheirSender(t *testing.T) {
 	hubSide, _ := server.SubscribeSync(subject)
 	cast2, _ := nc2.SubscribeSync(subject)
 	cast3, _ := nc3.SubscribeSync(subject)
-	deliverUntilSeen(t, nc1, subject, cast2)
-	deliverUntilSeen(t, nc1, subject, cast3)
+	bustest.DeliverUntilSeen(t, nc1, subject, cast2)
+	bustest.DeliverUntilSeen(t, nc1, subject, cast3)
 	// Every "hello" for site-2 reached site-3, and every one reached the
 	// hub's side: past them all.
-	syncPast(t, nc1, subject, cast3, hubSide)
+	bustest.SyncPast(t, nc1, subject, cast3, hubSide)
 
 	// site-2 casts under site-1's name: its leaf sends it nowhere (it
 	// delivers it only to site-2's own processes, which share its trust),

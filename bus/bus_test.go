@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,53 +19,6 @@ import (
 	"github.com/hearthfl/hearth/bus/pki"
 	"github.com/hearthfl/hearth/bus/pki/pkitest"
 )
-
-// deliverUntilSeen publishes on subject until sub sees a message, so that
-// subscription interest has propagated across the leaf links, and returns
-// the first it saw. It then reads sub past a last message of its own (one
-// publisher's messages keep their order), so that no "hello" still on its
-// way is taken for the next message the test reads there.
-func deliverUntilSeen(t *testing.T, pub *nats.Conn, subject string, sub *nats.Subscription) *nats.Msg {
-	t.Helper()
-	var got *nats.Msg
-	bustest.CheckFor(t, 10*time.Second, 0, func() error {
-		if err := pub.Publish(subject, []byte("hello")); err != nil {
-			return err
-		}
-		m, err := sub.NextMsg(50 * time.Millisecond)
-		if err != nil {
-			return fmt.Errorf("nothing on %s yet: %w", subject, err)
-		}
-		got = m
-		return nil
-	})
-	syncPast(t, pub, subject, sub)
-	return got
-}
-
-// syncs numbers syncPast's messages.
-var syncs atomic.Int64
-
-// syncPast publishes a message of its own on subject, unlike any other, and
-// reads each of subs up to it: past everything pub published there before.
-func syncPast(t *testing.T, pub *nats.Conn, subject string, subs ...*nats.Subscription) {
-	t.Helper()
-	token := fmt.Sprintf("sync %d", syncs.Add(1))
-	if err := pub.Publish(subject, []byte(token)); err != nil {
-		t.Fatal(err)
-	}
-	for _, sub := range subs {
-		for {
-			m, err := sub.NextMsg(5 * time.Second)
-			if err != nil {
-				t.Fatalf("the sync message on %s did not come: %v", subject, err)
-			}
-			if string(m.Data) == token {
-				break
-			}
-		}
-	}
-}
 
 func TestMessagesFlowBetweenLeavesAndServer(t *testing.T) {
 	tp := bustest.NewTopology(t, "site-1", "site-2")
@@ -83,12 +35,12 @@ func TestMessagesFlowBetweenLeavesAndServer(t *testing.T) {
 
 	// Sites reach only the server (TestSitesCannotAddressSites), which
 	// reaches every site.
-	m := deliverUntilSeen(t, server, bus.Direct("site-1", "server"), inbox1)
+	m := bustest.DeliverUntilSeen(t, server, bus.Direct("site-1", "server"), inbox1)
 	if to, from, ok := bus.ParseDirect(m.Subject); !ok || to != "site-1" || from != "server" {
 		t.Fatalf("subject %q parsed as (%q, %q, %v)", m.Subject, to, from, ok)
 	}
-	deliverUntilSeen(t, nc1, bus.Direct("server", "site-1"), inboxServer)
-	deliverUntilSeen(t, server, bus.Direct("site-2", "server"), func() *nats.Subscription {
+	bustest.DeliverUntilSeen(t, nc1, bus.Direct("server", "site-1"), inboxServer)
+	bustest.DeliverUntilSeen(t, server, bus.Direct("site-2", "server"), func() *nats.Subscription {
 		s, _ := nc2.SubscribeSync(bus.Inbox("site-2"))
 		return s
 	}())
@@ -181,7 +133,7 @@ func TestPermissionsConfineEachSiteToItsOwnSubjects(t *testing.T) {
 	}
 	defer server.Close()
 	inbox, _ := server.SubscribeSync(bus.Inbox("server"))
-	deliverUntilSeen(t, nc2, bus.Direct("server", "site-2"), inbox)
+	bustest.DeliverUntilSeen(t, nc2, bus.Direct("server", "site-2"), inbox)
 
 	// site-1 claims to be site-2 on the subject: its own leaf drops it (the
 	// hub told the leaf its permissions), so only the genuine one arrives.
@@ -200,7 +152,7 @@ func TestPermissionsConfineEachSiteToItsOwnSubjects(t *testing.T) {
 	spy, _ := nc1.SubscribeSync(bus.Inbox("site-3"))
 	nc1.Flush()
 	inbox3, _ := nc3.SubscribeSync(bus.Inbox("site-3"))
-	deliverUntilSeen(t, server, bus.Direct("site-3", "server"), inbox3)
+	bustest.DeliverUntilSeen(t, server, bus.Direct("site-3", "server"), inbox3)
 	if m, err := spy.NextMsg(200 * time.Millisecond); err == nil {
 		t.Fatalf("site-1 read site-3's message %q", m.Subject)
 	}
@@ -346,11 +298,11 @@ func TestStreamSubjectsCrossTheLeafLinkBothWays(t *testing.T) {
 	defer server.Close()
 	toServer, _ := server.SubscribeSync(bus.StreamInbox("server"))
 	toSite, _ := nc1.SubscribeSync(bus.StreamInbox("site-1"))
-	m := deliverUntilSeen(t, nc1, bus.Stream("server", "site-1", "abc"), toServer)
+	m := bustest.DeliverUntilSeen(t, nc1, bus.Stream("server", "site-1", "abc"), toServer)
 	if to, from, id, ok := bus.ParseStream(m.Subject); !ok || to != "server" || from != "site-1" || id != "abc" {
 		t.Fatalf("parsed %q as %q %q %q %v", m.Subject, to, from, id, ok)
 	}
-	deliverUntilSeen(t, server, bus.Stream("site-1", "server", "abc"), toSite)
+	bustest.DeliverUntilSeen(t, server, bus.Stream("site-1", "server", "abc"), toSite)
 	// site-1 cannot send stream data under site-2's name.
 	nc1.Publish(bus.Stream("server", "site-2", "abc"), []byte("forged"))
 	nc1.Publish(bus.Stream("server", "site-1", "abc"), []byte("genuine"))

@@ -59,7 +59,7 @@ func TestLeafOverWebsocket(t *testing.T) {
 	}
 	defer sc.Close()
 	inbox, _ := sc.SubscribeSync(bus.Inbox("server"))
-	deliverUntilSeen(t, nc, bus.Direct("server", "site-1"), inbox)
+	bustest.DeliverUntilSeen(t, nc, bus.Direct("server", "site-1"), inbox)
 
 	// The websocket listener checks certificates like the leafnode one.
 	join(admin)
@@ -124,7 +124,7 @@ func TestLeafThroughHTTPConnectProxy(t *testing.T) {
 	}
 	defer sc.Close()
 	inbox, _ := sc.SubscribeSync(bus.Inbox("server"))
-	deliverUntilSeen(t, nc, bus.Direct("server", "site-1"), inbox)
+	bustest.DeliverUntilSeen(t, nc, bus.Direct("server", "site-1"), inbox)
 
 	// The link really went through the proxy.
 	bustest.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {

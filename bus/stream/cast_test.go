@@ -58,6 +58,20 @@ func newCastSetup(t testing.TB, n int, tweak func(i int, c *Config)) *castSetup 
 	return s
 }
 
+// hearTold subscribes to what the sender tells recipient i of any stream
+// (an abort, a split message) and waits until that subscription is heard
+// through the hub, so that nothing the sender tells i from then on is
+// lost; call it before the cast.
+func (s *castSetup) hearTold(t testing.TB, i int) *nats.Subscription {
+	t.Helper()
+	sub, err := s.conns[i].SubscribeSync(bus.Stream(s.names[i], "site-1", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bustest.DeliverUntilSeen(t, s.senderNC, bus.Stream(s.names[i], "site-1", noStream), sub)
+	return sub
+}
+
 // cast offers data, prepared, in one cast to every recipient, under a
 // context that ends after timeout (or with the test).
 func (s *castSetup) cast(t testing.TB, data []byte, timeout time.Duration) (context.Context, *Cast) {
@@ -268,15 +282,12 @@ func TestCastDropsARecipientThatGrantsNothing(t *testing.T) {
 func TestCastDropsARecipientThatRewindsForever(t *testing.T) {
 	s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c) })
 	data := randomBytes(40*64<<10, 3)
+	told := s.hearTold(t, 2)
 	ctx, c := s.cast(t, data, 20*time.Second)
 	id := c.Manifest.StreamId
 	// site-4 is the rogue: its Manager stays out of it, its connection
 	// speaks the protocol.
 	rogue := s.conns[2]
-	aborts, err := rogue.SubscribeSync(bus.Stream("site-4", "site-1", id))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var seq uint32
 	var mu sync.Mutex
 	ctl := bus.Stream("site-1", "site-4", id)
@@ -301,7 +312,7 @@ func TestCastDropsARecipientThatRewindsForever(t *testing.T) {
 	if r := results["site-4"]; !errors.Is(r, ErrRewinds) || !strings.Contains(r.Error(), "to site-4:") {
 		t.Fatalf("site-4's result %v, want ErrRewinds naming it", r)
 	}
-	m, err := aborts.NextMsg(5 * time.Second)
+	m, err := told.NextMsg(5 * time.Second)
 	if err != nil || isChunk(m) || m.Data[0] != kindSenderAbort || parseAbort(m.Data) != "too many rewinds" {
 		t.Fatalf("site-4 was told %v %v, want an abort for too many rewinds", m, err)
 	}
@@ -662,14 +673,7 @@ func TestCastRewindResendsAtMostAWindowToTheOthers(t *testing.T) {
 func TestCastDropLetsTheOthersGoOn(t *testing.T) {
 	s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 20 * time.Second })
 	data := randomBytes(40*64<<10, 11)
-	// What site-1 tells site-4 of any stream, heard before the drop (which
-	// follows no message from site-4 that the subscription's interest
-	// would have gone ahead of).
-	aborts, err := s.conns[2].SubscribeSync(bus.Stream("site-4", "site-1", "*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	heard(t, s.senderNC, aborts, bus.Stream("site-4", "site-1", noStream))
+	told := s.hearTold(t, 2)
 	ctx, c := s.cast(t, data, 20*time.Second)
 	start := time.Now()
 	refused := errors.New("site-4 refused the model")
@@ -692,12 +696,7 @@ func TestCastDropLetsTheOthersGoOn(t *testing.T) {
 	if _, ok := results["site-9"]; ok || len(results) != 3 {
 		t.Fatalf("results %v: want the three recipients' only", results)
 	}
-	told := bus.Stream("site-4", "site-1", c.Manifest.StreamId)
-	m, err := aborts.NextMsg(5 * time.Second)
-	for err == nil && m.Subject != told { // heard's probes
-		m, err = aborts.NextMsg(5 * time.Second)
-	}
-	if err != nil || isChunk(m) || m.Data[0] != kindSenderAbort {
+	if m, err := told.NextMsg(5 * time.Second); err != nil || isChunk(m) || m.Data[0] != kindSenderAbort {
 		t.Fatalf("site-4 was told %v %v, want an abort", m, err)
 	}
 	c.Drop("site-2", refused) // after the end: nothing changes
@@ -868,16 +867,10 @@ func TestCastDropsARecipientThatConfirmsUnsentChunks(t *testing.T) {
 	s := newCastSetup(t, 3, func(_ int, c *Config) { smallChunks(c); c.StallTimeout = 20 * time.Second })
 	const chunks = 40
 	data := randomBytes(chunks*64<<10, 15)
+	told := s.hearTold(t, 2)
 	ctx, c := s.cast(t, data, 20*time.Second)
 	id := c.Manifest.StreamId
 	faker := s.conns[2]
-	aborts, err := faker.SubscribeSync(bus.Stream("site-4", "site-1", id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := faker.Flush(); err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
 	faker.Publish(bus.Stream("site-1", "site-4", id), credit{ack: chunks - 1, limit: chunks}.encode())
 	sinks, _, errs := s.receiveAll(ctx, c, []bool{true, true, false}, nil)
@@ -894,7 +887,7 @@ func TestCastDropsARecipientThatConfirmsUnsentChunks(t *testing.T) {
 	if d, hold := time.Since(start), castHold(s.sender.cfg); d > hold/2 {
 		t.Fatalf("the cast took %v, want far less than the hold time %v: it waited on the faker", d, hold)
 	}
-	m, err := aborts.NextMsg(5 * time.Second)
+	m, err := told.NextMsg(5 * time.Second)
 	if err != nil || isChunk(m) || m.Data[0] != kindSenderAbort || !strings.Contains(string(m.Data[1:]), "never sent") {
 		t.Fatalf("site-4 was told %v %v, want an abort saying why", m, err)
 	}

@@ -42,25 +42,11 @@ func reachable(t testing.TB, from *Manager, to *Manager) {
 		t.Fatal(err)
 	}
 	defer probe.Unsubscribe()
-	heard(t, from.nc, probe, probe.Subject)
+	bustest.DeliverUntilSeen(t, from.nc, probe.Subject, probe)
 }
 
 // noStream is a stream id no test's stream has.
 const noStream = "ffffffffffffffffffffffffffffffff"
-
-// heard waits until sub, just made, hears what pub publishes on subject
-// (one sub takes): its interest has gone from its leaf through the hub to
-// pub's, so that what pub publishes from then on reaches it.
-func heard(t testing.TB, pub *nats.Conn, sub *nats.Subscription, subject string) {
-	t.Helper()
-	bustest.CheckFor(t, 10*time.Second, 0, func() error {
-		pub.Publish(subject, []byte{0})
-		if _, err := sub.NextMsg(50 * time.Millisecond); err != nil {
-			return fmt.Errorf("%s is not heard on %s: %w", subject, sub.Subject, err)
-		}
-		return nil
-	})
-}
 
 // randomBytes returns n reproducible pseudo-random bytes.
 func randomBytes(n int64, seed uint64) []byte {
