@@ -586,12 +586,12 @@ func (c *Cast) charge(st *castStep, now time.Time, next int, lag time.Duration) 
 			waiting++
 		}
 	}
-	// Every holder's others are the casting less itself, and none of the
-	// waiting ones is a holder.
-	if waiting == 0 || casting < 2 {
+	if waiting == 0 { // no one waits on the holders (nor on a recipient casting alone)
 		c.holding = c.holding[:0]
 		return
 	}
+	// Every holder's others are the casting less itself, and none of the
+	// waiting ones is a holder.
 	c.holdShare = 1
 	if 2*waiting <= casting-1 {
 		c.holdShare = 0.25

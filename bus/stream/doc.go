@@ -82,17 +82,17 @@
 // RetryInterval at least: with a StallTimeout of eight RetryIntervals or
 // less there is no backoff), so that on a congested path the resent chunks
 // are not sent again and again behind each other, while a link that comes
-// back more than that before the stall is still asked again in time. While chunks arrive, a lost one
-// shows itself as a gap. Until the first chunk arrives it also
-// repeats its first credit, quickly at first (50 ms, doubling), in case
-// that was lost. With no chunk delivered for StallTimeout it fails with
-// ErrStalled. A sender that has sent all it may and hears nothing for
-// RetryInterval sends a probe, which the recipient answers with its credit
-// (a Manager also answers probes for streams it finished within
-// StallTimeout, in case the last credit was lost); hearing nothing for
-// StallTimeout it fails with ErrStalled. The recipient must therefore
-// start Receive within StallTimeout of the Offer. Cancel, Close, a
-// cancelled context, a failed Sink or a corrupt chunk send an abort, so
+// back more than that before the stall is still asked again in time. While
+// chunks arrive, a lost one shows itself as a gap. Until the first chunk
+// arrives it also repeats its first credit, quickly at first (50 ms,
+// doubling), in case that was lost. With no chunk delivered for
+// StallTimeout it fails with ErrStalled. A sender that has sent all it may
+// and hears nothing for RetryInterval sends a probe, which the recipient
+// answers with its credit (a Manager also answers probes for streams it
+// finished within StallTimeout, in case the last credit was lost); hearing
+// nothing for StallTimeout it fails with ErrStalled. The recipient must
+// therefore start Receive within StallTimeout of the Offer. Cancel, Close,
+// a cancelled context, a failed Sink or a corrupt chunk send an abort, so
 // the peer fails at once with ErrAborted instead of waiting for the stall.
 //
 // # Casts
@@ -101,44 +101,43 @@
 // same for all, with Cast set. Receive of such a manifest subscribes to
 // bus.Cast(sender, id) before it grants its first credit (the subscription
 // reaches the hub ahead of the credit, on the same connection) and
-// unsubscribes when it returns; the chunks that arrive there go to the
-// same receiver, by (sender, id), and are handled exactly as above.
-// Everything else stays per recipient on its two unicast subjects: credit,
-// rewinds, probes and aborts. The sender publishes chunk i on the cast
-// subject once i is below every live recipient's limit, so the slowest
-// paces the cast and each recipient has at most its window in flight (two
-// just after a rewind): the sender honours no recipient's credit beyond
-// its own Window past what that recipient confirmed, so no recipient's
-// rewind resends more than that to the others. A rewind from one recipient resends from there on
-// the cast subject, and the others drop the duplicates. The sender drops a
-// recipient from the cast, with an abort on its unicast subject and an
+// unsubscribes when it returns; the chunks that arrive there go to the same
+// receiver, by (sender, id), and are handled exactly as above. Everything
+// else stays per recipient on its two unicast subjects: credit, rewinds,
+// probes and aborts. The sender publishes chunk i on the cast subject once
+// i is below every live recipient's limit, so the slowest paces the cast
+// and each recipient has at most its window in flight (two just after a
+// rewind): the sender honours no recipient's credit beyond its own Window
+// past what that recipient confirmed, so no recipient's rewind resends more
+// than that to the others. A rewind from one recipient resends from there
+// on the cast subject, and the others drop the duplicates. The sender drops
+// a recipient from the cast, with an abort on its unicast subject and an
 // error naming it in the result that Cast.Wait returns, when it aborts,
 // when nothing is heard from it for StallTimeout, when it confirms nothing
 // new for the hold time while the cast waits on it (StallTimeout less two
 // RetryIntervals, at least half of it, so that it goes before the
 // recipients waiting behind it stall), or when its rewinds would resend
-// more chunks than the stream has (at least Window; ErrRewinds), or when
-// it confirms chunks never sent to it (ErrUnsent). The others go on. A
+// more chunks than the stream has (at least Window; ErrRewinds), or when it
+// confirms chunks never sent to it (ErrUnsent). The others go on. A
 // recipient that held the others back for two RetryIntervals is split off
-// instead of setting the pace. It is charged the time the cast may not
-// send for want of its credit while most of the others wait on it (they
-// confirmed every chunk sent before the next and have credit for it; a
-// cast recipient confirms whenever it has nothing queued, so that its
-// waiting shows), and a quarter of it while only some do: so a recipient
-// racing ahead of the rest gets others split off only after four lags of
-// setting the pace (unless there is one other), one that never waits
-// delays a slow one's split to four lags at most, and honest recipients of
-// one pace wait on each other only for a moment's jitter. The sender tells
-// it with a split message
-// (and again in place of probes), sends its chunks on its unicast subject
-// from what it confirmed, and it unsubscribes from the cast subject (it
-// takes a chunk on its unicast subject as the same news, and drops the
-// cast's chunks from then on). The cast ends when no recipient is left
-// in it. NATS
-// permissions let only the sender publish on its cast subject, and only
-// the participants it may address peer to peer subscribe to it (bus
-// Permissions): every such participant can hear every cast of the sender,
-// so a cast's payload should be encrypted to its recipients.
+// instead of setting the pace. It is charged the time the cast may not send
+// for want of its credit while most of the others wait on it (they
+// confirmed every chunk sent before the next and have credit for it; a cast
+// recipient confirms whenever it has nothing queued, so that its waiting
+// shows), and a quarter of it while only some do: so a recipient racing
+// ahead of the rest gets others split off only after four lags of setting
+// the pace (unless there is one other), one that never waits delays a slow
+// one's split to four lags at most, and honest recipients of one pace wait
+// on each other only for a moment's jitter. The sender tells a split
+// recipient so with a split message (and again in place of probes), sends
+// its chunks on its unicast subject from what it confirmed, and it
+// unsubscribes from the cast subject (it takes a chunk on its unicast
+// subject as the same news, and drops the cast's chunks from then on). The
+// cast ends when no recipient is left in it. NATS permissions let only the
+// sender publish on its cast subject, and only the participants it may
+// address peer to peer subscribe to it (bus Permissions): every such
+// participant can hear every cast of the sender, so a cast's payload should
+// be encrypted to its recipients.
 //
 // # Memory
 //

@@ -316,10 +316,7 @@ func (r *receiver) tick(now time.Time) (time.Duration, error) {
 	// RetryInterval: while chunks still arrive the path is alive, if slow,
 	// and a gap shows itself (see chunk); asking for them again would only
 	// queue a second copy behind the first. Each rewind asked for in vain
-	// doubles the wait for the next, up to eight RetryIntervals or an
-	// eighth of StallTimeout, whichever is less (RetryInterval at least),
-	// so that a link that comes back well before the stall is asked again
-	// in time.
+	// lengthens the wait for the next (retryWait).
 	retry := r.retryWait()
 	quiet := later(later(r.lastProgress, r.lastArrival), r.lastRewind)
 	if now.Sub(quiet) >= retry {
@@ -342,7 +339,8 @@ func (r *receiver) tick(now time.Time) (time.Duration, error) {
 // retryWait is how long nothing may arrive before a rewind is asked for:
 // RetryInterval, doubled by each rewind asked for in vain, up to eight of
 // them or an eighth of StallTimeout, whichever is less, and never less than
-// one RetryInterval.
+// one RetryInterval: a link that comes back well before the stall is
+// asked again in time.
 func (r *receiver) retryWait() time.Duration {
 	cfg := r.m.cfg
 	return min(cfg.RetryInterval<<min(r.idleRewinds, 3), max(cfg.RetryInterval, cfg.StallTimeout/8))

@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// TestSealfreeBuildRunsOnlyBench: the build that copies models where it
-// would encrypt them (`go test -tags sealfree`, run by .ci/run) refuses
+// TestSealfreeBuildRunsOnlyBench: the build that sends models unencrypted
+// (`go test -tags sealfree`, run by .ci/run) refuses
 // every command but bench, saying why, and lets a server or site run only
 // when a bench started it.
 func TestSealfreeBuildRunsOnlyBench(t *testing.T) {
