@@ -120,6 +120,27 @@ func gotAll(t testing.TB, name string, err error, results map[string]error, sink
 	sink.check(t, data)
 }
 
+// othersComplete has every recipient but the last (site-4: spoken by
+// hand, or dropped) pull the cast, waits for its end, and fails the test
+// unless each of them got all of data; it returns every recipient's result
+// and what the pullers' Receives counted.
+func (s *castSetup) othersComplete(t testing.TB, ctx context.Context, c *Cast, data []byte) (map[string]error, []Stats) {
+	t.Helper()
+	want := make([]bool, len(s.recipients))
+	for i := range len(want) - 1 {
+		want[i] = true
+	}
+	sinks, stats, errs := s.receiveAll(ctx, c, want, nil)
+	results, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range s.names[:len(want)-1] {
+		gotAll(t, name, errs[i], results, sinks[i], data)
+	}
+	return results, stats
+}
+
 // receiveAll runs Receive of the cast at each recipient whose want is
 // true, each into a fresh checkSink (whose hook, if set, runs first), and
 // returns what each got when all returned.
@@ -301,14 +322,7 @@ func TestCastDropsARecipientThatRewindsForever(t *testing.T) {
 	}
 	rogue.Publish(ctl, credit{ack: 0, limit: 4}.encode())
 
-	sinks, _, errs := s.receiveAll(ctx, c, []bool{true, true, false}, nil)
-	results, err := c.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, name := range s.names[:2] {
-		gotAll(t, name, errs[i], results, sinks[i], data)
-	}
+	results, _ := s.othersComplete(t, ctx, c, data)
 	if r := results["site-4"]; !errors.Is(r, ErrRewinds) || !strings.Contains(r.Error(), "to site-4:") {
 		t.Fatalf("site-4's result %v, want ErrRewinds naming it", r)
 	}
@@ -636,14 +650,7 @@ func TestCastRewindResendsAtMostAWindowToTheOthers(t *testing.T) {
 	}
 	rogue.Publish(ctl, credit{ack: 0, limit: chunks}.encode())
 
-	sinks, stats, errs := s.receiveAll(ctx, c, []bool{true, true, false}, nil)
-	results, err := c.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, name := range s.names[:2] {
-		gotAll(t, name, errs[i], results, sinks[i], data)
-	}
+	results, stats := s.othersComplete(t, ctx, c, data)
 	if results["site-4"] == nil {
 		t.Fatal("site-4 confirmed nothing and was not dropped")
 	}
@@ -679,16 +686,9 @@ func TestCastDropLetsTheOthersGoOn(t *testing.T) {
 	refused := errors.New("site-4 refused the model")
 	c.Drop("site-4", refused)
 	c.Drop("site-9", refused)
-	sinks, _, errs := s.receiveAll(ctx, c, []bool{true, true, false}, nil)
-	results, err := c.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	results, _ := s.othersComplete(t, ctx, c, data)
 	if d, hold := time.Since(start), castHold(s.sender.cfg); d > hold/2 {
 		t.Fatalf("the cast took %v, want far less than the hold time %v: it waited on the dropped recipient", d, hold)
-	}
-	for i, name := range s.names[:2] {
-		gotAll(t, name, errs[i], results, sinks[i], data)
 	}
 	if r := results["site-4"]; !errors.Is(r, refused) || !strings.Contains(r.Error(), "to site-4:") {
 		t.Fatalf("site-4's result %v, want the error it was dropped with, naming it", r)
@@ -873,14 +873,7 @@ func TestCastDropsARecipientThatConfirmsUnsentChunks(t *testing.T) {
 	faker := s.conns[2]
 	start := time.Now()
 	faker.Publish(bus.Stream("site-1", "site-4", id), credit{ack: chunks - 1, limit: chunks}.encode())
-	sinks, _, errs := s.receiveAll(ctx, c, []bool{true, true, false}, nil)
-	results, err := c.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, name := range s.names[:2] {
-		gotAll(t, name, errs[i], results, sinks[i], data)
-	}
+	results, _ := s.othersComplete(t, ctx, c, data)
 	if r := results["site-4"]; !errors.Is(r, ErrUnsent) || !strings.Contains(r.Error(), "site-4 confirmed 39 chunks") {
 		t.Fatalf("site-4's result %v, want ErrUnsent naming it and what it confirmed", r)
 	}
